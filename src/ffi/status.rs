@@ -34,23 +34,23 @@ pub enum xq_status {
     XQ_ERROR_INTERNAL = 11,
 }
 
-impl xq_status {
-    /// Every status, in numeric order.
-    pub const ALL: [xq_status; 12] = [
-        xq_status::XQ_OK,
-        xq_status::XQ_ERROR_NULL_POINTER,
-        xq_status::XQ_ERROR_INVALID_ARGUMENT,
-        xq_status::XQ_ERROR_INVALID_MODEL,
-        xq_status::XQ_ERROR_UNSUPPORTED,
-        xq_status::XQ_ERROR_SHAPE_MISMATCH,
-        xq_status::XQ_ERROR_DTYPE_MISMATCH,
-        xq_status::XQ_ERROR_INVALID_STATE,
-        xq_status::XQ_ERROR_IO,
-        xq_status::XQ_ERROR_CORRUPT_FILE,
-        xq_status::XQ_ERROR_RESOURCE_LIMIT,
-        xq_status::XQ_ERROR_INTERNAL,
-    ];
+/// Every status, in numeric order.
+const ALL_STATUSES: [xq_status; 12] = [
+    xq_status::XQ_OK,
+    xq_status::XQ_ERROR_NULL_POINTER,
+    xq_status::XQ_ERROR_INVALID_ARGUMENT,
+    xq_status::XQ_ERROR_INVALID_MODEL,
+    xq_status::XQ_ERROR_UNSUPPORTED,
+    xq_status::XQ_ERROR_SHAPE_MISMATCH,
+    xq_status::XQ_ERROR_DTYPE_MISMATCH,
+    xq_status::XQ_ERROR_INVALID_STATE,
+    xq_status::XQ_ERROR_IO,
+    xq_status::XQ_ERROR_CORRUPT_FILE,
+    xq_status::XQ_ERROR_RESOURCE_LIMIT,
+    xq_status::XQ_ERROR_INTERNAL,
+];
 
+impl xq_status {
     /// The status's name as a NUL-terminated static string.
     fn name_cstr(self) -> &'static std::ffi::CStr {
         match self {
@@ -92,7 +92,7 @@ impl From<&Error> for xq_status {
 /// number that is not a status. The string is static; never free it.
 #[no_mangle]
 pub extern "C" fn xq_status_name(status: c_int) -> *const c_char {
-    xq_status::ALL
+    ALL_STATUSES
         .into_iter()
         .find(|s| *s as c_int == status)
         .map_or(c"XQ_UNKNOWN_STATUS".as_ptr(), |s| s.name_cstr().as_ptr())
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn numbers_are_stable_and_dense() {
-        for (i, s) in xq_status::ALL.iter().enumerate() {
+        for (i, s) in ALL_STATUSES.iter().enumerate() {
             assert_eq!(*s as usize, i);
         }
         assert_eq!(xq_status::XQ_ERROR_INTERNAL as i32, 11);
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in xq_status::ALL {
+        for s in ALL_STATUSES {
             // SAFETY: xq_status_name always returns a pointer to a static NUL-terminated string.
             let name = unsafe { std::ffi::CStr::from_ptr(xq_status_name(s as c_int)) };
             assert!(format!("{s:?}") == name.to_str().unwrap());
