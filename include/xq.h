@@ -21,6 +21,51 @@
 
 
 /**
+ * `xq_quant_config.weight_granularity`: one scale per output channel.
+ */
+#define XQ_WEIGHTS_PER_CHANNEL 0
+
+/**
+ * `xq_quant_config.weight_granularity`: one scale per weight tensor.
+ */
+#define XQ_WEIGHTS_PER_TENSOR 1
+
+/**
+ * `xq_quant_config.activation_mode`: activation ranges from calibration.
+ */
+#define XQ_ACTIVATIONS_STATIC 0
+
+/**
+ * `xq_quant_config.activation_mode`: activations quantized per row at run time.
+ */
+#define XQ_ACTIVATIONS_DYNAMIC 1
+
+/**
+ * `xq_quant_config.observer`: PyTorch's HistogramObserver (L2-optimal range); the default.
+ */
+#define XQ_OBSERVER_HISTOGRAM 0
+
+/**
+ * `xq_quant_config.observer`: running min / max.
+ */
+#define XQ_OBSERVER_MINMAX 1
+
+/**
+ * `xq_quant_config.observer`: moving-average min / max.
+ */
+#define XQ_OBSERVER_MOVING_AVERAGE_MINMAX 2
+
+/**
+ * `xq_quant_config.observer`: the `percentile` field's percentile of the observed values.
+ */
+#define XQ_OBSERVER_PERCENTILE 3
+
+/**
+ * `xq_quant_config.observer`: KL-divergence (entropy) calibration.
+ */
+#define XQ_OBSERVER_ENTROPY 4
+
+/**
  * Result code of every fallible C API function. The numbers are part of the ABI and are
  * never renumbered; new codes are only appended.
  */
@@ -94,6 +139,11 @@ typedef enum xq_isa {
 } xq_isa;
 
 /**
+ * The opaque quantizer handle.
+ */
+typedef struct xq_quantizer xq_quantizer;
+
+/**
  * What libxq found on this CPU and which kernels it will use.
  */
 typedef struct xq_cpu_info {
@@ -114,6 +164,45 @@ typedef struct xq_cpu_info {
    */
   uint32_t available_cpus;
 } xq_cpu_info;
+
+/**
+ * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
+ * `xq_quant_config_default()` and change fields; enumerations are the `XQ_*` constants.
+ */
+typedef struct xq_quant_config {
+  /**
+   * `XQ_WEIGHTS_PER_CHANNEL` or `XQ_WEIGHTS_PER_TENSOR`.
+   */
+  int32_t weight_granularity;
+  /**
+   * `XQ_ACTIVATIONS_STATIC` or `XQ_ACTIVATIONS_DYNAMIC`.
+   */
+  int32_t activation_mode;
+  /**
+   * One of the `XQ_OBSERVER_*` constants (static activations only).
+   */
+  int32_t observer;
+  /**
+   * Percentile in (50, 100] for `XQ_OBSERVER_PERCENTILE`; ignored otherwise.
+   */
+  float percentile;
+  /**
+   * Smallest activation integer (default -128).
+   */
+  int32_t activation_qmin;
+  /**
+   * Largest activation integer (default 127).
+   */
+  int32_t activation_qmax;
+  /**
+   * Smallest weight integer (default -127).
+   */
+  int32_t weight_qmin;
+  /**
+   * Largest weight integer (default 127).
+   */
+  int32_t weight_qmax;
+} xq_quant_config;
 
 
 
@@ -146,6 +235,77 @@ const char *xq_version_string(void);
  * one this CPU lacks.
  */
 enum xq_status xq_get_cpu_info(struct xq_cpu_info *info);
+
+/**
+ * Fills `*config` with the default recipe: static activations (histogram observer,
+ * [-128, 127]), per-channel symmetric weights ([-127, 127]) — XNNPACKQuantizer's
+ * `get_symmetric_quantization_config(is_per_channel=True)`.
+ */
+enum xq_status xq_quant_config_default(struct xq_quant_config *config);
+
+/**
+ * Creates a quantizer whose global recipe is `*global_config`; a NULL `global_config`
+ * quantizes nothing unless a scope says so (PT2E `set_global(None)`). Free with
+ * `xq_quantizer_free`.
+ */
+enum xq_status xq_quantizer_new(const struct xq_quant_config *global_config,
+                                struct xq_quantizer **quantizer);
+
+/**
+ * Releases a quantizer; NULL is a no-op.
+ *
+ * # Safety
+ * `quantizer` must be NULL or a handle from `xq_quantizer_new` not yet freed.
+ */
+void xq_quantizer_free(struct xq_quantizer *quantizer);
+
+/**
+ * Sets the recipe for every node of ONNX op type `op_type` (e.g. "Conv"); a NULL `config`
+ * leaves those nodes float. Node-name scopes take precedence over op-type scopes, which
+ * take precedence over the global recipe.
+ *
+ * # Safety
+ * Pointers must be NULL or valid as documented for each argument.
+ */
+enum xq_status xq_quantizer_set_operator_type(struct xq_quantizer *quantizer,
+                                              const char *op_type,
+                                              const struct xq_quant_config *config);
+
+/**
+ * Sets the recipe for the node named exactly `name`; a NULL `config` leaves it float.
+ *
+ * # Safety
+ * Pointers must be NULL or valid as documented for each argument.
+ */
+enum xq_status xq_quantizer_set_node_name(struct xq_quantizer *quantizer,
+                                          const char *name,
+                                          const struct xq_quant_config *config);
+
+/**
+ * Sets the recipe for every node whose name starts with `prefix` (like PT2E's
+ * `set_module_name` on a submodule); the longest matching prefix wins, an exact name rule
+ * beats any prefix. A NULL `config` leaves the nodes float.
+ *
+ * # Safety
+ * Pointers must be NULL or valid as documented for each argument.
+ */
+enum xq_status xq_quantizer_set_node_name_prefix(struct xq_quantizer *quantizer,
+                                                 const char *prefix,
+                                                 const struct xq_quant_config *config);
+
+/**
+ * Writes the recipe the quantizer would apply to a node named `node_name` of op type
+ * `op_type` into `*config` and sets `*quantized` to true, or sets `*quantized` to false
+ * (leaving `*config` untouched) when the node stays float.
+ *
+ * # Safety
+ * Pointers must be NULL or valid as documented for each argument.
+ */
+enum xq_status xq_quantizer_resolve(const struct xq_quantizer *quantizer,
+                                    const char *node_name,
+                                    const char *op_type,
+                                    bool *quantized,
+                                    struct xq_quant_config *config);
 
 /**
  * The name of a status code (e.g. `"XQ_ERROR_NULL_POINTER"`), or `"XQ_UNKNOWN_STATUS"` for a

@@ -14,8 +14,10 @@
 
 pub mod boundary;
 mod info;
+mod quantizer;
 mod status;
 
 pub use boundary::xq_last_error_message;
 pub use info::*;
+pub use quantizer::*;
 pub use status::*;
