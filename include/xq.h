@@ -233,6 +233,9 @@ const char *xq_version_string(void);
  * Fails with `XQ_ERROR_NULL_POINTER` if `info` is NULL, and with
  * `XQ_ERROR_INVALID_ARGUMENT` / `XQ_ERROR_UNSUPPORTED` if `XQ_ISA` names an unknown ISA or
  * one this CPU lacks.
+ *
+ * # Safety
+ * `info` must be NULL or point to writable storage for an `xq_cpu_info`.
  */
 enum xq_status xq_get_cpu_info(struct xq_cpu_info *info);
 
@@ -240,6 +243,9 @@ enum xq_status xq_get_cpu_info(struct xq_cpu_info *info);
  * Fills `*config` with the default recipe: static activations (histogram observer,
  * [-128, 127]), per-channel symmetric weights ([-127, 127]) — XNNPACKQuantizer's
  * `get_symmetric_quantization_config(is_per_channel=True)`.
+ *
+ * # Safety
+ * `config` must be NULL or point to writable storage for an `xq_quant_config`.
  */
 enum xq_status xq_quant_config_default(struct xq_quant_config *config);
 
@@ -247,6 +253,9 @@ enum xq_status xq_quant_config_default(struct xq_quant_config *config);
  * Creates a quantizer whose global recipe is `*global_config`; a NULL `global_config`
  * quantizes nothing unless a scope says so (PT2E `set_global(None)`). Free with
  * `xq_quantizer_free`.
+ *
+ * # Safety
+ * `global_config` must be NULL or valid; `quantizer` NULL or writable.
  */
 enum xq_status xq_quantizer_new(const struct xq_quant_config *global_config,
                                 struct xq_quantizer **quantizer);

@@ -7,7 +7,11 @@ use xq::ffi::*;
 
 fn default_config() -> xq_quant_config {
     let mut c = std::mem::MaybeUninit::uninit();
-    assert_eq!(xq_quant_config_default(c.as_mut_ptr()), xq_status::XQ_OK);
+    // SAFETY: points to writable storage.
+    assert_eq!(
+        unsafe { xq_quant_config_default(c.as_mut_ptr()) },
+        xq_status::XQ_OK
+    );
     // SAFETY: XQ_OK means it was written.
     unsafe { c.assume_init() }
 }

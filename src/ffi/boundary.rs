@@ -91,7 +91,11 @@ pub struct Out<T> {
 
 impl<T> Out<T> {
     /// Checks an output pointer without writing it.
-    pub fn new(ptr: *mut T, name: &'static str) -> Result<Self> {
+    ///
+    /// # Safety
+    /// If non-null, `ptr` must point to storage for a `T` that is writable until
+    /// [`Out::write`] is called.
+    pub unsafe fn new(ptr: *mut T, name: &'static str) -> Result<Self> {
         if ptr.is_null() {
             Err(Error::NullPointer(name))
         } else {
@@ -101,8 +105,8 @@ impl<T> Out<T> {
 
     /// Stores the result. Call it last, once nothing else can fail.
     pub fn write(self, value: T) {
-        // SAFETY: `ptr` is non-null (checked in `new`) and, by the C API contract, points to
-        // writable storage for a `T`; `write` does not read or drop the old contents.
+        // SAFETY: `ptr` is non-null (checked in `new`) and writable (the contract of `new`);
+        // `write` does not read or drop the old contents.
         unsafe { self.ptr.write(value) }
     }
 }

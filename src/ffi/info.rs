@@ -67,10 +67,14 @@ pub extern "C" fn xq_version_string() -> *const c_char {
 /// Fails with `XQ_ERROR_NULL_POINTER` if `info` is NULL, and with
 /// `XQ_ERROR_INVALID_ARGUMENT` / `XQ_ERROR_UNSUPPORTED` if `XQ_ISA` names an unknown ISA or
 /// one this CPU lacks.
+///
+/// # Safety
+/// `info` must be NULL or point to writable storage for an `xq_cpu_info`.
 #[no_mangle]
-pub extern "C" fn xq_get_cpu_info(info: *mut xq_cpu_info) -> xq_status {
+pub unsafe extern "C" fn xq_get_cpu_info(info: *mut xq_cpu_info) -> xq_status {
     guard(|| {
-        let out = Out::new(info, "info")?;
+        // SAFETY: writable or NULL per this function's contract.
+        let out = unsafe { Out::new(info, "info") }?;
         let selected = cpu::selected_isa()?;
         out.write(xq_cpu_info {
             supports_avx2: Isa::Avx2.is_supported(),
@@ -101,13 +105,15 @@ mod tests {
 
     #[test]
     fn cpu_info_rejects_null_and_fills_otherwise() {
+        // SAFETY: NULL is allowed.
         assert_eq!(
-            xq_get_cpu_info(std::ptr::null_mut()),
+            unsafe { xq_get_cpu_info(std::ptr::null_mut()) },
             xq_status::XQ_ERROR_NULL_POINTER
         );
         assert!(last_error().contains("`info`"));
         let mut info = std::mem::MaybeUninit::<xq_cpu_info>::uninit();
-        assert_eq!(xq_get_cpu_info(info.as_mut_ptr()), xq_status::XQ_OK);
+        // SAFETY: points to writable storage.
+        assert_eq!(unsafe { xq_get_cpu_info(info.as_mut_ptr()) }, xq_status::XQ_OK);
         // SAFETY: XQ_OK means the struct was written.
         let info = unsafe { info.assume_init() };
         assert!(info.available_cpus >= 1);

@@ -125,10 +125,14 @@ unsafe fn optional_config(config: *const xq_quant_config) -> Result<Option<Quant
 /// Fills `*config` with the default recipe: static activations (histogram observer,
 /// [-128, 127]), per-channel symmetric weights ([-127, 127]) — XNNPACKQuantizer's
 /// `get_symmetric_quantization_config(is_per_channel=True)`.
+///
+/// # Safety
+/// `config` must be NULL or point to writable storage for an `xq_quant_config`.
 #[no_mangle]
-pub extern "C" fn xq_quant_config_default(config: *mut xq_quant_config) -> xq_status {
+pub unsafe extern "C" fn xq_quant_config_default(config: *mut xq_quant_config) -> xq_status {
     guard(|| {
-        Out::new(config, "config")?.write((&QuantConfig::default()).into());
+        // SAFETY: writable or NULL per this function's contract.
+        unsafe { Out::new(config, "config") }?.write((&QuantConfig::default()).into());
         Ok(())
     })
 }
@@ -136,13 +140,17 @@ pub extern "C" fn xq_quant_config_default(config: *mut xq_quant_config) -> xq_st
 /// Creates a quantizer whose global recipe is `*global_config`; a NULL `global_config`
 /// quantizes nothing unless a scope says so (PT2E `set_global(None)`). Free with
 /// `xq_quantizer_free`.
+///
+/// # Safety
+/// `global_config` must be NULL or valid; `quantizer` NULL or writable.
 #[no_mangle]
-pub extern "C" fn xq_quantizer_new(
+pub unsafe extern "C" fn xq_quantizer_new(
     global_config: *const xq_quant_config,
     quantizer: *mut *mut xq_quantizer,
 ) -> xq_status {
     guard(|| {
-        let out = Out::new(quantizer, "quantizer")?;
+        // SAFETY: writable or NULL per this function's contract.
+        let out = unsafe { Out::new(quantizer, "quantizer") }?;
         // SAFETY: NULL or a valid config, per the documented contract.
         let global = unsafe { optional_config(global_config) }?;
         out.write(into_handle(xq_quantizer(Quantizer::new(global)?)));
@@ -259,8 +267,10 @@ pub unsafe extern "C" fn xq_quantizer_resolve(
         let node_name = unsafe { arg_str(node_name, "node_name") }?;
         // SAFETY: as above.
         let op_type = unsafe { arg_str(op_type, "op_type") }?;
-        let quantized = Out::new(quantized, "quantized")?;
-        let config = Out::new(config, "config")?;
+        // SAFETY: as above.
+        let quantized = unsafe { Out::new(quantized, "quantized") }?;
+        // SAFETY: as above.
+        let config = unsafe { Out::new(config, "config") }?;
         match q.0.scopes().resolve(node_name, op_type) {
             Some(c) => {
                 config.write((&c).into());

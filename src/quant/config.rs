@@ -75,14 +75,14 @@ impl QuantConfig {
     /// Checks the ranges fit int8 and are usable, and that observer parameters are sane.
     pub fn validate(&self) -> Result<()> {
         let (amin, amax) = self.activation_range;
-        if !(-128 <= amin && amin < amax && amax <= 127) {
+        if !(amin >= -128 && amin < amax && amax <= 127) {
             return Err(Error::invalid_argument(
                 "config",
                 format!("activation range [{amin}, {amax}] must be a non-empty sub-range of [-128, 127]"),
             ));
         }
         let (wmin, wmax) = self.weight_range;
-        if !(-128 <= wmin && wmin < 0 && 0 < wmax && wmax <= 127) {
+        if !((-128..0).contains(&wmin) && (1..=127).contains(&wmax)) {
             return Err(Error::invalid_argument(
                 "config",
                 format!(
