@@ -1,0 +1,10 @@
+//! The compiled-program file (`.xq`): a versioned, checksummed container of aligned
+//! sections, readable in place from a memory map. [`container`] knows nothing about what the
+//! sections hold; the runtime gives them meaning.
+
+mod bytes;
+pub mod container;
+
+pub use bytes::ProgramBytes;
+
+pub use container::{ContainerReader, ContainerWriter, Section, FORMAT_VERSION, SECTION_ALIGN};
