@@ -10,6 +10,7 @@ pub mod error;
 pub mod ffi;
 pub mod format;
 pub mod quant;
+pub mod runtime;
 
 pub use error::{Error, Result};
 
