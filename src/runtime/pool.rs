@@ -156,7 +156,7 @@ fn worker_loop(shared: &Shared) {
         while shared.generation.load(Ordering::Acquire) == seen && !shared.shutdown.load(Ordering::Acquire) {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 && spin_start.elapsed() > SPIN_BEFORE_PARK {
+            if spins.is_multiple_of(1024) && spin_start.elapsed() > SPIN_BEFORE_PARK {
                 let mut lock = shared.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
                 while shared.generation.load(Ordering::Acquire) == seen
                     && !shared.shutdown.load(Ordering::Acquire)
