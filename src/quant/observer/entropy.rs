@@ -27,7 +27,7 @@ use crate::{Error, Result};
 ///
 /// ONNX Runtime's quirks are kept on purpose (outside mass only in `P`, integer truncation
 /// of `Q`) so results match it; a candidate whose smoothing fails (ONNX Runtime would
-/// assert) is skipped. Bins are merged pairwise once the histogram has grown to 4 times its
+/// assert) is skipped. Bins are merged pairwise once the histogram has grown to 8 times its
 /// initial size, so memory stays bounded. Cost: `O(n²)` per [`Self::clipped_range`] call.
 #[derive(Clone, Debug)]
 pub struct EntropyObserver {
@@ -192,24 +192,64 @@ fn smooth(counts: &[u64]) -> Option<Vec<f32>> {
     smoothed.iter().all(|&v| v > 0.0).then_some(smoothed)
 }
 
-/// `Σ p ln(p / q)` after normalising both to sum 1, in f32 (sums accumulated in f64).
+/// `Σ p ln(p / q)` after normalising both to sum 1, in f32 with numpy's summation order.
 fn kl_divergence(p: &[f32], q: &[f32]) -> f32 {
-    let p_total = sum(p);
-    let q_total = sum(q);
-    let terms = p.iter().zip(q).map(|(&p, &q)| {
-        let (p, q) = (p / p_total, q / q_total);
-        f64::from(p * (p / q).ln())
-    });
-    terms.sum::<f64>() as f32
+    let p_total = pairwise_sum(p);
+    let q_total = pairwise_sum(q);
+    let terms: Vec<f32> = p
+        .iter()
+        .zip(q)
+        .map(|(&p, &q)| {
+            let (p, q) = (p / p_total, q / q_total);
+            p * (p / q).ln()
+        })
+        .collect();
+    pairwise_sum(&terms)
 }
 
-fn sum(values: &[f32]) -> f32 {
-    values.iter().map(|&v| f64::from(v)).sum::<f64>() as f32
+/// numpy's f32 pairwise summation (`np.sum` of a contiguous 1-D array): blocks of up to
+/// 128 values summed with 8 interleaved accumulators, larger arrays split in two halves
+/// (the first a multiple of 8 long).
+fn pairwise_sum(values: &[f32]) -> f32 {
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |acc, &v| acc + v);
+    }
+    if n <= 128 {
+        let mut lanes = [0.0f32; 8];
+        lanes.copy_from_slice(&values[..8]);
+        let whole = n - n % 8;
+        for chunk in values[8..whole].chunks_exact(8) {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane += v;
+            }
+        }
+        let mut total =
+            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        for &v in &values[whole..] {
+            total += v;
+        }
+        return total;
+    }
+    let half = n / 2 - (n / 2) % 8;
+    pairwise_sum(&values[..half]) + pairwise_sum(&values[half..])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairwise_sum_follows_numpy_order() {
+        // Expected values are numpy 2.4's `np.sum` of the same f32 arrays; a sequential or
+        // f64 sum gives 1e8 and 45601884 instead.
+        let mut v = vec![1.0f32; 300];
+        v[0] = 1e8;
+        assert_eq!(pairwise_sum(&v), 100000288.0);
+        let w: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37 + 0.1).powi(2)).collect();
+        assert_eq!(pairwise_sum(&w), 45601880.0);
+        assert_eq!(pairwise_sum(&[1.0, 2.0, 3.0]), 6.0);
+    }
 
     #[test]
     fn smoothing_moves_mass_to_empty_bins() {

@@ -27,7 +27,7 @@ pub enum PercentileTails {
 ///
 /// Differences from ONNX Runtime: the `|x|` histogram starts at 0 rather than at the first
 /// batch's smallest `|x|` (ONNX Runtime drops later values below that edge), and bins are
-/// merged pairwise once the histogram has grown to 4 times its initial size.
+/// merged pairwise once the histogram has grown to 8 times its initial size.
 #[derive(Clone, Debug)]
 pub struct PercentileObserver {
     scheme: QuantScheme,

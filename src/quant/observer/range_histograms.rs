@@ -8,7 +8,7 @@
 //! grows. Below the cap the bins are exactly ONNX Runtime's.
 
 /// How many times its initial bin count a histogram may grow to before it merges bins.
-pub(crate) const GROWTH_LIMIT: usize = 4;
+pub(crate) const GROWTH_LIMIT: usize = 8;
 
 /// Histogram of `|x|` over `[0, len * width]` (ONNX Runtime's `collect_absolute_value`,
 /// except that the lowest edge is 0 instead of the first batch's smallest `|x|`, so no
