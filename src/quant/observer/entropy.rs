@@ -2,7 +2,7 @@
 //! `CalibrationMethod.Entropy` implements it.
 
 use super::range_histograms::SymmetricHistogram;
-use super::{check_bins, nothing_observed, Observer};
+use super::{check_bins, narrow_to_observed, nothing_observed, Observer};
 use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
 use crate::{Error, Result};
 
@@ -87,12 +87,17 @@ impl EntropyObserver {
         self.range
     }
 
+    /// Current number of histogram bins (bounded by 8 times the initial count).
+    pub fn bin_count(&self) -> usize {
+        self.histogram.counts().len()
+    }
+
     /// The minimum-divergence range, if anything was observed.
     pub fn clipped_range(&self) -> Option<(f32, f32)> {
         let (min, max) = self.range?;
         let (start, end) = best_candidate(self.histogram.counts(), self.quantized_bins);
         let (lo, hi) = (self.histogram.edge(start), self.histogram.edge(end));
-        Some((lo.max(min), hi.min(max)))
+        Some(narrow_to_observed((lo, hi), (min, max)))
     }
 
     /// Parameters for [`Self::clipped_range`].

@@ -102,8 +102,9 @@ impl HistogramObserver {
     /// The range chosen by the L2 error search, if anything was observed.
     pub fn search_range(&self) -> Option<(f32, f32)> {
         let (min, max) = self.range?;
-        if min == max {
+        if min == max || !(max - min).is_finite() {
             // Zero-width bins: every candidate has zero error and the search keeps [min, max].
+            // A range wider than f32 can hold cannot be quantized; [min, max] reports it.
             return Some((min, max));
         }
         let (start, end) = self.search_bins(min, max);

@@ -1,7 +1,7 @@
 //! Percentile calibration, as ONNX Runtime's `CalibrationMethod.Percentile`.
 
 use super::range_histograms::{AbsHistogram, SymmetricHistogram};
-use super::{check_bins, nothing_observed, Observer};
+use super::{check_bins, narrow_to_observed, nothing_observed, Observer};
 use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
 use crate::{Error, Result};
 
@@ -99,6 +99,14 @@ impl PercentileObserver {
         self.range
     }
 
+    /// Current number of histogram bins (bounded by 8 times the initial count).
+    pub fn bin_count(&self) -> usize {
+        match &self.histogram {
+            TailHistogram::Absolute(h) => h.bin_count(),
+            TailHistogram::Both(h) => h.counts().len(),
+        }
+    }
+
     /// The clipped range, if anything was observed.
     pub fn clipped_range(&self) -> Option<(f32, f32)> {
         let (min, max) = self.range?;
@@ -114,7 +122,7 @@ impl PercentileObserver {
                 (h.edge(left), h.edge(right))
             }
         };
-        Some((lo.max(min), hi.min(max)))
+        Some(narrow_to_observed((lo, hi), (min, max)))
     }
 
     /// Parameters for [`Self::clipped_range`].

@@ -34,6 +34,11 @@ impl AbsHistogram {
         }
     }
 
+    /// Current number of bins.
+    pub(crate) fn bin_count(&self) -> usize {
+        self.counts.len()
+    }
+
     /// Adds the finite values of `data`; `max_abs` is their largest `|x|`.
     pub(crate) fn add(&mut self, data: &[f32], max_abs: f32) {
         let width = match self.width {
@@ -140,42 +145,59 @@ impl SymmetricHistogram {
         }
     }
 
-    /// Edge `k` of `n + 1`: numpy's f32 `linspace(-threshold, threshold, n + 1)`.
+    /// Edge `k` of `n + 1`: numpy's f32 `linspace(-threshold, threshold, n + 1)`
+    /// (`k * step - threshold`; `2 * threshold / n` equals numpy's step bit for bit).
     pub(crate) fn edge(&self, k: usize) -> f32 {
         let n = self.counts.len();
         if k >= n {
             return self.threshold;
         }
-        let step = (self.threshold - -self.threshold) / n as f32;
-        k as f32 * step + -self.threshold
+        k as f32 * self.stride() + -self.threshold
     }
 
     /// Widens the range to cover `max_abs`, keeping the old counts centred (ONNX Runtime's
-    /// `merge_histogram`), then merges pairs of bins while past the growth limit.
+    /// `merge_histogram`). If the widened histogram would pass the growth limit, pairs of
+    /// bins are merged first (doubling the stride) until it fits, so nothing larger than the
+    /// limit is ever allocated.
     fn grow_to(&mut self, max_abs: f32) {
-        let n = self.counts.len();
         if self.threshold == 0.0 {
             self.threshold = max_abs;
             return;
         }
-        let stride = 2.0 * self.threshold / n as f32;
-        let half_added = ((max_abs - self.threshold) / stride).floor() as usize + 1;
-        let mut grown = vec![0u64; n + 2 * half_added];
-        grown[half_added..half_added + n].copy_from_slice(&self.counts);
-        self.counts = grown;
-        self.threshold += half_added as f32 * stride;
         let limit = self.initial_bins * GROWTH_LIMIT;
-        while self.counts.len() > limit {
-            if (self.counts.len() / 2) % 2 == 1 {
-                // Pad one bin per side so each half has an even count and zero stays an edge.
-                let stride = 2.0 * self.threshold / self.counts.len() as f32;
-                let mut padded = vec![0u64; self.counts.len() + 2];
-                padded[1..=self.counts.len()].copy_from_slice(&self.counts);
-                self.counts = padded;
-                self.threshold += stride;
+        loop {
+            let n = self.counts.len();
+            let stride = self.stride();
+            // f64 so that a huge jump in range cannot overflow the bin arithmetic.
+            let half_added = (f64::from((max_abs - self.threshold) / stride)).floor() + 1.0;
+            if n as f64 + 2.0 * half_added <= limit as f64 {
+                let half_added = half_added as usize;
+                let mut grown = vec![0u64; n + 2 * half_added];
+                grown[half_added..half_added + n].copy_from_slice(&self.counts);
+                self.counts = grown;
+                self.threshold = (self.threshold + half_added as f32 * stride).min(f32::MAX);
+                return;
             }
-            self.counts = merge_pairs(&self.counts);
+            self.coarsen();
         }
+    }
+
+    /// Halves the bin count by merging pairs, first padding one empty bin per side when a
+    /// half has an odd count, so zero stays on a bin edge.
+    fn coarsen(&mut self) {
+        if (self.counts.len() / 2) % 2 == 1 {
+            let stride = self.stride();
+            let mut padded = vec![0u64; self.counts.len() + 2];
+            padded[1..=self.counts.len()].copy_from_slice(&self.counts);
+            self.counts = padded;
+            self.threshold = (self.threshold + stride).min(f32::MAX);
+        }
+        self.counts = merge_pairs(&self.counts);
+    }
+
+    /// Width of one bin, `2 * threshold / n` in f32 (computed without overflowing).
+    fn stride(&self) -> f32 {
+        self.threshold / self.counts.len() as f32 * 2.0
     }
 
     /// The edge index at which the cumulative fraction first reaches `fraction`.
