@@ -32,7 +32,8 @@ use crate::Result;
 
 /// PyTorch's `HistogramObserver` (see the module documentation for the algorithm).
 ///
-/// Memory: `bins` floats, plus `2 * bins` floats of scratch while merging a wider batch.
+/// Memory: `bins` floats, plus about `3 * bins` values of scratch while binning a batch,
+/// merging a wider one or searching.
 #[derive(Clone, Debug)]
 pub struct HistogramObserver {
     scheme: QuantScheme,

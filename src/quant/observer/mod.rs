@@ -12,8 +12,19 @@
 //!   much data it has seen.
 //!
 //! Asking an observer that has seen no finite value for parameters is an
-//! [`Error::InvalidState`](crate::Error::InvalidState) (PyTorch silently returns scale 1,
+//! [`Error::InvalidState`] (PyTorch silently returns scale 1,
 //! zero point 0 with a warning).
+//!
+//! ExecuTorch's `get_symmetric_quantization_config(is_per_channel, is_dynamic)` maps to:
+//!
+//! | tensor                         | observer                                   | scheme                          |
+//! |--------------------------------|--------------------------------------------|---------------------------------|
+//! | static activation              | [`ObserverConfig::HISTOGRAM`] (2048 bins)   | [`QuantScheme::INT8_ACTIVATION`] |
+//! | weight, `is_per_channel=True`  | [`ObserverConfig::PerChannelMinMax`] axis 0 | [`QuantScheme::INT8_WEIGHT`]     |
+//! | weight, `is_per_channel=False` | [`ObserverConfig::MinMax`]                  | [`QuantScheme::INT8_WEIGHT`]     |
+//! | dynamic activation             | none: [`dynamic_row_qparams`](crate::quant::dynamic_row_qparams) at run time | |
+//!
+//! The axis is 1 for transposed-convolution weights (`IOHW`). Bias stays float.
 
 mod entropy;
 mod histogram;
