@@ -109,9 +109,10 @@ impl QuantScheme {
         }
         let min_neg = min.min(0.0);
         let max_pos = max.max(0.0);
-        let levels = (self.qmax - self.qmin) as f32;
+        let span = i64::from(self.qmax) - i64::from(self.qmin);
+        let levels = span as f32;
         let (scale, zero_point) = if self.symmetric {
-            let half_levels = (f64::from(self.qmax - self.qmin) / 2.0) as f32;
+            let half_levels = (span as f64 / 2.0) as f32;
             let scale = ((-min_neg).max(max_pos) / half_levels).max(self.eps);
             (scale, 0)
         } else {
@@ -184,7 +185,7 @@ impl QParams {
 
     /// `(q - zero_point) * scale`.
     pub fn dequantize(&self, q: i32) -> f32 {
-        (q - self.zero_point) as f32 * self.scale
+        (i64::from(q) - i64::from(self.zero_point)) as f32 * self.scale
     }
 
     /// Quantizes `input` into `output` (same length); the range must fit in `i8`.
@@ -321,7 +322,7 @@ impl PerAxisQParams {
             let c = block % layout.channels;
             let (scale, zp) = (self.scales[c], self.zero_points[c]);
             for (x, &q) in dst.iter_mut().zip(src) {
-                *x = (i32::from(q) - zp) as f32 * scale;
+                *x = (i64::from(q) - i64::from(zp)) as f32 * scale;
             }
         }
         Ok(())
@@ -576,6 +577,20 @@ mod tests {
             .qparams_from_range(-1.0, 0.0)
             .unwrap();
         assert_eq!(p.scale(), 1.0f32 / 127.5);
+    }
+
+    #[test]
+    fn full_i32_ranges_do_not_overflow() {
+        let s = QuantScheme::new(i32::MIN, i32::MAX, false, 1e-30).unwrap();
+        let p = s.qparams_from_range(-1.0, 1.0).unwrap();
+        assert_eq!(p.scale(), 2.0 / 4294967295.0);
+        assert_eq!(
+            p.dequantize(i32::MAX),
+            (i64::from(i32::MAX) - i64::from(p.zero_point())) as f32 * p.scale()
+        );
+        let symmetric = QuantScheme::new(i32::MIN, i32::MAX, true, 1e-30).unwrap();
+        assert!(symmetric.qparams_from_range(-1.0, 1.0).is_ok());
+        assert!(crate::quant::observer::HistogramObserver::new(s, 64).is_ok());
     }
 
     #[test]

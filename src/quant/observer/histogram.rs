@@ -55,7 +55,7 @@ impl HistogramObserver {
     /// A fresh observer with `bins` bins (at least 2), producing parameters in `scheme`.
     pub fn new(scheme: QuantScheme, bins: usize) -> Result<Self> {
         check_bins("bins", bins, 2)?;
-        let levels = (scheme.qmax() - scheme.qmin()) as u64 + 1;
+        let levels = (i64::from(scheme.qmax()) - i64::from(scheme.qmin()) + 1) as u64;
         Ok(HistogramObserver {
             scheme,
             bins,
