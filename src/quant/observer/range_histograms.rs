@@ -18,6 +18,8 @@ pub(crate) struct AbsHistogram {
     initial_bins: usize,
     /// Bin width, fixed by the first batch with a non-zero `|x|`.
     width: Option<f64>,
+    /// Upper edge of the last bin.
+    top: f64,
     counts: Vec<u64>,
     /// Exact zeros seen before the width was known (they belong to bin 0).
     early_zeros: u64,
@@ -29,6 +31,7 @@ impl AbsHistogram {
         AbsHistogram {
             initial_bins: bins,
             width: None,
+            top: 0.0,
             counts: Vec::new(),
             early_zeros: 0,
         }
@@ -42,20 +45,21 @@ impl AbsHistogram {
     /// Adds the finite values of `data`; `max_abs` is their largest `|x|`.
     pub(crate) fn add(&mut self, data: &[f32], max_abs: f32) {
         let width = match self.width {
-            Some(width) => width,
+            Some(width) => self.grow_to(f64::from(max_abs), width),
             None if max_abs == 0.0 => {
                 self.early_zeros += data.iter().filter(|x| x.is_finite()).count() as u64;
                 return;
             }
             None => {
+                // The first batch spans exactly the initial bins (its maximum in the last).
                 let width = f64::from(max_abs) / self.initial_bins as f64;
                 self.counts = vec![0; self.initial_bins];
                 self.counts[0] = std::mem::take(&mut self.early_zeros);
                 self.width = Some(width);
+                self.top = f64::from(max_abs);
                 width
             }
         };
-        let width = self.grow_to(f64::from(max_abs), width);
         let last = self.counts.len() - 1;
         for &x in data.iter().filter(|x| x.is_finite()) {
             let bin = (f64::from(x.abs()) / width) as usize;
@@ -66,12 +70,12 @@ impl AbsHistogram {
     /// Appends bins until `top` is covered, merging pairs past the growth limit; returns the
     /// (possibly doubled) width.
     fn grow_to(&mut self, top: f64, mut width: f64) -> f64 {
+        if top <= self.top {
+            return width;
+        }
         let limit = self.initial_bins * GROWTH_LIMIT;
         loop {
-            let needed = (top / width).ceil() as usize;
-            if needed <= self.counts.len() {
-                break;
-            }
+            let needed = ((top / width).ceil() as usize).max(self.counts.len());
             if needed <= limit {
                 self.counts.resize(needed, 0);
                 break;
@@ -80,6 +84,7 @@ impl AbsHistogram {
             width *= 2.0;
         }
         self.width = Some(width);
+        self.top = top.max(self.counts.len() as f64 * width);
         width
     }
 
@@ -249,6 +254,18 @@ mod tests {
         h.add(&[1000.0], 1000.0);
         assert!(h.counts.len() <= 8 * GROWTH_LIMIT);
         assert_eq!(h.counts.iter().sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn abs_histogram_keeps_its_bins_while_data_stays_in_range() {
+        let mut h = AbsHistogram::new(2048);
+        for _ in 0..3 {
+            h.add(&[0.3, -1.7, 1.9], 1.9);
+            h.add(&[0.1], 0.1);
+        }
+        assert_eq!(h.bin_count(), 2048);
+        assert_eq!(h.counts.iter().sum::<u64>(), 12);
+        assert_eq!(h.counts[2047], 3);
     }
 
     #[test]
