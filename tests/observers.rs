@@ -469,3 +469,146 @@ fn quantize_matches_onnxruntime_quantize_linear() {
         );
     }
 }
+
+/// Properties that must hold for any input, checked on random data.
+mod properties {
+    use proptest::prelude::*;
+    use xq::quant::observer::{
+        EntropyObserver, HistogramObserver, MinMaxObserver, Observer, PerChannelMinMaxObserver,
+        PercentileObserver, PercentileTails,
+    };
+    use xq::quant::{PerAxisQParams, QuantScheme};
+
+    fn finite() -> impl Strategy<Value = f32> {
+        prop_oneof![-1e4f32..1e4f32, -1.0f32..1.0f32, Just(0.0f32)]
+    }
+
+    fn batches() -> impl Strategy<Value = Vec<Vec<f32>>> {
+        prop::collection::vec(prop::collection::vec(finite(), 1..200), 1..5)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn affine_round_trip_is_within_one_step(lo in -1e4f32..1e4f32, width in 0.0f32..1e4f32, t in 0.0f32..=1.0f32) {
+            let hi = lo + width;
+            let q = QuantScheme::INT8_ACTIVATION.qparams_from_range(lo, hi).unwrap();
+            prop_assert_eq!(q.dequantize(q.zero_point()), 0.0);
+            let (min_neg, max_pos) = (lo.min(0.0), hi.max(0.0));
+            let x = min_neg + t * (max_pos - min_neg);
+            let error = (q.dequantize(q.quantize(x)) - x).abs();
+            prop_assert!(error <= q.scale() * 1.001, "x {} error {} scale {}", x, error, q.scale());
+        }
+
+        #[test]
+        fn symmetric_weights_round_trip_within_half_a_step(
+            w in prop::collection::vec(finite(), 1..64),
+            channels in 1usize..4,
+        ) {
+            let len = w.len() - w.len() % channels;
+            prop_assume!(len > 0);
+            let w = &w[..len];
+            let shape = [channels, len / channels];
+            let mut obs = PerChannelMinMaxObserver::new(QuantScheme::INT8_WEIGHT, 0);
+            obs.update(w, &shape).unwrap();
+            let q = obs.per_axis_qparams().unwrap();
+            let mut qw = vec![0i8; len];
+            q.quantize_i8(w, &shape, &mut qw).unwrap();
+            let mut back = vec![0f32; len];
+            q.dequantize_i8(&qw, &shape, &mut back).unwrap();
+            for (k, (&a, &b)) in w.iter().zip(&back).enumerate() {
+                let scale = q.scales()[k / (len / channels)];
+                prop_assert!(qw[k] >= -127);
+                prop_assert!((a - b).abs() <= scale * 0.5001 + 1e-12, "{} vs {} (scale {})", a, b, scale);
+            }
+        }
+
+        #[test]
+        fn per_channel_batches_along_another_axis_give_the_same_result(
+            w in prop::collection::vec(finite(), 24..25),
+        ) {
+            // [4, 6] as one tensor, or as two [4, 3] column halves: axis 1 channels differ,
+            // so split along axis 0 instead: two [2, 6] row halves with channels on axis 1.
+            let mut whole = PerChannelMinMaxObserver::new(QuantScheme::INT8_WEIGHT, 1);
+            whole.update(&w, &[4, 6]).unwrap();
+            let mut split = PerChannelMinMaxObserver::new(QuantScheme::INT8_WEIGHT, 1);
+            split.update(&w[..12], &[2, 6]).unwrap();
+            split.update(&w[12..], &[2, 6]).unwrap();
+            prop_assert_eq!(whole.per_axis_qparams().unwrap(), split.per_axis_qparams().unwrap());
+        }
+
+        #[test]
+        fn min_max_ignores_batch_order(b in batches()) {
+            let mut forward = MinMaxObserver::new(QuantScheme::INT8_ACTIVATION);
+            let mut backward = MinMaxObserver::new(QuantScheme::INT8_ACTIVATION);
+            for x in &b { forward.observe(x); }
+            for x in b.iter().rev() { backward.observe(x); }
+            prop_assert_eq!(forward.per_tensor_qparams().unwrap(), backward.per_tensor_qparams().unwrap());
+        }
+
+        #[test]
+        fn histogram_keeps_every_value_and_searches_inside_the_range(b in batches()) {
+            let mut obs = HistogramObserver::new(QuantScheme::INT8_ACTIVATION, 256).unwrap();
+            for x in &b { obs.observe(x); }
+            let count: usize = b.iter().map(Vec::len).sum();
+            let mass: f64 = obs.histogram().iter().map(|&c| f64::from(c)).sum();
+            prop_assert!((mass - count as f64).abs() < 1e-3 * count as f64, "{} vs {}", mass, count);
+            let (min, max) = obs.observed_range().unwrap();
+            let (lo, hi) = obs.search_range().unwrap();
+            let slack = (max - min) * 1e-5;
+            prop_assert!(lo >= min - slack && hi <= max + slack && lo <= hi, "[{}, {}] in [{}, {}]", lo, hi, min, max);
+            prop_assert!(obs.per_tensor_qparams().is_ok());
+        }
+
+        #[test]
+        fn clipping_observers_stay_inside_the_observed_range(b in batches(), p in 90.0f64..=100.0) {
+            let s = QuantScheme::INT8_ACTIVATION;
+            let mut absolute = PercentileObserver::new(s, p, PercentileTails::Absolute, 128).unwrap();
+            let mut both = PercentileObserver::new(s, p, PercentileTails::Both, 128).unwrap();
+            let mut entropy = EntropyObserver::new(s, 256, 128).unwrap();
+            for x in &b {
+                absolute.observe(x);
+                both.observe(x);
+                entropy.observe(x);
+            }
+            let (min, max) = absolute.observed_range().unwrap();
+            for (lo, hi) in [
+                absolute.clipped_range().unwrap(),
+                both.clipped_range().unwrap(),
+                entropy.clipped_range().unwrap(),
+            ] {
+                prop_assert!(lo >= min && hi <= max && lo <= hi, "[{}, {}] in [{}, {}]", lo, hi, min, max);
+            }
+            prop_assert!(entropy.per_tensor_qparams().is_ok());
+        }
+
+        #[test]
+        fn per_axis_quantization_equals_per_channel_quantization(
+            x in prop::collection::vec(finite(), 30..31),
+            scales in prop::collection::vec(1e-3f32..10.0, 3..4),
+        ) {
+            // shape [2, 3, 5], axis 1
+            let zps = vec![-3, 0, 7];
+            let p = PerAxisQParams::new(1, scales, zps, -128, 127).unwrap();
+            let mut q = vec![0i8; 30];
+            p.quantize_i8(&x, &[2, 3, 5], &mut q).unwrap();
+            for (k, &v) in x.iter().enumerate() {
+                let channel = (k / 5) % 3;
+                prop_assert_eq!(i32::from(q[k]), p.channel(channel).unwrap().quantize(v));
+            }
+        }
+    }
+
+    #[test]
+    fn observers_are_usable_as_trait_objects() {
+        let observers: Vec<Box<dyn Observer>> = vec![
+            Box::new(MinMaxObserver::new(QuantScheme::INT8_ACTIVATION)),
+            Box::new(PerChannelMinMaxObserver::new(QuantScheme::INT8_WEIGHT, 0)),
+        ];
+        for mut obs in observers {
+            obs.update(&[1.0, -2.0, 3.0, 4.0], &[2, 2]).unwrap();
+            assert!(obs.qparams().is_ok());
+        }
+    }
+}
