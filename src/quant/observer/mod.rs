@@ -104,6 +104,24 @@ impl ObserverConfig {
         bins: HistogramObserver::DEFAULT_BINS,
     };
 
+    /// PyTorch's default moving-average min/max observer (averaging constant 0.01).
+    pub const MOVING_AVERAGE_MIN_MAX: ObserverConfig = ObserverConfig::MovingAverageMinMax {
+        averaging_constant: MovingAverageMinMaxObserver::DEFAULT_AVERAGING_CONSTANT,
+    };
+
+    /// 99.99th percentile of `|x|` over a 2048-bin histogram.
+    pub const PERCENTILE: ObserverConfig = ObserverConfig::Percentile {
+        percentile: PercentileObserver::DEFAULT_PERCENTILE,
+        tails: PercentileTails::Absolute,
+        bins: PercentileObserver::DEFAULT_BINS,
+    };
+
+    /// KL-divergence calibration with 2048 histogram bins and 128 quantized bins.
+    pub const ENTROPY: ObserverConfig = ObserverConfig::Entropy {
+        bins: EntropyObserver::DEFAULT_BINS,
+        quantized_bins: EntropyObserver::DEFAULT_QUANTIZED_BINS,
+    };
+
     /// Builds a fresh observer that produces parameters in `scheme`. Fails if a setting is
     /// out of range or the observer does not support the scheme.
     pub fn build(&self, scheme: QuantScheme) -> Result<Box<dyn Observer>> {
@@ -254,6 +272,21 @@ mod tests {
             a.update(&clean, &[clean.len()]).unwrap();
             b.update(&dirty, &[dirty.len()]).unwrap();
             assert_eq!(a.qparams().unwrap(), b.qparams().unwrap(), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn named_configs_build() {
+        for config in [
+            ObserverConfig::HISTOGRAM,
+            ObserverConfig::MOVING_AVERAGE_MIN_MAX,
+            ObserverConfig::PERCENTILE,
+            ObserverConfig::ENTROPY,
+        ] {
+            let mut obs = config.build(QuantScheme::INT8_ACTIVATION).unwrap();
+            obs.update(&[-1.0, 0.5, 2.0], &[3]).unwrap();
+            let q = obs.qparams().unwrap();
+            assert!(q.as_per_tensor().is_some(), "{config:?}");
         }
     }
 
