@@ -14,9 +14,9 @@ use crate::{Error, Result};
 ///
 /// 1. Count values in a histogram over `[-T, T]`, `T = max |x|`, starting with `bins`
 ///    bins (even) and growing symmetrically as later batches exceed `T`.
-/// 2. For every candidate half-width `i` from `quantized_bins / 2` to `n / 2` bins around
-///    zero: take the bins of `[-i, i]` as `P`, with the mass outside added to its first
-///    and last bin; merge the candidate bins (without the outside mass) into
+/// 2. For every candidate `i` from `quantized_bins / 2` to `n / 2`: take the `2i + 1` bins
+///    `n/2 - i ..= n/2 + i` (fewer at the top end) as `P`, with the mass outside added to
+///    its first and last bin; merge the candidate bins (without the outside mass) into
 ///    `quantized_bins` groups of `len / quantized_bins` bins (the remainder joins the last
 ///    group); `Q` gives every bin of a group the group's sum divided by the number of
 ///    non-zero `P` bins in it, truncated to an integer (bins past the last whole group stay 0).
