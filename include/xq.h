@@ -183,7 +183,8 @@ typedef struct xq_quant_config {
    */
   int32_t observer;
   /**
-   * Percentile in (50, 100] for `XQ_OBSERVER_PERCENTILE`; ignored otherwise.
+   * Percentile of |x| in (0, 100] for `XQ_OBSERVER_PERCENTILE` (default 99.99); ignored
+   * otherwise.
    */
   float percentile;
   /**
@@ -203,8 +204,6 @@ typedef struct xq_quant_config {
    */
   int32_t weight_qmax;
 } xq_quant_config;
-
-
 
 #ifdef __cplusplus
 extern "C" {

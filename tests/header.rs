@@ -29,7 +29,7 @@ fn generate() -> String {
     let mut config = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(version_macros());
     let bindings = cbindgen::Builder::new()
-        .with_crate(root())
+        .with_src(root().join("src/ffi/mod.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen failed to generate the header");

@@ -2,7 +2,8 @@
 
 use super::boundary::{arg_mut, arg_ref, arg_str, free_handle, guard, into_handle, Out};
 use super::status::xq_status;
-use crate::quant::{ActivationMode, NameMatch, ObserverKind, QuantConfig, Quantizer, WeightGranularity};
+use crate::quant::observer::{PercentileObserver, PercentileTails};
+use crate::quant::{ActivationMode, NameMatch, ObserverConfig, QuantConfig, Quantizer, WeightGranularity};
 use crate::{Error, Result};
 use std::ffi::c_char;
 
@@ -36,7 +37,8 @@ pub struct xq_quant_config {
     pub activation_mode: i32,
     /// One of the `XQ_OBSERVER_*` constants (static activations only).
     pub observer: i32,
-    /// Percentile in (50, 100] for `XQ_OBSERVER_PERCENTILE`; ignored otherwise.
+    /// Percentile of |x| in (0, 100] for `XQ_OBSERVER_PERCENTILE` (default 99.99); ignored
+    /// otherwise.
     pub percentile: f32,
     /// Smallest activation integer (default -128).
     pub activation_qmin: i32,
@@ -50,12 +52,17 @@ pub struct xq_quant_config {
 
 impl From<&QuantConfig> for xq_quant_config {
     fn from(c: &QuantConfig) -> Self {
+        let default_percentile = DEFAULT_PERCENTILE as f32;
         let (observer, percentile) = match c.observer {
-            ObserverKind::Histogram => (XQ_OBSERVER_HISTOGRAM, 99.99),
-            ObserverKind::MinMax => (XQ_OBSERVER_MINMAX, 99.99),
-            ObserverKind::MovingAverageMinMax => (XQ_OBSERVER_MOVING_AVERAGE_MINMAX, 99.99),
-            ObserverKind::Percentile(p) => (XQ_OBSERVER_PERCENTILE, p),
-            ObserverKind::Entropy => (XQ_OBSERVER_ENTROPY, 99.99),
+            ObserverConfig::Histogram { .. } => (XQ_OBSERVER_HISTOGRAM, default_percentile),
+            ObserverConfig::MinMax | ObserverConfig::PerChannelMinMax { .. } => {
+                (XQ_OBSERVER_MINMAX, default_percentile)
+            }
+            ObserverConfig::MovingAverageMinMax { .. } => {
+                (XQ_OBSERVER_MOVING_AVERAGE_MINMAX, default_percentile)
+            }
+            ObserverConfig::Percentile { percentile, .. } => (XQ_OBSERVER_PERCENTILE, percentile as f32),
+            ObserverConfig::Entropy { .. } => (XQ_OBSERVER_ENTROPY, default_percentile),
         };
         xq_quant_config {
             weight_granularity: match c.weights {
@@ -95,11 +102,15 @@ impl TryFrom<&xq_quant_config> for QuantConfig {
                 v => return Err(bad("activation_mode", v)),
             },
             observer: match c.observer {
-                XQ_OBSERVER_HISTOGRAM => ObserverKind::Histogram,
-                XQ_OBSERVER_MINMAX => ObserverKind::MinMax,
-                XQ_OBSERVER_MOVING_AVERAGE_MINMAX => ObserverKind::MovingAverageMinMax,
-                XQ_OBSERVER_PERCENTILE => ObserverKind::Percentile(c.percentile),
-                XQ_OBSERVER_ENTROPY => ObserverKind::Entropy,
+                XQ_OBSERVER_HISTOGRAM => ObserverConfig::HISTOGRAM,
+                XQ_OBSERVER_MINMAX => ObserverConfig::MinMax,
+                XQ_OBSERVER_MOVING_AVERAGE_MINMAX => ObserverConfig::MOVING_AVERAGE_MIN_MAX,
+                XQ_OBSERVER_PERCENTILE => ObserverConfig::Percentile {
+                    percentile: f64::from(c.percentile),
+                    tails: PercentileTails::Absolute,
+                    bins: PercentileObserver::DEFAULT_BINS,
+                },
+                XQ_OBSERVER_ENTROPY => ObserverConfig::ENTROPY,
                 v => return Err(bad("observer", v)),
             },
             activation_range: (c.activation_qmin, c.activation_qmax),
@@ -109,6 +120,8 @@ impl TryFrom<&xq_quant_config> for QuantConfig {
         Ok(config)
     }
 }
+
+const DEFAULT_PERCENTILE: f64 = PercentileObserver::DEFAULT_PERCENTILE;
 
 /// The opaque quantizer handle.
 pub struct xq_quantizer(pub(crate) Quantizer);

@@ -5,23 +5,9 @@
 //! prefix; among prefixes the longest wins), then an op-type rule, then the global rule. Each
 //! rule either quantizes with a [`QuantConfig`] or leaves the node float (`None`).
 
+use super::observer::ObserverConfig;
+use super::qparams::QuantScheme;
 use crate::{Error, Result};
-
-/// The activation observer used during static calibration.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ObserverKind {
-    /// Running minimum and maximum.
-    MinMax,
-    /// Exponential moving average of each batch's min and max (averaging constant 0.01).
-    MovingAverageMinMax,
-    /// PyTorch's HistogramObserver: the range minimizing the L2 quantization error
-    /// (XNNPACKQuantizer's default for static activations).
-    Histogram,
-    /// The given percentile of the observed values (e.g. 99.99).
-    Percentile(f32),
-    /// The range minimizing the KL divergence between the float and quantized histograms.
-    Entropy,
-}
 
 /// How weights are quantized: symmetric int8, one scale per tensor or per output channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +35,8 @@ pub struct QuantConfig {
     pub weights: WeightGranularity,
     /// Static or dynamic activations.
     pub activations: ActivationMode,
-    /// Observer for static activations.
-    pub observer: ObserverKind,
+    /// Observer for static activations (ignored for dynamic ones).
+    pub observer: ObserverConfig,
     /// Activation integer range, default [-128, 127].
     pub activation_range: (i32, i32),
     /// Weight integer range, default [-127, 127] (symmetric, zero point 0).
@@ -64,7 +50,7 @@ impl Default for QuantConfig {
         QuantConfig {
             weights: WeightGranularity::PerChannel,
             activations: ActivationMode::Static,
-            observer: ObserverKind::Histogram,
+            observer: ObserverConfig::HISTOGRAM,
             activation_range: (-128, 127),
             weight_range: (-127, 127),
         }
@@ -90,15 +76,14 @@ impl QuantConfig {
                 ),
             ));
         }
-        if let ObserverKind::Percentile(p) = self.observer {
-            if !(p > 50.0 && p <= 100.0) {
-                return Err(Error::invalid_argument(
-                    "config",
-                    format!("percentile {p} must be in (50, 100]"),
-                ));
-            }
+        if matches!(self.observer, ObserverConfig::PerChannelMinMax { .. }) {
+            return Err(Error::invalid_argument(
+                "config",
+                "activations are observed per tensor; a per-channel observer is for weights only",
+            ));
         }
-        Ok(())
+        let scheme = QuantScheme::new(amin, amax, false, crate::quant::XNNPACK_EPS)?;
+        self.observer.build(scheme).map(|_| ())
     }
 }
 
@@ -239,7 +224,11 @@ mod tests {
         };
         assert!(bad_w.validate().unwrap_err().to_string().contains("weight range"));
         let bad_p = QuantConfig {
-            observer: ObserverKind::Percentile(20.0),
+            observer: ObserverConfig::Percentile {
+                percentile: 120.0,
+                tails: crate::quant::observer::PercentileTails::Absolute,
+                bins: 2048,
+            },
             ..QuantConfig::default()
         };
         assert!(bad_p.validate().is_err());

@@ -1,8 +1,17 @@
-//! The quantizer: what to quantize (config and scopes) and, as it grows, the observers and the
-//! prepare → calibrate → convert flow that turns a float graph into a QDQ graph.
+//! The quantizer: what to quantize (config and scopes), the numerics (quantization
+//! parameters, quantize / dequantize, DESIGN §3) and the observers that choose parameters
+//! from calibration data. Observers and qparams work on plain `f32` slices and shapes; the
+//! graph-level flow (annotation, prepare, calibrate, convert) builds on them.
 
 pub mod config;
+pub mod observer;
+pub mod qparams;
 mod quantizer;
 
-pub use config::{ActivationMode, NameMatch, ObserverKind, QuantConfig, QuantScopes, WeightGranularity};
+pub use config::{ActivationMode, NameMatch, QuantConfig, QuantScopes, WeightGranularity};
+pub use observer::{Observer, ObserverConfig};
+pub use qparams::{
+    dynamic_per_row_qparams, dynamic_row_qparams, PerAxisQParams, QParams, QuantParams, QuantScheme,
+    XNNPACK_EPS,
+};
 pub use quantizer::Quantizer;
