@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod error;
 pub mod ffi;
+pub mod kernels;
 
 pub use error::{Error, Result};
 

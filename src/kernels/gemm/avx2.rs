@@ -1,0 +1,94 @@
+//! AVX2 GEMM microkernel: activations widened to `i16` pairs, exact `vpmaddwd` dot products,
+//! up to 6 rows × 2 panels of 8 columns, fp32 requantization in the epilogue.
+
+use super::TileArgs;
+use std::arch::x86_64::*;
+
+/// Computes one tile, dispatching to the register-tiled kernel for its row / panel count.
+///
+/// # Safety
+/// `t` must satisfy the [`TileArgs`] contract and the CPU must support AVX2.
+pub(super) unsafe fn tile(t: &TileArgs) {
+    macro_rules! by_panels {
+        ($mr:literal) => {
+            match t.panels {
+                1 => tile_mr_j::<$mr, 1>(t),
+                _ => tile_mr_j::<$mr, 2>(t),
+            }
+        };
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        match t.rows {
+            1 => by_panels!(1),
+            2 => by_panels!(2),
+            3 => by_panels!(3),
+            4 => by_panels!(4),
+            5 => by_panels!(5),
+            _ => by_panels!(6),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
+    const NR: usize = 8;
+    let a_row_bytes = t.kpad * 2;
+    let mut acc = [[_mm256_setzero_si256(); J]; MR];
+    for j in 0..J {
+        // SAFETY: panel j starts with 8 i32 biases, 32-byte aligned (TileArgs contract).
+        let bias = unsafe { _mm256_load_si256(t.w.add(j * t.panel_bytes).cast()) };
+        for row in acc.iter_mut() {
+            row[j] = bias;
+        }
+    }
+    let mut w = unsafe { t.w.add(NR * 4) };
+    let mut a = t.a;
+    for _ in 0..t.kpad / 2 {
+        let mut wv = [_mm256_setzero_si256(); J];
+        for (j, v) in wv.iter_mut().enumerate() {
+            // SAFETY: 16 bytes of weights (8 columns × 2 K) per K pair per panel.
+            *v = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(j * t.panel_bytes).cast())) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: packed A row r holds kpad i16 values; this reads one pair.
+            let x = unsafe { _mm256_set1_epi32(a.add(r * a_row_bytes).cast::<i32>().read_unaligned()) };
+            for j in 0..J {
+                row[j] = _mm256_add_epi32(row[j], _mm256_madd_epi16(x, wv[j]));
+            }
+        }
+        // SAFETY: stays within (one past) the panel's weights and A's rows.
+        unsafe {
+            w = w.add(NR * 2);
+            a = a.add(4);
+        }
+    }
+    let lo = _mm256_set1_ps(t.rq.min_less_zp);
+    let hi = _mm256_set1_ps(t.rq.max_less_zp);
+    let zp = _mm256_set1_epi32(t.rq.zero_point);
+    let mult_at = NR * 4 + t.kpad * NR;
+    for j in 0..J {
+        // SAFETY: the multipliers follow the weights in each panel, 32-byte aligned.
+        let mult = unsafe { _mm256_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
+        let cols = (t.cols - j * NR).min(NR);
+        for (r, row) in acc.iter().enumerate() {
+            let f = _mm256_mul_ps(_mm256_cvtepi32_ps(row[j]), mult);
+            let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+            let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+            let q = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
+            let words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+            let bytes = _mm_packs_epi16(words, words);
+            // SAFETY: writes `cols` bytes of output row r inside the tile.
+            unsafe {
+                let dst = t.c.add(r * t.c_stride + j * NR);
+                if cols == NR {
+                    _mm_storel_epi64(dst.cast(), bytes);
+                } else {
+                    let mut tmp = [0i8; 16];
+                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), bytes);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                }
+            }
+        }
+    }
+}

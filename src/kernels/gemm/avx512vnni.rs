@@ -1,0 +1,86 @@
+//! AVX-512 VNNI GEMM microkernel: `vpdpbusd` on unsigned (`x ^ 0x80`) activations, up to
+//! 7 rows × 4 panels of 16 columns, fp32 requantization in the epilogue.
+
+use super::TileArgs;
+use std::arch::x86_64::*;
+
+/// Computes one tile, dispatching to the register-tiled kernel for its row / panel count.
+///
+/// # Safety
+/// `t` must satisfy the [`TileArgs`] contract and the CPU must support AVX-512 F/BW/VL/VNNI.
+pub(super) unsafe fn tile(t: &TileArgs) {
+    macro_rules! by_panels {
+        ($mr:literal) => {
+            match t.panels {
+                1 => tile_mr_j::<$mr, 1>(t),
+                2 => tile_mr_j::<$mr, 2>(t),
+                3 => tile_mr_j::<$mr, 3>(t),
+                _ => tile_mr_j::<$mr, 4>(t),
+            }
+        };
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        match t.rows {
+            1 => by_panels!(1),
+            2 => by_panels!(2),
+            3 => by_panels!(3),
+            4 => by_panels!(4),
+            5 => by_panels!(5),
+            6 => by_panels!(6),
+            _ => by_panels!(7),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
+    const NR: usize = 16;
+    let mut acc = [[_mm512_setzero_si512(); J]; MR];
+    for j in 0..J {
+        // SAFETY: panel j starts with 16 i32 biases, 64-byte aligned (TileArgs contract).
+        let bias = unsafe { _mm512_load_si512(t.w.add(j * t.panel_bytes).cast()) };
+        for row in acc.iter_mut() {
+            row[j] = bias;
+        }
+    }
+    let mut w = unsafe { t.w.add(NR * 4) };
+    let mut a = t.a;
+    for _ in 0..t.kpad / 4 {
+        let mut wv = [_mm512_setzero_si512(); J];
+        for (j, v) in wv.iter_mut().enumerate() {
+            // SAFETY: 64 bytes of weights per K group per panel, 64-byte aligned.
+            *v = unsafe { _mm512_load_si512(w.add(j * t.panel_bytes).cast()) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: packed A row r has kpad bytes; this reads 4 of them.
+            let x = unsafe { _mm512_set1_epi32(a.add(r * t.kpad).cast::<i32>().read_unaligned()) };
+            for j in 0..J {
+                row[j] = _mm512_dpbusd_epi32(row[j], x, wv[j]);
+            }
+        }
+        // SAFETY: stays within (one past) the panel's weights and A's rows.
+        unsafe {
+            w = w.add(NR * 4);
+            a = a.add(4);
+        }
+    }
+    let lo = _mm512_set1_ps(t.rq.min_less_zp);
+    let hi = _mm512_set1_ps(t.rq.max_less_zp);
+    let zp = _mm512_set1_epi32(t.rq.zero_point);
+    let mult_at = NR * 4 + t.kpad * NR;
+    for j in 0..J {
+        // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
+        let mult = unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
+        let cols = (t.cols - j * NR).min(NR);
+        let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
+        for (r, row) in acc.iter().enumerate() {
+            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(row[j]), mult);
+            let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+            let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+            let bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(q, zp));
+            // SAFETY: writes `cols` bytes of output row r inside the tile.
+            unsafe { _mm_mask_storeu_epi8(t.c.add(r * t.c_stride + j * NR), mask, bytes) };
+        }
+    }
+}

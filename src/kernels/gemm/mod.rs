@@ -1,0 +1,322 @@
+//! Quantized GEMM (fully connected, 1×1 convolution, and the engine of k×k convolution):
+//! `i8` activations × `i8` weights (per-channel or per-tensor scales) → `i8`, with the bias,
+//! zero-point compensation and fp32 requantization fused (see [`crate::kernels`] docs).
+//!
+//! Use: [`PackedGemm::pack`] once, then [`PackedGemm::run`] on ranges of the
+//! [`PackedGemm::tile_count`] tiles. Tile `t` covers rows `(t / n_tiles) * mr ..` and columns
+//! `(t % n_tiles) * tile_cols ..`; distinct tiles write disjoint outputs.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512vnni;
+pub(crate) mod pack;
+mod scalar;
+
+use super::buffer::AlignedBytes;
+use super::output::SharedOutput;
+use super::requant::{validate_multiplier, validate_scale, OutputRange, QuantParams, Requantizer};
+use super::table::{gemm_kernel, GemmKernelInfo};
+use crate::cpu::Isa;
+use crate::{Error, Result};
+use pack::PanelGeometry;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Unpacked GEMM weights: `n` output channels, each with `ks × kc` reduction elements.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmWeights<'a> {
+    /// Output channels (columns of the result).
+    pub n: usize,
+    /// Segments of an A row (1 for fully connected; kernel height × width for convolution).
+    pub ks: usize,
+    /// Elements per segment (K for fully connected; input channels per group for convolution).
+    pub kc: usize,
+    /// `n × ks × kc` weights, row-major (the layout of ONNX Gemm's transposed B / OHWI).
+    pub weights: &'a [i8],
+    /// Weight scales: one (per tensor) or `n` (per output channel). Weight zero point is 0.
+    pub scales: &'a [f32],
+    /// Optional `i32` bias with scale `s_x * s_w[c]`, zero point 0.
+    pub bias: Option<&'a [i32]>,
+}
+
+/// Activation quantization of a GEMM: input and output qparams and the fused output range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmQuant {
+    /// Input (A) quantization.
+    pub input: QuantParams,
+    /// Output quantization.
+    pub output: QuantParams,
+    /// Output range after a fused activation.
+    pub range: OutputRange,
+}
+
+/// Weights packed once for one kernel variant, ready to run any number of times.
+#[derive(Debug)]
+pub struct PackedGemm {
+    kernel: &'static GemmKernelInfo,
+    geo: PanelGeometry,
+    data: AlignedBytes,
+    rq: Requantizer,
+}
+
+/// One microkernel call. Contract: `a` points to `rows` packed A rows of `kpad` elements
+/// (`kpad * a_elem_bytes` bytes each); `w` points to `panels` consecutive, aligned panels
+/// of `panel_bytes`; `c` points to a `rows × cols` block with row stride `c_stride`, all
+/// of which the caller may write; `rows <= mr`, `panels <= panels_per_tile`,
+/// `cols <= panels * panel_nr`.
+pub(crate) struct TileArgs {
+    pub rows: usize,
+    pub panels: usize,
+    pub cols: usize,
+    pub kpad: usize,
+    pub a: *const u8,
+    pub w: *const u8,
+    pub panel_bytes: usize,
+    pub c: *mut i8,
+    pub c_stride: usize,
+    pub rq: Requantizer,
+}
+
+thread_local! {
+    /// Per-thread scratch for packed A rows, grown on demand and reused across calls.
+    static A_SCRATCH: RefCell<AlignedBytes> = RefCell::new(AlignedBytes::zeroed(0).unwrap());
+}
+
+impl PackedGemm {
+    /// Packs `w` for the kernel variant of `isa` with the given activation quantization.
+    pub fn pack(isa: Isa, w: &GemmWeights, q: &GemmQuant) -> Result<PackedGemm> {
+        super::ensure_supported(isa)?;
+        q.input.validate("input")?;
+        q.output.validate("output")?;
+        let kernel = gemm_kernel(isa);
+        let geo = PanelGeometry::new(kernel, w.n, w.ks, w.kc)?;
+        let expected = w.n * w.ks * w.kc;
+        if w.weights.len() != expected {
+            return Err(Error::ShapeMismatch(format!(
+                "weights have {} elements, expected n×ks×kc = {expected}",
+                w.weights.len()
+            )));
+        }
+        if w.scales.len() != 1 && w.scales.len() != w.n {
+            return Err(Error::ShapeMismatch(format!(
+                "{} weight scales for {} output channels (need 1 or {})",
+                w.scales.len(),
+                w.n,
+                w.n
+            )));
+        }
+        let mut multipliers = Vec::with_capacity(w.n);
+        for c in 0..w.n {
+            let s_w = w.scales[if w.scales.len() == 1 { 0 } else { c }];
+            validate_scale(s_w, "weight_scales")?;
+            let m = (q.input.scale * s_w) / q.output.scale;
+            validate_multiplier(m, "weight_scales")?;
+            multipliers.push(m);
+        }
+        let zero_bias;
+        let bias = match w.bias {
+            Some(b) if b.len() == w.n => b,
+            Some(b) => {
+                return Err(Error::ShapeMismatch(format!(
+                    "bias has {} elements, expected {}",
+                    b.len(),
+                    w.n
+                )))
+            }
+            None => {
+                zero_bias = vec![0; w.n];
+                &zero_bias
+            }
+        };
+        let data = pack::pack_weights(kernel, &geo, w.weights, bias, &multipliers, q.input.zero_point)?;
+        Ok(PackedGemm {
+            kernel,
+            geo,
+            data,
+            rq: Requantizer::new(q.output.zero_point, q.range),
+        })
+    }
+
+    /// The kernel variant these weights were packed for.
+    pub fn kernel(&self) -> &'static GemmKernelInfo {
+        self.kernel
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.geo.n
+    }
+
+    /// Reduction length per output (`ks * kc`, without padding).
+    pub fn k(&self) -> usize {
+        self.geo.ks * self.geo.kc
+    }
+
+    /// Number of column tiles.
+    pub fn n_tiles(&self) -> usize {
+        self.geo.n.div_ceil(self.kernel.tile_cols())
+    }
+
+    /// Number of tiles of an `m`-row GEMM.
+    pub fn tile_count(&self, m: usize) -> usize {
+        m.div_ceil(self.kernel.mr) * self.n_tiles()
+    }
+
+    /// Computes tiles `tiles` of `output[m × n] = requant(input[m × k] · Wᵀ)`.
+    ///
+    /// Row `i` of the input starts at `i * input_stride` (≥ k) and row `i` of the output at
+    /// `i * output_stride` (≥ n).
+    pub fn run(
+        &self,
+        m: usize,
+        input: &[i8],
+        input_stride: usize,
+        output: &mut [i8],
+        output_stride: usize,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call, so no other writer exists.
+        unsafe { self.run_shared(m, input, input_stride, &out, output_stride, tiles) }
+    }
+
+    /// Like [`PackedGemm::run`] but writing through a [`SharedOutput`], so several threads
+    /// can compute different tiles of one output.
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        m: usize,
+        input: &[i8],
+        input_stride: usize,
+        output: &SharedOutput,
+        output_stride: usize,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let k = self.k();
+        check_matrix("input", m, k, input_stride, input.len())?;
+        check_matrix("output", m, self.geo.n, output_stride, output.len())?;
+        let kc = self.geo.kc;
+        let segment = |row: usize, s: usize| &input[row * input_stride + s * kc..][..kc];
+        // SAFETY: forwarded contract; rows and segments are bounds-checked slices.
+        unsafe { self.run_rows(m, segment, output, output_stride, tiles) }
+    }
+
+    /// The tile loop shared by GEMM and convolution: `segment(row, s)` yields `kc` elements.
+    ///
+    /// # Safety
+    /// `output` must hold `m` rows of `n` at stride `output_stride` (checked by callers) and
+    /// concurrent calls must use disjoint tiles.
+    pub(crate) unsafe fn run_rows<'a>(
+        &self,
+        m: usize,
+        segment: impl Fn(usize, usize) -> &'a [i8],
+        output: &SharedOutput,
+        output_stride: usize,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let total = self.tile_count(m);
+        if tiles.start > tiles.end || tiles.end > total {
+            return Err(Error::invalid_argument(
+                "tiles",
+                format!("range {tiles:?} is outside 0..{total}"),
+            ));
+        }
+        let kern = self.kernel;
+        let n_tiles = self.n_tiles();
+        let row_bytes = self.geo.kpad * kern.a_elem_bytes;
+        A_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            if scratch.len() < kern.mr * row_bytes {
+                *scratch = AlignedBytes::zeroed(kern.mr * row_bytes)?;
+            }
+            let a_buf = scratch.as_mut_slice();
+            let mut packed_mt = usize::MAX;
+            for t in tiles {
+                let (mt, nt) = (t / n_tiles, t % n_tiles);
+                let row0 = mt * kern.mr;
+                let rows = (m - row0).min(kern.mr);
+                if mt != packed_mt {
+                    pack::pack_a(kern, &self.geo, rows, |r, s| segment(row0 + r, s), a_buf);
+                    packed_mt = mt;
+                }
+                let col0 = nt * kern.tile_cols();
+                let cols = (self.geo.n - col0).min(kern.tile_cols());
+                let first_panel = col0 / kern.panel_nr;
+                let args = TileArgs {
+                    rows,
+                    panels: cols.div_ceil(kern.panel_nr),
+                    cols,
+                    kpad: self.geo.kpad,
+                    a: a_buf.as_ptr(),
+                    // SAFETY: first_panel < panels, so the offset is inside `data`.
+                    w: unsafe {
+                        self.data
+                            .as_slice()
+                            .as_ptr()
+                            .add(first_panel * self.geo.panel_bytes)
+                    },
+                    panel_bytes: self.geo.panel_bytes,
+                    // SAFETY: (row0, col0) is inside the output checked by the caller.
+                    c: unsafe { output.as_ptr().add(row0 * output_stride + col0) },
+                    c_stride: output_stride,
+                    rq: self.rq,
+                };
+                // SAFETY: `args` satisfies the TileArgs contract by construction above, and
+                // `pack` only accepted an ISA this CPU supports.
+                unsafe { run_tile(kern.isa, &args) };
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs one tile with the microkernel of `isa`.
+///
+/// # Safety
+/// `t` satisfies the [`TileArgs`] contract and the CPU supports `isa`.
+unsafe fn run_tile(isa: Isa, t: &TileArgs) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match isa {
+            Isa::Scalar => scalar::tile(t),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => avx2::tile(t),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => avx512vnni::tile(t),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("pack rejects ISAs the CPU lacks"),
+        }
+    }
+}
+
+/// Checks that `rows` rows of `cols` elements at `stride` fit in `len` elements.
+pub(crate) fn check_matrix(
+    name: &'static str,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    len: usize,
+) -> Result<()> {
+    if rows == 0 {
+        return Ok(());
+    }
+    if stride < cols {
+        return Err(Error::invalid_argument(
+            name,
+            format!("row stride {stride} < row length {cols}"),
+        ));
+    }
+    let need = (rows - 1)
+        .checked_mul(stride)
+        .and_then(|x| x.checked_add(cols))
+        .ok_or_else(|| Error::invalid_argument(name, "size overflows"))?;
+    if need > len {
+        return Err(Error::ShapeMismatch(format!(
+            "{name} has {len} elements, needs {need} ({rows} rows × {cols} at stride {stride})"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! int8 CPU kernels: one module per kernel family, each with a scalar reference and SIMD
+//! variants (AVX2, AVX-512 VNNI) that give bit-identical results.
+//!
+//! Kernels know nothing about graphs. Activations are NHWC `i8` slices; weights are packed
+//! once (`pack`, for an explicit [`Isa`]) into an owned struct, then `run` computes a range
+//! of tiles so that a runtime can split an operator's tiles across threads.
+//! The kernel variant of each family is chosen in one place, [`table`], from the ISA.
+//!
+//! # Requantization (the one contract every kernel follows)
+//!
+//! Quantized values are `real = (q - zp) * scale` (see DESIGN §3). Every kernel computes an
+//! exact integer or `f32` intermediate and requantizes with the same final step:
+//!
+//! ```text
+//! requantize(v) = clamp(round_half_even(max(min(v, hi - zp_y), lo - zp_y)) + zp_y, lo, hi)
+//! ```
+//!
+//! where `v` is an `f32`, `[lo, hi]` is the output range (−128..127 narrowed by a fused
+//! activation), and the float clamp happens *before* rounding (equivalent to clamping after,
+//! since the bounds are integers, and it keeps the float→int conversion in range on every
+//! ISA). All `f32` operations below are single IEEE operations in the order written, which
+//! is what makes the SIMD paths bit-identical to the scalar ones.
+//!
+//! - **Conv / fully connected / depthwise:** `acc = Σ (x - zp_x)·w + bias` in wrapping
+//!   `i32` (exact for every size the packers accept), `v = (acc as f32) * m[c]` with
+//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time.
+//! - **Add:** `v = (a - zp_a) as f32 * (s_a / s_y) + (b - zp_b) as f32 * (s_b / s_y)`
+//!   (two products, then one sum; both ratios computed in `f32` once).
+//! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * ((s_a * s_b) / s_y)`; the integer
+//!   product is exact in `i32`.
+//! - **Mean over H·W (global average pool):** `v = (Σ (x - zp_x)) as f32 * (s_x / (s_y * count))`,
+//!   the ratio computed in `f32` once as `s_x / (s_y * count as f32)`.
+//! - **Concat with differing qparams:** each input is requantized with
+//!   `v = (x - zp_x) as f32 * (s_x / s_y)`; inputs whose qparams equal the output's are copied.
+//! - **Max pool** is a byte move (output qparams equal input qparams) with an optional clamp.
+//! - **Dynamic quantization** (per row of an `f32` matrix): `rmin = min(0, min row)`,
+//!   `rmax = max(0, max row)`, `scale = (rmax - rmin) / 255` (1 when the row is all zero),
+//!   `zp = clamp(round_half_even(-128 - rmin / scale), -128, 127)`,
+//!   `q = clamp(round_half_even(x / scale) + zp, -128, 127)`; the dynamic GEMM returns
+//!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
+
+pub mod buffer;
+pub mod gemm;
+pub mod output;
+pub mod reference;
+pub mod requant;
+pub mod table;
+
+pub use crate::cpu::Isa;
+pub use requant::{OutputRange, QuantParams};
+
+use crate::{Error, Result};
+
+/// Fails with a clear error when `isa` cannot run on this CPU.
+pub fn ensure_supported(isa: Isa) -> Result<()> {
+    if isa.is_supported() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "kernel ISA `{isa}` is not supported by this CPU"
+        )))
+    }
+}
