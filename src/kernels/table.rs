@@ -57,9 +57,9 @@ static GEMM_AVX2: GemmKernelInfo = GemmKernelInfo {
 };
 
 static GEMM_AVX512VNNI: GemmKernelInfo = GemmKernelInfo {
-    name: "qs8-qc8w-gemm-7x64c4-fp32-avx512vnni",
+    name: "qs8-qc8w-gemm-6x64c4-fp32-avx512vnni",
     isa: Isa::Avx512Vnni,
-    mr: 7,
+    mr: 6,
     panel_nr: 16,
     panels_per_tile: 4,
     kr: 4,

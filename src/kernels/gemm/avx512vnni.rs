@@ -1,6 +1,7 @@
 //! AVX-512 VNNI GEMM microkernel: `vpdpbusd` on unsigned (`x ^ 0x80`) activations, up to
-//! 7 rows × 4 panels of 16 columns, fp32 requantization in the epilogue.
+//! 6 rows × 4 panels of 16 columns, fp32 requantization in the epilogue.
 
+use super::pack::PanelGeometry;
 use super::TileArgs;
 use std::arch::x86_64::*;
 
@@ -27,8 +28,7 @@ pub(super) unsafe fn tile(t: &TileArgs) {
             3 => by_panels!(3),
             4 => by_panels!(4),
             5 => by_panels!(5),
-            6 => by_panels!(6),
-            _ => by_panels!(7),
+            _ => by_panels!(6),
         }
     }
 }
@@ -36,6 +36,7 @@ pub(super) unsafe fn tile(t: &TileArgs) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
     const NR: usize = 16;
+    const PREFETCH_AHEAD: usize = 1024;
     let mut acc = [[_mm512_setzero_si512(); J]; MR];
     for j in 0..J {
         // SAFETY: panel j starts with 16 i32 biases, 64-byte aligned (TileArgs contract).
@@ -51,6 +52,7 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
         for (j, v) in wv.iter_mut().enumerate() {
             // SAFETY: 64 bytes of weights per K group per panel, 64-byte aligned.
             *v = unsafe { _mm512_load_si512(w.add(j * t.panel_bytes).cast()) };
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(j * t.panel_bytes + PREFETCH_AHEAD).cast());
         }
         for (r, row) in acc.iter_mut().enumerate() {
             // SAFETY: packed A row r has kpad bytes; this reads 4 of them.
@@ -82,5 +84,48 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             // SAFETY: writes `cols` bytes of output row r inside the tile.
             unsafe { _mm_mask_storeu_epi8(t.c.add(r * t.c_stride + j * NR), mask, bytes) };
         }
+    }
+}
+
+/// [`super::pack::pack_a`] for this kernel: rows of unsigned (`x ^ 0x80`) activations.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW; `dst` holds `rows × geo.kpad` bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_a_unsigned<'a>(
+    geo: &PanelGeometry,
+    rows: usize,
+    segment: impl Fn(usize, usize) -> &'a [i8],
+    dst: &mut [u8],
+) {
+    for r in 0..rows {
+        let drow = &mut dst[r * geo.kpad..][..geo.kpad];
+        for (s, d) in drow.chunks_exact_mut(geo.kc4).enumerate() {
+            pack_segment_unsigned(&segment(r, s)[..geo.kc], d);
+        }
+    }
+}
+
+/// Copies `src` into `dst` as `x ^ 0x80`, zero-filling the rest (`dst.len() >= src.len()`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pack_segment_unsigned(src: &[i8], dst: &mut [u8]) {
+    debug_assert!(dst.len() >= src.len());
+    let flip = _mm512_set1_epi8(-128);
+    let mut i = 0;
+    while i < dst.len() {
+        let n_src = src.len().saturating_sub(i).min(64);
+        let n_dst = (dst.len() - i).min(64);
+        let load_mask: __mmask64 = if n_src == 64 { !0 } else { (1u64 << n_src) - 1 };
+        let store_mask: __mmask64 = if n_dst == 64 { !0 } else { (1u64 << n_dst) - 1 };
+        // SAFETY: the masks limit the load to src[i..i + n_src] and the store to
+        // dst[i..i + n_dst]; masked-off lanes are not accessed.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi8(load_mask, src.as_ptr().add(i).cast());
+            let u = _mm512_maskz_xor_epi32(!0, x, flip);
+            let u = _mm512_maskz_mov_epi8(load_mask, u);
+            _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), store_mask, u);
+        }
+        i += 64;
     }
 }

@@ -113,7 +113,7 @@ pub(crate) fn pack_weights(
 }
 
 /// Packs up to `mr` rows of A into `dst` (`rows × kpad × a_elem_bytes` bytes), taking segment
-/// `s` of row `r` from `segment(r, s)` (each `kc` long), padding each segment to `kc4`.
+/// `s` of row `r` from `segment(r, s)` (each `kc` long), padding each segment to `kc4` with zeros.
 pub(crate) fn pack_a<'a>(
     kernel: &GemmKernelInfo,
     geo: &PanelGeometry,
@@ -121,25 +121,37 @@ pub(crate) fn pack_a<'a>(
     segment: impl Fn(usize, usize) -> &'a [i8],
     dst: &mut [u8],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel.isa == crate::cpu::Isa::Avx512Vnni {
+        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW.
+        unsafe { super::avx512vnni::pack_a_unsigned(geo, rows, segment, dst) };
+        return;
+    }
+    let seg_bytes = geo.kc4 * kernel.a_elem_bytes;
     let row_bytes = geo.kpad * kernel.a_elem_bytes;
     for r in 0..rows {
         let drow = &mut dst[r * row_bytes..][..row_bytes];
-        for s in 0..geo.ks {
-            let src = &segment(r, s)[..geo.kc];
-            if kernel.a_elem_bytes == 2 {
-                let d = &mut drow[s * geo.kc4 * 2..][..geo.kc4 * 2];
-                for (pair, &x) in d.chunks_exact_mut(2).zip(src) {
-                    pair.copy_from_slice(&(x as i16).to_ne_bytes());
-                }
-                d[geo.kc * 2..].fill(0);
-            } else {
-                let d = &mut drow[s * geo.kc4..][..geo.kc4];
-                let flip = if kernel.unsigned_activations { 0x80 } else { 0 };
-                for (o, &x) in d.iter_mut().zip(src) {
-                    *o = (x as u8) ^ flip;
-                }
-                d[geo.kc..].fill(0);
+        for (s, d) in drow.chunks_exact_mut(seg_bytes).enumerate() {
+            pack_segment(kernel, &segment(r, s)[..geo.kc], d);
+        }
+    }
+}
+
+/// Writes one segment in the kernel's A format: `src` then zeros up to `dst.len()`.
+fn pack_segment(kernel: &GemmKernelInfo, src: &[i8], dst: &mut [u8]) {
+    match (kernel.a_elem_bytes, kernel.unsigned_activations) {
+        (2, _) => {
+            for (pair, &x) in dst.chunks_exact_mut(2).zip(src) {
+                pair.copy_from_slice(&(x as i16).to_ne_bytes());
             }
+            dst[src.len() * 2..].fill(0);
+        }
+        (_, unsigned) => {
+            let flip = if unsigned { 0x80 } else { 0 };
+            for (o, &x) in dst.iter_mut().zip(src) {
+                *o = (x as u8) ^ flip;
+            }
+            dst[src.len()..].fill(0);
         }
     }
 }
