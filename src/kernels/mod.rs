@@ -40,7 +40,10 @@
 //!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
 
 pub mod buffer;
+pub mod dwconv;
+mod epilogue;
 pub mod gemm;
+pub mod indirection;
 pub mod output;
 pub mod reference;
 pub mod requant;

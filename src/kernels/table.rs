@@ -76,6 +76,40 @@ pub fn gemm_kernel(isa: Isa) -> &'static GemmKernelInfo {
     }
 }
 
+/// A depthwise convolution variant.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DwConvKernelInfo {
+    /// Kernel name (see the module docs).
+    pub name: &'static str,
+    /// The ISA whose instructions the microkernel uses.
+    pub isa: Isa,
+    /// Channels per SIMD step.
+    pub channel_tile: usize,
+}
+
+static DWCONV: [DwConvKernelInfo; 3] = [
+    DwConvKernelInfo {
+        name: "qs8-qc8w-dwconv-1x1c-fp32-scalar",
+        isa: Isa::Scalar,
+        channel_tile: 1,
+    },
+    DwConvKernelInfo {
+        name: "qs8-qc8w-dwconv-1x8c-fp32-avx2",
+        isa: Isa::Avx2,
+        channel_tile: 8,
+    },
+    DwConvKernelInfo {
+        name: "qs8-qc8w-dwconv-1x16c-fp32-avx512vnni",
+        isa: Isa::Avx512Vnni,
+        channel_tile: 16,
+    },
+];
+
+/// The depthwise convolution variant for `isa` (any kernel size; one output row per call).
+pub fn dwconv_kernel(isa: Isa) -> &'static DwConvKernelInfo {
+    &DWCONV[isa as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +121,7 @@ mod tests {
             assert_eq!(k.isa, isa);
             assert!(k.name.ends_with(isa.name()), "{}", k.name);
             assert_eq!(4 % k.kr, 0, "K is padded to 4 for every variant");
+            assert_eq!(dwconv_kernel(isa).isa, isa);
         }
     }
 }

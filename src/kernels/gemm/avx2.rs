@@ -2,6 +2,7 @@
 //! up to 6 rows × 2 panels of 8 columns, fp32 requantization in the epilogue.
 
 use super::TileArgs;
+use crate::kernels::epilogue::{store_low_bytes, Requant256};
 use std::arch::x86_64::*;
 
 /// Computes one tile, dispatching to the register-tiled kernel for its row / panel count.
@@ -63,32 +64,15 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             a = a.add(4);
         }
     }
-    let lo = _mm256_set1_ps(t.rq.min_less_zp);
-    let hi = _mm256_set1_ps(t.rq.max_less_zp);
-    let zp = _mm256_set1_epi32(t.rq.zero_point);
+    let rq = Requant256::new(&t.rq);
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
         // SAFETY: the multipliers follow the weights in each panel, 32-byte aligned.
         let mult = unsafe { _mm256_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
         let cols = (t.cols - j * NR).min(NR);
         for (r, row) in acc.iter().enumerate() {
-            let f = _mm256_mul_ps(_mm256_cvtepi32_ps(row[j]), mult);
-            let f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
-            let f = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-            let q = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
-            let words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
-            let bytes = _mm_packs_epi16(words, words);
             // SAFETY: writes `cols` bytes of output row r inside the tile.
-            unsafe {
-                let dst = t.c.add(r * t.c_stride + j * NR);
-                if cols == NR {
-                    _mm_storel_epi64(dst.cast(), bytes);
-                } else {
-                    let mut tmp = [0i8; 16];
-                    _mm_storeu_si128(tmp.as_mut_ptr().cast(), bytes);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
-                }
-            }
+            unsafe { store_low_bytes(t.c.add(r * t.c_stride + j * NR), rq.apply(row[j], mult), cols) };
         }
     }
 }

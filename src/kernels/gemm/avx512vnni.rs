@@ -3,6 +3,7 @@
 
 use super::pack::PanelGeometry;
 use super::TileArgs;
+use crate::kernels::epilogue::Requant512;
 use std::arch::x86_64::*;
 
 /// Computes one tile, dispatching to the register-tiled kernel for its row / panel count.
@@ -67,9 +68,7 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             a = a.add(4);
         }
     }
-    let lo = _mm512_set1_ps(t.rq.min_less_zp);
-    let hi = _mm512_set1_ps(t.rq.max_less_zp);
-    let zp = _mm512_set1_epi32(t.rq.zero_point);
+    let rq = Requant512::new(&t.rq);
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
         // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
@@ -77,10 +76,7 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
         let cols = (t.cols - j * NR).min(NR);
         let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
         for (r, row) in acc.iter().enumerate() {
-            let f = _mm512_mul_ps(_mm512_cvtepi32_ps(row[j]), mult);
-            let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-            let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
-            let bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(q, zp));
+            let bytes = rq.apply(row[j], mult);
             // SAFETY: writes `cols` bytes of output row r inside the tile.
             unsafe { _mm_mask_storeu_epi8(t.c.add(r * t.c_stride + j * NR), mask, bytes) };
         }

@@ -1,0 +1,242 @@
+//! Depthwise convolution (one filter per channel, any kernel size, stride, dilation and
+//! padding) over NHWC `i8` input, with fused bias, zero-point compensation and fp32
+//! requantization. Padding taps read a row filled with the input zero point.
+//!
+//! Use: [`PackedDwConv::pack`] once, build an [`Indirection`] once per input shape, then
+//! [`PackedDwConv::run`] on ranges of the [`PackedDwConv::tile_count`] tiles; tile `t` is
+//! output row `t % out_h` of image `t / out_h`.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
+use super::buffer::AlignedBytes;
+use super::gemm::{check_matrix, GemmQuant};
+use super::indirection::{Indirection, PADDING};
+use super::output::SharedOutput;
+use super::requant::{validate_multiplier, validate_scale, Requantizer};
+use super::table::{dwconv_kernel, DwConvKernelInfo};
+use crate::cpu::Isa;
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// Channels per packed block (one 512-bit register of `i32`).
+pub(crate) const BLOCK: usize = 16;
+
+/// Unpacked depthwise weights.
+#[derive(Clone, Copy, Debug)]
+pub struct DwWeights<'a> {
+    /// Channels (input = output; depth multiplier 1).
+    pub channels: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// `k_h × k_w × channels` weights (HWC; ONNX's `[C, 1, kH, kW]` transposed).
+    pub weights: &'a [i8],
+    /// One (per tensor) or `channels` (per channel) weight scales; weight zero point is 0.
+    pub scales: &'a [f32],
+    /// Optional `i32` bias with scale `s_x * s_w[c]`.
+    pub bias: Option<&'a [i32]>,
+}
+
+/// Depthwise weights packed for one kernel variant.
+///
+/// Layout: `ceil(channels / 16)` blocks of
+/// `[bias: 16 × i32][taps × 16 × i32 weights (zero-extended i16)][multiplier: 16 × f32]`;
+/// channels past the end have zero weights and bias.
+#[derive(Debug)]
+pub struct PackedDwConv {
+    kernel: &'static DwConvKernelInfo,
+    channels: usize,
+    k_h: usize,
+    k_w: usize,
+    block_bytes: usize,
+    data: AlignedBytes,
+    input_zp: i8,
+    rq: Requantizer,
+}
+
+/// One output row for a microkernel. Contract: `ptrs` holds `pixels × taps` pointers, each
+/// valid for reading `channels` bytes; `w` is the packed data (`ceil(channels/16)` blocks of
+/// `block_bytes`, 64-byte aligned); `out` is valid for writing `pixels × channels` bytes.
+pub(crate) struct DwArgs<'a> {
+    pub pixels: usize,
+    pub taps: usize,
+    pub channels: usize,
+    pub ptrs: &'a [*const i8],
+    pub w: *const u8,
+    pub block_bytes: usize,
+    pub out: *mut i8,
+    pub rq: Requantizer,
+}
+
+impl PackedDwConv {
+    /// Packs `w` for the kernel variant of `isa`.
+    pub fn pack(isa: Isa, w: &DwWeights, q: &GemmQuant) -> Result<PackedDwConv> {
+        super::ensure_supported(isa)?;
+        q.input.validate("input")?;
+        q.output.validate("output")?;
+        let (c, taps) = (w.channels, w.k_h * w.k_w);
+        if c == 0 || taps == 0 {
+            return Err(Error::invalid_argument("weights", "empty depthwise weights"));
+        }
+        if taps > 1024 {
+            return Err(Error::Unsupported(format!(
+                "depthwise kernel of {taps} taps (max 1024)"
+            )));
+        }
+        if w.weights.len() != taps * c {
+            return Err(Error::ShapeMismatch(format!(
+                "depthwise weights have {} elements, expected {taps}×{c}",
+                w.weights.len()
+            )));
+        }
+        if w.scales.len() != 1 && w.scales.len() != c {
+            return Err(Error::ShapeMismatch(format!(
+                "{} weight scales for {c} channels",
+                w.scales.len()
+            )));
+        }
+        if let Some(b) = w.bias {
+            if b.len() != c {
+                return Err(Error::ShapeMismatch(format!(
+                    "bias has {} elements, expected {c}",
+                    b.len()
+                )));
+            }
+        }
+        let block_bytes = BLOCK * 4 * (taps + 2);
+        let blocks = c.div_ceil(BLOCK);
+        let mut data = AlignedBytes::zeroed(
+            blocks
+                .checked_mul(block_bytes)
+                .ok_or_else(|| Error::ResourceLimit("depthwise weights too large".into()))?,
+        )?;
+        let out = data.as_mut_slice();
+        for ch in 0..c {
+            let block = &mut out[(ch / BLOCK) * block_bytes..][..block_bytes];
+            let lane = ch % BLOCK;
+            let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
+            validate_scale(s_w, "weight_scales")?;
+            let m = (q.input.scale * s_w) / q.output.scale;
+            validate_multiplier(m, "weight_scales")?;
+            let mut sum = 0i32;
+            for t in 0..taps {
+                let wv = w.weights[t * c + ch];
+                sum += wv as i32;
+                let at = BLOCK * 4 * (1 + t) + lane * 4;
+                block[at..at + 4].copy_from_slice(&(wv as i16 as u16 as u32).to_ne_bytes());
+            }
+            let bias = w
+                .bias
+                .map_or(0, |b| b[ch])
+                .wrapping_sub(q.input.zero_point.wrapping_mul(sum));
+            block[lane * 4..lane * 4 + 4].copy_from_slice(&bias.to_ne_bytes());
+            let at = BLOCK * 4 * (1 + taps) + lane * 4;
+            block[at..at + 4].copy_from_slice(&m.to_ne_bytes());
+        }
+        Ok(PackedDwConv {
+            kernel: dwconv_kernel(isa),
+            channels: c,
+            k_h: w.k_h,
+            k_w: w.k_w,
+            block_bytes,
+            data,
+            input_zp: q.input.zero_point as i8,
+            rq: Requantizer::new(q.output.zero_point, q.range),
+        })
+    }
+
+    /// The kernel variant these weights were packed for.
+    pub fn kernel(&self) -> &'static DwConvKernelInfo {
+        self.kernel
+    }
+
+    /// Number of tiles (output rows over the batch) for `ind`'s geometry.
+    pub fn tile_count(&self, ind: &Indirection) -> usize {
+        let g = ind.geometry();
+        g.batch * g.out_h()
+    }
+
+    /// Computes tiles `tiles` of `output` (NHWC, `batch × out_h × out_w × channels`) from
+    /// `input` (NHWC, `batch × in_h × in_w × channels`).
+    pub fn run(&self, ind: &Indirection, input: &[i8], output: &mut [i8], tiles: Range<usize>) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(ind, input, &out, tiles) }
+    }
+
+    /// Like [`PackedDwConv::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        ind: &Indirection,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let g = *ind.geometry();
+        if g.in_c != self.channels || (g.k_h, g.k_w) != (self.k_h, self.k_w) {
+            return Err(Error::ShapeMismatch(format!(
+                "indirection is for {}x{} taps over {} channels, weights are {}x{} over {}",
+                g.k_h, g.k_w, g.in_c, self.k_h, self.k_w, self.channels
+            )));
+        }
+        let (oh, ow, taps, c) = (g.out_h(), g.out_w(), g.taps(), self.channels);
+        check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
+        check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
+        let total = self.tile_count(ind);
+        if tiles.start > tiles.end || tiles.end > total {
+            return Err(Error::invalid_argument(
+                "tiles",
+                format!("range {tiles:?} is outside 0..{total}"),
+            ));
+        }
+        let zero_row = vec![self.input_zp; c];
+        let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); ow * taps];
+        for t in tiles {
+            let (image, oy) = (t / oh, t % oh);
+            let base = &input[image * g.image_len()..][..g.image_len()];
+            for (px, slot) in ptrs.chunks_exact_mut(taps).enumerate() {
+                for (p, &off) in slot.iter_mut().zip(ind.pixel(oy * ow + px)) {
+                    *p = if off == PADDING {
+                        zero_row.as_ptr()
+                    } else {
+                        base[off as usize..].as_ptr()
+                    };
+                }
+            }
+            let args = DwArgs {
+                pixels: ow,
+                taps,
+                channels: c,
+                ptrs: &ptrs,
+                w: self.data.as_slice().as_ptr(),
+                block_bytes: self.block_bytes,
+                // SAFETY: row (image, oy) is inside the output checked above.
+                out: unsafe { output.as_ptr().add((image * oh + oy) * ow * c) },
+                rq: self.rq,
+            };
+            // SAFETY: every pointer addresses a full pixel (offsets come from the validated
+            // geometry, whose image fits `base`) or the zero row of `c` bytes; the ISA was
+            // checked by `pack`.
+            unsafe {
+                match self.kernel.isa {
+                    Isa::Scalar => scalar::row(&args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2::row(&args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => avx512::row(&args),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!("pack rejects ISAs the CPU lacks"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
