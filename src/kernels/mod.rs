@@ -40,6 +40,7 @@
 //!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
 
 pub mod buffer;
+pub mod conv;
 pub mod dwconv;
 mod epilogue;
 pub mod gemm;

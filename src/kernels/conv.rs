@@ -1,0 +1,206 @@
+//! k×k convolution with stride, dilation, padding and groups over NHWC `i8` input, computed
+//! by the GEMM microkernels through an [`Indirection`] table (no im2col buffer): each output
+//! pixel is a GEMM row whose `taps` segments are the input pixels its window reads, or a row
+//! of input zero points for padding taps.
+//!
+//! Use: [`PackedConv::pack`] once, an [`Indirection`] once per input shape, then
+//! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
+//! of group 0, then group 1, ...).
+
+use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm};
+use super::indirection::{Indirection, PADDING};
+use super::output::SharedOutput;
+use super::table::GemmKernelInfo;
+use crate::cpu::Isa;
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// Unpacked convolution weights.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvWeights<'a> {
+    /// Output channels (all groups).
+    pub out_c: usize,
+    /// Input channels per group.
+    pub in_c_per_group: usize,
+    /// Number of groups; `out_c` must be a multiple of it.
+    pub groups: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// OHWI weights: `out_c × k_h × k_w × in_c_per_group`.
+    pub weights: &'a [i8],
+    /// One (per tensor) or `out_c` (per output channel) weight scales; zero point 0.
+    pub scales: &'a [f32],
+    /// Optional `i32` bias with scale `s_x * s_w[c]`.
+    pub bias: Option<&'a [i32]>,
+}
+
+/// Convolution weights packed per group for one GEMM variant.
+#[derive(Debug)]
+pub struct PackedConv {
+    groups: Vec<PackedGemm>,
+    out_c: usize,
+    in_c_per_group: usize,
+    k_h: usize,
+    k_w: usize,
+    input_zp: i8,
+}
+
+impl PackedConv {
+    /// Packs `w` for the GEMM variant of `isa`.
+    pub fn pack(isa: Isa, w: &ConvWeights, q: &GemmQuant) -> Result<PackedConv> {
+        if w.groups == 0 || w.out_c == 0 || w.out_c % w.groups != 0 {
+            return Err(Error::invalid_argument(
+                "groups",
+                format!(
+                    "{} output channels cannot be split into {} groups",
+                    w.out_c, w.groups
+                ),
+            ));
+        }
+        let taps = w.k_h * w.k_w;
+        let per_oc = taps * w.in_c_per_group;
+        if w.weights.len() != w.out_c * per_oc {
+            return Err(Error::ShapeMismatch(format!(
+                "conv weights have {} elements, expected {}×{}×{}×{}",
+                w.weights.len(),
+                w.out_c,
+                w.k_h,
+                w.k_w,
+                w.in_c_per_group
+            )));
+        }
+        if w.scales.len() != 1 && w.scales.len() != w.out_c {
+            return Err(Error::ShapeMismatch(format!(
+                "{} weight scales for {} channels",
+                w.scales.len(),
+                w.out_c
+            )));
+        }
+        if w.bias.is_some_and(|b| b.len() != w.out_c) {
+            return Err(Error::ShapeMismatch(format!(
+                "bias length differs from {} output channels",
+                w.out_c
+            )));
+        }
+        let cout_g = w.out_c / w.groups;
+        let groups = (0..w.groups)
+            .map(|g| {
+                let chans = g * cout_g..(g + 1) * cout_g;
+                let gw = GemmWeights {
+                    n: cout_g,
+                    ks: taps,
+                    kc: w.in_c_per_group,
+                    weights: &w.weights[chans.start * per_oc..chans.end * per_oc],
+                    scales: if w.scales.len() == 1 {
+                        w.scales
+                    } else {
+                        &w.scales[chans.clone()]
+                    },
+                    bias: w.bias.map(|b| &b[chans.clone()]),
+                };
+                PackedGemm::pack(isa, &gw, q)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PackedConv {
+            groups,
+            out_c: w.out_c,
+            in_c_per_group: w.in_c_per_group,
+            k_h: w.k_h,
+            k_w: w.k_w,
+            input_zp: q.input.zero_point as i8,
+        })
+    }
+
+    /// The GEMM variant these weights were packed for.
+    pub fn kernel(&self) -> &'static GemmKernelInfo {
+        self.groups[0].kernel()
+    }
+
+    fn pixels(ind: &Indirection) -> usize {
+        let g = ind.geometry();
+        g.batch * g.out_h() * g.out_w()
+    }
+
+    /// Number of tiles for `ind`'s geometry.
+    pub fn tile_count(&self, ind: &Indirection) -> usize {
+        self.groups.len() * self.groups[0].tile_count(Self::pixels(ind))
+    }
+
+    /// Computes tiles `tiles` of `output` (NHWC, `batch × out_h × out_w × out_c`) from
+    /// `input` (NHWC, `batch × in_h × in_w × (groups · in_c_per_group)`).
+    pub fn run(&self, ind: &Indirection, input: &[i8], output: &mut [i8], tiles: Range<usize>) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(ind, input, &out, tiles) }
+    }
+
+    /// Like [`PackedConv::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        ind: &Indirection,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let g = *ind.geometry();
+        let cin_g = self.in_c_per_group;
+        if g.in_c != cin_g * self.groups.len() || (g.k_h, g.k_w) != (self.k_h, self.k_w) {
+            return Err(Error::ShapeMismatch(format!(
+                "indirection is for {}x{} taps over {} channels, weights are {}x{} over {}×{} channels",
+                g.k_h,
+                g.k_w,
+                g.in_c,
+                self.k_h,
+                self.k_w,
+                self.groups.len(),
+                cin_g
+            )));
+        }
+        let m = Self::pixels(ind);
+        let plane = g.out_h() * g.out_w();
+        check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
+        check_matrix("output", m, self.out_c, self.out_c, output.len())?;
+        let total = self.tile_count(ind);
+        if tiles.start > tiles.end || tiles.end > total {
+            return Err(Error::invalid_argument(
+                "tiles",
+                format!("range {tiles:?} is outside 0..{total}"),
+            ));
+        }
+        let per_group = self.groups[0].tile_count(m);
+        let zero_row = vec![self.input_zp; cin_g];
+        for (gi, packed) in self.groups.iter().enumerate() {
+            let lo = tiles.start.max(gi * per_group);
+            let hi = tiles.end.min((gi + 1) * per_group);
+            if lo >= hi {
+                continue;
+            }
+            let segment = |row: usize, s: usize| -> &[i8] {
+                let off = ind.pixel(row % plane)[s];
+                if off == PADDING {
+                    &zero_row
+                } else {
+                    &input[(row / plane) * g.image_len() + off as usize + gi * cin_g..][..cin_g]
+                }
+            };
+            let out = output.offset(gi * packed.n());
+            // SAFETY: the output holds m rows of out_c (checked above), so the group's view
+            // holds m rows of n at stride out_c; disjoint tiles are the caller's contract.
+            unsafe {
+                packed.run_rows(
+                    m,
+                    segment,
+                    &out,
+                    self.out_c,
+                    lo - gi * per_group..hi - gi * per_group,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

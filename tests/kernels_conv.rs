@@ -1,0 +1,216 @@
+//! k×k grouped convolution through the indirection table: every ISA variant bit-identical
+//! to the scalar kernel, and the scalar kernel within one step of the textbook f64 reference.
+
+use proptest::prelude::*;
+use xq::kernels::conv::{ConvWeights, PackedConv};
+use xq::kernels::gemm::GemmQuant;
+use xq::kernels::indirection::{ConvGeometry, Indirection};
+use xq::kernels::{reference, Isa, OutputRange, QuantParams};
+
+#[derive(Clone, Debug)]
+struct Case {
+    g: ConvGeometry,
+    groups: usize,
+    out_c: usize,
+    x: Vec<i8>,
+    w: Vec<i8>,
+    scales: Vec<f32>,
+    bias: Option<Vec<i32>>,
+    q: GemmQuant,
+}
+
+impl Case {
+    fn run(&self, isa: Isa, split: f64) -> Vec<i8> {
+        let w = ConvWeights {
+            out_c: self.out_c,
+            in_c_per_group: self.g.in_c / self.groups,
+            groups: self.groups,
+            k_h: self.g.k_h,
+            k_w: self.g.k_w,
+            weights: &self.w,
+            scales: &self.scales,
+            bias: self.bias.as_deref(),
+        };
+        let packed = PackedConv::pack(isa, &w, &self.q).unwrap();
+        let ind = Indirection::new(&self.g).unwrap();
+        let tiles = packed.tile_count(&ind);
+        let cut = (tiles as f64 * split) as usize;
+        let mut y = vec![0x55i8; self.g.batch * self.g.out_h() * self.g.out_w() * self.out_c];
+        packed.run(&ind, &self.x, &mut y, cut..tiles).unwrap();
+        packed.run(&ind, &self.x, &mut y, 0..cut).unwrap();
+        y
+    }
+
+    fn reference(&self) -> Vec<i8> {
+        reference::conv2d(
+            &self.g,
+            self.groups,
+            self.out_c,
+            &self.x,
+            self.q.input,
+            &self.w,
+            &self.scales,
+            self.bias.as_deref(),
+            self.q.output,
+            self.q.range,
+        )
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (1usize..3, 1usize..9, 1usize..9, 1usize..3, 1usize..12, 1usize..20),
+        (1usize..4, 1usize..4),
+        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_map(
+            |((batch, in_h, in_w, groups, cin_g, cout_g), (k_h, k_w), (sh, sw, dh, dw), padding)| {
+                let g = ConvGeometry {
+                    batch,
+                    in_h,
+                    in_w,
+                    in_c: groups * cin_g,
+                    k_h,
+                    k_w,
+                    stride: (sh, sw),
+                    dilation: (dh, dw),
+                    padding,
+                };
+                (g, groups, groups * cout_g)
+            },
+        )
+        .prop_filter("window fits the padded input", |(g, _, _)| g.validate().is_ok())
+        .prop_flat_map(|(g, groups, out_c)| {
+            let per_oc = g.taps() * g.in_c / groups;
+            (
+                prop::collection::vec(any::<i8>(), g.batch * g.image_len()),
+                prop::collection::vec(-127i8..=127, out_c * per_oc),
+                prop::collection::vec(-10f32..-4f32, out_c),
+                prop::collection::vec(-20000i32..20000, out_c),
+                (any::<bool>(), any::<bool>(), any::<bool>()),
+                (-6f32..0f32, -128i32..=127, -3f32..2f32, -128i32..=127),
+            )
+                .prop_map(
+                    move |(x, w, s, bias, (per_channel, with_bias, relu), (xs, xz, ys, yz))| Case {
+                        g,
+                        groups,
+                        out_c,
+                        x,
+                        w,
+                        scales: if per_channel {
+                            s.iter().map(|e| e.exp2()).collect()
+                        } else {
+                            vec![s[0].exp2()]
+                        },
+                        bias: with_bias.then_some(bias),
+                        q: GemmQuant {
+                            input: QuantParams {
+                                scale: xs.exp2(),
+                                zero_point: xz,
+                            },
+                            output: QuantParams {
+                                scale: ys.exp2(),
+                                zero_point: yz,
+                            },
+                            range: if relu {
+                                OutputRange::relu(yz)
+                            } else {
+                                OutputRange::FULL
+                            },
+                        },
+                    },
+                )
+        })
+}
+
+fn simd_isas() -> Vec<Isa> {
+    [Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| {
+            let ok = isa.is_supported();
+            if !ok {
+                println!("SKIPPED: {isa} not supported by this CPU");
+            }
+            ok
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scalar_within_one_step_and_simd_bit_identical(c in case(), split in 0.0f64..1.0) {
+        let scalar = c.run(Isa::Scalar, split);
+        for (i, (&got, &want)) in scalar.iter().zip(&c.reference()).enumerate() {
+            prop_assert!((got as i32 - want as i32).abs() <= 1, "element {}: {} vs {}", i, got, want);
+        }
+        for isa in simd_isas() {
+            prop_assert_eq!(&c.run(isa, split), &scalar, "{}", isa);
+        }
+    }
+}
+
+#[test]
+fn bad_groups_and_shapes_are_errors() {
+    let q = GemmQuant {
+        input: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        output: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        range: OutputRange::FULL,
+    };
+    let w = vec![1i8; 3 * 2 * 2 * 2];
+    let good = ConvWeights {
+        out_c: 3,
+        in_c_per_group: 2,
+        groups: 1,
+        k_h: 2,
+        k_w: 2,
+        weights: &w,
+        scales: &[1.0],
+        bias: None,
+    };
+    assert!(PackedConv::pack(Isa::Scalar, &ConvWeights { groups: 2, ..good }, &q).is_err());
+    assert!(PackedConv::pack(Isa::Scalar, &ConvWeights { groups: 0, ..good }, &q).is_err());
+    assert!(PackedConv::pack(
+        Isa::Scalar,
+        &ConvWeights {
+            weights: &w[1..],
+            ..good
+        },
+        &q
+    )
+    .is_err());
+    let packed = PackedConv::pack(Isa::Scalar, &good, &q).unwrap();
+    let g = ConvGeometry {
+        batch: 1,
+        in_h: 3,
+        in_w: 3,
+        in_c: 2,
+        k_h: 2,
+        k_w: 2,
+        stride: (1, 1),
+        dilation: (1, 1),
+        padding: (0, 0, 0, 0),
+    };
+    let ind = Indirection::new(&g).unwrap();
+    let mut y = vec![0i8; 12];
+    assert!(packed.run(&ind, &[0; 17], &mut y, 0..1).is_err(), "short input");
+    assert!(
+        packed.run(&ind, &[0; 18], &mut y[..11], 0..1).is_err(),
+        "short output"
+    );
+    let ind3 = Indirection::new(&ConvGeometry { in_c: 3, ..g }).unwrap();
+    assert!(
+        packed.run(&ind3, &[0; 27], &mut y, 0..1).is_err(),
+        "channel mismatch"
+    );
+    assert!(packed.run(&ind, &[1; 18], &mut y, 0..1).is_ok());
+    assert_eq!(y, vec![8; 12], "2×2 taps × 2 channels of 1·1");
+}
