@@ -50,7 +50,7 @@ pub struct PackedConv {
 impl PackedConv {
     /// Packs `w` for the GEMM variant of `isa`.
     pub fn pack(isa: Isa, w: &ConvWeights, q: &GemmQuant) -> Result<PackedConv> {
-        if w.groups == 0 || w.out_c == 0 || w.out_c % w.groups != 0 {
+        if w.groups == 0 || w.out_c == 0 || !w.out_c.is_multiple_of(w.groups) {
             return Err(Error::invalid_argument(
                 "groups",
                 format!(
