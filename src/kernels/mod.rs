@@ -40,8 +40,10 @@
 //!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
 
 pub mod buffer;
+pub mod concat;
 pub mod conv;
 pub mod dwconv;
+pub mod elementwise;
 mod epilogue;
 pub mod gemm;
 pub mod indirection;
