@@ -48,6 +48,7 @@ mod epilogue;
 pub mod gemm;
 pub mod indirection;
 pub mod output;
+pub mod pool;
 pub mod reference;
 pub mod requant;
 pub mod table;
