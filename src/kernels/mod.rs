@@ -43,6 +43,7 @@ pub mod buffer;
 pub mod concat;
 pub mod conv;
 pub mod dwconv;
+pub mod dynamic;
 pub mod elementwise;
 mod epilogue;
 pub mod gemm;

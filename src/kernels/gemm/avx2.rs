@@ -1,7 +1,7 @@
 //! AVX2 GEMM microkernel: activations widened to `i16` pairs, exact `vpmaddwd` dot products,
 //! up to 6 rows × 2 panels of 8 columns, fp32 requantization in the epilogue.
 
-use super::TileArgs;
+use super::{TileArgs, TileOut};
 use crate::kernels::epilogue::{store_low_bytes, Requant256};
 use std::arch::x86_64::*;
 
@@ -64,15 +64,52 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             a = a.add(4);
         }
     }
-    let rq = Requant256::new(&t.rq);
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
-        // SAFETY: the multipliers follow the weights in each panel, 32-byte aligned.
-        let mult = unsafe { _mm256_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
+        let panel = t.w.wrapping_add(j * t.panel_bytes);
+        // SAFETY: multipliers, weight sums and float biases follow the weights in each
+        // panel, 32-byte aligned.
+        let (mult, w_sum, f_bias) = unsafe {
+            (
+                _mm256_load_ps(panel.add(mult_at).cast()),
+                _mm256_load_si256(panel.add(mult_at + NR * 4).cast()),
+                _mm256_load_ps(panel.add(mult_at + NR * 8).cast()),
+            )
+        };
         let cols = (t.cols - j * NR).min(NR);
-        for (r, row) in acc.iter().enumerate() {
-            // SAFETY: writes `cols` bytes of output row r inside the tile.
-            unsafe { store_low_bytes(t.c.add(r * t.c_stride + j * NR), rq.apply(row[j], mult), cols) };
+        match t.out {
+            TileOut::Quantized { c, stride, rq } => {
+                let rq = Requant256::new(&rq);
+                for (r, row) in acc.iter().enumerate() {
+                    // SAFETY: writes `cols` bytes of output row r inside the tile.
+                    unsafe { store_low_bytes(c.add(r * stride + j * NR), rq.apply(row[j], mult), cols) };
+                }
+            }
+            TileOut::Dequantized {
+                y,
+                stride,
+                row_scale,
+                row_zp,
+            } => {
+                for (r, row) in acc.iter().enumerate() {
+                    // SAFETY: row r has a scale and zero point; writes `cols` floats of
+                    // output row r inside the tile.
+                    unsafe {
+                        let zp = _mm256_set1_epi32(*row_zp.add(r));
+                        let centered = _mm256_sub_epi32(row[j], _mm256_mullo_epi32(zp, w_sum));
+                        let scale = _mm256_mul_ps(_mm256_set1_ps(*row_scale.add(r)), mult);
+                        let v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(centered), scale), f_bias);
+                        let dst = y.add(r * stride + j * NR);
+                        if cols == NR {
+                            _mm256_storeu_ps(dst, v);
+                        } else {
+                            let mut tmp = [0f32; NR];
+                            _mm256_storeu_ps(tmp.as_mut_ptr(), v);
+                            std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! 6 rows × 4 panels of 16 columns, fp32 requantization in the epilogue.
 
 use super::pack::PanelGeometry;
-use super::TileArgs;
+use super::{TileArgs, TileOut};
 use crate::kernels::epilogue::Requant512;
 use std::arch::x86_64::*;
 
@@ -68,17 +68,46 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             a = a.add(4);
         }
     }
-    let rq = Requant512::new(&t.rq);
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
-        // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
-        let mult = unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
+        let panel = t.w.wrapping_add(j * t.panel_bytes);
+        // SAFETY: multipliers, weight sums and float biases follow the weights in each
+        // panel, 64-byte aligned.
+        let (mult, w_sum, f_bias) = unsafe {
+            (
+                _mm512_load_ps(panel.add(mult_at).cast()),
+                _mm512_load_si512(panel.add(mult_at + NR * 4).cast()),
+                _mm512_load_ps(panel.add(mult_at + NR * 8).cast()),
+            )
+        };
         let cols = (t.cols - j * NR).min(NR);
         let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
-        for (r, row) in acc.iter().enumerate() {
-            let bytes = rq.apply(row[j], mult);
-            // SAFETY: writes `cols` bytes of output row r inside the tile.
-            unsafe { _mm_mask_storeu_epi8(t.c.add(r * t.c_stride + j * NR), mask, bytes) };
+        match t.out {
+            TileOut::Quantized { c, stride, rq } => {
+                let rq = Requant512::new(&rq);
+                for (r, row) in acc.iter().enumerate() {
+                    // SAFETY: writes `cols` bytes of output row r inside the tile.
+                    unsafe { _mm_mask_storeu_epi8(c.add(r * stride + j * NR), mask, rq.apply(row[j], mult)) };
+                }
+            }
+            TileOut::Dequantized {
+                y,
+                stride,
+                row_scale,
+                row_zp,
+            } => {
+                for (r, row) in acc.iter().enumerate() {
+                    // SAFETY: row r has a scale and zero point; writes `cols` floats of
+                    // output row r inside the tile.
+                    unsafe {
+                        let zp = _mm512_set1_epi32(*row_zp.add(r));
+                        let centered = _mm512_sub_epi32(row[j], _mm512_mullo_epi32(zp, w_sum));
+                        let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(r)), mult);
+                        let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(centered), scale), f_bias);
+                        _mm512_mask_storeu_ps(y.add(r * stride + j * NR), mask, v);
+                    }
+                }
+            }
         }
     }
 }

@@ -62,9 +62,8 @@ pub struct PackedGemm {
 
 /// One microkernel call. Contract: `a` points to `rows` packed A rows of `kpad` elements
 /// (`kpad * a_elem_bytes` bytes each); `w` points to `panels` consecutive, aligned panels
-/// of `panel_bytes`; `c` points to a `rows × cols` block with row stride `c_stride`, all
-/// of which the caller may write; `rows <= mr`, `panels <= panels_per_tile`,
-/// `cols <= panels * panel_nr`.
+/// of `panel_bytes`; the output block of `out` (`rows × cols` at its stride) may be
+/// written; `rows <= mr`, `panels <= panels_per_tile`, `cols <= panels * panel_nr`.
 pub(crate) struct TileArgs {
     pub rows: usize,
     pub panels: usize,
@@ -73,9 +72,33 @@ pub(crate) struct TileArgs {
     pub a: *const u8,
     pub w: *const u8,
     pub panel_bytes: usize,
-    pub c: *mut i8,
-    pub c_stride: usize,
-    pub rq: Requantizer,
+    pub out: TileOut,
+}
+
+/// Where and how a tile's accumulators are written (the epilogue).
+#[derive(Clone, Copy)]
+pub(crate) enum TileOut {
+    /// `i8` output: `requantize((acc as f32) * multiplier[c])`.
+    Quantized {
+        /// Row 0, column 0 of the tile.
+        c: *mut i8,
+        /// Row stride in elements.
+        stride: usize,
+        /// Output zero point and range.
+        rq: Requantizer,
+    },
+    /// `f32` output of dynamic quantization:
+    /// `((acc - zp[r]·Σw[c]) as f32) * (scale[r] * s_w[c]) + bias[c]`.
+    Dequantized {
+        /// Row 0, column 0 of the tile.
+        y: *mut f32,
+        /// Row stride in elements.
+        stride: usize,
+        /// Per-row scales of the tile's rows (`rows` entries).
+        row_scale: *const f32,
+        /// Per-row zero points of the tile's rows (`rows` entries).
+        row_zp: *const i32,
+    },
 }
 
 thread_local! {
@@ -86,9 +109,19 @@ thread_local! {
 impl PackedGemm {
     /// Packs `w` for the kernel variant of `isa` with the given activation quantization.
     pub fn pack(isa: Isa, w: &GemmWeights, q: &GemmQuant) -> Result<PackedGemm> {
-        super::ensure_supported(isa)?;
         q.input.validate("input")?;
         q.output.validate("output")?;
+        Self::pack_with(isa, w, q, None)
+    }
+
+    /// Packs for `q`, plus optional `f32` biases for the dynamic-quantization epilogue.
+    pub(crate) fn pack_with(
+        isa: Isa,
+        w: &GemmWeights,
+        q: &GemmQuant,
+        float_bias: Option<&[f32]>,
+    ) -> Result<PackedGemm> {
+        super::ensure_supported(isa)?;
         let kernel = gemm_kernel(isa);
         let geo = PanelGeometry::new(kernel, w.n, w.ks, w.kc)?;
         let expected = w.n * w.ks * w.kc;
@@ -129,7 +162,21 @@ impl PackedGemm {
                 &zero_bias
             }
         };
-        let data = pack::pack_weights(kernel, &geo, w.weights, bias, &multipliers, q.input.zero_point)?;
+        if float_bias.is_some_and(|b| b.len() != w.n) {
+            return Err(Error::ShapeMismatch(format!(
+                "float bias length differs from n = {}",
+                w.n
+            )));
+        }
+        let data = pack::pack_weights(
+            kernel,
+            &geo,
+            w.weights,
+            bias,
+            &multipliers,
+            float_bias,
+            q.input.zero_point,
+        )?;
         Ok(PackedGemm {
             kernel,
             geo,
@@ -204,7 +251,7 @@ impl PackedGemm {
         unsafe { self.run_rows(m, segment, output, output_stride, tiles) }
     }
 
-    /// The tile loop shared by GEMM and convolution: `segment(row, s)` yields `kc` elements.
+    /// The quantized-output tile loop: tile outputs go to `output` at `output_stride`.
     ///
     /// # Safety
     /// `output` must hold `m` rows of `n` at stride `output_stride` (checked by callers) and
@@ -215,6 +262,30 @@ impl PackedGemm {
         segment: impl Fn(usize, usize) -> &'a [i8],
         output: &SharedOutput,
         output_stride: usize,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let rq = self.rq;
+        let out = |row0: usize, col0: usize| TileOut::Quantized {
+            // SAFETY: (row0, col0) is inside the output (caller contract).
+            c: unsafe { output.as_ptr().add(row0 * output_stride + col0) },
+            stride: output_stride,
+            rq,
+        };
+        // SAFETY: forwarded contract.
+        unsafe { self.run_tiles(m, segment, out, tiles) }
+    }
+
+    /// The tile loop shared by GEMM, convolution and dynamic GEMM: `segment(row, s)` yields
+    /// `kc` elements; `out(row0, col0)` gives the epilogue of the tile at that corner.
+    ///
+    /// # Safety
+    /// Every `out(row0, col0)` must satisfy the [`TileArgs`] output contract for the tile
+    /// there, and concurrent calls must use disjoint tiles.
+    pub(crate) unsafe fn run_tiles<'a>(
+        &self,
+        m: usize,
+        segment: impl Fn(usize, usize) -> &'a [i8],
+        out: impl Fn(usize, usize) -> TileOut,
         tiles: Range<usize>,
     ) -> Result<()> {
         let total = self.tile_count(m);
@@ -259,10 +330,7 @@ impl PackedGemm {
                             .add(first_panel * self.geo.panel_bytes)
                     },
                     panel_bytes: self.geo.panel_bytes,
-                    // SAFETY: (row0, col0) is inside the output checked by the caller.
-                    c: unsafe { output.as_ptr().add(row0 * output_stride + col0) },
-                    c_stride: output_stride,
-                    rq: self.rq,
+                    out: out(row0, col0),
                 };
                 // SAFETY: `args` satisfies the TileArgs contract by construction above, and
                 // `pack` only accepted an ISA this CPU supports.

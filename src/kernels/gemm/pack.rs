@@ -4,7 +4,8 @@
 //! segment is zero-padded to `kc4 = round_up(kc, 4)`, so `kpad = ks * kc4`.
 //!
 //! A weight panel covers `nr` output columns and is laid out as
-//! `[bias: nr × i32][weights: kpad/kr groups × nr columns × kr bytes][multiplier: nr × f32]`.
+//! `[bias: nr × i32][weights: kpad/kr groups × nr columns × kr bytes][multiplier: nr × f32]`
+//! `[Σw: nr × i32][float bias: nr × f32]` (the last two serve the dynamic-quantization epilogue).
 //! The bias already contains `-zp_x·Σw` (and `-128·Σw` for unsigned-activation variants).
 
 use super::super::buffer::AlignedBytes;
@@ -50,7 +51,7 @@ impl PanelGeometry {
             .filter(|&k| k <= MAX_KPAD)
             .ok_or_else(|| Error::Unsupported(format!("reduction length {ks}×{kc} exceeds {MAX_KPAD}")))?;
         let nr = kernel.panel_nr;
-        let panel_bytes = nr * 4 + kpad * nr + nr * 4;
+        let panel_bytes = nr * 4 + kpad * nr + 3 * nr * 4;
         let panels = n.div_ceil(nr);
         Ok(PanelGeometry {
             n,
@@ -68,6 +69,16 @@ impl PanelGeometry {
     pub fn multiplier_offset(&self) -> usize {
         self.nr * 4 + self.kpad * self.nr
     }
+
+    /// Offset of the per-column weight sums inside a panel.
+    pub fn weight_sum_offset(&self) -> usize {
+        self.multiplier_offset() + self.nr * 4
+    }
+
+    /// Offset of the per-column float biases inside a panel.
+    pub fn float_bias_offset(&self) -> usize {
+        self.weight_sum_offset() + self.nr * 4
+    }
 }
 
 /// Packs `weights` (`n × ks × kc`, row-major) with the final `i32` bias and `f32` multipliers.
@@ -80,6 +91,7 @@ pub(crate) fn pack_weights(
     weights: &[i8],
     bias: &[i32],
     multipliers: &[f32],
+    float_bias: Option<&[f32]>,
     input_zp: i32,
 ) -> Result<AlignedBytes> {
     debug_assert_eq!(weights.len(), geo.n * geo.ks * geo.kc);
@@ -108,6 +120,10 @@ pub(crate) fn pack_weights(
         panel[c * 4..c * 4 + 4].copy_from_slice(&packed_bias.to_ne_bytes());
         let m = geo.multiplier_offset() + c * 4;
         panel[m..m + 4].copy_from_slice(&multipliers[col].to_ne_bytes());
+        let ws = geo.weight_sum_offset() + c * 4;
+        panel[ws..ws + 4].copy_from_slice(&sum.to_ne_bytes());
+        let fb = geo.float_bias_offset() + c * 4;
+        panel[fb..fb + 4].copy_from_slice(&float_bias.map_or(0.0, |b| b[col]).to_ne_bytes());
     }
     Ok(buf)
 }

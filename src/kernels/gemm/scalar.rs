@@ -1,6 +1,6 @@
 //! Portable GEMM microkernel: the test oracle of the SIMD variants.
 
-use super::TileArgs;
+use super::{TileArgs, TileOut};
 
 /// Computes one tile (see [`TileArgs`]) with plain integer arithmetic.
 ///
@@ -13,9 +13,12 @@ pub(super) unsafe fn tile(t: &TileArgs) {
         let panel = unsafe { std::slice::from_raw_parts(t.w.add(p * t.panel_bytes), t.panel_bytes) };
         let weights = &panel[nr * 4..];
         let mult_at = nr * 4 + t.kpad * nr;
+        let word = |at: usize, c: usize| -> [u8; 4] { panel[at + c * 4..at + c * 4 + 4].try_into().unwrap() };
         for c in 0..nr.min(t.cols - p * nr) {
-            let bias = i32::from_ne_bytes(panel[c * 4..c * 4 + 4].try_into().unwrap());
-            let mult = f32::from_ne_bytes(panel[mult_at + c * 4..mult_at + c * 4 + 4].try_into().unwrap());
+            let bias = i32::from_ne_bytes(word(0, c));
+            let mult = f32::from_ne_bytes(word(mult_at, c));
+            let w_sum = i32::from_ne_bytes(word(mult_at + nr * 4, c));
+            let f_bias = f32::from_ne_bytes(word(mult_at + nr * 8, c));
             for r in 0..t.rows {
                 // SAFETY: row `r` of the packed A buffer holds `kpad` bytes (TileArgs contract).
                 let a = unsafe { std::slice::from_raw_parts(t.a.add(r * t.kpad), t.kpad) };
@@ -23,8 +26,25 @@ pub(super) unsafe fn tile(t: &TileArgs) {
                 for (k, &x) in a.iter().enumerate() {
                     acc = acc.wrapping_add((x as i8 as i32) * (weights[k * nr + c] as i8 as i32));
                 }
-                // SAFETY: (r, p*nr + c) is inside the output tile (TileArgs contract).
-                unsafe { *t.c.add(r * t.c_stride + p * nr + c) = t.rq.apply(acc as f32 * mult) };
+                let col = p * nr + c;
+                // SAFETY: (r, col) is inside the output tile and row r has a row scale and
+                // zero point (TileArgs contract).
+                unsafe {
+                    match t.out {
+                        TileOut::Quantized { c: out, stride, rq } => {
+                            *out.add(r * stride + col) = rq.apply(acc as f32 * mult)
+                        }
+                        TileOut::Dequantized {
+                            y,
+                            stride,
+                            row_scale,
+                            row_zp,
+                        } => {
+                            let centered = acc.wrapping_sub((*row_zp.add(r)).wrapping_mul(w_sum));
+                            *y.add(r * stride + col) = centered as f32 * (*row_scale.add(r) * mult) + f_bias;
+                        }
+                    }
+                }
             }
         }
     }
