@@ -64,6 +64,9 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             a = a.add(4);
         }
     }
+    // The epilogue indexes accumulators dynamically; doing so on a copy keeps `acc` itself
+    // in registers during the K loop.
+    let acc = std::hint::black_box(acc);
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
         let panel = t.w.wrapping_add(j * t.panel_bytes);
