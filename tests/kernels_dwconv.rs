@@ -129,7 +129,7 @@ fn simd_isas() -> Vec<Isa> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn scalar_within_one_step_and_simd_bit_identical(c in case(), split in 0.0f64..1.0) {

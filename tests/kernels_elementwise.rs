@@ -193,7 +193,7 @@ fn assert_close(got: &[i8], want: &[i8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn binary_scalar_close_and_simd_identical(c in bin_case(), split in 0.0f64..1.0) {

@@ -141,7 +141,7 @@ fn assert_within_one_step(got: &[i8], want: &[i8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn scalar_within_one_step_and_simd_bit_identical(c in case(), split in 0.0f64..1.0) {

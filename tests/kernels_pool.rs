@@ -69,7 +69,7 @@ fn geometry() -> impl Strategy<Value = ConvGeometry> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn mean_scalar_close_and_simd_identical(
