@@ -44,6 +44,14 @@ impl OperandStrides {
         OperandStrides { n: p * c, p: c, c: 1 }
     }
 
+    /// Whether the operand is dense (`[n, p, c]` contiguous) or one scalar for everything,
+    /// so that consecutive output rows map to consecutive operand elements.
+    fn is_flat(&self, s: &BinaryShape) -> bool {
+        let dense = self.c == 1 && (s.p <= 1 || self.p == s.c) && (s.n <= 1 || self.n == s.p * s.c);
+        let scalar = self.c == 0 && (s.p <= 1 || self.p == 0) && (s.n <= 1 || self.n == 0);
+        dense || scalar
+    }
+
     /// A `[n, 1, c]` operand broadcast over pixels (SE-block scale).
     pub fn per_channel(c: usize) -> Self {
         OperandStrides { n: c, p: 0, c: 1 }
@@ -217,6 +225,26 @@ impl QuantizedBinary {
             ));
         }
         if shape.c == 0 {
+            return Ok(());
+        }
+        if shape.a.is_flat(shape) && shape.b.is_flat(shape) {
+            // Consecutive rows are contiguous in every operand: one long row.
+            let (start, len) = (tiles.start * shape.c, tiles.len() * shape.c);
+            let r = RowArgs {
+                op: self.op,
+                len,
+                a: a[if shape.a.c == 0 { 0 } else { start }..].as_ptr(),
+                a_broadcast: shape.a.c == 0,
+                b: b[if shape.b.c == 0 { 0 } else { start }..].as_ptr(),
+                b_broadcast: shape.b.c == 0,
+                // SAFETY: rows tiles.start..tiles.end of the output are inside `out`.
+                out: unsafe { out.as_ptr().add(start) },
+                rq: self.rq,
+            };
+            if len > 0 {
+                // SAFETY: a flat operand holds every element of the rows read (check_operand).
+                unsafe { run_row(self.isa, &r) };
+            }
             return Ok(());
         }
         for t in tiles {
