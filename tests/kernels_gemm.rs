@@ -91,7 +91,7 @@ fn case() -> impl Strategy<Value = Case> {
             let k = ks * kc;
             (
                 i8_vec(m * k, -128, 127),
-                i8_vec(n * k, -127, 127),
+                i8_vec(n * k, -128, 127),
                 prop::collection::vec(-10f32..-4f32, if per_channel { n } else { 1 }),
                 prop::collection::vec(-20000i32..20000, n),
                 qparams(-6.0, 0.0),

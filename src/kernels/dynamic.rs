@@ -129,6 +129,25 @@ impl PackedDynamicGemm {
         out_stride: usize,
         tiles: Range<usize>,
     ) -> Result<()> {
+        let len = out.len();
+        // SAFETY: `out` is exclusively borrowed for this call, so no other writer exists.
+        unsafe { self.run_shared(rows, out.as_mut_ptr(), len, out_stride, tiles) }
+    }
+
+    /// Like [`PackedDynamicGemm::run`] on a raw output of `out_len` floats, so several
+    /// threads can compute different tiles of one output.
+    ///
+    /// # Safety
+    /// `out` must be valid for writing `out_len` floats for the duration of the call, and
+    /// calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        rows: &QuantizedRows,
+        out: *mut f32,
+        out_len: usize,
+        out_stride: usize,
+        tiles: Range<usize>,
+    ) -> Result<()> {
         if rows.k != self.gemm.k() {
             return Err(Error::ShapeMismatch(format!(
                 "rows have k = {}, weights {}",
@@ -142,9 +161,9 @@ impl PackedDynamicGemm {
         {
             return Err(Error::ShapeMismatch("quantized rows are inconsistent".into()));
         }
-        check_matrix("out", rows.m, self.gemm.n(), out_stride, out.len())?;
+        check_matrix("out", rows.m, self.gemm.n(), out_stride, out_len)?;
         let k = rows.k;
-        let y = out.as_mut_ptr();
+        let y = out;
         let tile_out = |row0: usize, col0: usize| TileOut::Dequantized {
             // SAFETY: (row0, col0) is inside `out` (checked above).
             y: unsafe { y.add(row0 * out_stride + col0) },
@@ -152,8 +171,8 @@ impl PackedDynamicGemm {
             row_scale: rows.scales[row0..].as_ptr(),
             row_zp: rows.zero_points[row0..].as_ptr(),
         };
-        // SAFETY: `out` is exclusively borrowed and holds m rows of n at out_stride; the
-        // per-row arrays hold m entries.
+        // SAFETY: `out` holds m rows of n at out_stride (checked above, validity is the
+        // caller's contract); the per-row arrays hold m entries.
         unsafe {
             self.gemm
                 .run_tiles(rows.m, |r, _| &rows.data[r * k..][..k], tile_out, tiles)

@@ -94,6 +94,23 @@ impl GlobalAvgPool {
         output: &mut [i8],
         tiles: Range<usize>,
     ) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(batch, channels, input, &out, tiles) }
+    }
+
+    /// Like [`GlobalAvgPool::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        batch: usize,
+        channels: usize,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
         let image = self.pixels * channels;
         check_matrix("input", batch, image, image, input.len())?;
         check_matrix("output", batch, channels, channels, output.len())?;
@@ -105,7 +122,8 @@ impl GlobalAvgPool {
                 channels,
                 zp_times_count: self.zp_in * self.pixels as i32,
                 m: self.m,
-                out: output[t * channels..].as_mut_ptr(),
+                // SAFETY: row t of the output is inside it (checked above).
+                out: unsafe { output.as_ptr().add(t * channels) },
                 rq: self.rq,
             };
             // SAFETY: the slices above hold one image and one output row; ISA checked in `new`.
