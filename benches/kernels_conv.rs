@@ -30,6 +30,7 @@ fn budget(isa: Isa) -> Duration {
 fn main() {
     let peak = common::vnni_peak_gops();
     println!("cpu: {}", common::cpu_name());
+    println!("{}", common::dispatch_line());
     if let Some(p) = peak {
         println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS");
     }

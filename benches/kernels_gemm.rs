@@ -36,6 +36,7 @@ fn shapes() -> Vec<(usize, usize, usize)> {
 fn main() {
     let peak = common::vnni_peak_gops();
     println!("cpu: {}", common::cpu_name());
+    println!("{}", common::dispatch_line());
     match peak {
         Some(p) => println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS"),
         None => println!("avx512vnni peak: SKIPPED (not supported)"),

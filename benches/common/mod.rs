@@ -85,6 +85,17 @@ unsafe fn vnni_chains(iters: u64) -> i32 {
     _mm512_reduce_add_epi32(s)
 }
 
+/// A line naming the ISA that run-time dispatch picks in this process (`XQ_ISA` honoured).
+pub fn dispatch_line() -> String {
+    match xq::kernels::table::selected_isa() {
+        Ok(isa) => format!(
+            "dispatch picks: {isa} ({})",
+            xq::kernels::table::kernel_names(isa).join(", ")
+        ),
+        Err(e) => format!("dispatch: {e}"),
+    }
+}
+
 /// The CPU model name from `/proc/cpuinfo`, for reports.
 pub fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

@@ -110,6 +110,50 @@ pub fn dwconv_kernel(isa: Isa) -> &'static DwConvKernelInfo {
     &DWCONV[isa as usize]
 }
 
+/// Names of every kernel variant used for `isa`, one per family, for reports and logs.
+/// GEMM serves fully connected, 1×1 and k×k convolution and the dynamic GEMM.
+pub fn kernel_names(isa: Isa) -> [&'static str; 7] {
+    let elementwise: [&'static str; 5] = match isa {
+        Isa::Scalar => [
+            "qs8-vadd-fp32-scalar",
+            "qs8-vmul-fp32-scalar",
+            "qs8-requant-fp32-scalar",
+            "qs8-gavgpool-fp32-scalar",
+            "s8-maxpool-scalar",
+        ],
+        Isa::Avx2 => [
+            "qs8-vadd-fp32-avx2",
+            "qs8-vmul-fp32-avx2",
+            "qs8-requant-fp32-avx2",
+            "qs8-gavgpool-fp32-avx2",
+            "s8-maxpool-avx2",
+        ],
+        Isa::Avx512Vnni => [
+            "qs8-vadd-fp32-avx512",
+            "qs8-vmul-fp32-avx512",
+            "qs8-requant-fp32-avx512",
+            "qs8-gavgpool-fp32-avx512",
+            "s8-maxpool-avx512",
+        ],
+    };
+    let [add, mul, requant, gavg, maxpool] = elementwise;
+    [
+        gemm_kernel(isa).name,
+        dwconv_kernel(isa).name,
+        add,
+        mul,
+        requant,
+        gavg,
+        maxpool,
+    ]
+}
+
+/// The ISA the kernels use by default in this process ([`crate::cpu::selected_isa`]:
+/// the best supported, or the one forced by `XQ_ISA`).
+pub fn selected_isa() -> crate::Result<Isa> {
+    crate::cpu::selected_isa()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +166,13 @@ mod tests {
             assert!(k.name.ends_with(isa.name()), "{}", k.name);
             assert_eq!(4 % k.kr, 0, "K is padded to 4 for every variant");
             assert_eq!(dwconv_kernel(isa).isa, isa);
+            let names = kernel_names(isa);
+            assert!(
+                names
+                    .iter()
+                    .all(|n| n.contains(isa.name().trim_end_matches("vnni"))),
+                "{names:?}"
+            );
         }
     }
 }
