@@ -83,25 +83,25 @@ pub struct DwConvKernelInfo {
     pub name: &'static str,
     /// The ISA whose instructions the microkernel uses.
     pub isa: Isa,
-    /// Channels per SIMD step.
+    /// Channels per pass (accumulated together over all taps).
     pub channel_tile: usize,
 }
 
 static DWCONV: [DwConvKernelInfo; 3] = [
     DwConvKernelInfo {
-        name: "qs8-qc8w-dwconv-1x1c-fp32-scalar",
+        name: "qs8-qc8w-dwconv-up1-fp32-scalar",
         isa: Isa::Scalar,
         channel_tile: 1,
     },
     DwConvKernelInfo {
-        name: "qs8-qc8w-dwconv-1x8c-fp32-avx2",
+        name: "qs8-qc8w-dwconv-up8-fp32-avx2",
         isa: Isa::Avx2,
         channel_tile: 8,
     },
     DwConvKernelInfo {
-        name: "qs8-qc8w-dwconv-1x16c-fp32-avx512vnni",
+        name: "qs8-qc8w-dwconv-up64-fp32-avx512vnni",
         isa: Isa::Avx512Vnni,
-        channel_tile: 16,
+        channel_tile: 64,
     },
 ];
 
