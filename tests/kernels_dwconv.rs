@@ -230,3 +230,42 @@ fn mismatched_indirection_is_an_error() {
     );
     assert!(packed.run(&ind4, &[0; 64], &mut y, 0..2).is_ok());
 }
+
+#[test]
+fn oversized_or_inconsistent_weights_are_errors() {
+    let q = GemmQuant {
+        input: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        output: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        range: OutputRange::FULL,
+    };
+    let huge = DwWeights {
+        channels: 1,
+        k_h: usize::MAX,
+        k_w: 2,
+        weights: &[],
+        scales: &[1.0],
+        bias: None,
+    };
+    assert!(PackedDwConv::pack(Isa::Scalar, &huge, &q).is_err());
+    let short = DwWeights {
+        channels: 3,
+        k_h: 3,
+        k_w: 3,
+        weights: &[0; 26],
+        scales: &[1.0],
+        bias: None,
+    };
+    assert!(PackedDwConv::pack(Isa::Scalar, &short, &q).is_err());
+    let bad_bias = DwWeights {
+        bias: Some(&[0; 2]),
+        weights: &[0; 27],
+        ..short
+    };
+    assert!(PackedDwConv::pack(Isa::Scalar, &bad_bias, &q).is_err());
+}

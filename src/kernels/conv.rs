@@ -59,9 +59,9 @@ impl PackedConv {
                 ),
             ));
         }
-        let taps = w.k_h * w.k_w;
-        let per_oc = taps * w.in_c_per_group;
-        if w.weights.len() != w.out_c * per_oc {
+        let taps = w.k_h.checked_mul(w.k_w);
+        let per_oc = taps.and_then(|t| t.checked_mul(w.in_c_per_group));
+        if per_oc.and_then(|p| p.checked_mul(w.out_c)) != Some(w.weights.len()) {
             return Err(Error::ShapeMismatch(format!(
                 "conv weights have {} elements, expected {}×{}×{}×{}",
                 w.weights.len(),
@@ -84,6 +84,7 @@ impl PackedConv {
                 w.out_c
             )));
         }
+        let (taps, per_oc) = (w.k_h * w.k_w, w.k_h * w.k_w * w.in_c_per_group);
         let cout_g = w.out_c / w.groups;
         let groups = (0..w.groups)
             .map(|g| {

@@ -22,6 +22,9 @@ use crate::cpu::Isa;
 use crate::{Error, Result};
 use std::ops::Range;
 
+/// Largest kernel (taps = height × width) a depthwise pack accepts.
+pub const MAX_TAPS: usize = 1024;
+
 /// Channels per packed block (one 512-bit register of `i32`).
 pub(crate) const BLOCK: usize = 16;
 
@@ -79,16 +82,18 @@ impl PackedDwConv {
         super::ensure_supported(isa)?;
         q.input.validate("input")?;
         q.output.validate("output")?;
-        let (c, taps) = (w.channels, w.k_h * w.k_w);
-        if c == 0 || taps == 0 {
+        let c = w.channels;
+        if c == 0 || w.k_h == 0 || w.k_w == 0 {
             return Err(Error::invalid_argument("weights", "empty depthwise weights"));
         }
-        if taps > 1024 {
+        let taps = w.k_h.saturating_mul(w.k_w);
+        if taps > MAX_TAPS {
             return Err(Error::Unsupported(format!(
-                "depthwise kernel of {taps} taps (max 1024)"
+                "depthwise kernel of {}x{} taps (max {MAX_TAPS} taps)",
+                w.k_h, w.k_w
             )));
         }
-        if w.weights.len() != taps * c {
+        if taps.checked_mul(c) != Some(w.weights.len()) {
             return Err(Error::ShapeMismatch(format!(
                 "depthwise weights have {} elements, expected {taps}×{c}",
                 w.weights.len()

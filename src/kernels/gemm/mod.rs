@@ -124,11 +124,14 @@ impl PackedGemm {
         super::ensure_supported(isa)?;
         let kernel = gemm_kernel(isa);
         let geo = PanelGeometry::new(kernel, w.n, w.ks, w.kc)?;
-        let expected = w.n * w.ks * w.kc;
-        if w.weights.len() != expected {
+        let expected = w.n.checked_mul(geo.kpad).map(|_| w.n * w.ks * w.kc);
+        if expected != Some(w.weights.len()) {
             return Err(Error::ShapeMismatch(format!(
-                "weights have {} elements, expected n×ks×kc = {expected}",
-                w.weights.len()
+                "weights have {} elements, expected n×ks×kc = {}×{}×{}",
+                w.weights.len(),
+                w.n,
+                w.ks,
+                w.kc
             )));
         }
         if w.scales.len() != 1 && w.scales.len() != w.n {
