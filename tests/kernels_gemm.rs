@@ -297,4 +297,16 @@ fn bad_arguments_are_errors() {
         bias: None,
     };
     assert!(PackedGemm::pack(Isa::Scalar, &huge_k, &q).is_err());
+    let huge_kc = GemmWeights {
+        kc: usize::MAX,
+        ..huge_k
+    };
+    assert!(PackedGemm::pack(Isa::Scalar, &huge_kc, &q).is_err());
+    let huge_n = GemmWeights {
+        n: usize::MAX / 2,
+        ks: 1,
+        kc: 4,
+        ..huge_k
+    };
+    assert!(PackedGemm::pack(Isa::Scalar, &huge_n, &q).is_err());
 }

@@ -45,6 +45,11 @@ impl PanelGeometry {
                 format!("empty GEMM weights (n={n}, ks={ks}, kc={kc})"),
             ));
         }
+        if kc > MAX_KPAD {
+            return Err(Error::Unsupported(format!(
+                "reduction segment of {kc} exceeds {MAX_KPAD}"
+            )));
+        }
         let kc4 = kc.div_ceil(4) * 4;
         let kpad = ks
             .checked_mul(kc4)
