@@ -310,3 +310,37 @@ fn bad_arguments_are_errors() {
     };
     assert!(PackedGemm::pack(Isa::Scalar, &huge_n, &q).is_err());
 }
+
+#[test]
+fn threads_computing_disjoint_tiles_match_one_thread() {
+    use xq::kernels::output::SharedOutput;
+    let (m, n, k) = (45, 140, 300);
+    let x: Vec<i8> = (0..m * k).map(|i| (i * 31 % 251) as i8).collect();
+    let w: Vec<i8> = (0..n * k).map(|i| (i * 17 % 255) as i8).collect();
+    let scales: Vec<f32> = (0..n).map(|c| 1e-3 * (1 + c % 5) as f32).collect();
+    let q = GemmQuant {
+        input: QuantParams { scale: 0.05, zero_point: 9 },
+        output: QuantParams { scale: 0.3, zero_point: -20 },
+        range: OutputRange::FULL,
+    };
+    let weights = GemmWeights { n, ks: 1, kc: k, weights: &w, scales: &scales, bias: None };
+    for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+        let packed = PackedGemm::pack(isa, &weights, &q).unwrap();
+        let tiles = packed.tile_count(m);
+        let mut single = vec![0i8; m * n];
+        packed.run(m, &x, k, &mut single, n, 0..tiles).unwrap();
+        let mut shared = vec![0i8; m * n];
+        let out = SharedOutput::new(&mut shared);
+        std::thread::scope(|s| {
+            for part in 0..3 {
+                let (packed, x, out) = (&packed, &x, &out);
+                s.spawn(move || {
+                    let range = tiles * part / 3..tiles * (part + 1) / 3;
+                    // SAFETY: the three ranges are disjoint.
+                    unsafe { packed.run_shared(m, x, k, out, n, range).unwrap() };
+                });
+            }
+        });
+        assert_eq!(shared, single, "{isa}");
+    }
+}
