@@ -319,11 +319,24 @@ fn threads_computing_disjoint_tiles_match_one_thread() {
     let w: Vec<i8> = (0..n * k).map(|i| (i * 17 % 255) as i8).collect();
     let scales: Vec<f32> = (0..n).map(|c| 1e-3 * (1 + c % 5) as f32).collect();
     let q = GemmQuant {
-        input: QuantParams { scale: 0.05, zero_point: 9 },
-        output: QuantParams { scale: 0.3, zero_point: -20 },
+        input: QuantParams {
+            scale: 0.05,
+            zero_point: 9,
+        },
+        output: QuantParams {
+            scale: 0.3,
+            zero_point: -20,
+        },
         range: OutputRange::FULL,
     };
-    let weights = GemmWeights { n, ks: 1, kc: k, weights: &w, scales: &scales, bias: None };
+    let weights = GemmWeights {
+        n,
+        ks: 1,
+        kc: k,
+        weights: &w,
+        scales: &scales,
+        bias: None,
+    };
     for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
         let packed = PackedGemm::pack(isa, &weights, &q).unwrap();
         let tiles = packed.tile_count(m);

@@ -4,7 +4,17 @@
 //! Kernels know nothing about graphs. Activations are NHWC `i8` slices; weights are packed
 //! once (`pack`, for an explicit [`Isa`]) into an owned struct, then `run` computes a range
 //! of tiles so that a runtime can split an operator's tiles across threads.
-//! The kernel variant of each family is chosen in one place, [`table`], from the ISA.
+//! The kernel variant of each family is chosen in one place, [`table`], from the ISA
+//! ([`table::selected_isa`] gives the process-wide choice; every `pack`/`new` also accepts
+//! an explicit [`Isa`] so tests and benchmarks can run each variant in one process).
+//!
+//! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
+//! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
+//! [`elementwise`] (add, mul), [`pool`] (global average / mean, max pool), [`concat`](mod@concat) and
+//! [`dynamic`] (per-row quantization + GEMM with `f32` output). Several threads may run
+//! disjoint tile ranges of one operator through the `run_shared` functions and
+//! [`output::SharedOutput`]. The kernels assume the default floating-point environment
+//! (round to nearest, no flush-to-zero), as Rust itself does.
 //!
 //! # Requantization (the one contract every kernel follows)
 //!
