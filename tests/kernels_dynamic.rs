@@ -2,6 +2,7 @@
 //! dynamic GEMM bit-identical (f32) on every ISA and close to the f64 product.
 
 use proptest::prelude::*;
+use std::io::Write;
 use xq::kernels::dynamic::{quantize_rows, DynamicWeights, PackedDynamicGemm};
 use xq::kernels::Isa;
 
@@ -11,7 +12,8 @@ fn simd_isas() -> Vec<Isa> {
         .filter(|isa| {
             let ok = isa.is_supported();
             if !ok {
-                println!("SKIPPED: {isa} not supported by this CPU");
+                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
+                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
             }
             ok
         })

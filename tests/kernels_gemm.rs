@@ -2,6 +2,7 @@
 //! within one step of the textbook f64 reference.
 
 use proptest::prelude::*;
+use std::io::Write;
 use xq::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use xq::kernels::{reference, Isa, OutputRange, QuantParams};
 
@@ -125,7 +126,8 @@ fn simd_isas() -> Vec<Isa> {
         if isa.is_supported() {
             isas.push(isa);
         } else {
-            println!("SKIPPED: {isa} not supported by this CPU");
+            // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
         }
     }
     isas

@@ -2,6 +2,7 @@
 //! the scalar kernels checked against f64 (mean, within one step) and exactly (max).
 
 use proptest::prelude::*;
+use std::io::Write;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
 use xq::kernels::pool::{GlobalAvgPool, MaxPool};
 use xq::kernels::reference::{dequantize, quantize};
@@ -13,7 +14,8 @@ fn simd_isas() -> Vec<Isa> {
         .filter(|isa| {
             let ok = isa.is_supported();
             if !ok {
-                println!("SKIPPED: {isa} not supported by this CPU");
+                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
+                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
             }
             ok
         })
