@@ -141,6 +141,14 @@ fn pack_segment_unsigned(src: &[i8], dst: &mut [u8]) {
     debug_assert!(dst.len() >= src.len());
     let flip = _mm512_set1_epi8(-128);
     let mut i = 0;
+    while i + 64 <= src.len() {
+        // SAFETY: src[i..i + 64] and dst[i..i + 64] are in bounds (dst is at least as long).
+        unsafe {
+            let x = _mm512_loadu_si512(src.as_ptr().add(i).cast());
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i).cast(), _mm512_xor_si512(x, flip));
+        }
+        i += 64;
+    }
     while i < dst.len() {
         let n_src = src.len().saturating_sub(i).min(64);
         let n_dst = (dst.len() - i).min(64);
@@ -150,8 +158,7 @@ fn pack_segment_unsigned(src: &[i8], dst: &mut [u8]) {
         // dst[i..i + n_dst]; masked-off lanes are not accessed.
         unsafe {
             let x = _mm512_maskz_loadu_epi8(load_mask, src.as_ptr().add(i).cast());
-            let u = _mm512_maskz_xor_epi32(!0, x, flip);
-            let u = _mm512_maskz_mov_epi8(load_mask, u);
+            let u = _mm512_maskz_mov_epi8(load_mask, _mm512_xor_si512(x, flip));
             _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), store_mask, u);
         }
         i += 64;
