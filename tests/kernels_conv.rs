@@ -216,3 +216,79 @@ fn bad_groups_and_shapes_are_errors() {
     assert!(packed.run(&ind, &[1; 18], &mut y, 0..1).is_ok());
     assert_eq!(y, vec![8; 12], "2×2 taps × 2 channels of 1·1");
 }
+
+mod dynamic {
+    use super::*;
+    use xq::kernels::conv::PackedDynamicConv;
+    use xq::kernels::dynamic::quantize_rows;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn dynamic_conv_close_to_f64_and_simd_identical(c in case(), split in 0.0f64..1.0, with_bias: bool) {
+            let x: Vec<f32> = c.x.iter().map(|&v| v as f32 * 0.37 - 3.0).collect();
+            let bias: Vec<f32> = (0..c.out_c).map(|i| i as f32 * 0.25 - 1.0).collect();
+            let bias = with_bias.then_some(bias);
+            let w = ConvWeights {
+                out_c: c.out_c,
+                in_c_per_group: c.g.in_c / c.groups,
+                groups: c.groups,
+                k_h: c.g.k_h,
+                k_w: c.g.k_w,
+                weights: &c.w,
+                scales: &c.scales,
+                bias: None,
+            };
+            let ind = Indirection::new(&c.g).unwrap();
+            let qx = quantize_rows(&x, 1, x.len(), x.len()).unwrap();
+            let run = |isa: Isa| {
+                let packed = PackedDynamicConv::pack(isa, &w, bias.as_deref()).unwrap();
+                let tiles = packed.tile_count(&ind);
+                let cut = (tiles as f64 * split) as usize;
+                let mut y = vec![f32::NAN; c.g.batch * c.g.out_h() * c.g.out_w() * c.out_c];
+                packed.run(&ind, &qx, &mut y, 0..cut).unwrap();
+                packed.run(&ind, &qx, &mut y, cut..tiles).unwrap();
+                y
+            };
+            let scalar = run(Isa::Scalar);
+            // f64 reference on the dequantized input (padding reads real zero).
+            let (s, zp) = (qx.scales[0] as f64, qx.zero_points[0]);
+            let g = &c.g;
+            let (oh, ow, cin_g, cout_g) = (g.out_h(), g.out_w(), g.in_c / c.groups, c.out_c / c.groups);
+            for b in 0..g.batch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for oc in 0..c.out_c {
+                            let sw = c.scales[if c.scales.len() == 1 { 0 } else { oc }] as f64;
+                            let (mut want, mut mag) = (bias.as_ref().map_or(0.0, |bb| bb[oc] as f64), 0.0);
+                            for ky in 0..g.k_h {
+                                for kx in 0..g.k_w {
+                                    let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.padding.0 as isize;
+                                    let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.padding.1 as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
+                                        continue;
+                                    }
+                                    let pix = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                                    for ic in 0..cin_g {
+                                        let q = qx.data[pix + (oc / cout_g) * cin_g + ic] as i32;
+                                        let wv = c.w[((oc * g.k_h + ky) * g.k_w + kx) * cin_g + ic] as f64;
+                                        let t = (q - zp) as f64 * s * wv * sw;
+                                        want += t;
+                                        mag += t.abs();
+                                    }
+                                }
+                            }
+                            let got = scalar[((b * oh + oy) * ow + ox) * c.out_c + oc] as f64;
+                            prop_assert!((got - want).abs() <= 1e-6 * (mag + want.abs()) + 1e-30, "{} vs {}", got, want);
+                        }
+                    }
+                }
+            }
+            for isa in simd_isas() {
+                let simd = run(isa);
+                prop_assert!(simd.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa);
+            }
+        }
+    }
+}

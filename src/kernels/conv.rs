@@ -7,9 +7,11 @@
 //! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
 //! of group 0, then group 1, ...).
 
-use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm};
+use super::dynamic::QuantizedRows;
+use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
 use super::indirection::{Indirection, PADDING};
 use super::output::SharedOutput;
+use super::requant::{OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
 use crate::{Error, Result};
@@ -50,6 +52,18 @@ pub struct PackedConv {
 impl PackedConv {
     /// Packs `w` for the GEMM variant of `isa`.
     pub fn pack(isa: Isa, w: &ConvWeights, q: &GemmQuant) -> Result<PackedConv> {
+        q.input.validate("input")?;
+        q.output.validate("output")?;
+        Self::pack_groups(isa, w, q, None)
+    }
+
+    /// Packs every group, with optional `f32` biases for the dynamic epilogue.
+    fn pack_groups(
+        isa: Isa,
+        w: &ConvWeights,
+        q: &GemmQuant,
+        float_bias: Option<&[f32]>,
+    ) -> Result<PackedConv> {
         if w.groups == 0 || w.out_c == 0 || !w.out_c.is_multiple_of(w.groups) {
             return Err(Error::invalid_argument(
                 "groups",
@@ -101,7 +115,7 @@ impl PackedConv {
                     },
                     bias: w.bias.map(|b| &b[chans.clone()]),
                 };
-                PackedGemm::pack(isa, &gw, q)
+                PackedGemm::pack_with(isa, &gw, q, float_bias.map(|b| &b[chans.clone()]))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(PackedConv {
@@ -148,6 +162,37 @@ impl PackedConv {
         output: &SharedOutput,
         tiles: Range<usize>,
     ) -> Result<()> {
+        check_matrix("output", Self::pixels(ind), self.out_c, self.out_c, output.len())?;
+        let out_c = self.out_c;
+        let out = |group_col: usize, row0: usize, col0: usize| {
+            let rq = self.groups[0].requantizer();
+            TileOut::Quantized {
+                // SAFETY: (row0, group_col + col0) is inside the output checked above.
+                c: unsafe { output.as_ptr().add(row0 * out_c + group_col + col0) },
+                stride: out_c,
+                rq,
+            }
+        };
+        // SAFETY: every tile's block lies in the checked output; disjoint tiles are the
+        // caller's contract.
+        unsafe { self.run_groups(ind, input, self.input_zp, out, tiles) }
+    }
+
+    /// The group loop shared by static and dynamic convolution: runs the GEMM tiles of
+    /// `tiles` with padding taps reading `zp`, the epilogue of each tile given by
+    /// `out(first column of the group, row0, col0)`.
+    ///
+    /// # Safety
+    /// Every `out(..)` must satisfy the GEMM tile output contract; concurrent calls must
+    /// use disjoint tiles.
+    unsafe fn run_groups(
+        &self,
+        ind: &Indirection,
+        input: &[i8],
+        zp: i8,
+        out: impl Fn(usize, usize, usize) -> TileOut,
+        tiles: Range<usize>,
+    ) -> Result<()> {
         let g = *ind.geometry();
         let cin_g = self.in_c_per_group;
         if g.in_c != cin_g * self.groups.len() || (g.k_h, g.k_w) != (self.k_h, self.k_w) {
@@ -165,7 +210,6 @@ impl PackedConv {
         let m = Self::pixels(ind);
         let plane = g.out_h() * g.out_w();
         check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
-        check_matrix("output", m, self.out_c, self.out_c, output.len())?;
         let total = self.tile_count(ind);
         if tiles.start > tiles.end || tiles.end > total {
             return Err(Error::invalid_argument(
@@ -174,7 +218,7 @@ impl PackedConv {
             ));
         }
         let per_group = self.groups[0].tile_count(m);
-        let zero_row = vec![self.input_zp; cin_g];
+        let zero_row = vec![zp; cin_g];
         for (gi, packed) in self.groups.iter().enumerate() {
             let lo = tiles.start.max(gi * per_group);
             let hi = tiles.end.min((gi + 1) * per_group);
@@ -189,19 +233,98 @@ impl PackedConv {
                     &input[(row / plane) * g.image_len() + off as usize + gi * cin_g..][..cin_g]
                 }
             };
-            let out = output.offset(gi * packed.n());
-            // SAFETY: the output holds m rows of out_c (checked above), so the group's view
-            // holds m rows of n at stride out_c; disjoint tiles are the caller's contract.
+            let group_col = gi * packed.n();
+            // SAFETY: forwarded contract.
             unsafe {
-                packed.run_rows(
+                packed.run_tiles(
                     m,
                     segment,
-                    &out,
-                    self.out_c,
+                    |row0, col0| out(group_col, row0, col0),
                     lo - gi * per_group..hi - gi * per_group,
                 )?;
             }
         }
         Ok(())
+    }
+}
+
+/// Convolution weights for dynamic quantization: the input is quantized per tensor at run
+/// time ([`crate::kernels::dynamic::quantize_rows`] with one row) and the output is `f32`
+/// (`y = ((acc - zp·Σw) as f32) * (s_x * s_w[c]) + bias[c]`, as in [`crate::kernels::dynamic`]).
+#[derive(Debug)]
+pub struct PackedDynamicConv {
+    conv: PackedConv,
+}
+
+impl PackedDynamicConv {
+    /// Packs `w` (its `bias` must be `None`; pass `f32` biases in `bias`) for `isa`.
+    pub fn pack(isa: Isa, w: &ConvWeights, bias: Option<&[f32]>) -> Result<Self> {
+        if w.bias.is_some() {
+            return Err(Error::invalid_argument(
+                "bias",
+                "dynamic convolution takes f32 biases",
+            ));
+        }
+        if bias.is_some_and(|b| b.len() != w.out_c) {
+            return Err(Error::ShapeMismatch(format!(
+                "bias length differs from {} output channels",
+                w.out_c
+            )));
+        }
+        if let Some(bad) = bias.and_then(|b| b.iter().find(|v| !v.is_finite())) {
+            return Err(Error::invalid_argument("bias", format!("contains {bad}")));
+        }
+        let unit = QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        };
+        let q = GemmQuant {
+            input: unit,
+            output: unit,
+            range: OutputRange::FULL,
+        };
+        Ok(PackedDynamicConv {
+            conv: PackedConv::pack_groups(isa, w, &q, bias)?,
+        })
+    }
+
+    /// The GEMM variant these weights were packed for.
+    pub fn kernel(&self) -> &'static GemmKernelInfo {
+        self.conv.kernel()
+    }
+
+    /// Number of tiles for `ind`'s geometry.
+    pub fn tile_count(&self, ind: &Indirection) -> usize {
+        self.conv.tile_count(ind)
+    }
+
+    /// Computes tiles `tiles` of the `f32` output (NHWC) from `input`, the whole NHWC input
+    /// quantized as one row (`quantize_rows(x, 1, x.len(), x.len())`).
+    pub fn run(
+        &self,
+        ind: &Indirection,
+        input: &QuantizedRows,
+        out: &mut [f32],
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        if input.m != 1 || input.scales.len() != 1 || input.zero_points.len() != 1 {
+            return Err(Error::invalid_argument(
+                "input",
+                "dynamic convolution needs a per-tensor quantized input (m = 1)",
+            ));
+        }
+        let out_c = self.conv.out_c;
+        check_matrix("out", PackedConv::pixels(ind), out_c, out_c, out.len())?;
+        let (y, scale, zp) = (out.as_mut_ptr(), &input.scales[0], &input.zero_points[0]);
+        let tile_out = |group_col: usize, row0: usize, col0: usize| TileOut::Dequantized {
+            // SAFETY: (row0, group_col + col0) is inside `out` (checked above).
+            y: unsafe { y.add(row0 * out_c + group_col + col0) },
+            stride: out_c,
+            row_scale: scale,
+            row_zp: zp,
+            row_step: 0,
+        };
+        // SAFETY: `out` is exclusively borrowed and every tile lies inside it.
+        unsafe { self.conv.run_groups(ind, &input.data, *zp as i8, tile_out, tiles) }
     }
 }

@@ -170,6 +170,7 @@ impl PackedDynamicGemm {
             stride: out_stride,
             row_scale: rows.scales[row0..].as_ptr(),
             row_zp: rows.zero_points[row0..].as_ptr(),
+            row_step: 1,
         };
         // SAFETY: `out` holds m rows of n at out_stride (checked above, validity is the
         // caller's contract); the per-row arrays hold m entries.

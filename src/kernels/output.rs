@@ -37,17 +37,6 @@ impl<'a> SharedOutput<'a> {
         self.len == 0
     }
 
-    /// A view of the same buffer starting `start` elements in (empty if past the end).
-    pub(crate) fn offset(&self, start: usize) -> SharedOutput<'a> {
-        let start = start.min(self.len);
-        SharedOutput {
-            // SAFETY: start <= len, so the pointer stays inside (or one past) the buffer.
-            ptr: unsafe { self.ptr.add(start) },
-            len: self.len - start,
-            _borrow: PhantomData,
-        }
-    }
-
     /// The start of the buffer.
     pub(crate) fn as_ptr(&self) -> *mut i8 {
         self.ptr

@@ -93,14 +93,15 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
                 stride,
                 row_scale,
                 row_zp,
+                row_step,
             } => {
                 for (r, row) in acc.iter().enumerate() {
                     // SAFETY: row r has a scale and zero point; writes `cols` floats of
                     // output row r inside the tile.
                     unsafe {
-                        let zp = _mm256_set1_epi32(*row_zp.add(r));
+                        let zp = _mm256_set1_epi32(*row_zp.add(r * row_step));
                         let centered = _mm256_sub_epi32(row[j], _mm256_mullo_epi32(zp, w_sum));
-                        let scale = _mm256_mul_ps(_mm256_set1_ps(*row_scale.add(r)), mult);
+                        let scale = _mm256_mul_ps(_mm256_set1_ps(*row_scale.add(r * row_step)), mult);
                         let v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(centered), scale), f_bias);
                         let dst = y.add(r * stride + j * NR);
                         if cols == NR {

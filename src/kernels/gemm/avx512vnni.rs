@@ -98,14 +98,15 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
                 stride,
                 row_scale,
                 row_zp,
+                row_step,
             } => {
                 for (r, row) in acc.iter().enumerate() {
                     // SAFETY: row r has a scale and zero point; writes `cols` floats of
                     // output row r inside the tile.
                     unsafe {
-                        let zp = _mm512_set1_epi32(*row_zp.add(r));
+                        let zp = _mm512_set1_epi32(*row_zp.add(r * row_step));
                         let centered = _mm512_sub_epi32(row[j], _mm512_mullo_epi32(zp, w_sum));
-                        let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(r)), mult);
+                        let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(r * row_step)), mult);
                         let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(centered), scale), f_bias);
                         _mm512_mask_storeu_ps(y.add(r * stride + j * NR), mask, v);
                     }

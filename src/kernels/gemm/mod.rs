@@ -94,10 +94,12 @@ pub(crate) enum TileOut {
         y: *mut f32,
         /// Row stride in elements.
         stride: usize,
-        /// Per-row scales of the tile's rows (`rows` entries).
+        /// Scales of the tile's rows: row `r` uses `row_scale[r * row_step]`.
         row_scale: *const f32,
-        /// Per-row zero points of the tile's rows (`rows` entries).
+        /// Zero points of the tile's rows: row `r` uses `row_zp[r * row_step]`.
         row_zp: *const i32,
+        /// 1 for per-row parameters, 0 for one pair shared by every row.
+        row_step: usize,
     },
 }
 
@@ -191,6 +193,11 @@ impl PackedGemm {
     /// The kernel variant these weights were packed for.
     pub fn kernel(&self) -> &'static GemmKernelInfo {
         self.kernel
+    }
+
+    /// The output requantizer (zero point and range).
+    pub(crate) fn requantizer(&self) -> Requantizer {
+        self.rq
     }
 
     /// Output channels.

@@ -39,9 +39,11 @@ pub(super) unsafe fn tile(t: &TileArgs) {
                             stride,
                             row_scale,
                             row_zp,
+                            row_step,
                         } => {
-                            let centered = acc.wrapping_sub((*row_zp.add(r)).wrapping_mul(w_sum));
-                            *y.add(r * stride + col) = centered as f32 * (*row_scale.add(r) * mult) + f_bias;
+                            let centered = acc.wrapping_sub((*row_zp.add(r * row_step)).wrapping_mul(w_sum));
+                            *y.add(r * stride + col) =
+                                centered as f32 * (*row_scale.add(r * row_step) * mult) + f_bias;
                         }
                     }
                 }
