@@ -1,6 +1,7 @@
 //! Single-thread throughput of convolution through the indirection table (MobileNetV2-like
 //! layers), plus the elementwise and pooling kernels, for every ISA.
-//! `XQ_ISA=avx2 cargo bench --bench kernels_conv` runs one ISA.
+//! `XQ_ISA=avx2 cargo bench --bench kernels_conv` runs one ISA; `XQ_BENCH_FILTER=stem` runs
+//! only the convolutions whose name contains the filter.
 
 mod common;
 
@@ -48,7 +49,8 @@ fn main() {
         range: OutputRange::relu(5),
     };
     println!("{:<22} {:<40} {:>9} {:>8}", "layer", "kernel", "time(us)", "GOPS");
-    for (name, h, w, cin, cout, k, s) in CONVS {
+    let filter = std::env::var("XQ_BENCH_FILTER").unwrap_or_default();
+    for (name, h, w, cin, cout, k, s) in CONVS.into_iter().filter(|c| c.0.contains(filter.as_str())) {
         let pad = k / 2;
         let g = ConvGeometry {
             batch: 1,
@@ -94,6 +96,9 @@ fn main() {
                 ops / t.as_secs_f64() / 1e9
             );
         }
+    }
+    if !filter.is_empty() {
+        return;
     }
     let (p, c) = (56 * 56, 64);
     let a = common::bytes(p * c, 7);

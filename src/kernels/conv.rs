@@ -225,12 +225,20 @@ impl PackedConv {
             if lo >= hi {
                 continue;
             }
+            // Segments are requested row by row; the row's taps and image start are cached
+            // so the divisions happen once per row, not once per tap.
+            let cached_row = std::cell::Cell::new((usize::MAX, 0usize, 0usize));
             let segment = |row: usize, s: usize| -> &[i8] {
-                let off = ind.pixel(row % plane)[s];
+                let (mut last, mut pixel, mut image) = cached_row.get();
+                if last != row {
+                    (last, pixel, image) = (row, row % plane, (row / plane) * g.image_len());
+                    cached_row.set((last, pixel, image));
+                }
+                let off = ind.pixel(pixel)[s];
                 if off == PADDING {
                     &zero_row
                 } else {
-                    &input[(row / plane) * g.image_len() + off as usize + gi * cin_g..][..cin_g]
+                    &input[image + off as usize + gi * cin_g..][..cin_g]
                 }
             };
             let group_col = gi * packed.n();

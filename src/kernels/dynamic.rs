@@ -1,5 +1,6 @@
 //! Dynamic quantization (DESIGN §3): `f32` activations quantized per row at run time, then
-//! an `i8 × i8` GEMM whose epilogue dequantizes to `f32` (dynamically quantized linear).
+//! an `i8 × i8` GEMM whose epilogue dequantizes to `f32` (dynamically quantized linear;
+//! the convolution counterpart is [`crate::kernels::conv::PackedDynamicConv`]).
 //!
 //! Row quantization: `rmin = min(0, min row)`, `rmax = max(0, max row)`,
 //! `scale = (rmax - rmin) / 255` (1 for an all-zero row), `zp = clamp(round_half_even(-128 -

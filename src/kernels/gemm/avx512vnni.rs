@@ -116,21 +116,27 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
     }
 }
 
-/// [`super::pack::pack_a`] for this kernel: rows of unsigned (`x ^ 0x80`) activations.
+/// [`super::pack::pack_a`] for this kernel: rows of unsigned (`x ^ 0x80`) activations,
+/// segment `s` of row `r` read from `seg_ptrs[r * ks + s]`.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F/BW; `dst` holds `rows × geo.kpad` bytes.
+/// The CPU must support AVX-512 F/BW; `dst` holds `rows × geo.kpad` bytes; each pointer
+/// is valid for reading `geo.kc` bytes.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn pack_a_unsigned<'a>(
+pub(super) unsafe fn pack_a_unsigned(
     geo: &PanelGeometry,
     rows: usize,
-    segment: impl Fn(usize, usize) -> &'a [i8],
+    seg_ptrs: &[*const i8],
     dst: &mut [u8],
 ) {
     for r in 0..rows {
         let drow = &mut dst[r * geo.kpad..][..geo.kpad];
-        for (s, d) in drow.chunks_exact_mut(geo.kc4).enumerate() {
-            pack_segment_unsigned(&segment(r, s)[..geo.kc], d);
+        for (d, &p) in drow
+            .chunks_exact_mut(geo.kc4)
+            .zip(&seg_ptrs[r * geo.ks..][..geo.ks])
+        {
+            // SAFETY: caller contract: `p` is valid for `kc` bytes.
+            pack_segment_unsigned(unsafe { std::slice::from_raw_parts(p, geo.kc) }, d);
         }
     }
 }
@@ -140,6 +146,17 @@ pub(super) unsafe fn pack_a_unsigned<'a>(
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pack_segment_unsigned(src: &[i8], dst: &mut [u8]) {
     debug_assert!(dst.len() >= src.len());
+    if src.len() < 16 && dst.len() >= 4 {
+        // Short segments (e.g. the 3-channel stem convolution): plain byte moves are cheaper
+        // than building masks. The padding is at most 3 bytes, so zeroing the last 4 bytes
+        // first (one store) covers it.
+        let len = dst.len();
+        dst[len - 4..].copy_from_slice(&[0; 4]);
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = (x as u8) ^ 0x80;
+        }
+        return;
+    }
     let flip = _mm512_set1_epi8(-128);
     let mut i = 0;
     while i + 64 <= src.len() {

@@ -315,12 +315,20 @@ impl PackedGemm {
             }
             let a_buf = scratch.as_mut_slice();
             let mut packed_mt = usize::MAX;
+            let mut seg_ptrs = Vec::new();
             for t in tiles {
                 let (mt, nt) = (t / n_tiles, t % n_tiles);
                 let row0 = mt * kern.mr;
                 let rows = (m - row0).min(kern.mr);
                 if mt != packed_mt {
-                    pack::pack_a(kern, &self.geo, rows, |r, s| segment(row0 + r, s), a_buf);
+                    pack::pack_a(
+                        kern,
+                        &self.geo,
+                        rows,
+                        |r, s| segment(row0 + r, s),
+                        &mut seg_ptrs,
+                        a_buf,
+                    );
                     packed_mt = mt;
                 }
                 let col0 = nt * kern.tile_cols();

@@ -135,17 +135,26 @@ pub(crate) fn pack_weights(
 
 /// Packs up to `mr` rows of A into `dst` (`rows × kpad × a_elem_bytes` bytes), taking segment
 /// `s` of row `r` from `segment(r, s)` (each `kc` long), padding each segment to `kc4` with zeros.
+///
+/// `seg_ptrs` is scratch space for the segment starts (reused across calls): segments are
+/// gathered here, in generic code where `segment` inlines, before the SIMD copy runs.
 pub(crate) fn pack_a<'a>(
     kernel: &GemmKernelInfo,
     geo: &PanelGeometry,
     rows: usize,
     segment: impl Fn(usize, usize) -> &'a [i8],
+    seg_ptrs: &mut Vec<*const i8>,
     dst: &mut [u8],
 ) {
     #[cfg(target_arch = "x86_64")]
     if kernel.isa == crate::cpu::Isa::Avx512Vnni {
-        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW.
-        unsafe { super::avx512vnni::pack_a_unsigned(geo, rows, segment, dst) };
+        seg_ptrs.clear();
+        for r in 0..rows {
+            seg_ptrs.extend((0..geo.ks).map(|s| segment(r, s)[..geo.kc].as_ptr()));
+        }
+        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW; every
+        // pointer starts a slice of `kc` elements that outlives this call.
+        unsafe { super::avx512vnni::pack_a_unsigned(geo, rows, seg_ptrs, dst) };
         return;
     }
     let seg_bytes = geo.kc4 * kernel.a_elem_bytes;
