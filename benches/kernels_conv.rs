@@ -105,6 +105,7 @@ fn main() {
     let se = common::bytes(c, 8);
     let mut y = vec![0i8; p * c];
     for isa in common::isas() {
+        let names = xq::kernels::table::kernel_names(isa);
         let bq = BinaryQuant {
             a: qx,
             b: qy,
@@ -135,7 +136,7 @@ fn main() {
             println!(
                 "{:<22} {:<40} {:>9.1} {:>8.2}",
                 label,
-                format!("qs8-v{op:?}-fp32-{isa}").to_lowercase(),
+                names[if op == BinaryOp::Add { 2 } else { 3 }],
                 t.as_secs_f64() * 1e6,
                 (p * c) as f64 / t.as_secs_f64() / 1e9
             );
@@ -146,7 +147,7 @@ fn main() {
         println!(
             "{:<22} {:<40} {:>9.1} {:>8.2}",
             "global avg 56²×64",
-            format!("qs8-gavgpool-fp32-{isa}"),
+            names[5],
             t.as_secs_f64() * 1e6,
             (p * c) as f64 / t.as_secs_f64() / 1e9
         );
@@ -169,7 +170,7 @@ fn main() {
         println!(
             "{:<22} {:<40} {:>9.1} {:>8.2}",
             "maxpool 3x3/2 56²×64",
-            format!("s8-maxpool-{isa}"),
+            names[6],
             t.as_secs_f64() * 1e6,
             (ym.len() * 9) as f64 / t.as_secs_f64() / 1e9
         );
