@@ -34,10 +34,39 @@ pub(super) unsafe fn tile(t: &TileArgs) {
     }
 }
 
+const NR: usize = 16;
+
+/// Accumulates K group `g` (4 bytes of every row × 16 columns of every panel) into `acc`.
+///
+/// # Safety
+/// `t` satisfies the [`TileArgs`] contract, `w` points at panel 0's weights, and
+/// `g < t.kpad / 4`.
+#[inline(always)]
+unsafe fn kgroup_step<const MR: usize, const J: usize>(
+    t: &TileArgs,
+    w: *const u8,
+    g: usize,
+    acc: &mut [[__m512i; J]; MR],
+) {
+    const PREFETCH_AHEAD: usize = 1024;
+    let mut wv = [_mm512_setzero_si512(); J];
+    for (j, v) in wv.iter_mut().enumerate() {
+        // SAFETY: 64 bytes of weights per K group per panel, 64-byte aligned.
+        let p = unsafe { w.add(j * t.panel_bytes + g * NR * 4) };
+        *v = unsafe { _mm512_load_si512(p.cast()) };
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD).cast());
+    }
+    for (r, row) in acc.iter_mut().enumerate() {
+        // SAFETY: packed A row r has kpad bytes; this reads the 4 of group g.
+        let x = unsafe { _mm512_set1_epi32(t.a.add(r * t.kpad + g * 4).cast::<i32>().read_unaligned()) };
+        for j in 0..J {
+            row[j] = _mm512_dpbusd_epi32(row[j], x, wv[j]);
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
-    const NR: usize = 16;
-    const PREFETCH_AHEAD: usize = 1024;
     let mut acc = [[_mm512_setzero_si512(); J]; MR];
     for j in 0..J {
         // SAFETY: panel j starts with 16 i32 biases, 64-byte aligned (TileArgs contract).
@@ -46,26 +75,35 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             row[j] = bias;
         }
     }
-    let mut w = unsafe { t.w.add(NR * 4) };
-    let mut a = t.a;
-    for _ in 0..t.kpad / 4 {
-        let mut wv = [_mm512_setzero_si512(); J];
-        for (j, v) in wv.iter_mut().enumerate() {
-            // SAFETY: 64 bytes of weights per K group per panel, 64-byte aligned.
-            *v = unsafe { _mm512_load_si512(w.add(j * t.panel_bytes).cast()) };
-            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(j * t.panel_bytes + PREFETCH_AHEAD).cast());
+    // SAFETY: the weights follow the 64-byte bias header of each panel.
+    let w = unsafe { t.w.add(NR * 4) };
+    let kgroups = t.kpad / 4;
+    if MR * J <= 8 {
+        // Few accumulators cannot hide the `vpdpbusd` latency: a second set takes the odd
+        // K groups and is added at the end (integer addition, so the result is unchanged).
+        let mut odd = [[_mm512_setzero_si512(); J]; MR];
+        let mut g = 0;
+        while g + 2 <= kgroups {
+            // SAFETY: K groups g and g + 1 exist.
+            unsafe {
+                kgroup_step(t, w, g, &mut acc);
+                kgroup_step(t, w, g + 1, &mut odd);
+            }
+            g += 2;
         }
-        for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: packed A row r has kpad bytes; this reads 4 of them.
-            let x = unsafe { _mm512_set1_epi32(a.add(r * t.kpad).cast::<i32>().read_unaligned()) };
+        if g < kgroups {
+            // SAFETY: K group g exists.
+            unsafe { kgroup_step(t, w, g, &mut acc) };
+        }
+        for (row, odd_row) in acc.iter_mut().zip(&odd) {
             for j in 0..J {
-                row[j] = _mm512_dpbusd_epi32(row[j], x, wv[j]);
+                row[j] = _mm512_add_epi32(row[j], odd_row[j]);
             }
         }
-        // SAFETY: stays within (one past) the panel's weights and A's rows.
-        unsafe {
-            w = w.add(NR * 4);
-            a = a.add(4);
+    } else {
+        for g in 0..kgroups {
+            // SAFETY: K group g exists.
+            unsafe { kgroup_step(t, w, g, &mut acc) };
         }
     }
     // The epilogue indexes accumulators dynamically; doing so on a copy keeps `acc` itself
