@@ -292,3 +292,53 @@ mod dynamic {
         }
     }
 }
+
+#[test]
+fn pointwise_convolution_matches_reference_on_every_isa() {
+    // 1×1, stride 1, no padding, one group, channels a multiple of 4: the dense-input path.
+    for (batch, h, w, cin, cout) in [(2, 5, 7, 16, 33), (1, 3, 3, 64, 130), (1, 1, 1, 4, 1)] {
+        let g = ConvGeometry {
+            batch,
+            in_h: h,
+            in_w: w,
+            in_c: cin,
+            k_h: 1,
+            k_w: 1,
+            stride: (1, 1),
+            dilation: (1, 1),
+            padding: (0, 0, 0, 0),
+        };
+        let c = Case {
+            g,
+            groups: 1,
+            out_c: cout,
+            x: (0..batch * h * w * cin)
+                .map(|i| (i * 37 % 256) as u8 as i8)
+                .collect(),
+            w: (0..cout * cin).map(|i| (i * 11 % 255) as u8 as i8).collect(),
+            scales: (0..cout).map(|i| 1e-3 * (1 + i % 4) as f32).collect(),
+            bias: Some((0..cout as i32).map(|i| i * 13 - 200).collect()),
+            q: GemmQuant {
+                input: QuantParams {
+                    scale: 0.1,
+                    zero_point: 3,
+                },
+                output: QuantParams {
+                    scale: 0.4,
+                    zero_point: -7,
+                },
+                range: OutputRange::FULL,
+            },
+        };
+        let scalar = c.run(Isa::Scalar, 0.4);
+        for (i, (&got, &want)) in scalar.iter().zip(&c.reference()).enumerate() {
+            assert!(
+                (got as i32 - want as i32).abs() <= 1,
+                "element {i}: {got} vs {want}"
+            );
+        }
+        for isa in simd_isas() {
+            assert_eq!(c.run(isa, 0.7), scalar, "{isa}");
+        }
+    }
+}

@@ -242,11 +242,16 @@ impl PackedConv {
                 }
             };
             let group_col = gi * packed.n();
+            // A 1×1, stride-1, unpadded, ungrouped convolution reads its input as a dense
+            // matrix of pixels × channels.
+            let pointwise = g.taps() == 1 && g.stride == (1, 1) && g.padding == (0, 0, 0, 0);
+            let dense = (pointwise && self.groups.len() == 1).then(|| &input[..m * cin_g]);
             // SAFETY: forwarded contract.
             unsafe {
                 packed.run_tiles(
                     m,
                     segment,
+                    dense,
                     |row0, col0| out(group_col, row0, col0),
                     lo - gi * per_group..hi - gi * per_group,
                 )?;

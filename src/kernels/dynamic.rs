@@ -176,8 +176,13 @@ impl PackedDynamicGemm {
         // SAFETY: `out` holds m rows of n at out_stride (checked above, validity is the
         // caller's contract); the per-row arrays hold m entries.
         unsafe {
-            self.gemm
-                .run_tiles(rows.m, |r, _| &rows.data[r * k..][..k], tile_out, tiles)
+            self.gemm.run_tiles(
+                rows.m,
+                |r, _| &rows.data[r * k..][..k],
+                Some(&rows.data),
+                tile_out,
+                tiles,
+            )
         }
     }
 }

@@ -179,6 +179,15 @@ pub(super) unsafe fn pack_a_unsigned(
     }
 }
 
+/// Copies `src` into `dst` (same length) as `x ^ 0x80`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pack_block_unsigned(src: &[i8], dst: &mut [u8]) {
+    pack_segment_unsigned(src, dst);
+}
+
 /// Copies `src` into `dst` as `x ^ 0x80`, zero-filling the rest (`dst.len() >= src.len()`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]

@@ -257,8 +257,9 @@ impl PackedGemm {
         check_matrix("output", m, self.geo.n, output_stride, output.len())?;
         let kc = self.geo.kc;
         let segment = |row: usize, s: usize| &input[row * input_stride + s * kc..][..kc];
+        let dense = (input_stride == k).then(|| &input[..m * k]);
         // SAFETY: forwarded contract; rows and segments are bounds-checked slices.
-        unsafe { self.run_rows(m, segment, output, output_stride, tiles) }
+        unsafe { self.run_rows(m, segment, dense, output, output_stride, tiles) }
     }
 
     /// The quantized-output tile loop: tile outputs go to `output` at `output_stride`.
@@ -270,6 +271,7 @@ impl PackedGemm {
         &self,
         m: usize,
         segment: impl Fn(usize, usize) -> &'a [i8],
+        dense: Option<&'a [i8]>,
         output: &SharedOutput,
         output_stride: usize,
         tiles: Range<usize>,
@@ -282,11 +284,13 @@ impl PackedGemm {
             rq,
         };
         // SAFETY: forwarded contract.
-        unsafe { self.run_tiles(m, segment, out, tiles) }
+        unsafe { self.run_tiles(m, segment, dense, out, tiles) }
     }
 
     /// The tile loop shared by GEMM, convolution and dynamic GEMM: `segment(row, s)` yields
     /// `kc` elements; `out(row0, col0)` gives the epilogue of the tile at that corner.
+    /// `dense`, when given, is the whole A as `m` contiguous rows of `ks·kc` elements (the
+    /// concatenation of every row's segments); it lets packing copy whole tiles at once.
     ///
     /// # Safety
     /// Every `out(row0, col0)` must satisfy the [`TileArgs`] output contract for the tile
@@ -295,6 +299,7 @@ impl PackedGemm {
         &self,
         m: usize,
         segment: impl Fn(usize, usize) -> &'a [i8],
+        dense: Option<&'a [i8]>,
         out: impl Fn(usize, usize) -> TileOut,
         tiles: Range<usize>,
     ) -> Result<()> {
@@ -308,6 +313,10 @@ impl PackedGemm {
         let kern = self.kernel;
         let n_tiles = self.n_tiles();
         let row_bytes = self.geo.kpad * kern.a_elem_bytes;
+        // Packed rows are the source rows byte for byte (no segment padding) when segments
+        // are whole K groups and a single segment makes a row.
+        let dense =
+            dense.filter(|d| self.geo.ks == 1 && self.geo.kc == self.geo.kc4 && d.len() == m * self.geo.kc);
         A_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             if scratch.len() < kern.mr * row_bytes {
@@ -321,14 +330,20 @@ impl PackedGemm {
                 let row0 = mt * kern.mr;
                 let rows = (m - row0).min(kern.mr);
                 if mt != packed_mt {
-                    pack::pack_a(
-                        kern,
-                        &self.geo,
-                        rows,
-                        |r, s| segment(row0 + r, s),
-                        &mut seg_ptrs,
-                        a_buf,
-                    );
+                    match dense {
+                        Some(d) => {
+                            let kc = self.geo.kc;
+                            pack::pack_a_block(kern, &d[row0 * kc..(row0 + rows) * kc], a_buf);
+                        }
+                        None => pack::pack_a(
+                            kern,
+                            &self.geo,
+                            rows,
+                            |r, s| segment(row0 + r, s),
+                            &mut seg_ptrs,
+                            a_buf,
+                        ),
+                    }
                     packed_mt = mt;
                 }
                 let col0 = nt * kern.tile_cols();

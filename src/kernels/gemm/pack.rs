@@ -167,6 +167,19 @@ pub(crate) fn pack_a<'a>(
     }
 }
 
+/// Packs rows that need no segment padding (`ks == 1`, `kc` a multiple of 4) and lie
+/// back to back in `block`: the packed rows are then one contiguous conversion of it.
+pub(crate) fn pack_a_block(kernel: &GemmKernelInfo, block: &[i8], dst: &mut [u8]) {
+    let dst = &mut dst[..block.len() * kernel.a_elem_bytes];
+    #[cfg(target_arch = "x86_64")]
+    if kernel.isa == crate::cpu::Isa::Avx512Vnni {
+        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW.
+        unsafe { super::avx512vnni::pack_block_unsigned(block, dst) };
+        return;
+    }
+    pack_segment(kernel, block, dst);
+}
+
 /// Writes one segment in the kernel's A format: `src` then zeros up to `dst.len()`.
 fn pack_segment(kernel: &GemmKernelInfo, src: &[i8], dst: &mut [u8]) {
     match (kernel.a_elem_bytes, kernel.unsigned_activations) {
