@@ -79,3 +79,32 @@ pub fn ensure_supported(isa: Isa) -> Result<()> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn packed_operators_can_be_shared_across_threads() {
+        assert_send_sync::<gemm::PackedGemm>();
+        assert_send_sync::<conv::PackedConv>();
+        assert_send_sync::<conv::PackedDynamicConv>();
+        assert_send_sync::<dwconv::PackedDwConv>();
+        assert_send_sync::<dynamic::PackedDynamicGemm>();
+        assert_send_sync::<elementwise::QuantizedBinary>();
+        assert_send_sync::<pool::GlobalAvgPool>();
+        assert_send_sync::<pool::MaxPool>();
+        assert_send_sync::<concat::Concat>();
+        assert_send_sync::<indirection::Indirection>();
+        assert_send_sync::<output::SharedOutput<'static>>();
+    }
+
+    #[test]
+    fn ensure_supported_accepts_exactly_the_supported_isas() {
+        for isa in Isa::ALL {
+            assert_eq!(ensure_supported(isa).is_ok(), isa.is_supported(), "{isa}");
+        }
+    }
+}
