@@ -267,3 +267,54 @@ fn out_of_bounds_strides_are_errors() {
     assert!(k.run(&shape, &[1; 24], &[2; 8], &mut y, 0..6).is_ok());
     assert_eq!(y, vec![3; 24]);
 }
+
+#[test]
+fn ties_round_half_to_even_in_add_and_mul() {
+    // Unit input scales and an output scale of 2 make every odd sum / product a tie, and
+    // the f64 reference exact: the kernels must match it with no tolerance.
+    let (p, c) = (3, 37);
+    let a: Vec<i8> = (0..p * c).map(|i| (i as i32 * 7 % 256 - 128) as i8).collect();
+    let b: Vec<i8> = (0..p * c)
+        .map(|i| ((i as i32 * 13 + 1) % 256 - 128) as i8)
+        .collect();
+    let unit = QuantParams {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    for zp_out in [-1, 0, 2] {
+        for op in [BinaryOp::Add, BinaryOp::Mul] {
+            let out = QuantParams {
+                scale: if op == BinaryOp::Add { 2.0 } else { 512.0 },
+                zero_point: zp_out,
+            };
+            let c = BinCase {
+                op,
+                shape: BinaryShape {
+                    n: 1,
+                    p,
+                    c,
+                    a: OperandStrides::dense(p, c),
+                    b: OperandStrides::dense(p, c),
+                },
+                a: a.clone(),
+                b: b.clone(),
+                q: BinaryQuant {
+                    a: unit,
+                    b: unit,
+                    output: out,
+                    range: OutputRange::FULL,
+                },
+            };
+            let want = c.reference();
+            assert!(
+                c.a.iter()
+                    .zip(&c.b)
+                    .any(|(&x, &y)| (x as i32 + y as i32) % 2 != 0),
+                "the case contains ties"
+            );
+            for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+                assert_eq!(c.run(isa, 0.5), want, "{isa} {op:?} zp {zp_out}");
+            }
+        }
+    }
+}
