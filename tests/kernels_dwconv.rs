@@ -58,7 +58,7 @@ impl Case {
 
 fn geometry() -> impl Strategy<Value = ConvGeometry> {
     (
-        (1usize..3, 1usize..10, 1usize..10, 1usize..40),
+        (1usize..3, 1usize..10, 1usize..10, 1usize..140),
         (1usize..6, 1usize..6),
         (1usize..3, 1usize..3, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),

@@ -76,6 +76,16 @@ pub fn gemm_kernel(isa: Isa) -> &'static GemmKernelInfo {
     }
 }
 
+/// How a depthwise variant lays out its packed weights (see `dwconv` module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DwPacking {
+    /// Blocks of 16 channels; each weight a zero-extended `i16` in an `i32` lane.
+    I32Lanes16,
+    /// Blocks of 32 channels split into even and odd channels, each weight an `i16` next to a
+    /// zero, for `vpdpwssd` on 32 sign-extended inputs.
+    EvenOddI16x32,
+}
+
 /// A depthwise convolution variant.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DwConvKernelInfo {
@@ -85,6 +95,8 @@ pub struct DwConvKernelInfo {
     pub isa: Isa,
     /// Channels per pass (accumulated together over all taps).
     pub channel_tile: usize,
+    /// Packed weight layout.
+    pub packing: DwPacking,
 }
 
 static DWCONV: [DwConvKernelInfo; 3] = [
@@ -92,16 +104,19 @@ static DWCONV: [DwConvKernelInfo; 3] = [
         name: "qs8-qc8w-dwconv-up1-fp32-scalar",
         isa: Isa::Scalar,
         channel_tile: 1,
+        packing: DwPacking::I32Lanes16,
     },
     DwConvKernelInfo {
         name: "qs8-qc8w-dwconv-up8-fp32-avx2",
         isa: Isa::Avx2,
         channel_tile: 8,
+        packing: DwPacking::I32Lanes16,
     },
     DwConvKernelInfo {
         name: "qs8-qc8w-dwconv-up64-fp32-avx512vnni",
         isa: Isa::Avx512Vnni,
         channel_tile: 64,
+        packing: DwPacking::EvenOddI16x32,
     },
 ];
 

@@ -17,15 +17,57 @@ use super::gemm::{check_matrix, GemmQuant};
 use super::indirection::{Indirection, PADDING};
 use super::output::SharedOutput;
 use super::requant::{validate_multiplier, validate_scale, Requantizer};
-use super::table::{dwconv_kernel, DwConvKernelInfo};
+use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
 use crate::cpu::Isa;
 use crate::{Error, Result};
 use std::ops::Range;
 
+/// The packed layout of a variant. A block of `B` channels (`B` = 16 or 32) has
+/// `taps + 2` sections of `B` 4-byte words: biases (`i32`), one section per tap, and
+/// multipliers (`f32`).
+#[derive(Clone, Copy)]
+struct Layout(DwPacking);
+
+impl Layout {
+    fn block_channels(self) -> usize {
+        match self.0 {
+            DwPacking::I32Lanes16 => 16,
+            DwPacking::EvenOddI16x32 => 32,
+        }
+    }
+
+    /// Byte offset of channel `lane`'s 4-byte word in section `section` (bias: 0,
+    /// multipliers: `1 + taps`). Even/odd packing puts even channels in the first half.
+    fn word(self, section: usize, lane: usize) -> usize {
+        let b = self.block_channels();
+        let slot = match self.0 {
+            DwPacking::I32Lanes16 => lane,
+            DwPacking::EvenOddI16x32 => (lane % 2) * 16 + lane / 2,
+        };
+        section * b * 4 + slot * 4
+    }
+
+    /// Writes the weight of `lane` for tap `t`: a zero-extended `i16` in the channel's
+    /// `i32` lane, or (even/odd) an `i16` at `i16` lane `lane` of the half's vector, whose
+    /// neighbour lane stays zero.
+    fn put_weight(self, block: &mut [u8], t: usize, lane: usize, w: i8) {
+        match self.0 {
+            DwPacking::I32Lanes16 => {
+                let at = self.word(1 + t, lane);
+                block[at..at + 4].copy_from_slice(&(w as i16 as u16 as u32).to_ne_bytes());
+            }
+            DwPacking::EvenOddI16x32 => {
+                let at = (1 + t) * 32 * 4 + (lane % 2) * 64 + lane * 2;
+                block[at..at + 2].copy_from_slice(&(w as i16).to_ne_bytes());
+            }
+        }
+    }
+}
+
 /// Largest kernel (taps = height × width) a depthwise pack accepts.
 pub const MAX_TAPS: usize = 1024;
 
-/// Channels per packed block (one 512-bit register of `i32`).
+/// Channels per packed block of the `I32Lanes16` layout (scalar, AVX2).
 pub(crate) const BLOCK: usize = 16;
 
 /// Unpacked depthwise weights.
@@ -45,11 +87,8 @@ pub struct DwWeights<'a> {
     pub bias: Option<&'a [i32]>,
 }
 
-/// Depthwise weights packed for one kernel variant.
-///
-/// Layout: `ceil(channels / 16)` blocks of
-/// `[bias: 16 × i32][taps × 16 × i32 weights (zero-extended i16)][multiplier: 16 × f32]`;
-/// channels past the end have zero weights and bias.
+/// Depthwise weights packed for one kernel variant (layout: [`DwPacking`] of the variant;
+/// channels past the end have zero weights and bias).
 #[derive(Debug)]
 pub struct PackedDwConv {
     kernel: &'static DwConvKernelInfo,
@@ -113,8 +152,10 @@ impl PackedDwConv {
                 )));
             }
         }
-        let block_bytes = BLOCK * 4 * (taps + 2);
-        let blocks = c.div_ceil(BLOCK);
+        let kernel = dwconv_kernel(isa);
+        let layout = Layout(kernel.packing);
+        let block_bytes = layout.block_channels() * 4 * (taps + 2);
+        let blocks = c.div_ceil(layout.block_channels());
         let mut data = AlignedBytes::zeroed(
             blocks
                 .checked_mul(block_bytes)
@@ -122,8 +163,8 @@ impl PackedDwConv {
         )?;
         let out = data.as_mut_slice();
         for ch in 0..c {
-            let block = &mut out[(ch / BLOCK) * block_bytes..][..block_bytes];
-            let lane = ch % BLOCK;
+            let block = &mut out[(ch / layout.block_channels()) * block_bytes..][..block_bytes];
+            let lane = ch % layout.block_channels();
             let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
             validate_scale(s_w, "weight_scales")?;
             let m = (q.input.scale * s_w) / q.output.scale;
@@ -132,19 +173,19 @@ impl PackedDwConv {
             for t in 0..taps {
                 let wv = w.weights[t * c + ch];
                 sum += wv as i32;
-                let at = BLOCK * 4 * (1 + t) + lane * 4;
-                block[at..at + 4].copy_from_slice(&(wv as i16 as u16 as u32).to_ne_bytes());
+                layout.put_weight(block, t, lane, wv);
             }
             let bias = w
                 .bias
                 .map_or(0, |b| b[ch])
                 .wrapping_sub(q.input.zero_point.wrapping_mul(sum));
-            block[lane * 4..lane * 4 + 4].copy_from_slice(&bias.to_ne_bytes());
-            let at = BLOCK * 4 * (1 + taps) + lane * 4;
+            let at = layout.word(0, lane);
+            block[at..at + 4].copy_from_slice(&bias.to_ne_bytes());
+            let at = layout.word(1 + taps, lane);
             block[at..at + 4].copy_from_slice(&m.to_ne_bytes());
         }
         Ok(PackedDwConv {
-            kernel: dwconv_kernel(isa),
+            kernel,
             channels: c,
             k_h: w.k_h,
             k_w: w.k_w,
