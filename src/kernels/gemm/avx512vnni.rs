@@ -4,6 +4,7 @@
 use super::pack::PanelGeometry;
 use super::{TileArgs, TileOut};
 use crate::kernels::epilogue::Requant512;
+use crate::kernels::requant::Requantizer;
 use std::arch::x86_64::*;
 
 /// Computes one tile, dispatching to the register-tiled kernel for its row / panel count.
@@ -106,52 +107,95 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             unsafe { kgroup_step(t, w, g, &mut acc) };
         }
     }
-    // The epilogue indexes accumulators dynamically; doing so on a copy keeps `acc` itself
-    // in registers during the K loop.
+    // The epilogue's loops over rows and panels are not fully unrolled; running them on a
+    // copy keeps `acc` itself in registers during the K loop.
     let acc = std::hint::black_box(acc);
-    let mult_at = NR * 4 + t.kpad * NR;
-    for j in 0..J {
-        let panel = t.w.wrapping_add(j * t.panel_bytes);
-        // SAFETY: multipliers, weight sums and float biases follow the weights in each
-        // panel, 64-byte aligned.
-        let (mult, w_sum, f_bias) = unsafe {
-            (
-                _mm512_load_ps(panel.add(mult_at).cast()),
-                _mm512_load_si512(panel.add(mult_at + NR * 4).cast()),
-                _mm512_load_ps(panel.add(mult_at + NR * 8).cast()),
-            )
-        };
-        let cols = (t.cols - j * NR).min(NR);
-        let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
+    // SAFETY: forwarded TileArgs contract.
+    unsafe {
         match t.out {
-            TileOut::Quantized { c, stride, rq } => {
-                let rq = Requant512::new(&rq);
-                for (r, row) in acc.iter().enumerate() {
-                    // SAFETY: writes `cols` bytes of output row r inside the tile.
-                    unsafe { _mm_mask_storeu_epi8(c.add(r * stride + j * NR), mask, rq.apply(row[j], mult)) };
-                }
-            }
+            TileOut::Quantized { c, stride, rq } => store_quantized(t, &acc, c, stride, &rq),
             TileOut::Dequantized {
                 y,
                 stride,
                 row_scale,
                 row_zp,
                 row_step,
-            } => {
-                for (r, row) in acc.iter().enumerate() {
-                    // SAFETY: row r has a scale and zero point; writes `cols` floats of
-                    // output row r inside the tile.
-                    unsafe {
-                        let zp = _mm512_set1_epi32(*row_zp.add(r * row_step));
-                        let centered = _mm512_sub_epi32(row[j], _mm512_mullo_epi32(zp, w_sum));
-                        let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(r * row_step)), mult);
-                        let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(centered), scale), f_bias);
-                        _mm512_mask_storeu_ps(y.add(r * stride + j * NR), mask, v);
-                    }
-                }
+            } => store_dequantized(t, &acc, y, stride, row_scale, row_zp, row_step),
+        }
+    }
+}
+
+/// The `i8` epilogue: requantize and store every valid column of every row.
+///
+/// # Safety
+/// `t`'s output contract holds for `c` / `stride`.
+#[inline(always)]
+unsafe fn store_quantized<const MR: usize, const J: usize>(
+    t: &TileArgs,
+    acc: &[[__m512i; J]; MR],
+    c: *mut i8,
+    stride: usize,
+    rq: &Requantizer,
+) {
+    let rq = Requant512::new(rq);
+    let mult_at = NR * 4 + t.kpad * NR;
+    for j in 0..J {
+        // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
+        let mult = unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
+        let mask = column_mask(t, j);
+        for (r, row) in acc.iter().enumerate() {
+            // SAFETY: writes the valid columns of output row r inside the tile.
+            unsafe { _mm_mask_storeu_epi8(c.add(r * stride + j * NR), mask, rq.apply(row[j], mult)) };
+        }
+    }
+}
+
+/// The `f32` epilogue of dynamic quantization (see [`TileOut::Dequantized`]).
+///
+/// # Safety
+/// `t`'s output contract holds for `y` / `stride` and the row parameters.
+#[inline(always)]
+unsafe fn store_dequantized<const MR: usize, const J: usize>(
+    t: &TileArgs,
+    acc: &[[__m512i; J]; MR],
+    y: *mut f32,
+    stride: usize,
+    row_scale: *const f32,
+    row_zp: *const i32,
+    row_step: usize,
+) {
+    let mult_at = NR * 4 + t.kpad * NR;
+    for j in 0..J {
+        let panel = t.w.wrapping_add(j * t.panel_bytes + mult_at);
+        // SAFETY: multipliers, weight sums and float biases follow the weights in each
+        // panel, 64-byte aligned.
+        let (mult, w_sum, f_bias) = unsafe {
+            (
+                _mm512_load_ps(panel.cast()),
+                _mm512_load_si512(panel.add(NR * 4).cast()),
+                _mm512_load_ps(panel.add(NR * 8).cast()),
+            )
+        };
+        let mask = column_mask(t, j);
+        for (r, row) in acc.iter().enumerate() {
+            // SAFETY: row r has a scale and zero point; writes the valid columns of output
+            // row r inside the tile.
+            unsafe {
+                let zp = _mm512_set1_epi32(*row_zp.add(r * row_step));
+                let centered = _mm512_sub_epi32(row[j], _mm512_mullo_epi32(zp, w_sum));
+                let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(r * row_step)), mult);
+                let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(centered), scale), f_bias);
+                _mm512_mask_storeu_ps(y.add(r * stride + j * NR), mask, v);
             }
         }
     }
+}
+
+/// The store mask of panel `j`'s valid columns.
+#[inline(always)]
+fn column_mask(t: &TileArgs, j: usize) -> __mmask16 {
+    let cols = (t.cols - j * NR).min(NR);
+    ((1u32 << cols) - 1) as __mmask16
 }
 
 /// [`super::pack::pack_a`] for this kernel: rows of unsigned (`x ^ 0x80`) activations,
