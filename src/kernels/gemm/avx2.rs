@@ -117,3 +117,26 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
         }
     }
 }
+
+/// Writes `src` sign-extended to native-endian `i16` into `dst`, zero-filling the rest
+/// (`dst.len() >= 2 * src.len()`).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn pack_segment_i16(src: &[i8], dst: &mut [u8]) {
+    debug_assert!(dst.len() >= 2 * src.len());
+    let mut i = 0;
+    while i + 16 <= src.len() {
+        // SAFETY: reads src[i..i + 16] and writes dst[2i..2i + 32], both in bounds.
+        unsafe {
+            let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(src.as_ptr().add(i).cast()));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(2 * i).cast(), x);
+        }
+        i += 16;
+    }
+    for (pair, &x) in dst[2 * i..].chunks_exact_mut(2).zip(&src[i..]) {
+        pair.copy_from_slice(&(x as i16).to_ne_bytes());
+    }
+    dst[src.len() * 2..].fill(0);
+}

@@ -183,6 +183,11 @@ pub(crate) fn pack_a_block(kernel: &GemmKernelInfo, block: &[i8], dst: &mut [u8]
 /// Writes one segment in the kernel's A format: `src` then zeros up to `dst.len()`.
 fn pack_segment(kernel: &GemmKernelInfo, src: &[i8], dst: &mut [u8]) {
     match (kernel.a_elem_bytes, kernel.unsigned_activations) {
+        #[cfg(target_arch = "x86_64")]
+        (2, _) if kernel.isa == crate::cpu::Isa::Avx2 => {
+            // SAFETY: a packed AVX2 kernel exists only if the CPU supports AVX2.
+            unsafe { super::avx2::pack_segment_i16(src, dst) }
+        }
         (2, _) => {
             for (pair, &x) in dst.chunks_exact_mut(2).zip(src) {
                 pair.copy_from_slice(&(x as i16).to_ne_bytes());
