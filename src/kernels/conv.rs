@@ -17,6 +17,9 @@ use crate::cpu::Isa;
 use crate::{Error, Result};
 use std::ops::Range;
 
+/// M tiles whose segment pointers are resolved at once (bounds the pointer buffer).
+const CHUNK_M_TILES: usize = 32;
+
 /// Unpacked convolution weights.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvWeights<'a> {
@@ -219,42 +222,70 @@ impl PackedConv {
         }
         let per_group = self.groups[0].tile_count(m);
         let zero_row = vec![zp; cin_g];
+        let mut seg_ptrs: Vec<*const i8> = Vec::new();
         for (gi, packed) in self.groups.iter().enumerate() {
             let lo = tiles.start.max(gi * per_group);
             let hi = tiles.end.min((gi + 1) * per_group);
             if lo >= hi {
                 continue;
             }
-            // Segments are requested row by row; the row's taps and image start are cached
-            // so the divisions happen once per row, not once per tap.
-            let cached_row = std::cell::Cell::new((usize::MAX, 0usize, 0usize));
-            let segment = |row: usize, s: usize| -> &[i8] {
-                let (mut last, mut pixel, mut image) = cached_row.get();
-                if last != row {
-                    (last, pixel, image) = (row, row % plane, (row / plane) * g.image_len());
-                    cached_row.set((last, pixel, image));
-                }
-                let off = ind.pixel(pixel)[s];
-                if off == PADDING {
-                    &zero_row
-                } else {
-                    &input[image + off as usize + gi * cin_g..][..cin_g]
-                }
-            };
             let group_col = gi * packed.n();
+            let local = lo - gi * per_group..hi - gi * per_group;
             // A 1×1, stride-1, unpadded, ungrouped convolution reads its input as a dense
             // matrix of pixels × channels.
             let pointwise = g.taps() == 1 && g.stride == (1, 1) && g.padding == (0, 0, 0, 0);
-            let dense = (pointwise && self.groups.len() == 1).then(|| &input[..m * cin_g]);
-            // SAFETY: forwarded contract.
-            unsafe {
-                packed.run_tiles(
-                    m,
-                    segment,
-                    dense,
-                    |row0, col0| out(group_col, row0, col0),
-                    lo - gi * per_group..hi - gi * per_group,
-                )?;
+            if pointwise && self.groups.len() == 1 {
+                let dense = &input[..m * cin_g];
+                // SAFETY: forwarded contract.
+                unsafe {
+                    packed.run_tiles(
+                        m,
+                        |row, _| &dense[row * cin_g..][..cin_g],
+                        Some(dense),
+                        |row0, col0| out(group_col, row0, col0),
+                        local,
+                    )?;
+                }
+                continue;
+            }
+            // The indirection buffer proper: segment pointers of a chunk of M tiles' rows,
+            // resolved in one tight loop, then read by the packing code.
+            let (n_tiles, mr) = (packed.n_tiles(), packed.kernel().mr);
+            let mut t = local.start;
+            while t < local.end {
+                let mt0 = t / n_tiles;
+                let mt1 = (mt0 + CHUNK_M_TILES).min(m.div_ceil(mr));
+                let chunk_end = (mt1 * n_tiles).min(local.end);
+                let (row0, row1) = (mt0 * mr, (mt1 * mr).min(m));
+                seg_ptrs.clear();
+                for row in row0..row1 {
+                    let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
+                    seg_ptrs.extend(ind.pixel(row % plane).iter().map(|&off| {
+                        if off == PADDING {
+                            zero_row.as_ptr()
+                        } else {
+                            image[off as usize + gi * cin_g..][..cin_g].as_ptr()
+                        }
+                    }));
+                }
+                let taps = g.taps();
+                let seg_ptrs = &seg_ptrs;
+                let segment = |row: usize, s: usize| -> &[i8] {
+                    // SAFETY: each pointer starts `cin_g` elements of `input` or of
+                    // `zero_row` (bounds-checked above), both borrowed for this call.
+                    unsafe { std::slice::from_raw_parts(seg_ptrs[(row - row0) * taps + s], cin_g) }
+                };
+                // SAFETY: forwarded contract; rows row0..row1 are the rows of tiles t..chunk_end.
+                unsafe {
+                    packed.run_tiles(
+                        m,
+                        segment,
+                        None,
+                        |row0, col0| out(group_col, row0, col0),
+                        t..chunk_end,
+                    )?;
+                }
+                t = chunk_end;
             }
         }
         Ok(())
