@@ -9,7 +9,7 @@
 //! evaluated in that order on every ISA, so all variants are bit-identical.
 
 use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
-use super::requant::{OutputRange, QuantParams};
+use super::requant::{round_half_even_small, OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
 use crate::{Error, Result};
@@ -53,7 +53,10 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, stride: usize) -> Result<Qua
         }
         let zp = (-128.0 - rmin / scale).round_ties_even().clamp(-128.0, 127.0) as i32;
         for (q, &v) in rows.data[r * k..][..k].iter_mut().zip(row) {
-            *q = ((v / scale).round_ties_even() + zp as f32).clamp(-128.0, 127.0) as i8;
+            // |v / scale| <= 255 up to rounding (scale spans the row's range), so the
+            // clamp only guards the exact-rounding range of the fast rounding.
+            let scaled = (v / scale).clamp(-512.0, 512.0);
+            *q = (round_half_even_small(scaled) + zp as f32).clamp(-128.0, 127.0) as i8;
         }
         rows.scales.push(scale);
         rows.zero_points.push(zp);

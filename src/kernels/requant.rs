@@ -89,6 +89,15 @@ impl OutputRange {
     }
 }
 
+/// `round_ties_even(v)` for `|v| < 2^22`: adding and subtracting `1.5·2^23` rounds to an
+/// integer, ties to even, exactly (the sum's unit in the last place is 1). Avoids the library
+/// call `f32::round_ties_even` makes on baseline x86-64.
+#[inline(always)]
+pub(crate) fn round_half_even_small(v: f32) -> f32 {
+    const ROUNDING_MAGIC: f32 = 12_582_912.0;
+    (v + ROUNDING_MAGIC) - ROUNDING_MAGIC
+}
+
 /// The final step of every kernel: `f32 → i8` with the output zero point and range,
 /// in the exact operation order the SIMD variants reproduce.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,17 +120,12 @@ impl Requantizer {
         }
     }
 
-    /// `clamp(round_half_even(v) + zp)` with the clamp applied in the float domain first.
-    ///
-    /// After the clamp `|v| <= 255`, so adding and subtracting `1.5·2^23` rounds to the
-    /// nearest integer, ties to even, exactly (the sum's unit in the last place is 1); this
-    /// avoids a library call for `round_ties_even` on baseline x86-64.
+    /// `clamp(round_half_even(v) + zp)` with the clamp applied in the float domain first
+    /// (after which `|v| <= 255`, in the exact range of [`round_half_even_small`]).
     #[inline(always)]
     pub fn apply(&self, v: f32) -> i8 {
-        const ROUNDING_MAGIC: f32 = 12_582_912.0;
         let clamped = v.max(self.min_less_zp).min(self.max_less_zp);
-        let rounded = (clamped + ROUNDING_MAGIC) - ROUNDING_MAGIC;
-        (rounded as i32 + self.zero_point) as i8
+        (round_half_even_small(clamped) as i32 + self.zero_point) as i8
     }
 }
 
