@@ -1,7 +1,9 @@
 //! k×k convolution with stride, dilation, padding and groups over NHWC `i8` input, computed
 //! by the GEMM microkernels through an [`Indirection`] table (no im2col buffer): each output
 //! pixel is a GEMM row whose `taps` segments are the input pixels its window reads, or a row
-//! of input zero points for padding taps.
+//! of input zero points for padding taps. At run time the table's offsets become segment
+//! pointers for a chunk of rows at a time; a 1×1, stride-1, unpadded, ungrouped convolution
+//! skips them and reads its input as a dense matrix.
 //!
 //! Use: [`PackedConv::pack`] once, an [`Indirection`] once per input shape, then
 //! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
