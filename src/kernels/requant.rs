@@ -121,7 +121,7 @@ impl Requantizer {
     }
 
     /// `clamp(round_half_even(v) + zp)` with the clamp applied in the float domain first
-    /// (after which `|v| <= 255`, in the exact range of [`round_half_even_small`]).
+    /// (after which `|v| <= 255`, well inside the range where the fast rounding is exact).
     #[inline(always)]
     pub fn apply(&self, v: f32) -> i8 {
         let clamped = v.max(self.min_less_zp).min(self.max_less_zp);
