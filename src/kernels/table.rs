@@ -107,9 +107,9 @@ static DWCONV: [DwConvKernelInfo; 3] = [
         packing: DwPacking::I32Lanes16,
     },
     DwConvKernelInfo {
-        name: "qs8-qc8w-dwconv-up8-fp32-avx2",
+        name: "qs8-qc8w-dwconv-up32-fp32-avx2",
         isa: Isa::Avx2,
-        channel_tile: 8,
+        channel_tile: 32,
         packing: DwPacking::I32Lanes16,
     },
     DwConvKernelInfo {
