@@ -5,6 +5,28 @@
 //! Use: [`PackedGemm::pack`] once, then [`PackedGemm::run`] on ranges of the
 //! [`PackedGemm::tile_count`] tiles. Tile `t` covers rows `(t / n_tiles) * mr ..` and columns
 //! `(t % n_tiles) * tile_cols ..`; distinct tiles write disjoint outputs.
+//!
+//! ```
+//! use xq::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
+//! use xq::kernels::{table, OutputRange, QuantParams};
+//!
+//! let (m, n, k) = (3, 2, 4);
+//! let w = [1i8, 2, 3, 4, -1, -2, -3, -4]; // n × k
+//! let weights = GemmWeights { n, ks: 1, kc: k, weights: &w, scales: &[0.5, 0.25], bias: None };
+//! let q = GemmQuant {
+//!     input: QuantParams { scale: 1.0, zero_point: 0 },
+//!     output: QuantParams { scale: 1.0, zero_point: 0 },
+//!     range: OutputRange::FULL,
+//! };
+//! let packed = PackedGemm::pack(table::selected_isa()?, &weights, &q)?;
+//! let x = [1i8, 1, 1, 1, 2, 0, 0, 0, 0, 0, 0, 4]; // m × k
+//! let mut y = [0i8; 6];
+//! let tiles = packed.tile_count(m);
+//! // A runtime would hand disjoint sub-ranges to its threads (see `run_shared`).
+//! packed.run(m, &x, k, &mut y, n, 0..tiles)?;
+//! assert_eq!(y, [5, -2, 1, 0, 8, -4]); // e.g. row 0: 10·0.5 = 5, −10·0.25 = −2.5 → −2
+//! # Ok::<(), xq::Error>(())
+//! ```
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
