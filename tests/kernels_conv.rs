@@ -60,7 +60,7 @@ impl Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        (1usize..3, 1usize..9, 1usize..9, 1usize..3, 1usize..12, 1usize..20),
+        (1usize..3, 1usize..9, 1usize..9, 1usize..3, 1usize..24, 1usize..20),
         (1usize..4, 1usize..4),
         (1usize..3, 1usize..3, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),

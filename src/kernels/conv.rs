@@ -22,6 +22,27 @@ use std::ops::Range;
 /// M tiles whose segment pointers are resolved at once (bounds the pointer buffer).
 const CHUNK_M_TILES: usize = 32;
 
+/// Segments (input channels per group) shorter than this are gathered into a chunk-sized
+/// im2col block instead of being packed one pointer at a time.
+const SMALL_SEGMENT: usize = 16;
+
+/// Copies the first `len` elements of `src` into `dst` (`kc4` long, `len <= kc4 < 16`);
+/// when `src` holds a whole `kc4` it is copied in fixed-size moves, so `dst`'s padding gets
+/// neighbouring values (which the packed weights, zero there, ignore).
+#[inline(always)]
+fn copy_segment(dst: &mut [i8], src: &[i8], len: usize) {
+    match (dst.len(), src.len() >= dst.len()) {
+        (4, true) => dst.copy_from_slice(&src[..4]),
+        (8, true) => dst.copy_from_slice(&src[..8]),
+        (12, true) => dst.copy_from_slice(&src[..12]),
+        _ => {
+            for (d, &x) in dst.iter_mut().zip(&src[..len]) {
+                *d = x;
+            }
+        }
+    }
+}
+
 /// Unpacked convolution weights.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvWeights<'a> {
@@ -223,8 +244,10 @@ impl PackedConv {
             ));
         }
         let per_group = self.groups[0].tile_count(m);
-        let zero_row = vec![zp; cin_g];
+        // Padded to kc4 so short segments can be copied in whole 4-byte groups.
+        let zero_row = vec![zp; cin_g.div_ceil(4) * 4];
         let mut seg_ptrs: Vec<*const i8> = Vec::new();
+        let mut chunk_block: Vec<i8> = Vec::new();
         for (gi, packed) in self.groups.iter().enumerate() {
             let lo = tiles.start.max(gi * per_group);
             let hi = tiles.end.min((gi + 1) * per_group);
@@ -243,7 +266,7 @@ impl PackedConv {
                     packed.run_tiles(
                         m,
                         |row, _| &dense[row * cin_g..][..cin_g],
-                        Some(dense),
+                        cin_g.is_multiple_of(4).then_some((dense, 0)),
                         |row0, col0| out(group_col, row0, col0),
                         local,
                     )?;
@@ -251,41 +274,61 @@ impl PackedConv {
                 continue;
             }
             // The indirection buffer proper: segment pointers of a chunk of M tiles' rows,
-            // resolved in one tight loop, then read by the packing code.
+            // resolved in one tight loop, then read by the packing code. Segments shorter
+            // than SMALL_SEGMENT (e.g. a 3-channel stem) are instead copied into a
+            // chunk-sized im2col block, which packs in one pass.
             let (n_tiles, mr) = (packed.n_tiles(), packed.kernel().mr);
+            let (taps, kc4) = (g.taps(), cin_g.div_ceil(4) * 4);
+            let small = cin_g < SMALL_SEGMENT;
             let mut t = local.start;
             while t < local.end {
                 let mt0 = t / n_tiles;
                 let mt1 = (mt0 + CHUNK_M_TILES).min(m.div_ceil(mr));
                 let chunk_end = (mt1 * n_tiles).min(local.end);
                 let (row0, row1) = (mt0 * mr, (mt1 * mr).min(m));
-                seg_ptrs.clear();
-                for row in row0..row1 {
-                    let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
-                    seg_ptrs.extend(ind.pixel(row % plane).iter().map(|&off| {
-                        if off == PADDING {
-                            zero_row.as_ptr()
-                        } else {
-                            image[off as usize + gi * cin_g..][..cin_g].as_ptr()
+                let tile_out = |r: usize, c: usize| out(group_col, r, c);
+                if small {
+                    let kpad = taps * kc4;
+                    let need = (row1 - row0) * kpad;
+                    if chunk_block.len() < need {
+                        chunk_block.resize(need, 0);
+                    }
+                    for (row, dst_row) in (row0..row1).zip(chunk_block[..need].chunks_exact_mut(kpad)) {
+                        let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
+                        for (&off, dst) in ind.pixel(row % plane).iter().zip(dst_row.chunks_exact_mut(kc4)) {
+                            let src = if off == PADDING {
+                                &zero_row[..]
+                            } else {
+                                &image[off as usize + gi * cin_g..]
+                            };
+                            copy_segment(dst, src, cin_g);
                         }
-                    }));
-                }
-                let taps = g.taps();
-                let seg_ptrs = &seg_ptrs;
-                let segment = |row: usize, s: usize| -> &[i8] {
-                    // SAFETY: each pointer starts `cin_g` elements of `input` or of
-                    // `zero_row` (bounds-checked above), both borrowed for this call.
-                    unsafe { std::slice::from_raw_parts(seg_ptrs[(row - row0) * taps + s], cin_g) }
-                };
-                // SAFETY: forwarded contract; rows row0..row1 are the rows of tiles t..chunk_end.
-                unsafe {
-                    packed.run_tiles(
-                        m,
-                        segment,
-                        None,
-                        |row0, col0| out(group_col, row0, col0),
-                        t..chunk_end,
-                    )?;
+                    }
+                    let block = &chunk_block[..need];
+                    let segment =
+                        |row: usize, s: usize| -> &[i8] { &block[(row - row0) * kpad + s * kc4..][..cin_g] };
+                    // SAFETY: forwarded contract; the block holds rows row0..row1.
+                    unsafe { packed.run_tiles(m, segment, Some((block, row0)), tile_out, t..chunk_end)? };
+                } else {
+                    seg_ptrs.clear();
+                    for row in row0..row1 {
+                        let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
+                        seg_ptrs.extend(ind.pixel(row % plane).iter().map(|&off| {
+                            if off == PADDING {
+                                zero_row.as_ptr()
+                            } else {
+                                image[off as usize + gi * cin_g..][..cin_g].as_ptr()
+                            }
+                        }));
+                    }
+                    let seg_ptrs = &seg_ptrs;
+                    let segment = |row: usize, s: usize| -> &[i8] {
+                        // SAFETY: each pointer starts `cin_g` elements of `input` or of
+                        // `zero_row` (bounds-checked above), both borrowed for this call.
+                        unsafe { std::slice::from_raw_parts(seg_ptrs[(row - row0) * taps + s], cin_g) }
+                    };
+                    // SAFETY: forwarded contract; rows row0..row1 are the rows of tiles t..chunk_end.
+                    unsafe { packed.run_tiles(m, segment, None, tile_out, t..chunk_end)? };
                 }
                 t = chunk_end;
             }

@@ -182,7 +182,7 @@ impl PackedDynamicGemm {
             self.gemm.run_tiles(
                 rows.m,
                 |r, _| &rows.data[r * k..][..k],
-                Some(&rows.data),
+                k.is_multiple_of(4).then_some((&rows.data[..], 0)),
                 tile_out,
                 tiles,
             )

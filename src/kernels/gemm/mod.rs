@@ -279,7 +279,9 @@ impl PackedGemm {
         check_matrix("output", m, self.geo.n, output_stride, output.len())?;
         let kc = self.geo.kc;
         let segment = |row: usize, s: usize| &input[row * input_stride + s * kc..][..kc];
-        let dense = (input_stride == k).then(|| &input[..m * k]);
+        // Rows need no segment padding when a row is one segment of whole K groups.
+        let unpadded = self.geo.ks == 1 && self.geo.kc == self.geo.kc4;
+        let dense = (unpadded && input_stride == k).then(|| (&input[..m * k], 0));
         // SAFETY: forwarded contract; rows and segments are bounds-checked slices.
         unsafe { self.run_rows(m, segment, dense, output, output_stride, tiles) }
     }
@@ -293,7 +295,7 @@ impl PackedGemm {
         &self,
         m: usize,
         segment: impl Fn(usize, usize) -> &'a [i8],
-        dense: Option<&'a [i8]>,
+        dense: Option<(&'a [i8], usize)>,
         output: &SharedOutput,
         output_stride: usize,
         tiles: Range<usize>,
@@ -311,8 +313,10 @@ impl PackedGemm {
 
     /// The tile loop shared by GEMM, convolution and dynamic GEMM: `segment(row, s)` yields
     /// `kc` elements; `out(row0, col0)` gives the epilogue of the tile at that corner.
-    /// `dense`, when given, is the whole A as `m` contiguous rows of `ks·kc` elements (the
-    /// concatenation of every row's segments); it lets packing copy whole tiles at once.
+    /// `dense`, when given, is `(block, first_row)`: rows `first_row..` of A laid out back to
+    /// back as `kpad` elements each (segments already padded to `kc4`, padding values
+    /// irrelevant); it lets packing convert whole tiles at once. Tiles whose rows it does not
+    /// hold are packed from `segment`.
     ///
     /// # Safety
     /// Every `out(row0, col0)` must satisfy the [`TileArgs`] output contract for the tile
@@ -321,7 +325,7 @@ impl PackedGemm {
         &self,
         m: usize,
         segment: impl Fn(usize, usize) -> &'a [i8],
-        dense: Option<&'a [i8]>,
+        dense: Option<(&'a [i8], usize)>,
         out: impl Fn(usize, usize) -> TileOut,
         tiles: Range<usize>,
     ) -> Result<()> {
@@ -335,10 +339,7 @@ impl PackedGemm {
         let kern = self.kernel;
         let n_tiles = self.n_tiles();
         let row_bytes = self.geo.kpad * kern.a_elem_bytes;
-        // Packed rows are the source rows byte for byte (no segment padding) when segments
-        // are whole K groups and a single segment makes a row.
-        let dense =
-            dense.filter(|d| self.geo.ks == 1 && self.geo.kc == self.geo.kc4 && d.len() == m * self.geo.kc);
+        let kpad = self.geo.kpad;
         A_SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             if scratch.len() < kern.mr * row_bytes {
@@ -352,11 +353,12 @@ impl PackedGemm {
                 let row0 = mt * kern.mr;
                 let rows = (m - row0).min(kern.mr);
                 if mt != packed_mt {
-                    match dense {
-                        Some(d) => {
-                            let kc = self.geo.kc;
-                            pack::pack_a_block(kern, &d[row0 * kc..(row0 + rows) * kc], a_buf);
-                        }
+                    let block = dense.and_then(|(d, first)| {
+                        let start = row0.checked_sub(first)? * kpad;
+                        d.get(start..start + rows * kpad)
+                    });
+                    match block {
+                        Some(block) => pack::pack_a_block(kern, block, a_buf),
                         None => pack::pack_a(
                             kern,
                             &self.geo,

@@ -167,8 +167,8 @@ pub(crate) fn pack_a<'a>(
     }
 }
 
-/// Packs rows that need no segment padding (`ks == 1`, `kc` a multiple of 4) and lie
-/// back to back in `block`: the packed rows are then one contiguous conversion of it.
+/// Packs rows already laid out back to back as `kpad` elements each (segment padding
+/// included) in `block`: the packed rows are then one contiguous conversion of it.
 pub(crate) fn pack_a_block(kernel: &GemmKernelInfo, block: &[i8], dst: &mut [u8]) {
     let dst = &mut dst[..block.len() * kernel.a_elem_bytes];
     #[cfg(target_arch = "x86_64")]
