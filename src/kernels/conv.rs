@@ -2,8 +2,10 @@
 //! by the GEMM microkernels through an [`Indirection`] table (no im2col buffer): each output
 //! pixel is a GEMM row whose `taps` segments are the input pixels its window reads, or a row
 //! of input zero points for padding taps. At run time the table's offsets become segment
-//! pointers for a chunk of rows at a time; a 1×1, stride-1, unpadded, ungrouped convolution
-//! skips them and reads its input as a dense matrix.
+//! pointers for a chunk of rows at a time (for fewer than 16 channels per group, e.g. an RGB
+//! stem, the chunk's segments are copied into a small im2col block instead, since per-pointer
+//! overhead would dominate); a 1×1, stride-1, unpadded, ungrouped convolution skips them and
+//! reads its input as a dense matrix.
 //!
 //! Use: [`PackedConv::pack`] once, an [`Indirection`] once per input shape, then
 //! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
