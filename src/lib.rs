@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod error;
 pub mod ffi;
 pub mod format;
+pub mod kernels;
 pub mod quant;
 pub mod runtime;
 

@@ -1,0 +1,184 @@
+//! Single-thread throughput of convolution through the indirection table (MobileNetV2-like
+//! layers), plus the elementwise and pooling kernels, for every ISA.
+//! `XQ_ISA=avx2 cargo bench --bench kernels_conv` runs one ISA; `XQ_BENCH_FILTER=stem` runs
+//! only the convolutions whose name contains the filter.
+
+mod common;
+
+use std::time::Duration;
+use xq::kernels::conv::{ConvWeights, PackedConv};
+use xq::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary};
+use xq::kernels::gemm::GemmQuant;
+use xq::kernels::indirection::{ConvGeometry, Indirection};
+use xq::kernels::pool::{GlobalAvgPool, MaxPool};
+use xq::kernels::{Isa, OutputRange, QuantParams};
+
+/// (name, H, W, Cin, Cout, k, stride)
+const CONVS: [(&str, usize, usize, usize, usize, usize, usize); 3] = [
+    ("stem 3x3/2", 224, 224, 3, 32, 3, 2),
+    ("3x3 56²×64→64", 56, 56, 64, 64, 3, 1),
+    ("1x1 28²×192→64", 28, 28, 192, 64, 1, 1),
+];
+
+fn budget(isa: Isa) -> Duration {
+    if isa == Isa::Scalar {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_millis(700)
+    }
+}
+
+fn main() {
+    let peak = common::vnni_peak_gops();
+    println!("cpu: {}", common::cpu_name());
+    println!("{}", common::dispatch_line());
+    if !common::full_run() {
+        println!(
+            "smoke run (not started by `cargo bench`): one call per kernel, figures are not measurements"
+        );
+    }
+    if let Some(p) = peak {
+        println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS");
+    }
+    let qx = QuantParams {
+        scale: 0.02,
+        zero_point: -3,
+    };
+    let qy = QuantParams {
+        scale: 0.05,
+        zero_point: 5,
+    };
+    let q = GemmQuant {
+        input: qx,
+        output: qy,
+        range: OutputRange::relu(5),
+    };
+    println!("{:<22} {:<40} {:>9} {:>8}", "layer", "kernel", "time(us)", "GOPS");
+    let filter = std::env::var("XQ_BENCH_FILTER").unwrap_or_default();
+    for (name, h, w, cin, cout, k, s) in CONVS.into_iter().filter(|c| c.0.contains(filter.as_str())) {
+        let pad = k / 2;
+        let g = ConvGeometry {
+            batch: 1,
+            in_h: h,
+            in_w: w,
+            in_c: cin,
+            k_h: k,
+            k_w: k,
+            stride: (s, s),
+            dilation: (1, 1),
+            padding: (pad, pad, pad, pad),
+        };
+        let ind = Indirection::new(&g).expect("indirection");
+        let x = common::bytes(h * w * cin, 5);
+        let wt: Vec<i8> = common::bytes(cout * k * k * cin, 6)
+            .iter()
+            .map(|&v| v.max(-127))
+            .collect();
+        let scales: Vec<f32> = (0..cout).map(|i| 1e-3 * (1.0 + (i % 3) as f32)).collect();
+        let weights = ConvWeights {
+            out_c: cout,
+            in_c_per_group: cin,
+            groups: 1,
+            k_h: k,
+            k_w: k,
+            weights: &wt,
+            scales: &scales,
+            bias: None,
+        };
+        let mut y = vec![0i8; g.out_h() * g.out_w() * cout];
+        for isa in common::isas() {
+            let packed = PackedConv::pack(isa, &weights, &q).expect("pack");
+            let tiles = packed.tile_count(&ind);
+            let t = common::best_time(budget(isa), || {
+                packed.run(&ind, &x, &mut y, 0..tiles).expect("run")
+            });
+            let ops = 2.0 * (y.len() * k * k * cin) as f64;
+            println!(
+                "{:<22} {:<40} {:>9.1} {:>8.1}",
+                name,
+                packed.kernel().name,
+                t.as_secs_f64() * 1e6,
+                ops / t.as_secs_f64() / 1e9
+            );
+        }
+    }
+    if !filter.is_empty() {
+        return;
+    }
+    let (p, c) = (56 * 56, 64);
+    let a = common::bytes(p * c, 7);
+    let se = common::bytes(c, 8);
+    let mut y = vec![0i8; p * c];
+    for isa in common::isas() {
+        let names = xq::kernels::table::kernel_names(isa);
+        let bq = BinaryQuant {
+            a: qx,
+            b: qy,
+            output: qy,
+            range: OutputRange::FULL,
+        };
+        for (label, op, b, bs) in [
+            ("add 56²×64", BinaryOp::Add, &a, OperandStrides::dense(p, c)),
+            (
+                "mul SE 56²×64",
+                BinaryOp::Mul,
+                &se,
+                OperandStrides::per_channel(c),
+            ),
+        ] {
+            let k = QuantizedBinary::new(isa, op, &bq).expect("binary");
+            let shape = BinaryShape {
+                n: 1,
+                p,
+                c,
+                a: OperandStrides::dense(p, c),
+                b: bs,
+            };
+            let tiles = k.tile_count(&shape);
+            let t = common::best_time(budget(isa), || {
+                k.run(&shape, &a, b, &mut y, 0..tiles).expect("run")
+            });
+            println!(
+                "{:<22} {:<40} {:>9.1} {:>8.2}",
+                label,
+                names[if op == BinaryOp::Add { 2 } else { 3 }],
+                t.as_secs_f64() * 1e6,
+                (p * c) as f64 / t.as_secs_f64() / 1e9
+            );
+        }
+        let gap = GlobalAvgPool::new(isa, p, qx, qy, OutputRange::FULL).expect("gap");
+        let mut yc = vec![0i8; c];
+        let t = common::best_time(budget(isa), || gap.run(1, c, &a, &mut yc, 0..1).expect("run"));
+        println!(
+            "{:<22} {:<40} {:>9.1} {:>8.2}",
+            "global avg 56²×64",
+            names[5],
+            t.as_secs_f64() * 1e6,
+            (p * c) as f64 / t.as_secs_f64() / 1e9
+        );
+        let g = ConvGeometry {
+            batch: 1,
+            in_h: 56,
+            in_w: 56,
+            in_c: c,
+            k_h: 3,
+            k_w: 3,
+            stride: (2, 2),
+            dilation: (1, 1),
+            padding: (1, 1, 1, 1),
+        };
+        let ind = Indirection::new(&g).expect("indirection");
+        let mp = MaxPool::new(isa, OutputRange::FULL).expect("maxpool");
+        let mut ym = vec![0i8; g.out_h() * g.out_w() * c];
+        let tiles = mp.tile_count(&ind);
+        let t = common::best_time(budget(isa), || mp.run(&ind, &a, &mut ym, 0..tiles).expect("run"));
+        println!(
+            "{:<22} {:<40} {:>9.1} {:>8.2}",
+            "maxpool 3x3/2 56²×64",
+            names[6],
+            t.as_secs_f64() * 1e6,
+            (ym.len() * 9) as f64 / t.as_secs_f64() / 1e9
+        );
+    }
+    println!("(elementwise / pooling columns are G elements/s, not GOPS)");
+}

@@ -1,0 +1,109 @@
+//! AVX2 depthwise microkernel: 8 channels per register, up to 4 registers (32 channels) per
+//! pass with independent accumulators, `vpmaddwd` of sign-extended inputs with zero-extended
+//! `i16` weights (exactly `x·w` per lane); channel tails read through a copy.
+
+use super::{DwArgs, BLOCK};
+use crate::kernels::epilogue::{store_low_bytes, Requant256};
+use std::arch::x86_64::*;
+
+/// Channels per register.
+const LANES: usize = 8;
+
+/// Computes one output row.
+///
+/// # Safety
+/// `a` satisfies the [`DwArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn row(a: &DwArgs) {
+    let rq = Requant256::new(&a.rq);
+    for px in 0..a.pixels {
+        let ptrs = &a.ptrs[px * a.taps..][..a.taps];
+        let mut c0 = 0;
+        while c0 < a.channels {
+            let regs = (a.channels - c0).div_ceil(LANES).min(4);
+            // SAFETY: forwarded contract; the pass covers channels c0..c0 + 8·regs.
+            unsafe {
+                match (regs, c0 + regs * LANES <= a.channels) {
+                    (4, true) => pass::<4, true>(a, ptrs, px, c0, &rq),
+                    (3, true) => pass::<3, true>(a, ptrs, px, c0, &rq),
+                    (2, true) => pass::<2, true>(a, ptrs, px, c0, &rq),
+                    (1, true) => pass::<1, true>(a, ptrs, px, c0, &rq),
+                    (1, false) => pass::<1, false>(a, ptrs, px, c0, &rq),
+                    (2, false) => pass::<2, false>(a, ptrs, px, c0, &rq),
+                    (3, false) => pass::<3, false>(a, ptrs, px, c0, &rq),
+                    _ => pass::<4, false>(a, ptrs, px, c0, &rq),
+                }
+            }
+            c0 += regs * LANES;
+        }
+    }
+}
+
+/// Loads `n <= 8` channels at `p` as `i32` lanes (copying when fewer than 8 remain).
+///
+/// # Safety
+/// `p` is readable for `n` bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_channels(p: *const i8, n: usize) -> __m256i {
+    // SAFETY: reads exactly n bytes (caller contract).
+    unsafe {
+        if n == LANES {
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))
+        } else {
+            let mut tmp = [0i8; 16];
+            std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), n);
+            _mm256_cvtepi8_epi32(_mm_loadu_si128(tmp.as_ptr().cast()))
+        }
+    }
+}
+
+/// Output pixel `px`, channels `c0 .. min(c0 + 8·NR, channels)`; `FULL` promises that all
+/// `8·NR` channels exist.
+///
+/// # Safety
+/// As [`row`]; `c0` is a multiple of 8 below `channels`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pass<const NR: usize, const FULL: bool>(
+    a: &DwArgs,
+    ptrs: &[*const i8],
+    px: usize,
+    c0: usize,
+    rq: &Requant256,
+) {
+    let mut counts = [LANES; NR];
+    let mut lanes = [std::ptr::null::<u8>(); NR];
+    let mut acc = [_mm256_setzero_si256(); NR];
+    for r in 0..NR {
+        let start = c0 + r * LANES;
+        if !FULL {
+            counts[r] = a.channels.saturating_sub(start).min(LANES);
+        }
+        // SAFETY: channels start..start+8 lie in block start/16 at lane offset start%16
+        // (the caller clamps the pass to the channel count); loads are 32-byte aligned.
+        unsafe {
+            lanes[r] = a.w.add((start / BLOCK) * a.block_bytes + (start % BLOCK) * 4);
+            acc[r] = _mm256_load_si256(lanes[r].cast());
+        }
+    }
+    for (t, &p) in ptrs.iter().enumerate() {
+        for r in 0..NR {
+            // SAFETY: reads counts[r] channels of the pixel; the weight lanes of tap t are
+            // inside the block.
+            unsafe {
+                let x = load_channels(p.add(c0 + r * LANES), counts[r]);
+                let w = _mm256_load_si256(lanes[r].add(BLOCK * 4 * (1 + t)).cast());
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(x, w));
+            }
+        }
+    }
+    for r in 0..NR {
+        // SAFETY: the multipliers end the block; writes counts[r] bytes of pixel px.
+        unsafe {
+            let mult = _mm256_load_ps(lanes[r].add(BLOCK * 4 * (1 + a.taps)).cast());
+            let dst = a.out.add(px * a.channels + c0 + r * LANES);
+            store_low_bytes(dst, rq.apply(acc[r], mult), counts[r]);
+        }
+    }
+}

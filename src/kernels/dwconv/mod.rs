@@ -1,0 +1,288 @@
+//! Depthwise convolution (one filter per channel, any kernel size, stride, dilation and
+//! padding) over NHWC `i8` input, with fused bias, zero-point compensation and fp32
+//! requantization. Padding taps read a row filled with the input zero point.
+//!
+//! Use: [`PackedDwConv::pack`] once, build an [`Indirection`] once per input shape, then
+//! [`PackedDwConv::run`] on ranges of the [`PackedDwConv::tile_count`] tiles; tile `t` is
+//! output row `t % out_h` of image `t / out_h`.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
+use super::buffer::AlignedBytes;
+use super::gemm::{check_matrix, GemmQuant};
+use super::indirection::{Indirection, PADDING};
+use super::output::SharedOutput;
+use super::requant::{validate_multiplier, validate_scale, Requantizer};
+use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
+use crate::cpu::Isa;
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// The packed layout of a variant. A block of `B` channels (`B` = 16 or 32) has
+/// `taps + 2` sections of `B` 4-byte words: biases (`i32`), one section per tap, and
+/// multipliers (`f32`).
+#[derive(Clone, Copy)]
+struct Layout(DwPacking);
+
+impl Layout {
+    fn block_channels(self) -> usize {
+        match self.0 {
+            DwPacking::I32Lanes16 => 16,
+            DwPacking::EvenOddI16x32 => 32,
+        }
+    }
+
+    /// Byte offset of channel `lane`'s 4-byte word in section `section` (bias: 0,
+    /// multipliers: `1 + taps`). Even/odd packing puts even channels in the first half.
+    fn word(self, section: usize, lane: usize) -> usize {
+        let b = self.block_channels();
+        let slot = match self.0 {
+            DwPacking::I32Lanes16 => lane,
+            DwPacking::EvenOddI16x32 => (lane % 2) * 16 + lane / 2,
+        };
+        section * b * 4 + slot * 4
+    }
+
+    /// Writes the weight of `lane` for tap `t`: a zero-extended `i16` in the channel's
+    /// `i32` lane, or (even/odd) an `i16` at `i16` lane `lane` of the half's vector, whose
+    /// neighbour lane stays zero.
+    fn put_weight(self, block: &mut [u8], t: usize, lane: usize, w: i8) {
+        match self.0 {
+            DwPacking::I32Lanes16 => {
+                let at = self.word(1 + t, lane);
+                block[at..at + 4].copy_from_slice(&(w as i16 as u16 as u32).to_ne_bytes());
+            }
+            DwPacking::EvenOddI16x32 => {
+                let at = (1 + t) * 32 * 4 + (lane % 2) * 64 + lane * 2;
+                block[at..at + 2].copy_from_slice(&(w as i16).to_ne_bytes());
+            }
+        }
+    }
+}
+
+/// Largest kernel (taps = height × width) a depthwise pack accepts.
+pub const MAX_TAPS: usize = 1024;
+
+/// Channels per packed block of the `I32Lanes16` layout (scalar, AVX2).
+pub(crate) const BLOCK: usize = 16;
+
+/// Unpacked depthwise weights.
+#[derive(Clone, Copy, Debug)]
+pub struct DwWeights<'a> {
+    /// Channels (input = output; depth multiplier 1).
+    pub channels: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// `k_h × k_w × channels` weights (HWC; ONNX's `[C, 1, kH, kW]` transposed).
+    pub weights: &'a [i8],
+    /// One (per tensor) or `channels` (per channel) weight scales; weight zero point is 0.
+    pub scales: &'a [f32],
+    /// Optional `i32` bias with scale `s_x * s_w[c]`.
+    pub bias: Option<&'a [i32]>,
+}
+
+/// Depthwise weights packed for one kernel variant (layout: [`DwPacking`] of the variant;
+/// channels past the end have zero weights and bias).
+#[derive(Debug)]
+pub struct PackedDwConv {
+    kernel: &'static DwConvKernelInfo,
+    channels: usize,
+    k_h: usize,
+    k_w: usize,
+    block_bytes: usize,
+    data: AlignedBytes,
+    input_zp: i8,
+    rq: Requantizer,
+}
+
+/// One output row for a microkernel. Contract: `ptrs` holds `pixels × taps` pointers, each
+/// valid for reading `channels` bytes; `w` is the packed data (`ceil(channels/16)` blocks of
+/// `block_bytes`, 64-byte aligned); `out` is valid for writing `pixels × channels` bytes.
+pub(crate) struct DwArgs<'a> {
+    pub pixels: usize,
+    pub taps: usize,
+    pub channels: usize,
+    pub ptrs: &'a [*const i8],
+    pub w: *const u8,
+    pub block_bytes: usize,
+    pub out: *mut i8,
+    pub rq: Requantizer,
+}
+
+impl PackedDwConv {
+    /// Packs `w` for the kernel variant of `isa`.
+    pub fn pack(isa: Isa, w: &DwWeights, q: &GemmQuant) -> Result<PackedDwConv> {
+        super::ensure_supported(isa)?;
+        q.input.validate("input")?;
+        q.output.validate("output")?;
+        let c = w.channels;
+        if c == 0 || w.k_h == 0 || w.k_w == 0 {
+            return Err(Error::invalid_argument("weights", "empty depthwise weights"));
+        }
+        let taps = w.k_h.saturating_mul(w.k_w);
+        if taps > MAX_TAPS {
+            return Err(Error::Unsupported(format!(
+                "depthwise kernel of {}x{} taps (max {MAX_TAPS} taps)",
+                w.k_h, w.k_w
+            )));
+        }
+        if taps.checked_mul(c) != Some(w.weights.len()) {
+            return Err(Error::ShapeMismatch(format!(
+                "depthwise weights have {} elements, expected {taps}×{c}",
+                w.weights.len()
+            )));
+        }
+        if w.scales.len() != 1 && w.scales.len() != c {
+            return Err(Error::ShapeMismatch(format!(
+                "{} weight scales for {c} channels",
+                w.scales.len()
+            )));
+        }
+        if let Some(b) = w.bias {
+            if b.len() != c {
+                return Err(Error::ShapeMismatch(format!(
+                    "bias has {} elements, expected {c}",
+                    b.len()
+                )));
+            }
+        }
+        let kernel = dwconv_kernel(isa);
+        let layout = Layout(kernel.packing);
+        let block_bytes = layout.block_channels() * 4 * (taps + 2);
+        let blocks = c.div_ceil(layout.block_channels());
+        let mut data = AlignedBytes::zeroed(
+            blocks
+                .checked_mul(block_bytes)
+                .ok_or_else(|| Error::ResourceLimit("depthwise weights too large".into()))?,
+        )?;
+        let out = data.as_mut_slice();
+        for ch in 0..c {
+            let block = &mut out[(ch / layout.block_channels()) * block_bytes..][..block_bytes];
+            let lane = ch % layout.block_channels();
+            let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
+            validate_scale(s_w, "weight_scales")?;
+            let m = (q.input.scale * s_w) / q.output.scale;
+            validate_multiplier(m, "weight_scales")?;
+            let mut sum = 0i32;
+            for t in 0..taps {
+                let wv = w.weights[t * c + ch];
+                sum += wv as i32;
+                layout.put_weight(block, t, lane, wv);
+            }
+            let bias = w
+                .bias
+                .map_or(0, |b| b[ch])
+                .wrapping_sub(q.input.zero_point.wrapping_mul(sum));
+            let at = layout.word(0, lane);
+            block[at..at + 4].copy_from_slice(&bias.to_ne_bytes());
+            let at = layout.word(1 + taps, lane);
+            block[at..at + 4].copy_from_slice(&m.to_ne_bytes());
+        }
+        Ok(PackedDwConv {
+            kernel,
+            channels: c,
+            k_h: w.k_h,
+            k_w: w.k_w,
+            block_bytes,
+            data,
+            input_zp: q.input.zero_point as i8,
+            rq: Requantizer::new(q.output.zero_point, q.range),
+        })
+    }
+
+    /// The kernel variant these weights were packed for.
+    pub fn kernel(&self) -> &'static DwConvKernelInfo {
+        self.kernel
+    }
+
+    /// Number of tiles (output rows over the batch) for `ind`'s geometry.
+    pub fn tile_count(&self, ind: &Indirection) -> usize {
+        let g = ind.geometry();
+        g.batch * g.out_h()
+    }
+
+    /// Computes tiles `tiles` of `output` (NHWC, `batch × out_h × out_w × channels`) from
+    /// `input` (NHWC, `batch × in_h × in_w × channels`).
+    pub fn run(&self, ind: &Indirection, input: &[i8], output: &mut [i8], tiles: Range<usize>) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(ind, input, &out, tiles) }
+    }
+
+    /// Like [`PackedDwConv::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        ind: &Indirection,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let g = *ind.geometry();
+        if g.in_c != self.channels || (g.k_h, g.k_w) != (self.k_h, self.k_w) {
+            return Err(Error::ShapeMismatch(format!(
+                "indirection is for {}x{} taps over {} channels, weights are {}x{} over {}",
+                g.k_h, g.k_w, g.in_c, self.k_h, self.k_w, self.channels
+            )));
+        }
+        let (oh, ow, taps, c) = (g.out_h(), g.out_w(), g.taps(), self.channels);
+        check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
+        check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
+        let total = self.tile_count(ind);
+        if tiles.start > tiles.end || tiles.end > total {
+            return Err(Error::invalid_argument(
+                "tiles",
+                format!("range {tiles:?} is outside 0..{total}"),
+            ));
+        }
+        let zero_row = vec![self.input_zp; c];
+        let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); ow * taps];
+        for t in tiles {
+            let (image, oy) = (t / oh, t % oh);
+            let base = &input[image * g.image_len()..][..g.image_len()];
+            for (px, slot) in ptrs.chunks_exact_mut(taps).enumerate() {
+                for (p, &off) in slot.iter_mut().zip(ind.pixel(oy * ow + px)) {
+                    *p = if off == PADDING {
+                        zero_row.as_ptr()
+                    } else {
+                        base[off as usize..].as_ptr()
+                    };
+                }
+            }
+            let args = DwArgs {
+                pixels: ow,
+                taps,
+                channels: c,
+                ptrs: &ptrs,
+                w: self.data.as_slice().as_ptr(),
+                block_bytes: self.block_bytes,
+                // SAFETY: row (image, oy) is inside the output checked above.
+                out: unsafe { output.as_ptr().add((image * oh + oy) * ow * c) },
+                rq: self.rq,
+            };
+            // SAFETY: every pointer addresses a full pixel (offsets come from the validated
+            // geometry, whose image fits `base`) or the zero row of `c` bytes; the ISA was
+            // checked by `pack`.
+            unsafe {
+                match self.kernel.isa {
+                    Isa::Scalar => scalar::row(&args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2::row(&args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => avx512::row(&args),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!("pack rejects ISAs the CPU lacks"),
+                }
+            }
+        }
+        Ok(())
+    }
+}

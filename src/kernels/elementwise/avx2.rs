@@ -1,0 +1,92 @@
+//! AVX2 elementwise row kernel: 8 lanes of `i32`/`f32` per step, tails through a copy.
+
+use super::{RowArgs, RowOp};
+use crate::kernels::epilogue::{store_low_bytes, Requant256};
+use std::arch::x86_64::*;
+
+/// Loads `n <= 8` lanes from `p` (or broadcasts `*p`) as `i32`.
+///
+/// # Safety
+/// `p` is readable for `n` bytes (1 when `broadcast`).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load(p: *const i8, broadcast: bool, n: usize) -> __m256i {
+    // SAFETY: reads exactly n bytes, or 1 when broadcast (caller contract).
+    unsafe {
+        if broadcast {
+            _mm256_set1_epi32(*p as i32)
+        } else if n == 8 {
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))
+        } else {
+            let mut tmp = [0i8; 16];
+            std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), n);
+            _mm256_cvtepi8_epi32(_mm_loadu_si128(tmp.as_ptr().cast()))
+        }
+    }
+}
+
+/// Computes one row.
+///
+/// # Safety
+/// `r` satisfies the [`RowArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn row(r: &RowArgs) {
+    // SAFETY: forwarded contract; each arm fixes the operation outside the loop.
+    unsafe {
+        match r.op {
+            RowOp::Add { zp_a, zp_b, ma, mb } => {
+                let (za, zb) = (_mm256_set1_epi32(zp_a), _mm256_set1_epi32(zp_b));
+                let (ma, mb) = (_mm256_set1_ps(ma), _mm256_set1_ps(mb));
+                row_with(r, |a, b| {
+                    let fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), ma);
+                    let fb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(b, zb)), mb);
+                    _mm256_add_ps(fa, fb)
+                })
+            }
+            RowOp::Mul { zp_a, zp_b, m } => {
+                let (za, zb, m) = (
+                    _mm256_set1_epi32(zp_a),
+                    _mm256_set1_epi32(zp_b),
+                    _mm256_set1_ps(m),
+                );
+                row_with(r, |a, b| {
+                    let prod = _mm256_mullo_epi32(_mm256_sub_epi32(a, za), _mm256_sub_epi32(b, zb));
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(prod), m)
+                })
+            }
+            RowOp::Scale { zp_a, m } => {
+                let (za, m) = (_mm256_set1_epi32(zp_a), _mm256_set1_ps(m));
+                row_with(r, |a, _| {
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), m)
+                })
+            }
+        }
+    }
+}
+
+/// The row loop around `f(a, b) -> f32 lanes`; `b` is ignored by single-input operations
+/// (it is then a copy of `a`).
+///
+/// # Safety
+/// As [`row`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_with(r: &RowArgs, f: impl Fn(__m256i, __m256i) -> __m256) {
+    let rq = Requant256::new(&r.rq);
+    let uses_b = !matches!(r.op, RowOp::Scale { .. });
+    let mut i = 0;
+    while i < r.len {
+        let n = (r.len - i).min(8);
+        // SAFETY: the row holds len elements (RowArgs contract); i + n <= len.
+        let a = unsafe { load(r.a.add(if r.a_broadcast { 0 } else { i }), r.a_broadcast, n) };
+        let b = if uses_b {
+            // SAFETY: as above.
+            unsafe { load(r.b.add(if r.b_broadcast { 0 } else { i }), r.b_broadcast, n) }
+        } else {
+            a
+        };
+        // SAFETY: writes n bytes at out + i, inside the row.
+        unsafe { store_low_bytes(r.out.add(i), rq.apply_f32(f(a, b)), n) };
+        i += 8;
+    }
+}

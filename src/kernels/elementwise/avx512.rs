@@ -1,0 +1,89 @@
+//! AVX-512 elementwise row kernel: 16 lanes of `i32`/`f32` per step, masked tails.
+
+use super::{RowArgs, RowOp};
+use crate::kernels::epilogue::Requant512;
+use std::arch::x86_64::*;
+
+/// Loads `n <= 16` lanes from `p` (or broadcasts `*p`) as `i32`.
+///
+/// # Safety
+/// `p` is readable for `n` bytes (1 when `broadcast`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn load(p: *const i8, broadcast: bool, mask: __mmask16) -> __m512i {
+    // SAFETY: the mask limits the read to n bytes (caller contract).
+    unsafe {
+        if broadcast {
+            _mm512_set1_epi32(*p as i32)
+        } else {
+            _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, p))
+        }
+    }
+}
+
+/// Computes one row.
+///
+/// # Safety
+/// `r` satisfies the [`RowArgs`] contract and the CPU supports AVX-512 F/BW/VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn row(r: &RowArgs) {
+    // SAFETY: forwarded contract; each arm fixes the operation outside the loop.
+    unsafe {
+        match r.op {
+            RowOp::Add { zp_a, zp_b, ma, mb } => {
+                let (za, zb) = (_mm512_set1_epi32(zp_a), _mm512_set1_epi32(zp_b));
+                let (ma, mb) = (_mm512_set1_ps(ma), _mm512_set1_ps(mb));
+                row_with(r, |a, b| {
+                    let fa = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, za)), ma);
+                    let fb = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(b, zb)), mb);
+                    _mm512_add_ps(fa, fb)
+                })
+            }
+            RowOp::Mul { zp_a, zp_b, m } => {
+                let (za, zb, m) = (
+                    _mm512_set1_epi32(zp_a),
+                    _mm512_set1_epi32(zp_b),
+                    _mm512_set1_ps(m),
+                );
+                row_with(r, |a, b| {
+                    let prod = _mm512_mullo_epi32(_mm512_sub_epi32(a, za), _mm512_sub_epi32(b, zb));
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(prod), m)
+                })
+            }
+            RowOp::Scale { zp_a, m } => {
+                let (za, m) = (_mm512_set1_epi32(zp_a), _mm512_set1_ps(m));
+                row_with(r, |a, _| {
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, za)), m)
+                })
+            }
+        }
+    }
+}
+
+/// The row loop around `f(a, b) -> f32 lanes`; `b` is ignored by single-input operations
+/// (it is then a copy of `a`).
+///
+/// # Safety
+/// As [`row`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn row_with(r: &RowArgs, f: impl Fn(__m512i, __m512i) -> __m512) {
+    let rq = Requant512::new(&r.rq);
+    let uses_b = !matches!(r.op, RowOp::Scale { .. });
+    let mut i = 0;
+    while i < r.len {
+        let n = (r.len - i).min(16);
+        let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+        // SAFETY: the row holds len elements (RowArgs contract); i + n <= len.
+        let a = unsafe { load(r.a.add(if r.a_broadcast { 0 } else { i }), r.a_broadcast, mask) };
+        let b = if uses_b {
+            // SAFETY: as above.
+            unsafe { load(r.b.add(if r.b_broadcast { 0 } else { i }), r.b_broadcast, mask) }
+        } else {
+            a
+        };
+        // SAFETY: writes n bytes at out + i, inside the row.
+        unsafe { _mm_mask_storeu_epi8(r.out.add(i), mask, rq.apply_f32(f(a, b))) };
+        i += 16;
+    }
+}

@@ -1,0 +1,29 @@
+//! Portable elementwise row kernel: the test oracle of the SIMD variants.
+
+use super::{RowArgs, RowOp};
+
+/// Computes one row.
+///
+/// # Safety
+/// `r` satisfies the [`RowArgs`] contract.
+pub(super) unsafe fn row(r: &RowArgs) {
+    for i in 0..r.len {
+        // SAFETY: index i (or 0 when broadcast) is readable (RowArgs contract).
+        let a = unsafe { *r.a.add(if r.a_broadcast { 0 } else { i }) } as i32;
+        let v = match r.op {
+            RowOp::Add { zp_a, zp_b, ma, mb } => {
+                // SAFETY: as above.
+                let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
+                (a - zp_a) as f32 * ma + (b - zp_b) as f32 * mb
+            }
+            RowOp::Mul { zp_a, zp_b, m } => {
+                // SAFETY: as above.
+                let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
+                ((a - zp_a) * (b - zp_b)) as f32 * m
+            }
+            RowOp::Scale { zp_a, m } => (a - zp_a) as f32 * m,
+        };
+        // SAFETY: i < len is writable (RowArgs contract).
+        unsafe { *r.out.add(i) = r.rq.apply(v) };
+    }
+}

@@ -1,0 +1,103 @@
+//! The SIMD forms of [`super::requant::Requantizer::apply`] applied to `(acc as f32) * m`,
+//! shared by every x86 kernel. Operation order matches the scalar path exactly: convert,
+//! multiply, clamp in float, round half to even, add the zero point.
+
+#![cfg(target_arch = "x86_64")]
+
+use super::requant::Requantizer;
+use std::arch::x86_64::*;
+
+/// Broadcast requantization constants for 512-bit kernels.
+#[derive(Clone, Copy)]
+pub(crate) struct Requant512 {
+    lo: __m512,
+    hi: __m512,
+    zp: __m512i,
+}
+
+impl Requant512 {
+    /// Broadcasts the constants of `rq`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(rq: &Requantizer) -> Self {
+        Requant512 {
+            lo: _mm512_set1_ps(rq.min_less_zp),
+            hi: _mm512_set1_ps(rq.max_less_zp),
+            zp: _mm512_set1_epi32(rq.zero_point),
+        }
+    }
+
+    /// 16 lanes of `requantize((acc as f32) * mult)` as 16 bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn apply(&self, acc: __m512i, mult: __m512) -> __m128i {
+        self.apply_f32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult))
+    }
+
+    /// 16 lanes of `requantize(v)` as 16 bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn apply_f32(&self, v: __m512) -> __m128i {
+        let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);
+        let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        _mm512_cvtepi32_epi8(_mm512_add_epi32(q, self.zp))
+    }
+}
+
+/// Broadcast requantization constants for 256-bit kernels.
+#[derive(Clone, Copy)]
+pub(crate) struct Requant256 {
+    lo: __m256,
+    hi: __m256,
+    zp: __m256i,
+}
+
+impl Requant256 {
+    /// Broadcasts the constants of `rq`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn new(rq: &Requantizer) -> Self {
+        Requant256 {
+            lo: _mm256_set1_ps(rq.min_less_zp),
+            hi: _mm256_set1_ps(rq.max_less_zp),
+            zp: _mm256_set1_epi32(rq.zero_point),
+        }
+    }
+
+    /// 8 lanes of `requantize((acc as f32) * mult)` in the low 8 bytes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn apply(&self, acc: __m256i, mult: __m256) -> __m128i {
+        self.apply_f32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), mult))
+    }
+
+    /// 8 lanes of `requantize(v)` in the low 8 bytes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn apply_f32(&self, v: __m256) -> __m128i {
+        let v = _mm256_min_ps(_mm256_max_ps(v, self.lo), self.hi);
+        let v = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        let q = _mm256_add_epi32(_mm256_cvttps_epi32(v), self.zp);
+        let words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+        _mm_packs_epi16(words, words)
+    }
+}
+
+/// Stores the low `n <= 8` bytes of `v` at `dst`.
+///
+/// # Safety
+/// `dst` must be valid for `n` byte writes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn store_low_bytes(dst: *mut i8, v: __m128i, n: usize) {
+    // SAFETY: writes exactly n <= 8 bytes at dst (caller contract).
+    unsafe {
+        if n == 8 {
+            _mm_storel_epi64(dst.cast(), v);
+        } else {
+            let mut tmp = [0i8; 16];
+            _mm_storeu_si128(tmp.as_mut_ptr().cast(), v);
+            std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+        }
+    }
+}

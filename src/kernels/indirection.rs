@@ -1,0 +1,222 @@
+//! Convolution geometry (NHWC) and the indirection table shared by convolution and
+//! depthwise convolution: for every output pixel and kernel tap, the offset of the input
+//! pixel it reads, or [`PADDING`] when the tap falls into the padding (which then reads a
+//! row filled with the input zero point). The table depends only on shapes, so it is built
+//! once per input shape and reused by every run.
+
+use crate::{Error, Result};
+
+/// Table entry of a tap that reads padding.
+pub const PADDING: u32 = u32::MAX;
+
+/// Largest input image (H·W·C elements) the indirection table can address.
+const MAX_IMAGE_ELEMENTS: usize = (u32::MAX - 1) as usize;
+
+/// Shapes and hyper-parameters of a 2-D convolution or pooling window over NHWC input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub batch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Elements per input pixel (the channel stride of the NHWC input).
+    pub in_c: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// Stride (height, width).
+    pub stride: (usize, usize),
+    /// Dilation (height, width).
+    pub dilation: (usize, usize),
+    /// Padding (top, left, bottom, right).
+    pub padding: (usize, usize, usize, usize),
+}
+
+impl ConvGeometry {
+    /// Checks every size and that the output is non-empty.
+    pub fn validate(&self) -> Result<()> {
+        let fields = [
+            ("batch", self.batch),
+            ("in_h", self.in_h),
+            ("in_w", self.in_w),
+            ("in_c", self.in_c),
+            ("k_h", self.k_h),
+            ("k_w", self.k_w),
+            ("stride", self.stride.0.min(self.stride.1)),
+            ("dilation", self.dilation.0.min(self.dilation.1)),
+        ];
+        for (name, v) in fields {
+            if v == 0 {
+                return Err(Error::invalid_argument(
+                    "geometry",
+                    format!("{name} must be positive"),
+                ));
+            }
+        }
+        self.in_h
+            .checked_mul(self.in_w)
+            .and_then(|p| p.checked_mul(self.in_c))
+            .filter(|&e| e <= MAX_IMAGE_ELEMENTS)
+            .ok_or_else(|| Error::ResourceLimit("input image exceeds 2^32 elements".into()))?;
+        for (dim, k, d, before, after) in [
+            (
+                "height",
+                self.k_h,
+                self.dilation.0,
+                self.padding.0,
+                self.padding.2,
+            ),
+            ("width", self.k_w, self.dilation.1, self.padding.1, self.padding.3),
+        ] {
+            let extent = (k - 1).checked_mul(d).and_then(|e| e.checked_add(1));
+            let input = if dim == "height" { self.in_h } else { self.in_w };
+            let padded = input.checked_add(before).and_then(|p| p.checked_add(after));
+            match (extent, padded) {
+                (Some(e), Some(p)) if e <= p => {}
+                _ => {
+                    return Err(Error::ShapeMismatch(format!(
+                        "dilated kernel {dim} exceeds the padded input {dim}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + self.padding.0 + self.padding.2 - ((self.k_h - 1) * self.dilation.0 + 1)) / self.stride.0
+            + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + self.padding.1 + self.padding.3 - ((self.k_w - 1) * self.dilation.1 + 1)) / self.stride.1
+            + 1
+    }
+
+    /// Kernel taps (`k_h * k_w`).
+    pub fn taps(&self) -> usize {
+        self.k_h * self.k_w
+    }
+
+    /// Elements of one input image.
+    pub fn image_len(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+}
+
+/// The indirection table of one geometry: `out_h × out_w × taps` input-pixel offsets
+/// (relative to the image start), tap order `(ky, kx)` row-major.
+#[derive(Clone, Debug)]
+pub struct Indirection {
+    geometry: ConvGeometry,
+    offsets: Vec<u32>,
+}
+
+impl Indirection {
+    /// Builds the table for a validated geometry.
+    pub fn new(geometry: &ConvGeometry) -> Result<Self> {
+        let g = *geometry;
+        g.validate()?;
+        let (oh, ow, taps) = (g.out_h(), g.out_w(), g.taps());
+        let len = oh
+            .checked_mul(ow)
+            .and_then(|p| p.checked_mul(taps))
+            .filter(|&l| l <= super::buffer::MAX_PACKED_BYTES / 4)
+            .ok_or_else(|| Error::ResourceLimit("indirection table too large".into()))?;
+        let mut offsets = Vec::with_capacity(len);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ky in 0..g.k_h {
+                    for kx in 0..g.k_w {
+                        let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
+                        let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
+                        offsets.push(match (iy, ix) {
+                            (Some(y), Some(x)) if y < g.in_h && x < g.in_w => {
+                                ((y * g.in_w + x) * g.in_c) as u32
+                            }
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Indirection { geometry: g, offsets })
+    }
+
+    /// The geometry this table was built for.
+    pub fn geometry(&self) -> &ConvGeometry {
+        &self.geometry
+    }
+
+    /// The `taps` offsets of output pixel `pixel` (`oy * out_w + ox`).
+    pub fn pixel(&self, pixel: usize) -> &[u32] {
+        let t = self.geometry.taps();
+        &self.offsets[pixel * t..][..t]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo(pad: usize, stride: usize, dil: usize) -> ConvGeometry {
+        ConvGeometry {
+            batch: 1,
+            in_h: 4,
+            in_w: 5,
+            in_c: 3,
+            k_h: 3,
+            k_w: 3,
+            stride: (stride, stride),
+            dilation: (dil, dil),
+            padding: (pad, pad, pad, pad),
+        }
+    }
+
+    #[test]
+    fn output_sizes_and_padding_offsets() {
+        let g = geo(1, 1, 1);
+        assert_eq!((g.out_h(), g.out_w()), (4, 5));
+        let ind = Indirection::new(&g).unwrap();
+        let p0 = ind.pixel(0);
+        assert_eq!(&p0[..4], &[PADDING, PADDING, PADDING, PADDING]);
+        assert_eq!(p0[4], 0);
+        assert_eq!(p0[5], 3);
+        assert_eq!(p0[7], 15);
+        let g2 = geo(1, 2, 2);
+        assert_eq!((g2.out_h(), g2.out_w()), (1, 2));
+        let ind2 = Indirection::new(&g2).unwrap();
+        assert_eq!(ind2.pixel(0)[0], PADDING);
+        assert_eq!(ind2.pixel(0)[8], (3 * 5 + 3) * 3);
+        assert_eq!(ind2.pixel(1)[4], (5 + 3) * 3);
+    }
+
+    #[test]
+    fn rejects_bad_geometry() {
+        assert!(
+            geo(0, 1, 3).validate().is_err(),
+            "dilated kernel larger than input"
+        );
+        assert!(ConvGeometry {
+            stride: (0, 1),
+            ..geo(0, 1, 1)
+        }
+        .validate()
+        .is_err());
+        let huge_pad = ConvGeometry {
+            padding: (usize::MAX, 0, 0, 0),
+            ..geo(0, 1, 1)
+        };
+        assert!(huge_pad.validate().is_err());
+        assert!(Indirection::new(&ConvGeometry {
+            padding: (1 << 40, 0, 0, 0),
+            ..geo(0, 1, 1)
+        })
+        .is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! int8 CPU kernels: one module per kernel family, each with a scalar reference and SIMD
+//! variants (AVX2, AVX-512 VNNI) that give bit-identical results.
+//!
+//! Kernels know nothing about graphs. Activations are NHWC `i8` slices; weights are packed
+//! once (`pack`, for an explicit [`Isa`]) into an owned struct, then `run` computes a range
+//! of tiles so that a runtime can split an operator's tiles across threads.
+//! The kernel variant of each family is chosen in one place, [`table`], from the ISA
+//! ([`table::selected_isa`] gives the process-wide choice; every `pack`/`new` also accepts
+//! an explicit [`Isa`] so tests and benchmarks can run each variant in one process).
+//!
+//! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
+//! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
+//! [`elementwise`] (add, mul), [`pool`] (global average / mean, max pool), [`concat`](mod@concat) and
+//! [`dynamic`] (per-row quantization + GEMM with `f32` output). Several threads may run
+//! disjoint tile ranges of one operator through the `run_shared` functions and
+//! [`output::SharedOutput`]. The kernels assume the default floating-point environment
+//! (round to nearest, no flush-to-zero), as Rust itself does.
+//!
+//! # Requantization (the one contract every kernel follows)
+//!
+//! Quantized values are `real = (q - zp) * scale` (see DESIGN §3). Every kernel computes an
+//! exact integer or `f32` intermediate and requantizes with the same final step:
+//!
+//! ```text
+//! requantize(v) = clamp(round_half_even(max(min(v, hi - zp_y), lo - zp_y)) + zp_y, lo, hi)
+//! ```
+//!
+//! where `v` is an `f32`, `[lo, hi]` is the output range (−128..127 narrowed by a fused
+//! activation), and the float clamp happens *before* rounding (equivalent to clamping after,
+//! since the bounds are integers, and it keeps the float→int conversion in range on every
+//! ISA). All `f32` operations below are single IEEE operations in the order written, which
+//! is what makes the SIMD paths bit-identical to the scalar ones.
+//!
+//! - **Conv / fully connected / depthwise:** `acc = Σ (x - zp_x)·w + bias` in wrapping
+//!   `i32` (exact for every size the packers accept), `v = (acc as f32) * m[c]` with
+//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time.
+//! - **Add:** `v = (a - zp_a) as f32 * (s_a / s_y) + (b - zp_b) as f32 * (s_b / s_y)`
+//!   (two products, then one sum; both ratios computed in `f32` once).
+//! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * ((s_a * s_b) / s_y)`; the integer
+//!   product is exact in `i32`.
+//! - **Mean over H·W (global average pool):** `v = (Σ (x - zp_x)) as f32 * (s_x / (s_y * count))`,
+//!   the ratio computed in `f32` once as `s_x / (s_y * count as f32)`.
+//! - **Concat with differing qparams:** each input is requantized with
+//!   `v = (x - zp_x) as f32 * (s_x / s_y)`; inputs whose qparams equal the output's are copied.
+//! - **Max pool** is a byte move (output qparams equal input qparams) with an optional clamp.
+//! - **Dynamic quantization** (per row of an `f32` matrix): `rmin = min(0, min row)`,
+//!   `rmax = max(0, max row)`, `scale = (rmax - rmin) / 255` (1 when the row is all zero),
+//!   `zp = clamp(round_half_even(-128 - rmin / scale), -128, 127)`,
+//!   `q = clamp(round_half_even(x / scale) + zp, -128, 127)`; the dynamic GEMM returns
+//!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
+
+pub mod buffer;
+pub mod concat;
+pub mod conv;
+pub mod dwconv;
+pub mod dynamic;
+pub mod elementwise;
+mod epilogue;
+pub mod gemm;
+pub mod indirection;
+pub mod output;
+pub mod pool;
+pub mod reference;
+pub mod requant;
+pub mod table;
+
+pub use crate::cpu::Isa;
+pub use requant::{OutputRange, QuantParams};
+
+use crate::{Error, Result};
+
+/// Fails with a clear error when `isa` cannot run on this CPU.
+pub fn ensure_supported(isa: Isa) -> Result<()> {
+    if isa.is_supported() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "kernel ISA `{isa}` is not supported by this CPU"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn packed_operators_can_be_shared_across_threads() {
+        assert_send_sync::<gemm::PackedGemm>();
+        assert_send_sync::<conv::PackedConv>();
+        assert_send_sync::<conv::PackedDynamicConv>();
+        assert_send_sync::<dwconv::PackedDwConv>();
+        assert_send_sync::<dynamic::PackedDynamicGemm>();
+        assert_send_sync::<elementwise::QuantizedBinary>();
+        assert_send_sync::<pool::GlobalAvgPool>();
+        assert_send_sync::<pool::MaxPool>();
+        assert_send_sync::<concat::Concat>();
+        assert_send_sync::<indirection::Indirection>();
+        assert_send_sync::<output::SharedOutput<'static>>();
+    }
+
+    #[test]
+    fn ensure_supported_accepts_exactly_the_supported_isas() {
+        for isa in Isa::ALL {
+            assert_eq!(ensure_supported(isa).is_ok(), isa.is_supported(), "{isa}");
+        }
+    }
+}

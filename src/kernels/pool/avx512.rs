@@ -1,0 +1,54 @@
+//! AVX-512 pooling kernels: 16-channel `i32` sums for the mean, 64-channel byte max.
+
+use super::{MaxArgs, MeanArgs};
+use crate::kernels::epilogue::Requant512;
+use std::arch::x86_64::*;
+
+/// Mean of one image.
+///
+/// # Safety
+/// `a` satisfies the [`MeanArgs`] contract and the CPU supports AVX-512 F/BW/VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn mean(a: &MeanArgs) {
+    let rq = Requant512::new(&a.rq);
+    let m = _mm512_set1_ps(a.m);
+    let zc = _mm512_set1_epi32(a.zp_times_count);
+    let mut c0 = 0;
+    while c0 < a.channels {
+        let n = (a.channels - c0).min(16);
+        let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+        let mut sum = _mm512_setzero_si512();
+        for p in 0..a.pixels {
+            // SAFETY: the mask limits the read to channels c0..c0+n of pixel p.
+            let x = unsafe { _mm_maskz_loadu_epi8(mask, a.x.add(p * a.channels + c0)) };
+            sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(x));
+        }
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, zc)), m);
+        // SAFETY: writes n bytes at out + c0.
+        unsafe { _mm_mask_storeu_epi8(a.out.add(c0), mask, rq.apply_f32(v)) };
+        c0 += 16;
+    }
+}
+
+/// Max over the taps of one output pixel.
+///
+/// # Safety
+/// `a` satisfies the [`MaxArgs`] contract and the CPU supports AVX-512 F/BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn max(a: &MaxArgs) {
+    let (lo, hi) = (_mm512_set1_epi8(a.lo), _mm512_set1_epi8(a.hi));
+    let mut c0 = 0;
+    while c0 < a.channels {
+        let n = (a.channels - c0).min(64);
+        let mask: __mmask64 = if n == 64 { !0 } else { (1u64 << n) - 1 };
+        let mut v = _mm512_set1_epi8(i8::MIN);
+        for &p in a.ptrs {
+            // SAFETY: the mask limits the read to channels c0..c0+n.
+            v = _mm512_max_epi8(v, unsafe { _mm512_maskz_loadu_epi8(mask, p.add(c0)) });
+        }
+        v = _mm512_min_epi8(_mm512_max_epi8(v, lo), hi);
+        // SAFETY: writes n bytes at out + c0.
+        unsafe { _mm512_mask_storeu_epi8(a.out.add(c0), mask, v) };
+        c0 += 64;
+    }
+}

@@ -1,0 +1,236 @@
+//! Pooling over NHWC `i8` input: global average pool / mean over H·W (requantized, formula
+//! in the [`crate::kernels`] module docs) and max pool (a byte operation: the output shares
+//! the input's qparams; padding never wins, an all-padding window yields the range minimum).
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
+use super::gemm::check_matrix;
+use super::indirection::{Indirection, PADDING};
+use super::output::SharedOutput;
+use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use crate::cpu::Isa;
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// Largest pixel count of a global average pool (keeps `Σ (x - zp)` exact in `i32`).
+pub const MAX_POOL_PIXELS: usize = 1 << 23;
+
+/// One image for a mean microkernel. Contract: `x` is readable for `pixels × channels`
+/// bytes and `out` writable for `channels` bytes.
+pub(crate) struct MeanArgs {
+    pub x: *const i8,
+    pub pixels: usize,
+    pub channels: usize,
+    pub zp_times_count: i32,
+    pub m: f32,
+    pub out: *mut i8,
+    pub rq: Requantizer,
+}
+
+/// One output pixel for a max microkernel. Contract: each of `ptrs` is readable for
+/// `channels` bytes, `out` is writable for `channels` bytes.
+pub(crate) struct MaxArgs<'a> {
+    pub ptrs: &'a [*const i8],
+    pub channels: usize,
+    pub out: *mut i8,
+    pub lo: i8,
+    pub hi: i8,
+}
+
+/// Global average pool (mean over all pixels of each channel), prepared once.
+#[derive(Clone, Copy, Debug)]
+pub struct GlobalAvgPool {
+    isa: Isa,
+    pixels: usize,
+    zp_in: i32,
+    m: f32,
+    rq: Requantizer,
+}
+
+impl GlobalAvgPool {
+    /// Prepares a mean over `pixels` pixels: `m = s_x / (s_y * pixels)` in `f32`.
+    pub fn new(
+        isa: Isa,
+        pixels: usize,
+        input: QuantParams,
+        output: QuantParams,
+        range: OutputRange,
+    ) -> Result<Self> {
+        super::ensure_supported(isa)?;
+        input.validate("input")?;
+        output.validate("output")?;
+        if pixels == 0 || pixels > MAX_POOL_PIXELS {
+            return Err(Error::invalid_argument(
+                "pixels",
+                format!("{pixels} is outside 1..={MAX_POOL_PIXELS}"),
+            ));
+        }
+        let m = input.scale / (output.scale * pixels as f32);
+        validate_multiplier(m, "output")?;
+        Ok(GlobalAvgPool {
+            isa,
+            pixels,
+            zp_in: input.zero_point,
+            m,
+            rq: Requantizer::new(output.zero_point, range),
+        })
+    }
+
+    /// Number of tiles: one per image.
+    pub fn tile_count(&self, batch: usize) -> usize {
+        batch
+    }
+
+    /// Computes tiles of `output` (`batch × channels`) from `input` (`batch × pixels × channels`).
+    pub fn run(
+        &self,
+        batch: usize,
+        channels: usize,
+        input: &[i8],
+        output: &mut [i8],
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(batch, channels, input, &out, tiles) }
+    }
+
+    /// Like [`GlobalAvgPool::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        batch: usize,
+        channels: usize,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let image = self.pixels * channels;
+        check_matrix("input", batch, image, image, input.len())?;
+        check_matrix("output", batch, channels, channels, output.len())?;
+        check_tiles(&tiles, batch)?;
+        for t in tiles {
+            let a = MeanArgs {
+                x: input[t * image..].as_ptr(),
+                pixels: self.pixels,
+                channels,
+                zp_times_count: self.zp_in * self.pixels as i32,
+                m: self.m,
+                // SAFETY: row t of the output is inside it (checked above).
+                out: unsafe { output.as_ptr().add(t * channels) },
+                rq: self.rq,
+            };
+            // SAFETY: the slices above hold one image and one output row; ISA checked in `new`.
+            unsafe {
+                match self.isa {
+                    Isa::Scalar => scalar::mean(&a),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2::mean(&a),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => avx512::mean(&a),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!("ISAs the CPU lacks are rejected at construction"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Max pool with a fused clamp, prepared once.
+#[derive(Clone, Copy, Debug)]
+pub struct MaxPool {
+    isa: Isa,
+    range: OutputRange,
+}
+
+impl MaxPool {
+    /// Prepares a max pool whose output is clamped to `range`.
+    pub fn new(isa: Isa, range: OutputRange) -> Result<Self> {
+        super::ensure_supported(isa)?;
+        Ok(MaxPool { isa, range })
+    }
+
+    /// Number of tiles (output rows over the batch) for `ind`'s geometry.
+    pub fn tile_count(&self, ind: &Indirection) -> usize {
+        ind.geometry().batch * ind.geometry().out_h()
+    }
+
+    /// Computes tiles of `output` (NHWC, `batch × out_h × out_w × in_c`).
+    pub fn run(&self, ind: &Indirection, input: &[i8], output: &mut [i8], tiles: Range<usize>) -> Result<()> {
+        let out = SharedOutput::new(output);
+        // SAFETY: `out` borrows `output` exclusively for this call.
+        unsafe { self.run_shared(ind, input, &out, tiles) }
+    }
+
+    /// Like [`MaxPool::run`], writing through a [`SharedOutput`].
+    ///
+    /// # Safety
+    /// Calls that run concurrently on the same output must have disjoint tile ranges.
+    pub unsafe fn run_shared(
+        &self,
+        ind: &Indirection,
+        input: &[i8],
+        output: &SharedOutput,
+        tiles: Range<usize>,
+    ) -> Result<()> {
+        let g = *ind.geometry();
+        let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+        check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
+        check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
+        check_tiles(&tiles, self.tile_count(ind))?;
+        let padding_row = vec![i8::MIN; c];
+        let mut ptrs = vec![std::ptr::null(); g.taps()];
+        for t in tiles {
+            let (image, oy) = (t / oh, t % oh);
+            let base = &input[image * g.image_len()..][..g.image_len()];
+            for ox in 0..ow {
+                for (p, &off) in ptrs.iter_mut().zip(ind.pixel(oy * ow + ox)) {
+                    *p = if off == PADDING {
+                        padding_row.as_ptr()
+                    } else {
+                        base[off as usize..].as_ptr()
+                    };
+                }
+                let a = MaxArgs {
+                    ptrs: &ptrs,
+                    channels: c,
+                    // SAFETY: pixel (image, oy, ox) is inside the output checked above.
+                    out: unsafe { output.as_ptr().add(((image * oh + oy) * ow + ox) * c) },
+                    lo: self.range.min,
+                    hi: self.range.max,
+                };
+                // SAFETY: every pointer addresses a full pixel of `base` (validated geometry)
+                // or the padding row of `c` bytes; ISA checked in `new`.
+                unsafe {
+                    match self.isa {
+                        Isa::Scalar => scalar::max(&a),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => avx2::max(&a),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx512Vnni => avx512::max(&a),
+                        #[cfg(not(target_arch = "x86_64"))]
+                        _ => unreachable!("ISAs the CPU lacks are rejected at construction"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_tiles(tiles: &Range<usize>, total: usize) -> Result<()> {
+    if tiles.start > tiles.end || tiles.end > total {
+        return Err(Error::invalid_argument(
+            "tiles",
+            format!("range {tiles:?} is outside 0..{total}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Global average pool and max pool: every ISA variant bit-identical to the scalar kernel,
+//! the scalar kernels checked against f64 (mean, within one step) and exactly (max).
+
+use proptest::prelude::*;
+use std::io::Write;
+use xq::kernels::indirection::{ConvGeometry, Indirection};
+use xq::kernels::pool::{GlobalAvgPool, MaxPool};
+use xq::kernels::reference::{dequantize, quantize};
+use xq::kernels::{Isa, OutputRange, QuantParams};
+
+fn simd_isas() -> Vec<Isa> {
+    [Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| {
+            let ok = isa.is_supported();
+            if !ok {
+                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
+                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
+            }
+            ok
+        })
+        .collect()
+}
+
+fn mean(
+    isa: Isa,
+    batch: usize,
+    pixels: usize,
+    c: usize,
+    x: &[i8],
+    q: (QuantParams, QuantParams, OutputRange),
+) -> Vec<i8> {
+    let k = GlobalAvgPool::new(isa, pixels, q.0, q.1, q.2).unwrap();
+    let mut y = vec![0x55; batch * c];
+    k.run(batch, c, x, &mut y, 0..k.tile_count(batch)).unwrap();
+    y
+}
+
+fn max_pool(isa: Isa, g: &ConvGeometry, x: &[i8], range: OutputRange, split: f64) -> Vec<i8> {
+    let k = MaxPool::new(isa, range).unwrap();
+    let ind = Indirection::new(g).unwrap();
+    let tiles = k.tile_count(&ind);
+    let cut = (tiles as f64 * split) as usize;
+    let mut y = vec![0x55; g.batch * g.out_h() * g.out_w() * g.in_c];
+    k.run(&ind, x, &mut y, 0..cut).unwrap();
+    k.run(&ind, x, &mut y, cut..tiles).unwrap();
+    y
+}
+
+fn geometry() -> impl Strategy<Value = ConvGeometry> {
+    (
+        (1usize..3, 1usize..9, 1usize..9, 1usize..100),
+        (1usize..4, 1usize..4),
+        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+    )
+        .prop_map(
+            |((batch, in_h, in_w, in_c), (k_h, k_w), (sh, sw, dh, dw), padding)| ConvGeometry {
+                batch,
+                in_h,
+                in_w,
+                in_c,
+                k_h,
+                k_w,
+                stride: (sh, sw),
+                dilation: (dh, dw),
+                padding,
+            },
+        )
+        .prop_filter("window fits the padded input", |g| g.validate().is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mean_scalar_close_and_simd_identical(
+        (batch, pixels, c) in (1usize..3, 1usize..60, 1usize..80),
+        seed in any::<u64>(),
+        (xs, xz, ys, yz, relu) in (-6f32..0f32, -128i32..=127, -6f32..0f32, -128i32..=127, any::<bool>()),
+    ) {
+        let mut s = seed | 1;
+        let x: Vec<i8> = (0..batch * pixels * c).map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as i8 }).collect();
+        let qi = QuantParams { scale: xs.exp2(), zero_point: xz };
+        let qo = QuantParams { scale: ys.exp2(), zero_point: yz };
+        let range = if relu { OutputRange::relu(yz) } else { OutputRange::FULL };
+        let scalar = mean(Isa::Scalar, batch, pixels, c, &x, (qi, qo, range));
+        for b in 0..batch {
+            for ch in 0..c {
+                let sum: f64 = (0..pixels).map(|p| dequantize(x[(b * pixels + p) * c + ch], qi)).sum();
+                let want = quantize(sum / pixels as f64, qo, range);
+                let got = scalar[b * c + ch];
+                prop_assert!((got as i32 - want as i32).abs() <= 1, "{} vs {}", got, want);
+            }
+        }
+        for isa in simd_isas() {
+            prop_assert_eq!(&mean(isa, batch, pixels, c, &x, (qi, qo, range)), &scalar, "{}", isa);
+        }
+    }
+
+    #[test]
+    fn max_pool_exact_and_simd_identical(g in geometry(), seed in any::<u64>(), lo in -128i8..0, split in 0.0f64..1.0) {
+        let mut s = seed | 1;
+        let x: Vec<i8> = (0..g.batch * g.image_len()).map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as i8 }).collect();
+        let range = OutputRange::new(lo, 127).unwrap();
+        let scalar = max_pool(Isa::Scalar, &g, &x, range, split);
+        let (oh, ow) = (g.out_h(), g.out_w());
+        for b in 0..g.batch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for c in 0..g.in_c {
+                        let mut want = i8::MIN;
+                        for ky in 0..g.k_h {
+                            for kx in 0..g.k_w {
+                                let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.padding.0 as isize;
+                                let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.padding.1 as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
+                                    want = want.max(x[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c + c]);
+                                }
+                            }
+                        }
+                        let got = scalar[((b * oh + oy) * ow + ox) * g.in_c + c];
+                        prop_assert_eq!(got, want.max(lo));
+                    }
+                }
+            }
+        }
+        for isa in simd_isas() {
+            prop_assert_eq!(&max_pool(isa, &g, &x, range, split), &scalar, "{}", isa);
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let q = QuantParams {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    assert!(GlobalAvgPool::new(Isa::Scalar, 0, q, q, OutputRange::FULL).is_err());
+    assert!(GlobalAvgPool::new(Isa::Scalar, 1 << 24, q, q, OutputRange::FULL).is_err());
+    let k = GlobalAvgPool::new(Isa::Scalar, 4, q, q, OutputRange::FULL).unwrap();
+    let mut y = vec![0; 6];
+    assert!(k.run(2, 3, &[0; 23], &mut y, 0..2).is_err());
+    assert!(k.run(2, 3, &[0; 24], &mut y, 0..3).is_err());
+    let x: Vec<i8> = (0..24).map(|i| i as i8).collect();
+    k.run(2, 3, &x, &mut y, 0..2).unwrap();
+    // Channel 0 of image 0: mean(0, 3, 6, 9) = 4.5 -> 4 (ties to even).
+    assert_eq!(y, vec![4, 6, 6, 16, 18, 18]);
+}
