@@ -13,3 +13,4 @@ pub use error::{Error, Result};
 
 /// The crate version, as written in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod ir;
