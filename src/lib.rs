@@ -14,3 +14,5 @@ pub use error::{Error, Result};
 /// The crate version, as written in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod ir;
+pub mod onnx;
+pub mod interp;

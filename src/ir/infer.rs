@@ -133,7 +133,7 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         }
         Op::Binary(b) => {
             let y = need(inputs, 1, op)?;
-            if x.dtype != y.dtype {
+            if x.dtype != y.dtype && *b != BinaryOp::Pow {
                 return Err(dtype_err(op, format!("operands have types {} and {}", x.dtype, y.dtype)));
             }
             if *b != BinaryOp::Pow {

@@ -1,0 +1,281 @@
+//! Convolution (im2col + GEMM, 1×1 without copies, depthwise as its own loop) and
+//! transposed convolution (GEMM + col2im), for 1 to 3 spatial axes.
+
+use super::linalg::GemmScalar;
+use crate::ir::op::{ConvAttrs, ConvTransposeAttrs};
+use crate::ir::shapes::{conv_transpose_window, conv_window};
+use crate::ir::{checked_numel, Tensor};
+use crate::{Error, Result};
+
+/// A convolution with every geometric parameter resolved to 3 spatial axes (leading axes of
+/// size 1 pad lower ranks).
+#[derive(Clone, Debug)]
+struct Geometry {
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    group: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    strides: [usize; 3],
+    dilations: [usize; 3],
+    pad_begin: [usize; 3],
+    output: [usize; 3],
+}
+
+fn pad3(v: &[usize], fill: usize) -> Result<[usize; 3]> {
+    if v.len() > 3 {
+        return Err(Error::Unsupported(format!("convolution over {} spatial axes (at most 3)", v.len())));
+    }
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    Ok(out)
+}
+
+impl Geometry {
+    fn in_vol(&self) -> usize {
+        self.input.iter().product()
+    }
+    fn out_vol(&self) -> usize {
+        self.output.iter().product()
+    }
+    fn k_vol(&self) -> usize {
+        self.kernel.iter().product()
+    }
+}
+
+/// Unrolls input patches of one group into a [c_in_g * k_vol, out_vol] matrix.
+fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T]) {
+    let cin_g = g.c_in / g.group;
+    let [_, ih_n, iw_n] = g.input;
+    let [od_n, oh_n, ow_n] = g.output;
+    let out_vol = g.out_vol();
+    let mut row = 0;
+    for c in 0..cin_g {
+        let xc = &x[c * g.in_vol()..(c + 1) * g.in_vol()];
+        for kd in 0..g.kernel[0] {
+            for kh in 0..g.kernel[1] {
+                for kw in 0..g.kernel[2] {
+                    let dst_row = &mut col[row * out_vol..(row + 1) * out_vol];
+                    row += 1;
+                    for od in 0..od_n {
+                        let id = (od * g.strides[0] + kd * g.dilations[0]) as isize - g.pad_begin[0] as isize;
+                        for oh in 0..oh_n {
+                            let ih = (oh * g.strides[1] + kh * g.dilations[1]) as isize - g.pad_begin[1] as isize;
+                            let dst = &mut dst_row[(od * oh_n + oh) * ow_n..(od * oh_n + oh + 1) * ow_n];
+                            if id < 0 || id >= g.input[0] as isize || ih < 0 || ih >= ih_n as isize {
+                                dst.fill(T::default());
+                                continue;
+                            }
+                            let src = &xc[(id as usize * ih_n + ih as usize) * iw_n..][..iw_n];
+                            let off = (kw * g.dilations[2]) as isize - g.pad_begin[2] as isize;
+                            let sw = g.strides[2] as isize;
+                            for (ow, d) in dst.iter_mut().enumerate() {
+                                let iw = ow as isize * sw + off;
+                                *d = if iw >= 0 && iw < iw_n as isize { src[iw as usize] } else { T::default() };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise convolution (one input and one output channel per group, 1-D/2-D).
+fn depthwise<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], out: &mut [T]) {
+    let [_, ih_n, iw_n] = g.input;
+    let [_, oh_n, ow_n] = g.output;
+    let [_, kh_n, kw_n] = g.kernel;
+    let (sh, sw) = (g.strides[1], g.strides[2]);
+    let (dh, dw) = (g.dilations[1], g.dilations[2]);
+    let (ph, pw) = (g.pad_begin[1] as isize, g.pad_begin[2] as isize);
+    // Output columns whose input column (ow*sw + off) lies inside [0, iw_n).
+    let valid_cols = |off: isize| -> (usize, usize) {
+        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(sw) };
+        let hi_excl = if iw_n as isize - off <= 0 { 0 } else { ((iw_n as isize - off) as usize).div_ceil(sw) };
+        (lo.min(ow_n), hi_excl.min(ow_n).max(lo.min(ow_n)))
+    };
+    for ch in 0..g.batch * g.c_in {
+        let c = ch % g.c_in;
+        let xc = &x[ch * ih_n * iw_n..(ch + 1) * ih_n * iw_n];
+        let oc = &mut out[ch * oh_n * ow_n..(ch + 1) * oh_n * ow_n];
+        let wc = &w[c * kh_n * kw_n..(c + 1) * kh_n * kw_n];
+        for kh in 0..kh_n {
+            for kw in 0..kw_n {
+                let wv = wc[kh * kw_n + kw];
+                let off = (kw * dw) as isize - pw;
+                let (lo, hi) = valid_cols(off);
+                for oh in 0..oh_n {
+                    let ih = (oh * sh + kh * dh) as isize - ph;
+                    if ih < 0 || ih >= ih_n as isize {
+                        continue;
+                    }
+                    let src = &xc[ih as usize * iw_n..(ih as usize + 1) * iw_n];
+                    let dst = &mut oc[oh * ow_n..(oh + 1) * ow_n];
+                    if sw == 1 {
+                        let base = (lo as isize + off) as usize;
+                        for (d, &s) in dst[lo..hi].iter_mut().zip(&src[base..base + (hi - lo)]) {
+                            *d = *d + wv * s;
+                        }
+                    } else {
+                        for (ow, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = *d + wv * src[(ow as isize * sw as isize + off) as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_bias<T: GemmScalar>(out: &mut [T], bias: &[T], channels: usize, vol: usize) {
+    for (i, chunk) in out.chunks_mut(vol).enumerate() {
+        let b = bias[i % channels];
+        chunk.iter_mut().for_each(|v| *v = *v + b);
+    }
+}
+
+/// Convolution on raw buffers; returns the output shape and values.
+pub fn conv_raw<T: GemmScalar>(
+    attrs: &ConvAttrs,
+    xd: &[usize],
+    x: &[T],
+    wd: &[usize],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> Result<(Vec<usize>, Vec<T>)> {
+    let win = conv_window(attrs, xd, wd)?;
+    let g = Geometry {
+        batch: xd[0],
+        c_in: xd[1],
+        c_out: wd[0],
+        group: attrs.group.max(1),
+        input: pad3(&xd[2..], 1)?,
+        kernel: pad3(&win.kernel, 1)?,
+        strides: pad3(&win.strides, 1)?,
+        dilations: pad3(&win.dilations, 1)?,
+        pad_begin: pad3(&win.pad_begin, 0)?,
+        output: pad3(&win.output, 1)?,
+    };
+    let mut out_dims = vec![g.batch, g.c_out];
+    out_dims.extend(&win.output);
+    let total = checked_numel(&out_dims)?;
+    if let Some(b) = bias {
+        if b.len() != g.c_out {
+            return Err(Error::ShapeMismatch(format!("Conv bias has {} values for {} channels", b.len(), g.c_out)));
+        }
+    }
+    let mut out = vec![T::default(); total];
+    let (cin_g, cout_g) = (g.c_in / g.group, g.c_out / g.group);
+    let (in_vol, out_vol, k_vol) = (g.in_vol(), g.out_vol(), g.k_vol());
+    if total == 0 {
+        return Ok((out_dims, out));
+    }
+    if cin_g == 1 && cout_g == 1 && g.kernel[0] == 1 && g.output[0] == 1 {
+        depthwise(&g, x, w, &mut out);
+    } else {
+        let pointwise = g.kernel == [1, 1, 1] && g.strides == [1, 1, 1] && g.pad_begin == [0, 0, 0] && g.input == g.output;
+        let k = cin_g * k_vol;
+        let mut col = if pointwise { Vec::new() } else { vec![T::default(); checked_numel(&[k, out_vol])?] };
+        for n in 0..g.batch {
+            for grp in 0..g.group {
+                let xg = &x[(n * g.c_in + grp * cin_g) * in_vol..][..cin_g * in_vol];
+                let b: &[T] = if pointwise {
+                    xg
+                } else {
+                    im2col(&g, xg, &mut col);
+                    &col
+                };
+                let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
+                let og = &mut out[(n * g.c_out + grp * cout_g) * out_vol..][..cout_g * out_vol];
+                T::gemm(cout_g, k, out_vol, T::ONE, wg, (k as isize, 1), b, (out_vol as isize, 1), T::default(), og, (out_vol as isize, 1));
+            }
+        }
+    }
+    if let Some(b) = bias {
+        add_bias(&mut out, b, g.c_out, out_vol);
+    }
+    Ok((out_dims, out))
+}
+
+/// f32 convolution.
+pub fn conv(attrs: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let bias = b.map(|b| b.as_f32()).transpose()?;
+    let (dims, v) = conv_raw(attrs, x.dims(), x.as_f32()?, w.dims(), w.as_f32()?, bias)?;
+    Tensor::from_f32(dims, v)
+}
+
+/// f32 transposed convolution.
+pub fn conv_transpose(attrs: &ConvTransposeAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let (xd, wd) = (x.dims(), w.dims());
+    let win = conv_transpose_window(attrs, xd, wd)?;
+    let group = attrs.conv.group.max(1);
+    if xd[1] % group != 0 {
+        return Err(Error::ShapeMismatch(format!("ConvTranspose channels {} not divisible by group {group}", xd[1])));
+    }
+    let (batch, c_in, cout_g) = (xd[0], xd[1], wd[1]);
+    let c_out = cout_g * group;
+    let cin_g = c_in / group;
+    let input = pad3(&xd[2..], 1)?;
+    let kernel = pad3(&win.kernel, 1)?;
+    let strides = pad3(&win.strides, 1)?;
+    let dil = pad3(&win.dilations, 1)?;
+    let pad = pad3(&win.pad_begin, 0)?;
+    let output = pad3(&win.output, 1)?;
+    let mut out_dims = vec![batch, c_out];
+    out_dims.extend(&win.output);
+    let total = checked_numel(&out_dims)?;
+    let (in_vol, out_vol): (usize, usize) = (input.iter().product(), output.iter().product());
+    let k_vol: usize = kernel.iter().product();
+    let rows = cout_g * k_vol;
+    let mut col = vec![0f32; checked_numel(&[rows, in_vol])?];
+    let mut out = vec![0f32; total];
+    let (xv, wv) = (x.as_f32()?, w.as_f32()?);
+    for n in 0..batch {
+        for grp in 0..group {
+            let xg = &xv[(n * c_in + grp * cin_g) * in_vol..][..cin_g * in_vol];
+            let wg = &wv[grp * cin_g * rows..(grp + 1) * cin_g * rows];
+            f32::gemm(rows, cin_g, in_vol, 1.0, wg, (1, rows as isize), xg, (in_vol as isize, 1), 0.0, &mut col, (in_vol as isize, 1));
+            let og = &mut out[(n * c_out + grp * cout_g) * out_vol..][..cout_g * out_vol];
+            for co in 0..cout_g {
+                for kd in 0..kernel[0] {
+                    for kh in 0..kernel[1] {
+                        for kw in 0..kernel[2] {
+                            let r = ((co * kernel[0] + kd) * kernel[1] + kh) * kernel[2] + kw;
+                            let src = &col[r * in_vol..(r + 1) * in_vol];
+                            for id in 0..input[0] {
+                                let od = (id * strides[0] + kd * dil[0]) as isize - pad[0] as isize;
+                                if od < 0 || od >= output[0] as isize {
+                                    continue;
+                                }
+                                for ih in 0..input[1] {
+                                    let oh = (ih * strides[1] + kh * dil[1]) as isize - pad[1] as isize;
+                                    if oh < 0 || oh >= output[1] as isize {
+                                        continue;
+                                    }
+                                    for iw in 0..input[2] {
+                                        let ow = (iw * strides[2] + kw * dil[2]) as isize - pad[2] as isize;
+                                        if ow < 0 || ow >= output[2] as isize {
+                                            continue;
+                                        }
+                                        let o = ((co * output[0] + od as usize) * output[1] + oh as usize) * output[2] + ow as usize;
+                                        og[o] += src[(id * input[1] + ih) * input[2] + iw];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(b) = b {
+        let b = b.as_f32()?;
+        if b.len() != c_out {
+            return Err(Error::ShapeMismatch(format!("ConvTranspose bias has {} values for {c_out} channels", b.len())));
+        }
+        add_bias(&mut out, b, c_out, out_vol);
+    }
+    Tensor::from_f32(out_dims, out)
+}
