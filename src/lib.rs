@@ -13,6 +13,6 @@ pub use error::{Error, Result};
 
 /// The crate version, as written in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod interp;
 pub mod ir;
 pub mod onnx;
-pub mod interp;

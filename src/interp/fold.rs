@@ -31,10 +31,15 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
                 if n.is_empty() {
                     return None;
                 }
-                facts.get(n).map(|(d, s)| Fact { dtype: *d, shape: s.as_deref(), value: graph.initializers.get(n) })
+                facts.get(n).map(|(d, s)| Fact {
+                    dtype: *d,
+                    shape: s.as_deref(),
+                    value: graph.initializers.get(n),
+                })
             })
             .collect();
-        let outs = infer_op(&node.op, &input_facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
+        let outs =
+            infer_op(&node.op, &input_facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
         let folded: Option<Vec<Tensor>> = match &node.op {
             Op::QuantizeLinear(_) | Op::DequantizeLinear(_) | Op::DynamicQuantizeLinear => None,
             Op::Shape { start, end } => input_facts[0].and_then(|f| f.shape).map(|dims| {
@@ -42,12 +47,30 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
                 vec![Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect())]
             }),
             _ => {
-                let all_const = node.inputs.iter().all(|n| n.is_empty() || graph.initializers.contains_key(n));
-                let small = outs.iter().all(|(_, s)| s.as_ref().is_some_and(|s| s.iter().product::<usize>() <= MAX_FOLDED_ELEMENTS));
+                let all_const = node
+                    .inputs
+                    .iter()
+                    .all(|n| n.is_empty() || graph.initializers.contains_key(n));
+                let small = outs.iter().all(|(_, s)| {
+                    s.as_ref()
+                        .is_some_and(|s| s.iter().product::<usize>() <= MAX_FOLDED_ELEMENTS)
+                });
                 if all_const && small {
-                    let args: Vec<Option<&Tensor>> =
-                        node.inputs.iter().map(|n| if n.is_empty() { None } else { graph.initializers.get(n) }).collect();
-                    Some(kernels::eval(&node.op, &args).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?)
+                    let args: Vec<Option<&Tensor>> = node
+                        .inputs
+                        .iter()
+                        .map(|n| {
+                            if n.is_empty() {
+                                None
+                            } else {
+                                graph.initializers.get(n)
+                            }
+                        })
+                        .collect();
+                    Some(
+                        kernels::eval(&node.op, &args)
+                            .map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?,
+                    )
                 } else {
                     None
                 }

@@ -45,8 +45,11 @@ impl Interpreter {
                 slot_names.len() - 1
             })
         };
-        let inputs: Vec<(usize, TensorInfo)> =
-            graph.inputs.iter().map(|i| (slot(&i.name, &mut slots), i.clone())).collect();
+        let inputs: Vec<(usize, TensorInfo)> = graph
+            .inputs
+            .iter()
+            .map(|i| (slot(&i.name, &mut slots), i.clone()))
+            .collect();
         let constants: Vec<(usize, Tensor)> = std::mem::take(&mut graph.initializers)
             .into_iter()
             .map(|(n, t)| (slot(&n, &mut slots), t))
@@ -57,8 +60,16 @@ impl Interpreter {
             .map(|n| Step {
                 name: n.name.clone(),
                 op: n.op.clone(),
-                inputs: n.inputs.iter().map(|i| (!i.is_empty()).then(|| slot(i, &mut slots))).collect(),
-                outputs: n.outputs.iter().map(|o| (!o.is_empty()).then(|| slot(o, &mut slots))).collect(),
+                inputs: n
+                    .inputs
+                    .iter()
+                    .map(|i| (!i.is_empty()).then(|| slot(i, &mut slots)))
+                    .collect(),
+                outputs: n
+                    .outputs
+                    .iter()
+                    .map(|o| (!o.is_empty()).then(|| slot(o, &mut slots)))
+                    .collect(),
                 release: Vec::new(),
             })
             .collect();
@@ -76,7 +87,14 @@ impl Interpreter {
                 steps[i].release.push(s);
             }
         }
-        Ok(Interpreter { steps, constants, inputs, outputs, slot_names, slot_count })
+        Ok(Interpreter {
+            steps,
+            constants,
+            inputs,
+            outputs,
+            slot_names,
+            slot_count,
+        })
     }
 
     /// The graph inputs, in the order [`Interpreter::run`] expects them.
@@ -91,7 +109,11 @@ impl Interpreter {
 
     /// Runs the graph, calling `observe(tensor_name, value)` for every node output as it
     /// is computed (the calibration hook).
-    pub fn run_observed(&self, inputs: &[Tensor], observe: &mut dyn FnMut(&str, &Tensor)) -> Result<Vec<Tensor>> {
+    pub fn run_observed(
+        &self,
+        inputs: &[Tensor],
+        observe: &mut dyn FnMut(&str, &Tensor),
+    ) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::invalid_argument(
                 "inputs",
@@ -115,10 +137,14 @@ impl Interpreter {
                 .map(|v| match v {
                     None => Ok(None),
                     Some(Some(t)) => Ok(Some(t)),
-                    Some(None) => Err(Error::Internal(format!("node `{}` ran before its inputs", step.name))),
+                    Some(None) => Err(Error::Internal(format!(
+                        "node `{}` ran before its inputs",
+                        step.name
+                    ))),
                 })
                 .collect::<Result<_>>()?;
-            let results = kernels::eval(&step.op, &args).map_err(|e| with_node(e, &step.name, step.op.onnx_name()))?;
+            let results =
+                kernels::eval(&step.op, &args).map_err(|e| with_node(e, &step.name, step.op.onnx_name()))?;
             for (slot, value) in step.outputs.iter().zip(results) {
                 if let Some(s) = slot {
                     observe(&self.slot_names[*s], &value);
@@ -132,10 +158,9 @@ impl Interpreter {
         self.outputs
             .iter()
             .map(|&s| {
-                owned[s]
-                    .clone()
-                    .or_else(|| borrowed[s].cloned())
-                    .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", self.slot_names[s])))
+                owned[s].clone().or_else(|| borrowed[s].cloned()).ok_or_else(|| {
+                    Error::Internal(format!("output `{}` was not computed", self.slot_names[s]))
+                })
             })
             .collect()
     }
@@ -153,7 +178,10 @@ fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
     }
     if let Some(shape) = &info.shape {
         let ok = shape.len() == t.dims().len()
-            && shape.iter().zip(t.dims()).all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
+            && shape
+                .iter()
+                .zip(t.dims())
+                .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
         if !ok {
             return Err(Error::ShapeMismatch(format!(
                 "input `{}` has shape {:?}, expected {shape:?}",

@@ -35,10 +35,14 @@ impl TensorInfo {
 
     /// The shape as concrete sizes, if every axis is known.
     pub fn concrete_shape(&self) -> Option<Vec<usize>> {
-        self.shape.as_ref()?.iter().map(|d| match d {
-            Dim::Known(n) => Some(*n),
-            Dim::Symbolic(_) => None,
-        }).collect()
+        self.shape
+            .as_ref()?
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) => Some(*n),
+                Dim::Symbolic(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -58,7 +62,10 @@ pub struct Node {
 impl Node {
     /// The input name at `index` if present and non-empty.
     pub fn input(&self, index: usize) -> Option<&str> {
-        self.inputs.get(index).map(String::as_str).filter(|s| !s.is_empty())
+        self.inputs
+            .get(index)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -82,7 +89,9 @@ pub struct Graph {
 impl Graph {
     /// The index of the node producing `tensor`, if any.
     pub fn producer(&self, tensor: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.outputs.iter().any(|o| o == tensor))
+        self.nodes
+            .iter()
+            .position(|n| n.outputs.iter().any(|o| o == tensor))
     }
 
     /// Indices of the nodes that read `tensor`, in node order.
@@ -129,12 +138,18 @@ impl Graph {
         let used = |n: &str| {
             self.initializers.contains_key(n)
                 || self.inputs.iter().any(|i| i.name == n)
-                || self.nodes.iter().any(|node| node.outputs.iter().any(|o| o == n) || node.name == n)
+                || self
+                    .nodes
+                    .iter()
+                    .any(|node| node.outputs.iter().any(|o| o == n) || node.name == n)
         };
         if !used(base) {
             return base.to_string();
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|n| !used(n)).unwrap_or_default()
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| !used(n))
+            .unwrap_or_default()
     }
 
     /// Inserts `node` at `index` (the caller re-validates to restore topological order).

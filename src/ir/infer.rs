@@ -42,14 +42,35 @@ fn ints(f: Option<Fact<'_>>) -> Result<Option<Vec<i64>>> {
 fn expect_dtype(op: &Op, what: &str, got: DType, allowed: &[DType]) -> Result<()> {
     if allowed.contains(&got) {
         Ok(())
+    } else if matches!(
+        got,
+        DType::F16 | DType::Bf16 | DType::I16 | DType::U16 | DType::I4 | DType::U4 | DType::I2 | DType::U2
+    ) {
+        Err(Error::Unsupported(format!(
+            "{} on {got} tensors (the interpreter computes in f32, i8, u8, i32, i64)",
+            op.onnx_name()
+        )))
     } else {
-        Err(dtype_err(op, format!("{what} has type {got}, expected one of {allowed:?}")))
+        Err(dtype_err(
+            op,
+            format!("{what} has type {got}, expected one of {allowed:?}"),
+        ))
     }
 }
 
 const FLOAT: &[DType] = &[DType::F32];
 const NUMERIC: &[DType] = &[DType::F32, DType::I32, DType::I64, DType::I8, DType::U8];
-const QINT: &[DType] = &[DType::I8, DType::U8, DType::I16, DType::U16, DType::I4, DType::U4, DType::I2, DType::U2, DType::I32];
+const QINT: &[DType] = &[
+    DType::I8,
+    DType::U8,
+    DType::I16,
+    DType::U16,
+    DType::I4,
+    DType::U4,
+    DType::I2,
+    DType::U2,
+    DType::I32,
+];
 
 /// Infers the output types of `op` from its input facts (`None` = absent optional input).
 /// Shapes are inferred when every shape the op needs is concrete (and, for value-dependent
@@ -69,7 +90,10 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             let w = need(inputs, 1, op)?;
             expect_dtype(op, "x", x.dtype, &[DType::I8, DType::U8])?;
             expect_dtype(op, "w", w.dtype, &[DType::I8, DType::U8])?;
-            Ok(vec![(DType::I32, both(xs, w.shape).map(|(x, w)| conv_shape(a, x, w)).transpose()?)])
+            Ok(vec![(
+                DType::I32,
+                both(xs, w.shape).map(|(x, w)| conv_shape(a, x, w)).transpose()?,
+            )])
         }
         Op::QLinearConv(a) => {
             let w = need(inputs, 3, op)?;
@@ -99,17 +123,24 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             let shape = match both(xs, b.shape) {
                 Some((a, b)) => {
                     if a.len() != 2 || b.len() != 2 {
-                        return Err(Error::ShapeMismatch(format!("Gemm operands {a:?}, {b:?} must be 2-D")));
+                        return Err(Error::ShapeMismatch(format!(
+                            "Gemm operands {a:?}, {b:?} must be 2-D"
+                        )));
                     }
                     let (m, k) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
                     let (k2, n) = if g.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
                     if k != k2 {
-                        return Err(Error::ShapeMismatch(format!("Gemm inner sizes differ: {a:?}, {b:?}")));
+                        return Err(Error::ShapeMismatch(format!(
+                            "Gemm inner sizes differ: {a:?}, {b:?}"
+                        )));
                     }
                     if let Some(c) = inputs.get(2).copied().flatten().and_then(|c| c.shape) {
-                        broadcast(c, &[m, n]).ok().filter(|s| s == &[m, n]).ok_or_else(|| {
-                            Error::ShapeMismatch(format!("Gemm C {c:?} does not broadcast to [{m}, {n}]"))
-                        })?;
+                        broadcast(c, &[m, n])
+                            .ok()
+                            .filter(|s| s == &[m, n])
+                            .ok_or_else(|| {
+                                Error::ShapeMismatch(format!("Gemm C {c:?} does not broadcast to [{m}, {n}]"))
+                            })?;
                     }
                     Some(vec![m, n])
                 }
@@ -128,13 +159,23 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             let b = need(inputs, bi, op)?;
             expect_dtype(op, "A", x.dtype, &[DType::I8, DType::U8])?;
             expect_dtype(op, "B", b.dtype, &[DType::I8, DType::U8])?;
-            let out_dtype = if matches!(op, Op::MatMulInteger) { DType::I32 } else { need(inputs, 7, op)?.dtype };
-            Ok(vec![(out_dtype, both(xs, b.shape).map(|(a, b)| matmul_shape(a, b)).transpose()?)])
+            let out_dtype = if matches!(op, Op::MatMulInteger) {
+                DType::I32
+            } else {
+                need(inputs, 7, op)?.dtype
+            };
+            Ok(vec![(
+                out_dtype,
+                both(xs, b.shape).map(|(a, b)| matmul_shape(a, b)).transpose()?,
+            )])
         }
         Op::Binary(b) => {
             let y = need(inputs, 1, op)?;
             if x.dtype != y.dtype && *b != BinaryOp::Pow {
-                return Err(dtype_err(op, format!("operands have types {} and {}", x.dtype, y.dtype)));
+                return Err(dtype_err(
+                    op,
+                    format!("operands have types {} and {}", x.dtype, y.dtype),
+                ));
             }
             if *b != BinaryOp::Pow {
                 expect_dtype(op, "A", x.dtype, NUMERIC)?;
@@ -180,17 +221,35 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::GlobalAveragePool => {
             expect_dtype(op, "X", x.dtype, FLOAT)?;
             if xs.is_some_and(|s| s.len() < 3) {
-                return Err(Error::ShapeMismatch("GlobalAveragePool input must have rank >= 3".into()));
+                return Err(Error::ShapeMismatch(
+                    "GlobalAveragePool input must have rank >= 3".into(),
+                ));
             }
-            same(xs.map(|s| s.iter().enumerate().map(|(i, &d)| if i < 2 { d } else { 1 }).collect()))
+            same(xs.map(|s| {
+                s.iter()
+                    .enumerate()
+                    .map(|(i, &d)| if i < 2 { d } else { 1 })
+                    .collect()
+            }))
         }
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
             expect_dtype(op, "data", x.dtype, FLOAT)?;
             let axes_input = inputs.get(1).copied().flatten();
             let shape = match (xs, axes_input) {
-                (Some(s), None) => Some(reduce_shape(s, &reduce_axes(s.len(), None, *noop_with_empty_axes)?, *keepdims)),
+                (Some(s), None) => Some(reduce_shape(
+                    s,
+                    &reduce_axes(s.len(), None, *noop_with_empty_axes)?,
+                    *keepdims,
+                )),
                 (Some(s), Some(a)) => match ints(Some(a))? {
-                    Some(ax) => Some(reduce_shape(s, &reduce_axes(s.len(), Some(&ax), *noop_with_empty_axes)?, *keepdims)),
+                    Some(ax) => Some(reduce_shape(
+                        s,
+                        &reduce_axes(s.len(), Some(&ax), *noop_with_empty_axes)?,
+                        *keepdims,
+                    )),
                     None => None,
                 },
                 _ => None,
@@ -198,9 +257,15 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             same(shape)
         }
         Op::Concat { axis } => {
-            let facts: Vec<Fact> = inputs.iter().map(|f| f.ok_or_else(|| Error::InvalidModel("Concat input is empty".into()))).collect::<Result<_>>()?;
+            let facts: Vec<Fact> = inputs
+                .iter()
+                .map(|f| f.ok_or_else(|| Error::InvalidModel("Concat input is empty".into())))
+                .collect::<Result<_>>()?;
             if let Some(f) = facts.iter().find(|f| f.dtype != x.dtype) {
-                return Err(dtype_err(op, format!("inputs have types {} and {}", x.dtype, f.dtype)));
+                return Err(dtype_err(
+                    op,
+                    format!("inputs have types {} and {}", x.dtype, f.dtype),
+                ));
             }
             let shapes: Option<Vec<&[usize]>> = facts.iter().map(|f| f.shape).collect();
             same(shapes.map(|s| concat_shape(&s, *axis)).transpose()?)
@@ -237,7 +302,10 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             let known = axes_f.is_none() == axes.is_none() && steps_f.is_none() == steps.is_none();
             same(match (xs, starts, ends) {
                 (Some(s), Some(st), Some(en)) if known => Some(
-                    slice_axes(s, &st, &en, axes.as_deref(), steps.as_deref())?.iter().map(|a| a.len).collect(),
+                    slice_axes(s, &st, &en, axes.as_deref(), steps.as_deref())?
+                        .iter()
+                        .map(|a| a.len)
+                        .collect(),
                 ),
                 _ => None,
             })
@@ -297,7 +365,11 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         }
         Op::DynamicQuantizeLinear => {
             expect_dtype(op, "x", x.dtype, FLOAT)?;
-            Ok(vec![(DType::U8, xs.map(<[usize]>::to_vec)), (DType::F32, Some(vec![])), (DType::U8, Some(vec![]))])
+            Ok(vec![
+                (DType::U8, xs.map(<[usize]>::to_vec)),
+                (DType::F32, Some(vec![])),
+                (DType::U8, Some(vec![])),
+            ])
         }
     }
 }
@@ -312,8 +384,16 @@ fn both<'a>(a: Option<&'a [usize]>, b: Option<&'a [usize]>) -> Option<(&'a [usiz
 
 fn resize_shape_if_known(op: &Op, x: &[usize], inputs: &[Option<Fact<'_>>]) -> Result<Option<Vec<usize>>> {
     let Op::Resize(attrs) = op else { return Ok(None) };
-    let scales_f = inputs.get(2).copied().flatten().filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
-    let sizes_f = inputs.get(3).copied().flatten().filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
+    let scales_f = inputs
+        .get(2)
+        .copied()
+        .flatten()
+        .filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
+    let sizes_f = inputs
+        .get(3)
+        .copied()
+        .flatten()
+        .filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
     let scales = match scales_f {
         Some(f) => match f.value {
             Some(v) => Some(v.to_f32_vec()?),
@@ -343,18 +423,29 @@ pub fn resize_output_shape(
     let axes: Vec<usize> = if attrs.axes.is_empty() {
         (0..rank).collect()
     } else {
-        attrs.axes.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?
+        attrs
+            .axes
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<Result<_>>()?
     };
     let mut out = x.to_vec();
     let mut eff = vec![1.0f32; rank];
     match (scales, sizes) {
         (Some(sc), None) => {
             if sc.len() != axes.len() {
-                return Err(Error::ShapeMismatch(format!("Resize has {} scales for {} axes", sc.len(), axes.len())));
+                return Err(Error::ShapeMismatch(format!(
+                    "Resize has {} scales for {} axes",
+                    sc.len(),
+                    axes.len()
+                )));
             }
             for (i, &a) in axes.iter().enumerate() {
                 if !(sc[i] > 0.0 && sc[i].is_finite()) {
-                    return Err(Error::ShapeMismatch(format!("Resize scale {} is not positive", sc[i])));
+                    return Err(Error::ShapeMismatch(format!(
+                        "Resize scale {} is not positive",
+                        sc[i]
+                    )));
                 }
                 out[a] = (x[a] as f64 * sc[i] as f64).floor() as usize;
                 eff[a] = sc[i];
@@ -362,9 +453,15 @@ pub fn resize_output_shape(
         }
         (None, Some(sz)) => {
             if sz.len() != axes.len() || sz.iter().any(|&s| s < 0) {
-                return Err(Error::ShapeMismatch(format!("Resize sizes {sz:?} do not fit axes {axes:?}")));
+                return Err(Error::ShapeMismatch(format!(
+                    "Resize sizes {sz:?} do not fit axes {axes:?}"
+                )));
             }
-            let ratios: Vec<f32> = axes.iter().enumerate().map(|(i, &a)| sz[i] as f32 / x[a] as f32).collect();
+            let ratios: Vec<f32> = axes
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| sz[i] as f32 / x[a] as f32)
+                .collect();
             let uniform = match attrs.keep_aspect_ratio_policy {
                 AspectRatioPolicy::Stretch => None,
                 AspectRatioPolicy::NotLarger => ratios.iter().copied().reduce(f32::min),
@@ -383,7 +480,11 @@ pub fn resize_output_shape(
                 }
             }
         }
-        _ => return Err(Error::InvalidModel("Resize needs exactly one of scales and sizes".into())),
+        _ => {
+            return Err(Error::InvalidModel(
+                "Resize needs exactly one of scales and sizes".into(),
+            ))
+        }
     }
     super::tensor::checked_numel(&out)?;
     Ok((out, eff))
@@ -393,7 +494,8 @@ impl Graph {
     /// Infers the type and (where determinable) shape of every tensor, storing them in
     /// `value_info` and refining graph outputs. Call after [`Graph::validate`].
     pub fn infer_shapes(&mut self) -> Result<()> {
-        let mut known: std::collections::HashMap<String, (DType, Option<Vec<usize>>)> = std::collections::HashMap::new();
+        let mut known: std::collections::HashMap<String, (DType, Option<Vec<usize>>)> =
+            std::collections::HashMap::new();
         for i in &self.inputs {
             known.insert(i.name.clone(), (i.dtype, i.concrete_shape()));
         }
@@ -408,13 +510,18 @@ impl Graph {
                     if name.is_empty() {
                         return Ok(None);
                     }
-                    let (dtype, shape) = known.get(name).ok_or_else(|| {
-                        Error::InvalidModel(format!("tensor `{name}` has no known type"))
-                    })?;
-                    Ok(Some(Fact { dtype: *dtype, shape: shape.as_deref(), value: self.initializers.get(name) }))
+                    let (dtype, shape) = known
+                        .get(name)
+                        .ok_or_else(|| Error::InvalidModel(format!("tensor `{name}` has no known type")))?;
+                    Ok(Some(Fact {
+                        dtype: *dtype,
+                        shape: shape.as_deref(),
+                        value: self.initializers.get(name),
+                    }))
                 })
                 .collect::<Result<_>>()?;
-            let outs = infer_op(&node.op, &facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
+            let outs =
+                infer_op(&node.op, &facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
             for (name, fact) in node.outputs.iter().zip(outs) {
                 if !name.is_empty() {
                     known.insert(name.clone(), fact);

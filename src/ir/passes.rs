@@ -12,11 +12,10 @@ impl Graph {
     pub fn fix_input_shapes(&mut self, shapes: &[(&str, &[usize])]) -> Result<()> {
         let mut symbols: HashMap<String, usize> = HashMap::new();
         for (name, dims) in shapes {
-            let input = self
-                .inputs
-                .iter()
-                .find(|i| i.name == *name)
-                .ok_or_else(|| Error::invalid_argument("name", format!("the model has no input `{name}`")))?;
+            let input =
+                self.inputs.iter().find(|i| i.name == *name).ok_or_else(|| {
+                    Error::invalid_argument("name", format!("the model has no input `{name}`"))
+                })?;
             super::checked_numel(dims)?;
             if let Some(shape) = &input.shape {
                 if shape.len() != dims.len() {
@@ -107,7 +106,10 @@ impl Graph {
         let conv = &self.nodes[conv_idx];
         let w = &self.initializers[conv.input(1).unwrap_or_default()];
         let out_ch = *w.dims().first().unwrap_or(&0);
-        if [gamma.len(), beta.len(), mean.len(), var.len()].iter().any(|&l| l != out_ch) {
+        if [gamma.len(), beta.len(), mean.len(), var.len()]
+            .iter()
+            .any(|&l| l != out_ch)
+        {
             return Err(Error::ShapeMismatch(format!(
                 "BatchNormalization `{}` has parameters of the wrong length for {out_ch} channels",
                 bn.name
@@ -127,8 +129,10 @@ impl Graph {
         let w_dims = w.dims().to_vec();
         let w_name = self.fresh_name(&format!("{}_bnfolded_w", conv.name));
         let b_name = self.fresh_name(&format!("{}_bnfolded_b", conv.name));
-        self.initializers.insert(w_name.clone(), Tensor::from_f32(w_dims, wv)?);
-        self.initializers.insert(b_name.clone(), Tensor::from_f32(vec![out_ch], bias)?);
+        self.initializers
+            .insert(w_name.clone(), Tensor::from_f32(w_dims, wv)?);
+        self.initializers
+            .insert(b_name.clone(), Tensor::from_f32(vec![out_ch], bias)?);
         let conv = &mut self.nodes[conv_idx];
         conv.inputs.resize(3, String::new());
         conv.inputs[1] = w_name;

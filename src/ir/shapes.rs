@@ -23,8 +23,16 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for (i, o) in out.iter_mut().enumerate() {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
         *o = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -46,7 +54,9 @@ pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != k2 {
-        return Err(shape_err(format!("MatMul inner dimensions differ: {a:?} x {b:?}")));
+        return Err(shape_err(format!(
+            "MatMul inner dimensions differ: {a:?} x {b:?}"
+        )));
     }
     let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
@@ -102,14 +112,21 @@ fn window(
 ) -> Result<Window> {
     let n = input.len();
     if kernel.len() != n {
-        return Err(shape_err(format!("kernel {kernel:?} does not match {n} spatial axes")));
+        return Err(shape_err(format!(
+            "kernel {kernel:?} does not match {n} spatial axes"
+        )));
     }
     let strides = or_ones(strides, n, "strides")?;
     let dilations = or_ones(dilations, n, "dilations")?;
     let (mut pad_begin, mut pad_end) = match pads.len() {
         0 => (vec![0; n], vec![0; n]),
         l if l == 2 * n => (pads[..n].to_vec(), pads[n..].to_vec()),
-        _ => return Err(shape_err(format!("pads {pads:?} does not have {} entries", 2 * n))),
+        _ => {
+            return Err(shape_err(format!(
+                "pads {pads:?} does not have {} entries",
+                2 * n
+            )))
+        }
     };
     let mut output = vec![0; n];
     for i in 0..n {
@@ -171,7 +188,9 @@ fn window(
 /// Geometry of a convolution: `x` is N,C,spatial...; `w` is M,C/group,k....
 pub fn conv_window(attrs: &ConvAttrs, x: &[usize], w: &[usize]) -> Result<Window> {
     if x.len() < 3 || w.len() != x.len() {
-        return Err(shape_err(format!("Conv input {x:?} and weight {w:?} must have the same rank >= 3")));
+        return Err(shape_err(format!(
+            "Conv input {x:?} and weight {w:?} must have the same rank >= 3"
+        )));
     }
     let group = attrs.group.max(1);
     if x[1] != w[1] * group || w[0] % group != 0 {
@@ -180,11 +199,25 @@ pub fn conv_window(attrs: &ConvAttrs, x: &[usize], w: &[usize]) -> Result<Window
             x[1]
         )));
     }
-    let kernel = if attrs.kernel_shape.is_empty() { w[2..].to_vec() } else { attrs.kernel_shape.clone() };
+    let kernel = if attrs.kernel_shape.is_empty() {
+        w[2..].to_vec()
+    } else {
+        attrs.kernel_shape.clone()
+    };
     if kernel != w[2..] {
-        return Err(shape_err(format!("kernel_shape {kernel:?} differs from the weight's {w:?}")));
+        return Err(shape_err(format!(
+            "kernel_shape {kernel:?} differs from the weight's {w:?}"
+        )));
     }
-    window(&x[2..], &kernel, &attrs.strides, &attrs.dilations, &attrs.pads, attrs.auto_pad, false)
+    window(
+        &x[2..],
+        &kernel,
+        &attrs.strides,
+        &attrs.dilations,
+        &attrs.pads,
+        attrs.auto_pad,
+        false,
+    )
 }
 
 /// Output shape of a convolution.
@@ -228,18 +261,34 @@ pub struct TransposedWindow {
 }
 
 /// Geometry of a transposed convolution: `x` is N,C,spatial...; `w` is C,M/group,k....
-pub fn conv_transpose_window(attrs: &ConvTransposeAttrs, x: &[usize], w: &[usize]) -> Result<TransposedWindow> {
+pub fn conv_transpose_window(
+    attrs: &ConvTransposeAttrs,
+    x: &[usize],
+    w: &[usize],
+) -> Result<TransposedWindow> {
     let c = &attrs.conv;
     if x.len() < 3 || w.len() != x.len() || w[0] != x[1] {
-        return Err(shape_err(format!("ConvTranspose input {x:?} does not match weight {w:?}")));
+        return Err(shape_err(format!(
+            "ConvTranspose input {x:?} does not match weight {w:?}"
+        )));
     }
     let n = x.len() - 2;
-    let kernel = if c.kernel_shape.is_empty() { w[2..].to_vec() } else { c.kernel_shape.clone() };
+    let kernel = if c.kernel_shape.is_empty() {
+        w[2..].to_vec()
+    } else {
+        c.kernel_shape.clone()
+    };
     let strides = or_ones(&c.strides, n, "strides")?;
     let dilations = or_ones(&c.dilations, n, "dilations")?;
-    let out_pad = if attrs.output_padding.is_empty() { vec![0; n] } else { attrs.output_padding.clone() };
+    let out_pad = if attrs.output_padding.is_empty() {
+        vec![0; n]
+    } else {
+        attrs.output_padding.clone()
+    };
     if kernel.len() != n || out_pad.len() != n {
-        return Err(shape_err("ConvTranspose attributes do not match the spatial rank".into()));
+        return Err(shape_err(
+            "ConvTranspose attributes do not match the spatial rank".into(),
+        ));
     }
     let mut pad_begin = vec![0; n];
     let mut output = vec![0; n];
@@ -250,16 +299,27 @@ pub fn conv_transpose_window(attrs: &ConvTransposeAttrs, x: &[usize], w: &[usize
                 x[i + 2] * strides[i]
             } else {
                 let os = &attrs.output_shape;
-                *os.get(os.len().wrapping_sub(n) + i).ok_or_else(|| shape_err("output_shape too short".into()))?
+                *os.get(os.len().wrapping_sub(n) + i)
+                    .ok_or_else(|| shape_err("output_shape too short".into()))?
             };
             let total = full.saturating_sub(target);
-            pad_begin[i] = if c.auto_pad == AutoPad::SameUpper { total / 2 } else { total - total / 2 };
+            pad_begin[i] = if c.auto_pad == AutoPad::SameUpper {
+                total / 2
+            } else {
+                total - total / 2
+            };
             output[i] = target;
         } else {
             let (pb, pe) = match c.pads.len() {
                 0 => (0, 0),
                 l if l == 2 * n => (c.pads[i], c.pads[i + n]),
-                _ => return Err(shape_err(format!("pads {:?} does not have {} entries", c.pads, 2 * n))),
+                _ => {
+                    return Err(shape_err(format!(
+                        "pads {:?} does not have {} entries",
+                        c.pads,
+                        2 * n
+                    )))
+                }
             };
             let pb = if c.auto_pad == AutoPad::Valid { 0 } else { pb };
             let pe = if c.auto_pad == AutoPad::Valid { 0 } else { pe };
@@ -305,7 +365,9 @@ pub fn reshape_shape(input: &[usize], shape: &[i64], allowzero: bool) -> Result<
         }
         out[i] = numel / known;
     } else if known != numel {
-        return Err(shape_err(format!("cannot reshape {input:?} ({numel} elements) to {shape:?}")));
+        return Err(shape_err(format!(
+            "cannot reshape {input:?} ({numel} elements) to {shape:?}"
+        )));
     }
     Ok(out)
 }
@@ -313,13 +375,19 @@ pub fn reshape_shape(input: &[usize], shape: &[i64], allowzero: bool) -> Result<
 /// Axes of Squeeze (all size-1 axes when `axes` is None), sorted.
 pub fn squeeze_shape(input: &[usize], axes: Option<&[i64]>) -> Result<Vec<usize>> {
     let remove: Vec<usize> = match axes {
-        Some(a) => a.iter().map(|&x| norm_axis(x, input.len())).collect::<Result<_>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&x| norm_axis(x, input.len()))
+            .collect::<Result<_>>()?,
         None => (0..input.len()).filter(|&i| input[i] == 1).collect(),
     };
     if let Some(&bad) = remove.iter().find(|&&i| input[i] != 1) {
         return Err(shape_err(format!("Squeeze axis {bad} of {input:?} is not 1")));
     }
-    Ok((0..input.len()).filter(|i| !remove.contains(i)).map(|i| input[i]).collect())
+    Ok((0..input.len())
+        .filter(|i| !remove.contains(i))
+        .map(|i| input[i])
+        .collect())
 }
 
 /// Output shape of Unsqueeze.
@@ -332,7 +400,13 @@ pub fn unsqueeze_shape(input: &[usize], axes: &[i64]) -> Result<Vec<usize>> {
     }
     let mut src = input.iter();
     Ok((0..rank)
-        .map(|i| if ins.contains(&i) { 1 } else { *src.next().unwrap_or(&1) })
+        .map(|i| {
+            if ins.contains(&i) {
+                1
+            } else {
+                *src.next().unwrap_or(&1)
+            }
+        })
         .collect())
 }
 
@@ -355,13 +429,23 @@ pub fn slice_axes(
     axes: Option<&[i64]>,
     steps: Option<&[i64]>,
 ) -> Result<Vec<SliceAxis>> {
-    let mut out: Vec<SliceAxis> =
-        input.iter().map(|&d| SliceAxis { start: 0, step: 1, len: d }).collect();
+    let mut out: Vec<SliceAxis> = input
+        .iter()
+        .map(|&d| SliceAxis {
+            start: 0,
+            step: 1,
+            len: d,
+        })
+        .collect();
     let default_axes: Vec<i64> = (0..starts.len() as i64).collect();
     let axes = axes.unwrap_or(&default_axes);
-    if ends.len() != starts.len() || axes.len() != starts.len() || steps.is_some_and(|s| s.len() != starts.len())
+    if ends.len() != starts.len()
+        || axes.len() != starts.len()
+        || steps.is_some_and(|s| s.len() != starts.len())
     {
-        return Err(shape_err("Slice starts, ends, axes and steps differ in length".into()));
+        return Err(shape_err(
+            "Slice starts, ends, axes and steps differ in length".into(),
+        ));
     }
     for (i, &a) in axes.iter().enumerate() {
         let ax = norm_axis(a, input.len())?;
@@ -380,13 +464,21 @@ pub fn slice_axes(
             (clamp_idx(starts[i], 0, dim - 1), clamp_idx(ends[i], -1, dim - 1))
         };
         let len = if step > 0 {
-            if end > start { (end - start + step - 1) / step } else { 0 }
+            if end > start {
+                (end - start + step - 1) / step
+            } else {
+                0
+            }
         } else if start > end {
             (start - end + (-step) - 1) / (-step)
         } else {
             0
         };
-        out[ax] = SliceAxis { start, step, len: len as usize };
+        out[ax] = SliceAxis {
+            start,
+            step,
+            len: len as usize,
+        };
     }
     Ok(out)
 }
@@ -396,7 +488,11 @@ pub fn pad_amounts(rank: usize, pads: &[i64], axes: Option<&[i64]>) -> Result<Ve
     let default_axes: Vec<i64> = (0..rank as i64).collect();
     let axes = axes.unwrap_or(&default_axes);
     if pads.len() != 2 * axes.len() {
-        return Err(shape_err(format!("Pad has {} pads for {} axes", pads.len(), axes.len())));
+        return Err(shape_err(format!(
+            "Pad has {} pads for {} axes",
+            pads.len(),
+            axes.len()
+        )));
     }
     let mut out = vec![(0, 0); rank];
     for (i, &a) in axes.iter().enumerate() {
@@ -453,15 +549,21 @@ pub fn gather_shape(data: &[usize], indices: &[usize], axis: usize) -> Result<Ve
 
 /// Output shape of Concat.
 pub fn concat_shape(inputs: &[&[usize]], axis: i64) -> Result<Vec<usize>> {
-    let first = inputs.first().ok_or_else(|| shape_err("Concat has no inputs".into()))?;
+    let first = inputs
+        .first()
+        .ok_or_else(|| shape_err("Concat has no inputs".into()))?;
     let ax = norm_axis(axis, first.len())?;
     let mut out = first.to_vec();
     out[ax] = 0;
     for s in inputs {
         if s.len() != first.len() || (0..s.len()).any(|i| i != ax && s[i] != first[i]) {
-            return Err(shape_err(format!("Concat inputs {inputs:?} differ off axis {ax}")));
+            return Err(shape_err(format!(
+                "Concat inputs {inputs:?} differ off axis {ax}"
+            )));
         }
-        out[ax] = out[ax].checked_add(s[ax]).ok_or_else(|| shape_err("Concat size overflows".into()))?;
+        out[ax] = out[ax]
+            .checked_add(s[ax])
+            .ok_or_else(|| shape_err("Concat size overflows".into()))?;
     }
     checked_numel(&out)?;
     Ok(out)
@@ -472,7 +574,10 @@ pub fn transpose_shape(input: &[usize], perm: Option<&[usize]>) -> Result<Vec<us
     match perm {
         None => Ok(input.iter().rev().copied().collect()),
         Some(p) if p.len() == input.len() => Ok(p.iter().map(|&i| input[i]).collect()),
-        Some(p) => Err(shape_err(format!("perm {p:?} does not match rank {}", input.len()))),
+        Some(p) => Err(shape_err(format!(
+            "perm {p:?} does not match rank {}",
+            input.len()
+        ))),
     }
 }
 
@@ -481,7 +586,9 @@ pub fn flatten_shape(input: &[usize], axis: i64) -> Result<Vec<usize>> {
     let r = input.len() as i64;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a > r {
-        return Err(shape_err(format!("Flatten axis {axis} out of range for rank {r}")));
+        return Err(shape_err(format!(
+            "Flatten axis {axis} out of range for rank {r}"
+        )));
     }
     let a = a as usize;
     Ok(vec![input[..a].iter().product(), input[a..].iter().product()])
@@ -508,9 +615,22 @@ mod tests {
 
     #[test]
     fn conv_output_sizes() {
-        let a = ConvAttrs { strides: vec![2, 2], pads: vec![1, 1, 1, 1], group: 1, ..Default::default() };
-        assert_eq!(conv_shape(&a, &[1, 3, 224, 224], &[32, 3, 3, 3]).unwrap(), vec![1, 32, 112, 112]);
-        let same = ConvAttrs { strides: vec![2], auto_pad: AutoPad::SameUpper, group: 1, ..Default::default() };
+        let a = ConvAttrs {
+            strides: vec![2, 2],
+            pads: vec![1, 1, 1, 1],
+            group: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            conv_shape(&a, &[1, 3, 224, 224], &[32, 3, 3, 3]).unwrap(),
+            vec![1, 32, 112, 112]
+        );
+        let same = ConvAttrs {
+            strides: vec![2],
+            auto_pad: AutoPad::SameUpper,
+            group: 1,
+            ..Default::default()
+        };
         assert_eq!(conv_shape(&same, &[1, 1, 5], &[1, 1, 3]).unwrap(), vec![1, 1, 3]);
         assert!(conv_shape(&a, &[1, 4, 8, 8], &[2, 3, 3, 3]).is_err());
     }
@@ -520,7 +640,14 @@ mod tests {
         assert_eq!(reshape_shape(&[2, 3, 4], &[0, -1], false).unwrap(), vec![2, 12]);
         assert!(reshape_shape(&[2, 3], &[4, -1], false).is_err());
         let s = slice_axes(&[10], &[-1], &[i64::MIN], None, Some(&[-2])).unwrap();
-        assert_eq!(s[0], SliceAxis { start: 9, step: -2, len: 5 });
+        assert_eq!(
+            s[0],
+            SliceAxis {
+                start: 9,
+                step: -2,
+                len: 5
+            }
+        );
         assert_eq!(unsqueeze_shape(&[3, 4], &[0, -1]).unwrap(), vec![1, 3, 4, 1]);
         assert_eq!(squeeze_shape(&[1, 3, 1], None).unwrap(), vec![3]);
         assert_eq!(matmul_shape(&[2, 1, 3, 4], &[5, 4, 6]).unwrap(), vec![2, 5, 3, 6]);

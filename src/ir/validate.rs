@@ -21,11 +21,21 @@ impl Graph {
             )));
         }
         let mut defined: HashMap<&str, String> = HashMap::new();
-        for name in self.inputs.iter().map(|i| i.name.as_str()).chain(self.initializers.keys().map(String::as_str)) {
+        for name in self
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.initializers.keys().map(String::as_str))
+        {
             if name.is_empty() {
-                return Err(Error::InvalidModel("a graph input or initializer has an empty name".into()));
+                return Err(Error::InvalidModel(
+                    "a graph input or initializer has an empty name".into(),
+                ));
             }
-            if defined.insert(name, "a graph input or initializer".into()).is_some() {
+            if defined
+                .insert(name, "a graph input or initializer".into())
+                .is_some()
+            {
                 return Err(Error::InvalidModel(format!("tensor `{name}` is defined twice")));
             }
         }
@@ -53,7 +63,10 @@ impl Graph {
         }
         for out in &self.outputs {
             if !defined.contains_key(out.name.as_str()) {
-                return Err(Error::InvalidModel(format!("graph output `{}` is never defined", out.name)));
+                return Err(Error::InvalidModel(format!(
+                    "graph output `{}` is never defined",
+                    out.name
+                )));
             }
         }
         self.sort_topologically()
@@ -72,15 +85,20 @@ impl Graph {
         let mut pending = vec![0usize; n];
         let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, node) in self.nodes.iter().enumerate() {
-            let deps: HashSet<usize> =
-                node.inputs.iter().filter_map(|t| producer.get(t.as_str()).copied()).collect();
+            let deps: HashSet<usize> = node
+                .inputs
+                .iter()
+                .filter_map(|t| producer.get(t.as_str()).copied())
+                .collect();
             pending[i] = deps.len();
             for d in deps {
                 users[d].push(i);
             }
         }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-            (0..n).filter(|&i| pending[i] == 0).map(std::cmp::Reverse).collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+            .filter(|&i| pending[i] == 0)
+            .map(std::cmp::Reverse)
+            .collect();
         let mut order = Vec::with_capacity(n);
         while let Some(std::cmp::Reverse(i)) = ready.pop() {
             order.push(i);
@@ -92,13 +110,16 @@ impl Graph {
             }
         }
         if order.len() != n {
-            let stuck = (0..n).find(|&i| pending[i] > 0).map(|i| self.nodes[i].name.clone());
+            let stuck = (0..n)
+                .find(|&i| pending[i] > 0)
+                .map(|i| self.nodes[i].name.clone());
             return Err(Error::InvalidModel(format!(
                 "the graph has a cycle through node `{}`",
                 stuck.unwrap_or_default()
             )));
         }
-        let mut slots: Vec<Option<super::Node>> = std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
+        let mut slots: Vec<Option<super::Node>> =
+            std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
         self.nodes = order.into_iter().filter_map(|i| slots[i].take()).collect();
         Ok(())
     }
@@ -108,7 +129,11 @@ impl Graph {
 fn check_node(node: &super::Node) -> Result<()> {
     let op = &node.op;
     let bad = |what: String| {
-        Err(Error::InvalidModel(format!("node `{}` ({}): {what}", node.name, op.onnx_name())))
+        Err(Error::InvalidModel(format!(
+            "node `{}` ({}): {what}",
+            node.name,
+            op.onnx_name()
+        )))
     };
     let (min_in, max_in) = op.input_arity();
     let n_in = node.inputs.len();
@@ -120,7 +145,11 @@ fn check_node(node: &super::Node) -> Result<()> {
     }
     let n_out = node.outputs.iter().filter(|o| !o.is_empty()).count();
     if n_out == 0 || node.outputs.len() > op.output_count() || node.outputs[0].is_empty() {
-        return bad(format!("has {} outputs, expected {}", node.outputs.len(), op.output_count()));
+        return bad(format!(
+            "has {} outputs, expected {}",
+            node.outputs.len(),
+            op.output_count()
+        ));
     }
     match op {
         Op::Conv(a) | Op::QLinearConv(a) | Op::ConvInteger(a) if a.group == 0 => bad("group is 0".into()),

@@ -17,7 +17,9 @@ pub fn to_bytes(graph: &Graph) -> Result<Vec<u8>> {
     let model = to_model(graph)?;
     let len = model.encoded_len();
     if len > super::MAX_MODEL_BYTES {
-        return Err(Error::ResourceLimit(format!("the model would be {len} bytes, over the 2 GiB protobuf limit")));
+        return Err(Error::ResourceLimit(format!(
+            "the model would be {len} bytes, over the 2 GiB protobuf limit"
+        )));
     }
     Ok(model.encode_to_vec())
 }
@@ -33,7 +35,11 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
     for node in &graph.nodes {
         export_node(graph, node, &mut nodes)?;
     }
-    let initializer = graph.initializers.iter().map(|(n, t)| tensor_to_proto(n, t)).collect();
+    let initializer = graph
+        .initializers
+        .iter()
+        .map(|(n, t)| tensor_to_proto(n, t))
+        .collect();
     let mut value_info: Vec<ValueInfoProto> = graph
         .value_info
         .values()
@@ -43,12 +49,19 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
     value_info.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(ModelProto {
         ir_version: 10,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: EXPORT_OPSET }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: EXPORT_OPSET,
+        }],
         producer_name: "libxq".into(),
         producer_version: crate::VERSION.into(),
         graph: Some(GraphProto {
             node: nodes,
-            name: if graph.name.is_empty() { "xq".into() } else { graph.name.clone() },
+            name: if graph.name.is_empty() {
+                "xq".into()
+            } else {
+                graph.name.clone()
+            },
             initializer,
             input: graph.inputs.iter().map(info_to_proto).collect(),
             output: graph.outputs.iter().map(info_to_proto).collect(),
@@ -64,34 +77,63 @@ fn info_to_proto(info: &TensorInfo) -> ValueInfoProto {
         dim: dims
             .iter()
             .map(|d| match d {
-                Dim::Known(n) => Dimension { dim_value: Some(*n as i64), dim_param: None },
-                Dim::Symbolic(s) => Dimension { dim_value: None, dim_param: Some(s.clone()) },
+                Dim::Known(n) => Dimension {
+                    dim_value: Some(*n as i64),
+                    dim_param: None,
+                },
+                Dim::Symbolic(s) => Dimension {
+                    dim_value: None,
+                    dim_param: Some(s.clone()),
+                },
             })
             .collect(),
     });
     ValueInfoProto {
         name: info.name.clone(),
         r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor { elem_type: info.dtype.onnx_code(), shape }),
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: info.dtype.onnx_code(),
+                shape,
+            }),
         }),
         ..Default::default()
     }
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attr_type::INT, i: Some(v), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INT,
+        i: Some(v),
+        ..Default::default()
+    }
 }
 
 fn float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attr_type::FLOAT, f: Some(v), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::FLOAT,
+        f: Some(v),
+        ..Default::default()
+    }
 }
 
 fn ints(name: &str, v: impl IntoIterator<Item = i64>) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attr_type::INTS, ints: v.into_iter().collect(), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INTS,
+        ints: v.into_iter().collect(),
+        ..Default::default()
+    }
 }
 
 fn string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: attr_type::STRING, s: Some(v.as_bytes().to_vec()), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::STRING,
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
 }
 
 fn usizes(name: &str, v: &[usize]) -> Option<AttributeProto> {
@@ -196,7 +238,13 @@ fn resize_attrs(r: &ResizeAttrs) -> Vec<AttributeProto> {
     v
 }
 
-fn proto_node(node: &Node, op_type: &str, inputs: Vec<String>, outputs: Vec<String>, attribute: Vec<AttributeProto>) -> NodeProto {
+fn proto_node(
+    node: &Node,
+    op_type: &str,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         input: inputs,
         output: outputs,
@@ -224,17 +272,32 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         ],
         Op::LeakyRelu { alpha } => vec![float("alpha", *alpha)],
         Op::HardSigmoid { alpha, beta } => vec![float("alpha", *alpha), float("beta", *beta)],
-        Op::Softmax { axis, coerce_2d: true } => return export_legacy_softmax(graph, node, *axis, out),
-        Op::Softmax { axis, coerce_2d: false } => vec![int("axis", *axis)],
+        Op::Softmax {
+            axis,
+            coerce_2d: true,
+        } => return export_legacy_softmax(graph, node, *axis, out),
+        Op::Softmax {
+            axis,
+            coerce_2d: false,
+        } => vec![int("axis", *axis)],
         Op::BatchNormalization { epsilon } => vec![float("epsilon", *epsilon)],
         Op::MaxPool(p) => pool_attrs(p, false),
         Op::AveragePool(p) => pool_attrs(p, true),
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
-            vec![int("keepdims", *keepdims as i64), int("noop_with_empty_axes", *noop_with_empty_axes as i64)]
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => {
+            vec![
+                int("keepdims", *keepdims as i64),
+                int("noop_with_empty_axes", *noop_with_empty_axes as i64),
+            ]
         }
         Op::Concat { axis } | Op::Flatten { axis } | Op::Gather { axis } => vec![int("axis", *axis)],
         Op::Reshape { allowzero } => vec![int("allowzero", *allowzero as i64)],
-        Op::Transpose { perm } => perm.iter().map(|p| ints("perm", p.iter().map(|&x| x as i64))).collect(),
+        Op::Transpose { perm } => perm
+            .iter()
+            .map(|p| ints("perm", p.iter().map(|&x| x as i64)))
+            .collect(),
         Op::Pad { mode } => {
             let m = match mode {
                 PadMode::Constant => "constant",
@@ -266,7 +329,13 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         | Op::QLinearMatMul
         | Op::MatMulInteger => vec![],
     };
-    out.push(proto_node(node, node.op.onnx_name(), node.inputs.clone(), node.outputs.clone(), attrs));
+    out.push(proto_node(
+        node,
+        node.op.onnx_name(),
+        node.inputs.clone(),
+        node.outputs.clone(),
+        attrs,
+    ));
     Ok(())
 }
 
@@ -274,12 +343,42 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
 /// Shape → Flatten → Softmax(axis=-1) → Reshape.
 fn export_legacy_softmax(graph: &Graph, node: &Node, axis: i64, out: &mut Vec<NodeProto>) -> Result<()> {
     let base = &node.outputs[0];
-    let names: Vec<String> = ["shape", "flat", "soft"].iter().map(|s| graph.fresh_name(&format!("{base}_{s}"))).collect();
+    let names: Vec<String> = ["shape", "flat", "soft"]
+        .iter()
+        .map(|s| graph.fresh_name(&format!("{base}_{s}")))
+        .collect();
     let x = node.inputs[0].clone();
-    let sub = |suffix: &str| Node { name: format!("{}_{suffix}", node.name), ..node.clone() };
-    out.push(proto_node(&sub("shape"), "Shape", vec![x.clone()], vec![names[0].clone()], vec![]));
-    out.push(proto_node(&sub("flatten"), "Flatten", vec![x], vec![names[1].clone()], vec![int("axis", axis)]));
-    out.push(proto_node(&sub("softmax"), "Softmax", vec![names[1].clone()], vec![names[2].clone()], vec![int("axis", -1)]));
-    out.push(proto_node(node, "Reshape", vec![names[2].clone(), names[0].clone()], node.outputs.clone(), vec![]));
+    let sub = |suffix: &str| Node {
+        name: format!("{}_{suffix}", node.name),
+        ..node.clone()
+    };
+    out.push(proto_node(
+        &sub("shape"),
+        "Shape",
+        vec![x.clone()],
+        vec![names[0].clone()],
+        vec![],
+    ));
+    out.push(proto_node(
+        &sub("flatten"),
+        "Flatten",
+        vec![x],
+        vec![names[1].clone()],
+        vec![int("axis", axis)],
+    ));
+    out.push(proto_node(
+        &sub("softmax"),
+        "Softmax",
+        vec![names[1].clone()],
+        vec![names[2].clone()],
+        vec![int("axis", -1)],
+    ));
+    out.push(proto_node(
+        node,
+        "Reshape",
+        vec![names[2].clone(), names[0].clone()],
+        node.outputs.clone(),
+        vec![],
+    ));
     Ok(())
 }

@@ -11,15 +11,20 @@ use std::path::Path;
 
 /// Largest model file or buffer accepted (2 GiB, protobuf's own limit).
 pub const MAX_MODEL_BYTES: usize = 2 << 30;
-/// Oldest and newest default-domain opsets accepted.
-pub const OPSET_RANGE: (i64, i64) = (11, 23);
+/// Oldest and newest default-domain opsets accepted. Versions of the imported ops after 21
+/// only add element types (float8/float4/int2, bf16) or attributes that matter only for those
+/// types; attributes that would change integer/f32 semantics are rejected by the op mapping.
+pub const OPSET_RANGE: (i64, i64) = (10, 28);
 
 /// Loads an ONNX model file (external-data initializers are read relative to its directory).
 pub fn load_file(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path.display(), e))?;
     if meta.len() > MAX_MODEL_BYTES as u64 {
-        return Err(Error::ResourceLimit(format!("model file is {} bytes (limit {MAX_MODEL_BYTES})", meta.len())));
+        return Err(Error::ResourceLimit(format!(
+            "model file is {} bytes (limit {MAX_MODEL_BYTES})",
+            meta.len()
+        )));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
     load_bytes(&bytes, path.parent())
@@ -28,7 +33,10 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Graph> {
 /// Loads an ONNX model from memory. `base_dir` resolves external data (None: not allowed).
 pub fn load_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Graph> {
     if bytes.len() > MAX_MODEL_BYTES {
-        return Err(Error::ResourceLimit(format!("model is {} bytes (limit {MAX_MODEL_BYTES})", bytes.len())));
+        return Err(Error::ResourceLimit(format!(
+            "model is {} bytes (limit {MAX_MODEL_BYTES})",
+            bytes.len()
+        )));
     }
     let model = ModelProto::decode(bytes)
         .map_err(|e| Error::CorruptFile(format!("not a valid ONNX protobuf: {e}")))?;
@@ -57,8 +65,13 @@ fn value_info(v: &ValueInfoProto) -> Result<TensorInfo> {
         .as_ref()
         .and_then(|t| t.tensor_type.as_ref())
         .ok_or_else(|| Error::Unsupported(format!("value `{}` is not a tensor", v.name)))?;
-    let dtype = DType::from_onnx_code(tt.elem_type)
-        .map_err(|e| Error::InvalidModel(format!("value `{}`: {e}", v.name)))?;
+    let dtype = DType::from_onnx_code(tt.elem_type).map_err(|e| {
+        Error::Unsupported(format!(
+            "value `{}`: {}",
+            v.name,
+            e.to_string().trim_start_matches("unsupported: ")
+        ))
+    })?;
     let shape = match &tt.shape {
         None => None,
         Some(s) => Some(
@@ -67,7 +80,10 @@ fn value_info(v: &ValueInfoProto) -> Result<TensorInfo> {
                 .enumerate()
                 .map(|(i, d)| match (d.dim_value, &d.dim_param) {
                     (Some(n), _) if n >= 0 => Ok(Dim::Known(n as usize)),
-                    (Some(n), _) => Err(Error::InvalidModel(format!("value `{}` has dimension {n}", v.name))),
+                    (Some(n), _) => Err(Error::InvalidModel(format!(
+                        "value `{}` has dimension {n}",
+                        v.name
+                    ))),
                     (None, Some(p)) if !p.is_empty() => Ok(Dim::Symbolic(p.clone())),
                     (None, _) => Ok(Dim::Symbolic(format!("{}_dim{i}", v.name))),
                 })
@@ -75,22 +91,43 @@ fn value_info(v: &ValueInfoProto) -> Result<TensorInfo> {
         ),
     };
     if let Some(s) = &shape {
-        let known: Vec<usize> = s.iter().filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).collect();
-        crate::ir::checked_numel(&known).map_err(|e| Error::InvalidModel(format!("value `{}`: {e}", v.name)))?;
+        let known: Vec<usize> = s
+            .iter()
+            .filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None })
+            .collect();
+        crate::ir::checked_numel(&known)
+            .map_err(|e| Error::InvalidModel(format!("value `{}`: {e}", v.name)))?;
     }
-    Ok(TensorInfo { name: v.name.clone(), dtype, shape })
+    Ok(TensorInfo {
+        name: v.name.clone(),
+        dtype,
+        shape,
+    })
 }
 
 fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
     let opset = default_opset(model)?;
-    let g = model.graph.as_ref().ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
-    let mut graph = Graph { name: g.name.clone(), ..Default::default() };
+    let g = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::InvalidModel("the model has no graph".into()))?;
+    let mut graph = Graph {
+        name: g.name.clone(),
+        ..Default::default()
+    };
     for t in &g.initializer {
         if t.name.is_empty() {
             return Err(Error::InvalidModel("an initializer has no name".into()));
         }
-        if graph.initializers.insert(t.name.clone(), tensor_from_proto(t, base_dir)?).is_some() {
-            return Err(Error::InvalidModel(format!("initializer `{}` is defined twice", t.name)));
+        if graph
+            .initializers
+            .insert(t.name.clone(), tensor_from_proto(t, base_dir)?)
+            .is_some()
+        {
+            return Err(Error::InvalidModel(format!(
+                "initializer `{}` is defined twice",
+                t.name
+            )));
         }
     }
     for v in &g.input {
@@ -114,10 +151,18 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
         name
     };
     for (index, node) in g.node.iter().enumerate() {
-        let label = if node.name.is_empty() { format!("#{index}") } else { node.name.clone() };
+        let label = if node.name.is_empty() {
+            format!("#{index}")
+        } else {
+            node.name.clone()
+        };
         let foreign = !(node.domain.is_empty() || node.domain == "ai.onnx");
         if foreign || !ops::is_supported(&node.op_type) {
-            let domain = if foreign { format!("{}::", node.domain) } else { String::new() };
+            let domain = if foreign {
+                format!("{}::", node.domain)
+            } else {
+                String::new()
+            };
             unsupported.push(format!("{domain}{} (node `{label}`)", node.op_type));
             continue;
         }
@@ -135,9 +180,18 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
         let mut named = node.clone();
         named.name = label.clone();
         match ops::convert(&named, opset, &mut fresh) {
-            Ok(Converted { op, inputs, constants }) => {
+            Ok(Converted {
+                op,
+                inputs,
+                constants,
+            }) => {
                 graph.initializers.extend(constants);
-                graph.nodes.push(Node { name: label, op, inputs, outputs: node.output.clone() });
+                graph.nodes.push(Node {
+                    name: label,
+                    op,
+                    inputs,
+                    outputs: node.output.clone(),
+                });
             }
             Err(Error::Unsupported(why)) => unsupported.push(format!("{why} (node `{label}`)")),
             Err(e) => return Err(e),
@@ -153,4 +207,18 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
     graph.validate()?;
     graph.infer_shapes()?;
     Ok(graph)
+}
+
+/// Decodes a serialized TensorProto (the `input_0.pb` files of ONNX test data), returning
+/// its name and value.
+pub fn load_tensor_bytes(bytes: &[u8]) -> Result<(String, crate::ir::Tensor)> {
+    if bytes.len() > MAX_MODEL_BYTES {
+        return Err(Error::ResourceLimit(format!(
+            "tensor file is {} bytes (limit {MAX_MODEL_BYTES})",
+            bytes.len()
+        )));
+    }
+    let proto = super::proto::TensorProto::decode(bytes)
+        .map_err(|e| Error::CorruptFile(format!("not a valid ONNX TensorProto: {e}")))?;
+    Ok((proto.name.clone(), tensor_from_proto(&proto, None)?))
 }

@@ -8,5 +8,5 @@ mod proto;
 mod tensor;
 
 pub use export::{save_file, to_bytes, EXPORT_OPSET};
-pub use import::{load_bytes, load_file, MAX_MODEL_BYTES, OPSET_RANGE};
+pub use import::{load_bytes, load_file, load_tensor_bytes, MAX_MODEL_BYTES, OPSET_RANGE};
 pub use ops::SUPPORTED as SUPPORTED_OPS;

@@ -16,7 +16,10 @@ pub struct Attrs<'a> {
 impl<'a> Attrs<'a> {
     /// Indexes the attributes of `node`.
     pub fn new(node: &'a NodeProto) -> Attrs<'a> {
-        Attrs { node, map: node.attribute.iter().map(|a| (a.name.as_str(), a)).collect() }
+        Attrs {
+            node,
+            map: node.attribute.iter().map(|a| (a.name.as_str(), a)).collect(),
+        }
     }
 
     fn err(&self, name: &str, msg: impl std::fmt::Display) -> Error {
@@ -41,7 +44,10 @@ impl<'a> Attrs<'a> {
 
     /// An int attribute or its default.
     pub fn int(&self, name: &str, default: i64) -> Result<i64> {
-        Ok(self.typed(name, attr_type::INT)?.and_then(|a| a.i).unwrap_or(default))
+        Ok(self
+            .typed(name, attr_type::INT)?
+            .and_then(|a| a.i)
+            .unwrap_or(default))
     }
 
     /// A non-negative int attribute as usize.
@@ -52,7 +58,10 @@ impl<'a> Attrs<'a> {
 
     /// A float attribute or its default.
     pub fn float(&self, name: &str, default: f32) -> Result<f32> {
-        Ok(self.typed(name, attr_type::FLOAT)?.and_then(|a| a.f).unwrap_or(default))
+        Ok(self
+            .typed(name, attr_type::FLOAT)?
+            .and_then(|a| a.f)
+            .unwrap_or(default))
     }
 
     /// An ints attribute, if present.
@@ -77,7 +86,9 @@ impl<'a> Attrs<'a> {
     /// A string attribute, if present.
     pub fn string(&self, name: &str) -> Result<Option<String>> {
         match self.typed(name, attr_type::STRING)?.and_then(|a| a.s.as_ref()) {
-            Some(bytes) => String::from_utf8(bytes.clone()).map(Some).map_err(|_| self.err(name, "is not UTF-8")),
+            Some(bytes) => String::from_utf8(bytes.clone())
+                .map(Some)
+                .map_err(|_| self.err(name, "is not UTF-8")),
             None => Ok(None),
         }
     }
@@ -118,12 +129,55 @@ pub fn is_supported(op_type: &str) -> bool {
 
 /// Every ONNX op type the importer accepts (Constant becomes an initializer).
 pub const SUPPORTED: &[&str] = &[
-    "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "Sigmoid", "Tanh",
-    "HardSwish", "Sqrt", "Exp", "Erf", "Neg", "Abs", "Reciprocal", "Clip", "LeakyRelu", "HardSigmoid",
-    "Softmax", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Concat",
-    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Pad", "Gather", "Shape", "Cast",
-    "Constant", "Identity", "Resize", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
-    "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "HardSwish",
+    "Sqrt",
+    "Exp",
+    "Erf",
+    "Neg",
+    "Abs",
+    "Reciprocal",
+    "Clip",
+    "LeakyRelu",
+    "HardSigmoid",
+    "Softmax",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "ReduceMean",
+    "Concat",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Slice",
+    "Pad",
+    "Gather",
+    "Shape",
+    "Cast",
+    "Constant",
+    "Identity",
+    "Resize",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -170,7 +224,11 @@ fn quant_attrs(a: &Attrs) -> Result<QuantAttrs> {
     Ok(QuantAttrs {
         axis: a.int("axis", 1)?,
         block_size: a.usize("block_size", 0)?,
-        output_dtype: if od == 0 { None } else { Some(DType::from_onnx_code(od as i32)?) },
+        output_dtype: if od == 0 {
+            None
+        } else {
+            Some(DType::from_onnx_code(od as i32)?)
+        },
         saturate: a.int("saturate", 1)? != 0,
     })
 }
@@ -181,7 +239,11 @@ fn resize_attrs(a: &Attrs) -> Result<ResizeAttrs> {
         mode: a.choice(
             "mode",
             ResizeMode::Nearest,
-            &[("nearest", ResizeMode::Nearest), ("linear", ResizeMode::Linear), ("cubic", ResizeMode::Cubic)],
+            &[
+                ("nearest", ResizeMode::Nearest),
+                ("linear", ResizeMode::Linear),
+                ("cubic", ResizeMode::Cubic),
+            ],
         )?,
         coordinate_transform: a.choice(
             "coordinate_transformation_mode",
@@ -238,6 +300,14 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             inputs[slot] = cname;
         }
     };
+    for newer in ["precision", "round_mode"] {
+        if a.has(newer) {
+            return Err(Error::Unsupported(format!(
+                "{} with attribute `{newer}`",
+                node.op_type
+            )));
+        }
+    }
     let op = match node.op_type.as_str() {
         "Conv" => Op::Conv(conv_attrs(&a)?),
         "ConvInteger" => Op::ConvInteger(conv_attrs(&a)?),
@@ -283,11 +353,19 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             }
             Op::Clip
         }
-        "LeakyRelu" => Op::LeakyRelu { alpha: a.float("alpha", 0.01)? },
-        "HardSigmoid" => Op::HardSigmoid { alpha: a.float("alpha", 0.2)?, beta: a.float("beta", 0.5)? },
+        "LeakyRelu" => Op::LeakyRelu {
+            alpha: a.float("alpha", 0.01)?,
+        },
+        "HardSigmoid" => Op::HardSigmoid {
+            alpha: a.float("alpha", 0.2)?,
+            beta: a.float("beta", 0.5)?,
+        },
         "Softmax" => {
             let legacy = opset < 13;
-            Op::Softmax { axis: a.int("axis", if legacy { 1 } else { -1 })?, coerce_2d: legacy }
+            Op::Softmax {
+                axis: a.int("axis", if legacy { 1 } else { -1 })?,
+                coerce_2d: legacy,
+            }
         }
         "BatchNormalization" => {
             if a.int("training_mode", 0)? != 0 || node.output.iter().skip(1).any(|o| !o.is_empty()) {
@@ -296,11 +374,16 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
                     node.name
                 )));
             }
-            Op::BatchNormalization { epsilon: a.float("epsilon", 1e-5)? }
+            Op::BatchNormalization {
+                epsilon: a.float("epsilon", 1e-5)?,
+            }
         }
         "MaxPool" => {
             if node.output.iter().skip(1).any(|o| !o.is_empty()) {
-                return Err(Error::Unsupported(format!("MaxPool `{}` with an Indices output", node.name)));
+                return Err(Error::Unsupported(format!(
+                    "MaxPool `{}` with an Indices output",
+                    node.name
+                )));
             }
             Op::MaxPool(pool_attrs(&a)?)
         }
@@ -319,10 +402,16 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             if !a.has("axis") {
                 return Err(a.err("axis", "is required"));
             }
-            Op::Concat { axis: a.int("axis", 0)? }
+            Op::Concat {
+                axis: a.int("axis", 0)?,
+            }
         }
-        "Reshape" => Op::Reshape { allowzero: a.int("allowzero", 0)? != 0 },
-        "Flatten" => Op::Flatten { axis: a.int("axis", 1)? },
+        "Reshape" => Op::Reshape {
+            allowzero: a.int("allowzero", 0)? != 0,
+        },
+        "Flatten" => Op::Flatten {
+            axis: a.int("axis", 1)?,
+        },
         "Transpose" => Op::Transpose {
             perm: match a.ints("perm")? {
                 Some(p) => Some(
@@ -346,6 +435,11 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             Op::Unsqueeze
         }
         "Slice" => Op::Slice,
+        "Pad" if opset < 11 => {
+            return Err(Error::Unsupported(
+                "Pad before opset 11 (pads as an attribute)".into(),
+            ))
+        }
         "Pad" => Op::Pad {
             mode: a.choice(
                 "mode",
@@ -358,13 +452,33 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
                 ],
             )?,
         },
-        "Gather" => Op::Gather { axis: a.int("axis", 0)? },
+        "Gather" => Op::Gather {
+            axis: a.int("axis", 0)?,
+        },
         "Shape" => Op::Shape {
             start: a.int("start", 0)?,
-            end: if a.has("end") { Some(a.int("end", 0)?) } else { None },
+            end: if a.has("end") {
+                Some(a.int("end", 0)?)
+            } else {
+                None
+            },
         },
-        "Cast" => Op::Cast { to: DType::from_onnx_code(a.int("to", 0)? as i32)? },
+        "Cast" => Op::Cast {
+            to: DType::from_onnx_code(a.int("to", 0)? as i32)?,
+        },
         "Identity" => Op::Identity,
+        "Resize" if opset < 11 => {
+            // Resize-10: inputs (X, scales), asymmetric coordinates.
+            inputs = vec![
+                inputs[0].clone(),
+                String::new(),
+                inputs.get(1).cloned().unwrap_or_default(),
+            ];
+            Op::Resize(ResizeAttrs {
+                coordinate_transform: CoordinateTransform::Asymmetric,
+                ..resize_attrs(&a)?
+            })
+        }
         "Resize" => Op::Resize(resize_attrs(&a)?),
         "QuantizeLinear" => Op::QuantizeLinear(quant_attrs(&a)?),
         "DequantizeLinear" => Op::DequantizeLinear(quant_attrs(&a)?),
@@ -374,7 +488,11 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
     while inputs.last().is_some_and(|s| s.is_empty()) && inputs.len() > op.input_arity().0 {
         inputs.pop();
     }
-    Ok(Converted { op, inputs, constants })
+    Ok(Converted {
+        op,
+        inputs,
+        constants,
+    })
 }
 
 /// The value of a Constant node.

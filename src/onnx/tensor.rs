@@ -24,7 +24,12 @@ pub fn dims_from_proto(name: &str, dims: &[i64]) -> Result<Vec<usize>> {
 /// Decodes a TensorProto. `base_dir` is the model file's directory, needed for external data.
 pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Tensor> {
     let name = t.name.as_str();
-    let dtype = DType::from_onnx_code(t.data_type).map_err(|e| corrupt(name, e))?;
+    let dtype = DType::from_onnx_code(t.data_type).map_err(|e| {
+        Error::Unsupported(format!(
+            "tensor `{name}`: {}",
+            e.to_string().trim_start_matches("unsupported: ")
+        ))
+    })?;
     let dims = dims_from_proto(name, &t.dims)?;
     let numel = checked_numel(&dims)?;
     if t.data_location == 1 {
@@ -41,7 +46,10 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
             _ => numel,
         };
         if len != expected {
-            return Err(corrupt(name, format!("{field} holds {len} values, the shape needs {expected}")));
+            return Err(corrupt(
+                name,
+                format!("{field} holds {len} values, the shape needs {expected}"),
+            ));
         }
         Ok(())
     };
@@ -72,11 +80,21 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
         }
         DType::F16 | DType::Bf16 | DType::I16 | DType::U16 => {
             count(t.int32_data.len(), "int32_data")?;
-            TensorData::Packed { dtype, bytes: t.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect() }
+            TensorData::Packed {
+                dtype,
+                bytes: t
+                    .int32_data
+                    .iter()
+                    .flat_map(|&v| (v as u16).to_le_bytes())
+                    .collect(),
+            }
         }
         DType::I4 | DType::U4 | DType::I2 | DType::U2 => {
             count(t.int32_data.len(), "int32_data")?;
-            TensorData::Packed { dtype, bytes: t.int32_data.iter().map(|&v| v as u8).collect() }
+            TensorData::Packed {
+                dtype,
+                bytes: t.int32_data.iter().map(|&v| v as u8).collect(),
+            }
         }
     };
     Tensor::new(dims, data).map_err(|e| corrupt(name, e))
@@ -86,33 +104,63 @@ pub fn tensor_from_proto(t: &TensorProto, base_dir: Option<&Path>) -> Result<Ten
 /// the file must hold `offset + length` bytes, checked before anything is allocated.
 fn read_external(t: &TensorProto, dtype: DType, numel: usize, base_dir: Option<&Path>) -> Result<Vec<u8>> {
     let name = t.name.as_str();
-    let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
     let location = get("location").ok_or_else(|| corrupt(name, "external data without a location"))?;
     let rel = Path::new(location);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(corrupt(name, format!("external data location `{location}` must be a relative path inside the model's directory")));
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(corrupt(
+            name,
+            format!(
+                "external data location `{location}` must be a relative path inside the model's directory"
+            ),
+        ));
     }
     let base = base_dir.ok_or_else(|| {
-        Error::Unsupported(format!("tensor `{name}` uses external data, which needs the model to be loaded from a file"))
+        Error::Unsupported(format!(
+            "tensor `{name}` uses external data, which needs the model to be loaded from a file"
+        ))
     })?;
     let parse = |k: &str| -> Result<Option<u64>> {
-        get(k).map(|v| v.parse::<u64>().map_err(|_| corrupt(name, format!("external data {k} `{v}` is not a number")))).transpose()
+        get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| corrupt(name, format!("external data {k} `{v}` is not a number")))
+            })
+            .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
-    let expected = dtype.storage_bytes(numel).ok_or_else(|| corrupt(name, "size overflows"))? as u64;
+    let expected = dtype
+        .storage_bytes(numel)
+        .ok_or_else(|| corrupt(name, "size overflows"))? as u64;
     let length = parse("length")?.unwrap_or(expected);
     if length != expected {
-        return Err(corrupt(name, format!("external data length {length} differs from the {expected} bytes its shape needs")));
+        return Err(corrupt(
+            name,
+            format!("external data length {length} differs from the {expected} bytes its shape needs"),
+        ));
     }
     let path = base.join(rel);
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io(path.display(), e))?;
     let size = file.metadata().map_err(|e| Error::io(path.display(), e))?.len();
     if offset.checked_add(length).is_none_or(|end| end > size) {
-        return Err(corrupt(name, format!("external data [{offset}, +{length}) lies beyond the end of `{location}` ({size} bytes)")));
+        return Err(corrupt(
+            name,
+            format!("external data [{offset}, +{length}) lies beyond the end of `{location}` ({size} bytes)"),
+        ));
     }
-    file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(path.display(), e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io(path.display(), e))?;
     let mut bytes = vec![0u8; length as usize];
-    file.read_exact(&mut bytes).map_err(|e| Error::io(path.display(), e))?;
+    file.read_exact(&mut bytes)
+        .map_err(|e| Error::io(path.display(), e))?;
     Ok(bytes)
 }
 

@@ -25,7 +25,10 @@ struct Geometry {
 
 fn pad3(v: &[usize], fill: usize) -> Result<[usize; 3]> {
     if v.len() > 3 {
-        return Err(Error::Unsupported(format!("convolution over {} spatial axes (at most 3)", v.len())));
+        return Err(Error::Unsupported(format!(
+            "convolution over {} spatial axes (at most 3)",
+            v.len()
+        )));
     }
     let mut out = [fill; 3];
     out[3 - v.len()..].copy_from_slice(v);
@@ -61,7 +64,8 @@ fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T]) {
                     for od in 0..od_n {
                         let id = (od * g.strides[0] + kd * g.dilations[0]) as isize - g.pad_begin[0] as isize;
                         for oh in 0..oh_n {
-                            let ih = (oh * g.strides[1] + kh * g.dilations[1]) as isize - g.pad_begin[1] as isize;
+                            let ih =
+                                (oh * g.strides[1] + kh * g.dilations[1]) as isize - g.pad_begin[1] as isize;
                             let dst = &mut dst_row[(od * oh_n + oh) * ow_n..(od * oh_n + oh + 1) * ow_n];
                             if id < 0 || id >= g.input[0] as isize || ih < 0 || ih >= ih_n as isize {
                                 dst.fill(T::default());
@@ -72,7 +76,11 @@ fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T]) {
                             let sw = g.strides[2] as isize;
                             for (ow, d) in dst.iter_mut().enumerate() {
                                 let iw = ow as isize * sw + off;
-                                *d = if iw >= 0 && iw < iw_n as isize { src[iw as usize] } else { T::default() };
+                                *d = if iw >= 0 && iw < iw_n as isize {
+                                    src[iw as usize]
+                                } else {
+                                    T::default()
+                                };
                             }
                         }
                     }
@@ -92,8 +100,16 @@ fn depthwise<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], out: &mut [T]) {
     let (ph, pw) = (g.pad_begin[1] as isize, g.pad_begin[2] as isize);
     // Output columns whose input column (ow*sw + off) lies inside [0, iw_n).
     let valid_cols = |off: isize| -> (usize, usize) {
-        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(sw) };
-        let hi_excl = if iw_n as isize - off <= 0 { 0 } else { ((iw_n as isize - off) as usize).div_ceil(sw) };
+        let lo = if off >= 0 {
+            0
+        } else {
+            ((-off) as usize).div_ceil(sw)
+        };
+        let hi_excl = if iw_n as isize - off <= 0 {
+            0
+        } else {
+            ((iw_n as isize - off) as usize).div_ceil(sw)
+        };
         (lo.min(ow_n), hi_excl.min(ow_n).max(lo.min(ow_n)))
     };
     for ch in 0..g.batch * g.c_in {
@@ -163,7 +179,11 @@ pub fn conv_raw<T: GemmScalar>(
     let total = checked_numel(&out_dims)?;
     if let Some(b) = bias {
         if b.len() != g.c_out {
-            return Err(Error::ShapeMismatch(format!("Conv bias has {} values for {} channels", b.len(), g.c_out)));
+            return Err(Error::ShapeMismatch(format!(
+                "Conv bias has {} values for {} channels",
+                b.len(),
+                g.c_out
+            )));
         }
     }
     let mut out = vec![T::default(); total];
@@ -175,9 +195,16 @@ pub fn conv_raw<T: GemmScalar>(
     if cin_g == 1 && cout_g == 1 && g.kernel[0] == 1 && g.output[0] == 1 {
         depthwise(&g, x, w, &mut out);
     } else {
-        let pointwise = g.kernel == [1, 1, 1] && g.strides == [1, 1, 1] && g.pad_begin == [0, 0, 0] && g.input == g.output;
+        let pointwise = g.kernel == [1, 1, 1]
+            && g.strides == [1, 1, 1]
+            && g.pad_begin == [0, 0, 0]
+            && g.input == g.output;
         let k = cin_g * k_vol;
-        let mut col = if pointwise { Vec::new() } else { vec![T::default(); checked_numel(&[k, out_vol])?] };
+        let mut col = if pointwise {
+            Vec::new()
+        } else {
+            vec![T::default(); checked_numel(&[k, out_vol])?]
+        };
         for n in 0..g.batch {
             for grp in 0..g.group {
                 let xg = &x[(n * g.c_in + grp * cin_g) * in_vol..][..cin_g * in_vol];
@@ -189,7 +216,19 @@ pub fn conv_raw<T: GemmScalar>(
                 };
                 let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
                 let og = &mut out[(n * g.c_out + grp * cout_g) * out_vol..][..cout_g * out_vol];
-                T::gemm(cout_g, k, out_vol, T::ONE, wg, (k as isize, 1), b, (out_vol as isize, 1), T::default(), og, (out_vol as isize, 1));
+                T::gemm(
+                    cout_g,
+                    k,
+                    out_vol,
+                    T::ONE,
+                    wg,
+                    (k as isize, 1),
+                    b,
+                    (out_vol as isize, 1),
+                    T::default(),
+                    og,
+                    (out_vol as isize, 1),
+                );
             }
         }
     }
@@ -207,12 +246,20 @@ pub fn conv(attrs: &ConvAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Re
 }
 
 /// f32 transposed convolution.
-pub fn conv_transpose(attrs: &ConvTransposeAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub fn conv_transpose(
+    attrs: &ConvTransposeAttrs,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
     let (xd, wd) = (x.dims(), w.dims());
     let win = conv_transpose_window(attrs, xd, wd)?;
     let group = attrs.conv.group.max(1);
     if xd[1] % group != 0 {
-        return Err(Error::ShapeMismatch(format!("ConvTranspose channels {} not divisible by group {group}", xd[1])));
+        return Err(Error::ShapeMismatch(format!(
+            "ConvTranspose channels {} not divisible by group {group}",
+            xd[1]
+        )));
     }
     let (batch, c_in, cout_g) = (xd[0], xd[1], wd[1]);
     let c_out = cout_g * group;
@@ -236,7 +283,19 @@ pub fn conv_transpose(attrs: &ConvTransposeAttrs, x: &Tensor, w: &Tensor, b: Opt
         for grp in 0..group {
             let xg = &xv[(n * c_in + grp * cin_g) * in_vol..][..cin_g * in_vol];
             let wg = &wv[grp * cin_g * rows..(grp + 1) * cin_g * rows];
-            f32::gemm(rows, cin_g, in_vol, 1.0, wg, (1, rows as isize), xg, (in_vol as isize, 1), 0.0, &mut col, (in_vol as isize, 1));
+            f32::gemm(
+                rows,
+                cin_g,
+                in_vol,
+                1.0,
+                wg,
+                (1, rows as isize),
+                xg,
+                (in_vol as isize, 1),
+                0.0,
+                &mut col,
+                (in_vol as isize, 1),
+            );
             let og = &mut out[(n * c_out + grp * cout_g) * out_vol..][..cout_g * out_vol];
             for co in 0..cout_g {
                 for kd in 0..kernel[0] {
@@ -259,7 +318,9 @@ pub fn conv_transpose(attrs: &ConvTransposeAttrs, x: &Tensor, w: &Tensor, b: Opt
                                         if ow < 0 || ow >= output[2] as isize {
                                             continue;
                                         }
-                                        let o = ((co * output[0] + od as usize) * output[1] + oh as usize) * output[2] + ow as usize;
+                                        let o = ((co * output[0] + od as usize) * output[1] + oh as usize)
+                                            * output[2]
+                                            + ow as usize;
                                         og[o] += src[(id * input[1] + ih) * input[2] + iw];
                                     }
                                 }
@@ -273,7 +334,10 @@ pub fn conv_transpose(attrs: &ConvTransposeAttrs, x: &Tensor, w: &Tensor, b: Opt
     if let Some(b) = b {
         let b = b.as_f32()?;
         if b.len() != c_out {
-            return Err(Error::ShapeMismatch(format!("ConvTranspose bias has {} values for {c_out} channels", b.len())));
+            return Err(Error::ShapeMismatch(format!(
+                "ConvTranspose bias has {} values for {c_out} channels",
+                b.len()
+            )));
         }
         add_bias(&mut out, b, c_out, out_vol);
     }

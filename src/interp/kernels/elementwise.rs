@@ -18,12 +18,24 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
             (UnaryOp::Relu, TensorData::I32(v)) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
             (UnaryOp::Relu, TensorData::I64(v)) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
             (UnaryOp::Relu, TensorData::I8(v)) => TensorData::I8(v.iter().map(|&a| a.max(0)).collect()),
-            (UnaryOp::Neg, TensorData::I32(v)) => TensorData::I32(v.iter().map(|&a| a.wrapping_neg()).collect()),
-            (UnaryOp::Neg, TensorData::I64(v)) => TensorData::I64(v.iter().map(|&a| a.wrapping_neg()).collect()),
-            (UnaryOp::Neg, TensorData::I8(v)) => TensorData::I8(v.iter().map(|&a| a.wrapping_neg()).collect()),
-            (UnaryOp::Abs, TensorData::I32(v)) => TensorData::I32(v.iter().map(|&a| a.wrapping_abs()).collect()),
-            (UnaryOp::Abs, TensorData::I64(v)) => TensorData::I64(v.iter().map(|&a| a.wrapping_abs()).collect()),
-            (UnaryOp::Abs, TensorData::I8(v)) => TensorData::I8(v.iter().map(|&a| a.wrapping_abs()).collect()),
+            (UnaryOp::Neg, TensorData::I32(v)) => {
+                TensorData::I32(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Neg, TensorData::I64(v)) => {
+                TensorData::I64(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Neg, TensorData::I8(v)) => {
+                TensorData::I8(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I32(v)) => {
+                TensorData::I32(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I64(v)) => {
+                TensorData::I64(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I8(v)) => {
+                TensorData::I8(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
             (UnaryOp::Relu | UnaryOp::Abs, TensorData::U8(v)) => TensorData::U8(v.clone()),
             _ => {
                 return Err(Error::Unsupported(format!(
@@ -130,7 +142,10 @@ macro_rules! int_binary {
             BinaryOp::Mul => broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_mul(y))?,
             BinaryOp::Div => {
                 if $b.iter().any(|&y| y == 0) {
-                    return Err(Error::InvalidArgument { name: "B", reason: "integer division by zero".into() });
+                    return Err(Error::InvalidArgument {
+                        name: "B",
+                        reason: "integer division by zero".into(),
+                    });
                 }
                 broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_div(y))?
             }
@@ -207,7 +222,10 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
                 TensorData::F32(v) => v[0] as f64,
                 _ => t.to_i64_vec()?[0] as f64,
             })),
-            Some(t) => Err(Error::ShapeMismatch(format!("Clip bound of shape {:?} is not a scalar", t.dims()))),
+            Some(t) => Err(Error::ShapeMismatch(format!(
+                "Clip bound of shape {:?} is not a scalar",
+                t.dims()
+            ))),
         }
     };
     let (lo, hi) = (scalar(min)?, scalar(max)?);

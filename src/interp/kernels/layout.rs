@@ -60,7 +60,11 @@ pub fn concat(inputs: &[&Tensor], axis: i64) -> Result<Tensor> {
     let inner: usize = out_dims[ax + 1..].iter().product();
     let first = inputs[0];
     if let Some(t) = inputs.iter().find(|t| t.dtype() != first.dtype()) {
-        return Err(Error::DtypeMismatch(format!("Concat of {} and {}", first.dtype(), t.dtype())));
+        return Err(Error::DtypeMismatch(format!(
+            "Concat of {} and {}",
+            first.dtype(),
+            t.dtype()
+        )));
     }
     macro_rules! cat {
         ($get:ident, $v:ident) => {{
@@ -82,7 +86,9 @@ pub fn concat(inputs: &[&Tensor], axis: i64) -> Result<Tensor> {
         TensorData::I32(_) => cat!(as_i32, I32),
         TensorData::I64(_) => cat!(as_i64, I64),
         TensorData::Bool(_) => cat!(as_bool, Bool),
-        TensorData::Packed { dtype, .. } => return Err(Error::Unsupported(format!("Concat of {dtype} tensors"))),
+        TensorData::Packed { dtype, .. } => {
+            return Err(Error::Unsupported(format!("Concat of {dtype} tensors")))
+        }
     };
     Tensor::new(out_dims, data)
 }
@@ -119,19 +125,39 @@ pub fn unsqueeze(x: &Tensor, axes: &Tensor) -> Result<Tensor> {
 }
 
 fn ints_at(inputs: &[Option<&Tensor>], i: usize) -> Result<Option<Vec<i64>>> {
-    inputs.get(i).copied().flatten().map(|t| t.to_i64_vec()).transpose()
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .map(|t| t.to_i64_vec())
+        .transpose()
 }
 
 /// Slice. `rest` holds starts, ends, axes?, steps?.
 pub fn slice(x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor> {
-    let need = |i: usize| ints_at(rest, i)?.ok_or_else(|| Error::InvalidModel("Slice needs starts and ends".into()));
+    let need =
+        |i: usize| ints_at(rest, i)?.ok_or_else(|| Error::InvalidModel("Slice needs starts and ends".into()));
     let (starts, ends) = (need(0)?, need(1)?);
     let (axes, steps) = (ints_at(rest, 2)?, ints_at(rest, 3)?);
     let sl = slice_axes(x.dims(), &starts, &ends, axes.as_deref(), steps.as_deref())?;
     let st = row_major_strides(x.dims());
     let out_dims: Vec<usize> = sl.iter().map(|s| s.len).collect();
-    let base: isize = sl.iter().zip(&st).map(|(s, &k)| if s.len > 0 { s.start as isize * k as isize } else { 0 }).sum();
-    let strides: Vec<isize> = sl.iter().zip(&st).map(|(s, &k)| s.step as isize * k as isize).collect();
+    let base: isize = sl
+        .iter()
+        .zip(&st)
+        .map(|(s, &k)| {
+            if s.len > 0 {
+                s.start as isize * k as isize
+            } else {
+                0
+            }
+        })
+        .sum();
+    let strides: Vec<isize> = sl
+        .iter()
+        .zip(&st)
+        .map(|(s, &k)| s.step as isize * k as isize)
+        .collect();
     let data = map_data!(x.data(), v => strided_read(v, &out_dims, base, &strides));
     Tensor::new(out_dims, data)
 }
@@ -168,10 +194,16 @@ pub fn pad(mode: PadMode, x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor
     let amounts = pad_amounts(d.len(), &pads, axes.as_deref())?;
     let out_dims = pad_shape(d, &amounts)?;
     if mode != PadMode::Constant && d.contains(&0) && out_dims.iter().product::<usize>() > 0 {
-        return Err(Error::ShapeMismatch("Pad cannot reflect, wrap or extend an empty axis".into()));
+        return Err(Error::ShapeMismatch(
+            "Pad cannot reflect, wrap or extend an empty axis".into(),
+        ));
     }
     let maps: Vec<Vec<Option<usize>>> = (0..d.len())
-        .map(|a| (0..out_dims[a] as i64).map(|o| pad_source(mode, o, amounts[a].0, d[a] as i64)).collect())
+        .map(|a| {
+            (0..out_dims[a] as i64)
+                .map(|o| pad_source(mode, o, amounts[a].0, d[a] as i64))
+                .collect()
+        })
         .collect();
     let st = row_major_strides(d);
     let fill = rest.get(1).copied().flatten().filter(|t| t.numel() > 0);
@@ -202,11 +234,32 @@ pub fn pad(mode: PadMode, x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor
         }};
     }
     let data = match x.data() {
-        TensorData::F32(v) => TensorData::F32(run!(v, fill.map(|f| f.to_f32_vec()).transpose()?.map_or(0.0, |f| f[0]))),
-        TensorData::I64(v) => TensorData::I64(run!(v, fill.map(|f| f.to_i64_vec()).transpose()?.map_or(0, |f| f[0]))),
-        TensorData::I32(v) => TensorData::I32(run!(v, fill.map(|f| f.to_i64_vec()).transpose()?.map_or(0, |f| f[0] as i32))),
-        TensorData::I8(v) => TensorData::I8(run!(v, fill.map(|f| f.to_i64_vec()).transpose()?.map_or(0, |f| f[0] as i8))),
-        TensorData::U8(v) => TensorData::U8(run!(v, fill.map(|f| f.to_i64_vec()).transpose()?.map_or(0, |f| f[0] as u8))),
+        TensorData::F32(v) => TensorData::F32(run!(
+            v,
+            fill.map(|f| f.to_f32_vec()).transpose()?.map_or(0.0, |f| f[0])
+        )),
+        TensorData::I64(v) => TensorData::I64(run!(
+            v,
+            fill.map(|f| f.to_i64_vec()).transpose()?.map_or(0, |f| f[0])
+        )),
+        TensorData::I32(v) => TensorData::I32(run!(
+            v,
+            fill.map(|f| f.to_i64_vec())
+                .transpose()?
+                .map_or(0, |f| f[0] as i32)
+        )),
+        TensorData::I8(v) => TensorData::I8(run!(
+            v,
+            fill.map(|f| f.to_i64_vec())
+                .transpose()?
+                .map_or(0, |f| f[0] as i8)
+        )),
+        TensorData::U8(v) => TensorData::U8(run!(
+            v,
+            fill.map(|f| f.to_i64_vec())
+                .transpose()?
+                .map_or(0, |f| f[0] as u8)
+        )),
         other => return Err(Error::Unsupported(format!("Pad of {} tensors", other.dtype()))),
     };
     Tensor::new(out_dims, data)
@@ -226,7 +279,10 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: i64) -> Result<Tensor> {
             if (0..n).contains(&j) {
                 Ok(j as usize)
             } else {
-                Err(Error::InvalidArgument { name: "indices", reason: format!("Gather index {i} is out of range for size {n}") })
+                Err(Error::InvalidArgument {
+                    name: "indices",
+                    reason: format!("Gather index {i} is out of range for size {n}"),
+                })
             }
         })
         .collect::<Result<_>>()?;

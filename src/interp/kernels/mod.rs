@@ -25,7 +25,9 @@ macro_rules! map_data {
             D::I64($v) => D::I64($body),
             D::Bool($v) => D::Bool($body),
             D::Packed { dtype, .. } => {
-                return Err(crate::Error::Unsupported(format!("the interpreter does not move {dtype} tensors")))
+                return Err(crate::Error::Unsupported(format!(
+                    "the interpreter does not move {dtype} tensors"
+                )))
             }
         }
     }};
@@ -50,22 +52,51 @@ pub(crate) fn optional<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Option<&'
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let one = |t: Tensor| Ok(vec![t]);
     match op {
-        Op::Conv(a) => one(conv::conv(a, input(op, inputs, 0)?, input(op, inputs, 1)?, optional(inputs, 2))?),
-        Op::ConvTranspose(a) => {
-            one(conv::conv_transpose(a, input(op, inputs, 0)?, input(op, inputs, 1)?, optional(inputs, 2))?)
-        }
-        Op::Gemm(g) => one(linalg::gemm(g, input(op, inputs, 0)?, input(op, inputs, 1)?, optional(inputs, 2))?),
+        Op::Conv(a) => one(conv::conv(
+            a,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+        )?),
+        Op::ConvTranspose(a) => one(conv::conv_transpose(
+            a,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+        )?),
+        Op::Gemm(g) => one(linalg::gemm(
+            g,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+        )?),
         Op::MatMul => one(linalg::matmul(input(op, inputs, 0)?, input(op, inputs, 1)?)?),
         Op::Unary(u) => one(elementwise::unary(*u, input(op, inputs, 0)?)?),
-        Op::Binary(b) => one(elementwise::binary(*b, input(op, inputs, 0)?, input(op, inputs, 1)?)?),
-        Op::Clip => one(elementwise::clip(input(op, inputs, 0)?, optional(inputs, 1), optional(inputs, 2))?),
+        Op::Binary(b) => one(elementwise::binary(
+            *b,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+        )?),
+        Op::Clip => one(elementwise::clip(
+            input(op, inputs, 0)?,
+            optional(inputs, 1),
+            optional(inputs, 2),
+        )?),
         Op::LeakyRelu { alpha } => {
             let a = *alpha;
-            one(elementwise::map_f32(input(op, inputs, 0)?, |x| if x >= 0.0 { x } else { a * x })?)
+            one(elementwise::map_f32(input(op, inputs, 0)?, |x| {
+                if x >= 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            })?)
         }
         Op::HardSigmoid { alpha, beta } => {
             let (a, b) = (*alpha, *beta);
-            one(elementwise::map_f32(input(op, inputs, 0)?, |x| (a * x + b).clamp(0.0, 1.0))?)
+            one(elementwise::map_f32(input(op, inputs, 0)?, |x| {
+                (a * x + b).clamp(0.0, 1.0)
+            })?)
         }
         Op::Softmax { axis, coerce_2d } => one(norm::softmax(input(op, inputs, 0)?, *axis, *coerce_2d)?),
         Op::BatchNormalization { epsilon } => {
@@ -75,24 +106,42 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::MaxPool(p) => one(pool::max_pool(p, input(op, inputs, 0)?)?),
         Op::AveragePool(p) => one(pool::average_pool(p, input(op, inputs, 0)?)?),
         Op::GlobalAveragePool => one(pool::global_average_pool(input(op, inputs, 0)?)?),
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
-            one(norm::reduce_mean(input(op, inputs, 0)?, optional(inputs, 1), *keepdims, *noop_with_empty_axes)?)
-        }
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(norm::reduce_mean(
+            input(op, inputs, 0)?,
+            optional(inputs, 1),
+            *keepdims,
+            *noop_with_empty_axes,
+        )?),
         Op::Concat { axis } => {
-            let all: Vec<&Tensor> = (0..inputs.len()).map(|i| input(op, inputs, i)).collect::<Result<_>>()?;
+            let all: Vec<&Tensor> = (0..inputs.len())
+                .map(|i| input(op, inputs, i))
+                .collect::<Result<_>>()?;
             one(layout::concat(&all, *axis)?)
         }
-        Op::Reshape { allowzero } => one(layout::reshape(input(op, inputs, 0)?, input(op, inputs, 1)?, *allowzero)?),
+        Op::Reshape { allowzero } => one(layout::reshape(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            *allowzero,
+        )?),
         Op::Flatten { axis } => {
             let x = input(op, inputs, 0)?;
-            one(x.clone().reshaped(crate::ir::shapes::flatten_shape(x.dims(), *axis)?)?)
+            one(x
+                .clone()
+                .reshaped(crate::ir::shapes::flatten_shape(x.dims(), *axis)?)?)
         }
         Op::Transpose { perm } => one(layout::transpose(input(op, inputs, 0)?, perm.as_deref())?),
         Op::Squeeze => one(layout::squeeze(input(op, inputs, 0)?, optional(inputs, 1))?),
         Op::Unsqueeze => one(layout::unsqueeze(input(op, inputs, 0)?, input(op, inputs, 1)?)?),
         Op::Slice => one(layout::slice(input(op, inputs, 0)?, &inputs[1..])?),
         Op::Pad { mode } => one(layout::pad(*mode, input(op, inputs, 0)?, &inputs[1..])?),
-        Op::Gather { axis } => one(layout::gather(input(op, inputs, 0)?, input(op, inputs, 1)?, *axis)?),
+        Op::Gather { axis } => one(layout::gather(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            *axis,
+        )?),
         Op::Shape { start, end } => {
             let dims = input(op, inputs, 0)?.dims();
             let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
@@ -101,12 +150,18 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::Cast { to } => one(elementwise::cast(input(op, inputs, 0)?, *to)?),
         Op::Identity => one(input(op, inputs, 0)?.clone()),
         Op::Resize(r) => one(resize::resize(r, input(op, inputs, 0)?, &inputs[1..])?),
-        Op::QuantizeLinear(q) => {
-            one(quant::quantize_linear(q, input(op, inputs, 0)?, input(op, inputs, 1)?, optional(inputs, 2))?)
-        }
-        Op::DequantizeLinear(q) => {
-            one(quant::dequantize_linear(q, input(op, inputs, 0)?, input(op, inputs, 1)?, optional(inputs, 2))?)
-        }
+        Op::QuantizeLinear(q) => one(quant::quantize_linear(
+            q,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+        )?),
+        Op::DequantizeLinear(q) => one(quant::dequantize_linear(
+            q,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+        )?),
         Op::DynamicQuantizeLinear => quant::dynamic_quantize_linear(input(op, inputs, 0)?),
         Op::QLinearConv(a) => one(quant::qlinear_conv(a, inputs)?),
         Op::QLinearMatMul => one(quant::qlinear_matmul(inputs)?),

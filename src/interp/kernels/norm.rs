@@ -8,14 +8,20 @@ use crate::{Error, Result};
 pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
     let d = x.dims();
     let ax = norm_axis(axis, d.len())?;
-    let (len, inner) = if coerce_2d { (d[ax..].iter().product(), 1) } else { (d[ax], d[ax + 1..].iter().product()) };
+    let (len, inner) = if coerce_2d {
+        (d[ax..].iter().product(), 1)
+    } else {
+        (d[ax], d[ax + 1..].iter().product())
+    };
     let mut v = x.as_f32()?.to_vec();
     if len == 0 || inner == 0 {
         return Tensor::from_f32(d.to_vec(), v);
     }
     for block in v.chunks_mut(len * inner) {
         for i in 0..inner {
-            let max = (0..len).map(|j| block[j * inner + i]).fold(f32::NEG_INFINITY, f32::max);
+            let max = (0..len)
+                .map(|j| block[j * inner + i])
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for j in 0..len {
                 let e = (block[j * inner + i] - max).exp();
@@ -31,14 +37,24 @@ pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
 }
 
 /// Inference BatchNormalization over axis 1.
-pub fn batch_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor, eps: f32) -> Result<Tensor> {
+pub fn batch_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
     let d = x.dims();
     let c = if d.len() >= 2 { d[1] } else { 1 };
     let inner: usize = if d.len() > 2 { d[2..].iter().product() } else { 1 };
     let p = |t: &Tensor| -> Result<Vec<f32>> {
         let v = t.to_f32_vec()?;
         if v.len() != c {
-            return Err(Error::ShapeMismatch(format!("BatchNormalization parameter has {} values for {c} channels", v.len())));
+            return Err(Error::ShapeMismatch(format!(
+                "BatchNormalization parameter has {} values for {c} channels",
+                v.len()
+            )));
         }
         Ok(v)
     };

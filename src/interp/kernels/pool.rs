@@ -8,10 +8,16 @@ use crate::{Error, Result};
 /// Calls `f(base, cells, padded)` for every output position in order, where `base + cell`
 /// for each of `cells` is the input offset of a window cell inside the input and `padded`
 /// counts the cells inside the padded input.
-fn for_each_window(dims: &[usize], win: &Window, mut f: impl FnMut(usize, &[usize], usize)) -> Result<Vec<usize>> {
+fn for_each_window(
+    dims: &[usize],
+    win: &Window,
+    mut f: impl FnMut(usize, &[usize], usize),
+) -> Result<Vec<usize>> {
     let r = dims.len() - 2;
     if r > 3 {
-        return Err(Error::Unsupported(format!("pooling over {r} spatial axes (at most 3)")));
+        return Err(Error::Unsupported(format!(
+            "pooling over {r} spatial axes (at most 3)"
+        )));
     }
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(&win.output);
@@ -22,7 +28,12 @@ fn for_each_window(dims: &[usize], win: &Window, mut f: impl FnMut(usize, &[usiz
         o
     };
     let (inp, out, k) = (sp(&dims[2..], 1), sp(&win.output, 1), sp(&win.kernel, 1));
-    let (st, dl, pb, pe) = (sp(&win.strides, 1), sp(&win.dilations, 1), sp(&win.pad_begin, 0), sp(&win.pad_end, 0));
+    let (st, dl, pb, pe) = (
+        sp(&win.strides, 1),
+        sp(&win.dilations, 1),
+        sp(&win.pad_begin, 0),
+        sp(&win.pad_end, 0),
+    );
     let in_vol: usize = inp.iter().product();
     let out_vol: usize = out.iter().product();
     let mut cells = Vec::with_capacity(k.iter().product());
@@ -47,7 +58,9 @@ fn for_each_window(dims: &[usize], win: &Window, mut f: impl FnMut(usize, &[usiz
                                 padded += 1;
                             }
                             if inside {
-                                cells.push((pos[0] as usize * inp[1] + pos[1] as usize) * inp[2] + pos[2] as usize);
+                                cells.push(
+                                    (pos[0] as usize * inp[1] + pos[1] as usize) * inp[2] + pos[2] as usize,
+                                );
                             }
                         }
                     }
@@ -70,7 +83,12 @@ pub fn max_pool(p: &PoolAttrs, x: &Tensor) -> Result<Tensor> {
     let xv = x.to_f32_vec()?;
     let mut out = Vec::new();
     let dims = for_each_window(x.dims(), &win, |base, cells, _| {
-        out.push(cells.iter().map(|&c| xv[base + c]).fold(f32::NEG_INFINITY, f32::max));
+        out.push(
+            cells
+                .iter()
+                .map(|&c| xv[base + c])
+                .fold(f32::NEG_INFINITY, f32::max),
+        );
     })?;
     let t = Tensor::from_f32(dims, out)?;
     match x.dtype() {
@@ -97,14 +115,18 @@ pub fn average_pool(p: &PoolAttrs, x: &Tensor) -> Result<Tensor> {
 pub fn global_average_pool(x: &Tensor) -> Result<Tensor> {
     let d = x.dims();
     if d.len() < 3 {
-        return Err(Error::ShapeMismatch(format!("GlobalAveragePool input {d:?} must have rank >= 3")));
+        return Err(Error::ShapeMismatch(format!(
+            "GlobalAveragePool input {d:?} must have rank >= 3"
+        )));
     }
     let vol: usize = d[2..].iter().product();
     let xv = x.as_f32()?;
     let out: Vec<f32> = if vol == 0 {
         vec![f32::NAN; d[0] * d[1]]
     } else {
-        xv.chunks(vol).map(|c| c.iter().sum::<f32>() / vol as f32).collect()
+        xv.chunks(vol)
+            .map(|c| c.iter().sum::<f32>() / vol as f32)
+            .collect()
     };
     let mut dims = d[..2].to_vec();
     dims.extend(std::iter::repeat_n(1, d.len() - 2));

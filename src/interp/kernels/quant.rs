@@ -67,7 +67,10 @@ fn store_ints(dims: Vec<usize>, v: Vec<i64>, dtype: DType) -> Result<Tensor> {
         DType::I8 => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
         DType::U8 => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
         DType::I32 => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
-        DType::I16 | DType::U16 => TensorData::Packed { dtype, bytes: v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect() },
+        DType::I16 | DType::U16 => TensorData::Packed {
+            dtype,
+            bytes: v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
+        },
         DType::I4 | DType::U4 => {
             let mut bytes = vec![0u8; v.len().div_ceil(2)];
             for (i, &x) in v.iter().enumerate() {
@@ -90,7 +93,9 @@ fn store_ints(dims: Vec<usize>, v: Vec<i64>, dtype: DType) -> Result<Tensor> {
 /// QuantizeLinear: `clamp(round_half_even(x / scale) + zp, qmin, qmax)`.
 pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&Tensor>) -> Result<Tensor> {
     let out = zp.map(|z| z.dtype()).or(q.output_dtype).unwrap_or(DType::U8);
-    let (lo, hi) = out.int_range().ok_or_else(|| Error::Unsupported(format!("QuantizeLinear to {out}")))?;
+    let (lo, hi) = out
+        .int_range()
+        .ok_or_else(|| Error::Unsupported(format!("QuantizeLinear to {out}")))?;
     let idx = param_indices(x.dims(), q, scale.dims())?;
     let s = scale.to_f32_vec()?;
     let z = match zp {
@@ -98,7 +103,9 @@ pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&T
         None => vec![0; s.len()],
     };
     if z.len() != s.len() {
-        return Err(Error::ShapeMismatch("zero point and scale differ in shape".into()));
+        return Err(Error::ShapeMismatch(
+            "zero point and scale differ in shape".into(),
+        ));
     }
     let xv = x.to_f32_vec()?;
     let v: Vec<i64> = xv
@@ -118,10 +125,16 @@ pub fn dequantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<
         None => vec![0; s.len()],
     };
     if z.len() != s.len() {
-        return Err(Error::ShapeMismatch("zero point and scale differ in shape".into()));
+        return Err(Error::ShapeMismatch(
+            "zero point and scale differ in shape".into(),
+        ));
     }
     let xv = int_values(x)?;
-    let v = xv.iter().zip(&idx).map(|(&x, &i)| (x - z[i]) as f32 * s[i]).collect();
+    let v = xv
+        .iter()
+        .zip(&idx)
+        .map(|(&x, &i)| (x - z[i]) as f32 * s[i])
+        .collect();
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
@@ -135,7 +148,12 @@ pub fn dynamic_quantize_linear(x: &Tensor) -> Result<Vec<Tensor>> {
         (0.0, vec![0; xv.len()])
     } else {
         let zp = (0.0 - min / scale).round_ties_even().clamp(0.0, 255.0);
-        (zp, xv.iter().map(|&v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as u8).collect())
+        (
+            zp,
+            xv.iter()
+                .map(|&v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as u8)
+                .collect(),
+        )
     };
     Ok(vec![
         Tensor::from_u8(x.dims().to_vec(), q)?,
@@ -145,7 +163,11 @@ pub fn dynamic_quantize_linear(x: &Tensor) -> Result<Vec<Tensor>> {
 }
 
 fn req<'a>(inputs: &[Option<&'a Tensor>], i: usize, op: &str) -> Result<&'a Tensor> {
-    inputs.get(i).copied().flatten().ok_or_else(|| Error::InvalidModel(format!("{op}: input {i} is missing")))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| Error::InvalidModel(format!("{op}: input {i} is missing")))
 }
 
 /// Values minus a zero point that is a scalar or one value per slice of axis `axis`.
@@ -160,20 +182,36 @@ fn centered(t: &Tensor, zp: Option<&Tensor>, axis: usize) -> Result<Vec<f64>> {
         return Ok(v.iter().map(|&x| (x - z[0]) as f64).collect());
     }
     if axis >= d.len() || z.len() != d[axis] {
-        return Err(Error::ShapeMismatch(format!("zero point of {} values does not fit {d:?}", z.len())));
+        return Err(Error::ShapeMismatch(format!(
+            "zero point of {} values does not fit {d:?}",
+            z.len()
+        )));
     }
     let inner: usize = d[axis + 1..].iter().product();
-    Ok(v.iter().enumerate().map(|(i, &x)| (x - z[(i / inner) % d[axis]]) as f64).collect())
+    Ok(v.iter()
+        .enumerate()
+        .map(|(i, &x)| (x - z[(i / inner) % d[axis]]) as f64)
+        .collect())
 }
 
-fn requantize(acc: &[f64], dims: Vec<usize>, mult: &[f32], channel: impl Fn(usize) -> usize, yzp: &Tensor) -> Result<Tensor> {
+fn requantize(
+    acc: &[f64],
+    dims: Vec<usize>,
+    mult: &[f32],
+    channel: impl Fn(usize) -> usize,
+    yzp: &Tensor,
+) -> Result<Tensor> {
     let out = yzp.dtype();
-    let (lo, hi) = out.int_range().ok_or_else(|| Error::Unsupported(format!("requantizing to {out}")))?;
+    let (lo, hi) = out
+        .int_range()
+        .ok_or_else(|| Error::Unsupported(format!("requantizing to {out}")))?;
     let z = int_values(yzp)?[0] as f64;
     let v = acc
         .iter()
         .enumerate()
-        .map(|(i, &a)| ((a * mult[channel(i)] as f64).round_ties_even() + z).clamp(lo as f64, hi as f64) as i64)
+        .map(|(i, &a)| {
+            ((a * mult[channel(i)] as f64).round_ties_even() + z).clamp(lo as f64, hi as f64) as i64
+        })
         .collect();
     store_ints(dims, v, out)
 }
@@ -184,14 +222,28 @@ pub fn qlinear_conv(attrs: &ConvAttrs, inputs: &[Option<&Tensor>]) -> Result<Ten
     let (x, xs, xz, w, ws, wz, ys, yz) = (r(0)?, r(1)?, r(2)?, r(3)?, r(4)?, r(5)?, r(6)?, r(7)?);
     let xc = centered(x, Some(xz), 0)?;
     let wc = centered(w, Some(wz), 0)?;
-    let bias = inputs.get(8).copied().flatten().map(|b| b.to_i64_vec().map(|v| v.iter().map(|&x| x as f64).collect::<Vec<_>>())).transpose()?;
+    let bias = inputs
+        .get(8)
+        .copied()
+        .flatten()
+        .map(|b| {
+            b.to_i64_vec()
+                .map(|v| v.iter().map(|&x| x as f64).collect::<Vec<_>>())
+        })
+        .transpose()?;
     let (dims, acc) = conv_raw(attrs, x.dims(), &xc, w.dims(), &wc, bias.as_deref())?;
     let (xs, ws, ys) = (xs.to_f32_vec()?[0], ws.to_f32_vec()?, ys.to_f32_vec()?[0]);
     let mult: Vec<f32> = ws.iter().map(|&w| xs * w / ys).collect();
     let c_out = dims[1];
     let vol: usize = dims[2..].iter().product();
     let per_channel = mult.len() > 1;
-    requantize(&acc, dims, &mult, |i| if per_channel { (i / vol) % c_out } else { 0 }, yz)
+    requantize(
+        &acc,
+        dims,
+        &mult,
+        |i| if per_channel { (i / vol) % c_out } else { 0 },
+        yz,
+    )
 }
 
 /// QLinearMatMul: integer matmul, then requantization (b's scale may be per column).
@@ -225,8 +277,16 @@ pub fn conv_integer(attrs: &ConvAttrs, inputs: &[Option<&Tensor>]) -> Result<Ten
 pub fn matmul_integer(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     let a = req(inputs, 0, "MatMulInteger")?;
     let b = req(inputs, 1, "MatMulInteger")?;
-    let ac = centered(a, inputs.get(2).copied().flatten(), a.dims().len().saturating_sub(2))?;
-    let bc = centered(b, inputs.get(3).copied().flatten(), b.dims().len().saturating_sub(1))?;
+    let ac = centered(
+        a,
+        inputs.get(2).copied().flatten(),
+        a.dims().len().saturating_sub(2),
+    )?;
+    let bc = centered(
+        b,
+        inputs.get(3).copied().flatten(),
+        b.dims().len().saturating_sub(1),
+    )?;
     let (dims, acc) = matmul_generic(&ac, a.dims(), &bc, b.dims())?;
     Tensor::from_i32(dims, acc.iter().map(|&v| v as i32).collect())
 }

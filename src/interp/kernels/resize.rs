@@ -18,25 +18,33 @@ enum Tap {
     Linear(usize, usize, f32),
 }
 
-fn source_coord(attrs: &ResizeAttrs, o: usize, in_len: usize, out_len: usize, scale: f32, roi: (f32, f32)) -> f32 {
-    let (x, scale, il, ol) = (o as f32, scale, in_len as f32, out_len as f32);
+fn source_coord(
+    attrs: &ResizeAttrs,
+    o: usize,
+    in_len: usize,
+    out_len: usize,
+    scale: f32,
+    roi: (f32, f32),
+) -> f32 {
+    // The spec's length_resized is the real-valued `in_len * scale`, except where noted.
+    let (x, il, ol) = (o as f32, in_len as f32, in_len as f32 * scale);
     match attrs.coordinate_transform {
         C::HalfPixel => (x + 0.5) / scale - 0.5,
         C::HalfPixelSymmetric => {
-            let adjustment = ol / (scale * il);
+            let adjustment = out_len as f32 / ol;
             let center = il / 2.0;
             let offset = center * (1.0 - adjustment);
             offset + (x + 0.5) / scale - 0.5
         }
         C::PytorchHalfPixel => {
-            if out_len > 1 {
+            if ol > 1.0 {
                 (x + 0.5) / scale - 0.5
             } else {
                 0.0
             }
         }
         C::AlignCorners => {
-            if out_len == 1 {
+            if ol == 1.0 {
                 0.0
             } else {
                 x * (il - 1.0) / (ol - 1.0)
@@ -45,7 +53,7 @@ fn source_coord(attrs: &ResizeAttrs, o: usize, in_len: usize, out_len: usize, sc
         C::Asymmetric => x / scale,
         C::TfCropAndResize => {
             let (start, end) = roi;
-            if out_len > 1 {
+            if ol > 1.0 {
                 start * (il - 1.0) + x * (end - start) * (il - 1.0) / (ol - 1.0)
             } else {
                 0.5 * (start + end) * (il - 1.0)
@@ -112,14 +120,23 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
     let axes: Vec<usize> = if attrs.axes.is_empty() {
         (0..rank).collect()
     } else {
-        attrs.axes.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?
+        attrs
+            .axes
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<Result<_>>()?
     };
     let roi_v = present(0).map(|t| t.to_f32_vec()).transpose()?;
     let roi_of = |a: usize| -> Result<(f32, f32)> {
         match &roi_v {
             Some(r) if attrs.coordinate_transform == C::TfCropAndResize => {
-                let k = if r.len() == 2 * rank { a } else {
-                    axes.iter().position(|&x| x == a).ok_or_else(|| Error::ShapeMismatch("Resize roi does not cover axis".into()))?
+                let k = if r.len() == 2 * rank {
+                    a
+                } else {
+                    match axes.iter().position(|&x| x == a) {
+                        Some(k) => k,
+                        None => return Ok((0.0, 1.0)),
+                    }
                 };
                 let n = r.len() / 2;
                 Ok((r[k], r[k + n]))
@@ -131,7 +148,8 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
     let mut dims = d.clone();
     let mut outside: Option<Vec<bool>> = None;
     for a in 0..rank {
-        let changes = out_dims[a] != d[a] || eff[a] != 1.0 || attrs.coordinate_transform == C::TfCropAndResize;
+        let changes =
+            out_dims[a] != d[a] || eff[a] != 1.0 || attrs.coordinate_transform == C::TfCropAndResize;
         if !changes {
             continue;
         }
@@ -142,7 +160,11 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
         let mut next = vec![0f32; outer * ol * inner];
         let mut next_out = outside.as_ref().map(|_| vec![false; next.len()]);
         let track = attrs.coordinate_transform == C::TfCropAndResize;
-        let mut mask = if track { Some(vec![false; next.len()]) } else { None };
+        let mut mask = if track {
+            Some(vec![false; next.len()])
+        } else {
+            None
+        };
         for o in 0..outer {
             for (j, tap) in t.iter().enumerate() {
                 let dst = (o * ol + j) * inner;
@@ -181,6 +203,8 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
     match x.dtype() {
         DType::F32 => Ok(t),
         DType::I8 | DType::U8 if attrs.mode == ResizeMode::Nearest => super::elementwise::cast(&t, x.dtype()),
-        d => Err(Error::Unsupported(format!("Resize of {d} tensors in linear mode"))),
+        d => Err(Error::Unsupported(format!(
+            "Resize of {d} tensors in linear mode"
+        ))),
     }
 }
