@@ -19,3 +19,7 @@ mod status;
 pub use boundary::xq_last_error_message;
 pub use info::*;
 pub use status::*;
+mod model;
+mod tensor;
+pub use model::*;
+pub use tensor::*;
