@@ -29,16 +29,24 @@ fn main() {
         .expect("run build_models.py");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let ort_ms = stdout.lines().find_map(|l| l.strip_prefix("ort_mobilenet_v2_ms ")).unwrap_or("?").to_string();
+    let ort_ms = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ort_mobilenet_v2_ms "))
+        .unwrap_or("?")
+        .to_string();
 
     for name in ["mobilenet_v2", "resnet18"] {
         let mut graph = xq::onnx::load_file(dir.path().join(format!("{name}.onnx"))).expect("load");
-        graph.fix_input_shapes(&[("input", &[1, 3, 224, 224])]).expect("fix shapes");
+        graph
+            .fix_input_shapes(&[("input", &[1, 3, 224, 224])])
+            .expect("fix shapes");
         xq::interp::simplify(&mut graph).expect("simplify");
         let interp = xq::interp::Interpreter::new(&graph).expect("plan");
         let x = xq::ir::Tensor::from_f32(
             vec![1, 3, 224, 224],
-            (0..3 * 224 * 224).map(|i| ((i % 255) as f32 / 127.0) - 1.0).collect(),
+            (0..3 * 224 * 224)
+                .map(|i| ((i % 255) as f32 / 127.0) - 1.0)
+                .collect(),
         )
         .expect("input");
         for _ in 0..3 {
@@ -51,7 +59,10 @@ fn main() {
                 t0.elapsed().as_secs_f64() * 1e3
             })
             .collect();
-        println!("xq_interp_{name}_ms {:.3} (median of {RUNS}, 1 thread)", median(times));
+        println!(
+            "xq_interp_{name}_ms {:.3} (median of {RUNS}, 1 thread)",
+            median(times)
+        );
     }
     println!("ort_mobilenet_v2_ms {ort_ms} (median of {RUNS}, intra_op_num_threads=1)");
 }

@@ -32,15 +32,39 @@ unsafe fn build_mlp() -> *mut xq_model {
     unsafe {
         ok(xq_model_new(c"mlp".as_ptr(), &mut m));
         let dims = [-1i64, 2];
-        ok(xq_model_add_input(m, c"x".as_ptr(), xq_dtype::XQ_DTYPE_F32 as i32, dims.as_ptr(), 2));
+        ok(xq_model_add_input(
+            m,
+            c"x".as_ptr(),
+            xq_dtype::XQ_DTYPE_F32 as i32,
+            dims.as_ptr(),
+            2,
+        ));
         let (mut wd, mut w) = ([2i64, 3], [1.0f32, -1.0, 0.5, 2.0, 0.0, -0.5]);
-        ok(xq_model_add_constant(m, c"W".as_ptr(), &f32_tensor(&mut wd, &mut w)));
+        ok(xq_model_add_constant(
+            m,
+            c"W".as_ptr(),
+            &f32_tensor(&mut wd, &mut w),
+        ));
         let (mut bd, mut b) = ([3i64], [0.5f32, 0.25, -1.0]);
-        ok(xq_model_add_constant(m, c"b".as_ptr(), &f32_tensor(&mut bd, &mut b)));
+        ok(xq_model_add_constant(
+            m,
+            c"b".as_ptr(),
+            &f32_tensor(&mut bd, &mut b),
+        ));
         let add_node = |op: &CStr, name: &CStr, ins: &[&str], outs: &[&str], attrs: &[xq_attribute]| {
             let (_i, ip) = cstrs(ins);
             let (_o, op_) = cstrs(outs);
-            ok(xq_model_add_node(m, op.as_ptr(), name.as_ptr(), ip.as_ptr(), ip.len(), op_.as_ptr(), op_.len(), attrs.as_ptr(), attrs.len()));
+            ok(xq_model_add_node(
+                m,
+                op.as_ptr(),
+                name.as_ptr(),
+                ip.as_ptr(),
+                ip.len(),
+                op_.as_ptr(),
+                op_.len(),
+                attrs.as_ptr(),
+                attrs.len(),
+            ));
         };
         add_node(c"MatMul", c"mm", &["x", "W"], &["m"], &[]);
         add_node(c"Add", c"bias", &["m", "b"], &["a"], &[]);
@@ -67,7 +91,9 @@ fn expected(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut y = Vec::new();
     let mut s = Vec::new();
     for row in x.chunks(2) {
-        let r: Vec<f32> = (0..3).map(|j| (row[0] * w[j] + row[1] * w[3 + j] + b[j]).max(0.0)).collect();
+        let r: Vec<f32> = (0..3)
+            .map(|j| (row[0] * w[j] + row[1] * w[3 + j] + b[j]).max(0.0))
+            .collect();
         let e: Vec<f32> = r.iter().map(|v| v.exp()).collect();
         let sum: f32 = e.iter().sum();
         s.extend(e.iter().map(|v| v / sum));
@@ -105,7 +131,11 @@ fn build_inspect_run_fix_and_round_trip() {
         ok(xq_model_input_count(m, &mut n_in));
         ok(xq_model_output_count(m, &mut n_out));
         assert_eq!((n_in, n_out), (1, 2));
-        let mut info = xq_value_info { name: null(), dtype: xq_dtype::XQ_DTYPE_BOOL, rank: 0 };
+        let mut info = xq_value_info {
+            name: null(),
+            dtype: xq_dtype::XQ_DTYPE_BOOL,
+            rank: 0,
+        };
         ok(xq_model_input(m, 0, &mut info));
         assert_eq!(CStr::from_ptr(info.name).to_str().unwrap(), "x");
         assert_eq!((info.dtype, info.rank), (xq_dtype::XQ_DTYPE_F32, 2));
@@ -135,9 +165,18 @@ fn build_inspect_run_fix_and_round_trip() {
         let mut needed = 0usize;
         ok(xq_model_serialize_onnx(m, null_mut(), 0, &mut needed));
         let mut buf = vec![0u8; needed];
-        ok(xq_model_serialize_onnx(m, buf.as_mut_ptr() as *mut c_void, buf.len(), &mut needed));
+        ok(xq_model_serialize_onnx(
+            m,
+            buf.as_mut_ptr() as *mut c_void,
+            buf.len(),
+            &mut needed,
+        ));
         let mut m2 = null_mut();
-        ok(xq_model_load_buffer(buf.as_ptr() as *const c_void, buf.len(), &mut m2));
+        ok(xq_model_load_buffer(
+            buf.as_ptr() as *const c_void,
+            buf.len(),
+            &mut m2,
+        ));
         let (y2, s2, _) = run(m2, &mut x);
         assert_close(&y2, &ey);
         assert_close(&s2, &es);
@@ -184,7 +223,10 @@ fn misuse_returns_errors_and_leaves_outputs_alone() {
     unsafe {
         let m = build_mlp();
         let mut n = 7usize;
-        assert_eq!(xq_model_input_count(null_mut(), &mut n), xq_status::XQ_ERROR_NULL_POINTER);
+        assert_eq!(
+            xq_model_input_count(null_mut(), &mut n),
+            xq_status::XQ_ERROR_NULL_POINTER
+        );
         assert_eq!(n, 7);
         // Output buffer too small: error, and nothing written.
         let mut x = [1.0f32, 2.0];
@@ -193,18 +235,31 @@ fn misuse_returns_errors_and_leaves_outputs_alone() {
         let (mut yd, mut y) = ([0i64; 2], [42.0f32; 2]);
         let (mut sd, mut s) = ([0i64; 2], [42.0f32; 3]);
         let mut outs = [f32_tensor(&mut yd, &mut y), f32_tensor(&mut sd, &mut s)];
-        assert_eq!(xq_model_run_float(m, &input, 1, outs.as_mut_ptr(), 2), xq_status::XQ_ERROR_INVALID_ARGUMENT);
-        assert!(xq::ffi::boundary::last_error().contains("needs"), "{}", xq::ffi::boundary::last_error());
+        assert_eq!(
+            xq_model_run_float(m, &input, 1, outs.as_mut_ptr(), 2),
+            xq_status::XQ_ERROR_INVALID_ARGUMENT
+        );
+        assert!(
+            xq::ffi::boundary::last_error().contains("needs"),
+            "{}",
+            xq::ffi::boundary::last_error()
+        );
         assert_eq!(s, [42.0; 3]);
         assert_eq!(y, [42.0; 2]);
         // Inconsistent byte_length.
         let mut bad = input;
         bad.byte_length = 4;
-        assert_eq!(xq_model_run_float(m, &bad, 1, outs.as_mut_ptr(), 2), xq_status::XQ_ERROR_INVALID_ARGUMENT);
+        assert_eq!(
+            xq_model_run_float(m, &bad, 1, outs.as_mut_ptr(), 2),
+            xq_status::XQ_ERROR_INVALID_ARGUMENT
+        );
         // Unknown dtype number, absurd rank.
         let mut weird = input;
         weird.dtype = 99;
-        assert_eq!(xq_model_run_float(m, &weird, 1, outs.as_mut_ptr(), 2), xq_status::XQ_ERROR_INVALID_ARGUMENT);
+        assert_eq!(
+            xq_model_run_float(m, &weird, 1, outs.as_mut_ptr(), 2),
+            xq_status::XQ_ERROR_INVALID_ARGUMENT
+        );
         let dims = [1i64; 17];
         assert_eq!(
             xq_model_add_input(m, c"z".as_ptr(), 1, dims.as_ptr(), 17),
@@ -214,24 +269,60 @@ fn misuse_returns_errors_and_leaves_outputs_alone() {
         let (_i, ip) = cstrs(&["x"]);
         let (_o, op) = cstrs(&["q"]);
         assert_eq!(
-            xq_model_add_node(m, c"Einsum".as_ptr(), c"e".as_ptr(), ip.as_ptr(), 1, op.as_ptr(), 1, null(), 0),
+            xq_model_add_node(
+                m,
+                c"Einsum".as_ptr(),
+                c"e".as_ptr(),
+                ip.as_ptr(),
+                1,
+                op.as_ptr(),
+                1,
+                null(),
+                0
+            ),
             xq_status::XQ_ERROR_UNSUPPORTED
         );
         assert_eq!(
-            xq_model_add_node(m, c"Relu".as_ptr(), c"relu".as_ptr(), ip.as_ptr(), 1, op.as_ptr(), 1, null(), 0),
+            xq_model_add_node(
+                m,
+                c"Relu".as_ptr(),
+                c"relu".as_ptr(),
+                ip.as_ptr(),
+                1,
+                op.as_ptr(),
+                1,
+                null(),
+                0
+            ),
             xq_status::XQ_ERROR_INVALID_ARGUMENT
         );
         // A node reading an undefined tensor makes the model invalid when next used.
         let (_i2, ip2) = cstrs(&["nowhere"]);
-        ok(xq_model_add_node(m, c"Relu".as_ptr(), c"dangling".as_ptr(), ip2.as_ptr(), 1, op.as_ptr(), 1, null(), 0));
+        ok(xq_model_add_node(
+            m,
+            c"Relu".as_ptr(),
+            c"dangling".as_ptr(),
+            ip2.as_ptr(),
+            1,
+            op.as_ptr(),
+            1,
+            null(),
+            0,
+        ));
         assert_eq!(xq_model_input_count(m, &mut n), xq_status::XQ_ERROR_INVALID_MODEL);
         assert!(xq::ffi::boundary::last_error().contains("nowhere"));
         xq_model_free(m);
         // Garbage bytes are a corrupt file; a missing file is an I/O error.
         let mut h = null_mut();
         let junk = [0xFFu8; 16];
-        assert_eq!(xq_model_load_buffer(junk.as_ptr() as *const c_void, 16, &mut h), xq_status::XQ_ERROR_CORRUPT_FILE);
+        assert_eq!(
+            xq_model_load_buffer(junk.as_ptr() as *const c_void, 16, &mut h),
+            xq_status::XQ_ERROR_CORRUPT_FILE
+        );
         assert!(h.is_null());
-        assert_eq!(xq_model_load_file(c"/nonexistent/model.onnx".as_ptr(), &mut h), xq_status::XQ_ERROR_IO);
+        assert_eq!(
+            xq_model_load_file(c"/nonexistent/model.onnx".as_ptr(), &mut h),
+            xq_status::XQ_ERROR_IO
+        );
     }
 }

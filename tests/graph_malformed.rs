@@ -8,7 +8,9 @@ use xq::ir::Tensor;
 use xq::Error;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
 }
 
 fn load_err(name: &str) -> Error {
@@ -33,7 +35,10 @@ fn valid_fixture_matches_onnx_runtime_and_external_data_loads() {
 fn external_data_needs_a_file_location() {
     let bytes = std::fs::read(fixture("tiny_cnn_external.onnx")).unwrap();
     let e = xq::onnx::load_bytes(&bytes, None).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("external data"), "{e}");
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("external data"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -73,7 +78,10 @@ fn every_truncation_and_random_corruption_fails_cleanly() {
             let _ = xq::interp::simplify(&mut g);
         }
     }
-    assert!(loaded > 0, "some single-bit corruptions (e.g. in weights) still load");
+    assert!(
+        loaded > 0,
+        "some single-bit corruptions (e.g. in weights) still load"
+    );
 }
 
 #[test]
@@ -86,7 +94,10 @@ fn cycle_is_reported() {
 #[test]
 fn missing_initializer_is_named() {
     let e = load_err("missing_initializer.onnx");
-    assert!(e.to_string().contains("w_missing") && e.to_string().contains("conv"), "{e}");
+    assert!(
+        e.to_string().contains("w_missing") && e.to_string().contains("conv"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -125,7 +136,12 @@ fn unsupported_ops_are_listed_together() {
     let e = load_err("unsupported_ops.onnx");
     let msg = e.to_string();
     assert!(matches!(e, Error::Unsupported(_)), "{msg}");
-    for part in ["3 unsupported", "Einsum (node `einsum`)", "LSTM (node `lstm`)", "com.microsoft::FusedConv (node `fused`)"] {
+    for part in [
+        "3 unsupported",
+        "Einsum (node `einsum`)",
+        "LSTM (node `lstm`)",
+        "com.microsoft::FusedConv (node `fused`)",
+    ] {
         assert!(msg.contains(part), "missing `{part}` in: {msg}");
     }
 }
@@ -137,6 +153,12 @@ fn wrong_runtime_inputs_are_rejected() {
     let e = xq::interp::run_once(&g, &[bad_rank]).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch(_)), "{e}");
     let bad_type = Tensor::from_i64(vec![1, 3, 8, 8], vec![0; 192]).unwrap();
-    assert!(matches!(xq::interp::run_once(&g, &[bad_type]), Err(Error::DtypeMismatch(_))));
-    assert!(matches!(xq::interp::run_once(&g, &[]), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        xq::interp::run_once(&g, &[bad_type]),
+        Err(Error::DtypeMismatch(_))
+    ));
+    assert!(matches!(
+        xq::interp::run_once(&g, &[]),
+        Err(Error::InvalidArgument { .. })
+    ));
 }

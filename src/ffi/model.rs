@@ -25,7 +25,12 @@ pub struct xq_model {
 
 impl xq_model {
     fn new(graph: Graph) -> xq_model {
-        xq_model { graph, dirty: true, plan: None, names: Vec::new() }
+        xq_model {
+            graph,
+            dirty: true,
+            plan: None,
+            names: Vec::new(),
+        }
     }
 
     /// Validates, simplifies and plans the graph if it changed since the last call.
@@ -36,15 +41,24 @@ impl xq_model {
             self.plan = Some(Interpreter::new(&self.graph)?);
             self.dirty = false;
         }
-        self.plan.as_ref().ok_or_else(|| Error::Internal("model plan missing".into()))
+        self.plan
+            .as_ref()
+            .ok_or_else(|| Error::Internal("model plan missing".into()))
     }
 
     fn info(&mut self, output: bool, index: usize) -> Result<TensorInfo> {
         self.prepare()?;
-        let list = if output { &self.graph.outputs } else { &self.graph.inputs };
-        list.get(index)
-            .cloned()
-            .ok_or_else(|| Error::invalid_argument("index", format!("{index} is out of range ({} values)", list.len())))
+        let list = if output {
+            &self.graph.outputs
+        } else {
+            &self.graph.inputs
+        };
+        list.get(index).cloned().ok_or_else(|| {
+            Error::invalid_argument(
+                "index",
+                format!("{index} is out of range ({} values)", list.len()),
+            )
+        })
     }
 
     /// Keeps a C copy of `s` alive as long as the model and returns its pointer.
@@ -89,7 +103,11 @@ pub unsafe extern "C" fn xq_model_load_file(path: *const c_char, out: *mut *mut 
 /// # Safety
 /// `data` must point to `length` readable bytes; `out` must point to writable storage.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_load_buffer(data: *const c_void, length: usize, out: *mut *mut xq_model) -> xq_status {
+pub unsafe extern "C" fn xq_model_load_buffer(
+    data: *const c_void,
+    length: usize,
+    out: *mut *mut xq_model,
+) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract; the length is bounded before use.
         let bytes = unsafe { arg_slice(data as *const u8, length, crate::onnx::MAX_MODEL_BYTES, "data") }?;
@@ -109,9 +127,16 @@ pub unsafe extern "C" fn xq_model_load_buffer(data: *const c_void, length: usize
 pub unsafe extern "C" fn xq_model_new(name: *const c_char, out: *mut *mut xq_model) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract on `name` (NULL allowed).
-        let name = if name.is_null() { "" } else { unsafe { arg_str(name, "name") }? };
+        let name = if name.is_null() {
+            ""
+        } else {
+            unsafe { arg_str(name, "name") }?
+        };
         let out = Out::new(out, "out")?;
-        out.write(into_handle(xq_model::new(Graph { name: name.to_string(), ..Default::default() })));
+        out.write(into_handle(xq_model::new(Graph {
+            name: name.to_string(),
+            ..Default::default()
+        })));
         Ok(())
     })
 }
@@ -132,7 +157,11 @@ fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
         let m = unsafe { arg_mut(model, "model") }?;
         let out = Out::new(out, "out")?;
         m.prepare()?;
-        out.write(if output { m.graph.outputs.len() } else { m.graph.inputs.len() });
+        out.write(if output {
+            m.graph.outputs.len()
+        } else {
+            m.graph.inputs.len()
+        });
         Ok(())
     })
 }
@@ -163,7 +192,11 @@ fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_val
         let info = m.info(output, index)?;
         let name = m.c_name(&info.name);
         let rank = info.shape.as_ref().map_or(-1, |s| s.len() as i64);
-        out.write(xq_value_info { name, dtype: info.dtype.into(), rank });
+        out.write(xq_value_info {
+            name,
+            dtype: info.dtype.into(),
+            rank,
+        });
         Ok(())
     })
 }
@@ -173,7 +206,11 @@ fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_val
 /// # Safety
 /// `model` must be a live model handle, not used concurrently; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_input(model: *mut xq_model, index: usize, out: *mut xq_value_info) -> xq_status {
+pub unsafe extern "C" fn xq_model_input(
+    model: *mut xq_model,
+    index: usize,
+    out: *mut xq_value_info,
+) -> xq_status {
     value_info(model, false, index, out)
 }
 
@@ -182,21 +219,34 @@ pub unsafe extern "C" fn xq_model_input(model: *mut xq_model, index: usize, out:
 /// # Safety
 /// As `xq_model_input`.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_output(model: *mut xq_model, index: usize, out: *mut xq_value_info) -> xq_status {
+pub unsafe extern "C" fn xq_model_output(
+    model: *mut xq_model,
+    index: usize,
+    out: *mut xq_value_info,
+) -> xq_status {
     value_info(model, true, index, out)
 }
 
-fn dim(model: *mut xq_model, output: bool, index: usize, axis: usize, size: *mut i64, symbol: *mut *const c_char) -> xq_status {
+fn dim(
+    model: *mut xq_model,
+    output: bool,
+    index: usize,
+    axis: usize,
+    size: *mut i64,
+    symbol: *mut *const c_char,
+) -> xq_status {
     guard(|| {
         // SAFETY: documented by the exported wrappers.
         let m = unsafe { arg_mut(model, "model") }?;
         let size = Out::new(size, "size")?;
         let symbol = Out::new(symbol, "symbol")?;
         let info = m.info(output, index)?;
-        let shape = info.shape.ok_or_else(|| Error::InvalidState(format!("the rank of `{}` is unknown", info.name)))?;
-        let d = shape
-            .get(axis)
-            .ok_or_else(|| Error::invalid_argument("axis", format!("{axis} is out of range for rank {}", shape.len())))?;
+        let shape = info
+            .shape
+            .ok_or_else(|| Error::InvalidState(format!("the rank of `{}` is unknown", info.name)))?;
+        let d = shape.get(axis).ok_or_else(|| {
+            Error::invalid_argument("axis", format!("{axis} is out of range for rank {}", shape.len()))
+        })?;
         let (n, s) = match d {
             Dim::Known(n) => (*n as i64, std::ptr::null()),
             Dim::Symbolic(name) => (-1, m.c_name(name)),
@@ -253,11 +303,17 @@ pub unsafe extern "C" fn xq_model_fix_input_shape(
     guard(|| {
         // SAFETY: caller's contract for each pointer; lengths bounded.
         let (m, name, dims) = unsafe {
-            (arg_mut(model, "model")?, arg_str(name, "name")?, arg_slice(dims, rank, XQ_MAX_RANK, "dims")?)
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_slice(dims, rank, XQ_MAX_RANK, "dims")?,
+            )
         };
         let dims: Vec<usize> = dims
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| Error::invalid_argument("dims", format!("{d} is negative"))))
+            .map(|&d| {
+                usize::try_from(d).map_err(|_| Error::invalid_argument("dims", format!("{d} is negative")))
+            })
             .collect::<Result<_>>()?;
         let mut graph = m.graph.clone();
         graph.validate()?;
@@ -296,7 +352,10 @@ pub unsafe extern "C" fn xq_model_run_float(
             .collect::<Result<_>>()?;
         let results = plan.run(&values)?;
         if n_outputs != results.len() {
-            return Err(Error::invalid_argument("n_outputs", format!("the model has {} outputs", results.len())));
+            return Err(Error::invalid_argument(
+                "n_outputs",
+                format!("the model has {} outputs", results.len()),
+            ));
         }
         if outputs.is_null() && n_outputs > 0 {
             return Err(Error::NullPointer("outputs"));
@@ -308,7 +367,11 @@ pub unsafe extern "C" fn xq_model_run_float(
             if o.rank < r.dims().len() || o.byte_length < need {
                 return Err(Error::invalid_argument(
                     "outputs",
-                    format!("an output of shape {:?} needs rank room {} and {need} bytes", r.dims(), r.dims().len()),
+                    format!(
+                        "an output of shape {:?} needs rank room {} and {need} bytes",
+                        r.dims(),
+                        r.dims().len()
+                    ),
                 ));
             }
         }
@@ -362,7 +425,10 @@ pub unsafe extern "C" fn xq_model_serialize_onnx(
             return Ok(());
         }
         if capacity < bytes.len() || buffer.is_null() {
-            return Err(Error::invalid_argument("capacity", format!("{capacity} bytes; the model needs {}", bytes.len())));
+            return Err(Error::invalid_argument(
+                "capacity",
+                format!("{capacity} bytes; the model needs {}", bytes.len()),
+            ));
         }
         // SAFETY: `buffer` holds `capacity >= bytes.len()` writable bytes (caller's contract).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer as *mut u8, bytes.len()) };
@@ -385,20 +451,40 @@ pub unsafe extern "C" fn xq_model_add_input(
     guard(|| {
         // SAFETY: caller's contract; rank bounded.
         let (m, name, dims) = unsafe {
-            (arg_mut(model, "model")?, arg_str(name, "name")?, arg_slice(dims, rank, XQ_MAX_RANK, "dims")?)
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_slice(dims, rank, XQ_MAX_RANK, "dims")?,
+            )
         };
         let dtype = dtype_from_c(dtype)?;
         if name.is_empty() || m.graph.tensor_info(name).is_some() {
-            return Err(Error::invalid_argument("name", format!("`{name}` is empty or already defined")));
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is empty or already defined"),
+            ));
         }
         let shape: Vec<Dim> = dims
             .iter()
             .enumerate()
-            .map(|(i, &d)| if d < 0 { Dim::Symbolic(format!("{name}_dim{i}")) } else { Dim::Known(d as usize) })
+            .map(|(i, &d)| {
+                if d < 0 {
+                    Dim::Symbolic(format!("{name}_dim{i}"))
+                } else {
+                    Dim::Known(d as usize)
+                }
+            })
             .collect();
-        let known: Vec<usize> = shape.iter().filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).collect();
+        let known: Vec<usize> = shape
+            .iter()
+            .filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None })
+            .collect();
         crate::ir::checked_numel(&known)?;
-        m.graph.inputs.push(TensorInfo { name: name.to_string(), dtype, shape: Some(shape) });
+        m.graph.inputs.push(TensorInfo {
+            name: name.to_string(),
+            dtype,
+            shape: Some(shape),
+        });
         m.dirty = true;
         Ok(())
     })
@@ -409,12 +495,25 @@ pub unsafe extern "C" fn xq_model_add_input(
 /// # Safety
 /// `model` live handle; `name` NUL-terminated; `value` follows the `xq_tensor` input contract.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_add_constant(model: *mut xq_model, name: *const c_char, value: *const xq_tensor) -> xq_status {
+pub unsafe extern "C" fn xq_model_add_constant(
+    model: *mut xq_model,
+    name: *const c_char,
+    value: *const xq_tensor,
+) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract.
-        let (m, name, value) = unsafe { (arg_mut(model, "model")?, arg_str(name, "name")?, arg_ref(value, "value")?) };
+        let (m, name, value) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_ref(value, "value")?,
+            )
+        };
         if name.is_empty() || m.graph.tensor_info(name).is_some() {
-            return Err(Error::invalid_argument("name", format!("`{name}` is empty or already defined")));
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is empty or already defined"),
+            ));
         }
         // SAFETY: `value` follows the input descriptor contract (caller).
         let t = unsafe { tensor_from_c(value, "value") }?;
@@ -467,7 +566,13 @@ unsafe fn names(ptr: *const *const c_char, n: usize, what: &'static str) -> Resu
     // or NUL-terminated.
     let list = unsafe { arg_slice(ptr, n, MAX_C_COUNT, what) }?;
     list.iter()
-        .map(|&p| if p.is_null() { Ok(String::new()) } else { unsafe { arg_str(p, what) }.map(str::to_string) })
+        .map(|&p| {
+            if p.is_null() {
+                Ok(String::new())
+            } else {
+                unsafe { arg_str(p, what) }.map(str::to_string)
+            }
+        })
         .collect()
 }
 
@@ -478,9 +583,16 @@ unsafe fn attribute(a: &xq_attribute) -> Result<(String, AttrValue)> {
         0 => AttrValue::Int(a.i),
         1 => AttrValue::Float(a.f),
         2 => AttrValue::Ints(unsafe { arg_slice(a.ints, a.count, MAX_C_COUNT, "attrs.ints") }?.to_vec()),
-        3 => AttrValue::Floats(unsafe { arg_slice(a.floats, a.count, MAX_C_COUNT, "attrs.floats") }?.to_vec()),
+        3 => {
+            AttrValue::Floats(unsafe { arg_slice(a.floats, a.count, MAX_C_COUNT, "attrs.floats") }?.to_vec())
+        }
         4 => AttrValue::String(unsafe { arg_str(a.s, "attrs.s") }?.to_string()),
-        t => return Err(Error::invalid_argument("attrs.type", format!("{t} is not an xq_attr_type"))),
+        t => {
+            return Err(Error::invalid_argument(
+                "attrs.type",
+                format!("{t} is not an xq_attr_type"),
+            ))
+        }
     };
     Ok((name, value))
 }
@@ -505,8 +617,13 @@ pub unsafe extern "C" fn xq_model_add_node(
 ) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract for every pointer; counts bounded.
-        let (m, op_type, name) =
-            unsafe { (arg_mut(model, "model")?, arg_str(op_type, "op_type")?, arg_str(name, "name")?) };
+        let (m, op_type, name) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(op_type, "op_type")?,
+                arg_str(name, "name")?,
+            )
+        };
         let inputs = unsafe { names(inputs, n_inputs, "inputs") }?;
         let outputs = unsafe { names(outputs, n_outputs, "outputs") }?;
         let attrs = unsafe { arg_slice(attrs, n_attrs, MAX_C_COUNT, "attrs") }?
@@ -530,16 +647,25 @@ pub unsafe extern "C" fn xq_model_add_output(model: *mut xq_model, name: *const 
         // SAFETY: caller's contract.
         let (m, name) = unsafe { (arg_mut(model, "model")?, arg_str(name, "name")?) };
         if m.graph.is_output(name) {
-            return Err(Error::invalid_argument("name", format!("`{name}` is already an output")));
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is already an output"),
+            ));
         }
         let mut probe = m.graph.clone();
         probe.validate()?;
         probe.infer_shapes()?;
-        let dtype = probe
-            .tensor_info(name)
-            .map(|i| i.dtype)
-            .ok_or_else(|| Error::invalid_argument("name", format!("no input, constant or node output is named `{name}`")))?;
-        m.graph.outputs.push(TensorInfo { name: name.to_string(), dtype, shape: None });
+        let dtype = probe.tensor_info(name).map(|i| i.dtype).ok_or_else(|| {
+            Error::invalid_argument(
+                "name",
+                format!("no input, constant or node output is named `{name}`"),
+            )
+        })?;
+        m.graph.outputs.push(TensorInfo {
+            name: name.to_string(),
+            dtype,
+            shape: None,
+        });
         m.dirty = true;
         Ok(())
     })

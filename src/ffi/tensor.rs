@@ -66,7 +66,8 @@ impl From<DType> for xq_dtype {
 
 /// Converts a dtype number received from C (validated, since C may pass any integer).
 pub fn dtype_from_c(raw: i32) -> Result<DType> {
-    DType::from_onnx_code(raw).map_err(|_| Error::invalid_argument("dtype", format!("{raw} is not an xq_dtype")))
+    DType::from_onnx_code(raw)
+        .map_err(|_| Error::invalid_argument("dtype", format!("{raw} is not an xq_dtype")))
 }
 
 /// A tensor as C sees it. The caller owns `dims` and `data`.
@@ -102,14 +103,22 @@ pub unsafe fn tensor_from_c(t: &xq_tensor, what: &'static str) -> Result<Tensor>
     let dims = unsafe { arg_slice(t.dims as *const i64, t.rank, XQ_MAX_RANK, "dims") }?;
     let dims: Vec<usize> = dims
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| Error::invalid_argument(what, format!("dimension {d} is negative"))))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| Error::invalid_argument(what, format!("dimension {d} is negative")))
+        })
         .collect::<Result<_>>()?;
     let numel = checked_numel(&dims)?;
-    let expected = dtype.storage_bytes(numel).ok_or_else(|| Error::ResourceLimit("tensor size overflows".into()))?;
+    let expected = dtype
+        .storage_bytes(numel)
+        .ok_or_else(|| Error::ResourceLimit("tensor size overflows".into()))?;
     if t.byte_length != expected {
         return Err(Error::invalid_argument(
             what,
-            format!("byte_length is {} but a {dtype} tensor of shape {dims:?} has {expected} bytes", t.byte_length),
+            format!(
+                "byte_length is {} but a {dtype} tensor of shape {dims:?} has {expected} bytes",
+                t.byte_length
+            ),
         ));
     }
     // SAFETY: `data` holds `byte_length` bytes (caller's contract); the length was just checked
@@ -126,19 +135,27 @@ pub unsafe fn tensor_from_c(t: &xq_tensor, what: &'static str) -> Result<Tensor>
 pub unsafe fn tensor_to_c(value: &Tensor, t: &mut xq_tensor, what: &'static str) -> Result<()> {
     let rank = value.dims().len();
     if t.rank < rank {
-        return Err(Error::invalid_argument(what, format!("dims has room for {} entries, the output has rank {rank}", t.rank)));
+        return Err(Error::invalid_argument(
+            what,
+            format!("dims has room for {} entries, the output has rank {rank}", t.rank),
+        ));
     }
     let bytes = value.to_le_bytes();
     if t.byte_length < bytes.len() {
         return Err(Error::invalid_argument(
             what,
-            format!("data has room for {} bytes, the output needs {} (shape {:?})", t.byte_length, bytes.len(), value.dims()),
+            format!(
+                "data has room for {} bytes, the output needs {} (shape {:?})",
+                t.byte_length,
+                bytes.len(),
+                value.dims()
+            ),
         ));
     }
     if (rank > 0 && t.dims.is_null()) || (!bytes.is_empty() && t.data.is_null()) {
         return Err(Error::NullPointer(what));
     }
-    if rank > 0 && !(t.dims as usize).is_multiple_of(std::mem::align_of::<i64>()) {
+    if rank > 0 && (t.dims as usize) % std::mem::align_of::<i64>() != 0 {
         return Err(Error::invalid_argument(what, "dims is not aligned"));
     }
     // SAFETY: `dims` has room for `t.rank >= rank` i64s and `data` for `t.byte_length >=

@@ -388,12 +388,12 @@ fn resize_shape_if_known(op: &Op, x: &[usize], inputs: &[Option<Fact<'_>>]) -> R
         .get(2)
         .copied()
         .flatten()
-        .filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
+        .filter(|f| f.shape.map_or(true, |s| s.iter().product::<usize>() > 0));
     let sizes_f = inputs
         .get(3)
         .copied()
         .flatten()
-        .filter(|f| f.shape.is_none_or(|s| s.iter().product::<usize>() > 0));
+        .filter(|f| f.shape.map_or(true, |s| s.iter().product::<usize>() > 0));
     let scales = match scales_f {
         Some(f) => match f.value {
             Some(v) => Some(v.to_f32_vec()?),

@@ -91,7 +91,7 @@ impl Graph {
         let conv_idx = self.producer(x)?;
         let conv = &self.nodes[conv_idx];
         let weights_const = self.initializers.contains_key(conv.input(1)?)
-            && conv.input(2).is_none_or(|b| self.initializers.contains_key(b));
+            && conv.input(2).map_or(true, |b| self.initializers.contains_key(b));
         let single_use = self.consumers(x).len() == 1 && !self.is_output(x);
         (matches!(conv.op, Op::Conv(_)) && weights_const && single_use).then_some(conv_idx)
     }
@@ -159,7 +159,7 @@ impl Graph {
                     removed += 1;
                     continue;
                 }
-                if !src_is_boundary && self.initializers.get(&src).is_none() {
+                if !src_is_boundary && !self.initializers.contains_key(&src) {
                     if let Some(p) = self.producer(&src) {
                         for o in self.nodes[p].outputs.iter_mut().filter(|o| **o == src) {
                             *o = dst.clone();

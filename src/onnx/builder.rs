@@ -22,7 +22,10 @@ pub enum AttrValue {
 }
 
 fn to_proto(name: &str, v: &AttrValue) -> AttributeProto {
-    let mut a = AttributeProto { name: name.to_string(), ..Default::default() };
+    let mut a = AttributeProto {
+        name: name.to_string(),
+        ..Default::default()
+    };
     match v {
         AttrValue::Int(i) => (a.r#type, a.i) = (attr_type::INT, Some(*i)),
         AttrValue::Float(f) => (a.r#type, a.f) = (attr_type::FLOAT, Some(*f)),
@@ -45,10 +48,16 @@ pub fn add_onnx_node(
     attrs: &[(String, AttrValue)],
 ) -> Result<()> {
     if !ops::is_supported(op_type) {
-        return Err(Error::Unsupported(format!("op type `{op_type}` (supported: {})", ops::SUPPORTED.join(", "))));
+        return Err(Error::Unsupported(format!(
+            "op type `{op_type}` (supported: {})",
+            ops::SUPPORTED.join(", ")
+        )));
     }
     if name.is_empty() || graph.nodes.iter().any(|n| n.name == name) {
-        return Err(Error::invalid_argument("name", format!("node name `{name}` is empty or already used")));
+        return Err(Error::invalid_argument(
+            "name",
+            format!("node name `{name}` is empty or already used"),
+        ));
     }
     let proto = NodeProto {
         input: inputs.to_vec(),
@@ -59,7 +68,9 @@ pub fn add_onnx_node(
         ..Default::default()
     };
     if op_type == "Constant" {
-        let out = outputs.first().ok_or_else(|| Error::invalid_argument("outputs", "Constant needs one output"))?;
+        let out = outputs
+            .first()
+            .ok_or_else(|| Error::invalid_argument("outputs", "Constant needs one output"))?;
         let value = ops::constant_value(&proto, None)?;
         graph.initializers.insert(out.clone(), value);
         return Ok(());
@@ -76,6 +87,11 @@ pub fn add_onnx_node(
     };
     let converted = ops::convert(&proto, super::EXPORT_OPSET, &mut fresh)?;
     graph.initializers.extend(converted.constants);
-    graph.nodes.push(Node { name: name.to_string(), op: converted.op, inputs: converted.inputs, outputs: outputs.to_vec() });
+    graph.nodes.push(Node {
+        name: name.to_string(),
+        op: converted.op,
+        inputs: converted.inputs,
+        outputs: outputs.to_vec(),
+    });
     Ok(())
 }

@@ -150,7 +150,7 @@ fn read_external(t: &TensorProto, dtype: DType, numel: usize, base_dir: Option<&
     let path = base.join(rel);
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io(path.display(), e))?;
     let size = file.metadata().map_err(|e| Error::io(path.display(), e))?.len();
-    if offset.checked_add(length).is_none_or(|end| end > size) {
+    if offset.checked_add(length).map_or(true, |end| end > size) {
         return Err(corrupt(
             name,
             format!("external data [{offset}, +{length}) lies beyond the end of `{location}` ({size} bytes)"),

@@ -71,7 +71,7 @@ pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), 
         let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
         if !ok {
             let err = (a - b).abs();
-            if worst.is_none_or(|(_, e)| err > e || e.is_nan()) {
+            if worst.map_or(true, |(_, e)| err > e || e.is_nan()) {
                 worst = Some((i, err));
             }
         }

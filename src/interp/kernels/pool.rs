@@ -129,6 +129,6 @@ pub fn global_average_pool(x: &Tensor) -> Result<Tensor> {
             .collect()
     };
     let mut dims = d[..2].to_vec();
-    dims.extend(std::iter::repeat_n(1, d.len() - 2));
+    dims.extend(std::iter::repeat(1).take(d.len() - 2));
     Tensor::from_f32(dims, out)
 }

@@ -38,7 +38,7 @@ fn param_indices(dims: &[usize], q: &QuantAttrs, param_dims: &[usize]) -> Result
         }
         for _ in 0..outer {
             for a in 0..len {
-                idx.extend(std::iter::repeat_n(a, inner));
+                idx.extend(std::iter::repeat(a).take(inner));
             }
         }
     } else {
