@@ -104,3 +104,25 @@ fn whole_models_match_onnx_runtime() {
         println!("{name}: matches ONNX Runtime (rtol {RTOL})");
     }
 }
+
+/// Manual check against the real torchvision exports written by
+/// `scripts/fixtures/export_torchvision.py` (needs torch, so never run by CI).
+#[test]
+fn torchvision_exports_match_onnx_runtime() {
+    let Some(dir) = std::env::var_os("XQ_TORCHVISION_DIR") else {
+        println!("SKIPPED: torchvision_exports_match_onnx_runtime needs XQ_TORCHVISION_DIR (see export_torchvision.py)");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    for name in ["tv_mobilenet_v2", "tv_resnet18"] {
+        let model = xq::onnx::load_file(dir.join(format!("{name}.onnx"))).unwrap();
+        let (inputs, expected) = load_set(&dir.join(name).join("batch1"));
+        let got = xq::interp::run_once(&model, &inputs).unwrap();
+        check_outputs(name, &got, &expected);
+        let mut fixed = model.clone();
+        fixed.fix_input_shapes(&[("input", &[1, 3, 224, 224])]).unwrap();
+        xq::interp::simplify(&mut fixed).unwrap();
+        check_outputs(name, &xq::interp::run_once(&fixed, &inputs).unwrap(), &expected);
+        println!("{name}: matches ONNX Runtime (rtol {RTOL})");
+    }
+}
