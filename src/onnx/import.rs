@@ -222,3 +222,8 @@ pub fn load_tensor_bytes(bytes: &[u8]) -> Result<(String, crate::ir::Tensor)> {
         .map_err(|e| Error::CorruptFile(format!("not a valid ONNX TensorProto: {e}")))?;
     Ok((proto.name.clone(), tensor_from_proto(&proto, None)?))
 }
+
+/// Serialises a tensor as a TensorProto (the format of ONNX test data files).
+pub fn tensor_to_bytes(name: &str, t: &crate::ir::Tensor) -> Vec<u8> {
+    super::tensor::tensor_to_proto(name, t).encode_to_vec()
+}

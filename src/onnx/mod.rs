@@ -10,5 +10,5 @@ mod tensor;
 
 pub use builder::{add_onnx_node, AttrValue};
 pub use export::{save_file, to_bytes, EXPORT_OPSET};
-pub use import::{load_bytes, load_file, load_tensor_bytes, MAX_MODEL_BYTES, OPSET_RANGE};
+pub use import::{load_bytes, load_file, load_tensor_bytes, tensor_to_bytes, MAX_MODEL_BYTES, OPSET_RANGE};
 pub use ops::SUPPORTED as SUPPORTED_OPS;

@@ -343,3 +343,175 @@ pub fn conv_transpose(
     }
     Tensor::from_f32(out_dims, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::AutoPad;
+
+    /// Direct 2-D convolution: the definition, for comparison with every fast path.
+    fn reference(a: &ConvAttrs, xd: &[usize], x: &[f32], wd: &[usize], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let win = conv_window(a, xd, wd).unwrap();
+        let (n, c, h, wi) = (xd[0], xd[1], xd[2], xd[3]);
+        let (m, cg, kh, kw) = (wd[0], wd[1], wd[2], wd[3]);
+        let (oh, ow) = (win.output[0], win.output[1]);
+        let mg = m / a.group;
+        let mut out = vec![0f32; n * m * oh * ow];
+        for ni in 0..n {
+            for mi in 0..m {
+                let g = mi / mg;
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut s = b[mi];
+                        for ci in 0..cg {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (y * win.strides[0] + ky * win.dilations[0]) as isize
+                                        - win.pad_begin[0] as isize;
+                                    let ix = (xo * win.strides[1] + kx * win.dilations[1]) as isize
+                                        - win.pad_begin[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wi as isize {
+                                        continue;
+                                    }
+                                    let cin = g * cg + ci;
+                                    s += x[((ni * c + cin) * h + iy as usize) * wi + ix as usize]
+                                        * w[((mi * cg + ci) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                        out[((ni * m + mi) * oh + y) * ow + xo] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 97) as f32 / 48.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_path_matches_the_definition() {
+        // (x dims, w dims, group, strides, pads, dilations, auto_pad)
+        let cases: Vec<(
+            Vec<usize>,
+            Vec<usize>,
+            usize,
+            Vec<usize>,
+            Vec<usize>,
+            Vec<usize>,
+            AutoPad,
+        )> = vec![
+            (
+                vec![2, 3, 9, 8],
+                vec![4, 3, 3, 3],
+                1,
+                vec![2, 2],
+                vec![1, 1, 1, 1],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
+            (
+                vec![1, 4, 7, 7],
+                vec![6, 4, 3, 2],
+                1,
+                vec![1, 2],
+                vec![0, 1, 2, 0],
+                vec![2, 1],
+                AutoPad::NotSet,
+            ),
+            (
+                vec![2, 5, 6, 6],
+                vec![5, 1, 3, 3],
+                5,
+                vec![1, 1],
+                vec![1, 1, 1, 1],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
+            (
+                vec![1, 6, 9, 9],
+                vec![6, 1, 3, 3],
+                6,
+                vec![2, 2],
+                vec![],
+                vec![1, 1],
+                AutoPad::SameUpper,
+            ),
+            (
+                vec![1, 4, 5, 5],
+                vec![8, 1, 3, 3],
+                4,
+                vec![1, 1],
+                vec![1, 1, 1, 1],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
+            (
+                vec![1, 6, 5, 4],
+                vec![4, 3, 1, 1],
+                2,
+                vec![1, 1],
+                vec![],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
+            (
+                vec![2, 8, 4, 4],
+                vec![3, 8, 1, 1],
+                1,
+                vec![1, 1],
+                vec![],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
+        ];
+        for (xd, wd, group, strides, pads, dilations, auto_pad) in cases {
+            let a = ConvAttrs {
+                group,
+                strides,
+                pads,
+                dilations,
+                auto_pad,
+                ..Default::default()
+            };
+            let x = values(xd.iter().product(), 1);
+            let w = values(wd.iter().product(), 2);
+            let b = values(wd[0], 3);
+            let (_, got) = conv_raw(&a, &xd, &x, &wd, &w, Some(&b)).unwrap();
+            let want = reference(&a, &xd, &x, &wd, &w, &b);
+            assert_eq!(got.len(), want.len(), "{xd:?} {wd:?}");
+            for (g, r) in got.iter().zip(&want) {
+                assert!((g - r).abs() < 1e-4, "{xd:?} {wd:?} group {group}: {g} vs {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_dimensional_conv_is_two_dimensional_with_height_one() {
+        let a1 = ConvAttrs {
+            group: 1,
+            strides: vec![2],
+            pads: vec![1, 0],
+            ..Default::default()
+        };
+        let a2 = ConvAttrs {
+            group: 1,
+            strides: vec![1, 2],
+            pads: vec![0, 1, 0, 0],
+            ..Default::default()
+        };
+        let x = values(2 * 3 * 10, 4);
+        let w = values(4 * 3 * 3, 5);
+        let (d1, y1) = conv_raw(&a1, &[2, 3, 10], &x, &[4, 3, 3], &w, None).unwrap();
+        let (d2, y2) = conv_raw(&a2, &[2, 3, 1, 10], &x, &[4, 3, 1, 3], &w, None).unwrap();
+        assert_eq!(d1, vec![2, 4, 5]);
+        assert_eq!(d2, vec![2, 4, 1, 5]);
+        assert_eq!(y1, y2);
+    }
+}

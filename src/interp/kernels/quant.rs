@@ -290,3 +290,68 @@ pub fn matmul_integer(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     let (dims, acc) = matmul_generic(&ac, a.dims(), &bc, b.dims())?;
     Tensor::from_i32(dims, acc.iter().map(|&v| v as i32).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_tensor_quantize_rounds_half_to_even_and_saturates() {
+        let x = Tensor::from_f32(vec![6], vec![0.5, 1.5, 2.5, -0.5, 1000.0, -1000.0]).unwrap();
+        let s = Tensor::scalar_f32(1.0);
+        let z = Tensor::from_i8(vec![], vec![0]).unwrap();
+        let q = quantize_linear(&QuantAttrs::default(), &x, &s, Some(&z)).unwrap();
+        assert_eq!(q.as_i8().unwrap(), &[0, 2, 2, 0, 127, -128]);
+        let back = dequantize_linear(&QuantAttrs::default(), &q, &s, Some(&z)).unwrap();
+        assert_eq!(back.as_f32().unwrap(), &[0.0, 2.0, 2.0, 0.0, 127.0, -128.0]);
+    }
+
+    #[test]
+    fn per_axis_and_blocked_parameters() {
+        // x: [2, 4]; per-axis on axis 0, blocked with block 2 on axis 1.
+        let x = Tensor::from_f32(vec![2, 4], vec![1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0]).unwrap();
+        let per_axis = QuantAttrs {
+            axis: 0,
+            ..Default::default()
+        };
+        let s = Tensor::from_f32(vec![2], vec![1.0, 0.5]).unwrap();
+        let z = Tensor::from_u8(vec![2], vec![10, 100]).unwrap();
+        let q = quantize_linear(&per_axis, &x, &s, Some(&z)).unwrap();
+        assert_eq!(q.as_u8().unwrap(), &[11, 12, 13, 14, 98, 96, 94, 92]);
+        let blocked = QuantAttrs {
+            axis: 1,
+            block_size: 2,
+            output_dtype: Some(DType::I4),
+            ..Default::default()
+        };
+        let bs = Tensor::from_f32(vec![2, 2], vec![1.0, 2.0, 0.5, 1.0]).unwrap();
+        let q4 = quantize_linear(&blocked, &x, &bs, None).unwrap();
+        assert_eq!(q4.dtype(), DType::I4);
+        assert_eq!(
+            q4.to_f32_vec().unwrap(),
+            vec![1.0, 2.0, 2.0, 2.0, -2.0, -4.0, -3.0, -4.0]
+        );
+        let back = dequantize_linear(&blocked, &q4, &bs, None).unwrap();
+        assert_eq!(
+            back.as_f32().unwrap(),
+            &[1.0, 2.0, 4.0, 4.0, -1.0, -2.0, -3.0, -4.0]
+        );
+        let wrong = Tensor::from_f32(vec![3], vec![1.0; 3]).unwrap();
+        assert!(quantize_linear(&per_axis, &x, &wrong, None).is_err());
+    }
+
+    #[test]
+    fn dynamic_quantization_matches_the_onnx_formula() {
+        let x = Tensor::from_f32(vec![4], vec![0.0, 2.0, -3.0, 1.0]).unwrap();
+        let out = dynamic_quantize_linear(&x).unwrap();
+        let scale = 5.0f32 / 255.0;
+        assert_eq!(out[1].as_f32().unwrap(), &[scale]);
+        let zp = (3.0f32 / scale).round_ties_even();
+        assert_eq!(out[2].as_u8().unwrap(), &[zp as u8]);
+        let expect: Vec<u8> = [0.0f32, 2.0, -3.0, 1.0]
+            .iter()
+            .map(|v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as u8)
+            .collect();
+        assert_eq!(out[0].as_u8().unwrap(), expect.as_slice());
+    }
+}
