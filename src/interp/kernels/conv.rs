@@ -395,18 +395,20 @@ mod tests {
             .collect()
     }
 
+    /// (x dims, w dims, group, strides, pads, dilations, auto_pad)
+    type Case = (
+        Vec<usize>,
+        Vec<usize>,
+        usize,
+        Vec<usize>,
+        Vec<usize>,
+        Vec<usize>,
+        AutoPad,
+    );
+
     #[test]
     fn every_path_matches_the_definition() {
-        // (x dims, w dims, group, strides, pads, dilations, auto_pad)
-        let cases: Vec<(
-            Vec<usize>,
-            Vec<usize>,
-            usize,
-            Vec<usize>,
-            Vec<usize>,
-            Vec<usize>,
-            AutoPad,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 vec![2, 3, 9, 8],
                 vec![4, 3, 3, 3],
