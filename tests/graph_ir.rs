@@ -153,7 +153,7 @@ fn batchnorm_folds_into_conv_without_changing_results() {
     let mut g = conv_bn_relu();
     g.validate().unwrap();
     let x = Tensor::from_f32(vec![2, 2, 5, 5], ramp(100, 0.3)).unwrap();
-    let before = run_once(&g, &[x.clone()]).unwrap();
+    let before = run_once(&g, std::slice::from_ref(&x)).unwrap();
     assert_eq!(g.fold_batchnorm_into_conv().unwrap(), 1);
     g.validate().unwrap();
     assert!(!g
@@ -323,7 +323,7 @@ fn qdq_graphs_survive_simplify_and_export() {
     g.infer_shapes().unwrap();
     assert_eq!(g.tensor_info("y").unwrap().concrete_shape(), Some(vec![3, 2]));
     let x = Tensor::from_f32(vec![1, 2, 4, 4], ramp(32, 0.37)).unwrap();
-    let want = run_once(&g, &[x.clone()]).unwrap();
+    let want = run_once(&g, std::slice::from_ref(&x)).unwrap();
     simplify(&mut g).unwrap();
     let dq = g
         .nodes
@@ -337,7 +337,7 @@ fn qdq_graphs_survive_simplify_and_export() {
     let bytes = xq::onnx::to_bytes(&g).unwrap();
     let back = xq::onnx::load_bytes(&bytes, None).unwrap();
     assert_eq!(back.initializers["mq"].dtype(), DType::I4);
-    let got = run_once(&back, &[x.clone()]).unwrap();
+    let got = run_once(&back, std::slice::from_ref(&x)).unwrap();
     assert_eq!(got[0], want[0]);
 
     // ONNX Runtime runs the exported QDQ graph and agrees.
