@@ -91,56 +91,97 @@ fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T]) {
 }
 
 /// Depthwise convolution (one input and one output channel per group, 1-D/2-D).
-fn depthwise<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], out: &mut [T]) {
+///
+/// Each input channel is copied once into a zero-padded buffer whose columns are split into
+/// `stride` phases, so every kernel tap reads a contiguous run for a whole output row (no
+/// bounds checks, vectorisable for any stride).
+fn depthwise<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if *super::linalg::HAS_AVX2_FMA {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+        unsafe { depthwise_avx2(g, x, w, bias, out) };
+        return;
+    }
+    depthwise_body(g, x, w, bias, out);
+}
+
+/// [`depthwise_body`] compiled for AVX2 so its row loops use 256-bit vectors.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_avx2<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    depthwise_body(g, x, w, bias, out);
+}
+
+/// The depthwise kernel. Each input channel is copied once into a zero-padded buffer split
+/// into `stride_h × stride_w` phase planes of pitch `pws`; output rows are computed with the
+/// same pitch (the columns past `ow_n` are scratch), so every kernel tap is one contiguous
+/// multiply-add over the whole channel.
+#[inline(always)]
+fn depthwise_body<T: GemmScalar>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let [_, ih_n, iw_n] = g.input;
     let [_, oh_n, ow_n] = g.output;
     let [_, kh_n, kw_n] = g.kernel;
-    let (sh, sw) = (g.strides[1], g.strides[2]);
-    let (dh, dw) = (g.dilations[1], g.dilations[2]);
-    let (ph, pw) = (g.pad_begin[1] as isize, g.pad_begin[2] as isize);
-    // Output columns whose input column (ow*sw + off) lies inside [0, iw_n).
-    let valid_cols = |off: isize| -> (usize, usize) {
-        let lo = if off >= 0 {
-            0
-        } else {
-            ((-off) as usize).div_ceil(sw)
-        };
-        let hi_excl = if iw_n as isize - off <= 0 {
-            0
-        } else {
-            ((iw_n as isize - off) as usize).div_ceil(sw)
-        };
-        (lo.min(ow_n), hi_excl.min(ow_n).max(lo.min(ow_n)))
-    };
+    let [_, sh, sw] = g.strides;
+    let [_, dh, dw] = g.dilations;
+    let [_, pt, pl] = g.pad_begin;
+    // Extent of the padded input actually read, and the phase-plane geometry.
+    let ph = (oh_n - 1) * sh + (kh_n - 1) * dh + 1;
+    let pw = (ow_n - 1) * sw + (kw_n - 1) * dw + 1;
+    let pws = pw.div_ceil(sw);
+    let phs = ph.div_ceil(sh) + 1;
+    let plane = phs * pws;
+    let mut buf = vec![T::default(); sh * sw * plane];
+    let mut wide = vec![T::default(); oh_n * pws];
     for ch in 0..g.batch * g.c_in {
         let c = ch % g.c_in;
         let xc = &x[ch * ih_n * iw_n..(ch + 1) * ih_n * iw_n];
-        let oc = &mut out[ch * oh_n * ow_n..(ch + 1) * oh_n * ow_n];
-        let wc = &w[c * kh_n * kw_n..(c + 1) * kh_n * kw_n];
-        for kh in 0..kh_n {
-            for kw in 0..kw_n {
-                let wv = wc[kh * kw_n + kw];
-                let off = (kw * dw) as isize - pw;
-                let (lo, hi) = valid_cols(off);
-                for oh in 0..oh_n {
-                    let ih = (oh * sh + kh * dh) as isize - ph;
-                    if ih < 0 || ih >= ih_n as isize {
-                        continue;
-                    }
-                    let src = &xc[ih as usize * iw_n..(ih as usize + 1) * iw_n];
-                    let dst = &mut oc[oh * ow_n..(oh + 1) * ow_n];
-                    if sw == 1 {
-                        let base = (lo as isize + off) as usize;
-                        for (d, &s) in dst[lo..hi].iter_mut().zip(&src[base..base + (hi - lo)]) {
-                            *d = *d + wv * s;
-                        }
-                    } else {
-                        for (ow, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                            *d = *d + wv * src[(ow as isize * sw as isize + off) as usize];
-                        }
+        buf.iter_mut().for_each(|v| *v = T::default());
+        let n_cols = pw.min(pl + iw_n).saturating_sub(pl);
+        for r in pt..ph.min(pt + ih_n) {
+            let src = &xc[(r - pt) * iw_n..(r - pt) * iw_n + n_cols];
+            let row_base = (r % sh) * sw * plane + (r / sh) * pws;
+            if sw == 1 {
+                buf[row_base + pl..row_base + pl + n_cols].copy_from_slice(src);
+            } else {
+                // Padded column pl + i goes to phase (pl + i) % sw, slot (pl + i) / sw: first
+                // the columns before the next phase-0 column, then whole groups of sw.
+                let lead = ((sw - pl % sw) % sw).min(src.len());
+                for (i, &v) in src[..lead].iter().enumerate() {
+                    buf[row_base + ((pl + i) % sw) * plane + (pl + i) / sw] = v;
+                }
+                let slot0 = (pl + lead) / sw;
+                for p in 0..sw {
+                    let plane_row = &mut buf[row_base + p * plane + slot0..row_base + p * plane + pws];
+                    for (d, &v) in plane_row.iter_mut().zip(src[lead..].iter().skip(p).step_by(sw)) {
+                        *d = v;
                     }
                 }
             }
+        }
+        let b = bias.map_or(T::default(), |b| b[c]);
+        wide.iter_mut().for_each(|v| *v = b);
+        let wc = &w[c * kh_n * kw_n..(c + 1) * kh_n * kw_n];
+        // Chunks of the output small enough to stay in L1 while every tap is applied.
+        const CHUNK: usize = 1024;
+        for (ci, chunk) in wide.chunks_mut(CHUNK).enumerate() {
+            let len = chunk.len();
+            for kh in 0..kh_n {
+                for kw in 0..kw_n {
+                    let wv = wc[kh * kw_n + kw];
+                    let (r, col) = (kh * dh, kw * dw);
+                    let start = ((r % sh) * sw + col % sw) * plane + (r / sh) * pws + col / sw + ci * CHUNK;
+                    for (d, &s) in chunk.iter_mut().zip(&buf[start..start + len]) {
+                        *d = *d + wv * s;
+                    }
+                }
+            }
+        }
+        let oc = &mut out[ch * oh_n * ow_n..(ch + 1) * oh_n * ow_n];
+        for (dst, src) in oc.chunks_exact_mut(ow_n).zip(wide.chunks_exact(pws)) {
+            dst.copy_from_slice(&src[..ow_n]);
         }
     }
 }
@@ -186,15 +227,24 @@ pub fn conv_raw<T: GemmScalar>(
             )));
         }
     }
-    let mut out = vec![T::default(); total];
     let (cin_g, cout_g) = (g.c_in / g.group, g.c_out / g.group);
     let (in_vol, out_vol, k_vol) = (g.in_vol(), g.out_vol(), g.k_vol());
     if total == 0 {
-        return Ok((out_dims, out));
+        return Ok((out_dims, Vec::new()));
     }
+    let mut out;
     if cin_g == 1 && cout_g == 1 && g.kernel[0] == 1 && g.output[0] == 1 {
-        depthwise(&g, x, w, &mut out);
+        out = vec![T::default(); total];
+        depthwise(&g, x, w, bias, &mut out);
     } else {
+        // The GEMM accumulates onto the bias (beta = 1), so the output starts as the bias.
+        out = Vec::with_capacity(total);
+        for _ in 0..g.batch {
+            for c in 0..g.c_out {
+                let b = bias.map_or(T::default(), |b| b[c]);
+                out.extend(std::iter::repeat(b).take(out_vol));
+            }
+        }
         let pointwise = g.kernel == [1, 1, 1]
             && g.strides == [1, 1, 1]
             && g.pad_begin == [0, 0, 0]
@@ -225,15 +275,12 @@ pub fn conv_raw<T: GemmScalar>(
                     (k as isize, 1),
                     b,
                     (out_vol as isize, 1),
-                    T::default(),
+                    T::ONE,
                     og,
                     (out_vol as isize, 1),
                 );
             }
         }
-    }
-    if let Some(b) = bias {
-        add_bias(&mut out, b, g.c_out, out_vol);
     }
     Ok((out_dims, out))
 }

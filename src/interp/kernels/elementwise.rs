@@ -232,12 +232,18 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
     let dims = x.dims().to_vec();
     let data = match x.data() {
         TensorData::F32(v) => {
-            let (lo, hi) = (lo.map(|l| l as f32), hi.map(|h| h as f32));
+            let lo = lo.map_or(f32::NEG_INFINITY, |l| l as f32);
+            let hi = hi.map_or(f32::INFINITY, |h| h as f32);
+            // Comparisons (not min/max) so NaN passes through, as in numpy.clip.
             TensorData::F32(
                 v.iter()
                     .map(|&a| {
-                        let a = lo.map_or(a, |l| if a < l { l } else { a });
-                        hi.map_or(a, |h| if a > h { h } else { a })
+                        let a = if a < lo { lo } else { a };
+                        if a > hi {
+                            hi
+                        } else {
+                            a
+                        }
                     })
                     .collect(),
             )

@@ -34,10 +34,16 @@ fn view_fits(len: usize, rows: usize, cols: usize, st: (isize, isize)) -> bool {
     st.0 >= 0 && st.1 >= 0 && ((rows - 1) * st.0 as usize + (cols - 1) * st.1 as usize) < len
 }
 
+/// Whether the CPU runs AVX2 + FMA code (detected once).
+#[cfg(target_arch = "x86_64")]
+pub static HAS_AVX2_FMA: once_cell::sync::Lazy<bool> =
+    once_cell::sync::Lazy::new(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+
 macro_rules! gemm_impl {
     ($t:ty, $f:ident) => {
         impl GemmScalar for $t {
             const ONE: Self = 1.0;
+
             fn gemm(
                 m: usize,
                 k: usize,
