@@ -3,9 +3,9 @@
 use super::DType;
 use crate::{Error, Result};
 
-/// Upper bound on the element count of any one tensor (2^31); sizes read from files or C
+/// Upper bound on the element count of any one tensor (2^30, 4 GiB of f32); sizes read from files or C
 /// are checked against it before anything is allocated.
-pub const MAX_TENSOR_ELEMENTS: usize = 1 << 31;
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 30;
 
 /// The element storage of a tensor.
 #[derive(Clone, Debug, PartialEq)]

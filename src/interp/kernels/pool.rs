@@ -5,14 +5,48 @@ use crate::ir::shapes::{pool_window, Window};
 use crate::ir::{checked_numel, DType, Tensor};
 use crate::{Error, Result};
 
-/// Calls `f(base, cells, padded)` for every output position in order, where `base + cell`
-/// for each of `cells` is the input offset of a window cell inside the input and `padded`
-/// counts the cells inside the padded input.
-fn for_each_window(
+/// Per output index along one axis: the input indices its window reads inside the input,
+/// and how many window cells lie inside the padded input.
+type AxisTaps = Vec<(Vec<usize>, usize)>;
+
+fn axis_taps(
+    input: usize,
+    output: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pb: usize,
+    pe: usize,
+) -> AxisTaps {
+    (0..output)
+        .map(|o| {
+            let mut inside = Vec::with_capacity(k);
+            let mut padded = 0;
+            for kk in 0..k {
+                let pos = (o * stride + kk * dil) as isize - pb as isize;
+                if pos < (input + pe) as isize {
+                    padded += 1;
+                }
+                if pos >= 0 && pos < input as isize {
+                    inside.push(pos as usize);
+                }
+            }
+            (inside, padded)
+        })
+        .collect()
+}
+
+/// Reduces every pooling window of the f32 data `x` (N, C, spatial...) with `combine`
+/// starting from `init`, then `finish(acc, cells_inside, cells_in_padded_input)`. Memory is
+/// proportional to the output, never to output × window.
+fn pool_reduce(
     dims: &[usize],
     win: &Window,
-    mut f: impl FnMut(usize, &[usize], usize),
-) -> Result<Vec<usize>> {
+    x: &[f32],
+    init: f32,
+    combine: impl Fn(f32, f32) -> f32,
+    finish: impl Fn(f32, usize, usize) -> f32,
+) -> Result<(Vec<usize>, Vec<f32>)> {
     let r = dims.len() - 2;
     if r > 3 {
         return Err(Error::Unsupported(format!(
@@ -21,75 +55,47 @@ fn for_each_window(
     }
     let mut out_dims = dims[..2].to_vec();
     out_dims.extend(&win.output);
-    checked_numel(&out_dims)?;
+    let total = checked_numel(&out_dims)?;
     let sp = |v: &[usize], fill: usize| {
         let mut o = [fill; 3];
         o[3 - r..].copy_from_slice(v);
         o
     };
     let (inp, out, k) = (sp(&dims[2..], 1), sp(&win.output, 1), sp(&win.kernel, 1));
-    let (st, dl, pb, pe) = (
-        sp(&win.strides, 1),
-        sp(&win.dilations, 1),
-        sp(&win.pad_begin, 0),
-        sp(&win.pad_end, 0),
-    );
+    let (st, dl) = (sp(&win.strides, 1), sp(&win.dilations, 1));
+    let (pb, pe) = (sp(&win.pad_begin, 0), sp(&win.pad_end, 0));
+    let taps: Vec<AxisTaps> = (0..3)
+        .map(|a| axis_taps(inp[a], out[a], k[a], st[a], dl[a], pb[a], pe[a]))
+        .collect();
     let in_vol: usize = inp.iter().product();
-    let out_vol: usize = out.iter().product();
-    let mut cells = Vec::with_capacity(k.iter().product());
-    // Per output position (shared by all channels), the window's valid offsets.
-    let mut windows: Vec<(Vec<usize>, usize)> = Vec::with_capacity(out_vol);
-    for o0 in 0..out[0] {
-        for o1 in 0..out[1] {
-            for o2 in 0..out[2] {
-                cells.clear();
-                let mut padded = 0;
-                for k0 in 0..k[0] {
-                    for k1 in 0..k[1] {
-                        for k2 in 0..k[2] {
-                            let pos = [(o0, k0), (o1, k1), (o2, k2)]
-                                .iter()
-                                .enumerate()
-                                .map(|(a, &(o, kk))| (o * st[a] + kk * dl[a]) as isize - pb[a] as isize)
-                                .collect::<Vec<_>>();
-                            let in_padded = (0..3).all(|a| pos[a] < (inp[a] + pe[a]) as isize);
-                            let inside = (0..3).all(|a| pos[a] >= 0 && pos[a] < inp[a] as isize);
-                            if in_padded {
-                                padded += 1;
-                            }
-                            if inside {
-                                cells.push(
-                                    (pos[0] as usize * inp[1] + pos[1] as usize) * inp[2] + pos[2] as usize,
-                                );
+    let mut result = Vec::with_capacity(total);
+    for ch in 0..dims[0] * dims[1] {
+        let xc = &x[ch * in_vol..(ch + 1) * in_vol];
+        for (t0, p0) in &taps[0] {
+            for (t1, p1) in &taps[1] {
+                for (t2, p2) in &taps[2] {
+                    let mut acc = init;
+                    for &i0 in t0 {
+                        for &i1 in t1 {
+                            let row = &xc[(i0 * inp[1] + i1) * inp[2]..][..inp[2]];
+                            for &i2 in t2 {
+                                acc = combine(acc, row[i2]);
                             }
                         }
                     }
+                    result.push(finish(acc, t0.len() * t1.len() * t2.len(), p0 * p1 * p2));
                 }
-                windows.push((cells.clone(), padded));
             }
         }
     }
-    for ch in 0..dims[0] * dims[1] {
-        for (cells, padded) in &windows {
-            f(ch * in_vol, cells, *padded);
-        }
-    }
-    Ok(out_dims)
+    Ok((out_dims, result))
 }
 
 /// MaxPool (f32, i8 and u8 inputs).
 pub fn max_pool(p: &PoolAttrs, x: &Tensor) -> Result<Tensor> {
     let win = pool_window(p, x.dims())?;
     let xv = x.to_f32_vec()?;
-    let mut out = Vec::new();
-    let dims = for_each_window(x.dims(), &win, |base, cells, _| {
-        out.push(
-            cells
-                .iter()
-                .map(|&c| xv[base + c])
-                .fold(f32::NEG_INFINITY, f32::max),
-        );
-    })?;
+    let (dims, out) = pool_reduce(x.dims(), &win, &xv, f32::NEG_INFINITY, f32::max, |m, _, _| m)?;
     let t = Tensor::from_f32(dims, out)?;
     match x.dtype() {
         DType::F32 => Ok(t),
@@ -100,14 +106,22 @@ pub fn max_pool(p: &PoolAttrs, x: &Tensor) -> Result<Tensor> {
 /// AveragePool (f32).
 pub fn average_pool(p: &PoolAttrs, x: &Tensor) -> Result<Tensor> {
     let win = pool_window(p, x.dims())?;
-    let xv = x.as_f32()?;
-    let mut out = Vec::new();
     let include = p.count_include_pad;
-    let dims = for_each_window(x.dims(), &win, |base, cells, padded| {
-        let sum: f32 = cells.iter().map(|&c| xv[base + c]).sum();
-        let n = if include { padded } else { cells.len() };
-        out.push(if n == 0 { 0.0 } else { sum / n as f32 });
-    })?;
+    let (dims, out) = pool_reduce(
+        x.dims(),
+        &win,
+        x.as_f32()?,
+        0.0,
+        |a, v| a + v,
+        |sum, inside, padded| {
+            let n = if include { padded } else { inside };
+            if n == 0 {
+                0.0
+            } else {
+                sum / n as f32
+            }
+        },
+    )?;
     Tensor::from_f32(dims, out)
 }
 
