@@ -115,7 +115,19 @@ impl DType {
             22 => DType::I4,
             25 => DType::U2,
             26 => DType::I2,
-            other => return Err(Error::Unsupported(format!("ONNX element type {other}"))),
+            other => {
+                let name = match other {
+                    8 => "string",
+                    11 => "double",
+                    12 => "uint32",
+                    13 => "uint64",
+                    14 | 15 => "complex",
+                    17..=20 | 24 => "float8",
+                    23 => "float4e2m1",
+                    _ => "unknown",
+                };
+                return Err(Error::Unsupported(format!("ONNX element type {other} ({name})")));
+            }
         })
     }
 

@@ -4,7 +4,7 @@
 use super::proto::*;
 use super::tensor::tensor_to_proto;
 use crate::ir::op::*;
-use crate::ir::{Dim, Graph, Node, TensorInfo};
+use crate::ir::{DType, Dim, Graph, Node, TensorInfo};
 use crate::{Error, Result};
 use prost::Message;
 use std::path::Path;
@@ -51,7 +51,7 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
         ir_version: 10,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: EXPORT_OPSET,
+            version: required_opset(graph),
         }],
         producer_name: "libxq".into(),
         producer_version: crate::VERSION.into(),
@@ -70,6 +70,29 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
         }),
         ..Default::default()
     })
+}
+
+/// The opset a graph needs: [`EXPORT_OPSET`], or 25 when it uses 2-bit integers (which
+/// QuantizeLinear/DequantizeLinear/Cast accept from opset 25 on).
+fn required_opset(graph: &Graph) -> i64 {
+    let two_bit = |d: DType| matches!(d, DType::I2 | DType::U2);
+    let in_values = graph.initializers.values().any(|t| two_bit(t.dtype()))
+        || graph
+            .inputs
+            .iter()
+            .chain(&graph.outputs)
+            .chain(graph.value_info.values())
+            .any(|i| two_bit(i.dtype));
+    let in_ops = graph.nodes.iter().any(|n| match &n.op {
+        Op::Cast { to } => two_bit(*to),
+        Op::QuantizeLinear(q) => q.output_dtype.is_some_and(two_bit),
+        _ => false,
+    });
+    if in_values || in_ops {
+        25
+    } else {
+        EXPORT_OPSET
+    }
 }
 
 fn info_to_proto(info: &TensorInfo) -> ValueInfoProto {
