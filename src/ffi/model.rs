@@ -19,8 +19,9 @@ pub struct xq_model {
     /// Set when the graph changed; cleared by `prepare`.
     dirty: bool,
     plan: Option<Interpreter>,
-    /// NUL-terminated copies of input/output names and dim symbols handed out to C.
-    names: Vec<CString>,
+    /// NUL-terminated copies of input/output names and dim symbols handed out to C (one per
+    /// distinct string, so repeated queries do not grow it).
+    names: std::collections::HashMap<String, CString>,
 }
 
 impl xq_model {
@@ -29,7 +30,7 @@ impl xq_model {
             graph,
             dirty: true,
             plan: None,
-            names: Vec::new(),
+            names: Default::default(),
         }
     }
 
@@ -63,9 +64,10 @@ impl xq_model {
 
     /// Keeps a C copy of `s` alive as long as the model and returns its pointer.
     fn c_name(&mut self, s: &str) -> *const c_char {
-        let c = CString::new(s.replace('\0', "?")).unwrap_or_default();
-        self.names.push(c);
-        self.names.last().map_or(std::ptr::null(), |c| c.as_ptr())
+        self.names
+            .entry(s.to_string())
+            .or_insert_with(|| CString::new(s.replace('\0', "?")).unwrap_or_default())
+            .as_ptr()
     }
 }
 

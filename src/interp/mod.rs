@@ -33,10 +33,11 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Plans `graph` (which must be valid; it is validated again here).
+    /// Plans `graph`, which must have passed [`Graph::validate`] (nodes in topological
+    /// order); a graph whose nodes read tensors not yet defined is rejected. The constants
+    /// are copied into the plan.
     pub fn new(graph: &Graph) -> Result<Interpreter> {
-        let mut graph = graph.clone();
-        graph.validate()?;
+        check_order(graph)?;
         let mut slots: HashMap<String, usize> = HashMap::new();
         let mut slot_names = Vec::new();
         let mut slot = |name: &str, slots: &mut HashMap<String, usize>| -> usize {
@@ -50,9 +51,10 @@ impl Interpreter {
             .iter()
             .map(|i| (slot(&i.name, &mut slots), i.clone()))
             .collect();
-        let constants: Vec<(usize, Tensor)> = std::mem::take(&mut graph.initializers)
-            .into_iter()
-            .map(|(n, t)| (slot(&n, &mut slots), t))
+        let constants: Vec<(usize, Tensor)> = graph
+            .initializers
+            .iter()
+            .map(|(n, t)| (slot(n, &mut slots), t.clone()))
             .collect();
         let mut steps: Vec<Step> = graph
             .nodes
@@ -166,6 +168,37 @@ impl Interpreter {
     }
 }
 
+/// Checks that every node reads only inputs, constants or outputs of earlier nodes, and that
+/// every graph output is defined.
+fn check_order(graph: &Graph) -> Result<()> {
+    let mut defined: std::collections::HashSet<&str> = graph
+        .inputs
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializers.keys().map(String::as_str))
+        .collect();
+    for n in &graph.nodes {
+        if let Some(missing) = n
+            .inputs
+            .iter()
+            .find(|i| !i.is_empty() && !defined.contains(i.as_str()))
+        {
+            return Err(Error::InvalidModel(format!(
+                "node `{}` reads `{missing}` before it is defined (validate the graph first)",
+                n.name
+            )));
+        }
+        defined.extend(n.outputs.iter().map(String::as_str));
+    }
+    match graph.outputs.iter().find(|o| !defined.contains(o.name.as_str())) {
+        Some(o) => Err(Error::InvalidModel(format!(
+            "graph output `{}` is never defined",
+            o.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks a runtime input against its declared type: element type, rank and known dims.
 fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
     if t.dtype() != info.dtype {
@@ -193,7 +226,7 @@ fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Loads nothing and plans nothing: runs `graph` once on `inputs` (convenience for tests).
+/// Plans `graph` and runs it once on `inputs` (convenience when the plan is not reused).
 pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     Interpreter::new(graph)?.run(inputs)
 }
