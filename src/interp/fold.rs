@@ -46,6 +46,9 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
                 let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
                 vec![Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect())]
             }),
+            Op::Size => input_facts[0]
+                .and_then(|f| f.shape)
+                .map(|dims| vec![Tensor::scalar_i64(dims.iter().product::<usize>() as i64)]),
             _ => {
                 let all_const = node
                     .inputs

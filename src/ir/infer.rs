@@ -1,7 +1,7 @@
 //! Type and shape inference: from the types of a node's inputs (and the values of constant
 //! operands such as Reshape's shape) to the types of its outputs.
 
-use super::op::{BinaryOp, Op, UnaryOp};
+use super::op::{BinaryOp, Op, ReduceKind, UnaryOp};
 use super::shapes::*;
 use super::{DType, Dim, Graph, Tensor, TensorInfo};
 use crate::{Error, Result};
@@ -169,6 +169,162 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
                 both(xs, b.shape).map(|(a, b)| matmul_shape(a, b)).transpose()?,
             )])
         }
+        Op::Binary(BinaryOp::Max | BinaryOp::Min) => {
+            expect_dtype(op, "data_0", x.dtype, NUMERIC)?;
+            let mut shape = xs.map(<[usize]>::to_vec);
+            for f in inputs.iter().skip(1) {
+                let f =
+                    f.ok_or_else(|| Error::InvalidModel(format!("{}: an input is empty", op.onnx_name())))?;
+                if f.dtype != x.dtype {
+                    return Err(dtype_err(
+                        op,
+                        format!("operands have types {} and {}", x.dtype, f.dtype),
+                    ));
+                }
+                shape = match (shape, f.shape) {
+                    (Some(a), Some(b)) => Some(broadcast(&a, b)?),
+                    _ => None,
+                };
+            }
+            same(shape)
+        }
+        Op::Compare(_) => {
+            let y = need(inputs, 1, op)?;
+            if x.dtype != y.dtype {
+                return Err(dtype_err(
+                    op,
+                    format!("operands have types {} and {}", x.dtype, y.dtype),
+                ));
+            }
+            expect_dtype(
+                op,
+                "A",
+                x.dtype,
+                &[
+                    DType::F32,
+                    DType::I32,
+                    DType::I64,
+                    DType::I8,
+                    DType::U8,
+                    DType::Bool,
+                ],
+            )?;
+            Ok(vec![(
+                DType::Bool,
+                both(xs, y.shape).map(|(a, b)| broadcast(a, b)).transpose()?,
+            )])
+        }
+        Op::Where => {
+            let (a, b) = (need(inputs, 1, op)?, need(inputs, 2, op)?);
+            expect_dtype(op, "condition", x.dtype, &[DType::Bool])?;
+            if a.dtype != b.dtype {
+                return Err(dtype_err(
+                    op,
+                    format!("X and Y have types {} and {}", a.dtype, b.dtype),
+                ));
+            }
+            let shape = match (xs, a.shape, b.shape) {
+                (Some(c), Some(p), Some(q)) => Some(broadcast(&broadcast(c, p)?, q)?),
+                _ => None,
+            };
+            Ok(vec![(a.dtype, shape)])
+        }
+        Op::Expand => {
+            let target = ints(inputs.get(1).copied().flatten())?;
+            let shape = match (xs, target) {
+                (Some(s), Some(t)) => {
+                    let t: Vec<usize> = t
+                        .iter()
+                        .map(|&d| {
+                            usize::try_from(d)
+                                .map_err(|_| Error::ShapeMismatch(format!("Expand to negative size {d}")))
+                        })
+                        .collect::<Result<_>>()?;
+                    Some(broadcast(s, &t)?)
+                }
+                _ => None,
+            };
+            same(shape)
+        }
+        Op::LayerNormalization { axis, .. } => {
+            expect_dtype(op, "X", x.dtype, FLOAT)?;
+            let stats = match xs {
+                Some(s) => {
+                    let ax = norm_axis(*axis, s.len())?;
+                    Some(
+                        s.iter()
+                            .enumerate()
+                            .map(|(i, &d)| if i < ax { d } else { 1 })
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                None => None,
+            };
+            Ok(vec![
+                (x.dtype, xs.map(<[usize]>::to_vec)),
+                (DType::F32, stats.clone()),
+                (DType::F32, stats),
+            ])
+        }
+        Op::Gelu { .. } => {
+            expect_dtype(op, "X", x.dtype, FLOAT)?;
+            same(xs.map(<[usize]>::to_vec))
+        }
+        Op::Split { axis, num_outputs } => {
+            let split_in = inputs.get(1).copied().flatten();
+            let split = ints(split_in)?;
+            let shapes: Vec<Option<Vec<usize>>> = match xs {
+                Some(s) if split_in.is_none() || split.is_some() => {
+                    let ax = norm_axis(*axis, s.len())?;
+                    split_sizes(s[ax], *num_outputs, split.as_deref())?
+                        .into_iter()
+                        .map(|n| {
+                            let mut d = s.to_vec();
+                            d[ax] = n;
+                            Some(d)
+                        })
+                        .collect()
+                }
+                _ => vec![None; *num_outputs],
+            };
+            Ok(shapes.into_iter().map(|sh| (x.dtype, sh)).collect())
+        }
+        Op::ConstantOfShape { value } => {
+            expect_dtype(op, "input", x.dtype, &[DType::I64])?;
+            let shape = ints(Some(x))?
+                .map(|v| {
+                    v.iter()
+                        .map(|&d| {
+                            usize::try_from(d)
+                                .map_err(|_| Error::ShapeMismatch(format!("ConstantOfShape size {d}")))
+                        })
+                        .collect::<Result<Vec<usize>>>()
+                })
+                .transpose()?;
+            if let Some(s) = &shape {
+                super::tensor::checked_numel(s)?;
+            }
+            Ok(vec![(value.dtype(), shape)])
+        }
+        Op::Range => {
+            expect_dtype(op, "start", x.dtype, &[DType::F32, DType::I32, DType::I64])?;
+            let vals: Option<Vec<f64>> = (0..3)
+                .map(|i| {
+                    inputs
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|f| f.value)
+                        .and_then(|t| t.to_f32_vec().ok())
+                        .and_then(|v| v.first().map(|&x| x as f64))
+                })
+                .collect();
+            let shape = match vals {
+                Some(v) => Some(vec![range_len(v[0], v[1], v[2])?]),
+                None => None,
+            };
+            Ok(vec![(x.dtype, shape)])
+        }
         Op::Binary(b) => {
             let y = need(inputs, 1, op)?;
             if x.dtype != y.dtype && *b != BinaryOp::Pow {
@@ -232,11 +388,24 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
                     .collect()
             }))
         }
-        Op::ReduceMean {
+        Op::Reduce {
+            kind,
             keepdims,
             noop_with_empty_axes,
         } => {
-            expect_dtype(op, "data", x.dtype, FLOAT)?;
+            let allowed: &[DType] = match kind {
+                ReduceKind::Mean => FLOAT,
+                ReduceKind::Sum => NUMERIC,
+                ReduceKind::Max | ReduceKind::Min => &[
+                    DType::F32,
+                    DType::I32,
+                    DType::I64,
+                    DType::I8,
+                    DType::U8,
+                    DType::Bool,
+                ],
+            };
+            expect_dtype(op, "data", x.dtype, allowed)?;
             let axes_input = inputs.get(1).copied().flatten();
             let shape = match (xs, axes_input) {
                 (Some(s), None) => Some(reduce_shape(
@@ -336,6 +505,7 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
                 vec![b - a]
             }),
         )]),
+        Op::Size => Ok(vec![(DType::I64, Some(vec![]))]),
         Op::Cast { to } => Ok(vec![(*to, xs.map(<[usize]>::to_vec))]),
         Op::Identity => same(xs.map(<[usize]>::to_vec)),
         Op::Resize(_) => {
@@ -372,6 +542,50 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             ])
         }
     }
+}
+
+/// Sizes of the parts of Split: from the `split` operand, or `n` near-equal parts (the last
+/// one smaller when the axis does not divide evenly).
+pub fn split_sizes(len: usize, n: usize, split: Option<&[i64]>) -> Result<Vec<usize>> {
+    match split {
+        Some(s) => {
+            let sizes: Vec<usize> = s
+                .iter()
+                .map(|&v| {
+                    usize::try_from(v).map_err(|_| Error::ShapeMismatch(format!("negative split size {v}")))
+                })
+                .collect::<Result<_>>()?;
+            if sizes.len() != n || sizes.iter().sum::<usize>() != len {
+                return Err(Error::ShapeMismatch(format!(
+                    "split {s:?} does not cut {len} into {n} parts"
+                )));
+            }
+            Ok(sizes)
+        }
+        None => {
+            if n == 0 {
+                return Err(Error::ShapeMismatch("Split has no outputs".into()));
+            }
+            let chunk = len.div_ceil(n);
+            Ok((0..n).map(|i| chunk.min(len.saturating_sub(i * chunk))).collect())
+        }
+    }
+}
+
+/// Number of elements of Range(start, limit, delta), bounded.
+pub fn range_len(start: f64, limit: f64, delta: f64) -> Result<usize> {
+    if delta == 0.0 || !(start.is_finite() && limit.is_finite() && delta.is_finite()) {
+        return Err(Error::ShapeMismatch(format!(
+            "Range({start}, {limit}, {delta}) is not finite"
+        )));
+    }
+    let n = ((limit - start) / delta).ceil().max(0.0);
+    if n > super::tensor::MAX_TENSOR_ELEMENTS as f64 {
+        return Err(Error::ResourceLimit(format!(
+            "Range({start}, {limit}, {delta}) has {n} elements"
+        )));
+    }
+    Ok(n as usize)
 }
 
 fn same_dtype(d: DType, shape: Option<&[usize]>) -> Result<Vec<OutFact>> {

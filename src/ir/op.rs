@@ -113,6 +113,8 @@ pub enum UnaryOp {
     Abs,
     /// 1 / x
     Reciprocal,
+    /// Natural logarithm.
+    Log,
 }
 
 impl UnaryOp {
@@ -129,6 +131,7 @@ impl UnaryOp {
             UnaryOp::Neg => "Neg",
             UnaryOp::Abs => "Abs",
             UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Log => "Log",
         }
     }
 }
@@ -146,6 +149,10 @@ pub enum BinaryOp {
     Div,
     /// a ^ b
     Pow,
+    /// max(a, b) (ONNX Max with more inputs folds left)
+    Max,
+    /// min(a, b) (ONNX Min with more inputs folds left)
+    Min,
 }
 
 impl BinaryOp {
@@ -157,6 +164,61 @@ impl BinaryOp {
             BinaryOp::Mul => "Mul",
             BinaryOp::Div => "Div",
             BinaryOp::Pow => "Pow",
+            BinaryOp::Max => "Max",
+            BinaryOp::Min => "Min",
+        }
+    }
+}
+
+/// Element-wise comparisons producing bool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// a == b
+    Equal,
+    /// a < b
+    Less,
+    /// a > b
+    Greater,
+    /// a <= b
+    LessOrEqual,
+    /// a >= b
+    GreaterOrEqual,
+}
+
+impl CompareOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            CompareOp::Equal => "Equal",
+            CompareOp::Less => "Less",
+            CompareOp::Greater => "Greater",
+            CompareOp::LessOrEqual => "LessOrEqual",
+            CompareOp::GreaterOrEqual => "GreaterOrEqual",
+        }
+    }
+}
+
+/// What a reduction computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceKind {
+    /// Arithmetic mean.
+    Mean,
+    /// Sum.
+    Sum,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+}
+
+impl ReduceKind {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            ReduceKind::Mean => "ReduceMean",
+            ReduceKind::Sum => "ReduceSum",
+            ReduceKind::Max => "ReduceMax",
+            ReduceKind::Min => "ReduceMin",
         }
     }
 }
@@ -327,13 +389,48 @@ pub enum Op {
     AveragePool(PoolAttrs),
     /// Mean over all spatial axes, keeping them as size 1.
     GlobalAveragePool,
-    /// Mean over axes. Inputs: data, axes? (i64).
-    ReduceMean {
+    /// Reduction over axes. Inputs: data, axes? (i64).
+    Reduce {
+        /// What is computed.
+        kind: ReduceKind,
         /// Keep reduced axes as size 1.
         keepdims: bool,
         /// With no axes: identity instead of reducing everything.
         noop_with_empty_axes: bool,
     },
+    /// Layer normalisation over the axes from `axis` on. Inputs: X, Scale, B?.
+    /// Outputs: Y, Mean?, InvStdDev? (statistics shaped like X with the normalised axes 1).
+    LayerNormalization {
+        /// First normalised axis (negative counts from the end).
+        axis: i64,
+        /// Variance epsilon.
+        epsilon: f32,
+    },
+    /// GELU activation.
+    Gelu {
+        /// Use the tanh approximation.
+        tanh_approximation: bool,
+    },
+    /// Element-wise comparison to bool. Inputs: A, B.
+    Compare(CompareOp),
+    /// Select X where cond else Y, broadcast. Inputs: cond, X, Y.
+    Where,
+    /// Broadcast to a shape. Inputs: input, shape (i64).
+    Expand,
+    /// Split into `num_outputs` parts along `axis`. Inputs: input, split? (i64).
+    Split {
+        /// Axis (negative counts from the end).
+        axis: i64,
+        /// Number of outputs.
+        num_outputs: usize,
+    },
+    /// A tensor of the given shape filled with `value`. Inputs: shape (i64).
+    ConstantOfShape {
+        /// The one-element fill value (its dtype is the output's).
+        value: super::Tensor,
+    },
+    /// `start, start + delta, ...` below `limit`. Inputs: start, limit, delta (scalars).
+    Range,
     /// Concatenate along an axis.
     Concat {
         /// Axis (negative counts from the end).
@@ -377,6 +474,8 @@ pub enum Op {
         /// One past the last axis (None = rank).
         end: Option<i64>,
     },
+    /// The input's element count as an i64 scalar.
+    Size,
     /// Element type conversion.
     Cast {
         /// Target type.
@@ -420,7 +519,15 @@ impl Op {
             Op::MaxPool(_) => "MaxPool",
             Op::AveragePool(_) => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
-            Op::ReduceMean { .. } => "ReduceMean",
+            Op::Reduce { kind, .. } => kind.onnx_name(),
+            Op::LayerNormalization { .. } => "LayerNormalization",
+            Op::Gelu { .. } => "Gelu",
+            Op::Compare(c) => c.onnx_name(),
+            Op::Where => "Where",
+            Op::Expand => "Expand",
+            Op::Split { .. } => "Split",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Range => "Range",
             Op::Concat { .. } => "Concat",
             Op::Reshape { .. } => "Reshape",
             Op::Flatten { .. } => "Flatten",
@@ -432,6 +539,7 @@ impl Op {
             Op::Gather { .. } => "Gather",
             Op::Shape { .. } => "Shape",
             Op::Cast { .. } => "Cast",
+            Op::Size => "Size",
             Op::Identity => "Identity",
             Op::Resize(_) => "Resize",
             Op::QuantizeLinear(_) => "QuantizeLinear",
@@ -448,7 +556,12 @@ impl Op {
     pub fn input_arity(&self) -> (usize, usize) {
         match self {
             Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm(_) => (2, 3),
-            Op::MatMul | Op::Binary(_) | Op::Gather { .. } => (2, 2),
+            Op::Binary(BinaryOp::Max | BinaryOp::Min) => (1, usize::MAX),
+            Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::Compare(_) | Op::Expand => (2, 2),
+            Op::Where | Op::Range => (3, 3),
+            Op::LayerNormalization { .. } => (2, 3),
+            Op::Split { .. } => (1, 2),
+            Op::ConstantOfShape { .. } | Op::Gelu { .. } => (1, 1),
             Op::Reshape { .. } => (2, 2),
             Op::Unary(_)
             | Op::LeakyRelu { .. }
@@ -460,12 +573,13 @@ impl Op {
             | Op::Flatten { .. }
             | Op::Transpose { .. }
             | Op::Shape { .. }
+            | Op::Size
             | Op::Cast { .. }
             | Op::Identity
             | Op::DynamicQuantizeLinear => (1, 1),
             Op::Clip => (1, 3),
             Op::BatchNormalization { .. } => (5, 5),
-            Op::ReduceMean { .. } | Op::Squeeze => (1, 2),
+            Op::Reduce { .. } | Op::Squeeze => (1, 2),
             Op::Unsqueeze => (2, 2),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Slice => (3, 5),
@@ -481,7 +595,8 @@ impl Op {
     /// Number of outputs the operator produces.
     pub fn output_count(&self) -> usize {
         match self {
-            Op::DynamicQuantizeLinear => 3,
+            Op::DynamicQuantizeLinear | Op::LayerNormalization { .. } => 3,
+            Op::Split { num_outputs, .. } => *num_outputs,
             _ => 1,
         }
     }

@@ -159,6 +159,14 @@ impl Tensor {
         }
     }
 
+    /// A rank-0 i64 tensor.
+    pub fn scalar_i64(v: i64) -> Tensor {
+        Tensor {
+            dims: vec![],
+            data: TensorData::I64(vec![v]),
+        }
+    }
+
     /// A 1-D i64 tensor.
     pub fn vec_i64(v: Vec<i64>) -> Tensor {
         Tensor {

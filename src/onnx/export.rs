@@ -306,15 +306,36 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         Op::BatchNormalization { epsilon } => vec![float("epsilon", *epsilon)],
         Op::MaxPool(p) => pool_attrs(p, false),
         Op::AveragePool(p) => pool_attrs(p, true),
-        Op::ReduceMean {
+        Op::Reduce {
             keepdims,
             noop_with_empty_axes,
+            ..
         } => {
             vec![
                 int("keepdims", *keepdims as i64),
                 int("noop_with_empty_axes", *noop_with_empty_axes as i64),
             ]
         }
+        Op::LayerNormalization { axis, epsilon } => vec![int("axis", *axis), float("epsilon", *epsilon)],
+        Op::Gelu { tanh_approximation } => {
+            vec![string(
+                "approximate",
+                if *tanh_approximation { "tanh" } else { "none" },
+            )]
+        }
+        Op::Split { axis, num_outputs } => {
+            let mut v = vec![int("axis", *axis)];
+            if node.input(1).is_none() {
+                v.push(int("num_outputs", *num_outputs as i64));
+            }
+            v
+        }
+        Op::ConstantOfShape { value } => vec![AttributeProto {
+            name: "value".into(),
+            r#type: attr_type::TENSOR,
+            t: Some(tensor_to_proto("value", &value.clone().reshaped(vec![1])?)),
+            ..Default::default()
+        }],
         Op::Concat { axis } | Op::Flatten { axis } | Op::Gather { axis } => vec![int("axis", *axis)],
         Op::Reshape { allowzero } => vec![int("allowzero", *allowzero as i64)],
         Op::Transpose { perm } => perm
@@ -350,7 +371,12 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         | Op::Identity
         | Op::DynamicQuantizeLinear
         | Op::QLinearMatMul
-        | Op::MatMulInteger => vec![],
+        | Op::MatMulInteger
+        | Op::Compare(_)
+        | Op::Where
+        | Op::Expand
+        | Op::Range
+        | Op::Size => vec![],
     };
     out.push(proto_node(
         node,

@@ -178,6 +178,25 @@ pub const SUPPORTED: &[&str] = &[
     "QLinearMatMul",
     "ConvInteger",
     "MatMulInteger",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "LayerNormalization",
+    "Gelu",
+    "Log",
+    "Max",
+    "Min",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Where",
+    "Expand",
+    "Split",
+    "ConstantOfShape",
+    "Range",
+    "Size",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -389,15 +408,62 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
         }
         "AveragePool" => Op::AveragePool(pool_attrs(&a)?),
         "GlobalAveragePool" => Op::GlobalAveragePool,
-        "ReduceMean" => {
-            if opset < 18 {
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
+            let (kind, axes_became_input) = match node.op_type.as_str() {
+                "ReduceMean" => (ReduceKind::Mean, 18),
+                "ReduceSum" => (ReduceKind::Sum, 13),
+                "ReduceMax" => (ReduceKind::Max, 18),
+                _ => (ReduceKind::Min, 18),
+            };
+            if opset < axes_became_input {
                 attr_to_input(&mut inputs, "axes", 1, a.ints("axes")?);
             }
-            Op::ReduceMean {
+            Op::Reduce {
+                kind,
                 keepdims: a.int("keepdims", 1)? != 0,
                 noop_with_empty_axes: a.int("noop_with_empty_axes", 0)? != 0,
             }
         }
+        "LayerNormalization" => Op::LayerNormalization {
+            axis: a.int("axis", -1)?,
+            epsilon: a.float("epsilon", 1e-5)?,
+        },
+        "Gelu" => Op::Gelu {
+            tanh_approximation: a.choice("approximate", false, &[("none", false), ("tanh", true)])?,
+        },
+        "Log" => Op::Unary(UnaryOp::Log),
+        "Max" => Op::Binary(BinaryOp::Max),
+        "Min" => Op::Binary(BinaryOp::Min),
+        "Equal" => Op::Compare(CompareOp::Equal),
+        "Less" => Op::Compare(CompareOp::Less),
+        "Greater" => Op::Compare(CompareOp::Greater),
+        "LessOrEqual" => Op::Compare(CompareOp::LessOrEqual),
+        "GreaterOrEqual" => Op::Compare(CompareOp::GreaterOrEqual),
+        "Where" => Op::Where,
+        "Expand" => Op::Expand,
+        "Range" => Op::Range,
+        "Size" => Op::Size,
+        "Split" => {
+            if opset < 13 {
+                attr_to_input(&mut inputs, "split", 1, a.ints("split")?);
+            }
+            Op::Split {
+                axis: a.int("axis", 0)?,
+                num_outputs: node.output.len(),
+            }
+        }
+        "ConstantOfShape" => Op::ConstantOfShape {
+            value: match a.tensor("value")? {
+                Some(t) => {
+                    let v = super::tensor::tensor_from_proto(t, None)?;
+                    if v.numel() != 1 {
+                        return Err(a.err("value", "must hold exactly one element"));
+                    }
+                    v.reshaped(vec![])?
+                }
+                None => Tensor::scalar_f32(0.0),
+            },
+        },
         "Concat" => {
             if !a.has("axis") {
                 return Err(a.err("axis", "is required"));

@@ -1,6 +1,6 @@
 //! Element-wise operators: unary maps, broadcast binary arithmetic, Clip, Cast.
 
-use crate::ir::op::{BinaryOp, UnaryOp};
+use crate::ir::op::{BinaryOp, CompareOp, UnaryOp};
 use crate::ir::shapes::broadcast;
 use crate::ir::{DType, Tensor, TensorData};
 use crate::{Error, Result};
@@ -65,6 +65,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         UnaryOp::Neg => map_f32(x, |v| -v),
         UnaryOp::Abs => map_f32(x, f32::abs),
         UnaryOp::Reciprocal => map_f32(x, |v| 1.0 / v),
+        UnaryOp::Log => map_f32(x, f32::ln),
     }
 }
 
@@ -149,6 +150,8 @@ macro_rules! int_binary {
                 }
                 broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_div(y))?
             }
+            BinaryOp::Max => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::max(x, y))?,
+            BinaryOp::Min => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::min(x, y))?,
             BinaryOp::Pow => unreachable!("Pow is handled in f64"),
         };
         Tensor::new(dims, TensorData::$variant(v))
@@ -168,6 +171,9 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
                 BinaryOp::Sub => broadcast_zip(x, ad, y, bd, |p, q| p - q)?,
                 BinaryOp::Mul => broadcast_zip(x, ad, y, bd, |p, q| p * q)?,
                 BinaryOp::Div => broadcast_zip(x, ad, y, bd, |p, q| p / q)?,
+                // numpy.maximum / minimum semantics: NaN wins.
+                BinaryOp::Max => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p > q { p } else { q })?,
+                BinaryOp::Min => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p < q { p } else { q })?,
                 BinaryOp::Pow => unreachable!("handled above"),
             };
             Tensor::from_f32(dims, v)
@@ -316,4 +322,82 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
         },
     };
     Tensor::new(dims, data)
+}
+
+/// Element-wise comparison of two broadcast operands of the same type.
+pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    fn cmp<T: PartialOrd + Copy>(
+        op: CompareOp,
+        a: &[T],
+        ad: &[usize],
+        b: &[T],
+        bd: &[usize],
+    ) -> Result<(Vec<usize>, Vec<bool>)> {
+        match op {
+            CompareOp::Equal => broadcast_zip(a, ad, b, bd, |x, y| x == y),
+            CompareOp::Less => broadcast_zip(a, ad, b, bd, |x, y| x < y),
+            CompareOp::Greater => broadcast_zip(a, ad, b, bd, |x, y| x > y),
+            CompareOp::LessOrEqual => broadcast_zip(a, ad, b, bd, |x, y| x <= y),
+            CompareOp::GreaterOrEqual => broadcast_zip(a, ad, b, bd, |x, y| x >= y),
+        }
+    }
+    let (ad, bd) = (a.dims(), b.dims());
+    let (dims, v) = match (a.data(), b.data()) {
+        (TensorData::F32(x), TensorData::F32(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I64(x), TensorData::I64(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I32(x), TensorData::I32(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I8(x), TensorData::I8(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::U8(x), TensorData::U8(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::Bool(x), TensorData::Bool(y)) => cmp(op, x, ad, y, bd)?,
+        _ => {
+            return Err(Error::DtypeMismatch(format!(
+                "{} of {} and {} tensors",
+                op.onnx_name(),
+                a.dtype(),
+                b.dtype()
+            )))
+        }
+    };
+    Tensor::from_bool(dims, v)
+}
+
+/// GELU, exact (erf) or with the tanh approximation.
+pub fn gelu(x: &Tensor, tanh_approximation: bool) -> Result<Tensor> {
+    if tanh_approximation {
+        let c = (2.0f32 / std::f32::consts::PI).sqrt();
+        map_f32(x, |v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh()))
+    } else {
+        map_f32(x, |v| 0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2)))
+    }
+}
+
+/// Range(start, limit, delta) for f32, i32 and i64 scalars.
+pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
+    let scalar = |t: &Tensor| -> Result<f64> {
+        let v = t.to_f32_vec()?;
+        if v.len() != 1 {
+            return Err(Error::ShapeMismatch("Range operands must be scalars".into()));
+        }
+        Ok(match t.data() {
+            TensorData::I64(x) => x[0] as f64,
+            _ => v[0] as f64,
+        })
+    };
+    let n = crate::ir::infer::range_len(scalar(start)?, scalar(limit)?, scalar(delta)?)?;
+    match (start.data(), delta.data()) {
+        (TensorData::F32(s), TensorData::F32(d)) => {
+            Tensor::from_f32(vec![n], (0..n).map(|i| s[0] + i as f32 * d[0]).collect())
+        }
+        (TensorData::I64(s), TensorData::I64(d)) => {
+            Tensor::from_i64(vec![n], (0..n as i64).map(|i| s[0] + i * d[0]).collect())
+        }
+        (TensorData::I32(s), TensorData::I32(d)) => {
+            Tensor::from_i32(vec![n], (0..n as i32).map(|i| s[0] + i * d[0]).collect())
+        }
+        _ => Err(Error::DtypeMismatch(format!(
+            "Range of {} and {}",
+            start.dtype(),
+            delta.dtype()
+        ))),
+    }
 }

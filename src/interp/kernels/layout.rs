@@ -300,3 +300,106 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: i64) -> Result<Tensor> {
     });
     Tensor::new(out_dims, data)
 }
+
+/// Broadcasts `x` to `out_dims` (numpy rules; `out_dims` must be a broadcast of x's shape).
+pub fn broadcast_to(x: &Tensor, out_dims: &[usize]) -> Result<Tensor> {
+    let d = x.dims();
+    if broadcast(d, out_dims)? != out_dims {
+        return Err(Error::ShapeMismatch(format!(
+            "{d:?} does not broadcast to {out_dims:?}"
+        )));
+    }
+    let st = row_major_strides(d);
+    let rank = out_dims.len();
+    let strides: Vec<isize> = (0..rank)
+        .map(|i| {
+            let k = i as isize - (rank - d.len()) as isize;
+            if k < 0 || d[k as usize] == 1 {
+                0
+            } else {
+                st[k as usize] as isize
+            }
+        })
+        .collect();
+    let data = map_data!(x.data(), v => strided_read(v, out_dims, 0, &strides));
+    Tensor::new(out_dims.to_vec(), data)
+}
+
+/// Expand: bidirectional broadcast of `x` with `shape`.
+pub fn expand(x: &Tensor, shape: &Tensor) -> Result<Tensor> {
+    let target: Vec<usize> = shape
+        .to_i64_vec()?
+        .into_iter()
+        .map(|v| usize::try_from(v).map_err(|_| Error::ShapeMismatch(format!("Expand to negative size {v}"))))
+        .collect::<Result<_>>()?;
+    let out = broadcast(x.dims(), &target)?;
+    broadcast_to(x, &out)
+}
+
+/// Where(cond, x, y) with broadcasting.
+pub fn select(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let out = broadcast(&broadcast(cond.dims(), x.dims())?, y.dims())?;
+    let c = broadcast_to(cond, &out)?;
+    let (xb, yb) = (broadcast_to(x, &out)?, broadcast_to(y, &out)?);
+    let mask = c.as_bool()?;
+    if xb.dtype() != yb.dtype() {
+        return Err(Error::DtypeMismatch(format!(
+            "Where of {} and {}",
+            xb.dtype(),
+            yb.dtype()
+        )));
+    }
+    macro_rules! pick {
+        ($get:ident, $v:ident) => {
+            TensorData::$v(
+                mask.iter()
+                    .zip(xb.$get()?.iter().zip(yb.$get()?))
+                    .map(|(&m, (&a, &b))| if m { a } else { b })
+                    .collect(),
+            )
+        };
+    }
+    let data = match xb.data() {
+        TensorData::F32(_) => pick!(as_f32, F32),
+        TensorData::I64(_) => pick!(as_i64, I64),
+        TensorData::I32(_) => pick!(as_i32, I32),
+        TensorData::I8(_) => pick!(as_i8, I8),
+        TensorData::U8(_) => pick!(as_u8, U8),
+        TensorData::Bool(_) => pick!(as_bool, Bool),
+        other => return Err(Error::Unsupported(format!("Where of {} tensors", other.dtype()))),
+    };
+    Tensor::new(out, data)
+}
+
+/// Split along an axis into `n` parts (sizes from `split`, or near-equal).
+pub fn split(x: &Tensor, split: Option<&Tensor>, axis: i64, n: usize) -> Result<Vec<Tensor>> {
+    let d = x.dims();
+    let ax = norm_axis(axis, d.len())?;
+    let sizes =
+        crate::ir::infer::split_sizes(d[ax], n, split.map(|s| s.to_i64_vec()).transpose()?.as_deref())?;
+    let st = row_major_strides(d);
+    let mut start = 0usize;
+    let mut parts = Vec::with_capacity(n);
+    for len in sizes {
+        let mut out_dims = d.to_vec();
+        out_dims[ax] = len;
+        let strides: Vec<isize> = st.iter().map(|&k| k as isize).collect();
+        let base = if len > 0 { (start * st[ax]) as isize } else { 0 };
+        let data = map_data!(x.data(), v => strided_read(v, &out_dims, base, &strides));
+        parts.push(Tensor::new(out_dims, data)?);
+        start += len;
+    }
+    Ok(parts)
+}
+
+/// ConstantOfShape: a tensor of the given shape filled with the one-element `value`.
+pub fn constant_of_shape(value: &Tensor, shape: &Tensor) -> Result<Tensor> {
+    let dims: Vec<usize> = shape
+        .to_i64_vec()?
+        .into_iter()
+        .map(|v| usize::try_from(v).map_err(|_| Error::ShapeMismatch(format!("ConstantOfShape size {v}"))))
+        .collect::<Result<_>>()?;
+    let n = crate::ir::checked_numel(&dims)?;
+    let data = map_data!(value.data(), v => vec![v[0]; n]);
+    Tensor::new(dims, data)
+}

@@ -9,6 +9,7 @@ mod pool;
 mod quant;
 mod resize;
 
+use crate::ir::op::BinaryOp;
 use crate::ir::{Op, Tensor};
 use crate::{Error, Result};
 
@@ -72,6 +73,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         )?),
         Op::MatMul => one(linalg::matmul(input(op, inputs, 0)?, input(op, inputs, 1)?)?),
         Op::Unary(u) => one(elementwise::unary(*u, input(op, inputs, 0)?)?),
+        Op::Binary(b @ (BinaryOp::Max | BinaryOp::Min)) => {
+            let mut acc = input(op, inputs, 0)?.clone();
+            for i in 1..inputs.len() {
+                acc = elementwise::binary(*b, &acc, input(op, inputs, i)?)?;
+            }
+            one(acc)
+        }
         Op::Binary(b) => one(elementwise::binary(
             *b,
             input(op, inputs, 0)?,
@@ -106,14 +114,46 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::MaxPool(p) => one(pool::max_pool(p, input(op, inputs, 0)?)?),
         Op::AveragePool(p) => one(pool::average_pool(p, input(op, inputs, 0)?)?),
         Op::GlobalAveragePool => one(pool::global_average_pool(input(op, inputs, 0)?)?),
-        Op::ReduceMean {
+        Op::Reduce {
+            kind,
             keepdims,
             noop_with_empty_axes,
-        } => one(norm::reduce_mean(
+        } => one(norm::reduce(
+            *kind,
             input(op, inputs, 0)?,
             optional(inputs, 1),
             *keepdims,
             *noop_with_empty_axes,
+        )?),
+        Op::LayerNormalization { axis, epsilon } => norm::layer_norm(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            optional(inputs, 2),
+            *axis,
+            *epsilon,
+        ),
+        Op::Gelu { tanh_approximation } => {
+            one(elementwise::gelu(input(op, inputs, 0)?, *tanh_approximation)?)
+        }
+        Op::Compare(c) => one(elementwise::compare(
+            *c,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+        )?),
+        Op::Where => one(layout::select(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            input(op, inputs, 2)?,
+        )?),
+        Op::Expand => one(layout::expand(input(op, inputs, 0)?, input(op, inputs, 1)?)?),
+        Op::Split { axis, num_outputs } => {
+            layout::split(input(op, inputs, 0)?, optional(inputs, 1), *axis, *num_outputs)
+        }
+        Op::ConstantOfShape { value } => one(layout::constant_of_shape(value, input(op, inputs, 0)?)?),
+        Op::Range => one(elementwise::range(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+            input(op, inputs, 2)?,
         )?),
         Op::Concat { axis } => {
             let all: Vec<&Tensor> = (0..inputs.len())
@@ -147,6 +187,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
             one(Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect()))
         }
+        Op::Size => one(Tensor::from_i64(
+            vec![],
+            vec![input(op, inputs, 0)?.numel() as i64],
+        )?),
         Op::Cast { to } => one(elementwise::cast(input(op, inputs, 0)?, *to)?),
         Op::Identity => one(input(op, inputs, 0)?.clone()),
         Op::Resize(r) => one(resize::resize(r, input(op, inputs, 0)?, &inputs[1..])?),
