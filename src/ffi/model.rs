@@ -153,9 +153,11 @@ pub unsafe extern "C" fn xq_model_free(model: *mut xq_model) {
     unsafe { free_handle(model) }
 }
 
-fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
+/// # Safety
+/// `model` must be NULL or a live model handle not used concurrently; `out` NULL or writable.
+unsafe fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
     guard(|| {
-        // SAFETY: the exported wrappers document that `model` is a live handle.
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
         let m = unsafe { arg_mut(model, "model") }?;
         let out = Out::new(out, "out")?;
         m.prepare()?;
@@ -174,7 +176,8 @@ fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
 /// `model` must be a live model handle, not used concurrently; `out` writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_input_count(model: *mut xq_model, out: *mut usize) -> xq_status {
-    counts(model, false, out)
+    // SAFETY: forwarded caller contract (see this function's docs).
+    unsafe { counts(model, false, out) }
 }
 
 /// Number of model outputs.
@@ -183,12 +186,15 @@ pub unsafe extern "C" fn xq_model_input_count(model: *mut xq_model, out: *mut us
 /// As `xq_model_input_count`.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_output_count(model: *mut xq_model, out: *mut usize) -> xq_status {
-    counts(model, true, out)
+    // SAFETY: forwarded caller contract.
+    unsafe { counts(model, true, out) }
 }
 
-fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_value_info) -> xq_status {
+/// # Safety
+/// As [`counts`].
+unsafe fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_value_info) -> xq_status {
     guard(|| {
-        // SAFETY: documented by the exported wrappers.
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
         let m = unsafe { arg_mut(model, "model") }?;
         let out = Out::new(out, "out")?;
         let info = m.info(output, index)?;
@@ -213,7 +219,8 @@ pub unsafe extern "C" fn xq_model_input(
     index: usize,
     out: *mut xq_value_info,
 ) -> xq_status {
-    value_info(model, false, index, out)
+    // SAFETY: forwarded caller contract.
+    unsafe { value_info(model, false, index, out) }
 }
 
 /// Name, element type and rank of output `index`.
@@ -226,10 +233,13 @@ pub unsafe extern "C" fn xq_model_output(
     index: usize,
     out: *mut xq_value_info,
 ) -> xq_status {
-    value_info(model, true, index, out)
+    // SAFETY: forwarded caller contract.
+    unsafe { value_info(model, true, index, out) }
 }
 
-fn dim(
+/// # Safety
+/// As [`counts`]; `size` and `symbol` NULL or writable.
+unsafe fn dim(
     model: *mut xq_model,
     output: bool,
     index: usize,
@@ -238,7 +248,7 @@ fn dim(
     symbol: *mut *const c_char,
 ) -> xq_status {
     guard(|| {
-        // SAFETY: documented by the exported wrappers.
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
         let m = unsafe { arg_mut(model, "model") }?;
         let size = Out::new(size, "size")?;
         let symbol = Out::new(symbol, "symbol")?;
@@ -272,7 +282,8 @@ pub unsafe extern "C" fn xq_model_input_dim(
     size: *mut i64,
     symbol: *mut *const c_char,
 ) -> xq_status {
-    dim(model, false, index, axis, size, symbol)
+    // SAFETY: forwarded caller contract.
+    unsafe { dim(model, false, index, axis, size, symbol) }
 }
 
 /// As `xq_model_input_dim`, for output `index`.
@@ -287,7 +298,8 @@ pub unsafe extern "C" fn xq_model_output_dim(
     size: *mut i64,
     symbol: *mut *const c_char,
 ) -> xq_status {
-    dim(model, true, index, axis, size, symbol)
+    // SAFETY: forwarded caller contract.
+    unsafe { dim(model, true, index, axis, size, symbol) }
 }
 
 /// Fixes the shape of input `name` (known dims must match; its symbolic dims are bound, also
@@ -345,6 +357,7 @@ pub unsafe extern "C" fn xq_model_run_float(
     guard(|| {
         // SAFETY: caller's contract; counts bounded.
         let m = unsafe { arg_mut(model, "model") }?;
+        // SAFETY: `inputs` holds `n_inputs` descriptors (caller's contract); count bounded.
         let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
         let plan = m.prepare()?;
         let values: Vec<_> = descs
@@ -563,6 +576,10 @@ pub struct xq_attribute {
     pub s: *const c_char,
 }
 
+/// Reads an array of optional names (NULL entries become "").
+///
+/// # Safety
+/// `ptr` must hold `n` pointers, each NULL or NUL-terminated.
 unsafe fn names(ptr: *const *const c_char, n: usize, what: &'static str) -> Result<Vec<String>> {
     // SAFETY: caller's contract: `ptr` holds `n` pointers, each NULL (absent optional input)
     // or NUL-terminated.
@@ -572,12 +589,17 @@ unsafe fn names(ptr: *const *const c_char, n: usize, what: &'static str) -> Resu
             if p.is_null() {
                 Ok(String::new())
             } else {
+                // SAFETY: non-null entries are NUL-terminated (this function's contract).
                 unsafe { arg_str(p, what) }.map(str::to_string)
             }
         })
         .collect()
 }
 
+/// Reads one attribute.
+///
+/// # Safety
+/// The pointer fields that `a.type` selects must be valid as `xq_attribute` documents.
 unsafe fn attribute(a: &xq_attribute) -> Result<(String, AttrValue)> {
     // SAFETY (whole function): pointers per the xq_attribute contract (caller); counts bounded.
     let name = unsafe { arg_str(a.name, "attrs.name") }?.to_string();
@@ -626,8 +648,11 @@ pub unsafe extern "C" fn xq_model_add_node(
                 arg_str(name, "name")?,
             )
         };
+        // SAFETY: the arrays hold the given counts of valid entries (caller's contract).
         let inputs = unsafe { names(inputs, n_inputs, "inputs") }?;
+        // SAFETY: as above.
         let outputs = unsafe { names(outputs, n_outputs, "outputs") }?;
+        // SAFETY: as above; each attribute follows the xq_attribute contract.
         let attrs = unsafe { arg_slice(attrs, n_attrs, MAX_C_COUNT, "attrs") }?
             .iter()
             .map(|a| unsafe { attribute(a) })
