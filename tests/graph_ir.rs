@@ -149,6 +149,32 @@ fn rewrites_are_revalidated() {
 }
 
 #[test]
+fn nodes_can_be_replaced_and_bypassed() {
+    let mut g = conv_bn_relu();
+    g.validate().unwrap();
+    let relu = g.node_index("relu").unwrap();
+    let old = g
+        .replace_node(relu, node("sig", Op::Unary(UnaryOp::Sigmoid), &["t"], &["y"]))
+        .unwrap();
+    assert_eq!(old.name, "relu");
+    g.validate().unwrap();
+    // A node feeding the graph output cannot be bypassed; the BN in the middle can.
+    assert!(g.bypass_node(g.node_index("sig").unwrap()).is_none());
+    let bn = g.bypass_node(g.node_index("bn").unwrap()).unwrap();
+    assert_eq!(bn.name, "bn");
+    g.validate().unwrap();
+    assert_eq!(
+        g.nodes.iter().find(|n| n.name == "sig").unwrap().inputs,
+        vec!["c".to_string()]
+    );
+    g.remove_dead();
+    assert!(!g.initializers.contains_key("gamma"));
+    let x = Tensor::from_f32(vec![1, 2, 5, 5], ramp(50, 0.1)).unwrap();
+    let y = run_once(&g, &[x]).unwrap();
+    assert!(y[0].as_f32().unwrap().iter().all(|&v| v > 0.0 && v < 1.0));
+}
+
+#[test]
 fn batchnorm_folds_into_conv_without_changing_results() {
     let mut g = conv_bn_relu();
     g.validate().unwrap();

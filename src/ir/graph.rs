@@ -158,6 +158,31 @@ impl Graph {
         self.nodes.insert(index, node);
     }
 
+    /// The index of the node named `name`.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Replaces the node at `index` by `node`, returning the old one (the caller
+    /// re-validates).
+    pub fn replace_node(&mut self, index: usize, node: Node) -> Option<Node> {
+        let slot = self.nodes.get_mut(index)?;
+        Some(std::mem::replace(slot, node))
+    }
+
+    /// Removes a single-input, single-output pass-through node (e.g. an observer or a Q/DQ
+    /// pair's half) and makes its readers read its input instead.
+    pub fn bypass_node(&mut self, index: usize) -> Option<Node> {
+        let node = self.nodes.get(index)?;
+        let (src, dst) = (node.input(0)?.to_string(), node.outputs.first()?.clone());
+        if self.is_output(&dst) {
+            return None;
+        }
+        let node = self.nodes.remove(index);
+        self.replace_uses(&dst, &src);
+        Some(node)
+    }
+
     /// Replaces every use of tensor `old` as a node input or graph output by `new`.
     pub fn replace_uses(&mut self, old: &str, new: &str) {
         for n in &mut self.nodes {
