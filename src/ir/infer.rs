@@ -341,6 +341,7 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::Unary(u) => {
             let allowed: &[DType] = match u {
                 UnaryOp::Relu | UnaryOp::Neg | UnaryOp::Abs => NUMERIC,
+                UnaryOp::Not => &[DType::Bool],
                 _ => FLOAT,
             };
             expect_dtype(op, "X", x.dtype, allowed)?;
@@ -506,6 +507,16 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             }),
         )]),
         Op::Size => Ok(vec![(DType::I64, Some(vec![]))]),
+        Op::CastLike => Ok(vec![(need(inputs, 1, op)?.dtype, xs.map(<[usize]>::to_vec))]),
+        Op::Logical(_) => {
+            let y = need(inputs, 1, op)?;
+            expect_dtype(op, "A", x.dtype, &[DType::Bool])?;
+            expect_dtype(op, "B", y.dtype, &[DType::Bool])?;
+            Ok(vec![(
+                DType::Bool,
+                both(xs, y.shape).map(|(a, b)| broadcast(a, b)).transpose()?,
+            )])
+        }
         Op::Cast { to } => Ok(vec![(*to, xs.map(<[usize]>::to_vec))]),
         Op::Identity => same(xs.map(<[usize]>::to_vec)),
         Op::Resize(_) => {

@@ -115,6 +115,14 @@ pub enum UnaryOp {
     Reciprocal,
     /// Natural logarithm.
     Log,
+    /// Round down.
+    Floor,
+    /// Round up.
+    Ceil,
+    /// Round half to even.
+    Round,
+    /// Logical not (bool).
+    Not,
 }
 
 impl UnaryOp {
@@ -132,6 +140,10 @@ impl UnaryOp {
             UnaryOp::Abs => "Abs",
             UnaryOp::Reciprocal => "Reciprocal",
             UnaryOp::Log => "Log",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Ceil => "Ceil",
+            UnaryOp::Round => "Round",
+            UnaryOp::Not => "Not",
         }
     }
 }
@@ -194,6 +206,28 @@ impl CompareOp {
             CompareOp::Greater => "Greater",
             CompareOp::LessOrEqual => "LessOrEqual",
             CompareOp::GreaterOrEqual => "GreaterOrEqual",
+        }
+    }
+}
+
+/// Element-wise logical operators on bool tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicalOp {
+    /// a && b
+    And,
+    /// a || b
+    Or,
+    /// a != b
+    Xor,
+}
+
+impl LogicalOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            LogicalOp::And => "And",
+            LogicalOp::Or => "Or",
+            LogicalOp::Xor => "Xor",
         }
     }
 }
@@ -413,6 +447,10 @@ pub enum Op {
     },
     /// Element-wise comparison to bool. Inputs: A, B.
     Compare(CompareOp),
+    /// Element-wise logical operator on broadcast bool inputs. Inputs: A, B.
+    Logical(LogicalOp),
+    /// Cast to the element type of the second input. Inputs: input, target_type.
+    CastLike,
     /// Select X where cond else Y, broadcast. Inputs: cond, X, Y.
     Where,
     /// Broadcast to a shape. Inputs: input, shape (i64).
@@ -524,6 +562,8 @@ impl Op {
             Op::Gelu { .. } => "Gelu",
             Op::Compare(c) => c.onnx_name(),
             Op::Where => "Where",
+            Op::Logical(l) => l.onnx_name(),
+            Op::CastLike => "CastLike",
             Op::Expand => "Expand",
             Op::Split { .. } => "Split",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
@@ -558,6 +598,7 @@ impl Op {
             Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm(_) => (2, 3),
             Op::Binary(BinaryOp::Max | BinaryOp::Min) => (1, usize::MAX),
             Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::Compare(_) | Op::Expand => (2, 2),
+            Op::Logical(_) | Op::CastLike => (2, 2),
             Op::Where | Op::Range => (3, 3),
             Op::LayerNormalization { .. } => (2, 3),
             Op::Split { .. } => (1, 2),

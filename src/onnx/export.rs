@@ -376,7 +376,9 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         | Op::Where
         | Op::Expand
         | Op::Range
-        | Op::Size => vec![],
+        | Op::Size
+        | Op::Logical(_)
+        | Op::CastLike => vec![],
     };
     out.push(proto_node(
         node,

@@ -11,10 +11,13 @@ use std::path::Path;
 
 /// Largest model file or buffer accepted (2 GiB, protobuf's own limit).
 pub const MAX_MODEL_BYTES: usize = 2 << 30;
-/// Oldest and newest default-domain opsets accepted. Versions of the imported ops after 21
-/// only add element types (float8/float4/int2, bf16) or attributes that matter only for those
-/// types; attributes that would change integer/f32 semantics are rejected by the op mapping.
-pub const OPSET_RANGE: (i64, i64) = (10, 28);
+/// Oldest and newest default-domain opsets accepted. Opset 7 is the first with numpy-style
+/// broadcasting; operators whose older versions differ (Slice < 10, Pad < 11, Clip < 11,
+/// Resize 10, BatchNormalization spatial=0, axes attributes) are normalised or rejected by
+/// the op mapping. Versions of the imported ops after 21 only add element types
+/// (float8/float4/int2, bf16) or attributes that matter only for those types; attributes
+/// that would change integer/f32 semantics are rejected by the op mapping.
+pub const OPSET_RANGE: (i64, i64) = (7, 28);
 
 /// Loads an ONNX model file (external-data initializers are read relative to its directory).
 pub fn load_file(path: impl AsRef<Path>) -> Result<Graph> {
@@ -174,6 +177,47 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
             let value = ops::constant_value(node, base_dir)?;
             if graph.initializers.insert(out.clone(), value).is_some() {
                 return Err(Error::InvalidModel(format!("tensor `{out}` is defined twice")));
+            }
+            continue;
+        }
+        if node.op_type == "Sum" {
+            // Variadic Sum becomes a chain of binary Adds.
+            let ins: Vec<&String> = node.input.iter().filter(|i| !i.is_empty()).collect();
+            let out = node
+                .output
+                .first()
+                .ok_or_else(|| Error::InvalidModel(format!("Sum `{label}` has no output")))?;
+            if ins.is_empty() {
+                return Err(Error::InvalidModel(format!("Sum `{label}` has no inputs")));
+            }
+            if ins.len() == 1 {
+                graph.nodes.push(Node {
+                    name: label,
+                    op: crate::ir::Op::Identity,
+                    inputs: vec![ins[0].clone()],
+                    outputs: vec![out.clone()],
+                });
+                continue;
+            }
+            let mut acc = ins[0].clone();
+            for (k, next) in ins.iter().enumerate().skip(1) {
+                let dst = if k + 1 == ins.len() {
+                    out.clone()
+                } else {
+                    fresh(&format!("{label}_partial{k}"))
+                };
+                let name = if k + 1 == ins.len() {
+                    label.clone()
+                } else {
+                    format!("{label}_add{k}")
+                };
+                graph.nodes.push(Node {
+                    name,
+                    op: crate::ir::Op::Binary(crate::ir::op::BinaryOp::Add),
+                    inputs: vec![acc, (*next).clone()],
+                    outputs: vec![dst.clone()],
+                });
+                acc = dst;
             }
             continue;
         }

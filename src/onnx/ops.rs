@@ -197,6 +197,15 @@ pub const SUPPORTED: &[&str] = &[
     "ConstantOfShape",
     "Range",
     "Size",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "CastLike",
+    "Sum",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -387,6 +396,12 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             }
         }
         "BatchNormalization" => {
+            if a.int("spatial", 1)? == 0 {
+                return Err(Error::Unsupported(format!(
+                    "BatchNormalization `{}` with spatial=0",
+                    node.name
+                )));
+            }
             if a.int("training_mode", 0)? != 0 || node.output.iter().skip(1).any(|o| !o.is_empty()) {
                 return Err(Error::Unsupported(format!(
                     "BatchNormalization `{}` in training mode",
@@ -443,6 +458,21 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
         "Expand" => Op::Expand,
         "Range" => Op::Range,
         "Size" => Op::Size,
+        "Floor" => Op::Unary(UnaryOp::Floor),
+        "Ceil" => Op::Unary(UnaryOp::Ceil),
+        "Round" => Op::Unary(UnaryOp::Round),
+        "Not" => Op::Unary(UnaryOp::Not),
+        "And" => Op::Logical(LogicalOp::And),
+        "Or" => Op::Logical(LogicalOp::Or),
+        "Xor" => Op::Logical(LogicalOp::Xor),
+        "CastLike" => Op::CastLike,
+        "Sum" if node.input.len() == 2 => Op::Binary(BinaryOp::Add),
+        "Sum" => {
+            return Err(Error::Unsupported(format!(
+                "Sum with {} inputs here (the importer chains it into Adds; build Add nodes instead)",
+                node.input.len()
+            )))
+        }
         "Split" => {
             if opset < 13 {
                 attr_to_input(&mut inputs, "split", 1, a.ints("split")?);
@@ -499,6 +529,11 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
                 attr_to_input(&mut inputs, "axes", 1, a.ints("axes")?);
             }
             Op::Unsqueeze
+        }
+        "Slice" if opset < 10 => {
+            return Err(Error::Unsupported(
+                "Slice before opset 10 (starts/ends as attributes)".into(),
+            ))
         }
         "Slice" => Op::Slice,
         "Pad" if opset < 11 => {

@@ -1,6 +1,6 @@
 //! Element-wise operators: unary maps, broadcast binary arithmetic, Clip, Cast.
 
-use crate::ir::op::{BinaryOp, CompareOp, UnaryOp};
+use crate::ir::op::{BinaryOp, CompareOp, LogicalOp, UnaryOp};
 use crate::ir::shapes::broadcast;
 use crate::ir::{DType, Tensor, TensorData};
 use crate::{Error, Result};
@@ -37,6 +37,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
                 TensorData::I8(v.iter().map(|&a| a.wrapping_abs()).collect())
             }
             (UnaryOp::Relu | UnaryOp::Abs, TensorData::U8(v)) => TensorData::U8(v.clone()),
+            (UnaryOp::Not, TensorData::Bool(v)) => TensorData::Bool(v.iter().map(|&a| !a).collect()),
             _ => {
                 return Err(Error::Unsupported(format!(
                     "{} on {} tensors",
@@ -66,6 +67,10 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         UnaryOp::Abs => map_f32(x, f32::abs),
         UnaryOp::Reciprocal => map_f32(x, |v| 1.0 / v),
         UnaryOp::Log => map_f32(x, f32::ln),
+        UnaryOp::Floor => map_f32(x, f32::floor),
+        UnaryOp::Ceil => map_f32(x, f32::ceil),
+        UnaryOp::Round => map_f32(x, f32::round_ties_even),
+        UnaryOp::Not => Err(Error::DtypeMismatch("Not needs a bool tensor".into())),
     }
 }
 
@@ -400,4 +405,15 @@ pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
             delta.dtype()
         ))),
     }
+}
+
+/// Element-wise logical operator on broadcast bool tensors.
+pub fn logical(op: LogicalOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (x, y) = (a.as_bool()?, b.as_bool()?);
+    let (dims, v) = match op {
+        LogicalOp::And => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p && q)?,
+        LogicalOp::Or => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p || q)?,
+        LogicalOp::Xor => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p != q)?,
+    };
+    Tensor::from_bool(dims, v)
 }

@@ -187,6 +187,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
             one(Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect()))
         }
+        Op::Logical(l) => one(elementwise::logical(
+            *l,
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?,
+        )?),
+        Op::CastLike => one(elementwise::cast(
+            input(op, inputs, 0)?,
+            input(op, inputs, 1)?.dtype(),
+        )?),
         Op::Size => one(Tensor::from_i64(
             vec![],
             vec![input(op, inputs, 0)?.numel() as i64],
