@@ -172,7 +172,11 @@ fn fuzz_input(info: &xq::ir::TensorInfo) -> Option<Tensor> {
     let dims = info.concrete_shape()?;
     let n: usize = dims.iter().product();
     match info.dtype {
-        xq::ir::DType::F32 => Tensor::from_f32(dims, (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect()).ok(),
+        xq::ir::DType::F32 => Tensor::from_f32(
+            dims,
+            (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect(),
+        )
+        .ok(),
         xq::ir::DType::I64 => Tensor::from_i64(dims, (0..n).map(|i| (i * 7 % 50) as i64).collect()).ok(),
         _ => None,
     }
@@ -180,7 +184,11 @@ fn fuzz_input(info: &xq::ir::TensorInfo) -> Option<Tensor> {
 
 #[test]
 fn corrupted_models_never_panic_when_loaded_folded_and_run() {
-    let seeds = [("tiny_cnn.onnx", vec![vec![1, 3, 8, 8]]), ("patterns.onnx", vec![vec![1, 3, 32, 32]]), ("transformer.onnx", vec![vec![1, 16]])];
+    let seeds = [
+        ("tiny_cnn.onnx", vec![vec![1, 3, 8, 8]]),
+        ("patterns.onnx", vec![vec![1, 3, 32, 32]]),
+        ("transformer.onnx", vec![vec![1, 16]]),
+    ];
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move || {
         state ^= state << 13;
@@ -202,13 +210,22 @@ fn corrupted_models_never_panic_when_loaded_folded_and_run() {
                 };
             }
             let outcome = std::panic::catch_unwind(|| {
-                let Ok(mut g) = xq::onnx::load_bytes(&b, None) else { return false };
+                let Ok(mut g) = xq::onnx::load_bytes(&b, None) else {
+                    return false;
+                };
                 let names: Vec<String> = g.inputs.iter().map(|i| i.name.clone()).collect();
-                let fixed: Vec<(&str, &[usize])> = names.iter().map(String::as_str).zip(shapes.iter().map(Vec::as_slice)).collect();
+                let fixed: Vec<(&str, &[usize])> = names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(shapes.iter().map(Vec::as_slice))
+                    .collect();
                 if g.fix_input_shapes(&fixed).is_err() || xq::interp::simplify(&mut g).is_err() {
                     return false;
                 }
-                let small = g.value_info.values().all(|v| v.concrete_shape().is_some_and(|s| s.iter().product::<usize>() <= FUZZ_RUN_LIMIT));
+                let small = g.value_info.values().all(|v| {
+                    v.concrete_shape()
+                        .is_some_and(|s| s.iter().product::<usize>() <= FUZZ_RUN_LIMIT)
+                });
                 let inputs: Option<Vec<Tensor>> = g.inputs.iter().map(fuzz_input).collect();
                 match (small, inputs) {
                     (true, Some(inputs)) => {

@@ -11,10 +11,16 @@ use xq::ir::Tensor;
 
 /// Cases where ONNX Runtime itself deviates from the ONNX reference outputs (the exported
 /// model is the original one), with the reason.
-const KNOWN_ORT_DIFFERENCES: &[(&str, &str)] = &[(
-    "test_resize_downsample_scales_linear_align_corners",
-    "ONNX Runtime uses the integer output length in align_corners; the spec uses input length * scale",
-)];
+const KNOWN_ORT_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "test_resize_downsample_scales_linear_align_corners",
+        ALIGN_CORNERS,
+    ),
+    ("test_resize_downsample_scales_cubic_align_corners", ALIGN_CORNERS),
+];
+
+const ALIGN_CORNERS: &str =
+    "ONNX Runtime uses the integer output length in align_corners; the spec uses input length * scale";
 
 enum Outcome {
     Pass,

@@ -279,7 +279,7 @@ pub enum ResizeMode {
     Nearest,
     /// (Multi-)linear.
     Linear,
-    /// Cubic (imported so the error is precise; the interpreter rejects it).
+    /// Cubic convolution (Keys, coefficient `cubic_coeff_a`).
     Cubic,
 }
 

@@ -16,6 +16,15 @@ enum Tap {
     Nearest(usize),
     /// Two input indices and the weight of the second.
     Linear(usize, usize, f32),
+    /// Four input indices and their weights.
+    Cubic([usize; 4], [f32; 4]),
+}
+
+/// Keys' cubic convolution weights for the taps at offsets -1, 0, 1, 2 from floor(x).
+fn cubic_weights(r: f32, a: f32) -> [f32; 4] {
+    let far = |t: f32| ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a;
+    let near = |t: f32| ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0;
+    [far(r + 1.0), near(r), near(1.0 - r), far(2.0 - r)]
 }
 
 fn source_coord(
@@ -94,7 +103,24 @@ fn taps(attrs: &ResizeAttrs, in_len: usize, out_len: usize, scale: f32, roi: (f3
                     };
                     Tap::Nearest(clamp(r))
                 }
-                _ => {
+                ResizeMode::Cubic => {
+                    let fl = x.floor();
+                    let mut w = cubic_weights(x - fl, attrs.cubic_coeff_a);
+                    let pos = [fl - 1.0, fl, fl + 1.0, fl + 2.0];
+                    if attrs.exclude_outside {
+                        for (wk, &p) in w.iter_mut().zip(&pos) {
+                            if p < 0.0 || p > last {
+                                *wk = 0.0;
+                            }
+                        }
+                        let sum: f32 = w.iter().sum();
+                        if sum != 0.0 {
+                            w.iter_mut().for_each(|v| *v /= sum);
+                        }
+                    }
+                    Tap::Cubic(pos.map(clamp), w)
+                }
+                ResizeMode::Linear => {
                     let fl = x.floor();
                     Tap::Linear(clamp(fl), clamp(fl + 1.0), x - fl)
                 }
@@ -105,9 +131,6 @@ fn taps(attrs: &ResizeAttrs, in_len: usize, out_len: usize, scale: f32, roi: (f3
 
 /// Resize. `rest` holds roi?, scales?, sizes? (empty tensors count as absent).
 pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor> {
-    if attrs.mode == ResizeMode::Cubic {
-        return Err(Error::Unsupported("Resize with mode=cubic".into()));
-    }
     if attrs.antialias {
         return Err(Error::Unsupported("Resize with antialias=1".into()));
     }
@@ -176,6 +199,10 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
                         Tap::Linear(i0, i1, w) => (
                             cur[src(i0)] * (1.0 - w) + cur[src(i1)] * w,
                             outside.as_ref().is_some_and(|m| m[src(i0)] || m[src(i1)]),
+                        ),
+                        Tap::Cubic(idx, w) => (
+                            idx.iter().zip(&w).map(|(&i, &wk)| cur[src(i)] * wk).sum(),
+                            outside.as_ref().is_some_and(|m| idx.iter().any(|&i| m[src(i)])),
                         ),
                     };
                     next[dst + k] = v;
