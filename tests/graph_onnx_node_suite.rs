@@ -154,6 +154,7 @@ fn onnx_node_conformance() {
                 "Unsupported model IR version",
                 "opset",
                 "not defined for",
+                "No corresponding Numpy type",
             ];
             if ort_limit.iter().any(|m| msg.contains(m)) {
                 ort_unsupported.push(format!("{} [{}]: {}", f[0], f[1], msg.trim()));

@@ -306,8 +306,55 @@ fn cast_from<T: AsF64>(v: &[T], to: DType, src_float: bool) -> Result<TensorData
     })
 }
 
-/// Element type conversion (float → integer truncates toward zero).
+/// f32 → IEEE half, rounding to nearest even (overflow → inf, NaN stays NaN).
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xFF) as i32;
+    let man = bits & 0x7F_FFFF;
+    if exp == 0xFF {
+        return sign | 0x7C00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 112;
+    if e >= 0x1F {
+        return sign | 0x7C00;
+    }
+    if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let rounded = (m + (1 << (shift - 1)) - 1 + ((m >> shift) & 1)) >> shift;
+        return sign | rounded as u16;
+    }
+    let half = ((e as u32) << 10) | (man >> 13);
+    let rem = man & 0x1FFF;
+    let up = rem > 0x1000 || (rem == 0x1000 && half & 1 == 1);
+    sign | (half + up as u32) as u16
+}
+
+/// f32 → bfloat16, rounding to nearest even (NaN stays NaN).
+fn f32_to_bf16(x: f32) -> u16 {
+    if x.is_nan() {
+        return 0x7FC0 | ((x.to_bits() >> 16) as u16 & 0x8000);
+    }
+    let bits = x.to_bits();
+    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// Element type conversion (float → integer truncates toward zero; → f16/bf16 rounds to
+/// nearest even).
 pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+    if matches!(to, DType::F16 | DType::Bf16) {
+        let convert = if to == DType::F16 { f32_to_f16 } else { f32_to_bf16 };
+        let bytes = x
+            .to_f32_vec()?
+            .into_iter()
+            .flat_map(|v| convert(v).to_le_bytes())
+            .collect();
+        return Tensor::new(x.dims().to_vec(), TensorData::Packed { dtype: to, bytes });
+    }
     let dims = x.dims().to_vec();
     let data = match x.data() {
         TensorData::F32(v) => cast_from(v, to, true)?,
@@ -416,4 +463,26 @@ pub fn logical(op: LogicalOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         LogicalOp::Xor => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p != q)?,
     };
     Tensor::from_bool(dims, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_rounding() {
+        assert_eq!(f32_to_f16(1.0), 0x3C00);
+        assert_eq!(f32_to_f16(-2.0), 0xC000);
+        assert_eq!(f32_to_f16(65504.0), 0x7BFF);
+        assert_eq!(f32_to_f16(1e6), 0x7C00);
+        assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001);
+        assert_eq!(f32_to_f16(2f32.powi(-26)), 0x0000);
+        // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: ties to even (1.0).
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3C00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3C02);
+        assert_eq!(f32_to_bf16(1.0), 0x3F80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F80_8000)), 0x3F80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F81_8000)), 0x3F82);
+        assert!(f32_to_bf16(f32::NAN) & 0x7FC0 == 0x7FC0);
+    }
 }
