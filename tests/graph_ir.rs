@@ -175,6 +175,51 @@ fn nodes_can_be_replaced_and_bypassed() {
 }
 
 #[test]
+fn qdq_pairs_can_be_inserted_on_a_tensor() {
+    let mut g = conv_bn_relu();
+    g.validate().unwrap();
+    let x = Tensor::from_f32(vec![1, 2, 5, 5], ramp(50, 0.1)).unwrap();
+    let before = run_once(&g, std::slice::from_ref(&x)).unwrap();
+    // Quantize the Conv output `c` (u8, scale 0.05, zero point 128) for every reader.
+    g.initializers.insert("s".into(), Tensor::scalar_f32(0.05));
+    g.initializers
+        .insert("z".into(), Tensor::from_u8(vec![], vec![128]).unwrap());
+    let (cq, cdq) = (g.fresh_name("c_q"), g.fresh_name("c_dq"));
+    g.replace_uses_except("c", &cdq, &[]);
+    let at = g.producer(&cdq).map_or(g.nodes.len(), |i| i + 1);
+    g.insert_node(
+        at,
+        node(
+            "c_quant",
+            Op::QuantizeLinear(QuantAttrs::default()),
+            &["c", "s", "z"],
+            &[&cq],
+        ),
+    );
+    g.insert_node(
+        at + 1,
+        node(
+            "c_dequant",
+            Op::DequantizeLinear(QuantAttrs::default()),
+            &[&cq, "s", "z"],
+            &[&cdq],
+        ),
+    );
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    assert_eq!(g.tensor_info(&cq).unwrap().dtype, DType::U8);
+    assert_eq!(g.consumers(&cdq).len(), 1);
+    let after = run_once(&g, &[x]).unwrap();
+    // The result moved by at most one quantization step through BN's largest gain (1.5/sqrt(0.5)).
+    let (a, b) = (after[0].as_f32().unwrap(), before[0].as_f32().unwrap());
+    let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(
+        worst > 0.0 && worst <= 0.5 * 0.05 * 1.5 / 0.5f32.sqrt() + 1e-5,
+        "worst {worst}"
+    );
+}
+
+#[test]
 fn batchnorm_folds_into_conv_without_changing_results() {
     let mut g = conv_bn_relu();
     g.validate().unwrap();

@@ -195,6 +195,19 @@ impl Graph {
         }
     }
 
+    /// Like [`Graph::replace_uses`], but leaves the inputs of the nodes named in `keep`
+    /// alone: inserting `t → Q → DQ → t_dq` is `replace_uses_except("t", "t_dq", &["Q"])`.
+    pub fn replace_uses_except(&mut self, old: &str, new: &str, keep: &[&str]) {
+        for n in self.nodes.iter_mut().filter(|n| !keep.contains(&n.name.as_str())) {
+            for i in n.inputs.iter_mut().filter(|i| *i == old) {
+                *i = new.to_string();
+            }
+        }
+        for o in self.outputs.iter_mut().filter(|o| o.name == old) {
+            o.name = new.to_string();
+        }
+    }
+
     /// Removes nodes whose outputs are unused and initializers nobody reads.
     pub fn remove_dead(&mut self) {
         loop {
