@@ -47,41 +47,44 @@ impl Geometry {
     }
 }
 
-/// Unrolls input patches of one group into a [c_in_g * k_vol, out_vol] matrix.
-fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T]) {
+/// Unrolls the input patches of output pixels `p0..p0 + n` of one group into a
+/// [c_in_g * k_vol, n] matrix (row stride `n`).
+fn im2col<T: GemmScalar>(g: &Geometry, x: &[T], col: &mut [T], p0: usize, n: usize) {
     let cin_g = g.c_in / g.group;
-    let [_, ih_n, iw_n] = g.input;
-    let [od_n, oh_n, ow_n] = g.output;
-    let out_vol = g.out_vol();
+    let [id_n, ih_n, iw_n] = g.input;
+    let [_, oh_n, ow_n] = g.output;
+    let sw = g.strides[2] as isize;
     let mut row = 0;
     for c in 0..cin_g {
         let xc = &x[c * g.in_vol()..(c + 1) * g.in_vol()];
         for kd in 0..g.kernel[0] {
             for kh in 0..g.kernel[1] {
                 for kw in 0..g.kernel[2] {
-                    let dst_row = &mut col[row * out_vol..(row + 1) * out_vol];
+                    let dst_row = &mut col[row * n..(row + 1) * n];
                     row += 1;
-                    for od in 0..od_n {
+                    let off = (kw * g.dilations[2]) as isize - g.pad_begin[2] as isize;
+                    // Walk the pixel range one output row segment at a time.
+                    let mut p = p0;
+                    while p < p0 + n {
+                        let (od, rest) = (p / (oh_n * ow_n), p % (oh_n * ow_n));
+                        let (oh, ow0) = (rest / ow_n, rest % ow_n);
+                        let len = (ow_n - ow0).min(p0 + n - p);
+                        let dst = &mut dst_row[p - p0..p - p0 + len];
+                        p += len;
                         let id = (od * g.strides[0] + kd * g.dilations[0]) as isize - g.pad_begin[0] as isize;
-                        for oh in 0..oh_n {
-                            let ih =
-                                (oh * g.strides[1] + kh * g.dilations[1]) as isize - g.pad_begin[1] as isize;
-                            let dst = &mut dst_row[(od * oh_n + oh) * ow_n..(od * oh_n + oh + 1) * ow_n];
-                            if id < 0 || id >= g.input[0] as isize || ih < 0 || ih >= ih_n as isize {
-                                dst.fill(T::default());
-                                continue;
-                            }
-                            let src = &xc[(id as usize * ih_n + ih as usize) * iw_n..][..iw_n];
-                            let off = (kw * g.dilations[2]) as isize - g.pad_begin[2] as isize;
-                            let sw = g.strides[2] as isize;
-                            for (ow, d) in dst.iter_mut().enumerate() {
-                                let iw = ow as isize * sw + off;
-                                *d = if iw >= 0 && iw < iw_n as isize {
-                                    src[iw as usize]
-                                } else {
-                                    T::default()
-                                };
-                            }
+                        let ih = (oh * g.strides[1] + kh * g.dilations[1]) as isize - g.pad_begin[1] as isize;
+                        if id < 0 || id >= id_n as isize || ih < 0 || ih >= ih_n as isize {
+                            dst.fill(T::default());
+                            continue;
+                        }
+                        let src = &xc[(id as usize * ih_n + ih as usize) * iw_n..][..iw_n];
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            let iw = (ow0 + j) as isize * sw + off;
+                            *d = if iw >= 0 && iw < iw_n as isize {
+                                src[iw as usize]
+                            } else {
+                                T::default()
+                            };
                         }
                     }
                 }
@@ -250,35 +253,48 @@ pub fn conv_raw<T: GemmScalar>(
             && g.pad_begin == [0, 0, 0]
             && g.input == g.output;
         let k = cin_g * k_vol;
+        // im2col works on blocks of output pixels small enough (about 512 KiB of patches) to
+        // stay in cache while the GEMM consumes them.
+        let block = if pointwise {
+            out_vol
+        } else {
+            (131_072 / k.max(1)).max(64).min(out_vol)
+        };
         let mut col = if pointwise {
             Vec::new()
         } else {
-            vec![T::default(); checked_numel(&[k, out_vol])?]
+            vec![T::default(); checked_numel(&[k, block])?]
         };
         for n in 0..g.batch {
             for grp in 0..g.group {
                 let xg = &x[(n * g.c_in + grp * cin_g) * in_vol..][..cin_g * in_vol];
-                let b: &[T] = if pointwise {
-                    xg
-                } else {
-                    im2col(&g, xg, &mut col);
-                    &col
-                };
                 let wg = &w[grp * cout_g * k..(grp + 1) * cout_g * k];
                 let og = &mut out[(n * g.c_out + grp * cout_g) * out_vol..][..cout_g * out_vol];
-                T::gemm(
-                    cout_g,
-                    k,
-                    out_vol,
-                    T::ONE,
-                    wg,
-                    (k as isize, 1),
-                    b,
-                    (out_vol as isize, 1),
-                    T::ONE,
-                    og,
-                    (out_vol as isize, 1),
-                );
+                let mut p0 = 0;
+                while p0 < out_vol {
+                    let len = block.min(out_vol - p0);
+                    let b: &[T] = if pointwise {
+                        xg
+                    } else {
+                        im2col(&g, xg, &mut col, p0, len);
+                        &col[..k * len]
+                    };
+                    let b_rows = if pointwise { out_vol } else { len };
+                    T::gemm(
+                        cout_g,
+                        k,
+                        len,
+                        T::ONE,
+                        wg,
+                        (k as isize, 1),
+                        b,
+                        (b_rows as isize, 1),
+                        T::ONE,
+                        &mut og[p0..],
+                        (out_vol as isize, 1),
+                    );
+                    p0 += len;
+                }
             }
         }
     }
