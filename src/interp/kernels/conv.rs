@@ -535,6 +535,16 @@ mod tests {
                 vec![1, 1],
                 AutoPad::NotSet,
             ),
+            // K = 576 patches per pixel: im2col runs in several pixel blocks.
+            (
+                vec![1, 64, 21, 19],
+                vec![4, 64, 3, 3],
+                1,
+                vec![1, 1],
+                vec![1, 1, 1, 1],
+                vec![1, 1],
+                AutoPad::NotSet,
+            ),
         ];
         for (xd, wd, group, strides, pads, dilations, auto_pad) in cases {
             let a = ConvAttrs {
