@@ -244,3 +244,169 @@ fn corrupted_models_never_panic_when_loaded_folded_and_run() {
     }
     assert!(ran > 50, "only {ran} corrupted models got as far as running");
 }
+
+/// Every operator evaluated directly on random (mostly ill-fitting) operands returns a
+/// result or an error; none panics.
+#[test]
+fn operators_on_random_operands_never_panic() {
+    use xq::ir::op::*;
+    use xq::ir::{DType, Op};
+    let mut state: u64 = 0xDEAD_BEEF_1234_5678;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let conv = |g: usize, k: Vec<usize>, s: Vec<usize>, p: Vec<usize>| ConvAttrs {
+        group: g,
+        kernel_shape: k,
+        strides: s,
+        pads: p,
+        ..Default::default()
+    };
+    let pool = |k: Vec<usize>, s: Vec<usize>| PoolAttrs {
+        kernel_shape: k,
+        strides: s,
+        ceil_mode: true,
+        ..Default::default()
+    };
+    let ops: Vec<Op> = vec![
+        Op::Conv(conv(1, vec![], vec![], vec![])),
+        Op::Conv(conv(2, vec![3, 3], vec![2, 2], vec![1, 1, 1, 1])),
+        Op::Conv(conv(0, vec![0], vec![0], vec![])),
+        Op::ConvTranspose(ConvTransposeAttrs {
+            conv: conv(1, vec![], vec![2, 2], vec![]),
+            ..Default::default()
+        }),
+        Op::Gemm(GemmAttrs {
+            trans_a: true,
+            ..Default::default()
+        }),
+        Op::MatMul,
+        Op::Binary(BinaryOp::Add),
+        Op::Binary(BinaryOp::Div),
+        Op::Binary(BinaryOp::Pow),
+        Op::Binary(BinaryOp::Max),
+        Op::Unary(UnaryOp::Relu),
+        Op::Unary(UnaryOp::Not),
+        Op::Clip,
+        Op::Softmax {
+            axis: -1,
+            coerce_2d: false,
+        },
+        Op::Softmax {
+            axis: 7,
+            coerce_2d: true,
+        },
+        Op::BatchNormalization { epsilon: 1e-5 },
+        Op::MaxPool(pool(vec![2, 2], vec![2, 2])),
+        Op::AveragePool(pool(vec![3], vec![])),
+        Op::MaxPool(pool(vec![0, 2], vec![0, 1])),
+        Op::GlobalAveragePool,
+        Op::Reduce {
+            kind: ReduceKind::Mean,
+            keepdims: true,
+            noop_with_empty_axes: false,
+        },
+        Op::Reduce {
+            kind: ReduceKind::Max,
+            keepdims: false,
+            noop_with_empty_axes: true,
+        },
+        Op::LayerNormalization {
+            axis: -1,
+            epsilon: 1e-5,
+        },
+        Op::Concat { axis: 1 },
+        Op::Reshape { allowzero: false },
+        Op::Flatten { axis: 3 },
+        Op::Transpose {
+            perm: Some(vec![1, 1, 0]),
+        },
+        Op::Transpose { perm: None },
+        Op::Squeeze,
+        Op::Unsqueeze,
+        Op::Slice,
+        Op::Pad {
+            mode: PadMode::Reflect,
+        },
+        Op::Pad {
+            mode: PadMode::Constant,
+        },
+        Op::Gather { axis: 1 },
+        Op::Shape {
+            start: -5,
+            end: Some(9),
+        },
+        Op::Cast { to: DType::F16 },
+        Op::Resize(ResizeAttrs {
+            mode: ResizeMode::Cubic,
+            coordinate_transform: CoordinateTransform::TfCropAndResize,
+            ..Default::default()
+        }),
+        Op::Resize(ResizeAttrs {
+            mode: ResizeMode::Linear,
+            axes: vec![5],
+            ..Default::default()
+        }),
+        Op::QuantizeLinear(QuantAttrs {
+            axis: 1,
+            block_size: 2,
+            ..Default::default()
+        }),
+        Op::DequantizeLinear(QuantAttrs {
+            axis: -1,
+            ..Default::default()
+        }),
+        Op::DynamicQuantizeLinear,
+        Op::QLinearConv(conv(1, vec![], vec![], vec![])),
+        Op::QLinearMatMul,
+        Op::ConvInteger(conv(1, vec![], vec![], vec![])),
+        Op::MatMulInteger,
+        Op::Compare(CompareOp::Less),
+        Op::Where,
+        Op::Expand,
+        Op::Split {
+            axis: 0,
+            num_outputs: 3,
+        },
+        Op::Range,
+        Op::Gelu {
+            tanh_approximation: true,
+        },
+    ];
+    let random_tensor = |next: &mut dyn FnMut() -> u64| -> Tensor {
+        let rank = (next() % 5) as usize;
+        let dims: Vec<usize> = (0..rank).map(|_| (next() % 5) as usize).collect();
+        let n: usize = dims.iter().product();
+        match next() % 5 {
+            0 => Tensor::from_i64(dims, (0..n).map(|_| (next() % 9) as i64 - 4).collect()).unwrap(),
+            1 => Tensor::from_u8(dims, (0..n).map(|_| next() as u8).collect()).unwrap(),
+            2 => Tensor::from_i8(dims, (0..n).map(|_| next() as i8).collect()).unwrap(),
+            3 => Tensor::from_bool(dims, (0..n).map(|_| next() % 2 == 0).collect()).unwrap(),
+            _ => Tensor::from_f32(dims, (0..n).map(|_| (next() % 17) as f32 - 8.0).collect()).unwrap(),
+        }
+    };
+    for op in &ops {
+        for _ in 0..200 {
+            let count = 1 + (next() % 9) as usize;
+            let tensors: Vec<Tensor> = (0..count).map(|_| random_tensor(&mut next)).collect();
+            let args: Vec<Option<&Tensor>> = tensors
+                .iter()
+                .map(|t| if next() % 7 == 0 { None } else { Some(t) })
+                .collect();
+            let result = std::panic::catch_unwind(|| {
+                let _ = xq::interp::kernels::eval(op, &args);
+            });
+            assert!(
+                result.is_ok(),
+                "{op:?} panicked on operands {:?}",
+                tensors
+                    .iter()
+                    .map(|t| (t.dtype(), t.dims().to_vec()))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}

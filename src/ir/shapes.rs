@@ -111,7 +111,7 @@ fn window(
     ceil_mode: bool,
 ) -> Result<Window> {
     let n = input.len();
-    if kernel.len() != n {
+    if kernel.len() != n || kernel.contains(&0) {
         return Err(shape_err(format!(
             "kernel {kernel:?} does not match {n} spatial axes"
         )));
@@ -285,7 +285,7 @@ pub fn conv_transpose_window(
     } else {
         attrs.output_padding.clone()
     };
-    if kernel.len() != n || out_pad.len() != n {
+    if kernel.len() != n || out_pad.len() != n || kernel.contains(&0) {
         return Err(shape_err(
             "ConvTranspose attributes do not match the spatial rank".into(),
         ));
@@ -454,6 +454,14 @@ pub fn slice_axes(
         if step == 0 {
             return Err(shape_err("Slice step is 0".into()));
         }
+        if dim == 0 {
+            out[ax] = SliceAxis {
+                start: 0,
+                step,
+                len: 0,
+            };
+            continue;
+        }
         let clamp_idx = |v: i64, lo: i64, hi: i64| {
             let v = if v < 0 { v.saturating_add(dim) } else { v };
             v.clamp(lo, hi)
@@ -463,14 +471,16 @@ pub fn slice_axes(
         } else {
             (clamp_idx(starts[i], 0, dim - 1), clamp_idx(ends[i], -1, dim - 1))
         };
+        // i128: `step` may be anything up to i64::MIN / i64::MAX.
+        let (s128, e128, st128) = (start as i128, end as i128, step as i128);
         let len = if step > 0 {
-            if end > start {
-                (end - start + step - 1) / step
+            if e128 > s128 {
+                (e128 - s128 + st128 - 1) / st128
             } else {
                 0
             }
-        } else if start > end {
-            (start - end + (-step) - 1) / (-step)
+        } else if s128 > e128 {
+            (s128 - e128 - st128 - 1) / -st128
         } else {
             0
         };
@@ -573,7 +583,15 @@ pub fn concat_shape(inputs: &[&[usize]], axis: i64) -> Result<Vec<usize>> {
 pub fn transpose_shape(input: &[usize], perm: Option<&[usize]>) -> Result<Vec<usize>> {
     match perm {
         None => Ok(input.iter().rev().copied().collect()),
-        Some(p) if p.len() == input.len() => Ok(p.iter().map(|&i| input[i]).collect()),
+        Some(p) if p.len() == input.len() => {
+            let mut seen = vec![false; p.len()];
+            for &i in p {
+                if i >= p.len() || std::mem::replace(&mut seen[i], true) {
+                    return Err(shape_err(format!("perm {p:?} is not a permutation")));
+                }
+            }
+            Ok(p.iter().map(|&i| input[i]).collect())
+        }
         Some(p) => Err(shape_err(format!(
             "perm {p:?} does not match rank {}",
             input.len()

@@ -157,7 +157,7 @@ macro_rules! int_binary {
             }
             BinaryOp::Max => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::max(x, y))?,
             BinaryOp::Min => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::min(x, y))?,
-            BinaryOp::Pow => unreachable!("Pow is handled in f64"),
+            BinaryOp::Pow => return Err(Error::Internal("integer Pow reached the wrapping path".into())),
         };
         Tensor::new(dims, TensorData::$variant(v))
     }};
@@ -179,7 +179,7 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
                 // numpy.maximum / minimum semantics: NaN wins.
                 BinaryOp::Max => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p > q { p } else { q })?,
                 BinaryOp::Min => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p < q { p } else { q })?,
-                BinaryOp::Pow => unreachable!("handled above"),
+                BinaryOp::Pow => return Err(Error::Internal("f32 Pow reached the direct path".into())),
             };
             Tensor::from_f32(dims, v)
         }
@@ -263,7 +263,15 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
             let (lo, hi) = (lo.unwrap_or(f64::MIN), hi.unwrap_or(f64::MAX));
             macro_rules! clamp_int {
                 ($v:expr, $variant:ident, $t:ty) => {
-                    TensorData::$variant($v.iter().map(|&a| (a as f64).clamp(lo, hi) as $t).collect())
+                    TensorData::$variant(
+                        $v.iter()
+                            .map(|&a| {
+                                // Comparisons, not clamp: with min > max every value becomes max (numpy).
+                                let f = if (a as f64) < lo { lo } else { a as f64 };
+                                (if f > hi { hi } else { f }) as $t
+                            })
+                            .collect(),
+                    )
                 };
             }
             match other {

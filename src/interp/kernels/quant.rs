@@ -194,6 +194,29 @@ fn centered(t: &Tensor, zp: Option<&Tensor>, axis: usize) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// The single value of a per-tensor parameter.
+fn scalar(t: &Tensor, what: &str) -> Result<f32> {
+    match t.to_f32_vec()?.as_slice() {
+        [v] => Ok(*v),
+        v => Err(Error::ShapeMismatch(format!(
+            "{what} must hold one value, it holds {}",
+            v.len()
+        ))),
+    }
+}
+
+/// Checks that a per-channel parameter has one value or `channels` values.
+fn per_channel(v: Vec<f32>, channels: usize, what: &str) -> Result<Vec<f32>> {
+    if v.len() == 1 || v.len() == channels {
+        Ok(v)
+    } else {
+        Err(Error::ShapeMismatch(format!(
+            "{what} has {} values for {channels} channels",
+            v.len()
+        )))
+    }
+}
+
 fn requantize(
     acc: &[f64],
     dims: Vec<usize>,
@@ -205,7 +228,15 @@ fn requantize(
     let (lo, hi) = out
         .int_range()
         .ok_or_else(|| Error::Unsupported(format!("requantizing to {out}")))?;
-    let z = int_values(yzp)?[0] as f64;
+    let z = match int_values(yzp)?.as_slice() {
+        [z] => *z as f64,
+        v => {
+            return Err(Error::ShapeMismatch(format!(
+                "y_zero_point must hold one value, it holds {}",
+                v.len()
+            )))
+        }
+    };
     let v = acc
         .iter()
         .enumerate()
@@ -232,9 +263,10 @@ pub fn qlinear_conv(attrs: &ConvAttrs, inputs: &[Option<&Tensor>]) -> Result<Ten
         })
         .transpose()?;
     let (dims, acc) = conv_raw(attrs, x.dims(), &xc, w.dims(), &wc, bias.as_deref())?;
-    let (xs, ws, ys) = (xs.to_f32_vec()?[0], ws.to_f32_vec()?, ys.to_f32_vec()?[0]);
-    let mult: Vec<f32> = ws.iter().map(|&w| xs * w / ys).collect();
     let c_out = dims[1];
+    let (xs, ys) = (scalar(xs, "x_scale")?, scalar(ys, "y_scale")?);
+    let ws = per_channel(ws.to_f32_vec()?, c_out, "w_scale")?;
+    let mult: Vec<f32> = ws.iter().map(|&w| xs * w / ys).collect();
     let vol: usize = dims[2..].iter().product();
     let per_channel = mult.len() > 1;
     requantize(
@@ -253,12 +285,13 @@ pub fn qlinear_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     let ac = centered(a, Some(az), a.dims().len().saturating_sub(2))?;
     let bc = centered(b, Some(bz), b.dims().len().saturating_sub(1))?;
     let (dims, acc) = matmul_generic(&ac, a.dims(), &bc, b.dims())?;
-    let (asv, bsv, ysv) = (as_.to_f32_vec()?, bs.to_f32_vec()?, ys.to_f32_vec()?[0]);
-    if asv.len() != 1 {
+    let n = *dims.last().unwrap_or(&1);
+    if as_.numel() != 1 {
         return Err(Error::Unsupported("QLinearMatMul with a per-row a_scale".into()));
     }
-    let mult: Vec<f32> = bsv.iter().map(|&s| asv[0] * s / ysv).collect();
-    let n = *dims.last().unwrap_or(&1);
+    let (asv, ysv) = (scalar(as_, "a_scale")?, scalar(ys, "y_scale")?);
+    let bsv = per_channel(bs.to_f32_vec()?, n, "b_scale")?;
+    let mult: Vec<f32> = bsv.iter().map(|&s| asv * s / ysv).collect();
     let per_col = mult.len() > 1;
     requantize(&acc, dims, &mult, |i| if per_col { i % n } else { 0 }, yz)
 }
@@ -338,6 +371,40 @@ mod tests {
         );
         let wrong = Tensor::from_f32(vec![3], vec![1.0; 3]).unwrap();
         assert!(quantize_linear(&per_axis, &x, &wrong, None).is_err());
+    }
+
+    #[test]
+    fn malformed_qlinear_parameters_are_errors() {
+        let x = Tensor::from_u8(vec![1, 1, 2, 2], vec![1, 2, 3, 4]).unwrap();
+        let w = Tensor::from_i8(vec![4, 1, 1, 1], vec![1, 2, 3, 4]).unwrap();
+        let s1 = Tensor::scalar_f32(0.5);
+        let s2 = Tensor::from_f32(vec![2], vec![0.5, 0.25]).unwrap();
+        let empty = Tensor::from_f32(vec![0], vec![]).unwrap();
+        let z8 = Tensor::from_u8(vec![], vec![0]).unwrap();
+        let zi = Tensor::from_i8(vec![], vec![0]).unwrap();
+        let z_empty = Tensor::from_u8(vec![0], vec![]).unwrap();
+        let attrs = ConvAttrs {
+            group: 1,
+            ..Default::default()
+        };
+        let run = |xs: &Tensor, ws: &Tensor, ys: &Tensor, yz: &Tensor| {
+            let inputs = [
+                Some(&x),
+                Some(xs),
+                Some(&z8),
+                Some(&w),
+                Some(ws),
+                Some(&zi),
+                Some(ys),
+                Some(yz),
+            ];
+            qlinear_conv(&attrs, &inputs)
+        };
+        assert!(run(&s1, &s1, &s1, &z8).is_ok());
+        assert!(run(&s1, &s2, &s1, &z8).is_err(), "2 scales for 4 channels");
+        assert!(run(&empty, &s1, &s1, &z8).is_err());
+        assert!(run(&s1, &s1, &empty, &z8).is_err());
+        assert!(run(&s1, &s1, &s1, &z_empty).is_err());
     }
 
     #[test]

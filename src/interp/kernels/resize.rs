@@ -153,6 +153,14 @@ pub fn resize(attrs: &ResizeAttrs, x: &Tensor, rest: &[Option<&Tensor>]) -> Resu
     let roi_of = |a: usize| -> Result<(f32, f32)> {
         match &roi_v {
             Some(r) if attrs.coordinate_transform == C::TfCropAndResize => {
+                if r.len() != 2 * rank && r.len() != 2 * axes.len() {
+                    return Err(Error::ShapeMismatch(format!(
+                        "Resize roi has {} values; expected {} or {}",
+                        r.len(),
+                        2 * rank,
+                        2 * axes.len()
+                    )));
+                }
                 let k = if r.len() == 2 * rank {
                     a
                 } else {
