@@ -245,8 +245,8 @@ fn corrupted_models_never_panic_when_loaded_folded_and_run() {
     assert!(ran > 50, "only {ran} corrupted models got as far as running");
 }
 
-/// Every operator evaluated directly on random (mostly ill-fitting) operands returns a
-/// result or an error; none panics.
+/// Every operator evaluated directly, and shape-inferred, on random (mostly ill-fitting)
+/// operands returns a result or an error; none panics.
 #[test]
 fn operators_on_random_operands_never_panic() {
     use xq::ir::op::*;
@@ -396,8 +396,20 @@ fn operators_on_random_operands_never_panic() {
                 .iter()
                 .map(|t| if next() % 7 == 0 { None } else { Some(t) })
                 .collect();
+            let known_values = next() % 2 == 0;
             let result = std::panic::catch_unwind(|| {
                 let _ = xq::interp::kernels::eval(op, &args);
+                let facts: Vec<Option<xq::ir::infer::Fact>> = args
+                    .iter()
+                    .map(|a| {
+                        a.map(|t| xq::ir::infer::Fact {
+                            dtype: t.dtype(),
+                            shape: Some(t.dims()),
+                            value: known_values.then_some(t),
+                        })
+                    })
+                    .collect();
+                let _ = xq::ir::infer::infer_op(op, &facts);
             });
             assert!(
                 result.is_ok(),
