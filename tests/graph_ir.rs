@@ -141,11 +141,23 @@ fn rewrites_are_revalidated() {
     g.validate().unwrap();
     assert_eq!(g.nodes.last().unwrap().name, "sig");
     let x = Tensor::from_f32(vec![1, 2, 5, 5], ramp(50, 0.2)).unwrap();
-    let y = run_once(&g, &[x]).unwrap();
+    let y = run_once(&g, std::slice::from_ref(&x)).unwrap();
     assert!(
         y[0].as_f32().unwrap().iter().all(|&v| (0.5..1.0).contains(&v)),
         "sigmoid of relu lies in [0.5, 1)"
     );
+    // The calibration hook sees the input and every node output, in execution order.
+    let plan = xq::interp::Interpreter::new(&g).unwrap();
+    let mut seen = Vec::new();
+    let observed = plan
+        .run_observed(&[x], &mut |name, t| {
+            seen.push((name.to_string(), t.dims().to_vec()))
+        })
+        .unwrap();
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["x", "c", "t", fresh.as_str(), "y"]);
+    assert_eq!(seen[1].1, vec![1, 3, 5, 5]);
+    assert_eq!(observed, y);
 }
 
 #[test]

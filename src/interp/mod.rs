@@ -109,8 +109,8 @@ impl Interpreter {
         self.run_observed(inputs, &mut |_, _| {})
     }
 
-    /// Runs the graph, calling `observe(tensor_name, value)` for every node output as it
-    /// is computed (the calibration hook).
+    /// Runs the graph, calling `observe(tensor_name, value)` for every graph input and then
+    /// for every node output as it is computed (the calibration hook).
     pub fn run_observed(
         &self,
         inputs: &[Tensor],
@@ -130,6 +130,9 @@ impl Interpreter {
         for ((slot, info), t) in self.inputs.iter().zip(inputs) {
             check_input(info, t)?;
             borrowed[*slot] = Some(t);
+        }
+        for ((slot, _), t) in self.inputs.iter().zip(inputs) {
+            observe(&self.slot_names[*slot], t);
         }
         for step in &self.steps {
             let args: Vec<Option<&Tensor>> = step
