@@ -89,6 +89,23 @@ fn validation_sorts_nodes_and_answers_pattern_queries() {
 }
 
 #[test]
+fn graphs_print_and_cross_threads() {
+    let mut g = conv_bn_relu();
+    g.validate().unwrap();
+    let text = g.to_string();
+    assert!(text.contains("input  x: f32[n, 2, 5, 5]"), "{text}");
+    assert!(
+        text.contains("bn = BatchNormalization(c, gamma, beta, mean, var) -> t"),
+        "{text}"
+    );
+    assert!(text.contains("output y: f32[?]"), "{text}");
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Graph>();
+    send_sync::<Tensor>();
+    send_sync::<xq::interp::Interpreter>();
+}
+
+#[test]
 fn structural_errors_are_named() {
     let mut dup = conv_bn_relu();
     dup.nodes

@@ -227,3 +227,63 @@ impl Graph {
         }
     }
 }
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Known(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::fmt::Display for TensorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.dtype)?;
+        match &self.shape {
+            Some(dims) => {
+                let dims: Vec<String> = dims.iter().map(Dim::to_string).collect();
+                write!(f, "[{}]", dims.join(", "))
+            }
+            None => f.write_str("[?]"),
+        }
+    }
+}
+
+/// One line per input, output and node (`name = Op(inputs) -> outputs`), for logs and
+/// reports.
+impl std::fmt::Display for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "graph `{}`: {} nodes, {} constants",
+            self.name,
+            self.nodes.len(),
+            self.initializers.len()
+        )?;
+        for i in &self.inputs {
+            writeln!(f, "  input  {i}")?;
+        }
+        for n in &self.nodes {
+            let shown = |names: &[String]| {
+                names
+                    .iter()
+                    .map(|s| if s.is_empty() { "-" } else { s })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            writeln!(
+                f,
+                "  {} = {}({}) -> {}",
+                n.name,
+                n.op.onnx_name(),
+                shown(&n.inputs),
+                shown(&n.outputs)
+            )?;
+        }
+        for o in &self.outputs {
+            writeln!(f, "  output {o}")?;
+        }
+        Ok(())
+    }
+}
