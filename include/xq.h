@@ -66,6 +66,11 @@
 #define XQ_OBSERVER_ENTROPY 4
 
 /**
+ * Largest rank a tensor descriptor may have.
+ */
+#define XQ_MAX_RANK 16
+
+/**
  * Result code of every fallible C API function. The numbers are part of the ABI and are
  * never renumbered; new codes are only appended.
  */
@@ -139,6 +144,73 @@ typedef enum xq_isa {
 } xq_isa;
 
 /**
+ * Element type of a tensor. The numbers equal ONNX's `TensorProto.DataType` and never change.
+ */
+typedef enum xq_dtype {
+  /**
+   * 32-bit float.
+   */
+  XQ_DTYPE_F32 = 1,
+  /**
+   * Unsigned 8-bit integer.
+   */
+  XQ_DTYPE_U8 = 2,
+  /**
+   * Signed 8-bit integer.
+   */
+  XQ_DTYPE_I8 = 3,
+  /**
+   * Unsigned 16-bit integer.
+   */
+  XQ_DTYPE_U16 = 4,
+  /**
+   * Signed 16-bit integer.
+   */
+  XQ_DTYPE_I16 = 5,
+  /**
+   * Signed 32-bit integer.
+   */
+  XQ_DTYPE_I32 = 6,
+  /**
+   * Signed 64-bit integer.
+   */
+  XQ_DTYPE_I64 = 7,
+  /**
+   * Boolean, one byte per element (0 or 1).
+   */
+  XQ_DTYPE_BOOL = 9,
+  /**
+   * IEEE half precision.
+   */
+  XQ_DTYPE_F16 = 10,
+  /**
+   * bfloat16.
+   */
+  XQ_DTYPE_BF16 = 16,
+  /**
+   * Unsigned 4-bit integer, two per byte (low nibble first).
+   */
+  XQ_DTYPE_U4 = 21,
+  /**
+   * Signed 4-bit integer, two per byte (low nibble first).
+   */
+  XQ_DTYPE_I4 = 22,
+  /**
+   * Unsigned 2-bit integer, four per byte.
+   */
+  XQ_DTYPE_U2 = 25,
+  /**
+   * Signed 2-bit integer, four per byte.
+   */
+  XQ_DTYPE_I2 = 26,
+} xq_dtype;
+
+/**
+ * An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
+ */
+typedef struct xq_model xq_model;
+
+/**
  * The opaque quantizer handle.
  */
 typedef struct xq_quantizer xq_quantizer;
@@ -164,6 +236,94 @@ typedef struct xq_cpu_info {
    */
   uint32_t available_cpus;
 } xq_cpu_info;
+
+/**
+ * What C learns about one model input or output.
+ */
+typedef struct xq_value_info {
+  /**
+   * The value's name (valid until the model is freed).
+   */
+  const char *name;
+  /**
+   * Element type.
+   */
+  enum xq_dtype dtype;
+  /**
+   * Rank, or -1 when unknown.
+   */
+  int64_t rank;
+} xq_value_info;
+
+/**
+ * A tensor as C sees it. The caller owns `dims` and `data`.
+ *
+ * As an input: `dtype`, `rank`, `dims[0..rank]` and `data` with `byte_length` bytes
+ * (exactly the packed size of the shape) describe the value.
+ * As an output: the caller provides `dims` with room for `rank` entries and `data` with room
+ * for `byte_length` bytes; on success libxq writes the actual `dtype`, `rank`, `dims` and
+ * `byte_length`.
+ */
+typedef struct xq_tensor {
+  /**
+   * Element type (an `xq_dtype` value).
+   */
+  int32_t dtype;
+  /**
+   * Number of dimensions (at most 16).
+   */
+  size_t rank;
+  /**
+   * The dimensions (`rank` entries, each >= 0).
+   */
+  int64_t *dims;
+  /**
+   * Element data, little-endian, row-major, packed for sub-byte types.
+   */
+  void *data;
+  /**
+   * Size of `data` in bytes.
+   */
+  size_t byte_length;
+} xq_tensor;
+
+/**
+ * A named node attribute, with ONNX's attribute names and meanings.
+ */
+typedef struct xq_attribute {
+  /**
+   * Attribute name, e.g. "strides".
+   */
+  const char *name;
+  /**
+   * Which field holds the value (an `xq_attr_type` value).
+   */
+  int32_t type;
+  /**
+   * XQ_ATTR_INT value.
+   */
+  int64_t i;
+  /**
+   * XQ_ATTR_FLOAT value.
+   */
+  float f;
+  /**
+   * XQ_ATTR_INTS values.
+   */
+  const int64_t *ints;
+  /**
+   * XQ_ATTR_FLOATS values.
+   */
+  const float *floats;
+  /**
+   * Number of `ints` or `floats`.
+   */
+  size_t count;
+  /**
+   * XQ_ATTR_STRING value.
+   */
+  const char *s;
+} xq_attribute;
 
 /**
  * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
@@ -237,6 +397,190 @@ const char *xq_version_string(void);
  * `info` must be NULL or point to writable storage for an `xq_cpu_info`.
  */
 enum xq_status xq_get_cpu_info(struct xq_cpu_info *info);
+
+/**
+ * Loads an ONNX model file (external-data initializers are read next to it).
+ *
+ * # Safety
+ * `path` must be a NUL-terminated string; `out` must point to writable storage.
+ */
+enum xq_status xq_model_load_file(const char *path, struct xq_model **out);
+
+/**
+ * Loads an ONNX model from memory (models with external data must be loaded from a file).
+ *
+ * # Safety
+ * `data` must point to `length` readable bytes; `out` must point to writable storage.
+ */
+enum xq_status xq_model_load_buffer(const void *data, size_t length, struct xq_model **out);
+
+/**
+ * Creates an empty model to be built with `xq_model_add_*`.
+ *
+ * # Safety
+ * `name` must be NULL or a NUL-terminated string; `out` must point to writable storage.
+ */
+enum xq_status xq_model_new(const char *name, struct xq_model **out);
+
+/**
+ * Frees a model; NULL is a no-op.
+ *
+ * # Safety
+ * `model` must be NULL or a model from `xq_model_*` not yet freed.
+ */
+void xq_model_free(struct xq_model *model);
+
+/**
+ * Number of model inputs (initializers are not inputs).
+ *
+ * # Safety
+ * `model` must be a live model handle, not used concurrently; `out` writable.
+ */
+enum xq_status xq_model_input_count(struct xq_model *model, size_t *out);
+
+/**
+ * Number of model outputs.
+ *
+ * # Safety
+ * As `xq_model_input_count`.
+ */
+enum xq_status xq_model_output_count(struct xq_model *model, size_t *out);
+
+/**
+ * Name, element type and rank of input `index`.
+ *
+ * # Safety
+ * `model` must be a live model handle, not used concurrently; `out` writable.
+ */
+enum xq_status xq_model_input(struct xq_model *model, size_t index, struct xq_value_info *out);
+
+/**
+ * Name, element type and rank of output `index`.
+ *
+ * # Safety
+ * As `xq_model_input`.
+ */
+enum xq_status xq_model_output(struct xq_model *model, size_t index, struct xq_value_info *out);
+
+/**
+ * Size of axis `axis` of input `index`: `*size` is the size, or -1 for a symbolic dimension
+ * whose name is stored in `*symbol` (NULL for known sizes; valid until the model is freed).
+ *
+ * # Safety
+ * `model` must be a live model handle, not used concurrently; `size` and `symbol` writable.
+ */
+enum xq_status xq_model_input_dim(struct xq_model *model,
+                                  size_t index,
+                                  size_t axis,
+                                  int64_t *size,
+                                  const char **symbol);
+
+/**
+ * As `xq_model_input_dim`, for output `index`.
+ *
+ * # Safety
+ * As `xq_model_input_dim`.
+ */
+enum xq_status xq_model_output_dim(struct xq_model *model,
+                                   size_t index,
+                                   size_t axis,
+                                   int64_t *size,
+                                   const char **symbol);
+
+/**
+ * Fixes the shape of input `name` (known dims must match; its symbolic dims are bound, also
+ * on other inputs using the same symbols). Constant subgraphs are then folded.
+ *
+ * # Safety
+ * `model` live handle; `name` NUL-terminated; `dims` points to `rank` int64 values.
+ */
+enum xq_status xq_model_fix_input_shape(struct xq_model *model,
+                                        const char *name,
+                                        const int64_t *dims,
+                                        size_t rank);
+
+/**
+ * Runs the model with the float interpreter. `inputs` follow the model's input order;
+ * `outputs` follow its output order and are written only if every output fits.
+ *
+ * # Safety
+ * `model` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors whose
+ * buffers follow the `xq_tensor` contract.
+ */
+enum xq_status xq_model_run_float(struct xq_model *model,
+                                  const struct xq_tensor *inputs,
+                                  size_t n_inputs,
+                                  struct xq_tensor *outputs,
+                                  size_t n_outputs);
+
+/**
+ * Saves the model as an ONNX file (opset 21).
+ *
+ * # Safety
+ * `model` live handle; `path` NUL-terminated.
+ */
+enum xq_status xq_model_save_onnx(struct xq_model *model, const char *path);
+
+/**
+ * Serialises the model as ONNX into `buffer` (capacity `capacity`). `*size` receives the
+ * size needed; call with `buffer = NULL, capacity = 0` to query it. Fails with
+ * XQ_ERROR_INVALID_ARGUMENT (after writing `*size`) when the buffer is too small.
+ *
+ * # Safety
+ * `model` live handle; `buffer` has `capacity` writable bytes; `size` writable.
+ */
+enum xq_status xq_model_serialize_onnx(struct xq_model *model,
+                                       void *buffer,
+                                       size_t capacity,
+                                       size_t *size);
+
+/**
+ * Adds a graph input. Negative `dims` entries are symbolic dimensions.
+ *
+ * # Safety
+ * `model` live handle; `name` NUL-terminated; `dims` points to `rank` int64 values.
+ */
+enum xq_status xq_model_add_input(struct xq_model *model,
+                                  const char *name,
+                                  int32_t dtype,
+                                  const int64_t *dims,
+                                  size_t rank);
+
+/**
+ * Adds a constant tensor (weights); the data is copied.
+ *
+ * # Safety
+ * `model` live handle; `name` NUL-terminated; `value` follows the `xq_tensor` input contract.
+ */
+enum xq_status xq_model_add_constant(struct xq_model *model,
+                                     const char *name,
+                                     const struct xq_tensor *value);
+
+/**
+ * Adds a node given by its ONNX op type (opset 21 semantics) and attributes. A NULL entry in
+ * `inputs` marks an absent optional input. The graph is validated when it is next used.
+ *
+ * # Safety
+ * `model` live handle; strings NUL-terminated; arrays hold the given counts.
+ */
+enum xq_status xq_model_add_node(struct xq_model *model,
+                                 const char *op_type,
+                                 const char *name,
+                                 const char *const *inputs,
+                                 size_t n_inputs,
+                                 const char *const *outputs,
+                                 size_t n_outputs,
+                                 const struct xq_attribute *attrs,
+                                 size_t n_attrs);
+
+/**
+ * Declares tensor `name` a graph output (its type is inferred); add it after the node
+ * that produces it.
+ *
+ * # Safety
+ * `model` live handle; `name` NUL-terminated.
+ */
+enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 
 /**
  * Fills `*config` with the default recipe: static activations (histogram observer,

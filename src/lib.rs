@@ -9,7 +9,10 @@ pub mod cpu;
 pub mod error;
 pub mod ffi;
 pub mod format;
+pub mod interp;
+pub mod ir;
 pub mod kernels;
+pub mod onnx;
 pub mod quant;
 pub mod runtime;
 

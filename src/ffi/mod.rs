@@ -14,10 +14,14 @@
 
 pub mod boundary;
 mod info;
+mod model;
 mod quantizer;
 mod status;
+mod tensor;
 
 pub use boundary::xq_last_error_message;
 pub use info::*;
+pub use model::*;
 pub use quantizer::*;
 pub use status::*;
+pub use tensor::*;

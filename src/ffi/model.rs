@@ -1,0 +1,699 @@
+//! `xq_model`: load an ONNX model (file or memory) or build a graph node by node, inspect its
+//! inputs and outputs, fix input shapes, run it with the float interpreter, save it as ONNX.
+
+use super::boundary::{arg_mut, arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::status::xq_status;
+use super::tensor::{dtype_from_c, tensor_from_c, tensor_to_c, xq_dtype, xq_tensor, XQ_MAX_RANK};
+use crate::interp::Interpreter;
+use crate::ir::{Dim, Graph, TensorInfo};
+use crate::onnx::AttrValue;
+use crate::{Error, Result};
+use std::ffi::{c_char, c_void, CString};
+
+/// Upper bound on counts passed from C (inputs, outputs, attributes, list lengths).
+const MAX_C_COUNT: usize = 1 << 20;
+
+/// An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
+pub struct xq_model {
+    graph: Graph,
+    /// Set when the graph changed; cleared by `prepare`.
+    dirty: bool,
+    plan: Option<Interpreter>,
+    /// NUL-terminated copies of input/output names and dim symbols handed out to C (one per
+    /// distinct string, so repeated queries do not grow it).
+    names: std::collections::HashMap<String, CString>,
+}
+
+impl xq_model {
+    fn new(graph: Graph) -> xq_model {
+        xq_model {
+            graph,
+            dirty: true,
+            plan: None,
+            names: Default::default(),
+        }
+    }
+
+    /// Validates, simplifies and plans the graph if it changed since the last call.
+    fn prepare(&mut self) -> Result<&Interpreter> {
+        if self.dirty || self.plan.is_none() {
+            self.graph.validate()?;
+            crate::interp::simplify(&mut self.graph)?;
+            self.plan = Some(Interpreter::new(&self.graph)?);
+            self.dirty = false;
+        }
+        self.plan
+            .as_ref()
+            .ok_or_else(|| Error::Internal("model plan missing".into()))
+    }
+
+    fn info(&mut self, output: bool, index: usize) -> Result<TensorInfo> {
+        self.prepare()?;
+        let list = if output {
+            &self.graph.outputs
+        } else {
+            &self.graph.inputs
+        };
+        list.get(index).cloned().ok_or_else(|| {
+            Error::invalid_argument(
+                "index",
+                format!("{index} is out of range ({} values)", list.len()),
+            )
+        })
+    }
+
+    /// Keeps a C copy of `s` alive as long as the model and returns its pointer.
+    fn c_name(&mut self, s: &str) -> *const c_char {
+        self.names
+            .entry(s.to_string())
+            .or_insert_with(|| CString::new(s.replace('\0', "?")).unwrap_or_default())
+            .as_ptr()
+    }
+}
+
+/// What C learns about one model input or output.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xq_value_info {
+    /// The value's name (valid until the model is freed).
+    pub name: *const c_char,
+    /// Element type.
+    pub dtype: xq_dtype,
+    /// Rank, or -1 when unknown.
+    pub rank: i64,
+}
+
+/// Loads an ONNX model file (external-data initializers are read next to it).
+///
+/// # Safety
+/// `path` must be a NUL-terminated string; `out` must point to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_load_file(path: *const c_char, out: *mut *mut xq_model) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract on `path`.
+        let path = unsafe { arg_str(path, "path") }?;
+        let out = Out::new(out, "out")?;
+        let mut model = xq_model::new(crate::onnx::load_file(path)?);
+        model.prepare()?;
+        out.write(into_handle(model));
+        Ok(())
+    })
+}
+
+/// Loads an ONNX model from memory (models with external data must be loaded from a file).
+///
+/// # Safety
+/// `data` must point to `length` readable bytes; `out` must point to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_load_buffer(
+    data: *const c_void,
+    length: usize,
+    out: *mut *mut xq_model,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract; the length is bounded before use.
+        let bytes = unsafe { arg_slice(data as *const u8, length, crate::onnx::MAX_MODEL_BYTES, "data") }?;
+        let out = Out::new(out, "out")?;
+        let mut model = xq_model::new(crate::onnx::load_bytes(bytes, None)?);
+        model.prepare()?;
+        out.write(into_handle(model));
+        Ok(())
+    })
+}
+
+/// Creates an empty model to be built with `xq_model_add_*`.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string; `out` must point to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_new(name: *const c_char, out: *mut *mut xq_model) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract on `name` (NULL allowed).
+        let name = if name.is_null() {
+            ""
+        } else {
+            unsafe { arg_str(name, "name") }?
+        };
+        let out = Out::new(out, "out")?;
+        out.write(into_handle(xq_model::new(Graph {
+            name: name.to_string(),
+            ..Default::default()
+        })));
+        Ok(())
+    })
+}
+
+/// Frees a model; NULL is a no-op.
+///
+/// # Safety
+/// `model` must be NULL or a model from `xq_model_*` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_free(model: *mut xq_model) {
+    // SAFETY: caller's contract.
+    unsafe { free_handle(model) }
+}
+
+/// # Safety
+/// `model` must be NULL or a live model handle not used concurrently; `out` NULL or writable.
+unsafe fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
+    guard(|| {
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
+        let m = unsafe { arg_mut(model, "model") }?;
+        let out = Out::new(out, "out")?;
+        m.prepare()?;
+        out.write(if output {
+            m.graph.outputs.len()
+        } else {
+            m.graph.inputs.len()
+        });
+        Ok(())
+    })
+}
+
+/// Number of model inputs (initializers are not inputs).
+///
+/// # Safety
+/// `model` must be a live model handle, not used concurrently; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_input_count(model: *mut xq_model, out: *mut usize) -> xq_status {
+    // SAFETY: forwarded caller contract (see this function's docs).
+    unsafe { counts(model, false, out) }
+}
+
+/// Number of model outputs.
+///
+/// # Safety
+/// As `xq_model_input_count`.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_output_count(model: *mut xq_model, out: *mut usize) -> xq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { counts(model, true, out) }
+}
+
+/// # Safety
+/// As [`counts`].
+unsafe fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_value_info) -> xq_status {
+    guard(|| {
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
+        let m = unsafe { arg_mut(model, "model") }?;
+        let out = Out::new(out, "out")?;
+        let info = m.info(output, index)?;
+        let name = m.c_name(&info.name);
+        let rank = info.shape.as_ref().map_or(-1, |s| s.len() as i64);
+        out.write(xq_value_info {
+            name,
+            dtype: info.dtype.into(),
+            rank,
+        });
+        Ok(())
+    })
+}
+
+/// Name, element type and rank of input `index`.
+///
+/// # Safety
+/// `model` must be a live model handle, not used concurrently; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_input(
+    model: *mut xq_model,
+    index: usize,
+    out: *mut xq_value_info,
+) -> xq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { value_info(model, false, index, out) }
+}
+
+/// Name, element type and rank of output `index`.
+///
+/// # Safety
+/// As `xq_model_input`.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_output(
+    model: *mut xq_model,
+    index: usize,
+    out: *mut xq_value_info,
+) -> xq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { value_info(model, true, index, out) }
+}
+
+/// # Safety
+/// As [`counts`]; `size` and `symbol` NULL or writable.
+unsafe fn dim(
+    model: *mut xq_model,
+    output: bool,
+    index: usize,
+    axis: usize,
+    size: *mut i64,
+    symbol: *mut *const c_char,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
+        let m = unsafe { arg_mut(model, "model") }?;
+        let size = Out::new(size, "size")?;
+        let symbol = Out::new(symbol, "symbol")?;
+        let info = m.info(output, index)?;
+        let shape = info
+            .shape
+            .ok_or_else(|| Error::InvalidState(format!("the rank of `{}` is unknown", info.name)))?;
+        let d = shape.get(axis).ok_or_else(|| {
+            Error::invalid_argument("axis", format!("{axis} is out of range for rank {}", shape.len()))
+        })?;
+        let (n, s) = match d {
+            Dim::Known(n) => (*n as i64, std::ptr::null()),
+            Dim::Symbolic(name) => (-1, m.c_name(name)),
+        };
+        size.write(n);
+        symbol.write(s);
+        Ok(())
+    })
+}
+
+/// Size of axis `axis` of input `index`: `*size` is the size, or -1 for a symbolic dimension
+/// whose name is stored in `*symbol` (NULL for known sizes; valid until the model is freed).
+///
+/// # Safety
+/// `model` must be a live model handle, not used concurrently; `size` and `symbol` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_input_dim(
+    model: *mut xq_model,
+    index: usize,
+    axis: usize,
+    size: *mut i64,
+    symbol: *mut *const c_char,
+) -> xq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { dim(model, false, index, axis, size, symbol) }
+}
+
+/// As `xq_model_input_dim`, for output `index`.
+///
+/// # Safety
+/// As `xq_model_input_dim`.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_output_dim(
+    model: *mut xq_model,
+    index: usize,
+    axis: usize,
+    size: *mut i64,
+    symbol: *mut *const c_char,
+) -> xq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { dim(model, true, index, axis, size, symbol) }
+}
+
+/// Fixes the shape of input `name` (known dims must match; its symbolic dims are bound, also
+/// on other inputs using the same symbols). Constant subgraphs are then folded.
+///
+/// # Safety
+/// `model` live handle; `name` NUL-terminated; `dims` points to `rank` int64 values.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_fix_input_shape(
+    model: *mut xq_model,
+    name: *const c_char,
+    dims: *const i64,
+    rank: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract for each pointer; lengths bounded.
+        let (m, name, dims) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_slice(dims, rank, XQ_MAX_RANK, "dims")?,
+            )
+        };
+        let dims: Vec<usize> = dims
+            .iter()
+            .map(|&d| {
+                usize::try_from(d).map_err(|_| Error::invalid_argument("dims", format!("{d} is negative")))
+            })
+            .collect::<Result<_>>()?;
+        let mut graph = m.graph.clone();
+        graph.validate()?;
+        graph.fix_input_shapes(&[(name, &dims)])?;
+        crate::interp::simplify(&mut graph)?;
+        m.graph = graph;
+        m.dirty = true;
+        m.prepare()?;
+        Ok(())
+    })
+}
+
+/// Runs the model with the float interpreter. `inputs` follow the model's input order;
+/// `outputs` follow its output order and are written only if every output fits.
+///
+/// # Safety
+/// `model` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors whose
+/// buffers follow the `xq_tensor` contract.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_run_float(
+    model: *mut xq_model,
+    inputs: *const xq_tensor,
+    n_inputs: usize,
+    outputs: *mut xq_tensor,
+    n_outputs: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract; counts bounded.
+        let m = unsafe { arg_mut(model, "model") }?;
+        // SAFETY: `inputs` holds `n_inputs` descriptors (caller's contract); count bounded.
+        let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
+        let plan = m.prepare()?;
+        let values: Vec<_> = descs
+            .iter()
+            // SAFETY: each descriptor follows the xq_tensor input contract (caller).
+            .map(|d| unsafe { tensor_from_c(d, "inputs") })
+            .collect::<Result<_>>()?;
+        let results = plan.run(&values)?;
+        if n_outputs != results.len() {
+            return Err(Error::invalid_argument(
+                "n_outputs",
+                format!("the model has {} outputs", results.len()),
+            ));
+        }
+        if outputs.is_null() && n_outputs > 0 {
+            return Err(Error::NullPointer("outputs"));
+        }
+        // SAFETY: `outputs` points to `n_outputs` descriptors (caller's contract), non-null.
+        let outs = unsafe { std::slice::from_raw_parts_mut(outputs, n_outputs) };
+        for (r, o) in results.iter().zip(outs.iter()) {
+            let need = r.to_le_bytes().len();
+            if o.rank < r.dims().len() || o.byte_length < need {
+                return Err(Error::invalid_argument(
+                    "outputs",
+                    format!(
+                        "an output of shape {:?} needs rank room {} and {need} bytes",
+                        r.dims(),
+                        r.dims().len()
+                    ),
+                ));
+            }
+        }
+        for (r, o) in results.iter().zip(outs.iter_mut()) {
+            // SAFETY: sizes checked above; buffers per the caller's contract.
+            unsafe { tensor_to_c(r, o, "outputs") }?;
+        }
+        Ok(())
+    })
+}
+
+/// Saves the model as an ONNX file (opset 21).
+///
+/// # Safety
+/// `model` live handle; `path` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_save_onnx(model: *mut xq_model, path: *const c_char) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let (m, path) = unsafe { (arg_mut(model, "model")?, arg_str(path, "path")?) };
+        m.prepare()?;
+        crate::onnx::save_file(&m.graph, path)
+    })
+}
+
+/// Serialises the model as ONNX into `buffer` (capacity `capacity`). `*size` receives the
+/// size needed; call with `buffer = NULL, capacity = 0` to query it. Fails with
+/// XQ_ERROR_INVALID_ARGUMENT (after writing `*size`) when the buffer is too small.
+///
+/// # Safety
+/// `model` live handle; `buffer` has `capacity` writable bytes; `size` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_serialize_onnx(
+    model: *mut xq_model,
+    buffer: *mut c_void,
+    capacity: usize,
+    size: *mut usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let m = unsafe { arg_mut(model, "model") }?;
+        if size.is_null() {
+            return Err(Error::NullPointer("size"));
+        }
+        m.prepare()?;
+        let bytes = crate::onnx::to_bytes(&m.graph)?;
+        // SAFETY: `size` is non-null and writable (caller's contract); the size is written
+        // even on failure so the caller learns the capacity to provide.
+        unsafe { size.write(bytes.len()) };
+        if buffer.is_null() && capacity == 0 {
+            return Ok(());
+        }
+        if capacity < bytes.len() || buffer.is_null() {
+            return Err(Error::invalid_argument(
+                "capacity",
+                format!("{capacity} bytes; the model needs {}", bytes.len()),
+            ));
+        }
+        // SAFETY: `buffer` holds `capacity >= bytes.len()` writable bytes (caller's contract).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer as *mut u8, bytes.len()) };
+        Ok(())
+    })
+}
+
+/// Adds a graph input. Negative `dims` entries are symbolic dimensions.
+///
+/// # Safety
+/// `model` live handle; `name` NUL-terminated; `dims` points to `rank` int64 values.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_add_input(
+    model: *mut xq_model,
+    name: *const c_char,
+    dtype: i32,
+    dims: *const i64,
+    rank: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract; rank bounded.
+        let (m, name, dims) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_slice(dims, rank, XQ_MAX_RANK, "dims")?,
+            )
+        };
+        let dtype = dtype_from_c(dtype)?;
+        if name.is_empty() || m.graph.tensor_info(name).is_some() {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is empty or already defined"),
+            ));
+        }
+        let shape: Vec<Dim> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                if d < 0 {
+                    Dim::Symbolic(format!("{name}_dim{i}"))
+                } else {
+                    Dim::Known(d as usize)
+                }
+            })
+            .collect();
+        let known: Vec<usize> = shape
+            .iter()
+            .filter_map(|d| if let Dim::Known(n) = d { Some(*n) } else { None })
+            .collect();
+        crate::ir::checked_numel(&known)?;
+        m.graph.inputs.push(TensorInfo {
+            name: name.to_string(),
+            dtype,
+            shape: Some(shape),
+        });
+        m.dirty = true;
+        Ok(())
+    })
+}
+
+/// Adds a constant tensor (weights); the data is copied.
+///
+/// # Safety
+/// `model` live handle; `name` NUL-terminated; `value` follows the `xq_tensor` input contract.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_add_constant(
+    model: *mut xq_model,
+    name: *const c_char,
+    value: *const xq_tensor,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let (m, name, value) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(name, "name")?,
+                arg_ref(value, "value")?,
+            )
+        };
+        if name.is_empty() || m.graph.tensor_info(name).is_some() {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is empty or already defined"),
+            ));
+        }
+        // SAFETY: `value` follows the input descriptor contract (caller).
+        let t = unsafe { tensor_from_c(value, "value") }?;
+        m.graph.initializers.insert(name.to_string(), t);
+        m.dirty = true;
+        Ok(())
+    })
+}
+
+/// Kind of an `xq_attribute`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum xq_attr_type {
+    /// `i` holds the value.
+    XQ_ATTR_INT = 0,
+    /// `f` holds the value.
+    XQ_ATTR_FLOAT = 1,
+    /// `ints` holds `count` values.
+    XQ_ATTR_INTS = 2,
+    /// `floats` holds `count` values.
+    XQ_ATTR_FLOATS = 3,
+    /// `s` holds a NUL-terminated string.
+    XQ_ATTR_STRING = 4,
+}
+
+/// A named node attribute, with ONNX's attribute names and meanings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xq_attribute {
+    /// Attribute name, e.g. "strides".
+    pub name: *const c_char,
+    /// Which field holds the value (an `xq_attr_type` value).
+    pub r#type: i32,
+    /// XQ_ATTR_INT value.
+    pub i: i64,
+    /// XQ_ATTR_FLOAT value.
+    pub f: f32,
+    /// XQ_ATTR_INTS values.
+    pub ints: *const i64,
+    /// XQ_ATTR_FLOATS values.
+    pub floats: *const f32,
+    /// Number of `ints` or `floats`.
+    pub count: usize,
+    /// XQ_ATTR_STRING value.
+    pub s: *const c_char,
+}
+
+/// Reads an array of optional names (NULL entries become "").
+///
+/// # Safety
+/// `ptr` must hold `n` pointers, each NULL or NUL-terminated.
+unsafe fn names(ptr: *const *const c_char, n: usize, what: &'static str) -> Result<Vec<String>> {
+    // SAFETY: caller's contract: `ptr` holds `n` pointers, each NULL (absent optional input)
+    // or NUL-terminated.
+    let list = unsafe { arg_slice(ptr, n, MAX_C_COUNT, what) }?;
+    list.iter()
+        .map(|&p| {
+            if p.is_null() {
+                Ok(String::new())
+            } else {
+                // SAFETY: non-null entries are NUL-terminated (this function's contract).
+                unsafe { arg_str(p, what) }.map(str::to_string)
+            }
+        })
+        .collect()
+}
+
+/// Reads one attribute.
+///
+/// # Safety
+/// The pointer fields that `a.type` selects must be valid as `xq_attribute` documents.
+unsafe fn attribute(a: &xq_attribute) -> Result<(String, AttrValue)> {
+    // SAFETY (whole function): pointers per the xq_attribute contract (caller); counts bounded.
+    let name = unsafe { arg_str(a.name, "attrs.name") }?.to_string();
+    let value = match a.r#type {
+        0 => AttrValue::Int(a.i),
+        1 => AttrValue::Float(a.f),
+        2 => AttrValue::Ints(unsafe { arg_slice(a.ints, a.count, MAX_C_COUNT, "attrs.ints") }?.to_vec()),
+        3 => {
+            AttrValue::Floats(unsafe { arg_slice(a.floats, a.count, MAX_C_COUNT, "attrs.floats") }?.to_vec())
+        }
+        4 => AttrValue::String(unsafe { arg_str(a.s, "attrs.s") }?.to_string()),
+        t => {
+            return Err(Error::invalid_argument(
+                "attrs.type",
+                format!("{t} is not an xq_attr_type"),
+            ))
+        }
+    };
+    Ok((name, value))
+}
+
+/// Adds a node given by its ONNX op type (opset 21 semantics) and attributes. A NULL entry in
+/// `inputs` marks an absent optional input. The graph is validated when it is next used.
+///
+/// # Safety
+/// `model` live handle; strings NUL-terminated; arrays hold the given counts.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn xq_model_add_node(
+    model: *mut xq_model,
+    op_type: *const c_char,
+    name: *const c_char,
+    inputs: *const *const c_char,
+    n_inputs: usize,
+    outputs: *const *const c_char,
+    n_outputs: usize,
+    attrs: *const xq_attribute,
+    n_attrs: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract for every pointer; counts bounded.
+        let (m, op_type, name) = unsafe {
+            (
+                arg_mut(model, "model")?,
+                arg_str(op_type, "op_type")?,
+                arg_str(name, "name")?,
+            )
+        };
+        // SAFETY: the arrays hold the given counts of valid entries (caller's contract).
+        let inputs = unsafe { names(inputs, n_inputs, "inputs") }?;
+        // SAFETY: as above.
+        let outputs = unsafe { names(outputs, n_outputs, "outputs") }?;
+        // SAFETY: as above; each attribute follows the xq_attribute contract.
+        let attrs = unsafe { arg_slice(attrs, n_attrs, MAX_C_COUNT, "attrs") }?
+            .iter()
+            .map(|a| unsafe { attribute(a) })
+            .collect::<Result<Vec<_>>>()?;
+        crate::onnx::add_onnx_node(&mut m.graph, op_type, name, &inputs, &outputs, &attrs)?;
+        m.dirty = true;
+        Ok(())
+    })
+}
+
+/// Declares tensor `name` a graph output (its type is inferred); add it after the node
+/// that produces it.
+///
+/// # Safety
+/// `model` live handle; `name` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xq_model_add_output(model: *mut xq_model, name: *const c_char) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let (m, name) = unsafe { (arg_mut(model, "model")?, arg_str(name, "name")?) };
+        if m.graph.is_output(name) {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("`{name}` is already an output"),
+            ));
+        }
+        let mut probe = m.graph.clone();
+        probe.validate()?;
+        probe.infer_shapes()?;
+        let dtype = probe.tensor_info(name).map(|i| i.dtype).ok_or_else(|| {
+            Error::invalid_argument(
+                "name",
+                format!("no input, constant or node output is named `{name}`"),
+            )
+        })?;
+        m.graph.outputs.push(TensorInfo {
+            name: name.to_string(),
+            dtype,
+            shape: None,
+        });
+        m.dirty = true;
+        Ok(())
+    })
+}

@@ -1,0 +1,107 @@
+//! Constant folding and graph cleanup once input shapes are known.
+
+use super::kernels;
+use crate::ir::infer::{infer_op, with_node, Fact};
+use crate::ir::{DType, Graph, Op, Tensor};
+use crate::Result;
+use std::collections::HashMap;
+
+/// Largest tensor folding may create (bigger results stay computed at run time).
+const MAX_FOLDED_ELEMENTS: usize = 1 << 24;
+
+/// Simplifies a graph: evaluates every node whose inputs are all constant (and Shape nodes
+/// whose input shape is known) into initializers, folds BatchNormalization into preceding
+/// Convs, removes Identity nodes and dead code, then re-validates and re-infers shapes.
+/// QuantizeLinear/DequantizeLinear nodes are never folded: they carry a QDQ graph's meaning.
+pub fn simplify(graph: &mut Graph) -> Result<()> {
+    graph.validate()?;
+    let mut facts: HashMap<String, (DType, Option<Vec<usize>>)> = HashMap::new();
+    for i in &graph.inputs {
+        facts.insert(i.name.clone(), (i.dtype, i.concrete_shape()));
+    }
+    for (n, t) in &graph.initializers {
+        facts.insert(n.clone(), (t.dtype(), Some(t.dims().to_vec())));
+    }
+    let mut kept = Vec::with_capacity(graph.nodes.len());
+    for node in std::mem::take(&mut graph.nodes) {
+        let input_facts: Vec<Option<Fact>> = node
+            .inputs
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    return None;
+                }
+                facts.get(n).map(|(d, s)| Fact {
+                    dtype: *d,
+                    shape: s.as_deref(),
+                    value: graph.initializers.get(n),
+                })
+            })
+            .collect();
+        let outs =
+            infer_op(&node.op, &input_facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
+        let folded: Option<Vec<Tensor>> = match &node.op {
+            Op::QuantizeLinear(_) | Op::DequantizeLinear(_) | Op::DynamicQuantizeLinear => None,
+            Op::Shape { start, end } => input_facts[0].and_then(|f| f.shape).map(|dims| {
+                let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
+                vec![Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect())]
+            }),
+            Op::Size => input_facts[0]
+                .and_then(|f| f.shape)
+                .map(|dims| vec![Tensor::scalar_i64(dims.iter().product::<usize>() as i64)]),
+            _ => {
+                let all_const = node
+                    .inputs
+                    .iter()
+                    .all(|n| n.is_empty() || graph.initializers.contains_key(n));
+                let small = outs.iter().all(|(_, s)| {
+                    s.as_ref()
+                        .is_some_and(|s| s.iter().product::<usize>() <= MAX_FOLDED_ELEMENTS)
+                });
+                if all_const && small {
+                    let args: Vec<Option<&Tensor>> = node
+                        .inputs
+                        .iter()
+                        .map(|n| {
+                            if n.is_empty() {
+                                None
+                            } else {
+                                graph.initializers.get(n)
+                            }
+                        })
+                        .collect();
+                    Some(
+                        kernels::eval(&node.op, &args)
+                            .map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?,
+                    )
+                } else {
+                    None
+                }
+            }
+        };
+        match folded {
+            Some(values) => {
+                for (name, t) in node.outputs.iter().zip(values) {
+                    if !name.is_empty() {
+                        facts.insert(name.clone(), (t.dtype(), Some(t.dims().to_vec())));
+                        graph.initializers.insert(name.clone(), t);
+                    }
+                }
+            }
+            None => {
+                for (name, f) in node.outputs.iter().zip(outs) {
+                    facts.insert(name.clone(), f);
+                }
+                kept.push(node);
+            }
+        }
+    }
+    graph.nodes = kept;
+    // Graph outputs that became constants stay reachable: keep them as initializers.
+    graph.fold_batchnorm_into_conv()?;
+    graph.remove_identities();
+    graph.remove_dead();
+    graph.validate()?;
+    graph.value_info.clear();
+    graph.infer_shapes()
+}

@@ -1,0 +1,496 @@
+//! Element-wise operators: unary maps, broadcast binary arithmetic, Clip, Cast.
+
+use crate::ir::op::{BinaryOp, CompareOp, LogicalOp, UnaryOp};
+use crate::ir::shapes::broadcast;
+use crate::ir::{DType, Tensor, TensorData};
+use crate::{Error, Result};
+
+/// Applies `f` to every element of an f32 tensor.
+pub fn map_f32(x: &Tensor, f: impl Fn(f32) -> f32) -> Result<Tensor> {
+    Tensor::from_f32(x.dims().to_vec(), x.as_f32()?.iter().map(|&v| f(v)).collect())
+}
+
+/// Element-wise unary operator.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    if x.dtype() != DType::F32 {
+        let dims = x.dims().to_vec();
+        let data = match (op, x.data()) {
+            (UnaryOp::Relu, TensorData::I32(v)) => TensorData::I32(v.iter().map(|&a| a.max(0)).collect()),
+            (UnaryOp::Relu, TensorData::I64(v)) => TensorData::I64(v.iter().map(|&a| a.max(0)).collect()),
+            (UnaryOp::Relu, TensorData::I8(v)) => TensorData::I8(v.iter().map(|&a| a.max(0)).collect()),
+            (UnaryOp::Neg, TensorData::I32(v)) => {
+                TensorData::I32(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Neg, TensorData::I64(v)) => {
+                TensorData::I64(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Neg, TensorData::I8(v)) => {
+                TensorData::I8(v.iter().map(|&a| a.wrapping_neg()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I32(v)) => {
+                TensorData::I32(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I64(v)) => {
+                TensorData::I64(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
+            (UnaryOp::Abs, TensorData::I8(v)) => {
+                TensorData::I8(v.iter().map(|&a| a.wrapping_abs()).collect())
+            }
+            (UnaryOp::Relu | UnaryOp::Abs, TensorData::U8(v)) => TensorData::U8(v.clone()),
+            (UnaryOp::Not, TensorData::Bool(v)) => TensorData::Bool(v.iter().map(|&a| !a).collect()),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "{} on {} tensors",
+                    op.onnx_name(),
+                    x.dtype()
+                )))
+            }
+        };
+        return Tensor::new(dims, data);
+    }
+    match op {
+        UnaryOp::Relu => map_f32(x, |v| v.max(0.0)),
+        UnaryOp::Sigmoid => map_f32(x, |v| {
+            if v >= 0.0 {
+                1.0 / (1.0 + (-v).exp())
+            } else {
+                let e = v.exp();
+                e / (1.0 + e)
+            }
+        }),
+        UnaryOp::Tanh => map_f32(x, f32::tanh),
+        UnaryOp::HardSwish => map_f32(x, |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
+        UnaryOp::Sqrt => map_f32(x, f32::sqrt),
+        UnaryOp::Exp => map_f32(x, f32::exp),
+        UnaryOp::Erf => map_f32(x, libm::erff),
+        UnaryOp::Neg => map_f32(x, |v| -v),
+        UnaryOp::Abs => map_f32(x, f32::abs),
+        UnaryOp::Reciprocal => map_f32(x, |v| 1.0 / v),
+        UnaryOp::Log => map_f32(x, f32::ln),
+        UnaryOp::Floor => map_f32(x, f32::floor),
+        UnaryOp::Ceil => map_f32(x, f32::ceil),
+        UnaryOp::Round => map_f32(x, f32::round_ties_even),
+        UnaryOp::Not => Err(Error::DtypeMismatch("Not needs a bool tensor".into())),
+    }
+}
+
+/// Combines two broadcast operands element by element.
+pub fn broadcast_zip<T: Copy, U>(
+    a: &[T],
+    ad: &[usize],
+    b: &[T],
+    bd: &[usize],
+    f: impl Fn(T, T) -> U,
+) -> Result<(Vec<usize>, Vec<U>)> {
+    let out = broadcast(ad, bd)?;
+    if ad == bd {
+        return Ok((out, a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()));
+    }
+    if b.len() == 1 && ad == out.as_slice() {
+        let y = b[0];
+        return Ok((out, a.iter().map(|&x| f(x, y)).collect()));
+    }
+    if a.len() == 1 && bd == out.as_slice() {
+        let x = a[0];
+        return Ok((out, b.iter().map(|&y| f(x, y)).collect()));
+    }
+    let rank = out.len();
+    let strides = |d: &[usize]| {
+        let mut s = vec![0usize; rank];
+        let mut acc = 1;
+        for i in (0..d.len()).rev() {
+            let o = i + rank - d.len();
+            s[o] = if d[i] == 1 { 0 } else { acc };
+            acc *= d[i];
+        }
+        s
+    };
+    let (sa, sb) = (strides(ad), strides(bd));
+    let total: usize = out.iter().product();
+    let mut res = Vec::with_capacity(total);
+    if total == 0 {
+        return Ok((out, res));
+    }
+    let last = out[rank - 1];
+    let (la, lb) = (sa[rank - 1], sb[rank - 1]);
+    let mut idx = vec![0usize; rank];
+    let (mut oa, mut ob) = (0usize, 0usize);
+    loop {
+        for j in 0..last {
+            res.push(f(a[oa + j * la], b[ob + j * lb]));
+        }
+        // Advance the odometer over all axes but the last.
+        let mut axis = rank - 1;
+        loop {
+            if axis == 0 {
+                return Ok((out, res));
+            }
+            axis -= 1;
+            idx[axis] += 1;
+            oa += sa[axis];
+            ob += sb[axis];
+            if idx[axis] < out[axis] {
+                break;
+            }
+            oa -= sa[axis] * idx[axis];
+            ob -= sb[axis] * idx[axis];
+            idx[axis] = 0;
+        }
+    }
+}
+
+macro_rules! int_binary {
+    ($op:expr, $a:expr, $b:expr, $ad:expr, $bd:expr, $variant:ident) => {{
+        let op = $op;
+        let (dims, v) = match op {
+            BinaryOp::Add => broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_add(y))?,
+            BinaryOp::Sub => broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_sub(y))?,
+            BinaryOp::Mul => broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_mul(y))?,
+            BinaryOp::Div => {
+                if $b.iter().any(|&y| y == 0) {
+                    return Err(Error::InvalidArgument {
+                        name: "B",
+                        reason: "integer division by zero".into(),
+                    });
+                }
+                broadcast_zip($a, $ad, $b, $bd, |x, y| x.wrapping_div(y))?
+            }
+            BinaryOp::Max => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::max(x, y))?,
+            BinaryOp::Min => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::min(x, y))?,
+            BinaryOp::Pow => return Err(Error::Internal("integer Pow reached the wrapping path".into())),
+        };
+        Tensor::new(dims, TensorData::$variant(v))
+    }};
+}
+
+/// Broadcast binary arithmetic.
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (ad, bd) = (a.dims(), b.dims());
+    if op == BinaryOp::Pow {
+        return pow(a, b);
+    }
+    match (a.data(), b.data()) {
+        (TensorData::F32(x), TensorData::F32(y)) => {
+            let (dims, v) = match op {
+                BinaryOp::Add => broadcast_zip(x, ad, y, bd, |p, q| p + q)?,
+                BinaryOp::Sub => broadcast_zip(x, ad, y, bd, |p, q| p - q)?,
+                BinaryOp::Mul => broadcast_zip(x, ad, y, bd, |p, q| p * q)?,
+                BinaryOp::Div => broadcast_zip(x, ad, y, bd, |p, q| p / q)?,
+                // numpy.maximum / minimum semantics: NaN wins.
+                BinaryOp::Max => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p > q { p } else { q })?,
+                BinaryOp::Min => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p < q { p } else { q })?,
+                BinaryOp::Pow => return Err(Error::Internal("f32 Pow reached the direct path".into())),
+            };
+            Tensor::from_f32(dims, v)
+        }
+        (TensorData::I64(x), TensorData::I64(y)) => int_binary!(op, x, y, ad, bd, I64),
+        (TensorData::I32(x), TensorData::I32(y)) => int_binary!(op, x, y, ad, bd, I32),
+        (TensorData::I8(x), TensorData::I8(y)) => int_binary!(op, x, y, ad, bd, I8),
+        (TensorData::U8(x), TensorData::U8(y)) => int_binary!(op, x, y, ad, bd, U8),
+        _ => Err(Error::DtypeMismatch(format!(
+            "{} of {} and {} tensors",
+            op.onnx_name(),
+            a.dtype(),
+            b.dtype()
+        ))),
+    }
+}
+
+fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let to_f64 = |t: &Tensor| -> Result<Vec<f64>> {
+        Ok(match t.data() {
+            TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            _ => return Err(Error::Unsupported(format!("Pow on {} tensors", t.dtype()))),
+        })
+    };
+    let (x, y) = (to_f64(a)?, to_f64(b)?);
+    let (dims, v) = broadcast_zip(&x, a.dims(), &y, b.dims(), f64::powf)?;
+    let data = match a.dtype() {
+        DType::F32 => {
+            // Keep f32 semantics for f32^f32 (matches numpy's float32 power).
+            if b.dtype() == DType::F32 {
+                let (_, v32) = broadcast_zip(a.as_f32()?, a.dims(), b.as_f32()?, b.dims(), f32::powf)?;
+                TensorData::F32(v32)
+            } else {
+                TensorData::F32(v.iter().map(|&z| z as f32).collect())
+            }
+        }
+        DType::I64 => TensorData::I64(v.iter().map(|&z| z as i64).collect()),
+        DType::I32 => TensorData::I32(v.iter().map(|&z| z as i32).collect()),
+        d => return Err(Error::Unsupported(format!("Pow on {d} tensors"))),
+    };
+    Tensor::new(dims, data)
+}
+
+/// Clamps to optional scalar bounds.
+pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
+    let scalar = |t: Option<&Tensor>| -> Result<Option<f64>> {
+        match t {
+            None => Ok(None),
+            Some(t) if t.numel() == 1 => Ok(Some(match t.data() {
+                TensorData::F32(v) => v[0] as f64,
+                _ => t.to_i64_vec()?[0] as f64,
+            })),
+            Some(t) => Err(Error::ShapeMismatch(format!(
+                "Clip bound of shape {:?} is not a scalar",
+                t.dims()
+            ))),
+        }
+    };
+    let (lo, hi) = (scalar(min)?, scalar(max)?);
+    let dims = x.dims().to_vec();
+    let data = match x.data() {
+        TensorData::F32(v) => {
+            let lo = lo.map_or(f32::NEG_INFINITY, |l| l as f32);
+            let hi = hi.map_or(f32::INFINITY, |h| h as f32);
+            // Comparisons (not min/max) so NaN passes through, as in numpy.clip.
+            TensorData::F32(
+                v.iter()
+                    .map(|&a| {
+                        let a = if a < lo { lo } else { a };
+                        if a > hi {
+                            hi
+                        } else {
+                            a
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        other => {
+            let (lo, hi) = (lo.unwrap_or(f64::MIN), hi.unwrap_or(f64::MAX));
+            macro_rules! clamp_int {
+                ($v:expr, $variant:ident, $t:ty) => {
+                    TensorData::$variant(
+                        $v.iter()
+                            .map(|&a| {
+                                // Comparisons, not clamp: with min > max every value becomes max (numpy).
+                                let f = if (a as f64) < lo { lo } else { a as f64 };
+                                (if f > hi { hi } else { f }) as $t
+                            })
+                            .collect(),
+                    )
+                };
+            }
+            match other {
+                TensorData::I64(v) => clamp_int!(v, I64, i64),
+                TensorData::I32(v) => clamp_int!(v, I32, i32),
+                TensorData::I8(v) => clamp_int!(v, I8, i8),
+                TensorData::U8(v) => clamp_int!(v, U8, u8),
+                _ => return Err(Error::Unsupported(format!("Clip of {} tensors", x.dtype()))),
+            }
+        }
+    };
+    Tensor::new(dims, data)
+}
+
+trait AsF64: Copy {
+    fn f64(self) -> f64;
+}
+macro_rules! as_f64 {
+    ($($t:ty),*) => { $(impl AsF64 for $t { fn f64(self) -> f64 { self as f64 } })* };
+}
+as_f64!(f32, i8, u8, i32, i64);
+impl AsF64 for bool {
+    fn f64(self) -> f64 {
+        self as u8 as f64
+    }
+}
+
+fn cast_from<T: AsF64>(v: &[T], to: DType, src_float: bool) -> Result<TensorData> {
+    Ok(match to {
+        DType::F32 => TensorData::F32(v.iter().map(|&x| x.f64() as f32).collect()),
+        DType::I8 => TensorData::I8(v.iter().map(|&x| x.f64() as i64 as i8).collect()),
+        DType::U8 => TensorData::U8(v.iter().map(|&x| x.f64() as i64 as u8).collect()),
+        DType::I32 => TensorData::I32(v.iter().map(|&x| x.f64() as i64 as i32).collect()),
+        DType::I64 => TensorData::I64(v.iter().map(|&x| x.f64() as i64).collect()),
+        DType::Bool => TensorData::Bool(v.iter().map(|&x| x.f64() != 0.0).collect()),
+        other => {
+            let _ = src_float;
+            return Err(Error::Unsupported(format!("Cast to {other}")));
+        }
+    })
+}
+
+/// f32 → IEEE half, rounding to nearest even (overflow → inf, NaN stays NaN).
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xFF) as i32;
+    let man = bits & 0x7F_FFFF;
+    if exp == 0xFF {
+        return sign | 0x7C00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 112;
+    if e >= 0x1F {
+        return sign | 0x7C00;
+    }
+    if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let rounded = (m + (1 << (shift - 1)) - 1 + ((m >> shift) & 1)) >> shift;
+        return sign | rounded as u16;
+    }
+    let half = ((e as u32) << 10) | (man >> 13);
+    let rem = man & 0x1FFF;
+    let up = rem > 0x1000 || (rem == 0x1000 && half & 1 == 1);
+    sign | (half + up as u32) as u16
+}
+
+/// f32 → bfloat16, rounding to nearest even (NaN stays NaN).
+fn f32_to_bf16(x: f32) -> u16 {
+    if x.is_nan() {
+        return 0x7FC0 | ((x.to_bits() >> 16) as u16 & 0x8000);
+    }
+    let bits = x.to_bits();
+    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// Element type conversion (float → integer truncates toward zero; → f16/bf16 rounds to
+/// nearest even).
+pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+    if matches!(to, DType::F16 | DType::Bf16) {
+        let convert = if to == DType::F16 { f32_to_f16 } else { f32_to_bf16 };
+        let bytes = x
+            .to_f32_vec()?
+            .into_iter()
+            .flat_map(|v| convert(v).to_le_bytes())
+            .collect();
+        return Tensor::new(x.dims().to_vec(), TensorData::Packed { dtype: to, bytes });
+    }
+    let dims = x.dims().to_vec();
+    let data = match x.data() {
+        TensorData::F32(v) => cast_from(v, to, true)?,
+        TensorData::I8(v) => cast_from(v, to, false)?,
+        TensorData::U8(v) => cast_from(v, to, false)?,
+        TensorData::I32(v) => cast_from(v, to, false)?,
+        // i64 → i64/i32 must not round-trip through f64 (precision above 2^53).
+        TensorData::I64(v) => match to {
+            DType::I64 => TensorData::I64(v.clone()),
+            DType::I32 => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
+            _ => cast_from(v, to, false)?,
+        },
+        TensorData::Bool(v) => cast_from(v, to, false)?,
+        TensorData::Packed { .. } => match to {
+            DType::F32 => TensorData::F32(x.to_f32_vec()?),
+            other => return Err(Error::Unsupported(format!("Cast from {} to {other}", x.dtype()))),
+        },
+    };
+    Tensor::new(dims, data)
+}
+
+/// Element-wise comparison of two broadcast operands of the same type.
+pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    fn cmp<T: PartialOrd + Copy>(
+        op: CompareOp,
+        a: &[T],
+        ad: &[usize],
+        b: &[T],
+        bd: &[usize],
+    ) -> Result<(Vec<usize>, Vec<bool>)> {
+        match op {
+            CompareOp::Equal => broadcast_zip(a, ad, b, bd, |x, y| x == y),
+            CompareOp::Less => broadcast_zip(a, ad, b, bd, |x, y| x < y),
+            CompareOp::Greater => broadcast_zip(a, ad, b, bd, |x, y| x > y),
+            CompareOp::LessOrEqual => broadcast_zip(a, ad, b, bd, |x, y| x <= y),
+            CompareOp::GreaterOrEqual => broadcast_zip(a, ad, b, bd, |x, y| x >= y),
+        }
+    }
+    let (ad, bd) = (a.dims(), b.dims());
+    let (dims, v) = match (a.data(), b.data()) {
+        (TensorData::F32(x), TensorData::F32(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I64(x), TensorData::I64(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I32(x), TensorData::I32(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::I8(x), TensorData::I8(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::U8(x), TensorData::U8(y)) => cmp(op, x, ad, y, bd)?,
+        (TensorData::Bool(x), TensorData::Bool(y)) => cmp(op, x, ad, y, bd)?,
+        _ => {
+            return Err(Error::DtypeMismatch(format!(
+                "{} of {} and {} tensors",
+                op.onnx_name(),
+                a.dtype(),
+                b.dtype()
+            )))
+        }
+    };
+    Tensor::from_bool(dims, v)
+}
+
+/// GELU, exact (erf) or with the tanh approximation.
+pub fn gelu(x: &Tensor, tanh_approximation: bool) -> Result<Tensor> {
+    if tanh_approximation {
+        let c = (2.0f32 / std::f32::consts::PI).sqrt();
+        map_f32(x, |v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh()))
+    } else {
+        map_f32(x, |v| 0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2)))
+    }
+}
+
+/// Range(start, limit, delta) for f32, i32 and i64 scalars.
+pub fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
+    let scalar = |t: &Tensor| -> Result<f64> {
+        let v = t.to_f32_vec()?;
+        if v.len() != 1 {
+            return Err(Error::ShapeMismatch("Range operands must be scalars".into()));
+        }
+        Ok(match t.data() {
+            TensorData::I64(x) => x[0] as f64,
+            _ => v[0] as f64,
+        })
+    };
+    let n = crate::ir::infer::range_len(scalar(start)?, scalar(limit)?, scalar(delta)?)?;
+    match (start.data(), delta.data()) {
+        (TensorData::F32(s), TensorData::F32(d)) => {
+            Tensor::from_f32(vec![n], (0..n).map(|i| s[0] + i as f32 * d[0]).collect())
+        }
+        (TensorData::I64(s), TensorData::I64(d)) => {
+            Tensor::from_i64(vec![n], (0..n as i64).map(|i| s[0] + i * d[0]).collect())
+        }
+        (TensorData::I32(s), TensorData::I32(d)) => {
+            Tensor::from_i32(vec![n], (0..n as i32).map(|i| s[0] + i * d[0]).collect())
+        }
+        _ => Err(Error::DtypeMismatch(format!(
+            "Range of {} and {}",
+            start.dtype(),
+            delta.dtype()
+        ))),
+    }
+}
+
+/// Element-wise logical operator on broadcast bool tensors.
+pub fn logical(op: LogicalOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (x, y) = (a.as_bool()?, b.as_bool()?);
+    let (dims, v) = match op {
+        LogicalOp::And => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p && q)?,
+        LogicalOp::Or => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p || q)?,
+        LogicalOp::Xor => broadcast_zip(x, a.dims(), y, b.dims(), |p, q| p != q)?,
+    };
+    Tensor::from_bool(dims, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_rounding() {
+        assert_eq!(f32_to_f16(1.0), 0x3C00);
+        assert_eq!(f32_to_f16(-2.0), 0xC000);
+        assert_eq!(f32_to_f16(65504.0), 0x7BFF);
+        assert_eq!(f32_to_f16(1e6), 0x7C00);
+        assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001);
+        assert_eq!(f32_to_f16(2f32.powi(-26)), 0x0000);
+        // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: ties to even (1.0).
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3C00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3C02);
+        assert_eq!(f32_to_bf16(1.0), 0x3F80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F80_8000)), 0x3F80);
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3F81_8000)), 0x3F82);
+        assert!(f32_to_bf16(f32::NAN) & 0x7FC0 == 0x7FC0);
+    }
+}

@@ -1,0 +1,229 @@
+//! Softmax, BatchNormalization, LayerNormalization and reductions.
+
+use crate::ir::op::ReduceKind;
+use crate::ir::shapes::{norm_axis, reduce_axes, reduce_shape};
+use crate::ir::{DType, Tensor};
+use crate::{Error, Result};
+
+/// Softmax along `axis` (with `coerce_2d`, over all axes from `axis` on).
+pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
+    let d = x.dims();
+    let ax = norm_axis(axis, d.len())?;
+    let (len, inner) = if coerce_2d {
+        (d[ax..].iter().product(), 1)
+    } else {
+        (d[ax], d[ax + 1..].iter().product())
+    };
+    let mut v = x.as_f32()?.to_vec();
+    if len == 0 || inner == 0 {
+        return Tensor::from_f32(d.to_vec(), v);
+    }
+    for block in v.chunks_mut(len * inner) {
+        for i in 0..inner {
+            let max = (0..len)
+                .map(|j| block[j * inner + i])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for j in 0..len {
+                let e = (block[j * inner + i] - max).exp();
+                block[j * inner + i] = e;
+                sum += e;
+            }
+            for j in 0..len {
+                block[j * inner + i] /= sum;
+            }
+        }
+    }
+    Tensor::from_f32(d.to_vec(), v)
+}
+
+/// Inference BatchNormalization over axis 1.
+pub fn batch_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    let d = x.dims();
+    let c = if d.len() >= 2 { d[1] } else { 1 };
+    let inner: usize = if d.len() > 2 { d[2..].iter().product() } else { 1 };
+    let p = |t: &Tensor| -> Result<Vec<f32>> {
+        let v = t.to_f32_vec()?;
+        if v.len() != c {
+            return Err(Error::ShapeMismatch(format!(
+                "BatchNormalization parameter has {} values for {c} channels",
+                v.len()
+            )));
+        }
+        Ok(v)
+    };
+    let (s, b, m, va) = (p(scale)?, p(bias)?, p(mean)?, p(var)?);
+    let mut v = x.as_f32()?.to_vec();
+    if inner > 0 {
+        for (i, chunk) in v.chunks_mut(inner).enumerate() {
+            let ch = i % c;
+            let k = s[ch] / (va[ch] + eps).sqrt();
+            let off = b[ch] - m[ch] * k;
+            chunk.iter_mut().for_each(|e| *e = *e * k + off);
+        }
+    }
+    Tensor::from_f32(d.to_vec(), v)
+}
+
+/// A reduction (mean, sum, max, min) over the given axes. f32 accumulates in f64; integer
+/// tensors accumulate in i64 and keep their type.
+pub fn reduce(
+    kind: ReduceKind,
+    x: &Tensor,
+    axes: Option<&Tensor>,
+    keepdims: bool,
+    noop: bool,
+) -> Result<Tensor> {
+    let d = x.dims();
+    let axes_v = axes.map(|a| a.to_i64_vec()).transpose()?;
+    let ax = reduce_axes(d.len(), axes_v.as_deref(), noop)?;
+    if ax.is_empty() {
+        return Ok(x.clone());
+    }
+    let out_keep = reduce_shape(d, &ax, true);
+    let out_numel: usize = out_keep.iter().product();
+    // Output offset of every input element (0 stride on reduced axes).
+    let rank = d.len();
+    let mut ostr = vec![0usize; rank];
+    let mut acc = 1;
+    for i in (0..rank).rev() {
+        ostr[i] = if ax.contains(&i) { 0 } else { acc };
+        acc *= out_keep[i];
+    }
+    let for_each_target = |mut f: &mut dyn FnMut(usize, usize)| {
+        let mut idx = vec![0usize; rank];
+        let mut o = 0usize;
+        for i in 0..x.numel() {
+            f(i, o);
+            for a in (0..rank).rev() {
+                idx[a] += 1;
+                o += ostr[a];
+                if idx[a] < d[a] {
+                    break;
+                }
+                o -= ostr[a] * idx[a];
+                idx[a] = 0;
+            }
+        }
+        let _ = &mut f;
+    };
+    let count: usize = ax.iter().map(|&a| d[a]).product();
+    let dims = reduce_shape(d, &ax, keepdims);
+    if x.dtype() == DType::F32 {
+        let xv = x.as_f32()?;
+        let init = match kind {
+            ReduceKind::Mean | ReduceKind::Sum => 0.0,
+            ReduceKind::Max => f64::NEG_INFINITY,
+            ReduceKind::Min => f64::INFINITY,
+        };
+        let mut accs = vec![init; out_numel];
+        for_each_target(&mut |i, o| {
+            let v = xv[i] as f64;
+            accs[o] = match kind {
+                ReduceKind::Mean | ReduceKind::Sum => accs[o] + v,
+                ReduceKind::Max => {
+                    if v.is_nan() || v > accs[o] {
+                        v
+                    } else {
+                        accs[o]
+                    }
+                }
+                ReduceKind::Min => {
+                    if v.is_nan() || v < accs[o] {
+                        v
+                    } else {
+                        accs[o]
+                    }
+                }
+            };
+        });
+        let out = accs
+            .iter()
+            .map(|&a| {
+                if kind == ReduceKind::Mean {
+                    (a / count as f64) as f32
+                } else {
+                    a as f32
+                }
+            })
+            .collect();
+        return Tensor::from_f32(dims, out);
+    }
+    if kind == ReduceKind::Mean {
+        return Err(Error::Unsupported(format!("ReduceMean of {} tensors", x.dtype())));
+    }
+    let xv = x.to_i64_vec()?;
+    // Identities of max/min over the type's own range (bool: false for max, true for min).
+    let boolean = x.dtype() == DType::Bool;
+    let init = match kind {
+        ReduceKind::Max if boolean => 0,
+        ReduceKind::Min if boolean => 1,
+        ReduceKind::Max => i64::MIN,
+        ReduceKind::Min => i64::MAX,
+        _ => 0,
+    };
+    let mut accs = vec![init; out_numel];
+    for_each_target(&mut |i, o| {
+        accs[o] = match kind {
+            ReduceKind::Max => accs[o].max(xv[i]),
+            ReduceKind::Min => accs[o].min(xv[i]),
+            _ => accs[o].wrapping_add(xv[i]),
+        };
+    });
+    super::elementwise::cast(&Tensor::from_i64(dims, accs)?, x.dtype())
+}
+
+/// LayerNormalization over the axes from `axis` on: `(x - mean) / sqrt(var + eps) * scale + bias`.
+/// Returns Y, Mean and InvStdDev.
+pub fn layer_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+    axis: i64,
+    eps: f32,
+) -> Result<Vec<Tensor>> {
+    let d = x.dims();
+    let ax = norm_axis(axis, d.len())?;
+    let inner: usize = d[ax..].iter().product();
+    let s = super::layout::broadcast_to(scale, &d[ax..])?;
+    let b = bias
+        .map(|b| super::layout::broadcast_to(b, &d[ax..]))
+        .transpose()?;
+    let (sv, bv) = (s.as_f32()?, b.as_ref().map(|b| b.as_f32()).transpose()?);
+    let mut out = x.as_f32()?.to_vec();
+    let stat_dims: Vec<usize> = d
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| if i < ax { n } else { 1 })
+        .collect();
+    let rows: usize = d[..ax].iter().product();
+    let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    if inner > 0 {
+        for row in out.chunks_mut(inner) {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / inner as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / inner as f64;
+            let inv = 1.0 / (var + eps as f64).sqrt();
+            for (j, v) in row.iter_mut().enumerate() {
+                let n = ((*v as f64 - mean) * inv) as f32;
+                *v = n * sv[j] + bv.map_or(0.0, |b| b[j]);
+            }
+            means.push(mean as f32);
+            invs.push(inv as f32);
+        }
+    } else {
+        means.resize(rows, f32::NAN);
+        invs.resize(rows, f32::NAN);
+    }
+    Ok(vec![
+        Tensor::from_f32(d.to_vec(), out)?,
+        Tensor::from_f32(stat_dims.clone(), means)?,
+        Tensor::from_f32(stat_dims, invs)?,
+    ])
+}

@@ -1,0 +1,644 @@
+//! Typed graph operators. Every operator the importer accepts has one variant with typed
+//! attributes; operands that ONNX moved from attributes to inputs over opsets (axes, pads,
+//! clip bounds, slice ranges) are always inputs here, in their newest-opset form.
+
+use super::DType;
+
+/// How convolution and pooling padding is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AutoPad {
+    /// Use the explicit `pads`.
+    #[default]
+    NotSet,
+    /// No padding.
+    Valid,
+    /// Output size = ceil(input / stride); extra padding goes at the end.
+    SameUpper,
+    /// Output size = ceil(input / stride); extra padding goes at the beginning.
+    SameLower,
+}
+
+/// Attributes shared by Conv, ConvTranspose, QLinearConv and ConvInteger.
+/// Empty vectors mean "the ONNX default for the input's spatial rank".
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ConvAttrs {
+    /// Spatial kernel shape; taken from the weight when empty.
+    pub kernel_shape: Vec<usize>,
+    /// Strides per spatial axis.
+    pub strides: Vec<usize>,
+    /// Padding: all begins, then all ends.
+    pub pads: Vec<usize>,
+    /// Dilations per spatial axis.
+    pub dilations: Vec<usize>,
+    /// Number of groups (1 = dense, channels = depthwise).
+    pub group: usize,
+    /// Automatic padding mode.
+    pub auto_pad: AutoPad,
+}
+
+/// Extra attributes of ConvTranspose.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ConvTransposeAttrs {
+    /// The shared convolution attributes.
+    pub conv: ConvAttrs,
+    /// Extra size added to one side of each spatial output axis.
+    pub output_padding: Vec<usize>,
+    /// Explicit spatial output shape (overrides pads when not empty).
+    pub output_shape: Vec<usize>,
+}
+
+/// Attributes of MaxPool and AveragePool.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PoolAttrs {
+    /// Spatial window shape.
+    pub kernel_shape: Vec<usize>,
+    /// Strides per spatial axis (default 1).
+    pub strides: Vec<usize>,
+    /// Padding: all begins, then all ends.
+    pub pads: Vec<usize>,
+    /// Dilations per spatial axis (default 1).
+    pub dilations: Vec<usize>,
+    /// Automatic padding mode.
+    pub auto_pad: AutoPad,
+    /// Round output sizes up instead of down.
+    pub ceil_mode: bool,
+    /// AveragePool: count padded cells in the divisor.
+    pub count_include_pad: bool,
+}
+
+/// Attributes of Gemm: `Y = alpha * op(A) * op(B) + beta * C`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmAttrs {
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of C.
+    pub beta: f32,
+    /// Transpose A.
+    pub trans_a: bool,
+    /// Transpose B.
+    pub trans_b: bool,
+}
+
+impl Default for GemmAttrs {
+    fn default() -> Self {
+        GemmAttrs {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: false,
+        }
+    }
+}
+
+/// Element-wise operators of one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// max(x, 0)
+    Relu,
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// tanh(x)
+    Tanh,
+    /// x * relu6(x + 3) / 6
+    HardSwish,
+    /// sqrt(x)
+    Sqrt,
+    /// e^x
+    Exp,
+    /// Gauss error function.
+    Erf,
+    /// -x
+    Neg,
+    /// |x|
+    Abs,
+    /// 1 / x
+    Reciprocal,
+    /// Natural logarithm.
+    Log,
+    /// Round down.
+    Floor,
+    /// Round up.
+    Ceil,
+    /// Round half to even.
+    Round,
+    /// Logical not (bool).
+    Not,
+}
+
+impl UnaryOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::HardSwish => "HardSwish",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Erf => "Erf",
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Log => "Log",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Ceil => "Ceil",
+            UnaryOp::Round => "Round",
+            UnaryOp::Not => "Not",
+        }
+    }
+}
+
+/// Element-wise operators of two broadcast inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b (integer division truncates)
+    Div,
+    /// a ^ b
+    Pow,
+    /// max(a, b) (ONNX Max with more inputs folds left)
+    Max,
+    /// min(a, b) (ONNX Min with more inputs folds left)
+    Min,
+}
+
+impl BinaryOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "Add",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "Div",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::Max => "Max",
+            BinaryOp::Min => "Min",
+        }
+    }
+}
+
+/// Element-wise comparisons producing bool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// a == b
+    Equal,
+    /// a < b
+    Less,
+    /// a > b
+    Greater,
+    /// a <= b
+    LessOrEqual,
+    /// a >= b
+    GreaterOrEqual,
+}
+
+impl CompareOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            CompareOp::Equal => "Equal",
+            CompareOp::Less => "Less",
+            CompareOp::Greater => "Greater",
+            CompareOp::LessOrEqual => "LessOrEqual",
+            CompareOp::GreaterOrEqual => "GreaterOrEqual",
+        }
+    }
+}
+
+/// Element-wise logical operators on bool tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicalOp {
+    /// a && b
+    And,
+    /// a || b
+    Or,
+    /// a != b
+    Xor,
+}
+
+impl LogicalOp {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            LogicalOp::And => "And",
+            LogicalOp::Or => "Or",
+            LogicalOp::Xor => "Xor",
+        }
+    }
+}
+
+/// What a reduction computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceKind {
+    /// Arithmetic mean.
+    Mean,
+    /// Sum.
+    Sum,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+}
+
+impl ReduceKind {
+    /// The ONNX operator name.
+    pub fn onnx_name(self) -> &'static str {
+        match self {
+            ReduceKind::Mean => "ReduceMean",
+            ReduceKind::Sum => "ReduceSum",
+            ReduceKind::Max => "ReduceMax",
+            ReduceKind::Min => "ReduceMin",
+        }
+    }
+}
+
+/// Pad's fill mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PadMode {
+    /// Fill with the constant value input.
+    #[default]
+    Constant,
+    /// Mirror without repeating the edge.
+    Reflect,
+    /// Repeat the edge value.
+    Edge,
+    /// Wrap around.
+    Wrap,
+}
+
+/// Resize interpolation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ResizeMode {
+    /// Nearest neighbour.
+    #[default]
+    Nearest,
+    /// (Multi-)linear.
+    Linear,
+    /// Cubic convolution (Keys, coefficient `cubic_coeff_a`).
+    Cubic,
+}
+
+/// How Resize maps output coordinates to input coordinates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CoordinateTransform {
+    /// (x + 0.5) / scale - 0.5
+    #[default]
+    HalfPixel,
+    /// Like half_pixel, but 0 when the output length is 1.
+    PytorchHalfPixel,
+    /// x * (in - 1) / (out - 1)
+    AlignCorners,
+    /// x / scale
+    Asymmetric,
+    /// Crop by the roi input, then align.
+    TfCropAndResize,
+    /// half_pixel with a centred adjustment.
+    HalfPixelSymmetric,
+}
+
+/// How nearest-mode Resize rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NearestMode {
+    /// Round, halves down.
+    #[default]
+    RoundPreferFloor,
+    /// Round, halves up.
+    RoundPreferCeil,
+    /// Floor.
+    Floor,
+    /// Ceil.
+    Ceil,
+}
+
+/// How Resize treats `sizes` when only some constraints can be kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AspectRatioPolicy {
+    /// Use sizes as given.
+    #[default]
+    Stretch,
+    /// Scale uniformly so the result fits inside sizes.
+    NotLarger,
+    /// Scale uniformly so the result covers sizes.
+    NotSmaller,
+}
+
+/// Attributes of Resize. Inputs: X, roi?, scales?, sizes?.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ResizeAttrs {
+    /// Interpolation.
+    pub mode: ResizeMode,
+    /// Coordinate mapping.
+    pub coordinate_transform: CoordinateTransform,
+    /// Rounding for nearest mode.
+    pub nearest_mode: NearestMode,
+    /// Cubic coefficient (cubic mode only).
+    pub cubic_coeff_a: f32,
+    /// Cubic: renormalise weights that fall outside.
+    pub exclude_outside: bool,
+    /// Value for points outside the input in tf_crop_and_resize.
+    pub extrapolation_value: f32,
+    /// Antialiasing filter when downsampling.
+    pub antialias: bool,
+    /// Axes that roi/scales/sizes refer to (all when empty).
+    pub axes: Vec<i64>,
+    /// Aspect-ratio policy for sizes.
+    pub keep_aspect_ratio_policy: AspectRatioPolicy,
+}
+
+/// Attributes of QuantizeLinear / DequantizeLinear. Inputs: x, scale, zero_point?.
+/// Per-tensor when scale is a scalar; per-axis when scale is 1-D and `block_size == 0`;
+/// blocked when `block_size > 0` (scale has the input's rank).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantAttrs {
+    /// The quantization axis (negative counts from the end).
+    pub axis: i64,
+    /// Block length along `axis` (0 = not blocked).
+    pub block_size: usize,
+    /// QuantizeLinear: the output type when there is no zero point (default u8).
+    pub output_dtype: Option<DType>,
+    /// Saturate float8 conversions (kept for round trips).
+    pub saturate: bool,
+}
+
+impl Default for QuantAttrs {
+    fn default() -> Self {
+        QuantAttrs {
+            axis: 1,
+            block_size: 0,
+            output_dtype: None,
+            saturate: true,
+        }
+    }
+}
+
+/// A graph operator with its attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Convolution. Inputs: X, W, B?.
+    Conv(ConvAttrs),
+    /// Transposed convolution. Inputs: X, W (C_in, C_out/group, k...), B?.
+    ConvTranspose(ConvTransposeAttrs),
+    /// General matrix multiply. Inputs: A, B, C?.
+    Gemm(GemmAttrs),
+    /// numpy matmul. Inputs: A, B.
+    MatMul,
+    /// Element-wise unary operator.
+    Unary(UnaryOp),
+    /// Element-wise broadcast binary operator.
+    Binary(BinaryOp),
+    /// Clamp. Inputs: x, min?, max?.
+    Clip,
+    /// x if x >= 0 else alpha * x.
+    LeakyRelu {
+        /// Negative slope.
+        alpha: f32,
+    },
+    /// clamp(alpha * x + beta, 0, 1).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// Softmax along `axis`.
+    Softmax {
+        /// Axis (negative counts from the end).
+        axis: i64,
+        /// Opset < 13 semantics: flatten to 2-D at `axis` and normalise each row.
+        coerce_2d: bool,
+    },
+    /// Inference batch normalisation. Inputs: X, scale, B, mean, var.
+    BatchNormalization {
+        /// Variance epsilon.
+        epsilon: f32,
+    },
+    /// Max pooling.
+    MaxPool(PoolAttrs),
+    /// Average pooling.
+    AveragePool(PoolAttrs),
+    /// Mean over all spatial axes, keeping them as size 1.
+    GlobalAveragePool,
+    /// Reduction over axes. Inputs: data, axes? (i64).
+    Reduce {
+        /// What is computed.
+        kind: ReduceKind,
+        /// Keep reduced axes as size 1.
+        keepdims: bool,
+        /// With no axes: identity instead of reducing everything.
+        noop_with_empty_axes: bool,
+    },
+    /// Layer normalisation over the axes from `axis` on. Inputs: X, Scale, B?.
+    /// Outputs: Y, Mean?, InvStdDev? (statistics shaped like X with the normalised axes 1).
+    LayerNormalization {
+        /// First normalised axis (negative counts from the end).
+        axis: i64,
+        /// Variance epsilon.
+        epsilon: f32,
+    },
+    /// GELU activation.
+    Gelu {
+        /// Use the tanh approximation.
+        tanh_approximation: bool,
+    },
+    /// Element-wise comparison to bool. Inputs: A, B.
+    Compare(CompareOp),
+    /// Element-wise logical operator on broadcast bool inputs. Inputs: A, B.
+    Logical(LogicalOp),
+    /// Cast to the element type of the second input. Inputs: input, target_type.
+    CastLike,
+    /// Select X where cond else Y, broadcast. Inputs: cond, X, Y.
+    Where,
+    /// Broadcast to a shape. Inputs: input, shape (i64).
+    Expand,
+    /// Split into `num_outputs` parts along `axis`. Inputs: input, split? (i64).
+    Split {
+        /// Axis (negative counts from the end).
+        axis: i64,
+        /// Number of outputs.
+        num_outputs: usize,
+    },
+    /// A tensor of the given shape filled with `value`. Inputs: shape (i64).
+    ConstantOfShape {
+        /// The one-element fill value (its dtype is the output's).
+        value: super::Tensor,
+    },
+    /// `start, start + delta, ...` below `limit`. Inputs: start, limit, delta (scalars).
+    Range,
+    /// Concatenate along an axis.
+    Concat {
+        /// Axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Reshape. Inputs: data, shape (i64).
+    Reshape {
+        /// A 0 in shape means size 0 instead of "copy the input dim".
+        allowzero: bool,
+    },
+    /// Flatten to 2-D at an axis.
+    Flatten {
+        /// Axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Permute axes (reverse when `perm` is None).
+    Transpose {
+        /// The permutation.
+        perm: Option<Vec<usize>>,
+    },
+    /// Remove size-1 axes. Inputs: data, axes? (i64).
+    Squeeze,
+    /// Insert size-1 axes. Inputs: data, axes (i64).
+    Unsqueeze,
+    /// Strided slice. Inputs: data, starts, ends, axes?, steps?.
+    Slice,
+    /// Pad. Inputs: data, pads (i64), constant_value?, axes?.
+    Pad {
+        /// Fill mode.
+        mode: PadMode,
+    },
+    /// Gather along an axis. Inputs: data, indices.
+    Gather {
+        /// Axis (negative counts from the end).
+        axis: i64,
+    },
+    /// The input's shape as an i64 vector, sliced to [start, end).
+    Shape {
+        /// First axis.
+        start: i64,
+        /// One past the last axis (None = rank).
+        end: Option<i64>,
+    },
+    /// The input's element count as an i64 scalar.
+    Size,
+    /// Element type conversion.
+    Cast {
+        /// Target type.
+        to: DType,
+    },
+    /// Copy.
+    Identity,
+    /// Resize. Inputs: X, roi?, scales?, sizes?.
+    Resize(ResizeAttrs),
+    /// Float → integer. Inputs: x, y_scale, y_zero_point?.
+    QuantizeLinear(QuantAttrs),
+    /// Integer → float. Inputs: x, x_scale, x_zero_point?.
+    DequantizeLinear(QuantAttrs),
+    /// Float → u8 with a computed scale. Outputs: y, y_scale, y_zero_point.
+    DynamicQuantizeLinear,
+    /// Quantized convolution. Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B?.
+    QLinearConv(ConvAttrs),
+    /// Quantized matmul. Inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp.
+    QLinearMatMul,
+    /// Integer convolution to i32. Inputs: x, w, x_zp?, w_zp?.
+    ConvInteger(ConvAttrs),
+    /// Integer matmul to i32. Inputs: A, B, a_zp?, b_zp?.
+    MatMulInteger,
+}
+
+impl Op {
+    /// The ONNX operator name (the op type used in messages and on export).
+    pub fn onnx_name(&self) -> &'static str {
+        match self {
+            Op::Conv(_) => "Conv",
+            Op::ConvTranspose(_) => "ConvTranspose",
+            Op::Gemm(_) => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Unary(u) => u.onnx_name(),
+            Op::Binary(b) => b.onnx_name(),
+            Op::Clip => "Clip",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::Softmax { .. } => "Softmax",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::MaxPool(_) => "MaxPool",
+            Op::AveragePool(_) => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::Reduce { kind, .. } => kind.onnx_name(),
+            Op::LayerNormalization { .. } => "LayerNormalization",
+            Op::Gelu { .. } => "Gelu",
+            Op::Compare(c) => c.onnx_name(),
+            Op::Where => "Where",
+            Op::Logical(l) => l.onnx_name(),
+            Op::CastLike => "CastLike",
+            Op::Expand => "Expand",
+            Op::Split { .. } => "Split",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Range => "Range",
+            Op::Concat { .. } => "Concat",
+            Op::Reshape { .. } => "Reshape",
+            Op::Flatten { .. } => "Flatten",
+            Op::Transpose { .. } => "Transpose",
+            Op::Squeeze => "Squeeze",
+            Op::Unsqueeze => "Unsqueeze",
+            Op::Slice => "Slice",
+            Op::Pad { .. } => "Pad",
+            Op::Gather { .. } => "Gather",
+            Op::Shape { .. } => "Shape",
+            Op::Cast { .. } => "Cast",
+            Op::Size => "Size",
+            Op::Identity => "Identity",
+            Op::Resize(_) => "Resize",
+            Op::QuantizeLinear(_) => "QuantizeLinear",
+            Op::DequantizeLinear(_) => "DequantizeLinear",
+            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
+            Op::QLinearConv(_) => "QLinearConv",
+            Op::QLinearMatMul => "QLinearMatMul",
+            Op::ConvInteger(_) => "ConvInteger",
+            Op::MatMulInteger => "MatMulInteger",
+        }
+    }
+
+    /// Allowed number of inputs (min, max), counting absent optional inputs.
+    pub fn input_arity(&self) -> (usize, usize) {
+        match self {
+            Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm(_) => (2, 3),
+            Op::Binary(BinaryOp::Max | BinaryOp::Min) => (1, usize::MAX),
+            Op::MatMul | Op::Binary(_) | Op::Gather { .. } | Op::Compare(_) | Op::Expand => (2, 2),
+            Op::Logical(_) | Op::CastLike => (2, 2),
+            Op::Where | Op::Range => (3, 3),
+            Op::LayerNormalization { .. } => (2, 3),
+            Op::Split { .. } => (1, 2),
+            Op::ConstantOfShape { .. } | Op::Gelu { .. } => (1, 1),
+            Op::Reshape { .. } => (2, 2),
+            Op::Unary(_)
+            | Op::LeakyRelu { .. }
+            | Op::HardSigmoid { .. }
+            | Op::Softmax { .. }
+            | Op::MaxPool(_)
+            | Op::AveragePool(_)
+            | Op::GlobalAveragePool
+            | Op::Flatten { .. }
+            | Op::Transpose { .. }
+            | Op::Shape { .. }
+            | Op::Size
+            | Op::Cast { .. }
+            | Op::Identity
+            | Op::DynamicQuantizeLinear => (1, 1),
+            Op::Clip => (1, 3),
+            Op::BatchNormalization { .. } => (5, 5),
+            Op::Reduce { .. } | Op::Squeeze => (1, 2),
+            Op::Unsqueeze => (2, 2),
+            Op::Concat { .. } => (1, usize::MAX),
+            Op::Slice => (3, 5),
+            Op::Pad { .. } => (2, 4),
+            Op::Resize(_) => (1, 4),
+            Op::QuantizeLinear(_) | Op::DequantizeLinear(_) => (2, 3),
+            Op::QLinearConv(_) => (8, 9),
+            Op::QLinearMatMul => (8, 8),
+            Op::ConvInteger(_) | Op::MatMulInteger => (2, 4),
+        }
+    }
+
+    /// Number of outputs the operator produces.
+    pub fn output_count(&self) -> usize {
+        match self {
+            Op::DynamicQuantizeLinear | Op::LayerNormalization { .. } => 3,
+            Op::Split { num_outputs, .. } => *num_outputs,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Tensors with data: graph constants (initializers) and interpreter values.
+
+use super::DType;
+use crate::{Error, Result};
+
+/// Upper bound on the element count of any one tensor (2^30, 4 GiB of f32); sizes read from files or C
+/// are checked against it before anything is allocated.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 30;
+
+/// The element storage of a tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    /// f32 values.
+    F32(Vec<f32>),
+    /// i8 values.
+    I8(Vec<i8>),
+    /// u8 values.
+    U8(Vec<u8>),
+    /// i32 values.
+    I32(Vec<i32>),
+    /// i64 values.
+    I64(Vec<i64>),
+    /// bool values.
+    Bool(Vec<bool>),
+    /// Any other type, as little-endian packed bytes (f16, bf16, i16, u16, int4, int2).
+    Packed {
+        /// The element type.
+        dtype: DType,
+        /// The packed little-endian bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// A dense row-major tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    dims: Vec<usize>,
+    data: TensorData,
+}
+
+/// Checked product of dims, bounded by [`MAX_TENSOR_ELEMENTS`].
+pub fn checked_numel(dims: &[usize]) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in dims {
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+            .ok_or_else(|| {
+                Error::ResourceLimit(format!(
+                    "tensor of shape {dims:?} has more than {MAX_TENSOR_ELEMENTS} elements"
+                ))
+            })?;
+    }
+    Ok(n)
+}
+
+macro_rules! typed_accessors {
+    ($($variant:ident, $ty:ty, $get:ident, $from:ident);* $(;)?) => {
+        impl Tensor {
+            $(
+                /// The elements, if the tensor has this element type.
+                pub fn $get(&self) -> Result<&[$ty]> {
+                    match &self.data {
+                        TensorData::$variant(v) => Ok(v),
+                        _ => Err(Error::DtypeMismatch(format!(
+                            "expected a {} tensor, got {}", stringify!($ty), self.dtype()
+                        ))),
+                    }
+                }
+
+                /// Builds a tensor from a shape and matching elements.
+                pub fn $from(dims: Vec<usize>, values: Vec<$ty>) -> Result<Tensor> {
+                    Tensor::new(dims, TensorData::$variant(values))
+                }
+            )*
+        }
+    };
+}
+
+typed_accessors! {
+    F32, f32, as_f32, from_f32;
+    I8, i8, as_i8, from_i8;
+    U8, u8, as_u8, from_u8;
+    I32, i32, as_i32, from_i32;
+    I64, i64, as_i64, from_i64;
+    Bool, bool, as_bool, from_bool;
+}
+
+impl TensorData {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::I8(_) => DType::I8,
+            TensorData::U8(_) => DType::U8,
+            TensorData::I32(_) => DType::I32,
+            TensorData::I64(_) => DType::I64,
+            TensorData::Bool(_) => DType::Bool,
+            TensorData::Packed { dtype, .. } => *dtype,
+        }
+    }
+
+    fn len_matches(&self, numel: usize) -> bool {
+        match self {
+            TensorData::F32(v) => v.len() == numel,
+            TensorData::I8(v) => v.len() == numel,
+            TensorData::U8(v) => v.len() == numel,
+            TensorData::I32(v) => v.len() == numel,
+            TensorData::I64(v) => v.len() == numel,
+            TensorData::Bool(v) => v.len() == numel,
+            TensorData::Packed { dtype, bytes } => dtype.storage_bytes(numel) == Some(bytes.len()),
+        }
+    }
+
+    /// A zero-filled buffer of `numel` elements (numel must already be bounded).
+    pub fn zeros(dtype: DType, numel: usize) -> TensorData {
+        match dtype {
+            DType::F32 => TensorData::F32(vec![0.0; numel]),
+            DType::I8 => TensorData::I8(vec![0; numel]),
+            DType::U8 => TensorData::U8(vec![0; numel]),
+            DType::I32 => TensorData::I32(vec![0; numel]),
+            DType::I64 => TensorData::I64(vec![0; numel]),
+            DType::Bool => TensorData::Bool(vec![false; numel]),
+            other => TensorData::Packed {
+                dtype: other,
+                bytes: vec![0; other.storage_bytes(numel).unwrap_or(0)],
+            },
+        }
+    }
+}
+
+impl Tensor {
+    /// Builds a tensor, checking that the element count matches the shape.
+    pub fn new(dims: Vec<usize>, data: TensorData) -> Result<Tensor> {
+        let numel = checked_numel(&dims)?;
+        if !data.len_matches(numel) {
+            return Err(Error::ShapeMismatch(format!(
+                "{} data does not hold the {numel} elements of shape {dims:?}",
+                data.dtype()
+            )));
+        }
+        Ok(Tensor { dims, data })
+    }
+
+    /// A zero-filled tensor.
+    pub fn zeros(dtype: DType, dims: Vec<usize>) -> Result<Tensor> {
+        let numel = checked_numel(&dims)?;
+        Ok(Tensor {
+            dims,
+            data: TensorData::zeros(dtype, numel),
+        })
+    }
+
+    /// A rank-0 f32 tensor.
+    pub fn scalar_f32(v: f32) -> Tensor {
+        Tensor {
+            dims: vec![],
+            data: TensorData::F32(vec![v]),
+        }
+    }
+
+    /// A rank-0 i64 tensor.
+    pub fn scalar_i64(v: i64) -> Tensor {
+        Tensor {
+            dims: vec![],
+            data: TensorData::I64(vec![v]),
+        }
+    }
+
+    /// A 1-D i64 tensor.
+    pub fn vec_i64(v: Vec<i64>) -> Tensor {
+        Tensor {
+            dims: vec![v.len()],
+            data: TensorData::I64(v),
+        }
+    }
+
+    /// The shape.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// The storage.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// Takes the storage.
+    pub fn into_data(self) -> TensorData {
+        self.data
+    }
+
+    /// The same elements under another shape of equal element count.
+    pub fn reshaped(self, dims: Vec<usize>) -> Result<Tensor> {
+        Tensor::new(dims, self.data)
+    }
+
+    /// Elements converted to i64 (integer and bool tensors), for shape-like operands.
+    pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
+        Ok(match &self.data {
+            TensorData::I64(v) => v.clone(),
+            TensorData::I32(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::U8(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| x as i64).collect(),
+            _ => {
+                return Err(Error::DtypeMismatch(format!(
+                    "expected an integer tensor, got {}",
+                    self.dtype()
+                )))
+            }
+        })
+    }
+
+    /// Elements converted to f32 (float and integer tensors).
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        Ok(match &self.data {
+            TensorData::F32(v) => v.clone(),
+            TensorData::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as f32).collect(),
+            TensorData::U8(v) => v.iter().map(|&x| x as f32).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| x as u8 as f32).collect(),
+            TensorData::Packed { dtype, bytes } => unpack_to_f32(*dtype, bytes, self.numel())?,
+        })
+    }
+
+    /// Little-endian bytes of the elements (ONNX raw_data layout).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
+            TensorData::U8(v) => v.clone(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+            TensorData::Packed { bytes, .. } => bytes.clone(),
+        }
+    }
+
+    /// Builds a tensor from little-endian bytes (ONNX raw_data layout), checking the length.
+    pub fn from_le_bytes(dtype: DType, dims: Vec<usize>, bytes: &[u8]) -> Result<Tensor> {
+        let numel = checked_numel(&dims)?;
+        let expected = dtype
+            .storage_bytes(numel)
+            .ok_or_else(|| Error::ResourceLimit("tensor byte size overflows".into()))?;
+        if bytes.len() != expected {
+            return Err(Error::InvalidModel(format!(
+                "{dtype} tensor of shape {dims:?} needs {expected} bytes, got {}",
+                bytes.len()
+            )));
+        }
+        let data = match dtype {
+            DType::F32 => TensorData::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+            DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::I32 => TensorData::I32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            DType::I64 => TensorData::I64(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+            ),
+            DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+            other => TensorData::Packed {
+                dtype: other,
+                bytes: bytes.to_vec(),
+            },
+        };
+        Tensor::new(dims, data)
+    }
+}
+
+/// Decodes packed sub-byte, 16-bit integer and half-precision elements to f32.
+fn unpack_to_f32(dtype: DType, bytes: &[u8], numel: usize) -> Result<Vec<f32>> {
+    let nibble = |i: usize| (bytes[i / 2] >> (4 * (i % 2))) & 0xF;
+    let crumb = |i: usize| (bytes[i / 4] >> (2 * (i % 4))) & 0x3;
+    let half = |i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    Ok((0..numel)
+        .map(|i| match dtype {
+            DType::U4 => nibble(i) as f32,
+            DType::I4 => (((nibble(i) << 4) as i8) >> 4) as f32,
+            DType::U2 => crumb(i) as f32,
+            DType::I2 => (((crumb(i) << 6) as i8) >> 6) as f32,
+            DType::I16 => half(i) as i16 as f32,
+            DType::U16 => half(i) as f32,
+            DType::Bf16 => f32::from_bits((half(i) as u32) << 16),
+            DType::F16 => f16_to_f32(half(i)),
+            _ => 0.0,
+        })
+        .collect())
+}
+
+/// IEEE half → single conversion.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1F) as u32;
+    let frac = (h & 0x3FF) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            let v = f as f32 * 2f32.powi(-24);
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1F, f) => sign | 0x7F80_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_and_data_must_agree() {
+        assert!(Tensor::from_f32(vec![2, 3], vec![0.0; 6]).is_ok());
+        assert!(Tensor::from_f32(vec![2, 3], vec![0.0; 5]).is_err());
+        let huge = Tensor::zeros(DType::F32, vec![1 << 20, 1 << 20]).unwrap_err();
+        assert!(matches!(huge, Error::ResourceLimit(_)), "{huge}");
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let t = Tensor::from_i64(vec![3], vec![-1, 2, 1 << 40]).unwrap();
+        let back = Tensor::from_le_bytes(DType::I64, vec![3], &t.to_le_bytes()).unwrap();
+        assert_eq!(t, back);
+        assert!(Tensor::from_le_bytes(DType::F32, vec![2], &[0; 7]).is_err());
+    }
+
+    #[test]
+    fn packed_int4_decodes_signed() {
+        let t = Tensor::from_le_bytes(DType::I4, vec![3], &[0xF7, 0x08]).unwrap();
+        assert_eq!(t.to_f32_vec().unwrap(), vec![7.0, -1.0, -8.0]);
+        assert_eq!(f16_to_f32(0x3C00), 1.0);
+        assert_eq!(f16_to_f32(0xC000), -2.0);
+    }
+}

@@ -1,0 +1,86 @@
+//! Helpers shared by the graph integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use xq::ir::{Tensor, TensorData};
+
+/// The Python interpreter from `XQ_PYTHON`, or None after printing a SKIPPED line (panics
+/// instead when `XQ_STRICT=1`).
+pub fn python(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("XQ_PYTHON") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            if std::env::var("XQ_STRICT").as_deref() == Ok("1") {
+                panic!("{test}: XQ_PYTHON is not set and XQ_STRICT=1");
+            }
+            println!("SKIPPED: {test} needs numpy/onnx/onnxruntime (set XQ_PYTHON)");
+            None
+        }
+    }
+}
+
+/// Runs a script from `scripts/fixtures` with arguments, panicking with its stderr on failure.
+pub fn run_script(python: &PathBuf, script: &str, args: &[&str]) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/fixtures")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("failed to start XQ_PYTHON");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads a TensorProto file.
+pub fn read_tensor(path: &std::path::Path) -> xq::Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| xq::Error::io(path.display(), e))?;
+    Ok(xq::onnx::load_tensor_bytes(&bytes)?.1)
+}
+
+/// numpy.allclose-style comparison (NaNs equal); returns a description of the first mismatch.
+pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+    if got.dtype() != want.dtype() {
+        return Err(format!("dtype {} != expected {}", got.dtype(), want.dtype()));
+    }
+    if got.dims() != want.dims() {
+        return Err(format!("shape {:?} != expected {:?}", got.dims(), want.dims()));
+    }
+    let as_f64 = |t: &Tensor| -> Vec<f64> {
+        match t.data() {
+            TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            _ => t
+                .to_f32_vec()
+                .expect("numeric tensor")
+                .into_iter()
+                .map(|x| x as f64)
+                .collect(),
+        }
+    };
+    let (g, w) = (as_f64(got), as_f64(want));
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
+        if !ok {
+            let err = (a - b).abs();
+            if worst.is_none_or(|(_, e)| err > e || e.is_nan()) {
+                worst = Some((i, err));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, err)) => Err(format!(
+            "element {i}: got {} expected {} (|diff| {err:.3e})",
+            g[i], w[i]
+        )),
+    }
+}
