@@ -3,7 +3,9 @@
 //! from calibration data. Observers and qparams work on plain `f32` slices and shapes; the
 //! graph-level flow (annotation, prepare, calibrate, convert) builds on them.
 
+pub mod annotate;
 pub mod config;
+pub mod convert;
 pub mod observer;
 pub mod qparams;
 mod quantizer;
@@ -14,4 +16,4 @@ pub use qparams::{
     dynamic_per_row_qparams, dynamic_row_qparams, PerAxisQParams, QParams, QuantParams, QuantScheme,
     XNNPACK_EPS,
 };
-pub use quantizer::Quantizer;
+pub use quantizer::{ProgressFn, Quantizer};

@@ -1,0 +1,401 @@
+//! Annotation: which tensors of a float graph get quantized and how, following PT2E's
+//! `XNNPACKQuantizer` patterns (plus MatMul of two activations and hardswish / hardsigmoid /
+//! sigmoid).
+//!
+//! The result is tensor-based: every quantized activation tensor belongs to one *sharing
+//! group* (PT2E's `SharedQuantizationSpec`: one observer per group), every quantized weight
+//! is an initializer read by one node input, and dynamic activations are individual node
+//! input edges. Nodes are visited in topological order, so an op that shares its input's
+//! parameters (pooling, data movement) is quantized only when its input already is.
+
+use super::config::{ActivationMode, QuantConfig, QuantScopes, WeightGranularity};
+use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
+use crate::ir::{DType, Graph, Node, Op};
+use std::collections::{HashMap, HashSet};
+
+/// How one weight initializer feeding one node input is quantized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightSpec {
+    /// Index of the reading node.
+    pub node: usize,
+    /// Which input of the node reads the weight.
+    pub input: usize,
+    /// The output-channel axis for per-channel weights, `None` for per-tensor.
+    pub axis: Option<usize>,
+    /// Symmetric integer range of the weight.
+    pub range: (i32, i32),
+}
+
+/// A group of activation tensors that share one observer and one set of parameters.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The recipe of the node that created the group (observer and activation range).
+    pub config: QuantConfig,
+    /// The tensors of the group, in the order they were added.
+    pub tensors: Vec<String>,
+}
+
+/// The annotation of a whole graph.
+#[derive(Clone, Debug, Default)]
+pub struct Annotation {
+    /// Sharing groups of statically quantized activation tensors.
+    pub groups: Vec<Group>,
+    /// Tensor name → index into `groups`.
+    pub tensor_group: HashMap<String, usize>,
+    /// Quantized weights.
+    pub weights: Vec<WeightSpec>,
+    /// Node input edges `(node, input)` whose activation is quantized at run time.
+    pub dynamic_inputs: Vec<(usize, usize)>,
+    /// One line per node: what was annotated, or why the node stays float.
+    pub report: Vec<String>,
+}
+
+/// Builds the annotation with union-find over sharing groups.
+struct Annotator<'g> {
+    graph: &'g Graph,
+    consumers: HashMap<&'g str, Vec<usize>>,
+    parent: Vec<usize>,
+    groups: Vec<Group>,
+    tensor_group: HashMap<String, usize>,
+    weights: Vec<WeightSpec>,
+    dynamic_inputs: Vec<(usize, usize)>,
+    absorbed: HashSet<usize>,
+    report: Vec<String>,
+}
+
+/// Annotates `graph` (validated: nodes in topological order) with the recipes of `scopes`.
+pub fn annotate(graph: &Graph, scopes: &QuantScopes) -> Annotation {
+    let mut a = Annotator {
+        graph,
+        consumers: graph.consumer_map(),
+        parent: Vec::new(),
+        groups: Vec::new(),
+        tensor_group: HashMap::new(),
+        weights: Vec::new(),
+        dynamic_inputs: Vec::new(),
+        absorbed: HashSet::new(),
+        report: Vec::new(),
+    };
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if a.absorbed.contains(&index) {
+            continue;
+        }
+        let line = match scopes.resolve(&node.name, node.op.onnx_name()) {
+            None => "float: the scopes leave it float".to_string(),
+            Some(config) => a.annotate_node(index, node, &config),
+        };
+        a.report
+            .push(format!("{} ({}): {line}", node.name, node.op.onnx_name()));
+    }
+    a.finish()
+}
+
+impl<'g> Annotator<'g> {
+    fn annotate_node(&mut self, index: usize, node: &'g Node, config: &QuantConfig) -> String {
+        if config.activations == ActivationMode::Dynamic {
+            return self.annotate_dynamic(index, node, config);
+        }
+        match &node.op {
+            Op::Conv(attrs) => {
+                let Some(w) = self.constant_f32(node.input(1)) else {
+                    return "float: the weight is not a constant f32 tensor".into();
+                };
+                if !(3..=4).contains(&w.len()) {
+                    return format!("float: Conv weight of rank {} (1-D and 2-D conv only)", w.len());
+                }
+                self.static_with_weight(
+                    index,
+                    node,
+                    config,
+                    0,
+                    if attrs.group > 1 { "grouped conv" } else { "conv" },
+                )
+            }
+            Op::Gemm(attrs) => {
+                if attrs.trans_a {
+                    return "float: Gemm with transA".into();
+                }
+                match self.constant_f32(node.input(1)) {
+                    Some(dims) if dims.len() == 2 => self.static_with_weight(
+                        index,
+                        node,
+                        config,
+                        usize::from(!attrs.trans_b),
+                        "linear (Gemm)",
+                    ),
+                    _ => self.two_activations(node, config, "Gemm of two activations"),
+                }
+            }
+            Op::MatMul => match self.constant_f32(node.input(1)) {
+                Some(dims) if dims.len() >= 2 => {
+                    self.static_with_weight(index, node, config, dims.len() - 1, "linear (MatMul)")
+                }
+                Some(_) => "float: MatMul with a 1-D constant".into(),
+                None => self.two_activations(node, config, "MatMul of two activations"),
+            },
+            Op::Binary(BinaryOp::Add | BinaryOp::Mul) => {
+                if !node.inputs.iter().all(|i| self.is_f32(i)) {
+                    return "float: non-f32 operand".into();
+                }
+                for i in &node.inputs {
+                    self.mark(i, config);
+                }
+                let (out, fused) = self.fused_output(node);
+                self.mark(&out, config);
+                format!("quantized static: {}{fused}", node.op.onnx_name().to_lowercase())
+            }
+            Op::Concat { .. } => {
+                if !node.inputs.iter().all(|i| self.is_f32(i)) {
+                    return "float: non-f32 operand".into();
+                }
+                let out = self.mark(&node.outputs[0], config);
+                for i in &node.inputs {
+                    let g = self.mark(i, config);
+                    self.union(out, g);
+                }
+                "quantized static: concat (inputs and output share one observer)".into()
+            }
+            Op::Unary(UnaryOp::HardSwish | UnaryOp::Sigmoid) | Op::HardSigmoid { .. } => {
+                if !self.is_f32(&node.inputs[0]) {
+                    return "float: non-f32 operand".into();
+                }
+                self.mark(&node.inputs[0], config);
+                self.mark(&node.outputs[0], config);
+                "quantized static: input and output observed".into()
+            }
+            op if shares_input_qparams(op, self.graph, node) => {
+                let input = &node.inputs[0];
+                match self.tensor_group.get(input.as_str()).copied() {
+                    Some(g) => {
+                        let out = self.mark(&node.outputs[0], config);
+                        self.union(g, out);
+                        "quantized static: output shares the input's parameters".into()
+                    }
+                    None => "float: its input is not quantized".into(),
+                }
+            }
+            op => format!("float: no quantization pattern for {}", op.onnx_name()),
+        }
+    }
+
+    /// Conv / linear with a constant weight: input, weight, fused-activation output.
+    fn static_with_weight(
+        &mut self,
+        index: usize,
+        node: &'g Node,
+        config: &QuantConfig,
+        channel_axis: usize,
+        what: &str,
+    ) -> String {
+        if !self.is_f32(&node.inputs[0]) {
+            return "float: non-f32 input".into();
+        }
+        self.mark(&node.inputs[0], config);
+        self.weights.push(weight_spec(index, config, channel_axis));
+        let (out, fused) = self.fused_output(node);
+        self.mark(&out, config);
+        let granularity = match config.weights {
+            WeightGranularity::PerChannel => "per-channel",
+            WeightGranularity::PerTensor => "per-tensor",
+        };
+        format!("quantized static: {what}{fused}, {granularity} weight, float bias")
+    }
+
+    fn two_activations(&mut self, node: &'g Node, config: &QuantConfig, what: &str) -> String {
+        if !node.inputs[..2].iter().all(|i| self.is_f32(i)) || node.input(2).is_some() {
+            return format!("float: {what} needs two f32 inputs and no bias");
+        }
+        self.mark(&node.inputs[0], config);
+        self.mark(&node.inputs[1], config);
+        let (out, fused) = self.fused_output(node);
+        self.mark(&out, config);
+        format!("quantized static: {what}{fused}")
+    }
+
+    fn annotate_dynamic(&mut self, index: usize, node: &'g Node, config: &QuantConfig) -> String {
+        let axis = match &node.op {
+            Op::Conv(attrs) if attrs.group > 1 => {
+                return "float: dynamic quantization skips depthwise and grouped conv".into()
+            }
+            Op::Conv(_) => self
+                .constant_f32(node.input(1))
+                .filter(|d| (3..=4).contains(&d.len()))
+                .map(|_| 0),
+            Op::Gemm(attrs) if !attrs.trans_a => self
+                .constant_f32(node.input(1))
+                .filter(|d| d.len() == 2)
+                .map(|_| usize::from(!attrs.trans_b)),
+            Op::MatMul => self
+                .constant_f32(node.input(1))
+                .filter(|d| d.len() >= 2)
+                .map(|d| d.len() - 1),
+            op => {
+                return format!(
+                    "float: dynamic configs quantize only linear and conv, not {}",
+                    op.onnx_name()
+                )
+            }
+        };
+        let Some(axis) = axis else {
+            return "float: dynamic quantization needs a constant weight".into();
+        };
+        if !self.is_f32(&node.inputs[0]) {
+            return "float: non-f32 input".into();
+        }
+        self.weights.push(weight_spec(index, config, axis));
+        self.dynamic_inputs.push((index, 0));
+        "quantized dynamic: activation quantized at run time, int8 weight, float bias".into()
+    }
+
+    /// The tensor that carries the op's quantized output: the output of a ReLU / Clip that
+    /// is the only reader of the op's output (conv → relu → Q), else the op's own output.
+    fn fused_output(&mut self, node: &'g Node) -> (String, &'static str) {
+        let out = &node.outputs[0];
+        let readers = self.consumers.get(out.as_str()).cloned().unwrap_or_default();
+        if let [only] = readers[..] {
+            let next = &self.graph.nodes[only];
+            let fusable = match next.op {
+                Op::Unary(UnaryOp::Relu) => true,
+                Op::Clip => next.inputs[1..]
+                    .iter()
+                    .all(|b| b.is_empty() || self.graph.initializers.contains_key(b)),
+                _ => false,
+            };
+            if fusable && !self.graph.is_output(out) {
+                self.absorbed.insert(only);
+                self.report.push(format!(
+                    "{} ({}): fused into {}",
+                    next.name,
+                    next.op.onnx_name(),
+                    node.name
+                ));
+                return (next.outputs[0].clone(), " + fused activation");
+            }
+        }
+        (out.clone(), "")
+    }
+
+    fn is_f32(&self, tensor: &str) -> bool {
+        !tensor.is_empty()
+            && self
+                .graph
+                .tensor_info(tensor)
+                .is_none_or(|info| info.dtype == DType::F32)
+    }
+
+    /// The dims of a constant f32 initializer.
+    fn constant_f32(&self, name: Option<&str>) -> Option<Vec<usize>> {
+        let t = self.graph.initializers.get(name?)?;
+        (t.dtype() == DType::F32).then(|| t.dims().to_vec())
+    }
+
+    fn find(&mut self, mut g: usize) -> usize {
+        while self.parent[g] != g {
+            self.parent[g] = self.parent[self.parent[g]];
+            g = self.parent[g];
+        }
+        g
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[rb] = ra;
+        }
+    }
+
+    /// Puts `tensor` in a group (a new one unless it has one) and returns the group.
+    fn mark(&mut self, tensor: &str, config: &QuantConfig) -> usize {
+        if let Some(&g) = self.tensor_group.get(tensor) {
+            return g;
+        }
+        let g = self.groups.len();
+        self.groups.push(Group {
+            config: *config,
+            tensors: vec![tensor.to_string()],
+        });
+        self.parent.push(g);
+        self.tensor_group.insert(tensor.to_string(), g);
+        g
+    }
+
+    /// Resolves the union-find into dense groups.
+    fn finish(mut self) -> Annotation {
+        let mut dense: HashMap<usize, usize> = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut tensor_group = HashMap::new();
+        for g in 0..self.groups.len() {
+            let root = self.find(g);
+            let id = *dense.entry(root).or_insert_with(|| {
+                groups.push(Group {
+                    config: self.groups[root].config,
+                    tensors: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            for t in &self.groups[g].tensors {
+                groups[id].tensors.push(t.clone());
+                tensor_group.insert(t.clone(), id);
+            }
+        }
+        Annotation {
+            groups,
+            tensor_group,
+            weights: self.weights,
+            dynamic_inputs: self.dynamic_inputs,
+            report: self.report,
+        }
+    }
+}
+
+fn weight_spec(node: usize, config: &QuantConfig, channel_axis: usize) -> WeightSpec {
+    WeightSpec {
+        node,
+        input: 1,
+        axis: (config.weights == WeightGranularity::PerChannel).then_some(channel_axis),
+        range: config.weight_range,
+    }
+}
+
+/// Ops whose output takes the input's quantization parameters: pooling, mean over H and W,
+/// data movement, standalone ReLU / Clip.
+fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
+    match op {
+        Op::MaxPool(_)
+        | Op::AveragePool(_)
+        | Op::GlobalAveragePool
+        | Op::Reshape { .. }
+        | Op::Flatten { .. }
+        | Op::Transpose { .. }
+        | Op::Squeeze
+        | Op::Unsqueeze
+        | Op::Slice
+        | Op::Pad { .. }
+        | Op::Unary(UnaryOp::Relu)
+        | Op::Clip => true,
+        Op::Reduce {
+            kind: ReduceKind::Mean,
+            ..
+        } => reduces_spatial_only(graph, node),
+        _ => false,
+    }
+}
+
+/// True for a ReduceMean over exactly the last two axes of a rank-4 input.
+fn reduces_spatial_only(graph: &Graph, node: &Node) -> bool {
+    let rank = graph
+        .tensor_info(&node.inputs[0])
+        .and_then(|i| i.shape.map(|s| s.len()));
+    let axes = node
+        .input(1)
+        .and_then(|a| graph.initializers.get(a))
+        .and_then(|t| t.to_i64_vec().ok());
+    match (rank, axes) {
+        (Some(4), Some(axes)) => {
+            let mut norm: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+            norm.sort_unstable();
+            norm == [2, 3]
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,157 @@
+//! Helpers shared by the quantizer tests: a minimal `.npy` reader / writer (little-endian,
+//! C order, f32 / i64) and the onnxruntime runner behind `XQ_PYTHON`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use xq::ir::Tensor;
+
+/// The repository's fixture directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Parses a `.npy` file into (descr, shape, payload bytes).
+fn read_npy_raw(path: &Path) -> (String, Vec<usize>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    let (header_len, start) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12)
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let descr = header
+        .split("'descr': '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (descr, shape, bytes[start + header_len..].to_vec())
+}
+
+/// Reads an f32 `.npy` file.
+pub fn read_npy_f32(path: &Path) -> Tensor {
+    let (descr, shape, data) = read_npy_raw(path);
+    assert_eq!(descr, "<f4", "{}", path.display());
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    Tensor::from_f32(shape, values).unwrap()
+}
+
+/// Reads an integer `.npy` file (i64 or i32) as i64 values.
+pub fn read_npy_i64(path: &Path) -> Vec<i64> {
+    let (descr, _, data) = read_npy_raw(path);
+    match descr.as_str() {
+        "<i8" => data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        "<i4" => data
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        other => panic!("{}: unsupported dtype {other}", path.display()),
+    }
+}
+
+/// Writes an f32 tensor as `.npy` (version 1.0).
+pub fn write_npy_f32(path: &Path, t: &Tensor) {
+    let dims: Vec<String> = t.dims().iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("{},", dims[0])
+    } else {
+        dims.join(", ")
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in t.as_f32().unwrap() {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The Python interpreter from `XQ_PYTHON`, or `None` after printing the SKIPPED line
+/// (a failure when `XQ_STRICT=1`).
+pub fn python_or_skip(test: &str) -> Option<String> {
+    match std::env::var("XQ_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            if std::env::var("XQ_STRICT").as_deref() == Ok("1") {
+                panic!("{test} needs onnxruntime: set XQ_PYTHON (XQ_STRICT=1 forbids skipping)");
+            }
+            println!("SKIPPED: {test} needs onnxruntime (set XQ_PYTHON)");
+            None
+        }
+    }
+}
+
+/// Runs `model` in onnxruntime on f32 `.npy` input files and returns the first output.
+pub fn run_onnxruntime(python: &str, model: &Path, inputs: &[&Path], workdir: &Path) -> Tensor {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/run_onnx.py");
+    let prefix = workdir.join("ort_out");
+    let status = Command::new(python)
+        .arg(script)
+        .arg(model)
+        .arg(&prefix)
+        .args(inputs)
+        .status()
+        .expect("run XQ_PYTHON");
+    assert!(status.success(), "onnxruntime failed on {}", model.display());
+    read_npy_f32(&PathBuf::from(format!("{}0.npy", prefix.display())))
+}
+
+/// Fraction of rows of `logits` ([n, classes]) whose argmax equals the label.
+pub fn accuracy(logits: &Tensor, labels: &[i64]) -> f64 {
+    let classes = logits.dims()[1];
+    let data = logits.as_f32().unwrap();
+    let correct = data
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i as i64)
+                .unwrap();
+            best == label
+        })
+        .count();
+    correct as f64 / labels.len() as f64
+}
+
+/// Signal-to-quantization-noise ratio in dB of `test` against `reference`.
+pub fn sqnr_db(reference: &[f32], test: &[f32]) -> f64 {
+    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
