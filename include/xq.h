@@ -211,7 +211,7 @@ typedef enum xq_dtype {
 typedef struct xq_model xq_model;
 
 /**
- * The opaque quantizer handle.
+ * The opaque quantizer handle: the quantizer and the last report handed out to C.
  */
 typedef struct xq_quantizer xq_quantizer;
 
@@ -364,6 +364,11 @@ typedef struct xq_quant_config {
    */
   int32_t weight_qmax;
 } xq_quant_config;
+
+/**
+ * A progress callback: `done` samples calibrated so far out of `total` expected.
+ */
+typedef void (*xq_progress_fn)(void *user, size_t done, size_t total);
 
 #ifdef __cplusplus
 extern "C" {
@@ -658,6 +663,76 @@ enum xq_status xq_quantizer_resolve(const struct xq_quantizer *quantizer,
                                     const char *op_type,
                                     bool *quantized,
                                     struct xq_quant_config *config);
+
+/**
+ * Prepares the quantizer for `model`: copies its graph (validated and simplified, with
+ * BatchNormalization folded into Conv), annotates it with the scoped recipes and creates
+ * the observers. Scopes cannot change afterwards. A second prepare is
+ * `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
+ *
+ * # Safety
+ * `quantizer` and `model` must be NULL or live handles not used concurrently.
+ */
+enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, struct xq_model *model);
+
+/**
+ * Runs the float model on one calibration sample or batch (batch = leading dimension) and
+ * updates the observers. `inputs` holds one tensor per model input, in model input order.
+ * Errors: `XQ_ERROR_INVALID_STATE` before `xq_quantizer_prepare`;
+ * `XQ_ERROR_SHAPE_MISMATCH` / `XQ_ERROR_DTYPE_MISMATCH` for inputs that do not match the
+ * model; `XQ_ERROR_INVALID_ARGUMENT` for a wrong input count or a malformed descriptor.
+ *
+ * # Safety
+ * `quantizer` must be NULL or a live handle; `inputs` must point to `n_inputs` valid
+ * descriptors whose `dims` and `data` are readable as documented for `xq_tensor`.
+ */
+enum xq_status xq_calibrate(struct xq_quantizer *quantizer,
+                            const struct xq_tensor *inputs,
+                            size_t n_inputs);
+
+/**
+ * Converts the prepared, calibrated model into a new QDQ model written to `*out` (free it
+ * with `xq_model_free`; save it with `xq_model_save`). Errors: `XQ_ERROR_INVALID_STATE`
+ * before prepare, or with static activations and no `xq_calibrate` call yet. The quantizer
+ * stays usable (more calibration, another convert).
+ *
+ * # Safety
+ * `quantizer` must be NULL or a live handle; `out` NULL or writable.
+ */
+enum xq_status xq_convert(const struct xq_quantizer *quantizer, struct xq_model **out);
+
+/**
+ * Installs a progress callback, called after every `xq_calibrate` with the number of
+ * samples calibrated so far and `expected_samples` (or the count so far, if larger or
+ * `expected_samples` is 0). A NULL `callback` removes it. A pollable alternative is
+ * `xq_quantizer_samples_seen`.
+ *
+ * # Safety
+ * `quantizer` must be NULL or a live handle; `callback` (if not NULL) must be safe to call
+ * with `user` from any thread that calls `xq_calibrate` on this quantizer.
+ */
+enum xq_status xq_quantizer_set_progress(struct xq_quantizer *quantizer,
+                                         xq_progress_fn callback,
+                                         void *user,
+                                         size_t expected_samples);
+
+/**
+ * Writes the number of samples calibrated so far (0 before prepare) to `*samples`.
+ *
+ * # Safety
+ * `quantizer` must be NULL or a live handle; `samples` NULL or writable.
+ */
+enum xq_status xq_quantizer_samples_seen(const struct xq_quantizer *quantizer, size_t *samples);
+
+/**
+ * Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
+ * annotated or why it stays float ("not prepared" before prepare). The string stays valid
+ * until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+ *
+ * # Safety
+ * `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+ */
+enum xq_status xq_quantizer_report(struct xq_quantizer *quantizer, const char **report);
 
 /**
  * The name of a status code (e.g. `"XQ_ERROR_NULL_POINTER"`), or `"XQ_UNKNOWN_STATUS"` for a

@@ -71,6 +71,20 @@ impl xq_model {
     }
 }
 
+/// Access for the quantizer's C API (same crate): the prepared graph and new handles.
+impl xq_model {
+    /// The validated, simplified graph.
+    pub(crate) fn prepared_graph(&mut self) -> Result<&Graph> {
+        self.prepare()?;
+        Ok(&self.graph)
+    }
+
+    /// A model wrapping `graph` (planned lazily on first use).
+    pub(crate) fn from_graph(graph: Graph) -> xq_model {
+        xq_model::new(graph)
+    }
+}
+
 /// What C learns about one model input or output.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -1,11 +1,15 @@
-//! C API of the quantizer: configuration structs and scope setters.
+//! C API of the quantizer: configuration structs, scope setters, and the flow
+//! `xq_quantizer_prepare` → `xq_calibrate` (repeated) → `xq_convert`, with a progress
+//! callback, a pollable sample counter and a text report.
 
-use super::boundary::{arg_mut, arg_ref, arg_str, free_handle, guard, into_handle, Out};
+use super::boundary::{arg_mut, arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::model::xq_model;
 use super::status::xq_status;
+use super::tensor::{tensor_from_c, xq_tensor};
 use crate::quant::observer::{PercentileObserver, PercentileTails};
 use crate::quant::{ActivationMode, NameMatch, ObserverConfig, QuantConfig, Quantizer, WeightGranularity};
 use crate::{Error, Result};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void, CString};
 
 /// `xq_quant_config.weight_granularity`: one scale per output channel.
 pub const XQ_WEIGHTS_PER_CHANNEL: i32 = 0;
@@ -123,8 +127,8 @@ impl TryFrom<&xq_quant_config> for QuantConfig {
 
 const DEFAULT_PERCENTILE: f64 = PercentileObserver::DEFAULT_PERCENTILE;
 
-/// The opaque quantizer handle.
-pub struct xq_quantizer(pub(crate) Quantizer);
+/// The opaque quantizer handle: the quantizer and the last report handed out to C.
+pub struct xq_quantizer(pub(crate) Quantizer, Option<CString>);
 
 /// Optional config pointer: NULL means "leave float".
 ///
@@ -166,7 +170,7 @@ pub unsafe extern "C" fn xq_quantizer_new(
         let out = unsafe { Out::new(quantizer, "quantizer") }?;
         // SAFETY: NULL or a valid config, per the documented contract.
         let global = unsafe { optional_config(global_config) }?;
-        out.write(into_handle(xq_quantizer(Quantizer::new(global)?)));
+        out.write(into_handle(xq_quantizer(Quantizer::new(global)?, None)));
         Ok(())
     })
 }
@@ -291,6 +295,175 @@ pub unsafe extern "C" fn xq_quantizer_resolve(
             }
             None => quantized.write(false),
         }
+        Ok(())
+    })
+}
+
+/// Upper bound on the number of inputs passed to `xq_calibrate`.
+const MAX_CALIBRATION_INPUTS: usize = 1 << 16;
+
+/// Prepares the quantizer for `model`: copies its graph (validated and simplified, with
+/// BatchNormalization folded into Conv), annotates it with the scoped recipes and creates
+/// the observers. Scopes cannot change afterwards. A second prepare is
+/// `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
+///
+/// # Safety
+/// `quantizer` and `model` must be NULL or live handles not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn xq_quantizer_prepare(
+    quantizer: *mut xq_quantizer,
+    model: *mut xq_model,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
+        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        // SAFETY: as above.
+        let m = unsafe { arg_mut(model, "model") }?;
+        q.0.prepare(m.prepared_graph()?)
+    })
+}
+
+/// Runs the float model on one calibration sample or batch (batch = leading dimension) and
+/// updates the observers. `inputs` holds one tensor per model input, in model input order.
+/// Errors: `XQ_ERROR_INVALID_STATE` before `xq_quantizer_prepare`;
+/// `XQ_ERROR_SHAPE_MISMATCH` / `XQ_ERROR_DTYPE_MISMATCH` for inputs that do not match the
+/// model; `XQ_ERROR_INVALID_ARGUMENT` for a wrong input count or a malformed descriptor.
+///
+/// # Safety
+/// `quantizer` must be NULL or a live handle; `inputs` must point to `n_inputs` valid
+/// descriptors whose `dims` and `data` are readable as documented for `xq_tensor`.
+#[no_mangle]
+pub unsafe extern "C" fn xq_calibrate(
+    quantizer: *mut xq_quantizer,
+    inputs: *const xq_tensor,
+    n_inputs: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
+        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        if !q.0.is_prepared() {
+            return Err(Error::InvalidState(
+                "xq_calibrate called before xq_quantizer_prepare".into(),
+            ));
+        }
+        // SAFETY: `inputs` holds `n_inputs` descriptors (caller's contract); the count is bounded.
+        let descriptors = unsafe { arg_slice(inputs, n_inputs, MAX_CALIBRATION_INPUTS, "inputs") }?;
+        let tensors = descriptors
+            .iter()
+            // SAFETY: each descriptor's buffers are valid per this function's contract.
+            .map(|t| unsafe { tensor_from_c(t, "inputs") })
+            .collect::<Result<Vec<_>>>()?;
+        q.0.calibrate(&tensors)
+    })
+}
+
+/// Converts the prepared, calibrated model into a new QDQ model written to `*out` (free it
+/// with `xq_model_free`; save it with `xq_model_save`). Errors: `XQ_ERROR_INVALID_STATE`
+/// before prepare, or with static activations and no `xq_calibrate` call yet. The quantizer
+/// stays usable (more calibration, another convert).
+///
+/// # Safety
+/// `quantizer` must be NULL or a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_convert(quantizer: *const xq_quantizer, out: *mut *mut xq_model) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; validity is the caller's contract.
+        let q = unsafe { arg_ref(quantizer, "quantizer") }?;
+        // SAFETY: as above.
+        let out = unsafe { Out::new(out, "out") }?;
+        let graph = q.0.convert()?;
+        out.write(into_handle(xq_model::from_graph(graph)));
+        Ok(())
+    })
+}
+
+/// A progress callback: `done` samples calibrated so far out of `total` expected.
+pub type xq_progress_fn = Option<unsafe extern "C" fn(user: *mut c_void, done: usize, total: usize)>;
+
+/// The C callback and its user pointer, called on the thread that calls `xq_calibrate`.
+struct CProgress {
+    callback: unsafe extern "C" fn(*mut c_void, usize, usize),
+    user: *mut c_void,
+}
+
+impl CProgress {
+    fn report(&self, done: usize, total: usize) {
+        // SAFETY: the caller's callback with its own pointer (contract of
+        // `xq_quantizer_set_progress`).
+        unsafe { (self.callback)(self.user, done, total) }
+    }
+}
+
+// SAFETY: the pointer is only handed back to the caller's own callback, on whichever thread
+// calls `xq_calibrate`; `xq_quantizer_set_progress` documents that the callback and `user`
+// must tolerate that thread.
+unsafe impl Send for CProgress {}
+
+/// Installs a progress callback, called after every `xq_calibrate` with the number of
+/// samples calibrated so far and `expected_samples` (or the count so far, if larger or
+/// `expected_samples` is 0). A NULL `callback` removes it. A pollable alternative is
+/// `xq_quantizer_samples_seen`.
+///
+/// # Safety
+/// `quantizer` must be NULL or a live handle; `callback` (if not NULL) must be safe to call
+/// with `user` from any thread that calls `xq_calibrate` on this quantizer.
+#[no_mangle]
+pub unsafe extern "C" fn xq_quantizer_set_progress(
+    quantizer: *mut xq_quantizer,
+    callback: xq_progress_fn,
+    user: *mut c_void,
+    expected_samples: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
+        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        let progress = callback.map(|callback| {
+            let c = CProgress { callback, user };
+            Box::new(move |done: usize, total: usize| c.report(done, total)) as crate::quant::ProgressFn
+        });
+        q.0.set_progress(progress, expected_samples);
+        Ok(())
+    })
+}
+
+/// Writes the number of samples calibrated so far (0 before prepare) to `*samples`.
+///
+/// # Safety
+/// `quantizer` must be NULL or a live handle; `samples` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_quantizer_samples_seen(
+    quantizer: *const xq_quantizer,
+    samples: *mut usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; validity is the caller's contract.
+        let q = unsafe { arg_ref(quantizer, "quantizer") }?;
+        // SAFETY: as above.
+        let out = unsafe { Out::new(samples, "samples") }?;
+        out.write(q.0.samples_seen());
+        Ok(())
+    })
+}
+
+/// Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
+/// annotated or why it stays float ("not prepared" before prepare). The string stays valid
+/// until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+///
+/// # Safety
+/// `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_quantizer_report(
+    quantizer: *mut xq_quantizer,
+    report: *mut *const c_char,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
+        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        // SAFETY: as above.
+        let out = unsafe { Out::new(report, "report") }?;
+        let text = CString::new(q.0.report().replace('\0', "?"))
+            .map_err(|_| Error::Internal("report contains NUL".into()))?;
+        out.write(q.1.insert(text).as_ptr());
         Ok(())
     })
 }
