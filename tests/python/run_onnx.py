@@ -1,7 +1,9 @@
 """Runs an ONNX model with onnxruntime on .npy inputs and writes its outputs as .npy.
 
-Usage: run_onnx.py MODEL.onnx OUT_PREFIX INPUT.npy [INPUT.npy ...]
+Usage: run_onnx.py [--per-sample] MODEL.onnx OUT_PREFIX INPUT.npy [INPUT.npy ...]
 Inputs follow the model's input order; output k is written to OUT_PREFIX{k}.npy.
+With --per-sample, every input is split along axis 0 and the model runs once per sample
+(for models with a fixed batch of 1); the outputs are concatenated along axis 0.
 """
 import sys
 
@@ -10,12 +12,23 @@ import onnxruntime as ort
 
 
 def main() -> None:
-    model, out_prefix, *inputs = sys.argv[1:]
+    args = sys.argv[1:]
+    per_sample = args[0] == "--per-sample"
+    if per_sample:
+        args = args[1:]
+    model, out_prefix, *inputs = args
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.load(path) for i, path in zip(session.get_inputs(), inputs)}
-    for k, value in enumerate(session.run(None, feeds)):
+    arrays = [np.load(path) for path in inputs]
+    names = [i.name for i in session.get_inputs()]
+    if per_sample:
+        runs = [session.run(None, {n: a[i:i + 1] for n, a in zip(names, arrays)}) for i in range(len(arrays[0]))]
+        outputs = [np.concatenate(parts) for parts in zip(*runs)]
+    else:
+        outputs = session.run(None, dict(zip(names, arrays)))
+    for k, value in enumerate(outputs):
         np.save(f"{out_prefix}{k}.npy", value)
 
 

@@ -112,10 +112,22 @@ pub fn python_or_skip(test: &str) -> Option<String> {
 
 /// Runs `model` in onnxruntime on f32 `.npy` input files and returns the first output.
 pub fn run_onnxruntime(python: &str, model: &Path, inputs: &[&Path], workdir: &Path) -> Tensor {
+    run_onnxruntime_with(python, model, inputs, workdir, false)
+}
+
+/// [`run_onnxruntime`], optionally one sample (leading index) at a time for batch-1 models.
+pub fn run_onnxruntime_with(
+    python: &str,
+    model: &Path,
+    inputs: &[&Path],
+    workdir: &Path,
+    per_sample: bool,
+) -> Tensor {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/run_onnx.py");
     let prefix = workdir.join("ort_out");
     let status = Command::new(python)
         .arg(script)
+        .args(per_sample.then_some("--per-sample"))
         .arg(model)
         .arg(&prefix)
         .args(inputs)
