@@ -61,6 +61,8 @@ struct Annotator<'g> {
     dynamic_inputs: Vec<(usize, usize)>,
     absorbed: HashSet<usize>,
     report: Vec<String>,
+    /// Report lines for activations fused into the node being annotated.
+    fused_notes: Vec<String>,
 }
 
 /// Annotates `graph` (validated: nodes in topological order) with the recipes of `scopes`.
@@ -75,6 +77,7 @@ pub fn annotate(graph: &Graph, scopes: &QuantScopes) -> Annotation {
         dynamic_inputs: Vec::new(),
         absorbed: HashSet::new(),
         report: Vec::new(),
+        fused_notes: Vec::new(),
     };
     for (index, node) in graph.nodes.iter().enumerate() {
         if a.absorbed.contains(&index) {
@@ -86,6 +89,7 @@ pub fn annotate(graph: &Graph, scopes: &QuantScopes) -> Annotation {
         };
         a.report
             .push(format!("{} ({}): {line}", node.name, node.op.onnx_name()));
+        a.report.append(&mut a.fused_notes);
     }
     a.finish()
 }
@@ -263,7 +267,7 @@ impl<'g> Annotator<'g> {
             };
             if fusable && !self.graph.is_output(out) {
                 self.absorbed.insert(only);
-                self.report.push(format!(
+                self.fused_notes.push(format!(
                     "{} ({}): fused into {}",
                     next.name,
                     next.op.onnx_name(),

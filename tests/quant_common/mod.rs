@@ -137,7 +137,7 @@ pub fn run_onnxruntime_with(
     read_npy_f32(&PathBuf::from(format!("{}0.npy", prefix.display())))
 }
 
-/// Fraction of rows of `logits` ([n, classes]) whose argmax equals the label.
+/// Fraction of rows of `logits` ([n, classes]) whose first argmax equals the label.
 pub fn accuracy(logits: &Tensor, labels: &[i64]) -> f64 {
     let classes = logits.dims()[1];
     let data = logits.as_f32().unwrap();
@@ -145,12 +145,8 @@ pub fn accuracy(logits: &Tensor, labels: &[i64]) -> f64 {
         .chunks_exact(classes)
         .zip(labels)
         .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i as i64)
-                .unwrap();
+            // The first maximum wins (numpy's argmax): quantized logits often tie.
+            let best = (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as i64;
             best == label
         })
         .count();
