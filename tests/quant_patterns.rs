@@ -1,0 +1,372 @@
+//! Annotation patterns on small hand-built graphs: which tensors get Q/DQ, which share
+//! parameters, weight axes, scopes that leave nodes float, dynamic configs, and the
+//! beyond-PT2E patterns. Every converted graph is also run against float (and, with
+//! `XQ_PYTHON`, in onnxruntime).
+
+mod quant_common;
+
+use quant_common::*;
+use xq::ir::{DType, Graph, Op, Tensor, TensorInfo};
+use xq::onnx::{add_onnx_node, AttrValue};
+use xq::quant::{ActivationMode, NameMatch, QuantConfig, Quantizer, WeightGranularity};
+
+/// Deterministic values in [-scale, scale).
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+struct Builder {
+    graph: Graph,
+    seed: u64,
+}
+
+impl Builder {
+    fn new(input: &[usize]) -> Builder {
+        Builder {
+            graph: Graph {
+                name: "g".into(),
+                inputs: vec![TensorInfo::known("x", DType::F32, input)],
+                ..Default::default()
+            },
+            seed: 1,
+        }
+    }
+
+    fn constant(&mut self, name: &str, dims: &[usize], scale: f32) -> String {
+        self.seed += 1;
+        let n = dims.iter().product();
+        let t = Tensor::from_f32(dims.to_vec(), values(n, self.seed, scale)).unwrap();
+        self.graph.initializers.insert(name.into(), t);
+        name.into()
+    }
+
+    fn node(&mut self, op: &str, name: &str, inputs: &[&str], attrs: &[(&str, AttrValue)]) -> String {
+        let out = format!("{name}_out");
+        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        let attrs: Vec<(String, AttrValue)> = attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        add_onnx_node(
+            &mut self.graph,
+            op,
+            name,
+            &inputs,
+            std::slice::from_ref(&out),
+            &attrs,
+        )
+        .unwrap();
+        out
+    }
+
+    fn finish(mut self, outputs: &[&str]) -> Graph {
+        for o in outputs {
+            self.graph.outputs.push(TensorInfo {
+                name: o.to_string(),
+                dtype: DType::F32,
+                shape: None,
+            });
+        }
+        self.graph.validate().unwrap();
+        self.graph.infer_shapes().unwrap();
+        self.graph
+    }
+}
+
+fn input(dims: &[usize], seed: u64) -> Tensor {
+    Tensor::from_f32(dims.to_vec(), values(dims.iter().product(), seed, 2.0)).unwrap()
+}
+
+/// Prepares, calibrates on 8 pseudo-random samples, converts.
+fn quantize(q: &mut Quantizer, graph: &Graph, dims: &[usize]) -> Graph {
+    q.prepare(graph).unwrap();
+    for seed in 0..8 {
+        q.calibrate(&[input(dims, 100 + seed)]).unwrap();
+    }
+    q.convert().unwrap()
+}
+
+fn count(g: &Graph, name: &str) -> usize {
+    g.nodes.iter().filter(|n| n.op.onnx_name() == name).count()
+}
+
+fn qparams_of(q: &Quantizer, tensor: &str) -> Option<(f32, i32)> {
+    q.activation_qparams()
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == tensor)
+        .map(|(_, p)| (p.scale(), p.zero_point()))
+}
+
+/// SQNR of the QDQ graph's output against the float graph's on a fresh sample; with
+/// `XQ_PYTHON`, also checks onnxruntime runs the saved QDQ model to about the same output.
+fn check_outputs(float: &Graph, qdq: &Graph, dims: &[usize], min_sqnr: f64, name: &str) {
+    let x = input(dims, 7);
+    let reference = xq::interp::run_once(float, std::slice::from_ref(&x)).unwrap();
+    let ours = xq::interp::run_once(qdq, std::slice::from_ref(&x)).unwrap();
+    let sqnr = sqnr_db(reference[0].as_f32().unwrap(), ours[0].as_f32().unwrap());
+    println!("{name}: SQNR {sqnr:.1} dB");
+    assert!(sqnr >= min_sqnr, "{name}: SQNR {sqnr:.1} dB");
+    let Some(python) = python_or_skip(name) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.onnx");
+    xq::onnx::save_file(qdq, &model).unwrap();
+    let xin = dir.path().join("x.npy");
+    write_npy_f32(&xin, &x);
+    let ort = run_onnxruntime(&python, &model, &[&xin], dir.path());
+    let agreement = sqnr_db(ours[0].as_f32().unwrap(), ort.as_f32().unwrap());
+    println!("{name}: onnxruntime vs xq interpreter {agreement:.1} dB");
+    assert!(
+        agreement >= min_sqnr,
+        "{name}: onnxruntime disagrees ({agreement:.1} dB)"
+    );
+}
+
+/// A MobileNetV3-style block: conv + relu6, depthwise conv + relu, squeeze-excite (global
+/// pool, 1x1 convs, hardsigmoid, broadcast Mul), residual Add, hardswish, concat, max pool,
+/// reshape.
+fn se_block() -> Graph {
+    let mut b = Builder::new(&[1, 8, 6, 6]);
+    let w0 = b.constant("w0", &[8, 8, 3, 3], 0.2);
+    let b0 = b.constant("b0", &[8], 0.1);
+    let lo = b.constant("zero", &[], 0.0);
+    b.graph.initializers.insert("six".into(), Tensor::scalar_f32(6.0));
+    let pads = AttrValue::Ints(vec![1, 1, 1, 1]);
+    let c0 = b.node("Conv", "conv0", &["x", &w0, &b0], &[("pads", pads.clone())]);
+    let r0 = b.node("Clip", "relu6", &[&c0, &lo, "six"], &[]);
+    let wd = b.constant("wd", &[8, 1, 3, 3], 0.5);
+    let dw = b.node(
+        "Conv",
+        "dw",
+        &[&r0, &wd],
+        &[("pads", pads), ("group", AttrValue::Int(8))],
+    );
+    let rd = b.node("Relu", "dw_relu", &[&dw], &[]);
+    let gap = b.node("GlobalAveragePool", "se_pool", &[&rd], &[]);
+    let w1 = b.constant("w1", &[4, 8, 1, 1], 0.5);
+    let s1 = b.node("Conv", "se_fc1", &[&gap, &w1], &[]);
+    let s1r = b.node("Relu", "se_relu", &[&s1], &[]);
+    let w2 = b.constant("w2", &[8, 4, 1, 1], 0.5);
+    let s2 = b.node("Conv", "se_fc2", &[&s1r, &w2], &[]);
+    let gate = b.node(
+        "HardSigmoid",
+        "se_gate",
+        &[&s2],
+        &[("alpha", AttrValue::Float(1.0 / 6.0))],
+    );
+    let scaled = b.node("Mul", "se_mul", &[&rd, &gate], &[]);
+    let res = b.node("Add", "residual", &[&scaled, &r0], &[]);
+    let hs = b.node("HardSwish", "hswish", &[&res], &[]);
+    let cat = b.node("Concat", "cat", &[&hs, &r0], &[("axis", AttrValue::Int(1))]);
+    let mp = b.node(
+        "MaxPool",
+        "pool",
+        &[&cat],
+        &[
+            ("kernel_shape", AttrValue::Ints(vec![2, 2])),
+            ("strides", AttrValue::Ints(vec![2, 2])),
+        ],
+    );
+    b.graph
+        .initializers
+        .insert("shape".into(), Tensor::vec_i64(vec![1, -1]));
+    let flat = b.node("Reshape", "flatten", &[&mp, "shape"], &[]);
+    b.finish(&[&flat])
+}
+
+#[test]
+fn se_block_patterns_share_and_fuse_as_pt2e() {
+    let graph = se_block();
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 8, 6, 6]);
+    let report = q.report();
+    // Fused activations carry the quantized output; the conv outputs are not quantized.
+    assert!(qparams_of(&q, "conv0_out").is_none(), "{report}");
+    assert!(qparams_of(&q, "relu6_out").is_some());
+    assert!(qparams_of(&q, "dw_out").is_none());
+    assert!(report.contains("relu6 (Clip): fused into conv0"), "{report}");
+    // Pooling and data movement share their input's parameters.
+    assert_eq!(qparams_of(&q, "se_pool_out"), qparams_of(&q, "dw_relu_out"));
+    assert_eq!(qparams_of(&q, "pool_out"), qparams_of(&q, "cat_out"));
+    assert_eq!(qparams_of(&q, "flatten_out"), qparams_of(&q, "cat_out"));
+    // Concat: inputs and output share one observer.
+    assert_eq!(qparams_of(&q, "hswish_out"), qparams_of(&q, "cat_out"));
+    assert_eq!(qparams_of(&q, "relu6_out"), qparams_of(&q, "cat_out"));
+    // Mul / Add / hardsigmoid / hardswish outputs get their own observers.
+    for t in [
+        "se_gate_out",
+        "se_mul_out",
+        "residual_out",
+        "hswish_out",
+        "se_relu_out",
+    ] {
+        assert!(qparams_of(&q, t).is_some(), "{t} not quantized\n{report}");
+    }
+    // Weights: 4 convs, per-channel along axis 0; the depthwise weight has 8 channels.
+    let dq_axis0: Vec<_> = qdq
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(&n.op, Op::DequantizeLinear(a) if a.axis == 0)
+                && qdq.initializers[&n.inputs[0]].dtype() == DType::I8
+                && qdq.initializers[&n.inputs[1]].dims().len() == 1
+        })
+        .collect();
+    assert_eq!(dq_axis0.len(), 4);
+    assert_eq!(qdq.initializers["wd_scale"].dims(), &[8]);
+    // Bias stays float.
+    assert_eq!(qdq.initializers["b0"].dtype(), DType::F32);
+    // Graph output name is kept.
+    assert_eq!(qdq.outputs[0].name, "flatten_out");
+    check_outputs(&graph, &qdq, &[1, 8, 6, 6], 20.0, "se_block");
+}
+
+#[test]
+fn linear_weight_axes_follow_gemm_trans_b_and_matmul_layout() {
+    let mut b = Builder::new(&[4, 6]);
+    let wt = b.constant("w_t", &[5, 6], 0.5); // transB=1: [N, K], axis 0
+    let g1 = b.node("Gemm", "gemm_t", &["x", &wt], &[("transB", AttrValue::Int(1))]);
+    let w = b.constant("w_kn", &[5, 3], 0.5); // transB=0: [K, N], axis 1
+    let g2 = b.node("Gemm", "gemm_n", &[&g1, &w], &[]);
+    let wm = b.constant("w_mm", &[3, 7], 0.5); // MatMul [K, N], axis 1
+    let mm = b.node("MatMul", "matmul", &[&g2, &wm], &[]);
+    // MatMul of two activations (beyond PT2E): [4, 7] x [7, 4].
+    b.graph
+        .initializers
+        .insert("perm_shape".into(), Tensor::vec_i64(vec![7, 4]));
+    let t = b.node("Transpose", "tr", &[&mm], &[]);
+    let mm2 = b.node("MatMul", "self_matmul", &[&mm, &t], &[]);
+    let graph = b.finish(&[&mm2]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[4, 6]);
+    let axis_of = |w: &str| {
+        let dq = qdq
+            .nodes
+            .iter()
+            .find(|n| n.inputs[0] == format!("{w}_quantized"))
+            .unwrap();
+        let Op::DequantizeLinear(a) = &dq.op else { panic!() };
+        (a.axis, qdq.initializers[&format!("{w}_scale")].dims().to_vec())
+    };
+    assert_eq!(axis_of("w_t"), (0, vec![5]));
+    assert_eq!(axis_of("w_kn"), (1, vec![3]));
+    assert_eq!(axis_of("w_mm"), (1, vec![7]));
+    // Both activation inputs of the second MatMul are quantized; the transpose shares.
+    assert_eq!(qparams_of(&q, "tr_out"), qparams_of(&q, "matmul_out"));
+    assert!(qparams_of(&q, "self_matmul_out").is_some());
+    assert!(q
+        .report()
+        .contains("self_matmul (MatMul): quantized static: MatMul of two activations"));
+    check_outputs(&graph, &qdq, &[4, 6], 20.0, "linear_axes");
+}
+
+#[test]
+fn per_tensor_weights_have_scalar_scales() {
+    let mut b = Builder::new(&[2, 6]);
+    let w = b.constant("w", &[6, 4], 0.5);
+    let y = b.node("MatMul", "mm", &["x", &w], &[]);
+    let graph = b.finish(&[&y]);
+    let config = QuantConfig {
+        weights: WeightGranularity::PerTensor,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
+    let qdq = quantize(&mut q, &graph, &[2, 6]);
+    assert_eq!(qdq.initializers["w_scale"].dims(), &[] as &[usize]);
+    assert_eq!(qdq.initializers["w_zero_point"].as_i8().unwrap(), &[0]);
+    let max_abs = graph.initializers["w"]
+        .as_f32()
+        .unwrap()
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    let scale = qdq.initializers["w_scale"].as_f32().unwrap()[0];
+    assert!(
+        (scale - max_abs / 127.0).abs() <= 1e-7,
+        "{scale} vs {}",
+        max_abs / 127.0
+    );
+    check_outputs(&graph, &qdq, &[2, 6], 25.0, "per_tensor");
+}
+
+#[test]
+fn scopes_leave_nodes_float_and_override_recipes() {
+    let graph = se_block();
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    q.set_node_name(NameMatch::Prefix("se_".into()), None).unwrap();
+    q.set_operator_type("HardSwish", None).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 8, 6, 6]);
+    let report = q.report();
+    assert!(
+        report.contains("se_fc1 (Conv): float: the scopes leave it float"),
+        "{report}"
+    );
+    assert!(
+        report.contains("hswish (HardSwish): float: the scopes leave it float"),
+        "{report}"
+    );
+    // Float convs keep float weights; quantized ones read int8.
+    assert!(qdq.initializers.contains_key("w1") && !qdq.initializers.contains_key("w1_quantized"));
+    assert!(qdq.initializers.contains_key("w0_quantized") && !qdq.initializers.contains_key("w0"));
+    // Inside the float scope nothing is observed; the residual Add reading the float
+    // se_mul output still quantizes both of its inputs.
+    assert!(qparams_of(&q, "se_pool_out").is_none());
+    assert!(qparams_of(&q, "se_gate_out").is_none());
+    assert!(qparams_of(&q, "se_mul_out").is_some());
+    // The float HardSwish's output is still quantized as a Concat input.
+    assert_eq!(qparams_of(&q, "hswish_out"), qparams_of(&q, "cat_out"));
+    check_outputs(&graph, &qdq, &[1, 8, 6, 6], 20.0, "scoped");
+}
+
+#[test]
+fn dynamic_config_quantizes_linear_and_dense_conv_only() {
+    let graph = se_block();
+    let config = QuantConfig {
+        activations: ActivationMode::Dynamic,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
+    q.prepare(&graph).unwrap();
+    let qdq = q.convert().unwrap();
+    let report = q.report();
+    assert!(
+        report.contains("dw (Conv): float: dynamic quantization skips depthwise"),
+        "{report}"
+    );
+    assert!(report.contains("se_mul (Mul): float: dynamic configs quantize only linear and conv"));
+    // conv0, se_fc1, se_fc2 get run-time quantized inputs and int8 weights.
+    assert_eq!(count(&qdq, "DynamicQuantizeLinear"), 3);
+    assert_eq!(count(&qdq, "QuantizeLinear"), 0);
+    assert!(qdq.initializers.contains_key("wd") && !qdq.initializers.contains_key("wd_quantized"));
+    check_outputs(&graph, &qdq, &[1, 8, 6, 6], 20.0, "dynamic");
+}
+
+#[test]
+fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
+    let mut b = Builder::new(&[1, 4, 3, 3]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    b.graph
+        .initializers
+        .insert("hw".into(), Tensor::vec_i64(vec![-2, -1]));
+    b.graph.initializers.insert("ch".into(), Tensor::vec_i64(vec![1]));
+    let m1 = b.node("ReduceMean", "mean_hw", &[&c, "hw"], &[]);
+    let m2 = b.node("ReduceMean", "mean_c", &[&c, "ch"], &[]);
+    let graph = b.finish(&[&m1, &m2]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 3]);
+    assert_eq!(qparams_of(&q, "mean_hw_out"), qparams_of(&q, "conv_out"));
+    assert!(qparams_of(&q, "mean_c_out").is_none());
+    assert!(q
+        .report()
+        .contains("mean_c (ReduceMean): float: no quantization pattern"));
+    check_outputs(&graph, &qdq, &[1, 4, 3, 3], 20.0, "reduce_mean");
+}
