@@ -370,3 +370,26 @@ fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
         .contains("mean_c (ReduceMean): float: no quantization pattern"));
     check_outputs(&graph, &qdq, &[1, 4, 3, 3], 20.0, "reduce_mean");
 }
+
+#[test]
+fn constant_operands_become_int8_initializers() {
+    let mut b = Builder::new(&[1, 4, 3, 3]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    let k = b.constant("k", &[1, 4, 1, 1], 1.0);
+    let y = b.node("Add", "add_const", &[&c, &k], &[]);
+    let graph = b.finish(&[&y]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 3]);
+    let (scale, zp) = qparams_of(&q, "k").unwrap();
+    let ints = qdq.initializers["k_quantized"].as_i8().unwrap();
+    for (&i, &v) in ints.iter().zip(graph.initializers["k"].as_f32().unwrap()) {
+        let back = (i32::from(i) - zp) as f32 * scale;
+        assert!((back - v).abs() <= scale, "{v} -> {i} -> {back}");
+    }
+    assert!(!qdq.initializers.contains_key("k"));
+    // One Q per activation (x, conv output, add output); the constant has only a DQ.
+    assert_eq!(count(&qdq, "QuantizeLinear"), 3);
+    assert_eq!(count(&qdq, "DequantizeLinear"), 5);
+    check_outputs(&graph, &qdq, &[1, 4, 3, 3], 25.0, "constant_operand");
+}

@@ -4,20 +4,23 @@
 //!   DequantizeLinear → t`, so the dequantized tensor keeps the original name and every
 //!   reader (and a graph output) reads it: one Q and one DQ per tensor, the DQ shared by all
 //!   readers. A graph input keeps its name; its readers read `t_dequantized`. Scale is an
-//!   f32 scalar, zero point an i8 scalar.
+//!   f32 scalar, zero point an i8 scalar. A quantized f32 constant (e.g. an Add's constant
+//!   operand) becomes an i8 initializer behind a DQ, like a weight.
 //! - Weight: an i8 initializer `w_quantized` → DequantizeLinear (per tensor: scalar scale and
 //!   zero point; per channel: 1-D scale, i8 zero zero points, `axis` = the output-channel
 //!   axis: 0 for Conv and Gemm with transB, 1 for Gemm without transB, last for MatMul) → op.
 //!   Bias stays f32.
 //! - Dynamic activation (one node input edge): `x → DynamicQuantizeLinear → (u8, scale, zp)
-//!   → DequantizeLinear → op`, ONNX's standard form (ONNX Runtime runs it per tensor; the
-//!   delegate recognises the pair as "quantize per row at run time").
+//!   → DequantizeLinear → op`, ONNX's standard form. ONNX Runtime runs it per tensor (u8);
+//!   the pair, followed by a linear / conv op reading an int8 weight through a DQ, is the
+//!   marker for "activation quantized at run time", which the delegate implements per row
+//!   (XNNPACK `qd8`, [`dynamic_row_qparams`](crate::quant::dynamic_row_qparams)).
 
 use super::annotate::{Annotation, WeightSpec};
 use super::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use super::qparams::{QParams, QuantParams, QuantScheme, XNNPACK_EPS};
 use crate::ir::op::QuantAttrs;
-use crate::ir::{Graph, Node, Op, Tensor};
+use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -143,6 +146,19 @@ fn insert_qdq(g: &mut Graph, tensor: &str, p: &QParams) -> Result<()> {
     g.initializers
         .insert(zp.clone(), Tensor::from_i8(vec![], vec![zp_i8(p.zero_point())?])?);
     let quantized = g.fresh_name(&format!("{tensor}_quantized"));
+    if let Some(constant) = g.initializers.get(tensor).filter(|t| t.dtype() == DType::F32) {
+        // A constant operand (e.g. of an Add) becomes an i8 initializer behind a DQ.
+        let mut q = vec![0i8; constant.numel()];
+        p.quantize_i8(constant.as_f32()?, &mut q)?;
+        let dims = constant.dims().to_vec();
+        g.initializers
+            .insert(quantized.clone(), Tensor::from_i8(dims, q)?);
+        let dq_output = g.fresh_name(&format!("{tensor}_dequantized"));
+        replace_node_inputs(g, tensor, &dq_output);
+        g.nodes
+            .push(dequantize_node(g, tensor, quantized, scale, zp, dq_output));
+        return Ok(());
+    }
     let producer = g.producer(tensor);
     let (q_input, dq_output) = match producer {
         Some(p) => {
@@ -154,8 +170,9 @@ fn insert_qdq(g: &mut Graph, tensor: &str, p: &QParams) -> Result<()> {
             (float_name, tensor.to_string())
         }
         None => {
+            // A graph input keeps its name; its readers read the DQ output.
             let dq_output = g.fresh_name(&format!("{tensor}_dequantized"));
-            g.replace_uses(tensor, &dq_output);
+            replace_node_inputs(g, tensor, &dq_output);
             (tensor.to_string(), dq_output)
         }
     };
@@ -165,15 +182,36 @@ fn insert_qdq(g: &mut Graph, tensor: &str, p: &QParams) -> Result<()> {
         inputs: vec![q_input, scale.clone(), zp.clone()],
         outputs: vec![quantized.clone()],
     };
-    let dq = Node {
-        name: g.fresh_name(&format!("{tensor}_DequantizeLinear")),
-        op: Op::DequantizeLinear(QuantAttrs::default()),
-        inputs: vec![quantized, scale, zp],
-        outputs: vec![dq_output],
-    };
+    let dq = dequantize_node(g, tensor, quantized, scale, zp, dq_output);
     g.nodes.push(q);
     g.nodes.push(dq);
     Ok(())
+}
+
+/// A per-tensor `DequantizeLinear` node for activation or constant `tensor`.
+fn dequantize_node(
+    g: &Graph,
+    tensor: &str,
+    quantized: String,
+    scale: String,
+    zp: String,
+    out: String,
+) -> Node {
+    Node {
+        name: g.fresh_name(&format!("{tensor}_DequantizeLinear")),
+        op: Op::DequantizeLinear(QuantAttrs::default()),
+        inputs: vec![quantized, scale, zp],
+        outputs: vec![out],
+    }
+}
+
+/// Makes every node that reads `old` read `new` (graph outputs keep their names).
+fn replace_node_inputs(g: &mut Graph, old: &str, new: &str) {
+    for n in &mut g.nodes {
+        for i in n.inputs.iter_mut().filter(|i| *i == old) {
+            *i = new.to_string();
+        }
+    }
 }
 
 /// Inserts `DynamicQuantizeLinear → DequantizeLinear` on input `input` of node `node`.
