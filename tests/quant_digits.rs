@@ -151,3 +151,26 @@ fn mlp_dynamic_keeps_accuracy() {
     let float_acc = d.float_accuracy["mlp"].as_f64().unwrap();
     check_accuracy("digits_mlp_dynamic", &qdq, &d, float_acc);
 }
+
+#[test]
+fn every_activation_observer_keeps_cnn_accuracy() {
+    use xq::quant::ObserverConfig;
+    let d = digits();
+    let float_acc = d.float_accuracy["cnn"].as_f64().unwrap();
+    for observer in [
+        ObserverConfig::MinMax,
+        ObserverConfig::MOVING_AVERAGE_MIN_MAX,
+        ObserverConfig::PERCENTILE,
+        ObserverConfig::ENTROPY,
+    ] {
+        let config = QuantConfig {
+            observer,
+            ..QuantConfig::default()
+        };
+        let (_, qdq) = quantize("digits_cnn.onnx", config, &d);
+        let out = xq::interp::run_once(&qdq, std::slice::from_ref(&d.test_x)).unwrap();
+        let acc = accuracy(&out[0], &d.test_y);
+        println!("{observer:?}: QDQ accuracy {acc:.4} (float {float_acc:.4})");
+        assert!(acc >= float_acc - 0.01, "{observer:?}: {acc}");
+    }
+}
