@@ -393,3 +393,42 @@ fn constant_operands_become_int8_initializers() {
     assert_eq!(count(&qdq, "DequantizeLinear"), 5);
     check_outputs(&graph, &qdq, &[1, 4, 3, 3], 25.0, "constant_operand");
 }
+
+#[test]
+fn a_batch_for_a_batch_one_model_is_calibrated_sample_by_sample() {
+    let mut b = Builder::new(&[1, 6]);
+    let w = b.constant("w", &[6, 4], 0.5);
+    let y = b.node("MatMul", "mm", &["x", &w], &[]);
+    let graph = b.finish(&[&y]);
+    let batch = input(&[5, 6], 3);
+    let mut batched = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = progress.clone();
+    batched.set_progress(Some(Box::new(move |d, t| log.lock().unwrap().push((d, t)))), 5);
+    batched.prepare(&graph).unwrap();
+    batched.calibrate(std::slice::from_ref(&batch)).unwrap();
+    assert_eq!(batched.samples_seen(), 5);
+    assert_eq!(
+        *progress.lock().unwrap(),
+        vec![(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    );
+
+    let mut single = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    single.prepare(&graph).unwrap();
+    for row in batch.as_f32().unwrap().chunks_exact(6) {
+        single
+            .calibrate(&[Tensor::from_f32(vec![1, 6], row.to_vec()).unwrap()])
+            .unwrap();
+    }
+    assert_eq!(
+        batched.activation_qparams().unwrap(),
+        single.activation_qparams().unwrap()
+    );
+    // A wrong inner dimension is still a shape error, and changes nothing.
+    let wrong = input(&[5, 7], 3);
+    assert!(matches!(
+        batched.calibrate(&[wrong]),
+        Err(xq::Error::ShapeMismatch(_))
+    ));
+    assert_eq!(batched.samples_seen(), 5);
+}

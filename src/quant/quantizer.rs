@@ -8,7 +8,7 @@ use super::convert::convert;
 use super::observer::Observer;
 use super::qparams::{QParams, QuantScheme, XNNPACK_EPS};
 use crate::interp::Interpreter;
-use crate::ir::{Graph, Tensor};
+use crate::ir::{Dim, Graph, Tensor};
 use crate::{Error, Result};
 
 /// Called after every calibration step with `(samples calibrated so far, expected total)`;
@@ -121,47 +121,34 @@ impl Quantizer {
     }
 
     /// Runs the float graph on one sample or a batch (batch = leading dimension; every input
-    /// in graph input order) and updates the observers. Fails with `InvalidState` before
-    /// prepare, with `ShapeMismatch` / `DtypeMismatch` / `InvalidArgument` for inputs that
-    /// do not match the model.
+    /// in graph input order) and updates the observers. A batch of `B > 1` for a model whose
+    /// inputs all have a fixed leading dimension of 1 is run one sample at a time (the
+    /// progress callback then fires per sample). Fails with `InvalidState` before prepare,
+    /// with `ShapeMismatch` / `DtypeMismatch` / `InvalidArgument` for inputs that do not match
+    /// the model (checked before any observer changes).
     pub fn calibrate(&mut self, inputs: &[Tensor]) -> Result<()> {
         let prepared = self.prepared.as_mut().ok_or_else(|| {
             Error::InvalidState(
                 "calibrate called before prepare: prepare the quantizer with a model first".into(),
             )
         })?;
-        let Prepared {
-            plan,
-            annotation,
-            observers,
-            ..
-        } = prepared;
-        let mut failure: Option<Error> = None;
-        plan.run_observed(inputs, &mut |name, value| {
-            let Some(&group) = annotation.tensor_group.get(name) else {
-                return;
-            };
-            if failure.is_some() {
-                return;
+        match split_batch_for_fixed_model(&prepared.graph, inputs)? {
+            Some(samples) => {
+                for sample in samples {
+                    prepared.observe(&sample)?;
+                    prepared.samples += 1;
+                    report_progress(&mut self.progress, prepared.samples, self.expected_samples);
+                }
             }
-            let result = value
-                .as_f32()
-                .and_then(|data| observers[group].update(data, value.dims()));
-            if let Err(e) = result {
-                failure = Some(e);
+            None => {
+                prepared.observe(inputs)?;
+                let batch = inputs
+                    .first()
+                    .and_then(|t| t.dims().first().copied())
+                    .unwrap_or(1);
+                prepared.samples += batch.max(1);
+                report_progress(&mut self.progress, prepared.samples, self.expected_samples);
             }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let batch = inputs
-            .first()
-            .and_then(|t| t.dims().first().copied())
-            .unwrap_or(1);
-        prepared.samples += batch.max(1);
-        let done = prepared.samples;
-        if let Some(cb) = self.progress.as_mut() {
-            cb(done, self.expected_samples.max(done));
         }
         Ok(())
     }
@@ -228,6 +215,80 @@ impl Quantizer {
         }
         Ok(())
     }
+}
+
+impl Prepared {
+    /// Runs the float graph once and feeds every annotated tensor to its group's observer.
+    fn observe(&mut self, inputs: &[Tensor]) -> Result<()> {
+        let Prepared {
+            plan,
+            annotation,
+            observers,
+            ..
+        } = self;
+        let mut failure: Option<Error> = None;
+        plan.run_observed(inputs, &mut |name, value| {
+            let Some(&group) = annotation.tensor_group.get(name) else {
+                return;
+            };
+            if failure.is_some() {
+                return;
+            }
+            let result = value
+                .as_f32()
+                .and_then(|data| observers[group].update(data, value.dims()));
+            if let Err(e) = result {
+                failure = Some(e);
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn report_progress(progress: &mut Option<ProgressFn>, done: usize, expected: usize) {
+    if let Some(cb) = progress.as_mut() {
+        cb(done, expected.max(done));
+    }
+}
+
+/// Splits a batch into single samples when every graph input has a fixed leading dimension
+/// of 1 and every given tensor has the declared rank and the same leading dimension `B > 1`.
+/// `None` when no split applies (the inputs are then checked by the interpreter as given).
+fn split_batch_for_fixed_model(graph: &Graph, inputs: &[Tensor]) -> Result<Option<Vec<Vec<Tensor>>>> {
+    if inputs.len() != graph.inputs.len() || inputs.is_empty() {
+        return Ok(None);
+    }
+    let batch = inputs[0].dims().first().copied().unwrap_or(0);
+    let splittable = batch > 1
+        && graph.inputs.iter().zip(inputs).all(|(info, t)| {
+            matches!(info.shape.as_deref(), Some([Dim::Known(1), ..]) if info.shape.as_ref().map(Vec::len) == Some(t.dims().len()))
+                && t.dims().first() == Some(&batch)
+        });
+    if !splittable {
+        return Ok(None);
+    }
+    let mut samples: Vec<Vec<Tensor>> = vec![Vec::with_capacity(inputs.len()); batch];
+    for t in inputs {
+        let bytes = t.to_le_bytes();
+        if !bytes.len().is_multiple_of(batch) {
+            return Err(Error::Unsupported(format!(
+                "cannot split a {} batch of {batch} into samples",
+                t.dtype()
+            )));
+        }
+        let per = bytes.len() / batch;
+        let mut dims = t.dims().to_vec();
+        dims[0] = 1;
+        for (i, chunk) in bytes.chunks_exact(per.max(1)).take(batch).enumerate() {
+            samples[i].push(Tensor::from_le_bytes(t.dtype(), dims.clone(), chunk)?);
+        }
+        if per == 0 {
+            for sample in samples.iter_mut() {
+                sample.push(Tensor::zeros(t.dtype(), dims.clone())?);
+            }
+        }
+    }
+    Ok(Some(samples))
 }
 
 fn group_qparams(p: &Prepared) -> Result<Vec<QParams>> {
