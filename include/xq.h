@@ -678,6 +678,8 @@ enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, struct xq_mo
 /**
  * Runs the float model on one calibration sample or batch (batch = leading dimension) and
  * updates the observers. `inputs` holds one tensor per model input, in model input order.
+ * A batch of B > 1 for a model whose inputs have a fixed leading dimension of 1 is run one
+ * sample at a time (the progress callback fires per sample).
  * Errors: `XQ_ERROR_INVALID_STATE` before `xq_quantizer_prepare`;
  * `XQ_ERROR_SHAPE_MISMATCH` / `XQ_ERROR_DTYPE_MISMATCH` for inputs that do not match the
  * model; `XQ_ERROR_INVALID_ARGUMENT` for a wrong input count or a malformed descriptor.
