@@ -68,7 +68,7 @@ fn check_accuracy(name: &str, qdq: &Graph, d: &Digits, float_acc: f64) {
     let model = dir.path().join(format!("{name}.onnx"));
     xq::onnx::save_file(qdq, &model).unwrap();
     let input = dir.path().join("test_x.npy");
-    write_npy_f32(&input, &d.test_x);
+    write_npy(&input, &d.test_x);
     if let Ok(keep) = std::env::var("XQ_KEEP_QDQ_DIR") {
         std::fs::copy(&model, std::path::Path::new(&keep).join(format!("{name}.onnx"))).unwrap();
         std::fs::copy(&input, std::path::Path::new(&keep).join("test_x.npy")).unwrap();

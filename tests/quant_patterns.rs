@@ -121,7 +121,7 @@ fn check_outputs(float: &Graph, qdq: &Graph, dims: &[usize], min_sqnr: f64, name
     let model = dir.path().join("m.onnx");
     xq::onnx::save_file(qdq, &model).unwrap();
     let xin = dir.path().join("x.npy");
-    write_npy_f32(&xin, &x);
+    write_npy(&xin, &x);
     let ort = run_onnxruntime(&python, &model, &[&xin], dir.path());
     let agreement = sqnr_db(ours[0].as_f32().unwrap(), ort.as_f32().unwrap());
     println!("{name}: onnxruntime vs xq interpreter {agreement:.1} dB");

@@ -73,15 +73,26 @@ pub fn read_npy_i64(path: &Path) -> Vec<i64> {
     }
 }
 
-/// Writes an f32 tensor as `.npy` (version 1.0).
-pub fn write_npy_f32(path: &Path, t: &Tensor) {
+/// Writes an f32 or i64 tensor as `.npy` (version 1.0).
+pub fn write_npy(path: &Path, t: &Tensor) {
+    let (descr, payload): (&str, Vec<u8>) = match t.dtype() {
+        xq::ir::DType::F32 => (
+            "<f4",
+            t.as_f32().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+        xq::ir::DType::I64 => (
+            "<i8",
+            t.as_i64().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+        other => panic!("write_npy: unsupported dtype {other}"),
+    };
     let dims: Vec<String> = t.dims().iter().map(|d| d.to_string()).collect();
     let shape = if dims.len() == 1 {
         format!("{},", dims[0])
     } else {
         dims.join(", ")
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -89,9 +100,7 @@ pub fn write_npy_f32(path: &Path, t: &Tensor) {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
-    for v in t.as_f32().unwrap() {
-        bytes.extend(v.to_le_bytes());
-    }
+    bytes.extend(payload);
     std::fs::write(path, bytes).unwrap();
 }
 
