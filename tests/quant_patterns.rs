@@ -432,3 +432,24 @@ fn a_batch_for_a_batch_one_model_is_calibrated_sample_by_sample() {
     ));
     assert_eq!(batched.samples_seen(), 5);
 }
+
+#[test]
+fn tensors_without_finite_calibration_values_fail_convert_by_name() {
+    let mut b = Builder::new(&[1, 6]);
+    let w = b.constant("w", &[6, 4], 0.5);
+    let y = b.node("MatMul", "mm", &["x", &w], &[]);
+    let graph = b.finish(&[&y]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    q.prepare(&graph).unwrap();
+    q.calibrate(&[Tensor::from_f32(vec![1, 6], vec![f32::NAN; 6]).unwrap()])
+        .unwrap();
+    let err = q.convert().unwrap_err();
+    assert!(matches!(err, xq::Error::InvalidState(_)), "{err}");
+    assert!(
+        err.to_string().contains("`x`") || err.to_string().contains("`mm_out`"),
+        "{err}"
+    );
+    // A finite sample afterwards makes it convertible.
+    q.calibrate(&[input(&[1, 6], 4)]).unwrap();
+    assert!(q.convert().is_ok());
+}
