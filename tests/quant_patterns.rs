@@ -453,3 +453,38 @@ fn tensors_without_finite_calibration_values_fail_convert_by_name() {
     q.calibrate(&[input(&[1, 6], 4)]).unwrap();
     assert!(q.convert().is_ok());
 }
+
+#[test]
+fn grouped_1d_conv_with_fused_relu_and_linear_with_fused_relu() {
+    let mut b = Builder::new(&[2, 4, 10]);
+    let w = b.constant("w1d", &[6, 2, 3], 0.5);
+    let c = b.node("Conv", "conv1d", &["x", &w], &[("group", AttrValue::Int(2))]);
+    let r = b.node("Relu", "conv_relu", &[&c], &[]);
+    b.graph
+        .initializers
+        .insert("flat_shape".into(), Tensor::vec_i64(vec![2, 48]));
+    let f = b.node("Reshape", "flat", &[&r, "flat_shape"], &[]);
+    let wl = b.constant("wl", &[3, 48], 0.2);
+    let bl = b.constant("bl", &[3], 0.1);
+    let g = b.node("Gemm", "fc", &[&f, &wl, &bl], &[("transB", AttrValue::Int(1))]);
+    let gr = b.node("Relu", "fc_relu", &[&g], &[]);
+    let graph = b.finish(&[&gr]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[2, 4, 10]);
+    let report = q.report();
+    assert!(
+        report.contains("conv1d (Conv): quantized static: grouped conv + fused activation"),
+        "{report}"
+    );
+    assert!(
+        report.contains("fc (Gemm): quantized static: linear (Gemm) + fused activation"),
+        "{report}"
+    );
+    assert!(qparams_of(&q, "conv1d_out").is_none() && qparams_of(&q, "fc_out").is_none());
+    assert_eq!(qparams_of(&q, "flat_out"), qparams_of(&q, "conv_relu_out"));
+    // A fused ReLU's output has a zero point at the bottom of the range.
+    assert_eq!(qparams_of(&q, "fc_relu_out").unwrap().1, -128);
+    assert_eq!(qdq.initializers["w1d_scale"].dims(), &[6]);
+    assert_eq!(qdq.initializers["wl_scale"].dims(), &[3]);
+    check_outputs(&graph, &qdq, &[2, 4, 10], 20.0, "conv1d_linear");
+}

@@ -1,5 +1,5 @@
-//! PT2E parity: the digits CNN quantized static per-channel by libxq and by ExecuTorch's
-//! XNNPACKQuantizer (recorded by scripts/fixtures/quant_pt2e.py, same calibration batches)
+//! PT2E parity: the digits CNN quantized static (per-channel and per-tensor weights) by libxq
+//! and by ExecuTorch's XNNPACKQuantizer (recorded by scripts/fixtures/quant_pt2e.py, same calibration batches)
 //! has the same int8 weights and weight scales, activation scales within 1% and equal zero
 //! points.
 
@@ -7,14 +7,18 @@ mod quant_common;
 
 use quant_common::*;
 use xq::ir::{Graph, Tensor};
-use xq::quant::{QuantConfig, Quantizer};
+use xq::quant::{QuantConfig, Quantizer, WeightGranularity};
 
-fn quantized_digits_cnn() -> (Quantizer, Graph) {
+fn quantized_digits_cnn(weights: WeightGranularity) -> (Quantizer, Graph) {
     let graph = xq::onnx::load_file(fixtures().join("digits/digits_cnn.onnx")).unwrap();
     let train = read_npy_f32(&fixtures().join("digits/digits_train_x.npy"));
     let values = train.as_f32().unwrap();
     let n = train.dims()[0];
-    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let config = QuantConfig {
+        weights,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
     q.prepare(&graph).unwrap();
     for start in (0..n).step_by(128) {
         let end = (start + 128).min(n);
@@ -27,10 +31,23 @@ fn quantized_digits_cnn() -> (Quantizer, Graph) {
 }
 
 #[test]
-fn digits_cnn_matches_pt2e_xnnpack_quantizer() {
-    let text = std::fs::read_to_string(fixtures().join("quant/digits_cnn_pt2e.json")).unwrap();
+fn digits_cnn_per_channel_matches_pt2e_xnnpack_quantizer() {
+    check("digits_cnn_pt2e.json", WeightGranularity::PerChannel);
+}
+
+#[test]
+fn digits_cnn_per_tensor_matches_pt2e_xnnpack_quantizer() {
+    check("digits_cnn_pt2e_per_tensor.json", WeightGranularity::PerTensor);
+}
+
+fn check(fixture: &str, weights: WeightGranularity) {
+    let text = std::fs::read_to_string(fixtures().join("quant").join(fixture)).unwrap();
     let pt2e: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let (q, qdq) = quantized_digits_cnn();
+    assert_eq!(
+        pt2e["is_per_channel"].as_bool(),
+        Some(weights == WeightGranularity::PerChannel)
+    );
+    let (q, qdq) = quantized_digits_cnn(weights);
     let ours = q.activation_qparams().unwrap();
 
     let activations = pt2e["activations"].as_array().unwrap();
