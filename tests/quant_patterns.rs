@@ -338,7 +338,7 @@ fn dynamic_config_quantizes_linear_and_dense_conv_only() {
     let qdq = q.convert().unwrap();
     let report = q.report();
     assert!(
-        report.contains("dw (Conv): float: dynamic quantization skips depthwise"),
+        report.contains("dw (Conv): float: dynamic quantization skips depthwise conv"),
         "{report}"
     );
     assert!(report.contains("se_mul (Mul): float: dynamic configs quantize only linear and conv"));
@@ -487,4 +487,20 @@ fn grouped_1d_conv_with_fused_relu_and_linear_with_fused_relu() {
     assert_eq!(qdq.initializers["w1d_scale"].dims(), &[6]);
     assert_eq!(qdq.initializers["wl_scale"].dims(), &[3]);
     check_outputs(&graph, &qdq, &[2, 4, 10], 20.0, "conv1d_linear");
+
+    // Dynamic: a grouped (not depthwise) conv is quantized like a dense one.
+    let dynamic = QuantConfig {
+        activations: ActivationMode::Dynamic,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(dynamic)).unwrap();
+    q.prepare(&graph).unwrap();
+    let qdq = q.convert().unwrap();
+    assert!(
+        q.report().contains("conv1d (Conv): quantized dynamic"),
+        "{}",
+        q.report()
+    );
+    assert_eq!(count(&qdq, "DynamicQuantizeLinear"), 2);
+    check_outputs(&graph, &qdq, &[2, 4, 10], 20.0, "conv1d_linear_dynamic");
 }

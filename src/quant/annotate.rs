@@ -218,8 +218,13 @@ impl<'g> Annotator<'g> {
 
     fn annotate_dynamic(&mut self, index: usize, node: &'g Node, config: &QuantConfig) -> String {
         let axis = match &node.op {
-            Op::Conv(attrs) if attrs.group > 1 => {
-                return "float: dynamic quantization skips depthwise and grouped conv".into()
+            Op::Conv(attrs)
+                if attrs.group > 1
+                    && self
+                        .constant_f32(node.input(1))
+                        .is_some_and(|d| d.get(1) == Some(&1)) =>
+            {
+                return "float: dynamic quantization skips depthwise conv".into()
             }
             Op::Conv(_) => self
                 .constant_f32(node.input(1))
