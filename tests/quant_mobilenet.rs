@@ -57,4 +57,16 @@ fn mobilenet_v2_qdq_runs_in_onnxruntime_with_useful_sqnr() {
         .then(|| sqnr_db(reference.as_f32().unwrap(), &run(&ort_model)));
     println!("MobileNetV2 output SQNR vs float: libxq QDQ in onnxruntime {ours_sqnr:.2} dB, onnxruntime quantize_static {ort_sqnr:?} dB");
     assert!(ours_sqnr > 10.0, "SQNR {ours_sqnr} dB");
+
+    // The same QDQ graph in libxq's float interpreter (Q/DQ simulated in f32).
+    let plan = xq::interp::Interpreter::new(&qdq).unwrap();
+    let images = read_npy_f32(&eval);
+    let mut interp_out = Vec::new();
+    for image in images.as_f32().unwrap().chunks_exact(3 * 224 * 224) {
+        let x = xq::ir::Tensor::from_f32(vec![1, 3, 224, 224], image.to_vec()).unwrap();
+        interp_out.extend_from_slice(plan.run(&[x]).unwrap()[0].as_f32().unwrap());
+    }
+    let interp_sqnr = sqnr_db(reference.as_f32().unwrap(), &interp_out);
+    println!("MobileNetV2 output SQNR vs float: libxq QDQ in the xq interpreter {interp_sqnr:.2} dB");
+    assert!(interp_sqnr > 10.0, "SQNR {interp_sqnr} dB");
 }
