@@ -1,8 +1,10 @@
 //! k×k grouped convolution through the indirection table: every ISA variant bit-identical
 //! to the scalar kernel, and the scalar kernel within one step of the textbook f64 reference.
 
+mod kernels_common;
+
+use kernels_common::simd_isas;
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::conv::{ConvWeights, PackedConv};
 use xq::kernels::gemm::GemmQuant;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
@@ -123,20 +125,6 @@ fn case() -> impl Strategy<Value = Case> {
                     },
                 )
         })
-}
-
-fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| {
-            let ok = isa.is_supported();
-            if !ok {
-                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-            }
-            ok
-        })
-        .collect()
 }
 
 proptest! {

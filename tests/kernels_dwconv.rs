@@ -1,8 +1,10 @@
 //! Depthwise convolution: every ISA variant bit-identical to the scalar kernel, and the
 //! scalar kernel within one step of the textbook f64 reference.
 
+mod kernels_common;
+
+use kernels_common::{conv_geometry, simd_isas};
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::dwconv::{DwWeights, PackedDwConv};
 use xq::kernels::gemm::GemmQuant;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
@@ -57,26 +59,7 @@ impl Case {
 }
 
 fn geometry() -> impl Strategy<Value = ConvGeometry> {
-    (
-        (1usize..3, 1usize..10, 1usize..10, 1usize..140),
-        (1usize..6, 1usize..6),
-        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
-    )
-        .prop_map(
-            |((batch, in_h, in_w, in_c), (k_h, k_w), (sh, sw, dh, dw), padding)| ConvGeometry {
-                batch,
-                in_h,
-                in_w,
-                in_c,
-                k_h,
-                k_w,
-                stride: (sh, sw),
-                dilation: (dh, dw),
-                padding,
-            },
-        )
-        .prop_filter("window fits the padded input", |g| g.validate().is_ok())
+    conv_geometry(10, 140, 6)
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -114,20 +97,6 @@ fn case() -> impl Strategy<Value = Case> {
                 })
         },
     )
-}
-
-fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| {
-            let ok = isa.is_supported();
-            if !ok {
-                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-            }
-            ok
-        })
-        .collect()
 }
 
 proptest! {

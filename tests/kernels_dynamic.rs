@@ -1,24 +1,12 @@
 //! Dynamic quantization: per-row quantization checked against its f64 definition, and the
 //! dynamic GEMM bit-identical (f32) on every ISA and close to the f64 product.
 
+mod kernels_common;
+
+use kernels_common::simd_isas;
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::dynamic::{quantize_rows, DynamicWeights, PackedDynamicGemm};
 use xq::kernels::Isa;
-
-fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| {
-            let ok = isa.is_supported();
-            if !ok {
-                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-            }
-            ok
-        })
-        .collect()
-}
 
 #[derive(Clone, Debug)]
 struct Case {

@@ -1,26 +1,14 @@
 //! Add / mul (with SE-style broadcasting and fused ReLU) and concat: every ISA variant
 //! bit-identical to the scalar kernel, the scalar kernel within one step of f64.
 
+mod kernels_common;
+
+use kernels_common::simd_isas;
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::concat::{Concat, ConcatInput};
 use xq::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary};
 use xq::kernels::reference::{dequantize, quantize};
 use xq::kernels::{Isa, OutputRange, QuantParams};
-
-fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| {
-            let ok = isa.is_supported();
-            if !ok {
-                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-            }
-            ok
-        })
-        .collect()
-}
 
 fn qp() -> impl Strategy<Value = QuantParams> {
     (-8f32..2f32, -128i32..=127).prop_map(|(e, zp)| QuantParams {

@@ -1,8 +1,10 @@
 //! GEMM kernels: every ISA variant bit-identical to the scalar kernel, and the scalar kernel
 //! within one step of the textbook f64 reference.
 
+mod kernels_common;
+
+use kernels_common::simd_isas;
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use xq::kernels::{reference, Isa, OutputRange, QuantParams};
 
@@ -118,19 +120,6 @@ fn case() -> impl Strategy<Value = Case> {
                     },
                 })
         })
-}
-
-fn simd_isas() -> Vec<Isa> {
-    let mut isas = Vec::new();
-    for isa in [Isa::Avx2, Isa::Avx512Vnni] {
-        if isa.is_supported() {
-            isas.push(isa);
-        } else {
-            // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-        }
-    }
-    isas
 }
 
 fn assert_within_one_step(got: &[i8], want: &[i8]) {

@@ -1,26 +1,14 @@
 //! Global average pool and max pool: every ISA variant bit-identical to the scalar kernel,
 //! the scalar kernels checked against f64 (mean, within one step) and exactly (max).
 
+mod kernels_common;
+
+use kernels_common::{conv_geometry, simd_isas};
 use proptest::prelude::*;
-use std::io::Write;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
 use xq::kernels::pool::{GlobalAvgPool, MaxPool};
 use xq::kernels::reference::{dequantize, quantize};
 use xq::kernels::{Isa, OutputRange, QuantParams};
-
-fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
-        .into_iter()
-        .filter(|isa| {
-            let ok = isa.is_supported();
-            if !ok {
-                // Written to the stderr handle, not `eprintln!`, so the test harness does not capture it.
-                let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
-            }
-            ok
-        })
-        .collect()
-}
 
 fn mean(
     isa: Isa,
@@ -48,26 +36,7 @@ fn max_pool(isa: Isa, g: &ConvGeometry, x: &[i8], range: OutputRange, split: f64
 }
 
 fn geometry() -> impl Strategy<Value = ConvGeometry> {
-    (
-        (1usize..3, 1usize..9, 1usize..9, 1usize..100),
-        (1usize..4, 1usize..4),
-        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
-    )
-        .prop_map(
-            |((batch, in_h, in_w, in_c), (k_h, k_w), (sh, sw, dh, dw), padding)| ConvGeometry {
-                batch,
-                in_h,
-                in_w,
-                in_c,
-                k_h,
-                k_w,
-                stride: (sh, sw),
-                dilation: (dh, dw),
-                padding,
-            },
-        )
-        .prop_filter("window fits the padded input", |g| g.validate().is_ok())
+    conv_geometry(9, 100, 4)
 }
 
 proptest! {
