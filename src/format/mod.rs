@@ -4,6 +4,7 @@
 
 mod bytes;
 pub mod container;
+pub mod npy;
 
 pub use bytes::ProgramBytes;
 

@@ -1,0 +1,533 @@
+//! A compiled program: the lowered partitions' kernels, the boundary conversions and the
+//! interpreter steps for the rest, run in order by [`Program::execute`].
+//!
+//! A program is immutable after construction and may be executed from several threads at
+//! once. Per-call state lives in an execution context: an int8 arena (one allocation of
+//! the static memory plan's size) taken from a free list and returned after the call, so
+//! steady-state calls allocate no arena; concurrent calls each take their own. The `f32`
+//! tensors of boundary and interpreter steps are ordinary per-call allocations.
+//!
+//! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
+//! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
+
+use super::kernel_step::KernelStep;
+use super::memory_plan::{plan, BufferUse};
+use super::pool::ThreadPool;
+use crate::delegate::spec::{ProgramSpec, StepSpec, ValueSpec};
+use crate::interp::kernels::eval;
+use crate::ir::{DType, Dim, Op, Tensor, TensorInfo};
+use crate::kernels::buffer::AlignedBytes;
+use crate::kernels::output::SharedOutput;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Options of a program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgramOptions {
+    /// Threads per execution (caller included); 0 means the number of physical cores.
+    pub threads: usize,
+}
+
+/// Physical cores of this machine (sysfs core ids), or the available parallelism.
+pub fn physical_cores() -> usize {
+    let mut cores = std::collections::HashSet::new();
+    if let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with("cpu") || !name[3..].chars().all(|c| c.is_ascii_digit()) || name.len() == 3 {
+                continue;
+            }
+            let read = |f: &str| std::fs::read_to_string(e.path().join("topology").join(f)).ok();
+            if let (Some(core), Some(pkg)) = (read("core_id"), read("physical_package_id")) {
+                cores.insert((pkg.trim().to_string(), core.trim().to_string()));
+            }
+        }
+    }
+    if cores.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cores.len()
+    }
+}
+
+enum Step {
+    Kernel {
+        name: String,
+        kernel: KernelStep,
+        inputs: Vec<usize>,
+        output: usize,
+    },
+    Quantize {
+        slot: usize,
+        value: usize,
+    },
+    Dequantize {
+        value: usize,
+        slot: usize,
+        int8: bool,
+    },
+    Interp {
+        name: String,
+        op: Op,
+        inputs: Vec<Option<usize>>,
+        outputs: Vec<Option<usize>>,
+    },
+}
+
+impl Step {
+    fn label(&self, values: &[ValueSpec]) -> String {
+        match self {
+            Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel_kind(kernel)),
+            Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
+            Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
+            Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
+        }
+    }
+}
+
+fn kernel_kind(k: &KernelStep) -> &'static str {
+    match k {
+        KernelStep::Conv(..) => "conv",
+        KernelStep::DwConv(..) => "dwconv",
+        KernelStep::Fc { .. } => "fully_connected",
+        KernelStep::Binary(..) => "binary",
+        KernelStep::Gap { .. } => "global_avg_pool",
+        KernelStep::MaxPool(..) => "max_pool",
+        KernelStep::Concat { .. } => "concat",
+        KernelStep::Reshape(..) => "reshape",
+    }
+}
+
+/// An executable program (see the module docs).
+pub struct Program {
+    spec: ProgramSpec,
+    steps: Vec<Step>,
+    offsets: Vec<usize>,
+    arena_size: usize,
+    constants: Vec<(usize, Tensor)>,
+    input_slots: Vec<usize>,
+    output_slots: Vec<usize>,
+    slot_count: usize,
+    pool: ThreadPool,
+    arenas: Mutex<Vec<AlignedBytes>>,
+}
+
+impl Program {
+    /// Builds kernels, the memory plan and the interpreter steps of `spec`.
+    pub fn new(spec: ProgramSpec, options: ProgramOptions) -> Result<Program> {
+        let isa = crate::kernels::table::selected_isa()?;
+        let threads = if options.threads == 0 {
+            physical_cores()
+        } else {
+            options.threads
+        };
+        if threads > 1024 {
+            return Err(Error::invalid_argument(
+                "threads",
+                format!("{threads} is above 1024"),
+            ));
+        }
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut slot = |name: &str| -> usize {
+            let n = slots.len();
+            *slots.entry(name.to_string()).or_insert(n)
+        };
+        let input_slots: Vec<usize> = spec.inputs.iter().map(|i| slot(&i.name)).collect();
+        let constants: Vec<(usize, Tensor)> = spec
+            .fallback
+            .initializers
+            .iter()
+            .map(|(n, t)| (slot(n), t.clone()))
+            .collect();
+        let fallback_nodes: HashMap<&str, &crate::ir::Node> =
+            spec.fallback.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let n_values = spec.values.len();
+        let value = |v: usize| -> Result<usize> {
+            (v < n_values)
+                .then_some(v)
+                .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
+        };
+        let mut steps = Vec::with_capacity(spec.steps.len());
+        for s in &spec.steps {
+            steps.push(match s {
+                StepSpec::Kernel { node, kernel, .. } => Step::Kernel {
+                    name: node.clone(),
+                    kernel: KernelStep::build(isa, kernel, &spec.values)?,
+                    inputs: kernel.inputs(),
+                    output: kernel.output(),
+                },
+                StepSpec::Quantize { tensor, value: v } => Step::Quantize {
+                    slot: slot(tensor),
+                    value: value(*v)?,
+                },
+                StepSpec::Dequantize {
+                    value: v,
+                    tensor,
+                    int8,
+                } => Step::Dequantize {
+                    value: value(*v)?,
+                    slot: slot(tensor),
+                    int8: *int8,
+                },
+                StepSpec::Interp { node } => {
+                    let n = fallback_nodes.get(node.as_str()).ok_or_else(|| {
+                        Error::InvalidModel(format!("interpreter node `{node}` is missing"))
+                    })?;
+                    Step::Interp {
+                        name: n.name.clone(),
+                        op: n.op.clone(),
+                        inputs: n
+                            .inputs
+                            .iter()
+                            .map(|i| (!i.is_empty()).then(|| slot(i)))
+                            .collect(),
+                        outputs: n
+                            .outputs
+                            .iter()
+                            .map(|o| (!o.is_empty()).then(|| slot(o)))
+                            .collect(),
+                    }
+                }
+            });
+        }
+        let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slot(&o.name)).collect();
+        let slot_count = slots.len();
+        let (offsets, arena_size) = plan_values(&spec.values, &steps);
+        Ok(Program {
+            spec,
+            steps,
+            offsets,
+            arena_size,
+            constants,
+            input_slots,
+            output_slots,
+            slot_count,
+            pool: ThreadPool::new(threads)?,
+            arenas: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The lowered program this was built from (what a program file stores).
+    pub fn spec(&self) -> &ProgramSpec {
+        &self.spec
+    }
+
+    /// Program inputs.
+    pub fn inputs(&self) -> &[TensorInfo] {
+        &self.spec.inputs
+    }
+
+    /// Program outputs.
+    pub fn outputs(&self) -> &[TensorInfo] {
+        &self.spec.outputs
+    }
+
+    /// Threads per execution.
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Bytes of one execution context's int8 arena.
+    pub fn arena_size(&self) -> usize {
+        self.arena_size
+    }
+
+    /// The partitioning report.
+    pub fn report(&self) -> &str {
+        &self.spec.report
+    }
+
+    /// Runs the program on `inputs` (in [`Program::inputs`] order).
+    pub fn execute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run(inputs, None)
+    }
+
+    /// Runs once and returns each step's label and wall time (per-operator profile).
+    pub fn profile(&self, inputs: &[Tensor]) -> Result<Vec<(String, Duration)>> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        self.run(inputs, Some(&mut times))?;
+        Ok(self
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(s, t)| (s.label(&self.spec.values), t))
+            .collect())
+    }
+
+    fn take_arena(&self) -> Result<AlignedBytes> {
+        let reused = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match reused {
+            Some(a) => Ok(a),
+            None => AlignedBytes::zeroed(self.arena_size.max(1)),
+        }
+    }
+
+    fn run(&self, inputs: &[Tensor], mut times: Option<&mut Vec<Duration>>) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.spec.inputs.len() {
+            return Err(Error::invalid_argument(
+                "inputs",
+                format!(
+                    "the program has {} inputs, got {}",
+                    self.spec.inputs.len(),
+                    inputs.len()
+                ),
+            ));
+        }
+        for (info, t) in self.spec.inputs.iter().zip(inputs) {
+            check_input(info, t)?;
+        }
+        let mut arena = self.take_arena()?;
+        let result = self.run_with(inputs, arena.as_mut_slice(), &mut times);
+        self.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
+        result
+    }
+
+    fn run_with(
+        &self,
+        inputs: &[Tensor],
+        arena: &mut [u8],
+        times: &mut Option<&mut Vec<Duration>>,
+    ) -> Result<Vec<Tensor>> {
+        let base = arena.as_mut_ptr() as *mut i8;
+        let arena_len = arena.len();
+        let mut owned: Vec<Option<Tensor>> = vec![None; self.slot_count];
+        let mut borrowed: Vec<Option<&Tensor>> = vec![None; self.slot_count];
+        for (s, t) in &self.constants {
+            borrowed[*s] = Some(t);
+        }
+        for (&s, t) in self.input_slots.iter().zip(inputs) {
+            borrowed[s] = Some(t);
+        }
+        let values = &self.spec.values;
+        let region = |v: usize| -> (*mut i8, usize) {
+            let len = values[v].numel();
+            debug_assert!(self.offsets[v] + len <= arena_len);
+            // SAFETY: the memory plan places every value inside the arena.
+            (unsafe { base.add(self.offsets[v]) }, len)
+        };
+        for step in &self.steps {
+            let start = times.as_ref().map(|_| Instant::now());
+            match step {
+                Step::Kernel {
+                    name,
+                    kernel,
+                    inputs,
+                    output,
+                } => {
+                    let ins: Vec<&[i8]> = inputs
+                        .iter()
+                        .map(|&v| {
+                            let (p, len) = region(v);
+                            // SAFETY: values live at this step never overlap (memory plan), and
+                            // the output region is written only through `out` below.
+                            unsafe { std::slice::from_raw_parts(p as *const i8, len) }
+                        })
+                        .collect();
+                    let (p, len) = region(*output);
+                    // SAFETY: as above; the output region is disjoint from every input region.
+                    let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
+                    self.run_kernel(kernel, &ins, &out)
+                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel_kind(kernel)))?;
+                }
+                Step::Quantize { slot, value } => {
+                    let t = owned[*slot].as_ref().or(borrowed[*slot]).ok_or_else(|| {
+                        Error::Internal(format!("tensor for `{}` missing", values[*value].name))
+                    })?;
+                    let (p, len) = region(*value);
+                    // SAFETY: the value's region is in the arena and no other step runs now.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(p, len) };
+                    quantize_into(t, &values[*value], dst)?;
+                }
+                Step::Dequantize { value, slot, int8 } => {
+                    let (p, len) = region(*value);
+                    // SAFETY: the value's region is in the arena and was written by an earlier step.
+                    let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
+                    owned[*slot] = Some(dequantize(src, &values[*value], *int8)?);
+                }
+                Step::Interp {
+                    name,
+                    op,
+                    inputs,
+                    outputs,
+                } => {
+                    let args: Vec<Option<&Tensor>> = inputs
+                        .iter()
+                        .map(|s| s.and_then(|s| owned[s].as_ref().or(borrowed[s])))
+                        .collect();
+                    if args.iter().zip(inputs).any(|(a, s)| s.is_some() && a.is_none()) {
+                        return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
+                    }
+                    let results =
+                        eval(op, &args).map_err(|e| crate::ir::infer::with_node(e, name, op.onnx_name()))?;
+                    for (s, v) in outputs.iter().zip(results) {
+                        if let Some(s) = s {
+                            owned[*s] = Some(v);
+                        }
+                    }
+                }
+            }
+            if let (Some(t), Some(start)) = (times.as_mut(), start) {
+                t.push(start.elapsed());
+            }
+        }
+        self.output_slots
+            .iter()
+            .zip(&self.spec.outputs)
+            .map(|(&s, o)| {
+                owned[s]
+                    .take()
+                    .or_else(|| borrowed[s].cloned())
+                    .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", o.name)))
+            })
+            .collect()
+    }
+
+    fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {
+        let tiles = kernel.tile_count();
+        let threads = self.pool.threads();
+        if threads == 1 || tiles <= 1 {
+            // SAFETY: a single call covers all tiles; nothing else writes `out`.
+            return unsafe { kernel.run(ins, out, 0..tiles) };
+        }
+        let tasks = tiles.min(threads * 4);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        self.pool.run(tasks, &|i| {
+            let range = tiles * i / tasks..tiles * (i + 1) / tasks;
+            // SAFETY: task ranges partition 0..tiles, so concurrent calls write disjoint tiles.
+            if let Err(e) = unsafe { kernel.run(ins, out, range) } {
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Offsets of every value in one arena, from each value's first write to its last read.
+fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
+    let mut uses: Vec<Option<(usize, usize)>> = vec![None; values.len()];
+    let mut touch = |v: usize, i: usize| {
+        let u = uses[v].get_or_insert((i, i));
+        u.0 = u.0.min(i);
+        u.1 = u.1.max(i);
+    };
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            Step::Kernel { inputs, output, .. } => {
+                for &v in inputs {
+                    touch(v, i);
+                }
+                touch(*output, i);
+            }
+            Step::Quantize { value, .. } | Step::Dequantize { value, .. } => touch(*value, i),
+            Step::Interp { .. } => {}
+        }
+    }
+    let buffers: Vec<BufferUse> = values
+        .iter()
+        .zip(&uses)
+        .map(|(v, u)| {
+            let (first_step, last_step) = u.unwrap_or((0, 0));
+            BufferUse {
+                size: v.numel(),
+                first_step,
+                last_step,
+            }
+        })
+        .collect();
+    let p = plan(&buffers);
+    (p.offsets, p.arena_size)
+}
+
+fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
+    if t.dtype() != info.dtype {
+        return Err(Error::DtypeMismatch(format!(
+            "input `{}` must be {}, got {}",
+            info.name,
+            info.dtype,
+            t.dtype()
+        )));
+    }
+    if let Some(shape) = &info.shape {
+        let ok = shape.len() == t.dims().len()
+            && shape
+                .iter()
+                .zip(t.dims())
+                .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
+        if !ok {
+            return Err(Error::ShapeMismatch(format!(
+                "input `{}` has shape {:?}, expected {shape:?}",
+                info.name,
+                t.dims()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// ONNX QuantizeLinear of an `f32` tensor into a value's storage (NHWC for rank 4).
+fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
+    let x = t.as_f32()?;
+    if t.dims() != v.dims.as_slice() {
+        return Err(Error::ShapeMismatch(format!(
+            "`{}` has shape {:?}, the program was compiled for {:?}",
+            v.name,
+            t.dims(),
+            v.dims
+        )));
+    }
+    let (scale, zp) = (v.q.scale, v.q.zero_point as f32);
+    let q = |x: f32| ((x / scale).round_ties_even() + zp).clamp(-128.0, 127.0) as i8;
+    if v.is_nhwc() {
+        let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
+        for n in 0..v.dims[0] {
+            let (src, out) = (&x[n * c * hw..][..c * hw], &mut dst[n * c * hw..][..c * hw]);
+            for ch in 0..c {
+                for p in 0..hw {
+                    out[p * c + ch] = q(src[ch * hw + p]);
+                }
+            }
+        }
+    } else {
+        for (o, &x) in dst.iter_mut().zip(x) {
+            *o = q(x);
+        }
+    }
+    Ok(())
+}
+
+/// A value back in logical layout: dequantized to `f32`, or as int8.
+fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
+    let logical: Vec<i8> = if v.is_nhwc() {
+        let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
+        let mut out = vec![0i8; src.len()];
+        for n in 0..v.dims[0] {
+            let (s, o) = (&src[n * c * hw..][..c * hw], &mut out[n * c * hw..][..c * hw]);
+            for p in 0..hw {
+                for ch in 0..c {
+                    o[ch * hw + p] = s[p * c + ch];
+                }
+            }
+        }
+        out
+    } else {
+        src.to_vec()
+    };
+    if int8 {
+        return Tensor::from_i8(v.dims.clone(), logical);
+    }
+    let (scale, zp) = (v.q.scale, v.q.zero_point);
+    Tensor::from_f32(
+        v.dims.clone(),
+        logical.iter().map(|&q| (q as i32 - zp) as f32 * scale).collect(),
+    )
+}
+
+/// Whether the dtype can be a program input or output through the C API.
+pub fn is_io_dtype(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::I8 | DType::U8 | DType::I32 | DType::I64)
+}
