@@ -96,3 +96,43 @@ fn digits_cnn_matches_onnxruntime_and_float_accuracy() {
         "int8 accuracy {acc} more than 1 point below float {float_acc}"
     );
 }
+
+#[test]
+fn saved_program_reloads_bit_identical_and_runs_concurrently() {
+    let Some(f) = fixture("saved_program_reloads_bit_identical_and_runs_concurrently") else {
+        return;
+    };
+    let program = compile(&f.model, 2);
+    let reference = run_all(&program, &f.x);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digits.xq");
+    xq::format::program_file::save(program.spec(), &path).unwrap();
+    drop(program);
+    let spec = xq::format::program_file::load(&path).unwrap();
+    let reloaded = Program::new(spec, ProgramOptions { threads: 2 }).unwrap();
+    assert_eq!(run_all(&reloaded, &f.x), reference, "reloaded program differs");
+
+    let shared = std::sync::Arc::new(reloaded);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, x) = (shared.clone(), f.x.clone());
+            std::thread::spawn(move || run_all(&p, &x))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), reference, "concurrent execution differs");
+    }
+
+    // Every truncation and a sweep of single-byte corruptions is an error, never a crash.
+    let bytes = std::fs::read(&path).unwrap();
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(xq::format::program_file::from_bytes(&bytes[..cut]).is_err());
+    }
+    for at in (0..bytes.len()).step_by(13) {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x5a;
+        if let Ok(spec) = xq::format::program_file::from_bytes(&bad) {
+            let _ = Program::new(spec, ProgramOptions { threads: 1 });
+        }
+    }
+}

@@ -129,6 +129,18 @@ impl Program {
                 format!("{threads} is above 1024"),
             ));
         }
+        let total = spec
+            .values
+            .iter()
+            .try_fold(0usize, |acc, v| {
+                acc.checked_add(crate::ir::checked_numel(&v.dims).ok()?)
+            })
+            .filter(|&t| t <= crate::kernels::buffer::MAX_PACKED_BYTES);
+        if total.is_none() {
+            return Err(Error::ResourceLimit(
+                "the program's int8 values exceed 1 GiB".into(),
+            ));
+        }
         let mut slots: HashMap<String, usize> = HashMap::new();
         let mut slot = |name: &str| -> usize {
             let n = slots.len();
