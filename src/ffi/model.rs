@@ -62,6 +62,12 @@ impl xq_model {
         })
     }
 
+    /// The validated, simplified graph (for compiling a program from the model).
+    pub(crate) fn prepared_graph(&mut self) -> Result<&Graph> {
+        self.prepare()?;
+        Ok(&self.graph)
+    }
+
     /// Keeps a C copy of `s` alive as long as the model and returns its pointer.
     fn c_name(&mut self, s: &str) -> *const c_char {
         self.names
