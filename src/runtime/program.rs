@@ -493,7 +493,12 @@ fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
         )));
     }
     let (scale, zp) = (v.q.scale, v.q.zero_point as f32);
-    let q = |x: f32| ((x / scale).round_ties_even() + zp).clamp(-128.0, 127.0) as i8;
+    // Clamping to ±256 first keeps the value in the exact range of the fast rounding and
+    // cannot change the saturated result (|zp| <= 128).
+    let q = |x: f32| {
+        (crate::kernels::requant::round_half_even_small((x / scale).clamp(-256.0, 256.0)) + zp)
+            .clamp(-128.0, 127.0) as i8
+    };
     if v.is_nhwc() {
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         for n in 0..v.dims[0] {
