@@ -51,25 +51,37 @@ fn partition_modes_agree() {
 
     let (per_op, r_per_op) = outputs(&g, PartitionMode::PerOp);
     assert_eq!(r_per_op.partitions.len(), 7, "{}", r_per_op.text());
-    assert_eq!(per_op, all, "f32 boundaries between operators must not change int8 results");
+    assert_eq!(
+        per_op, all,
+        "f32 boundaries between operators must not change int8 results"
+    );
 
     let (none, r_none) = outputs(&g, PartitionMode::None);
     assert_eq!(r_none.partitions.len(), 0);
     assert_eq!(r_none.refused.len(), 7);
     let scale = logits_scale(&g);
-    let worst = none.iter().zip(&all).map(|(a, b)| ((a - b) / scale).abs()).fold(0f32, f32::max);
+    let worst = none
+        .iter()
+        .zip(&all)
+        .map(|(a, b)| ((a - b) / scale).abs())
+        .fold(0f32, f32::max);
     assert!(worst <= 1.01, "interpreter and kernels differ by {worst} steps");
 }
 
 #[test]
 fn mismatched_maxpool_qparams_are_refused_and_run_in_the_interpreter() {
     let mut g = graph();
-    let pool = g.nodes.iter().position(|n| matches!(n.op, Op::MaxPool(_))).unwrap();
+    let pool = g
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, Op::MaxPool(_)))
+        .unwrap();
     let pool_out = g.nodes[pool].outputs[0].clone();
     let q = g.consumers(&pool_out)[0];
     let old_scale = g.nodes[q].inputs[1].clone();
     let s = g.initializers[&old_scale].as_f32().unwrap()[0];
-    g.initializers.insert("other_scale".into(), Tensor::scalar_f32(s * 1.5));
+    g.initializers
+        .insert("other_scale".into(), Tensor::scalar_f32(s * 1.5));
     g.nodes[q].inputs[1] = "other_scale".into();
     let dq = g.consumers(&g.nodes[q].outputs[0].clone())[0];
     g.nodes[dq].inputs[1] = "other_scale".into();
@@ -78,7 +90,11 @@ fn mismatched_maxpool_qparams_are_refused_and_run_in_the_interpreter() {
     println!("{}", report.text());
     let refused: Vec<_> = report.refused.iter().map(|r| (r.op, r.reason)).collect();
     assert_eq!(refused, vec![("MaxPool", Reason::QParams)]);
-    assert_eq!(report.partitions.len(), 2, "the pool splits the graph in two partitions");
+    assert_eq!(
+        report.partitions.len(),
+        2,
+        "the pool splits the graph in two partitions"
+    );
     assert!(report.text().contains("qparams"));
     assert!(out.iter().all(|v| v.is_finite()));
 }

@@ -162,11 +162,13 @@ fn run(
 ) -> xq::Result<()> {
     let options = ProgramOptions { threads };
     let t0 = Instant::now();
-    let p = if program.extension().is_some_and(|e| e == "xq") {
-        Program::new(program_file::load(program)?, options)?
+    let spec = if program.extension().is_some_and(|e| e == "xq") {
+        program_file::load(program)?
     } else {
-        Program::new(lower(&load_graph(program, &[])?, PartitionMode::All)?.0, options)?
+        lower(&load_graph(program, &[])?, PartitionMode::All)?.0
     };
+    let parse = t0.elapsed();
+    let p = Program::new(spec, options)?;
     let load = t0.elapsed();
     let dims = p.inputs()[0]
         .concrete_shape()
@@ -184,13 +186,14 @@ fn run(
         times.push(t.elapsed());
     }
     println!(
-        "threads {} load_ms {:.3} median_ms {:.3} runs {} peak_rss_mib {:.1} arena_kib {:.1}",
+        "threads {} load_ms {:.3} median_ms {:.3} runs {} peak_rss_mib {:.1} arena_kib {:.1} parse_ms {:.3}",
         p.threads(),
         load.as_secs_f64() * 1e3,
         median(times).as_secs_f64() * 1e3,
         runs.max(1),
         peak_rss_mib().unwrap_or(f64::NAN),
-        p.arena_size() as f64 / 1024.0
+        p.arena_size() as f64 / 1024.0,
+        parse.as_secs_f64() * 1e3
     );
     if profile {
         let prof = p.profile(&xs[..1])?;

@@ -81,6 +81,21 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     let mut cands: Vec<Candidate> = Vec::new();
     let mut cand_at: HashMap<usize, usize> = HashMap::new();
     let mut refused = Vec::new();
+    let mut dynamic_at: HashMap<usize, super::patterns::DynamicCandidate> = HashMap::new();
+    if mode != PartitionMode::None {
+        for i in 0..n_nodes {
+            if matches!(graph.nodes[i].op, Op::DynamicQuantizeLinear) {
+                if let Ok(c) = m.match_dynamic(i) {
+                    if c.nodes.iter().all(|&n| !taken[n]) {
+                        for &n in &c.nodes {
+                            taken[n] = true;
+                        }
+                        dynamic_at.insert(c.nodes[0], c);
+                    }
+                }
+            }
+        }
+    }
     for i in 0..n_nodes {
         let node = &graph.nodes[i];
         if taken[i] || matches!(node.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)) {
@@ -173,8 +188,14 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     let mut fallback_nodes = Vec::new();
     let mut node_names: HashSet<String> = HashSet::new();
     let mut per_op_exits: HashSet<String> = HashSet::new();
+    let mut dynamic_partitions = Vec::new();
     for i in 0..n_nodes {
         let node = &graph.nodes[i];
+        if let Some(c) = dynamic_at.get(&i) {
+            steps.push(c.step.clone());
+            dynamic_partitions.push(graph.nodes[c.anchor].name.clone());
+            continue;
+        }
         if let Some(&ci) = cand_at.get(&i) {
             let c = &cands[ci];
             let mut ins = Vec::new();
@@ -269,7 +290,13 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     }
 
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
-    let report = Report::build(graph, &cands, &partition, refused, &steps);
+    let mut report = Report::build(graph, &cands, &partition, refused, &steps);
+    for name in dynamic_partitions {
+        report.partitions.push(super::report::PartitionInfo {
+            nodes: vec![name],
+            ops: [("MatMulInteger (dynamic)".to_string(), 1)].into_iter().collect(),
+        });
+    }
     let spec = ProgramSpec {
         inputs: graph.inputs.clone(),
         outputs: graph.outputs.clone(),
@@ -312,7 +339,9 @@ fn fallback_graph(graph: &Graph, nodes: Vec<crate::ir::Node>, steps: &[StepSpec]
     let mut wanted: Vec<&str> = steps
         .iter()
         .filter_map(|s| match s {
-            StepSpec::Quantize { tensor, .. } => Some(tensor.as_str()),
+            StepSpec::Quantize { tensor, .. } | StepSpec::DynamicLinear { input: tensor, .. } => {
+                Some(tensor.as_str())
+            }
             _ => None,
         })
         .collect();

@@ -74,6 +74,18 @@ pub struct Candidate {
     pub kernel: KernelSpec,
 }
 
+/// A matched dynamic-quantization pattern: `DynamicQuantizeLinear → MatMulInteger(const
+/// int8 W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]`.
+#[derive(Clone, Debug)]
+pub struct DynamicCandidate {
+    /// Graph nodes covered.
+    pub nodes: Vec<usize>,
+    /// The MatMulInteger node (named in reports).
+    pub anchor: usize,
+    /// The drafted step.
+    pub step: super::spec::StepSpec,
+}
+
 /// A constant weight: int8 values, dims and scales (one or per channel).
 type QWeight = (Vec<i8>, Vec<usize>, Vec<f32>);
 
@@ -435,6 +447,149 @@ impl<'g> Matcher<'g> {
                 }
             })
             .collect()
+    }
+
+    fn only_reader(&self, t: &str) -> Option<usize> {
+        match self.consumers(t) {
+            [one] if !self.graph.is_output(t) => Some(*one),
+            _ => None,
+        }
+    }
+
+    fn const_f32(&self, t: &str) -> Option<Vec<f32>> {
+        self.constant(t).and_then(|c| c.to_f32_vec().ok())
+    }
+
+    /// Matches the dynamic-quantization pattern starting at the DynamicQuantizeLinear at
+    /// `index`.
+    pub fn match_dynamic(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
+        let not = |why: &str| Refusal {
+            reason: Reason::Attribute,
+            detail: format!("dynamic pattern: {why}"),
+        };
+        let d = &self.graph.nodes[index];
+        let (xq, xs, xz) = match d.outputs.as_slice() {
+            [a, b, c] => (a.as_str(), b.as_str(), c.as_str()),
+            _ => return Err(not("DynamicQuantizeLinear outputs")),
+        };
+        let mm_i = self
+            .only_reader(xq)
+            .ok_or_else(|| not("quantized input has other readers"))?;
+        let mm = &self.graph.nodes[mm_i];
+        if !matches!(mm.op, Op::MatMulInteger) || mm.input(0) != Some(xq) || mm.input(2) != Some(xz) {
+            return Err(not("not read by MatMulInteger"));
+        }
+        if self.consumers(xz) != [mm_i] {
+            return Err(not("zero point has other readers"));
+        }
+        if let Some(wz) = mm.input(3) {
+            let zero = self
+                .constant(wz)
+                .map(|z| z.to_i64_vec().map(|v| v.iter().all(|&x| x == 0)));
+            if !matches!(zero, Some(Ok(true))) {
+                return Err(not("weight zero point is not 0"));
+            }
+        }
+        let w = mm
+            .input(1)
+            .and_then(|w| self.constant(w))
+            .ok_or_else(|| Refusal {
+                reason: Reason::NonConstantWeight,
+                detail: "MatMulInteger weight is not a constant".into(),
+            })?;
+        let wv = w.as_i8().map_err(|_| Refusal {
+            reason: Reason::Dtype,
+            detail: "MatMulInteger weight is not int8".into(),
+        })?;
+        let [k, n] = *w.dims() else {
+            return Err(not("weight is not 2-D"));
+        };
+        let cast_i = self
+            .only_reader(&mm.outputs[0])
+            .ok_or_else(|| not("product has other readers"))?;
+        let cast = &self.graph.nodes[cast_i];
+        if !matches!(cast.op, Op::Cast { to: DType::F32 }) {
+            return Err(not("product is not cast to f32"));
+        }
+        let mul_i = self
+            .only_reader(&cast.outputs[0])
+            .ok_or_else(|| not("cast has other readers"))?;
+        let mul = &self.graph.nodes[mul_i];
+        if !matches!(mul.op, Op::Binary(BinaryOp::Mul)) {
+            return Err(not("cast is not scaled by Mul"));
+        }
+        let scale_t = if mul.input(0) == Some(cast.outputs[0].as_str()) {
+            mul.input(1)
+        } else {
+            mul.input(0)
+        };
+        let smul_i = scale_t
+            .and_then(|t| self.producer.get(t).copied())
+            .ok_or_else(|| not("scale is not x_scale · w_scale"))?;
+        let smul = &self.graph.nodes[smul_i];
+        if !matches!(smul.op, Op::Binary(BinaryOp::Mul)) || self.consumers(xs) != [smul_i] {
+            return Err(not("scale is not x_scale · w_scale"));
+        }
+        let ws = if smul.input(0) == Some(xs) {
+            smul.input(1)
+        } else {
+            smul.input(0)
+        };
+        let scales = ws
+            .and_then(|w| self.const_f32(w))
+            .ok_or_else(|| not("weight scale is not a constant"))?;
+        if (scales.len() != 1 && scales.len() != n) || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(not("weight scales"));
+        }
+        if self.only_reader(&smul.outputs[0]) != Some(mul_i) {
+            return Err(not("scale has other readers"));
+        }
+        let mut nodes = vec![index, smul_i, mm_i, cast_i, mul_i];
+        let mut output = mul.outputs[0].clone();
+        let mut bias = Vec::new();
+        if let Some(add_i) = self.only_reader(&output) {
+            let add = &self.graph.nodes[add_i];
+            if matches!(add.op, Op::Binary(BinaryOp::Add)) {
+                let other = if add.input(0) == Some(output.as_str()) {
+                    add.input(1)
+                } else {
+                    add.input(0)
+                };
+                if let Some(b) = other.and_then(|b| self.const_f32(b)).filter(|b| b.len() == n) {
+                    bias = b;
+                    nodes.push(add_i);
+                    output = add.outputs[0].clone();
+                }
+            }
+        }
+        let x = d.input(0).unwrap_or_default();
+        let x_dims = self.dims(x)?;
+        if x_dims.last() != Some(&k) {
+            return refuse(
+                Reason::Shape,
+                "dynamic pattern: input rows differ from the weight",
+            );
+        }
+        let mut weights = vec![0i8; wv.len()];
+        for r in 0..k {
+            for c in 0..n {
+                weights[c * k + r] = wv[r * n + c];
+            }
+        }
+        Ok(DynamicCandidate {
+            nodes,
+            anchor: mm_i,
+            step: super::spec::StepSpec::DynamicLinear {
+                node: mm.name.clone(),
+                input: x.to_string(),
+                output,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+            },
+        })
     }
 
     /// Matches the compute node at `index`.

@@ -223,6 +223,26 @@ pub enum StepSpec {
         /// Produce the int8 tensor instead of `f32`.
         int8: bool,
     },
+    /// Dynamically quantized fully connected layer, `f32` in and out: rows of `input`
+    /// (`m × k`) quantized at run time, times int8 weights, plus an `f32` bias.
+    DynamicLinear {
+        /// The lowered node's name (its MatMulInteger).
+        node: String,
+        /// The `f32` input tensor.
+        input: String,
+        /// The `f32` output tensor.
+        output: String,
+        /// Output channels.
+        n: usize,
+        /// Reduction length.
+        k: usize,
+        /// `n × k` int8 weights.
+        weights: Vec<i8>,
+        /// One or `n` weight scales.
+        scales: Vec<f32>,
+        /// `f32` bias (empty: none).
+        bias: Vec<f32>,
+    },
     /// A node of [`ProgramSpec::fallback`] run by the interpreter.
     Interp {
         /// Node name (unique in the fallback graph).

@@ -393,6 +393,25 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 e.u8(3);
                 e.str(node);
             }
+            StepSpec::DynamicLinear {
+                node,
+                input,
+                output,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+            } => {
+                e.u8(4);
+                e.str(node);
+                e.str(input);
+                e.str(output);
+                e.usizes(&[*n, *k]);
+                e.i8s(weights);
+                e.f32s(scales);
+                e.f32s(bias);
+            }
         }
     }
     e.0
@@ -432,6 +451,20 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
                 int8: d.u8()? != 0,
             },
             3 => StepSpec::Interp { node: d.str()? },
+            4 => {
+                let (node, input, output) = (d.str()?, d.str()?, d.str()?);
+                let [n, k] = fixed(&mut d)?;
+                StepSpec::DynamicLinear {
+                    node,
+                    input,
+                    output,
+                    n,
+                    k,
+                    weights: d.i8s()?,
+                    scales: d.f32s()?,
+                    bias: d.f32s()?,
+                }
+            }
             _ => return Err(corrupt("step tag")),
         });
     }

@@ -68,6 +68,14 @@ enum Step {
         slot: usize,
         int8: bool,
     },
+    Dynamic {
+        name: String,
+        packed: crate::kernels::dynamic::PackedDynamicGemm,
+        input: usize,
+        output: usize,
+        n: usize,
+        k: usize,
+    },
     Interp {
         name: String,
         op: Op,
@@ -82,6 +90,7 @@ impl Step {
             Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel_kind(kernel)),
             Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
             Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
+            Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
         }
     }
@@ -183,6 +192,32 @@ impl Program {
                     slot: slot(tensor),
                     int8: *int8,
                 },
+                StepSpec::DynamicLinear {
+                    node,
+                    input,
+                    output,
+                    n,
+                    k,
+                    weights,
+                    scales,
+                    bias,
+                } => {
+                    let w = crate::kernels::dynamic::DynamicWeights {
+                        n: *n,
+                        k: *k,
+                        weights,
+                        scales,
+                        bias: (!bias.is_empty()).then_some(bias.as_slice()),
+                    };
+                    Step::Dynamic {
+                        name: node.clone(),
+                        packed: crate::kernels::dynamic::PackedDynamicGemm::pack(isa, &w)?,
+                        input: slot(input),
+                        output: slot(output),
+                        n: *n,
+                        k: *k,
+                    }
+                }
                 StepSpec::Interp { node } => {
                     let n = fallback_nodes.get(node.as_str()).ok_or_else(|| {
                         Error::InvalidModel(format!("interpreter node `{node}` is missing"))
@@ -358,6 +393,20 @@ impl Program {
                     let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
                     owned[*slot] = Some(dequantize(src, &values[*value], *int8)?);
                 }
+                Step::Dynamic {
+                    name,
+                    packed,
+                    input,
+                    output,
+                    n,
+                    k,
+                } => {
+                    let x = owned[*input]
+                        .as_ref()
+                        .or(borrowed[*input])
+                        .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
+                    owned[*output] = Some(self.run_dynamic(packed, x, *n, *k)?);
+                }
                 Step::Interp {
                     name,
                     op,
@@ -396,6 +445,50 @@ impl Program {
             .collect()
     }
 
+    fn run_dynamic(
+        &self,
+        packed: &crate::kernels::dynamic::PackedDynamicGemm,
+        x: &Tensor,
+        n: usize,
+        k: usize,
+    ) -> Result<Tensor> {
+        let data = x.as_f32()?;
+        if k == 0 || x.dims().last() != Some(&k) {
+            return Err(Error::ShapeMismatch(format!(
+                "dynamic linear input {:?} has no last axis of {k}",
+                x.dims()
+            )));
+        }
+        let m = data.len() / k;
+        let rows = crate::kernels::dynamic::quantize_rows(data, m, k, k)?;
+        let mut y = vec![0f32; m * n];
+        let tiles = packed.tile_count(m);
+        let threads = self.pool.threads();
+        if threads == 1 || tiles <= 1 {
+            packed.run(&rows, &mut y, n, 0..tiles)?;
+        } else {
+            let tasks = tiles.min(threads * 4);
+            let (ptr, len) = (SendPtr(y.as_mut_ptr()), y.len());
+            let failure: Mutex<Option<Error>> = Mutex::new(None);
+            self.pool.run(tasks, &|i| {
+                let range = tiles * i / tasks..tiles * (i + 1) / tasks;
+                let p = &ptr;
+                // SAFETY: `y` outlives the job; task ranges are disjoint tiles.
+                if let Err(e) = unsafe { packed.run_shared(&rows, p.0, len, n, range) } {
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                }
+            });
+            if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                return Err(e);
+            }
+        }
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Tensor::from_f32(dims, y)
+    }
+
     fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {
         let tiles = kernel.tile_count();
         let threads = self.pool.threads();
@@ -419,6 +512,11 @@ impl Program {
     }
 }
 
+/// A raw output pointer shared by the tasks of one job (disjoint tiles).
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint tiles through it while the owner waits for the job.
+unsafe impl Sync for SendPtr {}
+
 /// Offsets of every value in one arena, from each value's first write to its last read.
 fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
     let mut uses: Vec<Option<(usize, usize)>> = vec![None; values.len()];
@@ -436,7 +534,7 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
                 touch(*output, i);
             }
             Step::Quantize { value, .. } | Step::Dequantize { value, .. } => touch(*value, i),
-            Step::Interp { .. } => {}
+            Step::Interp { .. } | Step::Dynamic { .. } => {}
         }
     }
     let buffers: Vec<BufferUse> = values
@@ -500,12 +598,22 @@ fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
             .clamp(-128.0, 127.0) as i8
     };
     if v.is_nhwc() {
+        // Quantize 64 contiguous pixels of one channel at a time (vectorizable), then
+        // scatter them into the interleaved NHWC rows.
+        const BLOCK: usize = 64;
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
+        let mut tmp = [0i8; BLOCK];
         for n in 0..v.dims[0] {
             let (src, out) = (&x[n * c * hw..][..c * hw], &mut dst[n * c * hw..][..c * hw]);
-            for ch in 0..c {
-                for p in 0..hw {
-                    out[p * c + ch] = q(src[ch * hw + p]);
+            for p0 in (0..hw).step_by(BLOCK) {
+                let len = BLOCK.min(hw - p0);
+                for ch in 0..c {
+                    for (t, &x) in tmp[..len].iter_mut().zip(&src[ch * hw + p0..][..len]) {
+                        *t = q(x);
+                    }
+                    for (i, &t) in tmp[..len].iter().enumerate() {
+                        out[(p0 + i) * c + ch] = t;
+                    }
                 }
             }
         }
