@@ -144,6 +144,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
             name: name.to_string(),
             dims,
             q,
+            unsigned: m.node_is_unsigned(producer),
         });
         Ok(values.len() - 1)
     };

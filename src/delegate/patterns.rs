@@ -142,7 +142,17 @@ impl<'g> Matcher<'g> {
         self.graph.initializers.get(name)
     }
 
-    /// Per-tensor int8 qparams of a Q/DQ node (inputs 1 and 2).
+    /// Whether a Q/DQ node quantizes to uint8 (its int8 value is stored shifted by -128).
+    pub fn node_is_unsigned(&self, node: &Node) -> bool {
+        match node.input(2).and_then(|z| self.constant(z)) {
+            Some(t) => t.dtype() == DType::U8,
+            None => matches!(&node.op, Op::QuantizeLinear(a) if a.output_dtype != Some(DType::I8)),
+        }
+    }
+
+    /// Per-tensor qparams of a Q/DQ node (inputs 1 and 2) in int8 terms: a uint8 tensor `u`
+    /// is handled as the int8 tensor `u - 128` with zero point `zp - 128`, which quantizes,
+    /// dequantizes and requantizes identically.
     pub fn node_qparams(&self, node: &Node) -> Result<QuantParams, Refusal> {
         let scale = node
             .input(1)
@@ -163,25 +173,27 @@ impl<'g> Matcher<'g> {
         }
         let zp = match node.input(2) {
             None => {
-                if let Op::QuantizeLinear(a) = &node.op {
-                    if a.output_dtype != Some(DType::I8) {
-                        return refuse(Reason::Dtype, format!("`{}`: uint8 quantization", node.name));
-                    }
+                if self.node_is_unsigned(node) {
+                    -128
+                } else {
+                    0
                 }
-                0
             }
             Some(z) => {
                 let t = self.constant(z).ok_or_else(|| Refusal {
                     reason: Reason::QParams,
                     detail: format!("`{}`: zero point is not a constant", node.name),
                 })?;
-                match t.as_i8() {
-                    Ok([v]) => *v as i32,
-                    Ok(_) => return refuse(Reason::QParams, format!("`{}`: per-axis zero point", node.name)),
-                    Err(_) => {
+                match (t.as_i8(), t.as_u8()) {
+                    (Ok([v]), _) => *v as i32,
+                    (_, Ok([v])) => *v as i32 - 128,
+                    (Ok(_), _) | (_, Ok(_)) => {
+                        return refuse(Reason::QParams, format!("`{}`: per-axis zero point", node.name))
+                    }
+                    _ => {
                         return refuse(
                             Reason::Dtype,
-                            format!("`{}`: {} quantization (int8 only)", node.name, t.dtype()),
+                            format!("`{}`: {} quantization (int8 / uint8 only)", node.name, t.dtype()),
                         )
                     }
                 }

@@ -12,8 +12,10 @@ pub struct ValueSpec {
     pub name: String,
     /// Logical (ONNX, NCHW) dimensions.
     pub dims: Vec<usize>,
-    /// Per-tensor quantization.
+    /// Per-tensor quantization (int8 terms).
     pub q: QuantParams,
+    /// The graph's tensor is uint8: stored as `u - 128` (with `q.zero_point` shifted alike).
+    pub unsigned: bool,
 }
 
 impl ValueSpec {
@@ -214,7 +216,7 @@ pub enum StepSpec {
         value: usize,
     },
     /// Partition exit: a value back to a tensor in logical layout, dequantized to `f32`
-    /// or, when `int8`, copied as int8.
+    /// or, when `int8`, copied as the graph's int8 (or uint8) tensor.
     Dequantize {
         /// The source value.
         value: usize,

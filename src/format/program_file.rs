@@ -364,6 +364,7 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
         e.usizes(&v.dims);
         e.f32(v.q.scale);
         e.i32(v.q.zero_point);
+        e.u8(v.unsigned as u8);
     }
     e.u64(spec.steps.len());
     for s in &spec.steps {
@@ -423,14 +424,20 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
     let inputs = (0..n).map(|_| d.info()).collect::<Result<Vec<_>>>()?;
     let n = d.count(13)?;
     let outputs = (0..n).map(|_| d.info()).collect::<Result<Vec<_>>>()?;
-    let n = d.count(24)?;
+    let n = d.count(25)?;
     let mut values = Vec::with_capacity(n);
     for _ in 0..n {
         let name = d.str()?;
         let dims = d.usizes()?;
         crate::ir::checked_numel(&dims)?;
         let q = QuantParams::new(d.f32()?, d.i32()?, "value").map_err(|_| corrupt("value qparams"))?;
-        values.push(ValueSpec { name, dims, q });
+        let unsigned = d.u8()? != 0;
+        values.push(ValueSpec {
+            name,
+            dims,
+            q,
+            unsigned,
+        });
     }
     let n = d.count(9)?;
     let mut steps = Vec::with_capacity(n);

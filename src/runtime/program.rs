@@ -642,6 +642,12 @@ fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
     } else {
         src.to_vec()
     };
+    if int8 && v.unsigned {
+        return Tensor::from_u8(
+            v.dims.clone(),
+            logical.iter().map(|&q| (q as u8) ^ 0x80).collect(),
+        );
+    }
     if int8 {
         return Tensor::from_i8(v.dims.clone(), logical);
     }
