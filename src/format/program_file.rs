@@ -17,6 +17,8 @@ use crate::{Error, Result};
 const KIND_PROGRAM: u32 = 1;
 const KIND_FALLBACK: u32 = 2;
 const KIND_REPORT: u32 = 3;
+/// Version of the `program` section's encoding (checked on load, bumped on any change).
+const PROGRAM_ENCODING: u32 = 2;
 
 /// Little-endian encoder.
 #[derive(Default)]
@@ -354,6 +356,7 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
 
 fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
     let mut e = Enc::default();
+    e.0.extend(PROGRAM_ENCODING.to_le_bytes());
     e.u64(spec.inputs.len());
     spec.inputs.iter().for_each(|i| e.info(i));
     e.u64(spec.outputs.len());
@@ -420,6 +423,12 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
 
 fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<ProgramSpec> {
     let mut d = Dec { b: bytes };
+    let version = u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"));
+    if version != PROGRAM_ENCODING {
+        return Err(Error::CorruptFile(format!(
+            "program encoding {version} is not supported (this libxq reads {PROGRAM_ENCODING}); recompile the model"
+        )));
+    }
     let n = d.count(13)?;
     let inputs = (0..n).map(|_| d.info()).collect::<Result<Vec<_>>>()?;
     let n = d.count(13)?;

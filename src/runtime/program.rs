@@ -170,12 +170,15 @@ impl Program {
                 .then_some(v)
                 .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
         };
+        let mut built = build_kernels(isa, &spec, threads)?.into_iter();
         let mut steps = Vec::with_capacity(spec.steps.len());
         for s in &spec.steps {
             steps.push(match s {
                 StepSpec::Kernel { node, kernel, .. } => Step::Kernel {
                     name: node.clone(),
-                    kernel: KernelStep::build(isa, kernel, &spec.values)?,
+                    kernel: built
+                        .next()
+                        .ok_or_else(|| Error::Internal("kernel count changed while building".into()))?,
                     inputs: kernel.inputs(),
                     output: kernel.output(),
                 },
@@ -510,6 +513,52 @@ impl Program {
             None => Ok(()),
         }
     }
+}
+
+/// Packs every kernel step of `spec` (in step order), spreading the work over up to
+/// `threads` scoped threads: packing dominates program load time.
+fn build_kernels(isa: crate::cpu::Isa, spec: &ProgramSpec, threads: usize) -> Result<Vec<KernelStep>> {
+    let kernels: Vec<&crate::delegate::spec::KernelSpec> = spec
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            StepSpec::Kernel { kernel, .. } => Some(kernel),
+            _ => None,
+        })
+        .collect();
+    let workers = threads.clamp(1, 8).min(kernels.len().max(1));
+    if workers == 1 {
+        return kernels
+            .iter()
+            .map(|k| KernelStep::build(isa, k, &spec.values))
+            .collect();
+    }
+    // Interleaved assignment balances big and small layers across workers.
+    let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let kernels = &kernels;
+                scope.spawn(move || {
+                    (w..kernels.len())
+                        .step_by(workers)
+                        .map(|i| (i, KernelStep::build(isa, kernels[i], &spec.values)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut slots: Vec<Option<KernelStep>> = (0..kernels.len()).map(|_| None).collect();
+    for (i, r) in results.into_iter().flatten() {
+        slots[i] = Some(r?);
+    }
+    slots
+        .into_iter()
+        .map(|k| k.ok_or_else(|| Error::Internal("a kernel was not built".into())))
+        .collect()
 }
 
 /// A raw output pointer shared by the tasks of one job (disjoint tiles).
