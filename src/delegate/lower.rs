@@ -31,7 +31,8 @@ fn bind(kernel: &KernelSpec, inputs: &[usize], output: usize) -> KernelSpec {
         | KernelSpec::FullyConnected { input, output: o, .. }
         | KernelSpec::GlobalAvgPool { input, output: o, .. }
         | KernelSpec::MaxPool { input, output: o, .. }
-        | KernelSpec::Reshape { input, output: o } => {
+        | KernelSpec::Reshape { input, output: o }
+        | KernelSpec::Im2col { input, output: o, .. } => {
             *input = inputs[*input];
             *o = output;
         }
@@ -52,6 +53,73 @@ fn bind(kernel: &KernelSpec, inputs: &[usize], output: usize) -> KernelSpec {
         }
     }
     k
+}
+
+/// Input channels below which a dense convolution is lowered as im2col + GEMM: with few
+/// channels per tap, one dense row of all taps feeds the GEMM microkernel far better than
+/// one short segment per tap.
+const SMALL_CHANNELS: usize = 8;
+
+/// Rewrites a dense convolution with few input channels (e.g. an RGB stem) into an
+/// [`KernelSpec::Im2col`] step and a fully connected step over its rows.
+fn small_channel_conv_as_gemm(
+    k: &KernelSpec,
+    values: &mut Vec<ValueSpec>,
+) -> Option<(KernelSpec, KernelSpec)> {
+    let KernelSpec::Conv {
+        input,
+        output,
+        window,
+        groups: 1,
+        depthwise: false,
+        weights,
+        scales,
+        bias,
+        range,
+    } = k
+    else {
+        return None;
+    };
+    let x = &values[*input];
+    let y = &values[*output];
+    let c = x.dims[1];
+    let taps = window.kernel.0 * window.kernel.1;
+    if c >= SMALL_CHANNELS || taps == 1 || y.dims.len() != 4 {
+        return None;
+    }
+    let k_real = taps * c;
+    let k_padded = k_real.div_ceil(4) * 4;
+    let n = y.dims[1];
+    let pixels = y.dims[0] * y.dims[2] * y.dims[3];
+    let mut w = vec![0i8; n * k_padded];
+    for o in 0..n {
+        w[o * k_padded..][..k_real].copy_from_slice(&weights[o * k_real..][..k_real]);
+    }
+    values.push(ValueSpec {
+        name: format!("{}__xq_im2col", x.name),
+        dims: vec![pixels, k_padded],
+        q: x.q,
+        unsigned: x.unsigned,
+    });
+    let rows = values.len() - 1;
+    Some((
+        KernelSpec::Im2col {
+            input: *input,
+            output: rows,
+            window: *window,
+            k_padded,
+        },
+        KernelSpec::FullyConnected {
+            input: rows,
+            output: *output,
+            n,
+            k: k_padded,
+            weights: w,
+            scales: scales.clone(),
+            bias: bias.clone(),
+            range: *range,
+        },
+    ))
 }
 
 /// Smallest union-find for grouping patterns into partitions.
@@ -227,11 +295,23 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                 }
             }
             let out = value_of[&c.output];
-            steps.push(StepSpec::Kernel {
-                partition: partition[ci],
-                node: node.name.clone(),
-                kernel: bind(&c.kernel, &ins, out),
-            });
+            let kernel = bind(&c.kernel, &ins, out);
+            match small_channel_conv_as_gemm(&kernel, &mut values) {
+                Some((im2col, gemm)) => {
+                    for k in [im2col, gemm] {
+                        steps.push(StepSpec::Kernel {
+                            partition: partition[ci],
+                            node: node.name.clone(),
+                            kernel: k,
+                        });
+                    }
+                }
+                None => steps.push(StepSpec::Kernel {
+                    partition: partition[ci],
+                    node: node.name.clone(),
+                    kernel,
+                }),
+            }
             if needs_tensor(&c.output) {
                 steps.push(StepSpec::Dequantize {
                     value: out,

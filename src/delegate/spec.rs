@@ -137,6 +137,19 @@ pub enum KernelSpec {
         /// Logical axis (non-negative).
         axis: usize,
     },
+    /// Gathers the convolution windows of an NHWC value into rows of `k_padded` bytes
+    /// (taps in `(ky, kx, channel)` order, padding taps and the row tail filled with the
+    /// input zero point), so that a small-channel convolution runs as one dense GEMM.
+    Im2col {
+        /// Input value (NHWC).
+        input: usize,
+        /// Output value (`pixels × k_padded`, row-major).
+        output: usize,
+        /// Window geometry.
+        window: Window,
+        /// Row length (taps · channels rounded up to a multiple of 4).
+        k_padded: usize,
+    },
     /// A byte move that keeps the logical element order (Reshape, Flatten, Squeeze,
     /// Unsqueeze), converting between NHWC and row-major storage as needed.
     Reshape {
@@ -155,7 +168,8 @@ impl KernelSpec {
             | KernelSpec::FullyConnected { input, .. }
             | KernelSpec::GlobalAvgPool { input, .. }
             | KernelSpec::MaxPool { input, .. }
-            | KernelSpec::Reshape { input, .. } => vec![*input],
+            | KernelSpec::Reshape { input, .. }
+            | KernelSpec::Im2col { input, .. } => vec![*input],
             KernelSpec::Binary { a, b, .. } => vec![*a, *b],
             KernelSpec::Concat { inputs, .. } => inputs.clone(),
         }
@@ -169,6 +183,7 @@ impl KernelSpec {
             | KernelSpec::GlobalAvgPool { output, .. }
             | KernelSpec::MaxPool { output, .. }
             | KernelSpec::Reshape { output, .. }
+            | KernelSpec::Im2col { output, .. }
             | KernelSpec::Binary { output, .. }
             | KernelSpec::Concat { output, .. } => *output,
         }
@@ -192,6 +207,7 @@ impl KernelSpec {
             KernelSpec::MaxPool { .. } => "max_pool",
             KernelSpec::Concat { .. } => "concat",
             KernelSpec::Reshape { .. } => "reshape",
+            KernelSpec::Im2col { .. } => "im2col",
         }
     }
 }

@@ -18,7 +18,7 @@ const KIND_PROGRAM: u32 = 1;
 const KIND_FALLBACK: u32 = 2;
 const KIND_REPORT: u32 = 3;
 /// Version of the `program` section's encoding (checked on load, bumped on any change).
-const PROGRAM_ENCODING: u32 = 2;
+const PROGRAM_ENCODING: u32 = 3;
 
 /// Little-endian encoder.
 #[derive(Default)]
@@ -272,6 +272,16 @@ fn encode_kernel(e: &mut Enc, k: &KernelSpec) {
             e.u8(6);
             e.usizes(&[*input, *output]);
         }
+        KernelSpec::Im2col {
+            input,
+            output,
+            window,
+            k_padded,
+        } => {
+            e.u8(7);
+            e.usizes(&[*input, *output, *k_padded]);
+            e.window(window);
+        }
     }
 }
 
@@ -349,6 +359,15 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
         6 => {
             let [input, output] = fixed(d)?;
             KernelSpec::Reshape { input, output }
+        }
+        7 => {
+            let [input, output, k_padded] = fixed(d)?;
+            KernelSpec::Im2col {
+                input,
+                output,
+                k_padded,
+                window: d.window()?,
+            }
         }
         _ => return Err(corrupt("kernel tag")),
     })

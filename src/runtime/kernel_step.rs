@@ -56,6 +56,15 @@ pub enum KernelStep {
         /// Per input: quantization.
         qs: Vec<crate::kernels::QuantParams>,
     },
+    /// Window gather into dense rows (see `KernelSpec::Im2col`).
+    Im2col {
+        /// The window geometry over the NHWC input.
+        geometry: ConvGeometry,
+        /// Row length.
+        k_padded: usize,
+        /// The fill byte (input zero point).
+        fill: i8,
+    },
     /// Byte move: `out[i] = in[map[i]]`, or a plain copy without a map.
     Reshape(Option<Vec<u32>>),
 }
@@ -188,7 +197,7 @@ impl KernelStep {
                     )));
                 }
                 let m = x.numel() / k;
-                if out.numel() != m * n || out.is_nhwc() {
+                if out.numel() != m * n || (out.is_nhwc() && out.dims[1] != *n) {
                     return Err(Error::InvalidModel(format!(
                         "fully connected output `{}` shape",
                         out.name
@@ -300,6 +309,29 @@ impl KernelStep {
                     qs: ins.iter().map(|v| v.q).collect(),
                 }
             }
+            KernelSpec::Im2col {
+                input,
+                window,
+                k_padded,
+                ..
+            } => {
+                let x = value(*input)?;
+                if !x.is_nhwc() {
+                    return Err(Error::InvalidModel("im2col input must be 4-D".into()));
+                }
+                let g = geometry(x, window);
+                g.validate()?;
+                let k_real = g.taps() * g.in_c;
+                let pixels = g.batch * g.out_h() * g.out_w();
+                if *k_padded < k_real || *k_padded > k_real + 3 || out.dims != [pixels, *k_padded] {
+                    return Err(Error::InvalidModel("im2col shapes".into()));
+                }
+                KernelStep::Im2col {
+                    geometry: g,
+                    k_padded: *k_padded,
+                    fill: x.q.zero_point as i8,
+                }
+            }
             KernelSpec::Reshape { input, .. } => {
                 let x = value(*input)?;
                 if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
@@ -328,6 +360,7 @@ impl KernelStep {
             KernelStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
             KernelStep::MaxPool(p, ind) => p.tile_count(ind),
             KernelStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
+            KernelStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
             KernelStep::Reshape(_) => 1,
         }
     }
@@ -363,6 +396,61 @@ impl KernelStep {
                         .map(|(d, (&inner, &q))| ConcatInput { data: d, inner, q })
                         .collect();
                     concat.run_shared(*outer, &ins, out, tiles)
+                }
+                KernelStep::Im2col {
+                    geometry: g,
+                    k_padded,
+                    fill,
+                } => {
+                    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+                    if x.len() != g.batch * g.image_len() || out.len() != g.batch * oh * ow * k_padded {
+                        return Err(Error::Internal("im2col buffer sizes differ".into()));
+                    }
+                    let dst = out.as_ptr();
+                    for t in tiles {
+                        let (image, oy) = (t / oh, t % oh);
+                        let src = &x[image * g.image_len()..][..g.image_len()];
+                        for ox in 0..ow {
+                            let row = ((image * oh + oy) * ow + ox) * k_padded;
+                            // SAFETY: row `(image, oy, ox)` of `k_padded` bytes is inside `out`
+                            // (checked above) and belongs to tile `t` only.
+                            let r = std::slice::from_raw_parts_mut(dst.add(row), *k_padded);
+                            let mut at = 0;
+                            let ix0 = (ox * g.stride.1).checked_sub(g.padding.1);
+                            let row_inside = g.dilation.1 == 1 && ix0.is_some_and(|x0| x0 + g.k_w <= g.in_w);
+                            for ky in 0..g.k_h {
+                                let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
+                                if let (true, Some(y), Some(x0)) = (row_inside, iy, ix0) {
+                                    if y < g.in_h {
+                                        // All taps of this kernel row are inside: one run of
+                                        // k_w · c contiguous input bytes.
+                                        let len = g.k_w * c;
+                                        r[at..at + len].copy_from_slice(&src[(y * g.in_w + x0) * c..][..len]);
+                                        at += len;
+                                        continue;
+                                    }
+                                }
+                                for kx in 0..g.k_w {
+                                    let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
+                                    let dst = &mut r[at..at + c];
+                                    match (iy, ix) {
+                                        (Some(y), Some(xx)) if y < g.in_h && xx < g.in_w => {
+                                            let from = &src[(y * g.in_w + xx) * c..][..c];
+                                            // Element loop: segments are a few bytes, below
+                                            // the size where a memcpy call pays off.
+                                            for (d, &v) in dst.iter_mut().zip(from) {
+                                                *d = v;
+                                            }
+                                        }
+                                        _ => dst.iter_mut().for_each(|d| *d = *fill),
+                                    }
+                                    at += c;
+                                }
+                            }
+                            r[at..].fill(*fill);
+                        }
+                    }
+                    Ok(())
                 }
                 KernelStep::Reshape(map) => {
                     if out.len() != x.len() {

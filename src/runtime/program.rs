@@ -105,6 +105,7 @@ fn kernel_kind(k: &KernelStep) -> &'static str {
         KernelStep::Gap { .. } => "global_avg_pool",
         KernelStep::MaxPool(..) => "max_pool",
         KernelStep::Concat { .. } => "concat",
+        KernelStep::Im2col { .. } => "im2col",
         KernelStep::Reshape(..) => "reshape",
     }
 }
@@ -643,8 +644,8 @@ fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
     // Clamping to ±256 first keeps the value in the exact range of the fast rounding and
     // cannot change the saturated result (|zp| <= 128).
     let q = |x: f32| {
-        (crate::kernels::requant::round_half_even_small((x / scale).clamp(-256.0, 256.0)) + zp)
-            .clamp(-128.0, 127.0) as i8
+        let v = crate::kernels::requant::round_half_even_small((x / scale).clamp(-256.0, 256.0)) + zp;
+        v.clamp(-128.0, 127.0) as i32 as i8
     };
     if v.is_nhwc() {
         // Quantize 64 contiguous pixels of one channel at a time (vectorizable), then
