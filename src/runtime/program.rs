@@ -388,8 +388,23 @@ impl Program {
                     })?;
                     let (p, len) = region(*value);
                     // SAFETY: the value's region is in the arena and no other step runs now.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(p, len) };
-                    quantize_into(t, &values[*value], dst)?;
+                    let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
+                    let v = &values[*value];
+                    check_quantize_source(t, v, len)?;
+                    let units = quantize_units(v);
+                    let threads = self.pool.threads();
+                    if threads == 1 || units <= 1 {
+                        // SAFETY: one call covers every unit.
+                        unsafe { quantize_into(t, v, &out, 0..units) }?;
+                    } else {
+                        let tasks = units.min(threads * 4);
+                        self.pool.run(tasks, &|i| {
+                            // SAFETY: task ranges partition 0..units; the source was checked.
+                            let _ = unsafe {
+                                quantize_into(t, v, &out, units * i / tasks..units * (i + 1) / tasks)
+                            };
+                        });
+                    }
                 }
                 Step::Dequantize { value, slot, int8 } => {
                     let (p, len) = region(*value);
@@ -629,10 +644,23 @@ fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// ONNX QuantizeLinear of an `f32` tensor into a value's storage (NHWC for rank 4).
-fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
-    let x = t.as_f32()?;
-    if t.dims() != v.dims.as_slice() {
+/// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
+const QUANT_BLOCK: usize = 64;
+const QUANT_FLAT_BLOCK: usize = 4096;
+
+/// Number of independent work units of quantizing into `v`.
+fn quantize_units(v: &ValueSpec) -> usize {
+    if v.is_nhwc() {
+        v.dims[0] * (v.dims[2] * v.dims[3]).div_ceil(QUANT_BLOCK)
+    } else {
+        v.numel().div_ceil(QUANT_FLAT_BLOCK)
+    }
+}
+
+/// Checks an `f32` tensor against the value it is quantized into.
+fn check_quantize_source(t: &Tensor, v: &ValueSpec, out_len: usize) -> Result<()> {
+    t.as_f32()?;
+    if t.dims() != v.dims.as_slice() || out_len != v.numel() {
         return Err(Error::ShapeMismatch(format!(
             "`{}` has shape {:?}, the program was compiled for {:?}",
             v.name,
@@ -640,6 +668,22 @@ fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
             v.dims
         )));
     }
+    Ok(())
+}
+
+/// ONNX QuantizeLinear of work units `units` of an `f32` tensor (checked by
+/// [`check_quantize_source`]) into a value's storage (NHWC for rank 4).
+///
+/// # Safety
+/// Concurrent calls on the same `out` must use disjoint unit ranges.
+unsafe fn quantize_into(
+    t: &Tensor,
+    v: &ValueSpec,
+    out: &SharedOutput,
+    units: std::ops::Range<usize>,
+) -> Result<()> {
+    let x = t.as_f32()?;
+    let dst = out.as_ptr();
     let (scale, zp) = (v.q.scale, v.q.zero_point as f32);
     // Clamping to ±256 first keeps the value in the exact range of the fast rounding and
     // cannot change the saturated result (|zp| <= 128).
@@ -648,28 +692,34 @@ fn quantize_into(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
         v.clamp(-128.0, 127.0) as i32 as i8
     };
     if v.is_nhwc() {
-        // Quantize 64 contiguous pixels of one channel at a time (vectorizable), then
+        // Quantize a block of contiguous pixels of one channel at a time (vectorizable), then
         // scatter them into the interleaved NHWC rows.
-        const BLOCK: usize = 64;
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
-        let mut tmp = [0i8; BLOCK];
-        for n in 0..v.dims[0] {
-            let (src, out) = (&x[n * c * hw..][..c * hw], &mut dst[n * c * hw..][..c * hw]);
-            for p0 in (0..hw).step_by(BLOCK) {
-                let len = BLOCK.min(hw - p0);
-                for ch in 0..c {
-                    for (t, &x) in tmp[..len].iter_mut().zip(&src[ch * hw + p0..][..len]) {
-                        *t = q(x);
-                    }
-                    for (i, &t) in tmp[..len].iter().enumerate() {
-                        out[(p0 + i) * c + ch] = t;
-                    }
+        let blocks = hw.div_ceil(QUANT_BLOCK);
+        let mut tmp = [0i8; QUANT_BLOCK];
+        for unit in units {
+            let (n, p0) = (unit / blocks, (unit % blocks) * QUANT_BLOCK);
+            let len = QUANT_BLOCK.min(hw - p0);
+            let src = &x[n * c * hw..][..c * hw];
+            for ch in 0..c {
+                for (t, &x) in tmp[..len].iter_mut().zip(&src[ch * hw + p0..][..len]) {
+                    *t = q(x);
+                }
+                for (i, &t) in tmp[..len].iter().enumerate() {
+                    // SAFETY: pixel p0 + i of image n is inside the value (checked by the
+                    // caller) and belongs to this unit only.
+                    unsafe { *dst.add((n * hw + p0 + i) * c + ch) = t };
                 }
             }
         }
     } else {
-        for (o, &x) in dst.iter_mut().zip(x) {
-            *o = q(x);
+        for unit in units {
+            let start = unit * QUANT_FLAT_BLOCK;
+            let end = (start + QUANT_FLAT_BLOCK).min(x.len());
+            for (i, &x) in x[start..end].iter().enumerate() {
+                // SAFETY: element start + i is inside the value and belongs to this unit only.
+                unsafe { *dst.add(start + i) = q(x) };
+            }
         }
     }
     Ok(())
