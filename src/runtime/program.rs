@@ -4,8 +4,11 @@
 //! A program is immutable after construction and may be executed from several threads at
 //! once. Per-call state lives in an execution context: an int8 arena (one allocation of
 //! the static memory plan's size) taken from a free list and returned after the call, so
-//! steady-state calls allocate no arena; concurrent calls each take their own. The `f32`
-//! tensors of boundary and interpreter steps are ordinary per-call allocations.
+//! steady-state calls allocate no arena; concurrent calls each take their own. Kernel steps
+//! allocate nothing (their operand lists live on the stack); what a call does allocate is
+//! per call, not per operator: its two slot tables, and the `f32` tensors that boundary
+//! exits, dynamic linear layers and interpreter steps produce (the program's outputs among
+//! them).
 //!
 //! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
 //! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
@@ -367,19 +370,28 @@ impl Program {
                     inputs,
                     output,
                 } => {
-                    let ins: Vec<&[i8]> = inputs
-                        .iter()
-                        .map(|&v| {
-                            let (p, len) = region(v);
-                            // SAFETY: values live at this step never overlap (memory plan), and
-                            // the output region is written only through `out` below.
-                            unsafe { std::slice::from_raw_parts(p as *const i8, len) }
-                        })
-                        .collect();
+                    let view = |v: usize| -> &[i8] {
+                        let (p, len) = region(v);
+                        // SAFETY: values live at this step never overlap (memory plan), and
+                        // the output region is written only through `out` below.
+                        unsafe { std::slice::from_raw_parts(p as *const i8, len) }
+                    };
+                    // Up to four inputs live on the stack; only wider concatenations allocate.
+                    let mut few: [&[i8]; 4] = [&[]; 4];
+                    let many: Vec<&[i8]>;
+                    let ins: &[&[i8]] = if inputs.len() <= few.len() {
+                        for (slot, &v) in few.iter_mut().zip(inputs) {
+                            *slot = view(v);
+                        }
+                        &few[..inputs.len()]
+                    } else {
+                        many = inputs.iter().map(|&v| view(v)).collect();
+                        &many
+                    };
                     let (p, len) = region(*output);
                     // SAFETY: as above; the output region is disjoint from every input region.
                     let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
-                    self.run_kernel(kernel, &ins, &out)
+                    self.run_kernel(kernel, ins, &out)
                         .map_err(|e| crate::ir::infer::with_node(e, name, kernel_kind(kernel)))?;
                 }
                 Step::Quantize { slot, value } => {
