@@ -32,7 +32,8 @@ fn bind(kernel: &KernelSpec, inputs: &[usize], output: usize) -> KernelSpec {
         | KernelSpec::GlobalAvgPool { input, output: o, .. }
         | KernelSpec::MaxPool { input, output: o, .. }
         | KernelSpec::Reshape { input, output: o }
-        | KernelSpec::Im2col { input, output: o, .. } => {
+        | KernelSpec::Im2col { input, output: o, .. }
+        | KernelSpec::Gather { input, output: o, .. } => {
             *input = inputs[*input];
             *o = output;
         }

@@ -4,7 +4,7 @@
 //! Every refusal carries a [`Reason`] for the report.
 
 use super::spec::{BinaryKind, KernelSpec, Window};
-use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PoolAttrs, ReduceKind, UnaryOp};
+use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::kernels::{OutputRange, QuantParams};
 use std::collections::HashMap;
@@ -630,6 +630,11 @@ impl<'g> Matcher<'g> {
             }
             Op::MaxPool(a) => self.max_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
+            Op::Transpose { .. }
+            | Op::Slice
+            | Op::Pad {
+                mode: PadMode::Constant,
+            } => self.gather(index, node),
             Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
                 self.reshape(index, node)
             }
@@ -868,6 +873,83 @@ impl<'g> Matcher<'g> {
             axis: axis as usize,
         };
         Ok(self.candidate(index, inputs.iter().collect(), out, kernel))
+    }
+
+    /// Transpose / Slice / constant Pad with equal qparams: the index map is computed once by
+    /// running the operator in the interpreter on element numbers.
+    fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        let out = self.q_output(node)?;
+        if out.q != x.q || out.range != OutputRange::FULL {
+            return refuse(Reason::QParams, "output qparams differ from the input's");
+        }
+        let numel: usize = x.dims.iter().product();
+        if numel >= 1 << 24 {
+            return refuse(Reason::Shape, "too many elements for an index map");
+        }
+        let is_pad = matches!(node.op, Op::Pad { .. });
+        let mut fill = x.q.zero_point as i8;
+        let mut extra: Vec<Option<Tensor>> = Vec::new();
+        for (i, name) in node.inputs.iter().enumerate().skip(1) {
+            if name.is_empty() {
+                extra.push(None);
+                continue;
+            }
+            let c = self.constant(name).ok_or_else(|| Refusal {
+                reason: Reason::NonConstantWeight,
+                detail: format!("`{name}` is not a constant"),
+            })?;
+            if is_pad && i == 2 {
+                let v = c
+                    .to_f32_vec()
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    .unwrap_or(0.0);
+                fill = ((v / x.q.scale).round_ties_even() + x.q.zero_point as f32).clamp(-128.0, 127.0) as i8;
+                extra.push(Some(Tensor::scalar_f32(0.0)));
+            } else {
+                extra.push(Some(c.clone()));
+            }
+        }
+        let numbers =
+            Tensor::from_f32(x.dims.clone(), (1..=numel).map(|i| i as f32).collect()).map_err(|e| {
+                Refusal {
+                    reason: Reason::Shape,
+                    detail: e.to_string(),
+                }
+            })?;
+        let mut args: Vec<Option<&Tensor>> = vec![Some(&numbers)];
+        args.extend(extra.iter().map(Option::as_ref));
+        let result = crate::interp::kernels::eval(&node.op, &args).map_err(|e| Refusal {
+            reason: Reason::Attribute,
+            detail: e.to_string(),
+        })?;
+        let y = &result[0];
+        if y.dims() != self.dims(&node.outputs[0])?.as_slice() {
+            return refuse(Reason::Shape, "index map shape differs from the inferred shape");
+        }
+        let map = y
+            .as_f32()
+            .map_err(|e| Refusal {
+                reason: Reason::Dtype,
+                detail: e.to_string(),
+            })?
+            .iter()
+            .map(|&v| {
+                if v >= 1.0 {
+                    v as u32 - 1
+                } else {
+                    super::spec::GATHER_FILL
+                }
+            })
+            .collect();
+        let kernel = KernelSpec::Gather {
+            input: 0,
+            output: 0,
+            map,
+            fill,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
     fn reshape(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {

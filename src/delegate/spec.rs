@@ -52,6 +52,9 @@ pub enum BinaryKind {
     Mul,
 }
 
+/// [`KernelSpec::Gather`] map entry of an element that is padding.
+pub const GATHER_FILL: u32 = u32::MAX;
+
 /// One int8 kernel step; `input`/`output` fields index [`ProgramSpec::values`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum KernelSpec {
@@ -137,6 +140,18 @@ pub enum KernelSpec {
         /// Logical axis (non-negative).
         axis: usize,
     },
+    /// A byte move by index (Transpose, Slice, Pad): logical output element `i` is logical
+    /// input element `map[i]`, or `fill` where `map[i]` is [`GATHER_FILL`].
+    Gather {
+        /// Input value.
+        input: usize,
+        /// Output value.
+        output: usize,
+        /// Source index per logical output element.
+        map: Vec<u32>,
+        /// The byte written for padding.
+        fill: i8,
+    },
     /// Gathers the convolution windows of an NHWC value into rows of `k_padded` bytes
     /// (taps in `(ky, kx, channel)` order, padding taps and the row tail filled with the
     /// input zero point), so that a small-channel convolution runs as one dense GEMM.
@@ -169,7 +184,8 @@ impl KernelSpec {
             | KernelSpec::GlobalAvgPool { input, .. }
             | KernelSpec::MaxPool { input, .. }
             | KernelSpec::Reshape { input, .. }
-            | KernelSpec::Im2col { input, .. } => vec![*input],
+            | KernelSpec::Im2col { input, .. }
+            | KernelSpec::Gather { input, .. } => vec![*input],
             KernelSpec::Binary { a, b, .. } => vec![*a, *b],
             KernelSpec::Concat { inputs, .. } => inputs.clone(),
         }
@@ -184,6 +200,7 @@ impl KernelSpec {
             | KernelSpec::MaxPool { output, .. }
             | KernelSpec::Reshape { output, .. }
             | KernelSpec::Im2col { output, .. }
+            | KernelSpec::Gather { output, .. }
             | KernelSpec::Binary { output, .. }
             | KernelSpec::Concat { output, .. } => *output,
         }
@@ -208,6 +225,7 @@ impl KernelSpec {
             KernelSpec::Concat { .. } => "concat",
             KernelSpec::Reshape { .. } => "reshape",
             KernelSpec::Im2col { .. } => "im2col",
+            KernelSpec::Gather { .. } => "gather",
         }
     }
 }

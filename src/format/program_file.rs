@@ -18,7 +18,7 @@ const KIND_PROGRAM: u32 = 1;
 const KIND_FALLBACK: u32 = 2;
 const KIND_REPORT: u32 = 3;
 /// Version of the `program` section's encoding (checked on load, bumped on any change).
-const PROGRAM_ENCODING: u32 = 3;
+const PROGRAM_ENCODING: u32 = 4;
 
 /// Little-endian encoder.
 #[derive(Default)]
@@ -272,6 +272,18 @@ fn encode_kernel(e: &mut Enc, k: &KernelSpec) {
             e.u8(6);
             e.usizes(&[*input, *output]);
         }
+        KernelSpec::Gather {
+            input,
+            output,
+            map,
+            fill,
+        } => {
+            e.u8(8);
+            e.usizes(&[*input, *output]);
+            e.u8(*fill as u8);
+            e.u64(map.len());
+            map.iter().for_each(|&m| e.0.extend(m.to_le_bytes()));
+        }
         KernelSpec::Im2col {
             input,
             output,
@@ -359,6 +371,20 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
         6 => {
             let [input, output] = fixed(d)?;
             KernelSpec::Reshape { input, output }
+        }
+        8 => {
+            let [input, output] = fixed(d)?;
+            let fill = d.u8()? as i8;
+            let n = d.count(4)?;
+            let map = (0..n)
+                .map(|_| Ok(u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"))))
+                .collect::<Result<Vec<_>>>()?;
+            KernelSpec::Gather {
+                input,
+                output,
+                map,
+                fill,
+            }
         }
         7 => {
             let [input, output, k_padded] = fixed(d)?;

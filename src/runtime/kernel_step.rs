@@ -56,6 +56,14 @@ pub enum KernelStep {
         /// Per input: quantization.
         qs: Vec<crate::kernels::QuantParams>,
     },
+    /// Byte move by storage index: `out[i] = in[map[i]]`, `fill` where `map[i]` is
+    /// `GATHER_FILL`.
+    Gather {
+        /// Source storage index per output storage index.
+        map: Vec<u32>,
+        /// Padding byte.
+        fill: i8,
+    },
     /// Window gather into dense rows (see `KernelSpec::Im2col`).
     Im2col {
         /// The window geometry over the NHWC input.
@@ -309,6 +317,28 @@ impl KernelStep {
                     qs: ins.iter().map(|v| v.q).collect(),
                 }
             }
+            KernelSpec::Gather { input, map, fill, .. } => {
+                let x = value(*input)?;
+                if map.len() != out.numel() {
+                    return Err(Error::InvalidModel(
+                        "gather map length differs from the output".into(),
+                    ));
+                }
+                let fill_mark = crate::delegate::spec::GATHER_FILL;
+                let mut smap = vec![fill_mark; map.len()];
+                for (l, &src) in map.iter().enumerate() {
+                    if src != fill_mark {
+                        if src as usize >= x.numel() {
+                            return Err(Error::InvalidModel("gather map reads outside the input".into()));
+                        }
+                        smap[storage_index(out, l)] = storage_index(x, src as usize) as u32;
+                    }
+                }
+                KernelStep::Gather {
+                    map: smap,
+                    fill: *fill,
+                }
+            }
             KernelSpec::Im2col {
                 input,
                 window,
@@ -361,6 +391,7 @@ impl KernelStep {
             KernelStep::MaxPool(p, ind) => p.tile_count(ind),
             KernelStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
             KernelStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
+            KernelStep::Gather { .. } => 1,
             KernelStep::Reshape(_) => 1,
         }
     }
@@ -396,6 +427,22 @@ impl KernelStep {
                         .map(|(d, (&inner, &q))| ConcatInput { data: d, inner, q })
                         .collect();
                     concat.run_shared(*outer, &ins, out, tiles)
+                }
+                KernelStep::Gather { map, fill } => {
+                    if out.len() != map.len() {
+                        return Err(Error::Internal("gather buffer sizes differ".into()));
+                    }
+                    let dst = out.as_ptr();
+                    for (i, &src) in map.iter().enumerate() {
+                        let v = if src == crate::delegate::spec::GATHER_FILL {
+                            *fill
+                        } else {
+                            x[src as usize]
+                        };
+                        // SAFETY: `i < out.len()` (checked above); one call covers the output.
+                        *dst.add(i) = v;
+                    }
+                    Ok(())
                 }
                 KernelStep::Im2col {
                     geometry: g,

@@ -109,6 +109,7 @@ fn kernel_kind(k: &KernelStep) -> &'static str {
         KernelStep::MaxPool(..) => "max_pool",
         KernelStep::Concat { .. } => "concat",
         KernelStep::Im2col { .. } => "im2col",
+        KernelStep::Gather { .. } => "gather",
         KernelStep::Reshape(..) => "reshape",
     }
 }
