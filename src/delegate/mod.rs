@@ -7,7 +7,16 @@
 //!   with zero point 0, per tensor or per output channel; bias float, or int32 behind a DQ;
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W) → Q`;
-//! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze → Q` with equal qparams.
+//! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
+//!   Pad(constant) → Q` with equal qparams;
+//! - dynamic quantization: `DynamicQuantizeLinear → MatMulInteger(const int8 W) → Cast →
+//!   Mul(x_scale · w_scale) [→ Add(const bias)]` (ONNX Runtime's quantize_dynamic), lowered
+//!   to the per-row dynamic GEMM with `f32` in and out.
+//!
+//! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
+//! with zero point `zp - 128`, which quantizes and requantizes identically).
+//! A dense convolution with fewer than 8 input channels (an RGB stem) is lowered as an
+//! im2col gather plus one dense GEMM.
 //!
 //! Connected patterns form a partition: int8 NHWC tensors stay in the arena between them;
 //! a partition's entries quantize `f32` (NCHW) tensors and its exits dequantize back, so
