@@ -21,6 +21,23 @@
 
 
 /**
+ * `xq_program_options.partition_mode`: delegate every supported pattern; connected
+ * patterns share a partition (the default).
+ */
+#define XQ_PARTITION_ALL 0
+
+/**
+ * `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
+ * boundaries.
+ */
+#define XQ_PARTITION_PER_OP 1
+
+/**
+ * `xq_program_options.partition_mode`: delegate nothing (interpreter only).
+ */
+#define XQ_PARTITION_NONE 2
+
+/**
  * `xq_quant_config.weight_granularity`: one scale per output channel.
  */
 #define XQ_WEIGHTS_PER_CHANNEL 0
@@ -211,6 +228,11 @@ typedef enum xq_dtype {
 typedef struct xq_model xq_model;
 
 /**
+ * An opaque compiled program.
+ */
+typedef struct xq_program xq_program;
+
+/**
  * The opaque quantizer handle: the quantizer and the last report handed out to C.
  */
 typedef struct xq_quantizer xq_quantizer;
@@ -324,6 +346,20 @@ typedef struct xq_attribute {
    */
   const char *s;
 } xq_attribute;
+
+/**
+ * Options of a compiled or loaded program. Start from `xq_program_options_default()`.
+ */
+typedef struct xq_program_options {
+  /**
+   * Threads per execution, the caller included; 0 = the number of physical cores.
+   */
+  size_t threads;
+  /**
+   * One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+   */
+  int32_t partition_mode;
+} xq_program_options;
 
 /**
  * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
@@ -586,6 +622,109 @@ enum xq_status xq_model_add_node(struct xq_model *model,
  * `model` live handle; `name` NUL-terminated.
  */
 enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
+
+/**
+ * The default options: physical cores, `XQ_PARTITION_ALL`.
+ */
+struct xq_program_options xq_program_options_default(void);
+
+/**
+ * Partitions and lowers a QDQ model into a program. Every input shape must be fixed
+ * (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+ *
+ * # Safety
+ * `model` must be a live model handle not used concurrently; `options` NULL or readable;
+ * `out` writable.
+ */
+enum xq_status xq_program_compile(struct xq_model *model,
+                                  const struct xq_program_options *options,
+                                  struct xq_program **out);
+
+/**
+ * Loads a program file (memory-mapped while it is parsed); the ONNX model is not needed.
+ *
+ * # Safety
+ * `path` NUL-terminated; `options` NULL or readable; `out` writable.
+ */
+enum xq_status xq_program_load_file(const char *path,
+                                    const struct xq_program_options *options,
+                                    struct xq_program **out);
+
+/**
+ * Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer).
+ *
+ * # Safety
+ * `data` readable for `length` bytes; `options` NULL or readable; `out` writable.
+ */
+enum xq_status xq_program_load_buffer(const void *data,
+                                      size_t length,
+                                      const struct xq_program_options *options,
+                                      struct xq_program **out);
+
+/**
+ * Writes the program to a `.xq` file.
+ *
+ * # Safety
+ * `program` live handle; `path` NUL-terminated.
+ */
+enum xq_status xq_program_save(const struct xq_program *program, const char *path);
+
+/**
+ * The partitioning report: partitions and, for each node not delegated, why. The string
+ * is valid until the program is freed.
+ *
+ * # Safety
+ * `program` live handle; `out` writable.
+ */
+enum xq_status xq_program_report(const struct xq_program *program, const char **out);
+
+/**
+ * Number of inputs (`output` = 0) or outputs (`output` = 1).
+ *
+ * # Safety
+ * `program` live handle; `out` writable.
+ */
+enum xq_status xq_program_io_count(const struct xq_program *program, int32_t output, size_t *out);
+
+/**
+ * Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+ * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank.
+ *
+ * # Safety
+ * `program` live handle; `name`, `dtype`, `rank` writable; `dims` writable for `max_rank`
+ * entries (may be NULL when `max_rank` is 0).
+ */
+enum xq_status xq_program_io_info(const struct xq_program *program,
+                                  int32_t output,
+                                  size_t index,
+                                  const char **name,
+                                  enum xq_dtype *dtype,
+                                  int64_t *dims,
+                                  size_t max_rank,
+                                  size_t *rank);
+
+/**
+ * Executes the program. `inputs` follow the program's input order; `outputs` its output
+ * order (each with room for the result's rank and bytes; written only on success).
+ * Safe to call concurrently on one program.
+ *
+ * # Safety
+ * `program` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors
+ * following the `xq_tensor` contract.
+ */
+enum xq_status xq_execute(const struct xq_program *program,
+                          const struct xq_tensor *inputs,
+                          size_t n_inputs,
+                          struct xq_tensor *outputs,
+                          size_t n_outputs);
+
+/**
+ * Frees a program; NULL is a no-op.
+ *
+ * # Safety
+ * `program` NULL or a live handle not used by any other thread.
+ */
+void xq_program_free(struct xq_program *program);
 
 /**
  * Fills `*config` with the default recipe: static activations (histogram observer,

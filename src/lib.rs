@@ -6,6 +6,7 @@
 //! from Rust directly.
 
 pub mod cpu;
+pub mod delegate;
 pub mod error;
 pub mod ffi;
 pub mod format;

@@ -15,6 +15,7 @@
 pub mod boundary;
 mod info;
 mod model;
+mod program;
 mod quantizer;
 mod status;
 mod tensor;
@@ -22,6 +23,7 @@ mod tensor;
 pub use boundary::xq_last_error_message;
 pub use info::*;
 pub use model::*;
+pub use program::*;
 pub use quantizer::*;
 pub use status::*;
 pub use tensor::*;

@@ -71,7 +71,7 @@ impl xq_model {
     }
 }
 
-/// Access for the quantizer's C API (same crate): the prepared graph and new handles.
+/// Access for the quantizer's and the program's C API (same crate).
 impl xq_model {
     /// The validated, simplified graph.
     pub(crate) fn prepared_graph(&mut self) -> Result<&Graph> {

@@ -4,6 +4,8 @@
 
 mod bytes;
 pub mod container;
+pub mod npy;
+pub mod program_file;
 
 pub use bytes::ProgramBytes;
 

@@ -1,0 +1,305 @@
+//! `xq`: the libxq command-line tool — compile QDQ ONNX models into programs, run and
+//! benchmark programs, and the digits demo (the main job).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use xq::delegate::{lower, PartitionMode};
+use xq::format::{npy, program_file};
+use xq::interp::Interpreter;
+use xq::ir::Tensor;
+use xq::runtime::{Program, ProgramOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "xq",
+    version,
+    about = "libxq: int8 quantization and CPU inference delegate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Every supported pattern; connected patterns share a partition.
+    All,
+    /// One partition per delegated operator.
+    PerOp,
+    /// Nothing delegated (interpreter only).
+    None,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Partition and lower a QDQ ONNX model into a program file; prints the report.
+    Compile {
+        /// The QDQ ONNX model.
+        model: PathBuf,
+        /// Output program file (.xq).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Fix an input shape, e.g. `input=1,3,224,224` (repeatable).
+        #[arg(long)]
+        shape: Vec<String>,
+        /// Partitioning.
+        #[arg(long, value_enum, default_value = "all")]
+        mode: Mode,
+    },
+    /// Run a program (or a QDQ ONNX model, compiled on the fly) on the samples of an .npy
+    /// file and report latency; `--profile` prints per-operator times.
+    Run {
+        /// Program file (.xq) or ONNX model.
+        program: PathBuf,
+        /// Input samples: an .npy array whose first axis indexes samples shaped like the
+        /// program input (or exactly the input's shape).
+        #[arg(long)]
+        input: PathBuf,
+        /// Threads (0 = physical cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Timed runs (median reported).
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Print per-operator times of one run.
+        #[arg(long)]
+        profile: bool,
+        /// Write the outputs of every sample to this .npy-free raw f32 file.
+        #[arg(long)]
+        save_outputs: Option<PathBuf>,
+    },
+    /// The main job on the shipped digits data: float model vs int8 program (accuracy,
+    /// latency), with the program saved, reloaded and executed.
+    DigitsDemo {
+        /// Repository fixtures directory.
+        #[arg(long, default_value = "tests/fixtures")]
+        fixtures: PathBuf,
+        /// Threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Where to write the program.
+        #[arg(long, default_value = "digits_cnn.xq")]
+        output: PathBuf,
+    },
+}
+
+fn parse_shapes(shapes: &[String]) -> xq::Result<Vec<(String, Vec<usize>)>> {
+    shapes
+        .iter()
+        .map(|s| {
+            let (name, dims) = s.split_once('=').ok_or_else(|| {
+                xq::Error::invalid_argument("shape", format!("`{s}` is not NAME=D0,D1,..."))
+            })?;
+            let dims = dims
+                .split(',')
+                .map(|d| d.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| xq::Error::invalid_argument("shape", format!("`{s}` has a bad size")))?;
+            Ok((name.to_string(), dims))
+        })
+        .collect()
+}
+
+fn load_graph(model: &Path, shapes: &[(String, Vec<usize>)]) -> xq::Result<xq::ir::Graph> {
+    let fixed: Vec<(&str, &[usize])> = shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    xq::onnx::load_file_fixed(model, &fixed)
+}
+
+fn mode_of(m: Mode) -> PartitionMode {
+    match m {
+        Mode::All => PartitionMode::All,
+        Mode::PerOp => PartitionMode::PerOp,
+        Mode::None => PartitionMode::None,
+    }
+}
+
+/// Splits an .npy array into samples of `dims`.
+fn samples(all: &Tensor, dims: &[usize]) -> xq::Result<Vec<Tensor>> {
+    let per: usize = dims.iter().product();
+    let x = all.as_f32()?;
+    if per == 0 || x.len() % per != 0 {
+        return Err(xq::Error::ShapeMismatch(format!(
+            "{} values do not split into samples of {dims:?}",
+            x.len()
+        )));
+    }
+    x.chunks(per)
+        .map(|c| Tensor::from_f32(dims.to_vec(), c.to_vec()))
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+fn run(
+    program: &Path,
+    input: &Path,
+    threads: usize,
+    runs: usize,
+    profile: bool,
+    save_outputs: Option<&Path>,
+) -> xq::Result<()> {
+    let options = ProgramOptions { threads };
+    let t0 = Instant::now();
+    let spec = if program.extension().is_some_and(|e| e == "xq") {
+        program_file::load(program)?
+    } else {
+        lower(&load_graph(program, &[])?, PartitionMode::All)?.0
+    };
+    let parse = t0.elapsed();
+    let p = Program::new(spec, options)?;
+    let load = t0.elapsed();
+    let dims = p.inputs()[0]
+        .concrete_shape()
+        .ok_or_else(|| xq::Error::InvalidModel("the program input shape is not fixed".into()))?;
+    let xs = samples(&npy::read(input)?, &dims)?;
+    let mut outputs = Vec::new();
+    for x in &xs {
+        outputs.push(p.execute(std::slice::from_ref(x))?);
+    }
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs.max(1) {
+        let x = &xs[i % xs.len()];
+        let t = Instant::now();
+        p.execute(std::slice::from_ref(x))?;
+        times.push(t.elapsed());
+    }
+    println!(
+        "threads {} load_ms {:.3} median_ms {:.3} runs {} peak_rss_mib {:.1} arena_kib {:.1} parse_ms {:.3}",
+        p.threads(),
+        load.as_secs_f64() * 1e3,
+        median(times).as_secs_f64() * 1e3,
+        runs.max(1),
+        peak_rss_mib().unwrap_or(f64::NAN),
+        p.arena_size() as f64 / 1024.0,
+        parse.as_secs_f64() * 1e3
+    );
+    if profile {
+        let prof = p.profile(&xs[..1])?;
+        let total: Duration = prof.iter().map(|(_, t)| *t).sum();
+        for (label, t) in &prof {
+            println!("  {:9.1} us  {label}", t.as_secs_f64() * 1e6);
+        }
+        println!("  {:9.1} us  total", total.as_secs_f64() * 1e6);
+    }
+    if let Some(path) = save_outputs {
+        let mut bytes = Vec::new();
+        for o in &outputs {
+            bytes.extend(o[0].to_le_bytes());
+        }
+        std::fs::write(path, bytes).map_err(|e| xq::Error::io(path.display(), e))?;
+    }
+    Ok(())
+}
+
+fn digits_demo(fixtures: &Path, threads: usize, output: &Path) -> xq::Result<()> {
+    let digits = fixtures.join("digits");
+    let x = npy::read(digits.join("digits_test_x.npy"))?;
+    let labels = npy::read(digits.join("digits_test_y.npy"))?.to_i64_vec()?;
+    let shape = [("input", &[1usize, 1, 8, 8][..])];
+    let xs = samples(&x, &[1, 1, 8, 8])?;
+    let accuracy = |pred: &[usize]| {
+        pred.iter()
+            .zip(&labels)
+            .filter(|(p, l)| **p as i64 == **l)
+            .count() as f64
+            / labels.len() as f64
+    };
+
+    // Float reference: the interpreter on the float model.
+    let float_graph = xq::onnx::load_file_fixed(digits.join("digits_cnn.onnx"), &shape)?;
+    let interp = Interpreter::new(&float_graph)?;
+    let t = Instant::now();
+    let mut float_pred = Vec::new();
+    for s in &xs {
+        float_pred.push(argmax(interp.run(std::slice::from_ref(s))?[0].as_f32()?));
+    }
+    let float_ms = t.elapsed().as_secs_f64() * 1e3 / xs.len() as f64;
+
+    // int8: the QDQ model (static, per-channel, calibrated on the training split by ONNX
+    // Runtime's quantize_static; tests/fixtures/delegate/make_qdq.py) → partition → lower →
+    // save → load → execute.
+    let qdq = xq::onnx::load_file_fixed(fixtures.join("delegate/digits_cnn_qdq.onnx"), &shape)?;
+    let (spec, report) = lower(&qdq, PartitionMode::All)?;
+    println!("partitions:\n{}", report.text());
+    program_file::save(&spec, output)?;
+    let t = Instant::now();
+    let program = Program::new(program_file::load(output)?, ProgramOptions { threads })?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let mut int8_pred = Vec::new();
+    for s in &xs {
+        int8_pred.push(argmax(program.execute(std::slice::from_ref(s))?[0].as_f32()?));
+    }
+    let int8_ms = t.elapsed().as_secs_f64() * 1e3 / xs.len() as f64;
+    println!(
+        "program: {} ({} bytes), loaded in {load_ms:.3} ms",
+        output.display(),
+        std::fs::metadata(output).map(|m| m.len()).unwrap_or(0)
+    );
+    println!("test images: {}", xs.len());
+    println!(
+        "float accuracy {:.4}  latency {float_ms:.4} ms/image (interpreter)",
+        accuracy(&float_pred)
+    );
+    println!(
+        "int8  accuracy {:.4}  latency {int8_ms:.4} ms/image (libxq program, {} thread(s))",
+        accuracy(&int8_pred),
+        program.threads()
+    );
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile {
+            model,
+            output,
+            shape,
+            mode,
+        } => parse_shapes(&shape).and_then(|s| {
+            let (spec, report) = lower(&load_graph(&model, &s)?, mode_of(mode))?;
+            print!("{}", report.text());
+            program_file::save(&spec, &output)
+        }),
+        Command::Run {
+            program,
+            input,
+            threads,
+            runs,
+            profile,
+            save_outputs,
+        } => run(&program, &input, threads, runs, profile, save_outputs.as_deref()),
+        Command::DigitsDemo {
+            fixtures,
+            threads,
+            output,
+        } => digits_demo(&fixtures, threads, &output),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,453 @@
+//! Lowering: turns the matched patterns of a QDQ graph into a [`ProgramSpec`] — int8 values,
+//! kernel steps, partition-boundary conversions and the nodes left to the interpreter — in
+//! the graph's topological order.
+
+use super::patterns::{Candidate, Matcher, Reason};
+use super::report::{Refused, Report};
+use super::spec::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
+use crate::ir::{Graph, Op, TensorInfo};
+use crate::{Error, Result};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// How the graph is cut into partitions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PartitionMode {
+    /// Every supported pattern is delegated; connected patterns share one partition
+    /// (int8 tensors flow between them in the arena).
+    #[default]
+    All,
+    /// Every supported pattern is delegated as its own partition with `f32` boundaries
+    /// (for debugging and per-operator comparisons).
+    PerOp,
+    /// Nothing is delegated: the whole graph runs in the interpreter.
+    None,
+}
+
+/// Maps a drafted kernel's input placeholders (0, 1, ...) and output to value ids.
+fn bind(kernel: &KernelSpec, inputs: &[usize], output: usize) -> KernelSpec {
+    let mut k = kernel.clone();
+    match &mut k {
+        KernelSpec::Conv { input, output: o, .. }
+        | KernelSpec::FullyConnected { input, output: o, .. }
+        | KernelSpec::GlobalAvgPool { input, output: o, .. }
+        | KernelSpec::MaxPool { input, output: o, .. }
+        | KernelSpec::Reshape { input, output: o }
+        | KernelSpec::Im2col { input, output: o, .. }
+        | KernelSpec::Gather { input, output: o, .. } => {
+            *input = inputs[*input];
+            *o = output;
+        }
+        KernelSpec::Binary { a, b, output: o, .. } => {
+            *a = inputs[*a];
+            *b = inputs[*b];
+            *o = output;
+        }
+        KernelSpec::Concat {
+            inputs: ins,
+            output: o,
+            ..
+        } => {
+            for i in ins.iter_mut() {
+                *i = inputs[*i];
+            }
+            *o = output;
+        }
+    }
+    k
+}
+
+/// Input channels below which a dense convolution is lowered as im2col + GEMM: with few
+/// channels per tap, one dense row of all taps feeds the GEMM microkernel far better than
+/// one short segment per tap.
+const SMALL_CHANNELS: usize = 8;
+
+/// Rewrites a dense convolution with few input channels (e.g. an RGB stem) into an
+/// [`KernelSpec::Im2col`] step and a fully connected step over its rows.
+fn small_channel_conv_as_gemm(
+    k: &KernelSpec,
+    values: &mut Vec<ValueSpec>,
+) -> Option<(KernelSpec, KernelSpec)> {
+    let KernelSpec::Conv {
+        input,
+        output,
+        window,
+        groups: 1,
+        depthwise: false,
+        weights,
+        scales,
+        bias,
+        range,
+    } = k
+    else {
+        return None;
+    };
+    let x = &values[*input];
+    let y = &values[*output];
+    let c = x.dims[1];
+    let taps = window.kernel.0 * window.kernel.1;
+    if c >= SMALL_CHANNELS || taps == 1 || y.dims.len() != 4 {
+        return None;
+    }
+    let k_real = taps * c;
+    let k_padded = k_real.div_ceil(4) * 4;
+    let n = y.dims[1];
+    let pixels = y.dims[0] * y.dims[2] * y.dims[3];
+    let mut w = vec![0i8; n * k_padded];
+    for o in 0..n {
+        w[o * k_padded..][..k_real].copy_from_slice(&weights[o * k_real..][..k_real]);
+    }
+    values.push(ValueSpec {
+        name: format!("{}__xq_im2col", x.name),
+        dims: vec![pixels, k_padded],
+        q: x.q,
+        unsigned: x.unsigned,
+    });
+    let rows = values.len() - 1;
+    Some((
+        KernelSpec::Im2col {
+            input: *input,
+            output: rows,
+            window: *window,
+            k_padded,
+        },
+        KernelSpec::FullyConnected {
+            input: rows,
+            output: *output,
+            n,
+            k: k_padded,
+            weights: w,
+            scales: scales.clone(),
+            bias: bias.clone(),
+            range: *range,
+        },
+    ))
+}
+
+/// Smallest union-find for grouping patterns into partitions.
+struct Groups(Vec<usize>);
+
+impl Groups {
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.0[i] != i {
+            self.0[i] = self.0[self.0[i]];
+            i = self.0[i];
+        }
+        i
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.0[ra.max(rb)] = ra.min(rb);
+        }
+    }
+}
+
+/// Partitions and lowers a validated QDQ graph with concrete shapes.
+pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)> {
+    let m = Matcher::new(graph);
+    let n_nodes = graph.nodes.len();
+    let mut taken = vec![false; n_nodes];
+    let mut cands: Vec<Candidate> = Vec::new();
+    let mut cand_at: HashMap<usize, usize> = HashMap::new();
+    let mut refused = Vec::new();
+    let mut dynamic_at: HashMap<usize, super::patterns::DynamicCandidate> = HashMap::new();
+    if mode != PartitionMode::None {
+        for i in 0..n_nodes {
+            if matches!(graph.nodes[i].op, Op::DynamicQuantizeLinear) {
+                if let Ok(c) = m.match_dynamic(i) {
+                    if c.nodes.iter().all(|&n| !taken[n]) {
+                        for &n in &c.nodes {
+                            taken[n] = true;
+                        }
+                        dynamic_at.insert(c.nodes[0], c);
+                    }
+                }
+            }
+        }
+    }
+    for i in 0..n_nodes {
+        let node = &graph.nodes[i];
+        if taken[i] || matches!(node.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)) {
+            continue;
+        }
+        let matched = if mode == PartitionMode::None {
+            Err(super::patterns::Refusal {
+                reason: Reason::UnsupportedOp,
+                detail: "delegation disabled".into(),
+            })
+        } else {
+            m.match_node(i)
+        };
+        match matched {
+            Ok(c) if c.nodes.iter().all(|&n| !taken[n]) => {
+                for &n in &c.nodes {
+                    taken[n] = true;
+                }
+                cand_at.insert(i, cands.len());
+                cands.push(c);
+            }
+            Ok(_) => refused.push(Refused::new(
+                node,
+                Reason::NotQuantized,
+                "output shared with another pattern",
+            )),
+            Err(r) => refused.push(Refused::new(node, r.reason, &r.detail)),
+        }
+    }
+
+    // Values: every int8 tensor a pattern reads or writes. In per-op mode a pattern's
+    // inputs made by another pattern get their own value behind an f32 round trip.
+    let mut values: Vec<ValueSpec> = Vec::new();
+    let mut value_of: HashMap<String, usize> = HashMap::new();
+    let kernel_made: HashSet<&str> = cands.iter().map(|c| c.output.as_str()).collect();
+    let new_value = |name: &str, values: &mut Vec<ValueSpec>| -> Result<usize> {
+        let producer = m
+            .producer(name)
+            .ok_or_else(|| Error::Internal(format!("int8 tensor `{name}` has no producer")))?;
+        let q = m.node_qparams(producer).map_err(|r| Error::Internal(r.detail))?;
+        let dims = graph
+            .tensor_info(name)
+            .and_then(|i| i.concrete_shape())
+            .ok_or_else(|| Error::Internal(format!("shape of `{name}` unknown")))?;
+        values.push(ValueSpec {
+            name: name.to_string(),
+            dims,
+            q,
+            unsigned: m.node_is_unsigned(producer),
+        });
+        Ok(values.len() - 1)
+    };
+    for c in &cands {
+        for t in c.inputs.iter().chain(std::iter::once(&c.output)) {
+            if !value_of.contains_key(t) {
+                let v = new_value(t, &mut values)?;
+                value_of.insert(t.clone(), v);
+            }
+        }
+    }
+
+    // Partitions: patterns connected through values, or one per pattern.
+    let mut groups = Groups((0..cands.len()).collect());
+    if mode == PartitionMode::All {
+        let mut touching: HashMap<usize, usize> = HashMap::new();
+        for (ci, c) in cands.iter().enumerate() {
+            for t in c.inputs.iter().chain(std::iter::once(&c.output)) {
+                if let Some(&other) = touching.get(&value_of[t]) {
+                    groups.union(ci, other);
+                } else {
+                    touching.insert(value_of[t], ci);
+                }
+            }
+        }
+    }
+    let mut partition_of_root: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut partition = vec![0usize; cands.len()];
+    for (ci, slot) in partition.iter_mut().enumerate() {
+        let root = groups.find(ci);
+        let next = partition_of_root.len();
+        *slot = *partition_of_root.entry(root).or_insert(next);
+    }
+
+    let needs_tensor = |t: &str| -> bool {
+        graph.is_output(t)
+            || m.consumers(t)
+                .iter()
+                .any(|&c| !matches!(graph.nodes[c].op, Op::DequantizeLinear(_)))
+    };
+    let mut steps: Vec<StepSpec> = Vec::new();
+    let mut fallback_nodes = Vec::new();
+    let mut node_names: HashSet<String> = HashSet::new();
+    let mut per_op_exits: HashSet<String> = HashSet::new();
+    let mut dynamic_partitions = Vec::new();
+    for i in 0..n_nodes {
+        let node = &graph.nodes[i];
+        if let Some(c) = dynamic_at.get(&i) {
+            steps.push(c.step.clone());
+            dynamic_partitions.push(graph.nodes[c.anchor].name.clone());
+            continue;
+        }
+        if let Some(&ci) = cand_at.get(&i) {
+            let c = &cands[ci];
+            let mut ins = Vec::new();
+            for t in &c.inputs {
+                let v = value_of[t];
+                if mode == PartitionMode::PerOp && kernel_made.contains(t.as_str()) {
+                    // Exit the producer's partition in f32 and enter this one again.
+                    let f32_name = format!("{t}__xq_f32");
+                    if per_op_exits.insert(t.clone()) {
+                        steps.push(StepSpec::Dequantize {
+                            value: v,
+                            tensor: f32_name.clone(),
+                            int8: false,
+                        });
+                    }
+                    let fresh = values.len();
+                    values.push(ValueSpec {
+                        name: format!("{t}__xq_op{ci}"),
+                        ..values[v].clone()
+                    });
+                    steps.push(StepSpec::Quantize {
+                        tensor: f32_name,
+                        value: fresh,
+                    });
+                    ins.push(fresh);
+                } else {
+                    ins.push(v);
+                }
+            }
+            let out = value_of[&c.output];
+            let kernel = bind(&c.kernel, &ins, out);
+            match small_channel_conv_as_gemm(&kernel, &mut values) {
+                Some((im2col, gemm)) => {
+                    for k in [im2col, gemm] {
+                        steps.push(StepSpec::Kernel {
+                            partition: partition[ci],
+                            node: node.name.clone(),
+                            kernel: k,
+                        });
+                    }
+                }
+                None => steps.push(StepSpec::Kernel {
+                    partition: partition[ci],
+                    node: node.name.clone(),
+                    kernel,
+                }),
+            }
+            if needs_tensor(&c.output) {
+                steps.push(StepSpec::Dequantize {
+                    value: out,
+                    tensor: c.output.clone(),
+                    int8: true,
+                });
+            }
+            continue;
+        }
+        if taken[i] {
+            continue;
+        }
+        let first_out = node.outputs.first().map(String::as_str).unwrap_or_default();
+        let input0 = node.input(0).unwrap_or_default();
+        match &node.op {
+            Op::QuantizeLinear(_) if value_of.contains_key(first_out) && !kernel_made.contains(first_out) => {
+                steps.push(StepSpec::Quantize {
+                    tensor: input0.to_string(),
+                    value: value_of[first_out],
+                });
+                if needs_tensor(first_out) {
+                    steps.push(StepSpec::Dequantize {
+                        value: value_of[first_out],
+                        tensor: first_out.to_string(),
+                        int8: true,
+                    });
+                }
+                continue;
+            }
+            Op::DequantizeLinear(_) if value_of.contains_key(input0) => {
+                let needed = graph.is_output(first_out) || m.consumers(first_out).iter().any(|&c| !taken[c]);
+                if needed {
+                    steps.push(StepSpec::Dequantize {
+                        value: value_of[input0],
+                        tensor: first_out.to_string(),
+                        int8: false,
+                    });
+                }
+                continue;
+            }
+            Op::DequantizeLinear(_)
+                if graph.initializers.contains_key(input0)
+                    && !graph.is_output(first_out)
+                    && m.consumers(first_out).iter().all(|&c| taken[c]) =>
+            {
+                continue;
+            }
+            _ => {}
+        }
+        let mut n = node.clone();
+        if n.name.is_empty() || node_names.contains(&n.name) {
+            n.name = format!("{}__xq{i}", n.op.onnx_name());
+        }
+        node_names.insert(n.name.clone());
+        steps.push(StepSpec::Interp { node: n.name.clone() });
+        fallback_nodes.push(n);
+    }
+
+    let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
+    let mut report = Report::build(graph, &cands, &partition, refused, &steps);
+    for name in dynamic_partitions {
+        report.partitions.push(super::report::PartitionInfo {
+            nodes: vec![name],
+            ops: [("MatMulInteger (dynamic)".to_string(), 1)].into_iter().collect(),
+        });
+    }
+    let spec = ProgramSpec {
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
+        values,
+        steps,
+        fallback,
+        report: report.text(),
+    };
+    Ok((spec, report))
+}
+
+/// The interpreter's graph: its nodes, the constants they read, inputs = tensors they read
+/// from elsewhere, outputs = tensors they make that steps or the program need.
+fn fallback_graph(graph: &Graph, nodes: Vec<crate::ir::Node>, steps: &[StepSpec]) -> Result<Graph> {
+    let produced: HashSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(String::as_str))
+        .collect();
+    let info = |t: &str| -> Result<TensorInfo> {
+        graph
+            .tensor_info(t)
+            .ok_or_else(|| Error::InvalidModel(format!("type of `{t}` is unknown (run shape inference)")))
+    };
+    let mut inputs: Vec<TensorInfo> = Vec::new();
+    let mut initializers = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for n in &nodes {
+        for t in n.inputs.iter().filter(|t| !t.is_empty()) {
+            if produced.contains(t.as_str()) || !seen.insert(t.clone()) {
+                continue;
+            }
+            if let Some(c) = graph.initializers.get(t) {
+                initializers.insert(t.clone(), c.clone());
+            } else {
+                inputs.push(info(t)?);
+            }
+        }
+    }
+    let mut outputs: Vec<TensorInfo> = Vec::new();
+    let mut wanted: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            StepSpec::Quantize { tensor, .. } | StepSpec::DynamicLinear { input: tensor, .. } => {
+                Some(tensor.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    wanted.extend(graph.outputs.iter().map(|o| o.name.as_str()));
+    let mut out_seen = HashSet::new();
+    for t in wanted {
+        if produced.contains(t) && out_seen.insert(t) {
+            outputs.push(info(t)?);
+        }
+    }
+    let mut value_info = std::collections::HashMap::new();
+    for n in &nodes {
+        for t in n.outputs.iter().filter(|t| !t.is_empty()) {
+            if let Some(i) = graph.tensor_info(t) {
+                value_info.insert(t.clone(), i);
+            }
+        }
+    }
+    Ok(Graph {
+        name: format!("{}_fallback", graph.name),
+        inputs,
+        outputs,
+        initializers,
+        nodes,
+        value_info,
+    })
+}

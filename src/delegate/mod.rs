@@ -1,0 +1,33 @@
+//! The delegate: finds the parts of a QDQ graph the int8 kernels implement (partitioning)
+//! and lowers them into a [`spec::ProgramSpec`] that the runtime executes.
+//!
+//! Recognised patterns (each `DQ` reads an int8 tensor made by a `QuantizeLinear` with the
+//! same per-tensor qparams; each pattern ends in one int8 `QuantizeLinear`):
+//! - `DQ(x), DQ(const w) [, bias] → Conv / Gemm / MatMul [→ Relu / Clip] → Q` — weights int8
+//!   with zero point 0, per tensor or per output channel; bias float, or int32 behind a DQ;
+//! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
+//! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W) → Q`;
+//! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
+//!   Pad(constant) → Q` with equal qparams;
+//! - dynamic quantization: `DynamicQuantizeLinear → MatMulInteger(const int8 W) → Cast →
+//!   Mul(x_scale · w_scale) [→ Add(const bias)]` (ONNX Runtime's quantize_dynamic), lowered
+//!   to the per-row dynamic GEMM with `f32` in and out.
+//!
+//! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
+//! with zero point `zp - 128`, which quantizes and requantizes identically).
+//! A dense convolution with fewer than 8 input channels (an RGB stem) is lowered as an
+//! im2col gather plus one dense GEMM.
+//!
+//! Connected patterns form a partition: int8 NHWC tensors stay in the arena between them;
+//! a partition's entries quantize `f32` (NCHW) tensors and its exits dequantize back, so
+//! everything else runs in the float interpreter unchanged.
+
+pub mod lower;
+pub mod patterns;
+pub mod report;
+pub mod spec;
+
+pub use lower::{lower, PartitionMode};
+pub use patterns::Reason;
+pub use report::Report;
+pub use spec::ProgramSpec;

@@ -1,0 +1,965 @@
+//! QDQ pattern matching: for one compute node, decides whether it and the quantize nodes
+//! around it form a pattern the int8 kernels implement, and if so drafts the kernel
+//! (weights quantized, bias in int32, fused activation folded into the output range).
+//! Every refusal carries a [`Reason`] for the report.
+
+use super::spec::{BinaryKind, KernelSpec, Window};
+use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
+use crate::ir::{DType, Graph, Node, Op, Tensor};
+use crate::kernels::{OutputRange, QuantParams};
+use std::collections::HashMap;
+
+/// Why a node was left to the interpreter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No int8 kernel implements the operator.
+    UnsupportedOp,
+    /// An operand has an element type the kernels do not take.
+    Dtype,
+    /// A shape is unknown or not supported (rank, broadcast, axis).
+    Shape,
+    /// An attribute value is not supported.
+    Attribute,
+    /// Quantization parameters are missing, per-axis where per-tensor is needed, or differ
+    /// where they must be equal.
+    QParams,
+    /// A weight (or bias) is not a constant.
+    NonConstantWeight,
+    /// The node's inputs or outputs are not quantized (no DQ before / Q after).
+    NotQuantized,
+}
+
+impl Reason {
+    /// A short label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::UnsupportedOp => "unsupported op",
+            Reason::Dtype => "dtype",
+            Reason::Shape => "shape",
+            Reason::Attribute => "attribute",
+            Reason::QParams => "qparams",
+            Reason::NonConstantWeight => "non-constant weight",
+            Reason::NotQuantized => "not quantized",
+        }
+    }
+}
+
+/// A refusal: the reason and words about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// The category.
+    pub reason: Reason,
+    /// Details for a user.
+    pub detail: String,
+}
+
+fn refuse<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// A matched pattern. The kernel's input fields index `inputs` (0, 1, ...) and its output
+/// field is 0 (the lowering maps them to values).
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Graph nodes the pattern covers (compute node, optional activation, output Q).
+    pub nodes: Vec<usize>,
+    /// The quantized (int8) tensors read, in kernel order.
+    pub inputs: Vec<String>,
+    /// The quantized tensor written.
+    pub output: String,
+    /// The drafted kernel.
+    pub kernel: KernelSpec,
+}
+
+/// A matched dynamic-quantization pattern: `DynamicQuantizeLinear → MatMulInteger(const
+/// int8 W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]`.
+#[derive(Clone, Debug)]
+pub struct DynamicCandidate {
+    /// Graph nodes covered.
+    pub nodes: Vec<usize>,
+    /// The MatMulInteger node (named in reports).
+    pub anchor: usize,
+    /// The drafted step.
+    pub step: super::spec::StepSpec,
+}
+
+/// A constant weight: int8 values, dims and scales (one or per channel).
+type QWeight = (Vec<i8>, Vec<usize>, Vec<f32>);
+
+/// Graph indexes used while matching.
+pub struct Matcher<'g> {
+    graph: &'g Graph,
+    producer: HashMap<&'g str, usize>,
+    consumers: HashMap<&'g str, Vec<usize>>,
+}
+
+/// The activation input of a pattern: the int8 tensor behind its DQ and its qparams.
+struct QInput {
+    tensor: String,
+    q: QuantParams,
+    dims: Vec<usize>,
+}
+
+/// A pattern's output: trailing activation (if any), Q node, int8 tensor and qparams.
+struct QOutput {
+    nodes: Vec<usize>,
+    tensor: String,
+    q: QuantParams,
+    range: OutputRange,
+}
+
+impl<'g> Matcher<'g> {
+    /// Indexes `graph` (validated, shapes inferred).
+    pub fn new(graph: &'g Graph) -> Self {
+        let mut producer = HashMap::new();
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for o in n.outputs.iter().filter(|o| !o.is_empty()) {
+                producer.insert(o.as_str(), i);
+            }
+        }
+        let consumers = graph.consumer_map();
+        Matcher {
+            graph,
+            producer,
+            consumers,
+        }
+    }
+
+    /// The node producing `tensor`.
+    pub fn producer(&self, tensor: &str) -> Option<&'g Node> {
+        self.producer.get(tensor).map(|&i| &self.graph.nodes[i])
+    }
+
+    /// The indices of nodes reading `tensor`.
+    pub fn consumers(&self, tensor: &str) -> &[usize] {
+        self.consumers.get(tensor).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn constant(&self, name: &str) -> Option<&'g Tensor> {
+        self.graph.initializers.get(name)
+    }
+
+    /// Whether a Q/DQ node quantizes to uint8 (its int8 value is stored shifted by -128).
+    pub fn node_is_unsigned(&self, node: &Node) -> bool {
+        match node.input(2).and_then(|z| self.constant(z)) {
+            Some(t) => t.dtype() == DType::U8,
+            None => matches!(&node.op, Op::QuantizeLinear(a) if a.output_dtype != Some(DType::I8)),
+        }
+    }
+
+    /// Per-tensor qparams of a Q/DQ node (inputs 1 and 2) in int8 terms: a uint8 tensor `u`
+    /// is handled as the int8 tensor `u - 128` with zero point `zp - 128`, which quantizes,
+    /// dequantizes and requantizes identically.
+    pub fn node_qparams(&self, node: &Node) -> Result<QuantParams, Refusal> {
+        let scale = node
+            .input(1)
+            .and_then(|s| self.constant(s))
+            .ok_or_else(|| Refusal {
+                reason: Reason::QParams,
+                detail: format!("`{}`: scale is not a constant", node.name),
+            })?;
+        let scale = scale.to_f32_vec().map_err(|e| Refusal {
+            reason: Reason::Dtype,
+            detail: e.to_string(),
+        })?;
+        if scale.len() != 1 {
+            return refuse(
+                Reason::QParams,
+                format!("`{}`: per-axis activation quantization", node.name),
+            );
+        }
+        let zp = match node.input(2) {
+            None => {
+                if self.node_is_unsigned(node) {
+                    -128
+                } else {
+                    0
+                }
+            }
+            Some(z) => {
+                let t = self.constant(z).ok_or_else(|| Refusal {
+                    reason: Reason::QParams,
+                    detail: format!("`{}`: zero point is not a constant", node.name),
+                })?;
+                match (t.as_i8(), t.as_u8()) {
+                    (Ok([v]), _) => *v as i32,
+                    (_, Ok([v])) => *v as i32 - 128,
+                    (Ok(_), _) | (_, Ok(_)) => {
+                        return refuse(Reason::QParams, format!("`{}`: per-axis zero point", node.name))
+                    }
+                    _ => {
+                        return refuse(
+                            Reason::Dtype,
+                            format!("`{}`: {} quantization (int8 / uint8 only)", node.name, t.dtype()),
+                        )
+                    }
+                }
+            }
+        };
+        QuantParams::new(scale[0], zp, "qparams").map_err(|e| Refusal {
+            reason: Reason::QParams,
+            detail: e.to_string(),
+        })
+    }
+
+    fn dims(&self, tensor: &str) -> Result<Vec<usize>, Refusal> {
+        self.graph
+            .tensor_info(tensor)
+            .and_then(|i| i.concrete_shape())
+            .ok_or_else(|| Refusal {
+                reason: Reason::Shape,
+                detail: format!("shape of `{tensor}` is not known (fix the input shapes)"),
+            })
+    }
+
+    /// Input `t` of a compute node must be `DQ(q)` where `q` is an int8 tensor made by a
+    /// QuantizeLinear with the same qparams (or by another pattern).
+    fn q_input(&self, t: &str) -> Result<QInput, Refusal> {
+        let dq = match self.producer(t) {
+            Some(n) if matches!(n.op, Op::DequantizeLinear(_)) => n,
+            _ => return refuse(Reason::NotQuantized, format!("input `{t}` is not dequantized")),
+        };
+        let src = dq.input(0).unwrap_or_default();
+        if self.constant(src).is_some() {
+            return refuse(Reason::Shape, format!("activation `{t}` is a constant"));
+        }
+        let q = self.node_qparams(dq)?;
+        match self.producer(src) {
+            Some(p) if matches!(p.op, Op::QuantizeLinear(_)) => {
+                if self.node_qparams(p)? != q {
+                    return refuse(
+                        Reason::QParams,
+                        format!("`{src}` is dequantized with other qparams than it was quantized"),
+                    );
+                }
+            }
+            _ => {
+                return refuse(
+                    Reason::NotQuantized,
+                    format!("`{src}` is not made by QuantizeLinear"),
+                )
+            }
+        }
+        Ok(QInput {
+            tensor: src.to_string(),
+            q,
+            dims: self.dims(t)?,
+        })
+    }
+
+    /// The output of a compute node: optionally through Relu / Clip, then into exactly one
+    /// int8 QuantizeLinear.
+    fn q_output(&self, node: &Node) -> Result<QOutput, Refusal> {
+        let mut nodes = Vec::new();
+        let mut t = node.outputs[0].as_str();
+        let mut clip: Option<(f32, f32)> = None;
+        loop {
+            if self.graph.is_output(t) {
+                return refuse(Reason::NotQuantized, format!("`{t}` is a float graph output"));
+            }
+            let readers = self.consumers(t);
+            let &[reader] = readers else {
+                return refuse(
+                    Reason::NotQuantized,
+                    format!("`{t}` is not read by exactly one QuantizeLinear"),
+                );
+            };
+            let next = &self.graph.nodes[reader];
+            match &next.op {
+                Op::QuantizeLinear(_) if next.input(0) == Some(t) => {
+                    let q = self.node_qparams(next)?;
+                    nodes.push(reader);
+                    let range = match clip {
+                        None => OutputRange::FULL,
+                        Some((lo, hi)) => {
+                            let quant = |v: f32| {
+                                ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0)
+                                    as i8
+                            };
+                            OutputRange::new(quant(lo), quant(hi)).map_err(|e| Refusal {
+                                reason: Reason::Attribute,
+                                detail: e.to_string(),
+                            })?
+                        }
+                    };
+                    return Ok(QOutput {
+                        nodes,
+                        tensor: next.outputs[0].clone(),
+                        q,
+                        range,
+                    });
+                }
+                Op::Unary(UnaryOp::Relu) if clip.is_none() => {
+                    clip = Some((0.0, f32::INFINITY));
+                }
+                Op::Clip if clip.is_none() => {
+                    let bound = |i: usize, default: f32| -> Result<f32, Refusal> {
+                        match next.input(i) {
+                            None => Ok(default),
+                            Some(n) => match self.constant(n).map(|c| c.to_f32_vec()) {
+                                Some(Ok(v)) if v.len() == 1 => Ok(v[0]),
+                                _ => refuse(
+                                    Reason::Attribute,
+                                    format!("Clip `{}`: bound is not a constant", next.name),
+                                ),
+                            },
+                        }
+                    };
+                    clip = Some((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?));
+                }
+                _ => {
+                    return refuse(
+                        Reason::NotQuantized,
+                        format!(
+                            "`{t}` is read by {} instead of QuantizeLinear",
+                            next.op.onnx_name()
+                        ),
+                    )
+                }
+            }
+            nodes.push(reader);
+            t = next.outputs[0].as_str();
+        }
+    }
+
+    /// A constant int8 weight behind a DQ: values, dims, scales (1 or per `axis`).
+    fn q_weight(&self, t: &str, channel_axis: usize) -> Result<QWeight, Refusal> {
+        let dq = match self.producer(t) {
+            Some(n) if matches!(n.op, Op::DequantizeLinear(_)) => n,
+            _ if self.constant(t).is_some() => {
+                return refuse(Reason::NotQuantized, format!("weight `{t}` is a float constant"))
+            }
+            _ => {
+                return refuse(
+                    Reason::NonConstantWeight,
+                    format!("weight `{t}` is not a constant"),
+                )
+            }
+        };
+        let Op::DequantizeLinear(attrs) = &dq.op else {
+            unreachable!("checked above")
+        };
+        let src = dq.input(0).unwrap_or_default();
+        let w = self.constant(src).ok_or_else(|| Refusal {
+            reason: Reason::NonConstantWeight,
+            detail: format!("weight `{src}` is not a constant"),
+        })?;
+        let values = w.as_i8().map_err(|_| Refusal {
+            reason: Reason::Dtype,
+            detail: format!("weight `{src}` is {}, not int8", w.dtype()),
+        })?;
+        let dims = w.dims().to_vec();
+        let scale = dq.input(1).and_then(|s| self.constant(s)).map(|s| s.to_f32_vec());
+        let Some(Ok(scales)) = scale else {
+            return refuse(
+                Reason::QParams,
+                format!("weight `{src}`: scale is not a constant f32"),
+            );
+        };
+        if let Some(z) = dq.input(2) {
+            let zeros = self
+                .constant(z)
+                .map(|z| z.as_i8().map(|v| v.iter().all(|&x| x == 0)));
+            if !matches!(zeros, Some(Ok(true))) {
+                return refuse(
+                    Reason::QParams,
+                    format!("weight `{src}`: zero point is not int8 zero"),
+                );
+            }
+        }
+        if scales.len() != 1 {
+            let axis = if attrs.axis < 0 {
+                attrs.axis + dims.len() as i64
+            } else {
+                attrs.axis
+            };
+            if attrs.block_size != 0 || axis != channel_axis as i64 || scales.len() != dims[channel_axis] {
+                return refuse(
+                    Reason::QParams,
+                    format!("weight `{src}`: scales are not per output channel"),
+                );
+            }
+        }
+        if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return refuse(Reason::QParams, format!("weight `{src}`: invalid scale"));
+        }
+        Ok((values.to_vec(), dims, scales))
+    }
+
+    /// Bias of `n` channels with scale `s_in * s_w[c]`: an int32 constant behind a DQ (used
+    /// as is, as ONNX Runtime's fused kernels do) or a float constant (rounded half even).
+    fn q_bias(&self, t: Option<&str>, s_in: f32, scales: &[f32], n: usize) -> Result<Vec<i32>, Refusal> {
+        let Some(t) = t else { return Ok(Vec::new()) };
+        let scale_of = |c: usize| s_in * scales[if scales.len() == 1 { 0 } else { c }];
+        let float = if let Some(c) = self.constant(t) {
+            c.to_f32_vec().map_err(|e| Refusal {
+                reason: Reason::Dtype,
+                detail: e.to_string(),
+            })?
+        } else {
+            let dq = match self.producer(t) {
+                Some(d) if matches!(d.op, Op::DequantizeLinear(_)) => d,
+                _ => return refuse(Reason::NonConstantWeight, format!("bias `{t}` is not a constant")),
+            };
+            let src = dq.input(0).and_then(|s| self.constant(s));
+            let zp_zero = dq
+                .input(2)
+                .map(|z| {
+                    self.constant(z)
+                        .map(|z| z.to_i64_vec().map(|v| v.iter().all(|&x| x == 0)))
+                })
+                .unwrap_or(Some(Ok(true)));
+            let zp_zero = matches!(zp_zero, Some(Ok(true)));
+            match (src.map(|s| s.as_i32()), zp_zero) {
+                (Some(Ok(v)), true) if v.len() == n => return Ok(v.to_vec()),
+                (Some(Ok(_)), _) => {
+                    return refuse(Reason::QParams, format!("bias `{t}`: unsupported int32 qparams"))
+                }
+                _ => {
+                    let scale = dq.input(1).and_then(|s| self.constant(s)).map(|s| s.to_f32_vec());
+                    let (Some(src), Some(Ok(scale))) = (src, scale) else {
+                        return refuse(Reason::NonConstantWeight, format!("bias `{t}` is not a constant"));
+                    };
+                    let q = src.to_f32_vec().map_err(|e| Refusal {
+                        reason: Reason::Dtype,
+                        detail: e.to_string(),
+                    })?;
+                    if scale.len() != 1 && scale.len() != q.len() {
+                        return refuse(Reason::QParams, format!("bias `{t}`: unsupported scales"));
+                    }
+                    q.iter()
+                        .enumerate()
+                        .map(|(i, v)| v * scale[if scale.len() == 1 { 0 } else { i }])
+                        .collect()
+                }
+            }
+        };
+        if float.len() != n {
+            return refuse(
+                Reason::Shape,
+                format!("bias `{t}` has {} values for {n} channels", float.len()),
+            );
+        }
+        let limit = i32::MAX as f32 / 2.0;
+        float
+            .iter()
+            .enumerate()
+            .map(|(c, &b)| {
+                let q = (b / scale_of(c)).round_ties_even();
+                if q.is_finite() && q.abs() < limit {
+                    Ok(q as i32)
+                } else {
+                    refuse(
+                        Reason::QParams,
+                        format!("bias `{t}` does not fit int32 at its scale"),
+                    )
+                }
+            })
+            .collect()
+    }
+
+    fn only_reader(&self, t: &str) -> Option<usize> {
+        match self.consumers(t) {
+            [one] if !self.graph.is_output(t) => Some(*one),
+            _ => None,
+        }
+    }
+
+    fn const_f32(&self, t: &str) -> Option<Vec<f32>> {
+        self.constant(t).and_then(|c| c.to_f32_vec().ok())
+    }
+
+    /// Matches the dynamic-quantization pattern starting at the DynamicQuantizeLinear at
+    /// `index`.
+    pub fn match_dynamic(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
+        let not = |why: &str| Refusal {
+            reason: Reason::Attribute,
+            detail: format!("dynamic pattern: {why}"),
+        };
+        let d = &self.graph.nodes[index];
+        let (xq, xs, xz) = match d.outputs.as_slice() {
+            [a, b, c] => (a.as_str(), b.as_str(), c.as_str()),
+            _ => return Err(not("DynamicQuantizeLinear outputs")),
+        };
+        let mm_i = self
+            .only_reader(xq)
+            .ok_or_else(|| not("quantized input has other readers"))?;
+        let mm = &self.graph.nodes[mm_i];
+        if !matches!(mm.op, Op::MatMulInteger) || mm.input(0) != Some(xq) || mm.input(2) != Some(xz) {
+            return Err(not("not read by MatMulInteger"));
+        }
+        if self.consumers(xz) != [mm_i] {
+            return Err(not("zero point has other readers"));
+        }
+        if let Some(wz) = mm.input(3) {
+            let zero = self
+                .constant(wz)
+                .map(|z| z.to_i64_vec().map(|v| v.iter().all(|&x| x == 0)));
+            if !matches!(zero, Some(Ok(true))) {
+                return Err(not("weight zero point is not 0"));
+            }
+        }
+        let w = mm
+            .input(1)
+            .and_then(|w| self.constant(w))
+            .ok_or_else(|| Refusal {
+                reason: Reason::NonConstantWeight,
+                detail: "MatMulInteger weight is not a constant".into(),
+            })?;
+        let wv = w.as_i8().map_err(|_| Refusal {
+            reason: Reason::Dtype,
+            detail: "MatMulInteger weight is not int8".into(),
+        })?;
+        let [k, n] = *w.dims() else {
+            return Err(not("weight is not 2-D"));
+        };
+        let cast_i = self
+            .only_reader(&mm.outputs[0])
+            .ok_or_else(|| not("product has other readers"))?;
+        let cast = &self.graph.nodes[cast_i];
+        if !matches!(cast.op, Op::Cast { to: DType::F32 }) {
+            return Err(not("product is not cast to f32"));
+        }
+        let mul_i = self
+            .only_reader(&cast.outputs[0])
+            .ok_or_else(|| not("cast has other readers"))?;
+        let mul = &self.graph.nodes[mul_i];
+        if !matches!(mul.op, Op::Binary(BinaryOp::Mul)) {
+            return Err(not("cast is not scaled by Mul"));
+        }
+        let scale_t = if mul.input(0) == Some(cast.outputs[0].as_str()) {
+            mul.input(1)
+        } else {
+            mul.input(0)
+        };
+        let smul_i = scale_t
+            .and_then(|t| self.producer.get(t).copied())
+            .ok_or_else(|| not("scale is not x_scale · w_scale"))?;
+        let smul = &self.graph.nodes[smul_i];
+        if !matches!(smul.op, Op::Binary(BinaryOp::Mul)) || self.consumers(xs) != [smul_i] {
+            return Err(not("scale is not x_scale · w_scale"));
+        }
+        let ws = if smul.input(0) == Some(xs) {
+            smul.input(1)
+        } else {
+            smul.input(0)
+        };
+        let scales = ws
+            .and_then(|w| self.const_f32(w))
+            .ok_or_else(|| not("weight scale is not a constant"))?;
+        if (scales.len() != 1 && scales.len() != n) || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(not("weight scales"));
+        }
+        if self.only_reader(&smul.outputs[0]) != Some(mul_i) {
+            return Err(not("scale has other readers"));
+        }
+        let mut nodes = vec![index, smul_i, mm_i, cast_i, mul_i];
+        let mut output = mul.outputs[0].clone();
+        let mut bias = Vec::new();
+        if let Some(add_i) = self.only_reader(&output) {
+            let add = &self.graph.nodes[add_i];
+            if matches!(add.op, Op::Binary(BinaryOp::Add)) {
+                let other = if add.input(0) == Some(output.as_str()) {
+                    add.input(1)
+                } else {
+                    add.input(0)
+                };
+                if let Some(b) = other.and_then(|b| self.const_f32(b)).filter(|b| b.len() == n) {
+                    bias = b;
+                    nodes.push(add_i);
+                    output = add.outputs[0].clone();
+                }
+            }
+        }
+        let x = d.input(0).unwrap_or_default();
+        let x_dims = self.dims(x)?;
+        if x_dims.last() != Some(&k) {
+            return refuse(
+                Reason::Shape,
+                "dynamic pattern: input rows differ from the weight",
+            );
+        }
+        let mut weights = vec![0i8; wv.len()];
+        for r in 0..k {
+            for c in 0..n {
+                weights[c * k + r] = wv[r * n + c];
+            }
+        }
+        Ok(DynamicCandidate {
+            nodes,
+            anchor: mm_i,
+            step: super::spec::StepSpec::DynamicLinear {
+                node: mm.name.clone(),
+                input: x.to_string(),
+                output,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+            },
+        })
+    }
+
+    /// Matches the compute node at `index`.
+    pub fn match_node(&self, index: usize) -> Result<Candidate, Refusal> {
+        let node = &self.graph.nodes[index];
+        match &node.op {
+            Op::Conv(a) => self.conv(index, node, a),
+            Op::Gemm(_) | Op::MatMul => self.fully_connected(index, node),
+            Op::Binary(op @ (BinaryOp::Add | BinaryOp::Mul)) => self.binary(index, node, *op),
+            Op::GlobalAveragePool => self.mean(index, node),
+            Op::Reduce {
+                kind: ReduceKind::Mean,
+                keepdims: true,
+                ..
+            } => {
+                let axes = node
+                    .input(1)
+                    .and_then(|a| self.constant(a))
+                    .map(|a| a.to_i64_vec());
+                match axes {
+                    Some(Ok(v)) if v == [2, 3] || v == [-2, -1] || v == [2, -1] || v == [-2, 3] => {
+                        self.mean(index, node)
+                    }
+                    _ => refuse(Reason::Attribute, "ReduceMean over other axes than H, W"),
+                }
+            }
+            Op::MaxPool(a) => self.max_pool(index, node, a),
+            Op::Concat { axis } => self.concat(index, node, *axis),
+            Op::Transpose { .. }
+            | Op::Slice
+            | Op::Pad {
+                mode: PadMode::Constant,
+            } => self.gather(index, node),
+            Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
+                self.reshape(index, node)
+            }
+            Op::QuantizeLinear(_) | Op::DequantizeLinear(_) => {
+                refuse(Reason::NotQuantized, "a quantize node outside a pattern")
+            }
+            other => refuse(
+                Reason::UnsupportedOp,
+                format!("no int8 kernel for {}", other.onnx_name()),
+            ),
+        }
+    }
+
+    fn candidate(&self, index: usize, inputs: Vec<&QInput>, out: QOutput, kernel: KernelSpec) -> Candidate {
+        let mut nodes = vec![index];
+        nodes.extend(out.nodes);
+        Candidate {
+            nodes,
+            inputs: inputs.iter().map(|i| i.tensor.clone()).collect(),
+            output: out.tensor,
+            kernel,
+        }
+    }
+
+    fn window(
+        kernel: &[usize],
+        strides: &[usize],
+        dil: &[usize],
+        pads: &[usize],
+        auto: AutoPad,
+    ) -> Result<Window, Refusal> {
+        if kernel.len() != 2 {
+            return refuse(Reason::Shape, "only 2-D windows");
+        }
+        if !matches!(auto, AutoPad::NotSet | AutoPad::Valid) {
+            return refuse(Reason::Attribute, "auto_pad SAME_*");
+        }
+        let two = |v: &[usize]| if v.len() == 2 { (v[0], v[1]) } else { (1, 1) };
+        let pads = if pads.len() == 4 && auto == AutoPad::NotSet {
+            (pads[0], pads[1], pads[2], pads[3])
+        } else {
+            (0, 0, 0, 0)
+        };
+        Ok(Window {
+            kernel: (kernel[0], kernel[1]),
+            stride: two(strides),
+            dilation: two(dil),
+            pads,
+        })
+    }
+
+    fn conv(&self, index: usize, node: &Node, a: &ConvAttrs) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 {
+            return refuse(Reason::Shape, "only 2-D convolution");
+        }
+        let (w, wd, scales) = self.q_weight(&node.inputs[1], 0)?;
+        let out = self.q_output(node)?;
+        let (oc, icg, kh, kw) = (wd[0], wd[1], wd[2], wd[3]);
+        let kernel = if a.kernel_shape.is_empty() {
+            vec![kh, kw]
+        } else {
+            a.kernel_shape.clone()
+        };
+        let window = Self::window(&kernel, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let groups = a.group.max(1);
+        let cin = x.dims[1];
+        if icg * groups != cin {
+            return refuse(Reason::Shape, "input channels do not match the weights");
+        }
+        let bias = self.q_bias(node.input(2), x.q.scale, &scales, oc)?;
+        let depthwise = groups == cin && groups == oc && icg == 1;
+        let weights = if depthwise {
+            // [C, 1, kh, kw] → HWC
+            let mut hwc = vec![0i8; w.len()];
+            for c in 0..oc {
+                for t in 0..kh * kw {
+                    hwc[t * oc + c] = w[c * kh * kw + t];
+                }
+            }
+            hwc
+        } else {
+            // OIHW → OHWI
+            let mut ohwi = vec![0i8; w.len()];
+            for o in 0..oc {
+                for i in 0..icg {
+                    for t in 0..kh * kw {
+                        ohwi[(o * kh * kw + t) * icg + i] = w[(o * icg + i) * kh * kw + t];
+                    }
+                }
+            }
+            ohwi
+        };
+        let kernel = KernelSpec::Conv {
+            input: 0,
+            output: 0,
+            window,
+            groups,
+            depthwise,
+            weights,
+            scales,
+            bias,
+            range: out.range,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    fn fully_connected(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let trans_b = match &node.op {
+            Op::Gemm(g) => {
+                if g.alpha != 1.0 || g.beta != 1.0 || g.trans_a {
+                    return refuse(Reason::Attribute, "Gemm with alpha/beta != 1 or transA");
+                }
+                g.trans_b
+            }
+            _ => {
+                if node.input(2).is_some() {
+                    return refuse(Reason::Attribute, "unexpected third input");
+                }
+                false
+            }
+        };
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() < 2 || (matches!(node.op, Op::Gemm(_)) && x.dims.len() != 2) {
+            return refuse(Reason::Shape, "input rank");
+        }
+        let (w, wd, scales) = self.q_weight(&node.inputs[1], if trans_b { 0 } else { 1 })?;
+        if wd.len() != 2 {
+            return refuse(Reason::Shape, "weight is not 2-D");
+        }
+        let out = self.q_output(node)?;
+        let (n, k) = if trans_b { (wd[0], wd[1]) } else { (wd[1], wd[0]) };
+        if x.dims[x.dims.len() - 1] != k {
+            return refuse(Reason::Shape, "reduction lengths differ");
+        }
+        let weights = if trans_b {
+            w
+        } else {
+            let mut t = vec![0i8; w.len()];
+            for r in 0..k {
+                for c in 0..n {
+                    t[c * k + r] = w[r * n + c];
+                }
+            }
+            t
+        };
+        let bias = self.q_bias(node.input(2), x.q.scale, &scales, n)?;
+        let kernel = KernelSpec::FullyConnected {
+            input: 0,
+            output: 0,
+            n,
+            k,
+            weights,
+            scales,
+            bias,
+            range: out.range,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    fn binary(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
+        let a = self.q_input(&node.inputs[0])?;
+        let b = self.q_input(&node.inputs[1])?;
+        if a.dims != b.dims {
+            return refuse(Reason::Shape, "broadcasting add/mul");
+        }
+        let out = self.q_output(node)?;
+        let kind = if op == BinaryOp::Add {
+            BinaryKind::Add
+        } else {
+            BinaryKind::Mul
+        };
+        let kernel = KernelSpec::Binary {
+            kind,
+            a: 0,
+            b: 1,
+            output: 0,
+            range: out.range,
+        };
+        Ok(self.candidate(index, vec![&a, &b], out, kernel))
+    }
+
+    fn mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 {
+            return refuse(Reason::Shape, "mean over H, W of a non-4-D tensor");
+        }
+        let out = self.q_output(node)?;
+        let kernel = KernelSpec::GlobalAvgPool {
+            input: 0,
+            output: 0,
+            range: out.range,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    fn max_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
+        if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
+            return refuse(Reason::Attribute, "MaxPool indices output");
+        }
+        if a.ceil_mode {
+            return refuse(Reason::Attribute, "ceil_mode");
+        }
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 {
+            return refuse(Reason::Shape, "only 2-D pooling");
+        }
+        let out = self.q_output(node)?;
+        if out.q != x.q || out.range != OutputRange::FULL {
+            return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
+        }
+        let window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let kernel = KernelSpec::MaxPool {
+            input: 0,
+            output: 0,
+            window,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    fn concat(&self, index: usize, node: &Node, axis: i64) -> Result<Candidate, Refusal> {
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|t| self.q_input(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rank = inputs[0].dims.len() as i64;
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if rank == 4 && axis != 1 {
+            return refuse(Reason::Shape, "4-D concat along another axis than channels");
+        }
+        let out = self.q_output(node)?;
+        let kernel = KernelSpec::Concat {
+            inputs: (0..inputs.len()).collect(),
+            output: 0,
+            axis: axis as usize,
+        };
+        Ok(self.candidate(index, inputs.iter().collect(), out, kernel))
+    }
+
+    /// Transpose / Slice / constant Pad with equal qparams: the index map is computed once by
+    /// running the operator in the interpreter on element numbers.
+    fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        let out = self.q_output(node)?;
+        if out.q != x.q || out.range != OutputRange::FULL {
+            return refuse(Reason::QParams, "output qparams differ from the input's");
+        }
+        let numel: usize = x.dims.iter().product();
+        if numel >= 1 << 24 {
+            return refuse(Reason::Shape, "too many elements for an index map");
+        }
+        let is_pad = matches!(node.op, Op::Pad { .. });
+        let mut fill = x.q.zero_point as i8;
+        let mut extra: Vec<Option<Tensor>> = Vec::new();
+        for (i, name) in node.inputs.iter().enumerate().skip(1) {
+            if name.is_empty() {
+                extra.push(None);
+                continue;
+            }
+            let c = self.constant(name).ok_or_else(|| Refusal {
+                reason: Reason::NonConstantWeight,
+                detail: format!("`{name}` is not a constant"),
+            })?;
+            if is_pad && i == 2 {
+                let v = c
+                    .to_f32_vec()
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    .unwrap_or(0.0);
+                fill = ((v / x.q.scale).round_ties_even() + x.q.zero_point as f32).clamp(-128.0, 127.0) as i8;
+                extra.push(Some(Tensor::scalar_f32(0.0)));
+            } else {
+                extra.push(Some(c.clone()));
+            }
+        }
+        let numbers =
+            Tensor::from_f32(x.dims.clone(), (1..=numel).map(|i| i as f32).collect()).map_err(|e| {
+                Refusal {
+                    reason: Reason::Shape,
+                    detail: e.to_string(),
+                }
+            })?;
+        let mut args: Vec<Option<&Tensor>> = vec![Some(&numbers)];
+        args.extend(extra.iter().map(Option::as_ref));
+        let result = crate::interp::kernels::eval(&node.op, &args).map_err(|e| Refusal {
+            reason: Reason::Attribute,
+            detail: e.to_string(),
+        })?;
+        let y = &result[0];
+        if y.dims() != self.dims(&node.outputs[0])?.as_slice() {
+            return refuse(Reason::Shape, "index map shape differs from the inferred shape");
+        }
+        let map = y
+            .as_f32()
+            .map_err(|e| Refusal {
+                reason: Reason::Dtype,
+                detail: e.to_string(),
+            })?
+            .iter()
+            .map(|&v| {
+                if v >= 1.0 {
+                    v as u32 - 1
+                } else {
+                    super::spec::GATHER_FILL
+                }
+            })
+            .collect();
+        let kernel = KernelSpec::Gather {
+            input: 0,
+            output: 0,
+            map,
+            fill,
+        };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    fn reshape(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        let out = self.q_output(node)?;
+        if out.q != x.q || out.range != OutputRange::FULL {
+            return refuse(Reason::QParams, "output qparams differ from the input's");
+        }
+        self.dims(&node.outputs[0])?;
+        let kernel = KernelSpec::Reshape { input: 0, output: 0 };
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+}

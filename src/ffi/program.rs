@@ -1,0 +1,351 @@
+//! C API of compiled programs: compile a (QDQ) model into a program, save / load program
+//! files, query inputs and outputs, and execute. A program is immutable: `xq_execute` may be
+//! called on one program from several threads at once.
+
+use super::boundary::{arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::model::xq_model;
+use super::status::xq_status;
+use super::tensor::{tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
+use crate::delegate::{lower, PartitionMode};
+use crate::ir::{Dim, TensorInfo};
+use crate::runtime::{Program, ProgramOptions};
+use crate::{Error, Result};
+use std::ffi::{c_char, c_void, CString};
+
+/// Upper bound on input/output counts accepted from C.
+const MAX_C_COUNT: usize = 1 << 20;
+/// Upper bound on a program buffer accepted from C (the container's own limits apply too).
+const MAX_PROGRAM_BYTES: usize = 1 << 31;
+
+/// `xq_program_options.partition_mode`: delegate every supported pattern; connected
+/// patterns share a partition (the default).
+pub const XQ_PARTITION_ALL: i32 = 0;
+/// `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
+/// boundaries.
+pub const XQ_PARTITION_PER_OP: i32 = 1;
+/// `xq_program_options.partition_mode`: delegate nothing (interpreter only).
+pub const XQ_PARTITION_NONE: i32 = 2;
+
+/// Options of a compiled or loaded program. Start from `xq_program_options_default()`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xq_program_options {
+    /// Threads per execution, the caller included; 0 = the number of physical cores.
+    pub threads: usize,
+    /// One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+    pub partition_mode: i32,
+}
+
+/// The default options: physical cores, `XQ_PARTITION_ALL`.
+#[no_mangle]
+pub extern "C" fn xq_program_options_default() -> xq_program_options {
+    xq_program_options {
+        threads: 0,
+        partition_mode: XQ_PARTITION_ALL,
+    }
+}
+
+/// An opaque compiled program.
+pub struct xq_program {
+    program: Program,
+    report: CString,
+    input_names: Vec<CString>,
+    output_names: Vec<CString>,
+}
+
+impl xq_program {
+    fn new(program: Program) -> xq_program {
+        let c = |s: &str| CString::new(s.replace('\0', "?")).unwrap_or_default();
+        xq_program {
+            report: c(program.report()),
+            input_names: program.inputs().iter().map(|i| c(&i.name)).collect(),
+            output_names: program.outputs().iter().map(|i| c(&i.name)).collect(),
+            program,
+        }
+    }
+}
+
+fn options_from_c(options: Option<&xq_program_options>) -> Result<(ProgramOptions, PartitionMode)> {
+    let o = options.copied().unwrap_or_else(|| xq_program_options_default());
+    let mode = match o.partition_mode {
+        XQ_PARTITION_ALL => PartitionMode::All,
+        XQ_PARTITION_PER_OP => PartitionMode::PerOp,
+        XQ_PARTITION_NONE => PartitionMode::None,
+        m => {
+            return Err(Error::invalid_argument(
+                "partition_mode",
+                format!("{m} is not an XQ_PARTITION_* value"),
+            ))
+        }
+    };
+    Ok((ProgramOptions { threads: o.threads }, mode))
+}
+
+/// # Safety
+/// `options` must be NULL or point to a readable `xq_program_options`.
+unsafe fn read_options(options: *const xq_program_options) -> Result<(ProgramOptions, PartitionMode)> {
+    if options.is_null() {
+        return options_from_c(None);
+    }
+    // SAFETY: non-null and readable (caller's contract).
+    options_from_c(Some(unsafe { arg_ref(options, "options") }?))
+}
+
+/// Partitions and lowers a QDQ model into a program. Every input shape must be fixed
+/// (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+///
+/// # Safety
+/// `model` must be a live model handle not used concurrently; `options` NULL or readable;
+/// `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_compile(
+    model: *mut xq_model,
+    options: *const xq_program_options,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let m = unsafe { super::boundary::arg_mut(model, "model") }?;
+        // SAFETY: caller's contract.
+        let (opts, mode) = unsafe { read_options(options) }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let (spec, _) = lower(m.prepared_graph()?, mode)?;
+        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        Ok(())
+    })
+}
+
+/// Loads a program file (memory-mapped while it is parsed); the ONNX model is not needed.
+///
+/// # Safety
+/// `path` NUL-terminated; `options` NULL or readable; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_load_file(
+    path: *const c_char,
+    options: *const xq_program_options,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: caller's contract.
+        let (opts, _) = unsafe { read_options(options) }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let spec = crate::format::program_file::load(path)?;
+        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        Ok(())
+    })
+}
+
+/// Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer).
+///
+/// # Safety
+/// `data` readable for `length` bytes; `options` NULL or readable; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_load_buffer(
+    data: *const c_void,
+    length: usize,
+    options: *const xq_program_options,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract; length bounded.
+        let bytes = unsafe { arg_slice(data as *const u8, length, MAX_PROGRAM_BYTES, "data") }?;
+        // SAFETY: caller's contract.
+        let (opts, _) = unsafe { read_options(options) }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let aligned = crate::format::ProgramBytes::copy_from(bytes)?;
+        let spec = crate::format::program_file::from_bytes(aligned.as_slice())?;
+        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        Ok(())
+    })
+}
+
+/// Writes the program to a `.xq` file.
+///
+/// # Safety
+/// `program` live handle; `path` NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_save(program: *const xq_program, path: *const c_char) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        crate::format::program_file::save(p.program.spec(), path)
+    })
+}
+
+/// The partitioning report: partitions and, for each node not delegated, why. The string
+/// is valid until the program is freed.
+///
+/// # Safety
+/// `program` live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_report(program: *const xq_program, out: *mut *const c_char) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(p.report.as_ptr());
+        Ok(())
+    })
+}
+
+/// Number of inputs (`output` = 0) or outputs (`output` = 1).
+///
+/// # Safety
+/// `program` live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_io_count(
+    program: *const xq_program,
+    output: i32,
+    out: *mut usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(if output != 0 {
+            p.output_names.len()
+        } else {
+            p.input_names.len()
+        });
+        Ok(())
+    })
+}
+
+/// Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+/// `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank.
+///
+/// # Safety
+/// `program` live handle; `name`, `dtype`, `rank` writable; `dims` writable for `max_rank`
+/// entries (may be NULL when `max_rank` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_io_info(
+    program: *const xq_program,
+    output: i32,
+    index: usize,
+    name: *mut *const c_char,
+    dtype: *mut xq_dtype,
+    dims: *mut i64,
+    max_rank: usize,
+    rank: *mut usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract (all four outputs).
+        let (name_out, dtype_out, rank_out) = unsafe {
+            (
+                Out::new(name, "name")?,
+                Out::new(dtype, "dtype")?,
+                Out::new(rank, "rank")?,
+            )
+        };
+        let (infos, names): (&[TensorInfo], &[CString]) = if output != 0 {
+            (p.program.outputs(), &p.output_names)
+        } else {
+            (p.program.inputs(), &p.input_names)
+        };
+        let info = infos.get(index).ok_or_else(|| {
+            Error::invalid_argument(
+                "index",
+                format!("{index} is out of range ({} values)", infos.len()),
+            )
+        })?;
+        let shape = info.shape.clone().unwrap_or_default();
+        if shape.len() > max_rank {
+            return Err(Error::invalid_argument(
+                "max_rank",
+                format!("the value has rank {}, room for {max_rank}", shape.len()),
+            ));
+        }
+        if !shape.is_empty() {
+            if dims.is_null() {
+                return Err(Error::NullPointer("dims"));
+            }
+            // SAFETY: `dims` has room for `max_rank >= shape.len()` entries (caller's contract).
+            let d = unsafe { std::slice::from_raw_parts_mut(dims, shape.len()) };
+            for (o, s) in d.iter_mut().zip(&shape) {
+                *o = match s {
+                    Dim::Known(n) => *n as i64,
+                    Dim::Symbolic(_) => -1,
+                };
+            }
+        }
+        name_out.write(names[index].as_ptr());
+        dtype_out.write(info.dtype.into());
+        rank_out.write(shape.len());
+        Ok(())
+    })
+}
+
+/// Executes the program. `inputs` follow the program's input order; `outputs` its output
+/// order (each with room for the result's rank and bytes; written only on success).
+/// Safe to call concurrently on one program.
+///
+/// # Safety
+/// `program` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors
+/// following the `xq_tensor` contract.
+#[no_mangle]
+pub unsafe extern "C" fn xq_execute(
+    program: *const xq_program,
+    inputs: *const xq_tensor,
+    n_inputs: usize,
+    outputs: *mut xq_tensor,
+    n_outputs: usize,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract; count bounded.
+        let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
+        let values = descs
+            .iter()
+            // SAFETY: each descriptor follows the xq_tensor contract (caller).
+            .map(|d| unsafe { tensor_from_c(d, "inputs") })
+            .collect::<Result<Vec<_>>>()?;
+        if n_outputs != p.output_names.len() {
+            return Err(Error::invalid_argument(
+                "n_outputs",
+                format!("the program has {} outputs", p.output_names.len()),
+            ));
+        }
+        if outputs.is_null() && n_outputs > 0 {
+            return Err(Error::NullPointer("outputs"));
+        }
+        let results = p.program.execute(&values)?;
+        // SAFETY: `outputs` points to `n_outputs` descriptors (caller's contract), non-null.
+        let outs = unsafe { std::slice::from_raw_parts_mut(outputs, n_outputs) };
+        for (r, o) in results.iter().zip(outs.iter()) {
+            let need = r.to_le_bytes().len();
+            if o.rank < r.dims().len() || o.byte_length < need {
+                return Err(Error::invalid_argument(
+                    "outputs",
+                    format!("an output of shape {:?} needs {need} bytes", r.dims()),
+                ));
+            }
+        }
+        for (r, o) in results.iter().zip(outs.iter_mut()) {
+            // SAFETY: sizes checked above; buffers per the caller's contract.
+            unsafe { tensor_to_c(r, o, "outputs") }?;
+        }
+        Ok(())
+    })
+}
+
+/// Frees a program; NULL is a no-op.
+///
+/// # Safety
+/// `program` NULL or a live handle not used by any other thread.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_free(program: *mut xq_program) {
+    // SAFETY: caller's contract.
+    unsafe { free_handle(program) }
+}

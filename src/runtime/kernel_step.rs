@@ -1,0 +1,520 @@
+//! Kernel steps built from a [`KernelSpec`]: packed weights, indirection tables and shapes,
+//! prepared once; [`KernelStep::run`] computes a range of tiles between arena buffers.
+
+use crate::cpu::Isa;
+use crate::delegate::spec::{BinaryKind, KernelSpec, ValueSpec, Window};
+use crate::kernels::concat::{Concat, ConcatInput};
+use crate::kernels::conv::PackedConv;
+use crate::kernels::dwconv::{DwWeights, PackedDwConv};
+use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary};
+use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
+use crate::kernels::indirection::{ConvGeometry, Indirection};
+use crate::kernels::output::SharedOutput;
+use crate::kernels::pool::{GlobalAvgPool, MaxPool};
+use crate::kernels::{conv::ConvWeights, OutputRange};
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// A prepared kernel and the values it reads and writes.
+pub enum KernelStep {
+    /// Dense or grouped convolution.
+    Conv(PackedConv, Indirection),
+    /// Depthwise convolution.
+    DwConv(PackedDwConv, Indirection),
+    /// Fully connected over `m` rows of `k`.
+    Fc {
+        /// Packed weights.
+        packed: PackedGemm,
+        /// Rows.
+        m: usize,
+        /// Reduction length.
+        k: usize,
+        /// Output channels.
+        n: usize,
+    },
+    /// Add / Mul.
+    Binary(QuantizedBinary, BinaryShape),
+    /// Mean over H·W.
+    Gap {
+        /// The kernel.
+        pool: GlobalAvgPool,
+        /// Images.
+        batch: usize,
+        /// Channels.
+        channels: usize,
+    },
+    /// Max pool.
+    MaxPool(MaxPool, Indirection),
+    /// Concatenation of `outer × inner[i]` blocks.
+    Concat {
+        /// The kernel.
+        concat: Concat,
+        /// Outer count.
+        outer: usize,
+        /// Per input: elements per outer index.
+        inner: Vec<usize>,
+        /// Per input: quantization.
+        qs: Vec<crate::kernels::QuantParams>,
+    },
+    /// Byte move by storage index: `out[i] = in[map[i]]`, `fill` where `map[i]` is
+    /// `GATHER_FILL`.
+    Gather {
+        /// Source storage index per output storage index.
+        map: Vec<u32>,
+        /// Padding byte.
+        fill: i8,
+    },
+    /// Window gather into dense rows (see `KernelSpec::Im2col`).
+    Im2col {
+        /// The window geometry over the NHWC input.
+        geometry: ConvGeometry,
+        /// Row length.
+        k_padded: usize,
+        /// The fill byte (input zero point).
+        fill: i8,
+    },
+    /// Byte move: `out[i] = in[map[i]]`, or a plain copy without a map.
+    Reshape(Option<Vec<u32>>),
+}
+
+/// Storage index of logical (row-major NCHW) index `l` of `v`.
+fn storage_index(v: &ValueSpec, l: usize) -> usize {
+    if !v.is_nhwc() {
+        return l;
+    }
+    let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
+    let (n, rest) = (l / (c * hw), l % (c * hw));
+    let (ch, p) = (rest / hw, rest % hw);
+    (n * hw + p) * c + ch
+}
+
+/// Whether `v`'s storage order equals its logical order.
+fn storage_is_logical(v: &ValueSpec) -> bool {
+    !v.is_nhwc() || v.dims[1] == 1 || v.dims[2] * v.dims[3] == 1
+}
+
+fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
+    ConvGeometry {
+        batch: x.dims[0],
+        in_h: x.dims[2],
+        in_w: x.dims[3],
+        in_c: x.dims[1],
+        k_h: w.kernel.0,
+        k_w: w.kernel.1,
+        stride: w.stride,
+        dilation: w.dilation,
+        padding: w.pads,
+    }
+}
+
+fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
+    if v.dims != want {
+        return Err(Error::ShapeMismatch(format!(
+            "{what}: value `{}` has shape {:?}, the kernel computes {want:?}",
+            v.name, v.dims
+        )));
+    }
+    Ok(())
+}
+
+impl KernelStep {
+    /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
+    pub fn build(isa: Isa, spec: &KernelSpec, values: &[ValueSpec]) -> Result<KernelStep> {
+        let value = |i: usize| {
+            values
+                .get(i)
+                .ok_or_else(|| Error::InvalidModel(format!("kernel refers to value {i} of {}", values.len())))
+        };
+        for i in spec.inputs().into_iter().chain(std::iter::once(spec.output())) {
+            value(i)?;
+        }
+        let out = value(spec.output())?;
+        Ok(match spec {
+            KernelSpec::Conv {
+                input,
+                window,
+                groups,
+                depthwise,
+                weights,
+                scales,
+                bias,
+                range,
+                ..
+            } => {
+                let x = value(*input)?;
+                if !x.is_nhwc() || !out.is_nhwc() {
+                    return Err(Error::InvalidModel("convolution values must be 4-D".into()));
+                }
+                let g = geometry(x, window);
+                let ind = Indirection::new(&g)?;
+                let oc = out.dims[1];
+                expect_dims(out, &[g.batch, oc, g.out_h(), g.out_w()], "conv")?;
+                let q = GemmQuant {
+                    input: x.q,
+                    output: out.q,
+                    range: *range,
+                };
+                let bias = (!bias.is_empty()).then_some(bias.as_slice());
+                if *depthwise {
+                    if *groups != oc || x.dims[1] != oc {
+                        return Err(Error::InvalidModel("depthwise channel counts differ".into()));
+                    }
+                    let w = DwWeights {
+                        channels: oc,
+                        k_h: window.kernel.0,
+                        k_w: window.kernel.1,
+                        weights,
+                        scales,
+                        bias,
+                    };
+                    KernelStep::DwConv(PackedDwConv::pack(isa, &w, &q)?, ind)
+                } else {
+                    if *groups == 0 || x.dims[1] % groups != 0 {
+                        return Err(Error::InvalidModel(
+                            "convolution groups do not divide channels".into(),
+                        ));
+                    }
+                    let w = ConvWeights {
+                        out_c: oc,
+                        in_c_per_group: x.dims[1] / groups,
+                        groups: *groups,
+                        k_h: window.kernel.0,
+                        k_w: window.kernel.1,
+                        weights,
+                        scales,
+                        bias,
+                    };
+                    KernelStep::Conv(PackedConv::pack(isa, &w, &q)?, ind)
+                }
+            }
+            KernelSpec::FullyConnected {
+                input,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+                range,
+                ..
+            } => {
+                let x = value(*input)?;
+                if *k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(k) {
+                    return Err(Error::InvalidModel(format!(
+                        "fully connected input `{}` shape",
+                        x.name
+                    )));
+                }
+                let m = x.numel() / k;
+                if out.numel() != m * n || (out.is_nhwc() && out.dims[1] != *n) {
+                    return Err(Error::InvalidModel(format!(
+                        "fully connected output `{}` shape",
+                        out.name
+                    )));
+                }
+                let w = GemmWeights {
+                    n: *n,
+                    ks: 1,
+                    kc: *k,
+                    weights,
+                    scales,
+                    bias: (!bias.is_empty()).then_some(bias.as_slice()),
+                };
+                let q = GemmQuant {
+                    input: x.q,
+                    output: out.q,
+                    range: *range,
+                };
+                KernelStep::Fc {
+                    packed: PackedGemm::pack(isa, &w, &q)?,
+                    m,
+                    k: *k,
+                    n: *n,
+                }
+            }
+            KernelSpec::Binary {
+                kind, a, b, range, ..
+            } => {
+                let (a, b) = (value(*a)?, value(*b)?);
+                if a.dims != b.dims || a.dims != out.dims || a.numel() == 0 {
+                    return Err(Error::InvalidModel("add/mul operands differ in shape".into()));
+                }
+                let c = if a.is_nhwc() {
+                    a.dims[1]
+                } else {
+                    *a.dims.last().unwrap_or(&1)
+                }
+                .max(1);
+                let p = a.numel() / c;
+                let shape = BinaryShape {
+                    n: 1,
+                    p,
+                    c,
+                    a: OperandStrides::dense(p, c),
+                    b: OperandStrides::dense(p, c),
+                };
+                let op = match kind {
+                    BinaryKind::Add => BinaryOp::Add,
+                    BinaryKind::Mul => BinaryOp::Mul,
+                };
+                let q = BinaryQuant {
+                    a: a.q,
+                    b: b.q,
+                    output: out.q,
+                    range: *range,
+                };
+                KernelStep::Binary(QuantizedBinary::new(isa, op, &q)?, shape)
+            }
+            KernelSpec::GlobalAvgPool { input, range, .. } => {
+                let x = value(*input)?;
+                if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
+                    return Err(Error::InvalidModel("global average pool shapes".into()));
+                }
+                let pool = GlobalAvgPool::new(isa, x.dims[2] * x.dims[3], x.q, out.q, *range)?;
+                KernelStep::Gap {
+                    pool,
+                    batch: x.dims[0],
+                    channels: x.dims[1],
+                }
+            }
+            KernelSpec::MaxPool { input, window, .. } => {
+                let x = value(*input)?;
+                if !x.is_nhwc() {
+                    return Err(Error::InvalidModel("max pool input must be 4-D".into()));
+                }
+                let g = geometry(x, window);
+                let ind = Indirection::new(&g)?;
+                expect_dims(out, &[g.batch, g.in_c, g.out_h(), g.out_w()], "max pool")?;
+                KernelStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
+            }
+            KernelSpec::Concat { inputs, axis, .. } => {
+                let ins = inputs.iter().map(|&i| value(i)).collect::<Result<Vec<_>>>()?;
+                let rank = out.dims.len();
+                if *axis >= rank || ins.iter().any(|v| v.dims.len() != rank) {
+                    return Err(Error::InvalidModel("concat axis or ranks".into()));
+                }
+                let (outer, inner): (usize, Vec<usize>) = if out.is_nhwc() {
+                    if *axis != 1 {
+                        return Err(Error::InvalidModel("NHWC concat must be along channels".into()));
+                    }
+                    let outer = out.dims[0] * out.dims[2] * out.dims[3];
+                    (outer, ins.iter().map(|v| v.dims[1]).collect())
+                } else {
+                    let outer = out.dims[..*axis].iter().product();
+                    (
+                        outer,
+                        ins.iter().map(|v| v.dims[*axis..].iter().product()).collect(),
+                    )
+                };
+                if inner.iter().sum::<usize>() * outer != out.numel()
+                    || ins.iter().zip(&inner).any(|(v, i)| v.numel() != i * outer)
+                {
+                    return Err(Error::InvalidModel("concat shapes".into()));
+                }
+                KernelStep::Concat {
+                    concat: Concat::new(isa, out.q)?,
+                    outer,
+                    inner,
+                    qs: ins.iter().map(|v| v.q).collect(),
+                }
+            }
+            KernelSpec::Gather { input, map, fill, .. } => {
+                let x = value(*input)?;
+                if map.len() != out.numel() {
+                    return Err(Error::InvalidModel(
+                        "gather map length differs from the output".into(),
+                    ));
+                }
+                let fill_mark = crate::delegate::spec::GATHER_FILL;
+                let mut smap = vec![fill_mark; map.len()];
+                for (l, &src) in map.iter().enumerate() {
+                    if src != fill_mark {
+                        if src as usize >= x.numel() {
+                            return Err(Error::InvalidModel("gather map reads outside the input".into()));
+                        }
+                        smap[storage_index(out, l)] = storage_index(x, src as usize) as u32;
+                    }
+                }
+                KernelStep::Gather {
+                    map: smap,
+                    fill: *fill,
+                }
+            }
+            KernelSpec::Im2col {
+                input,
+                window,
+                k_padded,
+                ..
+            } => {
+                let x = value(*input)?;
+                if !x.is_nhwc() {
+                    return Err(Error::InvalidModel("im2col input must be 4-D".into()));
+                }
+                let g = geometry(x, window);
+                g.validate()?;
+                let k_real = g.taps() * g.in_c;
+                let pixels = g.batch * g.out_h() * g.out_w();
+                if *k_padded < k_real || *k_padded > k_real + 3 || out.dims != [pixels, *k_padded] {
+                    return Err(Error::InvalidModel("im2col shapes".into()));
+                }
+                KernelStep::Im2col {
+                    geometry: g,
+                    k_padded: *k_padded,
+                    fill: x.q.zero_point as i8,
+                }
+            }
+            KernelSpec::Reshape { input, .. } => {
+                let x = value(*input)?;
+                if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
+                    return Err(Error::InvalidModel("reshape changes the element count".into()));
+                }
+                if storage_is_logical(x) && storage_is_logical(out) {
+                    KernelStep::Reshape(None)
+                } else {
+                    let mut map = vec![0u32; out.numel()];
+                    for l in 0..out.numel() {
+                        map[storage_index(out, l)] = storage_index(x, l) as u32;
+                    }
+                    KernelStep::Reshape(Some(map))
+                }
+            }
+        })
+    }
+
+    /// Number of independent tiles.
+    pub fn tile_count(&self) -> usize {
+        match self {
+            KernelStep::Conv(p, ind) => p.tile_count(ind),
+            KernelStep::DwConv(p, ind) => p.tile_count(ind),
+            KernelStep::Fc { packed, m, .. } => packed.tile_count(*m),
+            KernelStep::Binary(k, s) => k.tile_count(s),
+            KernelStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
+            KernelStep::MaxPool(p, ind) => p.tile_count(ind),
+            KernelStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
+            KernelStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
+            KernelStep::Gather { .. } => 1,
+            KernelStep::Reshape(_) => 1,
+        }
+    }
+
+    /// Computes `tiles` from `inputs` into `out`.
+    ///
+    /// # Safety
+    /// Concurrent calls on the same `out` must use disjoint tile ranges.
+    pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        let x = inputs[0];
+        // SAFETY (every arm): forwarded contract — disjoint tiles for concurrent callers.
+        unsafe {
+            match self {
+                KernelStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),
+                KernelStep::DwConv(p, ind) => p.run_shared(ind, x, out, tiles),
+                KernelStep::Fc { packed, m, k, n } => packed.run_shared(*m, x, *k, out, *n, tiles),
+                KernelStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
+                KernelStep::Gap {
+                    pool,
+                    batch,
+                    channels,
+                } => pool.run_shared(*batch, *channels, x, out, tiles),
+                KernelStep::MaxPool(p, ind) => p.run_shared(ind, x, out, tiles),
+                KernelStep::Concat {
+                    concat,
+                    outer,
+                    inner,
+                    qs,
+                } => {
+                    let ins: Vec<ConcatInput> = inputs
+                        .iter()
+                        .zip(inner.iter().zip(qs))
+                        .map(|(d, (&inner, &q))| ConcatInput { data: d, inner, q })
+                        .collect();
+                    concat.run_shared(*outer, &ins, out, tiles)
+                }
+                KernelStep::Gather { map, fill } => {
+                    if out.len() != map.len() {
+                        return Err(Error::Internal("gather buffer sizes differ".into()));
+                    }
+                    let dst = out.as_ptr();
+                    for (i, &src) in map.iter().enumerate() {
+                        let v = if src == crate::delegate::spec::GATHER_FILL {
+                            *fill
+                        } else {
+                            x[src as usize]
+                        };
+                        // SAFETY: `i < out.len()` (checked above); one call covers the output.
+                        *dst.add(i) = v;
+                    }
+                    Ok(())
+                }
+                KernelStep::Im2col {
+                    geometry: g,
+                    k_padded,
+                    fill,
+                } => {
+                    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
+                    if x.len() != g.batch * g.image_len() || out.len() != g.batch * oh * ow * k_padded {
+                        return Err(Error::Internal("im2col buffer sizes differ".into()));
+                    }
+                    let dst = out.as_ptr();
+                    for t in tiles {
+                        let (image, oy) = (t / oh, t % oh);
+                        let src = &x[image * g.image_len()..][..g.image_len()];
+                        for ox in 0..ow {
+                            let row = ((image * oh + oy) * ow + ox) * k_padded;
+                            // SAFETY: row `(image, oy, ox)` of `k_padded` bytes is inside `out`
+                            // (checked above) and belongs to tile `t` only.
+                            let r = std::slice::from_raw_parts_mut(dst.add(row), *k_padded);
+                            let mut at = 0;
+                            let ix0 = (ox * g.stride.1).checked_sub(g.padding.1);
+                            let row_inside = g.dilation.1 == 1 && ix0.is_some_and(|x0| x0 + g.k_w <= g.in_w);
+                            for ky in 0..g.k_h {
+                                let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
+                                if let (true, Some(y), Some(x0)) = (row_inside, iy, ix0) {
+                                    if y < g.in_h {
+                                        // All taps of this kernel row are inside: one run of
+                                        // k_w · c contiguous input bytes.
+                                        let len = g.k_w * c;
+                                        r[at..at + len].copy_from_slice(&src[(y * g.in_w + x0) * c..][..len]);
+                                        at += len;
+                                        continue;
+                                    }
+                                }
+                                for kx in 0..g.k_w {
+                                    let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
+                                    let dst = &mut r[at..at + c];
+                                    match (iy, ix) {
+                                        (Some(y), Some(xx)) if y < g.in_h && xx < g.in_w => {
+                                            let from = &src[(y * g.in_w + xx) * c..][..c];
+                                            // Element loop: segments are a few bytes, below
+                                            // the size where a memcpy call pays off.
+                                            for (d, &v) in dst.iter_mut().zip(from) {
+                                                *d = v;
+                                            }
+                                        }
+                                        _ => dst.iter_mut().for_each(|d| *d = *fill),
+                                    }
+                                    at += c;
+                                }
+                            }
+                            r[at..].fill(*fill);
+                        }
+                    }
+                    Ok(())
+                }
+                KernelStep::Reshape(map) => {
+                    if out.len() != x.len() {
+                        return Err(Error::Internal("reshape buffer sizes differ".into()));
+                    }
+                    let dst = out.as_ptr();
+                    match map {
+                        None => std::ptr::copy_nonoverlapping(x.as_ptr(), dst, x.len()),
+                        Some(map) => {
+                            for (i, &src) in map.iter().enumerate() {
+                                *dst.add(i) = x[src as usize];
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}

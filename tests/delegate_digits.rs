@@ -1,0 +1,138 @@
+//! The digits CNN through the whole delegate: ONNX Runtime QDQ model → partition → lower
+//! → execute; checks agreement with ONNX Runtime, accuracy against float, full delegation,
+//! save/load bit-identity and concurrent execution.
+
+mod delegate_common;
+
+use delegate_common::*;
+use xq::delegate::{lower, PartitionMode};
+use xq::format::npy;
+use xq::ir::Tensor;
+use xq::runtime::{Program, ProgramOptions};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    model: std::path::PathBuf,
+    ort_y: Tensor,
+    x: Tensor,
+    labels: Vec<i64>,
+}
+
+fn fixture(test: &str) -> Option<Fixture> {
+    let python = python(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let digits = root().join("tests/fixtures/digits");
+    let model = ort_qdq(
+        &python,
+        &digits.join("digits_cnn.onnx"),
+        &digits.join("digits_train_x.npy"),
+        &digits.join("digits_test_x.npy"),
+        dir.path(),
+        "cnn",
+        &[],
+    );
+    let ort_y = npy::read(dir.path().join("cnn_y.npy")).unwrap();
+    let x = npy::read(digits.join("digits_test_x.npy")).unwrap();
+    let labels = npy::read(digits.join("digits_test_y.npy"))
+        .unwrap()
+        .to_i64_vec()
+        .unwrap();
+    Some(Fixture {
+        _dir: dir,
+        model,
+        ort_y,
+        x,
+        labels,
+    })
+}
+
+#[allow(dead_code)]
+fn compile(model: &std::path::Path, threads: usize) -> Program {
+    let graph = xq::onnx::load_file_fixed(model, &[("input", &[1, 1, 8, 8])]).unwrap();
+    let (spec, _) = lower(&graph, PartitionMode::All).unwrap();
+    Program::new(spec, ProgramOptions { threads }).unwrap()
+}
+
+fn run_all(p: &Program, x: &Tensor) -> Vec<f32> {
+    let xs = x.as_f32().unwrap();
+    let mut out = Vec::new();
+    for s in xs.chunks(64) {
+        let t = Tensor::from_f32(vec![1, 1, 8, 8], s.to_vec()).unwrap();
+        out.extend_from_slice(p.execute(&[t]).unwrap()[0].as_f32().unwrap());
+    }
+    out
+}
+
+#[test]
+fn digits_cnn_matches_onnxruntime_and_float_accuracy() {
+    let Some(f) = fixture("digits_cnn_matches_onnxruntime_and_float_accuracy") else {
+        return;
+    };
+    let graph = xq::onnx::load_file_fixed(&f.model, &[("input", &[1, 1, 8, 8])]).unwrap();
+    let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
+    println!("{}", report.text());
+    assert_eq!(report.partitions.len(), 1, "{}", report.text());
+    assert!(report.refused.is_empty(), "{}", report.text());
+    let scale = spec.values.last().unwrap().q.scale;
+    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
+    let ours = run_all(&program, &f.x);
+    let (within, exact, worst) = step_agreement(&ours, f.ort_y.as_f32().unwrap(), scale);
+    println!("agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
+    assert!(
+        within >= 0.999,
+        "only {within} of logits within one int8 step of ORT"
+    );
+    let pred = argmax_rows(&ours, 10);
+    let acc = pred
+        .iter()
+        .zip(&f.labels)
+        .filter(|(p, l)| **p as i64 == **l)
+        .count() as f64
+        / pred.len() as f64;
+    let float_acc = 0.9933333333333333;
+    println!("int8 accuracy {acc:.4} vs float {float_acc:.4}");
+    assert!(
+        acc >= float_acc - 0.01,
+        "int8 accuracy {acc} more than 1 point below float {float_acc}"
+    );
+}
+
+#[test]
+fn saved_program_reloads_bit_identical_and_runs_concurrently() {
+    let Some(f) = fixture("saved_program_reloads_bit_identical_and_runs_concurrently") else {
+        return;
+    };
+    let program = compile(&f.model, 2);
+    let reference = run_all(&program, &f.x);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digits.xq");
+    xq::format::program_file::save(program.spec(), &path).unwrap();
+    drop(program);
+    let spec = xq::format::program_file::load(&path).unwrap();
+    let reloaded = Program::new(spec, ProgramOptions { threads: 2 }).unwrap();
+    assert_eq!(run_all(&reloaded, &f.x), reference, "reloaded program differs");
+
+    let shared = std::sync::Arc::new(reloaded);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, x) = (shared.clone(), f.x.clone());
+            std::thread::spawn(move || run_all(&p, &x))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), reference, "concurrent execution differs");
+    }
+
+    // Every truncation and a sweep of single-byte corruptions is an error, never a crash.
+    let bytes = std::fs::read(&path).unwrap();
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(xq::format::program_file::from_bytes(&bytes[..cut]).is_err());
+    }
+    for at in (0..bytes.len()).step_by(13) {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x5a;
+        if let Ok(spec) = xq::format::program_file::from_bytes(&bad) {
+            let _ = Program::new(spec, ProgramOptions { threads: 1 });
+        }
+    }
+}
