@@ -573,6 +573,10 @@ mod properties {
                 entropy.observe(x);
             }
             let (min, max) = absolute.observed_range().unwrap();
+            // When every value has one sign, a clip point in the gap between zero and the
+            // smallest magnitude is kept there (the range ONNX Runtime quantizes to, see
+            // `narrow_to_observed`), so the bounds may lie between zero and the data.
+            let (min, max) = (min.min(0.0), max.max(0.0));
             for (lo, hi) in [
                 absolute.clipped_range().unwrap(),
                 both.clipped_range().unwrap(),
@@ -597,6 +601,34 @@ mod properties {
                 let channel = (k / 5) % 3;
                 prop_assert_eq!(i32::from(q[k]), p.channel(channel).unwrap().quantize(v));
             }
+        }
+    }
+
+    #[test]
+    fn a_single_negative_value_gives_a_range_covering_it_and_zero() {
+        // Once found by the property test above: one value, 90th percentile.
+        let s = QuantScheme::INT8_ACTIVATION;
+        let x = [-8643.031f32];
+        let mut absolute = PercentileObserver::new(s, 90.0, PercentileTails::Absolute, 128).unwrap();
+        let mut both = PercentileObserver::new(s, 90.0, PercentileTails::Both, 128).unwrap();
+        let mut entropy = EntropyObserver::new(s, 256, 128).unwrap();
+        absolute.observe(&x);
+        both.observe(&x);
+        entropy.observe(&x);
+        for (lo, hi) in [
+            absolute.clipped_range().unwrap(),
+            both.clipped_range().unwrap(),
+            entropy.clipped_range().unwrap(),
+        ] {
+            assert!(lo >= x[0] && hi <= 0.0 && lo <= hi, "[{lo}, {hi}]");
+        }
+        for q in [
+            absolute.per_tensor_qparams(),
+            both.per_tensor_qparams(),
+            entropy.per_tensor_qparams(),
+        ] {
+            let q = q.unwrap();
+            assert_eq!(q.dequantize(q.zero_point()), 0.0);
         }
     }
 
