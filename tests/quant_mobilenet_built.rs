@@ -31,8 +31,8 @@ fn samples(n: usize, seed: u64) -> Tensor {
             let (fx, fy) = (1.0 + (s + ch) as f32 * 0.7, 0.5 + (s * 3 + ch) as f32 * 0.3);
             for y in 0..h {
                 for x in 0..w {
-                    let base =
-                        (fx * x as f32 / w as f32 * 6.28).sin() * (fy * y as f32 / h as f32 * 6.28).cos();
+                    let base = (fx * x as f32 / w as f32 * std::f32::consts::TAU).sin()
+                        * (fy * y as f32 / h as f32 * std::f32::consts::TAU).cos();
                     v.push(1.5 * base + 0.5 * noise());
                 }
             }
