@@ -7,6 +7,13 @@
 //! too, and a pool of one thread never hands anything off. Tasks are claimed from a shared
 //! atomic counter, so uneven tasks balance themselves.
 //!
+//! The caller never waits for a worker that has not started on the job: a worker must *join*
+//! a job before it claims tasks, and once the caller has run out of tasks it closes the job,
+//! so a worker that was descheduled (another process on the same core) finds the job closed
+//! and skips it. The caller waits only for workers inside a task, and yields its core while
+//! it waits, so an oversubscribed machine slows a job down gracefully instead of stalling it
+//! for a scheduler time slice.
+//!
 //! If the pool is already running a job for another thread (two executions of one program at
 //! once), the second caller runs its tasks inline instead of waiting.
 
@@ -18,13 +25,17 @@ use std::time::{Duration, Instant};
 
 /// How long an idle worker spins before it parks.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(200);
+/// Spins the caller makes while waiting for a worker's task before yielding its core.
+const SPINS_BEFORE_YIELD: u32 = 256;
+/// `Shared::job_state` bit set while no worker may join the current job.
+const JOB_CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// The job being run: a borrowed closure whose lifetime is erased while workers use it.
 #[derive(Clone, Copy)]
 struct JobPtr(*const (dyn Fn(usize) + Sync));
 
-// SAFETY: the pointee is `Sync`, and `ThreadPool::run` keeps it alive until every worker has
-// finished with it (it waits for `busy_workers` to reach zero before returning).
+// SAFETY: the pointee is `Sync`, and `ThreadPool::run` keeps it alive until no worker is
+// inside the job (it closes the job and waits for the joined count to reach zero).
 unsafe impl Send for JobPtr {}
 
 struct Shared {
@@ -32,7 +43,8 @@ struct Shared {
     job: Mutex<Option<JobPtr>>,
     next_task: AtomicUsize,
     n_tasks: AtomicUsize,
-    busy_workers: AtomicUsize,
+    /// Number of workers inside the current job, plus [`JOB_CLOSED`] once it is closed.
+    job_state: AtomicUsize,
     shutdown: AtomicBool,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     sleep_lock: Mutex<()>,
@@ -77,7 +89,7 @@ impl ThreadPool {
             job: Mutex::new(None),
             next_task: AtomicUsize::new(0),
             n_tasks: AtomicUsize::new(0),
-            busy_workers: AtomicUsize::new(0),
+            job_state: AtomicUsize::new(JOB_CLOSED),
             shutdown: AtomicBool::new(false),
             panic: Mutex::new(None),
             sleep_lock: Mutex::new(()),
@@ -118,10 +130,10 @@ impl ThreadPool {
             }
         };
         let shared = &*self.shared;
-        // SAFETY (lifetime erasure): the pointer is only dereferenced by workers between the
-        // generation bump below and their decrement of `busy_workers`; this function does
-        // not return (nor unwind: no panicking code runs in between) before
-        // `busy_workers == 0`, so `task` outlives every use.
+        // SAFETY (lifetime erasure): the pointer is only dereferenced by workers that joined
+        // the job (see `Shared::job_state`); this function does not return (nor unwind: no
+        // panicking code runs in between) before the job is closed and no worker is inside
+        // it, so `task` outlives every use.
         let erased: JobPtr = JobPtr(unsafe {
             std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(
                 task as *const _,
@@ -130,14 +142,21 @@ impl ThreadPool {
         *shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(erased);
         shared.n_tasks.store(n_tasks, Ordering::Release);
         shared.next_task.store(0, Ordering::Release);
-        shared.busy_workers.store(self.workers.len(), Ordering::Release);
+        shared.job_state.store(0, Ordering::Release);
         shared.generation.fetch_add(1, Ordering::AcqRel);
         drop(shared.sleep_lock.lock().unwrap_or_else(|e| e.into_inner()));
         shared.wake.notify_all();
 
         shared.run_tasks(task);
-        while shared.busy_workers.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+        shared.job_state.fetch_or(JOB_CLOSED, Ordering::AcqRel);
+        let mut spins = 0u32;
+        while shared.job_state.load(Ordering::Acquire) != JOB_CLOSED {
+            spins += 1;
+            if spins < SPINS_BEFORE_YIELD {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         *shared.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let panic = shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -169,13 +188,30 @@ fn worker_loop(shared: &Shared) {
             return;
         }
         seen = shared.generation.load(Ordering::Acquire);
+        if !join(&shared.job_state) {
+            continue;
+        }
         let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(JobPtr(ptr)) = job {
-            // SAFETY: `run` keeps the closure alive until `busy_workers` reaches zero, which
-            // happens only after this call returns (see `JobPtr`).
+            // SAFETY: this worker joined an open job, so `run` keeps the closure alive until
+            // the `fetch_sub` below (see `JobPtr`).
             shared.run_tasks(unsafe { &*ptr });
         }
-        shared.busy_workers.fetch_sub(1, Ordering::AcqRel);
+        shared.job_state.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Enters the current job unless it is closed; returns whether it did.
+fn join(job_state: &AtomicUsize) -> bool {
+    let mut state = job_state.load(Ordering::Acquire);
+    loop {
+        if state & JOB_CLOSED != 0 {
+            return false;
+        }
+        match job_state.compare_exchange_weak(state, state + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => state = now,
+        }
     }
 }
 
