@@ -263,7 +263,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         let node = &graph.nodes[i];
         if let Some(c) = dynamic_at.get(&i) {
             steps.push(c.step.clone());
-            dynamic_partitions.push(graph.nodes[c.anchor].name.clone());
+            dynamic_partitions.push(c.anchor);
             continue;
         }
         if let Some(&ci) = cand_at.get(&i) {
@@ -373,10 +373,13 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
 
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
     let mut report = Report::build(graph, &cands, &partition, refused, &steps);
-    for name in dynamic_partitions {
+    for anchor in dynamic_partitions {
+        let node = &graph.nodes[anchor];
         report.partitions.push(super::report::PartitionInfo {
-            nodes: vec![name],
-            ops: [("MatMulInteger (dynamic)".to_string(), 1)].into_iter().collect(),
+            nodes: vec![node.name.clone()],
+            ops: [(format!("{} (dynamic)", node.op.onnx_name()), 1)]
+                .into_iter()
+                .collect(),
         });
     }
     let spec = ProgramSpec {
