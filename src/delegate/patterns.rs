@@ -80,12 +80,14 @@ pub struct Candidate {
 ///   → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]`;
 /// - libxq's quantizer: `DynamicQuantizeLinear → DequantizeLinear → MatMul / Gemm(W: const
 ///   int8 → DequantizeLinear, per tensor or per output channel) [bias: Gemm's C or a
-///   following Add of a constant]`.
+///   following Add of a constant]`;
+///
+/// in both forms followed by an optional `Relu`, fused into the step.
 #[derive(Clone, Debug)]
 pub struct DynamicCandidate {
     /// Graph nodes covered.
     pub nodes: Vec<usize>,
-    /// The MatMulInteger node (named in reports).
+    /// The linear node (MatMulInteger, MatMul or Gemm; named in reports).
     pub anchor: usize,
     /// The drafted step.
     pub step: super::spec::StepSpec,
@@ -543,6 +545,7 @@ impl<'g> Matcher<'g> {
         } else {
             self.trailing_bias(&op.outputs[0], n, &mut nodes)
         };
+        let (output, relu) = self.trailing_relu(output, &mut nodes);
         let x = d.input(0).unwrap_or_default();
         let x_dims = self.dims(x)?;
         if x_dims.last() != Some(&k) || (gemm_bias && x_dims.len() != 2) {
@@ -563,6 +566,7 @@ impl<'g> Matcher<'g> {
                 weights,
                 scales,
                 bias,
+                relu,
             },
         })
     }
@@ -585,6 +589,18 @@ impl<'g> Matcher<'g> {
             }
         }
         (output.to_string(), Vec::new())
+    }
+
+    /// A `Relu` as the only reader of `output`: extends `nodes` with it and returns its
+    /// output and `true`; otherwise `output` and `false`.
+    fn trailing_relu(&self, output: String, nodes: &mut Vec<usize>) -> (String, bool) {
+        match self.only_reader(&output) {
+            Some(r) if matches!(self.graph.nodes[r].op, Op::Unary(UnaryOp::Relu)) => {
+                nodes.push(r);
+                (self.graph.nodes[r].outputs[0].clone(), true)
+            }
+            _ => (output, false),
+        }
     }
 
     /// ONNX Runtime's form: `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`.
@@ -672,6 +688,7 @@ impl<'g> Matcher<'g> {
         }
         let mut nodes = vec![index, smul_i, mm_i, cast_i, mul_i];
         let (output, bias) = self.trailing_bias(&mul.outputs[0], n, &mut nodes);
+        let (output, relu) = self.trailing_relu(output, &mut nodes);
         let x = d.input(0).unwrap_or_default();
         let x_dims = self.dims(x)?;
         if x_dims.last() != Some(&k) {
@@ -693,6 +710,7 @@ impl<'g> Matcher<'g> {
                 weights,
                 scales,
                 bias,
+                relu,
             },
         })
     }
