@@ -1,135 +1,198 @@
-/* The delegate flow through the C API on the digits CNN: load a QDQ model (ONNX Runtime
- * quantize_static output shipped in tests/fixtures/delegate), compile it into a program,
- * print the partition report, classify the test split, save the program, load it back and
- * check the reloaded program's outputs are bit-identical.
+/* The main job through the C API on the digits CNN shipped in the repository: load the
+ * float ONNX model, quantize it with libxq's quantizer (static, per-channel, calibrated on
+ * the training split), compile the QDQ model into a program, print the partition report,
+ * classify the test split with the float model and with the program (accuracy, latency),
+ * save the program, load it back and check the reloaded program's outputs are
+ * bit-identical.
  *
- * Usage: program_digits QDQ.onnx TEST_X.npy TEST_Y.npy OUT.xq [MIN_ACCURACY]
- * Exits 0 when accuracy >= MIN_ACCURACY (default 0.9833: float 0.9933 minus one point) and
- * the reloaded program agrees exactly. */
+ * Usage: program_digits DIGITS_DIR OUT.xq   (DIGITS_DIR = tests/fixtures/digits)
+ * Exits 0 when int8 accuracy is within 1 point of float and the reloaded program agrees
+ * exactly. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "npy_reader.h"
 #include "xq.h"
+
+#define SAMPLE 64 /* 1 x 8 x 8 pixels */
+#define CLASSES 10
+#define CALIBRATION_BATCH 128
 
 static int fail(const char *what) {
   fprintf(stderr, "FAIL: %s (last error: %s)\n", what, xq_last_error_message());
   return 1;
 }
 
-/* Reads a little-endian .npy file's payload (after the header) into a new buffer. */
-static void *read_npy(const char *path, size_t *payload_bytes) {
-  FILE *f = fopen(path, "rb");
-  unsigned char head[10];
-  void *data = NULL;
-  long size;
-  size_t header;
-  if (!f) return NULL;
-  if (fread(head, 1, 10, f) != 10 || memcmp(head, "\x93NUMPY", 6) != 0 || head[6] != 1) goto done;
-  header = (size_t)head[8] | ((size_t)head[9] << 8);
-  if (fseek(f, 0, SEEK_END) != 0) goto done;
-  size = ftell(f);
-  if (size < 0 || (size_t)size < 10 + header) goto done;
-  *payload_bytes = (size_t)size - 10 - header;
-  if (fseek(f, (long)(10 + header), SEEK_SET) != 0) goto done;
-  data = malloc(*payload_bytes ? *payload_bytes : 1);
-  if (data && fread(data, 1, *payload_bytes, f) != *payload_bytes) {
-    free(data);
-    data = NULL;
-  }
-done:
-  fclose(f);
-  return data;
-}
-
-/* Processor time in milliseconds (C99 has no portable wall clock; the program is
- * single-threaded here, so both agree). */
+/* Processor time in milliseconds (C99 has no portable wall clock; everything here runs on
+ * one thread, so both agree). */
 static double now_ms(void) { return (double)clock() * 1e3 / (double)CLOCKS_PER_SEC; }
 
-/* Runs every sample; writes the 10 logits of each into `logits`. */
-static int classify(const xq_program *program, const float *x, size_t n, float *logits) {
-  int64_t in_dims[4] = {1, 1, 8, 8};
+/* One image and its logits as xq tensors. */
+static void image_tensors(const float *x, float *logits, int64_t *in_dims, int64_t *out_dims,
+                          xq_tensor *in, xq_tensor *out) {
+  in_dims[0] = 1;
+  in_dims[1] = 1;
+  in_dims[2] = 8;
+  in_dims[3] = 8;
+  in->dtype = XQ_DTYPE_F32;
+  in->rank = 4;
+  in->dims = in_dims;
+  in->data = (void *)x;
+  in->byte_length = SAMPLE * sizeof(float);
+  out->dtype = XQ_DTYPE_F32;
+  out->rank = 2;
+  out->dims = out_dims;
+  out->data = logits;
+  out->byte_length = CLASSES * sizeof(float);
+}
+
+/* Runs the float model (libxq's interpreter) on every image, one at a time. */
+static int classify_float(xq_model *model, const float *x, size_t n, float *logits) {
   size_t i;
   for (i = 0; i < n; i++) {
-    int64_t out_dims[2];
+    int64_t in_dims[4], out_dims[2];
     xq_tensor in, out;
-    in.dtype = XQ_DTYPE_F32;
-    in.rank = 4;
-    in.dims = in_dims;
-    in.data = (void *)(x + i * 64);
-    in.byte_length = 64 * sizeof(float);
-    out.dtype = XQ_DTYPE_F32;
-    out.rank = 2;
-    out.dims = out_dims;
-    out.data = logits + i * 10;
-    out.byte_length = 10 * sizeof(float);
+    image_tensors(x + i * SAMPLE, logits + i * CLASSES, in_dims, out_dims, &in, &out);
+    if (xq_model_run_float(model, &in, 1, &out, 1) != XQ_OK) return fail("xq_model_run_float");
+  }
+  return 0;
+}
+
+/* Runs the program on every image, one at a time. */
+static int classify(const xq_program *program, const float *x, size_t n, float *logits) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int64_t in_dims[4], out_dims[2];
+    xq_tensor in, out;
+    image_tensors(x + i * SAMPLE, logits + i * CLASSES, in_dims, out_dims, &in, &out);
     if (xq_execute(program, &in, 1, &out, 1) != XQ_OK) return fail("xq_execute");
   }
   return 0;
 }
 
+/* Top-1 accuracy of `logits` (n x 10) against `labels`. */
+static double accuracy(const float *logits, const int64_t *labels, size_t n) {
+  size_t i, correct = 0;
+  for (i = 0; i < n; i++) {
+    size_t k, best = 0;
+    for (k = 1; k < CLASSES; k++)
+      if (logits[i * CLASSES + k] > logits[i * CLASSES + best]) best = k;
+    correct += (int64_t)best == labels[i];
+  }
+  return (double)correct / (double)n;
+}
+
+/* Prepares `quantizer` on `model`, calibrates it on every training image (batches of
+ * CALIBRATION_BATCH) and converts; prints the quantizer report. */
+static int quantize(xq_quantizer *quantizer, xq_model *model, const npy_array *train, xq_model **qdq) {
+  size_t n = (size_t)train->dims[0], start, seen = 0;
+  const char *report = NULL;
+  if (xq_quantizer_prepare(quantizer, model) != XQ_OK) return fail("xq_quantizer_prepare");
+  for (start = 0; start < n; start += CALIBRATION_BATCH) {
+    size_t rows = n - start < CALIBRATION_BATCH ? n - start : CALIBRATION_BATCH;
+    int64_t dims[4] = {0, 1, 8, 8};
+    xq_tensor batch;
+    dims[0] = (int64_t)rows;
+    batch.dtype = XQ_DTYPE_F32;
+    batch.rank = 4;
+    batch.dims = dims;
+    batch.data = train->data + start * SAMPLE * sizeof(float);
+    batch.byte_length = rows * SAMPLE * sizeof(float);
+    if (xq_calibrate(quantizer, &batch, 1) != XQ_OK) return fail("xq_calibrate");
+  }
+  if (xq_quantizer_samples_seen(quantizer, &seen) != XQ_OK || seen != n) return fail("sample count");
+  if (xq_quantizer_report(quantizer, &report) != XQ_OK) return fail("xq_quantizer_report");
+  printf("quantizer: %s", report);
+  if (xq_convert(quantizer, qdq) != XQ_OK) return fail("xq_convert");
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  xq_model *model = NULL;
+  char path[1024];
+  npy_array train, test_x, test_y;
+  xq_model *model = NULL, *qdq = NULL;
+  xq_quantizer *quantizer = NULL;
+  xq_quant_config config;
   xq_program *program = NULL, *reloaded = NULL;
   xq_program_options options = xq_program_options_default();
   const char *report = NULL;
   const int64_t dims[4] = {1, 1, 8, 8};
-  size_t x_bytes = 0, y_bytes = 0, n, i, correct = 0;
-  float *x, *logits, *logits2;
-  int64_t *y;
-  double min_accuracy = argc > 5 ? atof(argv[5]) : 0.9833, t0, ms, accuracy;
+  size_t n;
+  float *x, *float_logits, *logits, *logits2;
+  const int64_t *y;
+  double t0, float_ms, int8_ms, float_acc, int8_acc;
 
-  if (argc < 5) {
-    fprintf(stderr, "usage: %s QDQ.onnx TEST_X.npy TEST_Y.npy OUT.xq [MIN_ACCURACY]\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s DIGITS_DIR OUT.xq\n", argv[0]);
     return 2;
   }
-  x = read_npy(argv[2], &x_bytes);
-  y = read_npy(argv[3], &y_bytes);
-  if (!x || !y) return fail("cannot read the test split");
-  n = y_bytes / sizeof(int64_t);
-  if (x_bytes != n * 64 * sizeof(float)) return fail("test split sizes differ");
-  logits = malloc(n * 10 * sizeof(float));
-  logits2 = malloc(n * 10 * sizeof(float));
-  if (!logits || !logits2) return fail("out of memory");
+  snprintf(path, sizeof path, "%s/digits_train_x.npy", argv[1]);
+  if (npy_read(path, &train) != 0 || strcmp(train.descr, "<f4") != 0 || train.rank != 4 ||
+      train.count != (size_t)train.dims[0] * SAMPLE)
+    return fail("cannot read the training split");
+  snprintf(path, sizeof path, "%s/digits_test_x.npy", argv[1]);
+  if (npy_read(path, &test_x) != 0 || strcmp(test_x.descr, "<f4") != 0) return fail("cannot read test inputs");
+  snprintf(path, sizeof path, "%s/digits_test_y.npy", argv[1]);
+  if (npy_read(path, &test_y) != 0 || strcmp(test_y.descr, "<i8") != 0) return fail("cannot read test labels");
+  n = test_y.count;
+  if (n == 0 || test_x.count != n * SAMPLE) return fail("test split sizes differ");
+  x = (float *)(void *)test_x.data;
+  y = (const int64_t *)(const void *)test_y.data;
+  float_logits = malloc(n * CLASSES * sizeof(float));
+  logits = malloc(n * CLASSES * sizeof(float));
+  logits2 = malloc(n * CLASSES * sizeof(float));
+  if (!float_logits || !logits || !logits2) return fail("out of memory");
 
-  if (xq_model_load_file(argv[1], &model) != XQ_OK) return fail("xq_model_load_file");
+  /* Float model: one image per run, as the program runs. */
+  snprintf(path, sizeof path, "%s/digits_cnn.onnx", argv[1]);
+  if (xq_model_load_file(path, &model) != XQ_OK) return fail("xq_model_load_file");
   if (xq_model_fix_input_shape(model, "input", dims, 4) != XQ_OK) return fail("fix input shape");
+  t0 = now_ms();
+  if (classify_float(model, x, n, float_logits)) return 1;
+  float_ms = (now_ms() - t0) / (double)n;
+  float_acc = accuracy(float_logits, y, n);
+
+  /* Quantize (static, per-channel: the default config) → compile. */
+  if (xq_quant_config_default(&config) != XQ_OK) return fail("xq_quant_config_default");
+  if (xq_quantizer_new(&config, &quantizer) != XQ_OK) return fail("xq_quantizer_new");
+  if (quantize(quantizer, model, &train, &qdq)) return 1;
   options.threads = 1;
-  if (xq_program_compile(model, &options, &program) != XQ_OK) return fail("xq_program_compile");
-  xq_model_free(model);
+  if (xq_program_compile(qdq, &options, &program) != XQ_OK) return fail("xq_program_compile");
   if (xq_program_report(program, &report) != XQ_OK) return fail("xq_program_report");
   printf("%s", report);
 
   t0 = now_ms();
   if (classify(program, x, n, logits)) return 1;
-  ms = now_ms() - t0;
-  for (i = 0; i < n; i++) {
-    size_t k, best = 0;
-    for (k = 1; k < 10; k++)
-      if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
-    correct += (int64_t)best == y[i];
-  }
-  accuracy = (double)correct / (double)n;
-  printf("int8 accuracy %.4f on %zu test images, %.4f ms per image\n", accuracy, n, ms / (double)n);
+  int8_ms = (now_ms() - t0) / (double)n;
+  int8_acc = accuracy(logits, y, n);
+  printf("test images: %zu\n", n);
+  printf("float accuracy %.4f  latency %.4f ms/image (interpreter)\n", float_acc, float_ms);
+  printf("int8  accuracy %.4f  latency %.4f ms/image (libxq program)\n", int8_acc, int8_ms);
 
-  if (xq_program_save(program, argv[4]) != XQ_OK) return fail("xq_program_save");
+  if (xq_program_save(program, argv[2]) != XQ_OK) return fail("xq_program_save");
   t0 = now_ms();
-  if (xq_program_load_file(argv[4], &options, &reloaded) != XQ_OK) return fail("xq_program_load_file");
-  printf("program saved to %s and loaded in %.3f ms\n", argv[4], now_ms() - t0);
+  if (xq_program_load_file(argv[2], &options, &reloaded) != XQ_OK) return fail("xq_program_load_file");
+  printf("program saved to %s and loaded in %.3f ms\n", argv[2], now_ms() - t0);
   if (classify(reloaded, x, n, logits2)) return 1;
-  if (memcmp(logits, logits2, n * 10 * sizeof(float)) != 0) return fail("reloaded program differs");
+  if (memcmp(logits, logits2, n * CLASSES * sizeof(float)) != 0) return fail("reloaded program differs");
   printf("reloaded program: outputs bit-identical\n");
 
   xq_program_free(program);
   xq_program_free(reloaded);
-  free(x);
-  free(y);
+  xq_model_free(qdq);
+  xq_quantizer_free(quantizer);
+  xq_model_free(model);
+  npy_free(&train);
+  npy_free(&test_x);
+  npy_free(&test_y);
+  free(float_logits);
   free(logits);
   free(logits2);
-  if (accuracy < min_accuracy) {
-    fprintf(stderr, "FAIL: accuracy %.4f below %.4f\n", accuracy, min_accuracy);
+  if (int8_acc < float_acc - 0.01) {
+    fprintf(stderr, "FAIL: int8 accuracy %.4f more than 1 point below float %.4f\n", int8_acc, float_acc);
     return 1;
   }
   return 0;

@@ -5,23 +5,24 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <vector>
 
+#include "npy_reader.h"
 #include "xq.h"
 
 namespace {
 
+/// The f32 payload of an .npy file (empty when it cannot be read or is not f32).
 std::vector<float> read_npy_f32(const char *path) {
-  std::ifstream f(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) return {};
-  size_t header = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
-  if (bytes.size() < 10 + header) return {};
-  std::vector<float> out((bytes.size() - 10 - header) / sizeof(float));
-  std::memcpy(out.data(), bytes.data() + 10 + header, out.size() * sizeof(float));
+  npy_array a;
+  if (npy_read(path, &a) != 0) return {};
+  std::vector<float> out;
+  if (std::strcmp(a.descr, "<f4") == 0) {
+    out.resize(a.count);
+    std::memcpy(out.data(), a.data, a.count * sizeof(float));
+  }
+  npy_free(&a);
   return out;
 }
 

@@ -9,72 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npy_reader.h"
 #include "xq.h"
 
 #define SAMPLE 64 /* 1 x 8 x 8 pixels */
 #define CLASSES 10
 
-/* A loaded .npy array (little-endian, C order): shape and raw bytes. */
-typedef struct {
-  int64_t dims[4];
-  size_t rank;
-  size_t count;
-  char descr[8];
-  unsigned char *data;
-} npy_array;
-
 static int fail(const char *what) {
   fprintf(stderr, "FAIL: %s (last error: %s)\n", what, xq_last_error_message());
   return 1;
-}
-
-/* Reads a version 1.x .npy file; returns 0 on success. */
-static int npy_read(const char *path, npy_array *out) {
-  unsigned char magic[10];
-  FILE *f = fopen(path, "rb");
-  size_t header_len, elem, i;
-  char header[512];
-  const char *p;
-  memset(out, 0, sizeof *out);
-  if (f == NULL) return 1;
-  if (fread(magic, 1, 10, f) != 10 || memcmp(magic, "\x93NUMPY", 6) != 0 || magic[6] != 1) {
-    fclose(f);
-    return 1;
-  }
-  header_len = (size_t)magic[8] | ((size_t)magic[9] << 8);
-  if (header_len >= sizeof header || fread(header, 1, header_len, f) != header_len) {
-    fclose(f);
-    return 1;
-  }
-  header[header_len] = '\0';
-  p = strstr(header, "'descr': '");
-  if (p == NULL || strstr(header, "'fortran_order': False") == NULL) {
-    fclose(f);
-    return 1;
-  }
-  memcpy(out->descr, p + 10, 3);
-  out->descr[3] = '\0';
-  elem = strcmp(out->descr, "<f4") == 0 ? 4 : strcmp(out->descr, "<i8") == 0 ? 8 : 0;
-  p = strstr(header, "'shape': (");
-  if (elem == 0 || p == NULL) {
-    fclose(f);
-    return 1;
-  }
-  p += 10;
-  out->count = 1;
-  while (*p != ')' && out->rank < 4) {
-    char *end;
-    long long d = strtoll(p, &end, 10);
-    if (end == p) break;
-    out->dims[out->rank++] = d;
-    out->count *= (size_t)d;
-    p = end;
-    while (*p == ',' || *p == ' ') p++;
-  }
-  out->data = malloc(out->count * elem);
-  i = out->data == NULL ? 0 : fread(out->data, elem, out->count, f);
-  fclose(f);
-  return i == out->count ? 0 : 1;
 }
 
 static void progress(void *user, size_t done, size_t total) {
@@ -173,8 +116,8 @@ int main(int argc, char **argv) {
   xq_model_free(qdq);
   xq_quantizer_free(quantizer);
   xq_model_free(model);
-  free(train.data);
-  free(test_x.data);
-  free(test_y.data);
+  npy_free(&train);
+  npy_free(&test_x);
+  npy_free(&test_y);
   return 0;
 }

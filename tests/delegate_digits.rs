@@ -1,10 +1,13 @@
-//! The digits CNN through the whole delegate: ONNX Runtime QDQ model → partition → lower
-//! → execute; checks agreement with ONNX Runtime, accuracy against float, full delegation,
-//! save/load bit-identity and concurrent execution.
+//! The digits CNN through the whole delegate: QDQ model (made by ONNX Runtime, and by libxq's
+//! own quantizer) → partition → lower → execute; checks agreement with ONNX Runtime and with
+//! the QDQ graph in the interpreter, accuracy against float, full delegation, save/load
+//! bit-identity and concurrent execution.
 
 mod delegate_common;
+mod quant_common;
 
 use delegate_common::*;
+use quant_common::run_onnxruntime;
 use xq::delegate::{lower, PartitionMode};
 use xq::format::npy;
 use xq::ir::Tensor;
@@ -135,4 +138,92 @@ fn saved_program_reloads_bit_identical_and_runs_concurrently() {
             let _ = Program::new(spec, ProgramOptions { threads: 1 });
         }
     }
+}
+
+/// Quantizes the float digits CNN with libxq's quantizer (default config: static,
+/// per-channel), calibrating on the training split in batches of 128.
+fn libxq_qdq(float: &xq::ir::Graph) -> xq::ir::Graph {
+    let train = npy::read(root().join("tests/fixtures/digits/digits_train_x.npy")).unwrap();
+    let mut q = xq::quant::Quantizer::new(Some(xq::quant::QuantConfig::default())).unwrap();
+    q.prepare(float).unwrap();
+    let n = train.dims()[0];
+    let values = train.as_f32().unwrap();
+    for start in (0..n).step_by(128) {
+        let end = (start + 128).min(n);
+        let batch =
+            Tensor::from_f32(vec![end - start, 1, 8, 8], values[start * 64..end * 64].to_vec()).unwrap();
+        q.calibrate(&[batch]).unwrap();
+    }
+    assert_eq!(q.samples_seen(), n);
+    q.convert().unwrap()
+}
+
+fn accuracy(logits: &[f32], labels: &[i64]) -> f64 {
+    let pred = argmax_rows(logits, 10);
+    pred.iter().zip(labels).filter(|(p, l)| **p as i64 == **l).count() as f64 / labels.len() as f64
+}
+
+#[test]
+fn libxq_quantized_cnn_program_matches_its_qdq_graph_and_float_accuracy() {
+    let digits = root().join("tests/fixtures/digits");
+    let x = npy::read(digits.join("digits_test_x.npy")).unwrap();
+    let labels = npy::read(digits.join("digits_test_y.npy"))
+        .unwrap()
+        .to_i64_vec()
+        .unwrap();
+    let float = xq::onnx::load_file(digits.join("digits_cnn.onnx")).unwrap();
+    let float_y = xq::interp::run_once(&float, std::slice::from_ref(&x))
+        .unwrap()
+        .remove(0);
+    let float_acc = accuracy(float_y.as_f32().unwrap(), &labels);
+
+    // QDQ graph by libxq → saved ONNX → reloaded with one image per run → program.
+    let qdq = libxq_qdq(&float);
+    let dir = tempfile::tempdir().unwrap();
+    let qdq_path = dir.path().join("digits_cnn_libxq_qdq.onnx");
+    xq::onnx::save_file(&qdq, &qdq_path).unwrap();
+    let (spec, report) = lower(&compile_graph(&qdq_path), PartitionMode::All).unwrap();
+    println!("{}", report.text());
+    assert_eq!(report.partitions.len(), 1, "{}", report.text());
+    assert!(report.refused.is_empty(), "{}", report.text());
+    // One int8 step of the logits: the scale of the delegate's [1, 10] value (the Gemm output).
+    let scale = spec.values.iter().find(|v| v.dims == [1, 10]).unwrap().q.scale;
+    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
+    let ours = run_all(&program, &x);
+
+    // Reference: the same QDQ graph run by the float interpreter (fake quantization).
+    let interp_y = xq::interp::run_once(&qdq, std::slice::from_ref(&x))
+        .unwrap()
+        .remove(0);
+    let (within, exact, worst) = step_agreement(&ours, interp_y.as_f32().unwrap(), scale);
+    println!("agreement with the QDQ graph in the interpreter: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
+    assert!(
+        within >= 0.999,
+        "only {within} of logits within one int8 step of the interpreter"
+    );
+
+    let acc = accuracy(&ours, &labels);
+    println!("libxq-quantized int8 accuracy {acc:.4} vs float {float_acc:.4}");
+    assert!(
+        acc >= float_acc - 0.01,
+        "int8 accuracy {acc} more than 1 point below float {float_acc}"
+    );
+
+    // And against ONNX Runtime executing the same QDQ model.
+    let Some(python) = python("libxq_quantized_cnn_program_matches_its_qdq_graph_and_float_accuracy") else {
+        return;
+    };
+    let x_path = digits.join("digits_test_x.npy");
+    let ort_y = run_onnxruntime(python.to_str().unwrap(), &qdq_path, &[&x_path], dir.path());
+    let (within, exact, worst) = step_agreement(&ours, ort_y.as_f32().unwrap(), scale);
+    println!("agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
+    assert!(
+        within >= 0.999,
+        "only {within} of logits within one int8 step of ORT"
+    );
+}
+
+/// Loads a model with its input fixed to one image.
+fn compile_graph(model: &std::path::Path) -> xq::ir::Graph {
+    xq::onnx::load_file_fixed(model, &[("input", &[1, 1, 8, 8])]).unwrap()
 }

@@ -5,6 +5,7 @@
 use super::patterns::{Candidate, Matcher, Reason};
 use super::report::{Refused, Report};
 use super::spec::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
+use crate::ir::op::UnaryOp;
 use crate::ir::{Graph, Op, TensorInfo};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -263,7 +264,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         let node = &graph.nodes[i];
         if let Some(c) = dynamic_at.get(&i) {
             steps.push(c.step.clone());
-            dynamic_partitions.push(graph.nodes[c.anchor].name.clone());
+            dynamic_partitions.push((c.anchor, c.nodes.clone()));
             continue;
         }
         if let Some(&ci) = cand_at.get(&i) {
@@ -373,11 +374,22 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
 
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
     let mut report = Report::build(graph, &cands, &partition, refused, &steps);
-    for name in dynamic_partitions {
-        report.partitions.push(super::report::PartitionInfo {
-            nodes: vec![name],
-            ops: [("MatMulInteger (dynamic)".to_string(), 1)].into_iter().collect(),
-        });
+    // A dynamic partition lowers its linear node and a fused ReLU.
+    for (anchor, covered) in dynamic_partitions {
+        let node = &graph.nodes[anchor];
+        let mut info = super::report::PartitionInfo {
+            nodes: vec![node.name.clone()],
+            ops: [(format!("{} (dynamic)", node.op.onnx_name()), 1)]
+                .into_iter()
+                .collect(),
+        };
+        for relu in covered.iter().map(|&i| &graph.nodes[i]) {
+            if matches!(relu.op, Op::Unary(UnaryOp::Relu)) {
+                info.nodes.push(relu.name.clone());
+                *info.ops.entry("Relu".to_string()).or_insert(0) += 1;
+            }
+        }
+        report.partitions.push(info);
     }
     let spec = ProgramSpec {
         inputs: graph.inputs.clone(),

@@ -9,9 +9,12 @@
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams;
-//! - dynamic quantization: `DynamicQuantizeLinear → MatMulInteger(const int8 W) → Cast →
-//!   Mul(x_scale · w_scale) [→ Add(const bias)]` (ONNX Runtime's quantize_dynamic), lowered
-//!   to the per-row dynamic GEMM with `f32` in and out.
+//! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
+//!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
+//!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form
+//!   `DynamicQuantizeLinear → DQ → MatMul / Gemm(DQ(const int8 W), per tensor or per output
+//!   channel) [bias: Gemm's C, or → Add(const bias)]`; in both forms a following `Relu` is
+//!   fused into the step.
 //!
 //! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
 //! with zero point `zp - 128`, which quantizes and requantizes identically).

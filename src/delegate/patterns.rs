@@ -74,13 +74,20 @@ pub struct Candidate {
     pub kernel: KernelSpec,
 }
 
-/// A matched dynamic-quantization pattern: `DynamicQuantizeLinear → MatMulInteger(const
-/// int8 W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]`.
+/// A matched dynamic-quantization pattern, in either form (both lowered to the per-row
+/// dynamic int8 GEMM):
+/// - ONNX Runtime's `quantize_dynamic`: `DynamicQuantizeLinear → MatMulInteger(const int8 W)
+///   → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]`;
+/// - libxq's quantizer: `DynamicQuantizeLinear → DequantizeLinear → MatMul / Gemm(W: const
+///   int8 → DequantizeLinear, per tensor or per output channel) [bias: Gemm's C or a
+///   following Add of a constant]`;
+///
+/// in both forms followed by an optional `Relu`, fused into the step.
 #[derive(Clone, Debug)]
 pub struct DynamicCandidate {
     /// Graph nodes covered.
     pub nodes: Vec<usize>,
-    /// The MatMulInteger node (named in reports).
+    /// The linear node (MatMulInteger, MatMul or Gemm; named in reports).
     pub anchor: usize,
     /// The drafted step.
     pub step: super::spec::StepSpec,
@@ -472,9 +479,132 @@ impl<'g> Matcher<'g> {
         self.constant(t).and_then(|c| c.to_f32_vec().ok())
     }
 
-    /// Matches the dynamic-quantization pattern starting at the DynamicQuantizeLinear at
-    /// `index`.
+    /// Matches a dynamic-quantization pattern (either form, see [`DynamicCandidate`])
+    /// starting at the DynamicQuantizeLinear at `index`.
     pub fn match_dynamic(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
+        let d = &self.graph.nodes[index];
+        let reader = d.outputs.first().and_then(|q| self.only_reader(q));
+        match reader.map(|r| &self.graph.nodes[r].op) {
+            Some(Op::DequantizeLinear(_)) => self.match_dynamic_qdq(index),
+            _ => self.match_dynamic_integer(index),
+        }
+    }
+
+    /// libxq's form: `DynamicQuantizeLinear → DequantizeLinear → MatMul / Gemm` with an int8
+    /// constant weight behind a DequantizeLinear.
+    fn match_dynamic_qdq(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
+        let not = |why: &str| Refusal {
+            reason: Reason::Attribute,
+            detail: format!("dynamic pattern: {why}"),
+        };
+        let d = &self.graph.nodes[index];
+        let (xq, xs, xz) = match d.outputs.as_slice() {
+            [a, b, c] => (a.as_str(), b.as_str(), c.as_str()),
+            _ => return Err(not("DynamicQuantizeLinear outputs")),
+        };
+        let dq_i = self
+            .only_reader(xq)
+            .ok_or_else(|| not("quantized input has other readers"))?;
+        let dq = &self.graph.nodes[dq_i];
+        let reads_all = dq.input(0) == Some(xq) && dq.input(1) == Some(xs) && dq.input(2) == Some(xz);
+        if !reads_all || self.only_reader(xs) != Some(dq_i) || self.only_reader(xz) != Some(dq_i) {
+            return Err(not(
+                "scale and zero point are not read by the DequantizeLinear alone",
+            ));
+        }
+        let x_dq = dq.outputs[0].as_str();
+        let op_i = self
+            .only_reader(x_dq)
+            .ok_or_else(|| not("dequantized input has other readers"))?;
+        let op = &self.graph.nodes[op_i];
+        if op.input(0) != Some(x_dq) {
+            return Err(not("the dequantized input is not the linear input"));
+        }
+        let (trans_b, gemm_bias) = match &op.op {
+            Op::Gemm(g) if g.alpha == 1.0 && g.beta == 1.0 && !g.trans_a => (g.trans_b, true),
+            Op::Gemm(_) => return Err(not("Gemm with alpha/beta != 1 or transA")),
+            Op::MatMul => (false, false),
+            _ => return Err(not("not read by MatMul or Gemm")),
+        };
+        let (w, wd, scales) = self.q_weight(&op.inputs[1], if trans_b { 0 } else { 1 })?;
+        let [d0, d1] = *wd.as_slice() else {
+            return Err(not("weight is not 2-D"));
+        };
+        let (n, k) = if trans_b { (d0, d1) } else { (d1, d0) };
+        let weights = if trans_b { w } else { transpose(&w, k, n) };
+        let mut nodes = vec![index, dq_i, op_i];
+        let (output, bias) = if gemm_bias {
+            let bias = match op.input(2) {
+                None => Vec::new(),
+                Some(b) => self
+                    .const_f32(b)
+                    .filter(|b| b.len() == n)
+                    .ok_or_else(|| not("Gemm bias is not a constant of one value per output"))?,
+            };
+            (op.outputs[0].clone(), bias)
+        } else {
+            self.trailing_bias(&op.outputs[0], n, &mut nodes)
+        };
+        let (output, relu) = self.trailing_relu(output, &mut nodes);
+        let x = d.input(0).unwrap_or_default();
+        let x_dims = self.dims(x)?;
+        if x_dims.last() != Some(&k) || (gemm_bias && x_dims.len() != 2) {
+            return refuse(
+                Reason::Shape,
+                "dynamic pattern: input rows differ from the weight",
+            );
+        }
+        Ok(DynamicCandidate {
+            nodes,
+            anchor: op_i,
+            step: super::spec::StepSpec::DynamicLinear {
+                node: op.name.clone(),
+                input: x.to_string(),
+                output,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+                relu,
+            },
+        })
+    }
+
+    /// A constant `Add` of `n` values as the only reader of `output` (a bias): extends
+    /// `nodes` with it and returns its output and values; otherwise `output` and no bias.
+    fn trailing_bias(&self, output: &str, n: usize, nodes: &mut Vec<usize>) -> (String, Vec<f32>) {
+        if let Some(add_i) = self.only_reader(output) {
+            let add = &self.graph.nodes[add_i];
+            if matches!(add.op, Op::Binary(BinaryOp::Add)) {
+                let other = if add.input(0) == Some(output) {
+                    add.input(1)
+                } else {
+                    add.input(0)
+                };
+                if let Some(b) = other.and_then(|b| self.const_f32(b)).filter(|b| b.len() == n) {
+                    nodes.push(add_i);
+                    return (add.outputs[0].clone(), b);
+                }
+            }
+        }
+        (output.to_string(), Vec::new())
+    }
+
+    /// A `Relu` as the only reader of `output`: extends `nodes` with it and returns its
+    /// output and `true`; otherwise `output` and `false`.
+    fn trailing_relu(&self, output: String, nodes: &mut Vec<usize>) -> (String, bool) {
+        match self.only_reader(&output) {
+            Some(r) if matches!(self.graph.nodes[r].op, Op::Unary(UnaryOp::Relu)) => {
+                nodes.push(r);
+                (self.graph.nodes[r].outputs[0].clone(), true)
+            }
+            _ => (output, false),
+        }
+    }
+
+    /// ONNX Runtime's form: `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`.
+    fn match_dynamic_integer(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
         let not = |why: &str| Refusal {
             reason: Reason::Attribute,
             detail: format!("dynamic pattern: {why}"),
@@ -557,23 +687,8 @@ impl<'g> Matcher<'g> {
             return Err(not("scale has other readers"));
         }
         let mut nodes = vec![index, smul_i, mm_i, cast_i, mul_i];
-        let mut output = mul.outputs[0].clone();
-        let mut bias = Vec::new();
-        if let Some(add_i) = self.only_reader(&output) {
-            let add = &self.graph.nodes[add_i];
-            if matches!(add.op, Op::Binary(BinaryOp::Add)) {
-                let other = if add.input(0) == Some(output.as_str()) {
-                    add.input(1)
-                } else {
-                    add.input(0)
-                };
-                if let Some(b) = other.and_then(|b| self.const_f32(b)).filter(|b| b.len() == n) {
-                    bias = b;
-                    nodes.push(add_i);
-                    output = add.outputs[0].clone();
-                }
-            }
-        }
+        let (output, bias) = self.trailing_bias(&mul.outputs[0], n, &mut nodes);
+        let (output, relu) = self.trailing_relu(output, &mut nodes);
         let x = d.input(0).unwrap_or_default();
         let x_dims = self.dims(x)?;
         if x_dims.last() != Some(&k) {
@@ -582,12 +697,7 @@ impl<'g> Matcher<'g> {
                 "dynamic pattern: input rows differ from the weight",
             );
         }
-        let mut weights = vec![0i8; wv.len()];
-        for r in 0..k {
-            for c in 0..n {
-                weights[c * k + r] = wv[r * n + c];
-            }
-        }
+        let weights = transpose(wv, k, n);
         Ok(DynamicCandidate {
             nodes,
             anchor: mm_i,
@@ -600,6 +710,7 @@ impl<'g> Matcher<'g> {
                 weights,
                 scales,
                 bias,
+                relu,
             },
         })
     }
@@ -962,4 +1073,15 @@ impl<'g> Matcher<'g> {
         let kernel = KernelSpec::Reshape { input: 0, output: 0 };
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
+}
+
+/// Transposes a row-major `rows × cols` matrix into `cols × rows`.
+fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
+    let mut t = vec![0i8; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
 }

@@ -262,7 +262,7 @@ pub enum StepSpec {
     /// Dynamically quantized fully connected layer, `f32` in and out: rows of `input`
     /// (`m × k`) quantized at run time, times int8 weights, plus an `f32` bias.
     DynamicLinear {
-        /// The lowered node's name (its MatMulInteger).
+        /// The lowered linear node's name (MatMulInteger, MatMul or Gemm).
         node: String,
         /// The `f32` input tensor.
         input: String,
@@ -278,6 +278,8 @@ pub enum StepSpec {
         scales: Vec<f32>,
         /// `f32` bias (empty: none).
         bias: Vec<f32>,
+        /// A fused ReLU: negative outputs become 0.
+        relu: bool,
     },
     /// A node of [`ProgramSpec::fallback`] run by the interpreter.
     Interp {

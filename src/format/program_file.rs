@@ -451,8 +451,10 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 weights,
                 scales,
                 bias,
+                relu,
             } => {
-                e.u8(4);
+                // Tag 5 is the same step with a fused ReLU (tag 4 files stay readable).
+                e.u8(if *relu { 5 } else { 4 });
                 e.str(node);
                 e.str(input);
                 e.str(output);
@@ -512,7 +514,7 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
                 int8: d.u8()? != 0,
             },
             3 => StepSpec::Interp { node: d.str()? },
-            4 => {
+            tag @ (4 | 5) => {
                 let (node, input, output) = (d.str()?, d.str()?, d.str()?);
                 let [n, k] = fixed(&mut d)?;
                 StepSpec::DynamicLinear {
@@ -524,6 +526,7 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
                     weights: d.i8s()?,
                     scales: d.f32s()?,
                     bias: d.f32s()?,
+                    relu: tag == 5,
                 }
             }
             _ => return Err(corrupt("step tag")),

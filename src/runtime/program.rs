@@ -78,6 +78,7 @@ enum Step {
         output: usize,
         n: usize,
         k: usize,
+        relu: bool,
     },
     Interp {
         name: String,
@@ -209,6 +210,7 @@ impl Program {
                     weights,
                     scales,
                     bias,
+                    relu,
                 } => {
                     let w = crate::kernels::dynamic::DynamicWeights {
                         n: *n,
@@ -224,6 +226,7 @@ impl Program {
                         output: slot(output),
                         n: *n,
                         k: *k,
+                        relu: *relu,
                     }
                 }
                 StepSpec::Interp { node } => {
@@ -432,12 +435,13 @@ impl Program {
                     output,
                     n,
                     k,
+                    relu,
                 } => {
                     let x = owned[*input]
                         .as_ref()
                         .or(borrowed[*input])
                         .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
-                    owned[*output] = Some(self.run_dynamic(packed, x, *n, *k)?);
+                    owned[*output] = Some(self.run_dynamic(packed, x, *n, *k, *relu)?);
                 }
                 Step::Interp {
                     name,
@@ -483,6 +487,7 @@ impl Program {
         x: &Tensor,
         n: usize,
         k: usize,
+        relu: bool,
     ) -> Result<Tensor> {
         let data = x.as_f32()?;
         if k == 0 || x.dims().last() != Some(&k) {
@@ -513,6 +518,9 @@ impl Program {
             if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
                 return Err(e);
             }
+        }
+        if relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
         let mut dims = x.dims().to_vec();
         if let Some(last) = dims.last_mut() {
