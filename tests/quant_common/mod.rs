@@ -1,5 +1,5 @@
-//! Helpers shared by the quantizer tests: a minimal `.npy` reader / writer (little-endian,
-//! C order, f32 / i64) and the onnxruntime runner behind `XQ_PYTHON`.
+//! Helpers shared by the quantizer tests: `.npy` reading (the library's reader) and writing
+//! (f32 / i64, C order) and the onnxruntime runner behind `XQ_PYTHON`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -11,64 +11,19 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Parses a `.npy` file into (descr, shape, payload bytes).
-fn read_npy_raw(path: &Path) -> (String, Vec<usize>, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
-    let (header_len, start) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else {
-        (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12)
-    };
-    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    assert!(header.contains("'fortran_order': False"), "{header}");
-    let descr = header
-        .split("'descr': '")
-        .nth(1)
-        .unwrap()
-        .split('\'')
-        .next()
-        .unwrap()
-        .to_string();
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (descr, shape, bytes[start + header_len..].to_vec())
-}
-
-/// Reads an f32 `.npy` file.
+/// Reads an f32 `.npy` file (through the library's reader).
 pub fn read_npy_f32(path: &Path) -> Tensor {
-    let (descr, shape, data) = read_npy_raw(path);
-    assert_eq!(descr, "<f4", "{}", path.display());
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Tensor::from_f32(shape, values).unwrap()
+    let t = xq::format::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(t.dtype(), xq::ir::DType::F32, "{}", path.display());
+    t
 }
 
 /// Reads an integer `.npy` file (i64 or i32) as i64 values.
 pub fn read_npy_i64(path: &Path) -> Vec<i64> {
-    let (descr, _, data) = read_npy_raw(path);
-    match descr.as_str() {
-        "<i8" => data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        "<i4" => data
-            .chunks_exact(4)
-            .map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
+    let t = xq::format::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match t.dtype() {
+        xq::ir::DType::I64 => t.as_i64().unwrap().to_vec(),
+        xq::ir::DType::I32 => t.as_i32().unwrap().iter().map(|&v| i64::from(v)).collect(),
         other => panic!("{}: unsupported dtype {other}", path.display()),
     }
 }
