@@ -708,9 +708,14 @@ unsafe fn quantize_into(
     let (scale, zp) = (v.q.scale, v.q.zero_point as f32);
     // Clamping to ±256 first keeps the value in the exact range of the fast rounding and
     // cannot change the saturated result (|zp| <= 128).
+    // `max`/`min` (not `clamp`) return the non-NaN operand, so a NaN input quantizes to the
+    // bottom of the range instead of propagating.
     let q = |x: f32| {
-        let v = crate::kernels::requant::round_half_even_small((x / scale).clamp(-256.0, 256.0)) + zp;
-        v.clamp(-128.0, 127.0) as i32 as i8
+        let v = crate::kernels::requant::round_half_even_small((x / scale).max(-256.0).min(256.0)) + zp;
+        // SAFETY: `v` is finite (NaN was replaced above; |x / scale| <= 256, |zp| <= 128) and
+        // clamped into [-128, 127], so the conversion is exact and in range; the unchecked
+        // conversion lets the loop vectorize (about 3× faster than the saturating `as`).
+        unsafe { v.max(-128.0).min(127.0).to_int_unchecked::<i32>() as i8 }
     };
     if v.is_nhwc() {
         // Quantize a block of contiguous pixels of one channel at a time (vectorizable), then
