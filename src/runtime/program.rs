@@ -710,6 +710,7 @@ unsafe fn quantize_into(
     // cannot change the saturated result (|zp| <= 128).
     // `max`/`min` (not `clamp`) return the non-NaN operand, so a NaN input quantizes to the
     // bottom of the range instead of propagating.
+    #[allow(clippy::manual_clamp)]
     let q = |x: f32| {
         let v = crate::kernels::requant::round_half_even_small((x / scale).max(-256.0).min(256.0)) + zp;
         // SAFETY: `v` is finite (NaN was replaced above; |x / scale| <= 256, |zp| <= 128) and
