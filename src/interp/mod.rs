@@ -8,7 +8,7 @@ pub mod kernels;
 pub use fold::simplify;
 
 use crate::ir::infer::with_node;
-use crate::ir::{Dim, Graph, Op, Tensor, TensorInfo};
+use crate::ir::{Graph, Op, Tensor, TensorInfo};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -128,7 +128,7 @@ impl Interpreter {
             borrowed[*slot] = Some(t);
         }
         for ((slot, info), t) in self.inputs.iter().zip(inputs) {
-            check_input(info, t)?;
+            info.check_tensor(t)?;
             borrowed[*slot] = Some(t);
         }
         for ((slot, _), t) in self.inputs.iter().zip(inputs) {
@@ -200,33 +200,6 @@ fn check_order(graph: &Graph) -> Result<()> {
         ))),
         None => Ok(()),
     }
-}
-
-/// Checks a runtime input against its declared type: element type, rank and known dims.
-fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
-    if t.dtype() != info.dtype {
-        return Err(Error::DtypeMismatch(format!(
-            "input `{}` must be {}, got {}",
-            info.name,
-            info.dtype,
-            t.dtype()
-        )));
-    }
-    if let Some(shape) = &info.shape {
-        let ok = shape.len() == t.dims().len()
-            && shape
-                .iter()
-                .zip(t.dims())
-                .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
-        if !ok {
-            return Err(Error::ShapeMismatch(format!(
-                "input `{}` has shape {:?}, expected {shape:?}",
-                info.name,
-                t.dims()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Plans `graph` and runs it once on `inputs` (convenience when the plan is not reused).

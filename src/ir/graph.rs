@@ -1,6 +1,7 @@
 //! The graph: nodes connected by named tensors, constants, inputs and outputs.
 
 use super::{DType, Op, Tensor};
+use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 
 /// One axis of a tensor shape.
@@ -24,6 +25,34 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Checks a runtime tensor against this declaration: element type, rank and every known
+    /// dim (symbolic dims accept any size).
+    pub fn check_tensor(&self, t: &Tensor) -> Result<()> {
+        if t.dtype() != self.dtype {
+            return Err(Error::DtypeMismatch(format!(
+                "input `{}` must be {}, got {}",
+                self.name,
+                self.dtype,
+                t.dtype()
+            )));
+        }
+        if let Some(shape) = &self.shape {
+            let ok = shape.len() == t.dims().len()
+                && shape
+                    .iter()
+                    .zip(t.dims())
+                    .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
+            if !ok {
+                return Err(Error::ShapeMismatch(format!(
+                    "input `{}` has shape {:?}, expected {shape:?}",
+                    self.name,
+                    t.dims()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A tensor info with a fully known shape.
     pub fn known(name: impl Into<String>, dtype: DType, dims: &[usize]) -> TensorInfo {
         TensorInfo {

@@ -18,7 +18,7 @@ use super::memory_plan::{plan, BufferUse};
 use super::pool::ThreadPool;
 use crate::delegate::spec::{ProgramSpec, StepSpec, ValueSpec};
 use crate::interp::kernels::eval;
-use crate::ir::{DType, Dim, Op, Tensor, TensorInfo};
+use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::buffer::AlignedBytes;
 use crate::kernels::output::SharedOutput;
 use crate::{Error, Result};
@@ -334,7 +334,7 @@ impl Program {
             ));
         }
         for (info, t) in self.spec.inputs.iter().zip(inputs) {
-            check_input(info, t)?;
+            info.check_tensor(t)?;
         }
         let mut arena = self.take_arena()?;
         let result = self.run_with(inputs, arena.as_mut_slice(), &mut times);
@@ -637,32 +637,6 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
         .collect();
     let p = plan(&buffers);
     (p.offsets, p.arena_size)
-}
-
-fn check_input(info: &TensorInfo, t: &Tensor) -> Result<()> {
-    if t.dtype() != info.dtype {
-        return Err(Error::DtypeMismatch(format!(
-            "input `{}` must be {}, got {}",
-            info.name,
-            info.dtype,
-            t.dtype()
-        )));
-    }
-    if let Some(shape) = &info.shape {
-        let ok = shape.len() == t.dims().len()
-            && shape
-                .iter()
-                .zip(t.dims())
-                .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
-        if !ok {
-            return Err(Error::ShapeMismatch(format!(
-                "input `{}` has shape {:?}, expected {shape:?}",
-                info.name,
-                t.dims()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
