@@ -29,17 +29,7 @@ fn budget(isa: Isa) -> Duration {
 }
 
 fn main() {
-    let peak = common::vnni_peak_gops();
-    println!("cpu: {}", common::cpu_name());
-    println!("{}", common::dispatch_line());
-    if !common::full_run() {
-        println!(
-            "smoke run (not started by `cargo bench`): one call per kernel, figures are not measurements"
-        );
-    }
-    if let Some(p) = peak {
-        println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS");
-    }
+    common::print_header();
     let qx = QuantParams {
         scale: 0.02,
         zero_point: -3,

@@ -14,18 +14,7 @@ use xq::kernels::{Isa, OutputRange, QuantParams};
 const SHAPES: [(usize, usize, usize); 2] = [(112, 112, 96), (14, 14, 576)];
 
 fn main() {
-    let peak = common::vnni_peak_gops();
-    println!("cpu: {}", common::cpu_name());
-    println!("{}", common::dispatch_line());
-    if !common::full_run() {
-        println!(
-            "smoke run (not started by `cargo bench`): one call per kernel, figures are not measurements"
-        );
-    }
-    match peak {
-        Some(p) => println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS"),
-        None => println!("avx512vnni peak: SKIPPED (not supported)"),
-    }
+    let peak = common::print_header();
     let q = GemmQuant {
         input: QuantParams {
             scale: 0.02,

@@ -34,18 +34,7 @@ fn shapes() -> Vec<(usize, usize, usize)> {
 }
 
 fn main() {
-    let peak = common::vnni_peak_gops();
-    println!("cpu: {}", common::cpu_name());
-    println!("{}", common::dispatch_line());
-    if !common::full_run() {
-        println!(
-            "smoke run (not started by `cargo bench`): one call per kernel, figures are not measurements"
-        );
-    }
-    match peak {
-        Some(p) => println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS"),
-        None => println!("avx512vnni peak: SKIPPED (not supported)"),
-    }
+    let peak = common::print_header();
     let q = GemmQuant {
         input: QuantParams {
             scale: 0.02,

@@ -121,3 +121,21 @@ pub fn cpu_name() -> String {
         .and_then(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into())
 }
+
+/// Prints the header every kernel benchmark starts with (CPU, dispatch, smoke-run notice,
+/// measured VNNI peak) and returns the peak in GOPS, if the CPU has VNNI.
+pub fn print_header() -> Option<f64> {
+    let peak = vnni_peak_gops();
+    println!("cpu: {}", cpu_name());
+    println!("{}", dispatch_line());
+    if !full_run() {
+        println!(
+            "smoke run (not started by `cargo bench`): one call per kernel, figures are not measurements"
+        );
+    }
+    match peak {
+        Some(p) => println!("avx512vnni vpdpbusd peak (1 thread): {p:.1} GOPS"),
+        None => println!("avx512vnni peak: SKIPPED (not supported)"),
+    }
+    peak
+}
