@@ -10,8 +10,15 @@ use xq::kernels::gemm::GemmQuant;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
 use xq::kernels::{Isa, OutputRange, QuantParams};
 
-/// (H, W, C) of a stride-1, pad-1 3×3 depthwise convolution.
-const SHAPES: [(usize, usize, usize); 2] = [(112, 112, 96), (14, 14, 576)];
+/// (H, W, C, stride) of a pad-1 3×3 depthwise convolution: MobileNetV2's depthwise layers.
+const SHAPES: [(usize, usize, usize, usize); 6] = [
+    (112, 112, 32, 1),
+    (112, 112, 96, 2),
+    (56, 56, 144, 1),
+    (28, 28, 192, 1),
+    (14, 14, 576, 1),
+    (7, 7, 960, 1),
+];
 
 fn main() {
     let peak = common::print_header();
@@ -28,9 +35,9 @@ fn main() {
     };
     println!(
         "{:<16} {:<40} {:>9} {:>8} {:>8}",
-        "H×W×C 3x3", "kernel", "time(us)", "GOPS", "%peak"
+        "H×W×C/s 3x3", "kernel", "time(us)", "GOPS", "%peak"
     );
-    for (h, w, c) in SHAPES {
+    for (h, w, c, s) in SHAPES {
         let g = ConvGeometry {
             batch: 1,
             in_h: h,
@@ -38,7 +45,7 @@ fn main() {
             in_c: c,
             k_h: 3,
             k_w: 3,
-            stride: (1, 1),
+            stride: (s, s),
             dilation: (1, 1),
             padding: (1, 1, 1, 1),
         };
@@ -68,7 +75,7 @@ fn main() {
             let pct = peak.map_or("-".to_string(), |p| format!("{:.1}", 100.0 * gops / p));
             println!(
                 "{:<16} {:<40} {:>9.1} {:>8.1} {:>8}",
-                format!("{h}×{w}×{c}"),
+                format!("{h}×{w}×{c}/{s}"),
                 packed.kernel().name,
                 t.as_secs_f64() * 1e6,
                 gops,

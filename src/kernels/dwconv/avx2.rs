@@ -17,21 +17,20 @@ const LANES: usize = 8;
 pub(super) unsafe fn row(a: &DwArgs) {
     let rq = Requant256::new(&a.rq);
     for px in 0..a.pixels {
-        let ptrs = &a.ptrs[px * a.taps..][..a.taps];
         let mut c0 = 0;
         while c0 < a.channels {
             let regs = (a.channels - c0).div_ceil(LANES).min(4);
             // SAFETY: forwarded contract; the pass covers channels c0..c0 + 8·regs.
             unsafe {
                 match (regs, c0 + regs * LANES <= a.channels) {
-                    (4, true) => pass::<4, true>(a, ptrs, px, c0, &rq),
-                    (3, true) => pass::<3, true>(a, ptrs, px, c0, &rq),
-                    (2, true) => pass::<2, true>(a, ptrs, px, c0, &rq),
-                    (1, true) => pass::<1, true>(a, ptrs, px, c0, &rq),
-                    (1, false) => pass::<1, false>(a, ptrs, px, c0, &rq),
-                    (2, false) => pass::<2, false>(a, ptrs, px, c0, &rq),
-                    (3, false) => pass::<3, false>(a, ptrs, px, c0, &rq),
-                    _ => pass::<4, false>(a, ptrs, px, c0, &rq),
+                    (4, true) => pass::<4, true>(a, px, c0, &rq),
+                    (3, true) => pass::<3, true>(a, px, c0, &rq),
+                    (2, true) => pass::<2, true>(a, px, c0, &rq),
+                    (1, true) => pass::<1, true>(a, px, c0, &rq),
+                    (1, false) => pass::<1, false>(a, px, c0, &rq),
+                    (2, false) => pass::<2, false>(a, px, c0, &rq),
+                    (3, false) => pass::<3, false>(a, px, c0, &rq),
+                    _ => pass::<4, false>(a, px, c0, &rq),
                 }
             }
             c0 += regs * LANES;
@@ -65,13 +64,7 @@ unsafe fn load_channels(p: *const i8, n: usize) -> __m256i {
 /// As [`row`]; `c0` is a multiple of 8 below `channels`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pass<const NR: usize, const FULL: bool>(
-    a: &DwArgs,
-    ptrs: &[*const i8],
-    px: usize,
-    c0: usize,
-    rq: &Requant256,
-) {
+unsafe fn pass<const NR: usize, const FULL: bool>(a: &DwArgs, px: usize, c0: usize, rq: &Requant256) {
     let mut counts = [LANES; NR];
     let mut lanes = [std::ptr::null::<u8>(); NR];
     let mut acc = [_mm256_setzero_si256(); NR];
@@ -87,7 +80,8 @@ unsafe fn pass<const NR: usize, const FULL: bool>(
             acc[r] = _mm256_load_si256(lanes[r].cast());
         }
     }
-    for (t, &p) in ptrs.iter().enumerate() {
+    for (t, &p) in a.ptrs.iter().enumerate() {
+        let p = p.wrapping_add(px * a.step);
         for r in 0..NR {
             // SAFETY: reads counts[r] channels of the pixel; the weight lanes of tap t are
             // inside the block.

@@ -14,7 +14,7 @@ mod scalar;
 
 use super::buffer::AlignedBytes;
 use super::gemm::{check_matrix, GemmQuant};
-use super::indirection::{Indirection, PADDING};
+use super::indirection::{ConvGeometry, Indirection, PADDING};
 use super::output::SharedOutput;
 use super::requant::{validate_multiplier, validate_scale, Requantizer};
 use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
@@ -101,14 +101,16 @@ pub struct PackedDwConv {
     rq: Requantizer,
 }
 
-/// One output row for a microkernel. Contract: `ptrs` holds `pixels × taps` pointers, each
-/// valid for reading `channels` bytes; `w` is the packed data (`ceil(channels/16)` blocks of
-/// `block_bytes`, 64-byte aligned); `out` is valid for writing `pixels × channels` bytes.
+/// A run of output pixels for a microkernel. Contract: `ptrs` holds `taps` pointers; pixel
+/// `p < pixels` reads tap `t` at `ptrs[t] + p·step`, valid for reading `channels` bytes; `w`
+/// is the packed data (`ceil(channels/B)` blocks of `block_bytes`, 64-byte aligned); `out`
+/// is valid for writing `pixels × channels` bytes.
 pub(crate) struct DwArgs<'a> {
     pub pixels: usize,
     pub taps: usize,
     pub channels: usize,
     pub ptrs: &'a [*const i8],
+    pub step: usize,
     pub w: *const u8,
     pub block_bytes: usize,
     pub out: *mut i8,
@@ -243,46 +245,82 @@ impl PackedDwConv {
                 format!("range {tiles:?} is outside 0..{total}"),
             ));
         }
-        let zero_row = vec![self.input_zp; c];
-        let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); ow * taps];
+        let step = g.stride.1 * c;
+        let (x_lo, x_hi) = interior_columns(&g);
+        // Padding taps read zeros here; an interior run of `x_hi - x_lo` pixels advances
+        // them by `step` per pixel like every other tap.
+        let zero = vec![self.input_zp; (x_hi - x_lo).max(1) * step + c];
+        let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); taps];
         for t in tiles {
             let (image, oy) = (t / oh, t % oh);
             let base = &input[image * g.image_len()..][..g.image_len()];
-            for (px, slot) in ptrs.chunks_exact_mut(taps).enumerate() {
-                for (p, &off) in slot.iter_mut().zip(ind.pixel(oy * ow + px)) {
+            // SAFETY: row (image, oy) is inside the output checked above.
+            let out_row = unsafe { output.as_ptr().add((image * oh + oy) * ow * c) };
+            let runs = (0..x_lo)
+                .chain(x_hi..ow)
+                .map(|px| (px, 1))
+                .chain((x_lo < x_hi).then_some((x_lo, x_hi - x_lo)));
+            for (px, pixels) in runs {
+                for (p, &off) in ptrs.iter_mut().zip(ind.pixel(oy * ow + px)) {
                     *p = if off == PADDING {
-                        zero_row.as_ptr()
+                        zero.as_ptr()
                     } else {
                         base[off as usize..].as_ptr()
                     };
                 }
-            }
-            let args = DwArgs {
-                pixels: ow,
-                taps,
-                channels: c,
-                ptrs: &ptrs,
-                w: self.data.as_slice().as_ptr(),
-                block_bytes: self.block_bytes,
-                // SAFETY: row (image, oy) is inside the output checked above.
-                out: unsafe { output.as_ptr().add((image * oh + oy) * ow * c) },
-                rq: self.rq,
-            };
-            // SAFETY: every pointer addresses a full pixel (offsets come from the validated
-            // geometry, whose image fits `base`) or the zero row of `c` bytes; the ISA was
-            // checked by `pack`.
-            unsafe {
-                match self.kernel.isa {
-                    Isa::Scalar => scalar::row(&args),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => avx2::row(&args),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512Vnni => avx512::row(&args),
-                    #[cfg(not(target_arch = "x86_64"))]
-                    _ => unreachable!("pack rejects ISAs the CPU lacks"),
-                }
+                let args = DwArgs {
+                    pixels,
+                    taps,
+                    channels: c,
+                    ptrs: &ptrs,
+                    step,
+                    w: self.data.as_slice().as_ptr(),
+                    block_bytes: self.block_bytes,
+                    // SAFETY: pixels px..px + pixels lie inside the output row.
+                    out: unsafe { out_row.add(px * c) },
+                    rq: self.rq,
+                };
+                // SAFETY: a single pixel reads what its indirection entries address (full
+                // pixels of the validated geometry inside `base`, or the zero buffer). In an
+                // interior run no tap leaves the input columns, so pixel `px + p` reads
+                // entry + p·step, which is that pixel's own indirection offset, or
+                // zero + p·step < zero.len() - c for padding rows. The ISA was checked by `pack`.
+                unsafe { self.kernel_row(&args) };
             }
         }
         Ok(())
     }
+
+    /// Runs the microkernel of this variant.
+    ///
+    /// # Safety
+    /// `args` satisfies the [`DwArgs`] contract for this packing; the ISA is supported.
+    unsafe fn kernel_row(&self, args: &DwArgs) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self.kernel.isa {
+                Isa::Scalar => scalar::row(args),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => avx2::row(args),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512Vnni => avx512::row(args),
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => unreachable!("pack rejects ISAs the CPU lacks"),
+            }
+        }
+    }
+}
+
+/// The output columns `x_lo..x_hi` whose taps all fall inside the input columns (no
+/// horizontal padding); empty when there are none.
+fn interior_columns(g: &ConvGeometry) -> (usize, usize) {
+    let ow = g.out_w();
+    let (sw, dw, pl) = (g.stride.1, g.dilation.1, g.padding.1);
+    let x_lo = pl.div_ceil(sw).min(ow);
+    // Last column: px·sw + (k_w - 1)·dw - pl <= in_w - 1.
+    let x_hi = match (g.in_w + pl).checked_sub(1 + (g.k_w - 1) * dw) {
+        Some(right) => (right / sw + 1).min(ow),
+        None => 0,
+    };
+    (x_lo, x_hi.max(x_lo))
 }

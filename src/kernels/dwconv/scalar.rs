@@ -8,7 +8,6 @@ use super::{DwArgs, BLOCK};
 /// `a` satisfies the [`DwArgs`] contract.
 pub(super) unsafe fn row(a: &DwArgs) {
     for px in 0..a.pixels {
-        let ptrs = &a.ptrs[px * a.taps..][..a.taps];
         for ch in 0..a.channels {
             // SAFETY: the block of `ch` lies inside the packed data (DwArgs contract).
             let block =
@@ -16,9 +15,9 @@ pub(super) unsafe fn row(a: &DwArgs) {
             let lane = ch % BLOCK;
             let word = |i: usize| -> [u8; 4] { block[i * BLOCK * 4 + lane * 4..][..4].try_into().unwrap() };
             let mut acc = i32::from_ne_bytes(word(0));
-            for (t, &p) in ptrs.iter().enumerate() {
-                // SAFETY: each pointer is valid for `channels` bytes (DwArgs contract).
-                let x = unsafe { *p.add(ch) } as i32;
+            for (t, &p) in a.ptrs.iter().enumerate() {
+                // SAFETY: pixel px of each tap is valid for `channels` bytes (DwArgs contract).
+                let x = unsafe { *p.add(px * a.step + ch) } as i32;
                 let w = u32::from_ne_bytes(word(1 + t)) as u16 as i16 as i32;
                 acc = acc.wrapping_add(x * w);
             }
