@@ -34,6 +34,28 @@ impl Requant512 {
         self.apply_f32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult))
     }
 
+    /// 32 channels from even/odd accumulators (`even` lane k is channel 2k, `odd` lane k
+    /// channel 2k + 1) requantized as 32 bytes in channel order: the two rounded halves are
+    /// merged as `i16` pairs, the zero point is added in `i16` and the words are narrowed
+    /// (exact: the clamp keeps every value in `i8` range).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(crate) fn apply_even_odd(&self, even: __m512i, odd: __m512i, m_even: __m512, m_odd: __m512) -> __m256i {
+        let round = |acc: __m512i, m: __m512| {
+            let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+            let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v)
+        };
+        let pairs = _mm512_mask_blend_epi16(
+            0xAAAA_AAAA,
+            round(even, m_even),
+            _mm512_slli_epi32::<16>(round(odd, m_odd)),
+        );
+        // The zero point fits in i16 lanes (|zp| <= 128), and so does every sum.
+        let zp = _mm512_set1_epi16(_mm_cvtsi128_si32(_mm512_castsi512_si128(self.zp)) as i16);
+        _mm512_cvtepi16_epi8(_mm512_add_epi16(pairs, zp))
+    }
+
     /// 16 lanes of `requantize(v)` as 16 bytes.
     #[inline]
     #[target_feature(enable = "avx512f")]

@@ -105,14 +105,8 @@ unsafe fn pass<const P: usize, const FULL: bool>(a: &DwArgs, px: usize, c0: usiz
         (_mm512_load_ps(mults.cast()), _mm512_load_ps(mults.add(64).cast()))
     };
     for p in 0..P {
-        let qe = rq.apply(even[p], m_even);
-        let qo = rq.apply(odd[p], m_odd);
-        let lo = _mm_unpacklo_epi8(qe, qo);
-        let hi = _mm_unpackhi_epi8(qe, qo);
+        let q = rq.apply_even_odd(even[p], odd[p], m_even, m_odd);
         // SAFETY: writes the block's n valid channels of pixel px + p inside the output row.
-        unsafe {
-            let dst = a.out.add((px + p) * a.channels + c0);
-            _mm256_mask_storeu_epi8(dst, mask, _mm256_set_m128i(hi, lo));
-        }
+        unsafe { _mm256_mask_storeu_epi8(a.out.add((px + p) * a.channels + c0), mask, q) };
     }
 }
