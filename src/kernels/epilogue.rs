@@ -13,25 +13,49 @@ pub(crate) struct Requant512 {
     lo: __m512,
     hi: __m512,
     zp: __m512i,
+    zp16: __m512i,
+    min8: __m512i,
 }
 
 impl Requant512 {
     /// Broadcasts the constants of `rq`.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     pub(crate) fn new(rq: &Requantizer) -> Self {
         Requant512 {
             lo: _mm512_set1_ps(rq.min_less_zp),
             hi: _mm512_set1_ps(rq.max_less_zp),
             zp: _mm512_set1_epi32(rq.zero_point),
+            zp16: _mm512_set1_epi16(rq.zero_point as i16),
+            min8: _mm512_set1_epi8((rq.min_less_zp as i32 + rq.zero_point) as i8),
         }
     }
 
-    /// 16 lanes of `requantize((acc as f32) * mult)` as 16 bytes.
+    /// `J <= 4` vectors of 16 consecutive columns requantized into the first `16·J` bytes
+    /// of the result, in column order. Only the upper clamp is applied in float (it keeps
+    /// the conversion in `i32` range; a value below `i32::MIN` converts to `i32::MIN`, still
+    /// the smallest); the rounded values are narrowed with saturation, the zero point is
+    /// added in saturating `i16` and the lower clamp is a byte `max`. Rounding is monotonic
+    /// and the bounds are integers, so the bytes equal [`Requantizer::apply`]'s.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(crate) fn apply(&self, acc: __m512i, mult: __m512) -> __m128i {
-        self.apply_f32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult))
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(crate) fn apply_columns<const J: usize>(&self, acc: &[__m512i; J], mult: &[__m512; J]) -> __m512i {
+        let mut q = [_mm512_setzero_si512(); 4];
+        for j in 0..J.min(4) {
+            let v = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[j]), mult[j]), self.hi);
+            q[j] = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        }
+        let low = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), self.zp16);
+        let high = if J > 2 {
+            _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), self.zp16)
+        } else {
+            low
+        };
+        // 128-bit lane L now holds dword L of every column vector j at dword 4L + j; gather
+        // each vector's four dwords back together.
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        let bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(low, high));
+        _mm512_max_epi8(bytes, self.min8)
     }
 
     /// 32 channels from even/odd accumulators (`even` lane k is channel 2k, `odd` lane k
@@ -40,7 +64,13 @@ impl Requant512 {
     /// (exact: the clamp keeps every value in `i8` range).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(crate) fn apply_even_odd(&self, even: __m512i, odd: __m512i, m_even: __m512, m_odd: __m512) -> __m256i {
+    pub(crate) fn apply_even_odd(
+        &self,
+        even: __m512i,
+        odd: __m512i,
+        m_even: __m512,
+        m_odd: __m512,
+    ) -> __m256i {
         let round = |acc: __m512i, m: __m512| {
             let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
             let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);

@@ -139,14 +139,14 @@ unsafe fn store_quantized<const MR: usize, const J: usize>(
 ) {
     let rq = Requant512::new(rq);
     let mult_at = NR * 4 + t.kpad * NR;
-    for j in 0..J {
-        // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
-        let mult = unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) };
-        let mask = column_mask(t, j);
-        for (r, row) in acc.iter().enumerate() {
-            // SAFETY: writes the valid columns of output row r inside the tile.
-            unsafe { _mm_mask_storeu_epi8(c.add(r * stride + j * NR), mask, rq.apply(row[j], mult)) };
-        }
+    // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
+    let mults: [__m512; J] =
+        std::array::from_fn(|j| unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) });
+    let cols = t.cols.min(J * NR);
+    let mask: __mmask64 = if cols == 64 { !0 } else { (1u64 << cols) - 1 };
+    for (r, row) in acc.iter().enumerate() {
+        // SAFETY: writes the valid columns of output row r inside the tile.
+        unsafe { _mm512_mask_storeu_epi8(c.add(r * stride), mask, rq.apply_columns(row, &mults)) };
     }
 }
 
