@@ -359,6 +359,13 @@ typedef struct xq_program_options {
    * One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
    */
   int32_t partition_mode;
+  /**
+   * Nonzero: int8 boundaries. Inputs that only feed partitions are taken as int8 (or
+   * uint8) tensors already quantized, outputs made by partitions are returned as int8
+   * (or uint8); `xq_program_io_qparams` gives their scale and zero point. 0 (default):
+   * every boundary is `f32`. Ignored when loading a program file (it keeps its own).
+   */
+  int32_t int8_io;
 } xq_program_options;
 
 /**
@@ -702,6 +709,20 @@ enum xq_status xq_program_io_info(const struct xq_program *program,
                                   int64_t *dims,
                                   size_t max_rank,
                                   size_t *rank);
+
+/**
+ * Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
+ * `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
+ * zero_point`. An `f32` boundary is `XQ_ERROR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `program` live handle; `scale` and `zero_point` writable.
+ */
+enum xq_status xq_program_io_qparams(const struct xq_program *program,
+                                     int32_t output,
+                                     size_t index,
+                                     float *scale,
+                                     int32_t *zero_point);
 
 /**
  * Executes the program. `inputs` follow the program's input order; `outputs` its output

@@ -72,6 +72,10 @@ enum Command {
         /// Partitioning.
         #[arg(long, value_enum, default_value = "all")]
         mode: Mode,
+        /// Int8 boundaries: inputs that only feed partitions are taken already quantized,
+        /// partition outputs are returned as int8 (the report lists their qparams).
+        #[arg(long)]
+        int8_io: bool,
     },
     /// Run a program (or a QDQ ONNX model, compiled on the fly) on the samples of an .npy
     /// file and report latency; `--profile` prints per-operator times.
@@ -392,9 +396,15 @@ fn main() {
             output,
             shape,
             mode,
+            int8_io,
         } => parse_shapes(&shape).and_then(|s| {
-            let (spec, report) = lower(&load_graph(&model, &s)?, mode_of(mode))?;
+            let (mut spec, report) = lower(&load_graph(&model, &s)?, mode_of(mode))?;
             print!("{}", report.text());
+            if int8_io {
+                for name in xq::delegate::int8_io::make_int8_io(&mut spec) {
+                    println!("int8 boundary: {name}");
+                }
+            }
             program_file::save(&spec, &output)
         }),
         Command::Run {

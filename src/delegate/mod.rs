@@ -23,8 +23,10 @@
 //!
 //! Connected patterns form a partition: int8 NHWC tensors stay in the arena between them;
 //! a partition's entries quantize `f32` (NCHW) tensors and its exits dequantize back, so
-//! everything else runs in the float interpreter unchanged.
+//! everything else runs in the float interpreter unchanged. On request ([`int8_io`]) the
+//! program's own inputs and outputs at partition edges are int8 instead of `f32`.
 
+pub mod int8_io;
 pub mod lower;
 pub mod patterns;
 pub mod report;

@@ -6,6 +6,7 @@ use super::boundary::{arg_ref, arg_slice, arg_str, free_handle, guard, into_hand
 use super::model::xq_model;
 use super::status::xq_status;
 use super::tensor::{tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
+use crate::delegate::int8_io::{io_quant, make_int8_io};
 use crate::delegate::{lower, PartitionMode};
 use crate::ir::{Dim, TensorInfo};
 use crate::runtime::{Program, ProgramOptions};
@@ -34,6 +35,11 @@ pub struct xq_program_options {
     pub threads: usize,
     /// One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
     pub partition_mode: i32,
+    /// Nonzero: int8 boundaries. Inputs that only feed partitions are taken as int8 (or
+    /// uint8) tensors already quantized, outputs made by partitions are returned as int8
+    /// (or uint8); `xq_program_io_qparams` gives their scale and zero point. 0 (default):
+    /// every boundary is `f32`. Ignored when loading a program file (it keeps its own).
+    pub int8_io: i32,
 }
 
 /// The default options: physical cores, `XQ_PARTITION_ALL`.
@@ -42,6 +48,7 @@ pub extern "C" fn xq_program_options_default() -> xq_program_options {
     xq_program_options {
         threads: 0,
         partition_mode: XQ_PARTITION_ALL,
+        int8_io: 0,
     }
 }
 
@@ -65,7 +72,14 @@ impl xq_program {
     }
 }
 
-fn options_from_c(options: Option<&xq_program_options>) -> Result<(ProgramOptions, PartitionMode)> {
+/// The options of `xq_program_compile` / `_load_*` in Rust terms.
+struct Options {
+    program: ProgramOptions,
+    mode: PartitionMode,
+    int8_io: bool,
+}
+
+fn options_from_c(options: Option<&xq_program_options>) -> Result<Options> {
     let o = options.copied().unwrap_or_else(|| xq_program_options_default());
     let mode = match o.partition_mode {
         XQ_PARTITION_ALL => PartitionMode::All,
@@ -78,12 +92,16 @@ fn options_from_c(options: Option<&xq_program_options>) -> Result<(ProgramOption
             ))
         }
     };
-    Ok((ProgramOptions { threads: o.threads }, mode))
+    Ok(Options {
+        program: ProgramOptions { threads: o.threads },
+        mode,
+        int8_io: o.int8_io != 0,
+    })
 }
 
 /// # Safety
 /// `options` must be NULL or point to a readable `xq_program_options`.
-unsafe fn read_options(options: *const xq_program_options) -> Result<(ProgramOptions, PartitionMode)> {
+unsafe fn read_options(options: *const xq_program_options) -> Result<Options> {
     if options.is_null() {
         return options_from_c(None);
     }
@@ -107,11 +125,14 @@ pub unsafe extern "C" fn xq_program_compile(
         // SAFETY: caller's contract.
         let m = unsafe { super::boundary::arg_mut(model, "model") }?;
         // SAFETY: caller's contract.
-        let (opts, mode) = unsafe { read_options(options) }?;
+        let opts = unsafe { read_options(options) }?;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
-        let (spec, _) = lower(m.prepared_graph()?, mode)?;
-        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        let (mut spec, _) = lower(m.prepared_graph()?, opts.mode)?;
+        if opts.int8_io {
+            make_int8_io(&mut spec);
+        }
+        out.write(into_handle(xq_program::new(Program::new(spec, opts.program)?)));
         Ok(())
     })
 }
@@ -130,7 +151,7 @@ pub unsafe extern "C" fn xq_program_load_file(
         // SAFETY: caller's contract.
         let path = unsafe { arg_str(path, "path") }?;
         // SAFETY: caller's contract.
-        let (opts, _) = unsafe { read_options(options) }?;
+        let opts = unsafe { read_options(options) }?.program;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
         let spec = crate::format::program_file::load(path)?;
@@ -154,7 +175,7 @@ pub unsafe extern "C" fn xq_program_load_buffer(
         // SAFETY: caller's contract; length bounded.
         let bytes = unsafe { arg_slice(data as *const u8, length, MAX_PROGRAM_BYTES, "data") }?;
         // SAFETY: caller's contract.
-        let (opts, _) = unsafe { read_options(options) }?;
+        let opts = unsafe { read_options(options) }?.program;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
         let aligned = crate::format::ProgramBytes::copy_from(bytes)?;
@@ -282,6 +303,44 @@ pub unsafe extern "C" fn xq_program_io_info(
         name_out.write(names[index].as_ptr());
         dtype_out.write(info.dtype.into());
         rank_out.write(shape.len());
+        Ok(())
+    })
+}
+
+/// Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
+/// `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
+/// zero_point`. An `f32` boundary is `XQ_ERROR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `program` live handle; `scale` and `zero_point` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_io_qparams(
+    program: *const xq_program,
+    output: i32,
+    index: usize,
+    scale: *mut f32,
+    zero_point: *mut i32,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let p = unsafe { arg_ref(program, "program") }?;
+        // SAFETY: caller's contract (both outputs).
+        let (scale_out, zp_out) = unsafe { (Out::new(scale, "scale")?, Out::new(zero_point, "zero_point")?) };
+        let count = if output != 0 {
+            p.program.outputs().len()
+        } else {
+            p.program.inputs().len()
+        };
+        if index >= count {
+            return Err(Error::invalid_argument(
+                "index",
+                format!("{index} is out of range ({count} values)"),
+            ));
+        }
+        let q = io_quant(p.program.spec(), output != 0, index)
+            .ok_or_else(|| Error::invalid_argument("index", format!("boundary {index} is f32, not int8")))?;
+        scale_out.write(q.scale);
+        zp_out.write(q.zero_point);
         Ok(())
     })
 }

@@ -408,6 +408,13 @@ impl Program {
                     // SAFETY: the value's region is in the arena and no other step runs now.
                     let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
                     let v = &values[*value];
+                    if t.dtype() != DType::F32 {
+                        // An int8 program input (int8 boundaries): already quantized.
+                        // SAFETY: as above.
+                        copy_quantized_input(t, v, unsafe { std::slice::from_raw_parts_mut(p, len) })?;
+                        continue_timing(times, start);
+                        continue;
+                    }
                     check_quantize_source(t, v, len)?;
                     let units = quantize_units(v);
                     let threads = self.pool.threads();
@@ -652,6 +659,50 @@ fn quantize_units(v: &ValueSpec) -> usize {
     } else {
         v.numel().div_ceil(QUANT_FLAT_BLOCK)
     }
+}
+
+/// Records a step's time when profiling (for steps that leave the loop body early).
+fn continue_timing(times: &mut Option<&mut Vec<Duration>>, start: Option<Instant>) {
+    if let (Some(t), Some(start)) = (times.as_mut(), start) {
+        t.push(start.elapsed());
+    }
+}
+
+/// Copies an int8 (or uint8) program input, already quantized with the value's qparams,
+/// into the value's storage (NHWC for rank 4; uint8 stored as `u - 128`).
+fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
+    let logical: Vec<i8> = match (t.dtype(), v.unsigned) {
+        (DType::I8, false) => t.as_i8()?.to_vec(),
+        (DType::U8, true) => t.as_u8()?.iter().map(|&u| (u ^ 0x80) as i8).collect(),
+        (d, _) => {
+            return Err(Error::DtypeMismatch(format!(
+                "`{}` is quantized as {}, got {d}",
+                v.name,
+                if v.unsigned { "uint8" } else { "int8" }
+            )))
+        }
+    };
+    if t.dims() != v.dims.as_slice() || dst.len() != logical.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "`{}` has shape {:?}, the program was compiled for {:?}",
+            v.name,
+            t.dims(),
+            v.dims
+        )));
+    }
+    if v.is_nhwc() {
+        let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
+        for (src, out) in logical.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
+            for (ch, plane) in src.chunks_exact(hw).enumerate() {
+                for (p, &q) in plane.iter().enumerate() {
+                    out[p * c + ch] = q;
+                }
+            }
+        }
+    } else {
+        dst.copy_from_slice(&logical);
+    }
+    Ok(())
 }
 
 /// Checks an `f32` tensor against the value it is quantized into.
