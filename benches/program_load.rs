@@ -1,7 +1,10 @@
 //! Program load time of a MobileNetV2-sized program, phase by phase: reading the file
 //! (memory map), validating the container (checksum included), decoding the program section,
 //! and building the kernels (weight packing, indirection tables) per kernel family, then the
-//! whole `load` + `Program::new` a user sees. Medians of repeated single-threaded loads.
+//! whole `load` + `Program::new` a user sees. Medians of repeated single-threaded loads in
+//! one process (warm: the allocator and the page cache are primed), then medians of single
+//! loads in fresh processes (cold: what `xq run` and a C host see at start-up, page faults
+//! of new memory included).
 //!
 //! The program is a MobileNetV2 (width 1.0, 224×224, 3.5 M int8 weights) built here with
 //! random weights, or the `.xq` file named by `XQ_BENCH_PROGRAM` (e.g. the anchor model
@@ -222,7 +225,76 @@ fn time(runs: usize, mut f: impl FnMut()) -> Duration {
     )
 }
 
+/// Minor page faults of this process so far.
+fn minor_faults() -> i64 {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed struct it is given.
+    unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut r);
+        r.ru_minflt
+    }
+}
+
+/// One load in this (fresh) process, `Program::load_file` (packed weights in place when the
+/// file has them for this CPU) or, with `--pack`, decoding and packing at load: prints the
+/// load time in ms and the minor page faults of the load, for the parent to collect.
+fn cold_child(path: &std::path::Path, pack: bool) {
+    let options = ProgramOptions { threads: 1 };
+    xq::kernels::table::selected_isa().expect("ISA");
+    let faults = minor_faults();
+    let t = Instant::now();
+    let program = if pack {
+        Program::new(program_file::load(path).expect("decode"), options)
+    } else {
+        Program::load_file(path, options)
+    }
+    .expect("program");
+    let elapsed = t.elapsed();
+    let faults = minor_faults() - faults;
+    std::hint::black_box(program);
+    println!("{} {faults}", ms(elapsed));
+}
+
+/// Medians of `runs` cold loads, each in a new process running [`cold_child`].
+fn cold(path: &std::path::Path, runs: usize, pack: bool) -> (f64, f64) {
+    let exe = std::env::current_exe().expect("own path");
+    let (mut times, mut faults) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("--cold-child").env("XQ_BENCH_PROGRAM", path);
+        if pack {
+            cmd.arg("--pack");
+        }
+        let out = cmd.output().expect("spawn a cold load");
+        assert!(
+            out.status.success(),
+            "cold load failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).expect("UTF-8");
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().expect("a number"))
+            .collect();
+        times.push(v[0]);
+        faults.push(v[1]);
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (med(times), med(faults))
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--cold-child") {
+        let path = std::env::var("XQ_BENCH_PROGRAM").expect("XQ_BENCH_PROGRAM");
+        cold_child(
+            std::path::Path::new(&path),
+            std::env::args().any(|a| a == "--pack"),
+        );
+        return;
+    }
     let runs = if common::full_run() { 101 } else { 1 };
     let path = match std::env::var("XQ_BENCH_PROGRAM") {
         Ok(p) if !p.is_empty() => std::path::PathBuf::from(p),
@@ -273,28 +345,50 @@ fn main() {
     let clone = time(runs, || {
         std::hint::black_box(spec.clone());
     });
-    let total = time(runs, || {
+    let packing = time(runs, || {
         let spec = program_file::load(&path).expect("load");
         std::hint::black_box(Program::new(spec, options).expect("program"));
     });
+    let in_place = Program::load_file(&path, options).expect("program");
+    let total = time(runs, || {
+        std::hint::black_box(Program::load_file(&path, options).expect("program"));
+    });
 
-    println!("{:<34} {:>9}", "phase", "ms");
-    println!("{:<34} {:>9.3}", "map file", ms(map));
-    println!("{:<34} {:>9.3}", "container (table + checksum)", ms(container));
+    println!("{:<44} {:>9}", "phase (warm)", "ms");
+    println!("{:<44} {:>9.3}", "map file", ms(map));
+    println!("{:<44} {:>9.3}", "container (table + checksum)", ms(container));
     println!(
-        "{:<34} {:>9.3}",
+        "{:<44} {:>9.3}",
         "program_file::from_bytes (incl. container)",
         ms(decode)
     );
     for (k, v) in per_kind {
-        println!("{:<34} {:>9.3}", format!("  build {k}"), ms(median(v)));
+        println!("{:<44} {:>9.3}", format!("  pack+build {k}"), ms(median(v)));
     }
     println!(
-        "{:<34} {:>9.3}",
-        "Program::new (excl. spec clone)",
+        "{:<44} {:>9.3}",
+        "Program::new (packing, excl. spec clone)",
         ms(build.saturating_sub(clone))
     );
-    println!("{:<34} {:>9.3}", "load_ms (load + Program::new)", ms(total));
+    println!("{:<44} {:>9.3}", "load, packing at load", ms(packing));
+    println!(
+        "{:<44} {:>9.3}",
+        format!(
+            "Program::load_file ({} steps in place)",
+            in_place.steps_with_weights_in_place()
+        ),
+        ms(total)
+    );
+    let cold_runs = if common::full_run() { 31 } else { 1 };
+    println!("cold: a fresh process per load, medians of {cold_runs}");
+    for (name, pack) in [("load, packing at load", true), ("Program::load_file", false)] {
+        let (t, faults) = cold(&path, cold_runs, pack);
+        println!(
+            "{:<44} {:>9.3}   ({faults:.0} minor page faults)",
+            format!("  {name}"),
+            t
+        );
+    }
     if std::env::var("XQ_BENCH_PROGRAM").is_err() {
         let _ = std::fs::remove_file(&path);
     }

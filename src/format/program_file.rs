@@ -3,12 +3,16 @@
 //! Sections: `program` (kind 1: inputs, outputs, values and steps with each kernel's
 //! unpacked int8 weights, scales and int32 bias, in a little-endian encoding),
 //! `fallback` (kind 2: the interpreter's nodes and constants as ONNX protobuf; empty when
-//! everything is delegated) and `report` (kind 3: the partitioning report, UTF-8).
-//! Weights are packed for the running CPU's kernels when the program is loaded, so one file
-//! serves every ISA. Every count and length read from a file is checked against the bytes
-//! that remain before anything is allocated.
+//! everything is delegated), `report` (kind 3: the partitioning report, UTF-8) and,
+//! optionally, `packed` (kind 4, [`super::packed`]: the GEMM weights packed for the kernels of
+//! the saving process's ISA). A loading process whose kernels match uses the packed weights
+//! in place from the memory map; any other packs the unpacked weights, so one file serves
+//! every ISA. Readers that predate the packed section ignore it (the container skips unknown
+//! kinds). Every count and length read from a file is checked against the bytes that remain
+//! before anything is allocated.
 
 use super::container::{ContainerReader, ContainerWriter, Section};
+use super::packed::{PackedBlob, PackedSection, KIND_PACKED};
 use crate::delegate::spec::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
@@ -545,8 +549,47 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
     })
 }
 
-/// Serialises a lowered program into `.xq` bytes.
+/// Builds every kernel step of `spec` for `isa` and encodes their packed weights as a packed
+/// section; `None` when a step cannot be built (the file is then written without one, and
+/// loading reports the problem) or nothing is packed.
+pub(crate) fn packed_section(spec: &ProgramSpec, isa: crate::cpu::Isa) -> Option<Vec<u8>> {
+    let mut built = Vec::new();
+    for (step, s) in spec.steps.iter().enumerate() {
+        if let StepSpec::Kernel { kernel, .. } = s {
+            let k = crate::runtime::kernel_step::KernelStep::build(isa, kernel, &spec.values).ok()?;
+            built.push((step, k));
+        }
+    }
+    let blobs: Vec<PackedBlob> = built
+        .iter()
+        .flat_map(|(step, k)| {
+            k.packed_parts()
+                .into_iter()
+                .enumerate()
+                .map(|(part, data)| PackedBlob {
+                    step: *step,
+                    part,
+                    data,
+                })
+        })
+        .collect();
+    if blobs.is_empty() {
+        return None;
+    }
+    super::packed::encode(isa, crate::kernels::table::gemm_kernel(isa).name, &blobs).ok()
+}
+
+/// Serialises a lowered program into `.xq` bytes, with a packed section for this process's
+/// kernels (see the module docs).
 pub fn to_bytes(spec: &ProgramSpec) -> Result<Vec<u8>> {
+    let packed = crate::kernels::table::selected_isa()
+        .ok()
+        .and_then(|isa| packed_section(spec, isa));
+    to_bytes_with_packed(spec, packed.as_deref())
+}
+
+/// Serialises a lowered program with the given packed section payload, if any.
+pub(crate) fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) -> Result<Vec<u8>> {
     let program = encode_program(spec);
     let fallback = if spec.fallback.nodes.is_empty() {
         Vec::new()
@@ -566,12 +609,37 @@ pub fn to_bytes(spec: &ProgramSpec) -> Result<Vec<u8>> {
             data,
         })?;
     }
+    if let Some(data) = packed {
+        w.add(Section {
+            kind: KIND_PACKED,
+            flags: 0,
+            name: "packed",
+            data,
+        })?;
+    }
     Ok(w.to_bytes())
 }
 
-/// Parses `.xq` bytes (validated container) into a lowered program.
+/// Parses `.xq` bytes (validated container) into a lowered program; a packed section is
+/// not read.
 pub fn from_bytes(bytes: &[u8]) -> Result<ProgramSpec> {
+    decode_sections(&ContainerReader::parse(bytes)?)
+}
+
+/// Parses `.xq` bytes into a lowered program and its validated packed section, if the file
+/// has one this build can read (borrowed from `bytes`, so the packed weights can be used in
+/// place).
+pub fn from_bytes_with_packed(bytes: &[u8]) -> Result<(ProgramSpec, Option<PackedSection<'_>>)> {
     let c = ContainerReader::parse(bytes)?;
+    let spec = decode_sections(&c)?;
+    let packed = match c.sections().iter().find(|s| s.kind == KIND_PACKED) {
+        Some(s) => PackedSection::parse(s.data)?,
+        None => None,
+    };
+    Ok((spec, packed))
+}
+
+fn decode_sections(c: &ContainerReader) -> Result<ProgramSpec> {
     let program = c.require(KIND_PROGRAM, "program")?.data;
     let fallback = c.require(KIND_FALLBACK, "fallback")?.data;
     let report = c.require(KIND_REPORT, "report")?.data;
