@@ -157,6 +157,16 @@ impl<'a> Dec<'a> {
         let n = self.count(1)?;
         Ok(self.take(n)?.iter().map(|&x| x as i8).collect())
     }
+    /// [`Dec::i8s`], or only the length check and an empty vector when `skip`.
+    fn i8s_unless(&mut self, skip: bool) -> Result<Vec<i8>> {
+        if skip {
+            let n = self.count(1)?;
+            self.take(n)?;
+            Ok(Vec::new())
+        } else {
+            self.i8s()
+        }
+    }
     fn f32s(&mut self) -> Result<Vec<f32>> {
         let n = self.count(4)?;
         (0..n).map(|_| self.f32()).collect()
@@ -307,7 +317,9 @@ fn fixed<const N: usize>(d: &mut Dec) -> Result<[usize; N]> {
         .map_err(|_| corrupt("wrong number of kernel fields"))
 }
 
-fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
+/// Decodes a kernel; with `skip_weights`, a convolution's or fully connected layer's int8
+/// weights are checked for length and skipped (left empty).
+fn decode_kernel(d: &mut Dec, skip_weights: bool) -> Result<KernelSpec> {
     Ok(match d.u8()? {
         0 => {
             let [input, output, groups, dw] = fixed(d)?;
@@ -317,7 +329,7 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
                 groups,
                 depthwise: dw != 0,
                 window: d.window()?,
-                weights: d.i8s()?,
+                weights: d.i8s_unless(skip_weights)?,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
@@ -330,7 +342,7 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
                 output,
                 n,
                 k,
-                weights: d.i8s()?,
+                weights: d.i8s_unless(skip_weights)?,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
@@ -472,7 +484,14 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
     e.0
 }
 
-fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<ProgramSpec> {
+/// Decodes the program section; the weights of kernel steps `i` with `skip_weights(i)` are
+/// left empty.
+fn decode_program(
+    bytes: &[u8],
+    fallback: Graph,
+    report: String,
+    skip_weights: &dyn Fn(usize) -> bool,
+) -> Result<ProgramSpec> {
     let mut d = Dec { b: bytes };
     let version = u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"));
     if version != PROGRAM_ENCODING {
@@ -501,12 +520,12 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
     }
     let n = d.count(9)?;
     let mut steps = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         steps.push(match d.u8()? {
             0 => StepSpec::Kernel {
                 partition: d.u64()?,
                 node: d.str()?,
-                kernel: decode_kernel(&mut d)?,
+                kernel: decode_kernel(&mut d, skip_weights(i))?,
             },
             1 => StepSpec::Quantize {
                 tensor: d.str()?,
@@ -623,23 +642,40 @@ pub(crate) fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) ->
 /// Parses `.xq` bytes (validated container) into a lowered program; a packed section is
 /// not read.
 pub fn from_bytes(bytes: &[u8]) -> Result<ProgramSpec> {
-    decode_sections(&ContainerReader::parse(bytes)?)
+    decode_sections(&ContainerReader::parse(bytes)?, &|_| false)
 }
 
-/// Parses `.xq` bytes into a lowered program and its validated packed section, if the file
-/// has one this build can read (borrowed from `bytes`, so the packed weights can be used in
-/// place).
-pub fn from_bytes_with_packed(bytes: &[u8]) -> Result<(ProgramSpec, Option<PackedSection<'_>>)> {
+/// Parses `.xq` bytes for the kernels of `isa`. When the file has a packed section for
+/// exactly those kernels (same ISA and GEMM kernel name), it is returned validated and
+/// borrowed from `bytes` (so the packed weights can be used in place), and the unpacked
+/// int8 weights of the steps it covers are not decoded: those steps of the returned
+/// program have empty `weights` (their length is still checked). Otherwise the program is
+/// complete and no section is returned.
+pub fn from_bytes_for(
+    bytes: &[u8],
+    isa: crate::cpu::Isa,
+) -> Result<(ProgramSpec, Option<PackedSection<'_>>)> {
     let c = ContainerReader::parse(bytes)?;
-    let spec = decode_sections(&c)?;
     let packed = match c.sections().iter().find(|s| s.kind == KIND_PACKED) {
         Some(s) => PackedSection::parse(s.data)?,
         None => None,
+    }
+    .filter(|p| p.isa == isa && p.kernel == crate::kernels::table::gemm_kernel(isa).name);
+    let spec = match &packed {
+        Some(p) => {
+            let blobs = p.blobs();
+            decode_sections(&c, &|step| {
+                blobs
+                    .binary_search_by_key(&(step, 0), |b| (b.step, b.part))
+                    .is_ok()
+            })?
+        }
+        None => decode_sections(&c, &|_| false)?,
     };
     Ok((spec, packed))
 }
 
-fn decode_sections(c: &ContainerReader) -> Result<ProgramSpec> {
+fn decode_sections(c: &ContainerReader, skip_weights: &dyn Fn(usize) -> bool) -> Result<ProgramSpec> {
     let program = c.require(KIND_PROGRAM, "program")?.data;
     let fallback = c.require(KIND_FALLBACK, "fallback")?.data;
     let report = c.require(KIND_REPORT, "report")?.data;
@@ -649,7 +685,7 @@ fn decode_sections(c: &ContainerReader) -> Result<ProgramSpec> {
         crate::onnx::load_bytes(fallback, None)?
     };
     let report = String::from_utf8(report.to_vec()).map_err(|_| corrupt("report is not UTF-8"))?;
-    decode_program(program, fallback, report)
+    decode_program(program, fallback, report, skip_weights)
 }
 
 /// Writes a program file.

@@ -25,7 +25,7 @@ use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
 use crate::{Error, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Options of a program.
@@ -119,7 +119,13 @@ fn kernel_kind(k: &KernelStep) -> &'static str {
 
 /// An executable program (see the module docs).
 pub struct Program {
+    /// The program; without the unpacked weights of steps whose packed weights come from
+    /// `source`.
     spec: ProgramSpec,
+    /// The program file whose packed section holds weights used in place.
+    source: Option<Arc<ProgramBytes>>,
+    /// `spec` in full, decoded from `source` on first use.
+    full_spec: OnceLock<ProgramSpec>,
     steps: Vec<Step>,
     offsets: Vec<usize>,
     arena_size: usize,
@@ -134,7 +140,13 @@ pub struct Program {
 impl Program {
     /// Builds kernels, the memory plan and the interpreter steps of `spec`.
     pub fn new(spec: ProgramSpec, options: ProgramOptions) -> Result<Program> {
-        Self::build(spec, options, crate::kernels::table::selected_isa()?, Vec::new())
+        Self::build(
+            spec,
+            options,
+            crate::kernels::table::selected_isa()?,
+            Vec::new(),
+            None,
+        )
     }
 
     /// Loads a program file through a read-only memory map. When the file's packed section
@@ -155,11 +167,10 @@ impl Program {
     pub(crate) fn load_for(bytes: ProgramBytes, options: ProgramOptions, isa: Isa) -> Result<Program> {
         let owner: Arc<ProgramBytes> = Arc::new(bytes);
         let base = owner.as_slice();
-        let (spec, packed) = crate::format::program_file::from_bytes_with_packed(base)?;
-        let usable =
-            packed.filter(|p| p.isa == isa && p.kernel == crate::kernels::table::gemm_kernel(isa).name);
+        let (spec, packed) = crate::format::program_file::from_bytes_for(base, isa)?;
         let mut prepacked: Vec<Option<Vec<PackedBytes>>> = Vec::new();
-        if let Some(section) = usable {
+        let source = packed.is_some().then(|| owner.clone());
+        if let Some(section) = packed {
             prepacked.resize(spec.steps.len(), None);
             let byte_owner: ByteOwner = owner.clone();
             for blob in section.blobs() {
@@ -187,16 +198,19 @@ impl Program {
                 )?));
             }
         }
-        Self::build(spec, options, isa, prepacked)
+        Self::build(spec, options, isa, prepacked, source)
     }
 
     /// Builds `spec` for the kernels of `isa`; `prepacked[step]`, when present, holds the
-    /// packed weights of kernel step `step` (see [`KernelStep::build_with`]).
+    /// packed weights of kernel step `step` (see [`KernelStep::build_with`]). `source`, when
+    /// given, is the program file `spec` was decoded from without the weights that
+    /// `prepacked` replaces; [`Program::spec`] decodes it in full when first asked.
     fn build(
         spec: ProgramSpec,
         options: ProgramOptions,
         isa: Isa,
         prepacked: Vec<Option<Vec<PackedBytes>>>,
+        source: Option<Arc<ProgramBytes>>,
     ) -> Result<Program> {
         let threads = if options.threads == 0 {
             physical_cores()
@@ -320,6 +334,8 @@ impl Program {
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         Ok(Program {
             spec,
+            source,
+            full_spec: OnceLock::new(),
             steps,
             offsets,
             arena_size,
@@ -333,8 +349,19 @@ impl Program {
     }
 
     /// The lowered program this was built from (what a program file stores).
+    ///
+    /// A program loaded with weights in place decodes its unpacked weights from the file on
+    /// the first call. That decode already succeeded once on the same bytes, so it fails
+    /// (panics) only if the memory-mapped file was modified while loaded, which
+    /// [`Program::load_file`] forbids.
     pub fn spec(&self) -> &ProgramSpec {
-        &self.spec
+        match &self.source {
+            None => &self.spec,
+            Some(bytes) => self.full_spec.get_or_init(|| {
+                crate::format::program_file::from_bytes(bytes.as_slice())
+                    .unwrap_or_else(|e| panic!("the loaded program file changed while mapped: {e}"))
+            }),
+        }
     }
 
     /// Program inputs.
@@ -1019,6 +1046,7 @@ mod tests {
             ProgramOptions { threads: 1 },
             Isa::Scalar,
             Vec::new(),
+            None,
         )
         .unwrap()
         .execute(std::slice::from_ref(&x))
@@ -1062,8 +1090,19 @@ mod tests {
     fn saved_files_carry_the_packed_section_of_the_selected_isa() {
         let isa = crate::kernels::table::selected_isa().unwrap();
         let bytes = program_file::to_bytes(&small_spec()).unwrap();
-        let (spec, packed) = program_file::from_bytes_with_packed(&bytes).unwrap();
-        assert_eq!(spec, small_spec());
+        let (spec, packed) = program_file::from_bytes_for(&bytes, isa).unwrap();
+        // The unpacked weights of the GEMM steps (1 and 5) are not decoded; the rest is.
+        let mut skeleton = small_spec();
+        for step in [1, 5] {
+            if let StepSpec::Kernel {
+                kernel: KernelSpec::Conv { weights, .. } | KernelSpec::FullyConnected { weights, .. },
+                ..
+            } = &mut skeleton.steps[step]
+            {
+                weights.clear();
+            }
+        }
+        assert_eq!(spec, skeleton);
         let packed = packed.unwrap();
         assert_eq!(packed.isa, isa);
         let got: Vec<(usize, usize, Vec<u8>)> = packed
