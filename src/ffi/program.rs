@@ -154,8 +154,7 @@ pub unsafe extern "C" fn xq_program_load_file(
         let opts = unsafe { read_options(options) }?.program;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
-        let spec = crate::format::program_file::load(path)?;
-        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        out.write(into_handle(xq_program::new(Program::load_file(path, opts)?)));
         Ok(())
     })
 }
@@ -179,8 +178,7 @@ pub unsafe extern "C" fn xq_program_load_buffer(
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
         let aligned = crate::format::ProgramBytes::copy_from(bytes)?;
-        let spec = crate::format::program_file::from_bytes(aligned.as_slice())?;
-        out.write(into_handle(xq_program::new(Program::new(spec, opts)?)));
+        out.write(into_handle(xq_program::new(Program::load_bytes(aligned, opts)?)));
         Ok(())
     })
 }

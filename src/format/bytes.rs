@@ -67,6 +67,12 @@ impl ProgramBytes {
     }
 }
 
+impl AsRef<[u8]> for ProgramBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 mod bytes;
 pub mod container;
 pub mod npy;
+pub mod packed;
 pub mod program_file;
 
 pub use bytes::ProgramBytes;

@@ -3,12 +3,16 @@
 //! Sections: `program` (kind 1: inputs, outputs, values and steps with each kernel's
 //! unpacked int8 weights, scales and int32 bias, in a little-endian encoding),
 //! `fallback` (kind 2: the interpreter's nodes and constants as ONNX protobuf; empty when
-//! everything is delegated) and `report` (kind 3: the partitioning report, UTF-8).
-//! Weights are packed for the running CPU's kernels when the program is loaded, so one file
-//! serves every ISA. Every count and length read from a file is checked against the bytes
-//! that remain before anything is allocated.
+//! everything is delegated), `report` (kind 3: the partitioning report, UTF-8) and,
+//! optionally, `packed` (kind 4, [`super::packed`]: the GEMM weights packed for the kernels of
+//! the saving process's ISA). A loading process whose kernels match uses the packed weights
+//! in place from the memory map; any other packs the unpacked weights, so one file serves
+//! every ISA. Readers that predate the packed section ignore it (the container skips unknown
+//! kinds). Every count and length read from a file is checked against the bytes that remain
+//! before anything is allocated.
 
 use super::container::{ContainerReader, ContainerWriter, Section};
+use super::packed::{PackedBlob, PackedSection, KIND_PACKED};
 use crate::delegate::spec::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
@@ -152,6 +156,16 @@ impl<'a> Dec<'a> {
     fn i8s(&mut self) -> Result<Vec<i8>> {
         let n = self.count(1)?;
         Ok(self.take(n)?.iter().map(|&x| x as i8).collect())
+    }
+    /// [`Dec::i8s`], or only the length check and an empty vector when `skip`.
+    fn i8s_unless(&mut self, skip: bool) -> Result<Vec<i8>> {
+        if skip {
+            let n = self.count(1)?;
+            self.take(n)?;
+            Ok(Vec::new())
+        } else {
+            self.i8s()
+        }
     }
     fn f32s(&mut self) -> Result<Vec<f32>> {
         let n = self.count(4)?;
@@ -303,7 +317,9 @@ fn fixed<const N: usize>(d: &mut Dec) -> Result<[usize; N]> {
         .map_err(|_| corrupt("wrong number of kernel fields"))
 }
 
-fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
+/// Decodes a kernel; with `skip_weights`, a convolution's or fully connected layer's int8
+/// weights are checked for length and skipped (left empty).
+fn decode_kernel(d: &mut Dec, skip_weights: bool) -> Result<KernelSpec> {
     Ok(match d.u8()? {
         0 => {
             let [input, output, groups, dw] = fixed(d)?;
@@ -313,7 +329,7 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
                 groups,
                 depthwise: dw != 0,
                 window: d.window()?,
-                weights: d.i8s()?,
+                weights: d.i8s_unless(skip_weights)?,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
@@ -326,7 +342,7 @@ fn decode_kernel(d: &mut Dec) -> Result<KernelSpec> {
                 output,
                 n,
                 k,
-                weights: d.i8s()?,
+                weights: d.i8s_unless(skip_weights)?,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
@@ -468,7 +484,14 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
     e.0
 }
 
-fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<ProgramSpec> {
+/// Decodes the program section; the weights of kernel steps `i` with `skip_weights(i)` are
+/// left empty.
+fn decode_program(
+    bytes: &[u8],
+    fallback: Graph,
+    report: String,
+    skip_weights: &dyn Fn(usize) -> bool,
+) -> Result<ProgramSpec> {
     let mut d = Dec { b: bytes };
     let version = u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"));
     if version != PROGRAM_ENCODING {
@@ -497,12 +520,12 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
     }
     let n = d.count(9)?;
     let mut steps = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         steps.push(match d.u8()? {
             0 => StepSpec::Kernel {
                 partition: d.u64()?,
                 node: d.str()?,
-                kernel: decode_kernel(&mut d)?,
+                kernel: decode_kernel(&mut d, skip_weights(i))?,
             },
             1 => StepSpec::Quantize {
                 tensor: d.str()?,
@@ -545,8 +568,47 @@ fn decode_program(bytes: &[u8], fallback: Graph, report: String) -> Result<Progr
     })
 }
 
-/// Serialises a lowered program into `.xq` bytes.
+/// Builds every kernel step of `spec` for `isa` and encodes their packed weights as a packed
+/// section; `None` when a step cannot be built (the file is then written without one, and
+/// loading reports the problem) or nothing is packed.
+pub(crate) fn packed_section(spec: &ProgramSpec, isa: crate::cpu::Isa) -> Option<Vec<u8>> {
+    let mut built = Vec::new();
+    for (step, s) in spec.steps.iter().enumerate() {
+        if let StepSpec::Kernel { kernel, .. } = s {
+            let k = crate::runtime::kernel_step::KernelStep::build(isa, kernel, &spec.values).ok()?;
+            built.push((step, k));
+        }
+    }
+    let blobs: Vec<PackedBlob> = built
+        .iter()
+        .flat_map(|(step, k)| {
+            k.packed_parts()
+                .into_iter()
+                .enumerate()
+                .map(|(part, data)| PackedBlob {
+                    step: *step,
+                    part,
+                    data,
+                })
+        })
+        .collect();
+    if blobs.is_empty() {
+        return None;
+    }
+    super::packed::encode(isa, crate::kernels::table::gemm_kernel(isa).name, &blobs).ok()
+}
+
+/// Serialises a lowered program into `.xq` bytes, with a packed section for this process's
+/// kernels (see the module docs).
 pub fn to_bytes(spec: &ProgramSpec) -> Result<Vec<u8>> {
+    let packed = crate::kernels::table::selected_isa()
+        .ok()
+        .and_then(|isa| packed_section(spec, isa));
+    to_bytes_with_packed(spec, packed.as_deref())
+}
+
+/// Serialises a lowered program with the given packed section payload, if any.
+pub(crate) fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) -> Result<Vec<u8>> {
     let program = encode_program(spec);
     let fallback = if spec.fallback.nodes.is_empty() {
         Vec::new()
@@ -566,12 +628,54 @@ pub fn to_bytes(spec: &ProgramSpec) -> Result<Vec<u8>> {
             data,
         })?;
     }
+    if let Some(data) = packed {
+        w.add(Section {
+            kind: KIND_PACKED,
+            flags: 0,
+            name: "packed",
+            data,
+        })?;
+    }
     Ok(w.to_bytes())
 }
 
-/// Parses `.xq` bytes (validated container) into a lowered program.
+/// Parses `.xq` bytes (validated container) into a lowered program; a packed section is
+/// not read.
 pub fn from_bytes(bytes: &[u8]) -> Result<ProgramSpec> {
+    decode_sections(&ContainerReader::parse(bytes)?, &|_| false)
+}
+
+/// Parses `.xq` bytes for the kernels of `isa`. When the file has a packed section for
+/// exactly those kernels (same ISA and GEMM kernel name), it is returned validated and
+/// borrowed from `bytes` (so the packed weights can be used in place), and the unpacked
+/// int8 weights of the steps it covers are not decoded: those steps of the returned
+/// program have empty `weights` (their length is still checked). Otherwise the program is
+/// complete and no section is returned.
+pub fn from_bytes_for(
+    bytes: &[u8],
+    isa: crate::cpu::Isa,
+) -> Result<(ProgramSpec, Option<PackedSection<'_>>)> {
     let c = ContainerReader::parse(bytes)?;
+    let packed = match c.sections().iter().find(|s| s.kind == KIND_PACKED) {
+        Some(s) => PackedSection::parse(s.data)?,
+        None => None,
+    }
+    .filter(|p| p.isa == isa && p.kernel == crate::kernels::table::gemm_kernel(isa).name);
+    let spec = match &packed {
+        Some(p) => {
+            let blobs = p.blobs();
+            decode_sections(&c, &|step| {
+                blobs
+                    .binary_search_by_key(&(step, 0), |b| (b.step, b.part))
+                    .is_ok()
+            })?
+        }
+        None => decode_sections(&c, &|_| false)?,
+    };
+    Ok((spec, packed))
+}
+
+fn decode_sections(c: &ContainerReader, skip_weights: &dyn Fn(usize) -> bool) -> Result<ProgramSpec> {
     let program = c.require(KIND_PROGRAM, "program")?.data;
     let fallback = c.require(KIND_FALLBACK, "fallback")?.data;
     let report = c.require(KIND_REPORT, "report")?.data;
@@ -581,7 +685,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ProgramSpec> {
         crate::onnx::load_bytes(fallback, None)?
     };
     let report = String::from_utf8(report.to_vec()).map_err(|_| corrupt("report is not UTF-8"))?;
-    decode_program(program, fallback, report)
+    decode_program(program, fallback, report, skip_weights)
 }
 
 /// Writes a program file.

@@ -1,6 +1,9 @@
-//! A 64-byte-aligned, zero-initialised byte buffer for packed weights and scratch space.
+//! A 64-byte-aligned, zero-initialised byte buffer for packed weights and scratch space, and
+//! [`PackedBytes`]: packed weights either built at load or shared from their owner (a
+//! memory-mapped program file) without a copy.
 
 use crate::{Error, Result};
+use std::sync::Arc;
 
 /// Largest packed-weights buffer the packers create (1 GiB); bigger requests are an error.
 pub const MAX_PACKED_BYTES: usize = 1 << 30;
@@ -54,9 +57,97 @@ impl AlignedBytes {
     }
 }
 
+impl AsRef<[u8]> for AlignedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl std::fmt::Debug for AlignedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AlignedBytes({} bytes)", self.len)
+    }
+}
+
+/// Alignment the SIMD kernels require of packed weights (aligned 64-byte loads).
+pub const PACKED_ALIGN: usize = 64;
+
+/// Immutable bytes whose owner is shared, e.g. a program file mapped into memory.
+pub type ByteOwner = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A [`PACKED_ALIGN`]-aligned range of a shared, immutable byte owner.
+#[derive(Clone)]
+pub struct SharedBytes {
+    owner: ByteOwner,
+    start: usize,
+    len: usize,
+}
+
+impl SharedBytes {
+    /// `len` bytes of `owner` from `start`; fails unless the range is inside the owner and
+    /// starts at a [`PACKED_ALIGN`]-aligned address.
+    pub fn new(owner: ByteOwner, start: usize, len: usize) -> Result<Self> {
+        let bytes = (*owner).as_ref();
+        let end = start.checked_add(len).filter(|&e| e <= bytes.len());
+        if end.is_none() {
+            return Err(Error::CorruptFile(format!(
+                "packed range {start}+{len} lies outside {} bytes",
+                bytes.len()
+            )));
+        }
+        if !(bytes.as_ptr() as usize + start).is_multiple_of(PACKED_ALIGN) {
+            return Err(Error::CorruptFile(format!(
+                "packed range at {start} is not {PACKED_ALIGN}-byte aligned in memory"
+            )));
+        }
+        Ok(SharedBytes { owner, start, len })
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &(*self.owner).as_ref()[self.start..self.start + self.len]
+    }
+}
+
+/// Packed constant data of a kernel: built at load, or shared in place from a program file.
+/// Either way the bytes start at a [`PACKED_ALIGN`]-aligned address.
+#[derive(Clone)]
+pub enum PackedBytes {
+    /// Packed at load into a buffer of its own.
+    Built(AlignedBytes),
+    /// Used in place from shared bytes.
+    Shared(SharedBytes),
+}
+
+impl PackedBytes {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            PackedBytes::Built(b) => b.as_slice(),
+            PackedBytes::Shared(s) => s.as_slice(),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the bytes are shared with their owner (not copied).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, PackedBytes::Shared(_))
+    }
+}
+
+impl std::fmt::Debug for PackedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.is_shared() { "shared" } else { "built" };
+        write!(f, "PackedBytes({} bytes, {how})", self.len())
     }
 }
 
@@ -72,5 +163,23 @@ mod tests {
         b.as_mut_slice()[99] = 7;
         assert_eq!(b.as_slice()[99], 7);
         assert!(AlignedBytes::zeroed(MAX_PACKED_BYTES + 1).is_err());
+    }
+
+    #[test]
+    fn shared_ranges_are_checked() {
+        let owner: ByteOwner = Arc::new(AlignedBytes::zeroed(256).unwrap());
+        let s = SharedBytes::new(owner.clone(), 64, 128).unwrap();
+        assert_eq!(s.as_slice().len(), 128);
+        assert_eq!(s.as_slice().as_ptr() as usize % PACKED_ALIGN, 0);
+        let p = PackedBytes::Shared(s);
+        assert!(p.is_shared() && p.len() == 128);
+        for (start, len) in [(64, 193), (usize::MAX, 2), (256, 1)] {
+            assert!(matches!(
+                SharedBytes::new(owner.clone(), start, len),
+                Err(Error::CorruptFile(_))
+            ));
+        }
+        let err = SharedBytes::new(owner, 32, 32).err().unwrap().to_string();
+        assert!(err.contains("aligned"), "{err}");
     }
 }

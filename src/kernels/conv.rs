@@ -11,6 +11,7 @@
 //! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
 //! of group 0, then group 1, ...).
 
+use super::buffer::PackedBytes;
 use super::dynamic::QuantizedRows;
 use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
 use super::indirection::{Indirection, PADDING};
@@ -154,6 +155,53 @@ impl PackedConv {
             k_w: w.k_w,
             input_zp: q.input.zero_point as i8,
         })
+    }
+
+    /// Takes weights packed earlier by [`PackedConv::pack`] for the variant of `isa`, one
+    /// buffer per group (see [`PackedGemm::from_packed`] for what is checked), for a
+    /// convolution of `out_c` channels in `groups` groups of `in_c_per_group` input channels
+    /// with a `kernel = (k_h, k_w)` window.
+    pub fn from_packed(
+        isa: Isa,
+        out_c: usize,
+        in_c_per_group: usize,
+        groups: usize,
+        kernel: (usize, usize),
+        q: &GemmQuant,
+        packed: Vec<PackedBytes>,
+    ) -> Result<PackedConv> {
+        if groups == 0 || out_c == 0 || !out_c.is_multiple_of(groups) || packed.len() != groups {
+            return Err(Error::CorruptFile(format!(
+                "{} packed groups for {out_c} output channels in {groups} groups",
+                packed.len()
+            )));
+        }
+        let taps = kernel
+            .0
+            .checked_mul(kernel.1)
+            .ok_or_else(|| Error::InvalidModel("convolution kernel size overflows".into()))?;
+        let groups = packed
+            .into_iter()
+            .map(|data| PackedGemm::from_packed(isa, out_c / groups, taps, in_c_per_group, q, data))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PackedConv {
+            groups,
+            out_c,
+            in_c_per_group,
+            k_h: kernel.0,
+            k_w: kernel.1,
+            input_zp: q.input.zero_point as i8,
+        })
+    }
+
+    /// The packed weights of each group (what [`PackedConv::from_packed`] takes back).
+    pub fn packed_groups(&self) -> impl Iterator<Item = &[u8]> {
+        self.groups.iter().map(|g| g.packed_bytes())
+    }
+
+    /// Whether the packed weights are used in place from shared bytes (not built at load).
+    pub fn is_shared(&self) -> bool {
+        self.groups.iter().all(|g| g.is_shared())
     }
 
     /// The GEMM variant these weights were packed for.

@@ -3,6 +3,7 @@
 
 use crate::cpu::Isa;
 use crate::delegate::spec::{BinaryKind, KernelSpec, ValueSpec, Window};
+use crate::kernels::buffer::PackedBytes;
 use crate::kernels::concat::{Concat, ConcatInput};
 use crate::kernels::conv::PackedConv;
 use crate::kernels::dwconv::{DwWeights, PackedDwConv};
@@ -120,6 +121,29 @@ fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
 impl KernelStep {
     /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
     pub fn build(isa: Isa, spec: &KernelSpec, values: &[ValueSpec]) -> Result<KernelStep> {
+        Self::build_with(isa, spec, values, None)
+    }
+
+    /// Like [`KernelStep::build`], taking the GEMM weights of a dense / grouped convolution
+    /// (one buffer per group) or of a fully connected layer (one buffer) already packed for
+    /// `isa` from `prepacked` instead of packing them. Prepacked weights for any other kernel,
+    /// or of the wrong size, are an [`Error::CorruptFile`].
+    pub fn build_with(
+        isa: Isa,
+        spec: &KernelSpec,
+        values: &[ValueSpec],
+        prepacked: Option<Vec<PackedBytes>>,
+    ) -> Result<KernelStep> {
+        let takes_prepacked = matches!(
+            spec,
+            KernelSpec::Conv { depthwise: false, .. } | KernelSpec::FullyConnected { .. }
+        );
+        if prepacked.is_some() && !takes_prepacked {
+            return Err(Error::CorruptFile(format!(
+                "packed weights given for a {} step, which has none",
+                spec.kind_name()
+            )));
+        }
         let value = |i: usize| {
             values
                 .get(i)
@@ -184,7 +208,19 @@ impl KernelStep {
                         scales,
                         bias,
                     };
-                    KernelStep::Conv(PackedConv::pack(isa, &w, &q)?, ind)
+                    let packed = match prepacked {
+                        Some(parts) => PackedConv::from_packed(
+                            isa,
+                            oc,
+                            w.in_c_per_group,
+                            *groups,
+                            window.kernel,
+                            &q,
+                            parts,
+                        )?,
+                        None => PackedConv::pack(isa, &w, &q)?,
+                    };
+                    KernelStep::Conv(packed, ind)
                 }
             }
             KernelSpec::FullyConnected {
@@ -224,8 +260,20 @@ impl KernelStep {
                     output: out.q,
                     range: *range,
                 };
+                let packed = match prepacked {
+                    Some(mut parts) if parts.len() == 1 => {
+                        PackedGemm::from_packed(isa, *n, 1, *k, &q, parts.remove(0))?
+                    }
+                    Some(parts) => {
+                        return Err(Error::CorruptFile(format!(
+                            "{} packed parts for a fully connected step (one expected)",
+                            parts.len()
+                        )))
+                    }
+                    None => PackedGemm::pack(isa, &w, &q)?,
+                };
                 KernelStep::Fc {
-                    packed: PackedGemm::pack(isa, &w, &q)?,
+                    packed,
                     m,
                     k: *k,
                     n: *n,
@@ -378,6 +426,26 @@ impl KernelStep {
                 }
             }
         })
+    }
+
+    /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
+    /// convolution, one for a fully connected layer, none for other kernels.
+    pub fn packed_parts(&self) -> Vec<&[u8]> {
+        match self {
+            KernelStep::Conv(p, _) => p.packed_groups().collect(),
+            KernelStep::Fc { packed, .. } => vec![packed.packed_bytes()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the step's packed weights are used in place from shared bytes (a program
+    /// file's packed section) rather than packed at load; false for steps without weights.
+    pub fn uses_shared_weights(&self) -> bool {
+        match self {
+            KernelStep::Conv(p, _) => p.is_shared(),
+            KernelStep::Fc { packed, .. } => packed.is_shared(),
+            _ => false,
+        }
     }
 
     /// Number of independent tiles.

@@ -16,16 +16,16 @@
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
 use super::pool::ThreadPool;
-#[cfg(target_arch = "x86_64")]
 use crate::cpu::Isa;
 use crate::delegate::spec::{ProgramSpec, StepSpec, ValueSpec};
+use crate::format::ProgramBytes;
 use crate::interp::kernels::eval;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
-use crate::kernels::buffer::AlignedBytes;
+use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
 use crate::{Error, Result};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Options of a program.
@@ -119,7 +119,13 @@ fn kernel_kind(k: &KernelStep) -> &'static str {
 
 /// An executable program (see the module docs).
 pub struct Program {
+    /// The program; without the unpacked weights of steps whose packed weights come from
+    /// `source`.
     spec: ProgramSpec,
+    /// The program file whose packed section holds weights used in place.
+    source: Option<Arc<ProgramBytes>>,
+    /// `spec` in full, decoded from `source` on first use.
+    full_spec: OnceLock<ProgramSpec>,
     steps: Vec<Step>,
     offsets: Vec<usize>,
     arena_size: usize,
@@ -134,7 +140,78 @@ pub struct Program {
 impl Program {
     /// Builds kernels, the memory plan and the interpreter steps of `spec`.
     pub fn new(spec: ProgramSpec, options: ProgramOptions) -> Result<Program> {
-        let isa = crate::kernels::table::selected_isa()?;
+        Self::build(
+            spec,
+            options,
+            crate::kernels::table::selected_isa()?,
+            Vec::new(),
+            None,
+        )
+    }
+
+    /// Loads a program file through a read-only memory map. When the file's packed section
+    /// was written for this process's kernels, those weights are used in place from the map
+    /// (kept alive by the program) instead of being packed; the file must then not be
+    /// modified while the program lives (as with any memory-mapped model format).
+    pub fn load_file(path: impl AsRef<std::path::Path>, options: ProgramOptions) -> Result<Program> {
+        Self::load_bytes(ProgramBytes::map_file(path.as_ref())?, options)
+    }
+
+    /// Loads a program from program-file bytes, using their packed section in place when it
+    /// matches this process's kernels (see [`Program::load_file`]).
+    pub fn load_bytes(bytes: ProgramBytes, options: ProgramOptions) -> Result<Program> {
+        Self::load_for(bytes, options, crate::kernels::table::selected_isa()?)
+    }
+
+    /// [`Program::load_bytes`] for the kernels of `isa`.
+    pub(crate) fn load_for(bytes: ProgramBytes, options: ProgramOptions, isa: Isa) -> Result<Program> {
+        let owner: Arc<ProgramBytes> = Arc::new(bytes);
+        let base = owner.as_slice();
+        let (spec, packed) = crate::format::program_file::from_bytes_for(base, isa)?;
+        let mut prepacked: Vec<Option<Vec<PackedBytes>>> = Vec::new();
+        let source = packed.is_some().then(|| owner.clone());
+        if let Some(section) = packed {
+            prepacked.resize(spec.steps.len(), None);
+            let byte_owner: ByteOwner = owner.clone();
+            for blob in section.blobs() {
+                let parts = prepacked
+                    .get_mut(blob.step)
+                    .ok_or_else(|| {
+                        Error::CorruptFile(format!(
+                            "packed weights for step {} of {}",
+                            blob.step,
+                            spec.steps.len()
+                        ))
+                    })?
+                    .get_or_insert_with(Vec::new);
+                if parts.len() != blob.part {
+                    return Err(Error::CorruptFile(format!(
+                        "packed weights of step {} skip to part {}",
+                        blob.step, blob.part
+                    )));
+                }
+                let start = blob.data.as_ptr() as usize - base.as_ptr() as usize;
+                parts.push(PackedBytes::Shared(SharedBytes::new(
+                    byte_owner.clone(),
+                    start,
+                    blob.data.len(),
+                )?));
+            }
+        }
+        Self::build(spec, options, isa, prepacked, source)
+    }
+
+    /// Builds `spec` for the kernels of `isa`; `prepacked[step]`, when present, holds the
+    /// packed weights of kernel step `step` (see [`KernelStep::build_with`]). `source`, when
+    /// given, is the program file `spec` was decoded from without the weights that
+    /// `prepacked` replaces; [`Program::spec`] decodes it in full when first asked.
+    fn build(
+        spec: ProgramSpec,
+        options: ProgramOptions,
+        isa: Isa,
+        prepacked: Vec<Option<Vec<PackedBytes>>>,
+        source: Option<Arc<ProgramBytes>>,
+    ) -> Result<Program> {
         let threads = if options.threads == 0 {
             physical_cores()
         } else {
@@ -178,7 +255,7 @@ impl Program {
                 .then_some(v)
                 .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
         };
-        let mut built = build_kernels(isa, &spec, threads)?.into_iter();
+        let mut built = build_kernels(isa, &spec, threads, prepacked)?.into_iter();
         let mut steps = Vec::with_capacity(spec.steps.len());
         for s in &spec.steps {
             steps.push(match s {
@@ -257,6 +334,8 @@ impl Program {
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         Ok(Program {
             spec,
+            source,
+            full_spec: OnceLock::new(),
             steps,
             offsets,
             arena_size,
@@ -270,8 +349,19 @@ impl Program {
     }
 
     /// The lowered program this was built from (what a program file stores).
+    ///
+    /// A program loaded with weights in place decodes its unpacked weights from the file on
+    /// the first call. That decode already succeeded once on the same bytes, so it fails
+    /// (panics) only if the memory-mapped file was modified while loaded, which
+    /// [`Program::load_file`] forbids.
     pub fn spec(&self) -> &ProgramSpec {
-        &self.spec
+        match &self.source {
+            None => &self.spec,
+            Some(bytes) => self.full_spec.get_or_init(|| {
+                crate::format::program_file::from_bytes(bytes.as_slice())
+                    .unwrap_or_else(|e| panic!("the loaded program file changed while mapped: {e}"))
+            }),
+        }
     }
 
     /// Program inputs.
@@ -287,6 +377,15 @@ impl Program {
     /// Threads per execution.
     pub fn threads(&self) -> usize {
         self.pool.threads()
+    }
+
+    /// Kernel steps whose packed weights are used in place from the program file's packed
+    /// section (the others were packed at load).
+    pub fn steps_with_weights_in_place(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Kernel { kernel, .. } if kernel.uses_shared_weights()))
+            .count()
     }
 
     /// Bytes of one execution context's int8 arena.
@@ -562,32 +661,44 @@ impl Program {
 }
 
 /// Packs every kernel step of `spec` (in step order), spreading the work over up to
-/// `threads` scoped threads: packing dominates program load time.
-fn build_kernels(isa: crate::cpu::Isa, spec: &ProgramSpec, threads: usize) -> Result<Vec<KernelStep>> {
-    let kernels: Vec<&crate::delegate::spec::KernelSpec> = spec
+/// `threads` scoped threads: packing dominates program load time. `prepacked[step]` holds
+/// weights packed ahead of time (see [`KernelStep::build_with`]).
+fn build_kernels(
+    isa: Isa,
+    spec: &ProgramSpec,
+    threads: usize,
+    mut prepacked: Vec<Option<Vec<PackedBytes>>>,
+) -> Result<Vec<KernelStep>> {
+    let kernels: Vec<(&crate::delegate::spec::KernelSpec, Option<Vec<PackedBytes>>)> = spec
         .steps
         .iter()
-        .filter_map(|s| match s {
-            StepSpec::Kernel { kernel, .. } => Some(kernel),
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            StepSpec::Kernel { kernel, .. } => Some((kernel, prepacked.get_mut(i).and_then(Option::take))),
             _ => None,
         })
         .collect();
+    if let Some(step) = prepacked.iter().position(Option::is_some) {
+        return Err(Error::CorruptFile(format!(
+            "packed weights for step {step}, which is not a kernel step"
+        )));
+    }
     let workers = threads.clamp(1, 8).min(kernels.len().max(1));
+    let build = |(k, packed): &(&crate::delegate::spec::KernelSpec, Option<Vec<PackedBytes>>)| {
+        KernelStep::build_with(isa, k, &spec.values, packed.clone())
+    };
     if workers == 1 {
-        return kernels
-            .iter()
-            .map(|k| KernelStep::build(isa, k, &spec.values))
-            .collect();
+        return kernels.iter().map(build).collect();
     }
     // Interleaved assignment balances big and small layers across workers.
     let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let kernels = &kernels;
+                let (kernels, build) = (&kernels, &build);
                 scope.spawn(move || {
                     (w..kernels.len())
                         .step_by(workers)
-                        .map(|i| (i, KernelStep::build(isa, kernels[i], &spec.values)))
+                        .map(|i| (i, build(&kernels[i])))
                         .collect::<Vec<_>>()
                 })
             })
@@ -870,4 +981,328 @@ fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
 /// Whether the dtype can be a program input or output through the C API.
 pub fn is_io_dtype(d: DType) -> bool {
     matches!(d, DType::F32 | DType::I8 | DType::U8 | DType::I32 | DType::I64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delegate::spec::{KernelSpec, Window};
+    use crate::format::packed::{self, PackedBlob};
+    use crate::format::program_file;
+    use crate::ir::Dim;
+    use crate::kernels::{OutputRange, QuantParams};
+
+    fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
+        ValueSpec {
+            name: name.into(),
+            dims: dims.to_vec(),
+            q: QuantParams { scale, zero_point },
+            unsigned: false,
+        }
+    }
+
+    fn weights(len: usize, seed: i32) -> Vec<i8> {
+        (0..len as i32)
+            .map(|i| ((i * 37 + seed * 11) % 255 - 127) as i8)
+            .collect()
+    }
+
+    fn window(k: usize, pad: usize) -> Window {
+        Window {
+            kernel: (k, k),
+            stride: (1, 1),
+            dilation: (1, 1),
+            pads: (pad, pad, pad, pad),
+        }
+    }
+
+    /// Input 1×8×5×5 → grouped 3×3 conv (2 groups, 8 → 12) → depthwise 3×3 → global average
+    /// pool → reshape → fully connected 12 → 10. Steps: 0 quantize, 1 conv, 2 dwconv,
+    /// 3 pool, 4 reshape, 5 fully connected, 6 dequantize.
+    fn small_spec() -> ProgramSpec {
+        let kernel = |kernel| StepSpec::Kernel {
+            partition: 0,
+            node: "n".into(),
+            kernel,
+        };
+        let io = |name: &str, dims: &[usize]| TensorInfo {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: Some(dims.iter().map(|&d| Dim::Known(d)).collect()),
+        };
+        ProgramSpec {
+            inputs: vec![io("x", &[1, 8, 5, 5])],
+            outputs: vec![io("y", &[1, 10])],
+            values: vec![
+                value("x", &[1, 8, 5, 5], 0.05, 3),
+                value("c", &[1, 12, 5, 5], 0.1, -4),
+                value("d", &[1, 12, 5, 5], 0.1, 2),
+                value("p", &[1, 12, 1, 1], 0.08, 0),
+                value("r", &[1, 12], 0.08, 0),
+                value("y", &[1, 10], 0.2, 1),
+            ],
+            steps: vec![
+                StepSpec::Quantize {
+                    tensor: "x".into(),
+                    value: 0,
+                },
+                kernel(KernelSpec::Conv {
+                    input: 0,
+                    output: 1,
+                    window: window(3, 1),
+                    groups: 2,
+                    depthwise: false,
+                    weights: weights(12 * 9 * 4, 1),
+                    scales: (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
+                    bias: (0..12).map(|c| c * 10 - 60).collect(),
+                    range: OutputRange::FULL,
+                }),
+                kernel(KernelSpec::Conv {
+                    input: 1,
+                    output: 2,
+                    window: window(3, 1),
+                    groups: 12,
+                    depthwise: true,
+                    weights: weights(9 * 12, 2),
+                    scales: vec![4e-3],
+                    bias: Vec::new(),
+                    range: OutputRange::relu(2),
+                }),
+                kernel(KernelSpec::GlobalAvgPool {
+                    input: 2,
+                    output: 3,
+                    range: OutputRange::FULL,
+                }),
+                kernel(KernelSpec::Reshape { input: 3, output: 4 }),
+                kernel(KernelSpec::FullyConnected {
+                    input: 4,
+                    output: 5,
+                    n: 10,
+                    k: 12,
+                    weights: weights(120, 3),
+                    scales: vec![5e-3; 10],
+                    bias: (0..10).map(|c| 40 - c * 9).collect(),
+                    range: OutputRange::FULL,
+                }),
+                StepSpec::Dequantize {
+                    value: 5,
+                    tensor: "y".into(),
+                    int8: true,
+                },
+            ],
+            fallback: Default::default(),
+            report: String::new(),
+        }
+    }
+
+    fn input() -> Tensor {
+        Tensor::from_f32(
+            vec![1, 8, 5, 5],
+            (0..200).map(|i| ((i * 29) % 97) as f32 * 0.07 - 3.0).collect(),
+        )
+        .unwrap()
+    }
+
+    fn supported() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// The file bytes of `small_spec` with a packed section made by `make` (or none).
+    fn file(packed: Option<Vec<u8>>) -> ProgramBytes {
+        let bytes = program_file::to_bytes_with_packed(&small_spec(), packed.as_deref()).unwrap();
+        ProgramBytes::copy_from(&bytes).unwrap()
+    }
+
+    /// The packed blobs of `small_spec` for `isa`, as `(step, part, bytes)`.
+    fn blobs(isa: Isa) -> Vec<(usize, usize, Vec<u8>)> {
+        let spec = small_spec();
+        let mut out = Vec::new();
+        for (step, s) in spec.steps.iter().enumerate() {
+            if let StepSpec::Kernel { kernel, .. } = s {
+                let k = KernelStep::build(isa, kernel, &spec.values).unwrap();
+                for (part, data) in k.packed_parts().into_iter().enumerate() {
+                    out.push((step, part, data.to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    fn section(isa: Isa, blobs: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
+        let b: Vec<PackedBlob> = blobs
+            .iter()
+            .map(|(step, part, data)| PackedBlob {
+                step: *step,
+                part: *part,
+                data,
+            })
+            .collect();
+        packed::encode(isa, crate::kernels::table::gemm_kernel(isa).name, &b).unwrap()
+    }
+
+    fn load(bytes: ProgramBytes, isa: Isa) -> Result<Program> {
+        Program::load_for(bytes, ProgramOptions { threads: 1 }, isa)
+    }
+
+    #[test]
+    fn packed_weights_are_used_in_place_by_matching_kernels_only() {
+        let x = input();
+        let reference = Program::build(
+            small_spec(),
+            ProgramOptions { threads: 1 },
+            Isa::Scalar,
+            Vec::new(),
+            None,
+        )
+        .unwrap()
+        .execute(std::slice::from_ref(&x))
+        .unwrap();
+        let mut distinct = reference[0].to_i64_vec().unwrap();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() >= 5,
+            "the reference output is nearly constant: {distinct:?}"
+        );
+        for saved in supported() {
+            let packed = program_file::packed_section(&small_spec(), saved);
+            assert!(packed.is_some(), "{saved}");
+            for running in supported() {
+                let p = load(file(packed.clone()), running).unwrap();
+                // Two GEMM steps (the grouped convolution and the fully connected layer).
+                let expected = if saved == running { 2 } else { 0 };
+                assert_eq!(
+                    p.steps_with_weights_in_place(),
+                    expected,
+                    "saved {saved}, running {running}"
+                );
+                let y = p.execute(std::slice::from_ref(&x)).unwrap();
+                assert_eq!(y, reference, "saved {saved}, running {running}");
+                assert_eq!(p.spec(), &small_spec());
+            }
+        }
+    }
+
+    #[test]
+    fn files_without_a_packed_section_still_load() {
+        for isa in supported() {
+            let p = load(file(None), isa).unwrap();
+            assert_eq!(p.steps_with_weights_in_place(), 0);
+            assert_eq!(p.spec(), &small_spec());
+        }
+    }
+
+    #[test]
+    fn saved_files_carry_the_packed_section_of_the_selected_isa() {
+        let isa = crate::kernels::table::selected_isa().unwrap();
+        let bytes = program_file::to_bytes(&small_spec()).unwrap();
+        let (spec, packed) = program_file::from_bytes_for(&bytes, isa).unwrap();
+        // The unpacked weights of the GEMM steps (1 and 5) are not decoded; the rest is.
+        let mut skeleton = small_spec();
+        for step in [1, 5] {
+            if let StepSpec::Kernel {
+                kernel: KernelSpec::Conv { weights, .. } | KernelSpec::FullyConnected { weights, .. },
+                ..
+            } = &mut skeleton.steps[step]
+            {
+                weights.clear();
+            }
+        }
+        assert_eq!(spec, skeleton);
+        let packed = packed.unwrap();
+        assert_eq!(packed.isa, isa);
+        let got: Vec<(usize, usize, Vec<u8>)> = packed
+            .blobs()
+            .iter()
+            .map(|b| (b.step, b.part, b.data.to_vec()))
+            .collect();
+        assert_eq!(got, blobs(isa));
+        let p = Program::load_bytes(
+            ProgramBytes::copy_from(&bytes).unwrap(),
+            ProgramOptions { threads: 2 },
+        )
+        .unwrap();
+        assert_eq!(p.steps_with_weights_in_place(), 2);
+    }
+
+    fn corrupt_message(blobs: &[(usize, usize, Vec<u8>)], isa: Isa) -> String {
+        match load(file(Some(section(isa, blobs))), isa) {
+            Err(Error::CorruptFile(m)) => m,
+            Err(e) => panic!("expected CorruptFile, got {e}"),
+            Ok(_) => panic!("a damaged packed section loaded"),
+        }
+    }
+
+    #[test]
+    fn damaged_packed_weights_are_corrupt_file_errors() {
+        for isa in supported() {
+            let good = blobs(isa);
+            assert_eq!(
+                good.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(),
+                [(1, 0), (1, 1), (5, 0)]
+            );
+            assert_eq!(
+                load(file(Some(section(isa, &good))), isa)
+                    .unwrap()
+                    .steps_with_weights_in_place(),
+                2
+            );
+
+            let mut short = good.clone();
+            let len = short[2].2.len();
+            short[2].2.truncate(len - 64);
+            assert!(corrupt_message(&short, isa).contains("bytes, expected"), "{isa}");
+
+            let mut long = good.clone();
+            long[0].2.extend([0u8; 64]);
+            assert!(corrupt_message(&long, isa).contains("bytes, expected"), "{isa}");
+
+            let one_group = vec![good[0].clone(), good[2].clone()];
+            assert!(
+                corrupt_message(&one_group, isa).contains("packed groups"),
+                "{isa}"
+            );
+
+            let gap = vec![good[0].clone(), (1, 2, good[1].2.clone()), good[2].clone()];
+            assert!(corrupt_message(&gap, isa).contains("skip to part"), "{isa}");
+
+            let mut depthwise = good.clone();
+            depthwise.insert(2, (2, 0, vec![0u8; 64]));
+            assert!(corrupt_message(&depthwise, isa).contains("dwconv"), "{isa}");
+
+            let mut quantize = good.clone();
+            quantize.insert(0, (0, 0, vec![0u8; 64]));
+            assert!(
+                corrupt_message(&quantize, isa).contains("not a kernel step"),
+                "{isa}"
+            );
+
+            let mut beyond = good.clone();
+            beyond.push((7, 0, vec![0u8; 64]));
+            assert!(corrupt_message(&beyond, isa).contains("step 7 of 7"), "{isa}");
+
+            let mut nan = good.clone();
+            let geo = crate::kernels::gemm::pack::PanelGeometry::new(
+                crate::kernels::table::gemm_kernel(isa),
+                10,
+                1,
+                12,
+            )
+            .unwrap();
+            let at = geo.multiplier_offset();
+            nan[2].2[at..at + 4].copy_from_slice(&f32::NAN.to_ne_bytes());
+            assert!(corrupt_message(&nan, isa).contains("packed multipliers"), "{isa}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_file_with_packed_weights_is_rejected() {
+        let isa = supported()[0];
+        let bytes =
+            program_file::to_bytes_with_packed(&small_spec(), Some(&section(isa, &blobs(isa)))).unwrap();
+        for len in (0..bytes.len()).step_by(7) {
+            let b = ProgramBytes::copy_from(&bytes[..len]).unwrap();
+            assert!(matches!(load(b, isa), Err(Error::CorruptFile(_))), "len {len}");
+        }
+    }
 }

@@ -35,7 +35,7 @@ mod avx512vnni;
 pub(crate) mod pack;
 mod scalar;
 
-use super::buffer::AlignedBytes;
+use super::buffer::{AlignedBytes, PackedBytes, PACKED_ALIGN};
 use super::output::SharedOutput;
 use super::requant::{validate_multiplier, validate_scale, OutputRange, QuantParams, Requantizer};
 use super::table::{gemm_kernel, GemmKernelInfo};
@@ -78,7 +78,7 @@ pub struct GemmQuant {
 pub struct PackedGemm {
     kernel: &'static GemmKernelInfo,
     geo: PanelGeometry,
-    data: AlignedBytes,
+    data: PackedBytes,
     rq: Requantizer,
 }
 
@@ -207,9 +207,66 @@ impl PackedGemm {
         Ok(PackedGemm {
             kernel,
             geo,
+            data: PackedBytes::Built(data),
+            rq: Requantizer::new(q.output.zero_point, q.range),
+        })
+    }
+
+    /// Takes weights packed earlier by [`PackedGemm::pack`] for the variant of `isa` with the
+    /// same `n`, `ks`, `kc` (e.g. stored in a program file and used in place). Fails with
+    /// [`Error::CorruptFile`] when `data` does not have the packed size or alignment, or holds
+    /// a multiplier that is not positive and finite; other packed values are taken as they are
+    /// (no value of them can make a kernel read or write out of bounds).
+    pub fn from_packed(
+        isa: Isa,
+        n: usize,
+        ks: usize,
+        kc: usize,
+        q: &GemmQuant,
+        data: PackedBytes,
+    ) -> Result<PackedGemm> {
+        super::ensure_supported(isa)?;
+        q.input.validate("input")?;
+        q.output.validate("output")?;
+        let kernel = gemm_kernel(isa);
+        let geo = PanelGeometry::new(kernel, n, ks, kc)?;
+        let bytes = data.as_slice();
+        if Some(bytes.len()) != geo.panels.checked_mul(geo.panel_bytes) {
+            return Err(Error::CorruptFile(format!(
+                "packed weights of {n}×{ks}×{kc} for {} have {} bytes, expected {}",
+                kernel.name,
+                bytes.len(),
+                geo.panels * geo.panel_bytes
+            )));
+        }
+        if !(bytes.as_ptr() as usize).is_multiple_of(PACKED_ALIGN) {
+            return Err(Error::CorruptFile("packed weights are not aligned".into()));
+        }
+        for (p, panel) in bytes.chunks_exact(geo.panel_bytes).enumerate() {
+            let cols = (n - p * geo.nr).min(geo.nr);
+            let multipliers = &panel[geo.multiplier_offset()..][..cols * 4];
+            for word in multipliers.chunks_exact(4) {
+                let m = f32::from_ne_bytes(word.try_into().expect("4 bytes"));
+                validate_multiplier(m, "packed multipliers")
+                    .map_err(|e| Error::CorruptFile(format!("packed weights: {e}")))?;
+            }
+        }
+        Ok(PackedGemm {
+            kernel,
+            geo,
             data,
             rq: Requantizer::new(q.output.zero_point, q.range),
         })
+    }
+
+    /// The packed weights (what [`PackedGemm::from_packed`] takes back).
+    pub fn packed_bytes(&self) -> &[u8] {
+        self.data.as_slice()
+    }
+
+    /// Whether the packed weights are used in place from shared bytes (not built at load).
+    pub fn is_shared(&self) -> bool {
+        self.data.is_shared()
     }
 
     /// The kernel variant these weights were packed for.

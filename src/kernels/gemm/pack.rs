@@ -90,6 +90,7 @@ impl PanelGeometry {
 ///
 /// `bias[c]` must already include every term except the input-zero-point compensation,
 /// which is folded in here as `-input_zp·Σw[c]` (plus `-128·Σw[c]` for unsigned variants).
+/// Every slice must have the length `geo` implies (checked by the caller, `PackedGemm`).
 pub(crate) fn pack_weights(
     kernel: &GemmKernelInfo,
     geo: &PanelGeometry,
@@ -99,38 +100,75 @@ pub(crate) fn pack_weights(
     float_bias: Option<&[f32]>,
     input_zp: i32,
 ) -> Result<AlignedBytes> {
-    debug_assert_eq!(weights.len(), geo.n * geo.ks * geo.kc);
+    let row_len = geo.ks * geo.kc;
+    if weights.len() != geo.n * row_len || bias.len() != geo.n || multipliers.len() != geo.n {
+        return Err(Error::Internal(
+            "pack_weights: operand lengths differ from the geometry".into(),
+        ));
+    }
     let total = geo
         .panels
         .checked_mul(geo.panel_bytes)
         .ok_or_else(|| Error::ResourceLimit("packed weights size overflows".into()))?;
     let mut buf = AlignedBytes::zeroed(total)?;
-    let out = buf.as_mut_slice();
-    let (nr, kr) = (geo.nr, kernel.kr);
+    let nr = geo.nr;
     let zp_shift = input_zp + if kernel.unsigned_activations { 128 } else { 0 };
-    for col in 0..geo.n {
-        let panel = &mut out[(col / geo.nr) * geo.panel_bytes..][..geo.panel_bytes];
-        let c = col % nr;
-        let row = &weights[col * geo.ks * geo.kc..][..geo.ks * geo.kc];
-        let mut sum: i32 = 0;
-        for s in 0..geo.ks {
-            for j in 0..geo.kc {
-                let w = row[s * geo.kc + j];
-                sum += w as i32;
-                let k = s * geo.kc4 + j;
-                panel[nr * 4 + (k / kr) * nr * kr + c * kr + k % kr] = w as u8;
-            }
+    // SAFETY: `i8` and `u8` have the same size and alignment and every bit pattern is valid
+    // for both, so the same memory may be viewed as bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(weights.as_ptr().cast::<u8>(), weights.len()) };
+    for (p, panel) in buf.as_mut_slice().chunks_exact_mut(geo.panel_bytes).enumerate() {
+        let col0 = p * nr;
+        let cols = (geo.n - col0).min(nr);
+        let rows = &bytes[col0 * row_len..(col0 + cols) * row_len];
+        let (head, rest) = panel.split_at_mut(nr * 4);
+        let (body, tail) = rest.split_at_mut(geo.multiplier_offset() - nr * 4);
+        match kernel.kr {
+            1 => interleave::<1>(geo, rows, body),
+            2 => interleave::<2>(geo, rows, body),
+            4 => interleave::<4>(geo, rows, body),
+            kr => return Err(Error::Internal(format!("no weight packing for K groups of {kr}"))),
         }
-        let packed_bias = bias[col].wrapping_sub(zp_shift.wrapping_mul(sum));
-        panel[c * 4..c * 4 + 4].copy_from_slice(&packed_bias.to_ne_bytes());
-        let m = geo.multiplier_offset() + c * 4;
-        panel[m..m + 4].copy_from_slice(&multipliers[col].to_ne_bytes());
-        let ws = geo.weight_sum_offset() + c * 4;
-        panel[ws..ws + 4].copy_from_slice(&sum.to_ne_bytes());
-        let fb = geo.float_bias_offset() + c * 4;
-        panel[fb..fb + 4].copy_from_slice(&float_bias.map_or(0.0, |b| b[col]).to_ne_bytes());
+        let (mult, tail) = tail.split_at_mut(geo.weight_sum_offset() - geo.multiplier_offset());
+        let (sums, float_biases) = tail.split_at_mut(geo.float_bias_offset() - geo.weight_sum_offset());
+        for (c, row) in weights[col0 * row_len..(col0 + cols) * row_len]
+            .chunks_exact(row_len)
+            .enumerate()
+        {
+            let col = col0 + c;
+            let sum: i32 = row.iter().map(|&w| w as i32).sum();
+            let packed_bias = bias[col].wrapping_sub(zp_shift.wrapping_mul(sum));
+            let word = c * 4..c * 4 + 4;
+            head[word.clone()].copy_from_slice(&packed_bias.to_ne_bytes());
+            mult[word.clone()].copy_from_slice(&multipliers[col].to_ne_bytes());
+            sums[word.clone()].copy_from_slice(&sum.to_ne_bytes());
+            float_biases[word].copy_from_slice(&float_bias.map_or(0.0, |b| b[col]).to_ne_bytes());
+        }
     }
     Ok(buf)
+}
+
+/// Writes the weight body of one panel: `rows` holds the panel's columns (up to `nr`, each
+/// `ks × kc` bytes); `body` (zeroed, `kpad × nr` bytes) receives, per group of `KR` K
+/// elements, `nr` columns of `KR` bytes. Groups never straddle segments (`KR` divides 4), so
+/// each segment's last group is zero-padded to `kc4`.
+fn interleave<const KR: usize>(geo: &PanelGeometry, rows: &[u8], body: &mut [u8]) {
+    let (nr, kc) = (geo.nr, geo.kc);
+    let group_bytes = nr * KR;
+    let seg_bytes = geo.kc4 / KR * group_bytes;
+    for (c, row) in rows.chunks_exact(geo.ks * kc).enumerate() {
+        for (seg, dst) in row.chunks_exact(kc).zip(body.chunks_exact_mut(seg_bytes)) {
+            let full = seg.chunks_exact(KR);
+            let tail = full.remainder();
+            let mut groups = dst.chunks_exact_mut(group_bytes);
+            for (src, group) in full.zip(&mut groups) {
+                let src: &[u8; KR] = src.try_into().expect("KR bytes");
+                group[c * KR..c * KR + KR].copy_from_slice(src);
+            }
+            if let Some(group) = groups.next().filter(|_| !tail.is_empty()) {
+                group[c * KR..c * KR + tail.len()].copy_from_slice(tail);
+            }
+        }
+    }
 }
 
 /// Packs up to `mr` rows of A into `dst` (`rows × kpad × a_elem_bytes` bytes), taking segment
@@ -201,5 +239,96 @@ fn pack_segment(kernel: &GemmKernelInfo, src: &[i8], dst: &mut [u8]) {
             }
             dst[src.len()..].fill(0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::Isa;
+    use crate::kernels::table::gemm_kernel;
+    use proptest::prelude::*;
+
+    /// The packed layout stated element by element (the module docs' formula), as the oracle
+    /// of the fast packer.
+    fn pack_by_element(
+        kernel: &GemmKernelInfo,
+        geo: &PanelGeometry,
+        weights: &[i8],
+        bias: &[i32],
+        multipliers: &[f32],
+        float_bias: Option<&[f32]>,
+        input_zp: i32,
+    ) -> Vec<u8> {
+        let mut out = vec![0u8; geo.panels * geo.panel_bytes];
+        let (nr, kr) = (geo.nr, kernel.kr);
+        let zp_shift = input_zp + if kernel.unsigned_activations { 128 } else { 0 };
+        for col in 0..geo.n {
+            let panel = &mut out[(col / nr) * geo.panel_bytes..][..geo.panel_bytes];
+            let c = col % nr;
+            let mut sum = 0i32;
+            for s in 0..geo.ks {
+                for j in 0..geo.kc {
+                    let w = weights[(col * geo.ks + s) * geo.kc + j];
+                    sum += w as i32;
+                    let k = s * geo.kc4 + j;
+                    panel[nr * 4 + (k / kr) * nr * kr + c * kr + k % kr] = w as u8;
+                }
+            }
+            let words = [
+                (
+                    c * 4,
+                    bias[col].wrapping_sub(zp_shift.wrapping_mul(sum)).to_ne_bytes(),
+                ),
+                (geo.multiplier_offset() + c * 4, multipliers[col].to_ne_bytes()),
+                (geo.weight_sum_offset() + c * 4, sum.to_ne_bytes()),
+                (
+                    geo.float_bias_offset() + c * 4,
+                    float_bias.map_or(0.0, |b| b[col]).to_ne_bytes(),
+                ),
+            ];
+            for (at, word) in words {
+                panel[at..at + 4].copy_from_slice(&word);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn packing_matches_the_element_formula(
+            n in 1usize..40, ks in 1usize..10, kc in 1usize..40, zp in -128i32..128,
+            seed in any::<u64>(), with_float_bias in any::<bool>(),
+        ) {
+            let mut s = seed | 1;
+            let weights: Vec<i8> = (0..n * ks * kc)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 32) as i8
+                })
+                .collect();
+            let bias: Vec<i32> = (0..n as i32).map(|c| c * 1009 - 7000).collect();
+            let multipliers: Vec<f32> = (0..n).map(|c| 1e-3 * (c + 1) as f32).collect();
+            let float_bias: Vec<f32> = (0..n).map(|c| c as f32 - 3.5).collect();
+            let float_bias = with_float_bias.then_some(float_bias.as_slice());
+            for isa in Isa::ALL {
+                let kernel = gemm_kernel(isa);
+                let geo = PanelGeometry::new(kernel, n, ks, kc).unwrap();
+                let fast = pack_weights(kernel, &geo, &weights, &bias, &multipliers, float_bias, zp).unwrap();
+                let oracle = pack_by_element(kernel, &geo, &weights, &bias, &multipliers, float_bias, zp);
+                prop_assert!(fast.as_slice() == oracle.as_slice(), "{isa}: n={n} ks={ks} kc={kc}");
+            }
+        }
+    }
+
+    #[test]
+    fn operand_lengths_are_checked() {
+        let kernel = gemm_kernel(Isa::Scalar);
+        let geo = PanelGeometry::new(kernel, 2, 1, 3).unwrap();
+        let err = pack_weights(kernel, &geo, &[1; 5], &[0; 2], &[1.0; 2], None, 0).unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{err}");
     }
 }
