@@ -11,15 +11,15 @@ pub(super) unsafe fn row(r: &RowArgs) {
         // SAFETY: index i (or 0 when broadcast) is readable (RowArgs contract).
         let a = unsafe { *r.a.add(if r.a_broadcast { 0 } else { i }) } as i32;
         let v = match r.op {
-            RowOp::Add { zp_a, zp_b, ma, mb } => {
+            RowOp::Add { off, ma, mb, fixed } => {
                 // SAFETY: as above.
                 let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
-                (a - zp_a) as f32 * ma + (b - zp_b) as f32 * mb
+                ((a + off) as f32).mul_add(ma, ((b + off) as f32).mul_add(mb, fixed))
             }
-            RowOp::Mul { zp_a, zp_b, m } => {
+            RowOp::Mul { zp_a, zp_b, m, zp_y } => {
                 // SAFETY: as above.
                 let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
-                ((a - zp_a) * (b - zp_b)) as f32 * m
+                ((a - zp_a) * (b - zp_b)) as f32 * m + zp_y
             }
             RowOp::Scale { zp_a, m } => (a - zp_a) as f32 * m,
         };
