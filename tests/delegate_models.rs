@@ -81,8 +81,7 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             )
         }
     };
-    let dump = tmp.path().join("ort_quantized");
-    let mut extra = vec!["--calib-count", "8", "--dump-quantized", dump.to_str().unwrap()];
+    let mut extra = vec!["--calib-count", "8"];
     if activations_u8 {
         extra.push("--u8");
     }
@@ -158,6 +157,8 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
     println!("{name}: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
     let short = within < 0.999 || (complete && exact < 0.99);
     if short || check == Check::CompleteLayers {
+        let dump = tmp.path().join("ort_quantized");
+        ort_quantized_dump(&python, &model, &eval_path, &dump);
         let layers = layer_agreement(program.spec(), &dump);
         print_layer_agreement(&layers, check == Check::CompleteLayers);
         if check == Check::CompleteLayers {
@@ -167,7 +168,11 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
                 .iter()
                 .filter(|s| matches!(s, xq::delegate::spec::StepSpec::Kernel { .. }))
                 .count();
-            assert!(layers.len() * 2 > kernels, "{name}: only {} layers compared", layers.len());
+            assert!(
+                layers.len() * 2 > kernels,
+                "{name}: only {} layers compared",
+                layers.len()
+            );
             for l in &layers {
                 assert_eq!(l.differing, 0, "{name}: {l:?}");
             }

@@ -121,6 +121,22 @@ pub struct LayerAgreement {
     pub total: usize,
 }
 
+/// Writes ONNX Runtime's value of every QuantizeLinear output of `model` on each sample of
+/// `inputs` (an `.npy` with a leading sample axis) into `dir` (see
+/// `tests/python/dump_quantized.py`), for [`layer_agreement`].
+pub fn ort_quantized_dump(python: &Path, model: &Path, inputs: &Path, dir: &Path) {
+    let script = root().join("tests/python/dump_quantized.py");
+    run_python(
+        python,
+        &script,
+        &[
+            model.to_str().unwrap(),
+            inputs.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Storage index (NHWC for rank 4, else row-major) of each logical (NCHW) index of `dims`.
 fn storage_order(dims: &[usize]) -> Vec<usize> {
     let n: usize = dims.iter().product();
@@ -136,11 +152,34 @@ fn storage_order(dims: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Runs every kernel step of `spec` on ONNX Runtime's values of its inputs (a directory
-/// written by `make_qdq.py --dump-quantized`, matched to values by tensor name) and compares
-/// each output that ONNX Runtime also computed. Inputs ONNX Runtime does not expose (the
-/// delegate's internal values) come from the preceding steps of this run.
+/// Runs every kernel step of `spec` on ONNX Runtime's values of its inputs and compares each
+/// output that ONNX Runtime also computed, summed over the samples of `dump` (a directory
+/// written by [`ort_quantized_dump`]: one subdirectory per sample, tensors matched to values
+/// by name). Inputs ONNX Runtime does not expose (the delegate's internal values)
+/// come from the preceding steps of the same run.
 pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
+    let mut total: Vec<LayerAgreement> = Vec::new();
+    for sample in 0.. {
+        let dir = dump.join(sample.to_string());
+        if !dir.is_dir() {
+            break;
+        }
+        let layers = sample_layer_agreement(spec, &dir);
+        if total.is_empty() {
+            total = layers;
+            continue;
+        }
+        for (t, l) in total.iter_mut().zip(layers) {
+            t.differing += l.differing;
+            t.worst = t.worst.max(l.worst);
+            t.total += l.total;
+        }
+    }
+    total
+}
+
+/// [`layer_agreement`] of one sample's directory.
+fn sample_layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
     use std::collections::HashMap;
     use xq::delegate::spec::StepSpec;
     use xq::kernels::output::SharedOutput;
@@ -167,7 +206,9 @@ pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<Lay
     let mut ours: Vec<Option<Vec<i8>>> = vec![None; spec.values.len()];
     let mut report = Vec::new();
     for step in &spec.steps {
-        let StepSpec::Kernel { node, kernel, .. } = step else { continue };
+        let StepSpec::Kernel { node, kernel, .. } = step else {
+            continue;
+        };
         let inputs: Option<Vec<&[i8]>> = kernel
             .inputs()
             .iter()
@@ -197,7 +238,11 @@ pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<Lay
 
 /// Prints the layers of `layers` that differ from ONNX Runtime (all layers when `all`).
 pub fn print_layer_agreement(layers: &[LayerAgreement], all: bool) {
-    println!("per-layer agreement given ONNX Runtime's inputs ({} layers compared):", layers.len());
+    println!(
+        "per-layer agreement given ONNX Runtime's inputs ({} layers compared, {} differ):",
+        layers.len(),
+        layers.iter().filter(|l| l.differing > 0).count()
+    );
     for l in layers.iter().filter(|l| all || l.differing > 0) {
         println!(
             "  {:<40} {:<40} {:>8} of {:>8} differ ({:.4}%), worst {} steps",
