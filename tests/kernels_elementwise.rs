@@ -535,3 +535,79 @@ fn add_and_mul_are_byte_identical_to_onnxruntime_on_every_input_pair() {
     }
     println!("{} cases × 65536 input pairs byte-identical", cases.len());
 }
+
+/// Scale and zero point.
+type Qp = (f32, i32);
+
+#[test]
+fn concat_is_byte_identical_to_onnxruntime_on_every_input_value() {
+    let Some(python) = delegate_common::python("concat_is_byte_identical_to_onnxruntime") else {
+        return;
+    };
+    let bits = f32::from_bits;
+    // (output, inputs): scales and zero points (int8 terms) where dividing by the output
+    // scale and multiplying by the ratio of scales round differently, and plain ones; an
+    // input with the output's qparams is copied.
+    let sets: Vec<(Qp, Vec<Qp>)> = vec![
+        (
+            (bits(1023980085), -100),
+            vec![(bits(1038803184), -128), (bits(1038803184), 0)],
+        ),
+        (
+            (bits(1017445623), -100),
+            vec![(bits(1015931850), -128), (bits(1017445623), -100)],
+        ),
+        ((bits(1017445623), 0), vec![(bits(1015931850), -128), (0.5, 3)]),
+        ((0.05, 7), vec![(0.013, -20), (0.3, 100), (0.05, 7)]),
+    ];
+    let mut json = Vec::new();
+    for unsigned in [false, true] {
+        for (y, inputs) in &sets {
+            let off = if unsigned { 128 } else { 0 };
+            let q = |&(s, z): &(f32, i32)| serde_json::json!([s as f64, z + off]);
+            json.push(serde_json::json!({
+                "op": "Concat",
+                "dtype": if unsigned { "uint8" } else { "int8" },
+                "inputs": inputs.iter().map(q).collect::<Vec<_>>(),
+                "y": q(y),
+            }));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cases.json");
+    std::fs::write(&spec, serde_json::to_string(&json).unwrap()).unwrap();
+    let script = delegate_common::root().join("tests/python/qlinear_cases.py");
+    delegate_common::run_python(
+        &python,
+        &script,
+        &[spec.to_str().unwrap(), dir.path().to_str().unwrap()],
+    );
+    for (k, (unsigned, (y, inputs))) in [false, true]
+        .iter()
+        .flat_map(|u| sets.iter().map(move |s| (*u, s)))
+        .enumerate()
+    {
+        let carried = |b: u8| if unsigned { (b as i32 - 128) as i8 } else { b as i8 };
+        let theirs: Vec<i8> = std::fs::read(dir.path().join(format!("{k}_y.bin")))
+            .unwrap()
+            .into_iter()
+            .map(carried)
+            .collect();
+        let values: Vec<i8> = (0..=255u8).map(carried).collect();
+        let qp = |&(scale, zero_point): &(f32, i32)| QuantParams { scale, zero_point };
+        for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+            let k = Concat::new(isa, qp(y)).unwrap();
+            let ins: Vec<ConcatInput> = inputs
+                .iter()
+                .map(|q| ConcatInput {
+                    data: &values,
+                    inner: 256,
+                    q: qp(q),
+                })
+                .collect();
+            let mut ours = vec![0i8; 256 * inputs.len()];
+            k.run(1, &ins, &mut ours, 0..1).unwrap();
+            assert_eq!(ours, theirs, "{isa} unsigned {unsigned} {y:?} {inputs:?}");
+        }
+    }
+}

@@ -14,6 +14,8 @@ into the expected QLinear* kernel, so a float fallback can never pass as the ref
   channel: that operand is [1, 256, 1, 1] holding value c).
 - {"op": "GlobalAveragePool", "dtype": ..., "x": [scale, zp], "y": [...],
    "shape": [n, c, h, w], "seed": s}: seeded uniform input over the type's range.
+- {"op": "Concat", "dtype": ..., "inputs": [[scale, zp], ...], "y": [...]}: input i is
+  [1, 256] holding every value of the type, concatenated along axis 1.
 """
 
 import json
@@ -27,7 +29,12 @@ from onnx import TensorProto, helper
 
 from ort_reference import session
 
-FUSED = {"Add": "QLinearAdd", "Mul": "QLinearMul", "GlobalAveragePool": "QLinearGlobalAveragePool"}
+FUSED = {
+    "Add": "QLinearAdd",
+    "Mul": "QLinearMul",
+    "GlobalAveragePool": "QLinearGlobalAveragePool",
+    "Concat": "QLinearConcat",
+}
 
 
 def elem(dtype):
@@ -49,7 +56,8 @@ def run(case, inputs, shapes, tmp):
         inits += qparams(n, case[n], dtype)
         nodes.append(helper.make_node("DequantizeLinear", [n, f"{n}_s", f"{n}_z"], [f"{n}_f"]))
     inits += qparams("y", case["y"], dtype)
-    nodes.append(helper.make_node(op, [f"{n}_f" for n in names], ["y_f"]))
+    attrs = {"axis": 1} if op == "Concat" else {}
+    nodes.append(helper.make_node(op, [f"{n}_f" for n in names], ["y_f"], **attrs))
     nodes.append(helper.make_node("QuantizeLinear", ["y_f", "y_s", "y_z"], ["y"]))
     graph = helper.make_graph(
         nodes,
@@ -83,6 +91,11 @@ def main():
                 "a_per_channel": (values.reshape(1, 256, 1, 1), pixel),
             }[case["layout"]]
             y = run(case, {"a": a, "b": b}, {"a": list(a.shape), "b": list(b.shape)}, tmp)
+        elif case["op"] == "Concat":
+            names = [f"x{i}" for i in range(len(case["inputs"]))]
+            case = dict(case, **dict(zip(names, case["inputs"])))
+            inputs = {n: values.reshape(1, 256) for n in names}
+            y = run(case, inputs, {n: [1, 256] for n in names}, tmp)
         else:
             info = np.iinfo(dtype)
             rng = np.random.default_rng(case["seed"])

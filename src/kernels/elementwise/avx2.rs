@@ -51,10 +51,12 @@ pub(super) unsafe fn row(r: &RowArgs) {
                     _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(prod), m), zp_y)
                 })
             }
-            RowOp::Scale { zp_a, m } => {
-                let (za, m) = (_mm256_set1_epi32(zp_a), _mm256_set1_ps(m));
+            RowOp::Requantize { zp_a, s_a, s_y } => {
+                let za = _mm256_set1_epi32(zp_a);
+                let (s_a, s_y) = (_mm256_set1_ps(s_a), _mm256_set1_ps(s_y));
                 row_with(r, |a, _| {
-                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), m)
+                    let real = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), s_a);
+                    _mm256_div_ps(real, s_y)
                 })
             }
         }
@@ -70,7 +72,7 @@ pub(super) unsafe fn row(r: &RowArgs) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_with(r: &RowArgs, f: impl Fn(__m256i, __m256i) -> __m256) {
     let rq = Requant256::new(&r.rq);
-    let uses_b = !matches!(r.op, RowOp::Scale { .. });
+    let uses_b = !matches!(r.op, RowOp::Requantize { .. });
     let mut i = 0;
     while i < r.len {
         let n = (r.len - i).min(8);

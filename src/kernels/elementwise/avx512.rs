@@ -47,10 +47,12 @@ pub(super) unsafe fn row(r: &RowArgs) {
                     _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(prod), m), zp_y)
                 })
             }
-            RowOp::Scale { zp_a, m } => {
-                let (za, m) = (_mm512_set1_epi32(zp_a), _mm512_set1_ps(m));
+            RowOp::Requantize { zp_a, s_a, s_y } => {
+                let za = _mm512_set1_epi32(zp_a);
+                let (s_a, s_y) = (_mm512_set1_ps(s_a), _mm512_set1_ps(s_y));
                 row_with(r, |a, _| {
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, za)), m)
+                    let real = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, za)), s_a);
+                    _mm512_div_ps(real, s_y)
                 })
             }
         }
@@ -66,7 +68,7 @@ pub(super) unsafe fn row(r: &RowArgs) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn row_with(r: &RowArgs, f: impl Fn(__m512i, __m512i) -> __m512) {
     let rq = Requant512::new(&r.rq);
-    let uses_b = !matches!(r.op, RowOp::Scale { .. });
+    let uses_b = !matches!(r.op, RowOp::Requantize { .. });
     let mut i = 0;
     while i < r.len {
         let n = (r.len - i).min(16);

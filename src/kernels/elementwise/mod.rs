@@ -1,7 +1,8 @@
 //! Quantized elementwise kernels: add and mul of two `i8` tensors with their own qparams
 //! (broadcasting by zero strides, e.g. an SE block's `N×1×1×C` scale times `N×H×W×C`),
 //! fused clamp/ReLU, and the per-row requantization used by concat. Formulas are in the
-//! [`crate::kernels`] module docs.
+//! [`crate::kernels`] module docs: add and mul are ONNX Runtime's QLinearAdd / QLinearMul,
+//! which round in the graph's storage type ([`Storage`]).
 //!
 //! Shapes are 3-D `[n, p, c]` (batch, pixels, channels); each operand has its own strides,
 //! where 0 broadcasts. The output is dense. Tile `t` is output row `(t / p, t % p)`.
@@ -128,8 +129,8 @@ pub(crate) enum RowOp {
     Add { off: i32, ma: f32, mb: f32, fixed: f32 },
     /// `((a - zp_a)·(b - zp_b)) as f32 · m + zp_y`.
     Mul { zp_a: i32, zp_b: i32, m: f32, zp_y: f32 },
-    /// `(a - zp_a)·m` (single input).
-    Scale { zp_a: i32, m: f32 },
+    /// `((a - zp_a)·s_a) / s_y` (single input: requantization to other qparams).
+    Requantize { zp_a: i32, s_a: f32, s_y: f32 },
 }
 
 impl RowOp {

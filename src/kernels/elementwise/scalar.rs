@@ -21,7 +21,7 @@ pub(super) unsafe fn row(r: &RowArgs) {
                 let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
                 ((a - zp_a) * (b - zp_b)) as f32 * m + zp_y
             }
-            RowOp::Scale { zp_a, m } => (a - zp_a) as f32 * m,
+            RowOp::Requantize { zp_a, s_a, s_y } => ((a - zp_a) as f32 * s_a) / s_y,
         };
         // SAFETY: i < len is writable (RowArgs contract).
         unsafe { *r.out.add(i) = r.rq.apply(v) };
