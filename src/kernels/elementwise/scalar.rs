@@ -57,3 +57,54 @@ unsafe fn row_portable(r: &RowArgs) {
         unsafe { *r.out.add(i) = r.rq.apply(v) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::requant::{OutputRange, Requantizer};
+
+    /// The loop compiled without FMA (library `fmaf`) and with it give the same bytes.
+    #[test]
+    fn portable_and_fma_rows_agree() {
+        let a: Vec<i8> = (0..=255u8).map(|v| v as i8).collect();
+        let b: Vec<i8> = a.iter().rev().copied().collect();
+        let mut seed = 0x9e37_79b9u32;
+        for _ in 0..64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let ma = 2f32.powf((seed % 1000) as f32 / 100.0 - 8.0);
+            let mb = 2f32.powf((seed / 1000 % 1000) as f32 / 100.0 - 8.0);
+            let fixed = (seed % 255) as f32 - 128.0 - ma * 3.0;
+            for off in [0, 128] {
+                let run = |fma: bool| {
+                    let mut out = vec![0i8; 256];
+                    let r = RowArgs {
+                        op: RowOp::Add { off, ma, mb, fixed },
+                        len: 256,
+                        a: a.as_ptr(),
+                        a_broadcast: false,
+                        b: b.as_ptr(),
+                        b_broadcast: false,
+                        out: out.as_mut_ptr(),
+                        rq: Requantizer::new(-off, OutputRange::FULL),
+                    };
+                    // SAFETY: a, b and out hold 256 elements; row_fma only runs on FMA CPUs.
+                    unsafe {
+                        if fma {
+                            #[cfg(target_arch = "x86_64")]
+                            row_fma(&r);
+                        } else {
+                            row_portable(&r);
+                        }
+                    }
+                    out
+                };
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("fma") {
+                    assert_eq!(run(false), run(true), "ma {ma} mb {mb} fixed {fixed} off {off}");
+                }
+            }
+        }
+    }
+}
