@@ -41,6 +41,10 @@
 //! rounding depends on the storage type: `off` below is 0 for int8 tensors and 128 for uint8
 //! ones (which libxq carries as the int8 `u - 128`, zero points shifted alike); add and mul
 //! then produce the output in the stored domain and requantize with zero point `-off`.
+//! ONNX Runtime is not consistent across its own ISAs (its SSE2-only QLinearAdd rounds
+//! `(fixed + a·ma) + b·mb` without FMA, its Arm one uses fixed-point arithmetic); libxq
+//! follows the x86-64 AVX2 kernel, which ONNX Runtime runs on every AVX2 or AVX-512 CPU, and
+//! gives that result on every ISA of its own.
 //!
 //! - **Conv / fully connected / depthwise:** `acc = Σ (x - zp_x)·w + bias` in wrapping
 //!   `i32` (exact for every size the packers accept), `v = (acc as f32) * m[c]` with
