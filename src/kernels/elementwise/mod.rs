@@ -151,7 +151,7 @@ impl RowOp {
     }
 }
 
-/// One row for a microkernel. Contract: `a` (and `b` unless `op` is `Scale`) are valid for
+/// One row for a microkernel. Contract: `a` (and `b` unless `op` is `Requantize`) are valid for
 /// reading `len` elements, or 1 when broadcast; `out` is valid for writing `len` bytes.
 pub(crate) struct RowArgs {
     pub op: RowOp,
