@@ -56,7 +56,7 @@
 //!   When one operand is broadcast along the innermost ONNX axis (an SE-block scale
 //!   `N×C×1×1`, a scalar) and the other is not, the operands exchange roles (ONNX Runtime
 //!   streams the full one and folds the broadcast one into its constant term; it keeps such
-//!   a broadcasting add in NCHW even between NHWC convolutions).
+//!   a broadcasting add in NCHW, as observed after an NHWC QLinearConv).
 //! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * m + (zp_y + off)` with
 //!   `m = (s_a * s_b) / s_y` (two roundings, no FMA; the integer product is exact in `i32`),
 //!   requantized with zero point `-off`.
