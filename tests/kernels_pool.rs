@@ -1,6 +1,8 @@
 //! Global average pool and max pool: every ISA variant bit-identical to the scalar kernel,
-//! the scalar kernels checked against f64 (mean, within one step) and exactly (max).
+//! the scalar kernels checked against f64 (mean, within one step) and exactly (max), and the
+//! mean byte-identical to ONNX Runtime's QLinearGlobalAveragePool.
 
+mod delegate_common;
 mod kernels_common;
 
 use kernels_common::{conv_geometry, simd_isas};
@@ -116,4 +118,106 @@ fn bad_arguments_are_errors() {
     k.run(2, 3, &x, &mut y, 0..2).unwrap();
     // Channel 0 of image 0: mean(0, 3, 6, 9) = 4.5 -> 4 (ties to even).
     assert_eq!(y, vec![4, 6, 6, 16, 18, 18]);
+}
+
+/// One global average pool case for ONNX Runtime: NCHW shape, qparams as (scale, zero
+/// point in the graph's type), seed of its input (see tests/python/qlinear_cases.py).
+#[derive(Clone, Copy, Debug)]
+struct OrtGapCase {
+    unsigned: bool,
+    shape: [usize; 4],
+    x: (f32, i32),
+    y: (f32, i32),
+    seed: u64,
+}
+
+#[test]
+fn global_average_pool_is_byte_identical_to_onnxruntime() {
+    let Some(python) = delegate_common::python("global_average_pool_is_byte_identical_to_onnxruntime") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    let mut seed = 0;
+    for unsigned in [false, true] {
+        let (lo, hi) = if unsigned { (0, 255) } else { (-128, 127) };
+        for shape in [
+            [2, 300, 7, 7],
+            [1, 64, 1, 1],
+            [1, 100, 13, 13],
+            [2, 33, 2, 3],
+            [1, 17, 14, 14],
+        ] {
+            for (x, y) in [
+                ((0.05, lo + 10), (0.01, lo)),
+                ((0.02, hi), (0.02, (lo + hi) / 2)),
+                ((0.0123, lo + 77), (0.031, hi - 3)),
+                ((0.1, (lo + hi) / 2), (0.0007, lo + 1)),
+            ] {
+                seed += 1;
+                cases.push(OrtGapCase {
+                    unsigned,
+                    shape,
+                    x,
+                    y,
+                    seed,
+                });
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cases.json");
+    let q = |(s, z): (f32, i32)| serde_json::json!([s as f64, z]);
+    let json: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "op": "GlobalAveragePool",
+                "dtype": if c.unsigned { "uint8" } else { "int8" },
+                "x": q(c.x), "y": q(c.y), "shape": c.shape, "seed": c.seed,
+            })
+        })
+        .collect();
+    std::fs::write(&spec, serde_json::to_string(&json).unwrap()).unwrap();
+    let script = delegate_common::root().join("tests/python/qlinear_cases.py");
+    delegate_common::run_python(
+        &python,
+        &script,
+        &[spec.to_str().unwrap(), dir.path().to_str().unwrap()],
+    );
+    for (k, case) in cases.iter().enumerate() {
+        let off = if case.unsigned { 128 } else { 0 };
+        let carried = |b: u8| {
+            if case.unsigned {
+                (b as i32 - 128) as i8
+            } else {
+                b as i8
+            }
+        };
+        let x_nchw = std::fs::read(dir.path().join(format!("{k}_x.bin"))).unwrap();
+        let theirs: Vec<i8> = std::fs::read(dir.path().join(format!("{k}_y.bin")))
+            .unwrap()
+            .into_iter()
+            .map(carried)
+            .collect();
+        let [n, c, h, w] = case.shape;
+        let pixels = h * w;
+        // NCHW → NHWC.
+        let mut x = vec![0i8; x_nchw.len()];
+        for b in 0..n {
+            for ch in 0..c {
+                for p in 0..pixels {
+                    x[(b * pixels + p) * c + ch] = carried(x_nchw[(b * c + ch) * pixels + p]);
+                }
+            }
+        }
+        let qp = |(scale, z): (f32, i32)| QuantParams {
+            scale,
+            zero_point: z - off,
+        };
+        for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+            let ours = mean(isa, n, pixels, c, &x, (qp(case.x), qp(case.y), OutputRange::FULL));
+            assert_eq!(ours, theirs, "{isa} {case:?}");
+        }
+    }
+    println!("{} global average pool cases byte-identical", cases.len());
 }

@@ -1,6 +1,6 @@
 //! Concatenation of `i8` tensors along any axis, requantizing the inputs whose qparams
-//! differ from the output's (`v = (x - zp_x) as f32 * (s_x / s_y)`, see the module docs of
-//! [`crate::kernels`]) and copying the others.
+//! differ from the output's (`v = ((x - zp_x) as f32 * s_x) / s_y`, ONNX Runtime's
+//! QLinearConcat, see the module docs of [`crate::kernels`]) and copying the others.
 //!
 //! A row-major tensor concatenated along an axis is `outer` repetitions of each input's
 //! contiguous block of `inner` elements (the axis length times the trailing dimensions).
@@ -100,11 +100,11 @@ impl Concat {
             ops.push(if input.q == self.output {
                 None
             } else {
-                let m = input.q.scale / self.output.scale;
-                validate_multiplier(m, "inputs")?;
-                Some(RowOp::Scale {
+                validate_multiplier(input.q.scale / self.output.scale, "inputs")?;
+                Some(RowOp::Requantize {
                     zp_a: input.q.zero_point,
-                    m,
+                    s_a: input.q.scale,
+                    s_y: self.output.scale,
                 })
             });
         }

@@ -28,20 +28,45 @@
 //! where `v` is an `f32`, `[lo, hi]` is the output range (−128..127 narrowed by a fused
 //! activation), and the float clamp happens *before* rounding (equivalent to clamping after,
 //! since the bounds are integers, and it keeps the float→int conversion in range on every
-//! ISA). All `f32` operations below are single IEEE operations in the order written, which
-//! is what makes the SIMD paths bit-identical to the scalar ones.
+//! ISA). All `f32` operations below are single IEEE operations in the order written
+//! (`fma(x, y, z)` is one fused multiply-add, rounded once), which is what makes the SIMD
+//! paths bit-identical to the scalar ones.
+//!
+//! The add / mul / mean / concat formulas are ONNX Runtime's integer kernels on x86-64 (MLAS
+//! `QLinearAdd` (AVX2), `QLinearMul`, `QLinearGlobalAveragePool`, `QLinearConcat`, as its
+//! CPU provider runs them for QDQ models), restated here, so that a QDQ model gives the same bytes in both:
+//! `tests/kernels_elementwise.rs` and `tests/kernels_pool.rs` check every input pair /
+//! many images against ONNX Runtime byte for byte. ONNX Runtime computes add and mul on the
+//! tensors' stored integers with the output zero point inside the rounding, so their
+//! rounding depends on the storage type: `off` below is 0 for int8 tensors and 128 for uint8
+//! ones (which libxq carries as the int8 `u - 128`, zero points shifted alike); add and mul
+//! then produce the output in the stored domain and requantize with zero point `-off`.
+//! ONNX Runtime is not consistent across its own ISAs (its SSE2-only QLinearAdd rounds
+//! `(fixed + a·ma) + b·mb` without FMA, its Arm one uses fixed-point arithmetic); libxq
+//! follows the x86-64 AVX2 kernel, which ONNX Runtime runs on every AVX2 or AVX-512 CPU, and
+//! gives that result on every ISA of its own.
 //!
 //! - **Conv / fully connected / depthwise:** `acc = Σ (x - zp_x)·w + bias` in wrapping
 //!   `i32` (exact for every size the packers accept), `v = (acc as f32) * m[c]` with
-//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time.
-//! - **Add:** `v = (a - zp_a) as f32 * (s_a / s_y) + (b - zp_b) as f32 * (s_b / s_y)`
-//!   (two products, then one sum; both ratios computed in `f32` once).
-//! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * ((s_a * s_b) / s_y)`; the integer
-//!   product is exact in `i32`.
+//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time (ONNX Runtime's
+//!   QLinearConv / QGemm give the same bytes).
+//! - **Add:** with `ma = s_a / s_y`, `mb = s_b / s_y` and
+//!   `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))` computed in `f32` once,
+//!   `v = fma(a + off, ma, fma(b + off, mb, fixed))`, requantized with zero point `-off`.
+//!   When one operand is broadcast along the innermost ONNX axis (an SE-block scale
+//!   `N×C×1×1`, a scalar) and the other is not, the operands exchange roles (ONNX Runtime
+//!   streams the full one and folds the broadcast one into its constant term; it keeps such
+//!   a broadcasting add in NCHW, as observed after an NHWC QLinearConv).
+//! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * m + (zp_y + off)` with
+//!   `m = (s_a * s_b) / s_y` (two roundings, no FMA; the integer product is exact in `i32`),
+//!   requantized with zero point `-off`.
 //! - **Mean over H·W (global average pool):** `v = (Σ (x - zp_x)) as f32 * (s_x / (s_y * count))`,
-//!   the ratio computed in `f32` once as `s_x / (s_y * count as f32)`.
+//!   the ratio computed in `f32` once as `s_x / (s_y * count as f32)`; the same bytes for
+//!   either storage type (the zero point is added after rounding).
 //! - **Concat with differing qparams:** each input is requantized with
-//!   `v = (x - zp_x) as f32 * (s_x / s_y)`; inputs whose qparams equal the output's are copied.
+//!   `v = ((x - zp_x) as f32 * s_x) / s_y` (dequantize, then ONNX QuantizeLinear's division,
+//!   as ONNX Runtime's QLinearConcat builds its lookup table); inputs whose qparams equal the
+//!   output's are copied.
 //! - **Max pool** is a byte move (output qparams equal input qparams) with an optional clamp.
 //! - **Dynamic quantization** (per row of an `f32` matrix): `rmin = min(0, min row)`,
 //!   `rmax = max(0, max row)`, `scale = (rmax - rmin) / 255` (1 when the row is all zero),

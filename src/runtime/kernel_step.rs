@@ -7,7 +7,9 @@ use crate::kernels::buffer::PackedBytes;
 use crate::kernels::concat::{Concat, ConcatInput};
 use crate::kernels::conv::PackedConv;
 use crate::kernels::dwconv::{DwWeights, PackedDwConv};
-use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary};
+use crate::kernels::elementwise::{
+    BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary, Storage,
+};
 use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
@@ -310,7 +312,12 @@ impl KernelStep {
                     output: out.q,
                     range: *range,
                 };
-                KernelStep::Binary(QuantizedBinary::new(isa, op, &q)?, shape)
+                let storage = if out.unsigned {
+                    Storage::Uint8
+                } else {
+                    Storage::Int8
+                };
+                KernelStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
             }
             KernelSpec::GlobalAvgPool { input, range, .. } => {
                 let x = value(*input)?;

@@ -104,3 +104,154 @@ pub fn argmax_rows(x: &[f32], cols: usize) -> Vec<usize> {
         })
         .collect()
 }
+
+/// How one lowered kernel step agrees with ONNX Runtime when both start from ONNX Runtime's
+/// values of the step's inputs (local rounding differences, not propagated ones).
+#[derive(Debug)]
+pub struct LayerAgreement {
+    /// The lowered graph node.
+    pub node: String,
+    /// The quantized tensor the step writes.
+    pub value: String,
+    /// Output elements that differ from ONNX Runtime's.
+    pub differing: usize,
+    /// Largest difference in int8 steps.
+    pub worst: i32,
+    /// Output elements.
+    pub total: usize,
+}
+
+/// Writes ONNX Runtime's value of every QuantizeLinear output of `model` on each sample of
+/// `inputs` (an `.npy` with a leading sample axis) into `dir` (see
+/// `tests/python/dump_quantized.py`), for [`layer_agreement`].
+pub fn ort_quantized_dump(python: &Path, model: &Path, inputs: &Path, dir: &Path) {
+    let script = root().join("tests/python/dump_quantized.py");
+    run_python(
+        python,
+        &script,
+        &[
+            model.to_str().unwrap(),
+            inputs.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+}
+
+/// Storage index (NHWC for rank 4, else row-major) of each logical (NCHW) index of `dims`.
+fn storage_order(dims: &[usize]) -> Vec<usize> {
+    let n: usize = dims.iter().product();
+    if dims.len() != 4 {
+        return (0..n).collect();
+    }
+    let (c, h, w) = (dims[1], dims[2], dims[3]);
+    (0..n)
+        .map(|l| {
+            let (b, ch, y, x) = (l / (c * h * w), l / (h * w) % c, l / w % h, l % w);
+            ((b * h + y) * w + x) * c + ch
+        })
+        .collect()
+}
+
+/// Runs every kernel step of `spec` on ONNX Runtime's values of its inputs and compares each
+/// output that ONNX Runtime also computed, summed over the samples of `dump` (a directory
+/// written by [`ort_quantized_dump`]: one subdirectory per sample, tensors matched to values
+/// by name). Inputs ONNX Runtime does not expose (the delegate's internal values)
+/// come from the preceding steps of the same run.
+pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
+    let mut total: Vec<LayerAgreement> = Vec::new();
+    for sample in 0.. {
+        let dir = dump.join(sample.to_string());
+        if !dir.is_dir() {
+            break;
+        }
+        let layers = sample_layer_agreement(spec, &dir);
+        if total.is_empty() {
+            total = layers;
+            continue;
+        }
+        for (t, l) in total.iter_mut().zip(layers) {
+            t.differing += l.differing;
+            t.worst = t.worst.max(l.worst);
+            t.total += l.total;
+        }
+    }
+    total
+}
+
+/// [`layer_agreement`] of one sample's directory.
+fn sample_layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
+    use std::collections::HashMap;
+    use xq::delegate::spec::StepSpec;
+    use xq::kernels::output::SharedOutput;
+    use xq::runtime::kernel_step::KernelStep;
+
+    let index: HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(dump.join("index.json")).unwrap()).unwrap();
+    let theirs: Vec<Option<Vec<i8>>> = spec
+        .values
+        .iter()
+        .map(|v| {
+            let file = index.get(&v.name)?;
+            let t = xq::format::npy::read(dump.join(file)).unwrap();
+            let logical = t.as_i8().unwrap();
+            assert_eq!(logical.len(), v.numel(), "{}: ONNX Runtime's tensor size", v.name);
+            let mut stored = vec![0i8; logical.len()];
+            for (l, s) in storage_order(&v.dims).into_iter().enumerate() {
+                stored[s] = logical[l];
+            }
+            Some(stored)
+        })
+        .collect();
+    let isa = xq::cpu::selected_isa().unwrap();
+    let mut ours: Vec<Option<Vec<i8>>> = vec![None; spec.values.len()];
+    let mut report = Vec::new();
+    for step in &spec.steps {
+        let StepSpec::Kernel { node, kernel, .. } = step else {
+            continue;
+        };
+        let inputs: Option<Vec<&[i8]>> = kernel
+            .inputs()
+            .iter()
+            .map(|&i| theirs[i].as_deref().or(ours[i].as_deref()))
+            .collect();
+        let Some(inputs) = inputs else { continue };
+        let o = kernel.output();
+        let k = KernelStep::build(isa, kernel, &spec.values).unwrap();
+        let mut out = vec![0i8; spec.values[o].numel()];
+        let shared = SharedOutput::new(&mut out);
+        // SAFETY: one call covers all tiles of an output no other call writes.
+        unsafe { k.run(&inputs, &shared, 0..k.tile_count()) }.unwrap();
+        if let Some(t) = &theirs[o] {
+            let diffs = out.iter().zip(t).map(|(&a, &b)| (a as i32 - b as i32).abs());
+            report.push(LayerAgreement {
+                node: node.clone(),
+                value: spec.values[o].name.clone(),
+                differing: diffs.clone().filter(|&d| d != 0).count(),
+                worst: diffs.max().unwrap_or(0),
+                total: out.len(),
+            });
+        }
+        ours[o] = Some(out);
+    }
+    report
+}
+
+/// Prints the layers of `layers` that differ from ONNX Runtime (all layers when `all`).
+pub fn print_layer_agreement(layers: &[LayerAgreement], all: bool) {
+    println!(
+        "per-layer agreement given ONNX Runtime's inputs ({} layers compared, {} differ):",
+        layers.len(),
+        layers.iter().filter(|l| l.differing > 0).count()
+    );
+    for l in layers.iter().filter(|l| all || l.differing > 0) {
+        println!(
+            "  {:<40} {:<40} {:>8} of {:>8} differ ({:.4}%), worst {} steps",
+            l.node,
+            l.value,
+            l.differing,
+            l.total,
+            100.0 * l.differing as f64 / l.total.max(1) as f64,
+            l.worst
+        );
+    }
+}

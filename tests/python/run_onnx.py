@@ -4,12 +4,14 @@ Usage: run_onnx.py [--per-sample] MODEL.onnx OUT_PREFIX INPUT.npy [INPUT.npy ...
 Inputs follow the model's input order; output k is written to OUT_PREFIX{k}.npy.
 With --per-sample, every input is split along axis 0 and the model runs once per sample
 (for models with a fixed batch of 1); the outputs are concatenated along axis 0.
-ONNX Runtime's default graph optimizations apply, so QDQ models run as fused int8 kernels.
+The session comes from ort_reference.py (default optimizations, int8 QDQ fused into ONNX
+Runtime's integer kernels like uint8).
 """
 import sys
 
 import numpy as np
-import onnxruntime as ort
+
+from ort_reference import session as reference_session
 
 
 def main() -> None:
@@ -18,9 +20,7 @@ def main() -> None:
     if per_sample:
         args = args[1:]
     model, out_prefix, *inputs = args
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = reference_session(model)
     arrays = [np.load(path) for path in inputs]
     names = [i.name for i in session.get_inputs()]
     if per_sample:

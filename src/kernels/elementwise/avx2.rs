@@ -34,30 +34,29 @@ pub(super) unsafe fn row(r: &RowArgs) {
     // SAFETY: forwarded contract; each arm fixes the operation outside the loop.
     unsafe {
         match r.op {
-            RowOp::Add { zp_a, zp_b, ma, mb } => {
-                let (za, zb) = (_mm256_set1_epi32(zp_a), _mm256_set1_epi32(zp_b));
-                let (ma, mb) = (_mm256_set1_ps(ma), _mm256_set1_ps(mb));
+            RowOp::Add { off, ma, mb, fixed } => {
+                let off = _mm256_set1_epi32(off);
+                let (ma, mb, fixed) = (_mm256_set1_ps(ma), _mm256_set1_ps(mb), _mm256_set1_ps(fixed));
                 row_with(r, |a, b| {
-                    let fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), ma);
-                    let fb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(b, zb)), mb);
-                    _mm256_add_ps(fa, fb)
+                    let fa = _mm256_cvtepi32_ps(_mm256_add_epi32(a, off));
+                    let fb = _mm256_cvtepi32_ps(_mm256_add_epi32(b, off));
+                    _mm256_fmadd_ps(fa, ma, _mm256_fmadd_ps(fb, mb, fixed))
                 })
             }
-            RowOp::Mul { zp_a, zp_b, m } => {
-                let (za, zb, m) = (
-                    _mm256_set1_epi32(zp_a),
-                    _mm256_set1_epi32(zp_b),
-                    _mm256_set1_ps(m),
-                );
+            RowOp::Mul { zp_a, zp_b, m, zp_y } => {
+                let (za, zb) = (_mm256_set1_epi32(zp_a), _mm256_set1_epi32(zp_b));
+                let (m, zp_y) = (_mm256_set1_ps(m), _mm256_set1_ps(zp_y));
                 row_with(r, |a, b| {
                     let prod = _mm256_mullo_epi32(_mm256_sub_epi32(a, za), _mm256_sub_epi32(b, zb));
-                    _mm256_mul_ps(_mm256_cvtepi32_ps(prod), m)
+                    _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(prod), m), zp_y)
                 })
             }
-            RowOp::Scale { zp_a, m } => {
-                let (za, m) = (_mm256_set1_epi32(zp_a), _mm256_set1_ps(m));
+            RowOp::Requantize { zp_a, s_a, s_y } => {
+                let za = _mm256_set1_epi32(zp_a);
+                let (s_a, s_y) = (_mm256_set1_ps(s_a), _mm256_set1_ps(s_y));
                 row_with(r, |a, _| {
-                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), m)
+                    let real = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, za)), s_a);
+                    _mm256_div_ps(real, s_y)
                 })
             }
         }
@@ -73,7 +72,7 @@ pub(super) unsafe fn row(r: &RowArgs) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_with(r: &RowArgs, f: impl Fn(__m256i, __m256i) -> __m256) {
     let rq = Requant256::new(&r.rq);
-    let uses_b = !matches!(r.op, RowOp::Scale { .. });
+    let uses_b = !matches!(r.op, RowOp::Requantize { .. });
     let mut i = 0;
     while i < r.len {
         let n = (r.len - i).min(8);

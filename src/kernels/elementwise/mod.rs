@@ -1,7 +1,8 @@
 //! Quantized elementwise kernels: add and mul of two `i8` tensors with their own qparams
 //! (broadcasting by zero strides, e.g. an SE block's `N×1×1×C` scale times `N×H×W×C`),
 //! fused clamp/ReLU, and the per-row requantization used by concat. Formulas are in the
-//! [`crate::kernels`] module docs.
+//! [`crate::kernels`] module docs: add and mul are ONNX Runtime's QLinearAdd / QLinearMul,
+//! which round in the graph's storage type ([`Storage`]).
 //!
 //! Shapes are 3-D `[n, p, c]` (batch, pixels, channels); each operand has its own strides,
 //! where 0 broadcasts. The output is dense. Tile `t` is output row `(t / p, t % p)`.
@@ -52,6 +53,17 @@ impl OperandStrides {
         dense || scalar
     }
 
+    /// Whether the operand repeats along the innermost axis of the ONNX (NCHW) tensor: over
+    /// pixels, or over channels when there is one pixel. ONNX Runtime's QLinearAdd streams
+    /// the other operand and folds this one into its constant term.
+    fn is_stream_broadcast(&self, s: &BinaryShape) -> bool {
+        if s.p > 1 {
+            self.p == 0
+        } else {
+            s.c > 1 && self.c == 0
+        }
+    }
+
     /// A `[n, 1, c]` operand broadcast over pixels (SE-block scale).
     pub fn per_channel(c: usize) -> Self {
         OperandStrides { n: c, p: 0, c: 1 }
@@ -86,18 +98,60 @@ pub struct BinaryQuant {
     pub range: OutputRange,
 }
 
-/// What one row computes; the multipliers are computed once in `f32` (see module docs).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum RowOp {
-    /// `(a - zp_a)·ma + (b - zp_b)·mb`.
-    Add { zp_a: i32, zp_b: i32, ma: f32, mb: f32 },
-    /// `((a - zp_a)·(b - zp_b))·m`.
-    Mul { zp_a: i32, zp_b: i32, m: f32 },
-    /// `(a - zp_a)·m` (single input).
-    Scale { zp_a: i32, m: f32 },
+/// How a graph stores the operands and the output of a binary operation. ONNX Runtime's
+/// integer kernels compute on the stored integers, so the `f32` rounding of add / mul depends
+/// on whether they are int8 or uint8 (see the [`crate::kernels`] module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// int8 tensors, carried as they are.
+    #[default]
+    Int8,
+    /// uint8 tensors, carried as the int8 `u - 128` with zero points shifted alike.
+    Uint8,
 }
 
-/// One row for a microkernel. Contract: `a` (and `b` unless `op` is `Scale`) are valid for
+impl Storage {
+    /// What to add to a carried int8 value (or zero point) to get the graph's integer.
+    pub fn offset(self) -> i32 {
+        match self {
+            Storage::Int8 => 0,
+            Storage::Uint8 => 128,
+        }
+    }
+}
+
+/// What one row computes; every constant is computed once in `f32` (see module docs).
+/// `off` is the [`Storage::offset`]; Add and Mul produce the output in the graph's integer
+/// domain, zero point included (their [`Requantizer`] has zero point `-off`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum RowOp {
+    /// `fma(a + off, ma, fma(b + off, mb, fixed))`.
+    Add { off: i32, ma: f32, mb: f32, fixed: f32 },
+    /// `((a - zp_a)·(b - zp_b)) as f32 · m + zp_y`.
+    Mul { zp_a: i32, zp_b: i32, m: f32, zp_y: f32 },
+    /// `((a - zp_a)·s_a) / s_y` (single input: requantization to other qparams).
+    Requantize { zp_a: i32, s_a: f32, s_y: f32 },
+}
+
+impl RowOp {
+    /// The add of ONNX Runtime's QLinearAdd with `a` the streamed operand and `b` the other
+    /// (the broadcast one, if any), all values `x + off` in the graph's integer domain:
+    /// `ma = s_a / s_y`, `mb = s_b / s_y`, `fixed = zp_y - fma(ma, zp_a, mb·zp_b)`.
+    fn add(a: QuantParams, b: QuantParams, y: QuantParams, off: i32) -> Result<RowOp> {
+        let (ma, mb) = (a.scale / y.scale, b.scale / y.scale);
+        validate_multiplier(ma, "a")?;
+        validate_multiplier(mb, "b")?;
+        let (za, zb, zy) = (
+            (a.zero_point + off) as f32,
+            (b.zero_point + off) as f32,
+            (y.zero_point + off) as f32,
+        );
+        let fixed = zy - ma.mul_add(za, mb * zb);
+        Ok(RowOp::Add { off, ma, mb, fixed })
+    }
+}
+
+/// One row for a microkernel. Contract: `a` (and `b` unless `op` is `Requantize`) are valid for
 /// reading `len` elements, or 1 when broadcast; `out` is valid for writing `len` bytes.
 pub(crate) struct RowArgs {
     pub op: RowOp,
@@ -133,43 +187,53 @@ pub(crate) unsafe fn run_row(isa: Isa, r: &RowArgs) {
 #[derive(Clone, Copy, Debug)]
 pub struct QuantizedBinary {
     isa: Isa,
-    op: RowOp,
+    /// The row operation with `a` streamed.
+    op_ab: RowOp,
+    /// The row operation with the operands exchanged, used when `a` is broadcast and `b` is
+    /// not (as ONNX Runtime streams the non-broadcast operand).
+    op_ba: RowOp,
     rq: Requantizer,
 }
 
 impl QuantizedBinary {
-    /// Prepares `op` with the given quantization for the kernels of `isa`.
+    /// Prepares `op` on int8 tensors with the given quantization for the kernels of `isa`.
     pub fn new(isa: Isa, op: BinaryOp, q: &BinaryQuant) -> Result<Self> {
+        Self::with_storage(isa, op, q, Storage::Int8)
+    }
+
+    /// Prepares `op` on tensors stored as `storage` (qparams in int8 terms, as carried).
+    pub fn with_storage(isa: Isa, op: BinaryOp, q: &BinaryQuant, storage: Storage) -> Result<Self> {
         super::ensure_supported(isa)?;
         q.a.validate("a")?;
         q.b.validate("b")?;
         q.output.validate("output")?;
-        let row_op = match op {
-            BinaryOp::Add => {
-                let (ma, mb) = (q.a.scale / q.output.scale, q.b.scale / q.output.scale);
-                validate_multiplier(ma, "a")?;
-                validate_multiplier(mb, "b")?;
-                RowOp::Add {
-                    zp_a: q.a.zero_point,
-                    zp_b: q.b.zero_point,
-                    ma,
-                    mb,
-                }
-            }
+        let off = storage.offset();
+        let (op_ab, op_ba) = match op {
+            BinaryOp::Add => (
+                RowOp::add(q.a, q.b, q.output, off)?,
+                RowOp::add(q.b, q.a, q.output, off)?,
+            ),
             BinaryOp::Mul => {
                 let m = (q.a.scale * q.b.scale) / q.output.scale;
                 validate_multiplier(m, "output")?;
-                RowOp::Mul {
-                    zp_a: q.a.zero_point,
-                    zp_b: q.b.zero_point,
-                    m,
-                }
+                let zp_y = (q.output.zero_point + off) as f32;
+                let (zp_a, zp_b) = (q.a.zero_point, q.b.zero_point);
+                (
+                    RowOp::Mul { zp_a, zp_b, m, zp_y },
+                    RowOp::Mul {
+                        zp_a: zp_b,
+                        zp_b: zp_a,
+                        m,
+                        zp_y,
+                    },
+                )
             }
         };
         Ok(QuantizedBinary {
             isa,
-            op: row_op,
-            rq: Requantizer::new(q.output.zero_point, q.range),
+            op_ab,
+            op_ba,
+            rq: Requantizer::new(-off, q.range),
         })
     }
 
@@ -227,16 +291,23 @@ impl QuantizedBinary {
         if shape.c == 0 {
             return Ok(());
         }
-        if shape.a.is_flat(shape) && shape.b.is_flat(shape) {
+        // Stream the operand that is not broadcast, as ONNX Runtime does (module docs).
+        let swap = shape.a.is_stream_broadcast(shape) && !shape.b.is_stream_broadcast(shape);
+        let (op, x, xs, y, ys) = if swap {
+            (self.op_ba, b, &shape.b, a, &shape.a)
+        } else {
+            (self.op_ab, a, &shape.a, b, &shape.b)
+        };
+        if xs.is_flat(shape) && ys.is_flat(shape) {
             // Consecutive rows are contiguous in every operand: one long row.
             let (start, len) = (tiles.start * shape.c, tiles.len() * shape.c);
             let r = RowArgs {
-                op: self.op,
+                op,
                 len,
-                a: a[if shape.a.c == 0 { 0 } else { start }..].as_ptr(),
-                a_broadcast: shape.a.c == 0,
-                b: b[if shape.b.c == 0 { 0 } else { start }..].as_ptr(),
-                b_broadcast: shape.b.c == 0,
+                a: x[if xs.c == 0 { 0 } else { start }..].as_ptr(),
+                a_broadcast: xs.c == 0,
+                b: y[if ys.c == 0 { 0 } else { start }..].as_ptr(),
+                b_broadcast: ys.c == 0,
                 // SAFETY: rows tiles.start..tiles.end of the output are inside `out`.
                 out: unsafe { out.as_ptr().add(start) },
                 rq: self.rq,
@@ -250,12 +321,12 @@ impl QuantizedBinary {
         for t in tiles {
             let (n, p) = (t / shape.p, t % shape.p);
             let r = RowArgs {
-                op: self.op,
+                op,
                 len: shape.c,
-                a: a[n * shape.a.n + p * shape.a.p..].as_ptr(),
-                a_broadcast: shape.a.c == 0,
-                b: b[n * shape.b.n + p * shape.b.p..].as_ptr(),
-                b_broadcast: shape.b.c == 0,
+                a: x[n * xs.n + p * xs.p..].as_ptr(),
+                a_broadcast: xs.c == 0,
+                b: y[n * ys.n + p * ys.p..].as_ptr(),
+                b_broadcast: ys.c == 0,
                 // SAFETY: row t of the dense output is inside `out` (checked above).
                 out: unsafe { out.as_ptr().add(t * shape.c) },
                 rq: self.rq,
