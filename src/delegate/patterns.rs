@@ -733,9 +733,7 @@ impl<'g> Matcher<'g> {
                     .and_then(|a| self.constant(a))
                     .map(|a| a.to_i64_vec());
                 match axes {
-                    Some(Ok(v)) if v == [2, 3] || v == [-2, -1] || v == [2, -1] || v == [-2, 3] => {
-                        self.mean(index, node)
-                    }
+                    Some(Ok(v)) if reduces_spatial_axes_of_4d(&v) => self.mean(index, node),
                     _ => refuse(Reason::Attribute, "ReduceMean over other axes than H, W"),
                 }
             }
@@ -1084,4 +1082,28 @@ fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
         }
     }
     t
+}
+
+/// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in
+/// either sign convention (`[2, 3]`, `[-1, -2]`, ...: PyTorch's dynamo exporter writes
+/// `adaptive_avg_pool2d(x, 1)` as `ReduceMean(axes = [-1, -2])`).
+fn reduces_spatial_axes_of_4d(axes: &[i64]) -> bool {
+    let mut normalized: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+    normalized.sort_unstable();
+    normalized == [2, 3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reduces_spatial_axes_of_4d;
+
+    #[test]
+    fn spatial_axes_in_any_order_and_sign() {
+        for axes in [[2, 3], [3, 2], [-1, -2], [-2, -1], [2, -1], [-1, 2]] {
+            assert!(reduces_spatial_axes_of_4d(&axes), "{axes:?}");
+        }
+        for axes in [&[1, 2][..], &[2][..], &[1, 2, 3][..], &[2, 2][..], &[-3, -1][..]] {
+            assert!(!reduces_spatial_axes_of_4d(axes), "{axes:?}");
+        }
+    }
 }
