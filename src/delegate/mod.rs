@@ -6,7 +6,8 @@
 //! - `DQ(x), DQ(const w) [, bias] → Conv / Gemm / MatMul [→ Relu / Clip] → Q` — weights int8
 //!   with zero point 0, per tensor or per output channel; bias float, or int32 behind a DQ;
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
-//! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W) → Q`;
+//! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
+//!   sign) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
@@ -15,6 +16,12 @@
 //!   `DynamicQuantizeLinear → DQ → MatMul / Gemm(DQ(const int8 W), per tensor or per output
 //!   channel) [bias: Gemm's C, or → Add(const bias)]`; in both forms a following `Relu` is
 //!   fused into the step.
+//!
+//! A pattern's output may continue through `DQ → Relu / Clip → Q` with unchanged qparams (how
+//! PT2E writes a ReLU / ReLU6 / hardtanh that shares its input's qparams), folded into the
+//! output range; and a pattern's input may come through a requantization to the same
+//! qparams, `Q(DQ(x))` (what PT2E leaves of a removed Dropout), which is the identity on int8
+//! values. Both are taken only when nothing else reads the tensors in between.
 //!
 //! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
 //! with zero point `zp - 128`, which quantizes and requantizes identically).

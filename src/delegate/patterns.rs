@@ -108,6 +108,8 @@ struct QInput {
     tensor: String,
     q: QuantParams,
     dims: Vec<usize>,
+    /// Nodes of same-qparams requantizations passed through on the way to `tensor`.
+    through: Vec<usize>,
 }
 
 /// A pattern's output: trailing activation (if any), Q node, int8 tensor and qparams.
@@ -223,47 +225,83 @@ impl<'g> Matcher<'g> {
     }
 
     /// Input `t` of a compute node must be `DQ(q)` where `q` is an int8 tensor made by a
-    /// QuantizeLinear with the same qparams (or by another pattern).
+    /// QuantizeLinear with the same qparams (or by another pattern). A requantization to
+    /// the same qparams in between, `Q(DQ(x)) → DQ → t` (what PT2E leaves of a removed
+    /// Dropout), is the identity on int8 values and is passed through when each of its
+    /// nodes has no other reader: the input is then `x` and the pattern covers those nodes.
     fn q_input(&self, t: &str) -> Result<QInput, Refusal> {
-        let dq = match self.producer(t) {
-            Some(n) if matches!(n.op, Op::DequantizeLinear(_)) => n,
+        let mut dq_i = match self.producer.get(t) {
+            Some(&i) if matches!(self.graph.nodes[i].op, Op::DequantizeLinear(_)) => i,
             _ => return refuse(Reason::NotQuantized, format!("input `{t}` is not dequantized")),
         };
-        let src = dq.input(0).unwrap_or_default();
-        if self.constant(src).is_some() {
-            return refuse(Reason::Shape, format!("activation `{t}` is a constant"));
-        }
-        let q = self.node_qparams(dq)?;
-        match self.producer(src) {
-            Some(p) if matches!(p.op, Op::QuantizeLinear(_)) => {
-                if self.node_qparams(p)? != q {
+        let q = self.node_qparams(&self.graph.nodes[dq_i])?;
+        let mut through = Vec::new();
+        loop {
+            let dq = &self.graph.nodes[dq_i];
+            let src = dq.input(0).unwrap_or_default();
+            if self.constant(src).is_some() {
+                return refuse(Reason::Shape, format!("activation `{t}` is a constant"));
+            }
+            let q_i = match self.producer.get(src) {
+                Some(&i) if matches!(self.graph.nodes[i].op, Op::QuantizeLinear(_)) => i,
+                _ => {
                     return refuse(
-                        Reason::QParams,
-                        format!("`{src}` is dequantized with other qparams than it was quantized"),
-                    );
+                        Reason::NotQuantized,
+                        format!("`{src}` is not made by QuantizeLinear"),
+                    )
+                }
+            };
+            if self.node_qparams(&self.graph.nodes[q_i])? != q {
+                return refuse(
+                    Reason::QParams,
+                    format!("`{src}` is dequantized with other qparams than it was quantized"),
+                );
+            }
+            match self.same_qparams_round_trip(dq_i, q_i, q) {
+                Some(inner_dq) => {
+                    through.extend([dq_i, q_i]);
+                    dq_i = inner_dq;
+                }
+                None => {
+                    return Ok(QInput {
+                        tensor: src.to_string(),
+                        q,
+                        dims: self.dims(t)?,
+                        through,
+                    })
                 }
             }
-            _ => {
-                return refuse(
-                    Reason::NotQuantized,
-                    format!("`{src}` is not made by QuantizeLinear"),
-                )
-            }
         }
-        Ok(QInput {
-            tensor: src.to_string(),
-            q,
-            dims: self.dims(t)?,
-        })
+    }
+
+    /// For `dq_i = DQ(q_i = Q(u))`: the node making `u` when it is a DQ with qparams `q` and
+    /// `u`, `Q(u)` and `DQ(Q(u))` each have exactly one reader (so the round trip may be
+    /// dropped).
+    fn same_qparams_round_trip(&self, dq_i: usize, q_i: usize, q: QuantParams) -> Option<usize> {
+        let (dq, qn) = (&self.graph.nodes[dq_i], &self.graph.nodes[q_i]);
+        let u = qn.input(0)?;
+        let inner = *self.producer.get(u)?;
+        let inner_node = &self.graph.nodes[inner];
+        let single = self.only_reader(&dq.outputs[0]).is_some()
+            && self.only_reader(&qn.outputs[0]) == Some(dq_i)
+            && self.only_reader(u) == Some(q_i);
+        let same =
+            matches!(inner_node.op, Op::DequantizeLinear(_)) && self.node_qparams(inner_node).ok()? == q;
+        (single && same).then_some(inner)
     }
 
     /// The output of a compute node: optionally through Relu / Clip, then into exactly one
-    /// int8 QuantizeLinear.
+    /// int8 QuantizeLinear; then, while the quantized tensor is only read by
+    /// `DQ → Relu / Clip → Q` with the same qparams (PT2E's form of a ReLU / ReLU6 /
+    /// hardtanh that shares its input's qparams), those nodes too, the clamp narrowing the
+    /// output range. Clamping the requantized value to the quantized bounds gives the same
+    /// int8 values as clamping in float and quantizing again, because quantization is
+    /// monotone and maps each int8 value's dequantization back to itself.
     fn q_output(&self, node: &Node) -> Result<QOutput, Refusal> {
         let mut nodes = Vec::new();
         let mut t = node.outputs[0].as_str();
         let mut clip: Option<(f32, f32)> = None;
-        loop {
+        let mut out = loop {
             if self.graph.is_output(t) {
                 return refuse(Reason::NotQuantized, format!("`{t}` is a float graph output"));
             }
@@ -281,41 +319,17 @@ impl<'g> Matcher<'g> {
                     nodes.push(reader);
                     let range = match clip {
                         None => OutputRange::FULL,
-                        Some((lo, hi)) => {
-                            let quant = |v: f32| {
-                                ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0)
-                                    as i8
-                            };
-                            OutputRange::new(quant(lo), quant(hi)).map_err(|e| Refusal {
-                                reason: Reason::Attribute,
-                                detail: e.to_string(),
-                            })?
-                        }
+                        Some((lo, hi)) => clamp_range(OutputRange::FULL, lo, hi, q)?,
                     };
-                    return Ok(QOutput {
+                    break QOutput {
                         nodes,
                         tensor: next.outputs[0].clone(),
                         q,
                         range,
-                    });
-                }
-                Op::Unary(UnaryOp::Relu) if clip.is_none() => {
-                    clip = Some((0.0, f32::INFINITY));
-                }
-                Op::Clip if clip.is_none() => {
-                    let bound = |i: usize, default: f32| -> Result<f32, Refusal> {
-                        match next.input(i) {
-                            None => Ok(default),
-                            Some(n) => match self.constant(n).map(|c| c.to_f32_vec()) {
-                                Some(Ok(v)) if v.len() == 1 => Ok(v[0]),
-                                _ => refuse(
-                                    Reason::Attribute,
-                                    format!("Clip `{}`: bound is not a constant", next.name),
-                                ),
-                            },
-                        }
                     };
-                    clip = Some((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?));
+                }
+                Op::Unary(UnaryOp::Relu) | Op::Clip if clip.is_none() => {
+                    clip = Some(self.clamp_bounds(next)?);
                 }
                 _ => {
                     return refuse(
@@ -329,7 +343,59 @@ impl<'g> Matcher<'g> {
             }
             nodes.push(reader);
             t = next.outputs[0].as_str();
+        };
+        while let Some((more, tensor, (lo, hi))) = self.clamp_in_quantized_domain(&out.tensor, out.q) {
+            out.range = clamp_range(out.range, lo, hi, out.q)?;
+            out.nodes.extend(more);
+            out.tensor = tensor;
         }
+        Ok(out)
+    }
+
+    /// The float bounds of a Relu (`[0, inf)`) or Clip (constant bounds; absent ones open).
+    fn clamp_bounds(&self, node: &Node) -> Result<(f32, f32), Refusal> {
+        if matches!(node.op, Op::Unary(UnaryOp::Relu)) {
+            return Ok((0.0, f32::INFINITY));
+        }
+        let bound = |i: usize, default: f32| -> Result<f32, Refusal> {
+            match node.input(i).filter(|n| !n.is_empty()) {
+                None => Ok(default),
+                Some(n) => match self.constant(n).map(|c| c.to_f32_vec()) {
+                    Some(Ok(v)) if v.len() == 1 && !v[0].is_nan() => Ok(v[0]),
+                    _ => refuse(
+                        Reason::Attribute,
+                        format!("Clip `{}`: bound is not a constant", node.name),
+                    ),
+                },
+            }
+        };
+        Ok((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?))
+    }
+
+    /// `t` (an int8 tensor with qparams `q`) read only by `DQ → Relu / Clip → Q`, every
+    /// step the only reader of the one before and no graph output, with both DQ and Q at
+    /// qparams `q`: the nodes, the new int8 tensor and the float bounds.
+    fn clamp_in_quantized_domain(&self, t: &str, q: QuantParams) -> Option<(Vec<usize>, String, (f32, f32))> {
+        let dq_i = self.only_reader(t)?;
+        let dq = &self.graph.nodes[dq_i];
+        let is_dq = matches!(dq.op, Op::DequantizeLinear(_)) && dq.input(0) == Some(t);
+        if !is_dq || self.node_qparams(dq).ok()? != q {
+            return None;
+        }
+        let act_i = self.only_reader(&dq.outputs[0])?;
+        let act = &self.graph.nodes[act_i];
+        let is_clamp = matches!(act.op, Op::Unary(UnaryOp::Relu) | Op::Clip);
+        if !is_clamp || act.input(0) != Some(dq.outputs[0].as_str()) {
+            return None;
+        }
+        let bounds = self.clamp_bounds(act).ok()?;
+        let q_i = self.only_reader(&act.outputs[0])?;
+        let qn = &self.graph.nodes[q_i];
+        let is_q = matches!(qn.op, Op::QuantizeLinear(_)) && qn.input(0) == Some(act.outputs[0].as_str());
+        if !is_q || self.node_qparams(qn).ok()? != q {
+            return None;
+        }
+        Some((vec![dq_i, act_i, q_i], qn.outputs[0].clone(), bounds))
     }
 
     /// A constant int8 weight behind a DQ: values, dims, scales (1 or per `axis`).
@@ -760,6 +826,7 @@ impl<'g> Matcher<'g> {
     fn candidate(&self, index: usize, inputs: Vec<&QInput>, out: QOutput, kernel: KernelSpec) -> Candidate {
         let mut nodes = vec![index];
         nodes.extend(out.nodes);
+        nodes.extend(inputs.iter().flat_map(|i| i.through.iter().copied()));
         Candidate {
             nodes,
             inputs: inputs.iter().map(|i| i.tensor.clone()).collect(),
@@ -1082,6 +1149,16 @@ fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
         }
     }
     t
+}
+
+/// `range` narrowed to the float bounds `[lo, hi]` quantized with `q` (round half even,
+/// saturating).
+fn clamp_range(range: OutputRange, lo: f32, hi: f32, q: QuantParams) -> Result<OutputRange, Refusal> {
+    let quant = |v: f32| ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0) as i8;
+    OutputRange::new(range.min.max(quant(lo)), range.max.min(quant(hi))).map_err(|e| Refusal {
+        reason: Reason::Attribute,
+        detail: e.to_string(),
+    })
 }
 
 /// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in
