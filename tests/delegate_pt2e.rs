@@ -255,6 +255,36 @@ fn same_qparams_round_trip_is_passed_through() {
     assert_eq!(logits, expected);
 }
 
+/// Compiles `model` (input fixed to `dims`), asserts full delegation, runs it on every
+/// sample of `eval` and compares the output `output` with ONNX Runtime's in int8 steps:
+/// asserts at least `min_within` within one step and returns libxq's outputs.
+fn agreement_with_onnxruntime(
+    python: &Path,
+    model: &Path,
+    eval: &Path,
+    dims: &[usize],
+    output: &str,
+    min_within: f64,
+) -> Vec<f32> {
+    let name = model.file_name().unwrap().to_string_lossy().into_owned();
+    let (spec, report) = compile(model, dims);
+    assert_fully_delegated(&report);
+    let scale = output_scale(&spec, output);
+    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
+    let ours = run_all(&program, &npy::read(eval).unwrap(), dims);
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = onnxruntime_int8(python, model, eval, dir.path());
+    let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
+    println!(
+        "{name}: agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps"
+    );
+    assert!(
+        within >= min_within,
+        "{name}: only {within} within one int8 step of ORT"
+    );
+    ours
+}
+
 fn check_digits(name: &str) {
     let Some(python) = python(name) else { return };
     let digits = root().join("tests/fixtures/digits");
@@ -270,23 +300,13 @@ fn check_digits(name: &str) {
         .remove(0);
     let float_acc = accuracy(float_y.as_f32().unwrap(), &labels);
 
-    let model = pt2e_fixture(name);
-    let dims = [1, 1, 8, 8];
-    let (spec, report) = compile(&model, &dims);
-    assert_fully_delegated(&report);
-    let scale = output_scale(&spec, "logits");
-    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
-    let ours = run_all(&program, &x, &dims);
-
-    let dir = tempfile::tempdir().unwrap();
-    let theirs = onnxruntime_int8(&python, &model, &x_path, dir.path());
-    let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
-    println!(
-        "{name}: agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps"
-    );
-    assert!(
-        within >= 0.999,
-        "{name}: only {within} of logits within one int8 step of ORT"
+    let ours = agreement_with_onnxruntime(
+        &python,
+        &pt2e_fixture(name),
+        &x_path,
+        &[1, 1, 8, 8],
+        "logits",
+        TARGET,
     );
     let acc = accuracy(&ours, &labels);
     println!("{name}: int8 accuracy {acc:.4} vs float {float_acc:.4}");
@@ -294,6 +314,80 @@ fn check_digits(name: &str) {
         acc >= float_acc - 0.01,
         "{name}: int8 accuracy {acc} more than 1 point below float {float_acc}"
     );
+}
+
+/// The seeded patterns CNN (conv + BN + ReLU, depthwise conv + hardtanh, cat, add + ReLU,
+/// mul, max pool, linear over a channels-last permute, adaptive average pool, mean,
+/// dropout, bias-free linear) in one partition, nothing interpreted.
+#[test]
+fn patterns_pt2e_exports_are_delegated_in_one_partition() {
+    for name in PATTERNS_VARIANTS {
+        let (_, report) = compile(&pt2e_fixture(name), &[1, 3, 16, 16]);
+        assert!(report.refused.is_empty(), "{name}: {}", report.text());
+        assert_eq!(report.partitions.len(), 1, "{name}: {}", report.text());
+        assert_eq!(report.interpreted_nodes, 0, "{name}: {}", report.text());
+        let ops = &report.partitions[0].ops;
+        for (op, count) in [
+            ("Conv", 5),
+            ("Concat", 2),
+            ("Add", 1),
+            ("Mul", 1),
+            ("MatMul", 1),
+            ("Gemm", 1),
+        ] {
+            assert_eq!(ops.get(op), Some(&count), "{name}: {op}\n{}", report.text());
+        }
+    }
+}
+
+const PATTERNS_VARIANTS: [&str; 2] = ["patterns_pt2e.onnx", "patterns_pt2e_per_tensor.onnx"];
+
+/// Per-operator partitions (f32 between every pattern) give the same int8 results as one
+/// partition, and the QDQ graph in the float interpreter stays within one step.
+#[test]
+fn patterns_pt2e_partition_modes_agree() {
+    let dims = [1, 3, 16, 16];
+    let x = npy::read(pt2e_fixture("patterns_pt2e_eval.npy")).unwrap();
+    for name in PATTERNS_VARIANTS {
+        let graph = xq::onnx::load_file_fixed(pt2e_fixture(name), &[("input", &dims)]).unwrap();
+        let run = |mode| {
+            let (spec, _) = lower(&graph, mode).unwrap();
+            run_all(
+                &Program::new(spec, ProgramOptions { threads: 1 }).unwrap(),
+                &x,
+                &dims,
+            )
+        };
+        let all = run(PartitionMode::All);
+        assert_eq!(
+            run(PartitionMode::PerOp),
+            all,
+            "{name}: per-operator partitions differ"
+        );
+        let (within, exact, worst) = step_agreement(&all, &run(PartitionMode::None), output_scale_of(&graph));
+        println!("{name}: vs the interpreter: within one step {within:.5}, exact {exact:.5}, worst {worst}");
+        assert!(
+            within >= 0.99,
+            "{name}: {within} within one step of the interpreter"
+        );
+    }
+}
+
+#[test]
+fn patterns_pt2e_matches_onnxruntime() {
+    let Some(python) = python("patterns_pt2e_matches_onnxruntime") else {
+        return;
+    };
+    for name in PATTERNS_VARIANTS {
+        agreement_with_onnxruntime(
+            &python,
+            &pt2e_fixture(name),
+            &pt2e_fixture("patterns_pt2e_eval.npy"),
+            &[1, 3, 16, 16],
+            "logits",
+            TARGET,
+        );
+    }
 }
 
 #[test]
@@ -328,22 +422,7 @@ fn check_models_dir(stem: &str, variant: &str, min_within: f64) {
         .map(|e| dir.join(e))
         .find(|e| e.exists())
         .unwrap_or_else(|| panic!("no {stem}_pt2e_eval.npy or {stem}_eval.npy next to {file}"));
-    let dims = [1, 3, 224, 224];
-    let (spec, report) = compile(&model, &dims);
-    assert_fully_delegated(&report);
-    let scale = output_scale(&spec, "output");
-    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
-    let ours = run_all(&program, &npy::read(&eval).unwrap(), &dims);
-    let tmp = tempfile::tempdir().unwrap();
-    let theirs = onnxruntime_int8(&python, &model, &eval, tmp.path());
-    let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
-    println!(
-        "{file}: agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps"
-    );
-    assert!(
-        within >= min_within,
-        "{file}: only {within} within one int8 step of ORT"
-    );
+    agreement_with_onnxruntime(&python, &model, &eval, &[1, 3, 224, 224], "output", min_within);
 }
 
 /// The target: one int8 step on ≥ 99.9% of elements.

@@ -5,6 +5,9 @@
 //! same per-tensor qparams; each pattern ends in one int8 `QuantizeLinear`):
 //! - `DQ(x), DQ(const w) [, bias] → Conv / Gemm / MatMul [→ Relu / Clip] → Q` — weights int8
 //!   with zero point 0, per tensor or per output channel; bias float, or int32 behind a DQ;
+//!   a MatMul's weight may come through `Transpose(perm = [1, 0])` and its bias as a following
+//!   `Add` of a constant (PyTorch's dynamo export of `linear` on inputs of rank > 2); a
+//!   rank-4 input (stored NHWC) is reshaped into logical rows around the product;
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
 //!   sign) → Q`;

@@ -298,8 +298,13 @@ impl<'g> Matcher<'g> {
     /// int8 values as clamping in float and quantizing again, because quantization is
     /// monotone and maps each int8 value's dequantization back to itself.
     fn q_output(&self, node: &Node) -> Result<QOutput, Refusal> {
+        self.q_output_from(&node.outputs[0])
+    }
+
+    /// As [`Self::q_output`], starting from the float tensor `t`.
+    fn q_output_from(&self, t: &str) -> Result<QOutput, Refusal> {
         let mut nodes = Vec::new();
-        let mut t = node.outputs[0].as_str();
+        let mut t = t;
         let mut clip: Option<(f32, f32)> = None;
         let mut out = loop {
             if self.graph.is_output(t) {
@@ -918,7 +923,11 @@ impl<'g> Matcher<'g> {
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
+    /// Gemm, or MatMul with a constant weight; PyTorch's dynamo export of `linear` on an input
+    /// of rank > 2, `MatMul(x, Transpose(DQ(W))) → Add(const bias)`, is taken whole.
     fn fully_connected(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let mut covered = Vec::new();
+        let mut weight = node.inputs[1].as_str();
         let trans_b = match &node.op {
             Op::Gemm(g) => {
                 if g.alpha != 1.0 || g.beta != 1.0 || g.trans_a {
@@ -930,34 +939,39 @@ impl<'g> Matcher<'g> {
                 if node.input(2).is_some() {
                     return refuse(Reason::Attribute, "unexpected third input");
                 }
-                false
+                match self.transposed_weight(weight, index) {
+                    Some((t_i, w)) => {
+                        covered.push(t_i);
+                        weight = w;
+                        true
+                    }
+                    None => false,
+                }
             }
         };
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() < 2 || (matches!(node.op, Op::Gemm(_)) && x.dims.len() != 2) {
             return refuse(Reason::Shape, "input rank");
         }
-        let (w, wd, scales) = self.q_weight(&node.inputs[1], if trans_b { 0 } else { 1 })?;
+        let (w, wd, scales) = self.q_weight(weight, if trans_b { 0 } else { 1 })?;
         if wd.len() != 2 {
             return refuse(Reason::Shape, "weight is not 2-D");
         }
-        let out = self.q_output(node)?;
         let (n, k) = if trans_b { (wd[0], wd[1]) } else { (wd[1], wd[0]) };
         if x.dims[x.dims.len() - 1] != k {
             return refuse(Reason::Shape, "reduction lengths differ");
         }
-        let weights = if trans_b {
-            w
-        } else {
-            let mut t = vec![0i8; w.len()];
-            for r in 0..k {
-                for c in 0..n {
-                    t[c * k + r] = w[r * n + c];
-                }
+        let (bias_input, mut out) = match (&node.op, self.constant_bias_add(&node.outputs[0], n)) {
+            (Op::MatMul, Some((add_i, bias))) => {
+                let mut out = self.q_output_from(&self.graph.nodes[add_i].outputs[0])?;
+                out.nodes.insert(0, add_i);
+                (Some(bias), out)
             }
-            t
+            _ => (node.input(2), self.q_output(node)?),
         };
-        let bias = self.q_bias(node.input(2), x.q.scale, &scales, n)?;
+        out.nodes.extend(covered);
+        let weights = if trans_b { w } else { transpose(&w, k, n) };
+        let bias = self.q_bias(bias_input, x.q.scale, &scales, n)?;
         let kernel = KernelSpec::FullyConnected {
             input: 0,
             output: 0,
@@ -969,6 +983,38 @@ impl<'g> Matcher<'g> {
             range: out.range,
         };
         Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    /// `w` = `Transpose(perm = [1, 0])(u)` of a 2-D tensor `u` made by a DequantizeLinear,
+    /// read only by node `reader`: the Transpose's index and `u`.
+    fn transposed_weight(&self, w: &str, reader: usize) -> Option<(usize, &'g str)> {
+        let t_i = *self.producer.get(w)?;
+        let t = &self.graph.nodes[t_i];
+        let Op::Transpose { perm } = &t.op else {
+            return None;
+        };
+        let u = t.input(0)?;
+        let two_d = self.dims(u).ok()?.len() == 2;
+        let swaps = perm.as_deref().is_none_or(|p| p == [1, 0]);
+        let dequantized = matches!(self.producer(u)?.op, Op::DequantizeLinear(_));
+        (two_d && swaps && dequantized && self.only_reader(w) == Some(reader)).then_some((t_i, u))
+    }
+
+    /// The only reader of `output` when it is an `Add` of a constant with `n` values (a
+    /// bias): its index and the constant's name.
+    fn constant_bias_add(&self, output: &str, n: usize) -> Option<(usize, &'g str)> {
+        let add_i = self.only_reader(output)?;
+        let add = &self.graph.nodes[add_i];
+        if !matches!(add.op, Op::Binary(BinaryOp::Add)) {
+            return None;
+        }
+        let other = if add.input(0) == Some(output) {
+            add.input(1)?
+        } else {
+            add.input(0)?
+        };
+        let c = self.constant(other)?;
+        (c.dims().iter().product::<usize>() == n && c.dims().len() == 1).then_some((add_i, other))
     }
 
     fn binary(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
