@@ -255,8 +255,8 @@ fn same_qparams_round_trip_is_passed_through() {
     assert_eq!(logits, expected);
 }
 
-/// Compiles `model` (input fixed to `dims`), asserts full delegation, runs it on every
-/// sample of `eval` and compares the output `output` with ONNX Runtime's in int8 steps:
+/// Compiles `model` (input fixed to `dims`), asserts full delegation, saves and reloads the
+/// program, runs it on every sample of `eval` and compares the output `output` with ONNX Runtime's in int8 steps:
 /// asserts at least `min_within` within one step and returns libxq's outputs.
 fn agreement_with_onnxruntime(
     python: &Path,
@@ -270,7 +270,11 @@ fn agreement_with_onnxruntime(
     let (spec, report) = compile(model, dims);
     assert_fully_delegated(&report);
     let scale = output_scale(&spec, output);
-    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
+    // Executed from its program file, so that the file carries every new step and value.
+    let bytes = xq::format::program_file::to_bytes(&spec).unwrap();
+    let reloaded = xq::format::program_file::from_bytes(&bytes).unwrap();
+    assert_eq!((&reloaded.steps, &reloaded.values), (&spec.steps, &spec.values));
+    let program = Program::new(reloaded, ProgramOptions { threads: 1 }).unwrap();
     let ours = run_all(&program, &npy::read(eval).unwrap(), dims);
     let dir = tempfile::tempdir().unwrap();
     let theirs = onnxruntime_int8(python, model, eval, dir.path());
