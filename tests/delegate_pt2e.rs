@@ -5,10 +5,11 @@
 //! (`tests/fixtures/pt2e/run_ort.py`): the last quantized tensor within one int8 step on
 //! ≥ 99.9% of elements.
 //!
-//! The digits CNN exports are committed (`tests/fixtures/pt2e/`). The MobileNetV2 and
-//! ResNet-18 exports are read from `XQ_MODELS_DIR/<name>_pt2e[_per_tensor].onnx` with their
-//! evaluation crops `<name>_pt2e_eval.npy` (or `<name>_eval.npy`); without them the tests
-//! print SKIPPED, also under `XQ_STRICT=1`, since making them needs torch.
+//! The digits CNN and patterns CNN exports are committed (`tests/fixtures/pt2e/`). The
+//! MobileNetV2, ResNet-18 and SqueezeNet 1.1 exports are read from
+//! `XQ_MODELS_DIR/<name>_pt2e[_per_tensor].onnx` with their evaluation crops
+//! `<name>_pt2e_eval.npy` (or `<name>_eval.npy`); without them the tests print SKIPPED, also
+//! under `XQ_STRICT=1`, since making them needs torch.
 
 mod delegate_common;
 
@@ -321,7 +322,7 @@ fn check_digits(name: &str) {
 }
 
 /// The seeded patterns CNN (conv + BN + ReLU, depthwise conv + hardtanh, cat, add + ReLU,
-/// mul, max pool, linear over a channels-last permute, adaptive average pool, mean,
+/// mul, max pool with ceil_mode, linear over a channels-last permute, adaptive average pool, mean,
 /// dropout, bias-free linear) in one partition, nothing interpreted.
 #[test]
 fn patterns_pt2e_exports_are_delegated_in_one_partition() {
@@ -447,6 +448,11 @@ fn mobilenet_v2_pt2e_per_tensor_is_delegated_and_tracks_onnxruntime() {
     // Measured 0.9947 within one step; this bound guards against regressions until the Add
     // formulas agree.
     check_models_dir("mobilenet_v2", "_per_tensor", 0.99);
+}
+
+#[test]
+fn squeezenet1_1_pt2e_is_delegated_and_matches_onnxruntime() {
+    check_models_dir("squeezenet1_1", "", TARGET);
 }
 
 #[test]

@@ -1057,9 +1057,6 @@ impl<'g> Matcher<'g> {
         if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
             return refuse(Reason::Attribute, "MaxPool indices output");
         }
-        if a.ceil_mode {
-            return refuse(Reason::Attribute, "ceil_mode");
-        }
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() != 4 {
             return refuse(Reason::Shape, "only 2-D pooling");
@@ -1068,7 +1065,11 @@ impl<'g> Matcher<'g> {
         if out.q != x.q || out.range != OutputRange::FULL {
             return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
         }
-        let window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let mut window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let y_dims = self.dims(&node.outputs[0])?;
+        if a.ceil_mode {
+            window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
+        }
         let kernel = KernelSpec::MaxPool {
             input: 0,
             output: 0,
@@ -1195,6 +1196,41 @@ fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
         }
     }
     t
+}
+
+/// A max-pool window with `ceil_mode` as the same window with extra bottom / right padding
+/// that makes floor division yield the `output` size (the shape inference applies the ceil
+/// rule, including dropping a last window that would start in the end padding). Padding never
+/// wins a max, so the extra taps change no value.
+fn ceil_mode_as_end_padding(
+    window: Window,
+    input: (usize, usize),
+    output: (usize, usize),
+) -> Result<Window, Refusal> {
+    let axis = |len: usize, out: usize, k: usize, s: usize, d: usize, before: usize, after: usize| {
+        if k == 0 || s == 0 || out == 0 {
+            return None;
+        }
+        let extent = (k - 1).checked_mul(d)? + 1;
+        let needed = (out - 1).checked_mul(s)?.checked_add(extent)?;
+        let padded = len.checked_add(before)?.checked_add(after)?;
+        let after = after + needed.saturating_sub(padded);
+        ((len + before + after).checked_sub(extent)? / s + 1 == out).then_some(after)
+    };
+    let (top, left, bottom, right) = window.pads;
+    let (k, s, d) = (window.kernel, window.stride, window.dilation);
+    let bottom = axis(input.0, output.0, k.0, s.0, d.0, top, bottom);
+    let right = axis(input.1, output.1, k.1, s.1, d.1, left, right);
+    match (bottom, right) {
+        (Some(bottom), Some(right)) => Ok(Window {
+            pads: (top, left, bottom, right),
+            ..window
+        }),
+        _ => refuse(
+            Reason::Shape,
+            "ceil_mode window does not give the inferred output size",
+        ),
+    }
 }
 
 /// `range` narrowed to the float bounds `[lo, hi]` quantized with `q` (round half even,
