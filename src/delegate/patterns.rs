@@ -1254,7 +1254,30 @@ fn reduces_spatial_axes_of_4d(axes: &[i64]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::reduces_spatial_axes_of_4d;
+    use super::{ceil_mode_as_end_padding, reduces_spatial_axes_of_4d, Window};
+
+    fn window(kernel: usize, stride: usize, pads: (usize, usize, usize, usize)) -> Window {
+        Window {
+            kernel: (kernel, kernel),
+            stride: (stride, stride),
+            dilation: (1, 1),
+            pads,
+        }
+    }
+
+    #[test]
+    fn ceil_mode_becomes_end_padding_that_floor_division_reproduces() {
+        // 16 → ceil((16 - 3) / 2) + 1 = 8 windows: the last one needs one more row / column.
+        let w = ceil_mode_as_end_padding(window(3, 2, (0, 0, 0, 0)), (16, 15), (8, 7)).unwrap();
+        assert_eq!(w.pads, (0, 0, 1, 0));
+        // 13 with pads 1, 1: ceil((15 - 3) / 2) + 1 = 7 = floor: unchanged.
+        let w = ceil_mode_as_end_padding(window(3, 2, (1, 1, 1, 1)), (13, 13), (7, 7)).unwrap();
+        assert_eq!(w.pads, (1, 1, 1, 1));
+        // An output size no padding of the end gives is refused, as are degenerate windows.
+        assert!(ceil_mode_as_end_padding(window(3, 2, (0, 0, 0, 0)), (16, 16), (6, 8)).is_err());
+        assert!(ceil_mode_as_end_padding(window(3, 0, (0, 0, 0, 0)), (16, 16), (8, 8)).is_err());
+        assert!(ceil_mode_as_end_padding(window(0, 2, (0, 0, 0, 0)), (16, 16), (8, 8)).is_err());
+    }
 
     #[test]
     fn spatial_axes_in_any_order_and_sign() {
