@@ -322,8 +322,8 @@ fn check_digits(name: &str) {
 }
 
 /// The seeded patterns CNN (conv + BN + ReLU, depthwise conv + hardtanh, cat, add + ReLU,
-/// mul, max pool with ceil_mode, linear over a channels-last permute, adaptive average pool, mean,
-/// dropout, bias-free linear) in one partition, nothing interpreted.
+/// mul, max pool with ceil_mode, linear over a channels-last permute, adaptive average pool,
+/// mean without kept dims, dropout, bias-free linear) in one partition, nothing interpreted.
 #[test]
 fn patterns_pt2e_exports_are_delegated_in_one_partition() {
     for name in PATTERNS_VARIANTS {

@@ -10,7 +10,7 @@
 //!   rank-4 input (stored NHWC) is reshaped into logical rows around the product;
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
-//!   sign) → Q`;
+//!   sign; dims kept or not) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in

@@ -796,7 +796,6 @@ impl<'g> Matcher<'g> {
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
                 kind: ReduceKind::Mean,
-                keepdims: true,
                 ..
             } => {
                 let axes = node
@@ -1039,10 +1038,16 @@ impl<'g> Matcher<'g> {
         Ok(self.candidate(index, vec![&a, &b], out, kernel))
     }
 
+    /// GlobalAveragePool, or ReduceMean over H, W with or without kept dims (`[N, C, 1, 1]` and
+    /// `[N, C]` share one storage order).
     fn mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() != 4 {
             return refuse(Reason::Shape, "mean over H, W of a non-4-D tensor");
+        }
+        let y = self.dims(&node.outputs[0])?;
+        if y != [x.dims[0], x.dims[1], 1, 1] && y != [x.dims[0], x.dims[1]] {
+            return refuse(Reason::Shape, "mean output is neither [N, C, 1, 1] nor [N, C]");
         }
         let out = self.q_output(node)?;
         let kernel = KernelSpec::GlobalAvgPool {
