@@ -310,11 +310,19 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         *slot = *partition_of_root.entry(root).or_insert(next);
     }
 
-    let needs_tensor = |t: &str| -> bool {
+    // A DequantizeLinear of a value becomes a dequantize step only with the value's own
+    // qparams; one with other qparams runs in the interpreter on the int8 tensor.
+    let graph_value_q: Vec<_> = values.iter().map(|v| (v.q, v.unsigned)).collect();
+    let dequantizes_value = |node: &crate::ir::Node, v: usize| -> bool {
+        matches!(node.op, Op::DequantizeLinear(_))
+            && m.node_qparams(node).is_ok_and(|q| q == graph_value_q[v].0)
+            && m.node_is_unsigned(node) == graph_value_q[v].1
+    };
+    let needs_tensor = |t: &str, v: usize| -> bool {
         graph.is_output(t)
             || m.consumers(t)
                 .iter()
-                .any(|&c| !matches!(graph.nodes[c].op, Op::DequantizeLinear(_)))
+                .any(|&c| !dequantizes_value(&graph.nodes[c], v))
     };
     let mut steps: Vec<StepSpec> = Vec::new();
     let mut fallback_nodes = Vec::new();
@@ -370,7 +378,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                     kernel: k,
                 });
             }
-            if needs_tensor(&c.output) {
+            if needs_tensor(&c.output, out) {
                 steps.push(StepSpec::Dequantize {
                     value: out,
                     tensor: c.output.clone(),
@@ -390,7 +398,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                     tensor: input0.to_string(),
                     value: value_of[first_out],
                 });
-                if needs_tensor(first_out) {
+                if needs_tensor(first_out, value_of[first_out]) {
                     steps.push(StepSpec::Dequantize {
                         value: value_of[first_out],
                         tensor: first_out.to_string(),
@@ -399,7 +407,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                 }
                 continue;
             }
-            Op::DequantizeLinear(_) if value_of.contains_key(input0) => {
+            Op::DequantizeLinear(_) if value_of.get(input0).is_some_and(|&v| dequantizes_value(node, v)) => {
                 let needed = graph.is_output(first_out) || m.consumers(first_out).iter().any(|&c| !taken[c]);
                 if needed {
                     steps.push(StepSpec::Dequantize {
