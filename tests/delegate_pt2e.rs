@@ -530,6 +530,11 @@ fn squeezenet1_1_pt2e_is_delegated_and_matches_onnxruntime() {
 }
 
 #[test]
+fn squeezenet1_1_pt2e_per_tensor_is_delegated_and_matches_onnxruntime() {
+    check_models_dir("squeezenet1_1", "_per_tensor", TARGET);
+}
+
+#[test]
 fn resnet18_pt2e_is_delegated_and_matches_onnxruntime() {
     check_models_dir("resnet18", "", TARGET);
 }
