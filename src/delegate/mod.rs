@@ -12,7 +12,8 @@
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
 //!   sign; dims kept or not) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
-//!   Pad(constant) → Q` with equal qparams;
+//!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
+//!   padding, which never wins a max);
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form
@@ -24,7 +25,9 @@
 //! PT2E writes a ReLU / ReLU6 / hardtanh that shares its input's qparams), folded into the
 //! output range; and a pattern's input may come through a requantization to the same
 //! qparams, `Q(DQ(x))` (what PT2E leaves of a removed Dropout), which is the identity on int8
-//! values. Both are taken only when nothing else reads the tensors in between.
+//! values. Both are taken only when nothing else reads the tensors in between. A
+//! `DequantizeLinear` that reads a pattern's int8 output with other qparams than the
+//! pattern's runs in the interpreter on that int8 tensor.
 //!
 //! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
 //! with zero point `zp - 128`, which quantizes and requantizes identically).
