@@ -124,6 +124,62 @@ fn small_channel_conv_as_gemm(
     ))
 }
 
+/// Rewrites a fully connected step whose input is rank 4 (stored NHWC, while the product
+/// runs over the last logical axis, e.g. a linear after a channels-last permute) into
+/// logical rows: a reshape into a `[rows, k]` value, the product into `[rows, n]`, and (for
+/// a rank-4 output) a reshape back.
+fn rank4_fully_connected_as_rows(k: &KernelSpec, values: &mut Vec<ValueSpec>) -> Option<Vec<KernelSpec>> {
+    let KernelSpec::FullyConnected {
+        input,
+        output,
+        n,
+        k: depth,
+        ..
+    } = k
+    else {
+        return None;
+    };
+    let (x, y) = (values[*input].clone(), values[*output].clone());
+    if !x.is_nhwc() || *depth == 0 {
+        return None;
+    }
+    let rows = x.numel() / depth;
+    let mut add_value = |base: &ValueSpec, dims: Vec<usize>| {
+        values.push(ValueSpec {
+            name: format!("{}__xq_rows", base.name),
+            dims,
+            q: base.q,
+            unsigned: base.unsigned,
+        });
+        values.len() - 1
+    };
+    let x_rows = add_value(&x, vec![rows, *depth]);
+    let y_rows = if y.is_nhwc() {
+        Some(add_value(&y, vec![rows, *n]))
+    } else {
+        None
+    };
+    let mut product = k.clone();
+    if let KernelSpec::FullyConnected { input, output, .. } = &mut product {
+        *input = x_rows;
+        *output = y_rows.unwrap_or(*output);
+    }
+    let mut steps = vec![
+        KernelSpec::Reshape {
+            input: *input,
+            output: x_rows,
+        },
+        product,
+    ];
+    if let Some(y_rows) = y_rows {
+        steps.push(KernelSpec::Reshape {
+            input: y_rows,
+            output: *output,
+        });
+    }
+    Some(steps)
+}
+
 /// Smallest union-find for grouping patterns into partitions.
 struct Groups(Vec<usize>);
 
@@ -187,14 +243,19 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                 cand_at.insert(i, cands.len());
                 cands.push(c);
             }
-            Ok(_) => refused.push(Refused::new(
-                node,
-                Reason::NotQuantized,
-                "output shared with another pattern",
+            Ok(_) => refused.push((
+                i,
+                Refused::new(node, Reason::NotQuantized, "output shared with another pattern"),
             )),
-            Err(r) => refused.push(Refused::new(node, r.reason, &r.detail)),
+            Err(r) => refused.push((i, Refused::new(node, r.reason, &r.detail))),
         }
     }
+    // A node refused on its own may be covered by a later pattern (a weight's Transpose).
+    let refused: Vec<Refused> = refused
+        .into_iter()
+        .filter(|(i, _)| !taken[*i])
+        .map(|(_, r)| r)
+        .collect();
 
     // Values: every int8 tensor a pattern reads or writes. In per-op mode a pattern's
     // inputs made by another pattern get their own value behind an f32 round trip.
@@ -249,11 +310,19 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         *slot = *partition_of_root.entry(root).or_insert(next);
     }
 
-    let needs_tensor = |t: &str| -> bool {
+    // A DequantizeLinear of a value becomes a dequantize step only with the value's own
+    // qparams; one with other qparams runs in the interpreter on the int8 tensor.
+    let graph_value_q: Vec<_> = values.iter().map(|v| (v.q, v.unsigned)).collect();
+    let dequantizes_value = |node: &crate::ir::Node, v: usize| -> bool {
+        matches!(node.op, Op::DequantizeLinear(_))
+            && m.node_qparams(node).is_ok_and(|q| q == graph_value_q[v].0)
+            && m.node_is_unsigned(node) == graph_value_q[v].1
+    };
+    let needs_tensor = |t: &str, v: usize| -> bool {
         graph.is_output(t)
             || m.consumers(t)
                 .iter()
-                .any(|&c| !matches!(graph.nodes[c].op, Op::DequantizeLinear(_)))
+                .any(|&c| !dequantizes_value(&graph.nodes[c], v))
     };
     let mut steps: Vec<StepSpec> = Vec::new();
     let mut fallback_nodes = Vec::new();
@@ -298,23 +367,18 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
             }
             let out = value_of[&c.output];
             let kernel = bind(&c.kernel, &ins, out);
-            match small_channel_conv_as_gemm(&kernel, &mut values) {
-                Some((im2col, gemm)) => {
-                    for k in [im2col, gemm] {
-                        steps.push(StepSpec::Kernel {
-                            partition: partition[ci],
-                            node: node.name.clone(),
-                            kernel: k,
-                        });
-                    }
-                }
-                None => steps.push(StepSpec::Kernel {
+            let kernels = match small_channel_conv_as_gemm(&kernel, &mut values) {
+                Some((im2col, gemm)) => vec![im2col, gemm],
+                None => rank4_fully_connected_as_rows(&kernel, &mut values).unwrap_or_else(|| vec![kernel]),
+            };
+            for k in kernels {
+                steps.push(StepSpec::Kernel {
                     partition: partition[ci],
                     node: node.name.clone(),
-                    kernel,
-                }),
+                    kernel: k,
+                });
             }
-            if needs_tensor(&c.output) {
+            if needs_tensor(&c.output, out) {
                 steps.push(StepSpec::Dequantize {
                     value: out,
                     tensor: c.output.clone(),
@@ -334,7 +398,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                     tensor: input0.to_string(),
                     value: value_of[first_out],
                 });
-                if needs_tensor(first_out) {
+                if needs_tensor(first_out, value_of[first_out]) {
                     steps.push(StepSpec::Dequantize {
                         value: value_of[first_out],
                         tensor: first_out.to_string(),
@@ -343,7 +407,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                 }
                 continue;
             }
-            Op::DequantizeLinear(_) if value_of.contains_key(input0) => {
+            Op::DequantizeLinear(_) if value_of.get(input0).is_some_and(|&v| dequantizes_value(node, v)) => {
                 let needed = graph.is_output(first_out) || m.consumers(first_out).iter().any(|&c| !taken[c]);
                 if needed {
                     steps.push(StepSpec::Dequantize {

@@ -5,16 +5,29 @@
 //! same per-tensor qparams; each pattern ends in one int8 `QuantizeLinear`):
 //! - `DQ(x), DQ(const w) [, bias] → Conv / Gemm / MatMul [→ Relu / Clip] → Q` — weights int8
 //!   with zero point 0, per tensor or per output channel; bias float, or int32 behind a DQ;
+//!   a MatMul's weight may come through `Transpose(perm = [1, 0])` and its bias as a following
+//!   `Add` of a constant (PyTorch's dynamo export of `linear` on inputs of rank > 2); a
+//!   rank-4 input (stored NHWC) is reshaped into logical rows around the product;
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
-//! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W) → Q`;
+//! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
+//!   sign; dims kept or not) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
-//!   Pad(constant) → Q` with equal qparams;
+//!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
+//!   padding, which never wins a max);
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form
 //!   `DynamicQuantizeLinear → DQ → MatMul / Gemm(DQ(const int8 W), per tensor or per output
 //!   channel) [bias: Gemm's C, or → Add(const bias)]`; in both forms a following `Relu` is
 //!   fused into the step.
+//!
+//! A pattern's output may continue through `DQ → Relu / Clip → Q` with unchanged qparams (how
+//! PT2E writes a ReLU / ReLU6 / hardtanh that shares its input's qparams), folded into the
+//! output range; and a pattern's input may come through a requantization to the same
+//! qparams, `Q(DQ(x))` (what PT2E leaves of a removed Dropout), which is the identity on int8
+//! values. Both are taken only when nothing else reads the tensors in between. A
+//! `DequantizeLinear` that reads a pattern's int8 output with other qparams than the
+//! pattern's runs in the interpreter on that int8 tensor.
 //!
 //! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
 //! with zero point `zp - 128`, which quantizes and requantizes identically).

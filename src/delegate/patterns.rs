@@ -108,6 +108,8 @@ struct QInput {
     tensor: String,
     q: QuantParams,
     dims: Vec<usize>,
+    /// Nodes of same-qparams requantizations passed through on the way to `tensor`.
+    through: Vec<usize>,
 }
 
 /// A pattern's output: trailing activation (if any), Q node, int8 tensor and qparams.
@@ -223,47 +225,88 @@ impl<'g> Matcher<'g> {
     }
 
     /// Input `t` of a compute node must be `DQ(q)` where `q` is an int8 tensor made by a
-    /// QuantizeLinear with the same qparams (or by another pattern).
+    /// QuantizeLinear with the same qparams (or by another pattern). A requantization to
+    /// the same qparams in between, `Q(DQ(x)) → DQ → t` (what PT2E leaves of a removed
+    /// Dropout), is the identity on int8 values and is passed through when each of its
+    /// nodes has no other reader: the input is then `x` and the pattern covers those nodes.
     fn q_input(&self, t: &str) -> Result<QInput, Refusal> {
-        let dq = match self.producer(t) {
-            Some(n) if matches!(n.op, Op::DequantizeLinear(_)) => n,
+        let mut dq_i = match self.producer.get(t) {
+            Some(&i) if matches!(self.graph.nodes[i].op, Op::DequantizeLinear(_)) => i,
             _ => return refuse(Reason::NotQuantized, format!("input `{t}` is not dequantized")),
         };
-        let src = dq.input(0).unwrap_or_default();
-        if self.constant(src).is_some() {
-            return refuse(Reason::Shape, format!("activation `{t}` is a constant"));
-        }
-        let q = self.node_qparams(dq)?;
-        match self.producer(src) {
-            Some(p) if matches!(p.op, Op::QuantizeLinear(_)) => {
-                if self.node_qparams(p)? != q {
+        let q = self.node_qparams(&self.graph.nodes[dq_i])?;
+        let mut through = Vec::new();
+        loop {
+            let dq = &self.graph.nodes[dq_i];
+            let src = dq.input(0).unwrap_or_default();
+            if self.constant(src).is_some() {
+                return refuse(Reason::Shape, format!("activation `{t}` is a constant"));
+            }
+            let q_i = match self.producer.get(src) {
+                Some(&i) if matches!(self.graph.nodes[i].op, Op::QuantizeLinear(_)) => i,
+                _ => {
                     return refuse(
-                        Reason::QParams,
-                        format!("`{src}` is dequantized with other qparams than it was quantized"),
-                    );
+                        Reason::NotQuantized,
+                        format!("`{src}` is not made by QuantizeLinear"),
+                    )
+                }
+            };
+            if self.node_qparams(&self.graph.nodes[q_i])? != q {
+                return refuse(
+                    Reason::QParams,
+                    format!("`{src}` is dequantized with other qparams than it was quantized"),
+                );
+            }
+            match self.same_qparams_round_trip(dq_i, q_i, q) {
+                Some(inner_dq) => {
+                    through.extend([dq_i, q_i]);
+                    dq_i = inner_dq;
+                }
+                None => {
+                    return Ok(QInput {
+                        tensor: src.to_string(),
+                        q,
+                        dims: self.dims(t)?,
+                        through,
+                    })
                 }
             }
-            _ => {
-                return refuse(
-                    Reason::NotQuantized,
-                    format!("`{src}` is not made by QuantizeLinear"),
-                )
-            }
         }
-        Ok(QInput {
-            tensor: src.to_string(),
-            q,
-            dims: self.dims(t)?,
-        })
+    }
+
+    /// For `dq_i = DQ(q_i = Q(u))`: the node making `u` when it is a DQ with qparams `q` and
+    /// `u`, `Q(u)` and `DQ(Q(u))` each have exactly one reader (so the round trip may be
+    /// dropped).
+    fn same_qparams_round_trip(&self, dq_i: usize, q_i: usize, q: QuantParams) -> Option<usize> {
+        let (dq, qn) = (&self.graph.nodes[dq_i], &self.graph.nodes[q_i]);
+        let u = qn.input(0)?;
+        let inner = *self.producer.get(u)?;
+        let inner_node = &self.graph.nodes[inner];
+        let single = self.only_reader(&dq.outputs[0]).is_some()
+            && self.only_reader(&qn.outputs[0]) == Some(dq_i)
+            && self.only_reader(u) == Some(q_i);
+        let same =
+            matches!(inner_node.op, Op::DequantizeLinear(_)) && self.node_qparams(inner_node).ok()? == q;
+        (single && same).then_some(inner)
     }
 
     /// The output of a compute node: optionally through Relu / Clip, then into exactly one
-    /// int8 QuantizeLinear.
+    /// int8 QuantizeLinear; then, while the quantized tensor is only read by
+    /// `DQ → Relu / Clip → Q` with the same qparams (PT2E's form of a ReLU / ReLU6 /
+    /// hardtanh that shares its input's qparams), those nodes too, the clamp narrowing the
+    /// output range. Clamping the requantized value to the quantized bounds gives the same
+    /// int8 values as clamping in float and quantizing again, because quantization is
+    /// monotone and maps each int8 value's dequantization back to itself.
     fn q_output(&self, node: &Node) -> Result<QOutput, Refusal> {
+        self.q_output_from(&node.outputs[0])
+    }
+
+    /// As [`Self::q_output`], starting from the float tensor `t`.
+    fn q_output_from(&self, t: &str) -> Result<QOutput, Refusal> {
         let mut nodes = Vec::new();
-        let mut t = node.outputs[0].as_str();
+        let mut t = t;
         let mut clip: Option<(f32, f32)> = None;
-        loop {
+        let mut out = loop {
             if self.graph.is_output(t) {
                 return refuse(Reason::NotQuantized, format!("`{t}` is a float graph output"));
             }
@@ -281,41 +324,17 @@ impl<'g> Matcher<'g> {
                     nodes.push(reader);
                     let range = match clip {
                         None => OutputRange::FULL,
-                        Some((lo, hi)) => {
-                            let quant = |v: f32| {
-                                ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0)
-                                    as i8
-                            };
-                            OutputRange::new(quant(lo), quant(hi)).map_err(|e| Refusal {
-                                reason: Reason::Attribute,
-                                detail: e.to_string(),
-                            })?
-                        }
+                        Some((lo, hi)) => clamp_range(OutputRange::FULL, lo, hi, q)?,
                     };
-                    return Ok(QOutput {
+                    break QOutput {
                         nodes,
                         tensor: next.outputs[0].clone(),
                         q,
                         range,
-                    });
-                }
-                Op::Unary(UnaryOp::Relu) if clip.is_none() => {
-                    clip = Some((0.0, f32::INFINITY));
-                }
-                Op::Clip if clip.is_none() => {
-                    let bound = |i: usize, default: f32| -> Result<f32, Refusal> {
-                        match next.input(i) {
-                            None => Ok(default),
-                            Some(n) => match self.constant(n).map(|c| c.to_f32_vec()) {
-                                Some(Ok(v)) if v.len() == 1 => Ok(v[0]),
-                                _ => refuse(
-                                    Reason::Attribute,
-                                    format!("Clip `{}`: bound is not a constant", next.name),
-                                ),
-                            },
-                        }
                     };
-                    clip = Some((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?));
+                }
+                Op::Unary(UnaryOp::Relu) | Op::Clip if clip.is_none() => {
+                    clip = Some(self.clamp_bounds(next)?);
                 }
                 _ => {
                     return refuse(
@@ -329,7 +348,59 @@ impl<'g> Matcher<'g> {
             }
             nodes.push(reader);
             t = next.outputs[0].as_str();
+        };
+        while let Some((more, tensor, (lo, hi))) = self.clamp_in_quantized_domain(&out.tensor, out.q) {
+            out.range = clamp_range(out.range, lo, hi, out.q)?;
+            out.nodes.extend(more);
+            out.tensor = tensor;
         }
+        Ok(out)
+    }
+
+    /// The float bounds of a Relu (`[0, inf)`) or Clip (constant bounds; absent ones open).
+    fn clamp_bounds(&self, node: &Node) -> Result<(f32, f32), Refusal> {
+        if matches!(node.op, Op::Unary(UnaryOp::Relu)) {
+            return Ok((0.0, f32::INFINITY));
+        }
+        let bound = |i: usize, default: f32| -> Result<f32, Refusal> {
+            match node.input(i).filter(|n| !n.is_empty()) {
+                None => Ok(default),
+                Some(n) => match self.constant(n).map(|c| c.to_f32_vec()) {
+                    Some(Ok(v)) if v.len() == 1 && !v[0].is_nan() => Ok(v[0]),
+                    _ => refuse(
+                        Reason::Attribute,
+                        format!("Clip `{}`: bound is not a constant", node.name),
+                    ),
+                },
+            }
+        };
+        Ok((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?))
+    }
+
+    /// `t` (an int8 tensor with qparams `q`) read only by `DQ → Relu / Clip → Q`, every
+    /// step the only reader of the one before and no graph output, with both DQ and Q at
+    /// qparams `q`: the nodes, the new int8 tensor and the float bounds.
+    fn clamp_in_quantized_domain(&self, t: &str, q: QuantParams) -> Option<(Vec<usize>, String, (f32, f32))> {
+        let dq_i = self.only_reader(t)?;
+        let dq = &self.graph.nodes[dq_i];
+        let is_dq = matches!(dq.op, Op::DequantizeLinear(_)) && dq.input(0) == Some(t);
+        if !is_dq || self.node_qparams(dq).ok()? != q {
+            return None;
+        }
+        let act_i = self.only_reader(&dq.outputs[0])?;
+        let act = &self.graph.nodes[act_i];
+        let is_clamp = matches!(act.op, Op::Unary(UnaryOp::Relu) | Op::Clip);
+        if !is_clamp || act.input(0) != Some(dq.outputs[0].as_str()) {
+            return None;
+        }
+        let bounds = self.clamp_bounds(act).ok()?;
+        let q_i = self.only_reader(&act.outputs[0])?;
+        let qn = &self.graph.nodes[q_i];
+        let is_q = matches!(qn.op, Op::QuantizeLinear(_)) && qn.input(0) == Some(act.outputs[0].as_str());
+        if !is_q || self.node_qparams(qn).ok()? != q {
+            return None;
+        }
+        Some((vec![dq_i, act_i, q_i], qn.outputs[0].clone(), bounds))
     }
 
     /// A constant int8 weight behind a DQ: values, dims, scales (1 or per `axis`).
@@ -725,7 +796,6 @@ impl<'g> Matcher<'g> {
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
                 kind: ReduceKind::Mean,
-                keepdims: true,
                 ..
             } => {
                 let axes = node
@@ -733,9 +803,7 @@ impl<'g> Matcher<'g> {
                     .and_then(|a| self.constant(a))
                     .map(|a| a.to_i64_vec());
                 match axes {
-                    Some(Ok(v)) if v == [2, 3] || v == [-2, -1] || v == [2, -1] || v == [-2, 3] => {
-                        self.mean(index, node)
-                    }
+                    Some(Ok(v)) if reduces_spatial_axes_of_4d(&v) => self.mean(index, node),
                     _ => refuse(Reason::Attribute, "ReduceMean over other axes than H, W"),
                 }
             }
@@ -762,6 +830,7 @@ impl<'g> Matcher<'g> {
     fn candidate(&self, index: usize, inputs: Vec<&QInput>, out: QOutput, kernel: KernelSpec) -> Candidate {
         let mut nodes = vec![index];
         nodes.extend(out.nodes);
+        nodes.extend(inputs.iter().flat_map(|i| i.through.iter().copied()));
         Candidate {
             nodes,
             inputs: inputs.iter().map(|i| i.tensor.clone()).collect(),
@@ -853,7 +922,11 @@ impl<'g> Matcher<'g> {
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
+    /// Gemm, or MatMul with a constant weight; PyTorch's dynamo export of `linear` on an input
+    /// of rank > 2, `MatMul(x, Transpose(DQ(W))) → Add(const bias)`, is taken whole.
     fn fully_connected(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let mut covered = Vec::new();
+        let mut weight = node.inputs[1].as_str();
         let trans_b = match &node.op {
             Op::Gemm(g) => {
                 if g.alpha != 1.0 || g.beta != 1.0 || g.trans_a {
@@ -865,34 +938,39 @@ impl<'g> Matcher<'g> {
                 if node.input(2).is_some() {
                     return refuse(Reason::Attribute, "unexpected third input");
                 }
-                false
+                match self.transposed_weight(weight, index) {
+                    Some((t_i, w)) => {
+                        covered.push(t_i);
+                        weight = w;
+                        true
+                    }
+                    None => false,
+                }
             }
         };
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() < 2 || (matches!(node.op, Op::Gemm(_)) && x.dims.len() != 2) {
             return refuse(Reason::Shape, "input rank");
         }
-        let (w, wd, scales) = self.q_weight(&node.inputs[1], if trans_b { 0 } else { 1 })?;
+        let (w, wd, scales) = self.q_weight(weight, if trans_b { 0 } else { 1 })?;
         if wd.len() != 2 {
             return refuse(Reason::Shape, "weight is not 2-D");
         }
-        let out = self.q_output(node)?;
         let (n, k) = if trans_b { (wd[0], wd[1]) } else { (wd[1], wd[0]) };
         if x.dims[x.dims.len() - 1] != k {
             return refuse(Reason::Shape, "reduction lengths differ");
         }
-        let weights = if trans_b {
-            w
-        } else {
-            let mut t = vec![0i8; w.len()];
-            for r in 0..k {
-                for c in 0..n {
-                    t[c * k + r] = w[r * n + c];
-                }
+        let (bias_input, mut out) = match (&node.op, self.constant_bias_add(&node.outputs[0], n)) {
+            (Op::MatMul, Some((add_i, bias))) => {
+                let mut out = self.q_output_from(&self.graph.nodes[add_i].outputs[0])?;
+                out.nodes.insert(0, add_i);
+                (Some(bias), out)
             }
-            t
+            _ => (node.input(2), self.q_output(node)?),
         };
-        let bias = self.q_bias(node.input(2), x.q.scale, &scales, n)?;
+        out.nodes.extend(covered);
+        let weights = if trans_b { w } else { transpose(&w, k, n) };
+        let bias = self.q_bias(bias_input, x.q.scale, &scales, n)?;
         let kernel = KernelSpec::FullyConnected {
             input: 0,
             output: 0,
@@ -904,6 +982,38 @@ impl<'g> Matcher<'g> {
             range: out.range,
         };
         Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    /// `w` = `Transpose(perm = [1, 0])(u)` of a 2-D tensor `u` made by a DequantizeLinear,
+    /// read only by node `reader`: the Transpose's index and `u`.
+    fn transposed_weight(&self, w: &str, reader: usize) -> Option<(usize, &'g str)> {
+        let t_i = *self.producer.get(w)?;
+        let t = &self.graph.nodes[t_i];
+        let Op::Transpose { perm } = &t.op else {
+            return None;
+        };
+        let u = t.input(0)?;
+        let two_d = self.dims(u).ok()?.len() == 2;
+        let swaps = perm.as_deref().is_none_or(|p| p == [1, 0]);
+        let dequantized = matches!(self.producer(u)?.op, Op::DequantizeLinear(_));
+        (two_d && swaps && dequantized && self.only_reader(w) == Some(reader)).then_some((t_i, u))
+    }
+
+    /// The only reader of `output` when it is an `Add` of a constant with `n` values (a
+    /// bias): its index and the constant's name.
+    fn constant_bias_add(&self, output: &str, n: usize) -> Option<(usize, &'g str)> {
+        let add_i = self.only_reader(output)?;
+        let add = &self.graph.nodes[add_i];
+        if !matches!(add.op, Op::Binary(BinaryOp::Add)) {
+            return None;
+        }
+        let other = if add.input(0) == Some(output) {
+            add.input(1)?
+        } else {
+            add.input(0)?
+        };
+        let c = self.constant(other)?;
+        (c.dims().iter().product::<usize>() == n && c.dims().len() == 1).then_some((add_i, other))
     }
 
     fn binary(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
@@ -928,10 +1038,16 @@ impl<'g> Matcher<'g> {
         Ok(self.candidate(index, vec![&a, &b], out, kernel))
     }
 
+    /// GlobalAveragePool, or ReduceMean over H, W with or without kept dims (`[N, C, 1, 1]` and
+    /// `[N, C]` share one storage order).
     fn mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() != 4 {
             return refuse(Reason::Shape, "mean over H, W of a non-4-D tensor");
+        }
+        let y = self.dims(&node.outputs[0])?;
+        if y != [x.dims[0], x.dims[1], 1, 1] && y != [x.dims[0], x.dims[1]] {
+            return refuse(Reason::Shape, "mean output is neither [N, C, 1, 1] nor [N, C]");
         }
         let out = self.q_output(node)?;
         let kernel = KernelSpec::GlobalAvgPool {
@@ -946,9 +1062,6 @@ impl<'g> Matcher<'g> {
         if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
             return refuse(Reason::Attribute, "MaxPool indices output");
         }
-        if a.ceil_mode {
-            return refuse(Reason::Attribute, "ceil_mode");
-        }
         let x = self.q_input(&node.inputs[0])?;
         if x.dims.len() != 4 {
             return refuse(Reason::Shape, "only 2-D pooling");
@@ -957,7 +1070,11 @@ impl<'g> Matcher<'g> {
         if out.q != x.q || out.range != OutputRange::FULL {
             return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
         }
-        let window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let mut window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let y_dims = self.dims(&node.outputs[0])?;
+        if a.ceil_mode {
+            window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
+        }
         let kernel = KernelSpec::MaxPool {
             input: 0,
             output: 0,
@@ -1084,4 +1201,96 @@ fn transpose(w: &[i8], rows: usize, cols: usize) -> Vec<i8> {
         }
     }
     t
+}
+
+/// A max-pool window with `ceil_mode` as the same window with extra bottom / right padding
+/// that makes floor division yield the `output` size (the shape inference applies the ceil
+/// rule, including dropping a last window that would start in the end padding). Padding never
+/// wins a max, so the extra taps change no value.
+fn ceil_mode_as_end_padding(
+    window: Window,
+    input: (usize, usize),
+    output: (usize, usize),
+) -> Result<Window, Refusal> {
+    let axis = |len: usize, out: usize, k: usize, s: usize, d: usize, before: usize, after: usize| {
+        if k == 0 || s == 0 || out == 0 {
+            return None;
+        }
+        let extent = (k - 1).checked_mul(d)? + 1;
+        let needed = (out - 1).checked_mul(s)?.checked_add(extent)?;
+        let padded = len.checked_add(before)?.checked_add(after)?;
+        let after = after + needed.saturating_sub(padded);
+        ((len + before + after).checked_sub(extent)? / s + 1 == out).then_some(after)
+    };
+    let (top, left, bottom, right) = window.pads;
+    let (k, s, d) = (window.kernel, window.stride, window.dilation);
+    let bottom = axis(input.0, output.0, k.0, s.0, d.0, top, bottom);
+    let right = axis(input.1, output.1, k.1, s.1, d.1, left, right);
+    match (bottom, right) {
+        (Some(bottom), Some(right)) => Ok(Window {
+            pads: (top, left, bottom, right),
+            ..window
+        }),
+        _ => refuse(
+            Reason::Shape,
+            "ceil_mode window does not give the inferred output size",
+        ),
+    }
+}
+
+/// `range` narrowed to the float bounds `[lo, hi]` quantized with `q` (round half even,
+/// saturating).
+fn clamp_range(range: OutputRange, lo: f32, hi: f32, q: QuantParams) -> Result<OutputRange, Refusal> {
+    let quant = |v: f32| ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0) as i8;
+    OutputRange::new(range.min.max(quant(lo)), range.max.min(quant(hi))).map_err(|e| Refusal {
+        reason: Reason::Attribute,
+        detail: e.to_string(),
+    })
+}
+
+/// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in
+/// either sign convention (`[2, 3]`, `[-1, -2]`, ...: PyTorch's dynamo exporter writes
+/// `adaptive_avg_pool2d(x, 1)` as `ReduceMean(axes = [-1, -2])`).
+fn reduces_spatial_axes_of_4d(axes: &[i64]) -> bool {
+    let mut normalized: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+    normalized.sort_unstable();
+    normalized == [2, 3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ceil_mode_as_end_padding, reduces_spatial_axes_of_4d, Window};
+
+    fn window(kernel: usize, stride: usize, pads: (usize, usize, usize, usize)) -> Window {
+        Window {
+            kernel: (kernel, kernel),
+            stride: (stride, stride),
+            dilation: (1, 1),
+            pads,
+        }
+    }
+
+    #[test]
+    fn ceil_mode_becomes_end_padding_that_floor_division_reproduces() {
+        // 16 → ceil((16 - 3) / 2) + 1 = 8 windows: the last one needs one more row / column.
+        let w = ceil_mode_as_end_padding(window(3, 2, (0, 0, 0, 0)), (16, 15), (8, 7)).unwrap();
+        assert_eq!(w.pads, (0, 0, 1, 0));
+        // 13 with pads 1, 1: ceil((15 - 3) / 2) + 1 = 7 = floor: unchanged.
+        let w = ceil_mode_as_end_padding(window(3, 2, (1, 1, 1, 1)), (13, 13), (7, 7)).unwrap();
+        assert_eq!(w.pads, (1, 1, 1, 1));
+        // An output size no padding of the end gives is refused, as are degenerate windows.
+        assert!(ceil_mode_as_end_padding(window(3, 2, (0, 0, 0, 0)), (16, 16), (6, 8)).is_err());
+        assert!(ceil_mode_as_end_padding(window(3, 0, (0, 0, 0, 0)), (16, 16), (8, 8)).is_err());
+        assert!(ceil_mode_as_end_padding(window(0, 2, (0, 0, 0, 0)), (16, 16), (8, 8)).is_err());
+    }
+
+    #[test]
+    fn spatial_axes_in_any_order_and_sign() {
+        for axes in [[2, 3], [3, 2], [-1, -2], [-2, -1], [2, -1], [-1, 2]] {
+            assert!(reduces_spatial_axes_of_4d(&axes), "{axes:?}");
+        }
+        for axes in [&[1, 2][..], &[2][..], &[1, 2, 3][..], &[2, 2][..], &[-3, -1][..]] {
+            assert!(!reduces_spatial_axes_of_4d(axes), "{axes:?}");
+        }
+    }
 }
