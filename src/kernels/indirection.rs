@@ -128,20 +128,30 @@ impl Indirection {
             .and_then(|p| p.checked_mul(taps))
             .filter(|&l| l <= super::buffer::MAX_PACKED_BYTES / 4)
             .ok_or_else(|| Error::ResourceLimit("indirection table too large".into()))?;
+        // Input columns of every (ox, kx) and input rows of every (oy, ky) are computed once;
+        // an entry is then one lookup per axis.
+        let column = |o: usize, k: usize, stride: usize, dilation: usize, pad: usize, limit: usize| {
+            (o * stride + k * dilation)
+                .checked_sub(pad)
+                .filter(|&i| i < limit)
+        };
+        let xs: Vec<Option<usize>> = (0..ow)
+            .flat_map(|ox| {
+                (0..g.k_w).map(move |kx| column(ox, kx, g.stride.1, g.dilation.1, g.padding.1, g.in_w))
+            })
+            .collect();
         let mut offsets = Vec::with_capacity(len);
+        let mut rows: Vec<Option<usize>> = vec![None; g.k_h];
         for oy in 0..oh {
-            for ox in 0..ow {
-                for ky in 0..g.k_h {
-                    for kx in 0..g.k_w {
-                        let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
-                        let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
-                        offsets.push(match (iy, ix) {
-                            (Some(y), Some(x)) if y < g.in_h && x < g.in_w => {
-                                ((y * g.in_w + x) * g.in_c) as u32
-                            }
-                            _ => PADDING,
-                        });
-                    }
+            for (ky, row) in rows.iter_mut().enumerate() {
+                *row = column(oy, ky, g.stride.0, g.dilation.0, g.padding.0, g.in_h).map(|y| y * g.in_w);
+            }
+            for cols in xs.chunks_exact(g.k_w) {
+                for row in &rows {
+                    offsets.extend(cols.iter().map(|x| match (row, x) {
+                        (Some(r), Some(x)) => ((r + x) * g.in_c) as u32,
+                        _ => PADDING,
+                    }));
                 }
             }
         }
@@ -218,5 +228,43 @@ mod tests {
             ..geo(0, 1, 1)
         })
         .is_err());
+    }
+
+    /// The table entry of every (oy, ox, ky, kx) from the definition.
+    fn table_by_element(g: &ConvGeometry) -> Vec<u32> {
+        let mut out = Vec::new();
+        for oy in 0..g.out_h() {
+            for ox in 0..g.out_w() {
+                for ky in 0..g.k_h {
+                    for kx in 0..g.k_w {
+                        let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
+                        let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
+                        out.push(match (iy, ix) {
+                            (Some(y), Some(x)) if y < g.in_h && x < g.in_w => {
+                                ((y * g.in_w + x) * g.in_c) as u32
+                            }
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn table_matches_the_definition(
+            in_h in 1usize..12, in_w in 1usize..12, in_c in 1usize..5, k_h in 1usize..5, k_w in 1usize..5,
+            stride in (1usize..4, 1usize..4), dilation in (1usize..3, 1usize..3),
+            padding in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        ) {
+            let g = ConvGeometry { batch: 1, in_h, in_w, in_c, k_h, k_w, stride, dilation, padding };
+            if g.validate().is_ok() {
+                let ind = Indirection::new(&g).unwrap();
+                proptest::prop_assert_eq!(&ind.offsets, &table_by_element(&g));
+            }
+        }
     }
 }
