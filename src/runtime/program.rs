@@ -12,6 +12,11 @@
 //!
 //! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
 //! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
+//!
+//! Construction packs each kernel's weights for the selected ISA ([`Program::new`]), or, for
+//! a program file whose packed section was written for the same kernels
+//! ([`Program::load_file`], [`Program::load_bytes`]), uses those packed weights in place from
+//! the file's bytes, which the program then keeps alive.
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
@@ -1075,6 +1080,24 @@ mod tests {
                 assert_eq!(p.spec(), &small_spec());
             }
         }
+    }
+
+    #[test]
+    fn saved_files_load_through_a_memory_map_with_weights_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.xq");
+        program_file::save(&small_spec(), &path).unwrap();
+        let x = input();
+        let expected = Program::new(small_spec(), ProgramOptions { threads: 1 })
+            .unwrap()
+            .execute(std::slice::from_ref(&x))
+            .unwrap();
+        let p = Program::load_file(&path, ProgramOptions { threads: 2 }).unwrap();
+        assert_eq!(p.steps_with_weights_in_place(), 2);
+        assert_eq!(p.execute(std::slice::from_ref(&x)).unwrap(), expected);
+        assert_eq!(p.spec(), &small_spec());
+        let missing = Program::load_file(dir.path().join("missing.xq"), ProgramOptions::default());
+        assert!(matches!(missing, Err(Error::Io { .. })), "{:?}", missing.err());
     }
 
     #[test]
