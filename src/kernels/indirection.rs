@@ -128,30 +128,33 @@ impl Indirection {
             .and_then(|p| p.checked_mul(taps))
             .filter(|&l| l <= super::buffer::MAX_PACKED_BYTES / 4)
             .ok_or_else(|| Error::ResourceLimit("indirection table too large".into()))?;
-        // Input columns of every (ox, kx) and input rows of every (oy, ky) are computed once;
-        // an entry is then one lookup per axis.
-        let column = |o: usize, k: usize, stride: usize, dilation: usize, pad: usize, limit: usize| {
+        // Element offsets of every input column (ox, kx) and row (oy, ky) are computed once, as
+        // PADDING when outside the input; an entry is a row plus a column, PADDING if either
+        // is. Offsets stay below the image size, which `validate` keeps under PADDING.
+        let position = |o: usize, k: usize, stride: usize, dilation: usize, pad: usize, limit: usize| {
             (o * stride + k * dilation)
                 .checked_sub(pad)
                 .filter(|&i| i < limit)
         };
-        let xs: Vec<Option<usize>> = (0..ow)
+        let xs: Vec<u32> = (0..ow)
             .flat_map(|ox| {
-                (0..g.k_w).map(move |kx| column(ox, kx, g.stride.1, g.dilation.1, g.padding.1, g.in_w))
+                (0..g.k_w).map(move |kx| {
+                    position(ox, kx, g.stride.1, g.dilation.1, g.padding.1, g.in_w)
+                        .map_or(PADDING, |x| (x * g.in_c) as u32)
+                })
             })
             .collect();
-        let mut offsets = Vec::with_capacity(len);
-        let mut rows: Vec<Option<usize>> = vec![None; g.k_h];
-        for oy in 0..oh {
-            for (ky, row) in rows.iter_mut().enumerate() {
-                *row = column(oy, ky, g.stride.0, g.dilation.0, g.padding.0, g.in_h).map(|y| y * g.in_w);
-            }
-            for cols in xs.chunks_exact(g.k_w) {
-                for row in &rows {
-                    offsets.extend(cols.iter().map(|x| match (row, x) {
-                        (Some(r), Some(x)) => ((r + x) * g.in_c) as u32,
-                        _ => PADDING,
-                    }));
+        let mut offsets = vec![PADDING; len];
+        for (oy, plane) in offsets.chunks_exact_mut(ow * taps).enumerate() {
+            for ky in 0..g.k_h {
+                let Some(y) = position(oy, ky, g.stride.0, g.dilation.0, g.padding.0, g.in_h) else {
+                    continue;
+                };
+                let row = (y * g.in_w * g.in_c) as u32;
+                for (pixel, cols) in plane.chunks_exact_mut(taps).zip(xs.chunks_exact(g.k_w)) {
+                    for (entry, &x) in pixel[ky * g.k_w..][..g.k_w].iter_mut().zip(cols) {
+                        *entry = if x == PADDING { PADDING } else { row + x };
+                    }
                 }
             }
         }
