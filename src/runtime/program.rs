@@ -1212,6 +1212,46 @@ mod tests {
         }
     }
 
+    /// Rewrites a file's checksum (container header bytes 24..28) so that damage must be
+    /// caught by the structural checks behind it.
+    fn reseal(b: &mut [u8]) {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&b[..24]);
+        h.update(&b[28..]);
+        let crc = h.finalize();
+        b[24..28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Damage behind a valid checksum (anywhere, or inside the packed section) gives an
+        /// error or a program that runs; never a panic.
+        #[test]
+        fn resealed_damage_never_panics(
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+            in_packed in proptest::prelude::any::<bool>(),
+        ) {
+            let isa = supported()[supported().len() - 1];
+            let mut bytes =
+                program_file::to_bytes_with_packed(&small_spec(), Some(&section(isa, &blobs(isa)))).unwrap();
+            let packed = crate::format::ContainerReader::parse(&bytes)
+                .unwrap()
+                .sections()
+                .iter()
+                .find(|s| s.kind == crate::format::packed::KIND_PACKED)
+                .map(|s| s.data.as_ptr() as usize - bytes.as_ptr() as usize..s.data.as_ptr() as usize - bytes.as_ptr() as usize + s.data.len())
+                .unwrap();
+            for (at, v) in flips {
+                let at = if in_packed { packed.start + at % packed.len() } else { at % bytes.len() };
+                bytes[at] = v;
+            }
+            reseal(&mut bytes);
+            if let Ok(p) = load(ProgramBytes::copy_from(&bytes).unwrap(), isa) {
+                let _ = p.execute(std::slice::from_ref(&input()));
+            }
+        }
+    }
+
     #[test]
     fn every_truncation_of_a_file_with_packed_weights_is_rejected() {
         let isa = supported()[0];
