@@ -703,23 +703,24 @@ fn build_kernels(
     if workers == 1 {
         return kernels.iter().map(build).collect();
     }
-    // Interleaved assignment balances big and small layers across workers.
-    let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (kernels, build) = (&kernels, &build);
-                scope.spawn(move || {
-                    (w..kernels.len())
-                        .step_by(workers)
-                        .map(|i| (i, build(&kernels[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    // Interleaved assignment balances big and small layers across workers; the caller is
+    // worker 0.
+    let share = |w: usize| -> Vec<(usize, Result<KernelStep>)> {
+        (w..kernels.len())
+            .step_by(workers)
+            .map(|i| (i, build(&kernels[i])))
             .collect()
+    };
+    let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
+        let share = &share;
+        let handles: Vec<_> = (1..workers).map(|w| scope.spawn(move || share(w))).collect();
+        let mut results = vec![share(0)];
+        results.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        results
     });
     let mut slots: Vec<Option<KernelStep>> = (0..kernels.len()).map(|_| None).collect();
     for (i, r) in results.into_iter().flatten() {
