@@ -4,7 +4,8 @@
 //! whole `load` + `Program::new` a user sees. Medians of repeated single-threaded loads in
 //! one process (warm: the allocator and the page cache are primed), then medians of single
 //! loads in fresh processes (cold: what `xq run` and a C host see at start-up, page faults
-//! of new memory included).
+//! of new memory included), also with another ISA than the file's packed section was written
+//! for (the weights are then packed from the memory map).
 //!
 //! The program is a MobileNetV2 (width 1.0, 224×224, 3.5 M int8 weights) built here with
 //! random weights, or the `.xq` file named by `XQ_BENCH_PROGRAM` (e.g. the anchor model
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use xq::delegate::spec::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use xq::format::{program_file, ContainerReader, ProgramBytes};
 use xq::ir::{DType, Dim, TensorInfo};
-use xq::kernels::{OutputRange, QuantParams};
+use xq::kernels::{Isa, OutputRange, QuantParams};
 use xq::runtime::kernel_step::KernelStep;
 use xq::runtime::{Program, ProgramOptions};
 
@@ -256,7 +257,7 @@ fn cold_child(path: &std::path::Path, pack: bool) {
 }
 
 /// Medians of `runs` cold loads, each in a new process running [`cold_child`].
-fn cold(path: &std::path::Path, runs: usize, pack: bool) -> (f64, f64) {
+fn cold(path: &std::path::Path, runs: usize, pack: bool, isa: Option<Isa>) -> (f64, f64) {
     let exe = std::env::current_exe().expect("own path");
     let (mut times, mut faults) = (Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -264,6 +265,9 @@ fn cold(path: &std::path::Path, runs: usize, pack: bool) -> (f64, f64) {
         cmd.arg("--cold-child").env("XQ_BENCH_PROGRAM", path);
         if pack {
             cmd.arg("--pack");
+        }
+        if let Some(isa) = isa {
+            cmd.env("XQ_ISA", isa.name());
         }
         let out = cmd.output().expect("spawn a cold load");
         assert!(
@@ -381,8 +385,19 @@ fn main() {
     );
     let cold_runs = if common::full_run() { 31 } else { 1 };
     println!("cold: a fresh process per load, medians of {cold_runs}");
-    for (name, pack) in [("load, packing at load", true), ("Program::load_file", false)] {
-        let (t, faults) = cold(&path, cold_runs, pack);
+    // Another ISA than the one the file was packed for ignores the packed section.
+    let other = Isa::ALL.into_iter().rev().find(|&i| i != isa && i.is_supported());
+    let mut cases = vec![("decode + Program::new (packing)".to_string(), true, None)];
+    if let Some(other) = other {
+        cases.push((
+            format!("Program::load_file, {other} (packing)"),
+            false,
+            Some(other),
+        ));
+    }
+    cases.push(("Program::load_file (weights in place)".to_string(), false, None));
+    for (name, pack, isa) in cases {
+        let (t, faults) = cold(&path, cold_runs, pack, isa);
         println!(
             "{:<44} {:>9.3}   ({faults:.0} minor page faults)",
             format!("  {name}"),

@@ -123,8 +123,8 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             r.detail
         );
     }
-    let reloaded =
-        xq::format::program_file::from_bytes(&xq::format::program_file::to_bytes(&spec).unwrap()).unwrap();
+    let file_bytes = xq::format::program_file::to_bytes(&spec).unwrap();
+    let reloaded = xq::format::program_file::from_bytes(&file_bytes).unwrap();
     assert_eq!(
         (
             &reloaded.steps,
@@ -152,6 +152,22 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
         let t = Tensor::from_f32(dims.clone(), s.to_vec()).unwrap();
         ours.extend_from_slice(program.execute(&[t]).unwrap()[0].as_f32().unwrap());
     }
+    // The program file loaded with its GEMM weights used in place computes the same bytes.
+    let bytes = xq::format::ProgramBytes::copy_from(&file_bytes).unwrap();
+    let in_place = Program::load_bytes(bytes, ProgramOptions { threads: 1 }).unwrap();
+    assert!(
+        in_place.steps_with_weights_in_place() > 0,
+        "{name}: no weights in place"
+    );
+    let mut loaded = Vec::new();
+    for s in eval.as_f32().unwrap().chunks(per) {
+        let t = Tensor::from_f32(dims.clone(), s.to_vec()).unwrap();
+        loaded.extend_from_slice(in_place.execute(&[t]).unwrap()[0].as_f32().unwrap());
+    }
+    assert!(
+        loaded.iter().zip(&ours).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "{name}: the loaded program differs"
+    );
     let theirs = npy::read(tmp.path().join(format!("{name}_y.npy"))).unwrap();
     let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
     println!("{name}: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");

@@ -137,7 +137,10 @@ pub unsafe extern "C" fn xq_program_compile(
     })
 }
 
-/// Loads a program file (memory-mapped while it is parsed); the ONNX model is not needed.
+/// Loads a program file through a read-only memory map, open until the program is freed
+/// (the file must not be modified meanwhile); the ONNX model is not needed. When the file
+/// holds weights packed for this CPU's kernels (saved on a machine of the same kind), they
+/// are used in place; otherwise they are packed at load.
 ///
 /// # Safety
 /// `path` NUL-terminated; `options` NULL or readable; `out` writable.

@@ -157,14 +157,13 @@ impl<'a> Dec<'a> {
         let n = self.count(1)?;
         Ok(self.take(n)?.iter().map(|&x| x as i8).collect())
     }
-    /// [`Dec::i8s`], or only the length check and an empty vector when `skip`.
-    fn i8s_unless(&mut self, skip: bool) -> Result<Vec<i8>> {
-        if skip {
+    /// [`Dec::i8s`], or with `view` an empty vector and the bytes in place (length checked).
+    fn i8s_or_view(&mut self, view: bool) -> Result<(Vec<i8>, Option<&'a [u8]>)> {
+        if view {
             let n = self.count(1)?;
-            self.take(n)?;
-            Ok(Vec::new())
+            Ok((Vec::new(), Some(self.take(n)?)))
         } else {
-            self.i8s()
+            Ok((self.i8s()?, None))
         }
     }
     fn f32s(&mut self) -> Result<Vec<f32>> {
@@ -317,37 +316,49 @@ fn fixed<const N: usize>(d: &mut Dec) -> Result<[usize; N]> {
         .map_err(|_| corrupt("wrong number of kernel fields"))
 }
 
-/// Decodes a kernel; with `skip_weights`, a convolution's or fully connected layer's int8
-/// weights are checked for length and skipped (left empty).
-fn decode_kernel(d: &mut Dec, skip_weights: bool) -> Result<KernelSpec> {
+/// Decodes a kernel; with `view`, a convolution's or fully connected layer's int8 weights
+/// are left empty and returned in place instead (length checked).
+fn decode_kernel<'a>(d: &mut Dec<'a>, view: bool) -> Result<(KernelSpec, Option<&'a [u8]>)> {
     Ok(match d.u8()? {
         0 => {
             let [input, output, groups, dw] = fixed(d)?;
-            KernelSpec::Conv {
+            let window = d.window()?;
+            let (weights, viewed) = d.i8s_or_view(view)?;
+            let kernel = KernelSpec::Conv {
                 input,
                 output,
                 groups,
                 depthwise: dw != 0,
-                window: d.window()?,
-                weights: d.i8s_unless(skip_weights)?,
+                window,
+                weights,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
-            }
+            };
+            (kernel, viewed)
         }
         1 => {
             let [input, output, n, k] = fixed(d)?;
-            KernelSpec::FullyConnected {
+            let (weights, viewed) = d.i8s_or_view(view)?;
+            let kernel = KernelSpec::FullyConnected {
                 input,
                 output,
                 n,
                 k,
-                weights: d.i8s_unless(skip_weights)?,
+                weights,
                 scales: d.f32s()?,
                 bias: d.i32s()?,
                 range: d.range()?,
-            }
+            };
+            (kernel, viewed)
         }
+        tag => (decode_weightless_kernel(d, tag)?, None),
+    })
+}
+
+/// Decodes a kernel without weights (the tags after 1).
+fn decode_weightless_kernel(d: &mut Dec, tag: u8) -> Result<KernelSpec> {
+    Ok(match tag {
         2 => {
             let [kind, a, b, output] = fixed(d)?;
             let kind = match kind {
@@ -484,13 +495,14 @@ fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
     e.0
 }
 
-/// Decodes the program section; the weights of kernel steps `i` with `skip_weights(i)` are
-/// left empty.
-fn decode_program(
-    bytes: &[u8],
+/// Decodes the program section. With `views`, the int8 weights of convolutions and fully
+/// connected layers are left empty in the program and pushed to `views` in place (one entry
+/// per step, `None` for the other steps).
+fn decode_program<'a>(
+    bytes: &'a [u8],
     fallback: Graph,
     report: String,
-    skip_weights: &dyn Fn(usize) -> bool,
+    mut views: Option<&mut Vec<Option<&'a [u8]>>>,
 ) -> Result<ProgramSpec> {
     let mut d = Dec { b: bytes };
     let version = u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"));
@@ -520,13 +532,19 @@ fn decode_program(
     }
     let n = d.count(9)?;
     let mut steps = Vec::with_capacity(n);
-    for i in 0..n {
+    for _ in 0..n {
+        let mut viewed = None;
         steps.push(match d.u8()? {
-            0 => StepSpec::Kernel {
-                partition: d.u64()?,
-                node: d.str()?,
-                kernel: decode_kernel(&mut d, skip_weights(i))?,
-            },
+            0 => {
+                let (partition, node) = (d.u64()?, d.str()?);
+                let (kernel, weights) = decode_kernel(&mut d, views.is_some())?;
+                viewed = weights;
+                StepSpec::Kernel {
+                    partition,
+                    node,
+                    kernel,
+                }
+            }
             1 => StepSpec::Quantize {
                 tensor: d.str()?,
                 value: d.u64()?,
@@ -554,6 +572,9 @@ fn decode_program(
             }
             _ => return Err(corrupt("step tag")),
         });
+        if let Some(v) = views.as_deref_mut() {
+            v.push(viewed);
+        }
     }
     if !d.b.is_empty() {
         return Err(corrupt("trailing bytes"));
@@ -642,40 +663,50 @@ pub(crate) fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) ->
 /// Parses `.xq` bytes (validated container) into a lowered program; a packed section is
 /// not read.
 pub fn from_bytes(bytes: &[u8]) -> Result<ProgramSpec> {
-    decode_sections(&ContainerReader::parse(bytes)?, &|_| false)
+    decode_sections(&ContainerReader::parse(bytes)?, None)
 }
 
-/// Parses `.xq` bytes for the kernels of `isa`. When the file has a packed section for
-/// exactly those kernels (same ISA and GEMM kernel name), it is returned validated and
-/// borrowed from `bytes` (so the packed weights can be used in place), and the unpacked
-/// int8 weights of the steps it covers are not decoded: those steps of the returned
-/// program have empty `weights` (their length is still checked). Otherwise the program is
-/// complete and no section is returned.
-pub fn from_bytes_for(
-    bytes: &[u8],
-    isa: crate::cpu::Isa,
-) -> Result<(ProgramSpec, Option<PackedSection<'_>>)> {
+/// A program file decoded for loading by [`from_bytes_for`], borrowing from the file's bytes.
+pub struct LoadView<'a> {
+    /// The program, with empty `weights` in every convolution and fully connected step.
+    pub spec: ProgramSpec,
+    /// Per step: the int8 weights the program leaves empty, in place in the file.
+    pub weights: Vec<Option<&'a [i8]>>,
+    /// The packed section, when it was written for the kernels asked for.
+    pub packed: Option<PackedSection<'a>>,
+}
+
+/// Views `bytes` as `i8`.
+fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: `i8` and `u8` have the same size and alignment and every bit pattern is valid
+    // for both.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len()) }
+}
+
+/// Parses `.xq` bytes for loading with the kernels of `isa`, without copying constant data:
+/// the int8 weights of convolutions and fully connected layers stay in `bytes` (for packing
+/// at load), and the packed section is returned (validated, in place) when it was written
+/// for exactly those kernels (same ISA and GEMM kernel name).
+pub fn from_bytes_for(bytes: &[u8], isa: crate::cpu::Isa) -> Result<LoadView<'_>> {
     let c = ContainerReader::parse(bytes)?;
     let packed = match c.sections().iter().find(|s| s.kind == KIND_PACKED) {
         Some(s) => PackedSection::parse(s.data)?,
         None => None,
     }
     .filter(|p| p.isa == isa && p.kernel == crate::kernels::table::gemm_kernel(isa).name);
-    let spec = match &packed {
-        Some(p) => {
-            let blobs = p.blobs();
-            decode_sections(&c, &|step| {
-                blobs
-                    .binary_search_by_key(&(step, 0), |b| (b.step, b.part))
-                    .is_ok()
-            })?
-        }
-        None => decode_sections(&c, &|_| false)?,
-    };
-    Ok((spec, packed))
+    let mut weights = Vec::new();
+    let spec = decode_sections(&c, Some(&mut weights))?;
+    Ok(LoadView {
+        spec,
+        weights: weights.into_iter().map(|w| w.map(as_i8)).collect(),
+        packed,
+    })
 }
 
-fn decode_sections(c: &ContainerReader, skip_weights: &dyn Fn(usize) -> bool) -> Result<ProgramSpec> {
+fn decode_sections<'a>(
+    c: &ContainerReader<'a>,
+    views: Option<&mut Vec<Option<&'a [u8]>>>,
+) -> Result<ProgramSpec> {
     let program = c.require(KIND_PROGRAM, "program")?.data;
     let fallback = c.require(KIND_FALLBACK, "fallback")?.data;
     let report = c.require(KIND_REPORT, "report")?.data;
@@ -685,7 +716,7 @@ fn decode_sections(c: &ContainerReader, skip_weights: &dyn Fn(usize) -> bool) ->
         crate::onnx::load_bytes(fallback, None)?
     };
     let report = String::from_utf8(report.to_vec()).map_err(|_| corrupt("report is not UTF-8"))?;
-    decode_program(program, fallback, report, skip_weights)
+    decode_program(program, fallback, report, views)
 }
 
 /// Writes a program file.

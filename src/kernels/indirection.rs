@@ -128,19 +128,32 @@ impl Indirection {
             .and_then(|p| p.checked_mul(taps))
             .filter(|&l| l <= super::buffer::MAX_PACKED_BYTES / 4)
             .ok_or_else(|| Error::ResourceLimit("indirection table too large".into()))?;
-        let mut offsets = Vec::with_capacity(len);
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for ky in 0..g.k_h {
-                    for kx in 0..g.k_w {
-                        let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
-                        let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
-                        offsets.push(match (iy, ix) {
-                            (Some(y), Some(x)) if y < g.in_h && x < g.in_w => {
-                                ((y * g.in_w + x) * g.in_c) as u32
-                            }
-                            _ => PADDING,
-                        });
+        // Element offsets of every input column (ox, kx) and row (oy, ky) are computed once, as
+        // PADDING when outside the input; an entry is a row plus a column, PADDING if either
+        // is. Offsets stay below the image size, which `validate` keeps under PADDING.
+        let position = |o: usize, k: usize, stride: usize, dilation: usize, pad: usize, limit: usize| {
+            (o * stride + k * dilation)
+                .checked_sub(pad)
+                .filter(|&i| i < limit)
+        };
+        let xs: Vec<u32> = (0..ow)
+            .flat_map(|ox| {
+                (0..g.k_w).map(move |kx| {
+                    position(ox, kx, g.stride.1, g.dilation.1, g.padding.1, g.in_w)
+                        .map_or(PADDING, |x| (x * g.in_c) as u32)
+                })
+            })
+            .collect();
+        let mut offsets = vec![PADDING; len];
+        for (oy, plane) in offsets.chunks_exact_mut(ow * taps).enumerate() {
+            for ky in 0..g.k_h {
+                let Some(y) = position(oy, ky, g.stride.0, g.dilation.0, g.padding.0, g.in_h) else {
+                    continue;
+                };
+                let row = (y * g.in_w * g.in_c) as u32;
+                for (pixel, cols) in plane.chunks_exact_mut(taps).zip(xs.chunks_exact(g.k_w)) {
+                    for (entry, &x) in pixel[ky * g.k_w..][..g.k_w].iter_mut().zip(cols) {
+                        *entry = if x == PADDING { PADDING } else { row + x };
                     }
                 }
             }
@@ -218,5 +231,43 @@ mod tests {
             ..geo(0, 1, 1)
         })
         .is_err());
+    }
+
+    /// The table entry of every (oy, ox, ky, kx) from the definition.
+    fn table_by_element(g: &ConvGeometry) -> Vec<u32> {
+        let mut out = Vec::new();
+        for oy in 0..g.out_h() {
+            for ox in 0..g.out_w() {
+                for ky in 0..g.k_h {
+                    for kx in 0..g.k_w {
+                        let iy = (oy * g.stride.0 + ky * g.dilation.0).checked_sub(g.padding.0);
+                        let ix = (ox * g.stride.1 + kx * g.dilation.1).checked_sub(g.padding.1);
+                        out.push(match (iy, ix) {
+                            (Some(y), Some(x)) if y < g.in_h && x < g.in_w => {
+                                ((y * g.in_w + x) * g.in_c) as u32
+                            }
+                            _ => PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn table_matches_the_definition(
+            in_h in 1usize..12, in_w in 1usize..12, in_c in 1usize..5, k_h in 1usize..5, k_w in 1usize..5,
+            stride in (1usize..4, 1usize..4), dilation in (1usize..3, 1usize..3),
+            padding in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        ) {
+            let g = ConvGeometry { batch: 1, in_h, in_w, in_c, k_h, k_w, stride, dilation, padding };
+            if g.validate().is_ok() {
+                let ind = Indirection::new(&g).unwrap();
+                proptest::prop_assert_eq!(&ind.offsets, &table_by_element(&g));
+            }
+        }
     }
 }

@@ -123,18 +123,21 @@ fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
 impl KernelStep {
     /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
     pub fn build(isa: Isa, spec: &KernelSpec, values: &[ValueSpec]) -> Result<KernelStep> {
-        Self::build_with(isa, spec, values, None)
+        Self::build_with(isa, spec, values, None, None)
     }
 
     /// Like [`KernelStep::build`], taking the GEMM weights of a dense / grouped convolution
     /// (one buffer per group) or of a fully connected layer (one buffer) already packed for
-    /// `isa` from `prepacked` instead of packing them. Prepacked weights for any other kernel,
-    /// or of the wrong size, are an [`Error::CorruptFile`].
+    /// `isa` from `prepacked` instead of packing them, and the int8 weights of a convolution or
+    /// fully connected layer from `unpacked` instead of `spec` (which then leaves them empty,
+    /// e.g. when they stay in a program file). Prepacked weights for any other kernel, or of
+    /// the wrong size, are an [`Error::CorruptFile`].
     pub fn build_with(
         isa: Isa,
         spec: &KernelSpec,
         values: &[ValueSpec],
         prepacked: Option<Vec<PackedBytes>>,
+        unpacked: Option<&[i8]>,
     ) -> Result<KernelStep> {
         let takes_prepacked = matches!(
             spec,
@@ -167,6 +170,7 @@ impl KernelStep {
                 range,
                 ..
             } => {
+                let weights = unpacked.unwrap_or(weights);
                 let x = value(*input)?;
                 if !x.is_nhwc() || !out.is_nhwc() {
                     return Err(Error::InvalidModel("convolution values must be 4-D".into()));
@@ -235,6 +239,7 @@ impl KernelStep {
                 range,
                 ..
             } => {
+                let weights = unpacked.unwrap_or(weights);
                 let x = value(*input)?;
                 if *k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(k) {
                     return Err(Error::InvalidModel(format!(

@@ -12,6 +12,11 @@
 //!
 //! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
 //! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
+//!
+//! Construction packs each kernel's weights for the selected ISA ([`Program::new`]). Loading
+//! a program file ([`Program::load_file`], [`Program::load_bytes`]) copies no constant data:
+//! weights are packed straight from the file's bytes, or, when its packed section was written
+//! for the same kernels, used in place from them; the program keeps the bytes alive.
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
@@ -119,10 +124,10 @@ fn kernel_kind(k: &KernelStep) -> &'static str {
 
 /// An executable program (see the module docs).
 pub struct Program {
-    /// The program; without the unpacked weights of steps whose packed weights come from
-    /// `source`.
+    /// The program; when loaded from a file (`source`), without the int8 weights of its
+    /// convolutions and fully connected layers, which stay in the file.
     spec: ProgramSpec,
-    /// The program file whose packed section holds weights used in place.
+    /// The program file this was loaded from; its packed weights may be in use in place.
     source: Option<Arc<ProgramBytes>>,
     /// `spec` in full, decoded from `source` on first use.
     full_spec: OnceLock<ProgramSpec>,
@@ -145,13 +150,14 @@ impl Program {
             options,
             crate::kernels::table::selected_isa()?,
             Vec::new(),
+            &[],
             None,
         )
     }
 
-    /// Loads a program file through a read-only memory map. When the file's packed section
-    /// was written for this process's kernels, those weights are used in place from the map
-    /// (kept alive by the program) instead of being packed; the file must then not be
+    /// Loads a program file through a read-only memory map, which the program keeps. When the
+    /// file's packed section was written for this process's kernels, those weights are used in
+    /// place from the map; otherwise they are packed from the map. The file must not be
     /// modified while the program lives (as with any memory-mapped model format).
     pub fn load_file(path: impl AsRef<std::path::Path>, options: ProgramOptions) -> Result<Program> {
         Self::load_bytes(ProgramBytes::map_file(path.as_ref())?, options)
@@ -167,10 +173,10 @@ impl Program {
     pub(crate) fn load_for(bytes: ProgramBytes, options: ProgramOptions, isa: Isa) -> Result<Program> {
         let owner: Arc<ProgramBytes> = Arc::new(bytes);
         let base = owner.as_slice();
-        let (spec, packed) = crate::format::program_file::from_bytes_for(base, isa)?;
+        let view = crate::format::program_file::from_bytes_for(base, isa)?;
+        let spec = view.spec;
         let mut prepacked: Vec<Option<Vec<PackedBytes>>> = Vec::new();
-        let source = packed.is_some().then(|| owner.clone());
-        if let Some(section) = packed {
+        if let Some(section) = view.packed {
             prepacked.resize(spec.steps.len(), None);
             let byte_owner: ByteOwner = owner.clone();
             for blob in section.blobs() {
@@ -198,18 +204,20 @@ impl Program {
                 )?));
             }
         }
-        Self::build(spec, options, isa, prepacked, source)
+        Self::build(spec, options, isa, prepacked, &view.weights, Some(owner.clone()))
     }
 
     /// Builds `spec` for the kernels of `isa`; `prepacked[step]`, when present, holds the
-    /// packed weights of kernel step `step` (see [`KernelStep::build_with`]). `source`, when
-    /// given, is the program file `spec` was decoded from without the weights that
-    /// `prepacked` replaces; [`Program::spec`] decodes it in full when first asked.
+    /// packed weights of kernel step `step`, and `unpacked[step]` its int8 weights when
+    /// `spec` leaves them empty (see [`KernelStep::build_with`]). `source`, when given, is the
+    /// program file `spec` was decoded from without its weights; [`Program::spec`] decodes it
+    /// in full when first asked.
     fn build(
         spec: ProgramSpec,
         options: ProgramOptions,
         isa: Isa,
         prepacked: Vec<Option<Vec<PackedBytes>>>,
+        unpacked: &[Option<&[i8]>],
         source: Option<Arc<ProgramBytes>>,
     ) -> Result<Program> {
         let threads = if options.threads == 0 {
@@ -255,7 +263,7 @@ impl Program {
                 .then_some(v)
                 .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
         };
-        let mut built = build_kernels(isa, &spec, threads, prepacked)?.into_iter();
+        let mut built = build_kernels(isa, &spec, threads, prepacked, unpacked)?.into_iter();
         let mut steps = Vec::with_capacity(spec.steps.len());
         for s in &spec.steps {
             steps.push(match s {
@@ -350,8 +358,7 @@ impl Program {
 
     /// The lowered program this was built from (what a program file stores).
     ///
-    /// A program loaded with weights in place decodes its unpacked weights from the file on
-    /// the first call. That decode already succeeded once on the same bytes, so it fails
+    /// A program loaded from a file decodes its int8 weights from the file on the first call. That decode already succeeded once on the same bytes, so it fails
     /// (panics) only if the memory-mapped file was modified while loaded, which
     /// [`Program::load_file`] forbids.
     pub fn spec(&self) -> &ProgramSpec {
@@ -660,21 +667,34 @@ impl Program {
     }
 }
 
+/// A kernel step to build: its spec, prepacked weights and unpacked weights in place.
+type KernelJob<'a> = (
+    &'a crate::delegate::spec::KernelSpec,
+    Option<Vec<PackedBytes>>,
+    Option<&'a [i8]>,
+);
+
 /// Packs every kernel step of `spec` (in step order), spreading the work over up to
 /// `threads` scoped threads: packing dominates program load time. `prepacked[step]` holds
-/// weights packed ahead of time (see [`KernelStep::build_with`]).
+/// weights packed ahead of time, `unpacked[step]` the int8 weights `spec` leaves empty (see
+/// [`KernelStep::build_with`]).
 fn build_kernels(
     isa: Isa,
     spec: &ProgramSpec,
     threads: usize,
     mut prepacked: Vec<Option<Vec<PackedBytes>>>,
+    unpacked: &[Option<&[i8]>],
 ) -> Result<Vec<KernelStep>> {
-    let kernels: Vec<(&crate::delegate::spec::KernelSpec, Option<Vec<PackedBytes>>)> = spec
+    let kernels: Vec<KernelJob> = spec
         .steps
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            StepSpec::Kernel { kernel, .. } => Some((kernel, prepacked.get_mut(i).and_then(Option::take))),
+            StepSpec::Kernel { kernel, .. } => Some((
+                kernel,
+                prepacked.get_mut(i).and_then(Option::take),
+                unpacked.get(i).copied().flatten(),
+            )),
             _ => None,
         })
         .collect();
@@ -684,29 +704,30 @@ fn build_kernels(
         )));
     }
     let workers = threads.clamp(1, 8).min(kernels.len().max(1));
-    let build = |(k, packed): &(&crate::delegate::spec::KernelSpec, Option<Vec<PackedBytes>>)| {
-        KernelStep::build_with(isa, k, &spec.values, packed.clone())
+    let build = |(k, packed, weights): &KernelJob| {
+        KernelStep::build_with(isa, k, &spec.values, packed.clone(), *weights)
     };
     if workers == 1 {
         return kernels.iter().map(build).collect();
     }
-    // Interleaved assignment balances big and small layers across workers.
-    let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (kernels, build) = (&kernels, &build);
-                scope.spawn(move || {
-                    (w..kernels.len())
-                        .step_by(workers)
-                        .map(|i| (i, build(&kernels[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    // Interleaved assignment balances big and small layers across workers; the caller is
+    // worker 0.
+    let share = |w: usize| -> Vec<(usize, Result<KernelStep>)> {
+        (w..kernels.len())
+            .step_by(workers)
+            .map(|i| (i, build(&kernels[i])))
             .collect()
+    };
+    let results: Vec<Vec<(usize, Result<KernelStep>)>> = std::thread::scope(|scope| {
+        let share = &share;
+        let handles: Vec<_> = (1..workers).map(|w| scope.spawn(move || share(w))).collect();
+        let mut results = vec![share(0)];
+        results.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        results
     });
     let mut slots: Vec<Option<KernelStep>> = (0..kernels.len()).map(|_| None).collect();
     for (i, r) in results.into_iter().flatten() {
@@ -1152,6 +1173,7 @@ mod tests {
             ProgramOptions { threads: 1 },
             Isa::Scalar,
             Vec::new(),
+            &[],
             None,
         )
         .unwrap()
@@ -1184,6 +1206,24 @@ mod tests {
     }
 
     #[test]
+    fn saved_files_load_through_a_memory_map_with_weights_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.xq");
+        program_file::save(&small_spec(), &path).unwrap();
+        let x = input();
+        let expected = Program::new(small_spec(), ProgramOptions { threads: 1 })
+            .unwrap()
+            .execute(std::slice::from_ref(&x))
+            .unwrap();
+        let p = Program::load_file(&path, ProgramOptions { threads: 2 }).unwrap();
+        assert_eq!(p.steps_with_weights_in_place(), 2);
+        assert_eq!(p.execute(std::slice::from_ref(&x)).unwrap(), expected);
+        assert_eq!(p.spec(), &small_spec());
+        let missing = Program::load_file(dir.path().join("missing.xq"), ProgramOptions::default());
+        assert!(matches!(missing, Err(Error::Io { .. })), "{:?}", missing.err());
+    }
+
+    #[test]
     fn files_without_a_packed_section_still_load() {
         for isa in supported() {
             let p = load(file(None), isa).unwrap();
@@ -1196,20 +1236,29 @@ mod tests {
     fn saved_files_carry_the_packed_section_of_the_selected_isa() {
         let isa = crate::kernels::table::selected_isa().unwrap();
         let bytes = program_file::to_bytes(&small_spec()).unwrap();
-        let (spec, packed) = program_file::from_bytes_for(&bytes, isa).unwrap();
-        // The unpacked weights of the GEMM steps (1 and 5) are not decoded; the rest is.
+        let view = program_file::from_bytes_for(&bytes, isa).unwrap();
+        // The int8 weights of the convolutions and the fully connected layer (steps 1, 2, 5)
+        // stay in the file; the rest is decoded.
         let mut skeleton = small_spec();
-        for step in [1, 5] {
+        let mut in_file = vec![None; skeleton.steps.len()];
+        for step in [1, 2, 5] {
             if let StepSpec::Kernel {
                 kernel: KernelSpec::Conv { weights, .. } | KernelSpec::FullyConnected { weights, .. },
                 ..
             } = &mut skeleton.steps[step]
             {
-                weights.clear();
+                in_file[step] = Some(std::mem::take(weights));
             }
         }
-        assert_eq!(spec, skeleton);
-        let packed = packed.unwrap();
+        assert_eq!(view.spec, skeleton);
+        assert_eq!(
+            view.weights
+                .iter()
+                .map(|w| w.map(<[i8]>::to_vec))
+                .collect::<Vec<_>>(),
+            in_file
+        );
+        let packed = view.packed.unwrap();
         assert_eq!(packed.isa, isa);
         let got: Vec<(usize, usize, Vec<u8>)> = packed
             .blobs()
@@ -1292,6 +1341,46 @@ mod tests {
             let at = geo.multiplier_offset();
             nan[2].2[at..at + 4].copy_from_slice(&f32::NAN.to_ne_bytes());
             assert!(corrupt_message(&nan, isa).contains("packed multipliers"), "{isa}");
+        }
+    }
+
+    /// Rewrites a file's checksum (container header bytes 24..28) so that damage must be
+    /// caught by the structural checks behind it.
+    fn reseal(b: &mut [u8]) {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&b[..24]);
+        h.update(&b[28..]);
+        let crc = h.finalize();
+        b[24..28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Damage behind a valid checksum (anywhere, or inside the packed section) gives an
+        /// error or a program that runs; never a panic.
+        #[test]
+        fn resealed_damage_never_panics(
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+            in_packed in proptest::prelude::any::<bool>(),
+        ) {
+            let isa = supported()[supported().len() - 1];
+            let mut bytes =
+                program_file::to_bytes_with_packed(&small_spec(), Some(&section(isa, &blobs(isa)))).unwrap();
+            let packed = crate::format::ContainerReader::parse(&bytes)
+                .unwrap()
+                .sections()
+                .iter()
+                .find(|s| s.kind == crate::format::packed::KIND_PACKED)
+                .map(|s| s.data.as_ptr() as usize - bytes.as_ptr() as usize..s.data.as_ptr() as usize - bytes.as_ptr() as usize + s.data.len())
+                .unwrap();
+            for (at, v) in flips {
+                let at = if in_packed { packed.start + at % packed.len() } else { at % bytes.len() };
+                bytes[at] = v;
+            }
+            reseal(&mut bytes);
+            if let Ok(p) = load(ProgramBytes::copy_from(&bytes).unwrap(), isa) {
+                let _ = p.execute(std::slice::from_ref(&input()));
+            }
         }
     }
 

@@ -10,6 +10,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(test)]
+mod pack_tests;
 mod scalar;
 
 use super::buffer::AlignedBytes;
@@ -47,18 +49,25 @@ impl Layout {
         section * b * 4 + slot * 4
     }
 
-    /// Writes the weight of `lane` for tap `t`: a zero-extended `i16` in the channel's
-    /// `i32` lane, or (even/odd) an `i16` at `i16` lane `lane` of the half's vector, whose
-    /// neighbour lane stays zero.
-    fn put_weight(self, block: &mut [u8], t: usize, lane: usize, w: i8) {
+    /// Writes one tap's weights of a block's first `weights.len()` channels into that tap's
+    /// section (`4 × block_channels` zeroed bytes): each a zero-extended `i16` in the
+    /// channel's `i32` lane, or (even/odd) an `i16` at `i16` lane `lane` of the half's
+    /// vector, whose neighbour lane stays zero.
+    fn put_tap(self, section: &mut [u8], weights: &[i8]) {
         match self.0 {
             DwPacking::I32Lanes16 => {
-                let at = self.word(1 + t, lane);
-                block[at..at + 4].copy_from_slice(&(w as i16 as u16 as u32).to_ne_bytes());
+                for (word, &w) in section.chunks_exact_mut(4).zip(weights) {
+                    word.copy_from_slice(&(w as i16 as u16 as u32).to_ne_bytes());
+                }
             }
             DwPacking::EvenOddI16x32 => {
-                let at = (1 + t) * 32 * 4 + (lane % 2) * 64 + lane * 2;
-                block[at..at + 2].copy_from_slice(&(w as i16).to_ne_bytes());
+                let (even, odd) = section.split_at_mut(64);
+                for (pair, &w) in even.chunks_exact_mut(4).zip(weights.iter().step_by(2)) {
+                    pair[..2].copy_from_slice(&(w as i16).to_ne_bytes());
+                }
+                for (pair, &w) in odd.chunks_exact_mut(4).zip(weights.iter().skip(1).step_by(2)) {
+                    pair[2..].copy_from_slice(&(w as i16).to_ne_bytes());
+                }
             }
         }
     }
@@ -163,28 +172,34 @@ impl PackedDwConv {
                 .checked_mul(block_bytes)
                 .ok_or_else(|| Error::ResourceLimit("depthwise weights too large".into()))?,
         )?;
-        let out = data.as_mut_slice();
-        for ch in 0..c {
-            let block = &mut out[(ch / layout.block_channels()) * block_bytes..][..block_bytes];
-            let lane = ch % layout.block_channels();
-            let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
-            validate_scale(s_w, "weight_scales")?;
-            let m = (q.input.scale * s_w) / q.output.scale;
-            validate_multiplier(m, "weight_scales")?;
-            let mut sum = 0i32;
-            for t in 0..taps {
-                let wv = w.weights[t * c + ch];
-                sum += wv as i32;
-                layout.put_weight(block, t, lane, wv);
+        let bc = layout.block_channels();
+        for (b, block) in data.as_mut_slice().chunks_exact_mut(block_bytes).enumerate() {
+            let ch0 = b * bc;
+            let lanes = (c - ch0).min(bc);
+            // Weight rows are HWC, so a tap's weights of the block are contiguous.
+            let mut sums = [0i32; 32];
+            for (t, section) in block[bc * 4..].chunks_exact_mut(bc * 4).take(taps).enumerate() {
+                let row = &w.weights[t * c + ch0..][..lanes];
+                for (sum, &wv) in sums.iter_mut().zip(row) {
+                    *sum += wv as i32;
+                }
+                layout.put_tap(section, row);
             }
-            let bias = w
-                .bias
-                .map_or(0, |b| b[ch])
-                .wrapping_sub(q.input.zero_point.wrapping_mul(sum));
-            let at = layout.word(0, lane);
-            block[at..at + 4].copy_from_slice(&bias.to_ne_bytes());
-            let at = layout.word(1 + taps, lane);
-            block[at..at + 4].copy_from_slice(&m.to_ne_bytes());
+            for (lane, &sum) in sums[..lanes].iter().enumerate() {
+                let ch = ch0 + lane;
+                let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
+                validate_scale(s_w, "weight_scales")?;
+                let m = (q.input.scale * s_w) / q.output.scale;
+                validate_multiplier(m, "weight_scales")?;
+                let bias = w
+                    .bias
+                    .map_or(0, |b| b[ch])
+                    .wrapping_sub(q.input.zero_point.wrapping_mul(sum));
+                let at = layout.word(0, lane);
+                block[at..at + 4].copy_from_slice(&bias.to_ne_bytes());
+                let at = layout.word(1 + taps, lane);
+                block[at..at + 4].copy_from_slice(&m.to_ne_bytes());
+            }
         }
         Ok(PackedDwConv {
             kernel,
