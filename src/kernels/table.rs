@@ -81,6 +81,9 @@ pub fn gemm_kernel(isa: Isa) -> &'static GemmKernelInfo {
 pub enum DwPacking {
     /// Blocks of 16 channels; each weight a zero-extended `i16` in an `i32` lane.
     I32Lanes16,
+    /// Blocks of 16 channels split into even and odd channels, each weight an `i16` next to a
+    /// zero, for `vpmaddwd` on 16 sign-extended inputs.
+    EvenOddI16x16,
     /// Blocks of 32 channels split into even and odd channels, each weight an `i16` next to a
     /// zero, for `vpdpwssd` on 32 sign-extended inputs.
     EvenOddI16x32,
@@ -107,10 +110,10 @@ static DWCONV: [DwConvKernelInfo; 3] = [
         packing: DwPacking::I32Lanes16,
     },
     DwConvKernelInfo {
-        name: "qs8-qc8w-dwconv-up32-fp32-avx2",
+        name: "qs8-qc8w-dwconv-up16-fp32-avx2",
         isa: Isa::Avx2,
-        channel_tile: 32,
-        packing: DwPacking::I32Lanes16,
+        channel_tile: 16,
+        packing: DwPacking::EvenOddI16x16,
     },
     DwConvKernelInfo {
         name: "qs8-qc8w-dwconv-up64-fp32-avx512vnni",

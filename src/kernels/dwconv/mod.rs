@@ -33,7 +33,7 @@ struct Layout(DwPacking);
 impl Layout {
     fn block_channels(self) -> usize {
         match self.0 {
-            DwPacking::I32Lanes16 => 16,
+            DwPacking::I32Lanes16 | DwPacking::EvenOddI16x16 => 16,
             DwPacking::EvenOddI16x32 => 32,
         }
     }
@@ -44,7 +44,7 @@ impl Layout {
         let b = self.block_channels();
         let slot = match self.0 {
             DwPacking::I32Lanes16 => lane,
-            DwPacking::EvenOddI16x32 => (lane % 2) * 16 + lane / 2,
+            DwPacking::EvenOddI16x16 | DwPacking::EvenOddI16x32 => (lane % 2) * (b / 2) + lane / 2,
         };
         section * b * 4 + slot * 4
     }
@@ -60,8 +60,8 @@ impl Layout {
                     word.copy_from_slice(&(w as i16 as u16 as u32).to_ne_bytes());
                 }
             }
-            DwPacking::EvenOddI16x32 => {
-                let (even, odd) = section.split_at_mut(64);
+            DwPacking::EvenOddI16x16 | DwPacking::EvenOddI16x32 => {
+                let (even, odd) = section.split_at_mut(section.len() / 2);
                 for (pair, &w) in even.chunks_exact_mut(4).zip(weights.iter().step_by(2)) {
                     pair[..2].copy_from_slice(&(w as i16).to_ne_bytes());
                 }

@@ -22,8 +22,8 @@ fn pack_by_element(packing: DwPacking, w: &DwWeights, q: &GemmQuant) -> Vec<u8> 
                     let at = layout.word(1 + t, lane);
                     block[at..at + 4].copy_from_slice(&(wv as i16 as u16 as u32).to_ne_bytes());
                 }
-                DwPacking::EvenOddI16x32 => {
-                    let at = (1 + t) * 32 * 4 + (lane % 2) * 64 + lane * 2;
+                DwPacking::EvenOddI16x16 | DwPacking::EvenOddI16x32 => {
+                    let at = (1 + t) * bc * 4 + (lane % 2) * bc * 2 + lane * 2;
                     block[at..at + 2].copy_from_slice(&(wv as i16).to_ne_bytes());
                 }
             }
