@@ -3,7 +3,9 @@
  * the training split), compile the QDQ model into a program, print the partition report,
  * classify the test split with the float model and with the program (accuracy, latency),
  * save the program, load it back and check the reloaded program's outputs are
- * bit-identical.
+ * bit-identical; then compile it again with int8 boundaries (`int8_io`) and check that,
+ * fed the images quantized with the reported qparams, its int8 logits dequantize to exactly
+ * the f32 program's logits.
  *
  * Usage: program_digits DIGITS_DIR OUT.xq   (DIGITS_DIR = tests/fixtures/digits)
  * Exits 0 when int8 accuracy is within 1 point of float and the reloaded program agrees
@@ -70,6 +72,74 @@ static int classify(const xq_program *program, const float *x, size_t n, float *
     image_tensors(x + i * SAMPLE, logits + i * CLASSES, in_dims, out_dims, &in, &out);
     if (xq_execute(program, &in, 1, &out, 1) != XQ_OK) return fail("xq_execute");
   }
+  return 0;
+}
+
+/* round(v), ties to even, for |v| < 2^22: adding and subtracting 1.5 * 2^23 rounds in the
+ * default rounding mode (no libm needed). */
+static float round_half_even(float v) {
+  const float magic = 12582912.0f;
+  return (v + magic) - magic;
+}
+
+/* ONNX QuantizeLinear of one value into an int8 or uint8 code. */
+static int quantize_value(float x, float scale, int32_t zero_point, int is_unsigned) {
+  float v = x / scale;
+  long q;
+  if (v > 256.0f) v = 256.0f;
+  if (v < -256.0f) v = -256.0f;
+  q = (long)round_half_even(v) + zero_point;
+  if (is_unsigned) return q < 0 ? 0 : q > 255 ? 255 : (int)q;
+  return q < -128 ? -128 : q > 127 ? 127 : (int)q;
+}
+
+/* Compiles `qdq` with int8 boundaries and checks, image by image, that its int8 logits
+ * dequantize to exactly `expected` (the f32 program's logits). */
+static int check_int8_boundaries(xq_model *qdq, const float *x, size_t n, const float *expected) {
+  xq_program_options options = xq_program_options_default();
+  xq_program *program = NULL;
+  const char *name = NULL;
+  xq_dtype in_dtype, out_dtype;
+  int64_t dims[4];
+  size_t rank, i, k;
+  float in_scale, out_scale;
+  int32_t in_zp, out_zp;
+  options.threads = 1;
+  options.int8_io = 1;
+  if (xq_program_compile(qdq, &options, &program) != XQ_OK) return fail("compile with int8_io");
+  if (xq_program_io_info(program, 0, 0, &name, &in_dtype, dims, 4, &rank) != XQ_OK ||
+      xq_program_io_info(program, 1, 0, &name, &out_dtype, dims, 4, &rank) != XQ_OK)
+    return fail("xq_program_io_info");
+  if ((in_dtype != XQ_DTYPE_I8 && in_dtype != XQ_DTYPE_U8) || (out_dtype != XQ_DTYPE_I8 && out_dtype != XQ_DTYPE_U8))
+    return fail("int8_io left an f32 boundary");
+  if (xq_program_io_qparams(program, 0, 0, &in_scale, &in_zp) != XQ_OK ||
+      xq_program_io_qparams(program, 1, 0, &out_scale, &out_zp) != XQ_OK)
+    return fail("xq_program_io_qparams");
+  for (i = 0; i < n; i++) {
+    uint8_t in_codes[SAMPLE], out_codes[CLASSES];
+    int64_t in_dims[4] = {1, 1, 8, 8}, out_dims[2];
+    xq_tensor in, out;
+    for (k = 0; k < SAMPLE; k++)
+      in_codes[k] = (uint8_t)quantize_value(x[i * SAMPLE + k], in_scale, in_zp, in_dtype == XQ_DTYPE_U8);
+    in.dtype = in_dtype;
+    in.rank = 4;
+    in.dims = in_dims;
+    in.data = in_codes;
+    in.byte_length = SAMPLE;
+    out.dtype = out_dtype;
+    out.rank = 2;
+    out.dims = out_dims;
+    out.data = out_codes;
+    out.byte_length = CLASSES;
+    if (xq_execute(program, &in, 1, &out, 1) != XQ_OK) return fail("xq_execute with int8 boundaries");
+    for (k = 0; k < CLASSES; k++) {
+      int32_t q = out_dtype == XQ_DTYPE_U8 ? (int32_t)out_codes[k] : (int32_t)(int8_t)out_codes[k];
+      if ((float)(q - out_zp) * out_scale != expected[i * CLASSES + k]) return fail("int8 boundaries differ");
+    }
+  }
+  printf("int8 boundaries: input scale %g zero point %d, output scale %g zero point %d; logits identical\n",
+         (double)in_scale, (int)in_zp, (double)out_scale, (int)out_zp);
+  xq_program_free(program);
   return 0;
 }
 
@@ -179,6 +249,7 @@ int main(int argc, char **argv) {
   if (classify(reloaded, x, n, logits2)) return 1;
   if (memcmp(logits, logits2, n * CLASSES * sizeof(float)) != 0) return fail("reloaded program differs");
   printf("reloaded program: outputs bit-identical\n");
+  if (check_int8_boundaries(qdq, x, n, logits)) return 1;
 
   xq_program_free(program);
   xq_program_free(reloaded);
