@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of libxq on a fresh machine: installs what is missing (a Python virtualenv
 # with cmake, onnx, onnxruntime, numpy), then formatting, clippy, all cargo tests (unit,
-# integration, header freshness, doc tests), the CMake build → install → find_package and
+# integration, header freshness, doc tests), rustdoc without warnings, the CMake build → install → find_package and
 # pkg-config consumers → ctest chain.
 set -euo pipefail
 source "$(dirname "$0")/lib/venv.sh"
@@ -18,6 +18,8 @@ step "cargo test (all targets)"
 cargo test --locked --all-targets
 step "cargo test (doc tests)"
 cargo test --locked --doc
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "CMake build and install into build/prefix"
 source scripts/lib/cmake-install.sh

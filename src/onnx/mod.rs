@@ -1,4 +1,4 @@
-//! ONNX import and export. The protobuf types live in [`proto`] and never leave this module:
+//! ONNX import and export. The protobuf types live in the private `proto` module and never leave it:
 //! the rest of the crate sees only [`crate::ir::Graph`].
 
 mod builder;
