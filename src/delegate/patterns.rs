@@ -1019,10 +1019,11 @@ impl<'g> Matcher<'g> {
     fn binary(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
         let a = self.q_input(&node.inputs[0])?;
         let b = self.q_input(&node.inputs[1])?;
-        if a.dims != b.dims {
-            return refuse(Reason::Shape, "broadcasting add/mul");
-        }
         let out = self.q_output(node)?;
+        let out_dims = self.dims(&node.outputs[0])?;
+        if let Err(e) = crate::runtime::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
+            return refuse(Reason::Shape, e.to_string());
+        }
         let kind = if op == BinaryOp::Add {
             BinaryKind::Add
         } else {
