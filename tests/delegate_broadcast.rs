@@ -181,9 +181,12 @@ fn supported_broadcasts_are_delegated_and_compute_the_numpy_broadcast() {
     }
 }
 
+/// Operand shapes, output shape and words the refusal must contain.
+type Refusal = (&'static [usize], &'static [usize], &'static [usize], &'static str);
+
 #[test]
 fn unsupported_broadcasts_are_refused_with_a_shape_reason() {
-    let cases: &[(&[usize], &[usize], &[usize], &str)] = &[
+    let cases: &[Refusal] = &[
         // Broadcast over H only: the pixels do not collapse into one stride.
         (&[1, 4, 2, 3], &[1, 4, 1, 3], &[1, 4, 2, 3], "pixel"),
         // Row-major [C, H, W] into an NHWC tensor: channels not contiguous.
