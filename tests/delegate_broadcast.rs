@@ -2,7 +2,9 @@
 //!
 //! - Small QDQ graphs built here (no Python): broadcasts the elementwise kernel expresses are
 //!   delegated and compute ONNX's broadcast (checked against a float reference of the
-//!   quantized values); the others are refused with a shape reason in the report.
+//!   quantized values and against the same operation on expanded operands); the others are
+//!   refused with a shape reason in the report. Small constant operands behind a
+//!   DequantizeLinear are delegated too and equal the same values fed as an input.
 //! - The squeeze-excitation model of `scripts/fixtures/build_models.py` (`se_blocks`),
 //!   quantized by ONNX Runtime's quantize_static: every Add / Mul is delegated and the last
 //!   quantized tensor agrees with ONNX Runtime's integer kernels (needs `XQ_PYTHON`).
