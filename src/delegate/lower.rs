@@ -420,6 +420,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
             }
             Op::DequantizeLinear(_)
                 if graph.initializers.contains_key(input0)
+                    && !value_of.contains_key(first_out)
                     && !graph.is_output(first_out)
                     && m.consumers(first_out).iter().all(|&c| taken[c]) =>
             {
@@ -434,6 +435,14 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         node_names.insert(n.name.clone());
         steps.push(StepSpec::Interp { node: n.name.clone() });
         fallback_nodes.push(n);
+        // A dequantized constant a pattern reads (binary operand): quantized back into its
+        // value with the qparams it was dequantized with.
+        if matches!(node.op, Op::DequantizeLinear(_)) && value_of.contains_key(first_out) {
+            steps.push(StepSpec::Quantize {
+                tensor: first_out.to_string(),
+                value: value_of[first_out],
+            });
+        }
     }
 
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;

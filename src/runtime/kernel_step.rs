@@ -7,9 +7,7 @@ use crate::kernels::buffer::PackedBytes;
 use crate::kernels::concat::{Concat, ConcatInput};
 use crate::kernels::conv::PackedConv;
 use crate::kernels::dwconv::{DwWeights, PackedDwConv};
-use crate::kernels::elementwise::{
-    BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary, Storage,
-};
+use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, QuantizedBinary, Storage};
 use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
@@ -290,23 +288,18 @@ impl KernelStep {
                 kind, a, b, range, ..
             } => {
                 let (a, b) = (value(*a)?, value(*b)?);
-                if a.dims != b.dims || a.dims != out.dims || a.numel() == 0 {
-                    return Err(Error::InvalidModel("add/mul operands differ in shape".into()));
+                if out.numel() == 0 {
+                    return Err(Error::InvalidModel(format!(
+                        "add/mul output `{}` is empty",
+                        out.name
+                    )));
                 }
-                let c = if a.is_nhwc() {
-                    a.dims[1]
-                } else {
-                    *a.dims.last().unwrap_or(&1)
-                }
-                .max(1);
-                let p = a.numel() / c;
-                let shape = BinaryShape {
-                    n: 1,
-                    p,
-                    c,
-                    a: OperandStrides::dense(p, c),
-                    b: OperandStrides::dense(p, c),
-                };
+                let shape = super::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
+                    Error::InvalidModel(format!(
+                        "add/mul `{}` = `{}` op `{}`: {e}",
+                        out.name, a.name, b.name
+                    ))
+                })?;
                 let op = match kind {
                     BinaryKind::Add => BinaryOp::Add,
                     BinaryKind::Mul => BinaryOp::Mul,
