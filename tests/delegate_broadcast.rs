@@ -322,14 +322,7 @@ fn check_se_blocks(activations_u8: bool) {
             r.detail
         );
     }
-    let scale = spec
-        .values
-        .iter()
-        .rev()
-        .find(|v| !v.name.contains("__xq"))
-        .unwrap()
-        .q
-        .scale;
+    let scale = last_value_scale(&spec);
     let program = Program::new(spec, ProgramOptions { threads: 2 }).unwrap();
     let eval = npy::read(tmp.path().join(format!("{name}_x.npy"))).unwrap();
     let mut ours = Vec::new();

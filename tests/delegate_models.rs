@@ -136,14 +136,7 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
         "program file round trip"
     );
     assert_eq!(reloaded.fallback.nodes.len(), spec.fallback.nodes.len());
-    let scale = spec
-        .values
-        .iter()
-        .rev()
-        .find(|v| !v.name.contains("__xq"))
-        .unwrap()
-        .q
-        .scale;
+    let scale = last_value_scale(&spec);
     let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
     let eval = npy::read(&eval_path).unwrap();
     let per: usize = dims.iter().product();

@@ -255,3 +255,15 @@ pub fn print_layer_agreement(layers: &[LayerAgreement], all: bool) {
         );
     }
 }
+
+/// The scale of the last quantized value a program computes (its final model value; values
+/// the lowering adds carry `__xq` in their names).
+pub fn last_value_scale(spec: &xq::delegate::ProgramSpec) -> f32 {
+    spec.values
+        .iter()
+        .rev()
+        .find(|v| !v.name.contains("__xq"))
+        .expect("the program has a quantized value")
+        .q
+        .scale
+}
