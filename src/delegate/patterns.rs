@@ -565,18 +565,19 @@ impl<'g> Matcher<'g> {
         }
     }
 
+    /// The quantized input, scale and zero point made by DynamicQuantizeLinear `index`.
+    fn dynamic_outputs(&self, index: usize) -> Result<(&str, &str, &str), Refusal> {
+        match self.graph.nodes[index].outputs.as_slice() {
+            [a, b, c] => Ok((a.as_str(), b.as_str(), c.as_str())),
+            _ => Err(not_dynamic("DynamicQuantizeLinear outputs")),
+        }
+    }
+
     /// libxq's form: `DynamicQuantizeLinear → DequantizeLinear → MatMul / Gemm` with an int8
     /// constant weight behind a DequantizeLinear.
     fn match_dynamic_qdq(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
-        let not = |why: &str| Refusal {
-            reason: Reason::Attribute,
-            detail: format!("dynamic pattern: {why}"),
-        };
-        let d = &self.graph.nodes[index];
-        let (xq, xs, xz) = match d.outputs.as_slice() {
-            [a, b, c] => (a.as_str(), b.as_str(), c.as_str()),
-            _ => return Err(not("DynamicQuantizeLinear outputs")),
-        };
+        let not = not_dynamic;
+        let (xq, xs, xz) = self.dynamic_outputs(index)?;
         let dq_i = self
             .only_reader(xq)
             .ok_or_else(|| not("quantized input has other readers"))?;
@@ -621,7 +622,7 @@ impl<'g> Matcher<'g> {
             self.trailing_bias(&op.outputs[0], n, &mut nodes)
         };
         let (output, relu) = self.trailing_relu(output, &mut nodes);
-        let x = d.input(0).unwrap_or_default();
+        let x = self.graph.nodes[index].input(0).unwrap_or_default();
         let x_dims = self.dims(x)?;
         if x_dims.last() != Some(&k) || (gemm_bias && x_dims.len() != 2) {
             return refuse(
@@ -680,15 +681,8 @@ impl<'g> Matcher<'g> {
 
     /// ONNX Runtime's form: `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`.
     fn match_dynamic_integer(&self, index: usize) -> Result<DynamicCandidate, Refusal> {
-        let not = |why: &str| Refusal {
-            reason: Reason::Attribute,
-            detail: format!("dynamic pattern: {why}"),
-        };
-        let d = &self.graph.nodes[index];
-        let (xq, xs, xz) = match d.outputs.as_slice() {
-            [a, b, c] => (a.as_str(), b.as_str(), c.as_str()),
-            _ => return Err(not("DynamicQuantizeLinear outputs")),
-        };
+        let not = not_dynamic;
+        let (xq, xs, xz) = self.dynamic_outputs(index)?;
         let mm_i = self
             .only_reader(xq)
             .ok_or_else(|| not("quantized input has other readers"))?;
@@ -764,7 +758,7 @@ impl<'g> Matcher<'g> {
         let mut nodes = vec![index, smul_i, mm_i, cast_i, mul_i];
         let (output, bias) = self.trailing_bias(&mul.outputs[0], n, &mut nodes);
         let (output, relu) = self.trailing_relu(output, &mut nodes);
-        let x = d.input(0).unwrap_or_default();
+        let x = self.graph.nodes[index].input(0).unwrap_or_default();
         let x_dims = self.dims(x)?;
         if x_dims.last() != Some(&k) {
             return refuse(
@@ -1291,6 +1285,14 @@ fn reduces_spatial_axes_of_4d(axes: &[i64]) -> bool {
     let mut normalized: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
     normalized.sort_unstable();
     normalized == [2, 3]
+}
+
+/// The refusal of a dynamic-quantization pattern, saying why.
+fn not_dynamic(why: &str) -> Refusal {
+    Refusal {
+        reason: Reason::Attribute,
+        detail: format!("dynamic pattern: {why}"),
+    }
 }
 
 #[cfg(test)]

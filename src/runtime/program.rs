@@ -803,9 +803,17 @@ fn continue_timing(times: &mut Option<&mut Vec<Duration>>, start: Option<Instant
 /// Copies an int8 (or uint8) program input, already quantized with the value's qparams,
 /// into the value's storage (NHWC for rank 4; uint8 stored as `u - 128`).
 fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
-    let logical: Vec<i8> = match (t.dtype(), v.unsigned) {
-        (DType::I8, false) => t.as_i8()?.to_vec(),
-        (DType::U8, true) => t.as_u8()?.iter().map(|&u| (u ^ 0x80) as i8).collect(),
+    // Signed values are stored as they are, unsigned ones as `u - 128` (flip the top bit).
+    let (bytes, flip): (&[u8], u8) = match (t.dtype(), v.unsigned) {
+        (DType::I8, false) => {
+            let q = t.as_i8()?;
+            // SAFETY: i8 and u8 have the same size and alignment; this only reinterprets bytes.
+            (
+                unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), q.len()) },
+                0,
+            )
+        }
+        (DType::U8, true) => (t.as_u8()?, 0x80),
         (d, _) => {
             return Err(Error::DtypeMismatch(format!(
                 "`{}` is quantized as {}, got {d}",
@@ -814,7 +822,7 @@ fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()>
             )))
         }
     };
-    if t.dims() != v.dims.as_slice() || dst.len() != logical.len() {
+    if t.dims() != v.dims.as_slice() || dst.len() != bytes.len() {
         return Err(Error::ShapeMismatch(format!(
             "`{}` has shape {:?}, the program was compiled for {:?}",
             v.name,
@@ -822,17 +830,20 @@ fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()>
             v.dims
         )));
     }
+    let store = |b: u8| (b ^ flip) as i8;
     if v.is_nhwc() {
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
-        for (src, out) in logical.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
+        for (src, out) in bytes.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
             for (ch, plane) in src.chunks_exact(hw).enumerate() {
-                for (p, &q) in plane.iter().enumerate() {
-                    out[p * c + ch] = q;
+                for (p, &b) in plane.iter().enumerate() {
+                    out[p * c + ch] = store(b);
                 }
             }
         }
     } else {
-        dst.copy_from_slice(&logical);
+        for (d, &b) in dst.iter_mut().zip(bytes) {
+            *d = store(b);
+        }
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use super::requant::{validate_multiplier, validate_scale, Requantizer};
 use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
 use crate::cpu::Isa;
 use crate::{Error, Result};
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// The packed layout of a variant. A block of `B` channels (`B` = 16 or 32) has
@@ -71,6 +72,12 @@ impl Layout {
             }
         }
     }
+}
+
+thread_local! {
+    /// Per-thread run of input-zero-point bytes read by padding taps: refilled only when a
+    /// call needs a longer run or another zero point (every byte holds the same value).
+    static ZERO_RUN: RefCell<Vec<i8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Largest kernel (taps = height × width) a depthwise pack accepts.
@@ -262,47 +269,54 @@ impl PackedDwConv {
         }
         let step = g.stride.1 * c;
         let (x_lo, x_hi) = interior_columns(&g);
-        // Padding taps read zeros here; an interior run of `x_hi - x_lo` pixels advances
-        // them by `step` per pixel like every other tap.
-        let zero = vec![self.input_zp; (x_hi - x_lo).max(1) * step + c];
+        // Padding taps read zero-point bytes; an interior run of `x_hi - x_lo` pixels
+        // advances them by `step` per pixel like every other tap.
+        let zero_len = (x_hi - x_lo).max(1) * step + c;
         let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); taps];
-        for t in tiles {
-            let (image, oy) = (t / oh, t % oh);
-            let base = &input[image * g.image_len()..][..g.image_len()];
-            // SAFETY: row (image, oy) is inside the output checked above.
-            let out_row = unsafe { output.as_ptr().add((image * oh + oy) * ow * c) };
-            let runs = (0..x_lo)
-                .chain(x_hi..ow)
-                .map(|px| (px, 1))
-                .chain((x_lo < x_hi).then_some((x_lo, x_hi - x_lo)));
-            for (px, pixels) in runs {
-                for (p, &off) in ptrs.iter_mut().zip(ind.pixel(oy * ow + px)) {
-                    *p = if off == PADDING {
-                        zero.as_ptr()
-                    } else {
-                        base[off as usize..].as_ptr()
-                    };
-                }
-                let args = DwArgs {
-                    pixels,
-                    taps,
-                    channels: c,
-                    ptrs: &ptrs,
-                    step,
-                    w: self.data.as_slice().as_ptr(),
-                    block_bytes: self.block_bytes,
-                    // SAFETY: pixels px..px + pixels lie inside the output row.
-                    out: unsafe { out_row.add(px * c) },
-                    rq: self.rq,
-                };
-                // SAFETY: a single pixel reads what its indirection entries address (full
-                // pixels of the validated geometry inside `base`, or the zero buffer). In an
-                // interior run no tap leaves the input columns, so pixel `px + p` reads
-                // entry + p·step, which is that pixel's own indirection offset, or
-                // zero + p·step < zero.len() - c for padding rows. The ISA was checked by `pack`.
-                unsafe { self.kernel_row(&args) };
+        ZERO_RUN.with(|cell| {
+            let mut zero = cell.borrow_mut();
+            if zero.len() < zero_len || zero.first() != Some(&self.input_zp) {
+                zero.clear();
+                zero.resize(zero_len, self.input_zp);
             }
-        }
+            for t in tiles {
+                let (image, oy) = (t / oh, t % oh);
+                let base = &input[image * g.image_len()..][..g.image_len()];
+                // SAFETY: row (image, oy) is inside the output checked above.
+                let out_row = unsafe { output.as_ptr().add((image * oh + oy) * ow * c) };
+                let runs = (0..x_lo)
+                    .chain(x_hi..ow)
+                    .map(|px| (px, 1))
+                    .chain((x_lo < x_hi).then_some((x_lo, x_hi - x_lo)));
+                for (px, pixels) in runs {
+                    for (p, &off) in ptrs.iter_mut().zip(ind.pixel(oy * ow + px)) {
+                        *p = if off == PADDING {
+                            zero.as_ptr()
+                        } else {
+                            base[off as usize..].as_ptr()
+                        };
+                    }
+                    let args = DwArgs {
+                        pixels,
+                        taps,
+                        channels: c,
+                        ptrs: &ptrs,
+                        step,
+                        w: self.data.as_slice().as_ptr(),
+                        block_bytes: self.block_bytes,
+                        // SAFETY: pixels px..px + pixels lie inside the output row.
+                        out: unsafe { out_row.add(px * c) },
+                        rq: self.rq,
+                    };
+                    // SAFETY: a single pixel reads what its indirection entries address (full
+                    // pixels of the validated geometry inside `base`, or the zero buffer). In an
+                    // interior run no tap leaves the input columns, so pixel `px + p` reads
+                    // entry + p·step, which is that pixel's own indirection offset, or
+                    // zero + p·step < zero.len() - c for padding rows. The ISA was checked by `pack`.
+                    unsafe { self.kernel_row(&args) };
+                }
+            }
+        });
         Ok(())
     }
 

@@ -2,8 +2,8 @@
 //! `CalibrationMethod.Entropy` implements it.
 
 use super::range_histograms::SymmetricHistogram;
-use super::{check_bins, narrow_to_observed, nothing_observed, Observer};
-use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
+use super::{check_bins, narrow_to_observed, nothing_observed};
+use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Chooses the range whose quantized histogram loses the least information (smallest
@@ -106,18 +106,6 @@ impl EntropyObserver {
             .clipped_range()
             .ok_or_else(|| nothing_observed("EntropyObserver"))?;
         self.scheme.qparams_from_range(min, max)
-    }
-}
-
-impl Observer for EntropyObserver {
-    fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        check_element_count(shape, data.len())?;
-        self.observe(data);
-        Ok(())
-    }
-
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_tensor_qparams().map(QuantParams::PerTensor)
     }
 }
 

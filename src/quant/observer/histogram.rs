@@ -26,8 +26,8 @@
 //! fused multiply-add in `linspace`), so results match PyTorch's closely; sums are
 //! accumulated in f64 where PyTorch uses a vectorised f32 reduction.
 
-use super::{check_bins, nothing_observed, Observer};
-use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
+use super::{check_bins, nothing_observed};
+use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
 use crate::Result;
 
 /// PyTorch's `HistogramObserver` (see the module documentation for the algorithm).
@@ -213,18 +213,6 @@ impl HistogramObserver {
             total += f64::from(norm);
         }
         f64::from(total as f32)
-    }
-}
-
-impl Observer for HistogramObserver {
-    fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        check_element_count(shape, data.len())?;
-        self.observe(data);
-        Ok(())
-    }
-
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_tensor_qparams().map(QuantParams::PerTensor)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Per-tensor observers that track a minimum and a maximum.
 
-use super::{nothing_observed, Observer};
-use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
+use super::nothing_observed;
+use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Running minimum and maximum of every finite value seen, as PyTorch's `MinMaxObserver`.
@@ -37,18 +37,6 @@ impl MinMaxObserver {
     pub fn per_tensor_qparams(&self) -> Result<QParams> {
         let (min, max) = self.range.ok_or_else(|| nothing_observed("MinMaxObserver"))?;
         self.scheme.qparams_from_range(min, max)
-    }
-}
-
-impl Observer for MinMaxObserver {
-    fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        check_element_count(shape, data.len())?;
-        self.observe(data);
-        Ok(())
-    }
-
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_tensor_qparams().map(QuantParams::PerTensor)
     }
 }
 
@@ -107,21 +95,10 @@ impl MovingAverageMinMaxObserver {
     }
 }
 
-impl Observer for MovingAverageMinMaxObserver {
-    fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        check_element_count(shape, data.len())?;
-        self.observe(data);
-        Ok(())
-    }
-
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_tensor_qparams().map(QuantParams::PerTensor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::observer::Observer;
 
     #[test]
     fn min_max_tracks_the_running_range_and_ignores_non_finite_values() {

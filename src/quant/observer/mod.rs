@@ -41,7 +41,7 @@ pub use percentile::{PercentileObserver, PercentileTails};
 
 use std::fmt;
 
-use super::qparams::{QuantParams, QuantScheme};
+use super::qparams::{check_element_count, QuantParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Something that watches a tensor during calibration and proposes its quantization
@@ -55,6 +55,32 @@ pub trait Observer: fmt::Debug + Send {
     /// [`Error::InvalidState`] if no finite value has been observed.
     fn qparams(&self) -> Result<QuantParams>;
 }
+
+/// Implements [`Observer`] for per-tensor observers, each with an inherent
+/// `observe(&mut self, &[f32])` and `per_tensor_qparams(&self) -> Result<QParams>`.
+macro_rules! per_tensor_observers {
+    ($($observer:ty),+ $(,)?) => {$(
+        impl Observer for $observer {
+            fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
+                check_element_count(shape, data.len())?;
+                self.observe(data);
+                Ok(())
+            }
+
+            fn qparams(&self) -> Result<QuantParams> {
+                self.per_tensor_qparams().map(QuantParams::PerTensor)
+            }
+        }
+    )+};
+}
+
+per_tensor_observers!(
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    HistogramObserver,
+    PercentileObserver,
+    EntropyObserver,
+);
 
 /// Which observer to build, with its settings. [`ObserverConfig::build`] pairs it with a
 /// [`QuantScheme`].

@@ -1,8 +1,8 @@
 //! Percentile calibration, as ONNX Runtime's `CalibrationMethod.Percentile`.
 
 use super::range_histograms::{AbsHistogram, SymmetricHistogram};
-use super::{check_bins, narrow_to_observed, nothing_observed, Observer};
-use crate::quant::qparams::{check_element_count, finite_min_max, QParams, QuantParams, QuantScheme};
+use super::{check_bins, narrow_to_observed, nothing_observed};
+use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Which part of the distribution a [`PercentileObserver`] clips.
@@ -131,18 +131,6 @@ impl PercentileObserver {
             .clipped_range()
             .ok_or_else(|| nothing_observed("PercentileObserver"))?;
         self.scheme.qparams_from_range(min, max)
-    }
-}
-
-impl Observer for PercentileObserver {
-    fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        check_element_count(shape, data.len())?;
-        self.observe(data);
-        Ok(())
-    }
-
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_tensor_qparams().map(QuantParams::PerTensor)
     }
 }
 
