@@ -2,7 +2,9 @@
 # Runs every test of libxq on a fresh machine: installs what is missing (a Python virtualenv
 # with cmake, onnx, onnxruntime, numpy), then formatting, clippy, all cargo tests (unit,
 # integration, header freshness, doc tests), rustdoc without warnings, the CMake build → install → find_package and
-# pkg-config consumers → ctest chain.
+# pkg-config consumers → ctest chain; then every Rust test once more on an emulated AVX2-only
+# CPU (qemu-x86_64 -cpu Haswell: no AVX-512), Python and the xq processes the tests start
+# included, so each ISA path runs on every machine (XQ_SKIP_EMULATED=1 skips that pass).
 set -euo pipefail
 source "$(dirname "$0")/lib/venv.sh"
 cd "$xq_root"
@@ -28,3 +30,27 @@ rm -rf build/c_examples
 cmake -S c_examples -B build/c_examples -DCMAKE_PREFIX_PATH="$xq_prefix" >/dev/null
 cmake --build build/c_examples
 (cd build/c_examples && ctest --output-on-failure)
+
+if [ "${XQ_SKIP_EMULATED:-0}" = 1 ]; then
+  echo; echo "== emulated AVX2-only pass skipped (XQ_SKIP_EMULATED=1)"
+  exit 0
+fi
+if ! grep -qw avx512f /proc/cpuinfo; then
+  echo; echo "== emulated AVX2-only pass not needed: this CPU has no AVX-512, the pass above ran the AVX2 paths"
+  exit 0
+fi
+step "every Rust test again on an emulated AVX2-only CPU (qemu-x86_64 -cpu Haswell)"
+source scripts/lib/qemu.sh
+export XQ_EMULATOR="$xq_qemu -cpu Haswell"
+export XQ_EXPECT_ISA=avx2
+export XQ_PYTHON="$xq_root/scripts/lib/emulated-python"
+# Every test target but the float-interpreter ones against ONNX Runtime's float kernels
+# (graph_models, graph_onnx_node_suite: no int8 path, tolerance-based, 4.5 of the pass's
+# minutes under emulation); the int8 kernels, the delegate, the quantizer, the C API and every
+# ONNX Runtime cross-check of quantized models run.
+emulated_targets=(--lib --bins)
+for t in tests/*.rs; do
+  t=$(basename "$t" .rs)
+  case "$t" in graph_models|graph_onnx_node_suite) ;; *) emulated_targets+=(--test "$t") ;; esac
+done
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$XQ_EMULATOR" cargo test --locked "${emulated_targets[@]}"

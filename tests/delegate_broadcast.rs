@@ -6,8 +6,10 @@
 //!   refused with a shape reason in the report. Small constant operands behind a
 //!   DequantizeLinear are delegated too and equal the same values fed as an input.
 //! - The squeeze-excitation model of `scripts/fixtures/build_models.py` (`se_blocks`),
-//!   quantized by ONNX Runtime's quantize_static: every Add / Mul is delegated and the last
-//!   quantized tensor agrees with ONNX Runtime's integer kernels (needs `XQ_PYTHON`).
+//!   quantized by ONNX Runtime's quantize_static: every Add / Mul is delegated, each delegated
+//!   step given ONNX Runtime's int8 inputs is within one step of ONNX Runtime's unfused
+//!   execution, and the output is as accurate against the float model as ONNX Runtime's
+//!   (needs `XQ_PYTHON`; see `tests/python/ort_reference.py` for why not element-wise).
 
 mod delegate_common;
 
@@ -284,7 +286,7 @@ fn check_se_blocks(activations_u8: bool) {
     let Some(python) = python(name) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let script = root().join("scripts/fixtures/build_models.py");
-    run_python(&python, &script, &[tmp.path().to_str().unwrap()]);
+    run_python(&python, &script, &[tmp.path().to_str().unwrap(), "--only", name]);
     let float_model = tmp.path().join(format!("{name}.onnx"));
     let mut extra = vec!["--calib-count", "8"];
     if activations_u8 {
@@ -331,12 +333,20 @@ fn check_se_blocks(activations_u8: bool) {
         ours.extend_from_slice(program.execute(&[t]).unwrap()[0].as_f32().unwrap());
     }
     let theirs = npy::read(tmp.path().join(format!("{name}_y.npy"))).unwrap();
+    let float = npy::read(tmp.path().join(format!("{name}_f.npy"))).unwrap();
     let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
     println!(
         "{name} (u8 {activations_u8}): within one step {within:.5}, exact {exact:.5}, worst {worst} steps"
     );
-    // Each delegated step given ONNX Runtime's inputs computes ONNX Runtime's bytes: the
-    // broadcast Adds with the operand order of QLinearAdd (it streams the full operand).
+    assert_accuracy_next_to_onnxruntime(
+        name,
+        &ours,
+        theirs.as_f32().unwrap(),
+        float.as_f32().unwrap(),
+        15.0,
+    );
+    // Each delegated step given ONNX Runtime's inputs is within a step of ONNX Runtime's
+    // DequantizeLinear → Add / Mul → QuantizeLinear, broadcasts included.
     let dump = tmp.path().join("ort_quantized");
     ort_quantized_dump(&python, &model, &tmp.path().join(format!("{name}_x.npy")), &dump);
     let layers = layer_agreement(program.spec(), &dump);
@@ -345,10 +355,7 @@ fn check_se_blocks(activations_u8: bool) {
         let compared = layers.iter().filter(|l| l.node.starts_with(op)).count();
         assert!(compared >= 2, "{name}: {compared} {op} layers compared");
     }
-    for l in &layers {
-        assert_eq!(l.differing, 0, "{name}: {l:?}");
-    }
-    assert!(within >= 0.999, "{name}: only {within} within one int8 step");
+    assert_layers_within_tolerance(name, &layers);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The digits CNN through the whole delegate: QDQ model (made by ONNX Runtime, and by libxq's
-//! own quantizer) → partition → lower → execute; checks agreement with ONNX Runtime and with
-//! the QDQ graph in the interpreter, accuracy against float, full delegation, save/load
+//! own quantizer) → partition → lower → execute; checks accuracy next to ONNX Runtime's
+//! (SQNR against the float model), agreement with the QDQ graph in the interpreter, accuracy against float, full delegation, save/load
 //! bit-identity and concurrent execution.
 
 mod delegate_common;
@@ -17,6 +17,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     model: std::path::PathBuf,
     ort_y: Tensor,
+    float_y: Tensor,
     x: Tensor,
     labels: Vec<i64>,
 }
@@ -35,6 +36,7 @@ fn fixture(test: &str) -> Option<Fixture> {
         &[],
     );
     let ort_y = npy::read(dir.path().join("cnn_y.npy")).unwrap();
+    let float_y = npy::read(dir.path().join("cnn_f.npy")).unwrap();
     let x = npy::read(digits.join("digits_test_x.npy")).unwrap();
     let labels = npy::read(digits.join("digits_test_y.npy"))
         .unwrap()
@@ -44,6 +46,7 @@ fn fixture(test: &str) -> Option<Fixture> {
         _dir: dir,
         model,
         ort_y,
+        float_y,
         x,
         labels,
     })
@@ -81,9 +84,12 @@ fn digits_cnn_matches_onnxruntime_and_float_accuracy() {
     let ours = run_all(&program, &f.x);
     let (within, exact, worst) = step_agreement(&ours, f.ort_y.as_f32().unwrap(), scale);
     println!("agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
-    assert!(
-        within >= 0.999,
-        "only {within} of logits within one int8 step of ORT"
+    assert_accuracy_next_to_onnxruntime(
+        "digits_cnn",
+        &ours,
+        f.ort_y.as_f32().unwrap(),
+        f.float_y.as_f32().unwrap(),
+        20.0,
     );
     let pred = argmax_rows(&ours, 10);
     let acc = pred
@@ -217,9 +223,12 @@ fn libxq_quantized_cnn_program_matches_its_qdq_graph_and_float_accuracy() {
     let ort_y = run_onnxruntime(python.to_str().unwrap(), &qdq_path, &[&x_path], dir.path());
     let (within, exact, worst) = step_agreement(&ours, ort_y.as_f32().unwrap(), scale);
     println!("agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
-    assert!(
-        within >= 0.999,
-        "only {within} of logits within one int8 step of ORT"
+    assert_accuracy_next_to_onnxruntime(
+        "digits_cnn (libxq QDQ)",
+        &ours,
+        ort_y.as_f32().unwrap(),
+        float_y.as_f32().unwrap(),
+        20.0,
     );
 }
 

@@ -1,15 +1,12 @@
 //! Whole models through the delegate against ONNX Runtime: the QDQ model (from ONNX
-//! Runtime's quantize_static, uint8 or int8 activations) is executed by both; the last
-//! quantized tensor must agree within one int8 step on ≥ 99.9% of elements and exactly on
-//! ≥ 99%, and every compute node must be delegated.
-//!
-//! ONNX Runtime is the reference session of `tests/python/ort_reference.py`: its integer
-//! kernels (QLinearConv, QGemm, QLinearAdd, QLinearGlobalAveragePool) for uint8 and int8
-//! activations alike. libxq's conv / gemm requantization equals theirs and its add / mul /
-//! mean follow their formulas (kernels module docs), so with ONNX Runtime 1.32 on x86-64 every
-//! model here agrees exactly (100% of elements); the 99% bound leaves room for another ONNX
-//! Runtime version's kernels without hiding a formula regression (the previous add formula
-//! gave 90.6% exact on the built MobileNetV2).
+//! Runtime's quantize_static, uint8 or int8 activations) is executed by both, ONNX Runtime
+//! running it as written (its reference session in `tests/python/ort_reference.py`: graph
+//! optimizations off, the same on every CPU). Every compute node must be delegated; libxq's
+//! output must be as accurate against the float model as ONNX Runtime's (SQNR within
+//! `SQNR_MARGIN_DB`); and for the `CompleteLayers` models every kernel step, fed ONNX Runtime's
+//! int8 inputs, must be within one int8 step of ONNX Runtime's DequantizeLinear → float op →
+//! QuantizeLinear. Element-wise equality with ONNX Runtime's fused integer kernels is not
+//! asked: they differ by CPU (on AVX2 without VNNI their uint8 convolution saturates).
 //!
 //! The real-data models come from `XQ_MODELS_DIR/<name>.onnx` with calibration / evaluation
 //! inputs `XQ_MODELS_DIR/<name>_calib.npy` and `<name>_eval.npy`. For the anchor MobileNetV2
@@ -38,14 +35,13 @@ enum Source {
 /// What to check besides the last quantized tensor.
 #[derive(Clone, Copy, PartialEq)]
 enum Check {
-    /// Every conv / gemm / add / concat / pool node is delegated and ≥ 99% of the output is
-    /// exact; a per-layer table is printed only if the model falls short.
+    /// Every conv / gemm / add / concat / pool node is delegated and the output is as
+    /// accurate as ONNX Runtime's.
     Complete,
-    /// As `Complete`, and every layer given ONNX Runtime's inputs is byte-identical to ONNX
-    /// Runtime's (the per-layer diagnostic, printed in full).
+    /// As `Complete`, and every layer given ONNX Runtime's inputs is within one step of ONNX
+    /// Runtime's (the per-layer table, printed in full).
     CompleteLayers,
-    /// Partly interpreted models: within one step only (the interpreter's float ops differ
-    /// from ONNX Runtime's fused ones).
+    /// Partly interpreted models: accuracy only.
     Partial,
 }
 
@@ -73,7 +69,7 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
         }
         Source::Built => {
             let script = root().join("scripts/fixtures/build_models.py");
-            run_python(&python, &script, &[tmp.path().to_str().unwrap()]);
+            run_python(&python, &script, &[tmp.path().to_str().unwrap(), "--only", name]);
             (
                 tmp.path().join(format!("{name}.onnx")),
                 "random:8".to_string(),
@@ -162,44 +158,43 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
         "{name}: the loaded program differs"
     );
     let theirs = npy::read(tmp.path().join(format!("{name}_y.npy"))).unwrap();
+    let float = npy::read(tmp.path().join(format!("{name}_f.npy"))).unwrap();
     let (within, exact, worst) = step_agreement(&ours, theirs.as_f32().unwrap(), scale);
     println!("{name}: within one step {within:.5}, exact {exact:.5}, worst {worst} steps");
-    let short = within < 0.999 || (complete && exact < 0.99);
-    if short || check == Check::CompleteLayers {
+    assert_accuracy_next_to_onnxruntime(
+        name,
+        &ours,
+        theirs.as_f32().unwrap(),
+        float.as_f32().unwrap(),
+        10.0,
+    );
+    if check == Check::CompleteLayers {
         let dump = tmp.path().join("ort_quantized");
         ort_quantized_dump(&python, &model, &eval_path, &dump);
         let layers = layer_agreement(program.spec(), &dump);
-        print_layer_agreement(&layers, check == Check::CompleteLayers);
-        if check == Check::CompleteLayers {
-            let kernels = program
-                .spec()
-                .steps
-                .iter()
-                .filter(|s| matches!(s, xq::delegate::spec::StepSpec::Kernel { .. }))
-                .count();
-            assert!(
-                layers.len() * 2 > kernels,
-                "{name}: only {} layers compared",
-                layers.len()
-            );
-            for l in &layers {
-                assert_eq!(l.differing, 0, "{name}: {l:?}");
-            }
-        }
-    }
-    assert!(within >= 0.999, "{name}: only {within} within one int8 step");
-    if complete {
-        assert!(exact >= 0.99, "{name}: only {exact} exactly equal");
+        print_layer_agreement(&layers, true);
+        let kernels = program
+            .spec()
+            .steps
+            .iter()
+            .filter(|s| matches!(s, xq::delegate::spec::StepSpec::Kernel { .. }))
+            .count();
+        assert!(
+            layers.len() * 2 > kernels,
+            "{name}: only {} layers compared",
+            layers.len()
+        );
+        assert_layers_within_tolerance(name, &layers);
     }
 }
 
 #[test]
-fn mobilenet_v2_uint8_activations_match_onnxruntime_integer_kernels() {
+fn mobilenet_v2_uint8_activations_match_onnxruntime_accuracy() {
     check_model("mobilenet_v2", Source::Dir, true);
 }
 
 #[test]
-fn mobilenet_v2_int8_activations_match_onnxruntime_integer_kernels() {
+fn mobilenet_v2_int8_activations_match_onnxruntime_accuracy() {
     check_model("mobilenet_v2", Source::Dir, false);
 }
 
@@ -224,7 +219,7 @@ fn built_resnet18_int8_activations_match_onnxruntime() {
 }
 
 /// Exporter patterns (hardswish, Resize, ConvTranspose, Pad, Slice, Transpose, Softmax ...):
-/// partly delegated (the rest is interpreted), still within one step of ONNX Runtime.
+/// partly delegated (the rest is interpreted), as accurate as ONNX Runtime.
 #[test]
 fn built_patterns_model_matches_onnxruntime() {
     check_model_with("patterns", Source::Built, true, Check::Partial);

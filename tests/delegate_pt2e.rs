@@ -1,9 +1,11 @@
 //! PT2E models through the delegate: QDQ graphs made by PyTorch's PT2E flow (ExecuTorch's
 //! XNNPACKQuantizer, `convert_pt2e`) and exported with `torch.onnx.export(..., dynamo=True)`,
 //! written by `scripts/fixtures/pt2e_export.py`. Each must be delegated completely and agree
-//! with ONNX Runtime executing the same QDQ model with its integer kernels
-//! (`tests/fixtures/pt2e/run_ort.py`): the last quantized tensor within one int8 step on
-//! ≥ 99.9% of elements.
+//! with ONNX Runtime executing the same QDQ model as written (`tests/fixtures/pt2e/run_ort.py`,
+//! the reference session of `tests/python/ort_reference.py`) by accuracy: SQNR against the
+//! float model within `SQNR_MARGIN_DB` of ONNX Runtime's where the float model is at hand, SQNR
+//! against ONNX Runtime's output otherwise; never element-wise (ONNX Runtime's fused integer
+//! kernels differ by CPU).
 //!
 //! The digits CNN and patterns CNN exports are committed (`tests/fixtures/pt2e/`). The
 //! MobileNetV2, ResNet-18 and SqueezeNet 1.1 exports are read from
@@ -85,7 +87,8 @@ fn run_all(program: &Program, x: &Tensor, dims: &[usize]) -> Vec<f32> {
     out
 }
 
-/// ONNX Runtime's outputs of `model` on every sample of `x` with its integer kernels.
+/// ONNX Runtime's outputs of `model` on every sample of `x` (its reference session: the QDQ
+/// graph as written).
 fn onnxruntime_int8(python: &Path, model: &Path, x: &Path, dir: &Path) -> Tensor {
     let prefix = dir.join("ort");
     let stdout = run_python(
@@ -97,7 +100,7 @@ fn onnxruntime_int8(python: &Path, model: &Path, x: &Path, dir: &Path) -> Tensor
             prefix.to_str().unwrap(),
         ],
     );
-    println!("ONNX Runtime optimized graph: {}", stdout.trim());
+    println!("ONNX Runtime: {}", stdout.trim());
     npy::read(dir.join("ort_y.npy")).unwrap()
 }
 
@@ -331,15 +334,17 @@ fn same_qparams_round_trip_is_passed_through() {
 }
 
 /// Compiles `model` (input fixed to `dims`), asserts full delegation, saves and reloads the
-/// program, runs it on every sample of `eval` and compares the output `output` with ONNX Runtime's in int8 steps:
-/// asserts at least `min_within` within one step and returns libxq's outputs.
+/// program, runs it on every sample of `eval` and compares the output `output` with ONNX
+/// Runtime's by accuracy: against the float model's outputs `float` when given (SQNR within
+/// `SQNR_MARGIN_DB` of ONNX Runtime's), else libxq against ONNX Runtime (SQNR ≥
+/// [`MIN_AGREEMENT_DB`]). Returns libxq's outputs.
 fn agreement_with_onnxruntime(
     python: &Path,
     model: &Path,
     eval: &Path,
     dims: &[usize],
     output: &str,
-    min_within: f64,
+    float: Option<&[f32]>,
 ) -> Vec<f32> {
     let name = model.file_name().unwrap().to_string_lossy().into_owned();
     let (spec, report) = compile(model, dims);
@@ -357,10 +362,20 @@ fn agreement_with_onnxruntime(
     println!(
         "{name}: agreement with ORT: within one step {within:.5}, exact {exact:.5}, worst {worst} steps"
     );
-    assert!(
-        within >= min_within,
-        "{name}: only {within} within one int8 step of ORT"
-    );
+    let theirs = theirs.as_f32().unwrap();
+    match float {
+        Some(float) => {
+            assert_accuracy_next_to_onnxruntime(&name, &ours, theirs, float, 20.0);
+        }
+        None => {
+            let db = sqnr_db(theirs, &ours);
+            println!("{name}: libxq vs ONNX Runtime {db:.2} dB");
+            assert!(
+                db >= MIN_AGREEMENT_DB,
+                "{name}: libxq vs ONNX Runtime only {db:.2} dB"
+            );
+        }
+    }
     ours
 }
 
@@ -385,7 +400,7 @@ fn check_digits(name: &str) {
         &x_path,
         &[1, 1, 8, 8],
         "logits",
-        TARGET,
+        Some(float_y.as_f32().unwrap()),
     );
     let acc = accuracy(&ours, &labels);
     println!("{name}: int8 accuracy {acc:.4} vs float {float_acc:.4}");
@@ -464,7 +479,7 @@ fn patterns_pt2e_matches_onnxruntime() {
             &pt2e_fixture("patterns_pt2e_eval.npy"),
             &[1, 3, 16, 16],
             "logits",
-            TARGET,
+            None,
         );
     }
 }
@@ -480,9 +495,9 @@ fn digits_pt2e_per_tensor_matches_onnxruntime_and_float_accuracy() {
 }
 
 /// A torchvision model exported through PT2E into `XQ_MODELS_DIR` (`variant` is "" or
-/// "_per_tensor"): fully delegated and within one step of ONNX Runtime on at least
-/// `min_within` of the last quantized tensor's elements.
-fn check_models_dir(stem: &str, variant: &str, min_within: f64) {
+/// "_per_tensor"): fully delegated and agreeing with ONNX Runtime (SQNR ≥
+/// [`MIN_AGREEMENT_DB`]).
+fn check_models_dir(stem: &str, variant: &str) {
     let file = format!("{stem}_pt2e{variant}.onnx");
     let found = std::env::var_os("XQ_MODELS_DIR")
         .map(|d| PathBuf::from(d).join(&file))
@@ -501,39 +516,41 @@ fn check_models_dir(stem: &str, variant: &str, min_within: f64) {
         .map(|e| dir.join(e))
         .find(|e| e.exists())
         .unwrap_or_else(|| panic!("no {stem}_pt2e_eval.npy or {stem}_eval.npy next to {file}"));
-    agreement_with_onnxruntime(&python, &model, &eval, &[1, 3, 224, 224], "output", min_within);
+    agreement_with_onnxruntime(&python, &model, &eval, &[1, 3, 224, 224], "output", None);
 }
 
-/// The target: one int8 step on ≥ 99.9% of elements.
-const TARGET: f64 = 0.999;
+/// The least SQNR, in dB, of libxq's output against ONNX Runtime's for one QDQ model when no
+/// float model is at hand: both compute the same QDQ graph, so they differ only where ONNX
+/// Runtime's float op and libxq's exact integer arithmetic round a value differently (one
+/// step, then propagated); a wrong formula or lowering costs far more.
+const MIN_AGREEMENT_DB: f64 = 30.0;
 
 #[test]
 fn mobilenet_v2_pt2e_is_delegated_and_matches_onnxruntime() {
-    // Measured: every element of the 32 anchor crops' logits bit-identical.
-    check_models_dir("mobilenet_v2", "", TARGET);
+    check_models_dir("mobilenet_v2", "");
 }
 
 #[test]
 fn mobilenet_v2_pt2e_per_tensor_is_delegated_and_matches_onnxruntime() {
-    check_models_dir("mobilenet_v2", "_per_tensor", TARGET);
+    check_models_dir("mobilenet_v2", "_per_tensor");
 }
 
 #[test]
 fn squeezenet1_1_pt2e_is_delegated_and_matches_onnxruntime() {
-    check_models_dir("squeezenet1_1", "", TARGET);
+    check_models_dir("squeezenet1_1", "");
 }
 
 #[test]
 fn squeezenet1_1_pt2e_per_tensor_is_delegated_and_matches_onnxruntime() {
-    check_models_dir("squeezenet1_1", "_per_tensor", TARGET);
+    check_models_dir("squeezenet1_1", "_per_tensor");
 }
 
 #[test]
 fn resnet18_pt2e_is_delegated_and_matches_onnxruntime() {
-    check_models_dir("resnet18", "", TARGET);
+    check_models_dir("resnet18", "");
 }
 
 #[test]
 fn resnet18_pt2e_per_tensor_is_delegated_and_matches_onnxruntime() {
-    check_models_dir("resnet18", "_per_tensor", TARGET);
+    check_models_dir("resnet18", "_per_tensor");
 }

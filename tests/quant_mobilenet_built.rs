@@ -64,6 +64,8 @@ fn built_mobilenet_v2_qdq_runs_in_onnxruntime_next_to_quantize_static() {
         &[
             root.join("scripts/fixtures/build_models.py").as_os_str(),
             d.as_os_str(),
+            "--only".as_ref(),
+            "mobilenet_v2".as_ref(),
         ],
     );
     let float_model = d.join("mobilenet_v2.onnx");

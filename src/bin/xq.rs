@@ -222,7 +222,8 @@ fn run(
         None => format!("steps_weights_in_place {}", p.steps_with_weights_in_place()),
     };
     println!(
-        "threads {} load_ms {:.3} median_ms {:.3} runs {} peak_rss_mib {:.1} arena_kib {:.1} {tail}",
+        "isa {} threads {} load_ms {:.3} median_ms {:.3} runs {} peak_rss_mib {:.1} arena_kib {:.1} {tail}",
+        xq::cpu::selected_isa()?.name(),
         p.threads(),
         load.as_secs_f64() * 1e3,
         median(times).as_secs_f64() * 1e3,

@@ -48,8 +48,12 @@
 //!
 //! - **Conv / fully connected / depthwise:** `acc = Σ (x - zp_x)·w + bias` in wrapping
 //!   `i32` (exact for every size the packers accept), `v = (acc as f32) * m[c]` with
-//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time (ONNX Runtime's
-//!   QLinearConv / QGemm give the same bytes).
+//!   `m[c] = (s_x * s_w[c]) / s_y` computed in `f32` once at pack time. ONNX Runtime's
+//!   QLinearConv / QGemm give the same bytes only on CPUs with VNNI: on AVX2 without it their
+//!   uint8 × int8 path saturates pairwise sums in int16 (up to 27 steps off on a QDQ Conv
+//!   under `qemu-x86_64 -cpu Haswell`), so tests check these kernels against exact
+//!   arithmetic and against ONNX Runtime's unfused DequantizeLinear → Conv → QuantizeLinear
+//!   (within one step), never against its fused kernels.
 //! - **Add:** with `ma = s_a / s_y`, `mb = s_b / s_y` and
 //!   `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))` computed in `f32` once,
 //!   `v = fma(a + off, ma, fma(b + off, mb, fixed))`, requantized with zero point `-off`.

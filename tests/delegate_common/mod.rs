@@ -90,6 +90,70 @@ pub fn step_agreement(ours: &[f32], theirs: &[f32], scale: f32) -> (f64, f64, f3
     (within as f64 / n, exact as f64 / n, worst)
 }
 
+/// Signal-to-quantization-noise ratio of `test` against `reference`, in dB.
+pub fn sqnr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len());
+    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+/// How much worse than ONNX Runtime's (in dB of SQNR against the float model) libxq's output
+/// of the same QDQ model may be. Both compute the same QDQ graph, libxq in exact integer
+/// arithmetic and ONNX Runtime's reference session in float between DequantizeLinear and
+/// QuantizeLinear, so their errors against float are statistically alike; a formula or
+/// lowering bug costs many dB.
+pub const SQNR_MARGIN_DB: f64 = 1.0;
+
+/// Whole-model accuracy check next to ONNX Runtime (never element-wise: see
+/// `tests/python/ort_reference.py`): libxq's and ONNX Runtime's outputs of one QDQ model,
+/// each against the float model's output `float`. Asserts libxq's SQNR is at most
+/// [`SQNR_MARGIN_DB`] below ONNX Runtime's and at least `min_db`; returns (libxq's, ONNX
+/// Runtime's) SQNR.
+pub fn assert_accuracy_next_to_onnxruntime(
+    name: &str,
+    ours: &[f32],
+    ort: &[f32],
+    float: &[f32],
+    min_db: f64,
+) -> (f64, f64) {
+    let (ours_db, ort_db) = (sqnr_db(float, ours), sqnr_db(float, ort));
+    println!(
+        "{name}: output SQNR vs float: libxq {ours_db:.2} dB, ONNX Runtime {ort_db:.2} dB, \
+         libxq vs ONNX Runtime {:.2} dB",
+        sqnr_db(ort, ours)
+    );
+    assert!(
+        ours_db >= ort_db - SQNR_MARGIN_DB,
+        "{name}: libxq's SQNR {ours_db:.2} dB is more than {SQNR_MARGIN_DB} dB below ONNX Runtime's {ort_db:.2} dB"
+    );
+    assert!(ours_db >= min_db, "{name}: SQNR {ours_db:.2} dB < {min_db} dB");
+    (ours_db, ort_db)
+}
+
+/// The largest difference, in int8 steps, a kernel step may have from ONNX Runtime's
+/// reference session given the same int8 inputs: ONNX Runtime computes the float op between
+/// DequantizeLinear and QuantizeLinear, libxq exact integer sums requantized through fp32, so
+/// the two round differently only where the float result lies within float error of a
+/// rounding boundary.
+pub const LAYER_TOLERANCE_STEPS: i32 = 1;
+
+/// Asserts every layer of `layers` is within [`LAYER_TOLERANCE_STEPS`] of ONNX Runtime.
+pub fn assert_layers_within_tolerance(name: &str, layers: &[LayerAgreement]) {
+    for l in layers {
+        assert!(
+            l.worst <= LAYER_TOLERANCE_STEPS,
+            "{name}: layer {} is {} steps from ONNX Runtime: {l:?}",
+            l.node,
+            l.worst
+        );
+    }
+}
+
 /// Index of the largest element of each row.
 pub fn argmax_rows(x: &[f32], cols: usize) -> Vec<usize> {
     x.chunks(cols)

@@ -1,5 +1,5 @@
-"""Runs single-op QDQ models through ONNX Runtime's integer kernels (the reference session of
-ort_reference.py) for the byte-exact kernel tests.
+"""Runs single-op QDQ models through ONNX Runtime's integer kernels (the fused session of
+ort_reference.py) for the byte-exact kernel formula tests.
 
 Usage: qlinear_cases.py CASES.json OUT_DIR
 
@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ort_reference import session
+from ort_reference import fused_session as session
 
 FUSED = {
     "Add": "QLinearAdd",

@@ -4,8 +4,8 @@ Usage: run_onnx.py [--per-sample] MODEL.onnx OUT_PREFIX INPUT.npy [INPUT.npy ...
 Inputs follow the model's input order; output k is written to OUT_PREFIX{k}.npy.
 With --per-sample, every input is split along axis 0 and the model runs once per sample
 (for models with a fixed batch of 1); the outputs are concatenated along axis 0.
-The session comes from ort_reference.py (default optimizations, int8 QDQ fused into ONNX
-Runtime's integer kernels like uint8).
+The session is ort_reference.py's reference session: the QDQ graph run as written (graph
+optimizations off), the same on every CPU.
 """
 import sys
 
