@@ -1,0 +1,148 @@
+//! Regression tests of reported bugs, called through the C API (and the `xq` tool) as users
+//! reach them. Fixtures: tests/fixtures/regressions (written by
+//! scripts/fixtures/make_regressions.py).
+
+use std::ffi::{c_void, CString};
+use std::path::{Path, PathBuf};
+use std::ptr::{null, null_mut};
+use xq::ffi::*;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/regressions")
+        .join(name)
+}
+
+fn ok(status: xq_status) {
+    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
+}
+
+/// Asserts `status` is `want` with a message that is not an internal error; returns it.
+fn fails(status: xq_status, want: xq_status) -> String {
+    let msg = xq::ffi::boundary::last_error();
+    assert_eq!(status, want, "{msg}");
+    assert!(!msg.contains("internal error"), "{msg}");
+    msg
+}
+
+fn c_path(p: &Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+fn load_model(name: &str) -> *mut xq_model {
+    let mut m = null_mut();
+    // SAFETY: valid path and out pointer.
+    ok(unsafe { xq_model_load_file(c_path(&fixture(name)).as_ptr(), &mut m) });
+    m
+}
+
+fn compile(m: *mut xq_model, mode: i32) -> Result<*mut xq_program, (xq_status, String)> {
+    let mut opts = xq_program_options_default();
+    opts.threads = 1;
+    opts.partition_mode = mode;
+    let mut p = null_mut();
+    // SAFETY: live model, readable options, writable out.
+    let s = unsafe { xq_program_compile(m, &opts, &mut p) };
+    if s == xq_status::XQ_OK {
+        Ok(p)
+    } else {
+        Err((s, xq::ffi::boundary::last_error()))
+    }
+}
+
+fn f32_tensor(dims: &mut [i64], data: &mut [f32]) -> xq_tensor {
+    xq_tensor {
+        dtype: xq_dtype::XQ_DTYPE_F32 as i32,
+        rank: dims.len(),
+        dims: dims.as_mut_ptr(),
+        data: data.as_mut_ptr() as *mut c_void,
+        byte_length: std::mem::size_of_val(data),
+    }
+}
+
+/// Executes a one-input, one-output program; returns the output and its dims.
+fn execute(p: *const xq_program, dims: &[i64], x: &[f32]) -> Result<(Vec<f32>, Vec<i64>), String> {
+    let (mut xd, mut xv) = (dims.to_vec(), x.to_vec());
+    let input = f32_tensor(&mut xd, &mut xv);
+    let (mut yd, mut y) = ([0i64; 8], vec![f32::NAN; 1 << 16]);
+    let mut out = f32_tensor(&mut yd, &mut y);
+    // SAFETY: live program; descriptors point to live buffers of the stated sizes.
+    let s = unsafe { xq_execute(p, &input, 1, &mut out, 1) };
+    if s != xq_status::XQ_OK {
+        return Err(xq::ffi::boundary::last_error());
+    }
+    let (rank, n) = (out.rank, out.byte_length / 4);
+    Ok((y[..n].to_vec(), yd[..rank].to_vec()))
+}
+
+fn sample(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32
+                * 4.0
+                - 2.0
+        })
+        .collect()
+}
+
+/// Bug: a float program whose opset < 13 Softmax is exported as several ONNX nodes ran in
+/// memory but failed after save → load with "internal error: node ... ran before its inputs".
+#[test]
+fn float_program_with_legacy_softmax_runs_the_same_after_save_and_load() {
+    let m = load_model("legacy_softmax.onnx");
+    let p = compile(m, XQ_PARTITION_NONE).unwrap();
+    let x = sample(108, 1);
+    let (want, dims) = execute(p, &[1, 3, 6, 6], &x).unwrap();
+    assert_eq!(dims, [1, 72]);
+    assert!((want.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    let dir = tempfile::tempdir().unwrap();
+    let path = c_path(&dir.path().join("legacy_softmax.xq"));
+    // SAFETY: live program, valid path.
+    ok(unsafe { xq_program_save(p, path.as_ptr()) });
+    let mut loaded = null_mut();
+    // SAFETY: valid path, NULL options, writable out.
+    ok(unsafe { xq_program_load_file(path.as_ptr(), null(), &mut loaded) });
+    let (got, got_dims) = execute(loaded, &[1, 3, 6, 6], &x).unwrap();
+    assert_eq!((got, got_dims), (want, dims));
+    // SAFETY: live handles, freed once.
+    unsafe {
+        xq_program_free(loaded);
+        xq_program_free(p);
+        xq_model_free(m);
+    }
+}
+
+/// A program file whose steps are out of order (or name nodes it does not hold) is refused
+/// at load with a corrupt-file error, not an internal error at execution.
+#[test]
+fn program_file_with_steps_out_of_order_is_refused_clearly() {
+    use xq::delegate::spec::StepSpec;
+    let graph = xq::onnx::load_file(fixture("legacy_softmax.onnx")).unwrap();
+    let (spec, _) = xq::delegate::lower(&graph, xq::delegate::PartitionMode::None).unwrap();
+    let interp: Vec<usize> = (0..spec.steps.len())
+        .filter(|&i| matches!(spec.steps[i], StepSpec::Interp { .. }))
+        .collect();
+    assert!(interp.len() >= 2);
+    let mut swapped = spec.clone();
+    swapped.steps.swap(interp[0], interp[1]);
+    let mut unknown = spec.clone();
+    unknown.steps[interp[0]] = StepSpec::Interp {
+        node: "nobody".into(),
+    };
+    let mut no_output = spec.clone();
+    no_output.steps.pop();
+    for (what, bad) in [
+        ("swapped", swapped),
+        ("unknown node", unknown),
+        ("no output", no_output),
+    ] {
+        let bytes = xq::format::program_file::to_bytes(&bad).unwrap();
+        let mut p = null_mut();
+        // SAFETY: readable buffer of `bytes.len()` bytes, NULL options, writable out.
+        let s =
+            unsafe { xq_program_load_buffer(bytes.as_ptr() as *const c_void, bytes.len(), null(), &mut p) };
+        let msg = fails(s, xq_status::XQ_ERROR_CORRUPT_FILE);
+        assert!(msg.contains("invalid program"), "{what}: {msg}");
+        assert!(p.is_null());
+    }
+}
