@@ -2,7 +2,7 @@
 //! reach them. Fixtures: tests/fixtures/regressions (written by
 //! scripts/fixtures/make_regressions.py).
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
@@ -144,5 +144,73 @@ fn program_file_with_steps_out_of_order_is_refused_clearly() {
         let msg = fails(s, xq_status::XQ_ERROR_CORRUPT_FILE);
         assert!(msg.contains("invalid program"), "{what}: {msg}");
         assert!(p.is_null());
+    }
+}
+
+/// Bug: a dim_value of -1 was refused, and a `?` dim_param reused for different dims was
+/// bound to one size. Each is now a fresh unknown dim.
+#[test]
+fn unknown_dims_written_as_minus_one_or_question_mark_are_each_fresh() {
+    let m = load_model("dynamic_dims.onnx");
+    let mut symbols = Vec::new();
+    for axis in [2, 3] {
+        let (mut size, mut symbol) = (0i64, null());
+        // SAFETY: live model, writable outputs.
+        ok(unsafe { xq_model_input_dim(m, 0, axis, &mut size, &mut symbol) });
+        assert_eq!(size, -1);
+        // SAFETY: a symbol valid while the model lives.
+        symbols.push(unsafe { CStr::from_ptr(symbol) }.to_str().unwrap().to_string());
+    }
+    assert_ne!(symbols[0], symbols[1]);
+    let dims = [1i64, 3, 48, 192];
+    // SAFETY: live model, valid name, `dims` holds 4 values.
+    ok(unsafe { xq_model_fix_input_shape(m, c"x".as_ptr(), dims.as_ptr(), 4) });
+    let p = compile(m, XQ_PARTITION_ALL).unwrap();
+    let (y, ydims) = execute(p, &dims, &sample(3 * 48 * 192, 2)).unwrap();
+    assert_eq!(ydims, [1, 4, 48, 192]);
+    assert!(y.iter().all(|v| v.is_finite() && *v >= 0.0));
+    // SAFETY: live handles, freed once.
+    unsafe {
+        xq_program_free(p);
+        xq_model_free(m);
+    }
+}
+
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    xq::format::npy::read(path).unwrap().to_f32_vec().unwrap()
+}
+
+/// Bug: weights given as Constant → QuantizeLinear → DequantizeLinear (ONNX Runtime
+/// quantize_static of a model whose weights are Constant nodes) were refused as non-constant
+/// weights, and the compiled program failed at execution with "tensor ... missing".
+#[test]
+fn constant_weights_behind_quantize_linear_are_weights_and_programs_run() {
+    let x = read_npy_f32(&fixture("constant_qdq_input.npy"));
+    let want = read_npy_f32(&fixture("constant_qdq_float.npy"));
+    for (name, delegated) in [("constant_qdq_sym.onnx", true), ("constant_qdq.onnx", false)] {
+        let m = load_model(name);
+        let p = compile(m, XQ_PARTITION_ALL).unwrap();
+        let mut report = null();
+        // SAFETY: live program, writable out.
+        ok(unsafe { xq_program_report(p, &mut report) });
+        // SAFETY: valid while the program lives.
+        let report = unsafe { CStr::from_ptr(report) }.to_string_lossy().into_owned();
+        assert!(!report.contains("non-constant weight"), "{name}: {report}");
+        if delegated {
+            assert!(report.contains("2 compute node(s) delegated"), "{name}: {report}");
+        } else {
+            // Per-tensor weights with nonzero zero points: interpreted, for a stated reason.
+            assert!(report.contains("zero point is not int8 zero"), "{name}: {report}");
+        }
+        let (y, dims) = execute(p, &[1, 3, 8, 8], &x).unwrap();
+        assert_eq!(dims, [1, 4, 8, 8]);
+        let peak = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let err = y.iter().zip(&want).fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+        assert!(err < 0.05 * peak, "{name}: max error {err} of peak {peak}");
+        // SAFETY: live handles, freed once.
+        unsafe {
+            xq_program_free(p);
+            xq_model_free(m);
+        }
     }
 }
