@@ -214,3 +214,47 @@ fn constant_weights_behind_quantize_linear_are_weights_and_programs_run() {
         }
     }
 }
+
+/// Bug: an opset-10 Resize node without inputs panicked in the importer (a caught panic,
+/// XQ_ERROR_INTERNAL).
+#[test]
+fn resize10_without_inputs_is_a_clear_load_error() {
+    let mut m = null_mut();
+    let path = c_path(&fixture("resize10_no_input.onnx"));
+    // SAFETY: valid path, writable out.
+    let msg = fails(
+        unsafe { xq_model_load_file(path.as_ptr(), &mut m) },
+        xq_status::XQ_ERROR_INVALID_MODEL,
+    );
+    assert!(msg.contains("Resize") && msg.contains("input"), "{msg}");
+    assert!(m.is_null());
+}
+
+/// Bug: `xq run` on an .npy with no samples panicked (remainder by zero).
+#[test]
+fn cli_run_with_zero_samples_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("empty.npy");
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1, 3, 6, 6), }";
+    let mut h = header.to_string();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    std::fs::write(&npy, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xq"))
+        .arg("run")
+        .arg(fixture("legacy_softmax.onnx"))
+        .arg("--input")
+        .arg(&npy)
+        .args(["--threads", "1", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("holds no samples"), "{stderr}");
+}
