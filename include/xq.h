@@ -689,7 +689,8 @@ enum xq_status xq_program_save(const struct xq_program *program, const char *pat
 enum xq_status xq_program_report(const struct xq_program *program, const char **out);
 
 /**
- * Number of inputs (`output` = 0) or outputs (`output` = 1).
+ * Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
+ * `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `out` writable.
@@ -698,7 +699,8 @@ enum xq_status xq_program_io_count(const struct xq_program *program, int32_t out
 
 /**
  * Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
- * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank.
+ * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
+ * other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `name`, `dtype`, `rank` writable; `dims` writable for `max_rank`
@@ -716,7 +718,8 @@ enum xq_status xq_program_io_info(const struct xq_program *program,
 /**
  * Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
  * `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
- * zero_point`. An `f32` boundary is `XQ_ERROR_INVALID_ARGUMENT`.
+ * zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
+ * is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `scale` and `zero_point` writable.

@@ -258,3 +258,95 @@ fn cli_run_with_zero_samples_is_a_clear_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("holds no samples"), "{stderr}");
 }
+
+/// Bug: compiling with unfixed input dims succeeded and delegated nothing, without saying
+/// why; an empty model compiled.
+#[test]
+fn compile_refuses_unfixed_input_dims_and_empty_models() {
+    let m = load_model("dynamic_dims.onnx");
+    let (s, msg) = compile(m, XQ_PARTITION_ALL).unwrap_err();
+    assert_eq!(s, xq_status::XQ_ERROR_INVALID_STATE, "{msg}");
+    for part in [
+        "input `x`",
+        "dim 2",
+        "xq_model_fix_input_shape",
+        "--shape",
+        "XQ_PARTITION_NONE",
+    ] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+    // The interpreter runs any size: without delegation the program compiles and runs.
+    let p = compile(m, XQ_PARTITION_NONE).unwrap();
+    let (_, dims) = execute(p, &[1, 3, 5, 7], &sample(105, 3)).unwrap();
+    assert_eq!(dims, [1, 4, 5, 7]);
+    // SAFETY: live handles, freed once.
+    unsafe {
+        xq_program_free(p);
+        xq_model_free(m);
+    }
+
+    let mut empty = null_mut();
+    // SAFETY: valid name, writable out.
+    ok(unsafe { xq_model_new(c"empty".as_ptr(), &mut empty) });
+    for mode in [XQ_PARTITION_ALL, XQ_PARTITION_NONE] {
+        let (s, _) = compile(empty, mode).unwrap_err();
+        let msg = fails(s, xq_status::XQ_ERROR_INVALID_MODEL);
+        assert!(msg.contains("nothing to compile"), "{msg}");
+    }
+    // SAFETY: live handle, freed once.
+    unsafe { xq_model_free(empty) };
+}
+
+/// Bug: the program I/O queries accepted an `output` selector other than 0 or 1.
+#[test]
+fn program_io_queries_reject_selectors_and_indices_out_of_range() {
+    let m = load_model("legacy_softmax.onnx");
+    let p = compile(m, XQ_PARTITION_NONE).unwrap();
+    let mut n = 0usize;
+    for output in [0, 1] {
+        // SAFETY: live program, writable out.
+        ok(unsafe { xq_program_io_count(p, output, &mut n) });
+        assert_eq!(n, 1);
+    }
+    for output in [2, -1] {
+        n = 7;
+        // SAFETY: as above.
+        let msg = fails(
+            unsafe { xq_program_io_count(p, output, &mut n) },
+            xq_status::XQ_ERROR_INVALID_ARGUMENT,
+        );
+        assert!(msg.contains("output"), "{msg}");
+        assert_eq!(n, 7, "written on failure");
+    }
+    let (mut name, mut dtype, mut dims, mut rank) = (null(), xq_dtype::XQ_DTYPE_F32, [0i64; 8], 0usize);
+    for (output, index) in [(2, 0), (1, 1), (0, 1), (-3, 0)] {
+        // SAFETY: live program; outputs writable, `dims` has room for 8.
+        fails(
+            unsafe {
+                xq_program_io_info(
+                    p,
+                    output,
+                    index,
+                    &mut name,
+                    &mut dtype,
+                    dims.as_mut_ptr(),
+                    8,
+                    &mut rank,
+                )
+            },
+            xq_status::XQ_ERROR_INVALID_ARGUMENT,
+        );
+    }
+    let (mut scale, mut zp) = (0f32, 0i32);
+    // SAFETY: live program, writable outputs.
+    let msg = fails(
+        unsafe { xq_program_io_qparams(p, 5, 0, &mut scale, &mut zp) },
+        xq_status::XQ_ERROR_INVALID_ARGUMENT,
+    );
+    assert!(msg.contains("output"), "{msg}");
+    // SAFETY: live handles, freed once.
+    unsafe {
+        xq_program_free(p);
+        xq_model_free(m);
+    }
+}

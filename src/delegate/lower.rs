@@ -199,8 +199,11 @@ impl Groups {
     }
 }
 
-/// Partitions and lowers a validated QDQ graph with concrete shapes.
+/// Partitions and lowers a validated QDQ graph with concrete shapes. A graph without
+/// outputs or nodes is refused, and so (unless `mode` is [`PartitionMode::None`], which the
+/// interpreter runs at any size) is one whose inputs have unfixed dims.
 pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)> {
+    check_compilable(graph, mode)?;
     let m = Matcher::new(graph);
     let n_nodes = graph.nodes.len();
     let mut taken = vec![false; n_nodes];
@@ -482,6 +485,46 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     spec.check_dataflow()
         .map_err(|why| Error::InvalidModel(format!("the model cannot be compiled: {why}")))?;
     Ok((spec, report))
+}
+
+/// Refuses what cannot make a useful program: no outputs, no nodes, or (with delegation)
+/// an input dim that is not fixed, since the delegate's kernels need concrete shapes.
+fn check_compilable(graph: &Graph, mode: PartitionMode) -> Result<()> {
+    if graph.outputs.is_empty() {
+        return Err(Error::InvalidModel(
+            "the model has no outputs: there is nothing to compile".into(),
+        ));
+    }
+    if graph.nodes.is_empty() {
+        return Err(Error::InvalidModel(
+            "the model has no nodes: there is nothing to compile".into(),
+        ));
+    }
+    if mode == PartitionMode::None {
+        return Ok(());
+    }
+    for input in &graph.inputs {
+        let Some(dims) = &input.shape else {
+            return Err(Error::InvalidState(format!(
+                "input `{}` has an unknown rank and shape: fix the input shapes before compiling \
+                 (C API: xq_model_fix_input_shape; CLI: --shape {}=D0,D1,...), or compile \
+                 without delegation (XQ_PARTITION_NONE; CLI: --mode none)",
+                input.name, input.name
+            )));
+        };
+        if let Some((axis, sym)) = dims.iter().enumerate().find_map(|(i, d)| match d {
+            crate::ir::Dim::Symbolic(s) => Some((i, s)),
+            crate::ir::Dim::Known(_) => None,
+        }) {
+            return Err(Error::InvalidState(format!(
+                "input `{}` has an unfixed dim {axis} (`{sym}`): fix the input shapes before \
+                 compiling (C API: xq_model_fix_input_shape; CLI: --shape {}=D0,D1,...), or \
+                 compile without delegation (XQ_PARTITION_NONE; CLI: --mode none)",
+                input.name, input.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An opset < 13 Softmax (`coerce_2d`) as the Shape → Flatten → Softmax(axis = -1) →
