@@ -350,3 +350,24 @@ fn program_io_queries_reject_selectors_and_indices_out_of_range() {
         xq_model_free(m);
     }
 }
+
+/// A QuantizeLinear of a constant left in the graph (not simplified) is lowered to a
+/// quantize step whose constant the program carries: the program runs (it used to fail with
+/// "tensor ... missing" at execution).
+#[test]
+fn unsimplified_quantize_of_a_constant_runs() {
+    let graph = xq::onnx::load_file(fixture("constant_qdq_sym.onnx")).unwrap();
+    assert!(graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, xq::ir::Op::QuantizeLinear(_))
+            && graph.initializers.contains_key(&n.inputs[0])));
+    let (spec, _) = xq::delegate::lower(&graph, xq::delegate::PartitionMode::All).unwrap();
+    let p = xq::runtime::Program::new(spec, xq::runtime::ProgramOptions { threads: 1 }).unwrap();
+    let x = xq::format::npy::read(fixture("constant_qdq_input.npy")).unwrap();
+    let want = read_npy_f32(&fixture("constant_qdq_float.npy"));
+    let y = p.execute(&[x]).unwrap().remove(0).to_f32_vec().unwrap();
+    let peak = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let err = y.iter().zip(&want).fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+    assert!(err < 0.05 * peak, "max error {err} of peak {peak}");
+}

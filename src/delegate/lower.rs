@@ -625,6 +625,15 @@ fn fallback_graph(graph: &Graph, nodes: Vec<crate::ir::Node>, steps: &[StepSpec]
             }
         }
     }
+    // Constants that steps read directly (a QuantizeLinear of a constant the graph was not
+    // simplified to fold) travel with the interpreter's constants.
+    for s in steps {
+        if let StepSpec::Quantize { tensor, .. } | StepSpec::DynamicLinear { input: tensor, .. } = s {
+            if let Some(c) = graph.initializers.get(tensor) {
+                initializers.insert(tensor.clone(), c.clone());
+            }
+        }
+    }
     let mut outputs: Vec<TensorInfo> = Vec::new();
     let mut wanted: Vec<&str> = steps
         .iter()
