@@ -636,8 +636,10 @@ enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 struct xq_program_options xq_program_options_default(void);
 
 /**
- * Partitions and lowers a QDQ model into a program. Every input shape must be fixed
- * (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+ * Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+ * Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
+ * `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
+ * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
  * `model` must be a live model handle not used concurrently; `options` NULL or readable;

@@ -109,8 +109,10 @@ unsafe fn read_options(options: *const xq_program_options) -> Result<Options> {
     options_from_c(Some(unsafe { arg_ref(options, "options") }?))
 }
 
-/// Partitions and lowers a QDQ model into a program. Every input shape must be fixed
-/// (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+/// Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+/// Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
+/// `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
+/// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
 /// `model` must be a live model handle not used concurrently; `options` NULL or readable;
