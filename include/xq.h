@@ -636,8 +636,10 @@ enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 struct xq_program_options xq_program_options_default(void);
 
 /**
- * Partitions and lowers a QDQ model into a program. Every input shape must be fixed
- * (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+ * Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+ * Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
+ * `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
+ * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
  * `model` must be a live model handle not used concurrently; `options` NULL or readable;
@@ -689,7 +691,8 @@ enum xq_status xq_program_save(const struct xq_program *program, const char *pat
 enum xq_status xq_program_report(const struct xq_program *program, const char **out);
 
 /**
- * Number of inputs (`output` = 0) or outputs (`output` = 1).
+ * Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
+ * `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `out` writable.
@@ -698,7 +701,8 @@ enum xq_status xq_program_io_count(const struct xq_program *program, int32_t out
 
 /**
  * Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
- * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank.
+ * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
+ * other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `name`, `dtype`, `rank` writable; `dims` writable for `max_rank`
@@ -716,7 +720,8 @@ enum xq_status xq_program_io_info(const struct xq_program *program,
 /**
  * Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
  * `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
- * zero_point`. An `f32` boundary is `XQ_ERROR_INVALID_ARGUMENT`.
+ * zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
+ * is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `scale` and `zero_point` writable.

@@ -148,6 +148,12 @@ fn mode_of(m: Mode) -> PartitionMode {
 fn samples(all: &Tensor, dims: &[usize]) -> xq::Result<Vec<Tensor>> {
     let per: usize = dims.iter().product();
     let x = all.as_f32()?;
+    if x.is_empty() {
+        return Err(xq::Error::ShapeMismatch(format!(
+            "the input array {:?} holds no samples (need at least one of {dims:?})",
+            all.dims()
+        )));
+    }
     if per == 0 || x.len() % per != 0 {
         return Err(xq::Error::ShapeMismatch(format!(
             "{} values do not split into samples of {dims:?}",
@@ -255,6 +261,11 @@ fn batches(all: &Tensor, batch: usize) -> xq::Result<Vec<Tensor>> {
     let n = *dims
         .first()
         .ok_or_else(|| xq::Error::ShapeMismatch("calibration data must have a sample axis".into()))?;
+    if n == 0 || all.numel() == 0 {
+        return Err(xq::Error::ShapeMismatch(format!(
+            "the calibration array {dims:?} holds no samples"
+        )));
+    }
     let x = all.as_f32()?;
     let per = x.len().checked_div(n).unwrap_or(0);
     (0..n)

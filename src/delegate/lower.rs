@@ -199,8 +199,11 @@ impl Groups {
     }
 }
 
-/// Partitions and lowers a validated QDQ graph with concrete shapes.
+/// Partitions and lowers a validated QDQ graph with concrete shapes. A graph without
+/// outputs or nodes is refused, and so (unless `mode` is [`PartitionMode::None`], which the
+/// interpreter runs at any size) is one whose inputs have unfixed dims.
 pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)> {
+    check_compilable(graph, mode)?;
     let m = Matcher::new(graph);
     let n_nodes = graph.nodes.len();
     let mut taken = vec![false; n_nodes];
@@ -329,6 +332,8 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     let mut node_names: HashSet<String> = HashSet::new();
     let mut per_op_exits: HashSet<String> = HashSet::new();
     let mut dynamic_partitions = Vec::new();
+    // Interpreter steps beyond one per graph node (expanded legacy Softmax).
+    let mut extra_interp_steps = 0;
     for i in 0..n_nodes {
         let node = &graph.nodes[i];
         if let Some(c) = dynamic_at.get(&i) {
@@ -433,8 +438,12 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
             n.name = format!("{}__xq{i}", n.op.onnx_name());
         }
         node_names.insert(n.name.clone());
-        steps.push(StepSpec::Interp { node: n.name.clone() });
-        fallback_nodes.push(n);
+        let expanded = legacy_softmax_expanded(graph, n, &mut node_names);
+        extra_interp_steps += expanded.len() - 1;
+        for n in expanded {
+            steps.push(StepSpec::Interp { node: n.name.clone() });
+            fallback_nodes.push(n);
+        }
         // A dequantized constant a pattern reads (binary operand): quantized back into its
         // value with the qparams it was dequantized with.
         if matches!(node.op, Op::DequantizeLinear(_)) && value_of.contains_key(first_out) {
@@ -447,6 +456,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
 
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
     let mut report = Report::build(graph, &cands, &partition, refused, &steps);
+    report.interpreted_nodes -= extra_interp_steps;
     // A dynamic partition lowers its linear node and a fused ReLU.
     for (anchor, covered) in dynamic_partitions {
         let node = &graph.nodes[anchor];
@@ -472,7 +482,120 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         fallback,
         report: report.text(),
     };
+    spec.check_dataflow()
+        .map_err(|why| Error::InvalidModel(format!("the model cannot be compiled: {why}")))?;
     Ok((spec, report))
+}
+
+/// Refuses what cannot make a useful program: no outputs, no nodes, or (with delegation)
+/// an input dim that is not fixed, since the delegate's kernels need concrete shapes.
+fn check_compilable(graph: &Graph, mode: PartitionMode) -> Result<()> {
+    if graph.outputs.is_empty() {
+        return Err(Error::InvalidModel(
+            "the model has no outputs: there is nothing to compile".into(),
+        ));
+    }
+    if graph.nodes.is_empty() {
+        return Err(Error::InvalidModel(
+            "the model has no nodes: there is nothing to compile".into(),
+        ));
+    }
+    if mode == PartitionMode::None {
+        return Ok(());
+    }
+    for input in &graph.inputs {
+        let Some(dims) = &input.shape else {
+            return Err(Error::InvalidState(format!(
+                "input `{}` has an unknown rank and shape: fix the input shapes before compiling \
+                 (C API: xq_model_fix_input_shape; CLI: --shape {}=D0,D1,...), or compile \
+                 without delegation (XQ_PARTITION_NONE; CLI: --mode none)",
+                input.name, input.name
+            )));
+        };
+        if let Some((axis, sym)) = dims.iter().enumerate().find_map(|(i, d)| match d {
+            crate::ir::Dim::Symbolic(s) => Some((i, s)),
+            crate::ir::Dim::Known(_) => None,
+        }) {
+            return Err(Error::InvalidState(format!(
+                "input `{}` has an unfixed dim {axis} (`{sym}`): fix the input shapes before \
+                 compiling (C API: xq_model_fix_input_shape; CLI: --shape {}=D0,D1,...), or \
+                 compile without delegation (XQ_PARTITION_NONE; CLI: --mode none)",
+                input.name, input.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An opset < 13 Softmax (`coerce_2d`) as the Shape → Flatten → Softmax(axis = -1) →
+/// Reshape nodes it is equivalent to; any other node unchanged. The program file stores the
+/// interpreter's nodes as opset-21 ONNX, where that Softmax has no single-node form: expanding
+/// it here keeps the saved nodes one-to-one with the interpreter steps (the last node keeps
+/// the original name and output). `names` holds the node names taken so far.
+fn legacy_softmax_expanded(
+    graph: &Graph,
+    node: crate::ir::Node,
+    names: &mut HashSet<String>,
+) -> Vec<crate::ir::Node> {
+    let Op::Softmax {
+        axis,
+        coerce_2d: true,
+    } = node.op
+    else {
+        return vec![node];
+    };
+    let (Some(x), Some(y)) = (node.inputs.first().cloned(), node.outputs.first().cloned()) else {
+        return vec![node];
+    };
+    let mut fresh_node = |suffix: &str| {
+        let base = format!("{}_{suffix}", node.name);
+        let name = (0..)
+            .map(|i| {
+                if i == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}_{i}")
+                }
+            })
+            .find(|n| !names.contains(n))
+            .unwrap_or_default();
+        names.insert(name.clone());
+        name
+    };
+    let tensors: Vec<String> = ["shape", "flat", "soft"]
+        .iter()
+        .map(|s| graph.fresh_name(&format!("{y}__xq_softmax_{s}")))
+        .collect();
+    let sub = |name: String, op: Op, inputs: Vec<String>, output: &str| crate::ir::Node {
+        name,
+        op,
+        inputs,
+        outputs: vec![output.to_string()],
+    };
+    vec![
+        sub(
+            fresh_node("shape"),
+            Op::Shape { start: 0, end: None },
+            vec![x.clone()],
+            &tensors[0],
+        ),
+        sub(fresh_node("flatten"), Op::Flatten { axis }, vec![x], &tensors[1]),
+        sub(
+            fresh_node("softmax"),
+            Op::Softmax {
+                axis: -1,
+                coerce_2d: false,
+            },
+            vec![tensors[1].clone()],
+            &tensors[2],
+        ),
+        crate::ir::Node {
+            op: Op::Reshape { allowzero: false },
+            inputs: vec![tensors[2].clone(), tensors[0].clone()],
+            outputs: vec![y],
+            ..node
+        },
+    ]
 }
 
 /// The interpreter's graph: its nodes, the constants they read, inputs = tensors they read
@@ -499,6 +622,15 @@ fn fallback_graph(graph: &Graph, nodes: Vec<crate::ir::Node>, steps: &[StepSpec]
                 initializers.insert(t.clone(), c.clone());
             } else {
                 inputs.push(info(t)?);
+            }
+        }
+    }
+    // Constants that steps read directly (a QuantizeLinear of a constant the graph was not
+    // simplified to fold) travel with the interpreter's constants.
+    for s in steps {
+        if let StepSpec::Quantize { tensor, .. } | StepSpec::DynamicLinear { input: tensor, .. } = s {
+            if let Some(c) = graph.initializers.get(tensor) {
+                initializers.insert(tensor.clone(), c.clone());
             }
         }
     }

@@ -305,3 +305,88 @@ pub struct ProgramSpec {
     /// The partitioning report (text).
     pub report: String,
 }
+
+impl ProgramSpec {
+    /// Checks that the steps can run in their order: every value index is in range, every
+    /// interpreter step names a node of [`ProgramSpec::fallback`], every step reads only
+    /// program inputs, fallback constants or what an earlier step produced, and every
+    /// program output is produced. The error names the step and the missing tensor.
+    pub fn check_dataflow(&self) -> std::result::Result<(), String> {
+        use std::collections::{HashMap, HashSet};
+        let mut ready: HashSet<&str> = self
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.fallback.initializers.keys().map(String::as_str))
+            .collect();
+        let nodes: HashMap<&str, &crate::ir::Node> =
+            self.fallback.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let mut written = vec![false; self.values.len()];
+        let n_values = self.values.len();
+        let in_range = |v: usize, i: usize| {
+            (v < n_values)
+                .then_some(v)
+                .ok_or_else(|| format!("step {i} refers to value {v} of {n_values}"))
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let missing = |what: &str, by: &str| {
+                format!("step {i} ({by}) reads `{what}`, which no earlier step produces")
+            };
+            match step {
+                StepSpec::Kernel { node, kernel, .. } => {
+                    for v in kernel.inputs() {
+                        if !written[in_range(v, i)?] {
+                            return Err(missing(&self.values[v].name, &format!("kernel of `{node}`")));
+                        }
+                    }
+                    written[in_range(kernel.output(), i)?] = true;
+                }
+                StepSpec::Quantize { tensor, value } => {
+                    let v = in_range(*value, i)?;
+                    if !ready.contains(tensor.as_str()) {
+                        return Err(missing(
+                            tensor,
+                            &format!("quantize into `{}`", self.values[v].name),
+                        ));
+                    }
+                    written[v] = true;
+                }
+                StepSpec::Dequantize { value, tensor, .. } => {
+                    let v = in_range(*value, i)?;
+                    if !written[v] {
+                        return Err(missing(
+                            &self.values[v].name,
+                            &format!("dequantize into `{tensor}`"),
+                        ));
+                    }
+                    ready.insert(tensor);
+                }
+                StepSpec::DynamicLinear {
+                    node, input, output, ..
+                } => {
+                    if !ready.contains(input.as_str()) {
+                        return Err(missing(input, &format!("dynamic linear `{node}`")));
+                    }
+                    ready.insert(output);
+                }
+                StepSpec::Interp { node } => {
+                    let n = nodes.get(node.as_str()).ok_or_else(|| {
+                        format!("step {i} runs node `{node}`, which the program does not hold")
+                    })?;
+                    if let Some(t) = n
+                        .inputs
+                        .iter()
+                        .find(|t| !t.is_empty() && !ready.contains(t.as_str()))
+                    {
+                        return Err(missing(t, &format!("node `{node}`")));
+                    }
+                    ready.extend(n.outputs.iter().filter(|t| !t.is_empty()).map(String::as_str));
+                }
+            }
+        }
+        match self.outputs.iter().find(|o| !ready.contains(o.name.as_str())) {
+            Some(o) => Err(format!("no step produces the program output `{}`", o.name)),
+            None => Ok(()),
+        }
+    }
+}

@@ -109,8 +109,10 @@ unsafe fn read_options(options: *const xq_program_options) -> Result<Options> {
     options_from_c(Some(unsafe { arg_ref(options, "options") }?))
 }
 
-/// Partitions and lowers a QDQ model into a program. Every input shape must be fixed
-/// (`xq_model_fix_input_shape`). NULL `options` means the defaults.
+/// Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+/// Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
+/// `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
+/// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
 /// `model` must be a live model handle not used concurrently; `options` NULL or readable;
@@ -218,7 +220,20 @@ pub unsafe extern "C" fn xq_program_report(program: *const xq_program, out: *mut
     })
 }
 
-/// Number of inputs (`output` = 0) or outputs (`output` = 1).
+/// Reads the `output` selector of the `xq_program_io_*` functions: 0 = inputs, 1 = outputs.
+fn io_side(output: i32) -> Result<bool> {
+    match output {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(Error::invalid_argument(
+            "output",
+            format!("{v} is neither 0 (inputs) nor 1 (outputs)"),
+        )),
+    }
+}
+
+/// Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
+/// `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `out` writable.
@@ -233,7 +248,7 @@ pub unsafe extern "C" fn xq_program_io_count(
         let p = unsafe { arg_ref(program, "program") }?;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
-        out.write(if output != 0 {
+        out.write(if io_side(output)? {
             p.output_names.len()
         } else {
             p.input_names.len()
@@ -243,7 +258,8 @@ pub unsafe extern "C" fn xq_program_io_count(
 }
 
 /// Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
-/// `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank.
+/// `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
+/// other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `name`, `dtype`, `rank` writable; `dims` writable for `max_rank`
@@ -270,7 +286,7 @@ pub unsafe extern "C" fn xq_program_io_info(
                 Out::new(rank, "rank")?,
             )
         };
-        let (infos, names): (&[TensorInfo], &[CString]) = if output != 0 {
+        let (infos, names): (&[TensorInfo], &[CString]) = if io_side(output)? {
             (p.program.outputs(), &p.output_names)
         } else {
             (p.program.inputs(), &p.input_names)
@@ -310,7 +326,8 @@ pub unsafe extern "C" fn xq_program_io_info(
 
 /// Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
 /// `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
-/// zero_point`. An `f32` boundary is `XQ_ERROR_INVALID_ARGUMENT`.
+/// zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
+/// is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `scale` and `zero_point` writable.
@@ -327,7 +344,8 @@ pub unsafe extern "C" fn xq_program_io_qparams(
         let p = unsafe { arg_ref(program, "program") }?;
         // SAFETY: caller's contract (both outputs).
         let (scale_out, zp_out) = unsafe { (Out::new(scale, "scale")?, Out::new(zero_point, "zero_point")?) };
-        let count = if output != 0 {
+        let output = io_side(output)?;
+        let count = if output {
             p.program.outputs().len()
         } else {
             p.program.inputs().len()
@@ -338,7 +356,7 @@ pub unsafe extern "C" fn xq_program_io_qparams(
                 format!("{index} is out of range ({count} values)"),
             ));
         }
-        let q = io_quant(p.program.spec(), output != 0, index)
+        let q = io_quant(p.program.spec(), output, index)
             .ok_or_else(|| Error::invalid_argument("index", format!("boundary {index} is f32, not int8")))?;
         scale_out.write(q.scale);
         zp_out.write(q.zero_point);

@@ -12,7 +12,10 @@ const MAX_FOLDED_ELEMENTS: usize = 1 << 24;
 /// Simplifies a graph: evaluates every node whose inputs are all constant (and Shape nodes
 /// whose input shape is known) into initializers, folds BatchNormalization into preceding
 /// Convs, removes Identity nodes and dead code, then re-validates and re-infers shapes.
-/// QuantizeLinear/DequantizeLinear nodes are never folded: they carry a QDQ graph's meaning.
+/// DequantizeLinear nodes are never folded: they carry a QDQ graph's meaning. A
+/// QuantizeLinear of constants is (an exporter's quantized weight whose float value is a
+/// constant, e.g. a `Constant` node): its int8 result becomes an initializer, so that the
+/// DequantizeLinear reading it is a quantized weight.
 pub fn simplify(graph: &mut Graph) -> Result<()> {
     graph.validate()?;
     let mut facts: HashMap<String, (DType, Option<Vec<usize>>)> = HashMap::new();
@@ -41,7 +44,10 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
         let outs =
             infer_op(&node.op, &input_facts).map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?;
         let folded: Option<Vec<Tensor>> = match &node.op {
-            Op::QuantizeLinear(_) | Op::DequantizeLinear(_) | Op::DynamicQuantizeLinear => None,
+            Op::DequantizeLinear(_) | Op::DynamicQuantizeLinear => None,
+            Op::QuantizeLinear(_) if !node.input(0).is_some_and(|x| graph.initializers.contains_key(x)) => {
+                None
+            }
             Op::Shape { start, end } => input_facts[0].and_then(|f| f.shape).map(|dims| {
                 let (s, e) = crate::ir::shapes::shape_range(dims.len(), *start, *end);
                 vec![Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect())]

@@ -62,6 +62,18 @@ fn default_opset(model: &ModelProto) -> Result<i64> {
     Ok(opset)
 }
 
+/// `dim_param` names that mean "unknown" rather than a symbol shared by every dim that
+/// names it: empty, and the placeholders `?` and `-1` some exporters write for each unknown
+/// dim (named symbols such as tf2onnx's `unk__123` are real symbols and are kept).
+fn is_placeholder_symbol(p: &str) -> bool {
+    matches!(p.trim(), "" | "?" | "-1")
+}
+
+/// A fresh unknown dim of axis `axis` of value `value`: a symbol no other dim shares.
+fn unknown_dim(value: &str, axis: usize) -> Dim {
+    Dim::Symbolic(format!("{value}_dim{axis}"))
+}
+
 fn value_info(v: &ValueInfoProto) -> Result<TensorInfo> {
     let tt = v
         .r#type
@@ -83,12 +95,14 @@ fn value_info(v: &ValueInfoProto) -> Result<TensorInfo> {
                 .enumerate()
                 .map(|(i, d)| match (d.dim_value, &d.dim_param) {
                     (Some(n), _) if n >= 0 => Ok(Dim::Known(n as usize)),
+                    // -1 is how some exporters write "unknown".
+                    (Some(-1), _) => Ok(unknown_dim(&v.name, i)),
                     (Some(n), _) => Err(Error::InvalidModel(format!(
                         "value `{}` has dimension {n}",
                         v.name
                     ))),
-                    (None, Some(p)) if !p.is_empty() => Ok(Dim::Symbolic(p.clone())),
-                    (None, _) => Ok(Dim::Symbolic(format!("{}_dim{i}", v.name))),
+                    (None, Some(p)) if !is_placeholder_symbol(p) => Ok(Dim::Symbolic(p.clone())),
+                    (None, _) => Ok(unknown_dim(&v.name, i)),
                 })
                 .collect::<Result<Vec<_>>>()?,
         ),

@@ -570,11 +570,14 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
         "Identity" => Op::Identity,
         "Resize" if opset < 11 => {
             // Resize-10: inputs (X, scales), asymmetric coordinates.
-            inputs = vec![
-                inputs[0].clone(),
-                String::new(),
-                inputs.get(1).cloned().unwrap_or_default(),
-            ];
+            if inputs.len() != 2 {
+                return Err(Error::InvalidModel(format!(
+                    "Resize `{}` (opset {opset}) has {} input(s) where 2 (X, scales) are required",
+                    node.name,
+                    inputs.len()
+                )));
+            }
+            inputs = vec![inputs[0].clone(), String::new(), inputs[1].clone()];
             Op::Resize(ResizeAttrs {
                 coordinate_transform: CoordinateTransform::Asymmetric,
                 ..resize_attrs(&a)?

@@ -243,6 +243,13 @@ impl Program {
                 "the program's int8 values exceed 1 GiB".into(),
             ));
         }
+        if let Err(why) = spec.check_dataflow() {
+            return Err(if source.is_some() {
+                Error::CorruptFile(format!("invalid program: {why}"))
+            } else {
+                Error::InvalidModel(format!("the compiled program is invalid: {why}"))
+            });
+        }
         let mut slots: HashMap<String, usize> = HashMap::new();
         let mut slot = |name: &str| -> usize {
             let n = slots.len();
