@@ -49,6 +49,20 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
             Op::Size => input_facts[0]
                 .and_then(|f| f.shape)
                 .map(|dims| vec![Tensor::scalar_i64(dims.iter().product::<usize>() as i64)]),
+            // CastLike reads only the dtype of its second input: a constant first input casts
+            // now. Exporters build constants this way from an activation (e.g. the zero bias
+            // given to a bias-free Conv, `Expand(CastLike(0, x), [C])`, or clamp bounds); left
+            // to run time they keep a Conv's bias non-constant and its BatchNormalization unfolded.
+            Op::CastLike => match (
+                graph.initializers.get(&node.inputs[0]),
+                input_facts.get(1).copied().flatten(),
+            ) {
+                (Some(x), Some(like)) => Some(
+                    kernels::eval(&Op::Cast { to: like.dtype }, &[Some(x)])
+                        .map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?,
+                ),
+                _ => None,
+            },
             _ => {
                 let all_const = node
                     .inputs
