@@ -55,6 +55,20 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
             Op::Size => input_facts[0]
                 .and_then(|f| f.shape)
                 .map(|dims| vec![Tensor::scalar_i64(dims.iter().product::<usize>() as i64)]),
+            // CastLike reads only the dtype of its second input: a constant first input casts
+            // now. Exporters build constants this way from an activation (e.g. the zero bias
+            // given to a bias-free Conv, `Expand(CastLike(0, x), [C])`, or clamp bounds); left
+            // to run time they keep a Conv's bias non-constant and its BatchNormalization unfolded.
+            Op::CastLike => match (
+                graph.initializers.get(&node.inputs[0]),
+                input_facts.get(1).copied().flatten(),
+            ) {
+                (Some(x), Some(like)) => Some(
+                    kernels::eval(&Op::Cast { to: like.dtype }, &[Some(x)])
+                        .map_err(|e| with_node(e, &node.name, node.op.onnx_name()))?,
+                ),
+                _ => None,
+            },
             _ => {
                 let all_const = node
                     .inputs
@@ -110,4 +124,92 @@ pub fn simplify(graph: &mut Graph) -> Result<()> {
     graph.validate()?;
     graph.value_info.clear();
     graph.infer_shapes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::ConvAttrs;
+    use crate::ir::{Node, TensorInfo};
+
+    fn node(op: Op, inputs: &[&str], output: &str) -> Node {
+        Node {
+            name: format!("{output}_node"),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.to_string()],
+        }
+    }
+
+    /// PyTorch's exporter gives a bias-free Conv the bias `Expand(CastLike(0, x), [C])`: it
+    /// must fold to a constant so that the BatchNormalization after the Conv folds too.
+    #[test]
+    fn exported_zero_bias_folds_and_batchnorm_folds_into_the_conv() {
+        let mut g = Graph {
+            inputs: vec![TensorInfo::known("x", DType::F32, &[1, 2, 3, 3])],
+            outputs: vec![TensorInfo::known("y", DType::F32, &[1, 2, 3, 3])],
+            ..Graph::default()
+        };
+        let init = |g: &mut Graph, name: &str, t: Tensor| {
+            g.initializers.insert(name.into(), t);
+        };
+        init(
+            &mut g,
+            "w",
+            Tensor::from_f32(vec![2, 1, 1, 1], vec![0.01, 0.02]).unwrap(),
+        );
+        init(&mut g, "zero", Tensor::scalar_f32(0.0));
+        init(&mut g, "channels", Tensor::vec_i64(vec![2]));
+        for (name, v) in [
+            ("gamma", [1.0, 2.0]),
+            ("beta", [0.5, -0.5]),
+            ("mean", [0.1, 0.2]),
+            ("var", [1e-4, 4e-4]),
+        ] {
+            init(&mut g, name, Tensor::from_f32(vec![2], v.to_vec()).unwrap());
+        }
+        g.nodes = vec![
+            node(Op::CastLike, &["zero", "x"], "zero_like"),
+            node(Op::Expand, &["zero_like", "channels"], "bias"),
+            node(
+                Op::Conv(ConvAttrs {
+                    kernel_shape: vec![1, 1],
+                    strides: vec![1, 1],
+                    pads: vec![0; 4],
+                    dilations: vec![1, 1],
+                    group: 2,
+                    ..ConvAttrs::default()
+                }),
+                &["x", "w", "bias"],
+                "conv",
+            ),
+            node(
+                Op::BatchNormalization { epsilon: 1e-5 },
+                &["conv", "gamma", "beta", "mean", "var"],
+                "y",
+            ),
+        ];
+        let x = Tensor::from_f32(vec![1, 2, 3, 3], (0..18).map(|i| i as f32 * 0.3 - 2.0).collect()).unwrap();
+        let before = crate::interp::run_once(&g, std::slice::from_ref(&x)).unwrap();
+        simplify(&mut g).unwrap();
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.onnx_name()).collect();
+        assert_eq!(ops, ["Conv"]);
+        let after = crate::interp::run_once(&g, std::slice::from_ref(&x)).unwrap();
+        for (a, b) in before[0].as_f32().unwrap().iter().zip(after[0].as_f32().unwrap()) {
+            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn cast_like_of_an_activation_stays() {
+        let mut g = Graph {
+            inputs: vec![TensorInfo::known("x", DType::F32, &[2])],
+            outputs: vec![TensorInfo::known("y", DType::I64, &[2])],
+            ..Graph::default()
+        };
+        g.initializers.insert("like".into(), Tensor::vec_i64(vec![0]));
+        g.nodes = vec![node(Op::CastLike, &["x", "like"], "y")];
+        simplify(&mut g).unwrap();
+        assert_eq!(g.nodes.len(), 1);
+    }
 }
