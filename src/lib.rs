@@ -10,6 +10,8 @@ pub mod delegate;
 pub mod error;
 pub mod ffi;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interp;
 pub mod ir;
 pub mod kernels;
