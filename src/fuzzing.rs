@@ -9,6 +9,7 @@ use crate::delegate::{lower, PartitionMode};
 use crate::format::ProgramBytes;
 use crate::ir::{checked_numel, DType, Dim, Graph, Tensor, TensorInfo};
 use crate::onnx::{add_onnx_node, AttrValue};
+use crate::quant::observer::PercentileTails;
 use crate::quant::{ObserverConfig, QuantConfig, Quantizer, WeightGranularity};
 use crate::runtime::{Program, ProgramOptions};
 
@@ -334,10 +335,30 @@ pub fn quantized_program_file(data: &[u8]) -> Option<Vec<u8>> {
     } else {
         WeightGranularity::PerTensor
     };
-    let observer = match c.byte() % 3 {
+    // Histogram-based observers get 2..=257 bins: the code paths are those of the default
+    // 2048, at a fraction of the cost (2048 bins cap the fuzzer at about 100 runs/s).
+    let observer = match c.byte() % 5 {
         0 => ObserverConfig::MinMax,
         1 => ObserverConfig::MOVING_AVERAGE_MIN_MAX,
-        _ => ObserverConfig::HISTOGRAM,
+        2 => ObserverConfig::Histogram {
+            bins: c.range(2, 257),
+        },
+        3 => ObserverConfig::Percentile {
+            percentile: [99.0, 99.99, 100.0][c.byte() as usize % 3],
+            tails: if c.flag() {
+                PercentileTails::Absolute
+            } else {
+                PercentileTails::Both
+            },
+            bins: c.range(2, 257),
+        },
+        _ => {
+            let bins = 2 * c.range(1, 128);
+            ObserverConfig::Entropy {
+                bins,
+                quantized_bins: c.range(2, bins),
+            }
+        }
     };
     let mode = match c.byte() % 4 {
         0 => PartitionMode::PerOp,
