@@ -16,6 +16,7 @@ pub mod interp;
 pub mod ir;
 pub mod kernels;
 pub mod onnx;
+pub mod program;
 pub mod quant;
 pub mod runtime;
 

@@ -227,7 +227,7 @@ fn libxq_dynamic_matmul_and_untransposed_gemm_are_lowered() {
             let steps = spec
                 .steps
                 .iter()
-                .filter(|s| matches!(s, xq::delegate::spec::StepSpec::DynamicLinear { .. }))
+                .filter(|s| matches!(s, xq::program::StepSpec::DynamicLinear { .. }))
                 .count();
             assert_eq!(steps, 1, "{op} {weights:?}: {}", report.text());
             assert!(

@@ -119,7 +119,11 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             r.detail
         );
     }
-    let file_bytes = xq::format::program_file::to_bytes(&spec).unwrap();
+    // Saved with the weights packed for this CPU, as `xq_program_save` does.
+    let file_bytes = Program::new(spec.clone(), ProgramOptions { threads: 1 })
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     let reloaded = xq::format::program_file::from_bytes(&file_bytes).unwrap();
     assert_eq!(
         (
@@ -177,7 +181,7 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             .spec()
             .steps
             .iter()
-            .filter(|s| matches!(s, xq::delegate::spec::StepSpec::Kernel { .. }))
+            .filter(|s| matches!(s, xq::program::StepSpec::Kernel { .. }))
             .count();
         assert!(
             layers.len() * 2 > kernels,

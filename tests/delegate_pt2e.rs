@@ -17,9 +17,10 @@ mod delegate_common;
 
 use delegate_common::*;
 use std::path::{Path, PathBuf};
-use xq::delegate::{lower, PartitionMode, ProgramSpec, Reason, Report};
+use xq::delegate::{lower, PartitionMode, Reason, Report};
 use xq::format::npy;
 use xq::ir::{Graph, Node, Op, Tensor};
+use xq::program::ProgramSpec;
 use xq::runtime::{Program, ProgramOptions};
 
 /// The op types that must land in a partition for a model to count as fully delegated.
@@ -67,9 +68,7 @@ fn output_scale(spec: &ProgramSpec, output: &str) -> f32 {
         .steps
         .iter()
         .find_map(|s| match s {
-            xq::delegate::spec::StepSpec::Dequantize { value, tensor, .. } if tensor == output => {
-                Some(*value)
-            }
+            xq::program::StepSpec::Dequantize { value, tensor, .. } if tensor == output => Some(*value),
             _ => None,
         })
         .unwrap_or_else(|| panic!("`{output}` is not dequantized from a delegate value"));

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xq::delegate::{lower, PartitionMode};
-use xq::format::{npy, program_file};
+use xq::format::npy;
 use xq::interp::Interpreter;
 use xq::ir::{Graph, Tensor};
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
@@ -360,7 +360,8 @@ fn digits_demo(fixtures: &Path, threads: usize, output: &Path) -> xq::Result<()>
     println!("quantizer: {}", quant_report.lines().next().unwrap_or(""));
     let (spec, report) = lower(&qdq, PartitionMode::All)?;
     println!("partitions:\n{}", report.text());
-    program_file::save(&spec, output)?;
+    // Saved with the weights packed for this CPU, used in place by the load below.
+    Program::new(spec, ProgramOptions { threads: 1 })?.save(output)?;
     let t = Instant::now();
     let program = Program::load_file(output, ProgramOptions { threads })?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -422,7 +423,7 @@ fn main() {
                     println!("int8 boundary: {name}");
                 }
             }
-            program_file::save(&spec, &output)
+            Program::new(spec, ProgramOptions { threads: 1 })?.save(&output)
         }),
         Command::Run {
             program,

@@ -4,9 +4,9 @@
 
 use super::patterns::{Candidate, Matcher, Reason};
 use super::report::{Refused, Report};
-use super::spec::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
 use crate::ir::op::UnaryOp;
 use crate::ir::{Graph, Op, TensorInfo};
+use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

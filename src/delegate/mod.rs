@@ -1,5 +1,5 @@
 //! The delegate: finds the parts of a QDQ graph the int8 kernels implement (partitioning)
-//! and lowers them into a [`spec::ProgramSpec`] that the runtime executes.
+//! and lowers them into a [`crate::program::ProgramSpec`] that the runtime executes.
 //!
 //! Recognised patterns (each `DQ` reads an int8 tensor made by a `QuantizeLinear` with the
 //! same per-tensor qparams; each pattern ends in one int8 `QuantizeLinear`):
@@ -43,9 +43,7 @@ pub mod int8_io;
 pub mod lower;
 pub mod patterns;
 pub mod report;
-pub mod spec;
 
 pub use lower::{lower, PartitionMode};
 pub use patterns::Reason;
 pub use report::Report;
-pub use spec::ProgramSpec;

@@ -3,10 +3,10 @@
 //! (weights quantized, bias in int32, fused activation folded into the output range).
 //! Every refusal carries a [`Reason`] for the report.
 
-use super::spec::{BinaryKind, KernelSpec, Window};
 use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::kernels::{OutputRange, QuantParams};
+use crate::program::{BinaryKind, KernelSpec, Window};
 use std::collections::HashMap;
 
 /// Elements of a constant Add / Mul operand taken into a pattern (a scalar or a per-channel
@@ -94,7 +94,7 @@ pub struct DynamicCandidate {
     /// The linear node (MatMulInteger, MatMul or Gemm; named in reports).
     pub anchor: usize,
     /// The drafted step.
-    pub step: super::spec::StepSpec,
+    pub step: crate::program::StepSpec,
 }
 
 /// A constant weight: int8 values, dims and scales (one or per channel).
@@ -633,7 +633,7 @@ impl<'g> Matcher<'g> {
         Ok(DynamicCandidate {
             nodes,
             anchor: op_i,
-            step: super::spec::StepSpec::DynamicLinear {
+            step: crate::program::StepSpec::DynamicLinear {
                 node: op.name.clone(),
                 input: x.to_string(),
                 output,
@@ -770,7 +770,7 @@ impl<'g> Matcher<'g> {
         Ok(DynamicCandidate {
             nodes,
             anchor: mm_i,
-            step: super::spec::StepSpec::DynamicLinear {
+            step: crate::program::StepSpec::DynamicLinear {
                 node: mm.name.clone(),
                 input: x.to_string(),
                 output,
@@ -1050,7 +1050,7 @@ impl<'g> Matcher<'g> {
         }
         let out = self.q_output(node)?;
         let out_dims = self.dims(&node.outputs[0])?;
-        if let Err(e) = crate::runtime::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
+        if let Err(e) = crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
             return refuse(Reason::Shape, e.to_string());
         }
         let kind = if op == BinaryOp::Add {
@@ -1197,7 +1197,7 @@ impl<'g> Matcher<'g> {
                 if v >= 1.0 {
                     v as u32 - 1
                 } else {
-                    super::spec::GATHER_FILL
+                    crate::program::GATHER_FILL
                 }
             })
             .collect();
