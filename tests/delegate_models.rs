@@ -107,7 +107,11 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             xq::ir::Dim::Symbolic(_) => 1,
         })
         .collect();
-    let graph = xq::onnx::load_file_fixed(&model, &[(input_name.as_str(), dims.as_slice())]).unwrap();
+    let graph = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(&model).unwrap(),
+        &[(input_name.as_str(), dims.as_slice())],
+    )
+    .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     for r in report.refused.iter().filter(|_| complete) {

@@ -133,7 +133,7 @@ fn parse_shapes(shapes: &[String]) -> xq::Result<Vec<(String, Vec<usize>)>> {
 
 fn load_graph(model: &Path, shapes: &[(String, Vec<usize>)]) -> xq::Result<xq::ir::Graph> {
     let fixed: Vec<(&str, &[usize])> = shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
-    xq::onnx::load_file_fixed(model, &fixed)
+    xq::interp::simplify_with_shapes(xq::onnx::load_file(model)?, &fixed)
 }
 
 fn mode_of(m: Mode) -> PartitionMode {
@@ -344,7 +344,8 @@ fn digits_demo(fixtures: &Path, threads: usize, output: &Path) -> xq::Result<()>
     };
 
     // Float reference: the interpreter on the float model.
-    let float_graph = xq::onnx::load_file_fixed(digits.join("digits_cnn.onnx"), &shape)?;
+    let float_graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(digits.join("digits_cnn.onnx"))?, &shape)?;
     let interp = Interpreter::new(&float_graph)?;
     let t = Instant::now();
     let mut float_pred = Vec::new();

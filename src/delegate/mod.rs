@@ -39,6 +39,7 @@
 //! everything else runs in the float interpreter unchanged. On request ([`int8_io`]) the
 //! program's own inputs and outputs at partition edges are int8 instead of `f32`.
 
+pub mod gather_map;
 pub mod int8_io;
 pub mod lower;
 pub mod patterns;
