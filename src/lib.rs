@@ -17,7 +17,7 @@
 //! | [`quant`] | `ir`, `interp` (calibration) |
 //! | [`program`] | `ir`, `kernels` (parameter types) |
 //! | [`delegate`] | `ir`, `kernels`, `program` |
-//! | [`format`] | `cpu`, `ir`, `kernels`, `onnx` (fallback graph), `program` |
+//! | [`format`](mod@format) | `cpu`, `ir`, `kernels`, `onnx` (fallback graph), `program` |
 //! | [`runtime`] | `cpu`, `ir`, `kernels`, `interp` (fallback nodes), `program`, `format` (loading) |
 //! | [`ffi`], `fuzzing`, the `xq` binary | everything below |
 //!

@@ -16,7 +16,9 @@
 //! Construction packs each kernel's weights for the selected ISA ([`Program::new`]). Loading
 //! a program file ([`Program::load_file`], [`Program::load_bytes`]) copies no constant data:
 //! weights are packed straight from the file's bytes, or, when its packed section was written
-//! for the same kernels, used in place from them; the program keeps the bytes alive.
+//! for the same kernels, used in place from them; the program keeps the bytes alive. Saving
+//! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
+//! format as its packed section: packing is the runtime's job, the format only stores blobs.
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
