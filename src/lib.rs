@@ -5,7 +5,8 @@
 //! The C API lives in [`ffi`] and only wraps the Rust API; every other module is usable
 //! from Rust directly.
 //!
-//! Top-level modules and the ones each uses (no cycles; [`error`] is used by all):
+//! Top-level modules and the ones each uses (no cycles; [`error`] is used by all;
+//! `scripts/module-graph.sh` prints this graph from the sources and fails on a cycle):
 //!
 //! | module | uses |
 //! |---|---|
