@@ -20,10 +20,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use xq::delegate::spec::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use xq::format::{program_file, ContainerReader, ProgramBytes};
 use xq::ir::{DType, Dim, TensorInfo};
 use xq::kernels::{Isa, OutputRange, QuantParams};
+use xq::program::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use xq::runtime::kernel_step::KernelStep;
 use xq::runtime::{Program, ProgramOptions};
 
@@ -304,7 +304,10 @@ fn main() {
         Ok(p) if !p.is_empty() => std::path::PathBuf::from(p),
         _ => {
             let path = std::env::temp_dir().join(format!("xq-bench-load-{}.xq", std::process::id()));
-            program_file::save(&mobilenet_v2(), &path).expect("save");
+            Program::new(mobilenet_v2(), ProgramOptions { threads: 1 })
+                .expect("program")
+                .save(&path)
+                .expect("save");
             path
         }
     };

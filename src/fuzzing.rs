@@ -423,13 +423,12 @@ pub fn quantized_program_file(data: &[u8]) -> Option<Vec<u8>> {
     let Ok((spec, _report)) = lower(&qdq, mode) else {
         return None;
     };
-    let file = crate::format::program_file::to_bytes(&spec);
     let Ok(program) = Program::new(spec, ProgramOptions { threads: 1 }) else {
         return None;
     };
     let x = sample(seed * 4 + 3);
     let out = program.execute(std::slice::from_ref(&x));
-    let Ok(file) = file else { return None };
+    let Ok(file) = program.to_bytes() else { return None };
     let Ok(bytes) = ProgramBytes::copy_from(&file) else {
         return None;
     };

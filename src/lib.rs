@@ -1,9 +1,29 @@
 //! libxq: int8 quantization and CPU inference delegate.
 //!
 //! The crate is organised as a one-way pipeline (see `DESIGN.md` §2):
-//! graph IR → quantizer → partitioner → lowering → runtime + kernels.
+//! graph IR → quantizer → partitioner → lowering → program → runtime + kernels.
 //! The C API lives in [`ffi`] and only wraps the Rust API; every other module is usable
 //! from Rust directly.
+//!
+//! Top-level modules and the ones each uses (no cycles; [`error`] is used by all;
+//! `scripts/module-graph.sh` prints this graph from the sources and fails on a cycle):
+//!
+//! | module | uses |
+//! |---|---|
+//! | [`cpu`] | — |
+//! | [`ir`] | — |
+//! | [`kernels`] | `cpu` |
+//! | [`onnx`] | `ir` |
+//! | [`interp`] | `ir` |
+//! | [`quant`] | `ir`, `interp` (calibration) |
+//! | [`program`] | `ir`, `kernels` (parameter types) |
+//! | [`delegate`] | `ir`, `kernels`, `program` |
+//! | [`format`](mod@format) | `cpu`, `ir`, `kernels`, `onnx` (fallback graph), `program` |
+//! | [`runtime`] | `cpu`, `ir`, `kernels`, `interp` (fallback nodes), `program`, `format` (loading) |
+//! | [`ffi`], `fuzzing`, the `xq` binary | everything below |
+//!
+//! The importer ([`onnx`]) does not run the interpreter: a caller that wants a loaded model
+//! simplified composes [`onnx::load_file`] with [`interp::simplify_with_shapes`].
 
 pub mod cpu;
 pub mod delegate;
@@ -16,6 +36,7 @@ pub mod interp;
 pub mod ir;
 pub mod kernels;
 pub mod onnx;
+pub mod program;
 pub mod quant;
 pub mod runtime;
 

@@ -302,7 +302,11 @@ fn check_se_blocks(activations_u8: bool) {
         &extra,
     );
     let dims = [1usize, 3, 16, 16];
-    let graph = xq::onnx::load_file_fixed(&model, &[("input", dims.as_slice())]).unwrap();
+    let graph = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(&model).unwrap(),
+        &[("input", dims.as_slice())],
+    )
+    .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     let delegated = |op: &str| -> usize {

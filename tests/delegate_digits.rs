@@ -54,7 +54,9 @@ fn fixture(test: &str) -> Option<Fixture> {
 
 #[allow(dead_code)]
 fn compile(model: &std::path::Path, threads: usize) -> Program {
-    let graph = xq::onnx::load_file_fixed(model, &[("input", &[1, 1, 8, 8])]).unwrap();
+    let graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(model).unwrap(), &[("input", &[1, 1, 8, 8])])
+            .unwrap();
     let (spec, _) = lower(&graph, PartitionMode::All).unwrap();
     Program::new(spec, ProgramOptions { threads }).unwrap()
 }
@@ -74,7 +76,11 @@ fn digits_cnn_matches_onnxruntime_and_float_accuracy() {
     let Some(f) = fixture("digits_cnn_matches_onnxruntime_and_float_accuracy") else {
         return;
     };
-    let graph = xq::onnx::load_file_fixed(&f.model, &[("input", &[1, 1, 8, 8])]).unwrap();
+    let graph = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(&f.model).unwrap(),
+        &[("input", &[1, 1, 8, 8])],
+    )
+    .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     assert_eq!(report.partitions.len(), 1, "{}", report.text());
@@ -234,5 +240,6 @@ fn libxq_quantized_cnn_program_matches_its_qdq_graph_and_float_accuracy() {
 
 /// Loads a model with its input fixed to one image.
 fn compile_graph(model: &std::path::Path) -> xq::ir::Graph {
-    xq::onnx::load_file_fixed(model, &[("input", &[1, 1, 8, 8])]).unwrap()
+    xq::interp::simplify_with_shapes(xq::onnx::load_file(model).unwrap(), &[("input", &[1, 1, 8, 8])])
+        .unwrap()
 }

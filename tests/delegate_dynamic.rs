@@ -59,7 +59,9 @@ fn libxq_dynamic_mlp_is_delegated_with_reported_sqnr() {
     let path = dir.path().join("mlp_libxq_dynamic.onnx");
     xq::onnx::save_file(&qdq, &path).unwrap();
 
-    let graph = xq::onnx::load_file_fixed(&path, &[("input", &[n, 1, 8, 8])]).unwrap();
+    let graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(&path).unwrap(), &[("input", &[n, 1, 8, 8])])
+            .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     let dynamic = report
@@ -114,7 +116,9 @@ fn dynamic_mlp_runs_end_to_end_with_reported_sqnr() {
     );
     let x = npy::read(&x_path).unwrap();
     let n = x.dims()[0];
-    let graph = xq::onnx::load_file_fixed(&model, &[("input", &[n, 1, 8, 8])]).unwrap();
+    let graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(&model).unwrap(), &[("input", &[n, 1, 8, 8])])
+            .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     let dynamic = report
@@ -227,7 +231,7 @@ fn libxq_dynamic_matmul_and_untransposed_gemm_are_lowered() {
             let steps = spec
                 .steps
                 .iter()
-                .filter(|s| matches!(s, xq::delegate::spec::StepSpec::DynamicLinear { .. }))
+                .filter(|s| matches!(s, xq::program::StepSpec::DynamicLinear { .. }))
                 .count();
             assert_eq!(steps, 1, "{op} {weights:?}: {}", report.text());
             assert!(

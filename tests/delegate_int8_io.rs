@@ -15,7 +15,11 @@ fn model_path() -> std::path::PathBuf {
 }
 
 fn programs() -> (Program, Program) {
-    let graph = xq::onnx::load_file_fixed(model_path(), &[("input", &[1, 1, 8, 8])]).unwrap();
+    let graph = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(model_path()).unwrap(),
+        &[("input", &[1, 1, 8, 8])],
+    )
+    .unwrap();
     let (spec, _) = lower(&graph, PartitionMode::All).unwrap();
     let mut int8 = spec.clone();
     assert_eq!(make_int8_io(&mut int8), ["input", "logits"]);

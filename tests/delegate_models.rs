@@ -107,7 +107,11 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             xq::ir::Dim::Symbolic(_) => 1,
         })
         .collect();
-    let graph = xq::onnx::load_file_fixed(&model, &[(input_name.as_str(), dims.as_slice())]).unwrap();
+    let graph = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(&model).unwrap(),
+        &[(input_name.as_str(), dims.as_slice())],
+    )
+    .unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     for r in report.refused.iter().filter(|_| complete) {
@@ -119,7 +123,11 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             r.detail
         );
     }
-    let file_bytes = xq::format::program_file::to_bytes(&spec).unwrap();
+    // Saved with the weights packed for this CPU, as `xq_program_save` does.
+    let file_bytes = Program::new(spec.clone(), ProgramOptions { threads: 1 })
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     let reloaded = xq::format::program_file::from_bytes(&file_bytes).unwrap();
     assert_eq!(
         (
@@ -177,7 +185,7 @@ fn check_model_with(name: &str, source: Source, activations_u8: bool, check: Che
             .spec()
             .steps
             .iter()
-            .filter(|s| matches!(s, xq::delegate::spec::StepSpec::Kernel { .. }))
+            .filter(|s| matches!(s, xq::program::StepSpec::Kernel { .. }))
             .count();
         assert!(
             layers.len() * 2 > kernels,

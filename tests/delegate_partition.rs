@@ -11,8 +11,8 @@ fn root() -> std::path::PathBuf {
 }
 
 fn graph() -> Graph {
-    xq::onnx::load_file_fixed(
-        root().join("tests/fixtures/delegate/digits_cnn_qdq.onnx"),
+    xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(root().join("tests/fixtures/delegate/digits_cnn_qdq.onnx")).unwrap(),
         &[("input", &[1, 1, 8, 8])],
     )
     .unwrap()

@@ -17,9 +17,10 @@ mod delegate_common;
 
 use delegate_common::*;
 use std::path::{Path, PathBuf};
-use xq::delegate::{lower, PartitionMode, ProgramSpec, Reason, Report};
+use xq::delegate::{lower, PartitionMode, Reason, Report};
 use xq::format::npy;
 use xq::ir::{Graph, Node, Op, Tensor};
+use xq::program::ProgramSpec;
 use xq::runtime::{Program, ProgramOptions};
 
 /// The op types that must land in a partition for a model to count as fully delegated.
@@ -40,7 +41,8 @@ fn pt2e_fixture(name: &str) -> PathBuf {
 
 /// Loads `model` with its (single) input fixed to `dims` and lowers it.
 fn compile(model: &Path, dims: &[usize]) -> (ProgramSpec, Report) {
-    let graph = xq::onnx::load_file_fixed(model, &[("input", dims)]).unwrap();
+    let graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(model).unwrap(), &[("input", dims)]).unwrap();
     let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
     println!("{}", report.text());
     (spec, report)
@@ -67,9 +69,7 @@ fn output_scale(spec: &ProgramSpec, output: &str) -> f32 {
         .steps
         .iter()
         .find_map(|s| match s {
-            xq::delegate::spec::StepSpec::Dequantize { value, tensor, .. } if tensor == output => {
-                Some(*value)
-            }
+            xq::program::StepSpec::Dequantize { value, tensor, .. } if tensor == output => Some(*value),
             _ => None,
         })
         .unwrap_or_else(|| panic!("`{output}` is not dequantized from a delegate value"));
@@ -126,7 +126,11 @@ fn digits_pt2e_exports_are_delegated_in_one_partition() {
 
 /// The committed per-channel digits export, one image per run.
 fn digits_graph() -> Graph {
-    xq::onnx::load_file_fixed(pt2e_fixture(DIGITS_VARIANTS[0]), &[("input", &[1, 1, 8, 8])]).unwrap()
+    xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(pt2e_fixture(DIGITS_VARIANTS[0])).unwrap(),
+        &[("input", &[1, 1, 8, 8])],
+    )
+    .unwrap()
 }
 
 /// Lowers `g` in `mode` and runs it on the first 60 test images: every output, concatenated.
@@ -246,8 +250,11 @@ fn patterns_pt2e_with_one_unpaired_qparam_still_matches_the_interpreter() {
         .take(16)
         .map(|s| Tensor::from_f32(dims.to_vec(), s.to_vec()).unwrap())
         .collect();
-    let original =
-        xq::onnx::load_file_fixed(pt2e_fixture(PATTERNS_VARIANTS[0]), &[("input", &dims)]).unwrap();
+    let original = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(pt2e_fixture(PATTERNS_VARIANTS[0])).unwrap(),
+        &[("input", &dims)],
+    )
+    .unwrap();
     let (mut refusals, mut lowest, mut variants) = (0, 1.0f64, 0);
     for i in 0..original.nodes.len() {
         let is_qdq = matches!(
@@ -443,7 +450,11 @@ fn patterns_pt2e_partition_modes_agree() {
     let dims = [1, 3, 16, 16];
     let x = npy::read(pt2e_fixture("patterns_pt2e_eval.npy")).unwrap();
     for name in PATTERNS_VARIANTS {
-        let graph = xq::onnx::load_file_fixed(pt2e_fixture(name), &[("input", &dims)]).unwrap();
+        let graph = xq::interp::simplify_with_shapes(
+            xq::onnx::load_file(pt2e_fixture(name)).unwrap(),
+            &[("input", &dims)],
+        )
+        .unwrap();
         let run = |mode| {
             let (spec, _) = lower(&graph, mode).unwrap();
             run_all(

@@ -33,13 +33,21 @@ fn valid_fixture_matches_onnx_runtime_and_external_data_loads() {
 
 #[test]
 fn loading_with_fixed_shapes_folds_and_binds() {
-    let g = xq::onnx::load_file_fixed(fixture("tiny_cnn.onnx"), &[("x", &[2, 3, 8, 8])]).unwrap();
+    let g = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(fixture("tiny_cnn.onnx")).unwrap(),
+        &[("x", &[2, 3, 8, 8])],
+    )
+    .unwrap();
     assert_eq!(g.outputs[0].concrete_shape(), Some(vec![2, 5]));
     let x = graph_common::read_tensor(&fixture("tiny_cnn_input.pb")).unwrap();
     let want = graph_common::read_tensor(&fixture("tiny_cnn_output.pb")).unwrap();
     let got = xq::interp::run_once(&g, &[x]).unwrap();
     graph_common::compare(&got[0], &want, 1e-5, 1e-6).unwrap();
-    let e = xq::onnx::load_file_fixed(fixture("tiny_cnn.onnx"), &[("x", &[2, 4, 8, 8])]).unwrap_err();
+    let e = xq::interp::simplify_with_shapes(
+        xq::onnx::load_file(fixture("tiny_cnn.onnx")).unwrap(),
+        &[("x", &[2, 4, 8, 8])],
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch(_)), "{e}");
 }
 

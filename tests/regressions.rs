@@ -116,7 +116,7 @@ fn float_program_with_legacy_softmax_runs_the_same_after_save_and_load() {
 /// at load with a corrupt-file error, not an internal error at execution.
 #[test]
 fn program_file_with_steps_out_of_order_is_refused_clearly() {
-    use xq::delegate::spec::StepSpec;
+    use xq::program::StepSpec;
     let graph = xq::onnx::load_file(fixture("legacy_softmax.onnx")).unwrap();
     let (spec, _) = xq::delegate::lower(&graph, xq::delegate::PartitionMode::None).unwrap();
     let interp: Vec<usize> = (0..spec.steps.len())

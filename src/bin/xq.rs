@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xq::delegate::{lower, PartitionMode};
-use xq::format::{npy, program_file};
+use xq::format::npy;
 use xq::interp::Interpreter;
 use xq::ir::{Graph, Tensor};
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
@@ -133,7 +133,7 @@ fn parse_shapes(shapes: &[String]) -> xq::Result<Vec<(String, Vec<usize>)>> {
 
 fn load_graph(model: &Path, shapes: &[(String, Vec<usize>)]) -> xq::Result<xq::ir::Graph> {
     let fixed: Vec<(&str, &[usize])> = shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
-    xq::onnx::load_file_fixed(model, &fixed)
+    xq::interp::simplify_with_shapes(xq::onnx::load_file(model)?, &fixed)
 }
 
 fn mode_of(m: Mode) -> PartitionMode {
@@ -344,7 +344,8 @@ fn digits_demo(fixtures: &Path, threads: usize, output: &Path) -> xq::Result<()>
     };
 
     // Float reference: the interpreter on the float model.
-    let float_graph = xq::onnx::load_file_fixed(digits.join("digits_cnn.onnx"), &shape)?;
+    let float_graph =
+        xq::interp::simplify_with_shapes(xq::onnx::load_file(digits.join("digits_cnn.onnx"))?, &shape)?;
     let interp = Interpreter::new(&float_graph)?;
     let t = Instant::now();
     let mut float_pred = Vec::new();
@@ -360,7 +361,8 @@ fn digits_demo(fixtures: &Path, threads: usize, output: &Path) -> xq::Result<()>
     println!("quantizer: {}", quant_report.lines().next().unwrap_or(""));
     let (spec, report) = lower(&qdq, PartitionMode::All)?;
     println!("partitions:\n{}", report.text());
-    program_file::save(&spec, output)?;
+    // Saved with the weights packed for this CPU, used in place by the load below.
+    Program::new(spec, ProgramOptions { threads: 1 })?.save(output)?;
     let t = Instant::now();
     let program = Program::load_file(output, ProgramOptions { threads })?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -422,7 +424,7 @@ fn main() {
                     println!("int8 boundary: {name}");
                 }
             }
-            program_file::save(&spec, &output)
+            Program::new(spec, ProgramOptions { threads: 1 })?.save(&output)
         }),
         Command::Run {
             program,

@@ -7,8 +7,8 @@
 //! uint8) tensor behind its `DequantizeLinear`. Inputs also read by the interpreter or a
 //! dynamic step, and outputs the interpreter produces, stay `f32`.
 
-use super::spec::{ProgramSpec, StepSpec};
 use crate::ir::DType;
+use crate::program::{ProgramSpec, StepSpec};
 
 /// The quantization of an int8 program input or output, in the terms of its element type
 /// (a uint8 zero point is in `0..=255`).

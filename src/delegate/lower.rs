@@ -2,11 +2,11 @@
 //! kernel steps, partition-boundary conversions and the nodes left to the interpreter — in
 //! the graph's topological order.
 
-use super::patterns::{Candidate, Matcher, Reason};
+use super::patterns::{Candidate, DynamicCandidate, Matcher, Reason};
 use super::report::{Refused, Report};
-use super::spec::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
 use crate::ir::op::UnaryOp;
 use crate::ir::{Graph, Op, TensorInfo};
+use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -205,12 +205,63 @@ impl Groups {
 pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)> {
     check_compilable(graph, mode)?;
     let m = Matcher::new(graph);
+    let (matches, refused) = match_patterns(graph, &m, mode);
+    let (values, value_of) = pattern_values(graph, &m, &matches.cands)?;
+    let partition = partition_patterns(&matches.cands, &value_of, mode);
+    let mut emit = Emitter::new(graph, &m, mode, &matches, &value_of, &partition, values);
+    for i in 0..graph.nodes.len() {
+        emit.node(i);
+    }
+    let Emitter {
+        values,
+        steps,
+        fallback_nodes,
+        dynamic_partitions,
+        extra_interp_steps,
+        ..
+    } = emit;
+    let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
+    let mut report = Report::build(graph, &matches.cands, &partition, refused, &steps);
+    report.interpreted_nodes -= extra_interp_steps;
+    add_dynamic_partitions(&mut report, graph, dynamic_partitions);
+    let spec = ProgramSpec {
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
+        values,
+        steps,
+        fallback,
+        report: report.text(),
+    };
+    spec.check_dataflow()
+        .map_err(|why| Error::InvalidModel(format!("the model cannot be compiled: {why}")))?;
+    Ok((spec, report))
+}
+
+/// The patterns taken in a graph.
+struct Matches {
+    /// Per node: covered by a taken pattern (static or dynamic).
+    taken: Vec<bool>,
+    /// Static patterns, in the order of their compute nodes.
+    cands: Vec<Candidate>,
+    /// Compute node → index into `cands`.
+    cand_at: HashMap<usize, usize>,
+    /// Dynamic patterns by their first node.
+    dynamic_at: HashMap<usize, DynamicCandidate>,
+}
+
+/// Matches the nodes of `graph` against the patterns (none with [`PartitionMode::None`]):
+/// dynamic patterns first, from their DynamicQuantizeLinear, then static ones in node order;
+/// a pattern is taken only when none of its nodes is taken yet. Returns the patterns taken
+/// and the refused nodes that no pattern covers.
+fn match_patterns(graph: &Graph, m: &Matcher, mode: PartitionMode) -> (Matches, Vec<Refused>) {
     let n_nodes = graph.nodes.len();
-    let mut taken = vec![false; n_nodes];
-    let mut cands: Vec<Candidate> = Vec::new();
-    let mut cand_at: HashMap<usize, usize> = HashMap::new();
-    let mut refused = Vec::new();
-    let mut dynamic_at: HashMap<usize, super::patterns::DynamicCandidate> = HashMap::new();
+    let mut matches = Matches {
+        taken: vec![false; n_nodes],
+        cands: Vec::new(),
+        cand_at: HashMap::new(),
+        dynamic_at: HashMap::new(),
+    };
+    let taken = &mut matches.taken;
     if mode != PartitionMode::None {
         for i in 0..n_nodes {
             if matches!(graph.nodes[i].op, Op::DynamicQuantizeLinear) {
@@ -219,12 +270,13 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                         for &n in &c.nodes {
                             taken[n] = true;
                         }
-                        dynamic_at.insert(c.nodes[0], c);
+                        matches.dynamic_at.insert(c.nodes[0], c);
                     }
                 }
             }
         }
     }
+    let mut refused = Vec::new();
     for i in 0..n_nodes {
         let node = &graph.nodes[i];
         if taken[i] || matches!(node.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)) {
@@ -243,8 +295,8 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
                 for &n in &c.nodes {
                     taken[n] = true;
                 }
-                cand_at.insert(i, cands.len());
-                cands.push(c);
+                matches.cand_at.insert(i, matches.cands.len());
+                matches.cands.push(c);
             }
             Ok(_) => refused.push((
                 i,
@@ -254,44 +306,56 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         }
     }
     // A node refused on its own may be covered by a later pattern (a weight's Transpose).
-    let refused: Vec<Refused> = refused
+    let refused = refused
         .into_iter()
-        .filter(|(i, _)| !taken[*i])
+        .filter(|(i, _)| !matches.taken[*i])
         .map(|(_, r)| r)
         .collect();
+    (matches, refused)
+}
 
-    // Values: every int8 tensor a pattern reads or writes. In per-op mode a pattern's
-    // inputs made by another pattern get their own value behind an f32 round trip.
+/// The values of the patterns: every int8 tensor a pattern reads or writes, in pattern
+/// order, with the qparams of the node that makes it; and each tensor's value index.
+fn pattern_values(
+    graph: &Graph,
+    m: &Matcher,
+    cands: &[Candidate],
+) -> Result<(Vec<ValueSpec>, HashMap<String, usize>)> {
     let mut values: Vec<ValueSpec> = Vec::new();
     let mut value_of: HashMap<String, usize> = HashMap::new();
-    let kernel_made: HashSet<&str> = cands.iter().map(|c| c.output.as_str()).collect();
-    let new_value = |name: &str, values: &mut Vec<ValueSpec>| -> Result<usize> {
+    for t in cands
+        .iter()
+        .flat_map(|c| c.inputs.iter().chain(std::iter::once(&c.output)))
+    {
+        if value_of.contains_key(t) {
+            continue;
+        }
         let producer = m
-            .producer(name)
-            .ok_or_else(|| Error::Internal(format!("int8 tensor `{name}` has no producer")))?;
+            .producer(t)
+            .ok_or_else(|| Error::Internal(format!("int8 tensor `{t}` has no producer")))?;
         let q = m.node_qparams(producer).map_err(|r| Error::Internal(r.detail))?;
         let dims = graph
-            .tensor_info(name)
+            .tensor_info(t)
             .and_then(|i| i.concrete_shape())
-            .ok_or_else(|| Error::Internal(format!("shape of `{name}` unknown")))?;
+            .ok_or_else(|| Error::Internal(format!("shape of `{t}` unknown")))?;
         values.push(ValueSpec {
-            name: name.to_string(),
+            name: t.clone(),
             dims,
             q,
             unsigned: m.node_is_unsigned(producer),
         });
-        Ok(values.len() - 1)
-    };
-    for c in &cands {
-        for t in c.inputs.iter().chain(std::iter::once(&c.output)) {
-            if !value_of.contains_key(t) {
-                let v = new_value(t, &mut values)?;
-                value_of.insert(t.clone(), v);
-            }
-        }
+        value_of.insert(t.clone(), values.len() - 1);
     }
+    Ok((values, value_of))
+}
 
-    // Partitions: patterns connected through values, or one per pattern.
+/// The partition of each pattern, numbered in pattern order: with [`PartitionMode::All`]
+/// patterns connected through values share one; otherwise each pattern has its own.
+fn partition_patterns(
+    cands: &[Candidate],
+    value_of: &HashMap<String, usize>,
+    mode: PartitionMode,
+) -> Vec<usize> {
     let mut groups = Groups((0..cands.len()).collect());
     if mode == PartitionMode::All {
         let mut touching: HashMap<usize, usize> = HashMap::new();
@@ -312,153 +376,244 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         let next = partition_of_root.len();
         *slot = *partition_of_root.entry(root).or_insert(next);
     }
+    partition
+}
 
-    // A DequantizeLinear of a value becomes a dequantize step only with the value's own
-    // qparams; one with other qparams runs in the interpreter on the int8 tensor.
-    let graph_value_q: Vec<_> = values.iter().map(|v| (v.q, v.unsigned)).collect();
-    let dequantizes_value = |node: &crate::ir::Node, v: usize| -> bool {
+/// Writes the steps of a graph, node by node in topological order: a pattern's kernel steps
+/// at its compute node, boundary conversions at the quantize nodes, and interpreter steps
+/// for the rest.
+struct Emitter<'a> {
+    graph: &'a Graph,
+    m: &'a Matcher<'a>,
+    mode: PartitionMode,
+    matches: &'a Matches,
+    value_of: &'a HashMap<String, usize>,
+    partition: &'a [usize],
+    /// The int8 tensors patterns write.
+    kernel_made: HashSet<&'a str>,
+    /// The values so far (per-op mode adds one per re-entered input).
+    values: Vec<ValueSpec>,
+    /// The steps so far.
+    steps: Vec<StepSpec>,
+    /// The interpreter's nodes so far.
+    fallback_nodes: Vec<crate::ir::Node>,
+    /// Names of the interpreter's nodes (unique).
+    node_names: HashSet<String>,
+    /// Per-op mode: tensors already dequantized at their producer's exit.
+    per_op_exits: HashSet<String>,
+    /// Each dynamic pattern's linear node and covered nodes.
+    dynamic_partitions: Vec<(usize, Vec<usize>)>,
+    /// Interpreter steps beyond one per graph node (expanded legacy Softmax).
+    extra_interp_steps: usize,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(
+        graph: &'a Graph,
+        m: &'a Matcher<'a>,
+        mode: PartitionMode,
+        matches: &'a Matches,
+        value_of: &'a HashMap<String, usize>,
+        partition: &'a [usize],
+        values: Vec<ValueSpec>,
+    ) -> Self {
+        Emitter {
+            graph,
+            m,
+            mode,
+            matches,
+            value_of,
+            partition,
+            kernel_made: matches.cands.iter().map(|c| c.output.as_str()).collect(),
+            values,
+            steps: Vec::new(),
+            fallback_nodes: Vec::new(),
+            node_names: HashSet::new(),
+            per_op_exits: HashSet::new(),
+            dynamic_partitions: Vec::new(),
+            extra_interp_steps: 0,
+        }
+    }
+
+    /// The steps of node `i`.
+    fn node(&mut self, i: usize) {
+        let matches = self.matches;
+        if let Some(c) = matches.dynamic_at.get(&i) {
+            self.steps.push(c.step.clone());
+            self.dynamic_partitions.push((c.anchor, c.nodes.clone()));
+            return;
+        }
+        if let Some(&ci) = matches.cand_at.get(&i) {
+            self.pattern(i, ci);
+            return;
+        }
+        if matches.taken[i] || self.boundary(i) {
+            return;
+        }
+        self.interpreted(i);
+    }
+
+    /// Whether a DequantizeLinear node dequantizes value `v` with the value's own qparams
+    /// (then it is a dequantize step; with other qparams it runs in the interpreter on the
+    /// int8 tensor).
+    fn dequantizes_value(&self, node: &crate::ir::Node, v: usize) -> bool {
+        let value = &self.values[v];
         matches!(node.op, Op::DequantizeLinear(_))
-            && m.node_qparams(node).is_ok_and(|q| q == graph_value_q[v].0)
-            && m.node_is_unsigned(node) == graph_value_q[v].1
-    };
-    let needs_tensor = |t: &str, v: usize| -> bool {
-        graph.is_output(t)
-            || m.consumers(t)
+            && self.m.node_qparams(node).is_ok_and(|q| q == value.q)
+            && self.m.node_is_unsigned(node) == value.unsigned
+    }
+
+    /// Whether the int8 tensor `t` of value `v` is needed as a tensor: a graph output, or
+    /// read by something else than a dequantize step of `v`.
+    fn needs_tensor(&self, t: &str, v: usize) -> bool {
+        self.graph.is_output(t)
+            || self
+                .m
+                .consumers(t)
                 .iter()
-                .any(|&c| !dequantizes_value(&graph.nodes[c], v))
-    };
-    let mut steps: Vec<StepSpec> = Vec::new();
-    let mut fallback_nodes = Vec::new();
-    let mut node_names: HashSet<String> = HashSet::new();
-    let mut per_op_exits: HashSet<String> = HashSet::new();
-    let mut dynamic_partitions = Vec::new();
-    // Interpreter steps beyond one per graph node (expanded legacy Softmax).
-    let mut extra_interp_steps = 0;
-    for i in 0..n_nodes {
-        let node = &graph.nodes[i];
-        if let Some(c) = dynamic_at.get(&i) {
-            steps.push(c.step.clone());
-            dynamic_partitions.push((c.anchor, c.nodes.clone()));
-            continue;
+                .any(|&c| !self.dequantizes_value(&self.graph.nodes[c], v))
+    }
+
+    /// The kernel steps of pattern `ci` at its compute node `i`, and the exit of its output
+    /// when something outside reads the int8 tensor.
+    fn pattern(&mut self, i: usize, ci: usize) {
+        let (graph, matches) = (self.graph, self.matches);
+        let c = &matches.cands[ci];
+        let ins: Vec<usize> = c.inputs.iter().map(|t| self.pattern_input(ci, t)).collect();
+        let out = self.value_of[&c.output];
+        let kernel = bind(&c.kernel, &ins, out);
+        let kernels = match small_channel_conv_as_gemm(&kernel, &mut self.values) {
+            Some((im2col, gemm)) => vec![im2col, gemm],
+            None => rank4_fully_connected_as_rows(&kernel, &mut self.values).unwrap_or_else(|| vec![kernel]),
+        };
+        for k in kernels {
+            self.steps.push(StepSpec::Kernel {
+                partition: self.partition[ci],
+                node: graph.nodes[i].name.clone(),
+                kernel: k,
+            });
         }
-        if let Some(&ci) = cand_at.get(&i) {
-            let c = &cands[ci];
-            let mut ins = Vec::new();
-            for t in &c.inputs {
-                let v = value_of[t];
-                if mode == PartitionMode::PerOp && kernel_made.contains(t.as_str()) {
-                    // Exit the producer's partition in f32 and enter this one again.
-                    let f32_name = format!("{t}__xq_f32");
-                    if per_op_exits.insert(t.clone()) {
-                        steps.push(StepSpec::Dequantize {
-                            value: v,
-                            tensor: f32_name.clone(),
-                            int8: false,
-                        });
-                    }
-                    let fresh = values.len();
-                    values.push(ValueSpec {
-                        name: format!("{t}__xq_op{ci}"),
-                        ..values[v].clone()
-                    });
-                    steps.push(StepSpec::Quantize {
-                        tensor: f32_name,
-                        value: fresh,
-                    });
-                    ins.push(fresh);
-                } else {
-                    ins.push(v);
-                }
-            }
-            let out = value_of[&c.output];
-            let kernel = bind(&c.kernel, &ins, out);
-            let kernels = match small_channel_conv_as_gemm(&kernel, &mut values) {
-                Some((im2col, gemm)) => vec![im2col, gemm],
-                None => rank4_fully_connected_as_rows(&kernel, &mut values).unwrap_or_else(|| vec![kernel]),
-            };
-            for k in kernels {
-                steps.push(StepSpec::Kernel {
-                    partition: partition[ci],
-                    node: node.name.clone(),
-                    kernel: k,
-                });
-            }
-            if needs_tensor(&c.output, out) {
-                steps.push(StepSpec::Dequantize {
-                    value: out,
-                    tensor: c.output.clone(),
-                    int8: true,
-                });
-            }
-            continue;
-        }
-        if taken[i] {
-            continue;
-        }
-        let first_out = node.outputs.first().map(String::as_str).unwrap_or_default();
-        let input0 = node.input(0).unwrap_or_default();
-        match &node.op {
-            Op::QuantizeLinear(_) if value_of.contains_key(first_out) && !kernel_made.contains(first_out) => {
-                steps.push(StepSpec::Quantize {
-                    tensor: input0.to_string(),
-                    value: value_of[first_out],
-                });
-                if needs_tensor(first_out, value_of[first_out]) {
-                    steps.push(StepSpec::Dequantize {
-                        value: value_of[first_out],
-                        tensor: first_out.to_string(),
-                        int8: true,
-                    });
-                }
-                continue;
-            }
-            Op::DequantizeLinear(_) if value_of.get(input0).is_some_and(|&v| dequantizes_value(node, v)) => {
-                let needed = graph.is_output(first_out) || m.consumers(first_out).iter().any(|&c| !taken[c]);
-                if needed {
-                    steps.push(StepSpec::Dequantize {
-                        value: value_of[input0],
-                        tensor: first_out.to_string(),
-                        int8: false,
-                    });
-                }
-                continue;
-            }
-            Op::DequantizeLinear(_)
-                if graph.initializers.contains_key(input0)
-                    && !value_of.contains_key(first_out)
-                    && !graph.is_output(first_out)
-                    && m.consumers(first_out).iter().all(|&c| taken[c]) =>
-            {
-                continue;
-            }
-            _ => {}
-        }
-        let mut n = node.clone();
-        if n.name.is_empty() || node_names.contains(&n.name) {
-            n.name = format!("{}__xq{i}", n.op.onnx_name());
-        }
-        node_names.insert(n.name.clone());
-        let expanded = legacy_softmax_expanded(graph, n, &mut node_names);
-        extra_interp_steps += expanded.len() - 1;
-        for n in expanded {
-            steps.push(StepSpec::Interp { node: n.name.clone() });
-            fallback_nodes.push(n);
-        }
-        // A dequantized constant a pattern reads (binary operand): quantized back into its
-        // value with the qparams it was dequantized with.
-        if matches!(node.op, Op::DequantizeLinear(_)) && value_of.contains_key(first_out) {
-            steps.push(StepSpec::Quantize {
-                tensor: first_out.to_string(),
-                value: value_of[first_out],
+        if self.needs_tensor(&c.output, out) {
+            self.steps.push(StepSpec::Dequantize {
+                value: out,
+                tensor: c.output.clone(),
+                int8: true,
             });
         }
     }
 
-    let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
-    let mut report = Report::build(graph, &cands, &partition, refused, &steps);
-    report.interpreted_nodes -= extra_interp_steps;
-    // A dynamic partition lowers its linear node and a fused ReLU.
-    for (anchor, covered) in dynamic_partitions {
+    /// The value pattern `ci` reads for its input tensor `t`: the tensor's value or, in
+    /// per-op mode for a tensor another pattern makes, a fresh value entered from the `f32`
+    /// exit of the producer's partition.
+    fn pattern_input(&mut self, ci: usize, t: &String) -> usize {
+        let v = self.value_of[t];
+        if self.mode != PartitionMode::PerOp || !self.kernel_made.contains(t.as_str()) {
+            return v;
+        }
+        let f32_name = format!("{t}__xq_f32");
+        if self.per_op_exits.insert(t.clone()) {
+            self.steps.push(StepSpec::Dequantize {
+                value: v,
+                tensor: f32_name.clone(),
+                int8: false,
+            });
+        }
+        let fresh = self.values.len();
+        self.values.push(ValueSpec {
+            name: format!("{t}__xq_op{ci}"),
+            ..self.values[v].clone()
+        });
+        self.steps.push(StepSpec::Quantize {
+            tensor: f32_name,
+            value: fresh,
+        });
+        fresh
+    }
+
+    /// The steps of a quantize node at a partition boundary: a QuantizeLinear into a value
+    /// (partition entry), a DequantizeLinear of a value with its qparams (partition exit), or
+    /// nothing for the DequantizeLinear of a constant only patterns read. False for any other
+    /// node.
+    fn boundary(&mut self, i: usize) -> bool {
+        let (graph, m, matches) = (self.graph, self.m, self.matches);
+        let taken = &matches.taken;
+        let node = &graph.nodes[i];
+        let first_out = node.outputs.first().map(String::as_str).unwrap_or_default();
+        let input0 = node.input(0).unwrap_or_default();
+        match &node.op {
+            Op::QuantizeLinear(_)
+                if self.value_of.contains_key(first_out) && !self.kernel_made.contains(first_out) =>
+            {
+                let value = self.value_of[first_out];
+                self.steps.push(StepSpec::Quantize {
+                    tensor: input0.to_string(),
+                    value,
+                });
+                if self.needs_tensor(first_out, value) {
+                    self.steps.push(StepSpec::Dequantize {
+                        value,
+                        tensor: first_out.to_string(),
+                        int8: true,
+                    });
+                }
+                true
+            }
+            Op::DequantizeLinear(_)
+                if self
+                    .value_of
+                    .get(input0)
+                    .is_some_and(|&v| self.dequantizes_value(node, v)) =>
+            {
+                let needed = graph.is_output(first_out) || m.consumers(first_out).iter().any(|&c| !taken[c]);
+                if needed {
+                    self.steps.push(StepSpec::Dequantize {
+                        value: self.value_of[input0],
+                        tensor: first_out.to_string(),
+                        int8: false,
+                    });
+                }
+                true
+            }
+            Op::DequantizeLinear(_) => {
+                graph.initializers.contains_key(input0)
+                    && !self.value_of.contains_key(first_out)
+                    && !graph.is_output(first_out)
+                    && m.consumers(first_out).iter().all(|&c| taken[c])
+            }
+            _ => false,
+        }
+    }
+
+    /// Node `i` as interpreter steps (renamed when its name is empty or taken), and, for a
+    /// dequantized constant a pattern reads (binary operand), its quantization back into the
+    /// value with the qparams it was dequantized with.
+    fn interpreted(&mut self, i: usize) {
+        let graph = self.graph;
+        let node = &graph.nodes[i];
+        let mut n = node.clone();
+        if n.name.is_empty() || self.node_names.contains(&n.name) {
+            n.name = format!("{}__xq{i}", n.op.onnx_name());
+        }
+        self.node_names.insert(n.name.clone());
+        let expanded = legacy_softmax_expanded(graph, n, &mut self.node_names);
+        self.extra_interp_steps += expanded.len() - 1;
+        for n in expanded {
+            self.steps.push(StepSpec::Interp { node: n.name.clone() });
+            self.fallback_nodes.push(n);
+        }
+        let first_out = node.outputs.first().map(String::as_str).unwrap_or_default();
+        if matches!(node.op, Op::DequantizeLinear(_)) && self.value_of.contains_key(first_out) {
+            self.steps.push(StepSpec::Quantize {
+                tensor: first_out.to_string(),
+                value: self.value_of[first_out],
+            });
+        }
+    }
+}
+
+/// Adds the dynamic partitions to the report: each lowers its linear node and a fused ReLU.
+fn add_dynamic_partitions(report: &mut Report, graph: &Graph, dynamic: Vec<(usize, Vec<usize>)>) {
+    for (anchor, covered) in dynamic {
         let node = &graph.nodes[anchor];
         let mut info = super::report::PartitionInfo {
             nodes: vec![node.name.clone()],
@@ -474,17 +629,6 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         }
         report.partitions.push(info);
     }
-    let spec = ProgramSpec {
-        inputs: graph.inputs.clone(),
-        outputs: graph.outputs.clone(),
-        values,
-        steps,
-        fallback,
-        report: report.text(),
-    };
-    spec.check_dataflow()
-        .map_err(|why| Error::InvalidModel(format!("the model cannot be compiled: {why}")))?;
-    Ok((spec, report))
 }
 
 /// Refuses what cannot make a useful program: no outputs, no nodes, or (with delegation)

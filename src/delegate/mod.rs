@@ -1,5 +1,5 @@
 //! The delegate: finds the parts of a QDQ graph the int8 kernels implement (partitioning)
-//! and lowers them into a [`spec::ProgramSpec`] that the runtime executes.
+//! and lowers them into a [`crate::program::ProgramSpec`] that the runtime executes.
 //!
 //! Recognised patterns (each `DQ` reads an int8 tensor made by a `QuantizeLinear` with the
 //! same per-tensor qparams; each pattern ends in one int8 `QuantizeLinear`):
@@ -39,13 +39,12 @@
 //! everything else runs in the float interpreter unchanged. On request ([`int8_io`]) the
 //! program's own inputs and outputs at partition edges are int8 instead of `f32`.
 
+pub mod gather_map;
 pub mod int8_io;
 pub mod lower;
 pub mod patterns;
 pub mod report;
-pub mod spec;
 
 pub use lower::{lower, PartitionMode};
 pub use patterns::Reason;
 pub use report::Report;
-pub use spec::ProgramSpec;

@@ -3,10 +3,11 @@
 //! (weights quantized, bias in int32, fused activation folded into the output range).
 //! Every refusal carries a [`Reason`] for the report.
 
-use super::spec::{BinaryKind, KernelSpec, Window};
+use super::gather_map;
 use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::kernels::{OutputRange, QuantParams};
+use crate::program::{BinaryKind, KernelSpec, Window};
 use std::collections::HashMap;
 
 /// Elements of a constant Add / Mul operand taken into a pattern (a scalar or a per-channel
@@ -94,7 +95,7 @@ pub struct DynamicCandidate {
     /// The linear node (MatMulInteger, MatMul or Gemm; named in reports).
     pub anchor: usize,
     /// The drafted step.
-    pub step: super::spec::StepSpec,
+    pub step: crate::program::StepSpec,
 }
 
 /// A constant weight: int8 values, dims and scales (one or per channel).
@@ -633,7 +634,7 @@ impl<'g> Matcher<'g> {
         Ok(DynamicCandidate {
             nodes,
             anchor: op_i,
-            step: super::spec::StepSpec::DynamicLinear {
+            step: crate::program::StepSpec::DynamicLinear {
                 node: op.name.clone(),
                 input: x.to_string(),
                 output,
@@ -770,7 +771,7 @@ impl<'g> Matcher<'g> {
         Ok(DynamicCandidate {
             nodes,
             anchor: mm_i,
-            step: super::spec::StepSpec::DynamicLinear {
+            step: crate::program::StepSpec::DynamicLinear {
                 node: mm.name.clone(),
                 input: x.to_string(),
                 output,
@@ -1050,7 +1051,7 @@ impl<'g> Matcher<'g> {
         }
         let out = self.q_output(node)?;
         let out_dims = self.dims(&node.outputs[0])?;
-        if let Err(e) = crate::runtime::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
+        if let Err(e) = crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
             return refuse(Reason::Shape, e.to_string());
         }
         let kind = if op == BinaryOp::Add {
@@ -1133,8 +1134,8 @@ impl<'g> Matcher<'g> {
         Ok(self.candidate(index, inputs.iter().collect(), out, kernel))
     }
 
-    /// Transpose / Slice / constant Pad with equal qparams: the index map is computed once by
-    /// running the operator in the interpreter on element numbers.
+    /// Transpose / Slice / constant Pad with equal qparams, as a gather by an index map
+    /// ([`super::gather_map`]).
     fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input(&node.inputs[0])?;
         let out = self.q_output(node)?;
@@ -1145,62 +1146,65 @@ impl<'g> Matcher<'g> {
         if numel >= 1 << 24 {
             return refuse(Reason::Shape, "too many elements for an index map");
         }
-        let is_pad = matches!(node.op, Op::Pad { .. });
-        let mut fill = x.q.zero_point as i8;
-        let mut extra: Vec<Option<Tensor>> = Vec::new();
-        for (i, name) in node.inputs.iter().enumerate().skip(1) {
+        // The constant inputs after the data (an empty name is an omitted optional input).
+        let mut rest: Vec<Option<&Tensor>> = Vec::new();
+        for name in node.inputs.iter().skip(1) {
             if name.is_empty() {
-                extra.push(None);
+                rest.push(None);
                 continue;
             }
-            let c = self.constant(name).ok_or_else(|| Refusal {
+            rest.push(Some(self.constant(name).ok_or_else(|| Refusal {
                 reason: Reason::NonConstantWeight,
                 detail: format!("`{name}` is not a constant"),
-            })?;
-            if is_pad && i == 2 {
-                let v = c
-                    .to_f32_vec()
-                    .ok()
-                    .and_then(|v| v.first().copied())
-                    .unwrap_or(0.0);
-                fill = ((v / x.q.scale).round_ties_even() + x.q.zero_point as f32).clamp(-128.0, 127.0) as i8;
-                extra.push(Some(Tensor::scalar_f32(0.0)));
-            } else {
-                extra.push(Some(c.clone()));
-            }
+            })?));
         }
-        let numbers =
-            Tensor::from_f32(x.dims.clone(), (1..=numel).map(|i| i as f32).collect()).map_err(|e| {
-                Refusal {
-                    reason: Reason::Shape,
-                    detail: e.to_string(),
-                }
-            })?;
-        let mut args: Vec<Option<&Tensor>> = vec![Some(&numbers)];
-        args.extend(extra.iter().map(Option::as_ref));
-        let result = crate::interp::kernels::eval(&node.op, &args).map_err(|e| Refusal {
+        let attribute = |e: crate::Error| Refusal {
             reason: Reason::Attribute,
             detail: e.to_string(),
-        })?;
-        let y = &result[0];
-        if y.dims() != self.dims(&node.outputs[0])?.as_slice() {
+        };
+        let ints = |i: usize| -> Result<Option<Vec<i64>>, Refusal> {
+            rest.get(i)
+                .copied()
+                .flatten()
+                .map(|t| t.to_i64_vec())
+                .transpose()
+                .map_err(attribute)
+        };
+        let mut fill = x.q.zero_point as i8;
+        let (dims, map) = match &node.op {
+            Op::Transpose { perm } => gather_map::transpose(&x.dims, perm.as_deref()),
+            Op::Slice => {
+                let (Some(starts), Some(ends)) = (ints(0)?, ints(1)?) else {
+                    return refuse(Reason::Attribute, "Slice needs starts and ends");
+                };
+                gather_map::slice(&x.dims, &starts, &ends, ints(2)?.as_deref(), ints(3)?.as_deref())
+            }
+            Op::Pad { .. } => {
+                let Some(pads) = ints(0)? else {
+                    return refuse(Reason::Attribute, "Pad needs pads");
+                };
+                if let Some(c) = rest.get(1).copied().flatten() {
+                    let v = c
+                        .to_f32_vec()
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(0.0);
+                    fill = ((v / x.q.scale).round_ties_even() + x.q.zero_point as f32).clamp(-128.0, 127.0)
+                        as i8;
+                }
+                gather_map::pad(&x.dims, &pads, ints(2)?.as_deref())
+            }
+            other => {
+                return refuse(
+                    Reason::Attribute,
+                    format!("{} is not a gather", other.onnx_name()),
+                )
+            }
+        }
+        .map_err(attribute)?;
+        if dims != self.dims(&node.outputs[0])? {
             return refuse(Reason::Shape, "index map shape differs from the inferred shape");
         }
-        let map = y
-            .as_f32()
-            .map_err(|e| Refusal {
-                reason: Reason::Dtype,
-                detail: e.to_string(),
-            })?
-            .iter()
-            .map(|&v| {
-                if v >= 1.0 {
-                    v as u32 - 1
-                } else {
-                    super::spec::GATHER_FILL
-                }
-            })
-            .collect();
         let kernel = KernelSpec::Gather {
             input: 0,
             output: 0,

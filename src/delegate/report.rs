@@ -2,8 +2,8 @@
 //! the interpreter with the reason.
 
 use super::patterns::{Candidate, Reason};
-use super::spec::StepSpec;
 use crate::ir::{Graph, Node};
+use crate::program::StepSpec;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

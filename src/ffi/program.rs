@@ -199,7 +199,7 @@ pub unsafe extern "C" fn xq_program_save(program: *const xq_program, path: *cons
         let p = unsafe { arg_ref(program, "program") }?;
         // SAFETY: caller's contract.
         let path = unsafe { arg_str(path, "path") }?;
-        crate::format::program_file::save(p.program.spec(), path)
+        p.program.save(path)
     })
 }
 

@@ -10,12 +10,19 @@
 //! every ISA. Readers that predate the packed section ignore it (the container skips unknown
 //! kinds). Every count and length read from a file is checked against the bytes that remain
 //! before anything is allocated.
+//!
+//! This module knows the program ([`crate::program`]), not the runtime: packing weights for
+//! an ISA is the runtime's job, so the packed section is written from blobs the runtime
+//! hands over ([`to_bytes_with_packed`], called by `runtime::Program::to_bytes`,
+//! which saves the weights its kernels already packed), and read back as blobs per step that
+//! the runtime's kernel steps take ([`from_bytes_for`]). [`to_bytes`] and [`save`] write a
+//! program without that section.
 
 use super::container::{ContainerReader, ContainerWriter, Section};
-use super::packed::{PackedBlob, PackedSection, KIND_PACKED};
-use crate::delegate::spec::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
+use super::packed::{PackedSection, KIND_PACKED};
 use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
+use crate::program::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use crate::{Error, Result};
 
 const KIND_PROGRAM: u32 = 1;
@@ -589,47 +596,16 @@ fn decode_program<'a>(
     })
 }
 
-/// Builds every kernel step of `spec` for `isa` and encodes their packed weights as a packed
-/// section; `None` when a step cannot be built (the file is then written without one, and
-/// loading reports the problem) or nothing is packed.
-pub(crate) fn packed_section(spec: &ProgramSpec, isa: crate::cpu::Isa) -> Option<Vec<u8>> {
-    let mut built = Vec::new();
-    for (step, s) in spec.steps.iter().enumerate() {
-        if let StepSpec::Kernel { kernel, .. } = s {
-            let k = crate::runtime::kernel_step::KernelStep::build(isa, kernel, &spec.values).ok()?;
-            built.push((step, k));
-        }
-    }
-    let blobs: Vec<PackedBlob> = built
-        .iter()
-        .flat_map(|(step, k)| {
-            k.packed_parts()
-                .into_iter()
-                .enumerate()
-                .map(|(part, data)| PackedBlob {
-                    step: *step,
-                    part,
-                    data,
-                })
-        })
-        .collect();
-    if blobs.is_empty() {
-        return None;
-    }
-    super::packed::encode(isa, crate::kernels::table::gemm_kernel(isa).name, &blobs).ok()
-}
-
-/// Serialises a lowered program into `.xq` bytes, with a packed section for this process's
-/// kernels (see the module docs).
+/// Serialises a lowered program into `.xq` bytes without a packed section (a loading process
+/// packs the weights); `runtime::Program::to_bytes` adds the packed weights of its
+/// kernels.
 pub fn to_bytes(spec: &ProgramSpec) -> Result<Vec<u8>> {
-    let packed = crate::kernels::table::selected_isa()
-        .ok()
-        .and_then(|isa| packed_section(spec, isa));
-    to_bytes_with_packed(spec, packed.as_deref())
+    to_bytes_with_packed(spec, None)
 }
 
-/// Serialises a lowered program with the given packed section payload, if any.
-pub(crate) fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) -> Result<Vec<u8>> {
+/// Serialises a lowered program with the given packed section payload (encoded by
+/// [`super::packed::encode`]), if any.
+pub fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) -> Result<Vec<u8>> {
     let program = encode_program(spec);
     let fallback = if spec.fallback.nodes.is_empty() {
         Vec::new()
@@ -719,7 +695,7 @@ fn decode_sections<'a>(
     decode_program(program, fallback, report, views)
 }
 
-/// Writes a program file.
+/// Writes a program file without a packed section (see [`to_bytes`]).
 pub fn save(spec: &ProgramSpec, path: impl AsRef<std::path::Path>) -> Result<()> {
     let path = path.as_ref();
     std::fs::write(path, to_bytes(spec)?).map_err(|e| Error::io(path.display(), e))

@@ -206,3 +206,16 @@ fn check_order(graph: &Graph) -> Result<()> {
 pub fn run_once(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     Interpreter::new(graph)?.run(inputs)
 }
+
+/// Fixes the given input shapes of `graph` (symbolic dims they bind are bound everywhere) and
+/// [`simplify`]s it: constant subgraphs (including Shape → Gather → Concat → Reshape chains)
+/// are folded, BatchNormalization is folded into preceding Convs, Identity nodes and dead
+/// code are removed. With no shapes, only what is already constant is folded. This is what
+/// an imported model goes through before it is quantized or compiled.
+pub fn simplify_with_shapes(mut graph: Graph, shapes: &[(&str, &[usize])]) -> Result<Graph> {
+    if !shapes.is_empty() {
+        graph.fix_input_shapes(shapes)?;
+    }
+    simplify(&mut graph)?;
+    Ok(graph)
+}

@@ -2,7 +2,6 @@
 //! prepared once; [`KernelStep::run`] computes a range of tiles between arena buffers.
 
 use crate::cpu::Isa;
-use crate::delegate::spec::{BinaryKind, KernelSpec, ValueSpec, Window};
 use crate::kernels::buffer::PackedBytes;
 use crate::kernels::concat::{Concat, ConcatInput};
 use crate::kernels::conv::PackedConv;
@@ -13,6 +12,7 @@ use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
 use crate::kernels::pool::{GlobalAvgPool, MaxPool};
 use crate::kernels::{conv::ConvWeights, OutputRange};
+use crate::program::{BinaryKind, KernelSpec, ValueSpec, Window, GATHER_FILL};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -76,22 +76,6 @@ pub enum KernelStep {
     },
     /// Byte move: `out[i] = in[map[i]]`, or a plain copy without a map.
     Reshape(Option<Vec<u32>>),
-}
-
-/// Storage index of logical (row-major NCHW) index `l` of `v`.
-fn storage_index(v: &ValueSpec, l: usize) -> usize {
-    if !v.is_nhwc() {
-        return l;
-    }
-    let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
-    let (n, rest) = (l / (c * hw), l % (c * hw));
-    let (ch, p) = (rest / hw, rest % hw);
-    (n * hw + p) * c + ch
-}
-
-/// Whether `v`'s storage order equals its logical order.
-fn storage_is_logical(v: &ValueSpec) -> bool {
-    !v.is_nhwc() || v.dims[1] == 1 || v.dims[2] * v.dims[3] == 1
 }
 
 fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
@@ -294,12 +278,13 @@ impl KernelStep {
                         out.name
                     )));
                 }
-                let shape = super::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
-                    Error::InvalidModel(format!(
-                        "add/mul `{}` = `{}` op `{}`: {e}",
-                        out.name, a.name, b.name
-                    ))
-                })?;
+                let shape =
+                    crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
+                        Error::InvalidModel(format!(
+                            "add/mul `{}` = `{}` op `{}`: {e}",
+                            out.name, a.name, b.name
+                        ))
+                    })?;
                 let op = match kind {
                     BinaryKind::Add => BinaryOp::Add,
                     BinaryKind::Mul => BinaryOp::Mul,
@@ -377,14 +362,14 @@ impl KernelStep {
                         "gather map length differs from the output".into(),
                     ));
                 }
-                let fill_mark = crate::delegate::spec::GATHER_FILL;
+                let fill_mark = GATHER_FILL;
                 let mut smap = vec![fill_mark; map.len()];
                 for (l, &src) in map.iter().enumerate() {
                     if src != fill_mark {
                         if src as usize >= x.numel() {
                             return Err(Error::InvalidModel("gather map reads outside the input".into()));
                         }
-                        smap[storage_index(out, l)] = storage_index(x, src as usize) as u32;
+                        smap[out.storage_index(l)] = x.storage_index(src as usize) as u32;
                     }
                 }
                 KernelStep::Gather {
@@ -420,12 +405,12 @@ impl KernelStep {
                 if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
                     return Err(Error::InvalidModel("reshape changes the element count".into()));
                 }
-                if storage_is_logical(x) && storage_is_logical(out) {
+                if x.storage_is_logical() && out.storage_is_logical() {
                     KernelStep::Reshape(None)
                 } else {
                     let mut map = vec![0u32; out.numel()];
                     for l in 0..out.numel() {
-                        map[storage_index(out, l)] = storage_index(x, l) as u32;
+                        map[out.storage_index(l)] = x.storage_index(l) as u32;
                     }
                     KernelStep::Reshape(Some(map))
                 }
@@ -507,7 +492,7 @@ impl KernelStep {
                     }
                     let dst = out.as_ptr();
                     for (i, &src) in map.iter().enumerate() {
-                        let v = if src == crate::delegate::spec::GATHER_FILL {
+                        let v = if src == GATHER_FILL {
                             *fill
                         } else {
                             x[src as usize]

@@ -1,7 +1,6 @@
 //! Executing compiled programs: the executor ([`program`]), its kernel steps, the operator
 //! thread pool and the static memory planner.
 
-pub mod broadcast;
 pub mod kernel_step;
 pub mod memory_plan;
 pub mod pool;

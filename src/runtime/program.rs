@@ -16,18 +16,21 @@
 //! Construction packs each kernel's weights for the selected ISA ([`Program::new`]). Loading
 //! a program file ([`Program::load_file`], [`Program::load_bytes`]) copies no constant data:
 //! weights are packed straight from the file's bytes, or, when its packed section was written
-//! for the same kernels, used in place from them; the program keeps the bytes alive.
+//! for the same kernels, used in place from them; the program keeps the bytes alive. Saving
+//! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
+//! format as its packed section: packing is the runtime's job, the format only stores blobs.
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
 use super::pool::ThreadPool;
 use crate::cpu::Isa;
-use crate::delegate::spec::{ProgramSpec, StepSpec, ValueSpec};
+use crate::format::packed::PackedBlob;
 use crate::format::ProgramBytes;
 use crate::interp::kernels::eval;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
+use crate::program::{ProgramSpec, StepSpec, ValueSpec};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -131,6 +134,9 @@ pub struct Program {
     source: Option<Arc<ProgramBytes>>,
     /// `spec` in full, decoded from `source` on first use.
     full_spec: OnceLock<ProgramSpec>,
+    /// The ISA the kernels were built for.
+    isa: Isa,
+    /// One per step of `spec`, in the same order.
     steps: Vec<Step>,
     offsets: Vec<usize>,
     arena_size: usize,
@@ -351,6 +357,7 @@ impl Program {
             spec,
             source,
             full_spec: OnceLock::new(),
+            isa,
             steps,
             offsets,
             arena_size,
@@ -376,6 +383,50 @@ impl Program {
                     .unwrap_or_else(|e| panic!("the loaded program file changed while mapped: {e}"))
             }),
         }
+    }
+
+    /// The program file of this program: [`Program::spec`] and, in a packed section, the
+    /// weights its kernels use, packed for its ISA (a process with the same kernels uses them
+    /// in place when it loads the file; any other packs the unpacked weights).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::format::program_file::to_bytes_with_packed(self.spec(), self.packed_section().as_deref())
+    }
+
+    /// Writes [`Program::to_bytes`] to a file.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_bytes()?).map_err(|e| Error::io(path.display(), e))
+    }
+
+    /// The packed weights of the kernel steps as a packed section, or `None` when no step
+    /// has packed weights (or, as for any optional section, when they cannot be encoded: the
+    /// file then loads by packing).
+    fn packed_section(&self) -> Option<Vec<u8>> {
+        let blobs: Vec<PackedBlob> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(step, s)| match s {
+                Step::Kernel { kernel, .. } => Some((step, kernel)),
+                _ => None,
+            })
+            .flat_map(|(step, kernel)| {
+                kernel
+                    .packed_parts()
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(part, data)| PackedBlob { step, part, data })
+            })
+            .collect();
+        if blobs.is_empty() {
+            return None;
+        }
+        crate::format::packed::encode(
+            self.isa,
+            crate::kernels::table::gemm_kernel(self.isa).name,
+            &blobs,
+        )
+        .ok()
     }
 
     /// Program inputs.
@@ -676,7 +727,7 @@ impl Program {
 
 /// A kernel step to build: its spec, prepacked weights and unpacked weights in place.
 type KernelJob<'a> = (
-    &'a crate::delegate::spec::KernelSpec,
+    &'a crate::program::KernelSpec,
     Option<Vec<PackedBytes>>,
     Option<&'a [i8]>,
 );
@@ -1025,11 +1076,11 @@ pub fn is_io_dtype(d: DType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delegate::spec::{KernelSpec, Window};
-    use crate::format::packed::{self, PackedBlob};
+    use crate::format::packed;
     use crate::format::program_file;
     use crate::ir::Dim;
     use crate::kernels::{OutputRange, QuantParams};
+    use crate::program::{KernelSpec, Window};
 
     fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
         ValueSpec {
@@ -1205,7 +1256,16 @@ mod tests {
             "the reference output is nearly constant: {distinct:?}"
         );
         for saved in supported() {
-            let packed = program_file::packed_section(&small_spec(), saved);
+            let packed = Program::build(
+                small_spec(),
+                ProgramOptions { threads: 1 },
+                saved,
+                Vec::new(),
+                &[],
+                None,
+            )
+            .unwrap()
+            .packed_section();
             assert!(packed.is_some(), "{saved}");
             for running in supported() {
                 let p = load(file(packed.clone()), running).unwrap();
@@ -1227,7 +1287,10 @@ mod tests {
     fn saved_files_load_through_a_memory_map_with_weights_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("small.xq");
-        program_file::save(&small_spec(), &path).unwrap();
+        Program::new(small_spec(), ProgramOptions { threads: 1 })
+            .unwrap()
+            .save(&path)
+            .unwrap();
         let x = input();
         let expected = Program::new(small_spec(), ProgramOptions { threads: 1 })
             .unwrap()
@@ -1253,7 +1316,10 @@ mod tests {
     #[test]
     fn saved_files_carry_the_packed_section_of_the_selected_isa() {
         let isa = crate::kernels::table::selected_isa().unwrap();
-        let bytes = program_file::to_bytes(&small_spec()).unwrap();
+        let bytes = Program::new(small_spec(), ProgramOptions { threads: 1 })
+            .unwrap()
+            .to_bytes()
+            .unwrap();
         let view = program_file::from_bytes_for(&bytes, isa).unwrap();
         // The int8 weights of the convolutions and the fully connected layer (steps 1, 2, 5)
         // stay in the file; the rest is decoded.

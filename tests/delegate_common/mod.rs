@@ -221,7 +221,7 @@ fn storage_order(dims: &[usize]) -> Vec<usize> {
 /// written by [`ort_quantized_dump`]: one subdirectory per sample, tensors matched to values
 /// by name). Inputs ONNX Runtime does not expose (the delegate's internal values)
 /// come from the preceding steps of the same run.
-pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
+pub fn layer_agreement(spec: &xq::program::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
     let mut total: Vec<LayerAgreement> = Vec::new();
     for sample in 0.. {
         let dir = dump.join(sample.to_string());
@@ -243,10 +243,10 @@ pub fn layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<Lay
 }
 
 /// [`layer_agreement`] of one sample's directory.
-fn sample_layer_agreement(spec: &xq::delegate::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
+fn sample_layer_agreement(spec: &xq::program::ProgramSpec, dump: &Path) -> Vec<LayerAgreement> {
     use std::collections::HashMap;
-    use xq::delegate::spec::StepSpec;
     use xq::kernels::output::SharedOutput;
+    use xq::program::StepSpec;
     use xq::runtime::kernel_step::KernelStep;
 
     let index: HashMap<String, String> =
@@ -322,7 +322,7 @@ pub fn print_layer_agreement(layers: &[LayerAgreement], all: bool) {
 
 /// The scale of the last quantized value a program computes (its final model value; values
 /// the lowering adds carry `__xq` in their names).
-pub fn last_value_scale(spec: &xq::delegate::ProgramSpec) -> f32 {
+pub fn last_value_scale(spec: &xq::program::ProgramSpec) -> f32 {
     spec.values
         .iter()
         .rev()

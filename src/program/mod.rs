@@ -1,0 +1,40 @@
+//! The compiled-program contract: the plain data a lowered program is made of.
+//!
+//! One writer, two readers:
+//! - the delegate's lowering (`delegate::lower`) writes a [`ProgramSpec`];
+//! - the runtime (`runtime::Program`) reads it, packs each kernel's constants for the
+//!   selected ISA and executes the steps;
+//! - the program file (`format::program_file`) stores it and reads it back.
+//!
+//! None of the three depends on another through this contract, and the contract depends on
+//! nothing of theirs: only on the graph IR (tensor infos, the interpreter's share of the
+//! graph) and on the kernels' parameter types (quantization parameters, output ranges, the
+//! elementwise kernel's broadcast strides).
+//!
+//! What it fixes:
+//! - **Values** ([`ValueSpec`]): the int8 tensors of the arena. Dimensions are logical
+//!   (ONNX order); storage is NHWC for rank 4 and row-major in logical order for every other
+//!   rank ([`ValueSpec::storage_index`]). A uint8 tensor `u` is carried as the int8 `u - 128`
+//!   with its zero point shifted alike.
+//! - **Steps** ([`StepSpec`], in execution order): int8 kernels ([`KernelSpec`], whose
+//!   `input` / `output` fields index [`ProgramSpec::values`]), partition entries and exits
+//!   (quantize / dequantize), dynamically quantized linear layers and interpreter nodes of
+//!   [`ProgramSpec::fallback`]. Constants are unpacked: int8 weights in the kernel's logical
+//!   layout (OHWI, HWC, `n × k`), one or per-channel `f32` scales, `int32` bias. Packing for
+//!   an ISA is the reader's job.
+//! - **Gather maps** ([`KernelSpec::Gather`]): logical output element → logical input
+//!   element, or [`GATHER_FILL`].
+//! - **Broadcasting** ([`broadcast`]): how an ONNX broadcast of add / mul maps onto the
+//!   elementwise kernel's strides given the storage layout; the partitioner asks it whether a
+//!   broadcast can be delegated, the runtime builds the step from it.
+//! - **Validity** ([`ProgramSpec::check_dataflow`]): every step reads only what exists when
+//!   it runs.
+
+pub mod broadcast;
+mod kernel;
+mod step;
+mod value;
+
+pub use kernel::{BinaryKind, KernelSpec, Window, GATHER_FILL};
+pub use step::{ProgramSpec, StepSpec};
+pub use value::ValueSpec;
