@@ -10,16 +10,17 @@
 //! accumulation into one exact instruction.
 
 /// Defines `row` (the [`crate::kernels::table::DwRowFn`] of a 16-channel even/odd variant)
-/// with the target features `$features`, where `$dot(acc, x, w)` returns
-/// `acc + (x[2i]·w[2i] + x[2i+1]·w[2i+1])` in every `i32` lane without saturation.
+/// with the target features `$features`, computing up to `$pixels` (1..=6) output pixels per
+/// pass, where `$dot(acc, x, w)` returns `acc + (x[2i]·w[2i] + x[2i+1]·w[2i+1])` in every
+/// `i32` lane without saturation.
 macro_rules! even_odd16_dwconv {
-    ($features:literal, $dot:path) => {
+    ($features:literal, $pixels:literal, $dot:path) => {
         use crate::kernels::dwconv::{DwArgs, BLOCK};
         use crate::kernels::epilogue::Requant256;
         use std::arch::x86_64::*;
 
         /// Output pixels per pass.
-        const PIXELS: usize = 4;
+        const PIXELS: usize = $pixels;
 
         /// Computes one output row.
         ///
@@ -37,6 +38,8 @@ macro_rules! even_odd16_dwconv {
                     // channels c0..min(c0 + 16, channels).
                     unsafe {
                         match group {
+                            6 => pass::<6>(a, px, c0, &rq),
+                            5 => pass::<5>(a, px, c0, &rq),
                             4 => pass::<4>(a, px, c0, &rq),
                             3 => pass::<3>(a, px, c0, &rq),
                             2 => pass::<2>(a, px, c0, &rq),
@@ -141,4 +144,4 @@ fn madd_accumulate(
     _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 }
 
-even_odd16_dwconv!("avx2,fma", madd_accumulate);
+even_odd16_dwconv!("avx2,fma", 4, madd_accumulate);

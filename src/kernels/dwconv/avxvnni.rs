@@ -7,10 +7,10 @@
 
 /// The AVX-VNNI (VEX) build.
 pub(super) mod vex {
-    super::super::avx2::even_odd16_dwconv!("avxvnni,avx2,fma", _mm256_dpwssd_avx_epi32);
+    super::super::avx2::even_odd16_dwconv!("avxvnni,avx2,fma", 6, _mm256_dpwssd_avx_epi32);
 }
 
 /// The AVX-512 VNNI + VL (EVEX, 256-bit registers) build.
 pub(super) mod evex {
-    super::super::avx2::even_odd16_dwconv!("avx512vnni,avx512vl,avx512f,avx2,fma", _mm256_dpwssd_epi32);
+    super::super::avx2::even_odd16_dwconv!("avx512vnni,avx512vl,avx512f,avx2,fma", 6, _mm256_dpwssd_epi32);
 }
