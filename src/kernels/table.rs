@@ -97,7 +97,7 @@ pub struct DwConvKernelInfo {
 }
 
 /// The element-wise variant (add, mul, requantization of concat inputs): names and the row
-/// microkernel (see [`RowArgs`]; the CPU must support the variant's ISA).
+/// microkernel (one row of `elementwise::RowArgs`; the CPU must support the variant's ISA).
 #[derive(Debug)]
 pub struct ElementwiseKernels {
     /// Name of the add kernel.
@@ -110,8 +110,8 @@ pub struct ElementwiseKernels {
     pub(crate) row: unsafe fn(&RowArgs),
 }
 
-/// The pooling variant: names and microkernels (see [`MeanArgs`] / [`MaxArgs`]; the CPU must
-/// support the variant's ISA).
+/// The pooling variant: names and microkernels (one image of `pool::MeanArgs`, one pixel of
+/// `pool::MaxArgs`; the CPU must support the variant's ISA).
 #[derive(Debug)]
 pub struct PoolKernels {
     /// Name of the global average pool kernel.
