@@ -7,16 +7,20 @@
 # rounds alternate the engines and the table gives each engine's median over the rounds.
 #
 # Usage: bench/mobilenet_v2.sh [OUT_DIR] ; env XQ_ANCHOR_PYTHON (default
-# /tmp/xq-anchors/bin/python, a venv with torch, executorch, onnxruntime), RUNS, ROUNDS.
+# /tmp/xq-anchors/bin/python, a venv with torch, executorch, onnxruntime), RUNS, ROUNDS, and
+# XQ_ISAS: the kernel rows libxq runs under, side by side in each round (e.g.
+# "avx2 avxvnni avx512vnni"; default: the one the CPU selects, or XQ_ISA if set). The
+# libxq / ExecuTorch ratios use the first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-/tmp/xq-anchor-mv2}
 py=${XQ_ANCHOR_PYTHON:-/tmp/xq-anchors/bin/python}
 runs=${RUNS:-50}
+read -r -a isas <<< "${XQ_ISAS:-${XQ_ISA:-default}}"
 anchors="$root/../shared/anchors/mobilenet_v2.py"
 [ -f "$anchors" ] || anchors=/work/shared/anchors/mobilenet_v2.py
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log".xq.*' EXIT
 
 mkdir -p "$out"
 if [ ! -f "$out/mobilenet_v2.onnx" ]; then
@@ -33,10 +37,17 @@ for round in $(seq 1 "$rounds"); do
   "$py" "$anchors" "$out" 32 onnxruntime 2>/dev/null | tee -a "$log"
   "$py" "$anchors" "$out" 32 executorch 2>/dev/null | tee -a "$log"
   "$xq" compile "$out/mobilenet_v2_ort_qdq.onnx" -o "$out/mobilenet_v2_libxq.xq" | head -2
-  for t in 1 2; do
-    "$xq" run "$out/mobilenet_v2_libxq.xq" --input "$out/eval1.npy" --threads "$t" --runs "$runs" | tee -a "$log"
+  for isa in "${isas[@]}"; do
+    for t in 1 2; do
+      if [ "$isa" = default ]; then
+        env -u XQ_ISA "$xq" run "$out/mobilenet_v2_libxq.xq" --input "$out/eval1.npy" --threads "$t" --runs "$runs"
+      else
+        XQ_ISA="$isa" "$xq" run "$out/mobilenet_v2_libxq.xq" --input "$out/eval1.npy" --threads "$t" --runs "$runs"
+      fi | tee -a "$log.xq.$isa"
+    done
   done
 done
+xqlog="$log.xq.${isas[0]}"
 
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo
@@ -46,15 +57,21 @@ et1=$(awk '/executorch-xnnpack int8 threads 1/ {sub(",","",$6); print $6}' "$log
 et2=$(awk '/executorch-xnnpack int8 threads 2/ {sub(",","",$6); print $6}' "$log" | median)
 ort1=$(awk '/onnxruntime +int8 threads 1/ {sub(",","",$6); print $6}' "$log" | median)
 ort2=$(awk '/onnxruntime +int8 threads 2/ {sub(",","",$6); print $6}' "$log" | median)
-xq1=$(awk '/^threads 1 / {print $6}' "$log" | median)
-xq2=$(awk '/^threads 2 / {print $6}' "$log" | median)
-printf "%-22s %10s %10s\n" "libxq" "$xq1" "$xq2"
+xq1=$(awk '/^threads 1 / {print $6}' "$xqlog" | median)
+xq2=$(awk '/^threads 2 / {print $6}' "$xqlog" | median)
+for isa in "${isas[@]}"; do
+  label="libxq"
+  [ "$isa" = default ] || label="libxq ($isa)"
+  printf "%-22s %10s %10s\n" "$label" \
+    "$(awk '/^threads 1 / {print $6}' "$log.xq.$isa" | median)" \
+    "$(awk '/^threads 2 / {print $6}' "$log.xq.$isa" | median)"
+done
 printf "%-22s %10s %10s\n" "ExecuTorch + XNNPACK" "$et1" "$et2"
 printf "%-22s %10s %10s\n" "ONNX Runtime (QDQ)" "$ort1" "$ort2"
 awk -v a="$xq1" -v b="$et1" -v c="$xq2" -v d="$et2" 'BEGIN { if (b > 0 && d > 0) printf "libxq / ExecuTorch: %.2fx (1 thread), %.2fx (2 threads); target <= 0.9x\n", a / b, c / d }'
 echo "per round (libxq / ExecuTorch, 1 thread, 2 threads):"
-paste <(awk '/^threads 1 / {print $6}' "$log") <(awk '/executorch-xnnpack int8 threads 1/ {sub(",","",$6); print $6}' "$log") \
-  <(awk '/^threads 2 / {print $6}' "$log") <(awk '/executorch-xnnpack int8 threads 2/ {sub(",","",$6); print $6}' "$log") |
+paste <(awk '/^threads 1 / {print $6}' "$xqlog") <(awk '/executorch-xnnpack int8 threads 1/ {sub(",","",$6); print $6}' "$log") \
+  <(awk '/^threads 2 / {print $6}' "$xqlog") <(awk '/executorch-xnnpack int8 threads 2/ {sub(",","",$6); print $6}' "$log") |
   awk '{printf "  round %d: %.2fx, %.2fx\n", NR, $1 / $2, $3 / $4}'
-load=$(awk '/^threads 1 / {print $4}' "$log" | median)
-awk '/^threads 1 / {rss = $10; arena = $12} END {printf "libxq program load (median) '"$load"' ms, peak RSS %s MiB, arena %s KiB\n", rss, arena}' "$log"
+load=$(awk '/^threads 1 / {print $4}' "$xqlog" | median)
+awk '/^threads 1 / {rss = $10; arena = $12} END {printf "libxq program load (median) '"$load"' ms, peak RSS %s MiB, arena %s KiB\n", rss, arena}' "$xqlog"

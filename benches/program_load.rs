@@ -15,6 +15,9 @@
 //! cargo bench --bench program_load
 //! XQ_BENCH_PROGRAM=/tmp/xq-anchor-mv2/mobilenet_v2_libxq.xq cargo bench --bench program_load
 //! ```
+//!
+//! `XQ_BENCH_SAVE_PROGRAM=P.xq` only writes the built program to `P.xq` (for `xq run P.xq`
+//! under each `XQ_ISA` where the anchor model of `bench/mobilenet_v2.sh` is not available).
 
 mod common;
 
@@ -297,6 +300,11 @@ fn main() {
             std::path::Path::new(&path),
             std::env::args().any(|a| a == "--pack"),
         );
+        return;
+    }
+    if let Some(p) = std::env::var_os("XQ_BENCH_SAVE_PROGRAM") {
+        program_file::save(&mobilenet_v2(), std::path::Path::new(&p)).expect("save");
+        println!("saved {}", std::path::Path::new(&p).display());
         return;
     }
     let runs = if common::full_run() { 101 } else { 1 };

@@ -158,6 +158,14 @@ typedef enum xq_isa {
    * x86-64 AVX-512 with VNNI.
    */
   XQ_ISA_AVX512VNNI = 2,
+  /**
+   * x86-64 AVX-VNNI (256-bit VEX dot products, with AVX2).
+   */
+  XQ_ISA_AVXVNNI = 3,
+  /**
+   * The AVX-VNNI kernels in their AVX-512 VNNI encoding (only when `XQ_ISA` forces it).
+   */
+  XQ_ISA_AVX512VNNI256 = 4,
 } xq_isa;
 
 /**

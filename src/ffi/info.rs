@@ -15,6 +15,10 @@ pub enum xq_isa {
     XQ_ISA_AVX2 = 1,
     /// x86-64 AVX-512 with VNNI.
     XQ_ISA_AVX512VNNI = 2,
+    /// x86-64 AVX-VNNI (256-bit VEX dot products, with AVX2).
+    XQ_ISA_AVXVNNI = 3,
+    /// The AVX-VNNI kernels in their AVX-512 VNNI encoding (only when `XQ_ISA` forces it).
+    XQ_ISA_AVX512VNNI256 = 4,
 }
 
 impl From<Isa> for xq_isa {
@@ -23,6 +27,8 @@ impl From<Isa> for xq_isa {
             Isa::Scalar => xq_isa::XQ_ISA_SCALAR,
             Isa::Avx2 => xq_isa::XQ_ISA_AVX2,
             Isa::Avx512Vnni => xq_isa::XQ_ISA_AVX512VNNI,
+            Isa::AvxVnni => xq_isa::XQ_ISA_AVXVNNI,
+            Isa::Avx512Vnni256 => xq_isa::XQ_ISA_AVX512VNNI256,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! int8 CPU kernels: one module per kernel family, each with a scalar reference and SIMD
-//! variants (AVX2, AVX-512 VNNI) that give bit-identical results.
+//! variants (AVX2, AVX-VNNI, AVX-512 VNNI) that give bit-identical results.
 //!
 //! Kernels know nothing about graphs. Activations are NHWC `i8` slices; weights are packed
 //! once (`pack`, for an explicit [`Isa`]) into an owned struct, then `run` computes a range
 //! of tiles so that a runtime can split an operator's tiles across threads.
-//! The kernel variant of each family is chosen in one place, [`table`], from the ISA
-//! ([`table::selected_isa`] gives the process-wide choice; every `pack`/`new` also accepts
-//! an explicit [`Isa`] so tests and benchmarks can run each variant in one process).
+//! The kernel variant of each family is chosen in one place, [`table`]: one row of function
+//! pointers and layouts per ISA ([`table::selected`] gives the process-wide row; every
+//! `pack`/`new` also accepts an explicit [`Isa`] so tests and benchmarks can run each row in
+//! one process).
 //!
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),

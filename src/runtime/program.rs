@@ -932,7 +932,7 @@ unsafe fn quantize_into(
     units: std::ops::Range<usize>,
 ) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
-    if matches!(crate::cpu::selected_isa(), Ok(Isa::Avx2 | Isa::Avx512Vnni)) {
+    if crate::cpu::selected_isa().is_ok_and(Isa::implies_avx2) {
         // SAFETY: the selected ISA implies AVX2; the rest is the caller's contract.
         return unsafe { quantize_into_avx2(t, v, out, units) };
     }

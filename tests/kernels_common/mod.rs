@@ -7,14 +7,19 @@ use std::io::Write;
 use xq::kernels::indirection::ConvGeometry;
 use xq::kernels::Isa;
 
-/// The SIMD variants this CPU can run; each missing one is reported as skipped on stderr
-/// (written to the handle, not `eprintln!`, so the test harness does not capture it).
+/// The SIMD variants this CPU can run; each missing one is reported as skipped on stderr,
+/// once per test binary (written to the handle, not `eprintln!`, so the test harness does not
+/// capture it).
 pub fn simd_isas() -> Vec<Isa> {
-    [Isa::Avx2, Isa::Avx512Vnni]
+    static REPORTED: std::sync::Mutex<Vec<Isa>> = std::sync::Mutex::new(Vec::new());
+    Isa::ALL
         .into_iter()
+        .filter(|&isa| isa != Isa::Scalar)
         .filter(|isa| {
             let ok = isa.is_supported();
-            if !ok {
+            let mut reported = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+            if !ok && !reported.contains(isa) {
+                reported.push(*isa);
                 let _ = writeln!(std::io::stderr(), "SKIPPED: {isa} not supported by this CPU");
             }
             ok

@@ -34,10 +34,12 @@ fn view_fits(len: usize, rows: usize, cols: usize, st: (isize, isize)) -> bool {
     st.0 >= 0 && st.1 >= 0 && ((rows - 1) * st.0 as usize + (cols - 1) * st.1 as usize) < len
 }
 
-/// Whether the CPU runs AVX2 + FMA code (detected once).
+/// Whether the CPU runs AVX2 + FMA code (from the crate's one CPU detection).
 #[cfg(target_arch = "x86_64")]
-pub static HAS_AVX2_FMA: once_cell::sync::Lazy<bool> =
-    once_cell::sync::Lazy::new(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+pub static HAS_AVX2_FMA: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    let f = crate::cpu::features();
+    f.avx2 && f.fma
+});
 
 macro_rules! gemm_impl {
     ($t:ty, $f:ident) => {

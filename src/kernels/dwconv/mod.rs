@@ -10,9 +10,12 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avxvnni;
 #[cfg(test)]
 mod pack_tests;
 mod scalar;
+pub(crate) mod variants;
 
 use super::buffer::AlignedBytes;
 use super::gemm::{check_matrix, GemmQuant};
@@ -326,17 +329,7 @@ impl PackedDwConv {
     /// `args` satisfies the [`DwArgs`] contract for this packing; the ISA is supported.
     unsafe fn kernel_row(&self, args: &DwArgs) {
         // SAFETY: forwarded contract.
-        unsafe {
-            match self.kernel.isa {
-                Isa::Scalar => scalar::row(args),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => avx2::row(args),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512Vnni => avx512::row(args),
-                #[cfg(not(target_arch = "x86_64"))]
-                _ => unreachable!("pack rejects ISAs the CPU lacks"),
-            }
-        }
+        unsafe { (self.kernel.row)(args) }
     }
 }
 

@@ -9,9 +9,9 @@ use super::{DwArgs, BLOCK};
 pub(super) unsafe fn row(a: &DwArgs) {
     for px in 0..a.pixels {
         for ch in 0..a.channels {
+            let start = (ch / BLOCK) * a.block_bytes;
             // SAFETY: the block of `ch` lies inside the packed data (DwArgs contract).
-            let block =
-                unsafe { std::slice::from_raw_parts(a.w.add((ch / BLOCK) * a.block_bytes), a.block_bytes) };
+            let block = unsafe { std::slice::from_raw_parts(a.w.add(start), a.block_bytes) };
             let lane = ch % BLOCK;
             let word = |i: usize| -> [u8; 4] { block[i * BLOCK * 4 + lane * 4..][..4].try_into().unwrap() };
             let mut acc = i32::from_ne_bytes(word(0));

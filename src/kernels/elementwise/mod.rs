@@ -15,6 +15,7 @@ mod scalar;
 
 use super::output::SharedOutput;
 use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::table::ElementwiseKernels;
 use crate::cpu::Isa;
 use crate::{Error, Result};
 use std::ops::Range;
@@ -164,24 +165,40 @@ pub(crate) struct RowArgs {
     pub rq: Requantizer,
 }
 
-/// Runs one row with the microkernel of `isa`.
+/// Runs one row with the microkernel of `isa` (its row of [`super::table`]).
 ///
 /// # Safety
 /// `r` satisfies the [`RowArgs`] contract and the CPU supports `isa`.
 pub(crate) unsafe fn run_row(isa: Isa, r: &RowArgs) {
     // SAFETY: forwarded contract.
-    unsafe {
-        match isa {
-            Isa::Scalar => scalar::row(r),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => avx2::row(r),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => avx512::row(r),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => unreachable!("ISAs the CPU lacks are rejected at construction"),
-        }
-    }
+    unsafe { (super::table::for_isa(isa).elementwise.row)(r) }
 }
+
+/// The portable variant (the test oracle of the others).
+pub(crate) static SCALAR: ElementwiseKernels = ElementwiseKernels {
+    add: "qs8-vadd-fp32-scalar",
+    mul: "qs8-vmul-fp32-scalar",
+    requant: "qs8-requant-fp32-scalar",
+    row: scalar::row,
+};
+
+/// The AVX2 variant (also run by the AVX-VNNI rows).
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2: ElementwiseKernels = ElementwiseKernels {
+    add: "qs8-vadd-fp32-avx2",
+    mul: "qs8-vmul-fp32-avx2",
+    requant: "qs8-requant-fp32-avx2",
+    row: avx2::row,
+};
+
+/// The AVX-512 variant.
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512: ElementwiseKernels = ElementwiseKernels {
+    add: "qs8-vadd-fp32-avx512",
+    mul: "qs8-vmul-fp32-avx512",
+    requant: "qs8-requant-fp32-avx512",
+    row: avx512::row,
+};
 
 /// A quantized add or mul, prepared once for its qparams and an ISA.
 #[derive(Clone, Copy, Debug)]

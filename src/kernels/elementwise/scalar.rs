@@ -12,7 +12,7 @@ use super::{RowArgs, RowOp};
 /// `r` satisfies the [`RowArgs`] contract.
 pub(super) unsafe fn row(r: &RowArgs) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
+    if crate::cpu::features().fma {
         // SAFETY: the CPU has FMA; the RowArgs contract is forwarded.
         return unsafe { row_fma(r) };
     }
@@ -101,7 +101,7 @@ mod tests {
                     out
                 };
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("fma") {
+                if crate::cpu::features().fma {
                     assert_eq!(run(false), run(true), "ma {ma} mb {mb} fixed {fixed} off {off}");
                 }
             }

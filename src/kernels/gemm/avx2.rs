@@ -1,6 +1,7 @@
 //! AVX2 GEMM microkernel: activations widened to `i16` pairs, exact `vpmaddwd` dot products,
 //! up to 6 rows × 2 panels of 8 columns, fp32 requantization in the epilogue.
 
+use super::pack::PanelGeometry;
 use super::{TileArgs, TileOut};
 use crate::kernels::epilogue::{store_low_bytes, Requant256};
 use std::arch::x86_64::*;
@@ -43,6 +44,7 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
             row[j] = bias;
         }
     }
+    // SAFETY: the weights follow the 32-byte bias header of each panel.
     let mut w = unsafe { t.w.add(NR * 4) };
     let mut a = t.a;
     for _ in 0..t.kpad / 2 {
@@ -67,6 +69,20 @@ unsafe fn tile_mr_j<const MR: usize, const J: usize>(t: &TileArgs) {
     // The epilogue indexes accumulators dynamically; doing so on a copy keeps `acc` itself
     // in registers during the K loop.
     let acc = std::hint::black_box(acc);
+    // SAFETY: forwarded TileArgs contract.
+    unsafe { store_tile(t, &acc) };
+}
+
+/// The epilogue of every 256-bit GEMM kernel (8-column panels): requantizes or dequantizes
+/// the accumulators of `t.rows` rows × `J` panels and stores every valid column.
+///
+/// # Safety
+/// `t` satisfies the [`TileArgs`] contract for 8-column panels, `MR == t.rows` and
+/// `J == t.panels`; the CPU supports AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn store_tile<const MR: usize, const J: usize>(t: &TileArgs, acc: &[[__m256i; J]; MR]) {
+    const NR: usize = 8;
     let mult_at = NR * 4 + t.kpad * NR;
     for j in 0..J {
         let panel = t.w.wrapping_add(j * t.panel_bytes);
@@ -139,4 +155,26 @@ pub(super) unsafe fn pack_segment_i16(src: &[i8], dst: &mut [u8]) {
         pair.copy_from_slice(&(x as i16).to_ne_bytes());
     }
     dst[src.len() * 2..].fill(0);
+}
+
+/// The [`crate::kernels::table::PackARowsFn`] of this variant: `i16` activations.
+///
+/// # Safety
+/// As [`crate::kernels::table::PackARowsFn`]; the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn pack_a_rows(geo: &PanelGeometry, rows: usize, seg_ptrs: &[*const i8], dst: &mut [u8]) {
+    // SAFETY: each `dst` segment holds `2 × kc4 >= 2 × kc` bytes; the CPU supports AVX2.
+    super::pack::pack_rows!(geo, rows, seg_ptrs, dst, 2, |src, d| unsafe {
+        pack_segment_i16(src, d)
+    });
+}
+
+/// The [`crate::kernels::table::PackABlockFn`] of this variant.
+///
+/// # Safety
+/// `dst.len() == 2 * block.len()`; the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn pack_a_block(block: &[i8], dst: &mut [u8]) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_segment_i16(block, dst) };
 }

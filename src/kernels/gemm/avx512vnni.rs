@@ -54,6 +54,7 @@ unsafe fn kgroup_step<const MR: usize, const J: usize>(
     for (j, v) in wv.iter_mut().enumerate() {
         // SAFETY: 64 bytes of weights per K group per panel, 64-byte aligned.
         let p = unsafe { w.add(j * t.panel_bytes + g * NR * 4) };
+        // SAFETY: `p` is inside the panel and 64-byte aligned (above).
         *v = unsafe { _mm512_load_si512(p.cast()) };
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD).cast());
     }
@@ -139,9 +140,10 @@ unsafe fn store_quantized<const MR: usize, const J: usize>(
 ) {
     let rq = Requant512::new(rq);
     let mult_at = NR * 4 + t.kpad * NR;
-    // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
-    let mults: [__m512; J] =
-        std::array::from_fn(|j| unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) });
+    let mults: [__m512; J] = std::array::from_fn(|j| {
+        // SAFETY: the multipliers follow the weights in each panel, 64-byte aligned.
+        unsafe { _mm512_load_ps(t.w.add(j * t.panel_bytes + mult_at).cast()) }
+    });
     let cols = t.cols.min(J * NR);
     let mask: __mmask64 = if cols == 64 { !0 } else { (1u64 << cols) - 1 };
     for (r, row) in acc.iter().enumerate() {
@@ -198,19 +200,14 @@ fn column_mask(t: &TileArgs, j: usize) -> __mmask16 {
     ((1u32 << cols) - 1) as __mmask16
 }
 
-/// [`super::pack::pack_a`] for this kernel: rows of unsigned (`x ^ 0x80`) activations,
-/// segment `s` of row `r` read from `seg_ptrs[r * ks + s]`.
+/// The [`crate::kernels::table::PackARowsFn`] of this variant: rows of unsigned (`x ^ 0x80`)
+/// activations, segment `s` of row `r` read from `seg_ptrs[r * ks + s]`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW; `dst` holds `rows × geo.kpad` bytes; each pointer
 /// is valid for reading `geo.kc` bytes.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn pack_a_unsigned(
-    geo: &PanelGeometry,
-    rows: usize,
-    seg_ptrs: &[*const i8],
-    dst: &mut [u8],
-) {
+pub(super) unsafe fn pack_a_rows(geo: &PanelGeometry, rows: usize, seg_ptrs: &[*const i8], dst: &mut [u8]) {
     for r in 0..rows {
         let drow = &mut dst[r * geo.kpad..][..geo.kpad];
         for (d, &p) in drow
@@ -223,12 +220,13 @@ pub(super) unsafe fn pack_a_unsigned(
     }
 }
 
-/// Copies `src` into `dst` (same length) as `x ^ 0x80`.
+/// The [`crate::kernels::table::PackABlockFn`] of this variant: copies `src` into `dst`
+/// (same length) as `x ^ 0x80`.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn pack_block_unsigned(src: &[i8], dst: &mut [u8]) {
+pub(super) unsafe fn pack_a_block(src: &[i8], dst: &mut [u8]) {
     pack_segment_unsigned(src, dst);
 }
 

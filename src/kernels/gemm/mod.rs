@@ -32,8 +32,11 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512vnni;
+#[cfg(target_arch = "x86_64")]
+mod avxvnni;
 pub(crate) mod pack;
 mod scalar;
+pub(crate) mod variants;
 
 use super::buffer::{AlignedBytes, PackedBytes, PACKED_ALIGN};
 use super::output::SharedOutput;
@@ -414,16 +417,19 @@ impl PackedGemm {
                         let start = row0.checked_sub(first)? * kpad;
                         d.get(start..start + rows * kpad)
                     });
-                    match block {
-                        Some(block) => pack::pack_a_block(kern, block, a_buf),
-                        None => pack::pack_a(
-                            kern,
-                            &self.geo,
-                            rows,
-                            |r, s| segment(row0 + r, s),
-                            &mut seg_ptrs,
-                            a_buf,
-                        ),
+                    // SAFETY: `pack` only accepted an ISA this CPU supports.
+                    unsafe {
+                        match block {
+                            Some(block) => pack::pack_a_block(kern, block, a_buf),
+                            None => pack::pack_a(
+                                kern,
+                                &self.geo,
+                                rows,
+                                |r, s| segment(row0 + r, s),
+                                &mut seg_ptrs,
+                                a_buf,
+                            ),
+                        }
                     }
                     packed_mt = mt;
                 }
@@ -448,29 +454,10 @@ impl PackedGemm {
                 };
                 // SAFETY: `args` satisfies the TileArgs contract by construction above, and
                 // `pack` only accepted an ISA this CPU supports.
-                unsafe { run_tile(kern.isa, &args) };
+                unsafe { (kern.tile)(&args) };
             }
             Ok(())
         })
-    }
-}
-
-/// Runs one tile with the microkernel of `isa`.
-///
-/// # Safety
-/// `t` satisfies the [`TileArgs`] contract and the CPU supports `isa`.
-unsafe fn run_tile(isa: Isa, t: &TileArgs) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        match isa {
-            Isa::Scalar => scalar::tile(t),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => avx2::tile(t),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => avx512vnni::tile(t),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => unreachable!("pack rejects ISAs the CPU lacks"),
-        }
     }
 }
 

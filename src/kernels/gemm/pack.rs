@@ -175,8 +175,11 @@ fn interleave<const KR: usize>(geo: &PanelGeometry, rows: &[u8], body: &mut [u8]
 /// `s` of row `r` from `segment(r, s)` (each `kc` long), padding each segment to `kc4` with zeros.
 ///
 /// `seg_ptrs` is scratch space for the segment starts (reused across calls): segments are
-/// gathered here, in generic code where `segment` inlines, before the SIMD copy runs.
-pub(crate) fn pack_a<'a>(
+/// gathered here, in generic code where `segment` inlines, before the variant's packer runs.
+///
+/// # Safety
+/// The CPU supports `kernel.isa`.
+pub(crate) unsafe fn pack_a<'a>(
     kernel: &GemmKernelInfo,
     geo: &PanelGeometry,
     rows: usize,
@@ -184,63 +187,50 @@ pub(crate) fn pack_a<'a>(
     seg_ptrs: &mut Vec<*const i8>,
     dst: &mut [u8],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if kernel.isa == crate::cpu::Isa::Avx512Vnni {
-        seg_ptrs.clear();
-        for r in 0..rows {
-            seg_ptrs.extend((0..geo.ks).map(|s| segment(r, s)[..geo.kc].as_ptr()));
-        }
-        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW; every
-        // pointer starts a slice of `kc` elements that outlives this call.
-        unsafe { super::avx512vnni::pack_a_unsigned(geo, rows, seg_ptrs, dst) };
-        return;
-    }
-    let seg_bytes = geo.kc4 * kernel.a_elem_bytes;
-    let row_bytes = geo.kpad * kernel.a_elem_bytes;
+    seg_ptrs.clear();
     for r in 0..rows {
-        let drow = &mut dst[r * row_bytes..][..row_bytes];
-        for (s, d) in drow.chunks_exact_mut(seg_bytes).enumerate() {
-            pack_segment(kernel, &segment(r, s)[..geo.kc], d);
-        }
+        seg_ptrs.extend((0..geo.ks).map(|s| segment(r, s)[..geo.kc].as_ptr()));
     }
+    let dst = &mut dst[..rows * geo.kpad * kernel.a_elem_bytes];
+    // SAFETY: every pointer starts a slice of `kc` elements that outlives this call; the
+    // CPU supports the variant (caller contract).
+    unsafe { (kernel.pack_a_rows)(geo, rows, seg_ptrs, dst) };
 }
 
 /// Packs rows already laid out back to back as `kpad` elements each (segment padding
 /// included) in `block`: the packed rows are then one contiguous conversion of it.
-pub(crate) fn pack_a_block(kernel: &GemmKernelInfo, block: &[i8], dst: &mut [u8]) {
+///
+/// # Safety
+/// The CPU supports `kernel.isa`.
+pub(crate) unsafe fn pack_a_block(kernel: &GemmKernelInfo, block: &[i8], dst: &mut [u8]) {
     let dst = &mut dst[..block.len() * kernel.a_elem_bytes];
-    #[cfg(target_arch = "x86_64")]
-    if kernel.isa == crate::cpu::Isa::Avx512Vnni {
-        // SAFETY: a packed VNNI kernel exists only if the CPU supports AVX-512 BW.
-        unsafe { super::avx512vnni::pack_block_unsigned(block, dst) };
-        return;
-    }
-    pack_segment(kernel, block, dst);
+    // SAFETY: `dst` has the length the packer needs; the CPU supports the variant (caller
+    // contract).
+    unsafe { (kernel.pack_a_block)(block, dst) };
 }
 
-/// Writes one segment in the kernel's A format: `src` then zeros up to `dst.len()`.
-fn pack_segment(kernel: &GemmKernelInfo, src: &[i8], dst: &mut [u8]) {
-    match (kernel.a_elem_bytes, kernel.unsigned_activations) {
-        #[cfg(target_arch = "x86_64")]
-        (2, _) if kernel.isa == crate::cpu::Isa::Avx2 => {
-            // SAFETY: a packed AVX2 kernel exists only if the CPU supports AVX2.
-            unsafe { super::avx2::pack_segment_i16(src, dst) }
-        }
-        (2, _) => {
-            for (pair, &x) in dst.chunks_exact_mut(2).zip(src) {
-                pair.copy_from_slice(&(x as i16).to_ne_bytes());
+/// The body of a [`crate::kernels::table::PackARowsFn`]: converts every segment of `$rows`
+/// rows with `$convert(src: &[i8], dst: &mut [u8])` (each `dst` is the segment's `kc4 ×
+/// $elem_bytes` bytes). A macro, so that `$convert` inlines into the variant's
+/// `#[target_feature]` function.
+macro_rules! pack_rows {
+    ($geo:expr, $rows:expr, $seg_ptrs:expr, $dst:expr, $elem_bytes:expr, $convert:expr) => {{
+        let geo: &$crate::kernels::gemm::pack::PanelGeometry = $geo;
+        let (row_bytes, seg_bytes) = (geo.kpad * $elem_bytes, geo.kc4 * $elem_bytes);
+        for r in 0..$rows {
+            let drow = &mut $dst[r * row_bytes..][..row_bytes];
+            for (d, &p) in drow
+                .chunks_exact_mut(seg_bytes)
+                .zip(&$seg_ptrs[r * geo.ks..][..geo.ks])
+            {
+                // SAFETY: `p` is valid for reading `kc` bytes (PackARowsFn contract).
+                let src = unsafe { std::slice::from_raw_parts(p, geo.kc) };
+                $convert(src, d);
             }
-            dst[src.len() * 2..].fill(0);
         }
-        (_, unsigned) => {
-            let flip = if unsigned { 0x80 } else { 0 };
-            for (o, &x) in dst.iter_mut().zip(src) {
-                *o = (x as u8) ^ flip;
-            }
-            dst[src.len()..].fill(0);
-        }
-    }
+    }};
 }
+pub(crate) use pack_rows;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Portable GEMM microkernel: the test oracle of the SIMD variants.
 
+use super::pack::PanelGeometry;
 use super::{TileArgs, TileOut};
 
 /// Computes one tile (see [`TileArgs`]) with plain integer arithmetic.
@@ -50,4 +51,28 @@ pub(super) unsafe fn tile(t: &TileArgs) {
             }
         }
     }
+}
+
+/// Copies `src` into `dst` as bytes, zero-filling the rest (`dst.len() >= src.len()`).
+fn copy_segment(src: &[i8], dst: &mut [u8]) {
+    for (o, &x) in dst.iter_mut().zip(src) {
+        *o = x as u8;
+    }
+    dst[src.len()..].fill(0);
+}
+
+/// The [`crate::kernels::table::PackARowsFn`] of this variant: signed bytes.
+///
+/// # Safety
+/// As [`crate::kernels::table::PackARowsFn`].
+pub(super) unsafe fn pack_a_rows(geo: &PanelGeometry, rows: usize, seg_ptrs: &[*const i8], dst: &mut [u8]) {
+    super::pack::pack_rows!(geo, rows, seg_ptrs, dst, 1, copy_segment);
+}
+
+/// The [`crate::kernels::table::PackABlockFn`] of this variant.
+///
+/// # Safety
+/// None beyond the slice lengths (kept `unsafe` to fit the table's function type).
+pub(super) unsafe fn pack_a_block(block: &[i8], dst: &mut [u8]) {
+    copy_segment(block, dst);
 }

@@ -32,6 +32,7 @@ pub(super) unsafe fn mean(a: &MeanArgs) {
         let tail = MeanArgs {
             // SAFETY: offsets stay inside the image and output rows.
             x: unsafe { a.x.add(full) },
+            // SAFETY: as above.
             out: unsafe { a.out.add(full) },
             channels: a.channels - full,
             ..*a

@@ -12,6 +12,7 @@ use super::gemm::check_matrix;
 use super::indirection::{Indirection, PADDING};
 use super::output::SharedOutput;
 use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::table::{self, PoolKernels};
 use crate::cpu::Isa;
 use crate::{Error, Result};
 use std::ops::Range;
@@ -40,6 +41,32 @@ pub(crate) struct MaxArgs<'a> {
     pub lo: i8,
     pub hi: i8,
 }
+
+/// The portable variant (the test oracle of the others).
+pub(crate) static SCALAR: PoolKernels = PoolKernels {
+    gavgpool: "qs8-gavgpool-fp32-scalar",
+    maxpool: "s8-maxpool-scalar",
+    mean: scalar::mean,
+    max: scalar::max,
+};
+
+/// The AVX2 variant (also run by the AVX-VNNI rows).
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2: PoolKernels = PoolKernels {
+    gavgpool: "qs8-gavgpool-fp32-avx2",
+    maxpool: "s8-maxpool-avx2",
+    mean: avx2::mean,
+    max: avx2::max,
+};
+
+/// The AVX-512 variant.
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512: PoolKernels = PoolKernels {
+    gavgpool: "qs8-gavgpool-fp32-avx512",
+    maxpool: "s8-maxpool-avx512",
+    mean: avx512::mean,
+    max: avx512::max,
+};
 
 /// Global average pool (mean over all pixels of each channel), prepared once.
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +142,7 @@ impl GlobalAvgPool {
         check_matrix("input", batch, image, image, input.len())?;
         check_matrix("output", batch, channels, channels, output.len())?;
         check_tiles(&tiles, batch)?;
+        let mean = table::for_isa(self.isa).pool.mean;
         for t in tiles {
             let a = MeanArgs {
                 x: input[t * image..].as_ptr(),
@@ -127,17 +155,7 @@ impl GlobalAvgPool {
                 rq: self.rq,
             };
             // SAFETY: the slices above hold one image and one output row; ISA checked in `new`.
-            unsafe {
-                match self.isa {
-                    Isa::Scalar => scalar::mean(&a),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => avx2::mean(&a),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512Vnni => avx512::mean(&a),
-                    #[cfg(not(target_arch = "x86_64"))]
-                    _ => unreachable!("ISAs the CPU lacks are rejected at construction"),
-                }
-            }
+            unsafe { mean(&a) };
         }
         Ok(())
     }
@@ -185,6 +203,7 @@ impl MaxPool {
         check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
         check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
         check_tiles(&tiles, self.tile_count(ind))?;
+        let max = table::for_isa(self.isa).pool.max;
         let padding_row = vec![i8::MIN; c];
         let mut ptrs = vec![std::ptr::null(); g.taps()];
         for t in tiles {
@@ -208,17 +227,7 @@ impl MaxPool {
                 };
                 // SAFETY: every pointer addresses a full pixel of `base` (validated geometry)
                 // or the padding row of `c` bytes; ISA checked in `new`.
-                unsafe {
-                    match self.isa {
-                        Isa::Scalar => scalar::max(&a),
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx2 => avx2::max(&a),
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx512Vnni => avx512::max(&a),
-                        #[cfg(not(target_arch = "x86_64"))]
-                        _ => unreachable!("ISAs the CPU lacks are rejected at construction"),
-                    }
-                }
+                unsafe { max(&a) };
             }
         }
         Ok(())
