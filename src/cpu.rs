@@ -6,8 +6,8 @@
 //! never a silent fallback.
 
 use crate::{Error, Result};
-use once_cell::sync::Lazy;
 use std::fmt;
+use std::sync::LazyLock as Lazy;
 
 /// An instruction-set level with its own kernel variants, ordered from least to most capable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -36,8 +36,8 @@ fn view_fits(len: usize, rows: usize, cols: usize, st: (isize, isize)) -> bool {
 
 /// Whether the CPU runs AVX2 + FMA code (detected once).
 #[cfg(target_arch = "x86_64")]
-pub static HAS_AVX2_FMA: once_cell::sync::Lazy<bool> =
-    once_cell::sync::Lazy::new(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+pub static HAS_AVX2_FMA: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
 
 macro_rules! gemm_impl {
     ($t:ty, $f:ident) => {
