@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod interp;
 pub mod ir;
 pub mod kernels;
+pub mod npy;
 pub mod onnx;
 pub mod quant;
 pub mod runtime;

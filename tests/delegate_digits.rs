@@ -9,8 +9,8 @@ mod quant_common;
 use delegate_common::*;
 use quant_common::run_onnxruntime;
 use xq::delegate::{lower, PartitionMode};
-use xq::format::npy;
 use xq::ir::Tensor;
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 struct Fixture {

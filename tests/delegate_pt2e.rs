@@ -18,8 +18,8 @@ mod delegate_common;
 use delegate_common::*;
 use std::path::{Path, PathBuf};
 use xq::delegate::{lower, PartitionMode, ProgramSpec, Reason, Report};
-use xq::format::npy;
 use xq::ir::{Graph, Node, Op, Tensor};
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 /// The op types that must land in a partition for a model to count as fully delegated.

@@ -4,7 +4,6 @@
 
 mod bytes;
 pub mod container;
-pub mod npy;
 pub mod packed;
 pub mod program_file;
 
