@@ -52,7 +52,6 @@ fn fixture(test: &str) -> Option<Fixture> {
     })
 }
 
-#[allow(dead_code)]
 fn compile(model: &std::path::Path, threads: usize) -> Program {
     let graph = xq::onnx::load_file_fixed(model, &[("input", &[1, 1, 8, 8])]).unwrap();
     let (spec, _) = lower(&graph, PartitionMode::All).unwrap();
