@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of libxq on a fresh machine: installs what is missing (a Python virtualenv
 # with cmake, onnx, onnxruntime, numpy), then formatting, clippy, all cargo tests (unit,
-# integration, header freshness, doc tests), rustdoc without warnings, the CMake build → install → find_package and
+# integration, header freshness, doc tests), rustdoc without warnings, no argument parser in
+# the library's dependencies, the CMake build → install → find_package and
 # pkg-config consumers → ctest chain; then every Rust test once more on an emulated AVX2-only
 # CPU (qemu-x86_64 -cpu Haswell: no AVX-512), Python and the xq processes the tests start
 # included, so each ISA path runs on every machine (XQ_SKIP_EMULATED=1 skips that pass).
@@ -22,6 +23,12 @@ step "cargo test (doc tests)"
 cargo test --locked --doc
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
+step "the C library without the cli feature depends on no argument parser"
+lib_deps=$(cargo tree --locked -e normal --no-default-features --prefix none --format '{p}')
+if grep -E '^clap' <<<"$lib_deps"; then
+  echo "clap is a dependency of the library built with --no-default-features"; exit 1
+fi
 
 step "CMake build and install into build/prefix"
 source scripts/lib/cmake-install.sh

@@ -14,7 +14,8 @@
 //! | [`ir`] | — |
 //! | [`kernels`] | `cpu` |
 //! | [`onnx`] | `ir` |
-//! | [`interp`] | `ir` |
+//! | [`interp`] | `ir`, `cpu` (SIMD choice of its f32 kernels) |
+//! | [`npy`] | `ir` |
 //! | [`quant`] | `ir`, `interp` (calibration) |
 //! | [`program`] | `ir`, `kernels` (parameter types) |
 //! | [`delegate`] | `ir`, `kernels`, `program` |
@@ -35,6 +36,7 @@ pub mod fuzzing;
 pub mod interp;
 pub mod ir;
 pub mod kernels;
+pub mod npy;
 pub mod onnx;
 pub mod program;
 pub mod quant;

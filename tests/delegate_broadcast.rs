@@ -15,9 +15,9 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode, Reason};
-use xq::format::npy;
 use xq::ir::op::{BinaryOp, QuantAttrs};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 const SCALE_A: f32 = 0.05;

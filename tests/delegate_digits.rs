@@ -9,8 +9,8 @@ mod quant_common;
 use delegate_common::*;
 use quant_common::run_onnxruntime;
 use xq::delegate::{lower, PartitionMode};
-use xq::format::npy;
 use xq::ir::Tensor;
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 struct Fixture {
@@ -52,7 +52,6 @@ fn fixture(test: &str) -> Option<Fixture> {
     })
 }
 
-#[allow(dead_code)]
 fn compile(model: &std::path::Path, threads: usize) -> Program {
     let graph =
         xq::interp::simplify_with_shapes(xq::onnx::load_file(model).unwrap(), &[("input", &[1, 1, 8, 8])])

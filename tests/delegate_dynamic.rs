@@ -9,8 +9,8 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode};
-use xq::format::npy;
 use xq::ir::{Op, Tensor};
+use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer};
 use xq::runtime::{Program, ProgramOptions};
 

@@ -6,8 +6,8 @@ use std::ffi::CString;
 use xq::delegate::int8_io::{io_quant, make_int8_io, IoQuant};
 use xq::delegate::{lower, PartitionMode};
 use xq::ffi::*;
-use xq::format::npy;
 use xq::ir::{DType, Tensor};
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 fn model_path() -> std::path::PathBuf {

@@ -19,8 +19,8 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode};
-use xq::format::npy;
 use xq::ir::Tensor;
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 /// Where a model and its data come from.

@@ -2,8 +2,8 @@
 //! modes, and refusals with their reasons when a pattern is broken on purpose.
 
 use xq::delegate::{lower, PartitionMode, Reason};
-use xq::format::npy;
 use xq::ir::{Graph, Op, Tensor};
+use xq::npy;
 use xq::runtime::{Program, ProgramOptions};
 
 fn root() -> std::path::PathBuf {

@@ -18,8 +18,8 @@ mod delegate_common;
 use delegate_common::*;
 use std::path::{Path, PathBuf};
 use xq::delegate::{lower, PartitionMode, Reason, Report};
-use xq::format::npy;
 use xq::ir::{Graph, Node, Op, Tensor};
+use xq::npy;
 use xq::program::ProgramSpec;
 use xq::runtime::{Program, ProgramOptions};
 

@@ -8,10 +8,8 @@ use xq::ffi::*;
 fn default_config() -> xq_quant_config {
     let mut c = std::mem::MaybeUninit::uninit();
     // SAFETY: points to writable storage.
-    assert_eq!(
-        unsafe { xq_quant_config_default(c.as_mut_ptr()) },
-        xq_status::XQ_OK
-    );
+    let status = unsafe { xq_quant_config_default(c.as_mut_ptr()) };
+    assert_eq!(status, xq_status::XQ_OK);
     // SAFETY: XQ_OK means it was written.
     unsafe { c.assume_init() }
 }

@@ -29,6 +29,8 @@ fn cstrs(names: &[&str]) -> (Vec<CString>, Vec<*const i8>) {
 /// Builds y = relu(x·W + b), s = softmax(y) through the C builder.
 unsafe fn build_mlp() -> *mut xq_model {
     let mut m = null_mut();
+    // SAFETY: every pointer passed is a live local (strings NUL-terminated, arrays of the
+    // counts given) or the handle created here.
     unsafe {
         ok(xq_model_new(c"mlp".as_ptr(), &mut m));
         let dims = [-1i64, 2];
@@ -109,6 +111,8 @@ unsafe fn run(m: *mut xq_model, x: &mut [f32]) -> (Vec<f32>, Vec<f32>, Vec<i64>)
     let (mut yd, mut sd) = ([0i64; 4], [0i64; 4]);
     let (mut y, mut s) = (vec![f32::NAN; 64], vec![f32::NAN; 64]);
     let mut outs = [f32_tensor(&mut yd, &mut y), f32_tensor(&mut sd, &mut s)];
+    // SAFETY: `m` is a live handle (caller's contract); the descriptors point to live local
+    // buffers of the sizes they state.
     ok(unsafe { xq_model_run_float(m, &input, 1, outs.as_mut_ptr(), 2) });
     let n = outs[0].byte_length / 4;
     assert_eq!(outs[0].rank, 2);
@@ -125,6 +129,8 @@ fn assert_close(a: &[f32], b: &[f32]) {
 
 #[test]
 fn build_inspect_run_fix_and_round_trip() {
+    // SAFETY: handles come from the C API and are freed once; every other pointer is a live
+    // local of the size passed with it.
     unsafe {
         let m = build_mlp();
         let (mut n_in, mut n_out) = (0, 0);
@@ -200,6 +206,8 @@ fn loaded_model_runs_and_reports_symbolic_dims() {
     let x = graph_common::read_tensor(&dir.join("tiny_cnn_input.pb")).unwrap();
     let want = graph_common::read_tensor(&dir.join("tiny_cnn_output.pb")).unwrap();
     let path = CString::new(dir.join("tiny_cnn.onnx").to_str().unwrap()).unwrap();
+    // SAFETY: handles come from the C API and are freed once; every other pointer is a live
+    // local of the size passed with it.
     unsafe {
         let mut m = null_mut();
         ok(xq_model_load_file(path.as_ptr(), &mut m));
@@ -220,6 +228,8 @@ fn loaded_model_runs_and_reports_symbolic_dims() {
 
 #[test]
 fn misuse_returns_errors_and_leaves_outputs_alone() {
+    // SAFETY: the misuse is in values (NULL, sizes, types) the C API checks; every non-NULL
+    // pointer is a live handle or a live local of the size passed with it.
     unsafe {
         let m = build_mlp();
         let mut n = 7usize;

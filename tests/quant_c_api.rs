@@ -12,10 +12,8 @@ use xq::ffi::*;
 fn default_config() -> xq_quant_config {
     let mut c = std::mem::MaybeUninit::uninit();
     // SAFETY: points to writable storage.
-    assert_eq!(
-        unsafe { xq_quant_config_default(c.as_mut_ptr()) },
-        xq_status::XQ_OK
-    );
+    let status = unsafe { xq_quant_config_default(c.as_mut_ptr()) };
+    assert_eq!(status, xq_status::XQ_OK);
     // SAFETY: XQ_OK means it was written.
     unsafe { c.assume_init() }
 }
@@ -51,12 +49,8 @@ fn load_cnn() -> *mut xq_model {
     let path = CString::new(fixtures().join("digits/digits_cnn.onnx").to_str().unwrap()).unwrap();
     let mut m = null_mut();
     // SAFETY: valid path and out pointer.
-    assert_eq!(
-        unsafe { xq_model_load_file(path.as_ptr(), &mut m) },
-        xq_status::XQ_OK,
-        "{}",
-        last_error()
-    );
+    let status = unsafe { xq_model_load_file(path.as_ptr(), &mut m) };
+    assert_eq!(status, xq_status::XQ_OK, "{}", last_error());
     m
 }
 

@@ -36,7 +36,7 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// The network's inputs from int8 pixels (value - 128, N x 3 x H x W), one tensor per crop.
 fn crops(file: &str) -> Vec<Tensor> {
-    let t = xq::format::npy::read(fixtures().join("detection").join(file)).unwrap();
+    let t = xq::npy::read(fixtures().join("detection").join(file)).unwrap();
     let dims = t.dims().to_vec();
     let plane = dims[2] * dims[3];
     let pixels = t.as_i8().unwrap();

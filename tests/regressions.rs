@@ -177,7 +177,7 @@ fn unknown_dims_written_as_minus_one_or_question_mark_are_each_fresh() {
 }
 
 fn read_npy_f32(path: &Path) -> Vec<f32> {
-    xq::format::npy::read(path).unwrap().to_f32_vec().unwrap()
+    xq::npy::read(path).unwrap().to_f32_vec().unwrap()
 }
 
 /// Bug: weights given as Constant → QuantizeLinear → DequantizeLinear (ONNX Runtime
@@ -364,7 +364,7 @@ fn unsimplified_quantize_of_a_constant_runs() {
             && graph.initializers.contains_key(&n.inputs[0])));
     let (spec, _) = xq::delegate::lower(&graph, xq::delegate::PartitionMode::All).unwrap();
     let p = xq::runtime::Program::new(spec, xq::runtime::ProgramOptions { threads: 1 }).unwrap();
-    let x = xq::format::npy::read(fixture("constant_qdq_input.npy")).unwrap();
+    let x = xq::npy::read(fixture("constant_qdq_input.npy")).unwrap();
     let want = read_npy_f32(&fixture("constant_qdq_float.npy"));
     let y = p.execute(&[x]).unwrap().remove(0).to_f32_vec().unwrap();
     let peak = want.iter().fold(0f32, |a, v| a.max(v.abs()));

@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xq::delegate::{lower, PartitionMode};
-use xq::format::npy;
 use xq::interp::Interpreter;
 use xq::ir::{Graph, Tensor};
+use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
 use xq::runtime::{Program, ProgramOptions};
 

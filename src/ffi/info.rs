@@ -111,11 +111,9 @@ mod tests {
 
     #[test]
     fn cpu_info_rejects_null_and_fills_otherwise() {
-        // SAFETY: NULL is allowed.
-        assert_eq!(
-            unsafe { xq_get_cpu_info(std::ptr::null_mut()) },
-            xq_status::XQ_ERROR_NULL_POINTER
-        );
+        // SAFETY: NULL is rejected before anything is written.
+        let status = unsafe { xq_get_cpu_info(std::ptr::null_mut()) };
+        assert_eq!(status, xq_status::XQ_ERROR_NULL_POINTER);
         assert!(last_error().contains("`info`"));
         let mut info = std::mem::MaybeUninit::<xq_cpu_info>::uninit();
         // SAFETY: points to writable storage.

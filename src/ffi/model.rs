@@ -142,10 +142,10 @@ pub unsafe extern "C" fn xq_model_load_buffer(
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_new(name: *const c_char, out: *mut *mut xq_model) -> xq_status {
     guard(|| {
-        // SAFETY: caller's contract on `name` (NULL allowed).
         let name = if name.is_null() {
             ""
         } else {
+            // SAFETY: a non-NULL `name` is NUL-terminated (this function's contract).
             unsafe { arg_str(name, "name") }?
         };
         let out = Out::new(out, "out")?;
@@ -615,16 +615,28 @@ unsafe fn names(ptr: *const *const c_char, n: usize, what: &'static str) -> Resu
 /// # Safety
 /// The pointer fields that `a.type` selects must be valid as `xq_attribute` documents.
 unsafe fn attribute(a: &xq_attribute) -> Result<(String, AttrValue)> {
-    // SAFETY (whole function): pointers per the xq_attribute contract (caller); counts bounded.
+    // SAFETY: `name` is NULL (rejected) or NUL-terminated (the xq_attribute contract).
     let name = unsafe { arg_str(a.name, "attrs.name") }?.to_string();
     let value = match a.r#type {
         0 => AttrValue::Int(a.i),
         1 => AttrValue::Float(a.f),
-        2 => AttrValue::Ints(unsafe { arg_slice(a.ints, a.count, MAX_C_COUNT, "attrs.ints") }?.to_vec()),
-        3 => {
-            AttrValue::Floats(unsafe { arg_slice(a.floats, a.count, MAX_C_COUNT, "attrs.floats") }?.to_vec())
+        2 => {
+            // SAFETY: for XQ_ATTR_INTS, `ints` holds `count` values (the xq_attribute
+            // contract); counts above MAX_C_COUNT and NULL are rejected before reading.
+            let ints = unsafe { arg_slice(a.ints, a.count, MAX_C_COUNT, "attrs.ints") }?;
+            AttrValue::Ints(ints.to_vec())
         }
-        4 => AttrValue::String(unsafe { arg_str(a.s, "attrs.s") }?.to_string()),
+        3 => {
+            // SAFETY: for XQ_ATTR_FLOATS, `floats` holds `count` values (the xq_attribute
+            // contract); counts above MAX_C_COUNT and NULL are rejected before reading.
+            let floats = unsafe { arg_slice(a.floats, a.count, MAX_C_COUNT, "attrs.floats") }?;
+            AttrValue::Floats(floats.to_vec())
+        }
+        4 => {
+            // SAFETY: for XQ_ATTR_STRING, `s` is NULL (rejected) or NUL-terminated (the
+            // xq_attribute contract).
+            AttrValue::String(unsafe { arg_str(a.s, "attrs.s") }?.to_string())
+        }
         t => {
             return Err(Error::invalid_argument(
                 "attrs.type",
@@ -666,10 +678,14 @@ pub unsafe extern "C" fn xq_model_add_node(
         let inputs = unsafe { names(inputs, n_inputs, "inputs") }?;
         // SAFETY: as above.
         let outputs = unsafe { names(outputs, n_outputs, "outputs") }?;
-        // SAFETY: as above; each attribute follows the xq_attribute contract.
+        // SAFETY: `attrs` holds `n_attrs` entries (caller's contract); counts above MAX_C_COUNT
+        // are rejected before reading.
         let attrs = unsafe { arg_slice(attrs, n_attrs, MAX_C_COUNT, "attrs") }?
             .iter()
-            .map(|a| unsafe { attribute(a) })
+            .map(|a| {
+                // SAFETY: each entry follows the xq_attribute contract (caller's contract).
+                unsafe { attribute(a) }
+            })
             .collect::<Result<Vec<_>>>()?;
         crate::onnx::add_onnx_node(&mut m.graph, op_type, name, &inputs, &outputs, &attrs)?;
         m.dirty = true;

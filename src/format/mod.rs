@@ -5,7 +5,6 @@
 
 mod bytes;
 pub mod container;
-pub mod npy;
 pub mod packed;
 pub mod program_file;
 

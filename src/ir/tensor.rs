@@ -195,11 +195,6 @@ impl Tensor {
         &self.data
     }
 
-    /// Takes the storage.
-    pub fn into_data(self) -> TensorData {
-        self.data
-    }
-
     /// The same elements under another shape of equal element count.
     pub fn reshaped(self, dims: Vec<usize>) -> Result<Tensor> {
         Tensor::new(dims, self.data)

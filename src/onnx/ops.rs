@@ -314,34 +314,146 @@ fn resize_attrs(a: &Attrs) -> Result<ResizeAttrs> {
 
 /// Converts a supported node (not Constant) of the default domain at `opset`.
 pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> String) -> Result<Converted> {
-    let a = Attrs::new(node);
-    let mut inputs = node.input.clone();
-    let mut constants = Vec::new();
-    // Moves an ints attribute of an older opset into input slot `slot` as an i64 constant.
-    let mut attr_to_input = |inputs: &mut Vec<String>, name: &str, slot: usize, values: Option<Vec<i64>>| {
-        if let Some(v) = values {
-            let cname = fresh(&format!("{}_{name}", node.name));
-            constants.push((cname.clone(), Tensor::vec_i64(v)));
-            if inputs.len() <= slot {
-                inputs.resize(slot + 1, String::new());
-            }
-            inputs[slot] = cname;
-        }
+    let mut c = Conversion {
+        node,
+        opset,
+        a: Attrs::new(node),
+        inputs: node.input.clone(),
+        constants: Vec::new(),
+        fresh,
     };
     for newer in ["precision", "round_mode"] {
-        if a.has(newer) {
+        if c.a.has(newer) {
             return Err(Error::Unsupported(format!(
                 "{} with attribute `{newer}`",
                 node.op_type
             )));
         }
     }
-    let op = match node.op_type.as_str() {
-        "Conv" => Op::Conv(conv_attrs(&a)?),
-        "ConvInteger" => Op::ConvInteger(conv_attrs(&a)?),
-        "QLinearConv" => Op::QLinearConv(conv_attrs(&a)?),
+    let families: [Family; 7] = [
+        elementwise_op,
+        linear_op,
+        activation_op,
+        pool_reduce_op,
+        shape_op,
+        layout_op,
+        quantize_op,
+    ];
+    let mut op = None;
+    for family in families {
+        op = family(&mut c)?;
+        if op.is_some() {
+            break;
+        }
+    }
+    let op = op.ok_or_else(|| Error::Unsupported(format!("ONNX op {}", node.op_type)))?;
+    let Conversion {
+        mut inputs,
+        constants,
+        ..
+    } = c;
+    while inputs.last().is_some_and(|s| s.is_empty()) && inputs.len() > op.input_arity().0 {
+        inputs.pop();
+    }
+    Ok(Converted {
+        op,
+        inputs,
+        constants,
+    })
+}
+
+/// Converts the node if its op type is of this family (`Ok(None)` otherwise).
+type Family = fn(&mut Conversion) -> Result<Option<Op>>;
+
+/// A node being converted: its attributes, its inputs so far and the constants that
+/// attributes of older opsets become.
+struct Conversion<'a, 'f> {
+    node: &'a NodeProto,
+    opset: i64,
+    a: Attrs<'a>,
+    inputs: Vec<String>,
+    constants: Vec<(String, Tensor)>,
+    fresh: &'f mut dyn FnMut(&str) -> String,
+}
+
+impl Conversion<'_, '_> {
+    /// Puts `value` in input slot `slot` as a new constant named after the node and `name`.
+    fn constant_input(&mut self, name: &str, slot: usize, value: Tensor) {
+        let cname = (self.fresh)(&format!("{}_{name}", self.node.name));
+        self.constants.push((cname.clone(), value));
+        if self.inputs.len() <= slot {
+            self.inputs.resize(slot + 1, String::new());
+        }
+        self.inputs[slot] = cname;
+    }
+
+    /// Moves an ints attribute of an older opset, when present, into input slot `slot` as an
+    /// i64 constant.
+    fn attr_to_input(&mut self, name: &str, slot: usize) -> Result<()> {
+        if let Some(v) = self.a.ints(name)? {
+            self.constant_input(name, slot, Tensor::vec_i64(v));
+        }
+        Ok(())
+    }
+}
+
+/// Operators without attributes, mapped one to one (and two-input Sum, an Add).
+fn elementwise_op(c: &mut Conversion) -> Result<Option<Op>> {
+    Ok(Some(match c.node.op_type.as_str() {
+        "Add" => Op::Binary(BinaryOp::Add),
+        "Sub" => Op::Binary(BinaryOp::Sub),
+        "Mul" => Op::Binary(BinaryOp::Mul),
+        "Div" => Op::Binary(BinaryOp::Div),
+        "Pow" => Op::Binary(BinaryOp::Pow),
+        "Max" => Op::Binary(BinaryOp::Max),
+        "Min" => Op::Binary(BinaryOp::Min),
+        "Relu" => Op::Unary(UnaryOp::Relu),
+        "Sigmoid" => Op::Unary(UnaryOp::Sigmoid),
+        "Tanh" => Op::Unary(UnaryOp::Tanh),
+        "HardSwish" => Op::Unary(UnaryOp::HardSwish),
+        "Sqrt" => Op::Unary(UnaryOp::Sqrt),
+        "Exp" => Op::Unary(UnaryOp::Exp),
+        "Erf" => Op::Unary(UnaryOp::Erf),
+        "Neg" => Op::Unary(UnaryOp::Neg),
+        "Abs" => Op::Unary(UnaryOp::Abs),
+        "Reciprocal" => Op::Unary(UnaryOp::Reciprocal),
+        "Log" => Op::Unary(UnaryOp::Log),
+        "Floor" => Op::Unary(UnaryOp::Floor),
+        "Ceil" => Op::Unary(UnaryOp::Ceil),
+        "Round" => Op::Unary(UnaryOp::Round),
+        "Not" => Op::Unary(UnaryOp::Not),
+        "Equal" => Op::Compare(CompareOp::Equal),
+        "Less" => Op::Compare(CompareOp::Less),
+        "Greater" => Op::Compare(CompareOp::Greater),
+        "LessOrEqual" => Op::Compare(CompareOp::LessOrEqual),
+        "GreaterOrEqual" => Op::Compare(CompareOp::GreaterOrEqual),
+        "And" => Op::Logical(LogicalOp::And),
+        "Or" => Op::Logical(LogicalOp::Or),
+        "Xor" => Op::Logical(LogicalOp::Xor),
+        "Where" => Op::Where,
+        "Expand" => Op::Expand,
+        "CastLike" => Op::CastLike,
+        "Identity" => Op::Identity,
+        "Sum" if c.node.input.len() == 2 => Op::Binary(BinaryOp::Add),
+        "Sum" => {
+            return Err(Error::Unsupported(format!(
+                "Sum with {} inputs here (the importer chains it into Adds; build Add nodes instead)",
+                c.node.input.len()
+            )))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Convolutions, Gemm and matrix products.
+fn linear_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let a = &c.a;
+    Ok(Some(match c.node.op_type.as_str() {
+        "Conv" => Op::Conv(conv_attrs(a)?),
+        "ConvInteger" => Op::ConvInteger(conv_attrs(a)?),
+        "QLinearConv" => Op::QLinearConv(conv_attrs(a)?),
         "ConvTranspose" => Op::ConvTranspose(ConvTransposeAttrs {
-            conv: conv_attrs(&a)?,
+            conv: conv_attrs(a)?,
             output_padding: a.usizes("output_padding")?,
             output_shape: a.usizes("output_shape")?,
         }),
@@ -354,64 +466,73 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
         "MatMul" => Op::MatMul,
         "MatMulInteger" => Op::MatMulInteger,
         "QLinearMatMul" => Op::QLinearMatMul,
-        "Add" => Op::Binary(BinaryOp::Add),
-        "Sub" => Op::Binary(BinaryOp::Sub),
-        "Mul" => Op::Binary(BinaryOp::Mul),
-        "Div" => Op::Binary(BinaryOp::Div),
-        "Pow" => Op::Binary(BinaryOp::Pow),
-        "Relu" => Op::Unary(UnaryOp::Relu),
-        "Sigmoid" => Op::Unary(UnaryOp::Sigmoid),
-        "Tanh" => Op::Unary(UnaryOp::Tanh),
-        "HardSwish" => Op::Unary(UnaryOp::HardSwish),
-        "Sqrt" => Op::Unary(UnaryOp::Sqrt),
-        "Exp" => Op::Unary(UnaryOp::Exp),
-        "Erf" => Op::Unary(UnaryOp::Erf),
-        "Neg" => Op::Unary(UnaryOp::Neg),
-        "Abs" => Op::Unary(UnaryOp::Abs),
-        "Reciprocal" => Op::Unary(UnaryOp::Reciprocal),
+        _ => return Ok(None),
+    }))
+}
+
+/// Activations with attributes and normalizations (Clip's bounds become inputs before
+/// opset 11).
+fn activation_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let node = c.node;
+    Ok(Some(match node.op_type.as_str() {
         "Clip" => {
-            if opset < 11 {
+            if c.opset < 11 {
                 for (slot, key, default) in [(1, "min", f32::MIN), (2, "max", f32::MAX)] {
-                    let v = a.float(key, default)?;
-                    let cname = fresh(&format!("{}_{key}", node.name));
-                    constants.push((cname.clone(), Tensor::scalar_f32(v)));
-                    inputs.resize(inputs.len().max(slot + 1), String::new());
-                    inputs[slot] = cname;
+                    let v = c.a.float(key, default)?;
+                    c.constant_input(key, slot, Tensor::scalar_f32(v));
                 }
             }
             Op::Clip
         }
         "LeakyRelu" => Op::LeakyRelu {
-            alpha: a.float("alpha", 0.01)?,
+            alpha: c.a.float("alpha", 0.01)?,
         },
         "HardSigmoid" => Op::HardSigmoid {
-            alpha: a.float("alpha", 0.2)?,
-            beta: a.float("beta", 0.5)?,
+            alpha: c.a.float("alpha", 0.2)?,
+            beta: c.a.float("beta", 0.5)?,
         },
         "Softmax" => {
-            let legacy = opset < 13;
+            let legacy = c.opset < 13;
             Op::Softmax {
-                axis: a.int("axis", if legacy { 1 } else { -1 })?,
+                axis: c.a.int("axis", if legacy { 1 } else { -1 })?,
                 coerce_2d: legacy,
             }
         }
         "BatchNormalization" => {
-            if a.int("spatial", 1)? == 0 {
+            if c.a.int("spatial", 1)? == 0 {
                 return Err(Error::Unsupported(format!(
                     "BatchNormalization `{}` with spatial=0",
                     node.name
                 )));
             }
-            if a.int("training_mode", 0)? != 0 || node.output.iter().skip(1).any(|o| !o.is_empty()) {
+            if c.a.int("training_mode", 0)? != 0 || node.output.iter().skip(1).any(|o| !o.is_empty()) {
                 return Err(Error::Unsupported(format!(
                     "BatchNormalization `{}` in training mode",
                     node.name
                 )));
             }
             Op::BatchNormalization {
-                epsilon: a.float("epsilon", 1e-5)?,
+                epsilon: c.a.float("epsilon", 1e-5)?,
             }
         }
+        "LayerNormalization" => Op::LayerNormalization {
+            axis: c.a.int("axis", -1)?,
+            epsilon: c.a.float("epsilon", 1e-5)?,
+        },
+        "Gelu" => Op::Gelu {
+            tanh_approximation: c
+                .a
+                .choice("approximate", false, &[("none", false), ("tanh", true)])?,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// Pooling and reductions (the axes attribute becomes an input before opset 18, 13 for
+/// ReduceSum).
+fn pool_reduce_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let node = c.node;
+    let (kind, axes_became_input) = match node.op_type.as_str() {
         "MaxPool" => {
             if node.output.iter().skip(1).any(|o| !o.is_empty()) {
                 return Err(Error::Unsupported(format!(
@@ -419,69 +540,40 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
                     node.name
                 )));
             }
-            Op::MaxPool(pool_attrs(&a)?)
+            return Ok(Some(Op::MaxPool(pool_attrs(&c.a)?)));
         }
-        "AveragePool" => Op::AveragePool(pool_attrs(&a)?),
-        "GlobalAveragePool" => Op::GlobalAveragePool,
-        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
-            let (kind, axes_became_input) = match node.op_type.as_str() {
-                "ReduceMean" => (ReduceKind::Mean, 18),
-                "ReduceSum" => (ReduceKind::Sum, 13),
-                "ReduceMax" => (ReduceKind::Max, 18),
-                _ => (ReduceKind::Min, 18),
-            };
-            if opset < axes_became_input {
-                attr_to_input(&mut inputs, "axes", 1, a.ints("axes")?);
-            }
-            Op::Reduce {
-                kind,
-                keepdims: a.int("keepdims", 1)? != 0,
-                noop_with_empty_axes: a.int("noop_with_empty_axes", 0)? != 0,
-            }
-        }
-        "LayerNormalization" => Op::LayerNormalization {
-            axis: a.int("axis", -1)?,
-            epsilon: a.float("epsilon", 1e-5)?,
+        "AveragePool" => return Ok(Some(Op::AveragePool(pool_attrs(&c.a)?))),
+        "GlobalAveragePool" => return Ok(Some(Op::GlobalAveragePool)),
+        "ReduceMean" => (ReduceKind::Mean, 18),
+        "ReduceSum" => (ReduceKind::Sum, 13),
+        "ReduceMax" => (ReduceKind::Max, 18),
+        "ReduceMin" => (ReduceKind::Min, 18),
+        _ => return Ok(None),
+    };
+    if c.opset < axes_became_input {
+        c.attr_to_input("axes", 1)?;
+    }
+    Ok(Some(Op::Reduce {
+        kind,
+        keepdims: c.a.int("keepdims", 1)? != 0,
+        noop_with_empty_axes: c.a.int("noop_with_empty_axes", 0)? != 0,
+    }))
+}
+
+/// Operators that read shapes or build tensors from scalars, and Cast.
+fn shape_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let a = &c.a;
+    Ok(Some(match c.node.op_type.as_str() {
+        "Shape" => Op::Shape {
+            start: a.int("start", 0)?,
+            end: if a.has("end") {
+                Some(a.int("end", 0)?)
+            } else {
+                None
+            },
         },
-        "Gelu" => Op::Gelu {
-            tanh_approximation: a.choice("approximate", false, &[("none", false), ("tanh", true)])?,
-        },
-        "Log" => Op::Unary(UnaryOp::Log),
-        "Max" => Op::Binary(BinaryOp::Max),
-        "Min" => Op::Binary(BinaryOp::Min),
-        "Equal" => Op::Compare(CompareOp::Equal),
-        "Less" => Op::Compare(CompareOp::Less),
-        "Greater" => Op::Compare(CompareOp::Greater),
-        "LessOrEqual" => Op::Compare(CompareOp::LessOrEqual),
-        "GreaterOrEqual" => Op::Compare(CompareOp::GreaterOrEqual),
-        "Where" => Op::Where,
-        "Expand" => Op::Expand,
-        "Range" => Op::Range,
         "Size" => Op::Size,
-        "Floor" => Op::Unary(UnaryOp::Floor),
-        "Ceil" => Op::Unary(UnaryOp::Ceil),
-        "Round" => Op::Unary(UnaryOp::Round),
-        "Not" => Op::Unary(UnaryOp::Not),
-        "And" => Op::Logical(LogicalOp::And),
-        "Or" => Op::Logical(LogicalOp::Or),
-        "Xor" => Op::Logical(LogicalOp::Xor),
-        "CastLike" => Op::CastLike,
-        "Sum" if node.input.len() == 2 => Op::Binary(BinaryOp::Add),
-        "Sum" => {
-            return Err(Error::Unsupported(format!(
-                "Sum with {} inputs here (the importer chains it into Adds; build Add nodes instead)",
-                node.input.len()
-            )))
-        }
-        "Split" => {
-            if opset < 13 {
-                attr_to_input(&mut inputs, "split", 1, a.ints("split")?);
-            }
-            Op::Split {
-                axis: a.int("axis", 0)?,
-                num_outputs: node.output.len(),
-            }
-        }
+        "Range" => Op::Range,
         "ConstantOfShape" => Op::ConstantOfShape {
             value: match a.tensor("value")? {
                 Some(t) => {
@@ -494,41 +586,60 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
                 None => Tensor::scalar_f32(0.0),
             },
         },
+        "Cast" => Op::Cast {
+            to: DType::from_onnx_code(a.int("to", 0)? as i32)?,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// Data movement: Split, Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, Pad,
+/// Gather and Resize, with the operands older opsets gave as attributes moved to inputs.
+fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let (node, opset) = (c.node, c.opset);
+    Ok(Some(match node.op_type.as_str() {
+        "Split" => {
+            if opset < 13 {
+                c.attr_to_input("split", 1)?;
+            }
+            Op::Split {
+                axis: c.a.int("axis", 0)?,
+                num_outputs: node.output.len(),
+            }
+        }
         "Concat" => {
-            if !a.has("axis") {
-                return Err(a.err("axis", "is required"));
+            if !c.a.has("axis") {
+                return Err(c.a.err("axis", "is required"));
             }
             Op::Concat {
-                axis: a.int("axis", 0)?,
+                axis: c.a.int("axis", 0)?,
             }
         }
         "Reshape" => Op::Reshape {
-            allowzero: a.int("allowzero", 0)? != 0,
+            allowzero: c.a.int("allowzero", 0)? != 0,
         },
         "Flatten" => Op::Flatten {
-            axis: a.int("axis", 1)?,
+            axis: c.a.int("axis", 1)?,
         },
         "Transpose" => Op::Transpose {
-            perm: match a.ints("perm")? {
+            perm: match c.a.ints("perm")? {
                 Some(p) => Some(
                     p.into_iter()
-                        .map(|v| usize::try_from(v).map_err(|_| a.err("perm", "has a negative entry")))
+                        .map(|v| usize::try_from(v).map_err(|_| c.a.err("perm", "has a negative entry")))
                         .collect::<Result<_>>()?,
                 ),
                 None => None,
             },
         },
-        "Squeeze" => {
+        "Squeeze" | "Unsqueeze" => {
             if opset < 13 {
-                attr_to_input(&mut inputs, "axes", 1, a.ints("axes")?);
+                c.attr_to_input("axes", 1)?;
             }
-            Op::Squeeze
-        }
-        "Unsqueeze" => {
-            if opset < 13 {
-                attr_to_input(&mut inputs, "axes", 1, a.ints("axes")?);
+            if node.op_type == "Squeeze" {
+                Op::Squeeze
+            } else {
+                Op::Unsqueeze
             }
-            Op::Unsqueeze
         }
         "Slice" if opset < 10 => {
             return Err(Error::Unsupported(
@@ -542,7 +653,7 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             ))
         }
         "Pad" => Op::Pad {
-            mode: a.choice(
+            mode: c.a.choice(
                 "mode",
                 PadMode::Constant,
                 &[
@@ -554,49 +665,36 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             )?,
         },
         "Gather" => Op::Gather {
-            axis: a.int("axis", 0)?,
+            axis: c.a.int("axis", 0)?,
         },
-        "Shape" => Op::Shape {
-            start: a.int("start", 0)?,
-            end: if a.has("end") {
-                Some(a.int("end", 0)?)
-            } else {
-                None
-            },
-        },
-        "Cast" => Op::Cast {
-            to: DType::from_onnx_code(a.int("to", 0)? as i32)?,
-        },
-        "Identity" => Op::Identity,
         "Resize" if opset < 11 => {
             // Resize-10: inputs (X, scales), asymmetric coordinates.
-            if inputs.len() != 2 {
+            if c.inputs.len() != 2 {
                 return Err(Error::InvalidModel(format!(
                     "Resize `{}` (opset {opset}) has {} input(s) where 2 (X, scales) are required",
                     node.name,
-                    inputs.len()
+                    c.inputs.len()
                 )));
             }
-            inputs = vec![inputs[0].clone(), String::new(), inputs[1].clone()];
+            c.inputs = vec![c.inputs[0].clone(), String::new(), c.inputs[1].clone()];
             Op::Resize(ResizeAttrs {
                 coordinate_transform: CoordinateTransform::Asymmetric,
-                ..resize_attrs(&a)?
+                ..resize_attrs(&c.a)?
             })
         }
-        "Resize" => Op::Resize(resize_attrs(&a)?),
-        "QuantizeLinear" => Op::QuantizeLinear(quant_attrs(&a)?),
-        "DequantizeLinear" => Op::DequantizeLinear(quant_attrs(&a)?),
+        "Resize" => Op::Resize(resize_attrs(&c.a)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear.
+fn quantize_op(c: &mut Conversion) -> Result<Option<Op>> {
+    Ok(Some(match c.node.op_type.as_str() {
+        "QuantizeLinear" => Op::QuantizeLinear(quant_attrs(&c.a)?),
+        "DequantizeLinear" => Op::DequantizeLinear(quant_attrs(&c.a)?),
         "DynamicQuantizeLinear" => Op::DynamicQuantizeLinear,
-        other => return Err(Error::Unsupported(format!("ONNX op {other}"))),
-    };
-    while inputs.last().is_some_and(|s| s.is_empty()) && inputs.len() > op.input_arity().0 {
-        inputs.pop();
-    }
-    Ok(Converted {
-        op,
-        inputs,
-        constants,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// The value of a Constant node.

@@ -359,14 +359,6 @@ impl QuantParams {
             QuantParams::PerAxis(_) => None,
         }
     }
-
-    /// The per-axis parameters, if these are per axis.
-    pub fn as_per_axis(&self) -> Option<&PerAxisQParams> {
-        match self {
-            QuantParams::PerTensor(_) => None,
-            QuantParams::PerAxis(q) => Some(q),
-        }
-    }
 }
 
 /// A row-major tensor seen as `[outer, channels, inner]` around one axis.

@@ -460,7 +460,8 @@ impl KernelStep {
     /// Concurrent calls on the same `out` must use disjoint tile ranges.
     pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
         let x = inputs[0];
-        // SAFETY (every arm): forwarded contract — disjoint tiles for concurrent callers.
+        // SAFETY: every arm forwards this function's contract (disjoint tiles for concurrent
+        // callers on the same `out`).
         unsafe {
             match self {
                 KernelStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),

@@ -130,7 +130,7 @@ impl ThreadPool {
             }
         };
         let shared = &*self.shared;
-        // SAFETY (lifetime erasure): the pointer is only dereferenced by workers that joined
+        // SAFETY: lifetime erasure only; the pointer is only dereferenced by workers that joined
         // the job (see `Shared::job_state`); this function does not return (nor unwind: no
         // panicking code runs in between) before the job is closed and no worker is inside
         // it, so `task` outlives every use.

@@ -1068,11 +1068,6 @@ fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
     )
 }
 
-/// Whether the dtype can be a program input or output through the C API.
-pub fn is_io_dtype(d: DType) -> bool {
-    matches!(d, DType::F32 | DType::I8 | DType::U8 | DType::I32 | DType::I64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

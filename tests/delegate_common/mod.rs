@@ -256,7 +256,7 @@ fn sample_layer_agreement(spec: &xq::program::ProgramSpec, dump: &Path) -> Vec<L
         .iter()
         .map(|v| {
             let file = index.get(&v.name)?;
-            let t = xq::format::npy::read(dump.join(file)).unwrap();
+            let t = xq::npy::read(dump.join(file)).unwrap();
             let logical = t.as_i8().unwrap();
             assert_eq!(logical.len(), v.numel(), "{}: ONNX Runtime's tensor size", v.name);
             let mut stored = vec![0i8; logical.len()];

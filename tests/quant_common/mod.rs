@@ -13,14 +13,14 @@ pub fn fixtures() -> PathBuf {
 
 /// Reads an f32 `.npy` file (through the library's reader).
 pub fn read_npy_f32(path: &Path) -> Tensor {
-    let t = xq::format::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = xq::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(t.dtype(), xq::ir::DType::F32, "{}", path.display());
     t
 }
 
 /// Reads an integer `.npy` file (i64 or i32) as i64 values.
 pub fn read_npy_i64(path: &Path) -> Vec<i64> {
-    let t = xq::format::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = xq::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     match t.dtype() {
         xq::ir::DType::I64 => t.as_i64().unwrap().to_vec(),
         xq::ir::DType::I32 => t.as_i32().unwrap().iter().map(|&v| i64::from(v)).collect(),

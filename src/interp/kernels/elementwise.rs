@@ -421,6 +421,16 @@ pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Tensor::from_bool(dims, v)
 }
 
+/// LeakyRelu: `x` where non-negative, `alpha * x` elsewhere (f32).
+pub fn leaky_relu(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    map_f32(x, |v| if v >= 0.0 { v } else { alpha * v })
+}
+
+/// HardSigmoid: `clamp(alpha * x + beta, 0, 1)` (f32).
+pub fn hard_sigmoid(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    map_f32(x, |v| (alpha * v + beta).clamp(0.0, 1.0))
+}
+
 /// GELU, exact (erf) or with the tanh approximation.
 pub fn gelu(x: &Tensor, tanh_approximation: bool) -> Result<Tensor> {
     if tanh_approximation {

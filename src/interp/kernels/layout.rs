@@ -1,4 +1,5 @@
-//! Data movement: Concat, Reshape, Transpose, Squeeze, Unsqueeze, Slice, Pad, Gather.
+//! Data movement: Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, Pad, Gather;
+//! and the operators that read a shape (Shape, Size).
 
 use super::map_data;
 use crate::ir::op::PadMode;
@@ -97,6 +98,11 @@ pub fn concat(inputs: &[&Tensor], axis: i64) -> Result<Tensor> {
 pub fn reshape(x: &Tensor, shape: &Tensor, allowzero: bool) -> Result<Tensor> {
     let dims = reshape_shape(x.dims(), &shape.to_i64_vec()?, allowzero)?;
     x.clone().reshaped(dims)
+}
+
+/// Flatten: the elements as a 2-D tensor split at `axis`.
+pub fn flatten(x: &Tensor, axis: i64) -> Result<Tensor> {
+    x.clone().reshaped(flatten_shape(x.dims(), axis)?)
 }
 
 /// Transpose.
@@ -402,4 +408,16 @@ pub fn constant_of_shape(value: &Tensor, shape: &Tensor) -> Result<Tensor> {
     let n = crate::ir::checked_numel(&dims)?;
     let data = map_data!(value.data(), v => vec![v[0]; n]);
     Tensor::new(dims, data)
+}
+
+/// Shape: the dimensions `start..end` of `x` as a 1-D int64 tensor.
+pub fn shape(x: &Tensor, start: i64, end: Option<i64>) -> Tensor {
+    let dims = x.dims();
+    let (s, e) = shape_range(dims.len(), start, end);
+    Tensor::vec_i64(dims[s..e].iter().map(|&d| d as i64).collect())
+}
+
+/// Size: the element count of `x` as an int64 scalar.
+pub fn size(x: &Tensor) -> Result<Tensor> {
+    Tensor::from_i64(vec![], vec![x.numel() as i64])
 }
