@@ -11,25 +11,8 @@ use std::arch::x86_64::*;
 /// # Safety
 /// `t` must satisfy the [`TileArgs`] contract and the CPU must support AVX2.
 pub(super) unsafe fn tile(t: &TileArgs) {
-    macro_rules! by_panels {
-        ($mr:literal) => {
-            match t.panels {
-                1 => tile_mr_j::<$mr, 1>(t),
-                _ => tile_mr_j::<$mr, 2>(t),
-            }
-        };
-    }
     // SAFETY: forwarded contract.
-    unsafe {
-        match t.rows {
-            1 => by_panels!(1),
-            2 => by_panels!(2),
-            3 => by_panels!(3),
-            4 => by_panels!(4),
-            5 => by_panels!(5),
-            _ => by_panels!(6),
-        }
-    }
+    unsafe { dispatch_tile!(t, tile_mr_j, [1], 2) }
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -28,25 +28,8 @@ macro_rules! vnni256_gemm {
         /// # Safety
         /// `t` must satisfy the [`TileArgs`] contract and the CPU must support this variant.
         pub(in crate::kernels::gemm) unsafe fn tile(t: &TileArgs) {
-            macro_rules! by_panels {
-                ($mr:literal) => {
-                    match t.panels {
-                        1 => tile_mr_j::<$mr, 1>(t),
-                        _ => tile_mr_j::<$mr, 2>(t),
-                    }
-                };
-            }
             // SAFETY: forwarded contract.
-            unsafe {
-                match t.rows {
-                    1 => by_panels!(1),
-                    2 => by_panels!(2),
-                    3 => by_panels!(3),
-                    4 => by_panels!(4),
-                    5 => by_panels!(5),
-                    _ => by_panels!(6),
-                }
-            }
+            unsafe { dispatch_tile!(t, tile_mr_j, [1], 2) }
         }
 
         /// Accumulates K group `g` (4 bytes of every row × 8 columns of every panel) into

@@ -28,6 +28,29 @@
 //! # Ok::<(), xq::Error>(())
 //! ```
 
+/// Runs `$kernel::<MR, PANELS>` for a tile's row count (1–6) and panel count: each listed
+/// panel count by itself, any other as `$last`. The register-tiled kernels of every SIMD
+/// variant are monomorphised over both.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_tile {
+    ($t:expr, $kernel:ident, [$($p:literal),*], $last:literal) => {
+        match $t.rows {
+            1 => dispatch_tile!(@panels $t, $kernel, 1, [$($p),*], $last),
+            2 => dispatch_tile!(@panels $t, $kernel, 2, [$($p),*], $last),
+            3 => dispatch_tile!(@panels $t, $kernel, 3, [$($p),*], $last),
+            4 => dispatch_tile!(@panels $t, $kernel, 4, [$($p),*], $last),
+            5 => dispatch_tile!(@panels $t, $kernel, 5, [$($p),*], $last),
+            _ => dispatch_tile!(@panels $t, $kernel, 6, [$($p),*], $last),
+        }
+    };
+    (@panels $t:expr, $kernel:ident, $mr:literal, [$($p:literal),*], $last:literal) => {
+        match $t.panels {
+            $($p => $kernel::<$mr, $p>($t),)*
+            _ => $kernel::<$mr, $last>($t),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
