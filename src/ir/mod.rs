@@ -7,6 +7,7 @@ mod graph;
 pub mod infer;
 pub mod op;
 pub mod passes;
+pub mod pointwise;
 pub mod shapes;
 mod tensor;
 mod validate;

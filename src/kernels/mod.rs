@@ -11,7 +11,8 @@
 //!
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
-//! [`elementwise`] (add, mul), [`pool`] (global average / mean, max pool), [`concat`](mod@concat) and
+//! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
+//! (global average / mean, max pool), [`concat`](mod@concat) and
 //! [`dynamic`] (per-row quantization + GEMM with `f32` output). Several threads may run
 //! disjoint tile ranges of one operator through the `run_shared` functions and
 //! [`output::SharedOutput`]. The kernels assume the default floating-point environment
@@ -88,6 +89,7 @@ pub mod elementwise;
 mod epilogue;
 pub mod gemm;
 pub mod indirection;
+pub mod lut;
 pub mod output;
 pub mod pool;
 pub mod reference;
@@ -128,6 +130,7 @@ mod tests {
         assert_send_sync::<pool::MaxPool>();
         assert_send_sync::<concat::Concat>();
         assert_send_sync::<indirection::Indirection>();
+        assert_send_sync::<lut::Lut>();
         assert_send_sync::<output::SharedOutput<'static>>();
     }
 

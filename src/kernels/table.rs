@@ -14,6 +14,7 @@ use super::dwconv::{self, DwArgs};
 use super::elementwise::{self, RowArgs};
 use super::gemm::pack::PanelGeometry;
 use super::gemm::{self, TileArgs};
+use super::lut::{self, LutFn};
 use super::pool::{self, MaxArgs, MeanArgs};
 use crate::cpu::Isa;
 
@@ -124,6 +125,16 @@ pub struct PoolKernels {
     pub(crate) max: unsafe fn(&MaxArgs),
 }
 
+/// The table lookup variant (`y[i] = table[x[i] as u8]`, see [`super::lut`]): name and
+/// microkernel (the CPU must support the variant's ISA).
+#[derive(Debug)]
+pub struct LutKernels {
+    /// Name of the lookup kernel.
+    pub name: &'static str,
+    /// The lookup microkernel.
+    pub(crate) map: LutFn,
+}
+
 /// One row of the table: the variant of every kernel family for one ISA.
 #[derive(Debug)]
 pub struct KernelTable {
@@ -137,6 +148,8 @@ pub struct KernelTable {
     pub elementwise: &'static ElementwiseKernels,
     /// Global average and max pooling.
     pub pool: &'static PoolKernels,
+    /// Table lookup (int8 element-wise unary operators).
+    pub lut: &'static LutKernels,
 }
 
 static SCALAR: KernelTable = KernelTable {
@@ -145,6 +158,7 @@ static SCALAR: KernelTable = KernelTable {
     dwconv: &dwconv::variants::SCALAR,
     elementwise: &elementwise::SCALAR,
     pool: &pool::SCALAR,
+    lut: &lut::SCALAR,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -154,6 +168,7 @@ static AVX2: KernelTable = KernelTable {
     dwconv: &dwconv::variants::AVX2,
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
+    lut: &lut::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -163,6 +178,7 @@ static AVXVNNI: KernelTable = KernelTable {
     dwconv: &dwconv::variants::AVXVNNI,
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
+    lut: &lut::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -172,6 +188,7 @@ static AVX512VNNI256: KernelTable = KernelTable {
     dwconv: &dwconv::variants::AVX512VNNI256,
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
+    lut: &lut::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -181,6 +198,7 @@ static AVX512VNNI: KernelTable = KernelTable {
     dwconv: &dwconv::variants::AVX512VNNI,
     elementwise: &elementwise::AVX512,
     pool: &pool::AVX512,
+    lut: &lut::AVX512,
 };
 
 /// The row of `isa`. Its kernels may run only where `isa` is supported (every `pack` / `new`
@@ -262,6 +280,16 @@ mod tests {
                     "{isa}: {names:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_isa_has_a_lut_kernel_of_its_own_or_avx2s() {
+        for isa in Isa::ALL {
+            let name = for_isa(isa).lut.name;
+            let own = name.ends_with(isa.name().trim_end_matches("vnni"));
+            let borrows_avx2 = matches!(isa, Isa::AvxVnni | Isa::Avx512Vnni256) && name == "x8-lut-avx2";
+            assert!(own || borrows_avx2, "{isa}: {name}");
         }
     }
 

@@ -1,14 +1,10 @@
 //! Element-wise operators: unary maps, broadcast binary arithmetic, Clip, Cast.
 
-use crate::ir::op::{BinaryOp, CompareOp, LogicalOp, UnaryOp};
+use crate::ir::op::{BinaryOp, CompareOp, LogicalOp, Op, UnaryOp};
+use crate::ir::pointwise;
 use crate::ir::shapes::broadcast;
 use crate::ir::{DType, Tensor, TensorData};
 use crate::{Error, Result};
-
-/// Applies `f` to every element of an f32 tensor.
-pub fn map_f32(x: &Tensor, f: impl Fn(f32) -> f32) -> Result<Tensor> {
-    Tensor::from_f32(x.dims().to_vec(), x.as_f32()?.iter().map(|&v| f(v)).collect())
-}
 
 /// Element-wise unary operator.
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
@@ -48,30 +44,18 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         };
         return Tensor::new(dims, data);
     }
-    match op {
-        UnaryOp::Relu => map_f32(x, |v| v.max(0.0)),
-        UnaryOp::Sigmoid => map_f32(x, |v| {
-            if v >= 0.0 {
-                1.0 / (1.0 + (-v).exp())
-            } else {
-                let e = v.exp();
-                e / (1.0 + e)
-            }
-        }),
-        UnaryOp::Tanh => map_f32(x, f32::tanh),
-        UnaryOp::HardSwish => map_f32(x, |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
-        UnaryOp::Sqrt => map_f32(x, f32::sqrt),
-        UnaryOp::Exp => map_f32(x, f32::exp),
-        UnaryOp::Erf => map_f32(x, libm::erff),
-        UnaryOp::Neg => map_f32(x, |v| -v),
-        UnaryOp::Abs => map_f32(x, f32::abs),
-        UnaryOp::Reciprocal => map_f32(x, |v| 1.0 / v),
-        UnaryOp::Log => map_f32(x, f32::ln),
-        UnaryOp::Floor => map_f32(x, f32::floor),
-        UnaryOp::Ceil => map_f32(x, f32::ceil),
-        UnaryOp::Round => map_f32(x, f32::round_ties_even),
-        UnaryOp::Not => Err(Error::DtypeMismatch("Not needs a bool tensor".into())),
+    if op == UnaryOp::Not {
+        return Err(Error::DtypeMismatch("Not needs a bool tensor".into()));
     }
+    map_pointwise(&Op::Unary(op), x)
+}
+
+/// Applies a point-wise operator ([`pointwise::map`]) to an f32 tensor.
+fn map_pointwise(op: &Op, x: &Tensor) -> Result<Tensor> {
+    let v = x.as_f32()?;
+    let mut y = vec![0f32; v.len()];
+    pointwise::map(op, v, &mut y)?;
+    Tensor::from_f32(x.dims().to_vec(), y)
 }
 
 /// Combines two broadcast operands element by element.
@@ -423,22 +407,17 @@ pub fn compare(op: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// LeakyRelu: `x` where non-negative, `alpha * x` elsewhere (f32).
 pub fn leaky_relu(x: &Tensor, alpha: f32) -> Result<Tensor> {
-    map_f32(x, |v| if v >= 0.0 { v } else { alpha * v })
+    map_pointwise(&Op::LeakyRelu { alpha }, x)
 }
 
 /// HardSigmoid: `clamp(alpha * x + beta, 0, 1)` (f32).
 pub fn hard_sigmoid(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
-    map_f32(x, |v| (alpha * v + beta).clamp(0.0, 1.0))
+    map_pointwise(&Op::HardSigmoid { alpha, beta }, x)
 }
 
 /// GELU, exact (erf) or with the tanh approximation.
 pub fn gelu(x: &Tensor, tanh_approximation: bool) -> Result<Tensor> {
-    if tanh_approximation {
-        let c = (2.0f32 / std::f32::consts::PI).sqrt();
-        map_f32(x, |v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh()))
-    } else {
-        map_f32(x, |v| 0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2)))
-    }
+    map_pointwise(&Op::Gelu { tanh_approximation }, x)
 }
 
 /// Range(start, limit, delta) for f32, i32 and i64 scalars.
