@@ -19,68 +19,23 @@
 /** The version as one number, comparable with xq_version(). */
 #define XQ_VERSION (XQ_VERSION_MAJOR * 1000000 + XQ_VERSION_MINOR * 1000 + XQ_VERSION_PATCH)
 
+/** Defined since 0.2: the option values are enumerators of typed enums (xq_partition_mode,
+ * xq_weight_granularity, xq_activation_mode, xq_observer, xq_attr_type, xq_io_side), no
+ * longer macros, so `#ifdef XQ_PARTITION_ALL` is false; test this macro instead. */
+#define XQ_HAS_TYPED_ENUMS 1
 
-/**
- * `xq_program_options.partition_mode`: delegate every supported pattern; connected
- * patterns share a partition (the default).
- */
-#define XQ_PARTITION_ALL 0
+/** Marks a declaration deprecated (it still works until its removal, announced in its note).
+ * Define XQ_NO_DEPRECATION_WARNINGS before including xq.h to silence the warnings. */
+#if !defined(XQ_NO_DEPRECATION_WARNINGS) && defined(__cplusplus) && __cplusplus >= 201402L
+#  define XQ_DEPRECATED(msg) [[deprecated(msg)]]
+#elif !defined(XQ_NO_DEPRECATION_WARNINGS) && (defined(__GNUC__) || defined(__clang__))
+#  define XQ_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#elif !defined(XQ_NO_DEPRECATION_WARNINGS) && defined(_MSC_VER)
+#  define XQ_DEPRECATED(msg) __declspec(deprecated(msg))
+#else
+#  define XQ_DEPRECATED(msg)
+#endif
 
-/**
- * `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
- * boundaries.
- */
-#define XQ_PARTITION_PER_OP 1
-
-/**
- * `xq_program_options.partition_mode`: delegate nothing (interpreter only).
- */
-#define XQ_PARTITION_NONE 2
-
-/**
- * `xq_quant_config.weight_granularity`: one scale per output channel.
- */
-#define XQ_WEIGHTS_PER_CHANNEL 0
-
-/**
- * `xq_quant_config.weight_granularity`: one scale per weight tensor.
- */
-#define XQ_WEIGHTS_PER_TENSOR 1
-
-/**
- * `xq_quant_config.activation_mode`: activation ranges from calibration.
- */
-#define XQ_ACTIVATIONS_STATIC 0
-
-/**
- * `xq_quant_config.activation_mode`: activations quantized per row at run time.
- */
-#define XQ_ACTIVATIONS_DYNAMIC 1
-
-/**
- * `xq_quant_config.observer`: PyTorch's HistogramObserver (L2-optimal range); the default.
- */
-#define XQ_OBSERVER_HISTOGRAM 0
-
-/**
- * `xq_quant_config.observer`: running min / max.
- */
-#define XQ_OBSERVER_MINMAX 1
-
-/**
- * `xq_quant_config.observer`: moving-average min / max.
- */
-#define XQ_OBSERVER_MOVING_AVERAGE_MINMAX 2
-
-/**
- * `xq_quant_config.observer`: the `percentile` field's percentile of the observed values.
- */
-#define XQ_OBSERVER_PERCENTILE 3
-
-/**
- * `xq_quant_config.observer`: KL-divergence (entropy) calibration.
- */
-#define XQ_OBSERVER_ENTROPY 4
 
 /**
  * Largest rank a tensor descriptor may have.
@@ -231,6 +186,118 @@ typedef enum xq_dtype {
 } xq_dtype;
 
 /**
+ * Values of `xq_program_config.partition_mode` (and `xq_program_options.partition_mode`).
+ */
+typedef enum xq_partition_mode {
+  /**
+   * Delegate every supported pattern; connected patterns share a partition (the default).
+   */
+  XQ_PARTITION_ALL = 0,
+  /**
+   * One partition per delegated operator, with `f32` boundaries.
+   */
+  XQ_PARTITION_PER_OP = 1,
+  /**
+   * Delegate nothing (interpreter only).
+   */
+  XQ_PARTITION_NONE = 2,
+} xq_partition_mode;
+
+/**
+ * Values of `xq_quant_config.weight_granularity`.
+ */
+typedef enum xq_weight_granularity {
+  /**
+   * One scale per output channel.
+   */
+  XQ_WEIGHTS_PER_CHANNEL = 0,
+  /**
+   * One scale per weight tensor.
+   */
+  XQ_WEIGHTS_PER_TENSOR = 1,
+} xq_weight_granularity;
+
+/**
+ * Values of `xq_quant_config.activation_mode`.
+ */
+typedef enum xq_activation_mode {
+  /**
+   * Activation ranges from calibration.
+   */
+  XQ_ACTIVATIONS_STATIC = 0,
+  /**
+   * Activations quantized per row at run time.
+   */
+  XQ_ACTIVATIONS_DYNAMIC = 1,
+} xq_activation_mode;
+
+/**
+ * Values of `xq_quant_config.observer` (static activations only).
+ */
+typedef enum xq_observer {
+  /**
+   * PyTorch's HistogramObserver (L2-optimal range); the default.
+   */
+  XQ_OBSERVER_HISTOGRAM = 0,
+  /**
+   * Running min / max.
+   */
+  XQ_OBSERVER_MINMAX = 1,
+  /**
+   * Moving-average min / max.
+   */
+  XQ_OBSERVER_MOVING_AVERAGE_MINMAX = 2,
+  /**
+   * The `percentile` field's percentile of the observed values.
+   */
+  XQ_OBSERVER_PERCENTILE = 3,
+  /**
+   * KL-divergence (entropy) calibration.
+   */
+  XQ_OBSERVER_ENTROPY = 4,
+} xq_observer;
+
+/**
+ * Kind of an `xq_attribute`.
+ */
+typedef enum xq_attr_type {
+  /**
+   * `i` holds the value.
+   */
+  XQ_ATTR_INT = 0,
+  /**
+   * `f` holds the value.
+   */
+  XQ_ATTR_FLOAT = 1,
+  /**
+   * `ints` holds `count` values.
+   */
+  XQ_ATTR_INTS = 2,
+  /**
+   * `floats` holds `count` values.
+   */
+  XQ_ATTR_FLOATS = 3,
+  /**
+   * `s` holds a NUL-terminated string.
+   */
+  XQ_ATTR_STRING = 4,
+} xq_attr_type;
+
+/**
+ * Values of the `output` parameter of `xq_program_io_count`, `_io_info` and `_io_qparams`.
+ */
+typedef enum xq_io_side {
+  /**
+   * The program's inputs.
+   */
+  XQ_IO_INPUT = 0,
+  /**
+   * The program's outputs.
+   */
+  XQ_IO_OUTPUT = 1,
+} xq_io_side;
+
+/**
  * An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
  */
 typedef struct xq_model xq_model;
@@ -364,7 +431,7 @@ typedef struct xq_program_options {
    */
   size_t threads;
   /**
-   * One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+   * An `xq_partition_mode` (ignored when loading a program file).
    */
   int32_t partition_mode;
   /**
@@ -378,19 +445,19 @@ typedef struct xq_program_options {
 
 /**
  * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
- * `xq_quant_config_default()` and change fields; enumerations are the `XQ_*` constants.
+ * `xq_quant_config_default()` and change fields; the option fields hold values of the `xq_*` enumerations (as `int32_t`).
  */
 typedef struct xq_quant_config {
   /**
-   * `XQ_WEIGHTS_PER_CHANNEL` or `XQ_WEIGHTS_PER_TENSOR`.
+   * An `xq_weight_granularity`.
    */
   int32_t weight_granularity;
   /**
-   * `XQ_ACTIVATIONS_STATIC` or `XQ_ACTIVATIONS_DYNAMIC`.
+   * An `xq_activation_mode`.
    */
   int32_t activation_mode;
   /**
-   * One of the `XQ_OBSERVER_*` constants (static activations only).
+   * An `xq_observer` (static activations only).
    */
   int32_t observer;
   /**
@@ -699,8 +766,8 @@ enum xq_status xq_program_save(const struct xq_program *program, const char *pat
 enum xq_status xq_program_report(const struct xq_program *program, const char **out);
 
 /**
- * Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
- * `XQ_ERROR_INVALID_ARGUMENT`.
+ * Number of inputs (`output` = `XQ_IO_INPUT`) or outputs (`XQ_IO_OUTPUT`); `output` is an
+ * `xq_io_side`, any other value is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `out` writable.
@@ -708,7 +775,8 @@ enum xq_status xq_program_report(const struct xq_program *program, const char **
 enum xq_status xq_program_io_count(const struct xq_program *program, int32_t output, size_t *out);
 
 /**
- * Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+ * Name, element type and shape of input (`output` = `XQ_IO_INPUT`) or output
+ * (`XQ_IO_OUTPUT`) `index`.
  * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
  * other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
  *
@@ -726,10 +794,10 @@ enum xq_status xq_program_io_info(const struct xq_program *program,
                                   size_t *rank);
 
 /**
- * Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
- * `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
- * zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
- * is `XQ_ERROR_INVALID_ARGUMENT`.
+ * Scale and zero point of an int8 (or uint8) input (`output` = `XQ_IO_INPUT`) or output
+ * (`XQ_IO_OUTPUT`) `index` of a program compiled with `int8_io`: the tensor holds
+ * `round(x / scale) + zero_point`. An `f32` boundary, an `output` that is not an
+ * `xq_io_side` or an `index` out of range is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `scale` and `zero_point` writable.

@@ -3,6 +3,7 @@
 //! called on one program from several threads at once.
 
 use super::boundary::{arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::enums::{xq_io_side, xq_partition_mode};
 use super::model::xq_model;
 use super::status::xq_status;
 use super::tensor::{tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
@@ -18,14 +19,12 @@ const MAX_C_COUNT: usize = 1 << 20;
 /// Upper bound on a program buffer accepted from C (the container's own limits apply too).
 const MAX_PROGRAM_BYTES: usize = 1 << 31;
 
-/// `xq_program_options.partition_mode`: delegate every supported pattern; connected
-/// patterns share a partition (the default).
-pub const XQ_PARTITION_ALL: i32 = 0;
-/// `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
-/// boundaries.
-pub const XQ_PARTITION_PER_OP: i32 = 1;
-/// `xq_program_options.partition_mode`: delegate nothing (interpreter only).
-pub const XQ_PARTITION_NONE: i32 = 2;
+/// `xq_partition_mode::XQ_PARTITION_ALL` as the `int32_t` that C passes.
+pub const XQ_PARTITION_ALL: i32 = xq_partition_mode::XQ_PARTITION_ALL as i32;
+/// `xq_partition_mode::XQ_PARTITION_PER_OP` as the `int32_t` that C passes.
+pub const XQ_PARTITION_PER_OP: i32 = xq_partition_mode::XQ_PARTITION_PER_OP as i32;
+/// `xq_partition_mode::XQ_PARTITION_NONE` as the `int32_t` that C passes.
+pub const XQ_PARTITION_NONE: i32 = xq_partition_mode::XQ_PARTITION_NONE as i32;
 
 /// Options of a compiled or loaded program. Start from `xq_program_options_default()`.
 #[repr(C)]
@@ -33,7 +32,7 @@ pub const XQ_PARTITION_NONE: i32 = 2;
 pub struct xq_program_options {
     /// Threads per execution, the caller included; 0 = the number of physical cores.
     pub threads: usize,
-    /// One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+    /// An `xq_partition_mode` (ignored when loading a program file).
     pub partition_mode: i32,
     /// Nonzero: int8 boundaries. Inputs that only feed partitions are taken as int8 (or
     /// uint8) tensors already quantized, outputs made by partitions are returned as int8
@@ -220,11 +219,13 @@ pub unsafe extern "C" fn xq_program_report(program: *const xq_program, out: *mut
     })
 }
 
-/// Reads the `output` selector of the `xq_program_io_*` functions: 0 = inputs, 1 = outputs.
+/// Reads the `output` selector (an `xq_io_side`) of the `xq_program_io_*` functions.
 fn io_side(output: i32) -> Result<bool> {
+    const INPUT: i32 = xq_io_side::XQ_IO_INPUT as i32;
+    const OUTPUT: i32 = xq_io_side::XQ_IO_OUTPUT as i32;
     match output {
-        0 => Ok(false),
-        1 => Ok(true),
+        INPUT => Ok(false),
+        OUTPUT => Ok(true),
         v => Err(Error::invalid_argument(
             "output",
             format!("{v} is neither 0 (inputs) nor 1 (outputs)"),
@@ -232,8 +233,8 @@ fn io_side(output: i32) -> Result<bool> {
     }
 }
 
-/// Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
-/// `XQ_ERROR_INVALID_ARGUMENT`.
+/// Number of inputs (`output` = `XQ_IO_INPUT`) or outputs (`XQ_IO_OUTPUT`); `output` is an
+/// `xq_io_side`, any other value is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `out` writable.
@@ -257,7 +258,8 @@ pub unsafe extern "C" fn xq_program_io_count(
     })
 }
 
-/// Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+/// Name, element type and shape of input (`output` = `XQ_IO_INPUT`) or output
+/// (`XQ_IO_OUTPUT`) `index`.
 /// `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
 /// other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
@@ -324,10 +326,10 @@ pub unsafe extern "C" fn xq_program_io_info(
     })
 }
 
-/// Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
-/// `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
-/// zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
-/// is `XQ_ERROR_INVALID_ARGUMENT`.
+/// Scale and zero point of an int8 (or uint8) input (`output` = `XQ_IO_INPUT`) or output
+/// (`XQ_IO_OUTPUT`) `index` of a program compiled with `int8_io`: the tensor holds
+/// `round(x / scale) + zero_point`. An `f32` boundary, an `output` that is not an
+/// `xq_io_side` or an `index` out of range is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `scale` and `zero_point` writable.

@@ -3,6 +3,7 @@
 //! callback, a pollable sample counter and a text report.
 
 use super::boundary::{arg_mut, arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::enums::{xq_activation_mode, xq_observer, xq_weight_granularity};
 use super::model::xq_model;
 use super::status::xq_status;
 use super::tensor::{tensor_from_c, xq_tensor};
@@ -11,35 +12,35 @@ use crate::quant::{ActivationMode, NameMatch, ObserverConfig, QuantConfig, Quant
 use crate::{Error, Result};
 use std::ffi::{c_char, c_void, CString};
 
-/// `xq_quant_config.weight_granularity`: one scale per output channel.
-pub const XQ_WEIGHTS_PER_CHANNEL: i32 = 0;
-/// `xq_quant_config.weight_granularity`: one scale per weight tensor.
-pub const XQ_WEIGHTS_PER_TENSOR: i32 = 1;
-/// `xq_quant_config.activation_mode`: activation ranges from calibration.
-pub const XQ_ACTIVATIONS_STATIC: i32 = 0;
-/// `xq_quant_config.activation_mode`: activations quantized per row at run time.
-pub const XQ_ACTIVATIONS_DYNAMIC: i32 = 1;
-/// `xq_quant_config.observer`: PyTorch's HistogramObserver (L2-optimal range); the default.
-pub const XQ_OBSERVER_HISTOGRAM: i32 = 0;
-/// `xq_quant_config.observer`: running min / max.
-pub const XQ_OBSERVER_MINMAX: i32 = 1;
-/// `xq_quant_config.observer`: moving-average min / max.
-pub const XQ_OBSERVER_MOVING_AVERAGE_MINMAX: i32 = 2;
-/// `xq_quant_config.observer`: the `percentile` field's percentile of the observed values.
-pub const XQ_OBSERVER_PERCENTILE: i32 = 3;
-/// `xq_quant_config.observer`: KL-divergence (entropy) calibration.
-pub const XQ_OBSERVER_ENTROPY: i32 = 4;
+/// `xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL` as the `int32_t` that C passes.
+pub const XQ_WEIGHTS_PER_CHANNEL: i32 = xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL as i32;
+/// `xq_weight_granularity::XQ_WEIGHTS_PER_TENSOR` as the `int32_t` that C passes.
+pub const XQ_WEIGHTS_PER_TENSOR: i32 = xq_weight_granularity::XQ_WEIGHTS_PER_TENSOR as i32;
+/// `xq_activation_mode::XQ_ACTIVATIONS_STATIC` as the `int32_t` that C passes.
+pub const XQ_ACTIVATIONS_STATIC: i32 = xq_activation_mode::XQ_ACTIVATIONS_STATIC as i32;
+/// `xq_activation_mode::XQ_ACTIVATIONS_DYNAMIC` as the `int32_t` that C passes.
+pub const XQ_ACTIVATIONS_DYNAMIC: i32 = xq_activation_mode::XQ_ACTIVATIONS_DYNAMIC as i32;
+/// `xq_observer::XQ_OBSERVER_HISTOGRAM` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_HISTOGRAM: i32 = xq_observer::XQ_OBSERVER_HISTOGRAM as i32;
+/// `xq_observer::XQ_OBSERVER_MINMAX` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_MINMAX: i32 = xq_observer::XQ_OBSERVER_MINMAX as i32;
+/// `xq_observer::XQ_OBSERVER_MOVING_AVERAGE_MINMAX` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_MOVING_AVERAGE_MINMAX: i32 = xq_observer::XQ_OBSERVER_MOVING_AVERAGE_MINMAX as i32;
+/// `xq_observer::XQ_OBSERVER_PERCENTILE` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_PERCENTILE: i32 = xq_observer::XQ_OBSERVER_PERCENTILE as i32;
+/// `xq_observer::XQ_OBSERVER_ENTROPY` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_ENTROPY: i32 = xq_observer::XQ_OBSERVER_ENTROPY as i32;
 
 /// A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
-/// `xq_quant_config_default()` and change fields; enumerations are the `XQ_*` constants.
+/// `xq_quant_config_default()` and change fields; the option fields hold values of the `xq_*` enumerations (as `int32_t`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct xq_quant_config {
-    /// `XQ_WEIGHTS_PER_CHANNEL` or `XQ_WEIGHTS_PER_TENSOR`.
+    /// An `xq_weight_granularity`.
     pub weight_granularity: i32,
-    /// `XQ_ACTIVATIONS_STATIC` or `XQ_ACTIVATIONS_DYNAMIC`.
+    /// An `xq_activation_mode`.
     pub activation_mode: i32,
-    /// One of the `XQ_OBSERVER_*` constants (static activations only).
+    /// An `xq_observer` (static activations only).
     pub observer: i32,
     /// Percentile of |x| in (0, 100] for `XQ_OBSERVER_PERCENTILE` (default 99.99); ignored
     /// otherwise.
