@@ -299,6 +299,10 @@ typedef enum xq_io_side {
 
 /**
  * An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
+ *
+ * Building calls take `xq_model *` (exclusive access); queries take `const xq_model *` and
+ * may run concurrently: the first query after a change prepares the model under the write
+ * lock, the others read under the read lock.
  */
 typedef struct xq_model xq_model;
 
@@ -557,9 +561,10 @@ void xq_model_free(struct xq_model *model);
  * Number of model inputs (initializers are not inputs).
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `out` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `out` writable.
  */
-enum xq_status xq_model_input_count(struct xq_model *model, size_t *out);
+enum xq_status xq_model_input_count(const struct xq_model *model, size_t *out);
 
 /**
  * Number of model outputs.
@@ -567,15 +572,18 @@ enum xq_status xq_model_input_count(struct xq_model *model, size_t *out);
  * # Safety
  * As `xq_model_input_count`.
  */
-enum xq_status xq_model_output_count(struct xq_model *model, size_t *out);
+enum xq_status xq_model_output_count(const struct xq_model *model, size_t *out);
 
 /**
  * Name, element type and rank of input `index`.
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `out` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `out` writable.
  */
-enum xq_status xq_model_input(struct xq_model *model, size_t index, struct xq_value_info *out);
+enum xq_status xq_model_input(const struct xq_model *model,
+                              size_t index,
+                              struct xq_value_info *out);
 
 /**
  * Name, element type and rank of output `index`.
@@ -583,16 +591,19 @@ enum xq_status xq_model_input(struct xq_model *model, size_t index, struct xq_va
  * # Safety
  * As `xq_model_input`.
  */
-enum xq_status xq_model_output(struct xq_model *model, size_t index, struct xq_value_info *out);
+enum xq_status xq_model_output(const struct xq_model *model,
+                               size_t index,
+                               struct xq_value_info *out);
 
 /**
  * Size of axis `axis` of input `index`: `*size` is the size, or -1 for a symbolic dimension
  * whose name is stored in `*symbol` (NULL for known sizes; valid until the model is freed).
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `size` and `symbol` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `size` and `symbol` writable.
  */
-enum xq_status xq_model_input_dim(struct xq_model *model,
+enum xq_status xq_model_input_dim(const struct xq_model *model,
                                   size_t index,
                                   size_t axis,
                                   int64_t *size,
@@ -604,7 +615,7 @@ enum xq_status xq_model_input_dim(struct xq_model *model,
  * # Safety
  * As `xq_model_input_dim`.
  */
-enum xq_status xq_model_output_dim(struct xq_model *model,
+enum xq_status xq_model_output_dim(const struct xq_model *model,
                                    size_t index,
                                    size_t axis,
                                    int64_t *size,
@@ -630,7 +641,7 @@ enum xq_status xq_model_fix_input_shape(struct xq_model *model,
  * `model` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors whose
  * buffers follow the `xq_tensor` contract.
  */
-enum xq_status xq_model_run_float(struct xq_model *model,
+enum xq_status xq_model_run_float(const struct xq_model *model,
                                   const struct xq_tensor *inputs,
                                   size_t n_inputs,
                                   struct xq_tensor *outputs,
@@ -642,7 +653,7 @@ enum xq_status xq_model_run_float(struct xq_model *model,
  * # Safety
  * `model` live handle; `path` NUL-terminated.
  */
-enum xq_status xq_model_save_onnx(struct xq_model *model, const char *path);
+enum xq_status xq_model_save_onnx(const struct xq_model *model, const char *path);
 
 /**
  * Serialises the model as ONNX into `buffer` (capacity `capacity`). `*size` receives the
@@ -652,7 +663,7 @@ enum xq_status xq_model_save_onnx(struct xq_model *model, const char *path);
  * # Safety
  * `model` live handle; `buffer` has `capacity` writable bytes; `size` writable.
  */
-enum xq_status xq_model_serialize_onnx(struct xq_model *model,
+enum xq_status xq_model_serialize_onnx(const struct xq_model *model,
                                        void *buffer,
                                        size_t capacity,
                                        size_t *size);
@@ -698,7 +709,9 @@ enum xq_status xq_model_add_node(struct xq_model *model,
 
 /**
  * Declares tensor `name` a graph output (its type is inferred); add it after the node
- * that produces it.
+ * that produces it. A name that no input, constant or node defines, or that is already an
+ * output, fails at once; the types of the new outputs are inferred together, in one pass,
+ * when the model is next used.
  *
  * # Safety
  * `model` live handle; `name` NUL-terminated.
@@ -717,10 +730,10 @@ struct xq_program_options xq_program_options_default(void);
  * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
- * `model` must be a live model handle not used concurrently; `options` NULL or readable;
- * `out` writable.
+ * `model` must be a live model handle not modified concurrently; `options` NULL or
+ * readable; `out` writable.
  */
-enum xq_status xq_program_compile(struct xq_model *model,
+enum xq_status xq_program_compile(const struct xq_model *model,
                                   const struct xq_program_options *options,
                                   struct xq_program **out);
 
@@ -915,9 +928,10 @@ enum xq_status xq_quantizer_resolve(const struct xq_quantizer *quantizer,
  * `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
  *
  * # Safety
- * `quantizer` and `model` must be NULL or live handles not used concurrently.
+ * `quantizer` must be NULL or a live handle not used concurrently; `model` NULL or a live
+ * handle not modified concurrently.
  */
-enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, struct xq_model *model);
+enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, const struct xq_model *model);
 
 /**
  * Runs the float model on one calibration sample or batch (batch = leading dimension) and
@@ -973,12 +987,15 @@ enum xq_status xq_quantizer_samples_seen(const struct xq_quantizer *quantizer, s
 /**
  * Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
  * annotated or why it stays float ("not prepared" before prepare). The string stays valid
- * until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+ * until the report changes (by `xq_quantizer_prepare` or `xq_calibrate`) and
+ * `xq_quantizer_report` is called again, or until `xq_quantizer_free`; repeated calls on an
+ * unchanged quantizer return the same string.
  *
  * # Safety
- * `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+ * `quantizer` must be NULL or a live handle not modified concurrently; `report` NULL or
+ * writable.
  */
-enum xq_status xq_quantizer_report(struct xq_quantizer *quantizer, const char **report);
+enum xq_status xq_quantizer_report(const struct xq_quantizer *quantizer, const char **report);
 
 /**
  * The name of a status code (e.g. `"XQ_ERROR_NULL_POINTER"`), or `"XQ_UNKNOWN_STATUS"` for a

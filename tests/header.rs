@@ -107,9 +107,29 @@ static int enum_sum(void) {
          + c.observer + XQ_PARTITION_NONE + XQ_ATTR_INT;
 }
 
+/* Read-only queries take const handles (0.2); a const handle converts without casts. */
+static int const_queries(const xq_model *m, xq_quantizer *q) {
+  const xq_quantizer *cq = q;
+  size_t n = 0, bytes = 0;
+  xq_value_info info;
+  int64_t size = 0;
+  const char *symbol = NULL, *report = NULL;
+  if (xq_model_input_count(m, &n) != XQ_OK || xq_model_output_count(m, &n) != XQ_OK) return 1;
+  if (xq_model_input(m, 0, &info) != XQ_OK || xq_model_output(m, 0, &info) != XQ_OK) return 1;
+  if (xq_model_input_dim(m, 0, 0, &size, &symbol) != XQ_OK) return 1;
+  if (xq_model_output_dim(m, 0, 0, &size, &symbol) != XQ_OK) return 1;
+  if (xq_model_run_float(m, NULL, 0, NULL, 0) != XQ_OK) return 1;
+  if (xq_model_save_onnx(m, "model.onnx") != XQ_OK) return 1;
+  if (xq_model_serialize_onnx(m, NULL, 0, &bytes) != XQ_OK) return 1;
+  if (xq_quantizer_prepare(q, m) != XQ_OK) return 1;
+  if (xq_quantizer_report(cq, &report) != XQ_OK) return 1;
+  return 0;
+}
+
 int main(void) {
   /* 1 + 1 + 1 + 4 + 4 + 1 + 0 + 3 + 2 + 0 */
   if (enum_sum() != 17) return 2;
+  if (xq_version() == 0) return const_queries(NULL, NULL);
   return xq_version() == XQ_VERSION ? 0 : 1;
 }
 "#;

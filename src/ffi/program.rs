@@ -114,22 +114,22 @@ unsafe fn read_options(options: *const xq_program_options) -> Result<Options> {
 /// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
-/// `model` must be a live model handle not used concurrently; `options` NULL or readable;
-/// `out` writable.
+/// `model` must be a live model handle not modified concurrently; `options` NULL or
+/// readable; `out` writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_program_compile(
-    model: *mut xq_model,
+    model: *const xq_model,
     options: *const xq_program_options,
     out: *mut *mut xq_program,
 ) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract.
-        let m = unsafe { super::boundary::arg_mut(model, "model") }?;
+        let m = unsafe { arg_ref(model, "model") }?;
         // SAFETY: caller's contract.
         let opts = unsafe { read_options(options) }?;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
-        let (mut spec, _) = lower(m.prepared_graph()?, opts.mode)?;
+        let (mut spec, _) = m.with_prepared_graph(|g| lower(g, opts.mode))?;
         if opts.int8_io {
             make_int8_io(&mut spec);
         }

@@ -11,6 +11,7 @@ use crate::quant::observer::{PercentileObserver, PercentileTails};
 use crate::quant::{ActivationMode, NameMatch, ObserverConfig, QuantConfig, Quantizer, WeightGranularity};
 use crate::{Error, Result};
 use std::ffi::{c_char, c_void, CString};
+use std::sync::{Mutex, PoisonError};
 
 /// `xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL` as the `int32_t` that C passes.
 pub const XQ_WEIGHTS_PER_CHANNEL: i32 = xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL as i32;
@@ -129,7 +130,7 @@ impl TryFrom<&xq_quant_config> for QuantConfig {
 const DEFAULT_PERCENTILE: f64 = PercentileObserver::DEFAULT_PERCENTILE;
 
 /// The opaque quantizer handle: the quantizer and the last report handed out to C.
-pub struct xq_quantizer(pub(crate) Quantizer, Option<CString>);
+pub struct xq_quantizer(pub(crate) Quantizer, Mutex<Option<CString>>);
 
 /// Optional config pointer: NULL means "leave float".
 ///
@@ -171,7 +172,10 @@ pub unsafe extern "C" fn xq_quantizer_new(
         let out = unsafe { Out::new(quantizer, "quantizer") }?;
         // SAFETY: NULL or a valid config, per the documented contract.
         let global = unsafe { optional_config(global_config) }?;
-        out.write(into_handle(xq_quantizer(Quantizer::new(global)?, None)));
+        out.write(into_handle(xq_quantizer(
+            Quantizer::new(global)?,
+            Mutex::new(None),
+        )));
         Ok(())
     })
 }
@@ -309,18 +313,19 @@ const MAX_CALIBRATION_INPUTS: usize = 1 << 16;
 /// `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
 ///
 /// # Safety
-/// `quantizer` and `model` must be NULL or live handles not used concurrently.
+/// `quantizer` must be NULL or a live handle not used concurrently; `model` NULL or a live
+/// handle not modified concurrently.
 #[no_mangle]
 pub unsafe extern "C" fn xq_quantizer_prepare(
     quantizer: *mut xq_quantizer,
-    model: *mut xq_model,
+    model: *const xq_model,
 ) -> xq_status {
     guard(|| {
         // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
         let q = unsafe { arg_mut(quantizer, "quantizer") }?;
-        // SAFETY: as above.
-        let m = unsafe { arg_mut(model, "model") }?;
-        q.0.prepare(m.prepared_graph()?)
+        // SAFETY: checked for NULL; a live handle per this function's contract.
+        let m = unsafe { arg_ref(model, "model") }?;
+        m.with_prepared_graph(|g| q.0.prepare(g))
     })
 }
 
@@ -450,23 +455,31 @@ pub unsafe extern "C" fn xq_quantizer_samples_seen(
 
 /// Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
 /// annotated or why it stays float ("not prepared" before prepare). The string stays valid
-/// until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+/// until the report changes (by `xq_quantizer_prepare` or `xq_calibrate`) and
+/// `xq_quantizer_report` is called again, or until `xq_quantizer_free`; repeated calls on an
+/// unchanged quantizer return the same string.
 ///
 /// # Safety
-/// `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+/// `quantizer` must be NULL or a live handle not modified concurrently; `report` NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_quantizer_report(
-    quantizer: *mut xq_quantizer,
+    quantizer: *const xq_quantizer,
     report: *mut *const c_char,
 ) -> xq_status {
     guard(|| {
-        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
-        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        // SAFETY: checked for NULL; a live handle per this function's contract.
+        let q = unsafe { arg_ref(quantizer, "quantizer") }?;
         // SAFETY: as above.
         let out = unsafe { Out::new(report, "report") }?;
         let text = CString::new(q.0.report().replace('\0', "?"))
             .map_err(|_| Error::Internal("report contains NUL".into()))?;
-        out.write(q.1.insert(text).as_ptr());
+        let mut cached = q.1.lock().unwrap_or_else(PoisonError::into_inner);
+        // An unchanged report keeps its pointer, which other threads may hold.
+        if cached.as_ref() != Some(&text) {
+            *cached = Some(text);
+        }
+        out.write(cached.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()));
         Ok(())
     })
 }
