@@ -13,9 +13,9 @@
 #include <stdlib.h>
 
 #define XQ_VERSION_MAJOR 0
-#define XQ_VERSION_MINOR 1
+#define XQ_VERSION_MINOR 2
 #define XQ_VERSION_PATCH 0
-#define XQ_VERSION_STRING "0.1.0"
+#define XQ_VERSION_STRING "0.2.0"
 /** The version as one number, comparable with xq_version(). */
 #define XQ_VERSION (XQ_VERSION_MAJOR * 1000000 + XQ_VERSION_MINOR * 1000 + XQ_VERSION_PATCH)
 
@@ -427,7 +427,8 @@ typedef struct xq_attribute {
 } xq_attribute;
 
 /**
- * Options of a compiled or loaded program. Start from `xq_program_options_default()`.
+ * Options of a compiled or loaded program (0.1). Its size is frozen; since 0.2 use
+ * `xq_program_config`, which can grow.
  */
 typedef struct xq_program_options {
   /**
@@ -446,6 +447,31 @@ typedef struct xq_program_options {
    */
   int32_t int8_io;
 } xq_program_options;
+
+/**
+ * Options of a compiled or loaded program, versioned by size: fields are only ever appended.
+ * Fill it with `xq_program_config_init(&config, sizeof config)`, then change fields.
+ */
+typedef struct xq_program_config {
+  /**
+   * `sizeof(xq_program_config)` as the caller compiled it (set by `xq_program_config_init`).
+   * libxq takes defaults for fields past it and rejects nonzero bytes past its own size.
+   */
+  size_t struct_size;
+  /**
+   * Threads per execution, the caller included; 0 = the number of physical cores.
+   */
+  size_t threads;
+  /**
+   * An `xq_partition_mode` (ignored when loading a program file).
+   */
+  int32_t partition_mode;
+  /**
+   * Nonzero: int8 boundaries (see `xq_program_options.int8_io`). 0 (default): every
+   * boundary is `f32`. Ignored when loading a program file (it keeps its own).
+   */
+  int32_t int8_io;
+} xq_program_config;
 
 /**
  * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
@@ -719,20 +745,46 @@ enum xq_status xq_model_add_node(struct xq_model *model,
 enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 
 /**
- * The default options: physical cores, `XQ_PARTITION_ALL`.
+ * The default options: physical cores, `XQ_PARTITION_ALL`. Deprecated since 0.2 (removed
+ * in 0.3): a struct returned by value can never grow.
  */
+XQ_DEPRECATED("use xq_program_config_init")
 struct xq_program_options xq_program_options_default(void);
 
 /**
- * Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+ * Fills the `struct_size` bytes at `config` with the defaults (bytes past the fields this
+ * libxq knows are zeroed) and sets `config->struct_size`. Pass
+ * `sizeof(xq_program_config)`; a size below the first version's (24 bytes) is
+ * `XQ_ERROR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` NULL or writable for `struct_size` bytes.
+ */
+enum xq_status xq_program_config_init(struct xq_program_config *config, size_t struct_size);
+
+/**
+ * Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
  * Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
  * `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
  * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
+ * `model` must be a live model handle not modified concurrently; `config` NULL or readable
+ * for `config->struct_size` bytes; `out` writable.
+ */
+enum xq_status xq_program_compile_with_config(const struct xq_model *model,
+                                              const struct xq_program_config *config,
+                                              struct xq_program **out);
+
+/**
+ * As `xq_program_compile_with_config`, with 0.1 options (NULL means the defaults).
+ * Deprecated since 0.2 (removed in 0.3).
+ *
+ * # Safety
  * `model` must be a live model handle not modified concurrently; `options` NULL or
  * readable; `out` writable.
  */
+XQ_DEPRECATED("use xq_program_compile_with_config")
 enum xq_status xq_program_compile(const struct xq_model *model,
                                   const struct xq_program_options *options,
                                   struct xq_program **out);
@@ -741,21 +793,50 @@ enum xq_status xq_program_compile(const struct xq_model *model,
  * Loads a program file through a read-only memory map, open until the program is freed
  * (the file must not be modified meanwhile); the ONNX model is not needed. When the file
  * holds weights packed for this CPU's kernels (saved on a machine of the same kind), they
- * are used in place; otherwise they are packed at load.
+ * are used in place; otherwise they are packed at load. Of `config` (NULL: defaults) only
+ * `threads` applies.
+ *
+ * # Safety
+ * `path` NUL-terminated; `config` NULL or readable for `config->struct_size` bytes; `out`
+ * writable.
+ */
+enum xq_status xq_program_load_file_with_config(const char *path,
+                                                const struct xq_program_config *config,
+                                                struct xq_program **out);
+
+/**
+ * As `xq_program_load_file_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+ * in 0.3).
  *
  * # Safety
  * `path` NUL-terminated; `options` NULL or readable; `out` writable.
  */
+XQ_DEPRECATED("use xq_program_load_file_with_config")
 enum xq_status xq_program_load_file(const char *path,
                                     const struct xq_program_options *options,
                                     struct xq_program **out);
 
 /**
- * Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer).
+ * Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer). Of
+ * `config` (NULL: defaults) only `threads` applies.
+ *
+ * # Safety
+ * `data` readable for `length` bytes; `config` NULL or readable for `config->struct_size`
+ * bytes; `out` writable.
+ */
+enum xq_status xq_program_load_buffer_with_config(const void *data,
+                                                  size_t length,
+                                                  const struct xq_program_config *config,
+                                                  struct xq_program **out);
+
+/**
+ * As `xq_program_load_buffer_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+ * in 0.3).
  *
  * # Safety
  * `data` readable for `length` bytes; `options` NULL or readable; `out` writable.
  */
+XQ_DEPRECATED("use xq_program_load_buffer_with_config")
 enum xq_status xq_program_load_buffer(const void *data,
                                       size_t length,
                                       const struct xq_program_options *options,

@@ -87,6 +87,9 @@ XQ_TEST_ASSERT(size_attribute, sizeof(xq_attribute) == 64);
 XQ_TEST_ASSERT(size_value_info, sizeof(xq_value_info) == 24);
 XQ_TEST_ASSERT(size_cpu_info, sizeof(xq_cpu_info) == 12);
 XQ_TEST_ASSERT(enum_is_int, sizeof(xq_partition_mode) == sizeof(int));
+/* The size-versioned config (0.2): struct_size first, 24 bytes in its first version. */
+XQ_TEST_ASSERT(config_size_first, offsetof(xq_program_config, struct_size) == 0);
+XQ_TEST_ASSERT(size_program_config, sizeof(xq_program_config) == 24);
 
 #if !defined(XQ_HAS_TYPED_ENUMS)
 #error "XQ_HAS_TYPED_ENUMS is not defined"
@@ -126,10 +129,25 @@ static int const_queries(const xq_model *m, xq_quantizer *q) {
   return 0;
 }
 
+/* The 0.2 program entry points. */
+static int with_config(const xq_model *m) {
+  xq_program_config config;
+  xq_program *program = NULL;
+  if (xq_program_config_init(&config, sizeof config) != XQ_OK) return 1;
+  config.partition_mode = XQ_PARTITION_PER_OP;
+  if (xq_program_compile_with_config(m, &config, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  if (xq_program_load_file_with_config("p.xq", &config, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  if (xq_program_load_buffer_with_config("", 0, NULL, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  return 0;
+}
+
 int main(void) {
   /* 1 + 1 + 1 + 4 + 4 + 1 + 0 + 3 + 2 + 0 */
   if (enum_sum() != 17) return 2;
-  if (xq_version() == 0) return const_queries(NULL, NULL);
+  if (xq_version() == 0) return const_queries(NULL, NULL) + with_config(NULL);
   return xq_version() == XQ_VERSION ? 0 : 1;
 }
 "#;
@@ -227,5 +245,33 @@ fn option_values_are_not_macros() {
             header.contains(&format!("typedef enum {name} {{")),
             "no enum {name}"
         );
+    }
+}
+
+/// A call of a deprecated function, for the deprecation checks.
+const DEPRECATED_SOURCE: &str = "#include \"xq.h\"\n\
+    int main(void) { return xq_program_compile(NULL, NULL, NULL) == XQ_OK ? 0 : 1; }\n";
+
+/// Deprecated functions warn (an error under -Werror, naming the deprecation) unless
+/// XQ_NO_DEPRECATION_WARNINGS is defined; the header itself compiles cleanly either way.
+#[test]
+fn deprecated_functions_warn_unless_silenced() {
+    let header = root().join("include/xq.h");
+    for (compiler, std, lang) in [("cc", "-std=c99", "c"), ("c++", "-std=c++17", "c++")] {
+        let (ok, stderr) = try_compile(compiler, std, lang, &header, DEPRECATED_SOURCE, &[]);
+        assert!(
+            !ok && stderr.contains("deprecated") && stderr.contains("xq_program_compile_with_config"),
+            "{compiler} {std}: calling xq_program_compile should fail under -Werror with its \
+             deprecation note:\n{stderr}"
+        );
+        let (ok, stderr) = try_compile(
+            compiler,
+            std,
+            lang,
+            &header,
+            DEPRECATED_SOURCE,
+            &["-DXQ_NO_DEPRECATION_WARNINGS"],
+        );
+        assert!(ok, "{compiler} {std} with XQ_NO_DEPRECATION_WARNINGS:\n{stderr}");
     }
 }
