@@ -96,7 +96,7 @@ static int quantize_value(float x, float scale, int32_t zero_point, int is_unsig
 /* Compiles `qdq` with int8 boundaries and checks, image by image, that its int8 logits
  * dequantize to exactly `expected` (the f32 program's logits). */
 static int check_int8_boundaries(xq_model *qdq, const float *x, size_t n, const float *expected) {
-  xq_program_options options = xq_program_options_default();
+  xq_program_config config;
   xq_program *program = NULL;
   const char *name = NULL;
   xq_dtype in_dtype, out_dtype;
@@ -104,16 +104,17 @@ static int check_int8_boundaries(xq_model *qdq, const float *x, size_t n, const 
   size_t rank, i, k;
   float in_scale, out_scale;
   int32_t in_zp, out_zp;
-  options.threads = 1;
-  options.int8_io = 1;
-  if (xq_program_compile(qdq, &options, &program) != XQ_OK) return fail("compile with int8_io");
-  if (xq_program_io_info(program, 0, 0, &name, &in_dtype, dims, 4, &rank) != XQ_OK ||
-      xq_program_io_info(program, 1, 0, &name, &out_dtype, dims, 4, &rank) != XQ_OK)
+  if (xq_program_config_init(&config, sizeof config) != XQ_OK) return fail("xq_program_config_init");
+  config.threads = 1;
+  config.int8_io = 1;
+  if (xq_program_compile_with_config(qdq, &config, &program) != XQ_OK) return fail("compile with int8_io");
+  if (xq_program_io_info(program, XQ_IO_INPUT, 0, &name, &in_dtype, dims, 4, &rank) != XQ_OK ||
+      xq_program_io_info(program, XQ_IO_OUTPUT, 0, &name, &out_dtype, dims, 4, &rank) != XQ_OK)
     return fail("xq_program_io_info");
   if ((in_dtype != XQ_DTYPE_I8 && in_dtype != XQ_DTYPE_U8) || (out_dtype != XQ_DTYPE_I8 && out_dtype != XQ_DTYPE_U8))
     return fail("int8_io left an f32 boundary");
-  if (xq_program_io_qparams(program, 0, 0, &in_scale, &in_zp) != XQ_OK ||
-      xq_program_io_qparams(program, 1, 0, &out_scale, &out_zp) != XQ_OK)
+  if (xq_program_io_qparams(program, XQ_IO_INPUT, 0, &in_scale, &in_zp) != XQ_OK ||
+      xq_program_io_qparams(program, XQ_IO_OUTPUT, 0, &out_scale, &out_zp) != XQ_OK)
     return fail("xq_program_io_qparams");
   for (i = 0; i < n; i++) {
     uint8_t in_codes[SAMPLE], out_codes[CLASSES];
@@ -187,7 +188,7 @@ int main(int argc, char **argv) {
   xq_quantizer *quantizer = NULL;
   xq_quant_config config;
   xq_program *program = NULL, *reloaded = NULL;
-  xq_program_options options = xq_program_options_default();
+  xq_program_config program_config;
   const char *report = NULL;
   const int64_t dims[4] = {1, 1, 8, 8};
   size_t n;
@@ -229,8 +230,11 @@ int main(int argc, char **argv) {
   if (xq_quant_config_default(&config) != XQ_OK) return fail("xq_quant_config_default");
   if (xq_quantizer_new(&config, &quantizer) != XQ_OK) return fail("xq_quantizer_new");
   if (quantize(quantizer, model, &train, &qdq)) return 1;
-  options.threads = 1;
-  if (xq_program_compile(qdq, &options, &program) != XQ_OK) return fail("xq_program_compile");
+  if (xq_program_config_init(&program_config, sizeof program_config) != XQ_OK)
+    return fail("xq_program_config_init");
+  program_config.threads = 1;
+  if (xq_program_compile_with_config(qdq, &program_config, &program) != XQ_OK)
+    return fail("xq_program_compile_with_config");
   if (xq_program_report(program, &report) != XQ_OK) return fail("xq_program_report");
   printf("%s", report);
 
@@ -244,7 +248,8 @@ int main(int argc, char **argv) {
 
   if (xq_program_save(program, argv[2]) != XQ_OK) return fail("xq_program_save");
   t0 = now_ms();
-  if (xq_program_load_file(argv[2], &options, &reloaded) != XQ_OK) return fail("xq_program_load_file");
+  if (xq_program_load_file_with_config(argv[2], &program_config, &reloaded) != XQ_OK)
+    return fail("xq_program_load_file_with_config");
   printf("program saved to %s and loaded in %.3f ms\n", argv[2], now_ms() - t0);
   if (classify(reloaded, x, n, logits2)) return 1;
   if (memcmp(logits, logits2, n * CLASSES * sizeof(float)) != 0) return fail("reloaded program differs");

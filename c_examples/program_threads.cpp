@@ -48,10 +48,14 @@ int main(int argc, char **argv) {
   }
   std::vector<float> x = read_npy_f32(argv[2]);
   if (x.empty()) return std::fprintf(stderr, "FAIL: cannot read %s\n", argv[2]), 1;
-  xq_program_options options = xq_program_options_default();
-  options.threads = 2;
+  xq_program_config config;
+  if (xq_program_config_init(&config, sizeof config) != XQ_OK) {
+    std::fprintf(stderr, "FAIL: config: %s\n", xq_last_error_message());
+    return 1;
+  }
+  config.threads = 2;
   xq_program *program = nullptr;
-  if (xq_program_load_file(argv[1], &options, &program) != XQ_OK) {
+  if (xq_program_load_file_with_config(argv[1], &config, &program) != XQ_OK) {
     std::fprintf(stderr, "FAIL: load: %s\n", xq_last_error_message());
     return 1;
   }

@@ -13,74 +13,29 @@
 #include <stdlib.h>
 
 #define XQ_VERSION_MAJOR 0
-#define XQ_VERSION_MINOR 1
+#define XQ_VERSION_MINOR 2
 #define XQ_VERSION_PATCH 0
-#define XQ_VERSION_STRING "0.1.0"
+#define XQ_VERSION_STRING "0.2.0"
 /** The version as one number, comparable with xq_version(). */
 #define XQ_VERSION (XQ_VERSION_MAJOR * 1000000 + XQ_VERSION_MINOR * 1000 + XQ_VERSION_PATCH)
 
+/** Defined since 0.2: the option values are enumerators of typed enums (xq_partition_mode,
+ * xq_weight_granularity, xq_activation_mode, xq_observer, xq_attr_type, xq_io_side), no
+ * longer macros, so `#ifdef XQ_PARTITION_ALL` is false; test this macro instead. */
+#define XQ_HAS_TYPED_ENUMS 1
 
-/**
- * `xq_program_options.partition_mode`: delegate every supported pattern; connected
- * patterns share a partition (the default).
- */
-#define XQ_PARTITION_ALL 0
+/** Marks a declaration deprecated (it still works until its removal, announced in its note).
+ * Define XQ_NO_DEPRECATION_WARNINGS before including xq.h to silence the warnings. */
+#if !defined(XQ_NO_DEPRECATION_WARNINGS) && defined(__cplusplus) && __cplusplus >= 201402L
+#  define XQ_DEPRECATED(msg) [[deprecated(msg)]]
+#elif !defined(XQ_NO_DEPRECATION_WARNINGS) && (defined(__GNUC__) || defined(__clang__))
+#  define XQ_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#elif !defined(XQ_NO_DEPRECATION_WARNINGS) && defined(_MSC_VER)
+#  define XQ_DEPRECATED(msg) __declspec(deprecated(msg))
+#else
+#  define XQ_DEPRECATED(msg)
+#endif
 
-/**
- * `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
- * boundaries.
- */
-#define XQ_PARTITION_PER_OP 1
-
-/**
- * `xq_program_options.partition_mode`: delegate nothing (interpreter only).
- */
-#define XQ_PARTITION_NONE 2
-
-/**
- * `xq_quant_config.weight_granularity`: one scale per output channel.
- */
-#define XQ_WEIGHTS_PER_CHANNEL 0
-
-/**
- * `xq_quant_config.weight_granularity`: one scale per weight tensor.
- */
-#define XQ_WEIGHTS_PER_TENSOR 1
-
-/**
- * `xq_quant_config.activation_mode`: activation ranges from calibration.
- */
-#define XQ_ACTIVATIONS_STATIC 0
-
-/**
- * `xq_quant_config.activation_mode`: activations quantized per row at run time.
- */
-#define XQ_ACTIVATIONS_DYNAMIC 1
-
-/**
- * `xq_quant_config.observer`: PyTorch's HistogramObserver (L2-optimal range); the default.
- */
-#define XQ_OBSERVER_HISTOGRAM 0
-
-/**
- * `xq_quant_config.observer`: running min / max.
- */
-#define XQ_OBSERVER_MINMAX 1
-
-/**
- * `xq_quant_config.observer`: moving-average min / max.
- */
-#define XQ_OBSERVER_MOVING_AVERAGE_MINMAX 2
-
-/**
- * `xq_quant_config.observer`: the `percentile` field's percentile of the observed values.
- */
-#define XQ_OBSERVER_PERCENTILE 3
-
-/**
- * `xq_quant_config.observer`: KL-divergence (entropy) calibration.
- */
-#define XQ_OBSERVER_ENTROPY 4
 
 /**
  * Largest rank a tensor descriptor may have.
@@ -231,7 +186,123 @@ typedef enum xq_dtype {
 } xq_dtype;
 
 /**
+ * Values of `xq_program_config.partition_mode` (and `xq_program_options.partition_mode`).
+ */
+typedef enum xq_partition_mode {
+  /**
+   * Delegate every supported pattern; connected patterns share a partition (the default).
+   */
+  XQ_PARTITION_ALL = 0,
+  /**
+   * One partition per delegated operator, with `f32` boundaries.
+   */
+  XQ_PARTITION_PER_OP = 1,
+  /**
+   * Delegate nothing (interpreter only).
+   */
+  XQ_PARTITION_NONE = 2,
+} xq_partition_mode;
+
+/**
+ * Values of `xq_quant_config.weight_granularity`.
+ */
+typedef enum xq_weight_granularity {
+  /**
+   * One scale per output channel.
+   */
+  XQ_WEIGHTS_PER_CHANNEL = 0,
+  /**
+   * One scale per weight tensor.
+   */
+  XQ_WEIGHTS_PER_TENSOR = 1,
+} xq_weight_granularity;
+
+/**
+ * Values of `xq_quant_config.activation_mode`.
+ */
+typedef enum xq_activation_mode {
+  /**
+   * Activation ranges from calibration.
+   */
+  XQ_ACTIVATIONS_STATIC = 0,
+  /**
+   * Activations quantized per row at run time.
+   */
+  XQ_ACTIVATIONS_DYNAMIC = 1,
+} xq_activation_mode;
+
+/**
+ * Values of `xq_quant_config.observer` (static activations only).
+ */
+typedef enum xq_observer {
+  /**
+   * PyTorch's HistogramObserver (L2-optimal range); the default.
+   */
+  XQ_OBSERVER_HISTOGRAM = 0,
+  /**
+   * Running min / max.
+   */
+  XQ_OBSERVER_MINMAX = 1,
+  /**
+   * Moving-average min / max.
+   */
+  XQ_OBSERVER_MOVING_AVERAGE_MINMAX = 2,
+  /**
+   * The `percentile` field's percentile of the observed values.
+   */
+  XQ_OBSERVER_PERCENTILE = 3,
+  /**
+   * KL-divergence (entropy) calibration.
+   */
+  XQ_OBSERVER_ENTROPY = 4,
+} xq_observer;
+
+/**
+ * Kind of an `xq_attribute`.
+ */
+typedef enum xq_attr_type {
+  /**
+   * `i` holds the value.
+   */
+  XQ_ATTR_INT = 0,
+  /**
+   * `f` holds the value.
+   */
+  XQ_ATTR_FLOAT = 1,
+  /**
+   * `ints` holds `count` values.
+   */
+  XQ_ATTR_INTS = 2,
+  /**
+   * `floats` holds `count` values.
+   */
+  XQ_ATTR_FLOATS = 3,
+  /**
+   * `s` holds a NUL-terminated string.
+   */
+  XQ_ATTR_STRING = 4,
+} xq_attr_type;
+
+/**
+ * Values of the `output` parameter of `xq_program_io_count`, `_io_info` and `_io_qparams`.
+ */
+typedef enum xq_io_side {
+  /**
+   * The program's inputs.
+   */
+  XQ_IO_INPUT = 0,
+  /**
+   * The program's outputs.
+   */
+  XQ_IO_OUTPUT = 1,
+} xq_io_side;
+
+/**
  * An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
+ *
+ * Building calls take `xq_model *` (exclusive access); queries take `const xq_model *` and
+ * may run concurrently: the first query after a change prepares the model under the write
+ * lock, the others read under the read lock.
  */
 typedef struct xq_model xq_model;
 
@@ -356,7 +427,8 @@ typedef struct xq_attribute {
 } xq_attribute;
 
 /**
- * Options of a compiled or loaded program. Start from `xq_program_options_default()`.
+ * Options of a compiled or loaded program (0.1). Its size is frozen; since 0.2 use
+ * `xq_program_config`, which can grow.
  */
 typedef struct xq_program_options {
   /**
@@ -364,7 +436,7 @@ typedef struct xq_program_options {
    */
   size_t threads;
   /**
-   * One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+   * An `xq_partition_mode` (ignored when loading a program file).
    */
   int32_t partition_mode;
   /**
@@ -377,20 +449,45 @@ typedef struct xq_program_options {
 } xq_program_options;
 
 /**
+ * Options of a compiled or loaded program, versioned by size: fields are only ever appended.
+ * Fill it with `xq_program_config_init(&config, sizeof config)`, then change fields.
+ */
+typedef struct xq_program_config {
+  /**
+   * `sizeof(xq_program_config)` as the caller compiled it (set by `xq_program_config_init`).
+   * libxq takes defaults for fields past it and rejects nonzero bytes past its own size.
+   */
+  size_t struct_size;
+  /**
+   * Threads per execution, the caller included; 0 = the number of physical cores.
+   */
+  size_t threads;
+  /**
+   * An `xq_partition_mode` (ignored when loading a program file).
+   */
+  int32_t partition_mode;
+  /**
+   * Nonzero: int8 boundaries (see `xq_program_options.int8_io`). 0 (default): every
+   * boundary is `f32`. Ignored when loading a program file (it keeps its own).
+   */
+  int32_t int8_io;
+} xq_program_config;
+
+/**
  * A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
- * `xq_quant_config_default()` and change fields; enumerations are the `XQ_*` constants.
+ * `xq_quant_config_default()` and change fields; the option fields hold values of the `xq_*` enumerations (as `int32_t`).
  */
 typedef struct xq_quant_config {
   /**
-   * `XQ_WEIGHTS_PER_CHANNEL` or `XQ_WEIGHTS_PER_TENSOR`.
+   * An `xq_weight_granularity`.
    */
   int32_t weight_granularity;
   /**
-   * `XQ_ACTIVATIONS_STATIC` or `XQ_ACTIVATIONS_DYNAMIC`.
+   * An `xq_activation_mode`.
    */
   int32_t activation_mode;
   /**
-   * One of the `XQ_OBSERVER_*` constants (static activations only).
+   * An `xq_observer` (static activations only).
    */
   int32_t observer;
   /**
@@ -490,9 +587,10 @@ void xq_model_free(struct xq_model *model);
  * Number of model inputs (initializers are not inputs).
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `out` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `out` writable.
  */
-enum xq_status xq_model_input_count(struct xq_model *model, size_t *out);
+enum xq_status xq_model_input_count(const struct xq_model *model, size_t *out);
 
 /**
  * Number of model outputs.
@@ -500,15 +598,18 @@ enum xq_status xq_model_input_count(struct xq_model *model, size_t *out);
  * # Safety
  * As `xq_model_input_count`.
  */
-enum xq_status xq_model_output_count(struct xq_model *model, size_t *out);
+enum xq_status xq_model_output_count(const struct xq_model *model, size_t *out);
 
 /**
  * Name, element type and rank of input `index`.
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `out` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `out` writable.
  */
-enum xq_status xq_model_input(struct xq_model *model, size_t index, struct xq_value_info *out);
+enum xq_status xq_model_input(const struct xq_model *model,
+                              size_t index,
+                              struct xq_value_info *out);
 
 /**
  * Name, element type and rank of output `index`.
@@ -516,16 +617,19 @@ enum xq_status xq_model_input(struct xq_model *model, size_t index, struct xq_va
  * # Safety
  * As `xq_model_input`.
  */
-enum xq_status xq_model_output(struct xq_model *model, size_t index, struct xq_value_info *out);
+enum xq_status xq_model_output(const struct xq_model *model,
+                               size_t index,
+                               struct xq_value_info *out);
 
 /**
  * Size of axis `axis` of input `index`: `*size` is the size, or -1 for a symbolic dimension
  * whose name is stored in `*symbol` (NULL for known sizes; valid until the model is freed).
  *
  * # Safety
- * `model` must be a live model handle, not used concurrently; `size` and `symbol` writable.
+ * `model` must be a live model handle, not modified concurrently (queries may run
+ * concurrently); `size` and `symbol` writable.
  */
-enum xq_status xq_model_input_dim(struct xq_model *model,
+enum xq_status xq_model_input_dim(const struct xq_model *model,
                                   size_t index,
                                   size_t axis,
                                   int64_t *size,
@@ -537,7 +641,7 @@ enum xq_status xq_model_input_dim(struct xq_model *model,
  * # Safety
  * As `xq_model_input_dim`.
  */
-enum xq_status xq_model_output_dim(struct xq_model *model,
+enum xq_status xq_model_output_dim(const struct xq_model *model,
                                    size_t index,
                                    size_t axis,
                                    int64_t *size,
@@ -563,7 +667,7 @@ enum xq_status xq_model_fix_input_shape(struct xq_model *model,
  * `model` live handle; `inputs`/`outputs` point to `n_inputs`/`n_outputs` descriptors whose
  * buffers follow the `xq_tensor` contract.
  */
-enum xq_status xq_model_run_float(struct xq_model *model,
+enum xq_status xq_model_run_float(const struct xq_model *model,
                                   const struct xq_tensor *inputs,
                                   size_t n_inputs,
                                   struct xq_tensor *outputs,
@@ -575,7 +679,7 @@ enum xq_status xq_model_run_float(struct xq_model *model,
  * # Safety
  * `model` live handle; `path` NUL-terminated.
  */
-enum xq_status xq_model_save_onnx(struct xq_model *model, const char *path);
+enum xq_status xq_model_save_onnx(const struct xq_model *model, const char *path);
 
 /**
  * Serialises the model as ONNX into `buffer` (capacity `capacity`). `*size` receives the
@@ -585,7 +689,7 @@ enum xq_status xq_model_save_onnx(struct xq_model *model, const char *path);
  * # Safety
  * `model` live handle; `buffer` has `capacity` writable bytes; `size` writable.
  */
-enum xq_status xq_model_serialize_onnx(struct xq_model *model,
+enum xq_status xq_model_serialize_onnx(const struct xq_model *model,
                                        void *buffer,
                                        size_t capacity,
                                        size_t *size);
@@ -631,7 +735,9 @@ enum xq_status xq_model_add_node(struct xq_model *model,
 
 /**
  * Declares tensor `name` a graph output (its type is inferred); add it after the node
- * that produces it.
+ * that produces it. A name that no input, constant or node defines, or that is already an
+ * output, fails at once; the types of the new outputs are inferred together, in one pass,
+ * when the model is next used.
  *
  * # Safety
  * `model` live handle; `name` NUL-terminated.
@@ -639,21 +745,47 @@ enum xq_status xq_model_add_node(struct xq_model *model,
 enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 
 /**
- * The default options: physical cores, `XQ_PARTITION_ALL`.
+ * The default options: physical cores, `XQ_PARTITION_ALL`. Deprecated since 0.2 (removed
+ * in 0.3): a struct returned by value can never grow.
  */
+XQ_DEPRECATED("use xq_program_config_init")
 struct xq_program_options xq_program_options_default(void);
 
 /**
- * Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+ * Fills the `struct_size` bytes at `config` with the defaults (bytes past the fields this
+ * libxq knows are zeroed) and sets `config->struct_size`. Pass
+ * `sizeof(xq_program_config)`; a size below the first version's (24 bytes) is
+ * `XQ_ERROR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` NULL or writable for `struct_size` bytes.
+ */
+enum xq_status xq_program_config_init(struct xq_program_config *config, size_t struct_size);
+
+/**
+ * Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
  * Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
  * `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
  * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
- * `model` must be a live model handle not used concurrently; `options` NULL or readable;
- * `out` writable.
+ * `model` must be a live model handle not modified concurrently; `config` NULL or readable
+ * for `config->struct_size` bytes; `out` writable.
  */
-enum xq_status xq_program_compile(struct xq_model *model,
+enum xq_status xq_program_compile_with_config(const struct xq_model *model,
+                                              const struct xq_program_config *config,
+                                              struct xq_program **out);
+
+/**
+ * As `xq_program_compile_with_config`, with 0.1 options (NULL means the defaults).
+ * Deprecated since 0.2 (removed in 0.3).
+ *
+ * # Safety
+ * `model` must be a live model handle not modified concurrently; `options` NULL or
+ * readable; `out` writable.
+ */
+XQ_DEPRECATED("use xq_program_compile_with_config")
+enum xq_status xq_program_compile(const struct xq_model *model,
                                   const struct xq_program_options *options,
                                   struct xq_program **out);
 
@@ -661,21 +793,50 @@ enum xq_status xq_program_compile(struct xq_model *model,
  * Loads a program file through a read-only memory map, open until the program is freed
  * (the file must not be modified meanwhile); the ONNX model is not needed. When the file
  * holds weights packed for this CPU's kernels (saved on a machine of the same kind), they
- * are used in place; otherwise they are packed at load.
+ * are used in place; otherwise they are packed at load. Of `config` (NULL: defaults) only
+ * `threads` applies.
+ *
+ * # Safety
+ * `path` NUL-terminated; `config` NULL or readable for `config->struct_size` bytes; `out`
+ * writable.
+ */
+enum xq_status xq_program_load_file_with_config(const char *path,
+                                                const struct xq_program_config *config,
+                                                struct xq_program **out);
+
+/**
+ * As `xq_program_load_file_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+ * in 0.3).
  *
  * # Safety
  * `path` NUL-terminated; `options` NULL or readable; `out` writable.
  */
+XQ_DEPRECATED("use xq_program_load_file_with_config")
 enum xq_status xq_program_load_file(const char *path,
                                     const struct xq_program_options *options,
                                     struct xq_program **out);
 
 /**
- * Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer).
+ * Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer). Of
+ * `config` (NULL: defaults) only `threads` applies.
+ *
+ * # Safety
+ * `data` readable for `length` bytes; `config` NULL or readable for `config->struct_size`
+ * bytes; `out` writable.
+ */
+enum xq_status xq_program_load_buffer_with_config(const void *data,
+                                                  size_t length,
+                                                  const struct xq_program_config *config,
+                                                  struct xq_program **out);
+
+/**
+ * As `xq_program_load_buffer_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+ * in 0.3).
  *
  * # Safety
  * `data` readable for `length` bytes; `options` NULL or readable; `out` writable.
  */
+XQ_DEPRECATED("use xq_program_load_buffer_with_config")
 enum xq_status xq_program_load_buffer(const void *data,
                                       size_t length,
                                       const struct xq_program_options *options,
@@ -699,8 +860,8 @@ enum xq_status xq_program_save(const struct xq_program *program, const char *pat
 enum xq_status xq_program_report(const struct xq_program *program, const char **out);
 
 /**
- * Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
- * `XQ_ERROR_INVALID_ARGUMENT`.
+ * Number of inputs (`output` = `XQ_IO_INPUT`) or outputs (`XQ_IO_OUTPUT`); `output` is an
+ * `xq_io_side`, any other value is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `out` writable.
@@ -708,7 +869,8 @@ enum xq_status xq_program_report(const struct xq_program *program, const char **
 enum xq_status xq_program_io_count(const struct xq_program *program, int32_t output, size_t *out);
 
 /**
- * Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+ * Name, element type and shape of input (`output` = `XQ_IO_INPUT`) or output
+ * (`XQ_IO_OUTPUT`) `index`.
  * `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
  * other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
  *
@@ -726,10 +888,10 @@ enum xq_status xq_program_io_info(const struct xq_program *program,
                                   size_t *rank);
 
 /**
- * Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
- * `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
- * zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
- * is `XQ_ERROR_INVALID_ARGUMENT`.
+ * Scale and zero point of an int8 (or uint8) input (`output` = `XQ_IO_INPUT`) or output
+ * (`XQ_IO_OUTPUT`) `index` of a program compiled with `int8_io`: the tensor holds
+ * `round(x / scale) + zero_point`. An `f32` boundary, an `output` that is not an
+ * `xq_io_side` or an `index` out of range is `XQ_ERROR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `program` live handle; `scale` and `zero_point` writable.
@@ -847,9 +1009,10 @@ enum xq_status xq_quantizer_resolve(const struct xq_quantizer *quantizer,
  * `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
  *
  * # Safety
- * `quantizer` and `model` must be NULL or live handles not used concurrently.
+ * `quantizer` must be NULL or a live handle not used concurrently; `model` NULL or a live
+ * handle not modified concurrently.
  */
-enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, struct xq_model *model);
+enum xq_status xq_quantizer_prepare(struct xq_quantizer *quantizer, const struct xq_model *model);
 
 /**
  * Runs the float model on one calibration sample or batch (batch = leading dimension) and
@@ -905,12 +1068,15 @@ enum xq_status xq_quantizer_samples_seen(const struct xq_quantizer *quantizer, s
 /**
  * Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
  * annotated or why it stays float ("not prepared" before prepare). The string stays valid
- * until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+ * until the report changes (by `xq_quantizer_prepare` or `xq_calibrate`) and
+ * `xq_quantizer_report` is called again, or until `xq_quantizer_free`; repeated calls on an
+ * unchanged quantizer return the same string.
  *
  * # Safety
- * `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+ * `quantizer` must be NULL or a live handle not modified concurrently; `report` NULL or
+ * writable.
  */
-enum xq_status xq_quantizer_report(struct xq_quantizer *quantizer, const char **report);
+enum xq_status xq_quantizer_report(const struct xq_quantizer *quantizer, const char **report);
 
 /**
  * The name of a status code (e.g. `"XQ_ERROR_NULL_POINTER"`), or `"XQ_UNKNOWN_STATUS"` for a

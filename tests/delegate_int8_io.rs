@@ -2,6 +2,9 @@
 //! boundaries and with int8 ones (Rust API and C API). Given the same quantized input, the
 //! int8 program's output is exactly the `f32` program's output before its dequantization.
 
+// These tests call the 0.1 program API, deprecated since 0.2, on purpose.
+#![allow(deprecated)]
+
 use std::ffi::CString;
 use xq::delegate::int8_io::{io_quant, make_int8_io, IoQuant};
 use xq::delegate::{lower, PartitionMode};

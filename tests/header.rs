@@ -27,7 +27,10 @@ fn version_macros() -> String {
 
 fn generate() -> String {
     let mut config = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
-    config.after_includes = Some(version_macros());
+    // The version macros come first, then the toml's own prologue (feature macros,
+    // XQ_DEPRECATED).
+    let prologue = config.after_includes.take().unwrap_or_default();
+    config.after_includes = Some(version_macros() + &prologue);
     let bindings = cbindgen::Builder::new()
         .with_src(root().join("src/ffi/mod.rs"))
         .with_config(config)
@@ -68,38 +71,124 @@ fn header_is_fresh() {
     );
 }
 
-fn compile(compiler: &str, std: &str, lang: &str, header: &Path) {
+/// A C (and C++) translation unit that uses the header's API surface: every typed enum, the
+/// frozen 0.1 struct sizes, and the version check.
+const USE_SOURCE: &str = r#"#include "xq.h"
+#include <stddef.h>
+
+/* C99 has no static_assert: a negative array size fails the build instead. */
+#define XQ_TEST_ASSERT(name, cond) typedef char name[(cond) ? 1 : -1]
+
+/* Sizes frozen since 0.1 (x86-64 / aarch64 LP64). */
+XQ_TEST_ASSERT(size_program_options, sizeof(xq_program_options) == 16);
+XQ_TEST_ASSERT(size_quant_config, sizeof(xq_quant_config) == 32);
+XQ_TEST_ASSERT(size_tensor, sizeof(xq_tensor) == 40);
+XQ_TEST_ASSERT(size_attribute, sizeof(xq_attribute) == 64);
+XQ_TEST_ASSERT(size_value_info, sizeof(xq_value_info) == 24);
+XQ_TEST_ASSERT(size_cpu_info, sizeof(xq_cpu_info) == 12);
+XQ_TEST_ASSERT(enum_is_int, sizeof(xq_partition_mode) == sizeof(int));
+/* The size-versioned config (0.2): struct_size first, 24 bytes in its first version. */
+XQ_TEST_ASSERT(config_size_first, offsetof(xq_program_config, struct_size) == 0);
+XQ_TEST_ASSERT(size_program_config, sizeof(xq_program_config) == 24);
+
+#if !defined(XQ_HAS_TYPED_ENUMS)
+#error "XQ_HAS_TYPED_ENUMS is not defined"
+#endif
+
+static int enum_sum(void) {
+  xq_partition_mode p = XQ_PARTITION_PER_OP;
+  xq_weight_granularity w = XQ_WEIGHTS_PER_TENSOR;
+  xq_activation_mode a = XQ_ACTIVATIONS_DYNAMIC;
+  xq_observer o = XQ_OBSERVER_ENTROPY;
+  xq_attr_type t = XQ_ATTR_STRING;
+  xq_io_side s = XQ_IO_OUTPUT;
+  xq_quant_config c;
+  /* The int32_t fields take enumerators without casts. */
+  c.weight_granularity = XQ_WEIGHTS_PER_CHANNEL;
+  c.observer = XQ_OBSERVER_PERCENTILE;
+  return (int)p + (int)w + (int)a + (int)o + (int)t + (int)s + c.weight_granularity
+         + c.observer + XQ_PARTITION_NONE + XQ_ATTR_INT;
+}
+
+/* Read-only queries take const handles (0.2); a const handle converts without casts. */
+static int const_queries(const xq_model *m, xq_quantizer *q) {
+  const xq_quantizer *cq = q;
+  size_t n = 0, bytes = 0;
+  xq_value_info info;
+  int64_t size = 0;
+  const char *symbol = NULL, *report = NULL;
+  if (xq_model_input_count(m, &n) != XQ_OK || xq_model_output_count(m, &n) != XQ_OK) return 1;
+  if (xq_model_input(m, 0, &info) != XQ_OK || xq_model_output(m, 0, &info) != XQ_OK) return 1;
+  if (xq_model_input_dim(m, 0, 0, &size, &symbol) != XQ_OK) return 1;
+  if (xq_model_output_dim(m, 0, 0, &size, &symbol) != XQ_OK) return 1;
+  if (xq_model_run_float(m, NULL, 0, NULL, 0) != XQ_OK) return 1;
+  if (xq_model_save_onnx(m, "model.onnx") != XQ_OK) return 1;
+  if (xq_model_serialize_onnx(m, NULL, 0, &bytes) != XQ_OK) return 1;
+  if (xq_quantizer_prepare(q, m) != XQ_OK) return 1;
+  if (xq_quantizer_report(cq, &report) != XQ_OK) return 1;
+  return 0;
+}
+
+/* The 0.2 program entry points. */
+static int with_config(const xq_model *m) {
+  xq_program_config config;
+  xq_program *program = NULL;
+  if (xq_program_config_init(&config, sizeof config) != XQ_OK) return 1;
+  config.partition_mode = XQ_PARTITION_PER_OP;
+  if (xq_program_compile_with_config(m, &config, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  if (xq_program_load_file_with_config("p.xq", &config, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  if (xq_program_load_buffer_with_config("", 0, NULL, &program) != XQ_OK) return 1;
+  xq_program_free(program);
+  return 0;
+}
+
+int main(void) {
+  /* 1 + 1 + 1 + 4 + 4 + 1 + 0 + 3 + 2 + 0 */
+  if (enum_sum() != 17) return 2;
+  if (xq_version() == 0) return const_queries(NULL, NULL) + with_config(NULL);
+  return xq_version() == XQ_VERSION ? 0 : 1;
+}
+"#;
+
+/// Compiles `source` against `include/xq.h` with `extra` flags; the compiler's status and
+/// stderr.
+fn try_compile(
+    compiler: &str,
+    std: &str,
+    lang: &str,
+    header: &Path,
+    source: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "xq-header-{}-{}",
+        "xq-header-{}-{}-{run}",
         std::process::id(),
-        lang.replace('+', "p")
+        lang.replace('+', "p"),
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join(if lang == "c" { "use.c" } else { "use.cpp" });
-    std::fs::write(
-        &src,
-        "#include \"xq.h\"\nint main(void) { return xq_version() == XQ_VERSION ? 0 : 1; }\n",
-    )
-    .unwrap();
+    std::fs::write(&src, source).unwrap();
     let output = Command::new(compiler)
-        .args([
-            std,
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-fsyntax-only",
-            "-I",
-        ])
+        .args([std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"])
+        .args(extra)
+        .arg("-I")
         .arg(header.parent().unwrap())
         .arg(&src)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(
+    (
         output.status.success(),
-        "{compiler} {std} rejected include/xq.h:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn compile(compiler: &str, std: &str, lang: &str, header: &Path) {
+    let (ok, stderr) = try_compile(compiler, std, lang, header, USE_SOURCE, &[]);
+    assert!(ok, "{compiler} {std} rejected include/xq.h:\n{stderr}");
 }
 
 #[test]
@@ -107,4 +196,82 @@ fn header_compiles_as_c99_and_cpp17() {
     let header = root().join("include/xq.h");
     compile("cc", "-std=c99", "c", &header);
     compile("c++", "-std=c++17", "c++", &header);
+}
+
+/// The sizes the C snippet freezes are the Rust layouts too.
+#[test]
+fn frozen_sizes_match_the_rust_layouts() {
+    use std::mem::size_of;
+    use xq::ffi::*;
+    assert_eq!(size_of::<xq_program_options>(), 16);
+    assert_eq!(size_of::<xq_quant_config>(), 32);
+    assert_eq!(size_of::<xq_tensor>(), 40);
+    assert_eq!(size_of::<xq_attribute>(), 64);
+    assert_eq!(size_of::<xq_value_info>(), 24);
+    assert_eq!(size_of::<xq_cpu_info>(), 12);
+}
+
+/// The option values are enumerators now; no macro of the same name may remain (a macro would
+/// break the enumerator's declaration).
+#[test]
+fn option_values_are_not_macros() {
+    let header = std::fs::read_to_string(root().join("include/xq.h")).unwrap();
+    for prefix in [
+        "XQ_PARTITION_",
+        "XQ_OBSERVER_",
+        "XQ_WEIGHTS_",
+        "XQ_ACTIVATIONS_",
+        "XQ_ATTR_",
+        "XQ_IO_",
+    ] {
+        assert!(
+            !header.contains(&format!("#define {prefix}")),
+            "include/xq.h still #defines {prefix}*"
+        );
+        assert!(
+            header.contains(&format!("  {prefix}")),
+            "include/xq.h has no {prefix}* enumerator"
+        );
+    }
+    for name in [
+        "xq_partition_mode",
+        "xq_weight_granularity",
+        "xq_activation_mode",
+        "xq_observer",
+        "xq_attr_type",
+        "xq_io_side",
+    ] {
+        assert!(
+            header.contains(&format!("typedef enum {name} {{")),
+            "no enum {name}"
+        );
+    }
+}
+
+/// A call of a deprecated function, for the deprecation checks.
+const DEPRECATED_SOURCE: &str = "#include \"xq.h\"\n\
+    int main(void) { return xq_program_compile(NULL, NULL, NULL) == XQ_OK ? 0 : 1; }\n";
+
+/// Deprecated functions warn (an error under -Werror, naming the deprecation) unless
+/// XQ_NO_DEPRECATION_WARNINGS is defined; the header itself compiles cleanly either way.
+#[test]
+fn deprecated_functions_warn_unless_silenced() {
+    let header = root().join("include/xq.h");
+    for (compiler, std, lang) in [("cc", "-std=c99", "c"), ("c++", "-std=c++17", "c++")] {
+        let (ok, stderr) = try_compile(compiler, std, lang, &header, DEPRECATED_SOURCE, &[]);
+        assert!(
+            !ok && stderr.contains("deprecated") && stderr.contains("xq_program_compile_with_config"),
+            "{compiler} {std}: calling xq_program_compile should fail under -Werror with its \
+             deprecation note:\n{stderr}"
+        );
+        let (ok, stderr) = try_compile(
+            compiler,
+            std,
+            lang,
+            &header,
+            DEPRECATED_SOURCE,
+            &["-DXQ_NO_DEPRECATION_WARNINGS"],
+        );
+        assert!(ok, "{compiler} {std} with XQ_NO_DEPRECATION_WARNINGS:\n{stderr}");
+    }
 }

@@ -11,6 +11,9 @@
 //! `quantize_static` SQNR against float on held-out photo crops, through the interpreter
 //! (QDQ graph) and through the compiled int8 program.
 
+// These tests call the 0.1 program API, deprecated since 0.2, on purpose.
+#![allow(deprecated)]
+
 mod quant_common;
 
 use quant_common::*;

@@ -2,6 +2,9 @@
 //! reach them. Fixtures: tests/fixtures/regressions (written by
 //! scripts/fixtures/make_regressions.py).
 
+// These tests call the 0.1 program API, deprecated since 0.2, on purpose.
+#![allow(deprecated)]
+
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};

@@ -13,6 +13,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod boundary;
+mod enums;
 mod info;
 mod model;
 mod program;
@@ -21,6 +22,7 @@ mod status;
 mod tensor;
 
 pub use boundary::xq_last_error_message;
+pub use enums::*;
 pub use info::*;
 pub use model::*;
 pub use program::*;

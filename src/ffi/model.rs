@@ -8,37 +8,131 @@ use crate::interp::Interpreter;
 use crate::ir::{Dim, Graph, TensorInfo};
 use crate::onnx::AttrValue;
 use crate::{Error, Result};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void, CString};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 /// Upper bound on counts passed from C (inputs, outputs, attributes, list lengths).
 const MAX_C_COUNT: usize = 1 << 20;
 
 /// An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
+///
+/// Building calls take `xq_model *` (exclusive access); queries take `const xq_model *` and
+/// may run concurrently: the first query after a change prepares the model under the write
+/// lock, the others read under the read lock.
 pub struct xq_model {
+    state: RwLock<ModelState>,
+    /// NUL-terminated copies of input/output names and dim symbols handed out to C (one per
+    /// distinct string, so repeated queries do not grow it). A `CString`'s bytes never move,
+    /// so a pointer stays valid while the map grows.
+    names: Mutex<HashMap<String, CString>>,
+}
+
+/// The mutable part of a model.
+struct ModelState {
     graph: Graph,
     /// Set when the graph changed; cleared by `prepare`.
     dirty: bool,
     plan: Option<Interpreter>,
-    /// NUL-terminated copies of input/output names and dim symbols handed out to C (one per
-    /// distinct string, so repeated queries do not grow it).
-    names: std::collections::HashMap<String, CString>,
+    /// Outputs declared by `xq_model_add_output` whose types are not known yet, in call order;
+    /// `prepare` types them all with one shape-inference pass.
+    pending_outputs: Vec<String>,
+    /// Names of the graph's inputs, constants and node outputs (what an output may name).
+    defined: HashSet<String>,
+    /// Names of the graph's outputs, pending ones included.
+    outputs: HashSet<String>,
+    /// Shape-inference passes run to type pending outputs (observed by tests).
+    output_inference_passes: usize,
 }
 
-impl xq_model {
-    fn new(graph: Graph) -> xq_model {
-        xq_model {
+impl ModelState {
+    fn new(graph: Graph) -> ModelState {
+        let mut state = ModelState {
             graph,
             dirty: true,
             plan: None,
-            names: Default::default(),
-        }
+            pending_outputs: Vec::new(),
+            defined: HashSet::new(),
+            outputs: HashSet::new(),
+            output_inference_passes: 0,
+        };
+        state.reindex();
+        state
     }
 
-    /// Validates, simplifies and plans the graph if it changed since the last call.
+    /// Rebuilds `defined` and `outputs` from the graph (after load and after the graph was
+    /// rewritten by simplification or shape fixing).
+    fn reindex(&mut self) {
+        let g = &self.graph;
+        self.defined = g
+            .inputs
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(g.initializers.keys().cloned())
+            .chain(
+                g.nodes
+                    .iter()
+                    .flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()).cloned()),
+            )
+            .collect();
+        self.outputs = g
+            .outputs
+            .iter()
+            .map(|o| o.name.clone())
+            .chain(self.pending_outputs.iter().cloned())
+            .collect();
+    }
+
+    /// True when the graph is validated, simplified and planned.
+    fn is_prepared(&self) -> bool {
+        !self.dirty && self.plan.is_some() && self.pending_outputs.is_empty()
+    }
+
+    /// Types the pending outputs with one validation and shape-inference pass over a copy of
+    /// the graph, then appends them to the graph's outputs in the order they were added.
+    fn resolve_pending_outputs(&mut self) -> Result<()> {
+        if self.pending_outputs.is_empty() {
+            return Ok(());
+        }
+        let mut probe = self.graph.clone();
+        probe.validate()?;
+        self.output_inference_passes += 1;
+        probe.infer_shapes()?;
+        let inputs: HashMap<&str, &TensorInfo> = probe.inputs.iter().map(|i| (i.name.as_str(), i)).collect();
+        let mut typed = Vec::with_capacity(self.pending_outputs.len());
+        for name in &self.pending_outputs {
+            let dtype = probe
+                .initializers
+                .get(name)
+                .map(|t| t.dtype())
+                .or_else(|| inputs.get(name.as_str()).map(|i| i.dtype))
+                .or_else(|| probe.value_info.get(name).map(|i| i.dtype))
+                .ok_or_else(|| {
+                    Error::invalid_argument(
+                        "name",
+                        format!("no input, constant or node output is named `{name}`"),
+                    )
+                })?;
+            typed.push(TensorInfo {
+                name: name.clone(),
+                dtype,
+                shape: None,
+            });
+        }
+        self.graph.outputs.extend(typed);
+        self.pending_outputs.clear();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Types pending outputs, then validates, simplifies and plans the graph if it changed
+    /// since the last call.
     fn prepare(&mut self) -> Result<&Interpreter> {
+        self.resolve_pending_outputs()?;
         if self.dirty || self.plan.is_none() {
             self.graph.validate()?;
             crate::interp::simplify(&mut self.graph)?;
+            self.reindex();
             self.plan = Some(Interpreter::new(&self.graph)?);
             self.dirty = false;
         }
@@ -47,8 +141,7 @@ impl xq_model {
             .ok_or_else(|| Error::Internal("model plan missing".into()))
     }
 
-    fn info(&mut self, output: bool, index: usize) -> Result<TensorInfo> {
-        self.prepare()?;
+    fn info(&self, output: bool, index: usize) -> Result<TensorInfo> {
         let list = if output {
             &self.graph.outputs
         } else {
@@ -62,9 +155,49 @@ impl xq_model {
         })
     }
 
+    /// The plan of a prepared model.
+    fn plan(&self) -> Result<&Interpreter> {
+        self.plan
+            .as_ref()
+            .ok_or_else(|| Error::Internal("model plan missing".into()))
+    }
+}
+
+impl xq_model {
+    fn new(graph: Graph) -> xq_model {
+        xq_model {
+            state: RwLock::new(ModelState::new(graph)),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Exclusive access for building calls (no lock needed: the caller holds the only
+    /// reference). A poisoned lock is recovered: a panic inside `prepare` leaves the model
+    /// dirty, and the next `prepare` starts over.
+    fn state_mut(&mut self) -> &mut ModelState {
+        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Shared access to the prepared model, preparing it first (under the write lock) when
+    /// the graph changed.
+    fn prepared(&self) -> Result<RwLockReadGuard<'_, ModelState>> {
+        {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            if state.is_prepared() {
+                return Ok(state);
+            }
+        }
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .prepare()?;
+        Ok(self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Keeps a C copy of `s` alive as long as the model and returns its pointer.
-    fn c_name(&mut self, s: &str) -> *const c_char {
-        self.names
+    fn c_name(&self, s: &str) -> *const c_char {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        names
             .entry(s.to_string())
             .or_insert_with(|| CString::new(s.replace('\0', "?")).unwrap_or_default())
             .as_ptr()
@@ -73,10 +206,9 @@ impl xq_model {
 
 /// Access for the quantizer's and the program's C API (same crate).
 impl xq_model {
-    /// The validated, simplified graph.
-    pub(crate) fn prepared_graph(&mut self) -> Result<&Graph> {
-        self.prepare()?;
-        Ok(&self.graph)
+    /// Calls `f` with the validated, simplified graph.
+    pub(crate) fn with_prepared_graph<T>(&self, f: impl FnOnce(&Graph) -> Result<T>) -> Result<T> {
+        f(&self.prepared()?.graph)
     }
 
     /// A model wrapping `graph` (planned lazily on first use).
@@ -108,7 +240,7 @@ pub unsafe extern "C" fn xq_model_load_file(path: *const c_char, out: *mut *mut 
         let path = unsafe { arg_str(path, "path") }?;
         let out = Out::new(out, "out")?;
         let mut model = xq_model::new(crate::onnx::load_file(path)?);
-        model.prepare()?;
+        model.state_mut().prepare()?;
         out.write(into_handle(model));
         Ok(())
     })
@@ -129,7 +261,7 @@ pub unsafe extern "C" fn xq_model_load_buffer(
         let bytes = unsafe { arg_slice(data as *const u8, length, crate::onnx::MAX_MODEL_BYTES, "data") }?;
         let out = Out::new(out, "out")?;
         let mut model = xq_model::new(crate::onnx::load_bytes(bytes, None)?);
-        model.prepare()?;
+        model.state_mut().prepare()?;
         out.write(into_handle(model));
         Ok(())
     })
@@ -168,17 +300,18 @@ pub unsafe extern "C" fn xq_model_free(model: *mut xq_model) {
 }
 
 /// # Safety
-/// `model` must be NULL or a live model handle not used concurrently; `out` NULL or writable.
-unsafe fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_status {
+/// `model` must be NULL or a live model handle not modified concurrently; `out` NULL or
+/// writable.
+unsafe fn counts(model: *const xq_model, output: bool, out: *mut usize) -> xq_status {
     guard(|| {
-        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
-        let m = unsafe { arg_mut(model, "model") }?;
+        // SAFETY: `model` is NULL or a live handle (this function's contract).
+        let m = unsafe { arg_ref(model, "model") }?;
         let out = Out::new(out, "out")?;
-        m.prepare()?;
+        let state = m.prepared()?;
         out.write(if output {
-            m.graph.outputs.len()
+            state.graph.outputs.len()
         } else {
-            m.graph.inputs.len()
+            state.graph.inputs.len()
         });
         Ok(())
     })
@@ -187,9 +320,10 @@ unsafe fn counts(model: *mut xq_model, output: bool, out: *mut usize) -> xq_stat
 /// Number of model inputs (initializers are not inputs).
 ///
 /// # Safety
-/// `model` must be a live model handle, not used concurrently; `out` writable.
+/// `model` must be a live model handle, not modified concurrently (queries may run
+/// concurrently); `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_input_count(model: *mut xq_model, out: *mut usize) -> xq_status {
+pub unsafe extern "C" fn xq_model_input_count(model: *const xq_model, out: *mut usize) -> xq_status {
     // SAFETY: forwarded caller contract (see this function's docs).
     unsafe { counts(model, false, out) }
 }
@@ -199,19 +333,24 @@ pub unsafe extern "C" fn xq_model_input_count(model: *mut xq_model, out: *mut us
 /// # Safety
 /// As `xq_model_input_count`.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_output_count(model: *mut xq_model, out: *mut usize) -> xq_status {
+pub unsafe extern "C" fn xq_model_output_count(model: *const xq_model, out: *mut usize) -> xq_status {
     // SAFETY: forwarded caller contract.
     unsafe { counts(model, true, out) }
 }
 
 /// # Safety
 /// As [`counts`].
-unsafe fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut xq_value_info) -> xq_status {
+unsafe fn value_info(
+    model: *const xq_model,
+    output: bool,
+    index: usize,
+    out: *mut xq_value_info,
+) -> xq_status {
     guard(|| {
-        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
-        let m = unsafe { arg_mut(model, "model") }?;
+        // SAFETY: `model` is NULL or a live handle (this function's contract).
+        let m = unsafe { arg_ref(model, "model") }?;
         let out = Out::new(out, "out")?;
-        let info = m.info(output, index)?;
+        let info = m.prepared()?.info(output, index)?;
         let name = m.c_name(&info.name);
         let rank = info.shape.as_ref().map_or(-1, |s| s.len() as i64);
         out.write(xq_value_info {
@@ -226,10 +365,11 @@ unsafe fn value_info(model: *mut xq_model, output: bool, index: usize, out: *mut
 /// Name, element type and rank of input `index`.
 ///
 /// # Safety
-/// `model` must be a live model handle, not used concurrently; `out` writable.
+/// `model` must be a live model handle, not modified concurrently (queries may run
+/// concurrently); `out` writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_input(
-    model: *mut xq_model,
+    model: *const xq_model,
     index: usize,
     out: *mut xq_value_info,
 ) -> xq_status {
@@ -243,7 +383,7 @@ pub unsafe extern "C" fn xq_model_input(
 /// As `xq_model_input`.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_output(
-    model: *mut xq_model,
+    model: *const xq_model,
     index: usize,
     out: *mut xq_value_info,
 ) -> xq_status {
@@ -254,7 +394,7 @@ pub unsafe extern "C" fn xq_model_output(
 /// # Safety
 /// As [`counts`]; `size` and `symbol` NULL or writable.
 unsafe fn dim(
-    model: *mut xq_model,
+    model: *const xq_model,
     output: bool,
     index: usize,
     axis: usize,
@@ -262,11 +402,11 @@ unsafe fn dim(
     symbol: *mut *const c_char,
 ) -> xq_status {
     guard(|| {
-        // SAFETY: `model` is NULL or a live, unshared handle (this function's contract).
-        let m = unsafe { arg_mut(model, "model") }?;
+        // SAFETY: `model` is NULL or a live handle (this function's contract).
+        let m = unsafe { arg_ref(model, "model") }?;
         let size = Out::new(size, "size")?;
         let symbol = Out::new(symbol, "symbol")?;
-        let info = m.info(output, index)?;
+        let info = m.prepared()?.info(output, index)?;
         let shape = info
             .shape
             .ok_or_else(|| Error::InvalidState(format!("the rank of `{}` is unknown", info.name)))?;
@@ -287,10 +427,11 @@ unsafe fn dim(
 /// whose name is stored in `*symbol` (NULL for known sizes; valid until the model is freed).
 ///
 /// # Safety
-/// `model` must be a live model handle, not used concurrently; `size` and `symbol` writable.
+/// `model` must be a live model handle, not modified concurrently (queries may run
+/// concurrently); `size` and `symbol` writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_input_dim(
-    model: *mut xq_model,
+    model: *const xq_model,
     index: usize,
     axis: usize,
     size: *mut i64,
@@ -306,7 +447,7 @@ pub unsafe extern "C" fn xq_model_input_dim(
 /// As `xq_model_input_dim`.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_output_dim(
-    model: *mut xq_model,
+    model: *const xq_model,
     index: usize,
     axis: usize,
     size: *mut i64,
@@ -343,13 +484,16 @@ pub unsafe extern "C" fn xq_model_fix_input_shape(
                 usize::try_from(d).map_err(|_| Error::invalid_argument("dims", format!("{d} is negative")))
             })
             .collect::<Result<_>>()?;
-        let mut graph = m.graph.clone();
+        let state = m.state_mut();
+        // Pending outputs join the graph first, so that simplification keeps what they need.
+        state.resolve_pending_outputs()?;
+        let mut graph = state.graph.clone();
         graph.validate()?;
         graph.fix_input_shapes(&[(name, &dims)])?;
         crate::interp::simplify(&mut graph)?;
-        m.graph = graph;
-        m.dirty = true;
-        m.prepare()?;
+        state.graph = graph;
+        state.dirty = true;
+        state.prepare()?;
         Ok(())
     })
 }
@@ -362,7 +506,7 @@ pub unsafe extern "C" fn xq_model_fix_input_shape(
 /// buffers follow the `xq_tensor` contract.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_run_float(
-    model: *mut xq_model,
+    model: *const xq_model,
     inputs: *const xq_tensor,
     n_inputs: usize,
     outputs: *mut xq_tensor,
@@ -370,10 +514,11 @@ pub unsafe extern "C" fn xq_model_run_float(
 ) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract; counts bounded.
-        let m = unsafe { arg_mut(model, "model") }?;
+        let m = unsafe { arg_ref(model, "model") }?;
         // SAFETY: `inputs` holds `n_inputs` descriptors (caller's contract); count bounded.
         let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
-        let plan = m.prepare()?;
+        let state = m.prepared()?;
+        let plan = state.plan()?;
         let values: Vec<_> = descs
             .iter()
             // SAFETY: each descriptor follows the xq_tensor input contract (caller).
@@ -417,12 +562,11 @@ pub unsafe extern "C" fn xq_model_run_float(
 /// # Safety
 /// `model` live handle; `path` NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn xq_model_save_onnx(model: *mut xq_model, path: *const c_char) -> xq_status {
+pub unsafe extern "C" fn xq_model_save_onnx(model: *const xq_model, path: *const c_char) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract.
-        let (m, path) = unsafe { (arg_mut(model, "model")?, arg_str(path, "path")?) };
-        m.prepare()?;
-        crate::onnx::save_file(&m.graph, path)
+        let (m, path) = unsafe { (arg_ref(model, "model")?, arg_str(path, "path")?) };
+        crate::onnx::save_file(&m.prepared()?.graph, path)
     })
 }
 
@@ -434,19 +578,18 @@ pub unsafe extern "C" fn xq_model_save_onnx(model: *mut xq_model, path: *const c
 /// `model` live handle; `buffer` has `capacity` writable bytes; `size` writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_model_serialize_onnx(
-    model: *mut xq_model,
+    model: *const xq_model,
     buffer: *mut c_void,
     capacity: usize,
     size: *mut usize,
 ) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract.
-        let m = unsafe { arg_mut(model, "model") }?;
+        let m = unsafe { arg_ref(model, "model") }?;
         if size.is_null() {
             return Err(Error::NullPointer("size"));
         }
-        m.prepare()?;
-        let bytes = crate::onnx::to_bytes(&m.graph)?;
+        let bytes = crate::onnx::to_bytes(&m.prepared()?.graph)?;
         // SAFETY: `size` is non-null and writable (caller's contract); the size is written
         // even on failure so the caller learns the capacity to provide.
         unsafe { size.write(bytes.len()) };
@@ -487,7 +630,8 @@ pub unsafe extern "C" fn xq_model_add_input(
             )
         };
         let dtype = dtype_from_c(dtype)?;
-        if name.is_empty() || m.graph.tensor_info(name).is_some() {
+        let m = m.state_mut();
+        if name.is_empty() || m.graph.tensor_info(name).is_some() || m.outputs.contains(name) {
             return Err(Error::invalid_argument(
                 "name",
                 format!("`{name}` is empty or already defined"),
@@ -514,6 +658,7 @@ pub unsafe extern "C" fn xq_model_add_input(
             dtype,
             shape: Some(shape),
         });
+        m.defined.insert(name.to_string());
         m.dirty = true;
         Ok(())
     })
@@ -538,7 +683,8 @@ pub unsafe extern "C" fn xq_model_add_constant(
                 arg_ref(value, "value")?,
             )
         };
-        if name.is_empty() || m.graph.tensor_info(name).is_some() {
+        let m = m.state_mut();
+        if name.is_empty() || m.graph.tensor_info(name).is_some() || m.outputs.contains(name) {
             return Err(Error::invalid_argument(
                 "name",
                 format!("`{name}` is empty or already defined"),
@@ -547,6 +693,7 @@ pub unsafe extern "C" fn xq_model_add_constant(
         // SAFETY: `value` follows the input descriptor contract (caller).
         let t = unsafe { tensor_from_c(value, "value") }?;
         m.graph.initializers.insert(name.to_string(), t);
+        m.defined.insert(name.to_string());
         m.dirty = true;
         Ok(())
     })
@@ -687,14 +834,18 @@ pub unsafe extern "C" fn xq_model_add_node(
                 unsafe { attribute(a) }
             })
             .collect::<Result<Vec<_>>>()?;
+        let m = m.state_mut();
         crate::onnx::add_onnx_node(&mut m.graph, op_type, name, &inputs, &outputs, &attrs)?;
+        m.defined.extend(outputs.into_iter().filter(|o| !o.is_empty()));
         m.dirty = true;
         Ok(())
     })
 }
 
 /// Declares tensor `name` a graph output (its type is inferred); add it after the node
-/// that produces it.
+/// that produces it. A name that no input, constant or node defines, or that is already an
+/// output, fails at once; the types of the new outputs are inferred together, in one pass,
+/// when the model is next used.
 ///
 /// # Safety
 /// `model` live handle; `name` NUL-terminated.
@@ -703,27 +854,135 @@ pub unsafe extern "C" fn xq_model_add_output(model: *mut xq_model, name: *const 
     guard(|| {
         // SAFETY: caller's contract.
         let (m, name) = unsafe { (arg_mut(model, "model")?, arg_str(name, "name")?) };
-        if m.graph.is_output(name) {
+        let m = m.state_mut();
+        if m.outputs.contains(name) {
             return Err(Error::invalid_argument(
                 "name",
                 format!("`{name}` is already an output"),
             ));
         }
-        let mut probe = m.graph.clone();
-        probe.validate()?;
-        probe.infer_shapes()?;
-        let dtype = probe.tensor_info(name).map(|i| i.dtype).ok_or_else(|| {
-            Error::invalid_argument(
+        if !m.defined.contains(name) {
+            return Err(Error::invalid_argument(
                 "name",
                 format!("no input, constant or node output is named `{name}`"),
-            )
-        })?;
-        m.graph.outputs.push(TensorInfo {
-            name: name.to_string(),
-            dtype,
-            shape: None,
-        });
+            ));
+        }
+        m.pending_outputs.push(name.to_string());
+        m.outputs.insert(name.to_string());
         m.dirty = true;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::{null, null_mut};
+
+    fn ok(status: xq_status) {
+        assert_eq!(status, xq_status::XQ_OK, "{}", crate::ffi::boundary::last_error());
+    }
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    /// Adds `name` as an output; the status.
+    fn add_output(m: *mut xq_model, name: &str) -> xq_status {
+        // SAFETY: live model; NUL-terminated name.
+        unsafe { xq_model_add_output(m, c(name).as_ptr()) }
+    }
+
+    fn passes(m: *mut xq_model) -> usize {
+        // SAFETY: live model, not used elsewhere during this read.
+        unsafe { &*m }.state.read().unwrap().output_inference_passes
+    }
+
+    /// A chain of 1000 Relu nodes with every node output declared an output: the checks of
+    /// `xq_model_add_output` are immediate, and the types of all 1000 outputs come from one
+    /// shape-inference pass at the next query.
+    #[test]
+    fn outputs_are_typed_by_one_inference_pass() {
+        const N: usize = 1000;
+        let mut m = null_mut();
+        // SAFETY: NULL name is allowed; writable out.
+        ok(unsafe { xq_model_new(null(), &mut m) });
+        let dims = [1i64, 4];
+        // SAFETY: live model; NUL-terminated name; `dims` holds 2 values.
+        ok(unsafe {
+            xq_model_add_input(
+                m,
+                c("x").as_ptr(),
+                xq_dtype::XQ_DTYPE_F32 as i32,
+                dims.as_ptr(),
+                2,
+            )
+        });
+        for i in 0..N {
+            let input = c(&if i == 0 {
+                "x".to_string()
+            } else {
+                format!("t{}", i - 1)
+            });
+            let output = c(&format!("t{i}"));
+            let (ins, outs) = ([input.as_ptr()], [output.as_ptr()]);
+            // SAFETY: live model; arrays hold the given counts of NUL-terminated strings.
+            ok(unsafe {
+                xq_model_add_node(
+                    m,
+                    c("Relu").as_ptr(),
+                    c(&format!("relu{i}")).as_ptr(),
+                    ins.as_ptr(),
+                    1,
+                    outs.as_ptr(),
+                    1,
+                    null(),
+                    0,
+                )
+            });
+        }
+        for i in 0..N {
+            ok(add_output(m, &format!("t{i}")));
+        }
+        // Unknown names and duplicates fail at once.
+        assert_eq!(add_output(m, "nowhere"), xq_status::XQ_ERROR_INVALID_ARGUMENT);
+        assert!(crate::ffi::boundary::last_error().contains("no input, constant or node output"));
+        assert_eq!(add_output(m, "t7"), xq_status::XQ_ERROR_INVALID_ARGUMENT);
+        assert!(crate::ffi::boundary::last_error().contains("already an output"));
+        assert_eq!(passes(m), 0);
+
+        let mut count = 0;
+        // SAFETY: live model; writable out.
+        ok(unsafe { xq_model_output_count(m, &mut count) });
+        assert_eq!(count, N);
+        assert_eq!(passes(m), 1);
+        for i in 0..N {
+            let mut info = xq_value_info {
+                name: null(),
+                dtype: xq_dtype::XQ_DTYPE_F32,
+                rank: 0,
+            };
+            // SAFETY: live model; writable out.
+            ok(unsafe { xq_model_output(m, i, &mut info) });
+            // SAFETY: the name lives as long as the model.
+            let name = unsafe { std::ffi::CStr::from_ptr(info.name) };
+            assert_eq!(name.to_str().unwrap(), format!("t{i}"));
+            assert_eq!(info.dtype, xq_dtype::XQ_DTYPE_F32);
+        }
+        assert_eq!(passes(m), 1, "queries of a prepared model infer nothing");
+        // One more output after the model was prepared: one more pass.
+        ok(add_output(m, "x"));
+        // SAFETY: live model; writable out.
+        ok(unsafe { xq_model_output_count(m, &mut count) });
+        assert_eq!((count, passes(m)), (N + 1, 2));
+        // SAFETY: live model, freed once.
+        unsafe { xq_model_free(m) };
+    }
+
+    /// Queries take `const xq_model *` and may run at once, so the handle must be shareable.
+    #[test]
+    fn model_handles_are_sync() {
+        fn sync<T: Sync + Send>() {}
+        sync::<xq_model>();
+    }
 }

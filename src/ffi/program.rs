@@ -3,6 +3,7 @@
 //! called on one program from several threads at once.
 
 use super::boundary::{arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::enums::{xq_io_side, xq_partition_mode};
 use super::model::xq_model;
 use super::status::xq_status;
 use super::tensor::{tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
@@ -18,22 +19,21 @@ const MAX_C_COUNT: usize = 1 << 20;
 /// Upper bound on a program buffer accepted from C (the container's own limits apply too).
 const MAX_PROGRAM_BYTES: usize = 1 << 31;
 
-/// `xq_program_options.partition_mode`: delegate every supported pattern; connected
-/// patterns share a partition (the default).
-pub const XQ_PARTITION_ALL: i32 = 0;
-/// `xq_program_options.partition_mode`: one partition per delegated operator, with `f32`
-/// boundaries.
-pub const XQ_PARTITION_PER_OP: i32 = 1;
-/// `xq_program_options.partition_mode`: delegate nothing (interpreter only).
-pub const XQ_PARTITION_NONE: i32 = 2;
+/// `xq_partition_mode::XQ_PARTITION_ALL` as the `int32_t` that C passes.
+pub const XQ_PARTITION_ALL: i32 = xq_partition_mode::XQ_PARTITION_ALL as i32;
+/// `xq_partition_mode::XQ_PARTITION_PER_OP` as the `int32_t` that C passes.
+pub const XQ_PARTITION_PER_OP: i32 = xq_partition_mode::XQ_PARTITION_PER_OP as i32;
+/// `xq_partition_mode::XQ_PARTITION_NONE` as the `int32_t` that C passes.
+pub const XQ_PARTITION_NONE: i32 = xq_partition_mode::XQ_PARTITION_NONE as i32;
 
-/// Options of a compiled or loaded program. Start from `xq_program_options_default()`.
+/// Options of a compiled or loaded program (0.1). Its size is frozen; since 0.2 use
+/// `xq_program_config`, which can grow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct xq_program_options {
     /// Threads per execution, the caller included; 0 = the number of physical cores.
     pub threads: usize,
-    /// One of the `XQ_PARTITION_*` constants (ignored when loading a program file).
+    /// An `xq_partition_mode` (ignored when loading a program file).
     pub partition_mode: i32,
     /// Nonzero: int8 boundaries. Inputs that only feed partitions are taken as int8 (or
     /// uint8) tensors already quantized, outputs made by partitions are returned as int8
@@ -42,14 +42,98 @@ pub struct xq_program_options {
     pub int8_io: i32,
 }
 
-/// The default options: physical cores, `XQ_PARTITION_ALL`.
+/// The default options: physical cores, `XQ_PARTITION_ALL`. Deprecated since 0.2 (removed
+/// in 0.3): a struct returned by value can never grow.
 #[no_mangle]
+#[deprecated(note = "use xq_program_config_init")]
 pub extern "C" fn xq_program_options_default() -> xq_program_options {
+    let d = DEFAULT_CONFIG;
     xq_program_options {
-        threads: 0,
-        partition_mode: XQ_PARTITION_ALL,
-        int8_io: 0,
+        threads: d.threads,
+        partition_mode: d.partition_mode,
+        int8_io: d.int8_io,
     }
+}
+
+/// Options of a compiled or loaded program, versioned by size: fields are only ever appended.
+/// Fill it with `xq_program_config_init(&config, sizeof config)`, then change fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct xq_program_config {
+    /// `sizeof(xq_program_config)` as the caller compiled it (set by `xq_program_config_init`).
+    /// libxq takes defaults for fields past it and rejects nonzero bytes past its own size.
+    pub struct_size: usize,
+    /// Threads per execution, the caller included; 0 = the number of physical cores.
+    pub threads: usize,
+    /// An `xq_partition_mode` (ignored when loading a program file).
+    pub partition_mode: i32,
+    /// Nonzero: int8 boundaries (see `xq_program_options.int8_io`). 0 (default): every
+    /// boundary is `f32`. Ignored when loading a program file (it keeps its own).
+    pub int8_io: i32,
+}
+
+/// The size of the first version of `xq_program_config` (0.2): the smallest accepted.
+const CONFIG_V1_SIZE: usize = std::mem::offset_of!(xq_program_config, int8_io) + std::mem::size_of::<i32>();
+/// Upper bound on a `struct_size` accepted from C.
+const MAX_CONFIG_SIZE: usize = 4096;
+
+/// The defaults: physical cores, `XQ_PARTITION_ALL`, `f32` boundaries.
+const DEFAULT_CONFIG: xq_program_config = xq_program_config {
+    struct_size: std::mem::size_of::<xq_program_config>(),
+    threads: 0,
+    partition_mode: XQ_PARTITION_ALL,
+    int8_io: 0,
+};
+
+/// Checks a `struct_size` from C: at least the first version, at most a sane bound.
+fn check_config_size(size: usize) -> Result<()> {
+    if size < CONFIG_V1_SIZE {
+        return Err(Error::invalid_argument(
+            "struct_size",
+            format!("{size} is smaller than the first xq_program_config ({CONFIG_V1_SIZE} bytes)"),
+        ));
+    }
+    if size > MAX_CONFIG_SIZE {
+        return Err(Error::invalid_argument(
+            "struct_size",
+            format!("{size} bytes is larger than any xq_program_config (limit {MAX_CONFIG_SIZE})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fills the `struct_size` bytes at `config` with the defaults (bytes past the fields this
+/// libxq knows are zeroed) and sets `config->struct_size`. Pass
+/// `sizeof(xq_program_config)`; a size below the first version's (24 bytes) is
+/// `XQ_ERROR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` NULL or writable for `struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_config_init(
+    config: *mut xq_program_config,
+    struct_size: usize,
+) -> xq_status {
+    guard(|| {
+        if config.is_null() {
+            return Err(Error::NullPointer("config"));
+        }
+        check_config_size(struct_size)?;
+        let defaults = xq_program_config {
+            struct_size,
+            ..DEFAULT_CONFIG
+        };
+        let known = struct_size.min(std::mem::size_of::<xq_program_config>());
+        let dst = config as *mut u8;
+        // SAFETY: `config` is non-null and writable for `struct_size` bytes (caller's
+        // contract); `known <= struct_size` bytes are copied from a local of at least `known`
+        // bytes, and the tail `known..struct_size` lies inside the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(&defaults as *const xq_program_config as *const u8, dst, known);
+            std::ptr::write_bytes(dst.add(known), 0, struct_size - known);
+        }
+        Ok(())
+    })
 }
 
 /// An opaque compiled program.
@@ -79,24 +163,72 @@ struct Options {
     int8_io: bool,
 }
 
-fn options_from_c(options: Option<&xq_program_options>) -> Result<Options> {
-    let o = options.copied().unwrap_or_else(|| xq_program_options_default());
-    let mode = match o.partition_mode {
+/// Converts C option values into [`Options`]; `field` prefixes the names in errors.
+fn options_from_values(
+    threads: usize,
+    partition_mode: i32,
+    int8_io: i32,
+    field: &'static str,
+) -> Result<Options> {
+    let mode = match partition_mode {
         XQ_PARTITION_ALL => PartitionMode::All,
         XQ_PARTITION_PER_OP => PartitionMode::PerOp,
         XQ_PARTITION_NONE => PartitionMode::None,
         m => {
             return Err(Error::invalid_argument(
-                "partition_mode",
-                format!("{m} is not an XQ_PARTITION_* value"),
+                field,
+                format!("{m} is not an xq_partition_mode (XQ_PARTITION_*) value"),
             ))
         }
     };
     Ok(Options {
-        program: ProgramOptions { threads: o.threads },
+        program: ProgramOptions { threads },
         mode,
-        int8_io: o.int8_io != 0,
+        int8_io: int8_io != 0,
     })
+}
+
+fn options_from_c(options: Option<&xq_program_options>) -> Result<Options> {
+    match options {
+        Some(o) => options_from_values(o.threads, o.partition_mode, o.int8_io, "partition_mode"),
+        None => config_options(&DEFAULT_CONFIG),
+    }
+}
+
+/// The options of a complete (libxq-sized) config.
+fn config_options(c: &xq_program_config) -> Result<Options> {
+    options_from_values(c.threads, c.partition_mode, c.int8_io, "config.partition_mode")
+}
+
+/// Reads a size-versioned config: defaults for fields past `struct_size`; nonzero bytes past
+/// the fields this libxq knows are `XQ_ERROR_UNSUPPORTED`.
+///
+/// # Safety
+/// `config` must be NULL or readable for `config->struct_size` bytes.
+unsafe fn read_config(config: *const xq_program_config) -> Result<Options> {
+    if config.is_null() {
+        return config_options(&DEFAULT_CONFIG);
+    }
+    // SAFETY: non-null; every version starts with `struct_size` (caller's contract).
+    let size = unsafe { std::ptr::read(config as *const usize) };
+    check_config_size(size)?;
+    let known = size.min(std::mem::size_of::<xq_program_config>());
+    let src = config as *const u8;
+    // SAFETY: the caller's buffer holds `size >= known` readable bytes.
+    let tail = unsafe { std::slice::from_raw_parts(src.add(known), size - known) };
+    if let Some(at) = tail.iter().position(|&b| b != 0) {
+        return Err(Error::Unsupported(format!(
+            "xq_program_config has a nonzero byte at offset {} (struct_size {size}): an option \
+             not known to libxq {} (which knows {known} bytes)",
+            known + at,
+            env!("CARGO_PKG_VERSION"),
+        )));
+    }
+    let mut c = DEFAULT_CONFIG;
+    // SAFETY: `known` bytes are readable at `src` (caller's contract) and fit in `c`, a
+    // plain-data struct for which any bytes of its integer fields are valid.
+    unsafe { std::ptr::copy_nonoverlapping(src, &mut c as *mut xq_program_config as *mut u8, known) };
+    config_options(&c)
 }
 
 /// # Safety
@@ -109,32 +241,62 @@ unsafe fn read_options(options: *const xq_program_options) -> Result<Options> {
     options_from_c(Some(unsafe { arg_ref(options, "options") }?))
 }
 
-/// Partitions and lowers a QDQ model into a program. NULL `options` means the defaults.
+/// Partitions and lowers the model's graph into a program.
+fn compile(m: &xq_model, opts: Options) -> Result<xq_program> {
+    let (mut spec, _) = m.with_prepared_graph(|g| lower(g, opts.mode))?;
+    if opts.int8_io {
+        make_int8_io(&mut spec);
+    }
+    Ok(xq_program::new(Program::new(spec, opts.program)?))
+}
+
+/// Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
 /// Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
 /// `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
 /// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
-/// `model` must be a live model handle not used concurrently; `options` NULL or readable;
-/// `out` writable.
+/// `model` must be a live model handle not modified concurrently; `config` NULL or readable
+/// for `config->struct_size` bytes; `out` writable.
 #[no_mangle]
+pub unsafe extern "C" fn xq_program_compile_with_config(
+    model: *const xq_model,
+    config: *const xq_program_config,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let m = unsafe { arg_ref(model, "model") }?;
+        // SAFETY: caller's contract.
+        let opts = unsafe { read_config(config) }?;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(into_handle(compile(m, opts)?));
+        Ok(())
+    })
+}
+
+/// As `xq_program_compile_with_config`, with 0.1 options (NULL means the defaults).
+/// Deprecated since 0.2 (removed in 0.3).
+///
+/// # Safety
+/// `model` must be a live model handle not modified concurrently; `options` NULL or
+/// readable; `out` writable.
+#[no_mangle]
+#[deprecated(note = "use xq_program_compile_with_config")]
 pub unsafe extern "C" fn xq_program_compile(
-    model: *mut xq_model,
+    model: *const xq_model,
     options: *const xq_program_options,
     out: *mut *mut xq_program,
 ) -> xq_status {
     guard(|| {
         // SAFETY: caller's contract.
-        let m = unsafe { super::boundary::arg_mut(model, "model") }?;
+        let m = unsafe { arg_ref(model, "model") }?;
         // SAFETY: caller's contract.
         let opts = unsafe { read_options(options) }?;
         // SAFETY: caller's contract.
         let out = unsafe { Out::new(out, "out") }?;
-        let (mut spec, _) = lower(m.prepared_graph()?, opts.mode)?;
-        if opts.int8_io {
-            make_int8_io(&mut spec);
-        }
-        out.write(into_handle(xq_program::new(Program::new(spec, opts.program)?)));
+        out.write(into_handle(compile(m, opts)?));
         Ok(())
     })
 }
@@ -142,11 +304,37 @@ pub unsafe extern "C" fn xq_program_compile(
 /// Loads a program file through a read-only memory map, open until the program is freed
 /// (the file must not be modified meanwhile); the ONNX model is not needed. When the file
 /// holds weights packed for this CPU's kernels (saved on a machine of the same kind), they
-/// are used in place; otherwise they are packed at load.
+/// are used in place; otherwise they are packed at load. Of `config` (NULL: defaults) only
+/// `threads` applies.
+///
+/// # Safety
+/// `path` NUL-terminated; `config` NULL or readable for `config->struct_size` bytes; `out`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_load_file_with_config(
+    path: *const c_char,
+    config: *const xq_program_config,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: caller's contract.
+        let opts = unsafe { read_config(config) }?.program;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(into_handle(xq_program::new(Program::load_file(path, opts)?)));
+        Ok(())
+    })
+}
+
+/// As `xq_program_load_file_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+/// in 0.3).
 ///
 /// # Safety
 /// `path` NUL-terminated; `options` NULL or readable; `out` writable.
 #[no_mangle]
+#[deprecated(note = "use xq_program_load_file_with_config")]
 pub unsafe extern "C" fn xq_program_load_file(
     path: *const c_char,
     options: *const xq_program_options,
@@ -164,11 +352,39 @@ pub unsafe extern "C" fn xq_program_load_file(
     })
 }
 
-/// Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer).
+/// Loads a program from `length` bytes at `data` (copied; the caller keeps its buffer). Of
+/// `config` (NULL: defaults) only `threads` applies.
+///
+/// # Safety
+/// `data` readable for `length` bytes; `config` NULL or readable for `config->struct_size`
+/// bytes; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xq_program_load_buffer_with_config(
+    data: *const c_void,
+    length: usize,
+    config: *const xq_program_config,
+    out: *mut *mut xq_program,
+) -> xq_status {
+    guard(|| {
+        // SAFETY: caller's contract; length bounded.
+        let bytes = unsafe { arg_slice(data as *const u8, length, MAX_PROGRAM_BYTES, "data") }?;
+        // SAFETY: caller's contract.
+        let opts = unsafe { read_config(config) }?.program;
+        // SAFETY: caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let aligned = crate::format::ProgramBytes::copy_from(bytes)?;
+        out.write(into_handle(xq_program::new(Program::load_bytes(aligned, opts)?)));
+        Ok(())
+    })
+}
+
+/// As `xq_program_load_buffer_with_config`, with 0.1 options. Deprecated since 0.2 (removed
+/// in 0.3).
 ///
 /// # Safety
 /// `data` readable for `length` bytes; `options` NULL or readable; `out` writable.
 #[no_mangle]
+#[deprecated(note = "use xq_program_load_buffer_with_config")]
 pub unsafe extern "C" fn xq_program_load_buffer(
     data: *const c_void,
     length: usize,
@@ -220,11 +436,13 @@ pub unsafe extern "C" fn xq_program_report(program: *const xq_program, out: *mut
     })
 }
 
-/// Reads the `output` selector of the `xq_program_io_*` functions: 0 = inputs, 1 = outputs.
+/// Reads the `output` selector (an `xq_io_side`) of the `xq_program_io_*` functions.
 fn io_side(output: i32) -> Result<bool> {
+    const INPUT: i32 = xq_io_side::XQ_IO_INPUT as i32;
+    const OUTPUT: i32 = xq_io_side::XQ_IO_OUTPUT as i32;
     match output {
-        0 => Ok(false),
-        1 => Ok(true),
+        INPUT => Ok(false),
+        OUTPUT => Ok(true),
         v => Err(Error::invalid_argument(
             "output",
             format!("{v} is neither 0 (inputs) nor 1 (outputs)"),
@@ -232,8 +450,8 @@ fn io_side(output: i32) -> Result<bool> {
     }
 }
 
-/// Number of inputs (`output` = 0) or outputs (`output` = 1); any other `output` is
-/// `XQ_ERROR_INVALID_ARGUMENT`.
+/// Number of inputs (`output` = `XQ_IO_INPUT`) or outputs (`XQ_IO_OUTPUT`); `output` is an
+/// `xq_io_side`, any other value is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `out` writable.
@@ -257,7 +475,8 @@ pub unsafe extern "C" fn xq_program_io_count(
     })
 }
 
-/// Name, element type and shape of input (`output` = 0) or output (`output` = 1) `index`.
+/// Name, element type and shape of input (`output` = `XQ_IO_INPUT`) or output
+/// (`XQ_IO_OUTPUT`) `index`.
 /// `dims` receives up to `max_rank` sizes (-1 for a symbolic size); `*rank` the rank. Any
 /// other `output`, or an `index` out of range, is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
@@ -324,10 +543,10 @@ pub unsafe extern "C" fn xq_program_io_info(
     })
 }
 
-/// Scale and zero point of an int8 (or uint8) input (`output` = 0) or output (`output` = 1)
-/// `index` of a program compiled with `int8_io`: the tensor holds `round(x / scale) +
-/// zero_point`. An `f32` boundary, an `output` other than 0 or 1 or an `index` out of range
-/// is `XQ_ERROR_INVALID_ARGUMENT`.
+/// Scale and zero point of an int8 (or uint8) input (`output` = `XQ_IO_INPUT`) or output
+/// (`XQ_IO_OUTPUT`) `index` of a program compiled with `int8_io`: the tensor holds
+/// `round(x / scale) + zero_point`. An `f32` boundary, an `output` that is not an
+/// `xq_io_side` or an `index` out of range is `XQ_ERROR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `program` live handle; `scale` and `zero_point` writable.

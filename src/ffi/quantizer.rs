@@ -3,6 +3,7 @@
 //! callback, a pollable sample counter and a text report.
 
 use super::boundary::{arg_mut, arg_ref, arg_slice, arg_str, free_handle, guard, into_handle, Out};
+use super::enums::{xq_activation_mode, xq_observer, xq_weight_granularity};
 use super::model::xq_model;
 use super::status::xq_status;
 use super::tensor::{tensor_from_c, xq_tensor};
@@ -10,36 +11,37 @@ use crate::quant::observer::{PercentileObserver, PercentileTails};
 use crate::quant::{ActivationMode, NameMatch, ObserverConfig, QuantConfig, Quantizer, WeightGranularity};
 use crate::{Error, Result};
 use std::ffi::{c_char, c_void, CString};
+use std::sync::{Mutex, PoisonError};
 
-/// `xq_quant_config.weight_granularity`: one scale per output channel.
-pub const XQ_WEIGHTS_PER_CHANNEL: i32 = 0;
-/// `xq_quant_config.weight_granularity`: one scale per weight tensor.
-pub const XQ_WEIGHTS_PER_TENSOR: i32 = 1;
-/// `xq_quant_config.activation_mode`: activation ranges from calibration.
-pub const XQ_ACTIVATIONS_STATIC: i32 = 0;
-/// `xq_quant_config.activation_mode`: activations quantized per row at run time.
-pub const XQ_ACTIVATIONS_DYNAMIC: i32 = 1;
-/// `xq_quant_config.observer`: PyTorch's HistogramObserver (L2-optimal range); the default.
-pub const XQ_OBSERVER_HISTOGRAM: i32 = 0;
-/// `xq_quant_config.observer`: running min / max.
-pub const XQ_OBSERVER_MINMAX: i32 = 1;
-/// `xq_quant_config.observer`: moving-average min / max.
-pub const XQ_OBSERVER_MOVING_AVERAGE_MINMAX: i32 = 2;
-/// `xq_quant_config.observer`: the `percentile` field's percentile of the observed values.
-pub const XQ_OBSERVER_PERCENTILE: i32 = 3;
-/// `xq_quant_config.observer`: KL-divergence (entropy) calibration.
-pub const XQ_OBSERVER_ENTROPY: i32 = 4;
+/// `xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL` as the `int32_t` that C passes.
+pub const XQ_WEIGHTS_PER_CHANNEL: i32 = xq_weight_granularity::XQ_WEIGHTS_PER_CHANNEL as i32;
+/// `xq_weight_granularity::XQ_WEIGHTS_PER_TENSOR` as the `int32_t` that C passes.
+pub const XQ_WEIGHTS_PER_TENSOR: i32 = xq_weight_granularity::XQ_WEIGHTS_PER_TENSOR as i32;
+/// `xq_activation_mode::XQ_ACTIVATIONS_STATIC` as the `int32_t` that C passes.
+pub const XQ_ACTIVATIONS_STATIC: i32 = xq_activation_mode::XQ_ACTIVATIONS_STATIC as i32;
+/// `xq_activation_mode::XQ_ACTIVATIONS_DYNAMIC` as the `int32_t` that C passes.
+pub const XQ_ACTIVATIONS_DYNAMIC: i32 = xq_activation_mode::XQ_ACTIVATIONS_DYNAMIC as i32;
+/// `xq_observer::XQ_OBSERVER_HISTOGRAM` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_HISTOGRAM: i32 = xq_observer::XQ_OBSERVER_HISTOGRAM as i32;
+/// `xq_observer::XQ_OBSERVER_MINMAX` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_MINMAX: i32 = xq_observer::XQ_OBSERVER_MINMAX as i32;
+/// `xq_observer::XQ_OBSERVER_MOVING_AVERAGE_MINMAX` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_MOVING_AVERAGE_MINMAX: i32 = xq_observer::XQ_OBSERVER_MOVING_AVERAGE_MINMAX as i32;
+/// `xq_observer::XQ_OBSERVER_PERCENTILE` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_PERCENTILE: i32 = xq_observer::XQ_OBSERVER_PERCENTILE as i32;
+/// `xq_observer::XQ_OBSERVER_ENTROPY` as the `int32_t` that C passes.
+pub const XQ_OBSERVER_ENTROPY: i32 = xq_observer::XQ_OBSERVER_ENTROPY as i32;
 
 /// A quantization recipe (PT2E `get_symmetric_quantization_config`). Start from
-/// `xq_quant_config_default()` and change fields; enumerations are the `XQ_*` constants.
+/// `xq_quant_config_default()` and change fields; the option fields hold values of the `xq_*` enumerations (as `int32_t`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct xq_quant_config {
-    /// `XQ_WEIGHTS_PER_CHANNEL` or `XQ_WEIGHTS_PER_TENSOR`.
+    /// An `xq_weight_granularity`.
     pub weight_granularity: i32,
-    /// `XQ_ACTIVATIONS_STATIC` or `XQ_ACTIVATIONS_DYNAMIC`.
+    /// An `xq_activation_mode`.
     pub activation_mode: i32,
-    /// One of the `XQ_OBSERVER_*` constants (static activations only).
+    /// An `xq_observer` (static activations only).
     pub observer: i32,
     /// Percentile of |x| in (0, 100] for `XQ_OBSERVER_PERCENTILE` (default 99.99); ignored
     /// otherwise.
@@ -128,7 +130,7 @@ impl TryFrom<&xq_quant_config> for QuantConfig {
 const DEFAULT_PERCENTILE: f64 = PercentileObserver::DEFAULT_PERCENTILE;
 
 /// The opaque quantizer handle: the quantizer and the last report handed out to C.
-pub struct xq_quantizer(pub(crate) Quantizer, Option<CString>);
+pub struct xq_quantizer(pub(crate) Quantizer, Mutex<Option<CString>>);
 
 /// Optional config pointer: NULL means "leave float".
 ///
@@ -170,7 +172,10 @@ pub unsafe extern "C" fn xq_quantizer_new(
         let out = unsafe { Out::new(quantizer, "quantizer") }?;
         // SAFETY: NULL or a valid config, per the documented contract.
         let global = unsafe { optional_config(global_config) }?;
-        out.write(into_handle(xq_quantizer(Quantizer::new(global)?, None)));
+        out.write(into_handle(xq_quantizer(
+            Quantizer::new(global)?,
+            Mutex::new(None),
+        )));
         Ok(())
     })
 }
@@ -308,18 +313,19 @@ const MAX_CALIBRATION_INPUTS: usize = 1 << 16;
 /// `XQ_ERROR_INVALID_STATE`; the model stays usable and owned by the caller.
 ///
 /// # Safety
-/// `quantizer` and `model` must be NULL or live handles not used concurrently.
+/// `quantizer` must be NULL or a live handle not used concurrently; `model` NULL or a live
+/// handle not modified concurrently.
 #[no_mangle]
 pub unsafe extern "C" fn xq_quantizer_prepare(
     quantizer: *mut xq_quantizer,
-    model: *mut xq_model,
+    model: *const xq_model,
 ) -> xq_status {
     guard(|| {
         // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
         let q = unsafe { arg_mut(quantizer, "quantizer") }?;
-        // SAFETY: as above.
-        let m = unsafe { arg_mut(model, "model") }?;
-        q.0.prepare(m.prepared_graph()?)
+        // SAFETY: checked for NULL; a live handle per this function's contract.
+        let m = unsafe { arg_ref(model, "model") }?;
+        m.with_prepared_graph(|g| q.0.prepare(g))
     })
 }
 
@@ -449,23 +455,31 @@ pub unsafe extern "C" fn xq_quantizer_samples_seen(
 
 /// Sets `*report` to a NUL-terminated text summary: one line per node saying how it was
 /// annotated or why it stays float ("not prepared" before prepare). The string stays valid
-/// until the next `xq_quantizer_report` call or `xq_quantizer_free`.
+/// until the report changes (by `xq_quantizer_prepare` or `xq_calibrate`) and
+/// `xq_quantizer_report` is called again, or until `xq_quantizer_free`; repeated calls on an
+/// unchanged quantizer return the same string.
 ///
 /// # Safety
-/// `quantizer` must be NULL or a live handle not used concurrently; `report` NULL or writable.
+/// `quantizer` must be NULL or a live handle not modified concurrently; `report` NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn xq_quantizer_report(
-    quantizer: *mut xq_quantizer,
+    quantizer: *const xq_quantizer,
     report: *mut *const c_char,
 ) -> xq_status {
     guard(|| {
-        // SAFETY: checked for NULL; a live, unshared handle per this function's contract.
-        let q = unsafe { arg_mut(quantizer, "quantizer") }?;
+        // SAFETY: checked for NULL; a live handle per this function's contract.
+        let q = unsafe { arg_ref(quantizer, "quantizer") }?;
         // SAFETY: as above.
         let out = unsafe { Out::new(report, "report") }?;
         let text = CString::new(q.0.report().replace('\0', "?"))
             .map_err(|_| Error::Internal("report contains NUL".into()))?;
-        out.write(q.1.insert(text).as_ptr());
+        let mut cached = q.1.lock().unwrap_or_else(PoisonError::into_inner);
+        // An unchanged report keeps its pointer, which other threads may hold.
+        if cached.as_ref() != Some(&text) {
+            *cached = Some(text);
+        }
+        out.write(cached.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()));
         Ok(())
     })
 }
