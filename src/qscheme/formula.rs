@@ -9,6 +9,18 @@ pub fn round_half_even_small(v: f32) -> f32 {
     (v + ROUNDING_MAGIC) - ROUNDING_MAGIC
 }
 
+/// `clamp(round_half_even(x / scale) + zero_point, qmin, qmax)` in `f32`; NaN maps to the
+/// zero point, and the value is clamped in `f32` before converting so that huge values (and
+/// infinities) saturate.
+pub(crate) fn quantize_value(x: f32, scale: f32, zero_point: i32, qmin: i32, qmax: i32) -> i32 {
+    let rounded = (x / scale).round_ties_even();
+    if rounded.is_nan() {
+        return zero_point;
+    }
+    let shifted = rounded + zero_point as f32;
+    shifted.clamp(qmin as f32, qmax as f32) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,16 +6,24 @@
 //!
 //! - [`QParams`]: one scale and zero point, the per-tensor parameters of every executing
 //!   module (the kernels name it `QuantParams`).
+//! - [`RangedQParams`]: a scale and zero point with the range they quantize to (the
+//!   quantizer's `QParams`).
 //! - [`IntType`] and [`QRange`]: the integer storage of quantized values and the range the
 //!   quantize formula clamps to.
+//! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
+//!   `QuantScheme`), affine or symmetric ([`Mapping`]).
 //! - [`round_half_even_small`]: the exact fast rounding of the kernels' requantization.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
+mod choose;
 mod formula;
 mod params;
 mod types;
 
+pub use choose::{finite_min_max, Mapping, RangeRule, XNNPACK_EPS};
+pub(crate) use formula::quantize_value;
 pub use formula::round_half_even_small;
-pub use params::{validate_multiplier, validate_scale, QParams};
+pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
+pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
 pub use types::{IntType, QRange};
