@@ -1,6 +1,7 @@
-//! Choosing quantization parameters: the static rule from an observed range.
+//! Choosing quantization parameters: the static rule from an observed range, and the
+//! per-row rules of dynamic quantization.
 
-use super::params::RangedQParams;
+use super::params::{QParams, RangedQParams};
 use super::types::QRange;
 use crate::{Error, Result};
 
@@ -149,4 +150,113 @@ pub fn finite_min_max(data: &[f32]) -> Option<(f32, f32)> {
         max = max.max(x);
     }
     (min <= max).then_some((min, max))
+}
+
+/// The per-row (per-token) dynamic rules that exist side by side. They agree in exact
+/// arithmetic on ordinary rows and differ in `f32` at the edges (an all-zero row, a range
+/// below `255·2^-23`, a zero point half-way between two integers, non-finite values), so
+/// each call site names the one it uses; merging them would change numerics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowRule {
+    /// What the kernels run (the dynamic GEMM's row quantization, XNNPACK `qd8` style):
+    /// `rmin = min(0, min row)`, `rmax = max(0, max row)`, `scale = (rmax - rmin) / 255`
+    /// (1 when that is not a normal number, e.g. an all-zero row),
+    /// `zp = clamp(round_half_even(-128 - rmin / scale), -128, 127)`. Callers reject rows
+    /// with non-finite values first.
+    Qd8,
+    /// PyTorch's `choose_qparams_per_token_asymmetric`: as `Qd8` over the finite values
+    /// only, but `scale = max((rmax - rmin) / 255, f32::EPSILON)` and a "nudged" zero
+    /// point (whichever of `-128 - rmin / scale` and `127 - rmax / scale` has the smaller
+    /// rounding error, clamped to `[-128, 127]` and rounded half to even). Kept for the
+    /// quantizer's observer API and the tests against torch; no program runs it.
+    TorchPerToken,
+    /// ONNX's uint8 DynamicQuantizeLinear (the interpreter's, per tensor):
+    /// `scale = (max(0, max) - min(0, min)) / 255`, `zp = clamp(round_half_even(0 - min / scale), 0, 255)`
+    /// in the uint8 domain; a zero scale gives zero point 0.
+    OnnxU8,
+}
+
+/// The scale and zero point `rule` gives for `row` (the zero point is in `[-128, 127]`,
+/// or in `[0, 255]` for [`RowRule::OnnxU8`], whose scale may also be 0 or infinite).
+pub fn row_qparams(row: &[f32], rule: RowRule) -> QParams {
+    match rule {
+        RowRule::Qd8 => {
+            let rmin = row.iter().fold(0f32, |a, &v| a.min(v));
+            let rmax = row.iter().fold(0f32, |a, &v| a.max(v));
+            let mut scale = (rmax - rmin) / 255.0;
+            if !(scale.is_normal()) {
+                scale = 1.0;
+            }
+            let zp = (-128.0 - rmin / scale).round_ties_even().clamp(-128.0, 127.0) as i32;
+            QParams {
+                scale,
+                zero_point: zp,
+            }
+        }
+        RowRule::TorchPerToken => {
+            const QMIN: f32 = -128.0;
+            const QMAX: f32 = 127.0;
+            let (min, max) = finite_min_max(row).unwrap_or((0.0, 0.0));
+            let rmin = min.min(0.0);
+            let rmax = max.max(0.0);
+            let scale = ((rmax - rmin) / (QMAX - QMIN)).max(f32::EPSILON);
+            let descaled_min = rmin / scale;
+            let descaled_max = rmax / scale;
+            let error_from_min = QMIN + descaled_min;
+            let error_from_max = QMAX + descaled_max;
+            let zero_point = if error_from_min + error_from_max > 0.0 {
+                QMIN - descaled_min
+            } else {
+                QMAX - descaled_max
+            };
+            let zero_point = zero_point.clamp(QMIN, QMAX).round_ties_even() as i32;
+            QParams { scale, zero_point }
+        }
+        RowRule::OnnxU8 => {
+            let min = row.iter().copied().fold(0f32, f32::min);
+            let max = row.iter().copied().fold(0f32, f32::max);
+            let scale = (max - min) / 255.0;
+            let zp = if scale == 0.0 {
+                0.0
+            } else {
+                (0.0 - min / scale).round_ties_even().clamp(0.0, 255.0)
+            };
+            QParams {
+                scale,
+                zero_point: zp as i32,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_row_rules_differ_on_a_zero_row() {
+        let zero = [0.0f32; 3];
+        let p = |rule| row_qparams(&zero, rule);
+        assert_eq!(
+            p(RowRule::Qd8),
+            QParams {
+                scale: 1.0,
+                zero_point: -128
+            }
+        );
+        assert_eq!(
+            p(RowRule::TorchPerToken),
+            QParams {
+                scale: f32::EPSILON,
+                zero_point: 127
+            }
+        );
+        assert_eq!(
+            p(RowRule::OnnxU8),
+            QParams {
+                scale: 0.0,
+                zero_point: 0
+            }
+        );
+    }
 }

@@ -12,6 +12,8 @@
 //!   quantize formula clamps to.
 //! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
 //!   `QuantScheme`), affine or symmetric ([`Mapping`]).
+//! - [`row_qparams`] with a [`RowRule`]: the per-row parameters of dynamic quantization;
+//!   the kernels run [`RowRule::Qd8`].
 //! - [`round_half_even_small`]: the exact fast rounding of the kernels' requantization.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
@@ -21,7 +23,7 @@ mod formula;
 mod params;
 mod types;
 
-pub use choose::{finite_min_max, Mapping, RangeRule, XNNPACK_EPS};
+pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub(crate) use formula::quantize_value;
 pub use formula::round_half_even_small;
 pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};

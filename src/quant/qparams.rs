@@ -9,7 +9,7 @@
 //! scales derived here equal PyTorch's bit for bit on the same range.
 
 pub(crate) use crate::qscheme::{check_element_count, finite_min_max, AxisLayout};
-use crate::qscheme::{check_i8_range, check_same_len, quantize_value};
+use crate::qscheme::{check_i8_range, check_same_len, quantize_value, row_qparams, RowRule};
 /// The quantizer's names for the static rule and the per-tensor parameters (defined in
 /// [`crate::qscheme`]).
 pub use crate::qscheme::{RangeRule as QuantScheme, RangedQParams as QParams, XNNPACK_EPS};
@@ -168,32 +168,21 @@ impl QuantParams {
     }
 }
 
-/// Dynamic (run-time) int8 parameters for one row, as PyTorch's
-/// `choose_qparams_per_token_asymmetric` and XNNPACK's `qd8` quantization compute them:
+/// Dynamic (run-time) int8 parameters for one row by PyTorch's
+/// `choose_qparams_per_token_asymmetric` ([`RowRule::TorchPerToken`]):
 /// `rmin = min(0, min row)`, `rmax = max(0, max row)`,
 /// `scale = max((rmax - rmin) / 255, f32::EPSILON)`, and a "nudged" zero point: whichever of
 /// `-128 - rmin / scale` and `127 - rmax / scale` has the smaller rounding error, clamped
 /// to `[-128, 127]` and rounded half to even.
 ///
 /// Non-finite values are ignored; a row without finite values is treated as all zeros.
+///
+/// This is the reference to compare with torch. Programs do not run it: the kernels
+/// quantize rows with [`RowRule::Qd8`] (no nudge, scale 1 for a zero row), which can give
+/// a different zero point (by one) or scale at the edges.
 pub fn dynamic_row_qparams(row: &[f32]) -> QParams {
-    const QMIN: f32 = -128.0;
-    const QMAX: f32 = 127.0;
-    let (min, max) = finite_min_max(row).unwrap_or((0.0, 0.0));
-    let rmin = min.min(0.0);
-    let rmax = max.max(0.0);
-    let scale = ((rmax - rmin) / (QMAX - QMIN)).max(f32::EPSILON);
-    let descaled_min = rmin / scale;
-    let descaled_max = rmax / scale;
-    let error_from_min = QMIN + descaled_min;
-    let error_from_max = QMAX + descaled_max;
-    let zero_point = if error_from_min + error_from_max > 0.0 {
-        QMIN - descaled_min
-    } else {
-        QMAX - descaled_max
-    };
-    let zero_point = zero_point.clamp(QMIN, QMAX).round_ties_even() as i32;
-    QParams::new_unchecked(scale, zero_point, QMIN as i32, QMAX as i32)
+    let p = row_qparams(row, RowRule::TorchPerToken);
+    QParams::new_unchecked(p.scale, p.zero_point, -128, 127)
 }
 
 /// [`dynamic_row_qparams`] for every row of a row-major `[rows, row_len]` matrix.

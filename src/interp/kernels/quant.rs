@@ -7,6 +7,7 @@ use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
 use crate::ir::shapes::norm_axis;
 use crate::ir::{DType, Tensor, TensorData};
+use crate::qscheme::{row_qparams, QParams, RowRule};
 use crate::{Error, Result};
 
 /// Integer values of any integer tensor (including packed int4/int2/int16).
@@ -138,16 +139,15 @@ pub fn dequantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
-/// DynamicQuantizeLinear: u8 with a scale and zero point computed from the data range.
+/// DynamicQuantizeLinear: u8 with a scale and zero point computed from the data range
+/// ([`RowRule::OnnxU8`] over the whole tensor).
 pub fn dynamic_quantize_linear(x: &Tensor) -> Result<Vec<Tensor>> {
     let xv = x.as_f32()?;
-    let min = xv.iter().copied().fold(0f32, f32::min);
-    let max = xv.iter().copied().fold(0f32, f32::max);
-    let scale = (max - min) / 255.0;
+    let QParams { scale, zero_point } = row_qparams(xv, RowRule::OnnxU8);
     let (zp, q): (f32, Vec<u8>) = if scale == 0.0 {
         (0.0, vec![0; xv.len()])
     } else {
-        let zp = (0.0 - min / scale).round_ties_even().clamp(0.0, 255.0);
+        let zp = zero_point as f32;
         (
             zp,
             xv.iter()
