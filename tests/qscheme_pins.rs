@@ -365,3 +365,109 @@ fn fused_clip_bounds_are_quantized_with_the_output_qparams() {
         assert_eq!(y, vec![dq(lo_q), dq(hi_q)], "{clip:?}");
     }
 }
+
+/// The quantize formulas as each call site wrote them before they moved into `qscheme`.
+mod before {
+    fn round_half_even_small(v: f32) -> f32 {
+        (v + 12_582_912.0) - 12_582_912.0
+    }
+
+    /// The program's Quantize step.
+    #[allow(clippy::manual_clamp)]
+    pub fn program_step(x: f32, scale: f32, zp: i32) -> i32 {
+        let v = round_half_even_small((x / scale).max(-256.0).min(256.0)) + zp as f32;
+        v.max(-128.0).min(127.0) as i32
+    }
+
+    /// The quantizer's parameters.
+    pub fn quantizer(x: f32, scale: f32, zp: i32, qmin: i32, qmax: i32) -> i32 {
+        let rounded = (x / scale).round_ties_even();
+        if rounded.is_nan() {
+            return zp;
+        }
+        (rounded + zp as f32).clamp(qmin as f32, qmax as f32) as i32
+    }
+
+    /// The interpreter's QuantizeLinear, the delegate's Pad fill and Clip bounds.
+    pub fn onnx(x: f32, scale: f32, zp: i32, lo: f32, hi: f32) -> i64 {
+        ((x / scale).round_ties_even() + zp as f32).clamp(lo, hi) as i64
+    }
+}
+
+#[test]
+fn the_shared_formula_equals_each_former_copy_bit_for_bit() {
+    use xq::qscheme::{quantize, IntType, NanRule, QRange};
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let special = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        -f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-45,
+        -0.0,
+        0.0,
+        4_194_304.0,
+        -4_194_304.0,
+        4_194_304.5,
+        8_388_608.0,
+        127.5,
+        -128.5,
+        255.5,
+    ];
+    let ranges = [
+        IntType::I8.full_range(),
+        QRange::I8_NARROW,
+        IntType::U8.full_range(),
+        IntType::I4.full_range(),
+        IntType::U2.full_range(),
+        QRange::new(-65536, 65535).unwrap(),
+        IntType::I32.full_range(),
+    ];
+    for i in 0..400_000u32 {
+        let bits = next();
+        let x = if i % 16 == 0 {
+            special[(bits as usize >> 8) % special.len()]
+        } else {
+            f32::from_bits(bits as u32)
+        };
+        // Scales: mostly ordinary, sometimes subnormal or huge.
+        let scale = match i % 7 {
+            0 => f32::from_bits(((bits >> 32) as u32) & 0x007f_ffff | 1),
+            1 => f32::from_bits(((bits >> 32) as u32) & 0x7f7f_ffff),
+            _ => f32::from_bits(0x3000_0000 + ((bits >> 40) as u32 & 0x0fff_ffff)),
+        };
+        if scale == 0.0 {
+            continue;
+        }
+        let range = ranges[(bits >> 20) as usize % ranges.len()];
+        let (lo, hi) = (range.qmin(), range.qmax());
+        let span = i64::from(hi) - i64::from(lo) + 1;
+        let zp = (i64::from(lo) + ((bits >> 3) % span as u64) as i64) as i32;
+        // Zero points lie in their range (every caller's parameters are checked).
+        let i8_zp = ((bits >> 3) % 256) as i32 - 128;
+        assert_eq!(
+            quantize(x, scale, i8_zp, QRange::I8, NanRule::RangeMin) as i32,
+            before::program_step(x, scale, i8_zp),
+            "{x:e} / {scale:e} + {i8_zp}"
+        );
+        assert_eq!(
+            xq::quant::QParams::new(scale, zp, lo, hi).unwrap().quantize(x),
+            before::quantizer(x, scale, zp, lo, hi),
+            "{x:e} / {scale:e} + {zp} in {range:?}"
+        );
+        assert_eq!(
+            quantize(x, scale, zp, range, NanRule::Zero) as i64,
+            before::onnx(x, scale, zp, lo as f32, hi as f32),
+            "{x:e} / {scale:e} + {zp} in {range:?}"
+        );
+    }
+}

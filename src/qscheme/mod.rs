@@ -14,7 +14,9 @@
 //!   `QuantScheme`), affine or symmetric ([`Mapping`]).
 //! - [`row_qparams`] with a [`RowRule`]: the per-row parameters of dynamic quantization;
 //!   the kernels run [`RowRule::Qd8`].
-//! - [`round_half_even_small`]: the exact fast rounding of the kernels' requantization.
+//! - [`quantize`] (what NaN becomes is a named [`NanRule`]) and [`dequantize`]: the element
+//!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
+//!   requantization use.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
@@ -25,7 +27,7 @@ mod types;
 
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub(crate) use formula::quantize_value;
-pub use formula::round_half_even_small;
+pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
 pub use types::{IntType, QRange};

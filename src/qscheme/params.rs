@@ -2,7 +2,8 @@
 //! [`RangedQParams`]), the checks every consumer of scales shares, and the layout of
 //! per-axis parameters.
 
-use super::formula::quantize_value;
+use super::formula::{dequantize, quantize, quantize_value, NanRule};
+use super::types::QRange;
 use crate::{Error, Result};
 
 /// Affine int8 quantization parameters of one tensor: `real = (q - zero_point) * scale`.
@@ -22,6 +23,19 @@ impl QParams {
         let q = QParams { scale, zero_point };
         q.validate(name)?;
         Ok(q)
+    }
+
+    /// [`quantize`](super::quantize) with these parameters: `clamp(round_half_even(x /
+    /// scale) + zero_point, range)` as an integer-valued `f32`, NaN as `nan` says.
+    #[inline(always)]
+    pub fn quantize(self, x: f32, range: QRange, nan: NanRule) -> f32 {
+        quantize(x, self.scale, self.zero_point, range, nan)
+    }
+
+    /// [`dequantize`](super::dequantize) with these parameters: `(q - zero_point) * scale`.
+    #[inline(always)]
+    pub fn dequantize(self, q: i32) -> f32 {
+        dequantize(i64::from(q), self.scale, i64::from(self.zero_point))
     }
 
     /// Checks the scale is positive and finite and the zero point fits in `i8`.

@@ -122,18 +122,27 @@ impl QRange {
         Ok(QRange { qmin, qmax })
     }
 
+    /// A range that is only known to satisfy `qmin <= qmax` (the quantizer's parameters
+    /// allow ranges without 0 as long as they hold their zero point).
+    pub(crate) const fn new_unchecked(qmin: i32, qmax: i32) -> Self {
+        QRange { qmin, qmax }
+    }
+
     /// Smallest quantized value.
+    #[inline(always)]
     pub fn qmin(self) -> i32 {
         self.qmin
     }
 
     /// Largest quantized value.
+    #[inline(always)]
     pub fn qmax(self) -> i32 {
         self.qmax
     }
 
     /// Whether `|qmin|, |qmax| <= 2^21`: every value of the range minus any zero point in
     /// it lies within `2^22`, where [`super::round_half_even_small`] is exact.
+    #[inline(always)]
     pub fn is_narrow(self) -> bool {
         const LIMIT: i32 = 1 << 21;
         self.qmin >= -LIMIT && self.qmax <= LIMIT

@@ -7,7 +7,7 @@ use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
 use crate::ir::shapes::norm_axis;
 use crate::ir::{DType, Tensor, TensorData};
-use crate::qscheme::{row_qparams, QParams, RowRule};
+use crate::qscheme::{dequantize, quantize, row_qparams, NanRule, QParams, QRange, RowRule};
 use crate::{Error, Result};
 
 /// Integer values of any integer tensor (including packed int4/int2/int16).
@@ -108,11 +108,13 @@ pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&T
             "zero point and scale differ in shape".into(),
         ));
     }
+    // The zero points have the output's type, so they lie in its range and fit in i32.
+    let range = QRange::new(lo as i32, hi as i32)?;
     let xv = x.to_f32_vec()?;
     let v: Vec<i64> = xv
         .iter()
         .zip(&idx)
-        .map(|(&xv, &i)| ((xv / s[i]).round_ties_even() + z[i] as f32).clamp(lo, hi) as i64)
+        .map(|(&xv, &i)| quantize(xv, s[i], z[i] as i32, range, NanRule::Zero) as i64)
         .collect();
     store_ints(x.dims().to_vec(), v, out)
 }
@@ -134,7 +136,7 @@ pub fn dequantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<
     let v = xv
         .iter()
         .zip(&idx)
-        .map(|(&x, &i)| (x - z[i]) as f32 * s[i])
+        .map(|(&x, &i)| dequantize(x, s[i], z[i]))
         .collect();
     Tensor::from_f32(x.dims().to_vec(), v)
 }
