@@ -1,7 +1,8 @@
 //! Requantization set-up shared by the kernels: which weight scale belongs to which output
-//! channel, and the `f32` multiplier of a convolution-like output channel.
+//! channel, and the `f32` multipliers of convolution-like layers, Add, Mul and mean
+//! pooling (each computed in the order the kernels and their tests rely on).
 
-use super::params::{validate_multiplier, validate_scale};
+use super::params::{validate_multiplier, validate_scale, QParams};
 use crate::Result;
 use std::ops::Range;
 
@@ -49,6 +50,39 @@ pub fn conv_multiplier(s_x: f32, s_w: f32, s_y: f32) -> Result<f32> {
     validate_scale(s_w, "weight_scales")?;
     let m = (s_x * s_w) / s_y;
     validate_multiplier(m, "weight_scales")?;
+    Ok(m)
+}
+
+/// The constants of an int8 Add (ONNX Runtime's QLinearAdd) with every value `x + off` in
+/// the graph's integer domain: `ma = s_a / s_y`, `mb = s_b / s_y`,
+/// `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))`, in that order. Fails
+/// (naming `a` or `b`) if a ratio is not positive and finite.
+pub fn add_constants(a: QParams, b: QParams, y: QParams, off: i32) -> Result<(f32, f32, f32)> {
+    let (ma, mb) = (a.scale / y.scale, b.scale / y.scale);
+    validate_multiplier(ma, "a")?;
+    validate_multiplier(mb, "b")?;
+    let (za, zb, zy) = (
+        (a.zero_point + off) as f32,
+        (b.zero_point + off) as f32,
+        (y.zero_point + off) as f32,
+    );
+    let fixed = zy - ma.mul_add(za, mb * zb);
+    Ok((ma, mb, fixed))
+}
+
+/// The multiplier of an int8 Mul: `(s_a * s_b) / s_y`, in that order; fails (naming
+/// `output`) if it is not positive and finite.
+pub fn mul_multiplier(a: QParams, b: QParams, y: QParams) -> Result<f32> {
+    let m = (a.scale * b.scale) / y.scale;
+    validate_multiplier(m, "output")?;
+    Ok(m)
+}
+
+/// The multiplier of an int8 mean of `count` values: `s_x / (s_y * count)`, in that order;
+/// fails (naming `output`) if it is not positive and finite.
+pub fn mean_multiplier(x: QParams, y: QParams, count: usize) -> Result<f32> {
+    let m = x.scale / (y.scale * count as f32);
+    validate_multiplier(m, "output")?;
     Ok(m)
 }
 
