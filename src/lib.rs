@@ -39,6 +39,7 @@ pub mod kernels;
 pub mod npy;
 pub mod onnx;
 pub mod program;
+pub mod qscheme;
 pub mod quant;
 pub mod runtime;
 

@@ -1189,8 +1189,8 @@ impl<'g> Matcher<'g> {
                         .ok()
                         .and_then(|v| v.first().copied())
                         .unwrap_or(0.0);
-                    fill = ((v / x.q.scale).round_ties_even() + x.q.zero_point as f32).clamp(-128.0, 127.0)
-                        as i8;
+                    fill =
+                        x.q.quantize(v, crate::qscheme::QRange::I8, crate::qscheme::NanRule::Zero) as i8;
                 }
                 gather_map::pad(&x.dims, &pads, ints(2)?.as_deref())
             }
@@ -1275,7 +1275,8 @@ fn ceil_mode_as_end_padding(
 /// `range` narrowed to the float bounds `[lo, hi]` quantized with `q` (round half even,
 /// saturating).
 fn clamp_range(range: OutputRange, lo: f32, hi: f32, q: QuantParams) -> Result<OutputRange, Refusal> {
-    let quant = |v: f32| ((v / q.scale).round_ties_even() + q.zero_point as f32).clamp(-128.0, 127.0) as i8;
+    use crate::qscheme::{NanRule, QRange};
+    let quant = |v: f32| q.quantize(v, QRange::I8, NanRule::Zero) as i8;
     OutputRange::new(range.min.max(quant(lo)), range.max.min(quant(hi))).map_err(|e| Refusal {
         reason: Reason::Attribute,
         detail: e.to_string(),

@@ -19,6 +19,7 @@ use super::output::SharedOutput;
 use super::requant::{OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
+use crate::qscheme::ChannelScales;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -114,13 +115,13 @@ impl PackedConv {
                 w.in_c_per_group
             )));
         }
-        if w.scales.len() != 1 && w.scales.len() != w.out_c {
+        let Some(scales) = ChannelScales::new(w.scales, w.out_c) else {
             return Err(Error::ShapeMismatch(format!(
                 "{} weight scales for {} channels",
                 w.scales.len(),
                 w.out_c
             )));
-        }
+        };
         if w.bias.is_some_and(|b| b.len() != w.out_c) {
             return Err(Error::ShapeMismatch(format!(
                 "bias length differs from {} output channels",
@@ -137,11 +138,7 @@ impl PackedConv {
                     ks: taps,
                     kc: w.in_c_per_group,
                     weights: &w.weights[chans.start * per_oc..chans.end * per_oc],
-                    scales: if w.scales.len() == 1 {
-                        w.scales
-                    } else {
-                        &w.scales[chans.clone()]
-                    },
+                    scales: scales.sub(chans.clone()),
                     bias: w.bias.map(|b| &b[chans.clone()]),
                 };
                 PackedGemm::pack_with(isa, &gw, q, float_bias.map(|b| &b[chans.clone()]))

@@ -2,7 +2,7 @@
 //! an `i8 × i8` GEMM whose epilogue dequantizes to `f32` (dynamically quantized linear;
 //! the convolution counterpart is [`crate::kernels::conv::PackedDynamicConv`]).
 //!
-//! Row quantization: `rmin = min(0, min row)`, `rmax = max(0, max row)`,
+//! Row quantization ([`RowRule::Qd8`]): `rmin = min(0, min row)`, `rmax = max(0, max row)`,
 //! `scale = (rmax - rmin) / 255` (1 for an all-zero row), `zp = clamp(round_half_even(-128 -
 //! rmin / scale), -128, 127)`, `q = clamp(round_half_even(x / scale) + zp, -128, 127)`.
 //! GEMM output: `y[r][c] = ((Σ q·w - zp[r]·Σw[c]) as f32) * (scale[r] * s_w[c]) + bias[c]`,
@@ -12,6 +12,7 @@ use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
 use super::requant::{round_half_even_small, OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
+use crate::qscheme::{row_qparams, RowRule};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -45,13 +46,10 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, stride: usize) -> Result<Qua
         if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
             return Err(Error::invalid_argument("x", format!("row {r} contains {bad}")));
         }
-        let rmin = row.iter().fold(0f32, |a, &v| a.min(v));
-        let rmax = row.iter().fold(0f32, |a, &v| a.max(v));
-        let mut scale = (rmax - rmin) / 255.0;
-        if !(scale.is_normal()) {
-            scale = 1.0;
-        }
-        let zp = (-128.0 - rmin / scale).round_ties_even().clamp(-128.0, 127.0) as i32;
+        let QuantParams {
+            scale,
+            zero_point: zp,
+        } = row_qparams(row, RowRule::Qd8);
         for (q, &v) in rows.data[r * k..][..k].iter_mut().zip(row) {
             // |v / scale| <= 255 up to rounding (scale spans the row's range), so the
             // clamp only guards the exact-rounding range of the fast rounding.

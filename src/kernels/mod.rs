@@ -74,7 +74,8 @@
 //!   as ONNX Runtime's QLinearConcat builds its lookup table); inputs whose qparams equal the
 //!   output's are copied.
 //! - **Max pool** is a byte move (output qparams equal input qparams) with an optional clamp.
-//! - **Dynamic quantization** (per row of an `f32` matrix): `rmin = min(0, min row)`,
+//! - **Dynamic quantization** (per row of an `f32` matrix,
+//!   [`RowRule::Qd8`](crate::qscheme::RowRule::Qd8)): `rmin = min(0, min row)`,
 //!   `rmax = max(0, max row)`, `scale = (rmax - rmin) / 255` (1 when the row is all zero),
 //!   `zp = clamp(round_half_even(-128 - rmin / scale), -128, 127)`,
 //!   `q = clamp(round_half_even(x / scale) + zp, -128, 127)`; the dynamic GEMM returns

@@ -1,59 +1,11 @@
 //! Quantization parameters and the final `f32 → i8` requantization step shared by every
 //! kernel (formula in the [`crate::kernels`] module docs).
 
+pub(crate) use crate::qscheme::round_half_even_small;
+/// The per-tensor parameters and the scale checks live in [`crate::qscheme`]; the kernels
+/// keep their names.
+pub use crate::qscheme::{validate_multiplier, validate_scale, QParams as QuantParams};
 use crate::{Error, Result};
-
-/// Affine int8 quantization parameters of one tensor: `real = (q - zero_point) * scale`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QuantParams {
-    /// Positive, finite scale.
-    pub scale: f32,
-    /// Zero point in `[-128, 127]`.
-    pub zero_point: i32,
-}
-
-impl QuantParams {
-    /// Builds validated parameters; `name` names the tensor in error messages.
-    pub fn new(scale: f32, zero_point: i32, name: &'static str) -> Result<Self> {
-        let q = QuantParams { scale, zero_point };
-        q.validate(name)?;
-        Ok(q)
-    }
-
-    /// Checks the scale is positive and finite and the zero point fits in `i8`.
-    pub fn validate(&self, name: &'static str) -> Result<()> {
-        validate_scale(self.scale, name)?;
-        if !(-128..=127).contains(&self.zero_point) {
-            return Err(Error::invalid_argument(
-                name,
-                format!("zero point {} is outside [-128, 127]", self.zero_point),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Checks that a scale is positive, finite and normal enough for the `f32` ratios.
-pub fn validate_scale(scale: f32, name: &'static str) -> Result<()> {
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(Error::invalid_argument(
-            name,
-            format!("scale {scale} is not positive and finite"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that an `f32` multiplier computed from scales is usable (finite, positive).
-pub fn validate_multiplier(m: f32, name: &'static str) -> Result<()> {
-    if !(m.is_finite() && m > 0.0) {
-        return Err(Error::invalid_argument(
-            name,
-            format!("the scale ratio {m} is not positive and finite (scales too extreme)"),
-        ));
-    }
-    Ok(())
-}
 
 /// The output range `[min, max]` of a kernel, narrowed from `[-128, 127]` by a fused
 /// activation (ReLU, ReLU6, clip) in the output's quantized domain.
@@ -87,15 +39,6 @@ impl OutputRange {
             max: 127,
         }
     }
-}
-
-/// `round_ties_even(v)` for `|v| < 2^22`: adding and subtracting `1.5·2^23` rounds to an
-/// integer, ties to even, exactly (the sum's unit in the last place is 1). Avoids the library
-/// call `f32::round_ties_even` makes on baseline x86-64.
-#[inline(always)]
-pub(crate) fn round_half_even_small(v: f32) -> f32 {
-    const ROUNDING_MAGIC: f32 = 12_582_912.0;
-    (v + ROUNDING_MAGIC) - ROUNDING_MAGIC
 }
 
 /// The final step of every kernel: `f32 → i8` with the output zero point and range,

@@ -14,7 +14,9 @@
 //!   → DequantizeLinear → op`, ONNX's standard form. ONNX Runtime runs it per tensor (u8);
 //!   the pair, followed by a linear / conv op reading an int8 weight through a DQ, is the
 //!   marker for "activation quantized at run time", which the delegate implements per row
-//!   (XNNPACK `qd8`, [`dynamic_row_qparams`](crate::quant::dynamic_row_qparams)).
+//!   with the kernels' rule ([`RowRule::Qd8`](crate::qscheme::RowRule::Qd8), XNNPACK `qd8`
+//!   style, no nudge). [`dynamic_row_qparams`](crate::quant::dynamic_row_qparams) is torch's
+//!   per-token rule, kept for the observer API and the tests against torch.
 
 use super::annotate::{Annotation, WeightSpec};
 use super::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};

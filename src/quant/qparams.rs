@@ -1,212 +1,19 @@
-//! Affine quantization parameters and the quantize / dequantize helpers (DESIGN §3).
+//! Affine quantization parameters and the quantize / dequantize helpers (DESIGN §3). The
+//! per-tensor parameters and the static rule are [`crate::qscheme`]'s
+//! ([`RangedQParams`](crate::qscheme::RangedQParams), [`RangeRule`](crate::qscheme::RangeRule)),
+//! re-exported here under the quantizer's names [`QParams`] and [`QuantScheme`].
 //!
 //! A real value `x` maps to the integer `q = clamp(round_half_even(x / scale) + zero_point,
 //! qmin, qmax)` (ONNX `QuantizeLinear`) and back to `(q - zero_point) * scale`
 //! (`DequantizeLinear`). All arithmetic is `f32`, in the order PyTorch's observers use, so
 //! scales derived here equal PyTorch's bit for bit on the same range.
 
+pub(crate) use crate::qscheme::{check_element_count, finite_min_max, AxisLayout};
+use crate::qscheme::{check_i8_range, check_same_len, quantize_value, row_qparams, RowRule};
+/// The quantizer's names for the static rule and the per-tensor parameters (defined in
+/// [`crate::qscheme`]).
+pub use crate::qscheme::{RangeRule as QuantScheme, RangedQParams as QParams, XNNPACK_EPS};
 use crate::{Error, Result};
-
-/// `2^-12`, the smallest scale ExecuTorch's `XNNPACKQuantizer` lets an observer produce.
-pub const XNNPACK_EPS: f32 = 1.0 / 4096.0;
-
-/// How a tensor is quantized: its integer range, whether the scheme is symmetric, and the
-/// smallest scale allowed.
-///
-/// Affine schemes map the observed range `[min(min, 0), max(max, 0)]` onto `[qmin, qmax]`
-/// with a zero point; symmetric schemes map `[-max|x|, max|x|]` with zero point 0.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QuantScheme {
-    qmin: i32,
-    qmax: i32,
-    symmetric: bool,
-    eps: f32,
-}
-
-impl QuantScheme {
-    /// Static int8 activations as XNNPACK expects them: affine, `[-128, 127]`, eps `2^-12`.
-    pub const INT8_ACTIVATION: QuantScheme = QuantScheme {
-        qmin: -128,
-        qmax: 127,
-        symmetric: false,
-        eps: XNNPACK_EPS,
-    };
-
-    /// int8 weights as XNNPACK expects them: symmetric, `[-127, 127]`, zero point 0, eps `2^-12`.
-    pub const INT8_WEIGHT: QuantScheme = QuantScheme {
-        qmin: -127,
-        qmax: 127,
-        symmetric: true,
-        eps: XNNPACK_EPS,
-    };
-
-    /// A custom scheme. Requires `qmin < qmax`, `qmin <= 0 <= qmax` (zero must be exactly
-    /// representable), `qmin < 0` for symmetric schemes (their zero point is 0), and a finite
-    /// positive `eps`.
-    pub fn new(qmin: i32, qmax: i32, symmetric: bool, eps: f32) -> Result<Self> {
-        if qmin >= qmax || qmin > 0 || qmax < 0 {
-            return Err(Error::invalid_argument(
-                "qmin/qmax",
-                format!("need qmin < qmax and qmin <= 0 <= qmax, got [{qmin}, {qmax}]"),
-            ));
-        }
-        if symmetric && qmin == 0 {
-            return Err(Error::invalid_argument(
-                "symmetric",
-                "a symmetric scheme needs a signed range (qmin < 0)",
-            ));
-        }
-        if !(eps.is_finite() && eps > 0.0) {
-            return Err(Error::invalid_argument(
-                "eps",
-                format!("must be finite and > 0, got {eps}"),
-            ));
-        }
-        Ok(QuantScheme {
-            qmin,
-            qmax,
-            symmetric,
-            eps,
-        })
-    }
-
-    /// Smallest quantized value.
-    pub fn qmin(&self) -> i32 {
-        self.qmin
-    }
-
-    /// Largest quantized value.
-    pub fn qmax(&self) -> i32 {
-        self.qmax
-    }
-
-    /// Whether the zero point is fixed at 0 and the range is made symmetric.
-    pub fn is_symmetric(&self) -> bool {
-        self.symmetric
-    }
-
-    /// Smallest scale the scheme produces (larger scales are kept as computed).
-    pub fn eps(&self) -> f32 {
-        self.eps
-    }
-
-    /// Scale and zero point for an observed range `[min, max]` (DESIGN §3, PyTorch's
-    /// `_calculate_qparams`):
-    ///
-    /// - affine: `min_neg = min(min, 0)`, `max_pos = max(max, 0)`,
-    ///   `scale = max((max_pos - min_neg) / (qmax - qmin), eps)`,
-    ///   `zero_point = clamp(qmin - round_half_even(min_neg / scale), qmin, qmax)`;
-    /// - symmetric: `scale = max(max(-min_neg, max_pos) / ((qmax - qmin) / 2), eps)`,
-    ///   `zero_point = 0`.
-    ///
-    /// Fails if either bound is not finite or `min > max`.
-    pub fn qparams_from_range(&self, min: f32, max: f32) -> Result<QParams> {
-        if !(min.is_finite() && max.is_finite()) || min > max {
-            return Err(Error::invalid_argument(
-                "range",
-                format!("need finite min <= max, got [{min}, {max}]"),
-            ));
-        }
-        let min_neg = min.min(0.0);
-        let max_pos = max.max(0.0);
-        let span = i64::from(self.qmax) - i64::from(self.qmin);
-        let levels = span as f32;
-        let (scale, zero_point) = if self.symmetric {
-            let half_levels = (span as f64 / 2.0) as f32;
-            let scale = ((-min_neg).max(max_pos) / half_levels).max(self.eps);
-            (scale, 0)
-        } else {
-            let scale = ((max_pos - min_neg) / levels).max(self.eps);
-            let shift = (min_neg / scale).round_ties_even();
-            // |min_neg / scale| <= qmax - qmin because scale >= (max_pos - min_neg) / levels.
-            let zero_point = (self.qmin as f32 - shift).clamp(self.qmin as f32, self.qmax as f32);
-            (scale, zero_point as i32)
-        };
-        QParams::new(scale, zero_point, self.qmin, self.qmax)
-    }
-}
-
-/// Per-tensor affine quantization parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QParams {
-    scale: f32,
-    zero_point: i32,
-    qmin: i32,
-    qmax: i32,
-}
-
-impl QParams {
-    /// Checks `scale` is finite and positive and `qmin <= zero_point <= qmax`.
-    pub fn new(scale: f32, zero_point: i32, qmin: i32, qmax: i32) -> Result<Self> {
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(Error::invalid_argument(
-                "scale",
-                format!("must be finite and > 0, got {scale}"),
-            ));
-        }
-        if qmin > qmax || zero_point < qmin || zero_point > qmax {
-            return Err(Error::invalid_argument(
-                "zero_point",
-                format!("need qmin <= zero_point <= qmax, got {zero_point} in [{qmin}, {qmax}]"),
-            ));
-        }
-        Ok(QParams {
-            scale,
-            zero_point,
-            qmin,
-            qmax,
-        })
-    }
-
-    /// The step between two adjacent quantized values, in real units.
-    pub fn scale(&self) -> f32 {
-        self.scale
-    }
-
-    /// The quantized value that represents real 0.
-    pub fn zero_point(&self) -> i32 {
-        self.zero_point
-    }
-
-    /// Smallest quantized value.
-    pub fn qmin(&self) -> i32 {
-        self.qmin
-    }
-
-    /// Largest quantized value.
-    pub fn qmax(&self) -> i32 {
-        self.qmax
-    }
-
-    /// `clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`; NaN maps to the zero point.
-    pub fn quantize(&self, x: f32) -> i32 {
-        quantize_value(x, self.scale, self.zero_point, self.qmin, self.qmax)
-    }
-
-    /// `(q - zero_point) * scale`.
-    pub fn dequantize(&self, q: i32) -> f32 {
-        (i64::from(q) - i64::from(self.zero_point)) as f32 * self.scale
-    }
-
-    /// Quantizes `input` into `output` (same length); the range must fit in `i8`.
-    pub fn quantize_i8(&self, input: &[f32], output: &mut [i8]) -> Result<()> {
-        check_i8_range(self.qmin, self.qmax)?;
-        check_same_len(input.len(), output.len())?;
-        for (q, &x) in output.iter_mut().zip(input) {
-            *q = self.quantize(x) as i8;
-        }
-        Ok(())
-    }
-
-    /// Dequantizes `input` into `output` (same length).
-    pub fn dequantize_i8(&self, input: &[i8], output: &mut [f32]) -> Result<()> {
-        check_same_len(input.len(), output.len())?;
-        for (x, &q) in output.iter_mut().zip(input) {
-            *x = self.dequantize(i32::from(q));
-        }
-        Ok(())
-    }
-}
 
 /// Quantization parameters with one scale and zero point per index of `axis`
 /// (per output channel for weights).
@@ -277,12 +84,12 @@ impl PerAxisQParams {
 
     /// The per-tensor parameters of channel `c`, if it exists.
     pub fn channel(&self, c: usize) -> Option<QParams> {
-        Some(QParams {
-            scale: *self.scales.get(c)?,
-            zero_point: self.zero_points[c],
-            qmin: self.qmin,
-            qmax: self.qmax,
-        })
+        Some(QParams::new_unchecked(
+            *self.scales.get(c)?,
+            self.zero_points[c],
+            self.qmin,
+            self.qmax,
+        ))
     }
 
     /// Quantizes a tensor of `shape` (row-major) channel by channel into `output`.
@@ -361,84 +168,21 @@ impl QuantParams {
     }
 }
 
-/// A row-major tensor seen as `[outer, channels, inner]` around one axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AxisLayout {
-    /// Product of the dimensions before the axis.
-    pub(crate) outer: usize,
-    /// Size of the axis.
-    pub(crate) channels: usize,
-    /// Product of the dimensions after the axis.
-    pub(crate) inner: usize,
-}
-
-impl AxisLayout {
-    /// Splits `shape` around `axis`; fails if the axis is out of range or the shape's element
-    /// count (checked for overflow) differs from `len`.
-    pub(crate) fn new(shape: &[usize], axis: usize, len: usize) -> Result<Self> {
-        if axis >= shape.len() {
-            return Err(Error::invalid_argument(
-                "axis",
-                format!("axis {axis} is out of range for a tensor of rank {}", shape.len()),
-            ));
-        }
-        let product = |dims: &[usize]| {
-            dims.iter()
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| Error::invalid_argument("shape", format!("{shape:?} overflows usize")))
-        };
-        let layout = AxisLayout {
-            outer: product(&shape[..axis])?,
-            channels: shape[axis],
-            inner: product(&shape[axis + 1..])?,
-        };
-        check_element_count(shape, len)?;
-        Ok(layout)
-    }
-}
-
-/// Fails unless `shape` (checked for overflow) has exactly `len` elements.
-pub(crate) fn check_element_count(shape: &[usize], len: usize) -> Result<()> {
-    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    if count != Some(len) {
-        return Err(Error::ShapeMismatch(format!(
-            "shape {shape:?} does not describe {len} elements"
-        )));
-    }
-    Ok(())
-}
-
-/// Dynamic (run-time) int8 parameters for one row, as PyTorch's
-/// `choose_qparams_per_token_asymmetric` and XNNPACK's `qd8` quantization compute them:
+/// Dynamic (run-time) int8 parameters for one row by PyTorch's
+/// `choose_qparams_per_token_asymmetric` ([`RowRule::TorchPerToken`]):
 /// `rmin = min(0, min row)`, `rmax = max(0, max row)`,
 /// `scale = max((rmax - rmin) / 255, f32::EPSILON)`, and a "nudged" zero point: whichever of
 /// `-128 - rmin / scale` and `127 - rmax / scale` has the smaller rounding error, clamped
 /// to `[-128, 127]` and rounded half to even.
 ///
 /// Non-finite values are ignored; a row without finite values is treated as all zeros.
+///
+/// This is the reference to compare with torch. Programs do not run it: the kernels
+/// quantize rows with [`RowRule::Qd8`] (no nudge, scale 1 for a zero row), which can give
+/// a different zero point (by one) or scale at the edges.
 pub fn dynamic_row_qparams(row: &[f32]) -> QParams {
-    const QMIN: f32 = -128.0;
-    const QMAX: f32 = 127.0;
-    let (min, max) = finite_min_max(row).unwrap_or((0.0, 0.0));
-    let rmin = min.min(0.0);
-    let rmax = max.max(0.0);
-    let scale = ((rmax - rmin) / (QMAX - QMIN)).max(f32::EPSILON);
-    let descaled_min = rmin / scale;
-    let descaled_max = rmax / scale;
-    let error_from_min = QMIN + descaled_min;
-    let error_from_max = QMAX + descaled_max;
-    let zero_point = if error_from_min + error_from_max > 0.0 {
-        QMIN - descaled_min
-    } else {
-        QMAX - descaled_max
-    };
-    let zero_point = zero_point.clamp(QMIN, QMAX).round_ties_even() as i32;
-    QParams {
-        scale,
-        zero_point,
-        qmin: QMIN as i32,
-        qmax: QMAX as i32,
-    }
+    let p = row_qparams(row, RowRule::TorchPerToken);
+    QParams::new_unchecked(p.scale, p.zero_point, -128, 127)
 }
 
 /// [`dynamic_row_qparams`] for every row of a row-major `[rows, row_len]` matrix.
@@ -453,46 +197,6 @@ pub fn dynamic_per_row_qparams(data: &[f32], row_len: usize) -> Result<Vec<QPara
         ));
     }
     Ok(data.chunks_exact(row_len).map(dynamic_row_qparams).collect())
-}
-
-/// Minimum and maximum of the finite values of `data`, or `None` if it has none.
-pub(crate) fn finite_min_max(data: &[f32]) -> Option<(f32, f32)> {
-    let mut min = f32::INFINITY;
-    let mut max = f32::NEG_INFINITY;
-    for &x in data.iter().filter(|x| x.is_finite()) {
-        min = min.min(x);
-        max = max.max(x);
-    }
-    (min <= max).then_some((min, max))
-}
-
-fn quantize_value(x: f32, scale: f32, zero_point: i32, qmin: i32, qmax: i32) -> i32 {
-    let rounded = (x / scale).round_ties_even();
-    if rounded.is_nan() {
-        return zero_point;
-    }
-    // Clamp in f32 before converting so that huge values (and infinities) saturate.
-    let shifted = rounded + zero_point as f32;
-    shifted.clamp(qmin as f32, qmax as f32) as i32
-}
-
-fn check_i8_range(qmin: i32, qmax: i32) -> Result<()> {
-    if qmin < i32::from(i8::MIN) || qmax > i32::from(i8::MAX) {
-        return Err(Error::invalid_argument(
-            "qmin/qmax",
-            format!("range [{qmin}, {qmax}] does not fit in int8"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_same_len(input: usize, output: usize) -> Result<()> {
-    if input != output {
-        return Err(Error::ShapeMismatch(format!(
-            "input has {input} elements but output has {output}"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -969,18 +969,15 @@ unsafe fn quantize_into_portable(
 ) -> Result<()> {
     let x = t.as_f32()?;
     let dst = out.as_ptr();
-    let (scale, zp) = (v.q.scale, v.q.zero_point as f32);
-    // Clamping to ±256 first keeps the value in the exact range of the fast rounding and
-    // cannot change the saturated result (|zp| <= 128).
-    // `max`/`min` (not `clamp`) return the non-NaN operand, so a NaN input quantizes to the
-    // bottom of the range instead of propagating.
-    #[allow(clippy::manual_clamp)]
+    let params = v.q;
+    // A NaN input quantizes to the bottom of the range (the formula's float clamp returns
+    // the non-NaN operand) instead of propagating.
     let q = |x: f32| {
-        let v = crate::kernels::requant::round_half_even_small((x / scale).max(-256.0).min(256.0)) + zp;
-        // SAFETY: `v` is finite (NaN was replaced above; |x / scale| <= 256, |zp| <= 128) and
-        // clamped into [-128, 127], so the conversion is exact and in range; the unchecked
+        let v = params.quantize(x, crate::qscheme::QRange::I8, crate::qscheme::NanRule::RangeMin);
+        // SAFETY: `quantize` returns a finite integer in [-128, 127] as an f32 (NaN becomes
+        // -128 under `RangeMin`), so the conversion is exact and in range; the unchecked
         // conversion lets the loop vectorize (about 3× faster than the saturating `as`).
-        unsafe { v.max(-128.0).min(127.0).to_int_unchecked::<i32>() as i8 }
+        unsafe { v.to_int_unchecked::<i32>() as i8 }
     };
     if v.is_nhwc() {
         // Quantize a block of contiguous pixels of one channel at a time (vectorizable), then
@@ -1061,10 +1058,10 @@ fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
     if int8 {
         return Tensor::from_i8(v.dims.clone(), logical);
     }
-    let (scale, zp) = (v.q.scale, v.q.zero_point);
+    let params = v.q;
     Tensor::from_f32(
         v.dims.clone(),
-        logical.iter().map(|&q| (q as i32 - zp) as f32 * scale).collect(),
+        logical.iter().map(|&q| params.dequantize(i32::from(q))).collect(),
     )
 }
 

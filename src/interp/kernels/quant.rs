@@ -7,6 +7,7 @@ use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
 use crate::ir::shapes::norm_axis;
 use crate::ir::{DType, Tensor, TensorData};
+use crate::qscheme::{dequantize, quantize, row_qparams, NanRule, QParams, QRange, RowRule};
 use crate::{Error, Result};
 
 /// Integer values of any integer tensor (including packed int4/int2/int16).
@@ -107,11 +108,13 @@ pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&T
             "zero point and scale differ in shape".into(),
         ));
     }
+    // The zero points have the output's type, so they lie in its range and fit in i32.
+    let range = QRange::new(lo as i32, hi as i32)?;
     let xv = x.to_f32_vec()?;
     let v: Vec<i64> = xv
         .iter()
         .zip(&idx)
-        .map(|(&xv, &i)| ((xv / s[i]).round_ties_even() + z[i] as f32).clamp(lo, hi) as i64)
+        .map(|(&xv, &i)| quantize(xv, s[i], z[i] as i32, range, NanRule::Zero) as i64)
         .collect();
     store_ints(x.dims().to_vec(), v, out)
 }
@@ -133,21 +136,20 @@ pub fn dequantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<
     let v = xv
         .iter()
         .zip(&idx)
-        .map(|(&x, &i)| (x - z[i]) as f32 * s[i])
+        .map(|(&x, &i)| dequantize(x, s[i], z[i]))
         .collect();
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
-/// DynamicQuantizeLinear: u8 with a scale and zero point computed from the data range.
+/// DynamicQuantizeLinear: u8 with a scale and zero point computed from the data range
+/// ([`RowRule::OnnxU8`] over the whole tensor).
 pub fn dynamic_quantize_linear(x: &Tensor) -> Result<Vec<Tensor>> {
     let xv = x.as_f32()?;
-    let min = xv.iter().copied().fold(0f32, f32::min);
-    let max = xv.iter().copied().fold(0f32, f32::max);
-    let scale = (max - min) / 255.0;
+    let QParams { scale, zero_point } = row_qparams(xv, RowRule::OnnxU8);
     let (zp, q): (f32, Vec<u8>) = if scale == 0.0 {
         (0.0, vec![0; xv.len()])
     } else {
-        let zp = (0.0 - min / scale).round_ties_even().clamp(0.0, 255.0);
+        let zp = zero_point as f32;
         (
             zp,
             xv.iter()

@@ -21,9 +21,10 @@ use super::buffer::AlignedBytes;
 use super::gemm::{check_matrix, GemmQuant};
 use super::indirection::{ConvGeometry, Indirection, PADDING};
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, validate_scale, Requantizer};
+use super::requant::Requantizer;
 use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
 use crate::cpu::Isa;
+use crate::qscheme::{conv_multiplier, ChannelScales};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::ops::Range;
@@ -159,12 +160,12 @@ impl PackedDwConv {
                 w.weights.len()
             )));
         }
-        if w.scales.len() != 1 && w.scales.len() != c {
+        let Some(scales) = ChannelScales::new(w.scales, c) else {
             return Err(Error::ShapeMismatch(format!(
                 "{} weight scales for {c} channels",
                 w.scales.len()
             )));
-        }
+        };
         if let Some(b) = w.bias {
             if b.len() != c {
                 return Err(Error::ShapeMismatch(format!(
@@ -197,10 +198,7 @@ impl PackedDwConv {
             }
             for (lane, &sum) in sums[..lanes].iter().enumerate() {
                 let ch = ch0 + lane;
-                let s_w = w.scales[if w.scales.len() == 1 { 0 } else { ch }];
-                validate_scale(s_w, "weight_scales")?;
-                let m = (q.input.scale * s_w) / q.output.scale;
-                validate_multiplier(m, "weight_scales")?;
+                let m = conv_multiplier(q.input.scale, scales.get(ch), q.output.scale)?;
                 let bias = w
                     .bias
                     .map_or(0, |b| b[ch])

@@ -14,9 +14,10 @@ mod avx512;
 mod scalar;
 
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::requant::{OutputRange, QuantParams, Requantizer};
 use super::table::ElementwiseKernels;
 use crate::cpu::Isa;
+use crate::qscheme::{add_constants, mul_multiplier};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -139,15 +140,7 @@ impl RowOp {
     /// (the broadcast one, if any), all values `x + off` in the graph's integer domain:
     /// `ma = s_a / s_y`, `mb = s_b / s_y`, `fixed = zp_y - fma(ma, zp_a, mb·zp_b)`.
     fn add(a: QuantParams, b: QuantParams, y: QuantParams, off: i32) -> Result<RowOp> {
-        let (ma, mb) = (a.scale / y.scale, b.scale / y.scale);
-        validate_multiplier(ma, "a")?;
-        validate_multiplier(mb, "b")?;
-        let (za, zb, zy) = (
-            (a.zero_point + off) as f32,
-            (b.zero_point + off) as f32,
-            (y.zero_point + off) as f32,
-        );
-        let fixed = zy - ma.mul_add(za, mb * zb);
+        let (ma, mb, fixed) = add_constants(a, b, y, off)?;
         Ok(RowOp::Add { off, ma, mb, fixed })
     }
 }
@@ -231,8 +224,7 @@ impl QuantizedBinary {
                 RowOp::add(q.b, q.a, q.output, off)?,
             ),
             BinaryOp::Mul => {
-                let m = (q.a.scale * q.b.scale) / q.output.scale;
-                validate_multiplier(m, "output")?;
+                let m = mul_multiplier(q.a, q.b, q.output)?;
                 let zp_y = (q.output.zero_point + off) as f32;
                 let (zp_a, zp_b) = (q.a.zero_point, q.b.zero_point);
                 (

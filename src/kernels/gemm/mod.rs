@@ -63,9 +63,10 @@ pub(crate) mod variants;
 
 use super::buffer::{AlignedBytes, PackedBytes, PACKED_ALIGN};
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, validate_scale, OutputRange, QuantParams, Requantizer};
+use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
 use super::table::{gemm_kernel, GemmKernelInfo};
 use crate::cpu::Isa;
+use crate::qscheme::{conv_multiplier, ChannelScales};
 use crate::{Error, Result};
 use pack::PanelGeometry;
 use std::cell::RefCell;
@@ -184,21 +185,17 @@ impl PackedGemm {
                 w.kc
             )));
         }
-        if w.scales.len() != 1 && w.scales.len() != w.n {
+        let Some(scales) = ChannelScales::new(w.scales, w.n) else {
             return Err(Error::ShapeMismatch(format!(
                 "{} weight scales for {} output channels (need 1 or {})",
                 w.scales.len(),
                 w.n,
                 w.n
             )));
-        }
+        };
         let mut multipliers = Vec::with_capacity(w.n);
         for c in 0..w.n {
-            let s_w = w.scales[if w.scales.len() == 1 { 0 } else { c }];
-            validate_scale(s_w, "weight_scales")?;
-            let m = (q.input.scale * s_w) / q.output.scale;
-            validate_multiplier(m, "weight_scales")?;
-            multipliers.push(m);
+            multipliers.push(conv_multiplier(q.input.scale, scales.get(c), q.output.scale)?);
         }
         let zero_bias;
         let bias = match w.bias {

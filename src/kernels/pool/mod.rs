@@ -11,9 +11,10 @@ mod scalar;
 use super::gemm::check_matrix;
 use super::indirection::{Indirection, PADDING};
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::requant::{OutputRange, QuantParams, Requantizer};
 use super::table::{self, PoolKernels};
 use crate::cpu::Isa;
+use crate::qscheme::mean_multiplier;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -96,8 +97,7 @@ impl GlobalAvgPool {
                 format!("{pixels} is outside 1..={MAX_POOL_PIXELS}"),
             ));
         }
-        let m = input.scale / (output.scale * pixels as f32);
-        validate_multiplier(m, "output")?;
+        let m = mean_multiplier(input, output, pixels)?;
         Ok(GlobalAvgPool {
             isa,
             pixels,

@@ -22,7 +22,7 @@
 //! | static activation              | [`ObserverConfig::HISTOGRAM`] (2048 bins)   | [`QuantScheme::INT8_ACTIVATION`] |
 //! | weight, `is_per_channel=True`  | [`ObserverConfig::PerChannelMinMax`] axis 0 | [`QuantScheme::INT8_WEIGHT`]     |
 //! | weight, `is_per_channel=False` | [`ObserverConfig::MinMax`]                  | [`QuantScheme::INT8_WEIGHT`]     |
-//! | dynamic activation             | none: [`dynamic_row_qparams`](crate::quant::dynamic_row_qparams) at run time | |
+//! | dynamic activation             | none: per row at run time, [`RowRule::Qd8`](crate::qscheme::RowRule::Qd8) | |
 //!
 //! The axis is 1 for transposed-convolution weights (`IOHW`). Bias stays float.
 

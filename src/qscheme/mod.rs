@@ -1,0 +1,37 @@
+//! How a tensor is quantized: the one home of the quantization vocabulary (parameter types,
+//! integer types and ranges) and of the element formulas every other module uses.
+//!
+//! `qscheme` is a leaf: it depends on nothing in the crate but the error type, so the
+//! quantizer, the interpreter, the partitioner, the kernels and the runtime can all use it.
+//!
+//! - [`QParams`]: one scale and zero point, the per-tensor parameters of every executing
+//!   module (the kernels name it `QuantParams`).
+//! - [`RangedQParams`]: a scale and zero point with the range they quantize to (the
+//!   quantizer's `QParams`).
+//! - [`IntType`] and [`QRange`]: the integer storage of quantized values and the range the
+//!   quantize formula clamps to.
+//! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
+//!   `QuantScheme`), affine or symmetric ([`Mapping`]).
+//! - [`row_qparams`] with a [`RowRule`]: the per-row parameters of dynamic quantization;
+//!   the kernels run [`RowRule::Qd8`].
+//! - [`quantize`] (what NaN becomes is a named [`NanRule`]) and [`dequantize`]: the element
+//!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
+//!   requantization use.
+//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`] and
+//!   [`mean_multiplier`]: the kernels' requantization set-up.
+//! - [`bf16`]: bfloat16 conversions (for bf16 scales).
+
+pub mod bf16;
+mod choose;
+mod formula;
+mod params;
+mod requant;
+mod types;
+
+pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
+pub(crate) use formula::quantize_value;
+pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
+pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
+pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
+pub use requant::{add_constants, conv_multiplier, mean_multiplier, mul_multiplier, ChannelScales};
+pub use types::{IntType, QRange};

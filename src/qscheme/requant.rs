@@ -1,0 +1,106 @@
+//! Requantization set-up shared by the kernels: which weight scale belongs to which output
+//! channel, and the `f32` multipliers of convolution-like layers, Add, Mul and mean
+//! pooling (each computed in the order the kernels and their tests rely on).
+
+use super::params::{validate_multiplier, validate_scale, QParams};
+use crate::Result;
+use std::ops::Range;
+
+/// The weight scales of a convolution-like operator: one per output channel, or one shared
+/// by every channel (per-tensor weights). The only reader of the "1 or n scales" rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChannelScales<'a> {
+    scales: &'a [f32],
+}
+
+impl<'a> ChannelScales<'a> {
+    /// `scales` for `channels` output channels, or `None` unless it holds 1 or `channels`
+    /// values (each caller words the error for its operator).
+    pub fn new(scales: &'a [f32], channels: usize) -> Option<Self> {
+        (scales.len() == 1 || scales.len() == channels).then_some(ChannelScales { scales })
+    }
+
+    /// Whether one scale is shared by every channel.
+    pub fn is_per_tensor(&self) -> bool {
+        self.scales.len() == 1
+    }
+
+    /// The scale of output channel `c`.
+    #[inline]
+    pub fn get(&self, c: usize) -> f32 {
+        self.scales[if self.is_per_tensor() { 0 } else { c }]
+    }
+
+    /// The scales of channels `channels` (a convolution group), in the same form: the shared
+    /// scale stays shared.
+    pub fn sub(&self, channels: Range<usize>) -> &'a [f32] {
+        if self.is_per_tensor() {
+            self.scales
+        } else {
+            &self.scales[channels]
+        }
+    }
+}
+
+/// The requantization multiplier of one output channel of a convolution, fully connected
+/// or depthwise layer: `(s_x * s_w) / s_y` in `f32`, in that order. Fails (naming
+/// `weight_scales`) if the weight scale is not positive and finite or the ratio is not.
+#[inline]
+pub fn conv_multiplier(s_x: f32, s_w: f32, s_y: f32) -> Result<f32> {
+    validate_scale(s_w, "weight_scales")?;
+    let m = (s_x * s_w) / s_y;
+    validate_multiplier(m, "weight_scales")?;
+    Ok(m)
+}
+
+/// The constants of an int8 Add (ONNX Runtime's QLinearAdd) with every value `x + off` in
+/// the graph's integer domain: `ma = s_a / s_y`, `mb = s_b / s_y`,
+/// `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))`, in that order. Fails
+/// (naming `a` or `b`) if a ratio is not positive and finite.
+pub fn add_constants(a: QParams, b: QParams, y: QParams, off: i32) -> Result<(f32, f32, f32)> {
+    let (ma, mb) = (a.scale / y.scale, b.scale / y.scale);
+    validate_multiplier(ma, "a")?;
+    validate_multiplier(mb, "b")?;
+    let (za, zb, zy) = (
+        (a.zero_point + off) as f32,
+        (b.zero_point + off) as f32,
+        (y.zero_point + off) as f32,
+    );
+    let fixed = zy - ma.mul_add(za, mb * zb);
+    Ok((ma, mb, fixed))
+}
+
+/// The multiplier of an int8 Mul: `(s_a * s_b) / s_y`, in that order; fails (naming
+/// `output`) if it is not positive and finite.
+pub fn mul_multiplier(a: QParams, b: QParams, y: QParams) -> Result<f32> {
+    let m = (a.scale * b.scale) / y.scale;
+    validate_multiplier(m, "output")?;
+    Ok(m)
+}
+
+/// The multiplier of an int8 mean of `count` values: `s_x / (s_y * count)`, in that order;
+/// fails (naming `output`) if it is not positive and finite.
+pub fn mean_multiplier(x: QParams, y: QParams, count: usize) -> Result<f32> {
+    let m = x.scale / (y.scale * count as f32);
+    validate_multiplier(m, "output")?;
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_and_per_channel_scales() {
+        let shared = ChannelScales::new(&[0.5], 3).unwrap();
+        assert_eq!((shared.get(0), shared.get(2)), (0.5, 0.5));
+        assert_eq!(shared.sub(1..3), &[0.5]);
+        let per = ChannelScales::new(&[0.5, 0.25, 0.125], 3).unwrap();
+        assert_eq!(per.get(2), 0.125);
+        assert_eq!(per.sub(1..3), &[0.25, 0.125]);
+        assert!(ChannelScales::new(&[0.5, 0.25], 3).is_none());
+        assert_eq!(conv_multiplier(0.5, 0.25, 0.125).unwrap(), 1.0);
+        assert!(conv_multiplier(0.5, 0.0, 0.125).is_err());
+        assert!(conv_multiplier(f32::MAX, 2.0, 1.0).is_err());
+    }
+}
