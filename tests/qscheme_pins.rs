@@ -96,7 +96,7 @@ fn interpreter_quantize_linear_maps_nan_to_zero() {
     assert_eq!(y.as_i8().unwrap(), &[0, 127, -128, 127, -128, 5, 7, 3]);
     let y = q(&Tensor::new(vec![], TensorData::U8(vec![3])).unwrap());
     assert_eq!(y.as_u8().unwrap(), &[0, 255, 0, 255, 0, 5, 7, 3]);
-    // int32: the upper bound is 2^31 in f32, and 2^31 wraps to i32::MIN when stored.
+    // int32: the upper bound is 2^31 in f32; the stored value saturates to i32::MAX.
     let x = Tensor::from_f32(vec![4], vec![3e9, -3e9, f32::NAN, 123_456_789.0]).unwrap();
     let zp = Tensor::new(vec![], TensorData::I32(vec![0])).unwrap();
     let y = eval(
@@ -106,7 +106,7 @@ fn interpreter_quantize_linear_maps_nan_to_zero() {
     .remove(0);
     assert_eq!(
         y.to_i64_vec().unwrap(),
-        vec![i64::from(i32::MIN), i64::from(i32::MIN), 0, 123_456_792]
+        vec![i64::from(i32::MAX), i64::from(i32::MIN), 0, 123_456_792]
     );
     // Dequantize: the integer subtraction, then one f32 product.
     let q8 = Tensor::new(vec![3], TensorData::I8(vec![-128, 3, 127])).unwrap();

@@ -114,7 +114,12 @@ pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&T
     let v: Vec<i64> = xv
         .iter()
         .zip(&idx)
-        .map(|(&xv, &i)| quantize(xv, s[i], z[i] as i32, range, NanRule::Zero) as i64)
+        // The f32 bound of a 32-bit range rounds up to 2^31, one past `i32::MAX`: saturate
+        // again in i64 so the stored value cannot wrap.
+        .map(|(&xv, &i)| {
+            (quantize(xv, s[i], z[i] as i32, range, NanRule::Zero) as i64)
+                .clamp(range.qmin().into(), range.qmax().into())
+        })
         .collect();
     store_ints(x.dims().to_vec(), v, out)
 }
