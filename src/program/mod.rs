@@ -31,6 +31,7 @@
 //!   it runs.
 
 pub mod broadcast;
+pub mod codec;
 mod kernel;
 mod step;
 mod value;
