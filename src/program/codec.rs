@@ -8,7 +8,8 @@
 
 use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
-use crate::program::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
+use crate::program::steps::fixed;
+use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use crate::{Error, Result};
 
 /// Version of the `program` section's encoding, checked on load: bumped when an existing
@@ -204,219 +205,6 @@ impl<'a> Dec<'a> {
     }
 }
 
-fn encode_kernel(e: &mut Enc, k: &KernelSpec) {
-    match k {
-        KernelSpec::Conv {
-            input,
-            output,
-            window,
-            groups,
-            depthwise,
-            weights,
-            scales,
-            bias,
-            range,
-        } => {
-            e.u8(0);
-            e.usizes(&[*input, *output, *groups, *depthwise as usize]);
-            e.window(window);
-            e.i8s(weights);
-            e.f32s(scales);
-            e.i32s(bias);
-            e.range(range);
-        }
-        KernelSpec::FullyConnected {
-            input,
-            output,
-            n,
-            k,
-            weights,
-            scales,
-            bias,
-            range,
-        } => {
-            e.u8(1);
-            e.usizes(&[*input, *output, *n, *k]);
-            e.i8s(weights);
-            e.f32s(scales);
-            e.i32s(bias);
-            e.range(range);
-        }
-        KernelSpec::Binary {
-            kind,
-            a,
-            b,
-            output,
-            range,
-        } => {
-            e.u8(2);
-            e.usizes(&[*kind as usize, *a, *b, *output]);
-            e.range(range);
-        }
-        KernelSpec::GlobalAvgPool { input, output, range } => {
-            e.u8(3);
-            e.usizes(&[*input, *output]);
-            e.range(range);
-        }
-        KernelSpec::MaxPool {
-            input,
-            output,
-            window,
-        } => {
-            e.u8(4);
-            e.usizes(&[*input, *output]);
-            e.window(window);
-        }
-        KernelSpec::Concat { inputs, output, axis } => {
-            e.u8(5);
-            e.usizes(inputs);
-            e.usizes(&[*output, *axis]);
-        }
-        KernelSpec::Reshape { input, output } => {
-            e.u8(6);
-            e.usizes(&[*input, *output]);
-        }
-        KernelSpec::Gather {
-            input,
-            output,
-            map,
-            fill,
-        } => {
-            e.u8(8);
-            e.usizes(&[*input, *output]);
-            e.u8(*fill as u8);
-            e.u64(map.len());
-            map.iter().for_each(|&m| e.0.extend(m.to_le_bytes()));
-        }
-        KernelSpec::Im2col {
-            input,
-            output,
-            window,
-            k_padded,
-        } => {
-            e.u8(7);
-            e.usizes(&[*input, *output, *k_padded]);
-            e.window(window);
-        }
-    }
-}
-
-fn fixed<const N: usize>(d: &mut Dec) -> Result<[usize; N]> {
-    d.usizes()?
-        .try_into()
-        .map_err(|_| corrupt("wrong number of kernel fields"))
-}
-
-/// Decodes a kernel; with `view`, a convolution's or fully connected layer's int8 weights
-/// are left empty and returned in place instead (length checked).
-fn decode_kernel<'a>(d: &mut Dec<'a>, view: bool) -> Result<(KernelSpec, Option<&'a [u8]>)> {
-    Ok(match d.u8()? {
-        0 => {
-            let [input, output, groups, dw] = fixed(d)?;
-            let window = d.window()?;
-            let (weights, viewed) = d.i8s_or_view(view)?;
-            let kernel = KernelSpec::Conv {
-                input,
-                output,
-                groups,
-                depthwise: dw != 0,
-                window,
-                weights,
-                scales: d.f32s()?,
-                bias: d.i32s()?,
-                range: d.range()?,
-            };
-            (kernel, viewed)
-        }
-        1 => {
-            let [input, output, n, k] = fixed(d)?;
-            let (weights, viewed) = d.i8s_or_view(view)?;
-            let kernel = KernelSpec::FullyConnected {
-                input,
-                output,
-                n,
-                k,
-                weights,
-                scales: d.f32s()?,
-                bias: d.i32s()?,
-                range: d.range()?,
-            };
-            (kernel, viewed)
-        }
-        tag => (decode_weightless_kernel(d, tag)?, None),
-    })
-}
-
-/// Decodes a kernel without weights (the tags after 1).
-fn decode_weightless_kernel(d: &mut Dec, tag: u8) -> Result<KernelSpec> {
-    Ok(match tag {
-        2 => {
-            let [kind, a, b, output] = fixed(d)?;
-            let kind = match kind {
-                0 => BinaryKind::Add,
-                1 => BinaryKind::Mul,
-                _ => return Err(corrupt("binary kind")),
-            };
-            KernelSpec::Binary {
-                kind,
-                a,
-                b,
-                output,
-                range: d.range()?,
-            }
-        }
-        3 => {
-            let [input, output] = fixed(d)?;
-            KernelSpec::GlobalAvgPool {
-                input,
-                output,
-                range: d.range()?,
-            }
-        }
-        4 => {
-            let [input, output] = fixed(d)?;
-            KernelSpec::MaxPool {
-                input,
-                output,
-                window: d.window()?,
-            }
-        }
-        5 => {
-            let inputs = d.usizes()?;
-            let [output, axis] = fixed(d)?;
-            KernelSpec::Concat { inputs, output, axis }
-        }
-        6 => {
-            let [input, output] = fixed(d)?;
-            KernelSpec::Reshape { input, output }
-        }
-        8 => {
-            let [input, output] = fixed(d)?;
-            let fill = d.u8()? as i8;
-            let n = d.count(4)?;
-            let map = (0..n)
-                .map(|_| Ok(u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"))))
-                .collect::<Result<Vec<_>>>()?;
-            KernelSpec::Gather {
-                input,
-                output,
-                map,
-                fill,
-            }
-        }
-        7 => {
-            let [input, output, k_padded] = fixed(d)?;
-            KernelSpec::Im2col {
-                input,
-                output,
-                k_padded,
-                window: d.window()?,
-            }
-        }
-        _ => return Err(corrupt("kernel tag")),
-    })
-}
-
 /// Encodes the `program` section payload of `spec`.
 pub(crate) fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
     let mut e = Enc::default();
@@ -444,7 +232,7 @@ pub(crate) fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 e.u8(0);
                 e.u64(*partition);
                 e.str(node);
-                encode_kernel(&mut e, kernel);
+                kernel.encode(&mut e);
             }
             StepSpec::Quantize { tensor, value } => {
                 e.u8(1);
@@ -529,7 +317,7 @@ pub(crate) fn decode_program<'a>(
         steps.push(match d.u8()? {
             0 => {
                 let (partition, node) = (d.u64()?, d.str()?);
-                let (kernel, weights) = decode_kernel(&mut d, views.is_some())?;
+                let (kernel, weights) = KernelSpec::decode(&mut d, views.is_some())?;
                 viewed = weights;
                 StepSpec::Kernel {
                     partition,

@@ -32,10 +32,19 @@
 
 pub mod broadcast;
 pub mod codec;
-mod kernel;
 mod step;
+pub mod steps;
 mod value;
 
-pub use kernel::{BinaryKind, KernelSpec, Window, GATHER_FILL};
 pub use step::{ProgramSpec, StepSpec};
+pub use steps::binary::{BinaryKind, BinarySpec};
+pub use steps::concat::ConcatSpec;
+pub use steps::conv::ConvSpec;
+pub use steps::fully_connected::FullyConnectedSpec;
+pub use steps::gather::{GatherSpec, GATHER_FILL};
+pub use steps::global_avg_pool::GlobalAvgPoolSpec;
+pub use steps::im2col::Im2colSpec;
+pub use steps::max_pool::MaxPoolSpec;
+pub use steps::reshape::ReshapeSpec;
+pub use steps::{KernelSpec, Window};
 pub use value::ValueSpec;

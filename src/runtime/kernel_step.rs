@@ -12,7 +12,10 @@ use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
 use crate::kernels::pool::{GlobalAvgPool, MaxPool};
 use crate::kernels::{conv::ConvWeights, OutputRange};
-use crate::program::{BinaryKind, KernelSpec, ValueSpec, Window, GATHER_FILL};
+use crate::program::{
+    BinaryKind, BinarySpec, ConcatSpec, ConvSpec, FullyConnectedSpec, GatherSpec, GlobalAvgPoolSpec,
+    Im2colSpec, KernelSpec, MaxPoolSpec, ReshapeSpec, ValueSpec, Window, GATHER_FILL,
+};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -123,7 +126,8 @@ impl KernelStep {
     ) -> Result<KernelStep> {
         let takes_prepacked = matches!(
             spec,
-            KernelSpec::Conv { depthwise: false, .. } | KernelSpec::FullyConnected { .. }
+            KernelSpec::Conv(ConvSpec { depthwise: false, .. })
+                | KernelSpec::FullyConnected(FullyConnectedSpec { .. })
         );
         if prepacked.is_some() && !takes_prepacked {
             return Err(Error::CorruptFile(format!(
@@ -141,7 +145,7 @@ impl KernelStep {
         }
         let out = value(spec.output())?;
         Ok(match spec {
-            KernelSpec::Conv {
+            KernelSpec::Conv(ConvSpec {
                 input,
                 window,
                 groups,
@@ -151,7 +155,7 @@ impl KernelStep {
                 bias,
                 range,
                 ..
-            } => {
+            }) => {
                 let weights = unpacked.unwrap_or(weights);
                 let x = value(*input)?;
                 if !x.is_nhwc() || !out.is_nhwc() {
@@ -211,7 +215,7 @@ impl KernelStep {
                     KernelStep::Conv(packed, ind)
                 }
             }
-            KernelSpec::FullyConnected {
+            KernelSpec::FullyConnected(FullyConnectedSpec {
                 input,
                 n,
                 k,
@@ -220,7 +224,7 @@ impl KernelStep {
                 bias,
                 range,
                 ..
-            } => {
+            }) => {
                 let weights = unpacked.unwrap_or(weights);
                 let x = value(*input)?;
                 if *k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(k) {
@@ -268,9 +272,9 @@ impl KernelStep {
                     n: *n,
                 }
             }
-            KernelSpec::Binary {
+            KernelSpec::Binary(BinarySpec {
                 kind, a, b, range, ..
-            } => {
+            }) => {
                 let (a, b) = (value(*a)?, value(*b)?);
                 if out.numel() == 0 {
                     return Err(Error::InvalidModel(format!(
@@ -302,7 +306,7 @@ impl KernelStep {
                 };
                 KernelStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
             }
-            KernelSpec::GlobalAvgPool { input, range, .. } => {
+            KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec { input, range, .. }) => {
                 let x = value(*input)?;
                 if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
                     return Err(Error::InvalidModel("global average pool shapes".into()));
@@ -314,7 +318,7 @@ impl KernelStep {
                     channels: x.dims[1],
                 }
             }
-            KernelSpec::MaxPool { input, window, .. } => {
+            KernelSpec::MaxPool(MaxPoolSpec { input, window, .. }) => {
                 let x = value(*input)?;
                 if !x.is_nhwc() {
                     return Err(Error::InvalidModel("max pool input must be 4-D".into()));
@@ -324,7 +328,7 @@ impl KernelStep {
                 expect_dims(out, &[g.batch, g.in_c, g.out_h(), g.out_w()], "max pool")?;
                 KernelStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
             }
-            KernelSpec::Concat { inputs, axis, .. } => {
+            KernelSpec::Concat(ConcatSpec { inputs, axis, .. }) => {
                 let ins = inputs.iter().map(|&i| value(i)).collect::<Result<Vec<_>>>()?;
                 let rank = out.dims.len();
                 if *axis >= rank || ins.iter().any(|v| v.dims.len() != rank) {
@@ -355,7 +359,7 @@ impl KernelStep {
                     qs: ins.iter().map(|v| v.q).collect(),
                 }
             }
-            KernelSpec::Gather { input, map, fill, .. } => {
+            KernelSpec::Gather(GatherSpec { input, map, fill, .. }) => {
                 let x = value(*input)?;
                 if map.len() != out.numel() {
                     return Err(Error::InvalidModel(
@@ -377,12 +381,12 @@ impl KernelStep {
                     fill: *fill,
                 }
             }
-            KernelSpec::Im2col {
+            KernelSpec::Im2col(Im2colSpec {
                 input,
                 window,
                 k_padded,
                 ..
-            } => {
+            }) => {
                 let x = value(*input)?;
                 if !x.is_nhwc() {
                     return Err(Error::InvalidModel("im2col input must be 4-D".into()));
@@ -400,7 +404,7 @@ impl KernelStep {
                     fill: x.q.zero_point as i8,
                 }
             }
-            KernelSpec::Reshape { input, .. } => {
+            KernelSpec::Reshape(ReshapeSpec { input, .. }) => {
                 let x = value(*input)?;
                 if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
                     return Err(Error::InvalidModel("reshape changes the element count".into()));

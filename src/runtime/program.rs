@@ -1075,7 +1075,7 @@ mod tests {
     use crate::format::program_file;
     use crate::ir::Dim;
     use crate::kernels::{OutputRange, QuantParams};
-    use crate::program::{KernelSpec, Window};
+    use crate::program::{ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ReshapeSpec, Window};
 
     fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
         ValueSpec {
@@ -1131,7 +1131,7 @@ mod tests {
                     tensor: "x".into(),
                     value: 0,
                 },
-                kernel(KernelSpec::Conv {
+                kernel(KernelSpec::Conv(ConvSpec {
                     input: 0,
                     output: 1,
                     window: window(3, 1),
@@ -1141,8 +1141,8 @@ mod tests {
                     scales: (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
                     bias: (0..12).map(|c| c * 10 - 60).collect(),
                     range: OutputRange::FULL,
-                }),
-                kernel(KernelSpec::Conv {
+                })),
+                kernel(KernelSpec::Conv(ConvSpec {
                     input: 1,
                     output: 2,
                     window: window(3, 1),
@@ -1152,14 +1152,14 @@ mod tests {
                     scales: vec![4e-3],
                     bias: Vec::new(),
                     range: OutputRange::relu(2),
-                }),
-                kernel(KernelSpec::GlobalAvgPool {
+                })),
+                kernel(KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec {
                     input: 2,
                     output: 3,
                     range: OutputRange::FULL,
-                }),
-                kernel(KernelSpec::Reshape { input: 3, output: 4 }),
-                kernel(KernelSpec::FullyConnected {
+                })),
+                kernel(KernelSpec::Reshape(ReshapeSpec { input: 3, output: 4 })),
+                kernel(KernelSpec::FullyConnected(FullyConnectedSpec {
                     input: 4,
                     output: 5,
                     n: 10,
@@ -1168,7 +1168,7 @@ mod tests {
                     scales: vec![5e-3; 10],
                     bias: (0..10).map(|c| 40 - c * 9).collect(),
                     range: OutputRange::FULL,
-                }),
+                })),
                 StepSpec::Dequantize {
                     value: 5,
                     tensor: "y".into(),
@@ -1322,7 +1322,9 @@ mod tests {
         let mut in_file = vec![None; skeleton.steps.len()];
         for step in [1, 2, 5] {
             if let StepSpec::Kernel {
-                kernel: KernelSpec::Conv { weights, .. } | KernelSpec::FullyConnected { weights, .. },
+                kernel:
+                    KernelSpec::Conv(ConvSpec { weights, .. })
+                    | KernelSpec::FullyConnected(FullyConnectedSpec { weights, .. }),
                 ..
             } = &mut skeleton.steps[step]
             {

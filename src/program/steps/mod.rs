@@ -1,0 +1,158 @@
+//! Kernel steps: one int8 kernel each, with its geometry and unpacked constants.
+//!
+//! Each kind of step lives in one file: its contract (the plain data lowering writes, which
+//! values it reads and writes) and the encoding of that contract in a program file. The
+//! `kernel_steps!` registry below is the only list of kinds and of their encoding tags.
+
+use crate::program::codec::{Dec, Enc};
+use crate::{Error, Result};
+
+pub mod binary;
+pub mod concat;
+pub mod conv;
+pub mod fully_connected;
+pub mod gather;
+pub mod global_avg_pool;
+pub mod im2col;
+pub mod max_pool;
+pub mod reshape;
+
+/// 2-D window geometry in ONNX terms (pads are top, left, bottom, right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Kernel height and width.
+    pub kernel: (usize, usize),
+    /// Strides (h, w).
+    pub stride: (usize, usize),
+    /// Dilations (h, w).
+    pub dilation: (usize, usize),
+    /// Pads: top, left, bottom, right.
+    pub pads: (usize, usize, usize, usize),
+}
+
+/// The contract of one kernel kind: plain data written by lowering and stored in the
+/// program file.
+pub(crate) trait KernelContract: Sized {
+    /// A short name for reports and profiles ("conv", "dwconv", "add", ...).
+    fn kind_name(&self) -> &'static str;
+    /// The values the step reads.
+    fn inputs(&self) -> Vec<usize>;
+    /// The value the step writes.
+    fn output(&self) -> usize;
+    /// Replaces each input value index `i` by `input(i)` and the output index `o` by
+    /// `output(o)`.
+    fn remap_values(&mut self, input: &mut dyn FnMut(usize) -> usize, output: &mut dyn FnMut(usize) -> usize);
+    /// Writes the payload that follows the step's tag.
+    fn encode(&self, e: &mut Enc);
+    /// Reads the payload that follows the step's tag. With `view`, large int8 weights are
+    /// left empty in the contract and returned in place instead (length checked).
+    fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)>;
+}
+
+/// Reads a list of exactly `N` indices and sizes.
+pub(crate) fn fixed<const N: usize>(d: &mut Dec) -> Result<[usize; N]> {
+    d.usizes()?
+        .try_into()
+        .map_err(|_| crate::program::codec::corrupt("wrong number of kernel fields"))
+}
+
+/// Declares every kernel kind, each with its contract type and its encoding tag in program
+/// files (a tag is never reused: a file written with it must keep its meaning), and generates
+/// [`KernelSpec`] with the dispatch over them. A tag listed twice is an unreachable pattern.
+macro_rules! kernel_steps {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $tag:literal,)*) => {
+        /// One int8 kernel step; its `input`/`output` fields index
+        /// [`ProgramSpec::values`](crate::program::ProgramSpec::values).
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum KernelSpec {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        $(
+            impl From<$ty> for KernelSpec {
+                fn from(spec: $ty) -> Self {
+                    KernelSpec::$variant(spec)
+                }
+            }
+        )*
+
+        impl KernelSpec {
+            /// The values the step reads.
+            pub fn inputs(&self) -> Vec<usize> {
+                match self {
+                    $(KernelSpec::$variant(s) => s.inputs(),)*
+                }
+            }
+
+            /// The value the step writes.
+            pub fn output(&self) -> usize {
+                match self {
+                    $(KernelSpec::$variant(s) => s.output(),)*
+                }
+            }
+
+            /// A short name for reports and profiles.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $(KernelSpec::$variant(s) => s.kind_name(),)*
+                }
+            }
+
+            /// Replaces each input value index `i` by `input(i)` and the output index `o`
+            /// by `output(o)`.
+            pub fn remap_values(
+                &mut self,
+                input: &mut dyn FnMut(usize) -> usize,
+                output: &mut dyn FnMut(usize) -> usize,
+            ) {
+                match self {
+                    $(KernelSpec::$variant(s) => s.remap_values(input, output),)*
+                }
+            }
+
+            /// Writes the step's tag and payload.
+            pub(crate) fn encode(&self, e: &mut Enc) {
+                match self {
+                    $(KernelSpec::$variant(s) => {
+                        e.u8($tag);
+                        s.encode(e);
+                    })*
+                }
+            }
+
+            /// Reads a step's tag and payload (see `KernelContract::decode` for `view`).
+            pub(crate) fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)> {
+                match d.u8()? {
+                    $($tag => {
+                        let (spec, weights) = <$ty as KernelContract>::decode(d, view)?;
+                        Ok((KernelSpec::$variant(spec), weights))
+                    })*
+                    tag => Err(Error::Unsupported(format!(
+                        "program step kind {tag} is not known to this libxq (a newer one wrote the file?); recompile the model"
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+kernel_steps! {
+    /// 2-D convolution: dense, grouped or depthwise.
+    Conv(conv::ConvSpec) = 0,
+    /// Fully connected `y[m, n] = x[m, k] · W[n, k]ᵀ`.
+    FullyConnected(fully_connected::FullyConnectedSpec) = 1,
+    /// Add / Mul with broadcasting.
+    Binary(binary::BinarySpec) = 2,
+    /// Mean over H and W of an NHWC value.
+    GlobalAvgPool(global_avg_pool::GlobalAvgPoolSpec) = 3,
+    /// Max pool.
+    MaxPool(max_pool::MaxPoolSpec) = 4,
+    /// Concatenation.
+    Concat(concat::ConcatSpec) = 5,
+    /// A byte move that keeps the logical element order.
+    Reshape(reshape::ReshapeSpec) = 6,
+    /// Convolution windows gathered into dense rows.
+    Im2col(im2col::Im2colSpec) = 7,
+    /// A byte move by index.
+    Gather(gather::GatherSpec) = 8,
+}
