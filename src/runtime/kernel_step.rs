@@ -1,5 +1,6 @@
 //! Kernel steps built from a [`KernelSpec`]: packed weights, indirection tables and shapes,
 //! prepared once; [`KernelStep::run`] computes a range of tiles between arena buffers.
+//! A [`KernelStep`] holds the built [`Step`] of its kind.
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
@@ -12,6 +13,7 @@ use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
 use crate::kernels::pool::{GlobalAvgPool, MaxPool};
 use crate::kernels::{conv::ConvWeights, OutputRange};
+use crate::program::steps::{BuildContext, Step};
 use crate::program::{
     BinaryKind, BinarySpec, ConcatSpec, ConvSpec, FullyConnectedSpec, GatherSpec, GlobalAvgPoolSpec,
     Im2colSpec, KernelSpec, MaxPoolSpec, ReshapeSpec, ValueSpec, Window, GATHER_FILL,
@@ -19,8 +21,71 @@ use crate::program::{
 use crate::{Error, Result};
 use std::ops::Range;
 
-/// A prepared kernel and the values it reads and writes.
-pub enum KernelStep {
+/// A kernel step prepared for one ISA.
+pub struct KernelStep(Box<dyn Step>);
+
+impl KernelStep {
+    /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
+    pub fn build(isa: Isa, spec: &KernelSpec, values: &[ValueSpec]) -> Result<KernelStep> {
+        Self::build_with(isa, spec, values, None, None)
+    }
+
+    /// Like [`KernelStep::build`], taking the GEMM weights of a dense / grouped convolution
+    /// (one buffer per group) or of a fully connected layer (one buffer) already packed for
+    /// `isa` from `prepacked` instead of packing them, and the int8 weights of a convolution or
+    /// fully connected layer from `unpacked` instead of `spec` (which then leaves them empty,
+    /// e.g. when they stay in a program file). Prepacked weights for any other kernel, or of
+    /// the wrong size, are an [`Error::CorruptFile`].
+    pub fn build_with(
+        isa: Isa,
+        spec: &KernelSpec,
+        values: &[ValueSpec],
+        prepacked: Option<Vec<PackedBytes>>,
+        unpacked: Option<&[i8]>,
+    ) -> Result<KernelStep> {
+        let cx = BuildContext {
+            isa,
+            values,
+            prepacked,
+            weights: unpacked,
+        };
+        Ok(KernelStep(Box::new(LegacyStep::build_with(spec, cx)?)))
+    }
+
+    /// Profile label of the step ("binary" for add and mul).
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
+    /// convolution, one for a fully connected layer, none for other kernels.
+    pub fn packed_parts(&self) -> Vec<&[u8]> {
+        self.0.packed_parts()
+    }
+
+    /// Whether the step's packed weights are used in place from shared bytes (a program
+    /// file's packed section) rather than packed at load; false for steps without weights.
+    pub fn uses_shared_weights(&self) -> bool {
+        self.0.uses_shared_weights()
+    }
+
+    /// Number of independent tiles.
+    pub fn tile_count(&self) -> usize {
+        self.0.tile_count()
+    }
+
+    /// Computes `tiles` from `inputs` into `out`.
+    ///
+    /// # Safety
+    /// Concurrent calls on the same `out` must use disjoint tile ranges.
+    pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        // SAFETY: forwards this function's contract.
+        unsafe { self.0.run(inputs, out, tiles) }
+    }
+}
+
+/// A prepared kernel of any kind (the steps not yet built by their own step file).
+enum LegacyStep {
     /// Dense or grouped convolution.
     Conv(PackedConv, Indirection),
     /// Depthwise convolution.
@@ -105,25 +170,15 @@ fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
     Ok(())
 }
 
-impl KernelStep {
-    /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
-    pub fn build(isa: Isa, spec: &KernelSpec, values: &[ValueSpec]) -> Result<KernelStep> {
-        Self::build_with(isa, spec, values, None, None)
-    }
-
-    /// Like [`KernelStep::build`], taking the GEMM weights of a dense / grouped convolution
-    /// (one buffer per group) or of a fully connected layer (one buffer) already packed for
-    /// `isa` from `prepacked` instead of packing them, and the int8 weights of a convolution or
-    /// fully connected layer from `unpacked` instead of `spec` (which then leaves them empty,
-    /// e.g. when they stay in a program file). Prepacked weights for any other kernel, or of
-    /// the wrong size, are an [`Error::CorruptFile`].
-    pub fn build_with(
-        isa: Isa,
-        spec: &KernelSpec,
-        values: &[ValueSpec],
-        prepacked: Option<Vec<PackedBytes>>,
-        unpacked: Option<&[i8]>,
-    ) -> Result<KernelStep> {
+impl LegacyStep {
+    /// Prepares `spec` for `cx.isa`.
+    fn build_with(spec: &KernelSpec, cx: BuildContext<'_>) -> Result<LegacyStep> {
+        let BuildContext {
+            isa,
+            values,
+            prepacked,
+            weights: unpacked,
+        } = cx;
         let takes_prepacked = matches!(
             spec,
             KernelSpec::Conv(ConvSpec { depthwise: false, .. })
@@ -183,7 +238,7 @@ impl KernelStep {
                         scales,
                         bias,
                     };
-                    KernelStep::DwConv(PackedDwConv::pack(isa, &w, &q)?, ind)
+                    LegacyStep::DwConv(PackedDwConv::pack(isa, &w, &q)?, ind)
                 } else {
                     if *groups == 0 || x.dims[1] % groups != 0 {
                         return Err(Error::InvalidModel(
@@ -212,7 +267,7 @@ impl KernelStep {
                         )?,
                         None => PackedConv::pack(isa, &w, &q)?,
                     };
-                    KernelStep::Conv(packed, ind)
+                    LegacyStep::Conv(packed, ind)
                 }
             }
             KernelSpec::FullyConnected(FullyConnectedSpec {
@@ -265,7 +320,7 @@ impl KernelStep {
                     }
                     None => PackedGemm::pack(isa, &w, &q)?,
                 };
-                KernelStep::Fc {
+                LegacyStep::Fc {
                     packed,
                     m,
                     k: *k,
@@ -304,7 +359,7 @@ impl KernelStep {
                 } else {
                     Storage::Int8
                 };
-                KernelStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
+                LegacyStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
             }
             KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec { input, range, .. }) => {
                 let x = value(*input)?;
@@ -312,7 +367,7 @@ impl KernelStep {
                     return Err(Error::InvalidModel("global average pool shapes".into()));
                 }
                 let pool = GlobalAvgPool::new(isa, x.dims[2] * x.dims[3], x.q, out.q, *range)?;
-                KernelStep::Gap {
+                LegacyStep::Gap {
                     pool,
                     batch: x.dims[0],
                     channels: x.dims[1],
@@ -326,7 +381,7 @@ impl KernelStep {
                 let g = geometry(x, window);
                 let ind = Indirection::new(&g)?;
                 expect_dims(out, &[g.batch, g.in_c, g.out_h(), g.out_w()], "max pool")?;
-                KernelStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
+                LegacyStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
             }
             KernelSpec::Concat(ConcatSpec { inputs, axis, .. }) => {
                 let ins = inputs.iter().map(|&i| value(i)).collect::<Result<Vec<_>>>()?;
@@ -352,7 +407,7 @@ impl KernelStep {
                 {
                     return Err(Error::InvalidModel("concat shapes".into()));
                 }
-                KernelStep::Concat {
+                LegacyStep::Concat {
                     concat: Concat::new(isa, out.q)?,
                     outer,
                     inner,
@@ -376,7 +431,7 @@ impl KernelStep {
                         smap[out.storage_index(l)] = x.storage_index(src as usize) as u32;
                     }
                 }
-                KernelStep::Gather {
+                LegacyStep::Gather {
                     map: smap,
                     fill: *fill,
                 }
@@ -398,7 +453,7 @@ impl KernelStep {
                 if *k_padded < k_real || *k_padded > k_real + 3 || out.dims != [pixels, *k_padded] {
                     return Err(Error::InvalidModel("im2col shapes".into()));
                 }
-                KernelStep::Im2col {
+                LegacyStep::Im2col {
                     geometry: g,
                     k_padded: *k_padded,
                     fill: x.q.zero_point as i8,
@@ -410,51 +465,68 @@ impl KernelStep {
                     return Err(Error::InvalidModel("reshape changes the element count".into()));
                 }
                 if x.storage_is_logical() && out.storage_is_logical() {
-                    KernelStep::Reshape(None)
+                    LegacyStep::Reshape(None)
                 } else {
                     let mut map = vec![0u32; out.numel()];
                     for l in 0..out.numel() {
                         map[out.storage_index(l)] = x.storage_index(l) as u32;
                     }
-                    KernelStep::Reshape(Some(map))
+                    LegacyStep::Reshape(Some(map))
                 }
             }
         })
     }
+}
+
+impl Step for LegacyStep {
+    fn kind(&self) -> &'static str {
+        match self {
+            LegacyStep::Conv(..) => "conv",
+            LegacyStep::DwConv(..) => "dwconv",
+            LegacyStep::Fc { .. } => "fully_connected",
+            LegacyStep::Binary(..) => "binary",
+            LegacyStep::Gap { .. } => "global_avg_pool",
+            LegacyStep::MaxPool(..) => "max_pool",
+            LegacyStep::Concat { .. } => "concat",
+            LegacyStep::Im2col { .. } => "im2col",
+            LegacyStep::Gather { .. } => "gather",
+            LegacyStep::Reshape(..) => "reshape",
+        }
+    }
 
     /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
     /// convolution, one for a fully connected layer, none for other kernels.
-    pub fn packed_parts(&self) -> Vec<&[u8]> {
+    fn packed_parts(&self) -> Vec<&[u8]> {
         match self {
-            KernelStep::Conv(p, _) => p.packed_groups().collect(),
-            KernelStep::Fc { packed, .. } => vec![packed.packed_bytes()],
+            LegacyStep::Conv(p, _) => p.packed_groups().collect(),
+            LegacyStep::Fc { packed, .. } => vec![packed.packed_bytes()],
             _ => Vec::new(),
         }
     }
 
     /// Whether the step's packed weights are used in place from shared bytes (a program
     /// file's packed section) rather than packed at load; false for steps without weights.
-    pub fn uses_shared_weights(&self) -> bool {
+    fn uses_shared_weights(&self) -> bool {
         match self {
-            KernelStep::Conv(p, _) => p.is_shared(),
-            KernelStep::Fc { packed, .. } => packed.is_shared(),
+            LegacyStep::Conv(p, _) => p.is_shared(),
+            LegacyStep::Fc { packed, .. } => packed.is_shared(),
             _ => false,
         }
     }
 
     /// Number of independent tiles.
-    pub fn tile_count(&self) -> usize {
+    fn tile_count(&self) -> usize {
         match self {
-            KernelStep::Conv(p, ind) => p.tile_count(ind),
-            KernelStep::DwConv(p, ind) => p.tile_count(ind),
-            KernelStep::Fc { packed, m, .. } => packed.tile_count(*m),
-            KernelStep::Binary(k, s) => k.tile_count(s),
-            KernelStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
-            KernelStep::MaxPool(p, ind) => p.tile_count(ind),
-            KernelStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
-            KernelStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
-            KernelStep::Gather { .. } => 1,
-            KernelStep::Reshape(_) => 1,
+            LegacyStep::Conv(p, ind) => p.tile_count(ind),
+            LegacyStep::DwConv(p, ind) => p.tile_count(ind),
+            LegacyStep::Fc { packed, m, .. } => packed.tile_count(*m),
+            LegacyStep::Binary(k, s) => k.tile_count(s),
+            LegacyStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
+            LegacyStep::MaxPool(p, ind) => p.tile_count(ind),
+            LegacyStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
+            LegacyStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
+            LegacyStep::Gather { .. } => 1,
+            LegacyStep::Reshape(_) => 1,
         }
     }
 
@@ -462,23 +534,23 @@ impl KernelStep {
     ///
     /// # Safety
     /// Concurrent calls on the same `out` must use disjoint tile ranges.
-    pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
         let x = inputs[0];
         // SAFETY: every arm forwards this function's contract (disjoint tiles for concurrent
         // callers on the same `out`).
         unsafe {
             match self {
-                KernelStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::DwConv(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::Fc { packed, m, k, n } => packed.run_shared(*m, x, *k, out, *n, tiles),
-                KernelStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
-                KernelStep::Gap {
+                LegacyStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),
+                LegacyStep::DwConv(p, ind) => p.run_shared(ind, x, out, tiles),
+                LegacyStep::Fc { packed, m, k, n } => packed.run_shared(*m, x, *k, out, *n, tiles),
+                LegacyStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
+                LegacyStep::Gap {
                     pool,
                     batch,
                     channels,
                 } => pool.run_shared(*batch, *channels, x, out, tiles),
-                KernelStep::MaxPool(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::Concat {
+                LegacyStep::MaxPool(p, ind) => p.run_shared(ind, x, out, tiles),
+                LegacyStep::Concat {
                     concat,
                     outer,
                     inner,
@@ -491,7 +563,7 @@ impl KernelStep {
                         .collect();
                     concat.run_shared(*outer, &ins, out, tiles)
                 }
-                KernelStep::Gather { map, fill } => {
+                LegacyStep::Gather { map, fill } => {
                     if out.len() != map.len() {
                         return Err(Error::Internal("gather buffer sizes differ".into()));
                     }
@@ -507,7 +579,7 @@ impl KernelStep {
                     }
                     Ok(())
                 }
-                KernelStep::Im2col {
+                LegacyStep::Im2col {
                     geometry: g,
                     k_padded,
                     fill,
@@ -521,7 +593,7 @@ impl KernelStep {
                     im2col_tiles(g, *k_padded, *fill, x, out.as_ptr(), tiles);
                     Ok(())
                 }
-                KernelStep::Reshape(map) => {
+                LegacyStep::Reshape(map) => {
                     if out.len() != x.len() {
                         return Err(Error::Internal("reshape buffer sizes differ".into()));
                     }

@@ -101,27 +101,12 @@ enum Step {
 impl Step {
     fn label(&self, values: &[ValueSpec]) -> String {
         match self {
-            Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel_kind(kernel)),
+            Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel.kind()),
             Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
             Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
         }
-    }
-}
-
-fn kernel_kind(k: &KernelStep) -> &'static str {
-    match k {
-        KernelStep::Conv(..) => "conv",
-        KernelStep::DwConv(..) => "dwconv",
-        KernelStep::Fc { .. } => "fully_connected",
-        KernelStep::Binary(..) => "binary",
-        KernelStep::Gap { .. } => "global_avg_pool",
-        KernelStep::MaxPool(..) => "max_pool",
-        KernelStep::Concat { .. } => "concat",
-        KernelStep::Im2col { .. } => "im2col",
-        KernelStep::Gather { .. } => "gather",
-        KernelStep::Reshape(..) => "reshape",
     }
 }
 
@@ -562,7 +547,7 @@ impl Program {
                     // SAFETY: as above; the output region is disjoint from every input region.
                     let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
                     self.run_kernel(kernel, ins, &out)
-                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel_kind(kernel)))?;
+                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel.kind()))?;
                 }
                 Step::Quantize { slot, value } => {
                     let t = owned[*slot].as_ref().or(borrowed[*slot]).ok_or_else(|| {

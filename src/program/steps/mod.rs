@@ -3,9 +3,16 @@
 //! Each kind of step lives in one file: its contract (the plain data lowering writes, which
 //! values it reads and writes) and the encoding of that contract in a program file. The
 //! `kernel_steps!` registry below is the only list of kinds and of their encoding tags.
+//! A contract built for an ISA is a [`Step`]: packed constants, indirection tables and
+//! shapes, prepared once, that the runtime runs tile range by tile range.
 
+use crate::cpu::Isa;
+use crate::kernels::buffer::PackedBytes;
+use crate::kernels::output::SharedOutput;
 use crate::program::codec::{Dec, Enc};
+use crate::program::ValueSpec;
 use crate::{Error, Result};
+use std::ops::Range;
 
 pub mod binary;
 pub mod concat;
@@ -28,6 +35,47 @@ pub struct Window {
     pub dilation: (usize, usize),
     /// Pads: top, left, bottom, right.
     pub pads: (usize, usize, usize, usize),
+}
+
+/// Build-time inputs of a step.
+pub struct BuildContext<'a> {
+    /// The ISA whose kernels the step runs.
+    pub isa: Isa,
+    /// The program's values (shapes and quantization parameters).
+    pub values: &'a [ValueSpec],
+    /// Weights already packed for `isa` (a program file's packed section), one buffer per
+    /// part (see [`Step::packed_parts`]).
+    pub prepacked: Option<Vec<PackedBytes>>,
+    /// Int8 weights left in place in a program file (the contract then holds none).
+    pub weights: Option<&'a [i8]>,
+}
+
+/// A kernel step prepared for one ISA: packed constants, indirection tables and shapes.
+pub trait Step: Send + Sync {
+    /// Profile label ("conv", "dwconv", "binary" for add and mul, ...).
+    fn kind(&self) -> &'static str;
+
+    /// Number of independent tiles.
+    fn tile_count(&self) -> usize;
+
+    /// Computes `tiles` from `inputs` (the values of the contract's `inputs()`, in order)
+    /// into `out`.
+    ///
+    /// # Safety
+    /// Concurrent calls on the same `out` must use disjoint tile ranges.
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()>;
+
+    /// The packed weights a build can take back through [`BuildContext::prepacked`]: one
+    /// buffer per part; empty for steps without packed weights.
+    fn packed_parts(&self) -> Vec<&[u8]> {
+        Vec::new()
+    }
+
+    /// Whether the step's packed weights are used in place from shared bytes (a program
+    /// file's packed section) rather than packed at load; false for steps without weights.
+    fn uses_shared_weights(&self) -> bool {
+        false
+    }
 }
 
 /// The contract of one kernel kind: plain data written by lowering and stored in the
