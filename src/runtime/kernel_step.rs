@@ -5,18 +5,15 @@
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
 use crate::kernels::concat::{Concat, ConcatInput};
-use crate::kernels::conv::PackedConv;
-use crate::kernels::dwconv::{DwWeights, PackedDwConv};
 use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, QuantizedBinary, Storage};
-use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
 use crate::kernels::pool::{GlobalAvgPool, MaxPool};
-use crate::kernels::{conv::ConvWeights, OutputRange};
-use crate::program::steps::{BuildContext, Step};
+use crate::kernels::OutputRange;
+use crate::program::steps::{expect_dims, geometry, BuildContext, Step};
 use crate::program::{
-    BinaryKind, BinarySpec, ConcatSpec, ConvSpec, FullyConnectedSpec, GatherSpec, GlobalAvgPoolSpec,
-    Im2colSpec, KernelSpec, MaxPoolSpec, ReshapeSpec, ValueSpec, Window, GATHER_FILL,
+    BinaryKind, BinarySpec, ConcatSpec, ConvSpec, GatherSpec, GlobalAvgPoolSpec, Im2colSpec, KernelSpec,
+    MaxPoolSpec, ReshapeSpec, ValueSpec, GATHER_FILL,
 };
 use crate::{Error, Result};
 use std::ops::Range;
@@ -43,13 +40,30 @@ impl KernelStep {
         prepacked: Option<Vec<PackedBytes>>,
         unpacked: Option<&[i8]>,
     ) -> Result<KernelStep> {
+        let takes_prepacked = matches!(
+            spec,
+            KernelSpec::Conv(ConvSpec { depthwise: false, .. }) | KernelSpec::FullyConnected(_)
+        );
+        if prepacked.is_some() && !takes_prepacked {
+            return Err(Error::CorruptFile(format!(
+                "packed weights given for a {} step, which has none",
+                spec.kind_name()
+            )));
+        }
         let cx = BuildContext {
             isa,
             values,
             prepacked,
             weights: unpacked,
         };
-        Ok(KernelStep(Box::new(LegacyStep::build_with(spec, cx)?)))
+        for i in spec.inputs().into_iter().chain(std::iter::once(spec.output())) {
+            cx.value(i)?;
+        }
+        Ok(KernelStep(match spec {
+            KernelSpec::Conv(s) => s.build(cx)?,
+            KernelSpec::FullyConnected(s) => s.build(cx)?,
+            _ => Box::new(LegacyStep::build_with(spec, cx)?),
+        }))
     }
 
     /// Profile label of the step ("binary" for add and mul).
@@ -86,21 +100,6 @@ impl KernelStep {
 
 /// A prepared kernel of any kind (the steps not yet built by their own step file).
 enum LegacyStep {
-    /// Dense or grouped convolution.
-    Conv(PackedConv, Indirection),
-    /// Depthwise convolution.
-    DwConv(PackedDwConv, Indirection),
-    /// Fully connected over `m` rows of `k`.
-    Fc {
-        /// Packed weights.
-        packed: PackedGemm,
-        /// Rows.
-        m: usize,
-        /// Reduction length.
-        k: usize,
-        /// Output channels.
-        n: usize,
-    },
     /// Add / Mul.
     Binary(QuantizedBinary, BinaryShape),
     /// Mean over H·W.
@@ -146,186 +145,22 @@ enum LegacyStep {
     Reshape(Option<Vec<u32>>),
 }
 
-fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
-    ConvGeometry {
-        batch: x.dims[0],
-        in_h: x.dims[2],
-        in_w: x.dims[3],
-        in_c: x.dims[1],
-        k_h: w.kernel.0,
-        k_w: w.kernel.1,
-        stride: w.stride,
-        dilation: w.dilation,
-        padding: w.pads,
-    }
-}
-
-fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
-    if v.dims != want {
-        return Err(Error::ShapeMismatch(format!(
-            "{what}: value `{}` has shape {:?}, the kernel computes {want:?}",
-            v.name, v.dims
-        )));
-    }
-    Ok(())
-}
-
 impl LegacyStep {
     /// Prepares `spec` for `cx.isa`.
     fn build_with(spec: &KernelSpec, cx: BuildContext<'_>) -> Result<LegacyStep> {
-        let BuildContext {
-            isa,
-            values,
-            prepacked,
-            weights: unpacked,
-        } = cx;
-        let takes_prepacked = matches!(
-            spec,
-            KernelSpec::Conv(ConvSpec { depthwise: false, .. })
-                | KernelSpec::FullyConnected(FullyConnectedSpec { .. })
-        );
-        if prepacked.is_some() && !takes_prepacked {
-            return Err(Error::CorruptFile(format!(
-                "packed weights given for a {} step, which has none",
-                spec.kind_name()
-            )));
-        }
+        let BuildContext { isa, values, .. } = cx;
         let value = |i: usize| {
             values
                 .get(i)
                 .ok_or_else(|| Error::InvalidModel(format!("kernel refers to value {i} of {}", values.len())))
         };
-        for i in spec.inputs().into_iter().chain(std::iter::once(spec.output())) {
-            value(i)?;
-        }
         let out = value(spec.output())?;
         Ok(match spec {
-            KernelSpec::Conv(ConvSpec {
-                input,
-                window,
-                groups,
-                depthwise,
-                weights,
-                scales,
-                bias,
-                range,
-                ..
-            }) => {
-                let weights = unpacked.unwrap_or(weights);
-                let x = value(*input)?;
-                if !x.is_nhwc() || !out.is_nhwc() {
-                    return Err(Error::InvalidModel("convolution values must be 4-D".into()));
-                }
-                let g = geometry(x, window);
-                let ind = Indirection::new(&g)?;
-                let oc = out.dims[1];
-                expect_dims(out, &[g.batch, oc, g.out_h(), g.out_w()], "conv")?;
-                let q = GemmQuant {
-                    input: x.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let bias = (!bias.is_empty()).then_some(bias.as_slice());
-                if *depthwise {
-                    if *groups != oc || x.dims[1] != oc {
-                        return Err(Error::InvalidModel("depthwise channel counts differ".into()));
-                    }
-                    let w = DwWeights {
-                        channels: oc,
-                        k_h: window.kernel.0,
-                        k_w: window.kernel.1,
-                        weights,
-                        scales,
-                        bias,
-                    };
-                    LegacyStep::DwConv(PackedDwConv::pack(isa, &w, &q)?, ind)
-                } else {
-                    if *groups == 0 || x.dims[1] % groups != 0 {
-                        return Err(Error::InvalidModel(
-                            "convolution groups do not divide channels".into(),
-                        ));
-                    }
-                    let w = ConvWeights {
-                        out_c: oc,
-                        in_c_per_group: x.dims[1] / groups,
-                        groups: *groups,
-                        k_h: window.kernel.0,
-                        k_w: window.kernel.1,
-                        weights,
-                        scales,
-                        bias,
-                    };
-                    let packed = match prepacked {
-                        Some(parts) => PackedConv::from_packed(
-                            isa,
-                            oc,
-                            w.in_c_per_group,
-                            *groups,
-                            window.kernel,
-                            &q,
-                            parts,
-                        )?,
-                        None => PackedConv::pack(isa, &w, &q)?,
-                    };
-                    LegacyStep::Conv(packed, ind)
-                }
-            }
-            KernelSpec::FullyConnected(FullyConnectedSpec {
-                input,
-                n,
-                k,
-                weights,
-                scales,
-                bias,
-                range,
-                ..
-            }) => {
-                let weights = unpacked.unwrap_or(weights);
-                let x = value(*input)?;
-                if *k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(k) {
-                    return Err(Error::InvalidModel(format!(
-                        "fully connected input `{}` shape",
-                        x.name
-                    )));
-                }
-                let m = x.numel() / k;
-                if out.numel() != m * n || (out.is_nhwc() && out.dims[1] != *n) {
-                    return Err(Error::InvalidModel(format!(
-                        "fully connected output `{}` shape",
-                        out.name
-                    )));
-                }
-                let w = GemmWeights {
-                    n: *n,
-                    ks: 1,
-                    kc: *k,
-                    weights,
-                    scales,
-                    bias: (!bias.is_empty()).then_some(bias.as_slice()),
-                };
-                let q = GemmQuant {
-                    input: x.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let packed = match prepacked {
-                    Some(mut parts) if parts.len() == 1 => {
-                        PackedGemm::from_packed(isa, *n, 1, *k, &q, parts.remove(0))?
-                    }
-                    Some(parts) => {
-                        return Err(Error::CorruptFile(format!(
-                            "{} packed parts for a fully connected step (one expected)",
-                            parts.len()
-                        )))
-                    }
-                    None => PackedGemm::pack(isa, &w, &q)?,
-                };
-                LegacyStep::Fc {
-                    packed,
-                    m,
-                    k: *k,
-                    n: *n,
-                }
+            KernelSpec::Conv(_) | KernelSpec::FullyConnected(_) => {
+                return Err(Error::Internal(format!(
+                    "{} is built by its step",
+                    spec.kind_name()
+                )))
             }
             KernelSpec::Binary(BinarySpec {
                 kind, a, b, range, ..
@@ -481,9 +316,6 @@ impl LegacyStep {
 impl Step for LegacyStep {
     fn kind(&self) -> &'static str {
         match self {
-            LegacyStep::Conv(..) => "conv",
-            LegacyStep::DwConv(..) => "dwconv",
-            LegacyStep::Fc { .. } => "fully_connected",
             LegacyStep::Binary(..) => "binary",
             LegacyStep::Gap { .. } => "global_avg_pool",
             LegacyStep::MaxPool(..) => "max_pool",
@@ -494,32 +326,9 @@ impl Step for LegacyStep {
         }
     }
 
-    /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
-    /// convolution, one for a fully connected layer, none for other kernels.
-    fn packed_parts(&self) -> Vec<&[u8]> {
-        match self {
-            LegacyStep::Conv(p, _) => p.packed_groups().collect(),
-            LegacyStep::Fc { packed, .. } => vec![packed.packed_bytes()],
-            _ => Vec::new(),
-        }
-    }
-
-    /// Whether the step's packed weights are used in place from shared bytes (a program
-    /// file's packed section) rather than packed at load; false for steps without weights.
-    fn uses_shared_weights(&self) -> bool {
-        match self {
-            LegacyStep::Conv(p, _) => p.is_shared(),
-            LegacyStep::Fc { packed, .. } => packed.is_shared(),
-            _ => false,
-        }
-    }
-
     /// Number of independent tiles.
     fn tile_count(&self) -> usize {
         match self {
-            LegacyStep::Conv(p, ind) => p.tile_count(ind),
-            LegacyStep::DwConv(p, ind) => p.tile_count(ind),
-            LegacyStep::Fc { packed, m, .. } => packed.tile_count(*m),
             LegacyStep::Binary(k, s) => k.tile_count(s),
             LegacyStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
             LegacyStep::MaxPool(p, ind) => p.tile_count(ind),
@@ -540,9 +349,6 @@ impl Step for LegacyStep {
         // callers on the same `out`).
         unsafe {
             match self {
-                LegacyStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),
-                LegacyStep::DwConv(p, ind) => p.run_shared(ind, x, out, tiles),
-                LegacyStep::Fc { packed, m, k, n } => packed.run_shared(*m, x, *k, out, *n, tiles),
                 LegacyStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
                 LegacyStep::Gap {
                     pool,

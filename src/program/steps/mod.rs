@@ -8,6 +8,7 @@
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
+use crate::kernels::indirection::ConvGeometry;
 use crate::kernels::output::SharedOutput;
 use crate::program::codec::{Dec, Enc};
 use crate::program::ValueSpec;
@@ -48,6 +49,41 @@ pub struct BuildContext<'a> {
     pub prepacked: Option<Vec<PackedBytes>>,
     /// Int8 weights left in place in a program file (the contract then holds none).
     pub weights: Option<&'a [i8]>,
+}
+
+impl<'a> BuildContext<'a> {
+    /// Value `i`, or an error when the contract names a value the program lacks.
+    pub fn value(&self, i: usize) -> Result<&'a ValueSpec> {
+        self.values.get(i).ok_or_else(|| {
+            Error::InvalidModel(format!("kernel refers to value {i} of {}", self.values.len()))
+        })
+    }
+}
+
+/// The convolution geometry of `window` over the NCHW-dimensioned value `x`.
+pub(crate) fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
+    ConvGeometry {
+        batch: x.dims[0],
+        in_h: x.dims[2],
+        in_w: x.dims[3],
+        in_c: x.dims[1],
+        k_h: w.kernel.0,
+        k_w: w.kernel.1,
+        stride: w.stride,
+        dilation: w.dilation,
+        padding: w.pads,
+    }
+}
+
+/// Checks that `v` has the dimensions the kernel computes.
+pub(crate) fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
+    if v.dims != want {
+        return Err(Error::ShapeMismatch(format!(
+            "{what}: value `{}` has shape {:?}, the kernel computes {want:?}",
+            v.name, v.dims
+        )));
+    }
+    Ok(())
 }
 
 /// A kernel step prepared for one ISA: packed constants, indirection tables and shapes.
