@@ -4,17 +4,10 @@
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
-use crate::kernels::concat::{Concat, ConcatInput};
-use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, QuantizedBinary, Storage};
-use crate::kernels::indirection::{ConvGeometry, Indirection};
+use crate::kernels::indirection::ConvGeometry;
 use crate::kernels::output::SharedOutput;
-use crate::kernels::pool::{GlobalAvgPool, MaxPool};
-use crate::kernels::OutputRange;
-use crate::program::steps::{expect_dims, geometry, BuildContext, Step};
-use crate::program::{
-    BinaryKind, BinarySpec, ConcatSpec, ConvSpec, GatherSpec, GlobalAvgPoolSpec, Im2colSpec, KernelSpec,
-    MaxPoolSpec, ReshapeSpec, ValueSpec, GATHER_FILL,
-};
+use crate::program::steps::{geometry, BuildContext, Step};
+use crate::program::{ConvSpec, GatherSpec, Im2colSpec, KernelSpec, ReshapeSpec, ValueSpec, GATHER_FILL};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -62,6 +55,10 @@ impl KernelStep {
         Ok(KernelStep(match spec {
             KernelSpec::Conv(s) => s.build(cx)?,
             KernelSpec::FullyConnected(s) => s.build(cx)?,
+            KernelSpec::Binary(s) => s.build(cx)?,
+            KernelSpec::GlobalAvgPool(s) => s.build(cx)?,
+            KernelSpec::MaxPool(s) => s.build(cx)?,
+            KernelSpec::Concat(s) => s.build(cx)?,
             _ => Box::new(LegacyStep::build_with(spec, cx)?),
         }))
     }
@@ -100,30 +97,6 @@ impl KernelStep {
 
 /// A prepared kernel of any kind (the steps not yet built by their own step file).
 enum LegacyStep {
-    /// Add / Mul.
-    Binary(QuantizedBinary, BinaryShape),
-    /// Mean over H·W.
-    Gap {
-        /// The kernel.
-        pool: GlobalAvgPool,
-        /// Images.
-        batch: usize,
-        /// Channels.
-        channels: usize,
-    },
-    /// Max pool.
-    MaxPool(MaxPool, Indirection),
-    /// Concatenation of `outer × inner[i]` blocks.
-    Concat {
-        /// The kernel.
-        concat: Concat,
-        /// Outer count.
-        outer: usize,
-        /// Per input: elements per outer index.
-        inner: Vec<usize>,
-        /// Per input: quantization.
-        qs: Vec<crate::kernels::QuantParams>,
-    },
     /// Byte move by storage index: `out[i] = in[map[i]]`, `fill` where `map[i]` is
     /// `GATHER_FILL`.
     Gather {
@@ -148,7 +121,7 @@ enum LegacyStep {
 impl LegacyStep {
     /// Prepares `spec` for `cx.isa`.
     fn build_with(spec: &KernelSpec, cx: BuildContext<'_>) -> Result<LegacyStep> {
-        let BuildContext { isa, values, .. } = cx;
+        let BuildContext { values, .. } = cx;
         let value = |i: usize| {
             values
                 .get(i)
@@ -156,98 +129,16 @@ impl LegacyStep {
         };
         let out = value(spec.output())?;
         Ok(match spec {
-            KernelSpec::Conv(_) | KernelSpec::FullyConnected(_) => {
+            KernelSpec::Conv(_)
+            | KernelSpec::FullyConnected(_)
+            | KernelSpec::Binary(_)
+            | KernelSpec::GlobalAvgPool(_)
+            | KernelSpec::MaxPool(_)
+            | KernelSpec::Concat(_) => {
                 return Err(Error::Internal(format!(
                     "{} is built by its step",
                     spec.kind_name()
                 )))
-            }
-            KernelSpec::Binary(BinarySpec {
-                kind, a, b, range, ..
-            }) => {
-                let (a, b) = (value(*a)?, value(*b)?);
-                if out.numel() == 0 {
-                    return Err(Error::InvalidModel(format!(
-                        "add/mul output `{}` is empty",
-                        out.name
-                    )));
-                }
-                let shape =
-                    crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
-                        Error::InvalidModel(format!(
-                            "add/mul `{}` = `{}` op `{}`: {e}",
-                            out.name, a.name, b.name
-                        ))
-                    })?;
-                let op = match kind {
-                    BinaryKind::Add => BinaryOp::Add,
-                    BinaryKind::Mul => BinaryOp::Mul,
-                };
-                let q = BinaryQuant {
-                    a: a.q,
-                    b: b.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let storage = if out.unsigned {
-                    Storage::Uint8
-                } else {
-                    Storage::Int8
-                };
-                LegacyStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
-            }
-            KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec { input, range, .. }) => {
-                let x = value(*input)?;
-                if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
-                    return Err(Error::InvalidModel("global average pool shapes".into()));
-                }
-                let pool = GlobalAvgPool::new(isa, x.dims[2] * x.dims[3], x.q, out.q, *range)?;
-                LegacyStep::Gap {
-                    pool,
-                    batch: x.dims[0],
-                    channels: x.dims[1],
-                }
-            }
-            KernelSpec::MaxPool(MaxPoolSpec { input, window, .. }) => {
-                let x = value(*input)?;
-                if !x.is_nhwc() {
-                    return Err(Error::InvalidModel("max pool input must be 4-D".into()));
-                }
-                let g = geometry(x, window);
-                let ind = Indirection::new(&g)?;
-                expect_dims(out, &[g.batch, g.in_c, g.out_h(), g.out_w()], "max pool")?;
-                LegacyStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
-            }
-            KernelSpec::Concat(ConcatSpec { inputs, axis, .. }) => {
-                let ins = inputs.iter().map(|&i| value(i)).collect::<Result<Vec<_>>>()?;
-                let rank = out.dims.len();
-                if *axis >= rank || ins.iter().any(|v| v.dims.len() != rank) {
-                    return Err(Error::InvalidModel("concat axis or ranks".into()));
-                }
-                let (outer, inner): (usize, Vec<usize>) = if out.is_nhwc() {
-                    if *axis != 1 {
-                        return Err(Error::InvalidModel("NHWC concat must be along channels".into()));
-                    }
-                    let outer = out.dims[0] * out.dims[2] * out.dims[3];
-                    (outer, ins.iter().map(|v| v.dims[1]).collect())
-                } else {
-                    let outer = out.dims[..*axis].iter().product();
-                    (
-                        outer,
-                        ins.iter().map(|v| v.dims[*axis..].iter().product()).collect(),
-                    )
-                };
-                if inner.iter().sum::<usize>() * outer != out.numel()
-                    || ins.iter().zip(&inner).any(|(v, i)| v.numel() != i * outer)
-                {
-                    return Err(Error::InvalidModel("concat shapes".into()));
-                }
-                LegacyStep::Concat {
-                    concat: Concat::new(isa, out.q)?,
-                    outer,
-                    inner,
-                    qs: ins.iter().map(|v| v.q).collect(),
-                }
             }
             KernelSpec::Gather(GatherSpec { input, map, fill, .. }) => {
                 let x = value(*input)?;
@@ -316,10 +207,6 @@ impl LegacyStep {
 impl Step for LegacyStep {
     fn kind(&self) -> &'static str {
         match self {
-            LegacyStep::Binary(..) => "binary",
-            LegacyStep::Gap { .. } => "global_avg_pool",
-            LegacyStep::MaxPool(..) => "max_pool",
-            LegacyStep::Concat { .. } => "concat",
             LegacyStep::Im2col { .. } => "im2col",
             LegacyStep::Gather { .. } => "gather",
             LegacyStep::Reshape(..) => "reshape",
@@ -329,10 +216,6 @@ impl Step for LegacyStep {
     /// Number of independent tiles.
     fn tile_count(&self) -> usize {
         match self {
-            LegacyStep::Binary(k, s) => k.tile_count(s),
-            LegacyStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
-            LegacyStep::MaxPool(p, ind) => p.tile_count(ind),
-            LegacyStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
             LegacyStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
             LegacyStep::Gather { .. } => 1,
             LegacyStep::Reshape(_) => 1,
@@ -349,26 +232,6 @@ impl Step for LegacyStep {
         // callers on the same `out`).
         unsafe {
             match self {
-                LegacyStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
-                LegacyStep::Gap {
-                    pool,
-                    batch,
-                    channels,
-                } => pool.run_shared(*batch, *channels, x, out, tiles),
-                LegacyStep::MaxPool(p, ind) => p.run_shared(ind, x, out, tiles),
-                LegacyStep::Concat {
-                    concat,
-                    outer,
-                    inner,
-                    qs,
-                } => {
-                    let ins: Vec<ConcatInput> = inputs
-                        .iter()
-                        .zip(inner.iter().zip(qs))
-                        .map(|(d, (&inner, &q))| ConcatInput { data: d, inner, q })
-                        .collect();
-                    concat.run_shared(*outer, &ins, out, tiles)
-                }
                 LegacyStep::Gather { map, fill } => {
                     if out.len() != map.len() {
                         return Err(Error::Internal("gather buffer sizes differ".into()));

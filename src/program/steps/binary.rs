@@ -1,10 +1,13 @@
 //! Binary element-wise step: quantized Add / Mul of two values with broadcasting
 //! ([`crate::program::broadcast`]).
 
-use super::{fixed, KernelContract};
+use super::{fixed, BuildContext, KernelContract, Step};
+use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, QuantizedBinary, Storage};
+use crate::kernels::output::SharedOutput;
 use crate::kernels::OutputRange;
 use crate::program::codec::{corrupt, Dec, Enc};
-use crate::Result;
+use crate::{Error, Result};
+use std::ops::Range;
 
 /// Element-wise binary kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,5 +79,65 @@ impl KernelContract for BinarySpec {
             range: d.range()?,
         };
         Ok((spec, None))
+    }
+}
+
+impl BinarySpec {
+    /// Chooses the kernel for `cx.isa` and maps the broadcast onto its strides.
+    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+        let (a, b, out) = (cx.value(self.a)?, cx.value(self.b)?, cx.value(self.output)?);
+        if out.numel() == 0 {
+            return Err(Error::InvalidModel(format!(
+                "add/mul output `{}` is empty",
+                out.name
+            )));
+        }
+        let shape = crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
+            Error::InvalidModel(format!(
+                "add/mul `{}` = `{}` op `{}`: {e}",
+                out.name, a.name, b.name
+            ))
+        })?;
+        let op = match self.kind {
+            BinaryKind::Add => BinaryOp::Add,
+            BinaryKind::Mul => BinaryOp::Mul,
+        };
+        let q = BinaryQuant {
+            a: a.q,
+            b: b.q,
+            output: out.q,
+            range: self.range,
+        };
+        let storage = if out.unsigned {
+            Storage::Uint8
+        } else {
+            Storage::Int8
+        };
+        let kernel = QuantizedBinary::with_storage(cx.isa, op, &q, storage)?;
+        Ok(Box::new(BinaryStep { kernel, shape }))
+    }
+}
+
+/// A quantized add or multiply and its broadcast strides.
+struct BinaryStep {
+    kernel: QuantizedBinary,
+    shape: BinaryShape,
+}
+
+impl Step for BinaryStep {
+    fn kind(&self) -> &'static str {
+        "binary"
+    }
+
+    fn tile_count(&self) -> usize {
+        self.kernel.tile_count(&self.shape)
+    }
+
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        // SAFETY: forwards this function's contract (disjoint tiles for concurrent callers).
+        unsafe {
+            self.kernel
+                .run_shared(&self.shape, inputs[0], inputs[1], out, tiles)
+        }
     }
 }

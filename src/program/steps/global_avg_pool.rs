@@ -1,9 +1,12 @@
 //! Global average pool step: the mean over H and W of an NHWC value.
 
-use super::{fixed, KernelContract};
+use super::{fixed, BuildContext, KernelContract, Step};
+use crate::kernels::output::SharedOutput;
+use crate::kernels::pool::GlobalAvgPool;
 use crate::kernels::OutputRange;
 use crate::program::codec::{Dec, Enc};
-use crate::Result;
+use crate::{Error, Result};
+use std::ops::Range;
 
 /// Mean over H and W of an NHWC value.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,5 +54,46 @@ impl KernelContract for GlobalAvgPoolSpec {
             range: d.range()?,
         };
         Ok((spec, None))
+    }
+}
+
+impl GlobalAvgPoolSpec {
+    /// Chooses the kernel for `cx.isa`.
+    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+        let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
+        if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
+            return Err(Error::InvalidModel("global average pool shapes".into()));
+        }
+        let pool = GlobalAvgPool::new(cx.isa, x.dims[2] * x.dims[3], x.q, out.q, self.range)?;
+        Ok(Box::new(GlobalAvgPoolStep {
+            pool,
+            batch: x.dims[0],
+            channels: x.dims[1],
+        }))
+    }
+}
+
+/// The mean over H·W of `batch` images of `channels` channels.
+struct GlobalAvgPoolStep {
+    pool: GlobalAvgPool,
+    batch: usize,
+    channels: usize,
+}
+
+impl Step for GlobalAvgPoolStep {
+    fn kind(&self) -> &'static str {
+        "global_avg_pool"
+    }
+
+    fn tile_count(&self) -> usize {
+        self.pool.tile_count(self.batch)
+    }
+
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        // SAFETY: forwards this function's contract (disjoint tiles for concurrent callers).
+        unsafe {
+            self.pool
+                .run_shared(self.batch, self.channels, inputs[0], out, tiles)
+        }
     }
 }
