@@ -1,9 +1,13 @@
 //! Im2col step: gathers the convolution windows of an NHWC value into dense rows, so that a
 //! small-channel convolution runs as one dense GEMM.
 
-use super::{fixed, KernelContract, Window};
+use super::{fixed, geometry, BuildContext, KernelContract, Step, Window};
+use crate::kernels::im2col;
+use crate::kernels::indirection::ConvGeometry;
+use crate::kernels::output::SharedOutput;
 use crate::program::codec::{Dec, Enc};
-use crate::Result;
+use crate::{Error, Result};
+use std::ops::Range;
 
 /// Gathers the convolution windows of an NHWC value into rows of `k_padded` bytes (taps in
 /// `(ky, kx, channel)` order, padding taps and the row tail filled with the input zero
@@ -56,5 +60,51 @@ impl KernelContract for Im2colSpec {
             window: d.window()?,
         };
         Ok((spec, None))
+    }
+}
+
+impl Im2colSpec {
+    /// Checks the row length against the window geometry.
+    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+        let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
+        if !x.is_nhwc() {
+            return Err(Error::InvalidModel("im2col input must be 4-D".into()));
+        }
+        let g = geometry(x, &self.window);
+        g.validate()?;
+        let k_real = g.taps() * g.in_c;
+        let pixels = g.batch * g.out_h() * g.out_w();
+        let k_padded = self.k_padded;
+        if k_padded < k_real || k_padded > k_real + 3 || out.dims != [pixels, k_padded] {
+            return Err(Error::InvalidModel("im2col shapes".into()));
+        }
+        Ok(Box::new(Im2colStep {
+            geometry: g,
+            k_padded,
+            fill: x.q.zero_point as i8,
+        }))
+    }
+}
+
+/// Window gather into dense rows over an NHWC input.
+struct Im2colStep {
+    geometry: ConvGeometry,
+    k_padded: usize,
+    /// The fill byte (input zero point).
+    fill: i8,
+}
+
+impl Step for Im2colStep {
+    fn kind(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn tile_count(&self) -> usize {
+        im2col::tile_count(&self.geometry)
+    }
+
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        // SAFETY: forwards this function's contract (disjoint tiles for concurrent callers).
+        unsafe { im2col::run_shared(&self.geometry, self.k_padded, self.fill, inputs[0], out, tiles) }
     }
 }
