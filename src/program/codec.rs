@@ -108,6 +108,10 @@ pub(crate) fn corrupt(what: &str) -> Error {
 }
 
 impl<'a> Dec<'a> {
+    /// Decodes `b` from its start.
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Dec { b }
+    }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.b.len() {
             return Err(corrupt("truncated"));
@@ -284,7 +288,7 @@ pub(crate) fn decode_program<'a>(
     report: String,
     mut views: Option<&mut Vec<Option<&'a [u8]>>>,
 ) -> Result<ProgramSpec> {
-    let mut d = Dec { b: bytes };
+    let mut d = Dec::new(bytes);
     let version = u32::from_le_bytes(d.take(4)?.try_into().expect("4 bytes"));
     if version != PROGRAM_ENCODING {
         return Err(Error::CorruptFile(format!(

@@ -1,13 +1,14 @@
 //! Kernel steps built from a [`KernelSpec`]: packed weights, indirection tables and shapes,
 //! prepared once; [`KernelStep::run`] computes a range of tiles between arena buffers.
-//! A [`KernelStep`] holds the built [`Step`] of its kind.
+//! A [`KernelStep`] holds the built [`Step`] of its kind; each kind's build and run live in
+//! its step file in [`crate::program::steps`].
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
 use crate::kernels::output::SharedOutput;
 use crate::program::steps::{BuildContext, Step};
-use crate::program::{ConvSpec, KernelSpec, ValueSpec};
-use crate::{Error, Result};
+use crate::program::{KernelSpec, ValueSpec};
+use crate::Result;
 use std::ops::Range;
 
 /// A kernel step prepared for one ISA.
@@ -24,7 +25,7 @@ impl KernelStep {
     /// `isa` from `prepacked` instead of packing them, and the int8 weights of a convolution or
     /// fully connected layer from `unpacked` instead of `spec` (which then leaves them empty,
     /// e.g. when they stay in a program file). Prepacked weights for any other kernel, or of
-    /// the wrong size, are an [`Error::CorruptFile`].
+    /// the wrong size, are an [`crate::Error::CorruptFile`].
     pub fn build_with(
         isa: Isa,
         spec: &KernelSpec,
@@ -32,36 +33,13 @@ impl KernelStep {
         prepacked: Option<Vec<PackedBytes>>,
         unpacked: Option<&[i8]>,
     ) -> Result<KernelStep> {
-        let takes_prepacked = matches!(
-            spec,
-            KernelSpec::Conv(ConvSpec { depthwise: false, .. }) | KernelSpec::FullyConnected(_)
-        );
-        if prepacked.is_some() && !takes_prepacked {
-            return Err(Error::CorruptFile(format!(
-                "packed weights given for a {} step, which has none",
-                spec.kind_name()
-            )));
-        }
         let cx = BuildContext {
             isa,
             values,
             prepacked,
             weights: unpacked,
         };
-        for i in spec.inputs().into_iter().chain(std::iter::once(spec.output())) {
-            cx.value(i)?;
-        }
-        Ok(KernelStep(match spec {
-            KernelSpec::Conv(s) => s.build(cx)?,
-            KernelSpec::FullyConnected(s) => s.build(cx)?,
-            KernelSpec::Binary(s) => s.build(cx)?,
-            KernelSpec::GlobalAvgPool(s) => s.build(cx)?,
-            KernelSpec::MaxPool(s) => s.build(cx)?,
-            KernelSpec::Concat(s) => s.build(cx)?,
-            KernelSpec::Gather(s) => s.build(cx)?,
-            KernelSpec::Im2col(s) => s.build(cx)?,
-            KernelSpec::Reshape(s) => s.build(cx)?,
-        }))
+        Ok(KernelStep(spec.build(cx)?))
     }
 
     /// Profile label of the step ("binary" for add and mul).

@@ -80,11 +80,8 @@ impl KernelContract for BinarySpec {
         };
         Ok((spec, None))
     }
-}
-
-impl BinarySpec {
     /// Chooses the kernel for `cx.isa` and maps the broadcast onto its strides.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (a, b, out) = (cx.value(self.a)?, cx.value(self.b)?, cx.value(self.output)?);
         if out.numel() == 0 {
             return Err(Error::InvalidModel(format!(

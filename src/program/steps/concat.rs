@@ -54,11 +54,8 @@ impl KernelContract for ConcatSpec {
         let [output, axis] = fixed(d)?;
         Ok((ConcatSpec { inputs, output, axis }, None))
     }
-}
-
-impl ConcatSpec {
     /// Splits the output into `outer` blocks of each input's `inner` elements.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let out = cx.value(self.output)?;
         let ins = self
             .inputs

@@ -89,12 +89,14 @@ impl KernelContract for ConvSpec {
         };
         Ok((spec, viewed))
     }
-}
 
-impl ConvSpec {
+    fn takes_prepacked(&self) -> bool {
+        !self.depthwise
+    }
+
     /// Packs the weights for `cx.isa` (or takes them prepacked) and builds the indirection
-    /// table: a dense / grouped [`DenseConvStep`] or a [`DwConvStep`].
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    /// table: a dense / grouped convolution step or a depthwise one.
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if !x.is_nhwc() || !out.is_nhwc() {
             return Err(Error::InvalidModel("convolution values must be 4-D".into()));
@@ -116,7 +118,10 @@ impl ConvSpec {
             Ok(Box::new(DenseConvStep { conv, ind }))
         }
     }
+}
 
+impl ConvSpec {
+    /// Packs the depthwise (HWC) weights for `cx.isa`.
     fn pack_depthwise(
         &self,
         cx: &BuildContext<'_>,
@@ -138,6 +143,8 @@ impl ConvSpec {
         PackedDwConv::pack(cx.isa, &w, q)
     }
 
+    /// Packs the dense / grouped (OHWI) weights for `cx.isa`, or takes them prepacked (one
+    /// part per group).
     fn pack_dense(
         &self,
         cx: BuildContext<'_>,

@@ -74,11 +74,13 @@ impl KernelContract for FullyConnectedSpec {
         };
         Ok((spec, viewed))
     }
-}
 
-impl FullyConnectedSpec {
+    fn takes_prepacked(&self) -> bool {
+        true
+    }
+
     /// Packs the weights for `cx.isa` (or takes them prepacked, one part).
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         let (n, k) = (self.n, self.k);
         if k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(&k) {

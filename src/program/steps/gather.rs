@@ -68,11 +68,8 @@ impl KernelContract for GatherSpec {
         };
         Ok((spec, None))
     }
-}
-
-impl GatherSpec {
     /// Turns the map of logical indices into one of storage indices.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if self.map.len() != out.numel() {
             return Err(Error::InvalidModel(

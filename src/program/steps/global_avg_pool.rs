@@ -55,11 +55,8 @@ impl KernelContract for GlobalAvgPoolSpec {
         };
         Ok((spec, None))
     }
-}
-
-impl GlobalAvgPoolSpec {
     /// Chooses the kernel for `cx.isa`.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
             return Err(Error::InvalidModel("global average pool shapes".into()));

@@ -61,11 +61,8 @@ impl KernelContract for Im2colSpec {
         };
         Ok((spec, None))
     }
-}
-
-impl Im2colSpec {
     /// Checks the row length against the window geometry.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if !x.is_nhwc() {
             return Err(Error::InvalidModel("im2col input must be 4-D".into()));

@@ -56,11 +56,8 @@ impl KernelContract for MaxPoolSpec {
         };
         Ok((spec, None))
     }
-}
-
-impl MaxPoolSpec {
     /// Chooses the kernel for `cx.isa` and builds the indirection table.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if !x.is_nhwc() {
             return Err(Error::InvalidModel("max pool input must be 4-D".into()));

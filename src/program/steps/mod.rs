@@ -3,8 +3,14 @@
 //! Each kind of step lives in one file: its contract (the plain data lowering writes, which
 //! values it reads and writes) and the encoding of that contract in a program file. The
 //! `kernel_steps!` registry below is the only list of kinds and of their encoding tags.
-//! A contract built for an ISA is a [`Step`]: packed constants, indirection tables and
-//! shapes, prepared once, that the runtime runs tile range by tile range.
+//! A contract built for an ISA (`KernelContract::build`) is a [`Step`]: packed constants,
+//! indirection tables and shapes, prepared once, that the runtime runs tile range by tile
+//! range. A step file thus holds the step's whole life: contract, encoding, build and run;
+//! the arithmetic itself is the kernels' ([`crate::kernels`]).
+//!
+//! Adding a kernel kind: its kernel family in `kernels`, one file here implementing
+//! `KernelContract` and [`Step`], one line in the registry with a new tag, and the
+//! partitioner pattern that drafts its contract.
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
@@ -131,6 +137,13 @@ pub(crate) trait KernelContract: Sized {
     /// Reads the payload that follows the step's tag. With `view`, large int8 weights are
     /// left empty in the contract and returned in place instead (length checked).
     fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)>;
+    /// Whether a build takes weights packed ahead of time ([`BuildContext::prepacked`]).
+    fn takes_prepacked(&self) -> bool {
+        false
+    }
+    /// Prepares the step for `cx.isa`. The value indices of the contract are known to exist,
+    /// and `cx.prepacked` is `None` unless `KernelContract::takes_prepacked`.
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>>;
 }
 
 /// Reads a list of exactly `N` indices and sizes.
@@ -194,6 +207,27 @@ macro_rules! kernel_steps {
                 }
             }
 
+            /// Prepares the step for `cx.isa`: packs its constants (or takes them from
+            /// `cx.prepacked`) and checks its values. Prepacked weights for a step that has none
+            /// are an [`Error::CorruptFile`]; a value index outside `cx.values` is an
+            /// [`Error::InvalidModel`].
+            pub fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+                for i in self.inputs().into_iter().chain(std::iter::once(self.output())) {
+                    cx.value(i)?;
+                }
+                match self {
+                    $(KernelSpec::$variant(s) => {
+                        if cx.prepacked.is_some() && !s.takes_prepacked() {
+                            return Err(Error::CorruptFile(format!(
+                                "packed weights given for a {} step, which has none",
+                                s.kind_name()
+                            )));
+                        }
+                        s.build(cx)
+                    })*
+                }
+            }
+
             /// Writes the step's tag and payload.
             pub(crate) fn encode(&self, e: &mut Enc) {
                 match self {
@@ -239,4 +273,109 @@ kernel_steps! {
     Im2col(im2col::Im2colSpec) = 7,
     /// A byte move by index.
     Gather(gather::GatherSpec) = 8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::OutputRange;
+
+    #[test]
+    fn unknown_step_tag_is_unsupported_and_names_the_tag() {
+        // Tags past the registry's (9 is reserved for a step being added elsewhere).
+        for tag in [200u8, 255] {
+            let bytes = [tag, 0, 0];
+            let err = KernelSpec::decode(&mut Dec::new(&bytes), false).unwrap_err();
+            assert!(
+                matches!(&err, Error::Unsupported(m) if m.contains(&format!("step kind {tag} "))),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_decodes_what_it_encodes() {
+        let window = Window {
+            kernel: (3, 3),
+            stride: (2, 1),
+            dilation: (1, 2),
+            pads: (1, 0, 1, 2),
+        };
+        let range = OutputRange::new(-128, 100).unwrap();
+        let kernels: Vec<KernelSpec> = vec![
+            conv::ConvSpec {
+                input: 1,
+                output: 2,
+                window,
+                groups: 2,
+                depthwise: false,
+                weights: vec![1, -2, 3],
+                scales: vec![0.5, 0.25],
+                bias: vec![7, -9],
+                range,
+            }
+            .into(),
+            fully_connected::FullyConnectedSpec {
+                input: 3,
+                output: 4,
+                n: 2,
+                k: 3,
+                weights: vec![-1; 6],
+                scales: vec![0.125],
+                bias: Vec::new(),
+                range,
+            }
+            .into(),
+            binary::BinarySpec {
+                kind: binary::BinaryKind::Mul,
+                a: 5,
+                b: 6,
+                output: 7,
+                range,
+            }
+            .into(),
+            global_avg_pool::GlobalAvgPoolSpec {
+                input: 8,
+                output: 9,
+                range,
+            }
+            .into(),
+            max_pool::MaxPoolSpec {
+                input: 1,
+                output: 2,
+                window,
+            }
+            .into(),
+            concat::ConcatSpec {
+                inputs: vec![1, 2, 3],
+                output: 4,
+                axis: 1,
+            }
+            .into(),
+            reshape::ReshapeSpec { input: 4, output: 5 }.into(),
+            im2col::Im2colSpec {
+                input: 0,
+                output: 1,
+                window,
+                k_padded: 28,
+            }
+            .into(),
+            gather::GatherSpec {
+                input: 2,
+                output: 3,
+                map: vec![2, gather::GATHER_FILL, 0],
+                fill: -7,
+            }
+            .into(),
+        ];
+        for k in kernels {
+            let mut e = Enc::default();
+            k.encode(&mut e);
+            let mut d = Dec::new(&e.0);
+            let (back, viewed) = KernelSpec::decode(&mut d, false).unwrap();
+            assert_eq!(back, k);
+            assert!(viewed.is_none());
+            assert!(d.take(1).is_err(), "{} left bytes", k.kind_name());
+        }
+    }
 }

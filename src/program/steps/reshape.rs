@@ -48,11 +48,8 @@ impl KernelContract for ReshapeSpec {
         let [input, output] = fixed(d)?;
         Ok((ReshapeSpec { input, output }, None))
     }
-}
-
-impl ReshapeSpec {
     /// A plain copy when both storage orders are logical, else a map of storage indices.
-    pub(crate) fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
+    fn build(&self, cx: BuildContext<'_>) -> Result<Box<dyn Step>> {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
             return Err(Error::InvalidModel("reshape changes the element count".into()));
