@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 use xq::format::{program_file, ContainerReader, ProgramBytes};
 use xq::ir::{DType, Dim, TensorInfo};
 use xq::kernels::{Isa, OutputRange, QuantParams};
-use xq::program::{BinaryKind, KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
+use xq::program::{
+    BinaryKind, BinarySpec, ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ProgramSpec,
+    ReshapeSpec, StepSpec, ValueSpec, Window,
+};
 use xq::runtime::kernel_step::KernelStep;
 use xq::runtime::{Program, ProgramOptions};
 
@@ -89,7 +92,7 @@ impl Builder {
         } else {
             OutputRange::FULL
         };
-        self.step(KernelSpec::Conv {
+        self.step(KernelSpec::Conv(ConvSpec {
             input,
             output,
             window: Window {
@@ -104,19 +107,19 @@ impl Builder {
             scales,
             bias,
             range,
-        });
+        }));
         output
     }
 
     fn add(&mut self, a: usize, b: usize) -> usize {
         let output = self.value(self.spec.values[a].dims.clone());
-        self.step(KernelSpec::Binary {
+        self.step(KernelSpec::Binary(BinarySpec {
             kind: BinaryKind::Add,
             a,
             b,
             output,
             range: OutputRange::FULL,
-        });
+        }));
         output
     }
 }
@@ -174,19 +177,19 @@ fn mobilenet_v2() -> ProgramSpec {
     }
     x = b.conv(x, 1280, 1, 1, 1, true);
     let pooled = b.value(vec![1, 1280, 1, 1]);
-    b.step(KernelSpec::GlobalAvgPool {
+    b.step(KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec {
         input: x,
         output: pooled,
         range: OutputRange::FULL,
-    });
+    }));
     let flat = b.value(vec![1, 1280]);
-    b.step(KernelSpec::Reshape {
+    b.step(KernelSpec::Reshape(ReshapeSpec {
         input: pooled,
         output: flat,
-    });
+    }));
     let logits = b.value(vec![1, 1000]);
     b.seed += 1;
-    b.step(KernelSpec::FullyConnected {
+    b.step(KernelSpec::FullyConnected(FullyConnectedSpec {
         input: flat,
         output: logits,
         n: 1000,
@@ -198,7 +201,7 @@ fn mobilenet_v2() -> ProgramSpec {
         scales: vec![1e-3; 1000],
         bias: vec![7; 1000],
         range: OutputRange::FULL,
-    });
+    }));
     b.spec.steps.push(StepSpec::Dequantize {
         value: logits,
         tensor: "logits".into(),

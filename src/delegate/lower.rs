@@ -6,7 +6,9 @@ use super::patterns::{Candidate, DynamicCandidate, Matcher, Reason};
 use super::report::{Refused, Report};
 use crate::ir::op::UnaryOp;
 use crate::ir::{Graph, Op, TensorInfo};
-use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec};
+use crate::program::{
+    ConvSpec, FullyConnectedSpec, Im2colSpec, KernelSpec, ProgramSpec, ReshapeSpec, StepSpec, ValueSpec,
+};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -24,39 +26,6 @@ pub enum PartitionMode {
     None,
 }
 
-/// Maps a drafted kernel's input placeholders (0, 1, ...) and output to value ids.
-fn bind(kernel: &KernelSpec, inputs: &[usize], output: usize) -> KernelSpec {
-    let mut k = kernel.clone();
-    match &mut k {
-        KernelSpec::Conv { input, output: o, .. }
-        | KernelSpec::FullyConnected { input, output: o, .. }
-        | KernelSpec::GlobalAvgPool { input, output: o, .. }
-        | KernelSpec::MaxPool { input, output: o, .. }
-        | KernelSpec::Reshape { input, output: o }
-        | KernelSpec::Im2col { input, output: o, .. }
-        | KernelSpec::Gather { input, output: o, .. } => {
-            *input = inputs[*input];
-            *o = output;
-        }
-        KernelSpec::Binary { a, b, output: o, .. } => {
-            *a = inputs[*a];
-            *b = inputs[*b];
-            *o = output;
-        }
-        KernelSpec::Concat {
-            inputs: ins,
-            output: o,
-            ..
-        } => {
-            for i in ins.iter_mut() {
-                *i = inputs[*i];
-            }
-            *o = output;
-        }
-    }
-    k
-}
-
 /// Input channels below which a dense convolution is lowered as im2col + GEMM: with few
 /// channels per tap, one dense row of all taps feeds the GEMM microkernel far better than
 /// one short segment per tap.
@@ -68,7 +37,7 @@ fn small_channel_conv_as_gemm(
     k: &KernelSpec,
     values: &mut Vec<ValueSpec>,
 ) -> Option<(KernelSpec, KernelSpec)> {
-    let KernelSpec::Conv {
+    let KernelSpec::Conv(ConvSpec {
         input,
         output,
         window,
@@ -78,7 +47,7 @@ fn small_channel_conv_as_gemm(
         scales,
         bias,
         range,
-    } = k
+    }) = k
     else {
         return None;
     };
@@ -105,13 +74,13 @@ fn small_channel_conv_as_gemm(
     });
     let rows = values.len() - 1;
     Some((
-        KernelSpec::Im2col {
+        KernelSpec::Im2col(Im2colSpec {
             input: *input,
             output: rows,
             window: *window,
             k_padded,
-        },
-        KernelSpec::FullyConnected {
+        }),
+        KernelSpec::FullyConnected(FullyConnectedSpec {
             input: rows,
             output: *output,
             n,
@@ -120,7 +89,7 @@ fn small_channel_conv_as_gemm(
             scales: scales.clone(),
             bias: bias.clone(),
             range: *range,
-        },
+        }),
     ))
 }
 
@@ -129,13 +98,13 @@ fn small_channel_conv_as_gemm(
 /// logical rows: a reshape into a `[rows, k]` value, the product into `[rows, n]`, and (for
 /// a rank-4 output) a reshape back.
 fn rank4_fully_connected_as_rows(k: &KernelSpec, values: &mut Vec<ValueSpec>) -> Option<Vec<KernelSpec>> {
-    let KernelSpec::FullyConnected {
+    let KernelSpec::FullyConnected(FullyConnectedSpec {
         input,
         output,
         n,
         k: depth,
         ..
-    } = k
+    }) = k
     else {
         return None;
     };
@@ -160,22 +129,22 @@ fn rank4_fully_connected_as_rows(k: &KernelSpec, values: &mut Vec<ValueSpec>) ->
         None
     };
     let mut product = k.clone();
-    if let KernelSpec::FullyConnected { input, output, .. } = &mut product {
+    if let KernelSpec::FullyConnected(FullyConnectedSpec { input, output, .. }) = &mut product {
         *input = x_rows;
         *output = y_rows.unwrap_or(*output);
     }
     let mut steps = vec![
-        KernelSpec::Reshape {
+        KernelSpec::Reshape(ReshapeSpec {
             input: *input,
             output: x_rows,
-        },
+        }),
         product,
     ];
     if let Some(y_rows) = y_rows {
-        steps.push(KernelSpec::Reshape {
+        steps.push(KernelSpec::Reshape(ReshapeSpec {
             input: y_rows,
             output: *output,
-        });
+        }));
     }
     Some(steps)
 }
@@ -481,7 +450,9 @@ impl<'a> Emitter<'a> {
         let c = &matches.cands[ci];
         let ins: Vec<usize> = c.inputs.iter().map(|t| self.pattern_input(ci, t)).collect();
         let out = self.value_of[&c.output];
-        let kernel = bind(&c.kernel, &ins, out);
+        // The drafted kernel's inputs are placeholders 0, 1, ... into `ins`.
+        let mut kernel = c.kernel.clone();
+        kernel.remap_values(&mut |i| ins[i], &mut |_| out);
         let kernels = match small_channel_conv_as_gemm(&kernel, &mut self.values) {
             Some((im2col, gemm)) => vec![im2col, gemm],
             None => rank4_fully_connected_as_rows(&kernel, &mut self.values).unwrap_or_else(|| vec![kernel]),

@@ -7,7 +7,10 @@ use super::gather_map;
 use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::kernels::{OutputRange, QuantParams};
-use crate::program::{BinaryKind, KernelSpec, Window};
+use crate::program::{
+    BinaryKind, BinarySpec, ConcatSpec, ConvSpec, FullyConnectedSpec, GatherSpec, GlobalAvgPoolSpec,
+    KernelSpec, MaxPoolSpec, ReshapeSpec, Window,
+};
 use std::collections::HashMap;
 
 /// Elements of a constant Add / Mul operand taken into a pattern (a scalar or a per-channel
@@ -907,7 +910,7 @@ impl<'g> Matcher<'g> {
             }
             ohwi
         };
-        let kernel = KernelSpec::Conv {
+        let kernel = KernelSpec::Conv(ConvSpec {
             input: 0,
             output: 0,
             window,
@@ -917,7 +920,7 @@ impl<'g> Matcher<'g> {
             scales,
             bias,
             range: out.range,
-        };
+        });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
@@ -970,7 +973,7 @@ impl<'g> Matcher<'g> {
         out.nodes.extend(covered);
         let weights = if trans_b { w } else { transpose(&w, k, n) };
         let bias = self.q_bias(bias_input, x.q.scale, &scales, n)?;
-        let kernel = KernelSpec::FullyConnected {
+        let kernel = KernelSpec::FullyConnected(FullyConnectedSpec {
             input: 0,
             output: 0,
             n,
@@ -979,7 +982,7 @@ impl<'g> Matcher<'g> {
             scales,
             bias,
             range: out.range,
-        };
+        });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
@@ -1059,13 +1062,13 @@ impl<'g> Matcher<'g> {
         } else {
             BinaryKind::Mul
         };
-        let kernel = KernelSpec::Binary {
+        let kernel = KernelSpec::Binary(BinarySpec {
             kind,
             a: 0,
             b: 1,
             output: 0,
             range: out.range,
-        };
+        });
         Ok(self.candidate(index, vec![&a, &b], out, kernel))
     }
 
@@ -1081,11 +1084,11 @@ impl<'g> Matcher<'g> {
             return refuse(Reason::Shape, "mean output is neither [N, C, 1, 1] nor [N, C]");
         }
         let out = self.q_output(node)?;
-        let kernel = KernelSpec::GlobalAvgPool {
+        let kernel = KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec {
             input: 0,
             output: 0,
             range: out.range,
-        };
+        });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
@@ -1106,11 +1109,11 @@ impl<'g> Matcher<'g> {
         if a.ceil_mode {
             window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
         }
-        let kernel = KernelSpec::MaxPool {
+        let kernel = KernelSpec::MaxPool(MaxPoolSpec {
             input: 0,
             output: 0,
             window,
-        };
+        });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
@@ -1126,11 +1129,11 @@ impl<'g> Matcher<'g> {
             return refuse(Reason::Shape, "4-D concat along another axis than channels");
         }
         let out = self.q_output(node)?;
-        let kernel = KernelSpec::Concat {
+        let kernel = KernelSpec::Concat(ConcatSpec {
             inputs: (0..inputs.len()).collect(),
             output: 0,
             axis: axis as usize,
-        };
+        });
         Ok(self.candidate(index, inputs.iter().collect(), out, kernel))
     }
 
@@ -1205,12 +1208,12 @@ impl<'g> Matcher<'g> {
         if dims != self.dims(&node.outputs[0])? {
             return refuse(Reason::Shape, "index map shape differs from the inferred shape");
         }
-        let kernel = KernelSpec::Gather {
+        let kernel = KernelSpec::Gather(GatherSpec {
             input: 0,
             output: 0,
             map,
             fill,
-        };
+        });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
@@ -1221,7 +1224,7 @@ impl<'g> Matcher<'g> {
             return refuse(Reason::QParams, "output qparams differ from the input's");
         }
         self.dims(&node.outputs[0])?;
-        let kernel = KernelSpec::Reshape { input: 0, output: 0 };
+        let kernel = KernelSpec::Reshape(ReshapeSpec { input: 0, output: 0 });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 }

@@ -12,8 +12,9 @@
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
 //! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
-//! (global average / mean, max pool), [`concat`](mod@concat) and
-//! [`dynamic`] (per-row quantization + GEMM with `f32` output). Several threads may run
+//! (global average / mean, max pool), [`concat`](mod@concat),
+//! [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`]
+//! and [`im2col`]. Several threads may run
 //! disjoint tile ranges of one operator through the `run_shared` functions and
 //! [`output::SharedOutput`]. The kernels assume the default floating-point environment
 //! (round to nearest, no flush-to-zero), as Rust itself does.
@@ -88,7 +89,9 @@ pub mod dwconv;
 pub mod dynamic;
 pub mod elementwise;
 mod epilogue;
+pub mod gather;
 pub mod gemm;
+pub mod im2col;
 pub mod indirection;
 pub mod lut;
 pub mod output;

@@ -1,15 +1,19 @@
-//! The compiled-program contract: the plain data a lowered program is made of.
+//! The compiled-program contract: the plain data a lowered program is made of, its encoding
+//! in a program file, and the kernel steps that contract builds.
 //!
 //! One writer, two readers:
 //! - the delegate's lowering (`delegate::lower`) writes a [`ProgramSpec`];
-//! - the runtime (`runtime::Program`) reads it, packs each kernel's constants for the
-//!   selected ISA and executes the steps;
-//! - the program file (`format::program_file`) stores it and reads it back.
+//! - the runtime (`runtime::Program`) reads it, builds each kernel step for the selected ISA
+//!   ([`KernelSpec::build`]) and executes the steps;
+//! - the program file (`format::program_file`) frames its encoding ([`codec`]) in a section.
 //!
 //! None of the three depends on another through this contract, and the contract depends on
 //! nothing of theirs: only on the graph IR (tensor infos, the interpreter's share of the
-//! graph) and on the kernels' parameter types (quantization parameters, output ranges, the
-//! elementwise kernel's broadcast strides).
+//! graph), on the kernels (parameter types, and the kernel families a built step runs) and
+//! on the CPU's ISA list.
+//!
+//! [`steps`] holds one file per kernel step: its contract, its encoding, its build and its
+//! run; the registry in [`steps`] is the only list of kinds and their encoding tags.
 //!
 //! What it fixes:
 //! - **Values** ([`ValueSpec`]): the int8 tensors of the arena. Dimensions are logical
@@ -31,10 +35,20 @@
 //!   it runs.
 
 pub mod broadcast;
-mod kernel;
+pub mod codec;
 mod step;
+pub mod steps;
 mod value;
 
-pub use kernel::{BinaryKind, KernelSpec, Window, GATHER_FILL};
 pub use step::{ProgramSpec, StepSpec};
+pub use steps::binary::{BinaryKind, BinarySpec};
+pub use steps::concat::ConcatSpec;
+pub use steps::conv::ConvSpec;
+pub use steps::fully_connected::FullyConnectedSpec;
+pub use steps::gather::{GatherSpec, GATHER_FILL};
+pub use steps::global_avg_pool::GlobalAvgPoolSpec;
+pub use steps::im2col::Im2colSpec;
+pub use steps::max_pool::MaxPoolSpec;
+pub use steps::reshape::ReshapeSpec;
+pub use steps::{KernelSpec, Window};
 pub use value::ValueSpec;

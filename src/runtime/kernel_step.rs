@@ -1,106 +1,18 @@
 //! Kernel steps built from a [`KernelSpec`]: packed weights, indirection tables and shapes,
 //! prepared once; [`KernelStep::run`] computes a range of tiles between arena buffers.
+//! A [`KernelStep`] holds the built [`Step`] of its kind; each kind's build and run live in
+//! its step file in [`crate::program::steps`].
 
 use crate::cpu::Isa;
 use crate::kernels::buffer::PackedBytes;
-use crate::kernels::concat::{Concat, ConcatInput};
-use crate::kernels::conv::PackedConv;
-use crate::kernels::dwconv::{DwWeights, PackedDwConv};
-use crate::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, QuantizedBinary, Storage};
-use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
-use crate::kernels::indirection::{ConvGeometry, Indirection};
 use crate::kernels::output::SharedOutput;
-use crate::kernels::pool::{GlobalAvgPool, MaxPool};
-use crate::kernels::{conv::ConvWeights, OutputRange};
-use crate::program::{BinaryKind, KernelSpec, ValueSpec, Window, GATHER_FILL};
-use crate::{Error, Result};
+use crate::program::steps::{BuildContext, Step};
+use crate::program::{KernelSpec, ValueSpec};
+use crate::Result;
 use std::ops::Range;
 
-/// A prepared kernel and the values it reads and writes.
-pub enum KernelStep {
-    /// Dense or grouped convolution.
-    Conv(PackedConv, Indirection),
-    /// Depthwise convolution.
-    DwConv(PackedDwConv, Indirection),
-    /// Fully connected over `m` rows of `k`.
-    Fc {
-        /// Packed weights.
-        packed: PackedGemm,
-        /// Rows.
-        m: usize,
-        /// Reduction length.
-        k: usize,
-        /// Output channels.
-        n: usize,
-    },
-    /// Add / Mul.
-    Binary(QuantizedBinary, BinaryShape),
-    /// Mean over H·W.
-    Gap {
-        /// The kernel.
-        pool: GlobalAvgPool,
-        /// Images.
-        batch: usize,
-        /// Channels.
-        channels: usize,
-    },
-    /// Max pool.
-    MaxPool(MaxPool, Indirection),
-    /// Concatenation of `outer × inner[i]` blocks.
-    Concat {
-        /// The kernel.
-        concat: Concat,
-        /// Outer count.
-        outer: usize,
-        /// Per input: elements per outer index.
-        inner: Vec<usize>,
-        /// Per input: quantization.
-        qs: Vec<crate::kernels::QuantParams>,
-    },
-    /// Byte move by storage index: `out[i] = in[map[i]]`, `fill` where `map[i]` is
-    /// `GATHER_FILL`.
-    Gather {
-        /// Source storage index per output storage index.
-        map: Vec<u32>,
-        /// Padding byte.
-        fill: i8,
-    },
-    /// Window gather into dense rows (see `KernelSpec::Im2col`).
-    Im2col {
-        /// The window geometry over the NHWC input.
-        geometry: ConvGeometry,
-        /// Row length.
-        k_padded: usize,
-        /// The fill byte (input zero point).
-        fill: i8,
-    },
-    /// Byte move: `out[i] = in[map[i]]`, or a plain copy without a map.
-    Reshape(Option<Vec<u32>>),
-}
-
-fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
-    ConvGeometry {
-        batch: x.dims[0],
-        in_h: x.dims[2],
-        in_w: x.dims[3],
-        in_c: x.dims[1],
-        k_h: w.kernel.0,
-        k_w: w.kernel.1,
-        stride: w.stride,
-        dilation: w.dilation,
-        padding: w.pads,
-    }
-}
-
-fn expect_dims(v: &ValueSpec, want: &[usize], what: &str) -> Result<()> {
-    if v.dims != want {
-        return Err(Error::ShapeMismatch(format!(
-            "{what}: value `{}` has shape {:?}, the kernel computes {want:?}",
-            v.name, v.dims
-        )));
-    }
-    Ok(())
-}
+/// A kernel step prepared for one ISA.
+pub struct KernelStep(Box<dyn Step>);
 
 impl KernelStep {
     /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
@@ -113,7 +25,7 @@ impl KernelStep {
     /// `isa` from `prepacked` instead of packing them, and the int8 weights of a convolution or
     /// fully connected layer from `unpacked` instead of `spec` (which then leaves them empty,
     /// e.g. when they stay in a program file). Prepacked weights for any other kernel, or of
-    /// the wrong size, are an [`Error::CorruptFile`].
+    /// the wrong size, are an [`crate::Error::CorruptFile`].
     pub fn build_with(
         isa: Isa,
         spec: &KernelSpec,
@@ -121,337 +33,35 @@ impl KernelStep {
         prepacked: Option<Vec<PackedBytes>>,
         unpacked: Option<&[i8]>,
     ) -> Result<KernelStep> {
-        let takes_prepacked = matches!(
-            spec,
-            KernelSpec::Conv { depthwise: false, .. } | KernelSpec::FullyConnected { .. }
-        );
-        if prepacked.is_some() && !takes_prepacked {
-            return Err(Error::CorruptFile(format!(
-                "packed weights given for a {} step, which has none",
-                spec.kind_name()
-            )));
-        }
-        let value = |i: usize| {
-            values
-                .get(i)
-                .ok_or_else(|| Error::InvalidModel(format!("kernel refers to value {i} of {}", values.len())))
+        let cx = BuildContext {
+            isa,
+            values,
+            prepacked,
+            weights: unpacked,
         };
-        for i in spec.inputs().into_iter().chain(std::iter::once(spec.output())) {
-            value(i)?;
-        }
-        let out = value(spec.output())?;
-        Ok(match spec {
-            KernelSpec::Conv {
-                input,
-                window,
-                groups,
-                depthwise,
-                weights,
-                scales,
-                bias,
-                range,
-                ..
-            } => {
-                let weights = unpacked.unwrap_or(weights);
-                let x = value(*input)?;
-                if !x.is_nhwc() || !out.is_nhwc() {
-                    return Err(Error::InvalidModel("convolution values must be 4-D".into()));
-                }
-                let g = geometry(x, window);
-                let ind = Indirection::new(&g)?;
-                let oc = out.dims[1];
-                expect_dims(out, &[g.batch, oc, g.out_h(), g.out_w()], "conv")?;
-                let q = GemmQuant {
-                    input: x.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let bias = (!bias.is_empty()).then_some(bias.as_slice());
-                if *depthwise {
-                    if *groups != oc || x.dims[1] != oc {
-                        return Err(Error::InvalidModel("depthwise channel counts differ".into()));
-                    }
-                    let w = DwWeights {
-                        channels: oc,
-                        k_h: window.kernel.0,
-                        k_w: window.kernel.1,
-                        weights,
-                        scales,
-                        bias,
-                    };
-                    KernelStep::DwConv(PackedDwConv::pack(isa, &w, &q)?, ind)
-                } else {
-                    if *groups == 0 || x.dims[1] % groups != 0 {
-                        return Err(Error::InvalidModel(
-                            "convolution groups do not divide channels".into(),
-                        ));
-                    }
-                    let w = ConvWeights {
-                        out_c: oc,
-                        in_c_per_group: x.dims[1] / groups,
-                        groups: *groups,
-                        k_h: window.kernel.0,
-                        k_w: window.kernel.1,
-                        weights,
-                        scales,
-                        bias,
-                    };
-                    let packed = match prepacked {
-                        Some(parts) => PackedConv::from_packed(
-                            isa,
-                            oc,
-                            w.in_c_per_group,
-                            *groups,
-                            window.kernel,
-                            &q,
-                            parts,
-                        )?,
-                        None => PackedConv::pack(isa, &w, &q)?,
-                    };
-                    KernelStep::Conv(packed, ind)
-                }
-            }
-            KernelSpec::FullyConnected {
-                input,
-                n,
-                k,
-                weights,
-                scales,
-                bias,
-                range,
-                ..
-            } => {
-                let weights = unpacked.unwrap_or(weights);
-                let x = value(*input)?;
-                if *k == 0 || x.is_nhwc() || x.numel() % k != 0 || x.dims.last() != Some(k) {
-                    return Err(Error::InvalidModel(format!(
-                        "fully connected input `{}` shape",
-                        x.name
-                    )));
-                }
-                let m = x.numel() / k;
-                if out.numel() != m * n || (out.is_nhwc() && out.dims[1] != *n) {
-                    return Err(Error::InvalidModel(format!(
-                        "fully connected output `{}` shape",
-                        out.name
-                    )));
-                }
-                let w = GemmWeights {
-                    n: *n,
-                    ks: 1,
-                    kc: *k,
-                    weights,
-                    scales,
-                    bias: (!bias.is_empty()).then_some(bias.as_slice()),
-                };
-                let q = GemmQuant {
-                    input: x.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let packed = match prepacked {
-                    Some(mut parts) if parts.len() == 1 => {
-                        PackedGemm::from_packed(isa, *n, 1, *k, &q, parts.remove(0))?
-                    }
-                    Some(parts) => {
-                        return Err(Error::CorruptFile(format!(
-                            "{} packed parts for a fully connected step (one expected)",
-                            parts.len()
-                        )))
-                    }
-                    None => PackedGemm::pack(isa, &w, &q)?,
-                };
-                KernelStep::Fc {
-                    packed,
-                    m,
-                    k: *k,
-                    n: *n,
-                }
-            }
-            KernelSpec::Binary {
-                kind, a, b, range, ..
-            } => {
-                let (a, b) = (value(*a)?, value(*b)?);
-                if out.numel() == 0 {
-                    return Err(Error::InvalidModel(format!(
-                        "add/mul output `{}` is empty",
-                        out.name
-                    )));
-                }
-                let shape =
-                    crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out.dims).map_err(|e| {
-                        Error::InvalidModel(format!(
-                            "add/mul `{}` = `{}` op `{}`: {e}",
-                            out.name, a.name, b.name
-                        ))
-                    })?;
-                let op = match kind {
-                    BinaryKind::Add => BinaryOp::Add,
-                    BinaryKind::Mul => BinaryOp::Mul,
-                };
-                let q = BinaryQuant {
-                    a: a.q,
-                    b: b.q,
-                    output: out.q,
-                    range: *range,
-                };
-                let storage = if out.unsigned {
-                    Storage::Uint8
-                } else {
-                    Storage::Int8
-                };
-                KernelStep::Binary(QuantizedBinary::with_storage(isa, op, &q, storage)?, shape)
-            }
-            KernelSpec::GlobalAvgPool { input, range, .. } => {
-                let x = value(*input)?;
-                if !x.is_nhwc() || out.numel() != x.dims[0] * x.dims[1] {
-                    return Err(Error::InvalidModel("global average pool shapes".into()));
-                }
-                let pool = GlobalAvgPool::new(isa, x.dims[2] * x.dims[3], x.q, out.q, *range)?;
-                KernelStep::Gap {
-                    pool,
-                    batch: x.dims[0],
-                    channels: x.dims[1],
-                }
-            }
-            KernelSpec::MaxPool { input, window, .. } => {
-                let x = value(*input)?;
-                if !x.is_nhwc() {
-                    return Err(Error::InvalidModel("max pool input must be 4-D".into()));
-                }
-                let g = geometry(x, window);
-                let ind = Indirection::new(&g)?;
-                expect_dims(out, &[g.batch, g.in_c, g.out_h(), g.out_w()], "max pool")?;
-                KernelStep::MaxPool(MaxPool::new(isa, OutputRange::FULL)?, ind)
-            }
-            KernelSpec::Concat { inputs, axis, .. } => {
-                let ins = inputs.iter().map(|&i| value(i)).collect::<Result<Vec<_>>>()?;
-                let rank = out.dims.len();
-                if *axis >= rank || ins.iter().any(|v| v.dims.len() != rank) {
-                    return Err(Error::InvalidModel("concat axis or ranks".into()));
-                }
-                let (outer, inner): (usize, Vec<usize>) = if out.is_nhwc() {
-                    if *axis != 1 {
-                        return Err(Error::InvalidModel("NHWC concat must be along channels".into()));
-                    }
-                    let outer = out.dims[0] * out.dims[2] * out.dims[3];
-                    (outer, ins.iter().map(|v| v.dims[1]).collect())
-                } else {
-                    let outer = out.dims[..*axis].iter().product();
-                    (
-                        outer,
-                        ins.iter().map(|v| v.dims[*axis..].iter().product()).collect(),
-                    )
-                };
-                if inner.iter().sum::<usize>() * outer != out.numel()
-                    || ins.iter().zip(&inner).any(|(v, i)| v.numel() != i * outer)
-                {
-                    return Err(Error::InvalidModel("concat shapes".into()));
-                }
-                KernelStep::Concat {
-                    concat: Concat::new(isa, out.q)?,
-                    outer,
-                    inner,
-                    qs: ins.iter().map(|v| v.q).collect(),
-                }
-            }
-            KernelSpec::Gather { input, map, fill, .. } => {
-                let x = value(*input)?;
-                if map.len() != out.numel() {
-                    return Err(Error::InvalidModel(
-                        "gather map length differs from the output".into(),
-                    ));
-                }
-                let fill_mark = GATHER_FILL;
-                let mut smap = vec![fill_mark; map.len()];
-                for (l, &src) in map.iter().enumerate() {
-                    if src != fill_mark {
-                        if src as usize >= x.numel() {
-                            return Err(Error::InvalidModel("gather map reads outside the input".into()));
-                        }
-                        smap[out.storage_index(l)] = x.storage_index(src as usize) as u32;
-                    }
-                }
-                KernelStep::Gather {
-                    map: smap,
-                    fill: *fill,
-                }
-            }
-            KernelSpec::Im2col {
-                input,
-                window,
-                k_padded,
-                ..
-            } => {
-                let x = value(*input)?;
-                if !x.is_nhwc() {
-                    return Err(Error::InvalidModel("im2col input must be 4-D".into()));
-                }
-                let g = geometry(x, window);
-                g.validate()?;
-                let k_real = g.taps() * g.in_c;
-                let pixels = g.batch * g.out_h() * g.out_w();
-                if *k_padded < k_real || *k_padded > k_real + 3 || out.dims != [pixels, *k_padded] {
-                    return Err(Error::InvalidModel("im2col shapes".into()));
-                }
-                KernelStep::Im2col {
-                    geometry: g,
-                    k_padded: *k_padded,
-                    fill: x.q.zero_point as i8,
-                }
-            }
-            KernelSpec::Reshape { input, .. } => {
-                let x = value(*input)?;
-                if x.numel() != out.numel() || x.numel() > u32::MAX as usize {
-                    return Err(Error::InvalidModel("reshape changes the element count".into()));
-                }
-                if x.storage_is_logical() && out.storage_is_logical() {
-                    KernelStep::Reshape(None)
-                } else {
-                    let mut map = vec![0u32; out.numel()];
-                    for l in 0..out.numel() {
-                        map[out.storage_index(l)] = x.storage_index(l) as u32;
-                    }
-                    KernelStep::Reshape(Some(map))
-                }
-            }
-        })
+        Ok(KernelStep(spec.build(cx)?))
+    }
+
+    /// Profile label of the step ("binary" for add and mul).
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
     }
 
     /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
     /// convolution, one for a fully connected layer, none for other kernels.
     pub fn packed_parts(&self) -> Vec<&[u8]> {
-        match self {
-            KernelStep::Conv(p, _) => p.packed_groups().collect(),
-            KernelStep::Fc { packed, .. } => vec![packed.packed_bytes()],
-            _ => Vec::new(),
-        }
+        self.0.packed_parts()
     }
 
     /// Whether the step's packed weights are used in place from shared bytes (a program
     /// file's packed section) rather than packed at load; false for steps without weights.
     pub fn uses_shared_weights(&self) -> bool {
-        match self {
-            KernelStep::Conv(p, _) => p.is_shared(),
-            KernelStep::Fc { packed, .. } => packed.is_shared(),
-            _ => false,
-        }
+        self.0.uses_shared_weights()
     }
 
     /// Number of independent tiles.
     pub fn tile_count(&self) -> usize {
-        match self {
-            KernelStep::Conv(p, ind) => p.tile_count(ind),
-            KernelStep::DwConv(p, ind) => p.tile_count(ind),
-            KernelStep::Fc { packed, m, .. } => packed.tile_count(*m),
-            KernelStep::Binary(k, s) => k.tile_count(s),
-            KernelStep::Gap { pool, batch, .. } => pool.tile_count(*batch),
-            KernelStep::MaxPool(p, ind) => p.tile_count(ind),
-            KernelStep::Concat { concat, outer, .. } => concat.tile_count(*outer),
-            KernelStep::Im2col { geometry, .. } => geometry.batch * geometry.out_h(),
-            KernelStep::Gather { .. } => 1,
-            KernelStep::Reshape(_) => 1,
-        }
+        self.0.tile_count()
     }
 
     /// Computes `tiles` from `inputs` into `out`.
@@ -459,184 +69,7 @@ impl KernelStep {
     /// # Safety
     /// Concurrent calls on the same `out` must use disjoint tile ranges.
     pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
-        let x = inputs[0];
-        // SAFETY: every arm forwards this function's contract (disjoint tiles for concurrent
-        // callers on the same `out`).
-        unsafe {
-            match self {
-                KernelStep::Conv(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::DwConv(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::Fc { packed, m, k, n } => packed.run_shared(*m, x, *k, out, *n, tiles),
-                KernelStep::Binary(kernel, shape) => kernel.run_shared(shape, x, inputs[1], out, tiles),
-                KernelStep::Gap {
-                    pool,
-                    batch,
-                    channels,
-                } => pool.run_shared(*batch, *channels, x, out, tiles),
-                KernelStep::MaxPool(p, ind) => p.run_shared(ind, x, out, tiles),
-                KernelStep::Concat {
-                    concat,
-                    outer,
-                    inner,
-                    qs,
-                } => {
-                    let ins: Vec<ConcatInput> = inputs
-                        .iter()
-                        .zip(inner.iter().zip(qs))
-                        .map(|(d, (&inner, &q))| ConcatInput { data: d, inner, q })
-                        .collect();
-                    concat.run_shared(*outer, &ins, out, tiles)
-                }
-                KernelStep::Gather { map, fill } => {
-                    if out.len() != map.len() {
-                        return Err(Error::Internal("gather buffer sizes differ".into()));
-                    }
-                    let dst = out.as_ptr();
-                    for (i, &src) in map.iter().enumerate() {
-                        let v = if src == GATHER_FILL {
-                            *fill
-                        } else {
-                            x[src as usize]
-                        };
-                        // SAFETY: `i < out.len()` (checked above); one call covers the output.
-                        *dst.add(i) = v;
-                    }
-                    Ok(())
-                }
-                KernelStep::Im2col {
-                    geometry: g,
-                    k_padded,
-                    fill,
-                } => {
-                    let (oh, ow) = (g.out_h(), g.out_w());
-                    if x.len() != g.batch * g.image_len() || out.len() != g.batch * oh * ow * k_padded {
-                        return Err(Error::Internal("im2col buffer sizes differ".into()));
-                    }
-                    // The output holds every row of these tiles (checked above), and the caller
-                    // gives concurrent calls disjoint tiles.
-                    im2col_tiles(g, *k_padded, *fill, x, out.as_ptr(), tiles);
-                    Ok(())
-                }
-                KernelStep::Reshape(map) => {
-                    if out.len() != x.len() {
-                        return Err(Error::Internal("reshape buffer sizes differ".into()));
-                    }
-                    let dst = out.as_ptr();
-                    match map {
-                        None => std::ptr::copy_nonoverlapping(x.as_ptr(), dst, x.len()),
-                        Some(map) => {
-                            for (i, &src) in map.iter().enumerate() {
-                                *dst.add(i) = x[src as usize];
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-            }
-        }
-    }
-}
-
-/// Copies a run of a few bytes (one kernel row of im2col) with two overlapping word moves
-/// instead of a `memcpy` call when it is 4 to 16 bytes long.
-#[inline(always)]
-fn copy_run(dst: &mut [i8], src: &[i8]) {
-    let n = dst.len();
-    assert_eq!(n, src.len());
-    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
-    // SAFETY: both slices hold n bytes; each pair of moves covers [0, w) and [n - w, n) with
-    // w <= n, so every access is in bounds (unaligned accesses are allowed).
-    unsafe {
-        match n {
-            8..=16 => {
-                let (head, tail) = (
-                    s.cast::<u64>().read_unaligned(),
-                    s.add(n - 8).cast::<u64>().read_unaligned(),
-                );
-                d.cast::<u64>().write_unaligned(head);
-                d.add(n - 8).cast::<u64>().write_unaligned(tail);
-            }
-            4..=7 => {
-                let (head, tail) = (
-                    s.cast::<u32>().read_unaligned(),
-                    s.add(n - 4).cast::<u32>().read_unaligned(),
-                );
-                d.cast::<u32>().write_unaligned(head);
-                d.add(n - 4).cast::<u32>().write_unaligned(tail);
-            }
-            _ => dst.copy_from_slice(src),
-        }
-    }
-}
-
-/// Im2col of output rows `tiles` (tile = output row of one image): each output pixel's
-/// window as `k_padded` bytes in `(ky, kx, channel)` order, padding taps and the tail filled
-/// with `fill`.
-///
-/// # Safety
-/// `x` holds `g.batch` images; `dst` is valid for writing `g.batch · out_h · out_w ·
-/// k_padded` bytes, of which this call writes only the rows of `tiles`.
-unsafe fn im2col_tiles(
-    g: &ConvGeometry,
-    k_padded: usize,
-    fill: i8,
-    x: &[i8],
-    dst: *mut i8,
-    tiles: Range<usize>,
-) {
-    let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
-    let run = g.k_w * c;
-    // Input row offset of each kernel row for the current output row (None: padding).
-    let mut rows: Vec<Option<usize>> = vec![None; g.k_h];
-    for t in tiles {
-        let (image, oy) = (t / oh, t % oh);
-        let src = &x[image * g.image_len()..][..g.image_len()];
-        for (ky, r) in rows.iter_mut().enumerate() {
-            *r = (oy * g.stride.0 + ky * g.dilation.0)
-                .checked_sub(g.padding.0)
-                .filter(|&y| y < g.in_h)
-                .map(|y| y * g.in_w * c);
-        }
-        for ox in 0..ow {
-            // SAFETY: row `(image, oy, ox)` of `k_padded` bytes is inside the output and
-            // belongs to tile `t` only (caller contract).
-            let r = unsafe {
-                std::slice::from_raw_parts_mut(dst.add(((image * oh + oy) * ow + ox) * k_padded), k_padded)
-            };
-            let ix0 = (ox * g.stride.1).checked_sub(g.padding.1);
-            let mut at = 0;
-            match ix0 {
-                // Every tap of the window row is inside: runs of k_w · c contiguous bytes.
-                Some(x0) if g.dilation.1 == 1 && x0 + g.k_w <= g.in_w => {
-                    for row in &rows {
-                        let d = &mut r[at..at + run];
-                        match row {
-                            Some(off) => copy_run(d, &src[off + x0 * c..][..run]),
-                            None => d.iter_mut().for_each(|v| *v = fill),
-                        }
-                        at += run;
-                    }
-                }
-                _ => {
-                    for row in &rows {
-                        for kx in 0..g.k_w {
-                            let ix = (ox * g.stride.1 + kx * g.dilation.1)
-                                .checked_sub(g.padding.1)
-                                .filter(|&ix| ix < g.in_w);
-                            let d = &mut r[at..at + c];
-                            match (row, ix) {
-                                (Some(off), Some(ix)) => d.copy_from_slice(&src[off + ix * c..][..c]),
-                                _ => d.iter_mut().for_each(|v| *v = fill),
-                            }
-                            at += c;
-                        }
-                    }
-                }
-            }
-            // The tail is at most 3 bytes: a loop, not a memset call.
-            for v in &mut r[at..] {
-                *v = fill;
-            }
-        }
+        // SAFETY: forwards this function's contract.
+        unsafe { self.0.run(inputs, out, tiles) }
     }
 }

@@ -1,5 +1,7 @@
-//! Executing compiled programs: the executor ([`program`]), its kernel steps, the operator
-//! thread pool and the static memory planner.
+//! Executing compiled programs: the executor ([`program`]: arena, memory plan, tiling over
+//! the operator thread pool, boundary quantize / dequantize, dynamically quantized linear
+//! layers and interpreter steps). The kernel steps it runs are built by their step files in
+//! [`crate::program::steps`] and held by [`kernel_step::KernelStep`].
 
 pub mod kernel_step;
 pub mod memory_plan;

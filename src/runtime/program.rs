@@ -101,27 +101,12 @@ enum Step {
 impl Step {
     fn label(&self, values: &[ValueSpec]) -> String {
         match self {
-            Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel_kind(kernel)),
+            Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel.kind()),
             Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
             Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
         }
-    }
-}
-
-fn kernel_kind(k: &KernelStep) -> &'static str {
-    match k {
-        KernelStep::Conv(..) => "conv",
-        KernelStep::DwConv(..) => "dwconv",
-        KernelStep::Fc { .. } => "fully_connected",
-        KernelStep::Binary(..) => "binary",
-        KernelStep::Gap { .. } => "global_avg_pool",
-        KernelStep::MaxPool(..) => "max_pool",
-        KernelStep::Concat { .. } => "concat",
-        KernelStep::Im2col { .. } => "im2col",
-        KernelStep::Gather { .. } => "gather",
-        KernelStep::Reshape(..) => "reshape",
     }
 }
 
@@ -562,7 +547,7 @@ impl Program {
                     // SAFETY: as above; the output region is disjoint from every input region.
                     let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
                     self.run_kernel(kernel, ins, &out)
-                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel_kind(kernel)))?;
+                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel.kind()))?;
                 }
                 Step::Quantize { slot, value } => {
                     let t = owned[*slot].as_ref().or(borrowed[*slot]).ok_or_else(|| {
@@ -1072,7 +1057,7 @@ mod tests {
     use crate::format::program_file;
     use crate::ir::Dim;
     use crate::kernels::{OutputRange, QuantParams};
-    use crate::program::{KernelSpec, Window};
+    use crate::program::{ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ReshapeSpec, Window};
 
     fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
         ValueSpec {
@@ -1128,7 +1113,7 @@ mod tests {
                     tensor: "x".into(),
                     value: 0,
                 },
-                kernel(KernelSpec::Conv {
+                kernel(KernelSpec::Conv(ConvSpec {
                     input: 0,
                     output: 1,
                     window: window(3, 1),
@@ -1138,8 +1123,8 @@ mod tests {
                     scales: (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
                     bias: (0..12).map(|c| c * 10 - 60).collect(),
                     range: OutputRange::FULL,
-                }),
-                kernel(KernelSpec::Conv {
+                })),
+                kernel(KernelSpec::Conv(ConvSpec {
                     input: 1,
                     output: 2,
                     window: window(3, 1),
@@ -1149,14 +1134,14 @@ mod tests {
                     scales: vec![4e-3],
                     bias: Vec::new(),
                     range: OutputRange::relu(2),
-                }),
-                kernel(KernelSpec::GlobalAvgPool {
+                })),
+                kernel(KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec {
                     input: 2,
                     output: 3,
                     range: OutputRange::FULL,
-                }),
-                kernel(KernelSpec::Reshape { input: 3, output: 4 }),
-                kernel(KernelSpec::FullyConnected {
+                })),
+                kernel(KernelSpec::Reshape(ReshapeSpec { input: 3, output: 4 })),
+                kernel(KernelSpec::FullyConnected(FullyConnectedSpec {
                     input: 4,
                     output: 5,
                     n: 10,
@@ -1165,7 +1150,7 @@ mod tests {
                     scales: vec![5e-3; 10],
                     bias: (0..10).map(|c| 40 - c * 9).collect(),
                     range: OutputRange::FULL,
-                }),
+                })),
                 StepSpec::Dequantize {
                     value: 5,
                     tensor: "y".into(),
@@ -1319,7 +1304,9 @@ mod tests {
         let mut in_file = vec![None; skeleton.steps.len()];
         for step in [1, 2, 5] {
             if let StepSpec::Kernel {
-                kernel: KernelSpec::Conv { weights, .. } | KernelSpec::FullyConnected { weights, .. },
+                kernel:
+                    KernelSpec::Conv(ConvSpec { weights, .. })
+                    | KernelSpec::FullyConnected(FullyConnectedSpec { weights, .. }),
                 ..
             } = &mut skeleton.steps[step]
             {
