@@ -143,6 +143,7 @@ fn mobilenet_v2() -> ProgramSpec {
             steps: Vec::new(),
             fallback: Default::default(),
             report: String::new(),
+            report_data: None,
         },
         seed: 0,
     };

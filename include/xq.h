@@ -298,6 +298,47 @@ typedef enum xq_io_side {
 } xq_io_side;
 
 /**
+ * Why a compute node was not delegated (`xq_report_node.reason`). The numbers are part of
+ * the ABI and of program files: never renumbered, only appended, so treat a value this
+ * header does not name as "another reason".
+ */
+typedef enum xq_reason {
+  /**
+   * The node is delegated (no reason).
+   */
+  XQ_REASON_NONE = 0,
+  /**
+   * No int8 kernel implements the operator.
+   */
+  XQ_REASON_UNSUPPORTED_OP = 1,
+  /**
+   * An operand has an element type the kernels do not take.
+   */
+  XQ_REASON_DTYPE = 2,
+  /**
+   * A shape is unknown or not supported (rank, broadcast, axis).
+   */
+  XQ_REASON_SHAPE = 3,
+  /**
+   * An attribute value is not supported.
+   */
+  XQ_REASON_ATTRIBUTE = 4,
+  /**
+   * Quantization parameters are missing, per-axis where per-tensor is needed, or differ
+   * where they must be equal.
+   */
+  XQ_REASON_QPARAMS = 5,
+  /**
+   * A weight (or bias) is not a constant.
+   */
+  XQ_REASON_NON_CONSTANT_WEIGHT = 6,
+  /**
+   * The node's inputs or outputs are not quantized (no DQ before / Q after).
+   */
+  XQ_REASON_NOT_QUANTIZED = 7,
+} xq_reason;
+
+/**
  * An opaque model: a graph plus, once the graph is complete and valid, its execution plan.
  *
  * Building calls take `xq_model *` (exclusive access); queries take `const xq_model *` and
@@ -517,6 +558,70 @@ typedef struct xq_quant_config {
  * A progress callback: `done` samples calibrated so far out of `total` expected.
  */
 typedef void (*xq_progress_fn)(void *user, size_t done, size_t total);
+
+/**
+ * The counts of the partitioning report (the first line of `xq_program_report`'s text).
+ */
+typedef struct xq_report_summary {
+  /**
+   * Set by the caller to `sizeof(xq_report_summary)` as it was compiled; libxq writes at
+   * most that many bytes and leaves this field as it is.
+   */
+  size_t struct_size;
+  /**
+   * Number of partitions.
+   */
+  size_t partitions;
+  /**
+   * Compute nodes delegated to a partition.
+   */
+  size_t delegated_nodes;
+  /**
+   * Compute nodes left to the interpreter (each with a reason).
+   */
+  size_t refused_nodes;
+  /**
+   * Nodes the interpreter runs (compute and quantize / dequantize plumbing).
+   */
+  size_t interpreted_nodes;
+  /**
+   * Nodes in the source graph.
+   */
+  size_t graph_nodes;
+} xq_report_summary;
+
+/**
+ * One compute node of the source graph, in graph order. The strings are valid until the
+ * program is freed.
+ */
+typedef struct xq_report_node {
+  /**
+   * Set by the caller to `sizeof(xq_report_node)` as it was compiled; libxq writes at most
+   * that many bytes and leaves this field as it is.
+   */
+  size_t struct_size;
+  /**
+   * Node name (may be empty).
+   */
+  const char *name;
+  /**
+   * ONNX op type.
+   */
+  const char *op_type;
+  /**
+   * The partition that lowers the node, or -1 when it is not delegated.
+   */
+  int32_t partition;
+  /**
+   * An `xq_reason`: `XQ_REASON_NONE` when delegated. New codes are appended; a program
+   * file of a newer libxq may hold values this header does not name.
+   */
+  int32_t reason;
+  /**
+   * Why the node is not delegated, in words (empty when delegated).
+   */
+  const char *detail;
+} xq_report_node;
 
 #ifdef __cplusplus
 extern "C" {
@@ -852,7 +957,8 @@ enum xq_status xq_program_save(const struct xq_program *program, const char *pat
 
 /**
  * The partitioning report: partitions and, for each node not delegated, why. The string
- * is valid until the program is freed.
+ * is valid until the program is freed. The same report as data: `xq_program_report_summary`,
+ * `xq_program_report_node` and `xq_program_report_json`.
  *
  * # Safety
  * `program` live handle; `out` writable.
@@ -1077,6 +1183,56 @@ enum xq_status xq_quantizer_samples_seen(const struct xq_quantizer *quantizer, s
  * writable.
  */
 enum xq_status xq_quantizer_report(const struct xq_quantizer *quantizer, const char **report);
+
+/**
+ * The counts of the partitioning report. Set `out->struct_size` first. A program file
+ * without report data (written by an older libxq) is `XQ_ERROR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `program` live handle; `out` NULL or writable for `out->struct_size` bytes.
+ */
+enum xq_status xq_program_report_summary(const struct xq_program *program,
+                                         struct xq_report_summary *out);
+
+/**
+ * Number of node records (delegated plus refused compute nodes). A program file without
+ * report data is `XQ_ERROR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `program` live handle; `count` writable.
+ */
+enum xq_status xq_program_report_node_count(const struct xq_program *program, size_t *count);
+
+/**
+ * Node record `index` (graph order; below `xq_program_report_node_count`). Set
+ * `out->struct_size` first. Its strings are valid until the program is freed. An `index`
+ * out of range is `XQ_ERROR_INVALID_ARGUMENT`; a program file without report data is
+ * `XQ_ERROR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `program` live handle; `out` NULL or writable for `out->struct_size` bytes.
+ */
+enum xq_status xq_program_report_node(const struct xq_program *program,
+                                      size_t index,
+                                      struct xq_report_node *out);
+
+/**
+ * The partitioning report as a JSON object, valid until the program is freed:
+ * `{"version": 1, "partitions", "delegated_nodes", "refused_nodes", "interpreted_nodes",
+ * "graph_nodes", "nodes": [{"name", "op_type", "partition" (-1: not delegated), "reason"
+ * (an `xq_reason` value), "reason_name", "detail"}, ...]}`. Keys are only ever added. A
+ * program file without report data is `XQ_ERROR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `program` live handle; `json` writable.
+ */
+enum xq_status xq_program_report_json(const struct xq_program *program, const char **json);
+
+/**
+ * The name of an `xq_reason` value (e.g. `"XQ_REASON_QPARAMS"`), or `"XQ_UNKNOWN_REASON"`
+ * for a number this libxq does not know. The string is static; never free it.
+ */
+const char *xq_reason_name(int32_t reason);
 
 /**
  * The name of a status code (e.g. `"XQ_ERROR_NULL_POINTER"`), or `"XQ_UNKNOWN_STATUS"` for a

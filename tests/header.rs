@@ -72,7 +72,7 @@ fn header_is_fresh() {
 }
 
 /// A C (and C++) translation unit that uses the header's API surface: every typed enum, the
-/// frozen 0.1 struct sizes, and the version check.
+/// frozen 0.1 struct sizes, the size-versioned 0.2 structs, and the version check.
 const USE_SOURCE: &str = r#"#include "xq.h"
 #include <stddef.h>
 
@@ -90,6 +90,12 @@ XQ_TEST_ASSERT(enum_is_int, sizeof(xq_partition_mode) == sizeof(int));
 /* The size-versioned config (0.2): struct_size first, 24 bytes in its first version. */
 XQ_TEST_ASSERT(config_size_first, offsetof(xq_program_config, struct_size) == 0);
 XQ_TEST_ASSERT(size_program_config, sizeof(xq_program_config) == 24);
+/* The size-versioned report structs (0.2). */
+XQ_TEST_ASSERT(summary_size_first, offsetof(xq_report_summary, struct_size) == 0);
+XQ_TEST_ASSERT(size_report_summary, sizeof(xq_report_summary) == 48);
+XQ_TEST_ASSERT(node_size_first, offsetof(xq_report_node, struct_size) == 0);
+XQ_TEST_ASSERT(size_report_node, sizeof(xq_report_node) == 40);
+XQ_TEST_ASSERT(reason_is_int, sizeof(xq_reason) == sizeof(int));
 
 #if !defined(XQ_HAS_TYPED_ENUMS)
 #error "XQ_HAS_TYPED_ENUMS is not defined"
@@ -144,10 +150,31 @@ static int with_config(const xq_model *m) {
   return 0;
 }
 
+/* The partitioning report as data (0.2), on a const program. */
+static int report_data(const xq_program *p) {
+  xq_report_summary summary;
+  xq_report_node node;
+  size_t count = 0, i;
+  const char *json = NULL;
+  xq_reason reason = XQ_REASON_QPARAMS;
+  summary.struct_size = sizeof summary;
+  node.struct_size = sizeof node;
+  if (xq_program_report_summary(p, &summary) != XQ_OK) return 1;
+  if (xq_program_report_node_count(p, &count) != XQ_OK) return 1;
+  for (i = 0; i < count; i++) {
+    if (xq_program_report_node(p, i, &node) != XQ_OK) return 1;
+    /* `reason` is an int32_t holding an xq_reason; unknown values are other reasons. */
+    if (node.reason == XQ_REASON_NONE && node.partition < 0) return 1;
+    if (xq_reason_name(node.reason) == NULL || node.name == NULL) return 1;
+  }
+  if (xq_program_report_json(p, &json) != XQ_OK) return 1;
+  return (int)reason == XQ_REASON_QPARAMS && summary.graph_nodes >= count ? 0 : 1;
+}
+
 int main(void) {
   /* 1 + 1 + 1 + 4 + 4 + 1 + 0 + 3 + 2 + 0 */
   if (enum_sum() != 17) return 2;
-  if (xq_version() == 0) return const_queries(NULL, NULL) + with_config(NULL);
+  if (xq_version() == 0) return const_queries(NULL, NULL) + with_config(NULL) + report_data(NULL);
   return xq_version() == XQ_VERSION ? 0 : 1;
 }
 "#;
@@ -211,6 +238,18 @@ fn frozen_sizes_match_the_rust_layouts() {
     assert_eq!(size_of::<xq_cpu_info>(), 12);
 }
 
+/// The report structs the C snippet checks have the same Rust layouts.
+#[test]
+fn report_struct_layouts_match() {
+    use std::mem::{offset_of, size_of};
+    use xq::ffi::*;
+    assert_eq!(size_of::<xq_report_summary>(), 48);
+    assert_eq!(size_of::<xq_report_node>(), 40);
+    assert_eq!(offset_of!(xq_report_summary, struct_size), 0);
+    assert_eq!(offset_of!(xq_report_node, struct_size), 0);
+    assert_eq!(size_of::<xq_reason>(), size_of::<std::ffi::c_int>());
+}
+
 /// The option values are enumerators now; no macro of the same name may remain (a macro would
 /// break the enumerator's declaration).
 #[test]
@@ -223,6 +262,7 @@ fn option_values_are_not_macros() {
         "XQ_ACTIVATIONS_",
         "XQ_ATTR_",
         "XQ_IO_",
+        "XQ_REASON_",
     ] {
         assert!(
             !header.contains(&format!("#define {prefix}")),
@@ -240,6 +280,7 @@ fn option_values_are_not_macros() {
         "xq_observer",
         "xq_attr_type",
         "xq_io_side",
+        "xq_reason",
     ] {
         assert!(
             header.contains(&format!("typedef enum {name} {{")),

@@ -200,6 +200,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         steps,
         fallback,
         report: report.text(),
+        report_data: Some(report.data(graph)),
     };
     spec.check_dataflow()
         .map_err(|why| Error::InvalidModel(format!("the model cannot be compiled: {why}")))?;
@@ -269,9 +270,14 @@ fn match_patterns(graph: &Graph, m: &Matcher, mode: PartitionMode) -> (Matches, 
             }
             Ok(_) => refused.push((
                 i,
-                Refused::new(node, Reason::NotQuantized, "output shared with another pattern"),
+                Refused::new(
+                    i,
+                    node,
+                    Reason::NotQuantized,
+                    "output shared with another pattern",
+                ),
             )),
-            Err(r) => refused.push((i, Refused::new(node, r.reason, &r.detail))),
+            Err(r) => refused.push((i, Refused::new(i, node, r.reason, &r.detail))),
         }
     }
     // A node refused on its own may be covered by a later pattern (a weight's Transpose).
@@ -588,13 +594,15 @@ fn add_dynamic_partitions(report: &mut Report, graph: &Graph, dynamic: Vec<(usiz
         let node = &graph.nodes[anchor];
         let mut info = super::report::PartitionInfo {
             nodes: vec![node.name.clone()],
+            indices: vec![anchor],
             ops: [(format!("{} (dynamic)", node.op.onnx_name()), 1)]
                 .into_iter()
                 .collect(),
         };
-        for relu in covered.iter().map(|&i| &graph.nodes[i]) {
+        for (i, relu) in covered.iter().map(|&i| (i, &graph.nodes[i])) {
             if matches!(relu.op, Op::Unary(UnaryOp::Relu)) {
                 info.nodes.push(relu.name.clone());
+                info.indices.push(i);
                 *info.ops.entry("Relu".to_string()).or_insert(0) += 1;
             }
         }

@@ -17,40 +17,7 @@ use std::collections::HashMap;
 /// vector in practice); larger constants keep the operation in the interpreter.
 pub const MAX_CONSTANT_OPERAND: usize = 4096;
 
-/// Why a node was left to the interpreter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// No int8 kernel implements the operator.
-    UnsupportedOp,
-    /// An operand has an element type the kernels do not take.
-    Dtype,
-    /// A shape is unknown or not supported (rank, broadcast, axis).
-    Shape,
-    /// An attribute value is not supported.
-    Attribute,
-    /// Quantization parameters are missing, per-axis where per-tensor is needed, or differ
-    /// where they must be equal.
-    QParams,
-    /// A weight (or bias) is not a constant.
-    NonConstantWeight,
-    /// The node's inputs or outputs are not quantized (no DQ before / Q after).
-    NotQuantized,
-}
-
-impl Reason {
-    /// A short label for reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::UnsupportedOp => "unsupported op",
-            Reason::Dtype => "dtype",
-            Reason::Shape => "shape",
-            Reason::Attribute => "attribute",
-            Reason::QParams => "qparams",
-            Reason::NonConstantWeight => "non-constant weight",
-            Reason::NotQuantized => "not quantized",
-        }
-    }
-}
+pub use crate::program::Reason;
 
 /// A refusal: the reason and words about it.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,15 +1,18 @@
 //! The partitioning report: each partition with its nodes, and every compute node left to
-//! the interpreter with the reason.
+//! the interpreter with the reason; as text, and as the data a program carries
+//! ([`Report::data`]).
 
 use super::patterns::{Candidate, Reason};
 use crate::ir::{Graph, Node};
-use crate::program::StepSpec;
+use crate::program::{ReportData, ReportNode, StepSpec};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// A compute node the delegate did not take.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refused {
+    /// Index of the node in the graph.
+    pub index: usize,
     /// Node name.
     pub node: String,
     /// ONNX op type.
@@ -21,9 +24,10 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// A refusal of `node`.
-    pub fn new(node: &Node, reason: Reason, detail: &str) -> Self {
+    /// A refusal of `node`, the graph's node `index`.
+    pub fn new(index: usize, node: &Node, reason: Reason, detail: &str) -> Self {
         Refused {
+            index,
             node: node.name.clone(),
             op: node.op.onnx_name(),
             reason,
@@ -37,6 +41,8 @@ impl Refused {
 pub struct PartitionInfo {
     /// Names of the compute nodes it lowers, in execution order.
     pub nodes: Vec<String>,
+    /// Graph indices of the same nodes.
+    pub indices: Vec<usize>,
     /// Count of lowered nodes per ONNX op type.
     pub ops: BTreeMap<String, usize>,
 }
@@ -68,6 +74,7 @@ impl Report {
         for (c, &p) in cands.iter().zip(partition) {
             let node = &graph.nodes[c.nodes[0]];
             partitions[p].nodes.push(node.name.clone());
+            partitions[p].indices.push(c.nodes[0]);
             *partitions[p]
                 .ops
                 .entry(node.op.onnx_name().to_string())
@@ -87,6 +94,42 @@ impl Report {
     /// Number of delegated compute nodes.
     pub fn delegated_nodes(&self) -> usize {
         self.partitions.iter().map(|p| p.nodes.len()).sum()
+    }
+
+    /// The report as data: the counts, and one record per compute node (delegated or
+    /// refused) in graph order, with the same details as [`Report::text`].
+    pub fn data(&self, graph: &Graph) -> ReportData {
+        let op_type = |i: usize| graph.nodes.get(i).map_or("", |n| n.op.onnx_name()).to_string();
+        let mut nodes: Vec<(usize, ReportNode)> = Vec::new();
+        for (p, info) in self.partitions.iter().enumerate() {
+            for (&i, name) in info.indices.iter().zip(&info.nodes) {
+                let node = ReportNode {
+                    name: name.clone(),
+                    op_type: op_type(i),
+                    partition: Some(p),
+                    reason: 0,
+                    detail: String::new(),
+                };
+                nodes.push((i, node));
+            }
+        }
+        for r in &self.refused {
+            let node = ReportNode {
+                name: r.node.clone(),
+                op_type: r.op.to_string(),
+                partition: None,
+                reason: r.reason.code(),
+                detail: r.detail.clone(),
+            };
+            nodes.push((r.index, node));
+        }
+        nodes.sort_by_key(|(i, _)| *i);
+        ReportData {
+            partitions: self.partitions.len(),
+            interpreted_nodes: self.interpreted_nodes,
+            graph_nodes: self.graph_nodes,
+            nodes: nodes.into_iter().map(|(_, n)| n).collect(),
+        }
     }
 
     /// The human-readable report.

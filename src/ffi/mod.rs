@@ -18,6 +18,7 @@ mod info;
 mod model;
 mod program;
 mod quantizer;
+mod report;
 mod status;
 mod tensor;
 
@@ -27,5 +28,6 @@ pub use info::*;
 pub use model::*;
 pub use program::*;
 pub use quantizer::*;
+pub use report::*;
 pub use status::*;
 pub use tensor::*;

@@ -138,7 +138,9 @@ pub unsafe extern "C" fn xq_program_config_init(
 
 /// An opaque compiled program.
 pub struct xq_program {
-    program: Program,
+    pub(super) program: Program,
+    /// The C strings of the report data, made at the first query.
+    pub(super) report_strings: super::report::ReportStrings,
     report: CString,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
@@ -151,6 +153,7 @@ impl xq_program {
             report: c(program.report()),
             input_names: program.inputs().iter().map(|i| c(&i.name)).collect(),
             output_names: program.outputs().iter().map(|i| c(&i.name)).collect(),
+            report_strings: Default::default(),
             program,
         }
     }
@@ -420,7 +423,8 @@ pub unsafe extern "C" fn xq_program_save(program: *const xq_program, path: *cons
 }
 
 /// The partitioning report: partitions and, for each node not delegated, why. The string
-/// is valid until the program is freed.
+/// is valid until the program is freed. The same report as data: `xq_program_report_summary`,
+/// `xq_program_report_node` and `xq_program_report_json`.
 ///
 /// # Safety
 /// `program` live handle; `out` writable.

@@ -3,13 +3,16 @@
 //! Sections: `program` (kind 1: inputs, outputs, values and steps with each kernel's
 //! unpacked int8 weights, scales and int32 bias, encoded by [`crate::program::codec`]),
 //! `fallback` (kind 2: the interpreter's nodes and constants as ONNX protobuf; empty when
-//! everything is delegated), `report` (kind 3: the partitioning report, UTF-8) and,
-//! optionally, `packed` (kind 4, [`super::packed`]: the GEMM weights packed for the kernels of
-//! the saving process's ISA). A loading process whose kernels match uses the packed weights
-//! in place from the memory map; any other packs the unpacked weights, so one file serves
-//! every ISA. Readers that predate the packed section ignore it (the container skips unknown
-//! kinds). Every count and length read from a file is checked against the bytes that remain
-//! before anything is allocated.
+//! everything is delegated), `report` (kind 3: the partitioning report, UTF-8),
+//! optionally `packed` (kind 4, [`super::packed`]: the GEMM weights packed for the kernels of
+//! the saving process's ISA) and, when the program has it, `report_data` (kind 5: the
+//! report as data, encoded by [`crate::program::report`]; a reader that does not know its
+//! encoding version loads the program without it). A loading process whose kernels match
+//! uses the packed weights in place from the memory map; any other packs the unpacked
+//! weights, so one file serves every ISA. Readers that predate the packed or the report data
+//! section ignore it (the container skips unknown kinds), and files written before the
+//! report data section load without it. Every count and length read from a file is checked
+//! against the bytes that remain before anything is allocated.
 //!
 //! This module knows the program ([`crate::program`]), not the runtime: packing weights for
 //! an ISA is the runtime's job, so the packed section is written from blobs the runtime
@@ -22,12 +25,13 @@ use super::container::{ContainerReader, ContainerWriter, Section};
 use super::packed::{PackedSection, KIND_PACKED};
 use crate::ir::Graph;
 use crate::program::codec::{corrupt, decode_program, encode_program};
-use crate::program::ProgramSpec;
+use crate::program::{ProgramSpec, ReportData};
 use crate::{Error, Result};
 
 const KIND_PROGRAM: u32 = 1;
 const KIND_FALLBACK: u32 = 2;
 const KIND_REPORT: u32 = 3;
+const KIND_REPORT_DATA: u32 = 5;
 
 /// Serialises a lowered program into `.xq` bytes without a packed section (a loading process
 /// packs the weights); `runtime::Program::to_bytes` adds the packed weights of its
@@ -63,6 +67,15 @@ pub fn to_bytes_with_packed(spec: &ProgramSpec, packed: Option<&[u8]>) -> Result
             kind: KIND_PACKED,
             flags: 0,
             name: "packed",
+            data,
+        })?;
+    }
+    let report_data = spec.report_data.as_ref().map(|r| r.encode());
+    if let Some(data) = &report_data {
+        w.add(Section {
+            kind: KIND_REPORT_DATA,
+            flags: 0,
+            name: "report_data",
             data,
         })?;
     }
@@ -125,7 +138,14 @@ fn decode_sections<'a>(
         crate::onnx::load_bytes(fallback, None)?
     };
     let report = String::from_utf8(report.to_vec()).map_err(|_| corrupt("report is not UTF-8"))?;
-    decode_program(program, fallback, report, views)
+    let report_data = match c.sections().iter().find(|s| s.kind == KIND_REPORT_DATA) {
+        Some(s) => ReportData::decode(s.data)?,
+        None => None,
+    };
+    Ok(ProgramSpec {
+        report_data,
+        ..decode_program(program, fallback, report, views)?
+    })
 }
 
 /// Writes a program file without a packed section (see [`to_bytes`]).

@@ -112,6 +112,10 @@ impl<'a> Dec<'a> {
     pub(crate) fn new(b: &'a [u8]) -> Self {
         Dec { b }
     }
+    /// No bytes remain.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.b.is_empty()
+    }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.b.len() {
             return Err(corrupt("truncated"));
@@ -370,5 +374,6 @@ pub(crate) fn decode_program<'a>(
         steps,
         fallback,
         report,
+        report_data: None,
     })
 }

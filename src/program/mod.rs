@@ -31,15 +31,19 @@
 //! - **Broadcasting** ([`broadcast`]): how an ONNX broadcast of add / mul maps onto the
 //!   elementwise kernel's strides given the storage layout; the partitioner asks it whether a
 //!   broadcast can be delegated, the runtime builds the step from it.
+//! - **Report** ([`report`]): the partitioning report as data, one record per compute node
+//!   (its partition, or why it was not delegated), next to the text in [`ProgramSpec`].
 //! - **Validity** ([`ProgramSpec::check_dataflow`]): every step reads only what exists when
 //!   it runs.
 
 pub mod broadcast;
 pub mod codec;
+pub mod report;
 mod step;
 pub mod steps;
 mod value;
 
+pub use report::{Reason, ReportData, ReportNode};
 pub use step::{ProgramSpec, StepSpec};
 pub use steps::binary::{BinaryKind, BinarySpec};
 pub use steps::concat::ConcatSpec;

@@ -78,6 +78,8 @@ pub struct ProgramSpec {
     pub fallback: Graph,
     /// The partitioning report (text).
     pub report: String,
+    /// The partitioning report as data; `None` for a program file that predates it.
+    pub report_data: Option<super::ReportData>,
 }
 
 impl ProgramSpec {

@@ -1159,6 +1159,7 @@ mod tests {
             ],
             fallback: Default::default(),
             report: String::new(),
+            report_data: None,
         }
     }
 
