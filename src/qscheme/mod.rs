@@ -17,8 +17,8 @@
 //! - [`quantize`] (what NaN becomes is a named [`NanRule`]) and [`dequantize`]: the element
 //!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
 //!   requantization use.
-//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`] and
-//!   [`mean_multiplier`]: the kernels' requantization set-up.
+//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`],
+//!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
@@ -33,5 +33,7 @@ pub(crate) use formula::quantize_value;
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
-pub use requant::{add_constants, conv_multiplier, mean_multiplier, mul_multiplier, ChannelScales};
+pub use requant::{
+    add_constants, conv_multiplier, mean_multiplier, mul_multiplier, requantize_ratio, ChannelScales,
+};
 pub use types::{IntType, QRange};

@@ -70,6 +70,15 @@ pub fn add_constants(a: QParams, b: QParams, y: QParams, off: i32) -> Result<(f3
     Ok((ma, mb, fixed))
 }
 
+/// The ratio `s_x / s_y` of a requantization from `x`'s parameters to `y`'s (Concat's
+/// inputs; the kernel applies it as `((q - zp_x) * s_x) / s_y`). Fails (naming `name`)
+/// if it is not positive and finite.
+pub fn requantize_ratio(x: QParams, y: QParams, name: &'static str) -> Result<f32> {
+    let m = x.scale / y.scale;
+    validate_multiplier(m, name)?;
+    Ok(m)
+}
+
 /// The multiplier of an int8 Mul: `(s_a * s_b) / s_y`, in that order; fails (naming
 /// `output`) if it is not positive and finite.
 pub fn mul_multiplier(a: QParams, b: QParams, y: QParams) -> Result<f32> {
@@ -102,5 +111,29 @@ mod tests {
         assert_eq!(conv_multiplier(0.5, 0.25, 0.125).unwrap(), 1.0);
         assert!(conv_multiplier(0.5, 0.0, 0.125).is_err());
         assert!(conv_multiplier(f32::MAX, 2.0, 1.0).is_err());
+        let (x, y) = (
+            QParams {
+                scale: 0.5,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.25,
+                zero_point: 3,
+            },
+        );
+        assert_eq!(requantize_ratio(x, y, "inputs").unwrap(), 2.0);
+        let tiny = QParams {
+            scale: f32::MIN_POSITIVE,
+            zero_point: 0,
+        };
+        assert!(requantize_ratio(
+            tiny,
+            QParams {
+                scale: f32::MAX,
+                zero_point: 0
+            },
+            "inputs"
+        )
+        .is_err());
     }
 }
