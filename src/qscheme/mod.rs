@@ -18,7 +18,9 @@
 //!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
 //!   requantization use.
 //! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`],
-//!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up.
+//!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up;
+//!   [`conv_ratio`], [`bias_to_i32`] and [`clip_bounds`]: the same for the partitioner and
+//!   the interpreter.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
@@ -34,6 +36,7 @@ pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
 pub use requant::{
-    add_constants, conv_multiplier, mean_multiplier, mul_multiplier, requantize_ratio, ChannelScales,
+    add_constants, bias_to_i32, clip_bounds, conv_multiplier, conv_ratio, mean_multiplier, mul_multiplier,
+    requantize_ratio, ChannelScales,
 };
 pub use types::{IntType, QRange};

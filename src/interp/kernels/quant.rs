@@ -7,7 +7,9 @@ use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
 use crate::ir::shapes::norm_axis;
 use crate::ir::{DType, Tensor, TensorData};
-use crate::qscheme::{dequantize, quantize, row_qparams, NanRule, QParams, QRange, RowRule};
+use crate::qscheme::{
+    conv_ratio, dequantize, quantize, row_qparams, ChannelScales, NanRule, QParams, QRange, RowRule,
+};
 use crate::{Error, Result};
 
 /// Integer values of any integer tensor (including packed int4/int2/int16).
@@ -214,7 +216,7 @@ fn scalar(t: &Tensor, what: &str) -> Result<f32> {
 
 /// Checks that a per-channel parameter has one value or `channels` values.
 fn per_channel(v: Vec<f32>, channels: usize, what: &str) -> Result<Vec<f32>> {
-    if v.len() == 1 || v.len() == channels {
+    if ChannelScales::new(&v, channels).is_some() {
         Ok(v)
     } else {
         Err(Error::ShapeMismatch(format!(
@@ -273,7 +275,7 @@ pub fn qlinear_conv(attrs: &ConvAttrs, inputs: &[Option<&Tensor>]) -> Result<Ten
     let c_out = dims[1];
     let (xs, ys) = (scalar(xs, "x_scale")?, scalar(ys, "y_scale")?);
     let ws = per_channel(ws.to_f32_vec()?, c_out, "w_scale")?;
-    let mult: Vec<f32> = ws.iter().map(|&w| xs * w / ys).collect();
+    let mult: Vec<f32> = ws.iter().map(|&w| conv_ratio(xs, w, ys)).collect();
     let vol: usize = dims[2..].iter().product();
     let per_channel = mult.len() > 1;
     requantize(
@@ -298,7 +300,7 @@ pub fn qlinear_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     }
     let (asv, ysv) = (scalar(as_, "a_scale")?, scalar(ys, "y_scale")?);
     let bsv = per_channel(bs.to_f32_vec()?, n, "b_scale")?;
-    let mult: Vec<f32> = bsv.iter().map(|&s| asv * s / ysv).collect();
+    let mult: Vec<f32> = bsv.iter().map(|&s| conv_ratio(asv, s, ysv)).collect();
     let per_col = mult.len() > 1;
     requantize(&acc, dims, &mult, |i| if per_col { i % n } else { 0 }, yz)
 }
