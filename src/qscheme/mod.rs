@@ -23,12 +23,15 @@
 //!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up;
 //!   [`conv_ratio`], [`bias_to_i32`] and [`clip_bounds`]: the same for the partitioner and
 //!   the interpreter.
+//! - [`PackedInts`]: integers stored in their own width, in ONNX's order (sub-byte
+//!   values low bits first).
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
 mod choose;
 mod formula;
 mod layout;
+mod packed;
 mod params;
 mod requant;
 mod tensor_params;
@@ -37,6 +40,7 @@ mod types;
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub use layout::BlockLayout;
+pub use packed::{byte_len, unpack, PackedInts};
 pub(crate) use params::check_element_count;
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
 pub use requant::{

@@ -7,7 +7,9 @@ use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
 use crate::ir::qdq::{self, int_values};
 use crate::ir::{DType, Tensor, TensorData};
-use crate::qscheme::{conv_ratio, row_qparams, ChannelScales, IntType, NanRule, QParams, RowRule};
+use crate::qscheme::{
+    conv_ratio, row_qparams, ChannelScales, IntType, NanRule, PackedInts, QParams, RowRule,
+};
 use crate::{Error, Result};
 
 /// Stores rounded integer values as a tensor of `dtype`.
@@ -20,19 +22,14 @@ fn store_ints(dims: Vec<usize>, v: Vec<i64>, dtype: DType) -> Result<Tensor> {
             dtype,
             bytes: v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
         },
-        DType::I4 | DType::U4 => {
-            let mut bytes = vec![0u8; v.len().div_ceil(2)];
-            for (i, &x) in v.iter().enumerate() {
-                bytes[i / 2] |= ((x as u8) & 0xF) << (4 * (i % 2));
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 => {
+            let storage = IntType::new(dtype.bits() as u8, matches!(dtype, DType::I4 | DType::I2))?;
+            // The values were saturated to the type's range, so they fit in i32 and pack.
+            let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
+            TensorData::Packed {
+                dtype,
+                bytes: PackedInts::pack(storage, &v)?.into_bytes(),
             }
-            TensorData::Packed { dtype, bytes }
-        }
-        DType::I2 | DType::U2 => {
-            let mut bytes = vec![0u8; v.len().div_ceil(4)];
-            for (i, &x) in v.iter().enumerate() {
-                bytes[i / 4] |= ((x as u8) & 0x3) << (2 * (i % 4));
-            }
-            TensorData::Packed { dtype, bytes }
         }
         other => return Err(Error::Unsupported(format!("quantizing to {other}"))),
     };
