@@ -11,6 +11,7 @@ use crate::program::{
     BinaryKind, BinarySpec, ConcatSpec, ConvSpec, FullyConnectedSpec, GatherSpec, GlobalAvgPoolSpec,
     KernelSpec, MaxPoolSpec, ReshapeSpec, Window,
 };
+use crate::qscheme::{bias_to_i32, clip_bounds, validate_scale, ChannelScales};
 use std::collections::HashMap;
 
 /// Elements of a constant Add / Mul operand taken into a pattern (a scalar or a per-channel
@@ -446,7 +447,6 @@ impl<'g> Matcher<'g> {
     /// as is, as ONNX Runtime's fused kernels do) or a float constant (rounded half even).
     fn q_bias(&self, t: Option<&str>, s_in: f32, scales: &[f32], n: usize) -> Result<Vec<i32>, Refusal> {
         let Some(t) = t else { return Ok(Vec::new()) };
-        let scale_of = |c: usize| s_in * scales[if scales.len() == 1 { 0 } else { c }];
         let float = if let Some(c) = self.constant(t) {
             c.to_f32_vec().map_err(|e| Refusal {
                 reason: Reason::Dtype,
@@ -480,13 +480,10 @@ impl<'g> Matcher<'g> {
                         reason: Reason::Dtype,
                         detail: e.to_string(),
                     })?;
-                    if scale.len() != 1 && scale.len() != q.len() {
+                    let Some(scale) = ChannelScales::new(&scale, q.len()) else {
                         return refuse(Reason::QParams, format!("bias `{t}`: unsupported scales"));
-                    }
-                    q.iter()
-                        .enumerate()
-                        .map(|(i, v)| v * scale[if scale.len() == 1 { 0 } else { i }])
-                        .collect()
+                    };
+                    q.iter().enumerate().map(|(i, v)| v * scale.get(i)).collect()
                 }
             }
         };
@@ -496,20 +493,22 @@ impl<'g> Matcher<'g> {
                 format!("bias `{t}` has {} values for {n} channels", float.len()),
             );
         }
-        let limit = i32::MAX as f32 / 2.0;
+        let Some(w_scales) = ChannelScales::new(scales, n) else {
+            return refuse(Reason::QParams, format!("bias `{t}`: unsupported weight scales"));
+        };
         float
             .iter()
             .enumerate()
             .map(|(c, &b)| {
-                let q = (b / scale_of(c)).round_ties_even();
-                if q.is_finite() && q.abs() < limit {
-                    Ok(q as i32)
-                } else {
-                    refuse(
-                        Reason::QParams,
-                        format!("bias `{t}` does not fit int32 at its scale"),
-                    )
-                }
+                bias_to_i32(b, s_in, w_scales.get(c)).map_or_else(
+                    || {
+                        refuse(
+                            Reason::QParams,
+                            format!("bias `{t}` does not fit int32 at its scale"),
+                        )
+                    },
+                    Ok,
+                )
             })
             .collect()
     }
@@ -720,7 +719,8 @@ impl<'g> Matcher<'g> {
         let scales = ws
             .and_then(|w| self.const_f32(w))
             .ok_or_else(|| not("weight scale is not a constant"))?;
-        if (scales.len() != 1 && scales.len() != n) || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        if ChannelScales::new(&scales, n).is_none() || scales.iter().any(|&s| validate_scale(s, "").is_err())
+        {
             return Err(not("weight scales"));
         }
         if self.only_reader(&smul.outputs[0]) != Some(mul_i) {
@@ -1245,9 +1245,8 @@ fn ceil_mode_as_end_padding(
 /// `range` narrowed to the float bounds `[lo, hi]` quantized with `q` (round half even,
 /// saturating).
 fn clamp_range(range: OutputRange, lo: f32, hi: f32, q: QuantParams) -> Result<OutputRange, Refusal> {
-    use crate::qscheme::{NanRule, QRange};
-    let quant = |v: f32| q.quantize(v, QRange::I8, NanRule::Zero) as i8;
-    OutputRange::new(range.min.max(quant(lo)), range.max.min(quant(hi))).map_err(|e| Refusal {
+    let (lo, hi) = clip_bounds(lo, hi, q);
+    OutputRange::new(range.min.max(lo), range.max.min(hi)).map_err(|e| Refusal {
         reason: Reason::Attribute,
         detail: e.to_string(),
     })

@@ -8,6 +8,7 @@ pub mod infer;
 pub mod op;
 pub mod passes;
 pub mod pointwise;
+pub mod qdq;
 pub mod shapes;
 mod tensor;
 mod validate;

@@ -1,6 +1,7 @@
 //! Tensors with data: graph constants (initializers) and interpreter values.
 
 use super::DType;
+use crate::qscheme::{bf16, unpack, IntType};
 use crate::{Error, Result};
 
 /// Upper bound on the element count of any one tensor (2^30, 4 GiB of f32); sizes read from files or C
@@ -286,20 +287,19 @@ impl Tensor {
     }
 }
 
-/// Decodes packed sub-byte, 16-bit integer and half-precision elements to f32.
+/// Decodes packed sub-byte (in ONNX's order, [`PackedInts`](crate::qscheme::PackedInts)),
+/// 16-bit integer and half-precision elements to f32.
 fn unpack_to_f32(dtype: DType, bytes: &[u8], numel: usize) -> Result<Vec<f32>> {
-    let nibble = |i: usize| (bytes[i / 2] >> (4 * (i % 2))) & 0xF;
-    let crumb = |i: usize| (bytes[i / 4] >> (2 * (i % 4))) & 0x3;
     let half = |i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
     Ok((0..numel)
         .map(|i| match dtype {
-            DType::U4 => nibble(i) as f32,
-            DType::I4 => (((nibble(i) << 4) as i8) >> 4) as f32,
-            DType::U2 => crumb(i) as f32,
-            DType::I2 => (((crumb(i) << 6) as i8) >> 6) as f32,
+            DType::U4 => unpack(IntType::U4, bytes, i) as f32,
+            DType::I4 => unpack(IntType::I4, bytes, i) as f32,
+            DType::U2 => unpack(IntType::U2, bytes, i) as f32,
+            DType::I2 => unpack(IntType::I2, bytes, i) as f32,
             DType::I16 => half(i) as i16 as f32,
             DType::U16 => half(i) as f32,
-            DType::Bf16 => f32::from_bits((half(i) as u32) << 16),
+            DType::Bf16 => bf16::to_f32(half(i)),
             DType::F16 => f16_to_f32(half(i)),
             _ => 0.0,
         })

@@ -8,8 +8,9 @@
 
 use super::elementwise::{run_row, RowArgs, RowOp};
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::requant::{OutputRange, QuantParams, Requantizer};
 use crate::cpu::Isa;
+use crate::qscheme::requantize_ratio;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -100,7 +101,7 @@ impl Concat {
             ops.push(if input.q == self.output {
                 None
             } else {
-                validate_multiplier(input.q.scale / self.output.scale, "inputs")?;
+                requantize_ratio(input.q, self.output, "inputs")?;
                 Some(RowOp::Requantize {
                     zp_a: input.q.zero_point,
                     s_a: input.q.scale,

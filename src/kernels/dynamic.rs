@@ -9,10 +9,10 @@
 //! evaluated in that order on every ISA, so all variants are bit-identical.
 
 use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
-use super::requant::{round_half_even_small, OutputRange, QuantParams};
+use super::requant::{OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
-use crate::qscheme::{row_qparams, RowRule};
+use crate::qscheme::{row_qparams, NanRule, QRange, RowRule};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -50,11 +50,14 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, stride: usize) -> Result<Qua
             scale,
             zero_point: zp,
         } = row_qparams(row, RowRule::Qd8);
+        let p = QuantParams {
+            scale,
+            zero_point: zp,
+        };
         for (q, &v) in rows.data[r * k..][..k].iter_mut().zip(row) {
-            // |v / scale| <= 255 up to rounding (scale spans the row's range), so the
-            // clamp only guards the exact-rounding range of the fast rounding.
-            let scaled = (v / scale).clamp(-512.0, 512.0);
-            *q = (round_half_even_small(scaled) + zp as f32).clamp(-128.0, 127.0) as i8;
+            // The row is finite and the scale normal, so `v / scale` is never NaN and the
+            // NaN rule is moot; `RangeMin` is the one without a NaN test (the loop vectorizes).
+            *q = p.quantize(v, QRange::I8, NanRule::RangeMin) as i8;
         }
         rows.scales.push(scale);
         rows.zero_points.push(zp);

@@ -8,6 +8,8 @@
 //!   module (the kernels name it `QuantParams`).
 //! - [`RangedQParams`]: a scale and zero point with the range they quantize to (the
 //!   quantizer's `QParams`).
+//! - [`QTensorParams`]: the parameters of one tensor at any [`Granularity`] (per tensor,
+//!   per axis, per group), with the [`BlockLayout`] that gives each element its pair.
 //! - [`IntType`] and [`QRange`]: the integer storage of quantized values and the range the
 //!   quantize formula clamps to.
 //! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
@@ -17,21 +19,33 @@
 //! - [`quantize`] (what NaN becomes is a named [`NanRule`]) and [`dequantize`]: the element
 //!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
 //!   requantization use.
-//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`] and
-//!   [`mean_multiplier`]: the kernels' requantization set-up.
+//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`],
+//!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up;
+//!   [`conv_ratio`], [`bias_to_i32`] and [`clip_bounds`]: the same for the partitioner and
+//!   the interpreter.
+//! - [`PackedInts`]: integers stored in their own width, in ONNX's order (sub-byte
+//!   values low bits first).
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
 mod choose;
 mod formula;
+mod layout;
+mod packed;
 mod params;
 mod requant;
+mod tensor_params;
 mod types;
 
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
-pub(crate) use formula::quantize_value;
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
-pub(crate) use params::{check_element_count, check_i8_range, check_same_len, AxisLayout};
+pub use layout::BlockLayout;
+pub use packed::{byte_len, unpack, PackedInts};
+pub(crate) use params::check_element_count;
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
-pub use requant::{add_constants, conv_multiplier, mean_multiplier, mul_multiplier, ChannelScales};
-pub use types::{IntType, QRange};
+pub use requant::{
+    add_constants, bias_to_i32, clip_bounds, conv_multiplier, conv_ratio, mean_multiplier, mul_multiplier,
+    requantize_ratio, ChannelScales,
+};
+pub use tensor_params::QTensorParams;
+pub use types::{Granularity, IntType, QRange};

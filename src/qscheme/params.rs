@@ -1,6 +1,5 @@
 //! Quantization parameters: one scale and zero point ([`QParams`]; with its integer range,
-//! [`RangedQParams`]), the checks every consumer of scales shares, and the layout of
-//! per-axis parameters.
+//! [`RangedQParams`]) and the checks every consumer of scales shares.
 
 use super::formula::{dequantize, quantize, quantize_value, NanRule};
 use super::types::QRange;
@@ -187,42 +186,6 @@ pub(crate) fn check_same_len(input: usize, output: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A row-major tensor seen as `[outer, channels, inner]` around one axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AxisLayout {
-    /// Product of the dimensions before the axis.
-    pub(crate) outer: usize,
-    /// Size of the axis.
-    pub(crate) channels: usize,
-    /// Product of the dimensions after the axis.
-    pub(crate) inner: usize,
-}
-
-impl AxisLayout {
-    /// Splits `shape` around `axis`; fails if the axis is out of range or the shape's element
-    /// count (checked for overflow) differs from `len`.
-    pub(crate) fn new(shape: &[usize], axis: usize, len: usize) -> Result<Self> {
-        if axis >= shape.len() {
-            return Err(Error::invalid_argument(
-                "axis",
-                format!("axis {axis} is out of range for a tensor of rank {}", shape.len()),
-            ));
-        }
-        let product = |dims: &[usize]| {
-            dims.iter()
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| Error::invalid_argument("shape", format!("{shape:?} overflows usize")))
-        };
-        let layout = AxisLayout {
-            outer: product(&shape[..axis])?,
-            channels: shape[axis],
-            inner: product(&shape[axis + 1..])?,
-        };
-        check_element_count(shape, len)?;
-        Ok(layout)
-    }
 }
 
 /// Fails unless `shape` (checked for overflow) has exactly `len` elements.

@@ -2,7 +2,9 @@
 //! channel, and the `f32` multipliers of convolution-like layers, Add, Mul and mean
 //! pooling (each computed in the order the kernels and their tests rely on).
 
+use super::formula::NanRule;
 use super::params::{validate_multiplier, validate_scale, QParams};
+use super::types::QRange;
 use crate::Result;
 use std::ops::Range;
 
@@ -48,9 +50,32 @@ impl<'a> ChannelScales<'a> {
 #[inline]
 pub fn conv_multiplier(s_x: f32, s_w: f32, s_y: f32) -> Result<f32> {
     validate_scale(s_w, "weight_scales")?;
-    let m = (s_x * s_w) / s_y;
+    let m = conv_ratio(s_x, s_w, s_y);
     validate_multiplier(m, "weight_scales")?;
     Ok(m)
+}
+
+/// [`conv_multiplier`] without the checks: `(s_x * s_w) / s_y` in `f32`, in that order
+/// (the interpreter's QLinearConv and QLinearMatMul, which apply it in `f64`).
+#[inline(always)]
+pub fn conv_ratio(s_x: f32, s_w: f32, s_y: f32) -> f32 {
+    (s_x * s_w) / s_y
+}
+
+/// An `f32` bias quantized to `int32` at the accumulator's scale `s_x * s_w`:
+/// `round_half_even(b / (s_x * s_w))`, in that order. `None` unless the result is finite and
+/// `|q| < 2^30` (half of the `int32` range, leaving the accumulator room).
+pub fn bias_to_i32(b: f32, s_x: f32, s_w: f32) -> Option<i32> {
+    let limit = i32::MAX as f32 / 2.0;
+    let q = (b / (s_x * s_w)).round_ties_even();
+    (q.is_finite() && q.abs() < limit).then_some(q as i32)
+}
+
+/// The bounds `[lo, hi]` of a fused Clip quantized into `y`'s int8 domain (round half
+/// even, saturating; NaN becomes 0, [`NanRule::Zero`]).
+pub fn clip_bounds(lo: f32, hi: f32, y: QParams) -> (i8, i8) {
+    let quant = |v: f32| y.quantize(v, QRange::I8, NanRule::Zero) as i8;
+    (quant(lo), quant(hi))
 }
 
 /// The constants of an int8 Add (ONNX Runtime's QLinearAdd) with every value `x + off` in
@@ -68,6 +93,15 @@ pub fn add_constants(a: QParams, b: QParams, y: QParams, off: i32) -> Result<(f3
     );
     let fixed = zy - ma.mul_add(za, mb * zb);
     Ok((ma, mb, fixed))
+}
+
+/// The ratio `s_x / s_y` of a requantization from `x`'s parameters to `y`'s (Concat's
+/// inputs; the kernel applies it as `((q - zp_x) * s_x) / s_y`). Fails (naming `name`)
+/// if it is not positive and finite.
+pub fn requantize_ratio(x: QParams, y: QParams, name: &'static str) -> Result<f32> {
+    let m = x.scale / y.scale;
+    validate_multiplier(m, name)?;
+    Ok(m)
 }
 
 /// The multiplier of an int8 Mul: `(s_a * s_b) / s_y`, in that order; fails (naming
@@ -102,5 +136,29 @@ mod tests {
         assert_eq!(conv_multiplier(0.5, 0.25, 0.125).unwrap(), 1.0);
         assert!(conv_multiplier(0.5, 0.0, 0.125).is_err());
         assert!(conv_multiplier(f32::MAX, 2.0, 1.0).is_err());
+        let (x, y) = (
+            QParams {
+                scale: 0.5,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.25,
+                zero_point: 3,
+            },
+        );
+        assert_eq!(requantize_ratio(x, y, "inputs").unwrap(), 2.0);
+        let tiny = QParams {
+            scale: f32::MIN_POSITIVE,
+            zero_point: 0,
+        };
+        assert!(requantize_ratio(
+            tiny,
+            QParams {
+                scale: f32::MAX,
+                zero_point: 0
+            },
+            "inputs"
+        )
+        .is_err());
     }
 }

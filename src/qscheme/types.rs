@@ -149,6 +149,25 @@ impl QRange {
     }
 }
 
+/// Which elements of a tensor share one scale and zero point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One pair for the whole tensor.
+    Tensor,
+    /// One pair per index of the axis (output channel of a weight; row of a per-token
+    /// activation).
+    Axis(usize),
+    /// One pair per `size` consecutive elements along `axis`, for every index of the other
+    /// axes (ONNX `block_size`; a group size along the last axis). A ragged last block is
+    /// allowed.
+    Group {
+        /// The axis the groups run along.
+        axis: usize,
+        /// Elements per group (> 0).
+        size: usize,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

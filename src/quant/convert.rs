@@ -22,6 +22,7 @@ use super::annotate::{Annotation, WeightSpec};
 use super::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use super::qparams::{QParams, QuantParams, QuantScheme, XNNPACK_EPS};
 use crate::ir::op::QuantAttrs;
+use crate::ir::qdq::{self, DqInputs};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -88,29 +89,12 @@ fn quantize_weights(g: &mut Graph, specs: &[WeightSpec]) -> Result<()> {
             .clone();
         let qparams = weight_qparams(&w, spec)?;
         let mut q = vec![0i8; w.numel()];
-        let (scale, zero_point, axis) = match &qparams {
-            QuantParams::PerTensor(p) => {
-                p.quantize_i8(w.as_f32()?, &mut q)?;
-                (
-                    Tensor::scalar_f32(p.scale()),
-                    Tensor::from_i8(vec![], vec![zp_i8(p.zero_point())?])?,
-                    0,
-                )
-            }
-            QuantParams::PerAxis(p) => {
-                p.quantize_i8(w.as_f32()?, w.dims(), &mut q)?;
-                let zps = p
-                    .zero_points()
-                    .iter()
-                    .map(|&z| zp_i8(z))
-                    .collect::<Result<Vec<_>>>()?;
-                (
-                    Tensor::from_f32(vec![p.channels()], p.scales().to_vec())?,
-                    Tensor::from_i8(vec![p.channels()], zps)?,
-                    p.axis() as i64,
-                )
-            }
-        };
+        qparams.quantize_i8(w.as_f32()?, w.dims(), &mut q)?;
+        let DqInputs {
+            attrs,
+            scale,
+            zero_point,
+        } = qdq::dq_inputs(&qparams, w.dims())?;
         let q_name = g.fresh_name(&format!("{name}_quantized"));
         g.initializers
             .insert(q_name.clone(), Tensor::from_i8(w.dims().to_vec(), q)?);
@@ -121,10 +105,7 @@ fn quantize_weights(g: &mut Graph, specs: &[WeightSpec]) -> Result<()> {
         let dq_out = g.fresh_name(&format!("{name}_dequantized"));
         let dq = Node {
             name: g.fresh_name(&format!("{name}_DequantizeLinear")),
-            op: Op::DequantizeLinear(QuantAttrs {
-                axis,
-                ..QuantAttrs::default()
-            }),
+            op: Op::DequantizeLinear(attrs),
             inputs: vec![q_name, s_name, z_name],
             outputs: vec![dq_out.clone()],
         };
@@ -133,10 +114,6 @@ fn quantize_weights(g: &mut Graph, specs: &[WeightSpec]) -> Result<()> {
         done.insert((name, spec.axis), dq_out);
     }
     Ok(())
-}
-
-fn zp_i8(z: i32) -> Result<i8> {
-    i8::try_from(z).map_err(|_| Error::Internal(format!("zero point {z} does not fit i8")))
 }
 
 /// Inserts `Q → DQ` on activation `tensor`.
@@ -238,4 +215,7 @@ fn insert_dynamic(g: &mut Graph, node: usize, input: usize, x: &str) {
     g.nodes[node].inputs[input] = names[3].clone();
     g.nodes.push(dyn_q);
     g.nodes.push(dq);
+}
+fn zp_i8(z: i32) -> Result<i8> {
+    i8::try_from(z).map_err(|_| Error::Internal(format!("zero point {z} does not fit i8")))
 }

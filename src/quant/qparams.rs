@@ -8,165 +8,95 @@
 //! (`DequantizeLinear`). All arithmetic is `f32`, in the order PyTorch's observers use, so
 //! scales derived here equal PyTorch's bit for bit on the same range.
 
-pub(crate) use crate::qscheme::{check_element_count, finite_min_max, AxisLayout};
-use crate::qscheme::{check_i8_range, check_same_len, quantize_value, row_qparams, RowRule};
+pub(crate) use crate::qscheme::{check_element_count, finite_min_max, BlockLayout as AxisLayout};
+use crate::qscheme::{row_qparams, Granularity, QRange, QTensorParams, RowRule};
 /// The quantizer's names for the static rule and the per-tensor parameters (defined in
 /// [`crate::qscheme`]).
 pub use crate::qscheme::{RangeRule as QuantScheme, RangedQParams as QParams, XNNPACK_EPS};
 use crate::{Error, Result};
 
 /// Quantization parameters with one scale and zero point per index of `axis`
-/// (per output channel for weights).
+/// (per output channel for weights): [`QTensorParams`] checked to be per axis.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PerAxisQParams {
-    axis: usize,
-    scales: Vec<f32>,
-    zero_points: Vec<i32>,
-    qmin: i32,
-    qmax: i32,
-}
+pub struct PerAxisQParams(QTensorParams);
 
 impl PerAxisQParams {
     /// Checks that there is at least one channel, `scales` and `zero_points` have equal
     /// lengths, and every channel is valid as in [`QParams::new`].
     pub fn new(axis: usize, scales: Vec<f32>, zero_points: Vec<i32>, qmin: i32, qmax: i32) -> Result<Self> {
-        if scales.is_empty() || scales.len() != zero_points.len() {
-            return Err(Error::invalid_argument(
-                "scales",
-                format!(
-                    "need one scale and one zero point per channel, got {} scales and {} zero points",
-                    scales.len(),
-                    zero_points.len()
-                ),
-            ));
-        }
-        for (&s, &z) in scales.iter().zip(&zero_points) {
-            QParams::new(s, z, qmin, qmax)?;
-        }
-        Ok(PerAxisQParams {
-            axis,
-            scales,
-            zero_points,
-            qmin,
-            qmax,
-        })
+        let range = QRange::new_unchecked(qmin, qmax);
+        QTensorParams::per_axis(axis, scales, zero_points, range).map(PerAxisQParams)
     }
 
     /// The axis the parameters vary along.
     pub fn axis(&self) -> usize {
-        self.axis
+        match self.0.granularity() {
+            Granularity::Axis(axis) => axis,
+            // The constructor only builds per-axis parameters.
+            _ => unreachable!("PerAxisQParams holds per-axis parameters"),
+        }
     }
 
     /// One scale per channel.
     pub fn scales(&self) -> &[f32] {
-        &self.scales
+        self.0.scales()
     }
 
     /// One zero point per channel.
     pub fn zero_points(&self) -> &[i32] {
-        &self.zero_points
+        self.0.zero_points()
     }
 
     /// Number of channels.
     pub fn channels(&self) -> usize {
-        self.scales.len()
+        self.0.scales().len()
     }
 
     /// Smallest quantized value.
     pub fn qmin(&self) -> i32 {
-        self.qmin
+        self.0.qmin()
     }
 
     /// Largest quantized value.
     pub fn qmax(&self) -> i32 {
-        self.qmax
+        self.0.qmax()
     }
 
     /// The per-tensor parameters of channel `c`, if it exists.
     pub fn channel(&self, c: usize) -> Option<QParams> {
         Some(QParams::new_unchecked(
-            *self.scales.get(c)?,
-            self.zero_points[c],
-            self.qmin,
-            self.qmax,
+            *self.scales().get(c)?,
+            self.zero_points()[c],
+            self.qmin(),
+            self.qmax(),
         ))
+    }
+
+    /// The parameters as a [`QTensorParams`].
+    pub fn as_tensor_params(&self) -> &QTensorParams {
+        &self.0
     }
 
     /// Quantizes a tensor of `shape` (row-major) channel by channel into `output`.
     pub fn quantize_i8(&self, input: &[f32], shape: &[usize], output: &mut [i8]) -> Result<()> {
-        check_i8_range(self.qmin, self.qmax)?;
-        check_same_len(input.len(), output.len())?;
-        let layout = self.layout_for(shape, input.len())?;
-        if input.is_empty() {
-            return Ok(());
-        }
-        for (block, (src, dst)) in input
-            .chunks(layout.inner)
-            .zip(output.chunks_mut(layout.inner))
-            .enumerate()
-        {
-            let c = block % layout.channels;
-            let (scale, zp) = (self.scales[c], self.zero_points[c]);
-            for (q, &x) in dst.iter_mut().zip(src) {
-                *q = quantize_value(x, scale, zp, self.qmin, self.qmax) as i8;
-            }
-        }
-        Ok(())
+        self.0.quantize_i8(input, shape, output)
     }
 
     /// Dequantizes a tensor of `shape` (row-major) channel by channel into `output`.
     pub fn dequantize_i8(&self, input: &[i8], shape: &[usize], output: &mut [f32]) -> Result<()> {
-        check_same_len(input.len(), output.len())?;
-        let layout = self.layout_for(shape, input.len())?;
-        if input.is_empty() {
-            return Ok(());
-        }
-        for (block, (src, dst)) in input
-            .chunks(layout.inner)
-            .zip(output.chunks_mut(layout.inner))
-            .enumerate()
-        {
-            let c = block % layout.channels;
-            let (scale, zp) = (self.scales[c], self.zero_points[c]);
-            for (x, &q) in dst.iter_mut().zip(src) {
-                *x = (i64::from(q) - i64::from(zp)) as f32 * scale;
-            }
-        }
-        Ok(())
-    }
-
-    fn layout_for(&self, shape: &[usize], len: usize) -> Result<AxisLayout> {
-        let layout = AxisLayout::new(shape, self.axis, len)?;
-        if layout.channels != self.channels() {
-            return Err(Error::ShapeMismatch(format!(
-                "axis {} of shape {shape:?} has {} entries but the parameters have {} channels",
-                self.axis,
-                layout.channels,
-                self.channels()
-            )));
-        }
-        Ok(layout)
+        self.0.dequantize_i8(input, shape, output)
     }
 }
 
-/// Either kind of quantization parameters an observer can produce.
-#[derive(Clone, Debug, PartialEq)]
-pub enum QuantParams {
-    /// One scale and zero point for the whole tensor.
-    PerTensor(QParams),
-    /// One scale and zero point per index of an axis.
-    PerAxis(PerAxisQParams),
-}
-
-impl QuantParams {
-    /// The per-tensor parameters, if these are per tensor.
-    pub fn as_per_tensor(&self) -> Option<&QParams> {
-        match self {
-            QuantParams::PerTensor(q) => Some(q),
-            QuantParams::PerAxis(_) => None,
-        }
+impl From<PerAxisQParams> for QTensorParams {
+    fn from(p: PerAxisQParams) -> Self {
+        p.0
     }
 }
+
+/// Either kind of quantization parameters an observer can produce: the quantizer's name
+/// for [`QTensorParams`] (per tensor or per axis; [`QTensorParams::as_per_tensor`]).
+pub type QuantParams = QTensorParams;
 
 /// Dynamic (run-time) int8 parameters for one row by PyTorch's
 /// `choose_qparams_per_token_asymmetric` ([`RowRule::TorchPerToken`]):

@@ -311,7 +311,6 @@ fn group_qparams(p: &Prepared) -> Result<Vec<QParams>> {
                 Error::InvalidState(format!("tensor `{}` has no usable range: {e}", group.tensors[0]))
             })?;
             q.as_per_tensor()
-                .copied()
                 .ok_or_else(|| Error::Internal("activation observer returned per-axis parameters".into()))
         })
         .collect()

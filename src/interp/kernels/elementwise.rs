@@ -5,6 +5,8 @@ use crate::ir::pointwise;
 use crate::ir::shapes::broadcast;
 use crate::ir::{DType, Tensor, TensorData};
 use crate::{Error, Result};
+// f32 → bfloat16, rounding to nearest even (NaN stays NaN).
+use crate::qscheme::bf16::from_f32 as f32_to_bf16;
 
 /// Element-wise unary operator.
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
@@ -324,15 +326,6 @@ fn f32_to_f16(x: f32) -> u16 {
     let rem = man & 0x1FFF;
     let up = rem > 0x1000 || (rem == 0x1000 && half & 1 == 1);
     sign | (half + up as u32) as u16
-}
-
-/// f32 → bfloat16, rounding to nearest even (NaN stays NaN).
-fn f32_to_bf16(x: f32) -> u16 {
-    if x.is_nan() {
-        return 0x7FC0 | ((x.to_bits() >> 16) as u16 & 0x8000);
-    }
-    let bits = x.to_bits();
-    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 /// Element type conversion (float → integer truncates toward zero; → f16/bf16 rounds to

@@ -5,62 +5,12 @@
 use super::conv::conv_raw;
 use super::linalg::matmul_generic;
 use crate::ir::op::{ConvAttrs, QuantAttrs};
-use crate::ir::shapes::norm_axis;
+use crate::ir::qdq::{self, int_values};
 use crate::ir::{DType, Tensor, TensorData};
-use crate::qscheme::{dequantize, quantize, row_qparams, NanRule, QParams, QRange, RowRule};
+use crate::qscheme::{
+    conv_ratio, row_qparams, ChannelScales, IntType, NanRule, PackedInts, QParams, RowRule,
+};
 use crate::{Error, Result};
-
-/// Integer values of any integer tensor (including packed int4/int2/int16).
-fn int_values(t: &Tensor) -> Result<Vec<i64>> {
-    match t.data() {
-        TensorData::Packed { .. } => Ok(t.to_f32_vec()?.into_iter().map(|v| v as i64).collect()),
-        TensorData::F32(_) => Err(Error::DtypeMismatch("expected an integer tensor, got f32".into())),
-        _ => t.to_i64_vec(),
-    }
-}
-
-/// For each element of a tensor of shape `dims`, the index of its scale/zero point.
-fn param_indices(dims: &[usize], q: &QuantAttrs, param_dims: &[usize]) -> Result<Vec<usize>> {
-    let numel: usize = dims.iter().product();
-    let pn: usize = param_dims.iter().product();
-    if pn == 1 && q.block_size == 0 {
-        return Ok(vec![0; numel]);
-    }
-    let ax = norm_axis(q.axis, dims.len())?;
-    let outer: usize = dims[..ax].iter().product();
-    let len = dims[ax];
-    let inner: usize = dims[ax + 1..].iter().product();
-    let mut idx = Vec::with_capacity(numel);
-    if q.block_size == 0 {
-        if param_dims.len() != 1 || param_dims[0] != len {
-            return Err(Error::ShapeMismatch(format!(
-                "per-axis scale of shape {param_dims:?} does not match axis {ax} of {dims:?}"
-            )));
-        }
-        for _ in 0..outer {
-            for a in 0..len {
-                idx.extend(std::iter::repeat_n(a, inner));
-            }
-        }
-    } else {
-        let blocks = len.div_ceil(q.block_size);
-        let mut expect = dims.to_vec();
-        expect[ax] = blocks;
-        if param_dims != expect.as_slice() {
-            return Err(Error::ShapeMismatch(format!(
-                "blocked scale of shape {param_dims:?} does not match {dims:?} with block {} on axis {ax}",
-                q.block_size
-            )));
-        }
-        for o in 0..outer {
-            for a in 0..len {
-                let base = (o * blocks + a / q.block_size) * inner;
-                idx.extend(base..base + inner);
-            }
-        }
-    }
-    Ok(idx)
-}
 
 /// Stores rounded integer values as a tensor of `dtype`.
 fn store_ints(dims: Vec<usize>, v: Vec<i64>, dtype: DType) -> Result<Tensor> {
@@ -72,77 +22,42 @@ fn store_ints(dims: Vec<usize>, v: Vec<i64>, dtype: DType) -> Result<Tensor> {
             dtype,
             bytes: v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
         },
-        DType::I4 | DType::U4 => {
-            let mut bytes = vec![0u8; v.len().div_ceil(2)];
-            for (i, &x) in v.iter().enumerate() {
-                bytes[i / 2] |= ((x as u8) & 0xF) << (4 * (i % 2));
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 => {
+            let storage = IntType::new(dtype.bits() as u8, matches!(dtype, DType::I4 | DType::I2))?;
+            // The values were saturated to the type's range, so they fit in i32 and pack.
+            let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
+            TensorData::Packed {
+                dtype,
+                bytes: PackedInts::pack(storage, &v)?.into_bytes(),
             }
-            TensorData::Packed { dtype, bytes }
-        }
-        DType::I2 | DType::U2 => {
-            let mut bytes = vec![0u8; v.len().div_ceil(4)];
-            for (i, &x) in v.iter().enumerate() {
-                bytes[i / 4] |= ((x as u8) & 0x3) << (2 * (i % 4));
-            }
-            TensorData::Packed { dtype, bytes }
         }
         other => return Err(Error::Unsupported(format!("quantizing to {other}"))),
     };
     Tensor::new(dims, data)
 }
 
-/// QuantizeLinear: `clamp(round_half_even(x / scale) + zp, qmin, qmax)`.
+/// QuantizeLinear: `clamp(round_half_even(x / scale) + zp, qmin, qmax)` with the node's
+/// parameters at any granularity ([`qdq::node_params`]); NaN becomes 0.
 pub fn quantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&Tensor>) -> Result<Tensor> {
     let out = zp.map(|z| z.dtype()).or(q.output_dtype).unwrap_or(DType::U8);
-    let (lo, hi) = out
-        .int_range()
-        .ok_or_else(|| Error::Unsupported(format!("QuantizeLinear to {out}")))?;
-    let idx = param_indices(x.dims(), q, scale.dims())?;
-    let s = scale.to_f32_vec()?;
-    let z = match zp {
-        Some(z) => int_values(z)?,
-        None => vec![0; s.len()],
-    };
-    if z.len() != s.len() {
-        return Err(Error::ShapeMismatch(
-            "zero point and scale differ in shape".into(),
-        ));
-    }
+    let range =
+        qdq::dtype_range(out).ok_or_else(|| Error::Unsupported(format!("QuantizeLinear to {out}")))?;
     // The zero points have the output's type, so they lie in its range and fit in i32.
-    let range = QRange::new(lo as i32, hi as i32)?;
+    let params = qdq::node_params(q, x.dims(), scale, zp, range)?;
     let xv = x.to_f32_vec()?;
-    let v: Vec<i64> = xv
-        .iter()
-        .zip(&idx)
-        // The f32 bound of a 32-bit range rounds up to 2^31, one past `i32::MAX`: saturate
-        // again in i64 so the stored value cannot wrap.
-        .map(|(&xv, &i)| {
-            (quantize(xv, s[i], z[i] as i32, range, NanRule::Zero) as i64)
-                .clamp(range.qmin().into(), range.qmax().into())
-        })
-        .collect();
-    store_ints(x.dims().to_vec(), v, out)
+    let mut v = vec![0i32; xv.len()];
+    params.quantize(&xv, x.dims(), NanRule::Zero, &mut v)?;
+    store_ints(x.dims().to_vec(), v.into_iter().map(i64::from).collect(), out)
 }
 
-/// DequantizeLinear: `(x - zp) * scale`.
+/// DequantizeLinear: `(x - zp) * scale` with the node's parameters at any granularity.
 pub fn dequantize_linear(q: &QuantAttrs, x: &Tensor, scale: &Tensor, zp: Option<&Tensor>) -> Result<Tensor> {
-    let idx = param_indices(x.dims(), q, scale.dims())?;
-    let s = scale.to_f32_vec()?;
-    let z = match zp {
-        Some(z) => int_values(z)?,
-        None => vec![0; s.len()],
-    };
-    if z.len() != s.len() {
-        return Err(Error::ShapeMismatch(
-            "zero point and scale differ in shape".into(),
-        ));
-    }
+    // The range is not used to dequantize; inputs of other types fail when read below.
+    let range = qdq::dtype_range(x.dtype()).unwrap_or(IntType::I32.full_range());
+    let params = qdq::node_params(q, x.dims(), scale, zp, range)?;
     let xv = int_values(x)?;
-    let v = xv
-        .iter()
-        .zip(&idx)
-        .map(|(&x, &i)| dequantize(x, s[i], z[i]))
-        .collect();
+    let mut v = vec![0f32; xv.len()];
+    params.dequantize(&xv, x.dims(), &mut v)?;
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
@@ -214,7 +129,7 @@ fn scalar(t: &Tensor, what: &str) -> Result<f32> {
 
 /// Checks that a per-channel parameter has one value or `channels` values.
 fn per_channel(v: Vec<f32>, channels: usize, what: &str) -> Result<Vec<f32>> {
-    if v.len() == 1 || v.len() == channels {
+    if ChannelScales::new(&v, channels).is_some() {
         Ok(v)
     } else {
         Err(Error::ShapeMismatch(format!(
@@ -273,7 +188,7 @@ pub fn qlinear_conv(attrs: &ConvAttrs, inputs: &[Option<&Tensor>]) -> Result<Ten
     let c_out = dims[1];
     let (xs, ys) = (scalar(xs, "x_scale")?, scalar(ys, "y_scale")?);
     let ws = per_channel(ws.to_f32_vec()?, c_out, "w_scale")?;
-    let mult: Vec<f32> = ws.iter().map(|&w| xs * w / ys).collect();
+    let mult: Vec<f32> = ws.iter().map(|&w| conv_ratio(xs, w, ys)).collect();
     let vol: usize = dims[2..].iter().product();
     let per_channel = mult.len() > 1;
     requantize(
@@ -298,7 +213,7 @@ pub fn qlinear_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     }
     let (asv, ysv) = (scalar(as_, "a_scale")?, scalar(ys, "y_scale")?);
     let bsv = per_channel(bs.to_f32_vec()?, n, "b_scale")?;
-    let mult: Vec<f32> = bsv.iter().map(|&s| asv * s / ysv).collect();
+    let mult: Vec<f32> = bsv.iter().map(|&s| conv_ratio(asv, s, ysv)).collect();
     let per_col = mult.len() > 1;
     requantize(&acc, dims, &mult, |i| if per_col { i % n } else { 0 }, yz)
 }

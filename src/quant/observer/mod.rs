@@ -68,7 +68,7 @@ macro_rules! per_tensor_observers {
             }
 
             fn qparams(&self) -> Result<QuantParams> {
-                self.per_tensor_qparams().map(QuantParams::PerTensor)
+                self.per_tensor_qparams().map(QuantParams::from)
             }
         }
     )+};

@@ -92,7 +92,7 @@ impl Observer for PerChannelMinMaxObserver {
     }
 
     fn qparams(&self) -> Result<QuantParams> {
-        self.per_axis_qparams().map(QuantParams::PerAxis)
+        self.per_axis_qparams().map(QuantParams::from)
     }
 }
 
