@@ -15,6 +15,8 @@ step() { echo; echo "== $*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "no import cycle between src/'s top-level modules"
+scripts/module-graph.sh
 step "cargo clippy (warnings denied)"
 cargo clippy --locked --all-targets -- -D warnings
 step "cargo test (all targets)"
