@@ -20,7 +20,7 @@ use xq::program::{KernelSpec, StepSpec};
 use xq::runtime::{Program, ProgramOptions};
 
 /// The operators lowered as table lookups.
-const OPS: &[Op] = &[Op::Unary(UnaryOp::HardSwish)];
+const OPS: &[Op] = &[Op::Unary(UnaryOp::HardSwish), Op::Unary(UnaryOp::Sigmoid)];
 
 /// Per-tensor qparams of a graph: input scale and zero point, output scale and zero point
 /// (zero points in the stored type), and whether tensors are uint8.
