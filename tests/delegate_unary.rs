@@ -20,7 +20,14 @@ use xq::program::{KernelSpec, StepSpec};
 use xq::runtime::{Program, ProgramOptions};
 
 /// The operators lowered as table lookups.
-const OPS: &[Op] = &[Op::Unary(UnaryOp::HardSwish), Op::Unary(UnaryOp::Sigmoid)];
+const OPS: &[Op] = &[
+    Op::Unary(UnaryOp::HardSwish),
+    Op::Unary(UnaryOp::Sigmoid),
+    Op::HardSigmoid {
+        alpha: 0.2,
+        beta: 0.5,
+    },
+];
 
 /// Per-tensor qparams of a graph: input scale and zero point, output scale and zero point
 /// (zero points in the stored type), and whether tensors are uint8.
