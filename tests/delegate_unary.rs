@@ -27,6 +27,7 @@ const OPS: &[Op] = &[
         alpha: 0.2,
         beta: 0.5,
     },
+    Op::Unary(UnaryOp::Tanh),
 ];
 
 /// Per-tensor qparams of a graph: input scale and zero point, output scale and zero point

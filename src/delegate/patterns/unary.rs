@@ -13,7 +13,7 @@ use crate::program::steps::lut::LutSpec;
 use crate::program::KernelSpec;
 
 /// The ONNX operators lowered to a table lookup (each one [`pointwise::is_pointwise`]).
-pub const LUT_OPS: &[&str] = &["HardSwish", "Sigmoid", "HardSigmoid"];
+pub const LUT_OPS: &[&str] = &["HardSwish", "Sigmoid", "HardSigmoid", "Tanh"];
 
 /// Whether `op` is lowered by [`Matcher::lut`].
 pub(super) fn is_lut_op(op: &Op) -> bool {
