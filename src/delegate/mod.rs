@@ -14,6 +14,9 @@
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
 //!   padding, which never wins a max);
+//! - `DQ → op [→ Relu / Clip] → Q` for the element-wise unary operators of
+//!   `patterns::unary::LUT_OPS` (HardSwish, ...), as one 256-entry table lookup that is the
+//!   interpreter's dequantize → op → quantize of every input byte;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form

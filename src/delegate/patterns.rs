@@ -3,6 +3,8 @@
 //! (weights quantized, bias in int32, fused activation folded into the output range).
 //! Every refusal carries a [`Reason`] for the report.
 
+mod unary;
+
 use super::gather_map;
 use crate::ir::op::{AutoPad, BinaryOp, ConvAttrs, PadMode, PoolAttrs, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
@@ -789,6 +791,7 @@ impl<'g> Matcher<'g> {
             Op::QuantizeLinear(_) | Op::DequantizeLinear(_) => {
                 refuse(Reason::NotQuantized, "a quantize node outside a pattern")
             }
+            op if unary::is_lut_op(op) => self.lut(index, node),
             other => refuse(
                 Reason::UnsupportedOp,
                 format!("no int8 kernel for {}", other.onnx_name()),

@@ -159,7 +159,7 @@ impl<'g> Annotator<'g> {
                 }
                 "quantized static: concat (inputs and output share one observer)".into()
             }
-            Op::Unary(UnaryOp::HardSwish | UnaryOp::Sigmoid) | Op::HardSigmoid { .. } => {
+            Op::Unary(UnaryOp::HardSwish | UnaryOp::Sigmoid | UnaryOp::Tanh) | Op::HardSigmoid { .. } => {
                 if !self.is_f32(&node.inputs[0]) {
                     return "float: non-f32 operand".into();
                 }

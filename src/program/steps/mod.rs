@@ -28,6 +28,7 @@ pub mod fully_connected;
 pub mod gather;
 pub mod global_avg_pool;
 pub mod im2col;
+pub mod lut;
 pub mod max_pool;
 pub mod reshape;
 
@@ -273,6 +274,8 @@ kernel_steps! {
     Im2col(im2col::Im2colSpec) = 7,
     /// A byte move by index.
     Gather(gather::GatherSpec) = 8,
+    /// An element-wise unary operator as a 256-entry table lookup.
+    Lut(lut::LutSpec) = 9,
 }
 
 #[cfg(test)]
@@ -282,7 +285,7 @@ mod tests {
 
     #[test]
     fn unknown_step_tag_is_unsupported_and_names_the_tag() {
-        // Tags past the registry's (9 is reserved for a step being added elsewhere).
+        // Tags past the registry's.
         for tag in [200u8, 255] {
             let bytes = [tag, 0, 0];
             let err = KernelSpec::decode(&mut Dec::new(&bytes), false).unwrap_err();
