@@ -21,6 +21,29 @@ use crate::program::ValueSpec;
 use crate::{Error, Result};
 use std::ops::Range;
 
+/// The value methods of a contract that reads one value (`self.input`) and writes one
+/// (`self.output`): `inputs`, `output` and `remap_values`, written once for every such kind.
+macro_rules! single_input_values {
+    () => {
+        fn inputs(&self) -> Vec<usize> {
+            vec![self.input]
+        }
+
+        fn output(&self) -> usize {
+            self.output
+        }
+
+        fn remap_values(
+            &mut self,
+            input: &mut dyn FnMut(usize) -> usize,
+            output: &mut dyn FnMut(usize) -> usize,
+        ) {
+            self.input = input(self.input);
+            self.output = output(self.output);
+        }
+    };
+}
+
 pub mod binary;
 pub mod concat;
 pub mod conv;

@@ -23,22 +23,7 @@ impl KernelContract for ReshapeSpec {
         "reshape"
     }
 
-    fn inputs(&self) -> Vec<usize> {
-        vec![self.input]
-    }
-
-    fn output(&self) -> usize {
-        self.output
-    }
-
-    fn remap_values(
-        &mut self,
-        input: &mut dyn FnMut(usize) -> usize,
-        output: &mut dyn FnMut(usize) -> usize,
-    ) {
-        self.input = input(self.input);
-        self.output = output(self.output);
-    }
+    single_input_values!();
 
     fn encode(&self, e: &mut Enc) {
         e.usizes(&[self.input, self.output]);
