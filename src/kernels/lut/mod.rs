@@ -19,6 +19,7 @@ use super::output::SharedOutput;
 use super::requant::{OutputRange, QuantParams};
 use super::table::LutKernels;
 use crate::cpu::Isa;
+use crate::qscheme::{NanRule, QRange};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -96,14 +97,17 @@ pub fn build_table(
     x.validate("x")?;
     y.validate("y")?;
     let off = storage.offset();
-    let (lo, hi) = ((-128 + off) as f32, (127 + off) as f32);
-    let inputs: [f32; 256] = std::array::from_fn(|b| (b as u8 as i8 as i32 - x.zero_point) as f32 * x.scale);
+    // The graph's storage type: [-128, 127] for int8, [0, 255] for uint8.
+    let stored_range = QRange::new(-128 + off, 127 + off)?;
+    let inputs: [f32; 256] = std::array::from_fn(|b| x.dequantize(i32::from(b as u8 as i8)));
     let mut values = [0f32; 256];
     f(&inputs, &mut values)?;
-    let zp_y = (y.zero_point + off) as f32;
+    let y_stored = QuantParams {
+        scale: y.scale,
+        zero_point: y.zero_point + off,
+    };
     Ok(std::array::from_fn(|b| {
-        // `as` maps NaN to 0, as the interpreter's conversion of the clamped value does.
-        let stored = ((values[b] / y.scale).round_ties_even() + zp_y).clamp(lo, hi) as i32;
+        let stored = y_stored.quantize(values[b], stored_range, NanRule::Zero) as i32;
         (stored - off).clamp(range.min as i32, range.max as i32) as i8
     }))
 }
