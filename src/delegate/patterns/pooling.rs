@@ -1,0 +1,93 @@
+//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, and MaxPool.
+
+use super::window::ceil_mode_as_end_padding;
+use super::{refuse, Candidate, Matcher, Reason, Refusal};
+use crate::ir::op::PoolAttrs;
+use crate::ir::Node;
+use crate::kernels::OutputRange;
+use crate::program::{GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec};
+
+impl Matcher<'_> {
+    /// ReduceMean over H, W (constant axes, see [`reduces_spatial_axes_of_4d`]) as
+    /// [`Self::mean`].
+    pub(super) fn reduce_mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let axes = node
+            .input(1)
+            .and_then(|a| self.constant(a))
+            .map(|a| a.to_i64_vec());
+        match axes {
+            Some(Ok(v)) if reduces_spatial_axes_of_4d(&v) => self.mean(index, node),
+            _ => refuse(Reason::Attribute, "ReduceMean over other axes than H, W"),
+        }
+    }
+
+    /// GlobalAveragePool, or ReduceMean over H, W with or without kept dims (`[N, C, 1, 1]` and
+    /// `[N, C]` share one storage order).
+    pub(super) fn mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 {
+            return refuse(Reason::Shape, "mean over H, W of a non-4-D tensor");
+        }
+        let y = self.dims(&node.outputs[0])?;
+        if y != [x.dims[0], x.dims[1], 1, 1] && y != [x.dims[0], x.dims[1]] {
+            return refuse(Reason::Shape, "mean output is neither [N, C, 1, 1] nor [N, C]");
+        }
+        let out = self.q_output(node)?;
+        let kernel = KernelSpec::GlobalAvgPool(GlobalAvgPoolSpec {
+            input: 0,
+            output: 0,
+            range: out.range,
+        });
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+
+    /// `DQ → MaxPool → Q` with equal qparams (a `ceil_mode` becomes extra end padding).
+    pub(super) fn max_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
+        if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
+            return refuse(Reason::Attribute, "MaxPool indices output");
+        }
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 {
+            return refuse(Reason::Shape, "only 2-D pooling");
+        }
+        let out = self.q_output(node)?;
+        if out.q != x.q || out.range != OutputRange::FULL {
+            return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
+        }
+        let mut window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
+        let y_dims = self.dims(&node.outputs[0])?;
+        if a.ceil_mode {
+            window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
+        }
+        let kernel = KernelSpec::MaxPool(MaxPoolSpec {
+            input: 0,
+            output: 0,
+            window,
+        });
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+}
+
+/// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in
+/// either sign convention (`[2, 3]`, `[-1, -2]`, ...: PyTorch's dynamo exporter writes
+/// `adaptive_avg_pool2d(x, 1)` as `ReduceMean(axes = [-1, -2])`).
+fn reduces_spatial_axes_of_4d(axes: &[i64]) -> bool {
+    let mut normalized: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+    normalized.sort_unstable();
+    normalized == [2, 3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reduces_spatial_axes_of_4d;
+
+    #[test]
+    fn spatial_axes_in_any_order_and_sign() {
+        for axes in [[2, 3], [3, 2], [-1, -2], [-2, -1], [2, -1], [-1, 2]] {
+            assert!(reduces_spatial_axes_of_4d(&axes), "{axes:?}");
+        }
+        for axes in [&[1, 2][..], &[2][..], &[1, 2, 3][..], &[2, 2][..], &[-3, -1][..]] {
+            assert!(!reduces_spatial_axes_of_4d(axes), "{axes:?}");
+        }
+    }
+}
