@@ -211,132 +211,20 @@ impl Program {
         unpacked: &[Option<&[i8]>],
         source: Option<Arc<ProgramBytes>>,
     ) -> Result<Program> {
-        let threads = if options.threads == 0 {
-            physical_cores()
-        } else {
-            options.threads
-        };
-        if threads > 1024 {
-            return Err(Error::invalid_argument(
-                "threads",
-                format!("{threads} is above 1024"),
-            ));
-        }
-        let total = spec
-            .values
-            .iter()
-            .try_fold(0usize, |acc, v| {
-                acc.checked_add(crate::ir::checked_numel(&v.dims).ok()?)
-            })
-            .filter(|&t| t <= crate::kernels::buffer::MAX_PACKED_BYTES);
-        if total.is_none() {
-            return Err(Error::ResourceLimit(
-                "the program's int8 values exceed 1 GiB".into(),
-            ));
-        }
-        if let Err(why) = spec.check_dataflow() {
-            return Err(if source.is_some() {
-                Error::CorruptFile(format!("invalid program: {why}"))
-            } else {
-                Error::InvalidModel(format!("the compiled program is invalid: {why}"))
-            });
-        }
-        let mut slots: HashMap<String, usize> = HashMap::new();
-        let mut slot = |name: &str| -> usize {
-            let n = slots.len();
-            *slots.entry(name.to_string()).or_insert(n)
-        };
-        let input_slots: Vec<usize> = spec.inputs.iter().map(|i| slot(&i.name)).collect();
+        let threads = thread_count(options)?;
+        check_spec(&spec, source.is_some())?;
+        let mut slots = Slots::default();
+        let input_slots: Vec<usize> = spec.inputs.iter().map(|i| slots.of(&i.name)).collect();
         let constants: Vec<(usize, Tensor)> = spec
             .fallback
             .initializers
             .iter()
-            .map(|(n, t)| (slot(n), t.clone()))
+            .map(|(n, t)| (slots.of(n), t.clone()))
             .collect();
-        let fallback_nodes: HashMap<&str, &crate::ir::Node> =
-            spec.fallback.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-        let n_values = spec.values.len();
-        let value = |v: usize| -> Result<usize> {
-            (v < n_values)
-                .then_some(v)
-                .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
-        };
-        let mut built = build_kernels(isa, &spec, threads, prepacked, unpacked)?.into_iter();
-        let mut steps = Vec::with_capacity(spec.steps.len());
-        for s in &spec.steps {
-            steps.push(match s {
-                StepSpec::Kernel { node, kernel, .. } => Step::Kernel {
-                    name: node.clone(),
-                    kernel: built
-                        .next()
-                        .ok_or_else(|| Error::Internal("kernel count changed while building".into()))?,
-                    inputs: kernel.inputs(),
-                    output: kernel.output(),
-                },
-                StepSpec::Quantize { tensor, value: v } => Step::Quantize {
-                    slot: slot(tensor),
-                    value: value(*v)?,
-                },
-                StepSpec::Dequantize {
-                    value: v,
-                    tensor,
-                    int8,
-                } => Step::Dequantize {
-                    value: value(*v)?,
-                    slot: slot(tensor),
-                    int8: *int8,
-                },
-                StepSpec::DynamicLinear {
-                    node,
-                    input,
-                    output,
-                    n,
-                    k,
-                    weights,
-                    scales,
-                    bias,
-                    relu,
-                } => {
-                    let w = crate::kernels::dynamic::DynamicWeights {
-                        n: *n,
-                        k: *k,
-                        weights,
-                        scales,
-                        bias: (!bias.is_empty()).then_some(bias.as_slice()),
-                    };
-                    Step::Dynamic {
-                        name: node.clone(),
-                        packed: crate::kernels::dynamic::PackedDynamicGemm::pack(isa, &w)?,
-                        input: slot(input),
-                        output: slot(output),
-                        n: *n,
-                        k: *k,
-                        relu: *relu,
-                    }
-                }
-                StepSpec::Interp { node } => {
-                    let n = fallback_nodes.get(node.as_str()).ok_or_else(|| {
-                        Error::InvalidModel(format!("interpreter node `{node}` is missing"))
-                    })?;
-                    Step::Interp {
-                        name: n.name.clone(),
-                        op: n.op.clone(),
-                        inputs: n
-                            .inputs
-                            .iter()
-                            .map(|i| (!i.is_empty()).then(|| slot(i)))
-                            .collect(),
-                        outputs: n
-                            .outputs
-                            .iter()
-                            .map(|o| (!o.is_empty()).then(|| slot(o)))
-                            .collect(),
-                    }
-                }
-            });
-        }
-        let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slot(&o.name)).collect();
-        let slot_count = slots.len();
+        let kernels = build_kernels(isa, &spec, threads, prepacked, unpacked)?;
+        let steps = build_steps(&spec, isa, kernels, &mut slots)?;
+        let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
+        let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         Ok(Program {
             spec,
@@ -499,8 +387,12 @@ impl Program {
         arena: &mut [u8],
         times: &mut Option<&mut Vec<Duration>>,
     ) -> Result<Vec<Tensor>> {
-        let base = arena.as_mut_ptr() as *mut i8;
-        let arena_len = arena.len();
+        let arena = ArenaRegions {
+            base: arena.as_mut_ptr() as *mut i8,
+            len: arena.len(),
+            offsets: &self.offsets,
+            values: &self.spec.values,
+        };
         let mut owned: Vec<Option<Tensor>> = vec![None; self.slot_count];
         let mut borrowed: Vec<Option<&Tensor>> = vec![None; self.slot_count];
         for (s, t) in &self.constants {
@@ -510,12 +402,6 @@ impl Program {
             borrowed[s] = Some(t);
         }
         let values = &self.spec.values;
-        let region = |v: usize| -> (*mut i8, usize) {
-            let len = values[v].numel();
-            debug_assert!(self.offsets[v] + len <= arena_len);
-            // SAFETY: the memory plan places every value inside the arena.
-            (unsafe { base.add(self.offsets[v]) }, len)
-        };
         for step in &self.steps {
             let start = times.as_ref().map(|_| Instant::now());
             match step {
@@ -524,64 +410,15 @@ impl Program {
                     kernel,
                     inputs,
                     output,
-                } => {
-                    let view = |v: usize| -> &[i8] {
-                        let (p, len) = region(v);
-                        // SAFETY: values live at this step never overlap (memory plan), and
-                        // the output region is written only through `out` below.
-                        unsafe { std::slice::from_raw_parts(p as *const i8, len) }
-                    };
-                    // Up to four inputs live on the stack; only wider concatenations allocate.
-                    let mut few: [&[i8]; 4] = [&[]; 4];
-                    let many: Vec<&[i8]>;
-                    let ins: &[&[i8]] = if inputs.len() <= few.len() {
-                        for (slot, &v) in few.iter_mut().zip(inputs) {
-                            *slot = view(v);
-                        }
-                        &few[..inputs.len()]
-                    } else {
-                        many = inputs.iter().map(|&v| view(v)).collect();
-                        &many
-                    };
-                    let (p, len) = region(*output);
-                    // SAFETY: as above; the output region is disjoint from every input region.
-                    let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
-                    self.run_kernel(kernel, ins, &out)
-                        .map_err(|e| crate::ir::infer::with_node(e, name, kernel.kind()))?;
-                }
+                } => self.run_kernel_step(&arena, name, kernel, inputs, *output)?,
                 Step::Quantize { slot, value } => {
                     let t = owned[*slot].as_ref().or(borrowed[*slot]).ok_or_else(|| {
                         Error::Internal(format!("tensor for `{}` missing", values[*value].name))
                     })?;
-                    let (p, len) = region(*value);
-                    // SAFETY: the value's region is in the arena and no other step runs now.
-                    let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
-                    let v = &values[*value];
-                    if t.dtype() != DType::F32 {
-                        // An int8 program input (int8 boundaries): already quantized.
-                        // SAFETY: as above.
-                        copy_quantized_input(t, v, unsafe { std::slice::from_raw_parts_mut(p, len) })?;
-                        continue_timing(times, start);
-                        continue;
-                    }
-                    check_quantize_source(t, v, len)?;
-                    let units = quantize_units(v);
-                    let threads = self.pool.threads();
-                    if threads == 1 || units <= 1 {
-                        // SAFETY: one call covers every unit.
-                        unsafe { quantize_into(t, v, &out, 0..units) }?;
-                    } else {
-                        let tasks = units.min(threads * 4);
-                        self.pool.run(tasks, &|i| {
-                            // SAFETY: task ranges partition 0..units; the source was checked.
-                            let _ = unsafe {
-                                quantize_into(t, v, &out, units * i / tasks..units * (i + 1) / tasks)
-                            };
-                        });
-                    }
+                    self.run_quantize(&arena, t, *value)?;
                 }
                 Step::Dequantize { value, slot, int8 } => {
-                    let (p, len) = region(*value);
+                    let (p, len) = arena.region(*value);
                     // SAFETY: the value's region is in the arena and was written by an earlier step.
                     let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
                     owned[*slot] = Some(dequantize(src, &values[*value], *int8)?);
@@ -623,9 +460,7 @@ impl Program {
                     }
                 }
             }
-            if let (Some(t), Some(start)) = (times.as_mut(), start) {
-                t.push(start.elapsed());
-            }
+            record_step_time(times, start);
         }
         self.output_slots
             .iter()
@@ -637,6 +472,68 @@ impl Program {
                     .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", o.name)))
             })
             .collect()
+    }
+
+    /// Runs kernel step `name` on the regions of values `inputs`, writing value `output`.
+    fn run_kernel_step(
+        &self,
+        arena: &ArenaRegions,
+        name: &str,
+        kernel: &KernelStep,
+        inputs: &[usize],
+        output: usize,
+    ) -> Result<()> {
+        let view = |v: usize| -> &[i8] {
+            let (p, len) = arena.region(v);
+            // SAFETY: values live at this step never overlap (memory plan), and
+            // the output region is written only through `out` below.
+            unsafe { std::slice::from_raw_parts(p as *const i8, len) }
+        };
+        // Up to four inputs live on the stack; only wider concatenations allocate.
+        let mut few: [&[i8]; 4] = [&[]; 4];
+        let many: Vec<&[i8]>;
+        let ins: &[&[i8]] = if inputs.len() <= few.len() {
+            for (slot, &v) in few.iter_mut().zip(inputs) {
+                *slot = view(v);
+            }
+            &few[..inputs.len()]
+        } else {
+            many = inputs.iter().map(|&v| view(v)).collect();
+            &many
+        };
+        let (p, len) = arena.region(output);
+        // SAFETY: as above; the output region is disjoint from every input region.
+        let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
+        self.run_kernel(kernel, ins, &out)
+            .map_err(|e| crate::ir::infer::with_node(e, name, kernel.kind()))
+    }
+
+    /// Quantizes the `f32` tensor `t` into value `value` (over the pool), or copies it there
+    /// when it is an int8 program input.
+    fn run_quantize(&self, arena: &ArenaRegions, t: &Tensor, value: usize) -> Result<()> {
+        let (p, len) = arena.region(value);
+        // SAFETY: the value's region is in the arena and no other step runs now.
+        let out = SharedOutput::new(unsafe { std::slice::from_raw_parts_mut(p, len) });
+        let v = &self.spec.values[value];
+        if t.dtype() != DType::F32 {
+            // An int8 program input (int8 boundaries): already quantized.
+            // SAFETY: as above.
+            return copy_quantized_input(t, v, unsafe { std::slice::from_raw_parts_mut(p, len) });
+        }
+        check_quantize_source(t, v, len)?;
+        let units = quantize_units(v);
+        let threads = self.pool.threads();
+        if threads == 1 || units <= 1 {
+            // SAFETY: one call covers every unit.
+            unsafe { quantize_into(t, v, &out, 0..units) }?;
+        } else {
+            let tasks = units.min(threads * 4);
+            self.pool.run(tasks, &|i| {
+                // SAFETY: task ranges partition 0..units; the source was checked.
+                let _ = unsafe { quantize_into(t, v, &out, units * i / tasks..units * (i + 1) / tasks) };
+            });
+        }
+        Ok(())
     }
 
     fn run_dynamic(
@@ -707,6 +604,174 @@ impl Program {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// The threads of one execution: `options.threads`, or the physical cores when it is 0; at
+/// most 1024.
+fn thread_count(options: ProgramOptions) -> Result<usize> {
+    let threads = if options.threads == 0 {
+        physical_cores()
+    } else {
+        options.threads
+    };
+    if threads > 1024 {
+        return Err(Error::invalid_argument(
+            "threads",
+            format!("{threads} is above 1024"),
+        ));
+    }
+    Ok(threads)
+}
+
+/// Checks that the int8 values of `spec` fit the arena limit and that its steps read only
+/// values written before; a bad dataflow is a corrupt file when `spec` was decoded from one
+/// (`from_file`), else an invalid model.
+fn check_spec(spec: &ProgramSpec, from_file: bool) -> Result<()> {
+    let total = spec
+        .values
+        .iter()
+        .try_fold(0usize, |acc, v| {
+            acc.checked_add(crate::ir::checked_numel(&v.dims).ok()?)
+        })
+        .filter(|&t| t <= crate::kernels::buffer::MAX_PACKED_BYTES);
+    if total.is_none() {
+        return Err(Error::ResourceLimit(
+            "the program's int8 values exceed 1 GiB".into(),
+        ));
+    }
+    if let Err(why) = spec.check_dataflow() {
+        return Err(if from_file {
+            Error::CorruptFile(format!("invalid program: {why}"))
+        } else {
+            Error::InvalidModel(format!("the compiled program is invalid: {why}"))
+        });
+    }
+    Ok(())
+}
+
+/// The slots of the `f32` tensors one call holds (program inputs and outputs, constants,
+/// boundary and interpreter tensors), numbered by name in order of first use.
+#[derive(Default)]
+struct Slots(HashMap<String, usize>);
+
+impl Slots {
+    /// The slot of tensor `name`, numbered on first use.
+    fn of(&mut self, name: &str) -> usize {
+        let n = self.0.len();
+        *self.0.entry(name.to_string()).or_insert(n)
+    }
+}
+
+/// The executable steps of `spec`, in order: kernel steps taken from `kernels` (built by
+/// [`build_kernels`], in step order), the others prepared here, with the `f32` tensors they
+/// read and write numbered in `slots`.
+fn build_steps(
+    spec: &ProgramSpec,
+    isa: Isa,
+    kernels: Vec<KernelStep>,
+    slots: &mut Slots,
+) -> Result<Vec<Step>> {
+    let fallback_nodes: HashMap<&str, &crate::ir::Node> =
+        spec.fallback.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let n_values = spec.values.len();
+    let value = |v: usize| -> Result<usize> {
+        (v < n_values)
+            .then_some(v)
+            .ok_or_else(|| Error::InvalidModel(format!("step refers to value {v} of {n_values}")))
+    };
+    let mut built = kernels.into_iter();
+    let mut steps = Vec::with_capacity(spec.steps.len());
+    for s in &spec.steps {
+        steps.push(match s {
+            StepSpec::Kernel { node, kernel, .. } => Step::Kernel {
+                name: node.clone(),
+                kernel: built
+                    .next()
+                    .ok_or_else(|| Error::Internal("kernel count changed while building".into()))?,
+                inputs: kernel.inputs(),
+                output: kernel.output(),
+            },
+            StepSpec::Quantize { tensor, value: v } => Step::Quantize {
+                slot: slots.of(tensor),
+                value: value(*v)?,
+            },
+            StepSpec::Dequantize {
+                value: v,
+                tensor,
+                int8,
+            } => Step::Dequantize {
+                value: value(*v)?,
+                slot: slots.of(tensor),
+                int8: *int8,
+            },
+            StepSpec::DynamicLinear {
+                node,
+                input,
+                output,
+                n,
+                k,
+                weights,
+                scales,
+                bias,
+                relu,
+            } => {
+                let w = crate::kernels::dynamic::DynamicWeights {
+                    n: *n,
+                    k: *k,
+                    weights,
+                    scales,
+                    bias: (!bias.is_empty()).then_some(bias.as_slice()),
+                };
+                Step::Dynamic {
+                    name: node.clone(),
+                    packed: crate::kernels::dynamic::PackedDynamicGemm::pack(isa, &w)?,
+                    input: slots.of(input),
+                    output: slots.of(output),
+                    n: *n,
+                    k: *k,
+                    relu: *relu,
+                }
+            }
+            StepSpec::Interp { node } => {
+                let n = fallback_nodes
+                    .get(node.as_str())
+                    .ok_or_else(|| Error::InvalidModel(format!("interpreter node `{node}` is missing")))?;
+                Step::Interp {
+                    name: n.name.clone(),
+                    op: n.op.clone(),
+                    inputs: n
+                        .inputs
+                        .iter()
+                        .map(|i| (!i.is_empty()).then(|| slots.of(i)))
+                        .collect(),
+                    outputs: n
+                        .outputs
+                        .iter()
+                        .map(|o| (!o.is_empty()).then(|| slots.of(o)))
+                        .collect(),
+                }
+            }
+        });
+    }
+    Ok(steps)
+}
+
+/// The int8 arena of one call, addressed by value (the memory plan's offsets).
+struct ArenaRegions<'a> {
+    base: *mut i8,
+    len: usize,
+    offsets: &'a [usize],
+    values: &'a [ValueSpec],
+}
+
+impl ArenaRegions<'_> {
+    /// The start and length of value `v`'s region.
+    fn region(&self, v: usize) -> (*mut i8, usize) {
+        let len = self.values[v].numel();
+        debug_assert!(self.offsets[v] + len <= self.len);
+        // SAFETY: the memory plan places every value inside the arena.
+        (unsafe { self.base.add(self.offsets[v]) }, len)
     }
 }
 
@@ -836,8 +901,8 @@ fn quantize_units(v: &ValueSpec) -> usize {
     }
 }
 
-/// Records a step's time when profiling (for steps that leave the loop body early).
-fn continue_timing(times: &mut Option<&mut Vec<Duration>>, start: Option<Instant>) {
+/// Records a step's time when profiling.
+fn record_step_time(times: &mut Option<&mut Vec<Duration>>, start: Option<Instant>) {
     if let (Some(t), Some(start)) = (times.as_mut(), start) {
         t.push(start.elapsed());
     }
