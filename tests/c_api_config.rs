@@ -4,30 +4,19 @@
 
 #![allow(deprecated)]
 
-use std::ffi::{c_void, CStr, CString};
+mod common;
+
+use common::c_api::*;
+use std::ffi::c_void;
 use std::mem::size_of;
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
 
-fn ok(status: xq_status) {
-    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
-}
-
-/// Asserts `status` is `want` with a message that is not an internal error; returns it.
-fn fails(status: xq_status, want: xq_status) -> String {
-    let msg = xq::ffi::boundary::last_error();
-    assert_eq!(status, want, "{msg}");
-    assert!(!msg.contains("internal error"), "{msg}");
-    msg
-}
-
 fn digits_qdq() -> *mut xq_model {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/delegate/digits_cnn_qdq.onnx");
-    let path = CString::new(path.to_str().unwrap()).unwrap();
-    let mut m = null_mut();
-    // SAFETY: valid path and out pointer.
-    ok(unsafe { xq_model_load_file(path.as_ptr(), &mut m) });
+    let m = load_model_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/delegate/digits_cnn_qdq.onnx"),
+    );
     let dims = [1i64, 1, 8, 8];
     // SAFETY: live model; NUL-terminated name; `dims` holds 4 values.
     ok(unsafe { xq_model_fix_input_shape(m, c"input".as_ptr(), dims.as_ptr(), 4) });
@@ -152,33 +141,13 @@ fn an_unknown_partition_mode_names_the_field() {
     unsafe { xq_model_free(m) };
 }
 
-fn report(p: *const xq_program) -> String {
-    let mut r = null();
-    // SAFETY: live program; writable out.
-    ok(unsafe { xq_program_report(p, &mut r) });
-    // SAFETY: valid until the program is freed.
-    unsafe { CStr::from_ptr(r) }.to_string_lossy().into_owned()
-}
-
 /// Runs the digits program on a fixed input; the logits.
 fn logits(p: *const xq_program) -> Vec<f32> {
     let mut dims = [1i64, 1, 8, 8];
     let mut x: Vec<f32> = (0..64).map(|i| (i % 17) as f32 / 16.0).collect();
-    let input = xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_F32 as i32,
-        rank: 4,
-        dims: dims.as_mut_ptr(),
-        data: x.as_mut_ptr() as *mut c_void,
-        byte_length: 64 * 4,
-    };
+    let input = f32_tensor(&mut dims, &mut x);
     let (mut yd, mut y) = ([0i64; 8], vec![f32::NAN; 64]);
-    let mut out = xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_F32 as i32,
-        rank: 8,
-        dims: yd.as_mut_ptr(),
-        data: y.as_mut_ptr() as *mut c_void,
-        byte_length: 64 * 4,
-    };
+    let mut out = f32_tensor(&mut yd, &mut y);
     // SAFETY: live program; descriptors point to live buffers of the stated sizes.
     ok(unsafe { xq_execute(p, &input, 1, &mut out, 1) });
     y.truncate(out.byte_length / 4);
@@ -203,12 +172,12 @@ fn old_and_new_entry_points_agree_on_digits() {
         ok(unsafe { xq_program_compile(m, &opts, &mut old) });
         // SAFETY: as above.
         ok(unsafe { xq_program_compile_with_config(m, &c, &mut new) });
-        assert_eq!(report(old), report(new), "mode {mode}");
+        assert_eq!(report_text(old), report_text(new), "mode {mode}");
         assert_eq!(logits(old), logits(new), "mode {mode}");
 
         // Save → load through both loaders.
         let path = std::env::temp_dir().join(format!("xq-config-{}-{mode}.xq", std::process::id()));
-        let c_path = CString::new(path.to_str().unwrap()).unwrap();
+        let c_path = c_path(&path);
         // SAFETY: live program; NUL-terminated path.
         ok(unsafe { xq_program_save(new, c_path.as_ptr()) });
         let (mut lo, mut ln, mut lb) = (null_mut(), null_mut(), null_mut());
@@ -222,7 +191,7 @@ fn old_and_new_entry_points_agree_on_digits() {
             xq_program_load_buffer_with_config(bytes.as_ptr() as *const c_void, bytes.len(), &c, &mut lb)
         });
         for loaded in [lo, ln, lb] {
-            assert_eq!(report(loaded), report(new), "mode {mode}");
+            assert_eq!(report_text(loaded), report_text(new), "mode {mode}");
             assert_eq!(logits(loaded), logits(new), "mode {mode}");
         }
         for p in [old, new, lo, ln, lb] {

@@ -1,13 +1,12 @@
 //! Read-only queries take `const` handles (0.2) and may run concurrently: four threads query
 //! and run one model at once, the first of them preparing it.
 
+mod common;
+
+use common::c_api::*;
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
-
-fn ok(status: xq_status) {
-    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
-}
 
 /// A model handle shared by threads that only query it.
 #[derive(Clone, Copy)]

@@ -4,7 +4,10 @@
 //! report; they survive save → load; a program file without the report data section keeps
 //! its text report and answers the data queries with `XQ_ERROR_UNSUPPORTED`.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+mod common;
+
+use common::c_api::*;
+use std::ffi::c_void;
 use std::mem::size_of;
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
@@ -13,24 +16,6 @@ use xq::ir::{Op, Tensor};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(status: xq_status) {
-    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
-}
-
-/// Asserts `status` is `want` with a message that is not an internal error; returns it.
-fn fails(status: xq_status, want: xq_status) -> String {
-    let msg = xq::ffi::boundary::last_error();
-    assert_eq!(status, want, "{msg}");
-    assert!(!msg.contains("internal error"), "{msg}");
-    msg
-}
-
-fn text(p: *const c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: libxq returns NUL-terminated strings that live as long as the program.
-    unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
 }
 
 /// The committed QDQ digits CNN with the MaxPool's output requantized to another scale, as
@@ -69,13 +54,6 @@ fn compile_refused_maxpool() -> *mut xq_program {
     // SAFETY: live model, freed once.
     unsafe { xq_model_free(m) };
     p
-}
-
-fn report_text(p: *const xq_program) -> String {
-    let mut r = null();
-    // SAFETY: live program; writable out.
-    ok(unsafe { xq_program_report(p, &mut r) });
-    text(r)
 }
 
 fn summary(p: *const xq_program) -> xq_report_summary {
@@ -239,7 +217,7 @@ fn report_data_survives_save_and_load() {
     let want = all_data(p);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("refused.xq");
-    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let c_path = c_path(&path);
     // SAFETY: live program; NUL-terminated path.
     ok(unsafe { xq_program_save(p, c_path.as_ptr()) });
     let (mut from_file, mut from_buffer) = (null_mut(), null_mut());
@@ -310,7 +288,7 @@ fn files_without_the_section_keep_the_text_and_refuse_the_data() {
     let p = compile_refused_maxpool();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.xq");
-    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let c_path = c_path(&path);
     // SAFETY: live program; NUL-terminated path.
     ok(unsafe { xq_program_save(p, c_path.as_ptr()) });
     let full = std::fs::read(&path).unwrap();

@@ -11,6 +11,7 @@
 //!   execution, and the output is as accurate against the float model as ONNX Runtime's
 //!   (needs `XQ_PYTHON`; see `tests/python/ort_reference.py` for why not element-wise).
 
+mod common;
 mod delegate_common;
 
 use delegate_common::*;

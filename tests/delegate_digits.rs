@@ -3,6 +3,7 @@
 //! (SQNR against the float model), agreement with the QDQ graph in the interpreter, accuracy against float, full delegation, save/load
 //! bit-identity and concurrent execution.
 
+mod common;
 mod delegate_common;
 mod quant_common;
 

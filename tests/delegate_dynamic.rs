@@ -5,6 +5,7 @@
 //! quantized per row at run time). Reports the SQNR of the logits against the float model,
 //! and checks accuracy.
 
+mod common;
 mod delegate_common;
 
 use delegate_common::*;
@@ -13,17 +14,6 @@ use xq::ir::{Op, Tensor};
 use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer};
 use xq::runtime::{Program, ProgramOptions};
-
-/// Signal-to-quantization-noise ratio of `test` against `reference`, in dB.
-fn sqnr_db(reference: &[f32], test: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&v| (v as f64).powi(2)).sum();
-    let noise: f64 = test
-        .iter()
-        .zip(reference)
-        .map(|(&a, &b)| ((a - b) as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
 
 fn accuracy(logits: &[f32], labels: &[i64]) -> f64 {
     let pred = argmax_rows(logits, 10);

@@ -15,6 +15,7 @@
 //! calib.npy`, `mobilenet_v2_eval.npy → eval.npy`. Without `XQ_MODELS_DIR` those tests print
 //! SKIPPED; the built models (`scripts/fixtures/build_models.py`) always run.
 
+mod common;
 mod delegate_common;
 
 use delegate_common::*;

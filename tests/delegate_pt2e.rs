@@ -13,6 +13,7 @@
 //! `<name>_pt2e_eval.npy` (or `<name>_eval.npy`); without them the tests print SKIPPED, also
 //! under `XQ_STRICT=1`, since making them needs torch.
 
+mod common;
 mod delegate_common;
 
 use delegate_common::*;

@@ -10,6 +10,7 @@
 //!   inputs, is within one int8 step of ONNX Runtime's unfused DequantizeLinear → op →
 //!   QuantizeLinear (needs `XQ_PYTHON`; see `tests/python/ort_reference.py`).
 
+mod common;
 mod delegate_common;
 
 use delegate_common::*;

@@ -1,22 +1,16 @@
 //! The quantizer's configuration and scopes through the C API.
 
+mod common;
+
+use common::c_api::*;
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 use xq::ffi::boundary::last_error;
 use xq::ffi::*;
 
-fn default_config() -> xq_quant_config {
-    let mut c = std::mem::MaybeUninit::uninit();
-    // SAFETY: points to writable storage.
-    let status = unsafe { xq_quant_config_default(c.as_mut_ptr()) };
-    assert_eq!(status, xq_status::XQ_OK);
-    // SAFETY: XQ_OK means it was written.
-    unsafe { c.assume_init() }
-}
-
 fn resolve(q: *const xq_quantizer, name: &CStr, op: &CStr) -> Option<xq_quant_config> {
     let mut quantized = false;
-    let mut config = default_config();
+    let mut config = default_quant_config();
     config.activation_mode = -1; // sentinel: must stay untouched when not quantized
                                  // SAFETY: all pointers are valid for the call.
     let st = unsafe { xq_quantizer_resolve(q, name.as_ptr(), op.as_ptr(), &mut quantized, &mut config) };
@@ -31,7 +25,7 @@ fn resolve(q: *const xq_quantizer, name: &CStr, op: &CStr) -> Option<xq_quant_co
 
 #[test]
 fn default_is_static_per_channel_histogram_int8() {
-    let c = default_config();
+    let c = default_quant_config();
     assert_eq!(c.weight_granularity, XQ_WEIGHTS_PER_CHANNEL);
     assert_eq!(c.activation_mode, XQ_ACTIVATIONS_STATIC);
     assert_eq!(c.observer, XQ_OBSERVER_HISTOGRAM);
@@ -43,8 +37,8 @@ fn default_is_static_per_channel_histogram_int8() {
 
 #[test]
 fn scopes_resolve_name_then_op_type_then_global() {
-    let global = default_config();
-    let mut dynamic = default_config();
+    let global = default_quant_config();
+    let mut dynamic = default_quant_config();
     dynamic.activation_mode = XQ_ACTIVATIONS_DYNAMIC;
     let mut q = null_mut();
     // SAFETY: valid pointers throughout; the handle is freed once at the end.
@@ -86,7 +80,7 @@ fn scopes_resolve_name_then_op_type_then_global() {
 #[test]
 fn misuse_returns_specific_statuses() {
     let mut q = null_mut();
-    let mut bad = default_config();
+    let mut bad = default_quant_config();
     bad.observer = 42;
     // SAFETY: valid or NULL pointers, as each case intends.
     unsafe {
@@ -105,7 +99,7 @@ fn misuse_returns_specific_statuses() {
             last_error()
         );
         assert!(q.is_null(), "output written on failure");
-        bad = default_config();
+        bad = default_quant_config();
         bad.activation_qmin = 10;
         bad.activation_qmax = 5;
         assert_eq!(

@@ -1,30 +1,13 @@
 //! The model C API, called through its `extern "C"` functions as a C host would.
 
+mod common;
+
 mod graph_common;
 
-use std::ffi::{c_void, CStr, CString};
+use common::c_api::*;
+use std::ffi::{c_void, CStr};
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
-
-fn ok(status: xq_status) {
-    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
-}
-
-fn f32_tensor(dims: &mut [i64], data: &mut [f32]) -> xq_tensor {
-    xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_F32 as i32,
-        rank: dims.len(),
-        dims: dims.as_mut_ptr(),
-        data: data.as_mut_ptr() as *mut c_void,
-        byte_length: std::mem::size_of_val(data),
-    }
-}
-
-fn cstrs(names: &[&str]) -> (Vec<CString>, Vec<*const i8>) {
-    let owned: Vec<CString> = names.iter().map(|n| CString::new(*n).unwrap()).collect();
-    let ptrs = owned.iter().map(|c| c.as_ptr()).collect();
-    (owned, ptrs)
-}
 
 /// Builds y = relu(x·W + b), s = softmax(y) through the C builder.
 unsafe fn build_mlp() -> *mut xq_model {
@@ -187,7 +170,7 @@ fn build_inspect_run_fix_and_round_trip() {
         assert_close(&y2, &ey);
         assert_close(&s2, &es);
         let dir = tempfile::tempdir().unwrap();
-        let path = CString::new(dir.path().join("mlp.onnx").to_str().unwrap()).unwrap();
+        let path = c_path(&dir.path().join("mlp.onnx"));
         ok(xq_model_save_onnx(m, path.as_ptr()));
         let mut m3 = null_mut();
         ok(xq_model_load_file(path.as_ptr(), &mut m3));
@@ -205,7 +188,7 @@ fn loaded_model_runs_and_reports_symbolic_dims() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
     let x = graph_common::read_tensor(&dir.join("tiny_cnn_input.pb")).unwrap();
     let want = graph_common::read_tensor(&dir.join("tiny_cnn_output.pb")).unwrap();
-    let path = CString::new(dir.join("tiny_cnn.onnx").to_str().unwrap()).unwrap();
+    let path = c_path(&dir.join("tiny_cnn.onnx"));
     // SAFETY: handles come from the C API and are freed once; every other pointer is a live
     // local of the size passed with it.
     unsafe {

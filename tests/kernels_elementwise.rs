@@ -2,6 +2,7 @@
 //! every ISA variant bit-identical to the scalar kernel, the scalar kernel within one step
 //! of f64. Byte-exact agreement with ONNX Runtime is in `kernels_onnxruntime.rs`.
 
+mod common;
 mod delegate_common;
 mod kernels_common;
 

@@ -2,6 +2,7 @@
 //! the scalar kernels checked against f64 (mean, within one step) and exactly (max), and the
 //! mean byte-identical to ONNX Runtime's QLinearGlobalAveragePool.
 
+mod common;
 mod delegate_common;
 mod kernels_common;
 

@@ -1,22 +1,15 @@
 //! The quantizer flow through the C API: prepare → calibrate → convert on the digits CNN,
 //! progress reporting, the text report, and the misuse statuses.
 
+mod common;
 mod quant_common;
 
+use common::c_api::*;
 use quant_common::*;
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;
 use xq::ffi::boundary::last_error;
 use xq::ffi::*;
-
-fn default_config() -> xq_quant_config {
-    let mut c = std::mem::MaybeUninit::uninit();
-    // SAFETY: points to writable storage.
-    let status = unsafe { xq_quant_config_default(c.as_mut_ptr()) };
-    assert_eq!(status, xq_status::XQ_OK);
-    // SAFETY: XQ_OK means it was written.
-    unsafe { c.assume_init() }
-}
 
 /// Owns the dims and data behind an `xq_tensor` descriptor.
 struct CTensor {
@@ -46,12 +39,7 @@ impl CTensor {
 }
 
 fn load_cnn() -> *mut xq_model {
-    let path = CString::new(fixtures().join("digits/digits_cnn.onnx").to_str().unwrap()).unwrap();
-    let mut m = null_mut();
-    // SAFETY: valid path and out pointer.
-    let status = unsafe { xq_model_load_file(path.as_ptr(), &mut m) };
-    assert_eq!(status, xq_status::XQ_OK, "{}", last_error());
-    m
+    load_model_file(&fixtures().join("digits/digits_cnn.onnx"))
 }
 
 unsafe extern "C" fn record_progress(user: *mut c_void, done: usize, total: usize) {
@@ -65,7 +53,7 @@ fn digits_flow_through_the_c_api() {
     let train = read_npy_f32(&fixtures().join("digits/digits_train_x.npy"));
     let values = train.as_f32().unwrap();
     let model = load_cnn();
-    let config = default_config();
+    let config = default_quant_config();
     let mut q = null_mut();
     let mut progress: Vec<(usize, usize)> = Vec::new();
     // SAFETY: every pointer is valid for its call; handles are freed once at the end.
@@ -115,7 +103,7 @@ fn digits_flow_through_the_c_api() {
         );
         assert_eq!(n, 1);
         let dir = tempfile::tempdir().unwrap();
-        let path = CString::new(dir.path().join("qdq.onnx").to_str().unwrap()).unwrap();
+        let path = c_path(&dir.path().join("qdq.onnx"));
         assert_eq!(
             xq_model_save_onnx(qdq, path.as_ptr()),
             xq_status::XQ_OK,
@@ -139,7 +127,7 @@ fn digits_flow_through_the_c_api() {
 #[test]
 fn misuse_returns_specific_statuses() {
     let model = load_cnn();
-    let config = default_config();
+    let config = default_quant_config();
     let mut q = null_mut();
     let sample = vec![0.5f32; 64];
     // SAFETY: every pointer is valid for its call; handles are freed once at the end.
@@ -219,8 +207,8 @@ fn misuse_returns_specific_statuses() {
 
 #[test]
 fn dynamic_convert_needs_no_calibration() {
-    let path = CString::new(fixtures().join("digits/digits_mlp.onnx").to_str().unwrap()).unwrap();
-    let mut config = default_config();
+    let path = c_path(&fixtures().join("digits/digits_mlp.onnx"));
+    let mut config = default_quant_config();
     config.activation_mode = XQ_ACTIVATIONS_DYNAMIC;
     // SAFETY: every pointer is valid for its call; handles are freed once at the end.
     unsafe {

@@ -14,6 +14,7 @@
 // These tests call the 0.1 program API, deprecated since 0.2, on purpose.
 #![allow(deprecated)]
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

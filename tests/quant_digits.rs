@@ -3,6 +3,7 @@
 //! save the QDQ ONNX, and check held-out accuracy within 1 point of float — with our
 //! interpreter always, and with ONNX Runtime when `XQ_PYTHON` is set.
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

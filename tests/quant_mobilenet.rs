@@ -5,6 +5,7 @@
 //! Ignored by default (needs `/tmp/xq-anchor-mv2`, or `XQ_MV2_DIR`, and `XQ_PYTHON`):
 //! `XQ_PYTHON=... cargo test --release --test quant_mobilenet -- --ignored --nocapture`.
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

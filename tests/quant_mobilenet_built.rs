@@ -5,6 +5,7 @@
 //! Runs in CI (needs `XQ_PYTHON` with numpy, onnx, onnxruntime). The same check on the real
 //! anchor model and real images is `quant_mobilenet` (ignored unless its files exist).
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

@@ -3,6 +3,7 @@
 //! calibrate, convert must succeed, the QDQ graph must validate and stay close to float,
 //! and (with `XQ_PYTHON`) run in onnxruntime with about the same output.
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

@@ -3,6 +3,7 @@
 //! beyond-PT2E patterns. Every converted graph is also run against float (and, with
 //! `XQ_PYTHON`, in onnxruntime).
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

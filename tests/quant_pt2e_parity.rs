@@ -3,6 +3,7 @@
 //! has the same int8 weights and weight scales, activation scales within 1% and equal zero
 //! points.
 
+mod common;
 mod quant_common;
 
 use quant_common::*;

@@ -5,7 +5,10 @@
 // These tests call the 0.1 program API, deprecated since 0.2, on purpose.
 #![allow(deprecated)]
 
-use std::ffi::{c_void, CStr, CString};
+mod common;
+
+use common::c_api::*;
+use std::ffi::{c_void, CStr};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
@@ -16,27 +19,8 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn ok(status: xq_status) {
-    assert_eq!(status, xq_status::XQ_OK, "{}", xq::ffi::boundary::last_error());
-}
-
-/// Asserts `status` is `want` with a message that is not an internal error; returns it.
-fn fails(status: xq_status, want: xq_status) -> String {
-    let msg = xq::ffi::boundary::last_error();
-    assert_eq!(status, want, "{msg}");
-    assert!(!msg.contains("internal error"), "{msg}");
-    msg
-}
-
-fn c_path(p: &Path) -> CString {
-    CString::new(p.to_str().unwrap()).unwrap()
-}
-
 fn load_model(name: &str) -> *mut xq_model {
-    let mut m = null_mut();
-    // SAFETY: valid path and out pointer.
-    ok(unsafe { xq_model_load_file(c_path(&fixture(name)).as_ptr(), &mut m) });
-    m
+    load_model_file(&fixture(name))
 }
 
 fn compile(m: *mut xq_model, mode: i32) -> Result<*mut xq_program, (xq_status, String)> {
@@ -50,16 +34,6 @@ fn compile(m: *mut xq_model, mode: i32) -> Result<*mut xq_program, (xq_status, S
         Ok(p)
     } else {
         Err((s, xq::ffi::boundary::last_error()))
-    }
-}
-
-fn f32_tensor(dims: &mut [i64], data: &mut [f32]) -> xq_tensor {
-    xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_F32 as i32,
-        rank: dims.len(),
-        dims: dims.as_mut_ptr(),
-        data: data.as_mut_ptr() as *mut c_void,
-        byte_length: std::mem::size_of_val(data),
     }
 }
 

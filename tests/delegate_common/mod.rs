@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[allow(unused_imports)] // not every crate including this module measures SQNR
+pub use crate::common::sqnr_db;
+
 /// The Python interpreter from `XQ_PYTHON`, or None after printing a SKIPPED line (panics
 /// when `XQ_STRICT=1`).
 pub fn python(test: &str) -> Option<PathBuf> {
@@ -88,18 +91,6 @@ pub fn step_agreement(ours: &[f32], theirs: &[f32], scale: f32) -> (f64, f64, f3
     }
     let n = ours.len().max(1) as f64;
     (within as f64 / n, exact as f64 / n, worst)
-}
-
-/// Signal-to-quantization-noise ratio of `test` against `reference`, in dB.
-pub fn sqnr_db(reference: &[f32], test: &[f32]) -> f64 {
-    assert_eq!(reference.len(), test.len());
-    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
 
 /// How much worse than ONNX Runtime's (in dB of SQNR against the float model) libxq's output

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use xq::ir::Tensor;
 
+#[allow(unused_imports)] // not every crate including this module measures SQNR
+pub use crate::common::sqnr_db;
+
 /// The repository's fixture directory.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -115,15 +118,4 @@ pub fn accuracy(logits: &Tensor, labels: &[i64]) -> f64 {
         })
         .count();
     correct as f64 / labels.len() as f64
-}
-
-/// Signal-to-quantization-noise ratio in dB of `test` against `reference`.
-pub fn sqnr_db(reference: &[f32], test: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
