@@ -352,12 +352,12 @@ impl Tensor {
     /// (its elements are left as they are, to be overwritten); otherwise a zero-filled
     /// tensor of shape `make_dims()` put there. This is how a buffer is kept from one
     /// execution to the next.
-    pub fn reuse_slot<'a>(
-        slot: &'a mut Option<Tensor>,
+    pub fn reuse_slot(
+        slot: &mut Option<Tensor>,
         dtype: DType,
         same_shape: impl FnOnce(&[usize]) -> bool,
         make_dims: impl FnOnce() -> Result<Vec<usize>>,
-    ) -> Result<&'a mut Tensor> {
+    ) -> Result<&mut Tensor> {
         let fits = slot
             .as_ref()
             .is_some_and(|t| t.dtype() == dtype && same_shape(t.dims()));

@@ -2,16 +2,18 @@
 //! interpreter steps for the rest, run in order by [`Program::execute`].
 //!
 //! A program is immutable after construction and may be executed from several threads at
-//! once. Per-call state lives in an execution context: an int8 arena (one allocation of
-//! the static memory plan's size) taken from a free list and returned after the call, so
-//! steady-state calls allocate no arena; concurrent calls each take their own. Kernel steps
-//! allocate nothing (their operand lists live on the stack); what a call does allocate is
-//! per call, not per operator: its two slot tables, and the `f32` tensors that boundary
-//! exits, dynamic linear layers and interpreter steps produce (the program's outputs among
-//! them).
+//! once. Per-call state lives in an execution context, taken from a free list and returned
+//! after the call (concurrent calls each take their own): the int8 arena (one allocation of
+//! the static memory plan's size) and the tensors of the values steps produce outside it
+//! (boundary exits, interpreter steps, dynamic linear layers). Those tensors stay in the
+//! context, and the next call overwrites them in place, so a steady-state call through
+//! [`Program::execute_into`] allocates nothing, except in interpreter operators without an
+//! in-place form (see [`crate::interp::kernels::eval_into`]) and dynamic linear layers.
+//! Kernel steps allocate nothing (their operand lists and scratch live on the stack).
 //!
 //! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
-//! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
+//! pool job; with one thread every kernel runs inline on the caller (no hand-offs), and so
+//! do small operators (steps without weights moving less than `INLINE_BYTES`).
 //!
 //! Construction packs each kernel's weights for the selected ISA ([`Program::new`]). Loading
 //! a program file ([`Program::load_file`], [`Program::load_bytes`]) copies no constant data:
@@ -664,7 +666,8 @@ impl Program {
                     check_quantize_source(t, v, len)?;
                     let units = quantize_units(v);
                     let threads = self.pool.threads();
-                    if threads == 1 || units <= 1 {
+                    // An f32 read and an int8 write per element.
+                    if threads == 1 || units <= 1 || len * 5 < INLINE_BYTES {
                         // SAFETY: one call covers every unit.
                         unsafe { quantize_into(t, v, &out, 0..units) }?;
                     } else {
@@ -800,7 +803,8 @@ impl Program {
     fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {
         let tiles = kernel.tile_count();
         let threads = self.pool.threads();
-        if threads == 1 || tiles <= 1 {
+        let moved = ins.iter().map(|i| i.len()).sum::<usize>() + out.len();
+        if threads == 1 || tiles <= 1 || (!kernel.has_weights() && moved < INLINE_BYTES) {
             // SAFETY: a single call covers all tiles; nothing else writes `out`.
             return unsafe { kernel.run(ins, out, 0..tiles) };
         }
@@ -932,6 +936,10 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
     let p = plan(&buffers);
     (p.offsets, p.arena_size)
 }
+
+/// Bytes read and written below which a step without weights runs on the calling thread:
+/// waking the pool costs about as much as moving that much memory.
+const INLINE_BYTES: usize = 64 * 1024;
 
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
 const QUANT_BLOCK: usize = 64;
