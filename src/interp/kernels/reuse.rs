@@ -79,3 +79,98 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::UnaryOp;
+
+    fn f32s(dims: &[usize], seed: u32) -> Tensor {
+        let n: usize = dims.iter().product();
+        let v = (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 250.0 - 4.0)
+            .collect();
+        Tensor::from_f32(dims.to_vec(), v).unwrap()
+    }
+
+    /// `eval_into` equals `eval` bit for bit into an empty slot, a slot of the right shape
+    /// holding other values, and a slot of another shape.
+    fn same_as_eval(op: &Op, inputs: &[Option<&Tensor>]) {
+        let expected = eval(op, inputs).unwrap();
+        let stale = expected[0].dims().to_vec();
+        for start in [None, Some(f32s(&stale, 99)), Some(f32s(&[3], 1))] {
+            let mut out = [start];
+            eval_into(op, inputs, &mut out).unwrap();
+            let got = out[0].as_ref().unwrap();
+            assert_eq!(got.dims(), expected[0].dims(), "{op:?}");
+            let bits = |t: &Tensor| {
+                t.as_f32()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(got), bits(&expected[0]), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn in_place_operators_equal_eval_bit_for_bit() {
+        let x = f32s(&[2, 3, 4, 5], 7);
+        for op in [
+            Op::Unary(UnaryOp::Sigmoid),
+            Op::Unary(UnaryOp::Erf),
+            Op::Unary(UnaryOp::HardSwish),
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            Op::LeakyRelu { alpha: 0.1 },
+            Op::Gelu {
+                tanh_approximation: true,
+            },
+            Op::Softmax {
+                axis: 1,
+                coerce_2d: false,
+            },
+            Op::Softmax {
+                axis: -2,
+                coerce_2d: true,
+            },
+            Op::Identity,
+        ] {
+            same_as_eval(&op, &[Some(&x)]);
+        }
+        let (lo, hi) = (Tensor::scalar_f32(-1.0), Tensor::scalar_f32(2.5));
+        same_as_eval(&Op::Clip, &[Some(&x), Some(&lo), Some(&hi)]);
+        same_as_eval(&Op::Clip, &[Some(&x), None, Some(&hi)]);
+        for b in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+        ] {
+            for other in [
+                f32s(&[2, 3, 4, 5], 3),
+                f32s(&[], 5),
+                f32s(&[1, 3, 1, 1], 11),
+                f32s(&[4, 1], 13),
+                f32s(&[2, 1, 1, 1, 1, 1, 1, 1, 4, 5], 17),
+            ] {
+                same_as_eval(&Op::Binary(b), &[Some(&x), Some(&other)]);
+                same_as_eval(&Op::Binary(b), &[Some(&other), Some(&x)]);
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_shapes_are_recognised_without_allocating() {
+        assert!(elementwise::is_broadcast_of(&[2, 1, 4], &[3, 1], &[2, 3, 4]));
+        assert!(elementwise::is_broadcast_of(&[], &[5], &[5]));
+        assert!(!elementwise::is_broadcast_of(&[2, 1, 4], &[3, 1], &[2, 3, 1]));
+        assert!(!elementwise::is_broadcast_of(&[2, 4], &[3, 4], &[2, 4]));
+        assert!(!elementwise::is_broadcast_of(&[4], &[4], &[1, 4]));
+    }
+}
