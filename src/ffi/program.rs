@@ -6,7 +6,7 @@ use super::boundary::{arg_ref, arg_slice, arg_str, free_handle, guard, into_hand
 use super::enums::{xq_io_side, xq_partition_mode};
 use super::model::xq_model;
 use super::status::xq_status;
-use super::tensor::{tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
+use super::tensor::{tensor_assign_from_c, tensor_from_c, tensor_to_c, xq_dtype, xq_tensor};
 use crate::delegate::int8_io::{io_quant, make_int8_io};
 use crate::delegate::{lower, PartitionMode};
 use crate::ir::{Dim, TensorInfo};
@@ -144,6 +144,17 @@ pub struct xq_program {
     report: CString,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
+    /// Input and output tensors of `xq_execute` calls not in use, kept so that a
+    /// steady-state call copies into them instead of allocating.
+    io: std::sync::Mutex<Vec<ExecuteIo>>,
+}
+
+/// The tensors one `xq_execute` call copies the caller's inputs into and the program's
+/// outputs out of.
+#[derive(Default)]
+struct ExecuteIo {
+    inputs: Vec<crate::ir::Tensor>,
+    outputs: Vec<crate::ir::Tensor>,
 }
 
 impl xq_program {
@@ -154,6 +165,7 @@ impl xq_program {
             input_names: program.inputs().iter().map(|i| c(&i.name)).collect(),
             output_names: program.outputs().iter().map(|i| c(&i.name)).collect(),
             report_strings: Default::default(),
+            io: Default::default(),
             program,
         }
     }
@@ -607,38 +619,67 @@ pub unsafe extern "C" fn xq_execute(
         let p = unsafe { arg_ref(program, "program") }?;
         // SAFETY: caller's contract; count bounded.
         let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
-        let values = descs
-            .iter()
+        let mut io =
+            p.io.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+        // SAFETY: forwarded contract.
+        let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs) };
+        p.io.lock().unwrap_or_else(|e| e.into_inner()).push(io);
+        result
+    })
+}
+
+/// The body of `xq_execute`, with the tensors `io` to copy inputs and outputs through.
+///
+/// # Safety
+/// As `xq_execute`, with `descs` its input descriptors.
+unsafe fn execute_with(
+    p: &xq_program,
+    io: &mut ExecuteIo,
+    descs: &[xq_tensor],
+    outputs: *mut xq_tensor,
+    n_outputs: usize,
+) -> Result<()> {
+    io.inputs.truncate(descs.len());
+    for (i, d) in descs.iter().enumerate() {
+        match io.inputs.get_mut(i) {
             // SAFETY: each descriptor follows the xq_tensor contract (caller).
-            .map(|d| unsafe { tensor_from_c(d, "inputs") })
-            .collect::<Result<Vec<_>>>()?;
-        if n_outputs != p.output_names.len() {
+            Some(t) => unsafe { tensor_assign_from_c(d, t, "inputs") }?,
+            // SAFETY: as above.
+            None => io.inputs.push(unsafe { tensor_from_c(d, "inputs") }?),
+        }
+    }
+    if n_outputs != p.output_names.len() {
+        return Err(Error::invalid_argument(
+            "n_outputs",
+            format!("the program has {} outputs", p.output_names.len()),
+        ));
+    }
+    if outputs.is_null() && n_outputs > 0 {
+        return Err(Error::NullPointer("outputs"));
+    }
+    io.outputs
+        .resize_with(n_outputs, || crate::ir::Tensor::scalar_f32(0.0));
+    p.program.execute_into(&io.inputs, &mut io.outputs)?;
+    let results = &io.outputs;
+    // SAFETY: `outputs` points to `n_outputs` descriptors (caller's contract), non-null.
+    let outs = unsafe { std::slice::from_raw_parts_mut(outputs, n_outputs) };
+    for (r, o) in results.iter().zip(outs.iter()) {
+        let need = r.le_byte_len();
+        if o.rank < r.dims().len() || o.byte_length < need {
             return Err(Error::invalid_argument(
-                "n_outputs",
-                format!("the program has {} outputs", p.output_names.len()),
+                "outputs",
+                format!("an output of shape {:?} needs {need} bytes", r.dims()),
             ));
         }
-        if outputs.is_null() && n_outputs > 0 {
-            return Err(Error::NullPointer("outputs"));
-        }
-        let results = p.program.execute(&values)?;
-        // SAFETY: `outputs` points to `n_outputs` descriptors (caller's contract), non-null.
-        let outs = unsafe { std::slice::from_raw_parts_mut(outputs, n_outputs) };
-        for (r, o) in results.iter().zip(outs.iter()) {
-            let need = r.to_le_bytes().len();
-            if o.rank < r.dims().len() || o.byte_length < need {
-                return Err(Error::invalid_argument(
-                    "outputs",
-                    format!("an output of shape {:?} needs {need} bytes", r.dims()),
-                ));
-            }
-        }
-        for (r, o) in results.iter().zip(outs.iter_mut()) {
-            // SAFETY: sizes checked above; buffers per the caller's contract.
-            unsafe { tensor_to_c(r, o, "outputs") }?;
-        }
-        Ok(())
-    })
+    }
+    for (r, o) in results.iter().zip(outs.iter_mut()) {
+        // SAFETY: sizes checked above; buffers per the caller's contract.
+        unsafe { tensor_to_c(r, o, "outputs") }?;
+    }
+    Ok(())
 }
 
 /// Frees a program; NULL is a no-op.

@@ -127,6 +127,36 @@ pub unsafe fn tensor_from_c(t: &xq_tensor, what: &'static str) -> Result<Tensor>
     Tensor::from_le_bytes(dtype, dims, bytes)
 }
 
+/// Reads an input descriptor into `into`, overwriting its elements in place when the
+/// descriptor has its type and shape (no allocation), or replacing it with
+/// [`tensor_from_c`] otherwise.
+///
+/// # Safety
+/// As [`tensor_from_c`].
+pub unsafe fn tensor_assign_from_c(t: &xq_tensor, into: &mut Tensor, what: &'static str) -> Result<()> {
+    let same = dtype_from_c(t.dtype).is_ok_and(|d| d == into.dtype())
+        && t.rank == into.dims().len()
+        && t.byte_length == into.le_byte_len()
+        && (t.rank == 0 || !t.dims.is_null());
+    if same {
+        // SAFETY: `dims` holds `rank` elements (caller's contract), non-null when rank > 0.
+        let dims = unsafe { arg_slice(t.dims as *const i64, t.rank, XQ_MAX_RANK, "dims") }?;
+        if dims
+            .iter()
+            .zip(into.dims())
+            .all(|(&d, &n)| usize::try_from(d) == Ok(n))
+        {
+            // SAFETY: `data` holds `byte_length` bytes (caller's contract), which equal the
+            // tensor's byte size.
+            let bytes = unsafe { arg_slice(t.data as *const u8, t.byte_length, usize::MAX, "data") }?;
+            return into.assign_le_bytes(bytes);
+        }
+    }
+    // SAFETY: forwarded contract.
+    *into = unsafe { tensor_from_c(t, what) }?;
+    Ok(())
+}
+
 /// Writes a tensor into a caller-provided output descriptor.
 ///
 /// # Safety
@@ -140,35 +170,37 @@ pub unsafe fn tensor_to_c(value: &Tensor, t: &mut xq_tensor, what: &'static str)
             format!("dims has room for {} entries, the output has rank {rank}", t.rank),
         ));
     }
-    let bytes = value.to_le_bytes();
-    if t.byte_length < bytes.len() {
+    let length = value.le_byte_len();
+    if t.byte_length < length {
         return Err(Error::invalid_argument(
             what,
             format!(
                 "data has room for {} bytes, the output needs {} (shape {:?})",
                 t.byte_length,
-                bytes.len(),
+                length,
                 value.dims()
             ),
         ));
     }
-    if (rank > 0 && t.dims.is_null()) || (!bytes.is_empty() && t.data.is_null()) {
+    if (rank > 0 && t.dims.is_null()) || (length > 0 && t.data.is_null()) {
         return Err(Error::NullPointer(what));
     }
     if rank > 0 && !(t.dims as usize).is_multiple_of(std::mem::align_of::<i64>()) {
         return Err(Error::invalid_argument(what, "dims is not aligned"));
     }
     // SAFETY: `dims` has room for `t.rank >= rank` i64s and `data` for `t.byte_length >=
-    // bytes.len()` bytes (caller's contract, sizes checked above); the regions are the
-    // caller's and do not overlap our buffers.
+    // length` bytes (caller's contract, sizes checked above); the regions are the caller's
+    // and do not overlap our buffers.
     unsafe {
         for (i, &d) in value.dims().iter().enumerate() {
             t.dims.add(i).write(d as i64);
         }
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), t.data as *mut u8, bytes.len());
+        if length > 0 {
+            value.write_le_bytes(std::slice::from_raw_parts_mut(t.data as *mut u8, length))?;
+        }
     }
     t.rank = rank;
-    t.byte_length = bytes.len();
+    t.byte_length = length;
     t.dtype = value.dtype().onnx_code();
     Ok(())
 }

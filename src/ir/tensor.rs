@@ -56,7 +56,7 @@ pub fn checked_numel(dims: &[usize]) -> Result<usize> {
 }
 
 macro_rules! typed_accessors {
-    ($($variant:ident, $ty:ty, $get:ident, $from:ident);* $(;)?) => {
+    ($($variant:ident, $ty:ty, $get:ident, $get_mut:ident, $from:ident);* $(;)?) => {
         impl Tensor {
             $(
                 /// The elements, if the tensor has this element type.
@@ -65,6 +65,17 @@ macro_rules! typed_accessors {
                         TensorData::$variant(v) => Ok(v),
                         _ => Err(Error::DtypeMismatch(format!(
                             "expected a {} tensor, got {}", stringify!($ty), self.dtype()
+                        ))),
+                    }
+                }
+
+                /// The elements to overwrite in place, if the tensor has this element type.
+                pub fn $get_mut(&mut self) -> Result<&mut [$ty]> {
+                    let dtype = self.dtype();
+                    match &mut self.data {
+                        TensorData::$variant(v) => Ok(v),
+                        _ => Err(Error::DtypeMismatch(format!(
+                            "expected a {} tensor, got {dtype}", stringify!($ty)
                         ))),
                     }
                 }
@@ -79,12 +90,12 @@ macro_rules! typed_accessors {
 }
 
 typed_accessors! {
-    F32, f32, as_f32, from_f32;
-    I8, i8, as_i8, from_i8;
-    U8, u8, as_u8, from_u8;
-    I32, i32, as_i32, from_i32;
-    I64, i64, as_i64, from_i64;
-    Bool, bool, as_bool, from_bool;
+    F32, f32, as_f32, as_f32_mut, from_f32;
+    I8, i8, as_i8, as_i8_mut, from_i8;
+    U8, u8, as_u8, as_u8_mut, from_u8;
+    I32, i32, as_i32, as_i32_mut, from_i32;
+    I64, i64, as_i64, as_i64_mut, from_i64;
+    Bool, bool, as_bool, as_bool_mut, from_bool;
 }
 
 impl TensorData {
@@ -242,6 +253,119 @@ impl Tensor {
             TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
             TensorData::Packed { bytes, .. } => bytes.clone(),
         }
+    }
+
+    /// Bytes of [`Tensor::to_le_bytes`], without making them.
+    pub fn le_byte_len(&self) -> usize {
+        match &self.data {
+            TensorData::F32(v) => v.len() * 4,
+            TensorData::I8(v) => v.len(),
+            TensorData::U8(v) => v.len(),
+            TensorData::I32(v) => v.len() * 4,
+            TensorData::I64(v) => v.len() * 8,
+            TensorData::Bool(v) => v.len(),
+            TensorData::Packed { bytes, .. } => bytes.len(),
+        }
+    }
+
+    /// Writes [`Tensor::to_le_bytes`] to the start of `dst`, which must hold at least
+    /// [`Tensor::le_byte_len`] bytes.
+    pub fn write_le_bytes(&self, dst: &mut [u8]) -> Result<()> {
+        let need = self.le_byte_len();
+        let room = dst.len();
+        let dst = dst
+            .get_mut(..need)
+            .ok_or_else(|| Error::ShapeMismatch(format!("{need} bytes do not fit in {room}")))?;
+        fn put<const N: usize, T: Copy>(src: &[T], dst: &mut [u8], bytes: impl Fn(T) -> [u8; N]) {
+            for (d, &x) in dst.chunks_exact_mut(N).zip(src) {
+                d.copy_from_slice(&bytes(x));
+            }
+        }
+        match &self.data {
+            TensorData::F32(v) => put(v, dst, f32::to_le_bytes),
+            TensorData::I8(v) => put(v, dst, i8::to_le_bytes),
+            TensorData::U8(v) => dst.copy_from_slice(v),
+            TensorData::I32(v) => put(v, dst, i32::to_le_bytes),
+            TensorData::I64(v) => put(v, dst, i64::to_le_bytes),
+            TensorData::Bool(v) => put(v, dst, |b| [b as u8]),
+            TensorData::Packed { bytes, .. } => dst.copy_from_slice(bytes),
+        }
+        Ok(())
+    }
+
+    /// Overwrites the elements with little-endian bytes (ONNX raw_data layout) of exactly
+    /// [`Tensor::le_byte_len`] bytes, keeping shape, type and storage.
+    pub fn assign_le_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != self.le_byte_len() {
+            return Err(Error::ShapeMismatch(format!(
+                "{} bytes for a tensor of {}",
+                bytes.len(),
+                self.le_byte_len()
+            )));
+        }
+        fn get<const N: usize, T>(dst: &mut [T], src: &[u8], value: impl Fn([u8; N]) -> T) {
+            for (d, c) in dst.iter_mut().zip(src.chunks_exact(N)) {
+                let mut b = [0u8; N];
+                b.copy_from_slice(c);
+                *d = value(b);
+            }
+        }
+        match &mut self.data {
+            TensorData::F32(v) => get(v, bytes, f32::from_le_bytes),
+            TensorData::I8(v) => get(v, bytes, i8::from_le_bytes),
+            TensorData::U8(v) => v.copy_from_slice(bytes),
+            TensorData::I32(v) => get(v, bytes, i32::from_le_bytes),
+            TensorData::I64(v) => get(v, bytes, i64::from_le_bytes),
+            TensorData::Bool(v) => get(v, bytes, |[b]| b != 0),
+            TensorData::Packed { bytes: b, .. } => b.copy_from_slice(bytes),
+        }
+        Ok(())
+    }
+
+    /// The shape and the f32 elements to overwrite in place.
+    pub fn dims_and_f32_mut(&mut self) -> Result<(&[usize], &mut [f32])> {
+        match &mut self.data {
+            TensorData::F32(v) => Ok((&self.dims, v)),
+            other => Err(Error::DtypeMismatch(format!(
+                "expected a f32 tensor, got {}",
+                other.dtype()
+            ))),
+        }
+    }
+
+    /// Makes this tensor equal to `src`, reusing its storage when it is large enough (no
+    /// allocation when shape and type are unchanged).
+    pub fn assign(&mut self, src: &Tensor) {
+        self.dims.clone_from(&src.dims);
+        match (&mut self.data, &src.data) {
+            (TensorData::F32(d), TensorData::F32(s)) => d.clone_from(s),
+            (TensorData::I8(d), TensorData::I8(s)) => d.clone_from(s),
+            (TensorData::U8(d), TensorData::U8(s)) => d.clone_from(s),
+            (TensorData::I32(d), TensorData::I32(s)) => d.clone_from(s),
+            (TensorData::I64(d), TensorData::I64(s)) => d.clone_from(s),
+            (TensorData::Bool(d), TensorData::Bool(s)) => d.clone_from(s),
+            (d, s) => d.clone_from(s),
+        }
+    }
+
+    /// The tensor in `slot` when it has type `dtype` and a shape for which `same_shape` holds
+    /// (its elements are left as they are, to be overwritten); otherwise a zero-filled
+    /// tensor of shape `make_dims()` put there. This is how a buffer is kept from one
+    /// execution to the next.
+    pub fn reuse_slot(
+        slot: &mut Option<Tensor>,
+        dtype: DType,
+        same_shape: impl FnOnce(&[usize]) -> bool,
+        make_dims: impl FnOnce() -> Result<Vec<usize>>,
+    ) -> Result<&mut Tensor> {
+        let fits = slot
+            .as_ref()
+            .is_some_and(|t| t.dtype() == dtype && same_shape(t.dims()));
+        if !fits {
+            *slot = Some(Tensor::zeros(dtype, make_dims()?)?);
+        }
+        slot.as_mut()
+            .ok_or_else(|| Error::Internal("a reused tensor slot is empty".into()))
     }
 
     /// Builds a tensor from little-endian bytes (ONNX raw_data layout), checking the length.

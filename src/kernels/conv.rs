@@ -291,97 +291,122 @@ impl PackedConv {
             ));
         }
         let per_group = self.groups[0].tile_count(m);
-        // Padded to kc4 so short segments can be copied in whole 4-byte groups.
-        let zero_row = vec![zp; cin_g.div_ceil(4) * 4];
-        let mut seg_ptrs: Vec<*const i8> = Vec::new();
-        let mut chunk_block: Vec<i8> = Vec::new();
-        for (gi, packed) in self.groups.iter().enumerate() {
-            let lo = tiles.start.max(gi * per_group);
-            let hi = tiles.end.min((gi + 1) * per_group);
-            if lo >= hi {
-                continue;
-            }
-            let group_col = gi * packed.n();
-            let local = lo - gi * per_group..hi - gi * per_group;
-            // A 1×1, stride-1, unpadded, ungrouped convolution reads its input as a dense
-            // matrix of pixels × channels.
-            let pointwise = g.taps() == 1 && g.stride == (1, 1) && g.padding == (0, 0, 0, 0);
-            if pointwise && self.groups.len() == 1 {
-                let dense = &input[..m * cin_g];
-                // SAFETY: forwarded contract.
-                unsafe {
-                    packed.run_tiles(
-                        m,
-                        |row, _| &dense[row * cin_g..][..cin_g],
-                        cin_g.is_multiple_of(4).then_some((dense, 0)),
-                        |row0, col0| out(group_col, row0, col0),
-                        local,
-                    )?;
+        CONV_SCRATCH.with(|cell| {
+            let scratch = &mut *cell.borrow_mut();
+            let ConvScratch {
+                zero_row,
+                seg_ptrs,
+                chunk_block,
+            } = scratch;
+            // Padded to kc4 so short segments can be copied in whole 4-byte groups.
+            zero_row.clear();
+            zero_row.resize(cin_g.div_ceil(4) * 4, zp);
+            for (gi, packed) in self.groups.iter().enumerate() {
+                let lo = tiles.start.max(gi * per_group);
+                let hi = tiles.end.min((gi + 1) * per_group);
+                if lo >= hi {
+                    continue;
                 }
-                continue;
-            }
-            // The indirection buffer proper: segment pointers of a chunk of M tiles' rows,
-            // resolved in one tight loop, then read by the packing code. Segments shorter
-            // than SMALL_SEGMENT (e.g. a 3-channel stem) are instead copied into a
-            // chunk-sized im2col block, which packs in one pass.
-            let (n_tiles, mr) = (packed.n_tiles(), packed.kernel().mr);
-            let (taps, kc4) = (g.taps(), cin_g.div_ceil(4) * 4);
-            let small = cin_g < SMALL_SEGMENT;
-            let mut t = local.start;
-            while t < local.end {
-                let mt0 = t / n_tiles;
-                let mt1 = (mt0 + CHUNK_M_TILES).min(m.div_ceil(mr));
-                let chunk_end = (mt1 * n_tiles).min(local.end);
-                let (row0, row1) = (mt0 * mr, (mt1 * mr).min(m));
-                let tile_out = |r: usize, c: usize| out(group_col, r, c);
-                if small {
-                    let kpad = taps * kc4;
-                    let need = (row1 - row0) * kpad;
-                    if chunk_block.len() < need {
-                        chunk_block.resize(need, 0);
+                let group_col = gi * packed.n();
+                let local = lo - gi * per_group..hi - gi * per_group;
+                // A 1×1, stride-1, unpadded, ungrouped convolution reads its input as a dense
+                // matrix of pixels × channels.
+                let pointwise = g.taps() == 1 && g.stride == (1, 1) && g.padding == (0, 0, 0, 0);
+                if pointwise && self.groups.len() == 1 {
+                    let dense = &input[..m * cin_g];
+                    // SAFETY: forwarded contract.
+                    unsafe {
+                        packed.run_tiles(
+                            m,
+                            |row, _| &dense[row * cin_g..][..cin_g],
+                            cin_g.is_multiple_of(4).then_some((dense, 0)),
+                            |row0, col0| out(group_col, row0, col0),
+                            local,
+                        )?;
                     }
-                    for (row, dst_row) in (row0..row1).zip(chunk_block[..need].chunks_exact_mut(kpad)) {
-                        let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
-                        for (&off, dst) in ind.pixel(row % plane).iter().zip(dst_row.chunks_exact_mut(kc4)) {
-                            let src = if off == PADDING {
-                                &zero_row[..]
-                            } else {
-                                &image[off as usize + gi * cin_g..]
-                            };
-                            copy_segment(dst, src, cin_g);
+                    continue;
+                }
+                // The indirection buffer proper: segment pointers of a chunk of M tiles' rows,
+                // resolved in one tight loop, then read by the packing code. Segments shorter
+                // than SMALL_SEGMENT (e.g. a 3-channel stem) are instead copied into a
+                // chunk-sized im2col block, which packs in one pass.
+                let (n_tiles, mr) = (packed.n_tiles(), packed.kernel().mr);
+                let (taps, kc4) = (g.taps(), cin_g.div_ceil(4) * 4);
+                let small = cin_g < SMALL_SEGMENT;
+                let mut t = local.start;
+                while t < local.end {
+                    let mt0 = t / n_tiles;
+                    let mt1 = (mt0 + CHUNK_M_TILES).min(m.div_ceil(mr));
+                    let chunk_end = (mt1 * n_tiles).min(local.end);
+                    let (row0, row1) = (mt0 * mr, (mt1 * mr).min(m));
+                    let tile_out = |r: usize, c: usize| out(group_col, r, c);
+                    if small {
+                        let kpad = taps * kc4;
+                        let need = (row1 - row0) * kpad;
+                        if chunk_block.len() < need {
+                            chunk_block.resize(need, 0);
                         }
-                    }
-                    let block = &chunk_block[..need];
-                    let segment =
-                        |row: usize, s: usize| -> &[i8] { &block[(row - row0) * kpad + s * kc4..][..cin_g] };
-                    // SAFETY: forwarded contract; the block holds rows row0..row1.
-                    unsafe { packed.run_tiles(m, segment, Some((block, row0)), tile_out, t..chunk_end)? };
-                } else {
-                    seg_ptrs.clear();
-                    for row in row0..row1 {
-                        let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
-                        seg_ptrs.extend(ind.pixel(row % plane).iter().map(|&off| {
-                            if off == PADDING {
-                                zero_row.as_ptr()
-                            } else {
-                                image[off as usize + gi * cin_g..][..cin_g].as_ptr()
+                        for (row, dst_row) in (row0..row1).zip(chunk_block[..need].chunks_exact_mut(kpad)) {
+                            let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
+                            for (&off, dst) in
+                                ind.pixel(row % plane).iter().zip(dst_row.chunks_exact_mut(kc4))
+                            {
+                                let src = if off == PADDING {
+                                    &zero_row[..]
+                                } else {
+                                    &image[off as usize + gi * cin_g..]
+                                };
+                                copy_segment(dst, src, cin_g);
                             }
-                        }));
+                        }
+                        let block = &chunk_block[..need];
+                        let segment = |row: usize, s: usize| -> &[i8] {
+                            &block[(row - row0) * kpad + s * kc4..][..cin_g]
+                        };
+                        // SAFETY: forwarded contract; the block holds rows row0..row1.
+                        unsafe { packed.run_tiles(m, segment, Some((block, row0)), tile_out, t..chunk_end)? };
+                    } else {
+                        seg_ptrs.clear();
+                        for row in row0..row1 {
+                            let image = &input[(row / plane) * g.image_len()..][..g.image_len()];
+                            seg_ptrs.extend(ind.pixel(row % plane).iter().map(|&off| {
+                                if off == PADDING {
+                                    zero_row.as_ptr()
+                                } else {
+                                    image[off as usize + gi * cin_g..][..cin_g].as_ptr()
+                                }
+                            }));
+                        }
+                        let seg_ptrs = &seg_ptrs;
+                        let segment = |row: usize, s: usize| -> &[i8] {
+                            // SAFETY: each pointer starts `cin_g` elements of `input` or of
+                            // `zero_row` (bounds-checked above), both borrowed for this call.
+                            unsafe { std::slice::from_raw_parts(seg_ptrs[(row - row0) * taps + s], cin_g) }
+                        };
+                        // SAFETY: forwarded contract; rows row0..row1 are the rows of tiles t..chunk_end.
+                        unsafe { packed.run_tiles(m, segment, None, tile_out, t..chunk_end)? };
                     }
-                    let seg_ptrs = &seg_ptrs;
-                    let segment = |row: usize, s: usize| -> &[i8] {
-                        // SAFETY: each pointer starts `cin_g` elements of `input` or of
-                        // `zero_row` (bounds-checked above), both borrowed for this call.
-                        unsafe { std::slice::from_raw_parts(seg_ptrs[(row - row0) * taps + s], cin_g) }
-                    };
-                    // SAFETY: forwarded contract; rows row0..row1 are the rows of tiles t..chunk_end.
-                    unsafe { packed.run_tiles(m, segment, None, tile_out, t..chunk_end)? };
+                    t = chunk_end;
                 }
-                t = chunk_end;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// The growable scratch of one thread's grouped-convolution calls, kept between calls.
+#[derive(Default)]
+struct ConvScratch {
+    /// Zero-point bytes read by padding taps.
+    zero_row: Vec<i8>,
+    /// Segment pointers of a chunk of rows.
+    seg_ptrs: Vec<*const i8>,
+    /// Im2col rows of a chunk (short segments).
+    chunk_block: Vec<i8>,
+}
+
+thread_local! {
+    static CONV_SCRATCH: std::cell::RefCell<ConvScratch> = std::cell::RefCell::new(ConvScratch::default());
 }
 
 /// Convolution weights for dynamic quantization: the input is quantized per tensor at run

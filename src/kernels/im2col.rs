@@ -4,6 +4,7 @@
 
 use super::indirection::ConvGeometry;
 use super::output::SharedOutput;
+use super::scratch::Scratch;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -89,7 +90,7 @@ unsafe fn im2col_tiles(
     let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
     let run = g.k_w * c;
     // Input row offset of each kernel row for the current output row (None: padding).
-    let mut rows: Vec<Option<usize>> = vec![None; g.k_h];
+    let mut rows: Scratch<Option<usize>, 32> = Scratch::new(g.k_h, None);
     for t in tiles {
         let (image, oy) = (t / oh, t % oh);
         let src = &x[image * g.image_len()..][..g.image_len()];
@@ -110,7 +111,7 @@ unsafe fn im2col_tiles(
             match ix0 {
                 // Every tap of the window row is inside: runs of k_w · c contiguous bytes.
                 Some(x0) if g.dilation.1 == 1 && x0 + g.k_w <= g.in_w => {
-                    for row in &rows {
+                    for row in rows.iter() {
                         let d = &mut r[at..at + run];
                         match row {
                             Some(off) => copy_run(d, &src[off + x0 * c..][..run]),
@@ -120,7 +121,7 @@ unsafe fn im2col_tiles(
                     }
                 }
                 _ => {
-                    for row in &rows {
+                    for row in rows.iter() {
                         for kx in 0..g.k_w {
                             let ix = (ox * g.stride.1 + kx * g.dilation.1)
                                 .checked_sub(g.padding.1)

@@ -98,6 +98,7 @@ pub mod output;
 pub mod pool;
 pub mod reference;
 pub mod requant;
+pub mod scratch;
 pub mod table;
 
 pub use crate::cpu::Isa;

@@ -12,7 +12,12 @@ use crate::Result;
 use std::ops::Range;
 
 /// A kernel step prepared for one ISA.
-pub struct KernelStep(Box<dyn Step>);
+pub struct KernelStep {
+    step: Box<dyn Step>,
+    /// Whether the step has packed weights (a GEMM: its work grows with them, not with the
+    /// bytes it reads and writes).
+    has_weights: bool,
+}
 
 impl KernelStep {
     /// Prepares `spec` for `isa`; `values` gives shapes and qparams.
@@ -39,29 +44,37 @@ impl KernelStep {
             prepacked,
             weights: unpacked,
         };
-        Ok(KernelStep(spec.build(cx)?))
+        let step = spec.build(cx)?;
+        let has_weights = !step.packed_parts().is_empty();
+        Ok(KernelStep { step, has_weights })
     }
 
     /// Profile label of the step ("binary" for add and mul).
     pub fn kind(&self) -> &'static str {
-        self.0.kind()
+        self.step.kind()
     }
 
     /// The packed weights [`KernelStep::build_with`] can take back: one buffer per group of a
     /// convolution, one for a fully connected layer, none for other kernels.
     pub fn packed_parts(&self) -> Vec<&[u8]> {
-        self.0.packed_parts()
+        self.step.packed_parts()
     }
 
     /// Whether the step's packed weights are used in place from shared bytes (a program
     /// file's packed section) rather than packed at load; false for steps without weights.
     pub fn uses_shared_weights(&self) -> bool {
-        self.0.uses_shared_weights()
+        self.step.uses_shared_weights()
+    }
+
+    /// Whether the step multiplies by packed weights (convolutions and fully connected
+    /// layers); the work of the others is proportional to the bytes they move.
+    pub fn has_weights(&self) -> bool {
+        self.has_weights
     }
 
     /// Number of independent tiles.
     pub fn tile_count(&self) -> usize {
-        self.0.tile_count()
+        self.step.tile_count()
     }
 
     /// Computes `tiles` from `inputs` into `out`.
@@ -70,6 +83,6 @@ impl KernelStep {
     /// Concurrent calls on the same `out` must use disjoint tile ranges.
     pub unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
         // SAFETY: forwards this function's contract.
-        unsafe { self.0.run(inputs, out, tiles) }
+        unsafe { self.step.run(inputs, out, tiles) }
     }
 }

@@ -100,13 +100,23 @@ impl ThreadPool {
             workers: Vec::new(),
             dispatch: Mutex::new(()),
         };
+        // Workers report in before `new` returns, so that thread start-up (stack, thread
+        // name) happens at construction, not during the first executions.
+        let started = Arc::new(AtomicUsize::new(0));
         for index in 1..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
+            let started = Arc::clone(&started);
             let handle = std::thread::Builder::new()
                 .name(format!("xq-worker-{index}"))
-                .spawn(move || worker_loop(&shared))
+                .spawn(move || {
+                    started.fetch_add(1, Ordering::AcqRel);
+                    worker_loop(&shared)
+                })
                 .map_err(|e| crate::Error::Internal(format!("cannot start worker thread: {e}")))?;
             pool.workers.push(handle);
+        }
+        while started.load(Ordering::Acquire) < pool.workers.len() {
+            std::thread::yield_now();
         }
         Ok(pool)
     }

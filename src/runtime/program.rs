@@ -2,16 +2,18 @@
 //! interpreter steps for the rest, run in order by [`Program::execute`].
 //!
 //! A program is immutable after construction and may be executed from several threads at
-//! once. Per-call state lives in an execution context: an int8 arena (one allocation of
-//! the static memory plan's size) taken from a free list and returned after the call, so
-//! steady-state calls allocate no arena; concurrent calls each take their own. Kernel steps
-//! allocate nothing (their operand lists live on the stack); what a call does allocate is
-//! per call, not per operator: its two slot tables, and the `f32` tensors that boundary
-//! exits, dynamic linear layers and interpreter steps produce (the program's outputs among
-//! them).
+//! once. Per-call state lives in an execution context, taken from a free list and returned
+//! after the call (concurrent calls each take their own): the int8 arena (one allocation of
+//! the static memory plan's size) and the tensors of the values steps produce outside it
+//! (boundary exits, interpreter steps, dynamic linear layers). Those tensors stay in the
+//! context, and the next call overwrites them in place, so a steady-state call through
+//! [`Program::execute_into`] allocates nothing, except in interpreter operators without an
+//! in-place form (see [`crate::interp::kernels::eval_into`]) and dynamic linear layers.
+//! Kernel steps allocate nothing (their operand lists and scratch live on the stack).
 //!
 //! Operators are split into at most `4 × threads` contiguous tile ranges and run as one
-//! pool job; with one thread every kernel runs inline on the caller (no hand-offs).
+//! pool job; with one thread every kernel runs inline on the caller (no hand-offs), and so
+//! do small operators (steps without weights moving less than `INLINE_BYTES`).
 //!
 //! Construction packs each kernel's weights for the selected ISA ([`Program::new`]). Loading
 //! a program file ([`Program::load_file`], [`Program::load_bytes`]) copies no constant data:
@@ -26,7 +28,7 @@ use super::pool::ThreadPool;
 use crate::cpu::Isa;
 use crate::format::packed::PackedBlob;
 use crate::format::ProgramBytes;
-use crate::interp::kernels::eval;
+use crate::interp::kernels::eval_into;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
@@ -126,11 +128,44 @@ pub struct Program {
     offsets: Vec<usize>,
     arena_size: usize,
     constants: Vec<(usize, Tensor)>,
-    input_slots: Vec<usize>,
     output_slots: Vec<usize>,
     slot_count: usize,
+    /// Where each slot's tensor comes from when no step computes it.
+    borrowed: Vec<Borrowed>,
     pool: ThreadPool,
-    arenas: Mutex<Vec<AlignedBytes>>,
+    /// Execution contexts not in use (one per concurrent call made so far).
+    contexts: Mutex<Vec<Context>>,
+}
+
+/// A slot read from outside the execution: a constant or a program input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Borrowed {
+    None,
+    /// Index into `Program::constants`.
+    Constant(usize),
+    /// Index into the inputs of the call.
+    Input(usize),
+}
+
+/// The state of one execution: the int8 arena of the memory plan and the tensors of the
+/// slots steps compute (boundary dequantizations, interpreter steps, dynamic linear
+/// layers). Both are kept from one call to the next, so a steady-state call writes into the
+/// buffers of the previous one and allocates nothing.
+struct Context {
+    arena: AlignedBytes,
+    tensors: Vec<Option<Tensor>>,
+}
+
+/// The [`Borrowed`] source of every slot: constants, then program inputs (which win).
+fn borrowed_slots(slot_count: usize, constants: &[(usize, Tensor)], input_slots: &[usize]) -> Vec<Borrowed> {
+    let mut b = vec![Borrowed::None; slot_count];
+    for (i, (s, _)) in constants.iter().enumerate() {
+        b[*s] = Borrowed::Constant(i);
+    }
+    for (i, &s) in input_slots.iter().enumerate() {
+        b[s] = Borrowed::Input(i);
+    }
+    b
 }
 
 impl Program {
@@ -226,6 +261,7 @@ impl Program {
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
+        let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
         Ok(Program {
             spec,
             source,
@@ -235,11 +271,11 @@ impl Program {
             offsets,
             arena_size,
             constants,
-            input_slots,
             output_slots,
             slot_count,
+            borrowed,
             pool: ThreadPool::new(threads)?,
-            arenas: Mutex::new(Vec::new()),
+            contexts: Mutex::new(Vec::new()),
         })
     }
 
@@ -341,6 +377,31 @@ impl Program {
         self.run(inputs, None)
     }
 
+    /// Runs the program on `inputs` and writes its outputs (in [`Program::outputs`] order)
+    /// into `outputs`, reusing their storage: once `outputs` hold tensors of the outputs'
+    /// shapes and types (after the first call), a call allocates nothing.
+    pub fn execute_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<()> {
+        if outputs.len() != self.spec.outputs.len() {
+            return Err(Error::invalid_argument(
+                "outputs",
+                format!(
+                    "the program has {} outputs, got {}",
+                    self.spec.outputs.len(),
+                    outputs.len()
+                ),
+            ));
+        }
+        self.run_in_context(inputs, &mut None, |tensors| {
+            for ((&s, info), out) in self.output_slots.iter().zip(&self.spec.outputs).zip(outputs) {
+                let t = self
+                    .slot(tensors, inputs, s)
+                    .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", info.name)))?;
+                out.assign(t);
+            }
+            Ok(())
+        })
+    }
+
     /// Runs once and returns each step's label and wall time (per-operator profile).
     pub fn profile(&self, inputs: &[Tensor]) -> Result<Vec<(String, Duration)>> {
         let mut times = Vec::with_capacity(self.steps.len());
@@ -353,15 +414,54 @@ impl Program {
             .collect())
     }
 
-    fn take_arena(&self) -> Result<AlignedBytes> {
-        let reused = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    /// The tensor of `slot`: computed in this execution (`tensors`), or a constant or input.
+    fn slot<'a>(
+        &'a self,
+        tensors: &'a [Option<Tensor>],
+        inputs: &'a [Tensor],
+        slot: usize,
+    ) -> Option<&'a Tensor> {
+        tensors[slot].as_ref().or(match self.borrowed[slot] {
+            Borrowed::None => None,
+            Borrowed::Constant(i) => Some(&self.constants[i].1),
+            Borrowed::Input(i) => inputs.get(i),
+        })
+    }
+
+    fn take_context(&self) -> Result<Context> {
+        let reused = self.contexts.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match reused {
-            Some(a) => Ok(a),
-            None => AlignedBytes::zeroed(self.arena_size.max(1)),
+            Some(c) => Ok(c),
+            None => Ok(Context {
+                arena: AlignedBytes::zeroed(self.arena_size.max(1))?,
+                tensors: vec![None; self.slot_count],
+            }),
         }
     }
 
     fn run(&self, inputs: &[Tensor], mut times: Option<&mut Vec<Duration>>) -> Result<Vec<Tensor>> {
+        self.run_in_context(inputs, &mut times, |tensors| {
+            self.output_slots
+                .iter()
+                .zip(&self.spec.outputs)
+                .map(|(&s, o)| {
+                    tensors[s]
+                        .take()
+                        .or_else(|| self.slot(tensors, inputs, s).cloned())
+                        .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", o.name)))
+                })
+                .collect()
+        })
+    }
+
+    /// Checks `inputs`, runs every step in an execution context and hands the context's
+    /// slot tensors to `finish`, which collects the outputs.
+    fn run_in_context<R>(
+        &self,
+        inputs: &[Tensor],
+        times: &mut Option<&mut Vec<Duration>>,
+        finish: impl FnOnce(&mut [Option<Tensor>]) -> Result<R>,
+    ) -> Result<R> {
         if inputs.len() != self.spec.inputs.len() {
             return Err(Error::invalid_argument(
                 "inputs",
@@ -375,32 +475,31 @@ impl Program {
         for (info, t) in self.spec.inputs.iter().zip(inputs) {
             info.check_tensor(t)?;
         }
-        let mut arena = self.take_arena()?;
-        let result = self.run_with(inputs, arena.as_mut_slice(), &mut times);
-        self.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
+        let mut context = self.take_context()?;
+        let result = self
+            .run_with(inputs, &mut context, times)
+            .and_then(|()| finish(&mut context.tensors));
+        self.contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(context);
         result
     }
 
     fn run_with(
         &self,
         inputs: &[Tensor],
-        arena: &mut [u8],
+        context: &mut Context,
         times: &mut Option<&mut Vec<Duration>>,
-    ) -> Result<Vec<Tensor>> {
+    ) -> Result<()> {
+        let arena = context.arena.as_mut_slice();
         let arena = ArenaRegions {
             base: arena.as_mut_ptr() as *mut i8,
             len: arena.len(),
             offsets: &self.offsets,
             values: &self.spec.values,
         };
-        let mut owned: Vec<Option<Tensor>> = vec![None; self.slot_count];
-        let mut borrowed: Vec<Option<&Tensor>> = vec![None; self.slot_count];
-        for (s, t) in &self.constants {
-            borrowed[*s] = Some(t);
-        }
-        for (&s, t) in self.input_slots.iter().zip(inputs) {
-            borrowed[s] = Some(t);
-        }
+        let tensors = &mut context.tensors;
         let values = &self.spec.values;
         for step in &self.steps {
             let start = times.as_ref().map(|_| Instant::now());
@@ -412,7 +511,7 @@ impl Program {
                     output,
                 } => self.run_kernel_step(&arena, name, kernel, inputs, *output)?,
                 Step::Quantize { slot, value } => {
-                    let t = owned[*slot].as_ref().or(borrowed[*slot]).ok_or_else(|| {
+                    let t = self.slot(tensors, inputs, *slot).ok_or_else(|| {
                         Error::Internal(format!("tensor for `{}` missing", values[*value].name))
                     })?;
                     self.run_quantize(&arena, t, *value)?;
@@ -421,7 +520,7 @@ impl Program {
                     let (p, len) = arena.region(*value);
                     // SAFETY: the value's region is in the arena and was written by an earlier step.
                     let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
-                    owned[*slot] = Some(dequantize(src, &values[*value], *int8)?);
+                    dequantize_into(src, &values[*value], *int8, &mut tensors[*slot])?;
                 }
                 Step::Dynamic {
                     name,
@@ -432,46 +531,59 @@ impl Program {
                     k,
                     relu,
                 } => {
-                    let x = owned[*input]
-                        .as_ref()
-                        .or(borrowed[*input])
+                    let x = self
+                        .slot(tensors, inputs, *input)
                         .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
-                    owned[*output] = Some(self.run_dynamic(packed, x, *n, *k, *relu)?);
+                    let y = self.run_dynamic(packed, x, *n, *k, *relu)?;
+                    tensors[*output] = Some(y);
                 }
                 Step::Interp {
                     name,
                     op,
-                    inputs,
-                    outputs,
+                    inputs: reads,
+                    outputs: writes,
                 } => {
-                    let args: Vec<Option<&Tensor>> = inputs
-                        .iter()
-                        .map(|s| s.and_then(|s| owned[s].as_ref().or(borrowed[s])))
-                        .collect();
-                    if args.iter().zip(inputs).any(|(a, s)| s.is_some() && a.is_none()) {
+                    // The output tensors of the previous call are overwritten in place.
+                    let mut few_results: [Option<Tensor>; 4] = Default::default();
+                    let mut many_results: Vec<Option<Tensor>>;
+                    let results: &mut [Option<Tensor>] = if writes.len() <= few_results.len() {
+                        &mut few_results[..writes.len()]
+                    } else {
+                        many_results = vec![None; writes.len()];
+                        &mut many_results
+                    };
+                    for (r, s) in results.iter_mut().zip(writes) {
+                        if let Some(s) = s {
+                            *r = tensors[*s].take();
+                        }
+                    }
+                    let read = |s: &Option<usize>| s.and_then(|s| self.slot(tensors, inputs, s));
+                    let mut few_args: [Option<&Tensor>; 8] = [None; 8];
+                    let many_args: Vec<Option<&Tensor>>;
+                    let args: &[Option<&Tensor>] = if reads.len() <= few_args.len() {
+                        for (a, s) in few_args.iter_mut().zip(reads) {
+                            *a = read(s);
+                        }
+                        &few_args[..reads.len()]
+                    } else {
+                        many_args = reads.iter().map(read).collect();
+                        &many_args
+                    };
+                    if args.iter().zip(reads).any(|(a, s)| s.is_some() && a.is_none()) {
                         return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
                     }
-                    let results =
-                        eval(op, &args).map_err(|e| crate::ir::infer::with_node(e, name, op.onnx_name()))?;
-                    for (s, v) in outputs.iter().zip(results) {
+                    eval_into(op, args, results)
+                        .map_err(|e| crate::ir::infer::with_node(e, name, op.onnx_name()))?;
+                    for (r, s) in results.iter_mut().zip(writes) {
                         if let Some(s) = s {
-                            owned[*s] = Some(v);
+                            tensors[*s] = r.take();
                         }
                     }
                 }
             }
             record_step_time(times, start);
         }
-        self.output_slots
-            .iter()
-            .zip(&self.spec.outputs)
-            .map(|(&s, o)| {
-                owned[s]
-                    .take()
-                    .or_else(|| borrowed[s].cloned())
-                    .ok_or_else(|| Error::Internal(format!("output `{}` was not computed", o.name)))
-            })
-            .collect()
+        Ok(())
     }
 
     /// Runs kernel step `name` on the regions of values `inputs`, writing value `output`.
@@ -489,8 +601,8 @@ impl Program {
             // the output region is written only through `out` below.
             unsafe { std::slice::from_raw_parts(p as *const i8, len) }
         };
-        // Up to four inputs live on the stack; only wider concatenations allocate.
-        let mut few: [&[i8]; 4] = [&[]; 4];
+        // Up to sixteen inputs live on the stack; only wider concatenations allocate.
+        let mut few: [&[i8]; 16] = [&[]; 16];
         let many: Vec<&[i8]>;
         let ins: &[&[i8]] = if inputs.len() <= few.len() {
             for (slot, &v) in few.iter_mut().zip(inputs) {
@@ -523,7 +635,8 @@ impl Program {
         check_quantize_source(t, v, len)?;
         let units = quantize_units(v);
         let threads = self.pool.threads();
-        if threads == 1 || units <= 1 {
+        // An f32 read and an int8 write per element.
+        if threads == 1 || units <= 1 || len * 5 < INLINE_BYTES {
             // SAFETY: one call covers every unit.
             unsafe { quantize_into(t, v, &out, 0..units) }?;
         } else {
@@ -587,7 +700,8 @@ impl Program {
     fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {
         let tiles = kernel.tile_count();
         let threads = self.pool.threads();
-        if threads == 1 || tiles <= 1 {
+        let moved = ins.iter().map(|i| i.len()).sum::<usize>() + out.len();
+        if threads == 1 || tiles <= 1 || (!kernel.has_weights() && moved < INLINE_BYTES) {
             // SAFETY: a single call covers all tiles; nothing else writes `out`.
             return unsafe { kernel.run(ins, out, 0..tiles) };
         }
@@ -888,9 +1002,15 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
     (p.offsets, p.arena_size)
 }
 
+/// Bytes read and written below which a step without weights runs on the calling thread:
+/// waking the pool costs about as much as moving that much memory.
+const INLINE_BYTES: usize = 64 * 1024;
+
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
 const QUANT_BLOCK: usize = 64;
 const QUANT_FLAT_BLOCK: usize = 4096;
+/// Bytes of the stack buffer NHWC quantization gathers channel runs in (64 channels).
+const QUANT_TMP: usize = 64 * QUANT_BLOCK;
 
 /// Number of independent work units of quantizing into `v`.
 fn quantize_units(v: &ValueSpec) -> usize {
@@ -1034,26 +1154,31 @@ unsafe fn quantize_into_portable(
         // scatter them into the interleaved NHWC rows.
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         let blocks = hw.div_ceil(QUANT_BLOCK);
-        let mut tmp = vec![0i8; c * QUANT_BLOCK];
+        // Channels quantized per pass: as many runs as fit the stack buffer.
+        let mut tmp = [0i8; QUANT_TMP];
+        let group = (QUANT_TMP / QUANT_BLOCK).min(c).max(1);
         for unit in units {
             let (n, p0) = (unit / blocks, (unit % blocks) * QUANT_BLOCK);
             let len = QUANT_BLOCK.min(hw - p0);
             let src = &x[n * c * hw..][..c * hw];
-            for (ch, run) in tmp.chunks_exact_mut(QUANT_BLOCK).enumerate() {
-                for (t, &x) in run[..len].iter_mut().zip(&src[ch * hw + p0..][..len]) {
-                    *t = q(x);
-                }
-            }
             // SAFETY: pixels p0..p0 + len of image n are inside the value (checked by the
             // caller) and belong to this unit only.
             let pixels = unsafe { std::slice::from_raw_parts_mut(dst.add((n * hw + p0) * c), len * c) };
-            match c {
-                3 => interleave::<3>(&tmp, pixels),
-                4 => interleave::<4>(&tmp, pixels),
-                _ => {
-                    for (i, pixel) in pixels.chunks_exact_mut(c).enumerate() {
-                        for (ch, d) in pixel.iter_mut().enumerate() {
-                            *d = tmp[ch * QUANT_BLOCK + i];
+            for c0 in (0..c).step_by(group) {
+                let g = group.min(c - c0);
+                for (ch, run) in tmp.chunks_exact_mut(QUANT_BLOCK).take(g).enumerate() {
+                    for (t, &x) in run[..len].iter_mut().zip(&src[(c0 + ch) * hw + p0..][..len]) {
+                        *t = q(x);
+                    }
+                }
+                match c {
+                    3 => interleave::<3>(&tmp, pixels),
+                    4 => interleave::<4>(&tmp, pixels),
+                    _ => {
+                        for (i, pixel) in pixels.chunks_exact_mut(c).enumerate() {
+                            for (ch, d) in pixel[c0..c0 + g].iter_mut().enumerate() {
+                                *d = tmp[ch * QUANT_BLOCK + i];
+                            }
                         }
                     }
                 }
@@ -1082,37 +1207,49 @@ fn interleave<const C: usize>(runs: &[i8], pixels: &mut [i8]) {
     }
 }
 
-/// A value back in logical layout: dequantized to `f32`, or as int8.
-fn dequantize(src: &[i8], v: &ValueSpec, int8: bool) -> Result<Tensor> {
-    let logical: Vec<i8> = if v.is_nhwc() {
+/// A value back in logical layout, dequantized to `f32` or as int8 (uint8 for unsigned
+/// values), written into the tensor in `slot` (kept when it has that type and shape).
+fn dequantize_into(src: &[i8], v: &ValueSpec, int8: bool, slot: &mut Option<Tensor>) -> Result<()> {
+    let dtype = match (int8, v.unsigned) {
+        (false, _) => DType::F32,
+        (true, true) => DType::U8,
+        (true, false) => DType::I8,
+    };
+    let t = Tensor::reuse_slot(slot, dtype, |d| d == v.dims.as_slice(), || Ok(v.dims.clone()))?;
+    if src.len() != t.numel() {
+        return Err(Error::Internal(format!(
+            "`{}` has {} elements in the arena, {} in its shape",
+            v.name,
+            src.len(),
+            t.numel()
+        )));
+    }
+    let params = v.q;
+    match dtype {
+        DType::F32 => to_logical(src, v, t.as_f32_mut()?, |q| params.dequantize(i32::from(q))),
+        DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| (q as u8) ^ 0x80),
+        _ => to_logical(src, v, t.as_i8_mut()?, |q| q),
+    }
+    Ok(())
+}
+
+/// Writes `f` of every stored element of `v` (NHWC for rank 4) to `dst` in logical layout.
+fn to_logical<T>(src: &[i8], v: &ValueSpec, dst: &mut [T], f: impl Fn(i8) -> T) {
+    if v.is_nhwc() {
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
-        let mut out = vec![0i8; src.len()];
         for n in 0..v.dims[0] {
-            let (s, o) = (&src[n * c * hw..][..c * hw], &mut out[n * c * hw..][..c * hw]);
+            let (s, o) = (&src[n * c * hw..][..c * hw], &mut dst[n * c * hw..][..c * hw]);
             for p in 0..hw {
                 for ch in 0..c {
-                    o[ch * hw + p] = s[p * c + ch];
+                    o[ch * hw + p] = f(s[p * c + ch]);
                 }
             }
         }
-        out
     } else {
-        src.to_vec()
-    };
-    if int8 && v.unsigned {
-        return Tensor::from_u8(
-            v.dims.clone(),
-            logical.iter().map(|&q| (q as u8) ^ 0x80).collect(),
-        );
+        for (d, &q) in dst.iter_mut().zip(src) {
+            *d = f(q);
+        }
     }
-    if int8 {
-        return Tensor::from_i8(v.dims.clone(), logical);
-    }
-    let params = v.q;
-    Tensor::from_f32(
-        v.dims.clone(),
-        logical.iter().map(|&q| params.dequantize(i32::from(q))).collect(),
-    )
 }
 
 #[cfg(test)]

@@ -80,36 +80,119 @@ pub fn broadcast_zip<T: Copy, U>(
         let x = a[0];
         return Ok((out, b.iter().map(|&y| f(x, y)).collect()));
     }
+    let total: usize = out.iter().product();
+    let mut res = Vec::with_capacity(total);
+    broadcast_walk(a, ad, b, bd, &out, |_, v| res.push(v), f);
+    Ok((out, res))
+}
+
+/// [`broadcast_zip`] into `dst`, whose length must be the element count of `out`, the
+/// broadcast shape of `ad` and `bd` (the caller checked it); the same values in the same
+/// order, and no allocation for ranks up to eight.
+pub fn broadcast_zip_into<T: Copy, U>(
+    a: &[T],
+    ad: &[usize],
+    b: &[T],
+    bd: &[usize],
+    out: &[usize],
+    dst: &mut [U],
+    f: impl Fn(T, T) -> U,
+) -> Result<()> {
+    if dst.len() != out.iter().product::<usize>() {
+        return Err(Error::Internal(format!(
+            "{} output elements for shape {out:?}",
+            dst.len()
+        )));
+    }
+    if ad == bd {
+        dst.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(d, (&x, &y))| *d = f(x, y));
+    } else if b.len() == 1 && ad == out {
+        let y = b[0];
+        dst.iter_mut().zip(a).for_each(|(d, &x)| *d = f(x, y));
+    } else if a.len() == 1 && bd == out {
+        let x = a[0];
+        dst.iter_mut().zip(b).for_each(|(d, &y)| *d = f(x, y));
+    } else {
+        broadcast_walk(a, ad, b, bd, out, |k, v| dst[k] = v, f);
+    }
+    Ok(())
+}
+
+/// Whether `out` is the broadcast shape of `ad` and `bd` (checked without allocating).
+pub fn is_broadcast_of(ad: &[usize], bd: &[usize], out: &[usize]) -> bool {
+    let rank = ad.len().max(bd.len());
+    if out.len() != rank {
+        return false;
+    }
+    (0..rank).all(|i| {
+        let dim = |d: &[usize]| (i + d.len()).checked_sub(rank).map_or(1, |j| d[j]);
+        let (x, y) = (dim(ad), dim(bd));
+        let z = if x == 1 {
+            y
+        } else if y == 1 || x == y {
+            x
+        } else {
+            return false;
+        };
+        out[i] == z
+    })
+}
+
+/// Ranks whose odometer state lives on the stack.
+const STACK_RANK: usize = 8;
+
+/// Calls `put(k, f(a[..], b[..]))` for every element `k` of the broadcast shape `out` (of
+/// rank at least one), in row-major order.
+fn broadcast_walk<T: Copy, U>(
+    a: &[T],
+    ad: &[usize],
+    b: &[T],
+    bd: &[usize],
+    out: &[usize],
+    mut put: impl FnMut(usize, U),
+    f: impl Fn(T, T) -> U,
+) {
     let rank = out.len();
-    let strides = |d: &[usize]| {
-        let mut s = vec![0usize; rank];
+    let total: usize = out.iter().product();
+    if total == 0 || rank == 0 {
+        if rank == 0 && total == 1 {
+            put(0, f(a[0], b[0]));
+        }
+        return;
+    }
+    let mut stack = [0usize; 3 * STACK_RANK];
+    let mut heap = Vec::new();
+    let scratch: &mut [usize] = if rank <= STACK_RANK {
+        &mut stack[..3 * rank]
+    } else {
+        heap.resize(3 * rank, 0);
+        &mut heap
+    };
+    let (sa, rest) = scratch.split_at_mut(rank);
+    let (sb, idx) = rest.split_at_mut(rank);
+    for (s, d) in [(&mut *sa, ad), (&mut *sb, bd)] {
         let mut acc = 1;
         for i in (0..d.len()).rev() {
             let o = i + rank - d.len();
             s[o] = if d[i] == 1 { 0 } else { acc };
             acc *= d[i];
         }
-        s
-    };
-    let (sa, sb) = (strides(ad), strides(bd));
-    let total: usize = out.iter().product();
-    let mut res = Vec::with_capacity(total);
-    if total == 0 {
-        return Ok((out, res));
     }
     let last = out[rank - 1];
     let (la, lb) = (sa[rank - 1], sb[rank - 1]);
-    let mut idx = vec![0usize; rank];
-    let (mut oa, mut ob) = (0usize, 0usize);
+    let (mut oa, mut ob, mut k) = (0usize, 0usize, 0usize);
     loop {
         for j in 0..last {
-            res.push(f(a[oa + j * la], b[ob + j * lb]));
+            put(k, f(a[oa + j * la], b[ob + j * lb]));
+            k += 1;
         }
         // Advance the odometer over all axes but the last.
         let mut axis = rank - 1;
         loop {
             if axis == 0 {
-                return Ok((out, res));
+                return;
             }
             axis -= 1;
             idx[axis] += 1;
@@ -182,6 +265,42 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The f32 arithmetic of [`binary`] (every operator but Pow) into `dst`, laid out as the
+/// broadcast shape `out` of the operands (see [`broadcast_zip_into`]): the same values.
+pub fn binary_f32_into(
+    op: BinaryOp,
+    (x, ad): (&[f32], &[usize]),
+    (y, bd): (&[f32], &[usize]),
+    out: &[usize],
+    dst: &mut [f32],
+) -> Result<()> {
+    match op {
+        BinaryOp::Add => broadcast_zip_into(x, ad, y, bd, out, dst, |p, q| p + q),
+        BinaryOp::Sub => broadcast_zip_into(x, ad, y, bd, out, dst, |p, q| p - q),
+        BinaryOp::Mul => broadcast_zip_into(x, ad, y, bd, out, dst, |p, q| p * q),
+        BinaryOp::Div => broadcast_zip_into(x, ad, y, bd, out, dst, |p, q| p / q),
+        BinaryOp::Max => broadcast_zip_into(
+            x,
+            ad,
+            y,
+            bd,
+            out,
+            dst,
+            |p, q| if p.is_nan() || p > q { p } else { q },
+        ),
+        BinaryOp::Min => broadcast_zip_into(
+            x,
+            ad,
+            y,
+            bd,
+            out,
+            dst,
+            |p, q| if p.is_nan() || p < q { p } else { q },
+        ),
+        BinaryOp::Pow => Err(Error::Internal("f32 Pow reached the direct path".into())),
+    }
+}
+
 fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let to_f64 = |t: &Tensor| -> Result<Vec<f64>> {
         Ok(match t.data() {
@@ -212,38 +331,13 @@ fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// Clamps to optional scalar bounds.
 pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
-    let scalar = |t: Option<&Tensor>| -> Result<Option<f64>> {
-        match t {
-            None => Ok(None),
-            Some(t) if t.numel() == 1 => Ok(Some(match t.data() {
-                TensorData::F32(v) => v[0] as f64,
-                _ => t.to_i64_vec()?[0] as f64,
-            })),
-            Some(t) => Err(Error::ShapeMismatch(format!(
-                "Clip bound of shape {:?} is not a scalar",
-                t.dims()
-            ))),
-        }
-    };
-    let (lo, hi) = (scalar(min)?, scalar(max)?);
+    let (lo, hi) = clip_bounds(min, max)?;
     let dims = x.dims().to_vec();
     let data = match x.data() {
         TensorData::F32(v) => {
-            let lo = lo.map_or(f32::NEG_INFINITY, |l| l as f32);
-            let hi = hi.map_or(f32::INFINITY, |h| h as f32);
-            // Comparisons (not min/max) so NaN passes through, as in numpy.clip.
-            TensorData::F32(
-                v.iter()
-                    .map(|&a| {
-                        let a = if a < lo { lo } else { a };
-                        if a > hi {
-                            hi
-                        } else {
-                            a
-                        }
-                    })
-                    .collect(),
-            )
+            let mut y = vec![0f32; v.len()];
+            clip_f32_into(v, lo, hi, &mut y);
+            TensorData::F32(y)
         }
         other => {
             let (lo, hi) = (lo.unwrap_or(f64::MIN), hi.unwrap_or(f64::MAX));
@@ -270,6 +364,35 @@ pub fn clip(x: &Tensor, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Te
         }
     };
     Tensor::new(dims, data)
+}
+
+/// The optional scalar bounds of Clip.
+pub fn clip_bounds(min: Option<&Tensor>, max: Option<&Tensor>) -> Result<(Option<f64>, Option<f64>)> {
+    let scalar = |t: Option<&Tensor>| -> Result<Option<f64>> {
+        match t {
+            None => Ok(None),
+            Some(t) if t.numel() == 1 => Ok(Some(match t.data() {
+                TensorData::F32(v) => v[0] as f64,
+                _ => t.to_i64_vec()?[0] as f64,
+            })),
+            Some(t) => Err(Error::ShapeMismatch(format!(
+                "Clip bound of shape {:?} is not a scalar",
+                t.dims()
+            ))),
+        }
+    };
+    Ok((scalar(min)?, scalar(max)?))
+}
+
+/// The f32 Clip of [`clip`] into `y` (same length as `v`).
+pub fn clip_f32_into(v: &[f32], lo: Option<f64>, hi: Option<f64>, y: &mut [f32]) {
+    let lo = lo.map_or(f32::NEG_INFINITY, |l| l as f32);
+    let hi = hi.map_or(f32::INFINITY, |h| h as f32);
+    // Comparisons (not min/max) so NaN passes through, as in numpy.clip.
+    for (d, &a) in y.iter_mut().zip(v) {
+        let a = if a < lo { lo } else { a };
+        *d = if a > hi { hi } else { a };
+    }
 }
 
 trait AsF64: Copy {

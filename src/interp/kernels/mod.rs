@@ -8,6 +8,9 @@ mod norm;
 mod pool;
 mod quant;
 mod resize;
+mod reuse;
+
+pub use reuse::eval_into;
 
 use crate::ir::op::BinaryOp;
 use crate::ir::{Op, Tensor};

@@ -7,16 +7,21 @@ use crate::{Error, Result};
 
 /// Softmax along `axis` (with `coerce_2d`, over all axes from `axis` on).
 pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
-    let d = x.dims();
+    let mut v = x.as_f32()?.to_vec();
+    softmax_in_place(x.dims(), axis, coerce_2d, &mut v)?;
+    Tensor::from_f32(x.dims().to_vec(), v)
+}
+
+/// [`softmax`] of the elements `v` of shape `d`, in place.
+pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) -> Result<()> {
     let ax = norm_axis(axis, d.len())?;
     let (len, inner) = if coerce_2d {
         (d[ax..].iter().product(), 1)
     } else {
         (d[ax], d[ax + 1..].iter().product())
     };
-    let mut v = x.as_f32()?.to_vec();
     if len == 0 || inner == 0 {
-        return Tensor::from_f32(d.to_vec(), v);
+        return Ok(());
     }
     for block in v.chunks_mut(len * inner) {
         for i in 0..inner {
@@ -34,7 +39,7 @@ pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
             }
         }
     }
-    Tensor::from_f32(d.to_vec(), v)
+    Ok(())
 }
 
 /// Inference BatchNormalization over axis 1.

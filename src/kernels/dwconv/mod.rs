@@ -22,6 +22,7 @@ use super::gemm::{check_matrix, GemmQuant};
 use super::indirection::{ConvGeometry, Indirection, PADDING};
 use super::output::SharedOutput;
 use super::requant::Requantizer;
+use super::scratch::Scratch;
 use super::table::{dwconv_kernel, DwConvKernelInfo, DwPacking};
 use crate::cpu::Isa;
 use crate::qscheme::{conv_multiplier, ChannelScales};
@@ -273,7 +274,7 @@ impl PackedDwConv {
         // Padding taps read zero-point bytes; an interior run of `x_hi - x_lo` pixels
         // advances them by `step` per pixel like every other tap.
         let zero_len = (x_hi - x_lo).max(1) * step + c;
-        let mut ptrs: Vec<*const i8> = vec![std::ptr::null(); taps];
+        let mut ptrs: Scratch<*const i8, 128> = Scratch::new(taps, std::ptr::null());
         ZERO_RUN.with(|cell| {
             let mut zero = cell.borrow_mut();
             if zero.len() < zero_len || zero.first() != Some(&self.input_zp) {

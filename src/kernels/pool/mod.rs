@@ -12,11 +12,17 @@ use super::gemm::check_matrix;
 use super::indirection::{Indirection, PADDING};
 use super::output::SharedOutput;
 use super::requant::{OutputRange, QuantParams, Requantizer};
+use super::scratch::Scratch;
 use super::table::{self, PoolKernels};
 use crate::cpu::Isa;
 use crate::qscheme::mean_multiplier;
 use crate::{Error, Result};
 use std::ops::Range;
+
+/// Channels whose max-pool padding row lives on the stack.
+const PADDING_ON_STACK: usize = 1024;
+/// Window taps whose pointers live on the stack.
+const TAPS_ON_STACK: usize = 128;
 
 /// Largest pixel count of a global average pool (keeps `Σ (x - zp)` exact in `i32`).
 pub const MAX_POOL_PIXELS: usize = 1 << 23;
@@ -204,8 +210,8 @@ impl MaxPool {
         check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
         check_tiles(&tiles, self.tile_count(ind))?;
         let max = table::for_isa(self.isa).pool.max;
-        let padding_row = vec![i8::MIN; c];
-        let mut ptrs = vec![std::ptr::null(); g.taps()];
+        let padding_row: Scratch<i8, PADDING_ON_STACK> = Scratch::new(c, i8::MIN);
+        let mut ptrs: Scratch<*const i8, TAPS_ON_STACK> = Scratch::new(g.taps(), std::ptr::null());
         for t in tiles {
             let (image, oy) = (t / oh, t % oh);
             let base = &input[image * g.image_len()..][..g.image_len()];

@@ -1,0 +1,176 @@
+//! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
+//! that running the same node on same-shaped inputs again allocates nothing.
+
+use super::{elementwise, eval, input, norm, optional};
+use crate::ir::op::BinaryOp;
+use crate::ir::{pointwise, DType, Op, Tensor};
+use crate::{Error, Result};
+
+/// Evaluates `op` like [`eval`] (the same values, bit for bit) into `outputs`, one per
+/// output of the node. A tensor already in an output slot, of the type and shape the result
+/// has, is overwritten in place; otherwise the slot gets a new tensor.
+///
+/// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
+/// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
+/// f32 Clip, f32 Softmax and Identity. Every other operator is evaluated by [`eval`] and its
+/// results moved into the slots (an allocation per run).
+pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
+    if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
+        return Ok(());
+    }
+    let results = eval(op, inputs)?;
+    if results.len() < outputs.len() {
+        return Err(Error::Internal(format!(
+            "{} produced {} outputs, the node has {}",
+            op.onnx_name(),
+            results.len(),
+            outputs.len()
+        )));
+    }
+    for (slot, t) in outputs.iter_mut().zip(results) {
+        *slot = Some(t);
+    }
+    Ok(())
+}
+
+/// The output tensor in `slot` with the shape of `like`, kept or made.
+fn same_shape_f32<'a>(slot: &'a mut Option<Tensor>, like: &[usize]) -> Result<&'a mut [f32]> {
+    Tensor::reuse_slot(slot, DType::F32, |d| d == like, || Ok(like.to_vec()))?.as_f32_mut()
+}
+
+/// Writes the result of `op` into `out` when the operator and its operand types have an
+/// in-place form; returns whether it did.
+fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+    let x = input(op, inputs, 0)?;
+    if x.dtype() != DType::F32 {
+        return Ok(false);
+    }
+    let xs = x.as_f32()?;
+    match op {
+        _ if pointwise::is_pointwise(op) => {
+            pointwise::map(op, xs, same_shape_f32(out, x.dims())?)?;
+        }
+        Op::Binary(b) if *b != BinaryOp::Pow && inputs.len() == 2 => {
+            let y = input(op, inputs, 1)?;
+            if y.dtype() != DType::F32 {
+                return Ok(false);
+            }
+            let (ad, bd) = (x.dims(), y.dims());
+            let t = Tensor::reuse_slot(
+                out,
+                DType::F32,
+                |d| elementwise::is_broadcast_of(ad, bd, d),
+                || crate::ir::shapes::broadcast(ad, bd),
+            )?;
+            let (dims, dst) = t.dims_and_f32_mut()?;
+            elementwise::binary_f32_into(*b, (xs, ad), (y.as_f32()?, bd), dims, dst)?;
+        }
+        Op::Clip => {
+            let (lo, hi) = elementwise::clip_bounds(optional(inputs, 1), optional(inputs, 2))?;
+            elementwise::clip_f32_into(xs, lo, hi, same_shape_f32(out, x.dims())?);
+        }
+        Op::Softmax { axis, coerce_2d } => {
+            let y = same_shape_f32(out, x.dims())?;
+            y.copy_from_slice(xs);
+            norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
+        }
+        Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::UnaryOp;
+
+    fn f32s(dims: &[usize], seed: u32) -> Tensor {
+        let n: usize = dims.iter().product();
+        let v = (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 250.0 - 4.0)
+            .collect();
+        Tensor::from_f32(dims.to_vec(), v).unwrap()
+    }
+
+    /// `eval_into` equals `eval` bit for bit into an empty slot, a slot of the right shape
+    /// holding other values, and a slot of another shape.
+    fn same_as_eval(op: &Op, inputs: &[Option<&Tensor>]) {
+        let expected = eval(op, inputs).unwrap();
+        let stale = expected[0].dims().to_vec();
+        for start in [None, Some(f32s(&stale, 99)), Some(f32s(&[3], 1))] {
+            let mut out = [start];
+            eval_into(op, inputs, &mut out).unwrap();
+            let got = out[0].as_ref().unwrap();
+            assert_eq!(got.dims(), expected[0].dims(), "{op:?}");
+            let bits = |t: &Tensor| {
+                t.as_f32()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(got), bits(&expected[0]), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn in_place_operators_equal_eval_bit_for_bit() {
+        let x = f32s(&[2, 3, 4, 5], 7);
+        for op in [
+            Op::Unary(UnaryOp::Sigmoid),
+            Op::Unary(UnaryOp::Erf),
+            Op::Unary(UnaryOp::HardSwish),
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            Op::LeakyRelu { alpha: 0.1 },
+            Op::Gelu {
+                tanh_approximation: true,
+            },
+            Op::Softmax {
+                axis: 1,
+                coerce_2d: false,
+            },
+            Op::Softmax {
+                axis: -2,
+                coerce_2d: true,
+            },
+            Op::Identity,
+        ] {
+            same_as_eval(&op, &[Some(&x)]);
+        }
+        let (lo, hi) = (Tensor::scalar_f32(-1.0), Tensor::scalar_f32(2.5));
+        same_as_eval(&Op::Clip, &[Some(&x), Some(&lo), Some(&hi)]);
+        same_as_eval(&Op::Clip, &[Some(&x), None, Some(&hi)]);
+        for b in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+        ] {
+            for other in [
+                f32s(&[2, 3, 4, 5], 3),
+                f32s(&[], 5),
+                f32s(&[1, 3, 1, 1], 11),
+                f32s(&[4, 1], 13),
+                f32s(&[2, 1, 1, 1, 1, 1, 1, 1, 4, 5], 17),
+            ] {
+                same_as_eval(&Op::Binary(b), &[Some(&x), Some(&other)]);
+                same_as_eval(&Op::Binary(b), &[Some(&other), Some(&x)]);
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_shapes_are_recognised_without_allocating() {
+        assert!(elementwise::is_broadcast_of(&[2, 1, 4], &[3, 1], &[2, 3, 4]));
+        assert!(elementwise::is_broadcast_of(&[], &[5], &[5]));
+        assert!(!elementwise::is_broadcast_of(&[2, 1, 4], &[3, 1], &[2, 3, 1]));
+        assert!(!elementwise::is_broadcast_of(&[2, 4], &[3, 4], &[2, 4]));
+        assert!(!elementwise::is_broadcast_of(&[4], &[4], &[1, 4]));
+    }
+}
