@@ -9,6 +9,7 @@ pub mod op;
 pub mod passes;
 pub mod pointwise;
 pub mod qdq;
+pub mod resize;
 pub mod shapes;
 mod tensor;
 mod validate;

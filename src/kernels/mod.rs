@@ -12,7 +12,7 @@
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
 //! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
-//! (global average / mean, max pool), [`concat`](mod@concat),
+//! (global average / mean, max pool), [`concat`](mod@concat), [`resize`] (nearest, bilinear),
 //! [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`]
 //! and [`im2col`]. Several threads may run
 //! disjoint tile ranges of one operator through the `run_shared` functions and
@@ -98,6 +98,7 @@ pub mod output;
 pub mod pool;
 pub mod reference;
 pub mod requant;
+pub mod resize;
 pub mod scratch;
 pub mod table;
 

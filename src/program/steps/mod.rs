@@ -54,6 +54,7 @@ pub mod im2col;
 pub mod lut;
 pub mod max_pool;
 pub mod reshape;
+pub mod resize;
 
 /// 2-D window geometry in ONNX terms (pads are top, left, bottom, right).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,6 +300,8 @@ kernel_steps! {
     Gather(gather::GatherSpec) = 8,
     /// An element-wise unary operator as a 256-entry table lookup.
     Lut(lut::LutSpec) = 9,
+    /// Nearest or bilinear resampling of H and W.
+    Resize(resize::ResizeSpec) = 10,
 }
 
 #[cfg(test)]
@@ -391,6 +394,19 @@ mod tests {
                 output: 3,
                 map: vec![2, gather::GATHER_FILL, 0],
                 fill: -7,
+            }
+            .into(),
+            resize::ResizeSpec {
+                input: 1,
+                output: 2,
+                linear: true,
+                rows: vec![crate::kernels::resize::AxisTap {
+                    i0: 0,
+                    i1: 1,
+                    w: 0.25,
+                }],
+                cols: Vec::new(),
+                range,
             }
             .into(),
         ];
