@@ -351,6 +351,34 @@ fn dynamic_config_quantizes_linear_and_dense_conv_only() {
 }
 
 #[test]
+fn resize_shares_its_input_qparams_and_is_delegated_whole() {
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    b.graph.initializers.insert(
+        "scales".into(),
+        Tensor::from_f32(vec![4], vec![1.0, 1.0, 2.0, 2.0]).unwrap(),
+    );
+    let linear = [("mode", AttrValue::String("linear".into()))];
+    let up = b.node("Resize", "up", &[&c, "", "scales"], &linear);
+    let near = b.node("Resize", "near", &[&up, "", "scales"], &[]);
+    let graph = b.finish(&[&near]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    assert_eq!(qparams_of(&q, "up_out"), qparams_of(&q, "conv_out"));
+    assert_eq!(qparams_of(&q, "near_out"), qparams_of(&q, "conv_out"));
+    let (_, report) = xq::delegate::lower(&qdq, xq::delegate::PartitionMode::All).unwrap();
+    assert!(report.refused.is_empty(), "{}", report.text());
+    assert_eq!(
+        report.partitions[0].ops.get("Resize"),
+        Some(&2),
+        "{}",
+        report.text()
+    );
+    check_outputs(&graph, &qdq, &[1, 4, 3, 5], 20.0, "resize");
+}
+
+#[test]
 fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
     let mut b = Builder::new(&[1, 4, 3, 3]);
     let w = b.constant("w", &[4, 4, 1, 1], 0.5);

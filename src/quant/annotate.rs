@@ -367,7 +367,8 @@ fn weight_spec(node: usize, config: &QuantConfig, channel_axis: usize) -> Weight
 }
 
 /// Ops whose output takes the input's quantization parameters: pooling, mean over H and W,
-/// data movement, standalone ReLU / Clip.
+/// data movement (Resize included: nearest copies values, linear blends them within their
+/// range), standalone ReLU / Clip.
 fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
     match op {
         Op::MaxPool(_)
@@ -380,6 +381,7 @@ fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
         | Op::Unsqueeze
         | Op::Slice
         | Op::Pad { .. }
+        | Op::Resize(_)
         | Op::Unary(UnaryOp::Relu)
         | Op::Clip => true,
         Op::Reduce {

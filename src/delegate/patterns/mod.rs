@@ -19,6 +19,7 @@ mod linear;
 mod lookup;
 mod pooling;
 mod qparams;
+mod resize;
 mod unary;
 mod weights;
 mod window;
@@ -137,6 +138,7 @@ impl<'g> Matcher<'g> {
             } => self.reduce_mean(index, node),
             Op::MaxPool(a) => self.max_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
+            Op::Resize(a) => self.resize(index, node, a),
             Op::Transpose { .. }
             | Op::Slice
             | Op::Pad {
