@@ -379,6 +379,41 @@ fn resize_shares_its_input_qparams_and_is_delegated_whole() {
 }
 
 #[test]
+fn split_outputs_share_the_input_qparams_and_are_delegated_whole() {
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    b.graph
+        .initializers
+        .insert("parts".into(), Tensor::vec_i64(vec![1, 3]));
+    let outs = ["part0".to_string(), "part1".to_string()];
+    add_onnx_node(
+        &mut b.graph,
+        "Split",
+        "split",
+        &[c.clone(), "parts".into()],
+        &outs,
+        &[("axis".to_string(), AttrValue::Int(1))],
+    )
+    .unwrap();
+    let w2 = b.constant("w2", &[2, 3, 1, 1], 0.5);
+    let c2 = b.node("Conv", "conv2", &["part1", &w2], &[]);
+    let graph = b.finish(&["part0", &c2]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    assert_eq!(qparams_of(&q, "part0"), qparams_of(&q, "conv_out"));
+    assert_eq!(qparams_of(&q, "part1"), qparams_of(&q, "conv_out"));
+    let (_, report) = xq::delegate::lower(&qdq, xq::delegate::PartitionMode::All).unwrap();
+    assert!(report.refused.is_empty(), "{}", report.text());
+    assert_eq!(
+        report.partitions[0].ops.get("Split"),
+        Some(&1),
+        "{}",
+        report.text()
+    );
+}
+
+#[test]
 fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
     let mut b = Builder::new(&[1, 4, 3, 3]);
     let w = b.constant("w", &[4, 4, 1, 1], 0.5);

@@ -300,7 +300,7 @@ fn pattern_values(
     let mut value_of: HashMap<String, usize> = HashMap::new();
     for t in cands
         .iter()
-        .flat_map(|c| c.inputs.iter().chain(std::iter::once(&c.output)))
+        .flat_map(|c| c.inputs.iter().chain(c.outputs().map(|(t, _)| t)))
     {
         if value_of.contains_key(t) {
             continue;
@@ -335,7 +335,7 @@ fn partition_patterns(
     if mode == PartitionMode::All {
         let mut touching: HashMap<usize, usize> = HashMap::new();
         for (ci, c) in cands.iter().enumerate() {
-            for t in c.inputs.iter().chain(std::iter::once(&c.output)) {
+            for t in c.inputs.iter().chain(c.outputs().map(|(t, _)| t)) {
                 if let Some(&other) = touching.get(&value_of[t]) {
                     groups.union(ci, other);
                 } else {
@@ -399,7 +399,11 @@ impl<'a> Emitter<'a> {
             matches,
             value_of,
             partition,
-            kernel_made: matches.cands.iter().map(|c| c.output.as_str()).collect(),
+            kernel_made: matches
+                .cands
+                .iter()
+                .flat_map(|c| c.outputs().map(|(t, _)| t.as_str()))
+                .collect(),
             values,
             steps: Vec::new(),
             fallback_nodes: Vec::new(),
@@ -455,27 +459,31 @@ impl<'a> Emitter<'a> {
         let (graph, matches) = (self.graph, self.matches);
         let c = &matches.cands[ci];
         let ins: Vec<usize> = c.inputs.iter().map(|t| self.pattern_input(ci, t)).collect();
-        let out = self.value_of[&c.output];
-        // The drafted kernel's inputs are placeholders 0, 1, ... into `ins`.
-        let mut kernel = c.kernel.clone();
-        kernel.remap_values(&mut |i| ins[i], &mut |_| out);
-        let kernels = match small_channel_conv_as_gemm(&kernel, &mut self.values) {
-            Some((im2col, gemm)) => vec![im2col, gemm],
-            None => rank4_fully_connected_as_rows(&kernel, &mut self.values).unwrap_or_else(|| vec![kernel]),
-        };
-        for k in kernels {
-            self.steps.push(StepSpec::Kernel {
-                partition: self.partition[ci],
-                node: graph.nodes[i].name.clone(),
-                kernel: k,
-            });
-        }
-        if self.needs_tensor(&c.output, out) {
-            self.steps.push(StepSpec::Dequantize {
-                value: out,
-                tensor: c.output.clone(),
-                int8: true,
-            });
+        for (output, drafted) in c.outputs() {
+            let out = self.value_of[output];
+            // The drafted kernel's inputs are placeholders 0, 1, ... into `ins`.
+            let mut kernel = drafted.clone();
+            kernel.remap_values(&mut |i| ins[i], &mut |_| out);
+            let kernels = match small_channel_conv_as_gemm(&kernel, &mut self.values) {
+                Some((im2col, gemm)) => vec![im2col, gemm],
+                None => {
+                    rank4_fully_connected_as_rows(&kernel, &mut self.values).unwrap_or_else(|| vec![kernel])
+                }
+            };
+            for k in kernels {
+                self.steps.push(StepSpec::Kernel {
+                    partition: self.partition[ci],
+                    node: graph.nodes[i].name.clone(),
+                    kernel: k,
+                });
+            }
+            if self.needs_tensor(output, out) {
+                self.steps.push(StepSpec::Dequantize {
+                    value: out,
+                    tensor: output.clone(),
+                    int8: true,
+                });
+            }
         }
     }
 

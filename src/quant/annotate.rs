@@ -171,8 +171,10 @@ impl<'g> Annotator<'g> {
                 let input = &node.inputs[0];
                 match self.tensor_group.get(input.as_str()).copied() {
                     Some(g) => {
-                        let out = self.mark(&node.outputs[0], config);
-                        self.union(g, out);
+                        for output in &node.outputs {
+                            let out = self.mark(output, config);
+                            self.union(g, out);
+                        }
                         "quantized static: output shares the input's parameters".into()
                     }
                     None => "float: its input is not quantized".into(),
@@ -382,6 +384,7 @@ fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
         | Op::Slice
         | Op::Pad { .. }
         | Op::Resize(_)
+        | Op::Split { .. }
         | Op::Unary(UnaryOp::Relu)
         | Op::Clip => true,
         Op::Reduce {

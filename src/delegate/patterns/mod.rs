@@ -20,6 +20,7 @@ mod lookup;
 mod pooling;
 mod qparams;
 mod resize;
+mod split;
 mod unary;
 mod weights;
 mod window;
@@ -62,6 +63,16 @@ pub struct Candidate {
     pub output: String,
     /// The drafted kernel.
     pub kernel: KernelSpec,
+    /// The further outputs of a node with several (Split): each quantized tensor with the
+    /// kernel that writes it from the same `inputs` (output field 0 as well).
+    pub more: Vec<(String, KernelSpec)>,
+}
+
+impl Candidate {
+    /// Each quantized tensor written, with the kernel that writes it.
+    pub fn outputs(&self) -> impl Iterator<Item = (&String, &KernelSpec)> {
+        std::iter::once((&self.output, &self.kernel)).chain(self.more.iter().map(|(t, k)| (t, k)))
+    }
 }
 
 /// A matched dynamic-quantization pattern, in either form (both lowered to the per-row
@@ -139,6 +150,7 @@ impl<'g> Matcher<'g> {
             Op::MaxPool(a) => self.max_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
             Op::Resize(a) => self.resize(index, node, a),
+            Op::Split { axis, .. } => self.split(index, node, *axis),
             Op::Transpose { .. }
             | Op::Slice
             | Op::Pad {
@@ -168,6 +180,7 @@ impl<'g> Matcher<'g> {
             inputs: inputs.iter().map(|i| i.tensor.clone()).collect(),
             output: out.tensor,
             kernel,
+            more: Vec::new(),
         }
     }
 }
