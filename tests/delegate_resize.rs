@@ -108,15 +108,6 @@ fn node(name: &str, op: Op, inputs: &[&str], output: &str) -> Node {
     }
 }
 
-fn zero_point(v: i32, unsigned: bool) -> Tensor {
-    let data = if unsigned {
-        TensorData::U8(vec![v as u8])
-    } else {
-        TensorData::I8(vec![v as i8])
-    };
-    Tensor::new(vec![], data).unwrap()
-}
-
 fn quant() -> Op {
     Op::QuantizeLinear(QuantAttrs::default())
 }
@@ -239,23 +230,7 @@ fn resize_is_delegated_and_equals_the_interpreter_bit_for_bit() {
                 report.text()
             );
             assert_eq!(resize_steps(&spec), 1, "{what}");
-            let (per_op, _) = lower(&g, PartitionMode::PerOp).unwrap();
-            let (none, _) = lower(&g, PartitionMode::None).unwrap();
-            let bytes = Program::new(spec.clone(), ProgramOptions { threads: 1 })
-                .unwrap()
-                .to_bytes()
-                .unwrap();
-            let loaded = Program::load_bytes(
-                xq::format::ProgramBytes::copy_from(&bytes).unwrap(),
-                ProgramOptions { threads: 2 },
-            )
-            .unwrap();
-            let programs = [
-                Program::new(spec, ProgramOptions { threads: 2 }).unwrap(),
-                Program::new(per_op, ProgramOptions { threads: 1 }).unwrap(),
-                loaded,
-            ];
-            let interpreter = Program::new(none, ProgramOptions { threads: 1 }).unwrap();
+            let (programs, interpreter) = delegated_and_interpreted(&g, spec);
             for (k, x) in inputs(q).iter().enumerate() {
                 let want = run(&interpreter, x);
                 for (p, program) in programs.iter().enumerate() {
@@ -333,24 +308,6 @@ fn resize_of_channels_cubic_and_crop_stay_in_the_interpreter() {
             assert_eq!(run(&program, &x), run(&interpreter, &x), "{attrs:?}");
         }
     }
-}
-
-/// A float32 `.npy` file of `dims`.
-fn write_npy(path: &std::path::Path, dims: &[usize], v: &[f32]) {
-    let shape: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-        shape.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    v.iter().for_each(|x| bytes.extend(x.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -6,6 +6,10 @@
 //! loaded. libxq's quantizer gives every output the input's qparams, so its QDQ graph of a
 //! Split is delegated whole.
 
+mod common;
+mod delegate_common;
+
+use delegate_common::delegated_and_interpreted;
 use xq::delegate::{lower, PartitionMode};
 use xq::ir::op::{PoolAttrs, QuantAttrs};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
@@ -139,23 +143,7 @@ fn split_is_delegated_and_equals_the_interpreter_bit_for_bit() {
                 })
                 .count();
             assert_eq!(gathers, parts, "{what}");
-            let (per_op, _) = lower(&g, PartitionMode::PerOp).unwrap();
-            let (none, _) = lower(&g, PartitionMode::None).unwrap();
-            let bytes = Program::new(spec.clone(), ProgramOptions { threads: 1 })
-                .unwrap()
-                .to_bytes()
-                .unwrap();
-            let loaded = Program::load_bytes(
-                xq::format::ProgramBytes::copy_from(&bytes).unwrap(),
-                ProgramOptions { threads: 2 },
-            )
-            .unwrap();
-            let programs = [
-                Program::new(spec, ProgramOptions { threads: 2 }).unwrap(),
-                Program::new(per_op, ProgramOptions { threads: 1 }).unwrap(),
-                loaded,
-            ];
-            let interpreter = Program::new(none, ProgramOptions { threads: 1 }).unwrap();
+            let (programs, interpreter) = delegated_and_interpreted(&g, spec);
             let x = input();
             let want = run(&interpreter, &x);
             for (p, program) in programs.iter().enumerate() {

@@ -62,15 +62,6 @@ fn node(name: &str, op: Op, inputs: &[&str], output: &str) -> Node {
     }
 }
 
-fn zero_point(v: i32, unsigned: bool) -> Tensor {
-    let data = if unsigned {
-        TensorData::U8(vec![v as u8])
-    } else {
-        TensorData::I8(vec![v as i8])
-    };
-    Tensor::new(vec![], data).unwrap()
-}
-
 /// A graph with float input `x` and output `y`, qparams `sx, zx, sy, zy` as initializers
 /// and the given nodes.
 fn graph(q: QSet, x: &[usize], y: &[usize], nodes: Vec<Node>) -> Graph {
@@ -303,24 +294,6 @@ fn conv_graph(op: &Op, q: QSet) -> Graph {
     g.validate().unwrap();
     g.infer_shapes().unwrap();
     g
-}
-
-/// A float32 `.npy` file of `dims`.
-fn write_npy(path: &std::path::Path, dims: &[usize], v: &[f32]) {
-    let shape: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-        shape.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    v.iter().for_each(|x| bytes.extend(x.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -322,3 +322,60 @@ pub fn last_value_scale(spec: &xq::program::ProgramSpec) -> f32 {
         .q
         .scale
 }
+
+/// A float32 `.npy` file of `dims` holding `v`.
+pub fn write_npy(path: &Path, dims: &[usize], v: &[f32]) {
+    let shape: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        shape.join(", ")
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    v.iter().for_each(|x| bytes.extend(x.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A scalar zero point of the int8 or uint8 storage type.
+pub fn zero_point(v: i32, unsigned: bool) -> xq::ir::Tensor {
+    let data = if unsigned {
+        xq::ir::TensorData::U8(vec![v as u8])
+    } else {
+        xq::ir::TensorData::I8(vec![v as i8])
+    };
+    xq::ir::Tensor::new(vec![], data).unwrap()
+}
+
+/// The programs of `spec` (lowered from `graph` with [`xq::delegate::PartitionMode::All`]) to
+/// compare with the interpreter: `spec` on two threads, `graph` lowered per operator, and
+/// `spec` saved and loaded; and the interpreter's program (`PartitionMode::None`).
+pub fn delegated_and_interpreted(
+    graph: &xq::ir::Graph,
+    spec: xq::program::ProgramSpec,
+) -> (Vec<xq::runtime::Program>, xq::runtime::Program) {
+    use xq::delegate::{lower, PartitionMode};
+    use xq::runtime::{Program, ProgramOptions};
+    let (per_op, _) = lower(graph, PartitionMode::PerOp).unwrap();
+    let (none, _) = lower(graph, PartitionMode::None).unwrap();
+    let bytes = Program::new(spec.clone(), ProgramOptions { threads: 1 })
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let loaded = Program::load_bytes(
+        xq::format::ProgramBytes::copy_from(&bytes).unwrap(),
+        ProgramOptions { threads: 2 },
+    )
+    .unwrap();
+    let programs = vec![
+        Program::new(spec, ProgramOptions { threads: 2 }).unwrap(),
+        Program::new(per_op, ProgramOptions { threads: 1 }).unwrap(),
+        loaded,
+    ];
+    let interpreter = Program::new(none, ProgramOptions { threads: 1 }).unwrap();
+    (programs, interpreter)
+}
