@@ -12,6 +12,8 @@
 //!   per axis, per group), with the [`BlockLayout`] that gives each element its pair.
 //! - [`IntType`] and [`QRange`]: the integer storage of quantized values and the range the
 //!   quantize formula clamps to.
+//! - [`QScheme`]: a complete recipe (integer type, [`RangeRule`], granularity and
+//!   [`ScaleDtype`]), with [`QScheme::choose`] for the parameters of a constant.
 //! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
 //!   `QuantScheme`), affine or symmetric ([`Mapping`]).
 //! - [`row_qparams`] with a [`RowRule`]: the per-row parameters of dynamic quantization;
@@ -34,6 +36,7 @@ mod layout;
 mod packed;
 mod params;
 mod requant;
+mod scheme;
 mod tensor_params;
 mod types;
 
@@ -47,5 +50,6 @@ pub use requant::{
     add_constants, bias_to_i32, clip_bounds, conv_multiplier, conv_ratio, mean_multiplier, mul_multiplier,
     requantize_ratio, ChannelScales,
 };
+pub use scheme::{QScheme, ScaleDtype};
 pub use tensor_params::QTensorParams;
 pub use types::{Granularity, IntType, QRange};
