@@ -27,9 +27,11 @@
 //!   the interpreter.
 //! - [`PackedInts`]: integers stored in their own width, in ONNX's order (sub-byte
 //!   values low bits first).
+//! - [`Carrier`]: how uint8 values are held in int8 storage (`u - 128`).
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
+mod carrier;
 mod choose;
 mod formula;
 mod layout;
@@ -40,6 +42,7 @@ mod scheme;
 mod tensor_params;
 mod types;
 
+pub use carrier::Carrier;
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub use layout::BlockLayout;

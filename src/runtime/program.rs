@@ -33,6 +33,7 @@ use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
 use crate::program::{ProgramSpec, StepSpec, ValueSpec};
+use crate::qscheme::Carrier;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1031,17 +1032,15 @@ fn record_step_time(times: &mut Option<&mut Vec<Duration>>, start: Option<Instan
 /// Copies an int8 (or uint8) program input, already quantized with the value's qparams,
 /// into the value's storage (NHWC for rank 4; uint8 stored as `u - 128`).
 fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
-    // Signed values are stored as they are, unsigned ones as `u - 128` (flip the top bit).
-    let (bytes, flip): (&[u8], u8) = match (t.dtype(), v.unsigned) {
+    // Signed values are stored as they are, unsigned ones as `u - 128` (the carrier).
+    let carrier = Carrier::new(v.unsigned);
+    let bytes: &[u8] = match (t.dtype(), v.unsigned) {
         (DType::I8, false) => {
             let q = t.as_i8()?;
             // SAFETY: i8 and u8 have the same size and alignment; this only reinterprets bytes.
-            (
-                unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), q.len()) },
-                0,
-            )
+            unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), q.len()) }
         }
-        (DType::U8, true) => (t.as_u8()?, 0x80),
+        (DType::U8, true) => t.as_u8()?,
         (d, _) => {
             return Err(Error::DtypeMismatch(format!(
                 "`{}` is quantized as {}, got {d}",
@@ -1058,7 +1057,7 @@ fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()>
             v.dims
         )));
     }
-    let store = |b: u8| (b ^ flip) as i8;
+    let store = |b: u8| carrier.store(b);
     if v.is_nhwc() {
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         for (src, out) in bytes.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
@@ -1227,7 +1226,7 @@ fn dequantize_into(src: &[i8], v: &ValueSpec, int8: bool, slot: &mut Option<Tens
     let params = v.q;
     match dtype {
         DType::F32 => to_logical(src, v, t.as_f32_mut()?, |q| params.dequantize(i32::from(q))),
-        DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| (q as u8) ^ 0x80),
+        DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| Carrier::Uint8.load(q)),
         _ => to_logical(src, v, t.as_i8_mut()?, |q| q),
     }
     Ok(())
