@@ -28,6 +28,7 @@
 //! - [`PackedInts`]: integers stored in their own width, in ONNX's order (sub-byte
 //!   values low bits first).
 //! - [`Carrier`]: how uint8 values are held in int8 storage (`u - 128`).
+//! - [`QWeights`]: the int8 values and scales of a layer's constant weights.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
@@ -41,6 +42,7 @@ mod requant;
 mod scheme;
 mod tensor_params;
 mod types;
+mod weights;
 
 pub use carrier::Carrier;
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
@@ -56,3 +58,4 @@ pub use requant::{
 pub use scheme::{QScheme, ScaleDtype};
 pub use tensor_params::QTensorParams;
 pub use types::{Granularity, IntType, QRange};
+pub use weights::QWeights;

@@ -827,15 +827,14 @@ fn build_steps(
                 n,
                 k,
                 weights,
-                scales,
                 bias,
                 relu,
             } => {
                 let w = crate::kernels::dynamic::DynamicWeights {
                     n: *n,
                     k: *k,
-                    weights,
-                    scales,
+                    weights: &weights.values,
+                    scales: &weights.scales,
                     bias: (!bias.is_empty()).then_some(bias.as_slice()),
                 };
                 Step::Dynamic {
@@ -1259,6 +1258,7 @@ mod tests {
     use crate::ir::Dim;
     use crate::kernels::{OutputRange, QuantParams};
     use crate::program::{ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ReshapeSpec, Window};
+    use crate::qscheme::QWeights;
 
     fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
         ValueSpec {
@@ -1320,8 +1320,10 @@ mod tests {
                     window: window(3, 1),
                     groups: 2,
                     depthwise: false,
-                    weights: weights(12 * 9 * 4, 1),
-                    scales: (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
+                    weights: QWeights::new(
+                        weights(12 * 9 * 4, 1),
+                        (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
+                    ),
                     bias: (0..12).map(|c| c * 10 - 60).collect(),
                     range: OutputRange::FULL,
                 })),
@@ -1331,8 +1333,7 @@ mod tests {
                     window: window(3, 1),
                     groups: 12,
                     depthwise: true,
-                    weights: weights(9 * 12, 2),
-                    scales: vec![4e-3],
+                    weights: QWeights::new(weights(9 * 12, 2), vec![4e-3]),
                     bias: Vec::new(),
                     range: OutputRange::relu(2),
                 })),
@@ -1347,8 +1348,7 @@ mod tests {
                     output: 5,
                     n: 10,
                     k: 12,
-                    weights: weights(120, 3),
-                    scales: vec![5e-3; 10],
+                    weights: QWeights::new(weights(120, 3), vec![5e-3; 10]),
                     bias: (0..10).map(|c| 40 - c * 9).collect(),
                     range: OutputRange::FULL,
                 })),
@@ -1512,7 +1512,7 @@ mod tests {
                 ..
             } = &mut skeleton.steps[step]
             {
-                in_file[step] = Some(std::mem::take(weights));
+                in_file[step] = Some(std::mem::take(&mut weights.values));
             }
         }
         assert_eq!(view.spec, skeleton);
