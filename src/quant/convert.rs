@@ -19,11 +19,11 @@
 //!   per-token rule, kept for the observer API and the tests against torch.
 
 use super::annotate::{Annotation, WeightSpec};
-use super::qparams::{QParams, QuantParams};
+use super::qparams::QParams;
 use crate::ir::op::QuantAttrs;
 use crate::ir::qdq::{self, DqInputs};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
-use crate::qscheme::Granularity;
+use crate::qscheme::{Granularity, QTensorParams};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -57,7 +57,7 @@ pub fn convert(graph: &Graph, annotation: &Annotation, group_qparams: &[QParams]
 
 /// The parameters of a weight tensor by its spec's scheme ([`QScheme::choose`](crate::qscheme::QScheme::choose):
 /// per channel or per tensor, as the min/max observers give them).
-pub fn weight_qparams(w: &Tensor, spec: &WeightSpec) -> Result<QuantParams> {
+pub fn weight_qparams(w: &Tensor, spec: &WeightSpec) -> Result<QTensorParams> {
     spec.scheme.choose(w.as_f32()?, w.dims())
 }
 
