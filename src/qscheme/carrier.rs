@@ -5,13 +5,17 @@
 use super::types::IntType;
 
 /// How the bytes of an 8-bit tensor are held in int8 storage.
+///
+/// The discriminant is the bit pattern flipped between a tensor byte and its stored int8,
+/// so [`Carrier::flip`] is a cast, not a branch, inside the boundary's copy loops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Carrier {
     /// int8 values, held as they are.
     #[default]
-    Int8,
+    Int8 = 0,
     /// uint8 values `u`, held as `u - 128`.
-    Uint8,
+    Uint8 = 0x80,
 }
 
 impl Carrier {
@@ -27,10 +31,7 @@ impl Carrier {
     /// The bits flipped between a tensor byte and its stored int8: `0x80` for uint8, else 0.
     #[inline(always)]
     pub const fn flip(self) -> u8 {
-        match self {
-            Carrier::Int8 => 0,
-            Carrier::Uint8 => 0x80,
-        }
+        self as u8
     }
 
     /// The stored int8 of a tensor byte.
