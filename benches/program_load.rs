@@ -30,6 +30,7 @@ use xq::program::{
     BinaryKind, BinarySpec, ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ProgramSpec,
     ReshapeSpec, StepSpec, ValueSpec, Window,
 };
+use xq::qscheme::QWeights;
 use xq::runtime::kernel_step::KernelStep;
 use xq::runtime::{Program, ProgramOptions};
 
@@ -103,8 +104,7 @@ impl Builder {
             },
             groups,
             depthwise: groups > 1,
-            weights,
-            scales,
+            weights: QWeights::new(weights, scales),
             bias,
             range,
         }));
@@ -195,11 +195,13 @@ fn mobilenet_v2() -> ProgramSpec {
         output: logits,
         n: 1000,
         k: 1280,
-        weights: common::bytes(1000 * 1280, b.seed)
-            .into_iter()
-            .map(|w| w.max(-127))
-            .collect(),
-        scales: vec![1e-3; 1000],
+        weights: QWeights::new(
+            common::bytes(1000 * 1280, b.seed)
+                .into_iter()
+                .map(|w| w.max(-127))
+                .collect(),
+            vec![1e-3; 1000],
+        ),
         bias: vec![7; 1000],
         range: OutputRange::FULL,
     }));

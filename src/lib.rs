@@ -10,17 +10,17 @@
 //!
 //! | module | uses |
 //! |---|---|
-//! | [`cpu`] | — |
-//! | [`ir`] | — |
-//! | [`kernels`] | `cpu` |
+//! | [`cpu`], [`qscheme`] | — |
+//! | [`ir`] | `qscheme` |
+//! | [`kernels`] | `cpu`, `qscheme` |
 //! | [`onnx`] | `ir` |
-//! | [`interp`] | `ir`, `cpu` (SIMD choice of its f32 kernels) |
+//! | [`interp`] | `ir`, `cpu` (SIMD choice of its f32 kernels), `qscheme` |
 //! | [`npy`] | `ir` |
-//! | [`quant`] | `ir`, `interp` (calibration) |
-//! | [`program`] | `ir`, `kernels` (parameter types) |
-//! | [`delegate`] | `ir`, `kernels`, `program` |
+//! | [`quant`] | `ir`, `interp` (calibration), `qscheme` |
+//! | [`program`] | `cpu`, `ir`, `kernels`, `qscheme` (parameter types) |
+//! | [`delegate`] | `ir`, `kernels`, `program`, `qscheme` |
 //! | [`format`](mod@format) | `cpu`, `ir`, `kernels`, `onnx` (fallback graph), `program` |
-//! | [`runtime`] | `cpu`, `ir`, `kernels`, `interp` (fallback nodes), `program`, `format` (loading) |
+//! | [`runtime`] | `cpu`, `ir`, `kernels`, `interp` (fallback nodes), `program`, `format` (loading), `qscheme` |
 //! | [`ffi`], `fuzzing`, the `xq` binary | everything below |
 //!
 //! The importer ([`onnx`]) does not run the interpreter: a caller that wants a loaded model

@@ -9,6 +9,7 @@
 
 use crate::ir::DType;
 use crate::program::{ProgramSpec, StepSpec};
+use crate::qscheme::Carrier;
 
 /// The quantization of an int8 program input or output, in the terms of its element type
 /// (a uint8 zero point is in `0..=255`).
@@ -86,7 +87,7 @@ pub fn io_quant(spec: &ProgramSpec, output: bool, index: usize) -> Option<IoQuan
     Some(IoQuant {
         dtype: info.dtype,
         scale: v.q.scale,
-        zero_point: v.q.zero_point + if v.unsigned { 128 } else { 0 },
+        zero_point: Carrier::new(v.unsigned).tensor_zero_point(v.q.zero_point),
     })
 }
 
@@ -101,7 +102,7 @@ fn entry_quant(spec: &ProgramSpec, name: &str) -> Option<IoQuant> {
                 let q = IoQuant {
                     dtype: if v.unsigned { DType::U8 } else { DType::I8 },
                     scale: v.q.scale,
-                    zero_point: v.q.zero_point + if v.unsigned { 128 } else { 0 },
+                    zero_point: Carrier::new(v.unsigned).tensor_zero_point(v.q.zero_point),
                 };
                 if found.is_some_and(|f| f != q) {
                     return None;

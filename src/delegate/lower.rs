@@ -9,6 +9,7 @@ use crate::ir::{Graph, Op, TensorInfo};
 use crate::program::{
     ConvSpec, FullyConnectedSpec, Im2colSpec, KernelSpec, ProgramSpec, ReshapeSpec, StepSpec, ValueSpec,
 };
+use crate::qscheme::QWeights;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -44,7 +45,6 @@ fn small_channel_conv_as_gemm(
         groups: 1,
         depthwise: false,
         weights,
-        scales,
         bias,
         range,
     }) = k
@@ -64,7 +64,7 @@ fn small_channel_conv_as_gemm(
     let pixels = y.dims[0] * y.dims[2] * y.dims[3];
     let mut w = vec![0i8; n * k_padded];
     for o in 0..n {
-        w[o * k_padded..][..k_real].copy_from_slice(&weights[o * k_real..][..k_real]);
+        w[o * k_padded..][..k_real].copy_from_slice(&weights.values[o * k_real..][..k_real]);
     }
     values.push(ValueSpec {
         name: format!("{}__xq_im2col", x.name),
@@ -85,8 +85,7 @@ fn small_channel_conv_as_gemm(
             output: *output,
             n,
             k: k_padded,
-            weights: w,
-            scales: scales.clone(),
+            weights: QWeights::new(w, weights.scales.clone()),
             bias: bias.clone(),
             range: *range,
         }),

@@ -1,10 +1,9 @@
 //! Quantization parameters and the final `f32 → i8` requantization step shared by every
 //! kernel (formula in the [`crate::kernels`] module docs).
 
-pub(crate) use crate::qscheme::round_half_even_small;
-/// The per-tensor parameters and the scale checks live in [`crate::qscheme`]; the kernels
-/// keep their names.
-pub use crate::qscheme::{validate_multiplier, validate_scale, QParams as QuantParams};
+use crate::qscheme::round_half_even_small;
+/// The per-tensor parameters live in [`crate::qscheme`]; the kernels keep their name.
+pub use crate::qscheme::QParams as QuantParams;
 use crate::{Error, Result};
 
 /// The output range `[min, max]` of a kernel, narrowed from `[-128, 127]` by a fused

@@ -10,6 +10,7 @@ use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::steps::fixed;
 use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
+use crate::qscheme::QWeights;
 use crate::{Error, Result};
 
 /// Version of the `program` section's encoding, checked on load: bumped when an existing
@@ -44,6 +45,11 @@ impl Enc {
     pub(crate) fn i8s(&mut self, v: &[i8]) {
         self.u64(v.len());
         self.0.extend(v.iter().map(|&x| x as u8));
+    }
+    /// Constant weights: the values (as [`Enc::i8s`]), then the scales.
+    pub(crate) fn qweights(&mut self, w: &QWeights) {
+        self.i8s(&w.values);
+        self.f32s(&w.scales);
     }
     pub(crate) fn f32s(&mut self, v: &[f32]) {
         self.u64(v.len());
@@ -166,6 +172,13 @@ impl<'a> Dec<'a> {
             Ok((self.i8s()?, None))
         }
     }
+    /// Constant weights written by [`Enc::qweights`]; with `view`, the values are left in
+    /// the file (empty here) and their bytes are returned instead.
+    pub(crate) fn qweights_or_view(&mut self, view: bool) -> Result<(QWeights, Option<&'a [u8]>)> {
+        let (values, viewed) = self.i8s_or_view(view)?;
+        let scales = self.f32s()?;
+        Ok((QWeights { values, scales }, viewed))
+    }
     pub(crate) fn f32s(&mut self) -> Result<Vec<f32>> {
         let n = self.count(4)?;
         (0..n).map(|_| self.f32()).collect()
@@ -264,7 +277,6 @@ pub(crate) fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 n,
                 k,
                 weights,
-                scales,
                 bias,
                 relu,
             } => {
@@ -274,8 +286,7 @@ pub(crate) fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 e.str(input);
                 e.str(output);
                 e.usizes(&[*n, *k]);
-                e.i8s(weights);
-                e.f32s(scales);
+                e.qweights(weights);
                 e.f32s(bias);
             }
         }
@@ -352,8 +363,7 @@ pub(crate) fn decode_program<'a>(
                     output,
                     n,
                     k,
-                    weights: d.i8s()?,
-                    scales: d.f32s()?,
+                    weights: d.qweights_or_view(false)?.0,
                     bias: d.f32s()?,
                     relu: tag == 5,
                 }

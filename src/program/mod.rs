@@ -9,8 +9,9 @@
 //!
 //! None of the three depends on another through this contract, and the contract depends on
 //! nothing of theirs: only on the graph IR (tensor infos, the interpreter's share of the
-//! graph), on the kernels (parameter types, and the kernel families a built step runs) and
-//! on the CPU's ISA list.
+//! graph), on the kernels (parameter types, and the kernel families a built step runs), on
+//! `qscheme` (the constant weights, [`QWeights`](crate::qscheme::QWeights), of convolution,
+//! fully connected and dynamic linear steps) and on the CPU's ISA list.
 //!
 //! [`steps`] holds one file per kernel step: its contract, its encoding, its build and its
 //! run; the registry in [`steps`] is the only list of kinds and their encoding tags.

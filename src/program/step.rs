@@ -3,6 +3,7 @@
 
 use super::{KernelSpec, ValueSpec};
 use crate::ir::{Graph, TensorInfo};
+use crate::qscheme::QWeights;
 
 /// One step of a program, executed in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,10 +47,8 @@ pub enum StepSpec {
         n: usize,
         /// Reduction length.
         k: usize,
-        /// `n × k` int8 weights.
-        weights: Vec<i8>,
-        /// One or `n` weight scales.
-        scales: Vec<f32>,
+        /// `n × k` int8 weights and their scales, one or `n`.
+        weights: QWeights,
         /// `f32` bias (empty: none).
         bias: Vec<f32>,
         /// A fused ReLU: negative outputs become 0.

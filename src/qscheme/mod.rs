@@ -12,6 +12,8 @@
 //!   per axis, per group), with the [`BlockLayout`] that gives each element its pair.
 //! - [`IntType`] and [`QRange`]: the integer storage of quantized values and the range the
 //!   quantize formula clamps to.
+//! - [`QScheme`]: a complete recipe (integer type, [`RangeRule`], granularity and
+//!   [`ScaleDtype`]), with [`QScheme::choose`] for the parameters of a constant.
 //! - [`RangeRule`]: the static choice of parameters from an observed range (the quantizer's
 //!   `QuantScheme`), affine or symmetric ([`Mapping`]).
 //! - [`row_qparams`] with a [`RowRule`]: the per-row parameters of dynamic quantization;
@@ -25,18 +27,24 @@
 //!   the interpreter.
 //! - [`PackedInts`]: integers stored in their own width, in ONNX's order (sub-byte
 //!   values low bits first).
+//! - [`Carrier`]: how uint8 values are held in int8 storage (`u - 128`).
+//! - [`QWeights`]: the int8 values and scales of a layer's constant weights.
 //! - [`bf16`]: bfloat16 conversions (for bf16 scales).
 
 pub mod bf16;
+mod carrier;
 mod choose;
 mod formula;
 mod layout;
 mod packed;
 mod params;
 mod requant;
+mod scheme;
 mod tensor_params;
 mod types;
+mod weights;
 
+pub use carrier::Carrier;
 pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub use layout::BlockLayout;
@@ -47,5 +55,7 @@ pub use requant::{
     add_constants, bias_to_i32, clip_bounds, conv_multiplier, conv_ratio, mean_multiplier, mul_multiplier,
     requantize_ratio, ChannelScales,
 };
+pub use scheme::{QScheme, ScaleDtype};
 pub use tensor_params::QTensorParams;
 pub use types::{Granularity, IntType, QRange};
+pub use weights::QWeights;

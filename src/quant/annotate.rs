@@ -11,6 +11,7 @@
 use super::config::{ActivationMode, QuantConfig, QuantScopes, WeightGranularity};
 use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op};
+use crate::qscheme::QScheme;
 use std::collections::{HashMap, HashSet};
 
 /// How one weight initializer feeding one node input is quantized.
@@ -20,10 +21,8 @@ pub struct WeightSpec {
     pub node: usize,
     /// Which input of the node reads the weight.
     pub input: usize,
-    /// The output-channel axis for per-channel weights, `None` for per-tensor.
-    pub axis: Option<usize>,
-    /// Symmetric integer range of the weight.
-    pub range: (i32, i32),
+    /// How the weight is quantized (symmetric int8, per tensor or per output channel).
+    pub scheme: QScheme,
 }
 
 /// A group of activation tensors that share one observer and one set of parameters.
@@ -196,8 +195,12 @@ impl<'g> Annotator<'g> {
         if !self.is_f32(&node.inputs[0]) {
             return "float: non-f32 input".into();
         }
+        let weight = match weight_spec(index, config, channel_axis) {
+            Ok(w) => w,
+            Err(e) => return format!("float: {e}"),
+        };
         self.mark(&node.inputs[0], config);
-        self.weights.push(weight_spec(index, config, channel_axis));
+        self.weights.push(weight);
         let (out, fused) = self.fused_output(node);
         self.mark(&out, config);
         let granularity = match config.weights {
@@ -253,7 +256,11 @@ impl<'g> Annotator<'g> {
         if !self.is_f32(&node.inputs[0]) {
             return "float: non-f32 input".into();
         }
-        self.weights.push(weight_spec(index, config, axis));
+        let weight = match weight_spec(index, config, axis) {
+            Ok(w) => w,
+            Err(e) => return format!("float: {e}"),
+        };
+        self.weights.push(weight);
         self.dynamic_inputs.push((index, 0));
         "quantized dynamic: activation quantized at run time, int8 weight, float bias".into()
     }
@@ -359,13 +366,13 @@ impl<'g> Annotator<'g> {
     }
 }
 
-fn weight_spec(node: usize, config: &QuantConfig, channel_axis: usize) -> WeightSpec {
-    WeightSpec {
+/// The spec of input 1 of `node` (its weight) under `config` (validated configs never fail).
+fn weight_spec(node: usize, config: &QuantConfig, channel_axis: usize) -> crate::Result<WeightSpec> {
+    Ok(WeightSpec {
         node,
         input: 1,
-        axis: (config.weights == WeightGranularity::PerChannel).then_some(channel_axis),
-        range: config.weight_range,
-    }
+        scheme: config.weight_scheme(channel_axis)?,
+    })
 }
 
 /// Ops whose output takes the input's quantization parameters: pooling, mean over H and W,

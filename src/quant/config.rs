@@ -6,7 +6,7 @@
 //! rule either quantizes with a [`QuantConfig`] or leaves the node float (`None`).
 
 use super::observer::ObserverConfig;
-use super::qparams::QuantScheme;
+use crate::qscheme::{Granularity, IntType, QScheme, RangeRule, ScaleDtype, XNNPACK_EPS};
 use crate::{Error, Result};
 
 /// How weights are quantized: symmetric int8, one scale per tensor or per output channel.
@@ -82,8 +82,29 @@ impl QuantConfig {
                 "activations are observed per tensor; a per-channel observer is for weights only",
             ));
         }
-        let scheme = QuantScheme::new(amin, amax, false, crate::quant::XNNPACK_EPS)?;
-        self.observer.build(scheme).map(|_| ())
+        self.observer.build(self.activation_scheme()?.rule()).map(|_| ())
+    }
+
+    /// The recipe of static activations: affine over `activation_range`, int8, per tensor,
+    /// `f32` scales, smallest scale `2^-12`. Fails if the range is not usable.
+    pub fn activation_scheme(&self) -> Result<QScheme> {
+        let (qmin, qmax) = self.activation_range;
+        let rule = RangeRule::new(qmin, qmax, false, XNNPACK_EPS)?;
+        QScheme::new(IntType::I8, rule, Granularity::Tensor, ScaleDtype::F32)
+    }
+
+    /// The recipe of weights whose output channels run along `channel_axis`: symmetric
+    /// over `weight_range` (zero point 0), int8, per tensor or per output channel as
+    /// `weights` says, `f32` scales, smallest scale `2^-12`. Fails if the range is not
+    /// usable.
+    pub fn weight_scheme(&self, channel_axis: usize) -> Result<QScheme> {
+        let (qmin, qmax) = self.weight_range;
+        let rule = RangeRule::new(qmin, qmax, true, XNNPACK_EPS)?;
+        let granularity = match self.weights {
+            WeightGranularity::PerTensor => Granularity::Tensor,
+            WeightGranularity::PerChannel => Granularity::Axis(channel_axis),
+        };
+        QScheme::new(IntType::I8, rule, granularity, ScaleDtype::F32)
     }
 }
 

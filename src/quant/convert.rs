@@ -19,11 +19,11 @@
 //!   per-token rule, kept for the observer API and the tests against torch.
 
 use super::annotate::{Annotation, WeightSpec};
-use super::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
-use super::qparams::{QParams, QuantParams, QuantScheme, XNNPACK_EPS};
+use super::qparams::QParams;
 use crate::ir::op::QuantAttrs;
 use crate::ir::qdq::{self, DqInputs};
 use crate::ir::{DType, Graph, Node, Op, Tensor};
+use crate::qscheme::{Granularity, QTensorParams};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -55,30 +55,19 @@ pub fn convert(graph: &Graph, annotation: &Annotation, group_qparams: &[QParams]
     Ok(g)
 }
 
-/// Quantizes a weight tensor symmetrically: per channel along `axis`, or per tensor.
-pub fn weight_qparams(w: &Tensor, spec: &WeightSpec) -> Result<QuantParams> {
-    let scheme = QuantScheme::new(spec.range.0, spec.range.1, true, XNNPACK_EPS)?;
-    let data = w.as_f32()?;
-    match spec.axis {
-        Some(axis) => {
-            let mut obs = PerChannelMinMaxObserver::new(scheme, axis);
-            obs.update(data, w.dims())?;
-            obs.qparams()
-        }
-        None => {
-            let mut obs = MinMaxObserver::new(scheme);
-            obs.update(data, w.dims())?;
-            obs.qparams()
-        }
-    }
+/// The parameters of a weight tensor by its spec's scheme ([`QScheme::choose`](crate::qscheme::QScheme::choose):
+/// per channel or per tensor, as the min/max observers give them).
+pub fn weight_qparams(w: &Tensor, spec: &WeightSpec) -> Result<QTensorParams> {
+    spec.scheme.choose(w.as_f32()?, w.dims())
 }
 
 fn quantize_weights(g: &mut Graph, specs: &[WeightSpec]) -> Result<()> {
-    // A weight read by several nodes with the same axis is quantized once.
-    let mut done: HashMap<(String, Option<usize>), String> = HashMap::new();
+    // A weight read by several nodes with the same granularity is quantized once.
+    let mut done: HashMap<(String, Granularity), String> = HashMap::new();
     for spec in specs {
         let name = g.nodes[spec.node].inputs[spec.input].clone();
-        if let Some(dq_out) = done.get(&(name.clone(), spec.axis)) {
+        let granularity = spec.scheme.granularity();
+        if let Some(dq_out) = done.get(&(name.clone(), granularity)) {
             g.nodes[spec.node].inputs[spec.input] = dq_out.clone();
             continue;
         }
@@ -111,7 +100,7 @@ fn quantize_weights(g: &mut Graph, specs: &[WeightSpec]) -> Result<()> {
         };
         g.nodes.push(dq);
         g.nodes[spec.node].inputs[spec.input] = dq_out.clone();
-        done.insert((name, spec.axis), dq_out);
+        done.insert((name, granularity), dq_out);
     }
     Ok(())
 }

@@ -8,7 +8,6 @@
 //! (`DequantizeLinear`). All arithmetic is `f32`, in the order PyTorch's observers use, so
 //! scales derived here equal PyTorch's bit for bit on the same range.
 
-pub(crate) use crate::qscheme::{check_element_count, finite_min_max, BlockLayout as AxisLayout};
 use crate::qscheme::{row_qparams, Granularity, QRange, QTensorParams, RowRule};
 /// The quantizer's names for the static rule and the per-tensor parameters (defined in
 /// [`crate::qscheme`]).
@@ -93,10 +92,6 @@ impl From<PerAxisQParams> for QTensorParams {
         p.0
     }
 }
-
-/// Either kind of quantization parameters an observer can produce: the quantizer's name
-/// for [`QTensorParams`] (per tensor or per axis; [`QTensorParams::as_per_tensor`]).
-pub type QuantParams = QTensorParams;
 
 /// Dynamic (run-time) int8 parameters for one row by PyTorch's
 /// `choose_qparams_per_token_asymmetric` ([`RowRule::TorchPerToken`]):

@@ -6,7 +6,7 @@ use super::annotate::{annotate, Annotation};
 use super::config::{NameMatch, QuantConfig, QuantScopes};
 use super::convert::convert;
 use super::observer::Observer;
-use super::qparams::{QParams, QuantScheme, XNNPACK_EPS};
+use super::qparams::QParams;
 use crate::interp::Interpreter;
 use crate::ir::{Dim, Graph, Tensor};
 use crate::{Error, Result};
@@ -90,9 +90,8 @@ impl Quantizer {
         let annotation = annotate(&graph, &self.scopes);
         let mut observers = Vec::with_capacity(annotation.groups.len());
         for group in &annotation.groups {
-            let (qmin, qmax) = group.config.activation_range;
-            let scheme = QuantScheme::new(qmin, qmax, false, XNNPACK_EPS)?;
-            let mut observer = group.config.observer.build(scheme)?;
+            let scheme = group.config.activation_scheme()?;
+            let mut observer = group.config.observer.build(scheme.rule())?;
             // Constant members (e.g. an Add's constant operand) are observed once, now.
             for t in group.tensors.iter().filter_map(|t| graph.initializers.get(t)) {
                 observer.update(&t.to_f32_vec()?, t.dims())?;

@@ -33,6 +33,7 @@ use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
 use crate::program::{ProgramSpec, StepSpec, ValueSpec};
+use crate::qscheme::Carrier;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -826,15 +827,14 @@ fn build_steps(
                 n,
                 k,
                 weights,
-                scales,
                 bias,
                 relu,
             } => {
                 let w = crate::kernels::dynamic::DynamicWeights {
                     n: *n,
                     k: *k,
-                    weights,
-                    scales,
+                    weights: &weights.values,
+                    scales: &weights.scales,
                     bias: (!bias.is_empty()).then_some(bias.as_slice()),
                 };
                 Step::Dynamic {
@@ -1031,17 +1031,15 @@ fn record_step_time(times: &mut Option<&mut Vec<Duration>>, start: Option<Instan
 /// Copies an int8 (or uint8) program input, already quantized with the value's qparams,
 /// into the value's storage (NHWC for rank 4; uint8 stored as `u - 128`).
 fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()> {
-    // Signed values are stored as they are, unsigned ones as `u - 128` (flip the top bit).
-    let (bytes, flip): (&[u8], u8) = match (t.dtype(), v.unsigned) {
+    // Signed values are stored as they are, unsigned ones as `u - 128` (the carrier).
+    let carrier = Carrier::new(v.unsigned);
+    let bytes: &[u8] = match (t.dtype(), v.unsigned) {
         (DType::I8, false) => {
             let q = t.as_i8()?;
             // SAFETY: i8 and u8 have the same size and alignment; this only reinterprets bytes.
-            (
-                unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), q.len()) },
-                0,
-            )
+            unsafe { std::slice::from_raw_parts(q.as_ptr().cast::<u8>(), q.len()) }
         }
-        (DType::U8, true) => (t.as_u8()?, 0x80),
+        (DType::U8, true) => t.as_u8()?,
         (d, _) => {
             return Err(Error::DtypeMismatch(format!(
                 "`{}` is quantized as {}, got {d}",
@@ -1058,7 +1056,7 @@ fn copy_quantized_input(t: &Tensor, v: &ValueSpec, dst: &mut [i8]) -> Result<()>
             v.dims
         )));
     }
-    let store = |b: u8| (b ^ flip) as i8;
+    let store = |b: u8| carrier.store(b);
     if v.is_nhwc() {
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         for (src, out) in bytes.chunks_exact(c * hw).zip(dst.chunks_exact_mut(c * hw)) {
@@ -1227,7 +1225,7 @@ fn dequantize_into(src: &[i8], v: &ValueSpec, int8: bool, slot: &mut Option<Tens
     let params = v.q;
     match dtype {
         DType::F32 => to_logical(src, v, t.as_f32_mut()?, |q| params.dequantize(i32::from(q))),
-        DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| (q as u8) ^ 0x80),
+        DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| Carrier::Uint8.load(q)),
         _ => to_logical(src, v, t.as_i8_mut()?, |q| q),
     }
     Ok(())
@@ -1260,6 +1258,7 @@ mod tests {
     use crate::ir::Dim;
     use crate::kernels::{OutputRange, QuantParams};
     use crate::program::{ConvSpec, FullyConnectedSpec, GlobalAvgPoolSpec, KernelSpec, ReshapeSpec, Window};
+    use crate::qscheme::QWeights;
 
     fn value(name: &str, dims: &[usize], scale: f32, zero_point: i32) -> ValueSpec {
         ValueSpec {
@@ -1321,8 +1320,10 @@ mod tests {
                     window: window(3, 1),
                     groups: 2,
                     depthwise: false,
-                    weights: weights(12 * 9 * 4, 1),
-                    scales: (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
+                    weights: QWeights::new(
+                        weights(12 * 9 * 4, 1),
+                        (0..12).map(|c| 1e-3 * (c + 1) as f32).collect(),
+                    ),
                     bias: (0..12).map(|c| c * 10 - 60).collect(),
                     range: OutputRange::FULL,
                 })),
@@ -1332,8 +1333,7 @@ mod tests {
                     window: window(3, 1),
                     groups: 12,
                     depthwise: true,
-                    weights: weights(9 * 12, 2),
-                    scales: vec![4e-3],
+                    weights: QWeights::new(weights(9 * 12, 2), vec![4e-3]),
                     bias: Vec::new(),
                     range: OutputRange::relu(2),
                 })),
@@ -1348,8 +1348,7 @@ mod tests {
                     output: 5,
                     n: 10,
                     k: 12,
-                    weights: weights(120, 3),
-                    scales: vec![5e-3; 10],
+                    weights: QWeights::new(weights(120, 3), vec![5e-3; 10]),
                     bias: (0..10).map(|c| 40 - c * 9).collect(),
                     range: OutputRange::FULL,
                 })),
@@ -1513,7 +1512,7 @@ mod tests {
                 ..
             } = &mut skeleton.steps[step]
             {
-                in_file[step] = Some(std::mem::take(weights));
+                in_file[step] = Some(std::mem::take(&mut weights.values));
             }
         }
         assert_eq!(view.spec, skeleton);

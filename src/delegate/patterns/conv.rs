@@ -5,6 +5,7 @@ use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::ConvAttrs;
 use crate::ir::Node;
 use crate::program::{ConvSpec, KernelSpec};
+use crate::qscheme::QWeights;
 
 impl Matcher<'_> {
     /// `DQ(x), DQ(const w) [, bias] → Conv [→ Relu / Clip] → Q` as one convolution.
@@ -13,7 +14,7 @@ impl Matcher<'_> {
         if x.dims.len() != 4 {
             return refuse(Reason::Shape, "only 2-D convolution");
         }
-        let (w, wd, scales) = self.q_weight(&node.inputs[1], 0)?;
+        let (QWeights { values: w, scales }, wd) = self.q_weight(&node.inputs[1], 0)?;
         let out = self.q_output(node)?;
         let (oc, icg, kh, kw) = (wd[0], wd[1], wd[2], wd[3]);
         let kernel = if a.kernel_shape.is_empty() {
@@ -56,8 +57,7 @@ impl Matcher<'_> {
             window,
             groups,
             depthwise,
-            weights,
-            scales,
+            weights: QWeights::new(weights, scales),
             bias,
             range: out.range,
         });

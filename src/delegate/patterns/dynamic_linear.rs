@@ -5,7 +5,7 @@ use super::weights::transpose;
 use super::{refuse, DynamicCandidate, Matcher, Reason, Refusal};
 use crate::ir::op::{BinaryOp, UnaryOp};
 use crate::ir::{DType, Op};
-use crate::qscheme::{validate_scale, ChannelScales};
+use crate::qscheme::{validate_scale, ChannelScales, QWeights};
 
 impl Matcher<'_> {
     /// Matches a dynamic-quantization pattern (either form, see [`DynamicCandidate`])
@@ -56,7 +56,8 @@ impl Matcher<'_> {
             Op::MatMul => (false, false),
             _ => return Err(not("not read by MatMul or Gemm")),
         };
-        let (w, wd, scales) = self.q_weight(&op.inputs[1], if trans_b { 0 } else { 1 })?;
+        let (QWeights { values: w, scales }, wd) =
+            self.q_weight(&op.inputs[1], if trans_b { 0 } else { 1 })?;
         let [d0, d1] = *wd.as_slice() else {
             return Err(not("weight is not 2-D"));
         };
@@ -93,8 +94,7 @@ impl Matcher<'_> {
                 output,
                 n,
                 k,
-                weights,
-                scales,
+                weights: QWeights::new(weights, scales),
                 bias,
                 relu,
             },
@@ -231,8 +231,7 @@ impl Matcher<'_> {
                 output,
                 n,
                 k,
-                weights,
-                scales,
+                weights: QWeights::new(weights, scales),
                 bias,
                 relu,
             },

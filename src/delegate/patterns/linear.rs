@@ -6,6 +6,7 @@ use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::BinaryOp;
 use crate::ir::{Node, Op};
 use crate::program::{FullyConnectedSpec, KernelSpec};
+use crate::qscheme::QWeights;
 
 impl<'g> Matcher<'g> {
     /// Gemm, or MatMul with a constant weight; PyTorch's dynamo export of `linear` on an input
@@ -38,7 +39,7 @@ impl<'g> Matcher<'g> {
         if x.dims.len() < 2 || (matches!(node.op, Op::Gemm(_)) && x.dims.len() != 2) {
             return refuse(Reason::Shape, "input rank");
         }
-        let (w, wd, scales) = self.q_weight(weight, if trans_b { 0 } else { 1 })?;
+        let (QWeights { values: w, scales }, wd) = self.q_weight(weight, if trans_b { 0 } else { 1 })?;
         if wd.len() != 2 {
             return refuse(Reason::Shape, "weight is not 2-D");
         }
@@ -62,8 +63,7 @@ impl<'g> Matcher<'g> {
             output: 0,
             n,
             k,
-            weights,
-            scales,
+            weights: QWeights::new(weights, scales),
             bias,
             range: out.range,
         });

@@ -5,6 +5,7 @@
 use super::{refuse, Matcher, Reason, Refusal};
 use crate::ir::{DType, Node, Op};
 use crate::kernels::QuantParams;
+use crate::qscheme::Carrier;
 
 impl Matcher<'_> {
     /// Whether a Q/DQ node quantizes to uint8 (its int8 value is stored shifted by -128).
@@ -37,13 +38,7 @@ impl Matcher<'_> {
             );
         }
         let zp = match node.input(2) {
-            None => {
-                if self.node_is_unsigned(node) {
-                    -128
-                } else {
-                    0
-                }
-            }
+            None => Carrier::new(self.node_is_unsigned(node)).stored_zero_point(0),
             Some(z) => {
                 let t = self.constant(z).ok_or_else(|| Refusal {
                     reason: Reason::QParams,
@@ -51,7 +46,7 @@ impl Matcher<'_> {
                 })?;
                 match (t.as_i8(), t.as_u8()) {
                     (Ok([v]), _) => *v as i32,
-                    (_, Ok([v])) => *v as i32 - 128,
+                    (_, Ok([v])) => Carrier::Uint8.stored_zero_point(i32::from(*v)),
                     (Ok(_), _) | (_, Ok(_)) => {
                         return refuse(Reason::QParams, format!("`{}`: per-axis zero point", node.name))
                     }

@@ -4,14 +4,12 @@
 
 use super::{refuse, Matcher, Reason, Refusal};
 use crate::ir::Op;
-use crate::qscheme::{bias_to_i32, ChannelScales};
-
-/// A constant weight: int8 values, dims and scales (one or per channel).
-pub(super) type QWeight = (Vec<i8>, Vec<usize>, Vec<f32>);
+use crate::qscheme::{bias_to_i32, ChannelScales, QWeights};
 
 impl Matcher<'_> {
-    /// A constant int8 weight behind a DQ: values, dims, scales (1 or per `axis`).
-    pub(super) fn q_weight(&self, t: &str, channel_axis: usize) -> Result<QWeight, Refusal> {
+    /// A constant int8 weight behind a DQ: its values and scales (1 or per `channel_axis`),
+    /// and its dims.
+    pub(super) fn q_weight(&self, t: &str, channel_axis: usize) -> Result<(QWeights, Vec<usize>), Refusal> {
         let dq = match self.producer(t) {
             Some(n) if matches!(n.op, Op::DequantizeLinear(_)) => n,
             _ if self.constant(t).is_some() => {
@@ -71,7 +69,7 @@ impl Matcher<'_> {
         if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return refuse(Reason::QParams, format!("weight `{src}`: invalid scale"));
         }
-        Ok((values.to_vec(), dims, scales))
+        Ok((QWeights::new(values.to_vec(), scales), dims))
     }
 
     /// Bias of `n` channels with scale `s_in * s_w[c]`: an int32 constant behind a DQ (used

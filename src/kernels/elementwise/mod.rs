@@ -100,27 +100,11 @@ pub struct BinaryQuant {
     pub range: OutputRange,
 }
 
-/// How a graph stores the operands and the output of a binary operation. ONNX Runtime's
+/// How a graph stores the operands and the output of a binary operation (int8, or uint8
+/// carried as `u - 128`: the qscheme [`Carrier`](crate::qscheme::Carrier)). ONNX Runtime's
 /// integer kernels compute on the stored integers, so the `f32` rounding of add / mul depends
 /// on whether they are int8 or uint8 (see the [`crate::kernels`] module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Storage {
-    /// int8 tensors, carried as they are.
-    #[default]
-    Int8,
-    /// uint8 tensors, carried as the int8 `u - 128` with zero points shifted alike.
-    Uint8,
-}
-
-impl Storage {
-    /// What to add to a carried int8 value (or zero point) to get the graph's integer.
-    pub fn offset(self) -> i32 {
-        match self {
-            Storage::Int8 => 0,
-            Storage::Uint8 => 128,
-        }
-    }
-}
+pub use crate::qscheme::Carrier as Storage;
 
 /// What one row computes; every constant is computed once in `f32` (see module docs).
 /// `off` is the [`Storage::offset`]; Add and Mul produce the output in the graph's integer

@@ -63,10 +63,10 @@ pub(crate) mod variants;
 
 use super::buffer::{AlignedBytes, PackedBytes, PACKED_ALIGN};
 use super::output::SharedOutput;
-use super::requant::{validate_multiplier, OutputRange, QuantParams, Requantizer};
+use super::requant::{OutputRange, QuantParams, Requantizer};
 use super::table::{gemm_kernel, GemmKernelInfo};
 use crate::cpu::Isa;
-use crate::qscheme::{conv_multiplier, ChannelScales};
+use crate::qscheme::{conv_multiplier, validate_multiplier, ChannelScales};
 use crate::{Error, Result};
 use pack::PanelGeometry;
 use std::cell::RefCell;

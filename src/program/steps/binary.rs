@@ -105,11 +105,7 @@ impl KernelContract for BinarySpec {
             output: out.q,
             range: self.range,
         };
-        let storage = if out.unsigned {
-            Storage::Uint8
-        } else {
-            Storage::Int8
-        };
+        let storage = Storage::new(out.unsigned);
         let kernel = QuantizedBinary::with_storage(cx.isa, op, &q, storage)?;
         Ok(Box::new(BinaryStep { kernel, shape }))
     }

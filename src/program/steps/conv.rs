@@ -10,6 +10,7 @@ use crate::kernels::output::SharedOutput;
 use crate::kernels::OutputRange;
 use crate::program::codec::{Dec, Enc};
 use crate::program::ValueSpec;
+use crate::qscheme::QWeights;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -27,10 +28,9 @@ pub struct ConvSpec {
     pub groups: usize,
     /// Depthwise kernel family (weights are HWC).
     pub depthwise: bool,
-    /// Int8 weights, zero point 0.
-    pub weights: Vec<i8>,
-    /// One or per-output-channel weight scales.
-    pub scales: Vec<f32>,
+    /// Int8 weights (OHWI, or HWC when depthwise) and their scales, one or one per output
+    /// channel.
+    pub weights: QWeights,
     /// Int32 bias with scale `s_in * s_w[c]` (empty: none).
     pub bias: Vec<i32>,
     /// Output range after the fused activation.
@@ -51,8 +51,7 @@ impl KernelContract for ConvSpec {
     fn encode(&self, e: &mut Enc) {
         e.usizes(&[self.input, self.output, self.groups, self.depthwise as usize]);
         e.window(&self.window);
-        e.i8s(&self.weights);
-        e.f32s(&self.scales);
+        e.qweights(&self.weights);
         e.i32s(&self.bias);
         e.range(&self.range);
     }
@@ -60,7 +59,7 @@ impl KernelContract for ConvSpec {
     fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)> {
         let [input, output, groups, dw] = fixed(d)?;
         let window = d.window()?;
-        let (weights, viewed) = d.i8s_or_view(view)?;
+        let (weights, viewed) = d.qweights_or_view(view)?;
         let spec = ConvSpec {
             input,
             output,
@@ -68,7 +67,6 @@ impl KernelContract for ConvSpec {
             depthwise: dw != 0,
             window,
             weights,
-            scales: d.f32s()?,
             bias: d.i32s()?,
             range: d.range()?,
         };
@@ -121,8 +119,8 @@ impl ConvSpec {
             channels: oc,
             k_h: self.window.kernel.0,
             k_w: self.window.kernel.1,
-            weights: cx.weights.unwrap_or(&self.weights),
-            scales: &self.scales,
+            weights: cx.weights.unwrap_or(&self.weights.values),
+            scales: &self.weights.scales,
             bias: (!self.bias.is_empty()).then_some(self.bias.as_slice()),
         };
         PackedDwConv::pack(cx.isa, &w, q)
@@ -149,8 +147,8 @@ impl ConvSpec {
             groups,
             k_h: self.window.kernel.0,
             k_w: self.window.kernel.1,
-            weights: cx.weights.unwrap_or(&self.weights),
-            scales: &self.scales,
+            weights: cx.weights.unwrap_or(&self.weights.values),
+            scales: &self.weights.scales,
             bias: (!self.bias.is_empty()).then_some(self.bias.as_slice()),
         };
         match cx.prepacked {

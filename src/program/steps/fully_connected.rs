@@ -5,6 +5,7 @@ use crate::kernels::gemm::{GemmQuant, GemmWeights, PackedGemm};
 use crate::kernels::output::SharedOutput;
 use crate::kernels::OutputRange;
 use crate::program::codec::{Dec, Enc};
+use crate::qscheme::QWeights;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -19,10 +20,8 @@ pub struct FullyConnectedSpec {
     pub n: usize,
     /// Reduction length.
     pub k: usize,
-    /// `n × k` weights.
-    pub weights: Vec<i8>,
-    /// One or `n` weight scales.
-    pub scales: Vec<f32>,
+    /// `n × k` int8 weights and their scales, one or `n`.
+    pub weights: QWeights,
     /// Int32 bias (empty: none).
     pub bias: Vec<i32>,
     /// Output range after the fused activation.
@@ -38,22 +37,20 @@ impl KernelContract for FullyConnectedSpec {
 
     fn encode(&self, e: &mut Enc) {
         e.usizes(&[self.input, self.output, self.n, self.k]);
-        e.i8s(&self.weights);
-        e.f32s(&self.scales);
+        e.qweights(&self.weights);
         e.i32s(&self.bias);
         e.range(&self.range);
     }
 
     fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)> {
         let [input, output, n, k] = fixed(d)?;
-        let (weights, viewed) = d.i8s_or_view(view)?;
+        let (weights, viewed) = d.qweights_or_view(view)?;
         let spec = FullyConnectedSpec {
             input,
             output,
             n,
             k,
             weights,
-            scales: d.f32s()?,
             bias: d.i32s()?,
             range: d.range()?,
         };
@@ -85,8 +82,8 @@ impl KernelContract for FullyConnectedSpec {
             n,
             ks: 1,
             kc: k,
-            weights: cx.weights.unwrap_or(&self.weights),
-            scales: &self.scales,
+            weights: cx.weights.unwrap_or(&self.weights.values),
+            scales: &self.weights.scales,
             bias: (!self.bias.is_empty()).then_some(self.bias.as_slice()),
         };
         let q = GemmQuant {

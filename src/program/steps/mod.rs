@@ -308,6 +308,7 @@ kernel_steps! {
 mod tests {
     use super::*;
     use crate::kernels::OutputRange;
+    use crate::qscheme::QWeights;
 
     #[test]
     fn unknown_step_tag_is_unsupported_and_names_the_tag() {
@@ -338,8 +339,7 @@ mod tests {
                 window,
                 groups: 2,
                 depthwise: false,
-                weights: vec![1, -2, 3],
-                scales: vec![0.5, 0.25],
+                weights: QWeights::new(vec![1, -2, 3], vec![0.5, 0.25]),
                 bias: vec![7, -9],
                 range,
             }
@@ -349,8 +349,7 @@ mod tests {
                 output: 4,
                 n: 2,
                 k: 3,
-                weights: vec![-1; 6],
-                scales: vec![0.125],
+                weights: QWeights::new(vec![-1; 6], vec![0.125]),
                 bias: Vec::new(),
                 range,
             }

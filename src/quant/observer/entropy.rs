@@ -3,7 +3,8 @@
 
 use super::range_histograms::SymmetricHistogram;
 use super::{check_bins, narrow_to_observed, nothing_observed};
-use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
+use crate::qscheme::finite_min_max;
+use crate::quant::qparams::{QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Chooses the range whose quantized histogram loses the least information (smallest

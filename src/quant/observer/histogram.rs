@@ -27,7 +27,8 @@
 //! accumulated in f64 where PyTorch uses a vectorised f32 reduction.
 
 use super::{check_bins, nothing_observed};
-use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
+use crate::qscheme::finite_min_max;
+use crate::quant::qparams::{QParams, QuantScheme};
 use crate::Result;
 
 /// PyTorch's `HistogramObserver` (see the module documentation for the algorithm).

@@ -1,7 +1,8 @@
 //! Per-tensor observers that track a minimum and a maximum.
 
 use super::nothing_observed;
-use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
+use crate::qscheme::finite_min_max;
+use crate::quant::qparams::{QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Running minimum and maximum of every finite value seen, as PyTorch's `MinMaxObserver`.

@@ -41,7 +41,8 @@ pub use percentile::{PercentileObserver, PercentileTails};
 
 use std::fmt;
 
-use super::qparams::{check_element_count, QuantParams, QuantScheme};
+use super::qparams::QuantScheme;
+use crate::qscheme::{check_element_count, QTensorParams};
 use crate::{Error, Result};
 
 /// Something that watches a tensor during calibration and proposes its quantization
@@ -53,7 +54,7 @@ pub trait Observer: fmt::Debug + Send {
 
     /// The quantization parameters for everything observed so far. Fails with
     /// [`Error::InvalidState`] if no finite value has been observed.
-    fn qparams(&self) -> Result<QuantParams>;
+    fn qparams(&self) -> Result<QTensorParams>;
 }
 
 /// Implements [`Observer`] for per-tensor observers, each with an inherent
@@ -67,8 +68,8 @@ macro_rules! per_tensor_observers {
                 Ok(())
             }
 
-            fn qparams(&self) -> Result<QuantParams> {
-                self.per_tensor_qparams().map(QuantParams::from)
+            fn qparams(&self) -> Result<QTensorParams> {
+                self.per_tensor_qparams().map(QTensorParams::from)
             }
         }
     )+};

@@ -1,7 +1,8 @@
 //! Per-channel minimum / maximum observer for weights.
 
 use super::{nothing_observed, Observer};
-use crate::quant::qparams::{AxisLayout, PerAxisQParams, QuantParams, QuantScheme};
+use crate::qscheme::{BlockLayout, QTensorParams};
+use crate::quant::qparams::{PerAxisQParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Running minimum and maximum per index of one axis, as PyTorch's
@@ -67,7 +68,7 @@ impl PerChannelMinMaxObserver {
 
 impl Observer for PerChannelMinMaxObserver {
     fn update(&mut self, data: &[f32], shape: &[usize]) -> Result<()> {
-        let layout = AxisLayout::new(shape, self.axis, data.len())?;
+        let layout = BlockLayout::new(shape, self.axis, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
@@ -91,8 +92,8 @@ impl Observer for PerChannelMinMaxObserver {
         Ok(())
     }
 
-    fn qparams(&self) -> Result<QuantParams> {
-        self.per_axis_qparams().map(QuantParams::from)
+    fn qparams(&self) -> Result<QTensorParams> {
+        self.per_axis_qparams().map(QTensorParams::from)
     }
 }
 

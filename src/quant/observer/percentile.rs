@@ -2,7 +2,8 @@
 
 use super::range_histograms::{AbsHistogram, SymmetricHistogram};
 use super::{check_bins, narrow_to_observed, nothing_observed};
-use crate::quant::qparams::{finite_min_max, QParams, QuantScheme};
+use crate::qscheme::finite_min_max;
+use crate::quant::qparams::{QParams, QuantScheme};
 use crate::{Error, Result};
 
 /// Which part of the distribution a [`PercentileObserver`] clips.
