@@ -42,6 +42,10 @@ def prepare(arch, out, ncal):
     import torch
     from images import crops
     from models import bn_recalibrated
+    import torchvision.models as tvm
+    if not hasattr(tvm, arch) and hasattr(tvm.segmentation, arch):
+        # Segmentation architectures live in a submodule; no pretrained backbone either.
+        setattr(tvm, arch, lambda weights=None: getattr(tvm.segmentation, arch)(weights=None, weights_backbone=None))
     trained = bn_recalibrated(arch)
     model = one_output(trained)
     cal, ev = crops(ncal, seed=1), crops(16, seed=2)
