@@ -1234,12 +1234,19 @@ fn dequantize_into(src: &[i8], v: &ValueSpec, int8: bool, slot: &mut Option<Tens
 /// Writes `f` of every stored element of `v` (NHWC for rank 4) to `dst` in logical layout.
 fn to_logical<T>(src: &[i8], v: &ValueSpec, dst: &mut [T], f: impl Fn(i8) -> T) {
     if v.is_nhwc() {
+        // Pixels go in blocks whose source bytes stay in L1 while each channel's run of the
+        // block is written contiguously (a per-pixel loop writes to `c` far-apart planes).
+        const PIXEL_BLOCK: usize = 256;
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         for n in 0..v.dims[0] {
             let (s, o) = (&src[n * c * hw..][..c * hw], &mut dst[n * c * hw..][..c * hw]);
-            for p in 0..hw {
+            for p0 in (0..hw).step_by(PIXEL_BLOCK) {
+                let block = p0..hw.min(p0 + PIXEL_BLOCK);
                 for ch in 0..c {
-                    o[ch * hw + p] = f(s[p * c + ch]);
+                    let row = &mut o[ch * hw..][block.clone()];
+                    for (d, p) in row.iter_mut().zip(block.clone()) {
+                        *d = f(s[p * c + ch]);
+                    }
                 }
             }
         }
