@@ -24,14 +24,14 @@ impl QParams {
         Ok(q)
     }
 
-    /// [`quantize`](super::quantize) with these parameters: `clamp(round_half_even(x /
+    /// [`quantize`] with these parameters: `clamp(round_half_even(x /
     /// scale) + zero_point, range)` as an integer-valued `f32`, NaN as `nan` says.
     #[inline(always)]
     pub fn quantize(self, x: f32, range: QRange, nan: NanRule) -> f32 {
         quantize(x, self.scale, self.zero_point, range, nan)
     }
 
-    /// [`dequantize`](super::dequantize) with these parameters: `(q - zero_point) * scale`.
+    /// [`dequantize`] with these parameters: `(q - zero_point) * scale`.
     #[inline(always)]
     pub fn dequantize(self, q: i32) -> f32 {
         dequantize(i64::from(q), self.scale, i64::from(self.zero_point))

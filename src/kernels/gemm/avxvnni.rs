@@ -2,7 +2,7 @@
 //! 6 rows × 2 panels of 8 columns (K in groups of 4), fp32 requantization in the epilogue
 //! shared with the AVX2 kernel.
 //!
-//! The body is written once ([`vnni256_gemm`]) and built twice: [`vex`] with AVX-VNNI's VEX
+//! The body is written once (the `vnni256_gemm!` macro) and built twice: [`vex`] with AVX-VNNI's VEX
 //! `vpdpbusd` (CPUs with AVX-VNNI, with or without AVX-512) and [`evex`] with the EVEX
 //! encoding of the same instruction on 256-bit registers (AVX-512 VNNI + VL). Both compute
 //! `acc += Σ u8 × i8` over groups of 4 without saturation, so they give the same bits; the
