@@ -139,7 +139,7 @@ fn split_is_delegated_and_equals_the_interpreter_bit_for_bit() {
                 .steps
                 .iter()
                 .filter(|s| {
-                    matches!(s, StepSpec::Kernel { node, kernel: KernelSpec::Gather(_), .. } if node == "split")
+                    matches!(s, StepSpec::Kernel { node, kernel: KernelSpec::Copy(_), .. } if node == "split")
                 })
                 .count();
             assert_eq!(gathers, parts, "{what}");

@@ -45,6 +45,7 @@
 pub mod gather_map;
 pub mod int8_io;
 pub mod lower;
+mod move_plan;
 pub mod patterns;
 pub mod report;
 

@@ -2,18 +2,65 @@
 //! Transpose / Slice / constant Pad as a gather by an index map, and Reshape / Flatten /
 //! Squeeze / Unsqueeze as a copy.
 
-use super::{refuse, Candidate, Matcher, Reason, Refusal};
+use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
 use crate::delegate::gather_map;
 use crate::ir::{Node, Op, Tensor};
 use crate::kernels::OutputRange;
 use crate::program::{GatherSpec, KernelSpec, ReshapeSpec};
 
+/// Whether `op` only relabels the dimensions of its input (the same elements in the same
+/// logical order).
+fn is_pure_view(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze
+    )
+}
+
 impl Matcher<'_> {
+    /// The int8 input of a data movement reading the float tensor `t`: behind `DQ`, or behind
+    /// `DQ → Reshape / Flatten / Squeeze / Unsqueeze` whose float output only this node reads
+    /// (as PyTorch's export leaves a view before a Split or Transpose). The dimensions are
+    /// `t`'s: a view keeps the logical order, so maps over them read the int8 tensor as is.
+    pub(super) fn q_input_through_view(&self, t: &str) -> Result<QInput, Refusal> {
+        if let Some(&v) = self.producer.get(t) {
+            let view = &self.graph.nodes[v];
+            if is_pure_view(&view.op) && self.only_reader(t).is_some() {
+                let mut x = self.q_input(&view.inputs[0])?;
+                x.dims = self.dims(t)?;
+                x.through.push(v);
+                return Ok(x);
+            }
+        }
+        self.q_input(t)
+    }
+
+    /// The int8 output of a data movement: its `Q`, or the `Q` after a pure view that alone
+    /// reads the node's float output (the view is then part of the pattern).
+    fn q_output_through_view(&self, node: &Node) -> Result<QOutput, Refusal> {
+        let direct = self.q_output(node);
+        if direct.is_ok() {
+            return direct;
+        }
+        match self.only_reader(&node.outputs[0]) {
+            Some(v) if is_pure_view(&self.graph.nodes[v].op) => {
+                let view = &self.graph.nodes[v];
+                if view.input(0) != Some(node.outputs[0].as_str()) {
+                    return direct;
+                }
+                let mut out = self.q_output_from(&view.outputs[0])?;
+                out.nodes.insert(0, v);
+                Ok(out)
+            }
+            _ => direct,
+        }
+    }
+
     /// Transpose / Slice / constant Pad with equal qparams, as a gather by an index map
-    /// ([`gather_map`]).
+    /// ([`gather_map`]); a pure view just before or after is taken along.
     pub(super) fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
-        let x = self.q_input(&node.inputs[0])?;
-        let out = self.q_output(node)?;
+        let x = self.q_input_through_view(&node.inputs[0])?;
+        let out = self.q_output_through_view(node)?;
         if out.q != x.q || out.range != OutputRange::FULL {
             return refuse(Reason::QParams, "output qparams differ from the input's");
         }

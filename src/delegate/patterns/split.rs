@@ -1,7 +1,8 @@
 //! Split: `DQ(x) → Split → Q` on every output, all with the input's qparams, becomes one
 //! gather step per output (the output's slice of the input, [`gather_map::slice`]); the part
 //! sizes are the `split` input (or the opset 2–12 attribute, which the importer turns into
-//! it) or equal parts, as the IR's shape rules ([`split_sizes`]) cut them.
+//! it) or equal parts, as the IR's shape rules ([`split_sizes`]) cut them. A float pure view
+//! between the `DQ` and the Split (PyTorch's export of a channel shuffle) is taken along.
 
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::delegate::gather_map;
@@ -14,7 +15,7 @@ use crate::program::{GatherSpec, KernelSpec};
 impl Matcher<'_> {
     /// `DQ(x) → Split → Q, Q, ...` with shared qparams as gathers, one per output.
     pub(super) fn split(&self, index: usize, node: &Node, axis: i64) -> Result<Candidate, Refusal> {
-        let x = self.q_input(&node.inputs[0])?;
+        let x = self.q_input_through_view(&node.inputs[0])?;
         let attribute = |e: crate::Error| Refusal {
             reason: Reason::Attribute,
             detail: e.to_string(),
