@@ -1,7 +1,8 @@
 //! The channel shuffle of ShuffleNet (`Reshape → Transpose → Reshape`, then a Split into the
 //! next block's halves) in QDQ graphs built here: libxq's form (every operator between its
 //! own Q and DQ) and PyTorch's export (float views between a DQ and the Transpose or Split).
-//! The whole chain is delegated and collapses into one block copy per output; every output
+//! The whole chain is delegated and collapses into one block copy per output (requantizing
+//! by a table where a Split output has its own qparams); every output
 //! equals the interpreter's run of the QDQ graph (its float reference) bit for bit, and so do
 //! the uncollapsed per-operator program, two threads and a saved and loaded program. A copy
 //! block reading outside its input is refused at load, and a program written with the older
@@ -31,16 +32,20 @@ fn node(name: &str, op: Op, inputs: &[&str], outputs: &[&str]) -> Node {
     }
 }
 
-/// `t → Q → DQ` as `t_dq`.
-fn qdq(g: &mut Graph, t: &str) -> String {
+/// `t → Q → DQ` as `t_dq`, with scale `s` and zero point `z`.
+fn qdq_with(g: &mut Graph, t: &str, s: &str, z: &str) -> String {
     let (q, dq) = (format!("{t}_q"), format!("{t}_dq"));
     let quant = Op::QuantizeLinear(QuantAttrs::default());
     let dequant = Op::DequantizeLinear(QuantAttrs::default());
+    g.nodes.push(node(&format!("q_{t}"), quant, &[t, s, z], &[&q]));
     g.nodes
-        .push(node(&format!("q_{t}"), quant, &[t, "s", "z"], &[&q]));
-    g.nodes
-        .push(node(&format!("dq_{t}"), dequant, &[&q, "s", "z"], &[&dq]));
+        .push(node(&format!("dq_{t}"), dequant, &[&q, s, z], &[&dq]));
     dq
+}
+
+/// `t → Q → DQ` with the graph's shared qparams.
+fn qdq(g: &mut Graph, t: &str) -> String {
+    qdq_with(g, t, "s", "z")
 }
 
 /// How the graph is quantized around the data movement.
@@ -49,7 +54,8 @@ enum Form {
     /// Every operator between its own Q and DQ (libxq's quantizer, ORT).
     Qdq,
     /// Views left in float: `DQ → Reshape → Transpose → Reshape → Q` and
-    /// `DQ → Reshape → Split → Q` (PyTorch's export).
+    /// `DQ → Reshape → Split → Q`, the Split's outputs quantized with their readers' own
+    /// qparams (PyTorch's export), so the copies requantize.
     FloatViews,
 }
 
@@ -63,6 +69,9 @@ fn shuffle_graph(form: Form, split: bool) -> Graph {
     g.initializers.insert("s".into(), Tensor::scalar_f32(0.05));
     g.initializers
         .insert("z".into(), delegate_common::zero_point(-3, false));
+    g.initializers.insert("s2".into(), Tensor::scalar_f32(0.07));
+    g.initializers
+        .insert("z2".into(), delegate_common::zero_point(9, false));
     g.initializers.insert(
         "grouped".into(),
         Tensor::vec_i64(vec![1, 2, C as i64, H as i64, W as i64]),
@@ -116,7 +125,11 @@ fn shuffle_graph(form: Form, split: bool) -> Graph {
             &[&input],
             &["o0", "o1"],
         ));
-        vec![qdq(&mut g, "o0"), qdq(&mut g, "o1")]
+        if form == Form::FloatViews {
+            vec![qdq_with(&mut g, "o0", "s2", "z2"), qdq(&mut g, "o1")]
+        } else {
+            vec![qdq(&mut g, "o0"), qdq(&mut g, "o1")]
+        }
     } else {
         vec![u]
     };
@@ -176,6 +189,7 @@ fn a_channel_shuffle_collapses_into_one_copy_per_output_and_equals_the_interpret
             let kinds = kernel_kinds(&spec);
             assert_eq!(kinds, want_kinds, "{what}");
             // Each copy is a handful of blocks, not a byte map.
+            let mut requantized = 0;
             for s in &spec.steps {
                 if let StepSpec::Kernel {
                     kernel: KernelSpec::Copy(c),
@@ -184,8 +198,11 @@ fn a_channel_shuffle_collapses_into_one_copy_per_output_and_equals_the_interpret
                 {
                     assert_eq!(c.blocks.len(), 1, "{what}: {:?}", c.blocks);
                     assert!(c.fill.is_none());
+                    requantized += c.table.is_some() as usize;
                 }
             }
+            let want_requantized = (form == Form::FloatViews && split) as usize;
+            assert_eq!(requantized, want_requantized, "{what}");
             // The uncollapsed per-operator program moves the same bytes in more steps (one
             // per quantized operator).
             let (per_op, _) = lower(&g, PartitionMode::PerOp).unwrap();

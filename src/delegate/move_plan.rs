@@ -4,20 +4,26 @@
 //! shuffle, `Reshape → Transpose → Reshape`, and the Split after it become one copy per
 //! Split output).
 //!
-//! A move is first a map of storage bytes (output byte → input byte, or padding); chains
-//! compose their maps; each map is then described as strided blocks ([`blocks_of`]), which
-//! is what the program stores.
+//! Patterns draft their moves over logical element indices: a [`GatherSpec`] map, or (for a
+//! move that requantizes, e.g. a Split whose outputs have other qparams) a [`CopySpec`] whose
+//! blocks index logical elements and which carries the table. A move is first a map of
+//! storage bytes (output byte → input byte, or padding) with its table; chains compose their
+//! maps and tables; each map is then described as strided blocks ([`blocks_of`]), which is
+//! what the program stores.
+//!
+//! [`GatherSpec`]: crate::program::GatherSpec
 
-use crate::kernels::block_copy::CopyBlock;
+use crate::kernels::block_copy::{check_blocks, CopyBlock};
 use crate::program::{CopySpec, KernelSpec, StepSpec, ValueSpec, GATHER_FILL};
 
 /// A byte move over storage bytes: output byte `i` is input byte `map[i]`, or `fill` where
-/// `map[i]` is [`GATHER_FILL`].
+/// `map[i]` is [`GATHER_FILL`]; copied bytes go through `table` when there is one.
 struct Move {
     input: usize,
     output: usize,
     map: Vec<u32>,
     fill: i8,
+    table: Option<Box<[i8; 256]>>,
 }
 
 impl Move {
@@ -51,6 +57,22 @@ fn storage_move(k: &KernelSpec, values: &[ValueSpec]) -> Option<Move> {
                 output,
                 map,
                 fill: g.fill,
+                table: None,
+            })
+        }
+        KernelSpec::Copy(c) => {
+            let logical = logical_map(c, x.numel(), y.numel())?;
+            for (l, &src) in logical.iter().enumerate() {
+                if src != GATHER_FILL {
+                    map[y.storage_index(l)] = x.storage_index(src as usize) as u32;
+                }
+            }
+            Some(Move {
+                input,
+                output,
+                map,
+                fill: c.fill.unwrap_or(0),
+                table: c.table.clone(),
             })
         }
         KernelSpec::Reshape(_) => {
@@ -65,14 +87,46 @@ fn storage_move(k: &KernelSpec, values: &[ValueSpec]) -> Option<Move> {
                 output,
                 map,
                 fill: 0,
+                table: None,
             })
         }
         _ => None,
     }
 }
 
+/// The logical element map of a drafted copy (blocks over logical indices), `None` when its
+/// blocks do not fit an input of `in_len` and an output of `out_len` elements.
+fn logical_map(c: &CopySpec, in_len: usize, out_len: usize) -> Option<Vec<u32>> {
+    if in_len >= GATHER_FILL as usize {
+        return None;
+    }
+    check_blocks(&c.blocks, in_len, out_len, c.fill.is_some()).ok()?;
+    let mut out = vec![GATHER_FILL; out_len];
+    for b in &c.blocks {
+        let mut idx = vec![0usize; b.dims.len()];
+        for k in 0..b.len()? {
+            let at = b.src as isize
+                + idx
+                    .iter()
+                    .zip(&b.src_strides)
+                    .map(|(&i, &s)| i as isize * s)
+                    .sum::<isize>();
+            out[b.dst + k] = at as u32;
+            for a in (0..idx.len()).rev() {
+                idx[a] += 1;
+                if idx[a] < b.dims[a] {
+                    break;
+                }
+                idx[a] = 0;
+            }
+        }
+    }
+    Some(out)
+}
+
 /// `reader ∘ producer`: the move `reader` makes when it reads `producer`'s input instead of
-/// its output; `None` when both pad with different bytes.
+/// its output (tables composed: the reader's applies to the producer's bytes); `None` when
+/// both pad with different bytes.
 fn compose(reader: &Move, producer: &Move) -> Option<Move> {
     let mut reader_pads = false;
     let mut producer_pads = false;
@@ -89,14 +143,25 @@ fn compose(reader: &Move, producer: &Move) -> Option<Move> {
             p
         })
         .collect();
-    if reader_pads && producer_pads && reader.fill != producer.fill {
+    // The producer's padding bytes go through the reader's table; the reader's do not.
+    let producer_fill = match &reader.table {
+        Some(t) => t[producer.fill as u8 as usize],
+        None => producer.fill,
+    };
+    if reader_pads && producer_pads && reader.fill != producer_fill {
         return None;
     }
+    let table = match (&reader.table, &producer.table) {
+        (None, None) => None,
+        (Some(t), None) | (None, Some(t)) => Some(t.clone()),
+        (Some(r), Some(p)) => Some(Box::new(std::array::from_fn(|b| r[p[b] as u8 as usize]))),
+    };
     Some(Move {
         input: producer.input,
         output: reader.output,
         map,
-        fill: if producer_pads { producer.fill } else { reader.fill },
+        fill: if producer_pads { producer_fill } else { reader.fill },
+        table,
     })
 }
 
@@ -141,6 +206,7 @@ pub(super) fn plan_moves(steps: &mut Vec<StepSpec>, values: &mut Vec<ValueSpec>)
                 output: m.output,
                 blocks: blocks_of(&m.map),
                 fill: pads.then_some(m.fill),
+                table: m.table,
             });
         }
         kept.push(step);
@@ -332,6 +398,42 @@ mod tests {
             (b[0].dims.as_slice(), b[0].src_strides.as_slice()),
             (&[5, 4][..], &[12, 1][..])
         );
+    }
+
+    #[test]
+    fn composed_moves_apply_both_maps_and_tables_in_order() {
+        let f = GATHER_FILL;
+        let table = |k: i8| -> Option<Box<[i8; 256]>> {
+            Some(Box::new(std::array::from_fn(|b| (b as i8).wrapping_add(k))))
+        };
+        // The producer pads with 5 and adds 1; the reader reverses and adds 10.
+        let producer = Move {
+            input: 0,
+            output: 1,
+            map: vec![f, 0, 1],
+            fill: 5,
+            table: table(1),
+        };
+        let reader = Move {
+            input: 1,
+            output: 2,
+            map: vec![2, 1, 0],
+            fill: 0,
+            table: table(10),
+        };
+        let m = compose(&reader, &producer).unwrap();
+        assert_eq!((m.input, m.output), (0, 2));
+        assert_eq!(m.map, [1, 0, f]);
+        // Producer padding goes through the reader's table.
+        assert_eq!(m.fill, 15);
+        assert_eq!(m.table.as_ref().unwrap()[3], 14);
+        // A reader padding with another byte than the producer's padding (after the table) does not fuse.
+        let pads = Move {
+            map: vec![f, 1, 0],
+            fill: 7,
+            ..reader
+        };
+        assert!(compose(&pads, &producer).is_none());
     }
 
     #[test]

@@ -4,9 +4,12 @@
 
 use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
 use crate::delegate::gather_map;
+use crate::delegate::move_plan::blocks_of;
 use crate::ir::{Node, Op, Tensor};
+use crate::kernels::elementwise::Storage;
+use crate::kernels::lut::build_table;
 use crate::kernels::OutputRange;
-use crate::program::{GatherSpec, KernelSpec, ReshapeSpec};
+use crate::program::{CopySpec, GatherSpec, KernelSpec, ReshapeSpec, GATHER_FILL};
 
 /// Whether `op` only relabels the dimensions of its input (the same elements in the same
 /// logical order).
@@ -56,12 +59,59 @@ impl Matcher<'_> {
         }
     }
 
-    /// Transpose / Slice / constant Pad with equal qparams, as a gather by an index map
-    /// ([`gather_map`]); a pure view just before or after is taken along.
+    /// The drafted move of the logical element `map` from `x` into `out`: a gather when both
+    /// have the same qparams, else a copy (blocks over logical elements) that requantizes
+    /// through a table computed as the interpreter dequantizes and quantizes each byte.
+    pub(super) fn drafted_move(
+        &self,
+        x: &QInput,
+        out: &QOutput,
+        map: Vec<u32>,
+        fill: i8,
+    ) -> Result<KernelSpec, Refusal> {
+        if out.q == x.q && out.range == OutputRange::FULL {
+            return Ok(KernelSpec::Gather(GatherSpec {
+                input: 0,
+                output: 0,
+                map,
+                fill,
+            }));
+        }
+        if map.contains(&GATHER_FILL) {
+            return refuse(
+                Reason::QParams,
+                "padding with output qparams that differ from the input's",
+            );
+        }
+        let storage = match self.producer(&out.tensor) {
+            Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
+            _ => Storage::Int8,
+        };
+        let table = build_table(x.q, out.q, out.range, storage, |a, b| {
+            b.copy_from_slice(a);
+            Ok(())
+        })
+        .map_err(|e| Refusal {
+            reason: Reason::QParams,
+            detail: e.to_string(),
+        })?;
+        Ok(KernelSpec::Copy(CopySpec {
+            input: 0,
+            output: 0,
+            blocks: blocks_of(&map),
+            fill: None,
+            table: Some(Box::new(table)),
+        }))
+    }
+
+    /// Transpose / Slice / constant Pad as a gather by an index map ([`gather_map`]),
+    /// requantized when the output's qparams differ (not for Pad); a pure view just before or
+    /// after is taken along.
     pub(super) fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input_through_view(&node.inputs[0])?;
         let out = self.q_output_through_view(node)?;
-        if out.q != x.q || out.range != OutputRange::FULL {
+        let requantized = out.q != x.q || out.range != OutputRange::FULL;
+        if requantized && matches!(node.op, Op::Pad { .. }) {
             return refuse(Reason::QParams, "output qparams differ from the input's");
         }
         let numel: usize = x.dims.iter().product();
@@ -127,12 +177,7 @@ impl Matcher<'_> {
         if dims != self.dims(&node.outputs[0])? {
             return refuse(Reason::Shape, "index map shape differs from the inferred shape");
         }
-        let kernel = KernelSpec::Gather(GatherSpec {
-            input: 0,
-            output: 0,
-            map,
-            fill,
-        });
+        let kernel = self.drafted_move(&x, &out, map, fill)?;
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 

@@ -1,18 +1,20 @@
 //! Block copy step: a byte move described as strided blocks over storage bytes
 //! ([`crate::kernels::block_copy`]): Transpose, Slice, Split, constant Pad, the storage-order
-//! change of a reshape and chains of them collapsed into one move. Its size in a program file
-//! is a few numbers per block, not one index per byte.
+//! change of a reshape and chains of them collapsed into one move, optionally requantized
+//! through a 256-entry table (a Split whose outputs have other qparams than its input). Its
+//! size in a program file is a few numbers per block, not one index per byte.
 
 use super::{fixed, BuildContext, KernelContract, Step};
 use crate::kernels::block_copy::{check_block_shapes, check_blocks, copy_blocks, CopyBlock, MAX_BLOCK_RANK};
+use crate::kernels::lut::Lut;
 use crate::kernels::output::SharedOutput;
 use crate::program::codec::{corrupt, Dec, Enc};
 use crate::{Error, Result};
 use std::ops::Range;
 
 /// A byte move by strided blocks over the storage bytes of one value into another: each
-/// block writes a contiguous range of the output; output bytes no block writes are `fill`
-/// (which is then `Some`).
+/// block writes a contiguous range of the output, each byte `b` as `table[b as u8]` when
+/// there is a table; output bytes no block writes are `fill` (which is then `Some`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CopySpec {
     /// Input value.
@@ -24,6 +26,9 @@ pub struct CopySpec {
     /// The byte of output positions no block writes (padding); `None` when the blocks
     /// cover the whole output.
     pub fill: Option<i8>,
+    /// The requantization of the copied bytes (input byte `b` → `table[b as u8]`), when the
+    /// output's qparams differ from the input's.
+    pub table: Option<Box<[i8; 256]>>,
 }
 
 /// Encoded bytes of a block without its dimensions: `dst`, `src` and two list lengths.
@@ -40,6 +45,10 @@ impl KernelContract for CopySpec {
         e.usizes(&[self.input, self.output]);
         e.u8(self.fill.is_some() as u8);
         e.u8(self.fill.unwrap_or(0) as u8);
+        e.u8(self.table.is_some() as u8);
+        if let Some(t) = &self.table {
+            t.iter().for_each(|&b| e.u8(b as u8));
+        }
         e.u64(self.blocks.len());
         for b in &self.blocks {
             e.u64(b.dst);
@@ -62,6 +71,14 @@ impl KernelContract for CopySpec {
             _ => return Err(corrupt("copy fill flag")),
         };
         let fill = d.u8()? as i8;
+        let table = match d.u8()? {
+            0 => None,
+            1 => {
+                let bytes: [u8; 256] = d.take(256)?.try_into().expect("256 bytes");
+                Some(Box::new(bytes.map(|b| b as i8)))
+            }
+            _ => return Err(corrupt("copy table flag")),
+        };
         let n = d.count(BLOCK_HEADER_BYTES)?;
         let mut blocks = Vec::with_capacity(n);
         for _ in 0..n {
@@ -91,6 +108,7 @@ impl KernelContract for CopySpec {
             output,
             blocks,
             fill: filled.then_some(fill),
+            table,
         };
         Ok((spec, None))
     }
@@ -100,9 +118,11 @@ impl KernelContract for CopySpec {
         let (x, out) = (cx.value(self.input)?, cx.value(self.output)?);
         check_blocks(&self.blocks, x.numel(), out.numel(), self.fill.is_some())
             .map_err(|why| Error::InvalidModel(format!("copy step: {why}")))?;
+        let lut = self.table.as_ref().map(|t| Lut::new(cx.isa, **t)).transpose()?;
         Ok(Box::new(CopyStep {
             blocks: self.blocks.clone(),
             fill: self.fill,
+            lut,
         }))
     }
 }
@@ -111,6 +131,7 @@ impl KernelContract for CopySpec {
 struct CopyStep {
     blocks: Vec<CopyBlock>,
     fill: Option<i8>,
+    lut: Option<Lut>,
 }
 
 impl Step for CopyStep {
@@ -129,6 +150,11 @@ impl Step for CopyStep {
         check_blocks(&self.blocks, inputs[0].len(), dst.len(), self.fill.is_some())
             .map_err(|why| Error::Internal(format!("copy buffers differ from the plan: {why}")))?;
         copy_blocks(inputs[0], &self.blocks, self.fill, dst);
+        if let Some(lut) = &self.lut {
+            for b in &self.blocks {
+                lut.run_in_place(&mut dst[b.dst..b.dst + b.len().unwrap_or(0)]);
+            }
+        }
         Ok(())
     }
 }
@@ -157,6 +183,7 @@ mod tests {
                 },
             ],
             fill: Some(-3),
+            table: Some(Box::new(std::array::from_fn(|b| (b as i8).wrapping_mul(3)))),
         }
     }
 
@@ -193,7 +220,7 @@ mod tests {
         }
         // A block count far past the bytes left is refused before anything is allocated.
         let mut bytes = encode(&spec());
-        let count_at = 1 + 8 + 16 + 2; // tag, list length and two fields, fill flag and byte
+        let count_at = 1 + 8 + 16 + 2 + 1 + 256; // tag, two fields, fill, table
         bytes[count_at..count_at + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
         assert!(KernelSpec::decode(&mut Dec::new(&bytes), false).is_err());
     }
