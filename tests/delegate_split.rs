@@ -4,7 +4,8 @@
 //! node is delegated (nothing refused, one gather step per output) and every output equals
 //! the interpreter's (`PartitionMode::None`) bit for bit, also per operator and saved and
 //! loaded. libxq's quantizer gives every output the input's qparams, so its QDQ graph of a
-//! Split is delegated whole.
+//! Split is delegated whole; an output with other qparams (PyTorch's quantizer) is
+//! requantized by a table.
 
 mod common;
 mod delegate_common;
@@ -14,7 +15,7 @@ use xq::delegate::{lower, PartitionMode};
 use xq::ir::op::{PoolAttrs, QuantAttrs};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
 use xq::program::{KernelSpec, StepSpec};
-use xq::runtime::{Program, ProgramOptions};
+use xq::runtime::Program;
 
 const DIMS: [usize; 4] = [2, 6, 3, 5];
 
@@ -139,7 +140,7 @@ fn split_is_delegated_and_equals_the_interpreter_bit_for_bit() {
                 .steps
                 .iter()
                 .filter(|s| {
-                    matches!(s, StepSpec::Kernel { node, kernel: KernelSpec::Gather(_), .. } if node == "split")
+                    matches!(s, StepSpec::Kernel { node, kernel: KernelSpec::Copy(_), .. } if node == "split")
                 })
                 .count();
             assert_eq!(gathers, parts, "{what}");
@@ -154,20 +155,27 @@ fn split_is_delegated_and_equals_the_interpreter_bit_for_bit() {
 }
 
 #[test]
-fn a_split_output_with_other_qparams_stays_in_the_interpreter() {
-    let mut g = split_graph(1, Some(vec![3, 3]), 2, false);
-    g.initializers.insert("s2".into(), Tensor::scalar_f32(0.08));
-    for n in g.nodes.iter_mut().filter(|n| n.name.ends_with("_o1")) {
-        n.inputs[1] = "s2".into();
+fn a_split_output_with_other_qparams_is_requantized_by_a_table_and_equals_the_interpreter() {
+    for unsigned in [false, true] {
+        let mut g = split_graph(1, Some(vec![3, 3]), 2, unsigned);
+        g.initializers.insert("s2".into(), Tensor::scalar_f32(0.08));
+        for n in g.nodes.iter_mut().filter(|n| n.name.ends_with("_o1")) {
+            n.inputs[1] = "s2".into();
+        }
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{}", report.text());
+        let tables = spec
+            .steps
+            .iter()
+            .filter(
+                |s| matches!(s, StepSpec::Kernel { kernel: KernelSpec::Copy(c), .. } if c.table.is_some()),
+            )
+            .count();
+        assert_eq!(tables, 1);
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        let want = run(&interpreter, &input());
+        for (p, program) in programs.iter().enumerate() {
+            assert_eq!(run(program, &input()), want, "unsigned {unsigned} program {p}");
+        }
     }
-    let (spec, report) = lower(&g, PartitionMode::All).unwrap();
-    assert!(
-        report.refused.iter().any(|r| r.op == "Split"),
-        "{}",
-        report.text()
-    );
-    let (none, _) = lower(&g, PartitionMode::None).unwrap();
-    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
-    let interpreter = Program::new(none, ProgramOptions { threads: 1 }).unwrap();
-    assert_eq!(run(&program, &input()), run(&interpreter, &input()));
 }

@@ -181,13 +181,14 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
         emit.node(i);
     }
     let Emitter {
-        values,
-        steps,
+        mut values,
+        mut steps,
         fallback_nodes,
         dynamic_partitions,
         extra_interp_steps,
         ..
     } = emit;
+    super::move_plan::plan_moves(&mut steps, &mut values);
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
     let mut report = Report::build(graph, &matches.cands, &partition, refused, &steps);
     report.interpreted_nodes -= extra_interp_steps;

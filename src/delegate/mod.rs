@@ -13,7 +13,10 @@
 //!   sign; dims kept or not) → Q`;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
-//!   padding, which never wins a max);
+//!   padding, which never wins a max), and `DQ → Split → Q…`; a Transpose, Slice or Split
+//!   may read through a float view (`DQ → Reshape → Split`) and a Transpose write through
+//!   one, and their outputs may have other qparams (requantized by a table). Lowering turns
+//!   every such move into a block copy and collapses chains of them (`move_plan`);
 //! - `DQ → op [→ Relu / Clip] → Q` for the element-wise unary operators of
 //!   `patterns::unary::LUT_OPS` (HardSwish, ...), as one 256-entry table lookup that is the
 //!   interpreter's dequantize → op → quantize of every input byte;
@@ -45,6 +48,7 @@
 pub mod gather_map;
 pub mod int8_io;
 pub mod lower;
+mod move_plan;
 pub mod patterns;
 pub mod report;
 

@@ -13,8 +13,8 @@
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
 //! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
 //! (global average / mean, max pool), [`concat`](mod@concat), [`resize`] (nearest, bilinear),
-//! [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`]
-//! and [`im2col`]. Several threads may run
+//! [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`],
+//! [`block_copy`] and [`im2col`]. Several threads may run
 //! disjoint tile ranges of one operator through the `run_shared` functions and
 //! [`output::SharedOutput`]. The kernels assume the default floating-point environment
 //! (round to nearest, no flush-to-zero), as Rust itself does.
@@ -82,6 +82,7 @@
 //!   `q = clamp(round_half_even(x / scale) + zp, -128, 127)`; the dynamic GEMM returns
 //!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
 
+pub mod block_copy;
 pub mod buffer;
 pub mod concat;
 pub mod conv;

@@ -27,8 +27,9 @@
 //!   [`ProgramSpec::fallback`]. Constants are unpacked: int8 weights in the kernel's logical
 //!   layout (OHWI, HWC, `n × k`), one or per-channel `f32` scales, `int32` bias. Packing for
 //!   an ISA is the reader's job.
-//! - **Gather maps** ([`KernelSpec::Gather`]): logical output element → logical input
-//!   element, or [`GATHER_FILL`].
+//! - **Gather maps** ([`KernelSpec::Gather`], read from older files): logical output element
+//!   → logical input element, or [`GATHER_FILL`]. Lowering writes byte moves as strided
+//!   blocks over storage bytes instead ([`KernelSpec::Copy`]).
 //! - **Broadcasting** ([`broadcast`]): how an ONNX broadcast of add / mul maps onto the
 //!   elementwise kernel's strides given the storage layout; the partitioner asks it whether a
 //!   broadcast can be delegated, the runtime builds the step from it.
@@ -49,6 +50,7 @@ pub use step::{ProgramSpec, StepSpec};
 pub use steps::binary::{BinaryKind, BinarySpec};
 pub use steps::concat::ConcatSpec;
 pub use steps::conv::ConvSpec;
+pub use steps::copy::CopySpec;
 pub use steps::fully_connected::FullyConnectedSpec;
 pub use steps::gather::{GatherSpec, GATHER_FILL};
 pub use steps::global_avg_pool::GlobalAvgPoolSpec;

@@ -2,19 +2,116 @@
 //! Transpose / Slice / constant Pad as a gather by an index map, and Reshape / Flatten /
 //! Squeeze / Unsqueeze as a copy.
 
-use super::{refuse, Candidate, Matcher, Reason, Refusal};
+use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
 use crate::delegate::gather_map;
+use crate::delegate::move_plan::blocks_of;
 use crate::ir::{Node, Op, Tensor};
+use crate::kernels::elementwise::Storage;
+use crate::kernels::lut::build_table;
 use crate::kernels::OutputRange;
-use crate::program::{GatherSpec, KernelSpec, ReshapeSpec};
+use crate::program::{CopySpec, GatherSpec, KernelSpec, ReshapeSpec, GATHER_FILL};
+
+/// Whether `op` only relabels the dimensions of its input (the same elements in the same
+/// logical order).
+fn is_pure_view(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze
+    )
+}
 
 impl Matcher<'_> {
-    /// Transpose / Slice / constant Pad with equal qparams, as a gather by an index map
-    /// ([`gather_map`]).
+    /// The int8 input of a data movement reading the float tensor `t`: behind `DQ`, or behind
+    /// `DQ → Reshape / Flatten / Squeeze / Unsqueeze` whose float output only this node reads
+    /// (as PyTorch's export leaves a view before a Split or Transpose). The dimensions are
+    /// `t`'s: a view keeps the logical order, so maps over them read the int8 tensor as is.
+    pub(super) fn q_input_through_view(&self, t: &str) -> Result<QInput, Refusal> {
+        if let Some(&v) = self.producer.get(t) {
+            let view = &self.graph.nodes[v];
+            if is_pure_view(&view.op) && self.only_reader(t).is_some() {
+                let mut x = self.q_input(&view.inputs[0])?;
+                x.dims = self.dims(t)?;
+                x.through.push(v);
+                return Ok(x);
+            }
+        }
+        self.q_input(t)
+    }
+
+    /// The int8 output of a data movement: its `Q`, or the `Q` after a pure view that alone
+    /// reads the node's float output (the view is then part of the pattern).
+    fn q_output_through_view(&self, node: &Node) -> Result<QOutput, Refusal> {
+        let direct = self.q_output(node);
+        if direct.is_ok() {
+            return direct;
+        }
+        match self.only_reader(&node.outputs[0]) {
+            Some(v) if is_pure_view(&self.graph.nodes[v].op) => {
+                let view = &self.graph.nodes[v];
+                if view.input(0) != Some(node.outputs[0].as_str()) {
+                    return direct;
+                }
+                let mut out = self.q_output_from(&view.outputs[0])?;
+                out.nodes.insert(0, v);
+                Ok(out)
+            }
+            _ => direct,
+        }
+    }
+
+    /// The drafted move of the logical element `map` from `x` into `out`: a gather when both
+    /// have the same qparams, else a copy (blocks over logical elements) that requantizes
+    /// through a table computed as the interpreter dequantizes and quantizes each byte.
+    pub(super) fn drafted_move(
+        &self,
+        x: &QInput,
+        out: &QOutput,
+        map: Vec<u32>,
+        fill: i8,
+    ) -> Result<KernelSpec, Refusal> {
+        if out.q == x.q && out.range == OutputRange::FULL {
+            return Ok(KernelSpec::Gather(GatherSpec {
+                input: 0,
+                output: 0,
+                map,
+                fill,
+            }));
+        }
+        if map.contains(&GATHER_FILL) {
+            return refuse(
+                Reason::QParams,
+                "padding with output qparams that differ from the input's",
+            );
+        }
+        let storage = match self.producer(&out.tensor) {
+            Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
+            _ => Storage::Int8,
+        };
+        let table = build_table(x.q, out.q, out.range, storage, |a, b| {
+            b.copy_from_slice(a);
+            Ok(())
+        })
+        .map_err(|e| Refusal {
+            reason: Reason::QParams,
+            detail: e.to_string(),
+        })?;
+        Ok(KernelSpec::Copy(CopySpec {
+            input: 0,
+            output: 0,
+            blocks: blocks_of(&map),
+            fill: None,
+            table: Some(Box::new(table)),
+        }))
+    }
+
+    /// Transpose / Slice / constant Pad as a gather by an index map ([`gather_map`]),
+    /// requantized when the output's qparams differ (not for Pad); a pure view just before or
+    /// after is taken along.
     pub(super) fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
-        let x = self.q_input(&node.inputs[0])?;
-        let out = self.q_output(node)?;
-        if out.q != x.q || out.range != OutputRange::FULL {
+        let x = self.q_input_through_view(&node.inputs[0])?;
+        let out = self.q_output_through_view(node)?;
+        let requantized = out.q != x.q || out.range != OutputRange::FULL;
+        if requantized && matches!(node.op, Op::Pad { .. }) {
             return refuse(Reason::QParams, "output qparams differ from the input's");
         }
         let numel: usize = x.dims.iter().product();
@@ -80,12 +177,7 @@ impl Matcher<'_> {
         if dims != self.dims(&node.outputs[0])? {
             return refuse(Reason::Shape, "index map shape differs from the inferred shape");
         }
-        let kernel = KernelSpec::Gather(GatherSpec {
-            input: 0,
-            output: 0,
-            map,
-            fill,
-        });
+        let kernel = self.drafted_move(&x, &out, map, fill)?;
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 

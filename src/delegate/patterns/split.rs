@@ -1,20 +1,20 @@
-//! Split: `DQ(x) → Split → Q` on every output, all with the input's qparams, becomes one
-//! gather step per output (the output's slice of the input, [`gather_map::slice`]); the part
+//! Split: `DQ(x) → Split → Q` on every output becomes one move per output (the output's
+//! slice of the input, [`gather_map::slice`], requantized by a table where the output's
+//! qparams differ from the input's, as PyTorch's quantizer leaves them); the part
 //! sizes are the `split` input (or the opset 2–12 attribute, which the importer turns into
-//! it) or equal parts, as the IR's shape rules ([`split_sizes`]) cut them.
+//! it) or equal parts, as the IR's shape rules ([`split_sizes`]) cut them. A float pure view
+//! between the `DQ` and the Split (PyTorch's export of a channel shuffle) is taken along.
 
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::delegate::gather_map;
 use crate::ir::infer::split_sizes;
 use crate::ir::shapes::norm_axis;
 use crate::ir::Node;
-use crate::kernels::OutputRange;
-use crate::program::{GatherSpec, KernelSpec};
 
 impl Matcher<'_> {
-    /// `DQ(x) → Split → Q, Q, ...` with shared qparams as gathers, one per output.
+    /// `DQ(x) → Split → Q, Q, ...` as moves, one per output.
     pub(super) fn split(&self, index: usize, node: &Node, axis: i64) -> Result<Candidate, Refusal> {
-        let x = self.q_input(&node.inputs[0])?;
+        let x = self.q_input_through_view(&node.inputs[0])?;
         let attribute = |e: crate::Error| Refusal {
             reason: Reason::Attribute,
             detail: e.to_string(),
@@ -37,9 +37,6 @@ impl Matcher<'_> {
         let mut start = 0usize;
         for (t, &len) in node.outputs.iter().zip(&sizes) {
             let out = self.q_output_from(t)?;
-            if out.q != x.q || out.range != OutputRange::FULL {
-                return refuse(Reason::QParams, "output qparams differ from the input's");
-            }
             let (dims, map) = gather_map::slice(
                 &x.dims,
                 &[start as i64],
@@ -52,13 +49,8 @@ impl Matcher<'_> {
                 return refuse(Reason::Shape, "Split part shape differs from the inferred shape");
             }
             start += len;
+            let kernel = self.drafted_move(&x, &out, map, x.q.zero_point as i8)?;
             nodes.extend(out.nodes);
-            let kernel = KernelSpec::Gather(GatherSpec {
-                input: 0,
-                output: 0,
-                map,
-                fill: x.q.zero_point as i8,
-            });
             outputs.push((out.tensor, kernel));
         }
         let mut outputs = outputs.into_iter();

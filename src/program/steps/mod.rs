@@ -47,6 +47,7 @@ macro_rules! single_input_values {
 pub mod binary;
 pub mod concat;
 pub mod conv;
+pub mod copy;
 pub mod fully_connected;
 pub mod gather;
 pub mod global_avg_pool;
@@ -302,6 +303,8 @@ kernel_steps! {
     Lut(lut::LutSpec) = 9,
     /// Nearest or bilinear resampling of H and W.
     Resize(resize::ResizeSpec) = 10,
+    /// A byte move by strided blocks (tag 8's index map, compact).
+    Copy(copy::CopySpec) = 11,
 }
 
 #[cfg(test)]
