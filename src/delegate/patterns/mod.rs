@@ -13,6 +13,7 @@ mod binary;
 mod clamp;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod data_movement;
 mod dynamic_linear;
 mod linear;
@@ -140,6 +141,7 @@ impl<'g> Matcher<'g> {
         let node = &self.graph.nodes[index];
         match &node.op {
             Op::Conv(a) => self.conv(index, node, a),
+            Op::ConvTranspose(a) => self.conv_transpose(index, node, a),
             Op::Gemm(_) | Op::MatMul => self.fully_connected(index, node),
             Op::Binary(op @ (BinaryOp::Add | BinaryOp::Mul)) => self.binary(index, node, *op),
             Op::GlobalAveragePool => self.mean(index, node),

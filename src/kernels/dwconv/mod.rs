@@ -229,8 +229,7 @@ impl PackedDwConv {
 
     /// Number of tiles (output rows over the batch) for `ind`'s geometry.
     pub fn tile_count(&self, ind: &Indirection) -> usize {
-        let g = ind.geometry();
-        g.batch * g.out_h()
+        ind.geometry().batch * ind.out_h()
     }
 
     /// Computes tiles `tiles` of `output` (NHWC, `batch × out_h × out_w × channels`) from
@@ -252,6 +251,9 @@ impl PackedDwConv {
         output: &SharedOutput,
         tiles: Range<usize>,
     ) -> Result<()> {
+        if ind.is_transposed() {
+            return Err(Error::invalid_argument("ind", "a transposed-convolution table"));
+        }
         let g = *ind.geometry();
         if g.in_c != self.channels || (g.k_h, g.k_w) != (self.k_h, self.k_w) {
             return Err(Error::ShapeMismatch(format!(

@@ -47,6 +47,7 @@ macro_rules! single_input_values {
 pub mod binary;
 pub mod concat;
 pub mod conv;
+pub mod conv_transpose;
 pub mod fully_connected;
 pub mod gather;
 pub mod global_avg_pool;
@@ -302,6 +303,8 @@ kernel_steps! {
     Lut(lut::LutSpec) = 9,
     /// Nearest or bilinear resampling of H and W.
     Resize(resize::ResizeSpec) = 10,
+    /// 2-D transposed convolution (strides, pads, output padding, dilations, groups).
+    ConvTranspose(conv_transpose::ConvTransposeSpec) = 12,
 }
 
 #[cfg(test)]
@@ -405,6 +408,16 @@ mod tests {
                     w: 0.25,
                 }],
                 cols: Vec::new(),
+                range,
+            }
+            .into(),
+            conv_transpose::ConvTransposeSpec {
+                input: 1,
+                output: 2,
+                window,
+                groups: 3,
+                weights: QWeights::new(vec![4, -5, 6], vec![0.5]),
+                bias: vec![-1, 2],
                 range,
             }
             .into(),
