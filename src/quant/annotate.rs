@@ -119,6 +119,13 @@ impl<'g> Annotator<'g> {
                 Some(w) if w.len() == 4 => self.static_with_weight(index, node, config, 1, "transposed conv"),
                 _ => "float: ConvTranspose weight is not a constant 4-D f32 tensor".into(),
             },
+            // A BatchNormalization left after folding (no Conv before it): a per-channel affine.
+            Op::BatchNormalization { .. } if self.is_f32(&node.inputs[0]) => {
+                self.mark(&node.inputs[0], config);
+                let (out, fused) = self.fused_output(node);
+                self.mark(&out, config);
+                format!("quantized static: per-channel affine{fused}")
+            }
             Op::Gemm(attrs) => {
                 if attrs.trans_a {
                     return "float: Gemm with transA".into();

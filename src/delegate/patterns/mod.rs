@@ -9,6 +9,7 @@
 //! pattern is a new module here (one `mod` line) plus one arm in [`Matcher::match_node`].
 
 mod activations;
+mod batch_norm;
 mod binary;
 mod clamp;
 mod concat;
@@ -142,6 +143,7 @@ impl<'g> Matcher<'g> {
         match &node.op {
             Op::Conv(a) => self.conv(index, node, a),
             Op::ConvTranspose(a) => self.conv_transpose(index, node, a),
+            Op::BatchNormalization { epsilon } => self.batch_norm(index, node, *epsilon),
             Op::Gemm(_) | Op::MatMul => self.fully_connected(index, node),
             Op::Binary(op @ (BinaryOp::Add | BinaryOp::Mul)) => self.binary(index, node, *op),
             Op::GlobalAveragePool => self.mean(index, node),

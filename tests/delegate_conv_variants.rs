@@ -1,9 +1,14 @@
-//! Int8 ConvTranspose: the QDQ graph `Q → DQ → ConvTranspose(DQ(w int8), bias) [→ Relu] → Q
-//! → DQ` (built here, no Python) with strides, pads, output padding, output shape,
-//! dilations, groups and depthwise, per-tensor and per-channel weights, is delegated whole
-//! (one transposed-convolution step) and within one output step of the float reference of
-//! the QDQ graph (the interpreter), nearly always equal; on two threads, per operator and
-//! saved and loaded alike. Inconsistent shapes are errors or refusals, never panics.
+//! Convolution variants of mobile vision models, int8 end to end:
+//! - ConvTranspose: the QDQ graph `Q → DQ → ConvTranspose(DQ(w int8), bias) [→ Relu] → Q → DQ`
+//!   (built here, no Python) with strides, pads, output padding, output shape, dilations,
+//!   groups and depthwise, per-tensor and per-channel weights, is delegated whole (one
+//!   transposed-convolution step) and within one output step of the float reference of the
+//!   QDQ graph (the interpreter), nearly always equal; on two threads, per operator and saved
+//!   and loaded alike; every ISA row computes the scalar row's bytes. Inconsistent shapes are
+//!   errors or refusals, never panics.
+//! - Standalone BatchNormalization: a per-channel affine within one step of the interpreter.
+//! - An upsampling head (ConvTranspose, BatchNormalization folded and standalone), quantized
+//!   by libxq's quantizer, compiles with no node left to the interpreter.
 
 mod common;
 mod delegate_common;
@@ -337,6 +342,235 @@ fn conv_transpose_steps_are_bit_identical_under_every_isa() {
         let want = run(Isa::Scalar);
         for isa in Isa::ALL.into_iter().filter(|&i| features().supports(i)) {
             assert_eq!(run(isa), want, "{c:?} under {}", isa.name());
+        }
+    }
+}
+
+/// A float upsampling head built with ONNX nodes: a standalone BatchNormalization on the
+/// input (nothing to fold into), Conv(stride 2) → BatchNormalization → Relu, a grouped
+/// ConvTranspose(4×4, stride 2) → BatchNormalization → Relu, a standalone
+/// BatchNormalization after the Relu, a depthwise ConvTranspose, then a 1×1 Conv.
+fn upsampling_head() -> Graph {
+    use xq::onnx::{add_onnx_node, AttrValue};
+    let mut g = Graph {
+        name: "deconv_bn".into(),
+        inputs: vec![TensorInfo::known("x", DType::F32, &[1, 4, 12, 10])],
+        ..Graph::default()
+    };
+    let mut seed = 20;
+    let mut constant = |g: &mut Graph, name: &str, dims: &[usize], scale: f32, offset: f32| {
+        seed += 1;
+        let n = dims.iter().product();
+        let v = noise(n, seed).iter().map(|v| v * scale + offset).collect();
+        g.initializers
+            .insert(name.into(), Tensor::from_f32(dims.to_vec(), v).unwrap());
+        name.to_string()
+    };
+    let mut bn_params = |g: &mut Graph, prefix: &str, c: usize| -> Vec<String> {
+        [
+            ("gamma", 0.5, 1.0),
+            ("beta", 0.5, 0.0),
+            ("mean", 0.3, 0.0),
+            ("var", 0.2, 0.5),
+        ]
+        .iter()
+        .map(|(what, scale, offset)| constant(g, &format!("{prefix}_{what}"), &[c], *scale, *offset))
+        .collect()
+    };
+    let p_in = bn_params(&mut g, "bn_in", 4);
+    let p1 = bn_params(&mut g, "bn1", 8);
+    let p2 = bn_params(&mut g, "bn2", 6);
+    let p3 = bn_params(&mut g, "bn3", 6);
+    let mut constant = |g: &mut Graph, name: &str, dims: &[usize], scale: f32| {
+        seed += 1;
+        let n = dims.iter().product();
+        g.initializers.insert(
+            name.into(),
+            Tensor::from_f32(dims.to_vec(), noise(n, seed).iter().map(|v| v * scale).collect()).unwrap(),
+        );
+        name.to_string()
+    };
+    let w1 = constant(&mut g, "w1", &[8, 4, 3, 3], 0.3);
+    let w2 = constant(&mut g, "w2", &[8, 3, 4, 4], 0.3);
+    let b2 = constant(&mut g, "b2", &[6], 0.2);
+    let w3 = constant(&mut g, "w3", &[6, 1, 3, 3], 0.5);
+    let w4 = constant(&mut g, "w4", &[5, 6, 1, 1], 0.4);
+    let mut add = |op: &str, name: &str, inputs: Vec<String>, attrs: Vec<(&str, AttrValue)>| {
+        let out = format!("{name}_out");
+        let attrs: Vec<(String, AttrValue)> = attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        add_onnx_node(&mut g, op, name, &inputs, std::slice::from_ref(&out), &attrs).unwrap();
+        out
+    };
+    let cat = |head: &str, rest: &[String]| {
+        std::iter::once(head.to_string())
+            .chain(rest.iter().cloned())
+            .collect()
+    };
+    let eps = || vec![("epsilon", AttrValue::Float(1e-5))];
+    let ints = |v: &[i64]| AttrValue::Ints(v.to_vec());
+    let bn_in = add("BatchNormalization", "bn_in", cat("x", &p_in), eps());
+    let c1 = add(
+        "Conv",
+        "conv1",
+        vec![bn_in, w1],
+        vec![("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+    );
+    let n1 = add("BatchNormalization", "bn1", cat(&c1, &p1), eps());
+    let r1 = add("Relu", "relu1", vec![n1], vec![]);
+    let d2 = add(
+        "ConvTranspose",
+        "deconv2",
+        vec![r1, w2, b2],
+        vec![
+            ("strides", ints(&[2, 2])),
+            ("pads", ints(&[1, 1, 1, 1])),
+            ("group", AttrValue::Int(2)),
+        ],
+    );
+    let n2 = add("BatchNormalization", "bn2", cat(&d2, &p2), eps());
+    let r2 = add("Relu", "relu2", vec![n2], vec![]);
+    let n3 = add("BatchNormalization", "bn3", cat(&r2, &p3), eps());
+    let d3 = add(
+        "ConvTranspose",
+        "deconv3",
+        vec![n3, w3],
+        vec![
+            ("strides", ints(&[2, 2])),
+            ("pads", ints(&[1, 1, 0, 0])),
+            ("output_padding", ints(&[1, 1])),
+            ("group", AttrValue::Int(6)),
+        ],
+    );
+    let y = add("Conv", "conv4", vec![d3, w4], vec![]);
+    g.outputs = vec![TensorInfo {
+        name: y,
+        dtype: DType::F32,
+        shape: None,
+    }];
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+#[test]
+fn quantized_upsampling_head_with_standalone_batchnorm_leaves_nothing_to_the_interpreter() {
+    use xq::quant::{QuantConfig, Quantizer};
+    let float = upsampling_head();
+    let dims = [1usize, 4, 12, 10];
+    let sample = |seed: u32| {
+        let n = dims.iter().product();
+        Tensor::from_f32(dims.to_vec(), noise(n, seed).iter().map(|v| v * 2.0).collect()).unwrap()
+    };
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    q.prepare(&float).unwrap();
+    for seed in 0..8 {
+        q.calibrate(&[sample(100 + seed)]).unwrap();
+    }
+    let qdq = q.convert().unwrap();
+    let report = q.report();
+    assert!(
+        report.contains("deconv2 (ConvTranspose): quantized static: transposed conv"),
+        "{report}"
+    );
+    assert!(
+        report.contains("bn3 (BatchNormalization): quantized static: per-channel affine"),
+        "{report}"
+    );
+    let (spec, lowered) = lower(&qdq, PartitionMode::All).unwrap();
+    let text = lowered.text();
+    assert!(lowered.refused.is_empty(), "{text}");
+    assert_eq!(lowered.partitions.len(), 1, "{text}");
+    assert_eq!(lowered.interpreted_nodes, 0, "{text}");
+    let ops = &lowered.partitions[0].ops;
+    assert_eq!(ops.get("ConvTranspose"), Some(&2), "{text}");
+    assert_eq!(ops.get("BatchNormalization"), Some(&2), "{text}");
+    assert_eq!(deconv_steps(&spec), 2);
+    let out_scale = last_value_scale(&spec);
+    let (programs, interpreter) = delegated_and_interpreted(&qdq, spec);
+    for seed in 0..3 {
+        let x = sample(7 + seed);
+        let want = run(&interpreter, &x);
+        let reference = xq::interp::run_once(&float, std::slice::from_ref(&x)).unwrap();
+        let sqnr = common::sqnr_db(reference[0].as_f32().unwrap(), &want);
+        assert!(sqnr > 20.0, "QDQ graph vs float: {sqnr:.1} dB");
+        for (p, program) in programs.iter().enumerate() {
+            let got = run(program, &x);
+            // Requantized through five layers, a one-step difference may grow a little.
+            let (within, exact, worst) = step_agreement(&got, &want, out_scale);
+            assert!(
+                worst <= 2.01 && within >= 0.99 && exact >= 0.9,
+                "program {p}: worst {worst} steps, {within} within one, {exact} exact"
+            );
+            let sqnr = common::sqnr_db(reference[0].as_f32().unwrap(), &got);
+            println!("program {p}: {sqnr:.1} dB vs float; {exact} exact, worst {worst} steps");
+            assert!(sqnr > 20.0, "program {p} vs float: {sqnr:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn standalone_batchnorm_is_a_per_channel_affine_within_a_step() {
+    // Gammas of both signs and a zero; a Relu after it (fused) in one variant.
+    for (relu, unsigned) in [(false, false), (true, true)] {
+        let c = 5;
+        let mut g = Graph {
+            name: "bn".into(),
+            inputs: vec![TensorInfo::known("x", DType::F32, &[2, c, 3, 4])],
+            outputs: vec![TensorInfo::known("y", DType::F32, &[2, c, 3, 4])],
+            ..Graph::default()
+        };
+        let params = [
+            ("gamma", vec![1.5, -0.7, 0.0, 2.0, 0.01]),
+            ("beta", vec![0.1, -0.3, 0.4, 0.0, 1.0]),
+            ("mean", vec![0.2, 0.0, -0.5, 1.0, 0.3]),
+            ("var", vec![0.5, 2.0, 1.0, 0.04, 1e-3]),
+        ];
+        for (name, v) in params {
+            g.initializers
+                .insert(name.into(), Tensor::from_f32(vec![c], v).unwrap());
+        }
+        let (zx, zy) = if unsigned { (128, 100) } else { (0, -5) };
+        for (name, t) in [
+            ("sx", Tensor::scalar_f32(SX * 2.0)),
+            ("sy", Tensor::scalar_f32(SY)),
+            ("zx", zero_point(zx, unsigned)),
+            ("zy", zero_point(zy, unsigned)),
+        ] {
+            g.initializers.insert(name.into(), t);
+        }
+        let q = Op::QuantizeLinear(QuantAttrs::default());
+        let dq = Op::DequantizeLinear(QuantAttrs::default());
+        let bn_out = if relu { "b" } else { "r" };
+        g.nodes = vec![
+            node("qx", q.clone(), &["x", "sx", "zx"], "x_q"),
+            node("dqx", dq.clone(), &["x_q", "sx", "zx"], "x_dq"),
+            node(
+                "bn",
+                Op::BatchNormalization { epsilon: 1e-5 },
+                &["x_dq", "gamma", "beta", "mean", "var"],
+                bn_out,
+            ),
+        ];
+        if relu {
+            g.nodes.push(node("relu", Op::Unary(UnaryOp::Relu), &["b"], "r"));
+        }
+        g.nodes.push(node("qy", q, &["r", "sy", "zy"], "r_q"));
+        g.nodes.push(node("dqy", dq, &["r_q", "sy", "zy"], "y"));
+        g.validate().unwrap();
+        g.infer_shapes().unwrap();
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{}", report.text());
+        assert_eq!(report.interpreted_nodes, 0, "{}", report.text());
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        let x = Tensor::from_f32(
+            vec![2, c, 3, 4],
+            noise(2 * c * 12, 9).iter().map(|v| v * 2.5).collect(),
+        )
+        .unwrap();
+        let want = run(&interpreter, &x);
+        for program in &programs {
+            let (within, exact, worst) = step_agreement(&run(program, &x), &want, SY);
+            assert!(within == 1.0 && exact >= 0.95, "{within} {exact} {worst}");
         }
     }
 }
