@@ -574,3 +574,183 @@ fn standalone_batchnorm_is_a_per_channel_affine_within_a_step() {
         }
     }
 }
+
+/// `Q → DQ → Conv(DQ(w int8 per output channel), b) → Q → DQ` with `group` groups of
+/// `cin / group` inputs and `cout / group` outputs.
+fn conv_graph(x: [usize; 4], cout: usize, group: usize, kernel: usize, stride: usize) -> Graph {
+    let cin = x[1];
+    let wd = vec![cout, cin / group, kernel, kernel];
+    let n: usize = wd.iter().product();
+    let w: Vec<i8> = noise(n, 17).iter().map(|v| (v * 127.0) as i8).collect();
+    let scales: Vec<f32> = (0..cout).map(|o| 0.003 + 0.001 * o as f32).collect();
+    let mut g = Graph {
+        name: "grouped".into(),
+        inputs: vec![TensorInfo::known("x", DType::F32, &x)],
+        ..Graph::default()
+    };
+    let inits = [
+        ("sx", Tensor::scalar_f32(SX)),
+        ("sy", Tensor::scalar_f32(SY)),
+        ("zx", zero_point(5, false)),
+        ("zy", zero_point(-3, false)),
+        ("w_q", Tensor::new(wd, TensorData::I8(w)).unwrap()),
+        ("w_s", Tensor::from_f32(vec![cout], scales).unwrap()),
+        ("b", Tensor::from_f32(vec![cout], noise(cout, 4)).unwrap()),
+    ];
+    for (name, t) in inits {
+        g.initializers.insert(name.into(), t);
+    }
+    let q = Op::QuantizeLinear(QuantAttrs::default());
+    let dq = Op::DequantizeLinear(QuantAttrs::default());
+    let pad = kernel / 2;
+    let conv = Op::Conv(ConvAttrs {
+        strides: vec![stride, stride],
+        pads: vec![pad; 4],
+        group,
+        ..ConvAttrs::default()
+    });
+    g.nodes = vec![
+        node("qx", q.clone(), &["x", "sx", "zx"], "x_q"),
+        node("dqx", dq.clone(), &["x_q", "sx", "zx"], "x_dq"),
+        node(
+            "dqw",
+            Op::DequantizeLinear(QuantAttrs {
+                axis: 0,
+                ..QuantAttrs::default()
+            }),
+            &["w_q", "w_s"],
+            "w",
+        ),
+        node("conv", conv, &["x_dq", "w", "b"], "r"),
+        node("qy", q, &["r", "sy", "zy"], "r_q"),
+        node("dqy", dq, &["r_q", "sy", "zy"], "y"),
+    ];
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    let out = g.tensor_info("r").and_then(|i| i.concrete_shape()).unwrap();
+    g.outputs = vec![TensorInfo::known("y", DType::F32, &out)];
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+#[test]
+fn grouped_and_channel_multiplier_convs_are_delegated_within_a_step() {
+    let cases = [
+        // (input, output channels, groups, kernel, stride)
+        ([2, 8, 7, 6], 12, 2, 3, 1),
+        ([1, 12, 9, 9], 12, 4, 3, 2),
+        ([1, 24, 5, 5], 48, 8, 1, 1),
+        // Depthwise with channel multiplier 2 and 3.
+        ([2, 6, 7, 6], 12, 6, 3, 1),
+        ([1, 16, 8, 8], 48, 16, 5, 2),
+    ];
+    for (x, cout, group, kernel, stride) in cases {
+        let what = format!("{x:?} -> {cout} in {group} groups, {kernel}x{kernel} / {stride}");
+        let g = conv_graph(x, cout, group, kernel, stride);
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{what}: {}", report.text());
+        assert_eq!(report.interpreted_nodes, 0, "{what}: {}", report.text());
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        let n: usize = x.iter().product();
+        let input = Tensor::from_f32(x.to_vec(), noise(n, 31).iter().map(|v| v * 2.0).collect()).unwrap();
+        let want = run(&interpreter, &input);
+        for (p, program) in programs.iter().enumerate() {
+            let (within, exact, worst) = step_agreement(&run(program, &input), &want, SY);
+            assert!(
+                within == 1.0 && exact >= 0.99,
+                "{what} program {p}: {within} {exact} {worst}"
+            );
+        }
+    }
+}
+
+/// The program of the quantized upsampling head, as bytes.
+fn upsampling_program_bytes() -> Vec<u8> {
+    use xq::quant::{QuantConfig, Quantizer};
+    use xq::runtime::ProgramOptions;
+    let float = upsampling_head();
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    q.prepare(&float).unwrap();
+    let n = 4 * 12 * 10;
+    q.calibrate(&[Tensor::from_f32(vec![1, 4, 12, 10], noise(n, 1)).unwrap()])
+        .unwrap();
+    let (spec, _) = lower(&q.convert().unwrap(), PartitionMode::All).unwrap();
+    Program::new(spec, ProgramOptions { threads: 1 })
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn corrupted_transposed_convolution_programs_fail_to_load_without_panicking() {
+    let bytes = upsampling_program_bytes();
+    // The seed of the program-load fuzz corpus is this program.
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/program_load/conv_transpose_bn.xq");
+    if !seed.exists() {
+        std::fs::write(&seed, &bytes).unwrap();
+    }
+    xq::fuzzing::program_load(&bytes);
+    // Byte flips past the header, with the checksum sealed again so the decoder sees them.
+    let seal = |b: &mut Vec<u8>| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&b[..24]);
+        h.update(&b[28..]);
+        let crc = h.finalize().to_le_bytes();
+        b[24..28].copy_from_slice(&crc);
+    };
+    for at in (64..bytes.len()).step_by(4) {
+        for flip in [0x01, 0xff] {
+            let mut bad = bytes.clone();
+            bad[at] ^= flip;
+            seal(&mut bad);
+            xq::fuzzing::program_load(&bad);
+        }
+    }
+    // Contracts with inconsistent fields: load fails with an error.
+    let spec = xq::format::program_file::from_bytes(&bytes).unwrap();
+    let at = spec
+        .steps
+        .iter()
+        .position(|s| {
+            matches!(
+                s,
+                StepSpec::Kernel {
+                    kernel: KernelSpec::ConvTranspose(_),
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    type Edit = fn(&mut xq::program::steps::conv_transpose::ConvTransposeSpec);
+    let edits: [Edit; 8] = [
+        |k| k.groups = 0,
+        |k| k.groups = 1 << 40,
+        |k| k.window.kernel = (1 << 33, 1 << 33),
+        |k| k.window.stride = (0, 1),
+        |k| k.window.pads = (usize::MAX, 0, 0, 0),
+        |k| k.weights.values.truncate(3),
+        |k| k.weights.scales = vec![1.0; 7],
+        |k| k.bias = vec![1; 1],
+    ];
+    for (i, edit) in edits.iter().enumerate() {
+        let mut bad = spec.clone();
+        if let StepSpec::Kernel {
+            kernel: KernelSpec::ConvTranspose(k),
+            ..
+        } = &mut bad.steps[at]
+        {
+            edit(k);
+        }
+        let file = xq::format::program_file::to_bytes(&bad).unwrap();
+        let loaded = Program::load_bytes(
+            xq::format::ProgramBytes::copy_from(&file).unwrap(),
+            xq::runtime::ProgramOptions { threads: 1 },
+        );
+        // Huge pads leave a valid (if odd) program, every tap reading padding; every other
+        // edit is an error.
+        assert!(i == 4 || loaded.is_err(), "edit {i} loaded");
+    }
+}

@@ -118,7 +118,10 @@ fn detection_net_quantizes_at_least_as_well_as_onnxruntime() {
             .filter(|n| matches!(n.op, Op::BatchNormalization { .. }))
             .map(|n| n.name.as_str())
             .collect();
-        assert!(bns.is_empty(), "{name}: BatchNormalization left unfolded: {bns:?}");
+        assert!(
+            bns.is_empty(),
+            "{name}: BatchNormalization left unfolded: {bns:?}"
+        );
         for x in &calib {
             q.calibrate(std::slice::from_ref(x)).unwrap();
         }

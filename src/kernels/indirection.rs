@@ -98,6 +98,11 @@ impl ConvGeometry {
             .and_then(|p| p.checked_mul(self.in_c))
             .filter(|&e| e <= MAX_IMAGE_ELEMENTS)
             .ok_or_else(|| Error::ResourceLimit("input image exceeds 2^32 elements".into()))?;
+        // Taps index a table bounded like every packed buffer (and `taps()` must not wrap).
+        self.k_h
+            .checked_mul(self.k_w)
+            .filter(|&t| t <= super::buffer::MAX_PACKED_BYTES / 4)
+            .ok_or_else(|| Error::ResourceLimit("kernel window too large".into()))?;
         Ok(())
     }
 
@@ -379,6 +384,15 @@ mod tests {
         let g = geo(0, 2, 1);
         assert!(Indirection::transposed(&g, 0, 3).is_err());
         assert!(Indirection::transposed(&g, 1 << 30, 1 << 30).is_err());
+        // A kernel whose tap count wraps is refused before any table is sized from it.
+        let wide = ConvGeometry {
+            k_h: 1 << 33,
+            k_w: 1 << 33,
+            padding: (1 << 34, 1 << 34, 1 << 34, 1 << 34),
+            ..g
+        };
+        assert!(Indirection::transposed(&wide, 4, 4).is_err());
+        assert!(Indirection::new(&wide).is_err());
         let t = Indirection::transposed(&g, 9, 11).unwrap();
         assert!(t.is_transposed() && (t.out_h(), t.out_w()) == (9, 11));
     }
