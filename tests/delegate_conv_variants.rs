@@ -7,6 +7,8 @@
 //!   and loaded alike; every ISA row computes the scalar row's bytes. Inconsistent shapes are
 //!   errors or refusals, never panics.
 //! - Standalone BatchNormalization: a per-channel affine within one step of the interpreter.
+//! - Grouped convolution and depthwise with a channel multiplier (a channel-repeating gather
+//!   and the depthwise kernel): delegated, within one step of the interpreter.
 //! - An upsampling head (ConvTranspose, BatchNormalization folded and standalone), quantized
 //!   by libxq's quantizer, compiles with no node left to the interpreter.
 
@@ -651,6 +653,17 @@ fn grouped_and_channel_multiplier_convs_are_delegated_within_a_step() {
         let (spec, report) = lower(&g, PartitionMode::All).unwrap();
         assert!(report.refused.is_empty(), "{what}: {}", report.text());
         assert_eq!(report.interpreted_nodes, 0, "{what}: {}", report.text());
+        // A channel multiplier runs as a channel-repeating gather and a depthwise step.
+        let depthwise = spec.steps.iter().any(|s| {
+            matches!(
+                s,
+                StepSpec::Kernel {
+                    kernel: KernelSpec::Conv(c),
+                    ..
+                } if c.depthwise
+            )
+        });
+        assert_eq!(depthwise, group == x[1], "{what}");
         let (programs, interpreter) = delegated_and_interpreted(&g, spec);
         let n: usize = x.iter().product();
         let input = Tensor::from_f32(x.to_vec(), noise(n, 31).iter().map(|v| v * 2.0).collect()).unwrap();
@@ -686,12 +699,8 @@ fn upsampling_program_bytes() -> Vec<u8> {
 #[test]
 fn corrupted_transposed_convolution_programs_fail_to_load_without_panicking() {
     let bytes = upsampling_program_bytes();
-    // The seed of the program-load fuzz corpus is this program.
-    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus/program_load/conv_transpose_bn.xq");
-    if !seed.exists() {
-        std::fs::write(&seed, &bytes).unwrap();
-    }
+    // This program is the seed
+    // `fuzz/corpus/program_load/conv_transpose_bn.xq`.
     xq::fuzzing::program_load(&bytes);
     // Byte flips past the header, with the checksum sealed again so the decoder sees them.
     let seal = |b: &mut Vec<u8>| {

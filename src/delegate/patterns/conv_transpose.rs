@@ -1,6 +1,7 @@
 //! `DQ(x), DQ(const w) [, bias] → ConvTranspose [→ Relu / Clip] → Q`: 2-D transposed
 //! convolution (strides, pads, output padding or output shape, dilations, groups) with the
-//! weights repacked from ONNX's `[Cin, Cout/group, kh, kw]` to OHWI per group.
+//! weights repacked from ONNX's `[Cin, Cout/group, kh, kw]` to OHWI per group (HWC when
+//! depthwise).
 
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::ConvTransposeAttrs;
@@ -70,6 +71,11 @@ impl Matcher<'_> {
                 }
             }
         }
+        // One input and one output channel per group: the depthwise kernel, HWC weights.
+        let depthwise = groups > 1 && cin_g == 1 && cout_g == 1;
+        if depthwise {
+            ohwi = super::weights::transpose(&ohwi, oc, taps);
+        }
         let end_pads = match a.conv.pads.as_slice() {
             [_, _, b, r] => (*b, *r),
             _ => (0, 0),
@@ -84,6 +90,7 @@ impl Matcher<'_> {
                 pads: (win.pad_begin[0], win.pad_begin[1], end_pads.0, end_pads.1),
             },
             groups,
+            depthwise,
             weights: QWeights::new(ohwi, scales),
             bias,
             range: out.range,

@@ -1,11 +1,12 @@
 //! Transposed convolution step: the convolution GEMM (weights packed per group as for a
-//! grouped convolution) over a transposed-convolution indirection table, in which taps that
-//! fall between strided input pixels read the input zero point
-//! ([`Indirection::transposed`], which states the trade-off against per-phase
-//! sub-convolutions).
+//! grouped convolution), or for a depthwise one the depthwise kernel, over a
+//! transposed-convolution indirection table, in which taps that fall between strided input
+//! pixels read the input zero point ([`Indirection::transposed`], which states the
+//! trade-off against per-phase sub-convolutions).
 
 use super::{fixed, geometry, BuildContext, KernelContract, Step, Window};
 use crate::kernels::conv::{ConvWeights, PackedConv};
+use crate::kernels::dwconv::{DwWeights, PackedDwConv};
 use crate::kernels::gemm::GemmQuant;
 use crate::kernels::indirection::Indirection;
 use crate::kernels::output::SharedOutput;
@@ -16,7 +17,8 @@ use crate::{Error, Result};
 use std::ops::Range;
 
 /// 2-D transposed convolution (groups ≥ 1) with OHWI weights: `weights[o][ky][kx][i]` is
-/// ONNX's `W[g·cin_g + i][o - g·cout_g][ky][kx]` for output channel `o` of group `g`.
+/// ONNX's `W[g·cin_g + i][o - g·cout_g][ky][kx]` for output channel `o` of group `g`; or,
+/// when `depthwise` (one input and one output channel per group), HWC weights.
 /// The window's `pads.0` / `pads.1` are the ONNX begin pads (top, left) and `pads.2` /
 /// `pads.3` the end pads; the output value's shape gives the output size (so
 /// `output_padding` and `output_shape` need no field).
@@ -30,7 +32,9 @@ pub struct ConvTransposeSpec {
     pub window: Window,
     /// Groups.
     pub groups: usize,
-    /// Int8 OHWI weights and their scales, one or one per output channel.
+    /// Depthwise kernel family (weights are HWC).
+    pub depthwise: bool,
+    /// Int8 OHWI (or HWC) weights and their scales, one or one per output channel.
     pub weights: QWeights,
     /// Int32 bias with scale `s_in * s_w[c]` (empty: none).
     pub bias: Vec<i32>,
@@ -46,7 +50,7 @@ impl KernelContract for ConvTransposeSpec {
     single_input_values!();
 
     fn encode(&self, e: &mut Enc) {
-        e.usizes(&[self.input, self.output, self.groups]);
+        e.usizes(&[self.input, self.output, self.groups, self.depthwise as usize]);
         e.window(&self.window);
         e.qweights(&self.weights);
         e.i32s(&self.bias);
@@ -54,7 +58,7 @@ impl KernelContract for ConvTransposeSpec {
     }
 
     fn decode<'a>(d: &mut Dec<'a>, view: bool) -> Result<(Self, Option<&'a [u8]>)> {
-        let [input, output, groups] = fixed(d)?;
+        let [input, output, groups, dw] = fixed(d)?;
         let window = d.window()?;
         let (weights, viewed) = d.qweights_or_view(view)?;
         let spec = ConvTransposeSpec {
@@ -62,6 +66,7 @@ impl KernelContract for ConvTransposeSpec {
             output,
             window,
             groups,
+            depthwise: dw != 0,
             weights,
             bias: d.i32s()?,
             range: d.range()?,
@@ -70,7 +75,7 @@ impl KernelContract for ConvTransposeSpec {
     }
 
     fn takes_prepacked(&self) -> bool {
-        true
+        !self.depthwise
     }
 
     /// Packs the weights for `cx.isa` (or takes them prepacked) and builds the transposed
@@ -95,6 +100,21 @@ impl KernelContract for ConvTransposeSpec {
             output: out.q,
             range: self.range,
         };
+        if self.depthwise {
+            if groups != oc || g.in_c != oc {
+                return Err(Error::InvalidModel("depthwise channel counts differ".into()));
+            }
+            let w = DwWeights {
+                channels: oc,
+                k_h: self.window.kernel.0,
+                k_w: self.window.kernel.1,
+                weights: cx.weights.unwrap_or(&self.weights.values),
+                scales: &self.weights.scales,
+                bias: (!self.bias.is_empty()).then_some(self.bias.as_slice()),
+            };
+            let conv = PackedDwConv::pack(cx.isa, &w, &q)?;
+            return Ok(Box::new(DwConvTransposeStep { conv, ind }));
+        }
         let w = ConvWeights {
             out_c: oc,
             in_c_per_group: g.in_c / groups,
@@ -147,5 +167,26 @@ impl Step for ConvTransposeStep {
 
     fn uses_shared_weights(&self) -> bool {
         self.conv.is_shared()
+    }
+}
+
+/// A depthwise transposed convolution: packed taps and its transposed table.
+struct DwConvTransposeStep {
+    conv: PackedDwConv,
+    ind: Indirection,
+}
+
+impl Step for DwConvTransposeStep {
+    fn kind(&self) -> &'static str {
+        "conv_transpose"
+    }
+
+    fn tile_count(&self) -> usize {
+        self.conv.tile_count(&self.ind)
+    }
+
+    unsafe fn run(&self, inputs: &[&[i8]], out: &SharedOutput, tiles: Range<usize>) -> Result<()> {
+        // SAFETY: forwards this function's contract (disjoint tiles for concurrent callers).
+        unsafe { self.conv.run_shared(&self.ind, inputs[0], out, tiles) }
     }
 }

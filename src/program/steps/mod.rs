@@ -416,6 +416,7 @@ mod tests {
                 output: 2,
                 window,
                 groups: 3,
+                depthwise: true,
                 weights: QWeights::new(vec![4, -5, 6], vec![0.5]),
                 bias: vec![-1, 2],
                 range,
