@@ -11,6 +11,9 @@
 //!   and the depthwise kernel): delegated, within one step of the interpreter.
 //! - An upsampling head (ConvTranspose, BatchNormalization folded and standalone), quantized
 //!   by libxq's quantizer, compiles with no node left to the interpreter.
+//! - With `XQ_PYTHON`, ONNX Runtime's reference session on the same QDQ graphs (an
+//!   independent reading of their attributes) agrees with the delegated programs within one
+//!   step on every element.
 
 mod common;
 mod delegate_common;
@@ -761,5 +764,58 @@ fn corrupted_transposed_convolution_programs_fail_to_load_without_panicking() {
         // Huge pads leave a valid (if odd) program, every tap reading padding; every other
         // edit is an error.
         assert!(i == 4 || loaded.is_err(), "edit {i} loaded");
+    }
+}
+
+#[test]
+fn conv_transpose_and_batchnorm_agree_with_onnxruntime() {
+    // The interpreter is the reference above; ONNX Runtime checks its reading of the QDQ
+    // graphs (weight axis 1, pads, output padding, groups), every element within one step.
+    let Some(python) = python("delegate_conv_variants") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut graphs: Vec<(String, Graph)> = cases()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("case {i} {c:?}"), graph(c)))
+        .collect();
+    let mut q = xq::quant::Quantizer::new(Some(xq::quant::QuantConfig::default())).unwrap();
+    q.prepare(&upsampling_head()).unwrap();
+    q.calibrate(&[Tensor::from_f32(
+        vec![1, 4, 12, 10],
+        noise(480, 1).iter().map(|v| v * 2.0).collect(),
+    )
+    .unwrap()])
+        .unwrap();
+    graphs.push(("upsampling head".into(), q.convert().unwrap()));
+    for (what, g) in graphs {
+        let model = dir.path().join("m.onnx");
+        xq::onnx::save_file(&g, &model).unwrap();
+        let dims = g.inputs[0].concrete_shape().unwrap();
+        let n: usize = dims.iter().product();
+        let x: Vec<f32> = noise(n, 5).iter().map(|v| v * 2.0).collect();
+        let input = dir.path().join("x.npy");
+        write_npy(&input, &dims, &x);
+        run_python(
+            &python,
+            &root().join("tests/python/run_onnx.py"),
+            &[
+                model.to_str().unwrap(),
+                dir.path().join("ort").to_str().unwrap(),
+                input.to_str().unwrap(),
+            ],
+        );
+        let ort = xq::npy::read(dir.path().join("ort0.npy")).unwrap();
+        let ort = ort.as_f32().unwrap();
+        let (spec, _) = lower(&g, PartitionMode::All).unwrap();
+        let scale = last_value_scale(&spec);
+        let program = Program::new(spec, xq::runtime::ProgramOptions { threads: 1 }).unwrap();
+        let ours = run(&program, &Tensor::from_f32(dims, x).unwrap());
+        let (within, exact, worst) = step_agreement(&ours, ort, scale);
+        assert!(
+            within == 1.0 && exact >= 0.98,
+            "{what}: {within} within a step, {exact} exact, worst {worst}"
+        );
     }
 }
