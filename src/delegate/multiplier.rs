@@ -4,6 +4,7 @@
 //! product of `m` columns per channel, mostly padding of its register tile; the depthwise
 //! kernel computes the same sums (`Σ (x - zp) · w` per output channel) in the same order.
 
+use crate::kernels::dwconv::MAX_TAPS;
 use crate::program::{ConvSpec, GatherSpec, KernelSpec, ValueSpec};
 use crate::qscheme::QWeights;
 
@@ -25,7 +26,12 @@ pub(super) fn multiplier_conv_as_depthwise(
         return None;
     }
     let (c, oc) = (x.dims[1], y.dims[1]);
-    let taps = conv.window.kernel.0.checked_mul(conv.window.kernel.1)?;
+    let taps = conv
+        .window
+        .kernel
+        .0
+        .checked_mul(conv.window.kernel.1)
+        .filter(|&t| t <= MAX_TAPS)?;
     if conv.groups != c || c < 2 || oc <= c || !oc.is_multiple_of(c) || conv.weights.values.len() != oc * taps
     {
         return None;

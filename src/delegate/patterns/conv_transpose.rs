@@ -7,6 +7,7 @@ use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::ConvTransposeAttrs;
 use crate::ir::shapes::conv_transpose_window;
 use crate::ir::Node;
+use crate::kernels::dwconv::MAX_TAPS;
 use crate::program::steps::conv_transpose::ConvTransposeSpec;
 use crate::program::{KernelSpec, Window};
 use crate::qscheme::QWeights;
@@ -71,8 +72,9 @@ impl Matcher<'_> {
                 }
             }
         }
-        // One input and one output channel per group: the depthwise kernel, HWC weights.
-        let depthwise = groups > 1 && cin_g == 1 && cout_g == 1;
+        // One input and one output channel per group: the depthwise kernel, HWC weights
+        // (within its tap limit; past it, the grouped GEMM).
+        let depthwise = groups > 1 && cin_g == 1 && cout_g == 1 && taps <= MAX_TAPS;
         if depthwise {
             ohwi = super::weights::transpose(&ohwi, oc, taps);
         }
