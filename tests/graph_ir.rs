@@ -268,6 +268,96 @@ fn batchnorm_folds_into_conv_without_changing_results() {
     graph_common::compare(&after[0], &before[0], 1e-5, 1e-6).unwrap();
 }
 
+/// `producer → BatchNormalization` with `out_ch` channels, input `x` of `dims`.
+fn producer_then_bn(op: Op, dims: &[usize], w: (Vec<usize>, bool), out_ch: usize, out: &[usize]) -> Graph {
+    let mut g = Graph {
+        inputs: vec![TensorInfo::known("x", DType::F32, dims)],
+        outputs: vec![TensorInfo::known("y", DType::F32, out)],
+        ..Default::default()
+    };
+    let n: usize = w.0.iter().product();
+    g.initializers
+        .insert("w".into(), Tensor::from_f32(w.0.clone(), ramp(n, 0.05)).unwrap());
+    let mut inputs = vec!["x", "w"];
+    if w.1 {
+        g.initializers.insert(
+            "b".into(),
+            Tensor::from_f32(vec![out_ch], ramp(out_ch, 0.2)).unwrap(),
+        );
+        inputs.push("b");
+    }
+    for (name, base) in [("gamma", 1.5), ("beta", 0.25), ("mean", -0.5), ("var", 0.75)] {
+        let v = (0..out_ch).map(|c| base + 0.1 * c as f32).collect();
+        g.initializers
+            .insert(name.into(), Tensor::from_f32(vec![out_ch], v).unwrap());
+    }
+    g.nodes = vec![
+        node("p", op, &inputs, &["c"]),
+        node(
+            "bn",
+            Op::BatchNormalization { epsilon: 1e-5 },
+            &["c", "gamma", "beta", "mean", "var"],
+            &["y"],
+        ),
+    ];
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+#[test]
+fn batchnorm_folds_into_conv_transpose_and_gemm_without_changing_results() {
+    use xq::ir::op::{ConvTransposeAttrs, GemmAttrs};
+    let deconv = |group: usize| {
+        Op::ConvTranspose(ConvTransposeAttrs {
+            conv: ConvAttrs {
+                strides: vec![2, 2],
+                group,
+                ..ConvAttrs::default()
+            },
+            ..ConvTransposeAttrs::default()
+        })
+    };
+    let gemm = |trans_b: bool, beta: f32| {
+        Op::Gemm(GemmAttrs {
+            trans_b,
+            beta,
+            alpha: 0.5,
+            ..GemmAttrs::default()
+        })
+    };
+    let graphs = [
+        // Grouped: 4 input channels in 2 groups, 3 outputs per group.
+        producer_then_bn(
+            deconv(2),
+            &[2, 4, 3, 3],
+            (vec![4, 3, 2, 2], true),
+            6,
+            &[2, 6, 6, 6],
+        ),
+        producer_then_bn(
+            deconv(1),
+            &[1, 4, 3, 3],
+            (vec![4, 5, 3, 3], false),
+            5,
+            &[1, 5, 7, 7],
+        ),
+        producer_then_bn(gemm(true, 2.0), &[3, 6], (vec![4, 6], true), 4, &[3, 4]),
+        producer_then_bn(gemm(false, 1.0), &[3, 6], (vec![6, 4], false), 4, &[3, 4]),
+    ];
+    for mut g in graphs {
+        let what = g.nodes[0].op.onnx_name();
+        let dims = g.inputs[0].concrete_shape().unwrap();
+        let x = Tensor::from_f32(dims.clone(), ramp(dims.iter().product(), 0.3)).unwrap();
+        let before = run_once(&g, std::slice::from_ref(&x)).unwrap();
+        assert_eq!(g.fold_batchnorm_into_conv().unwrap(), 1, "{what}");
+        g.validate().unwrap();
+        assert_eq!(g.nodes.len(), 1, "{what}");
+        let after = run_once(&g, &[x]).unwrap();
+        graph_common::compare(&after[0], &before[0], 1e-5, 1e-5).unwrap();
+    }
+}
+
 #[test]
 fn fixing_shapes_binds_symbols_and_folds_shape_chains() {
     // y = Reshape(a, Concat(Shape(b)[0], [-1])) + nothing: the chain folds once n is fixed.

@@ -466,9 +466,9 @@ impl<'a> Emitter<'a> {
             kernel.remap_values(&mut |i| ins[i], &mut |_| out);
             let kernels = match small_channel_conv_as_gemm(&kernel, &mut self.values) {
                 Some((im2col, gemm)) => vec![im2col, gemm],
-                None => {
-                    rank4_fully_connected_as_rows(&kernel, &mut self.values).unwrap_or_else(|| vec![kernel])
-                }
+                None => rank4_fully_connected_as_rows(&kernel, &mut self.values)
+                    .or_else(|| super::multiplier::multiplier_conv_as_depthwise(&kernel, &mut self.values))
+                    .unwrap_or_else(|| vec![kernel]),
             };
             for k in kernels {
                 self.steps.push(StepSpec::Kernel {

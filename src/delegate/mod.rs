@@ -8,6 +8,9 @@
 //!   a MatMul's weight may come through `Transpose(perm = [1, 0])` and its bias as a following
 //!   `Add` of a constant (PyTorch's dynamo export of `linear` on inputs of rank > 2); a
 //!   rank-4 input (stored NHWC) is reshaped into logical rows around the product;
+//! - `DQ(x), DQ(const w) [, bias] → ConvTranspose [→ Relu / Clip] → Q` (2-D; weights per tensor
+//!   or per output channel on axis 1); `DQ → BatchNormalization(const) [→ Relu / Clip] → Q`
+//!   with nothing to fold into, as a per-channel affine (1×1 depthwise convolution);
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
 //!   sign; dims kept or not) → Q`;
@@ -38,7 +41,8 @@
 //! Activations may be int8 or uint8 (a uint8 tensor `u` is carried as the int8 `u - 128`
 //! with zero point `zp - 128`, which quantizes and requantizes identically).
 //! A dense convolution with fewer than 8 input channels (an RGB stem) is lowered as an
-//! im2col gather plus one dense GEMM.
+//! im2col gather plus one dense GEMM; a depthwise one with a channel multiplier as a
+//! channel-repeating gather plus a depthwise convolution.
 //!
 //! Connected patterns form a partition: int8 NHWC tensors stay in the arena between them;
 //! a partition's entries quantize `f32` (NCHW) tensors and its exits dequantize back, so
@@ -49,6 +53,7 @@ pub mod gather_map;
 pub mod int8_io;
 pub mod lower;
 mod move_plan;
+mod multiplier;
 pub mod patterns;
 pub mod report;
 

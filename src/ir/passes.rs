@@ -1,5 +1,5 @@
 //! Graph rewrites that need no evaluation: fixing input shapes, folding BatchNormalization
-//! into a preceding Conv, dropping Identity nodes.
+//! into a preceding Conv, ConvTranspose or Gemm, dropping Identity nodes.
 
 use super::{Dim, Graph, Op, Tensor};
 use crate::{Error, Result};
@@ -63,8 +63,9 @@ impl Graph {
         self.infer_shapes()
     }
 
-    /// Folds every BatchNormalization whose input comes from a Conv with constant weights
-    /// (and no other reader) into that Conv's weights and bias. Returns how many were folded.
+    /// Folds every BatchNormalization whose input comes from a Conv, ConvTranspose or Gemm
+    /// with constant weights (and no other reader) into that node's weights and bias, as
+    /// PT2E and ONNX Runtime do before quantization. Returns how many were folded.
     pub fn fold_batchnorm_into_conv(&mut self) -> Result<usize> {
         let mut folded = 0;
         let mut i = 0;
@@ -90,10 +91,30 @@ impl Graph {
         let x = &bn.inputs[0];
         let conv_idx = self.producer(x)?;
         let conv = &self.nodes[conv_idx];
-        let weights_const = self.initializers.contains_key(conv.input(1)?)
-            && conv.input(2).is_none_or(|b| self.initializers.contains_key(b));
+        let f32_const = |t: &str| {
+            self.initializers
+                .get(t)
+                .is_some_and(|t| t.dtype() == super::DType::F32)
+        };
+        let weights_const = f32_const(conv.input(1)?) && conv.input(2).is_none_or(f32_const);
         let single_use = self.consumers(x).len() == 1 && !self.is_output(x);
-        (matches!(conv.op, Op::Conv(_)) && weights_const && single_use).then_some(conv_idx)
+        let foldable_op = match &conv.op {
+            Op::Conv(_) => true,
+            Op::ConvTranspose(a) => self.initializers[conv.input(1)?]
+                .dims()
+                .first()
+                .is_some_and(|&cin| cin.is_multiple_of(a.conv.group.max(1))),
+            // A per-column bias only (a C of another shape does not take a per-channel shift).
+            Op::Gemm(a) => {
+                !a.trans_a
+                    && conv.input(2).is_none_or(|c| {
+                        let dims = self.initializers[c].dims();
+                        dims.len() == 1 || (dims.len() == 2 && dims[0] == 1)
+                    })
+            }
+            _ => false,
+        };
+        (foldable_op && weights_const && single_use).then_some(conv_idx)
     }
 
     fn fold_one_batchnorm(&mut self, conv_idx: usize, bn_idx: usize) -> Result<()> {
@@ -105,7 +126,35 @@ impl Graph {
         let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
         let conv = &self.nodes[conv_idx];
         let w = &self.initializers[conv.input(1).unwrap_or_default()];
-        let out_ch = *w.dims().first().unwrap_or(&0);
+        let wd = w.dims().to_vec();
+        // The output channel of every weight element, and the channel count.
+        let (out_ch, channel_of): (usize, Box<dyn Fn(usize) -> usize>) = match &conv.op {
+            Op::ConvTranspose(a) if wd.len() >= 2 => {
+                // [Cin, Cout/group, k...]: element of input channel i and column j feeds
+                // output channel (i / cin_per_group) * cout_per_group + j.
+                let (cin, cout_g, group) = (wd[0], wd[1], a.conv.group.max(1));
+                let per = wd[2..].iter().product::<usize>();
+                let cin_g = (cin / group).max(1);
+                (
+                    cout_g * group,
+                    Box::new(move |e| (e / (cout_g * per)) / cin_g * cout_g + (e / per) % cout_g),
+                )
+            }
+            Op::Gemm(a) if wd.len() == 2 => {
+                if a.trans_b {
+                    let k = wd[1];
+                    (wd[0], Box::new(move |e| e / k.max(1)))
+                } else {
+                    let n = wd[1];
+                    (n, Box::new(move |e| e % n.max(1)))
+                }
+            }
+            _ => {
+                let out_ch = *wd.first().unwrap_or(&0);
+                let per = (w.numel() / out_ch.max(1)).max(1);
+                (out_ch, Box::new(move |e| e / per))
+            }
+        };
         if [gamma.len(), beta.len(), mean.len(), var.len()]
             .iter()
             .any(|&l| l != out_ch)
@@ -115,25 +164,42 @@ impl Graph {
                 bn.name
             )));
         }
+        let scale: Vec<f32> = (0..out_ch)
+            .map(|c| gamma[c] / (var[c] + epsilon).sqrt())
+            .collect();
         let mut wv = w.as_f32()?.to_vec();
-        let per = wv.len() / out_ch.max(1);
+        for (e, v) in wv.iter_mut().enumerate() {
+            *v *= scale[channel_of(e)];
+        }
+        // Gemm adds `beta * C`: the folded bias takes beta in, and beta becomes 1.
+        let c_scale = match &conv.op {
+            Op::Gemm(a) => a.beta,
+            _ => 1.0,
+        };
         let mut bias = match conv.input(2) {
             Some(b) => self.initializers[b].to_f32_vec()?,
             None => vec![0.0; out_ch],
         };
-        for c in 0..out_ch {
-            let s = gamma[c] / (var[c] + epsilon).sqrt();
-            wv[c * per..(c + 1) * per].iter_mut().for_each(|v| *v *= s);
-            bias[c] = (bias[c] - mean[c]) * s + beta[c];
+        if bias.len() != out_ch {
+            return Err(Error::ShapeMismatch(format!(
+                "`{}` has {} bias values for {out_ch} channels",
+                conv.name,
+                bias.len()
+            )));
         }
-        let w_dims = w.dims().to_vec();
+        for c in 0..out_ch {
+            bias[c] = (bias[c] * c_scale - mean[c]) * scale[c] + beta[c];
+        }
         let w_name = self.fresh_name(&format!("{}_bnfolded_w", conv.name));
         let b_name = self.fresh_name(&format!("{}_bnfolded_b", conv.name));
         self.initializers
-            .insert(w_name.clone(), Tensor::from_f32(w_dims, wv)?);
+            .insert(w_name.clone(), Tensor::from_f32(wd, wv)?);
         self.initializers
             .insert(b_name.clone(), Tensor::from_f32(vec![out_ch], bias)?);
         let conv = &mut self.nodes[conv_idx];
+        if let Op::Gemm(a) = &mut conv.op {
+            a.beta = 1.0;
+        }
         conv.inputs.resize(3, String::new());
         conv.inputs[1] = w_name;
         conv.inputs[2] = b_name;

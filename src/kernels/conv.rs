@@ -5,7 +5,8 @@
 //! pointers for a chunk of rows at a time (for fewer than 16 channels per group, e.g. an RGB
 //! stem, the chunk's segments are copied into a small im2col block instead, since per-pointer
 //! overhead would dominate); a 1×1, stride-1, unpadded, ungrouped convolution skips them and
-//! reads its input as a dense matrix.
+//! reads its input as a dense matrix. A transposed convolution runs here too, through its
+//! own table ([`Indirection::transposed`]).
 //!
 //! Use: [`PackedConv::pack`] once, an [`Indirection`] once per input shape, then
 //! [`PackedConv::run`] on ranges of [`PackedConv::tile_count`] tiles (group-major: the tiles
@@ -207,8 +208,7 @@ impl PackedConv {
     }
 
     fn pixels(ind: &Indirection) -> usize {
-        let g = ind.geometry();
-        g.batch * g.out_h() * g.out_w()
+        ind.geometry().batch * ind.out_h() * ind.out_w()
     }
 
     /// Number of tiles for `ind`'s geometry.
@@ -281,7 +281,7 @@ impl PackedConv {
             )));
         }
         let m = Self::pixels(ind);
-        let plane = g.out_h() * g.out_w();
+        let plane = ind.out_h() * ind.out_w();
         check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
         let total = self.tile_count(ind);
         if tiles.start > tiles.end || tiles.end > total {
@@ -311,7 +311,11 @@ impl PackedConv {
                 let local = lo - gi * per_group..hi - gi * per_group;
                 // A 1×1, stride-1, unpadded, ungrouped convolution reads its input as a dense
                 // matrix of pixels × channels.
-                let pointwise = g.taps() == 1 && g.stride == (1, 1) && g.padding == (0, 0, 0, 0);
+                let pointwise = g.taps() == 1
+                    && g.stride == (1, 1)
+                    && g.padding == (0, 0, 0, 0)
+                    && !ind.is_transposed()
+                    && plane == g.in_h * g.in_w;
                 if pointwise && self.groups.len() == 1 {
                     let dense = &input[..m * cin_g];
                     // SAFETY: forwarded contract.

@@ -114,6 +114,18 @@ impl<'g> Annotator<'g> {
                     if attrs.group > 1 { "grouped conv" } else { "conv" },
                 )
             }
+            Op::ConvTranspose(_) => match self.constant_f32(node.input(1)) {
+                // ConvTranspose weights are [Cin, Cout/group, k...]: output channels on axis 1.
+                Some(w) if w.len() == 4 => self.static_with_weight(index, node, config, 1, "transposed conv"),
+                _ => "float: ConvTranspose weight is not a constant 4-D f32 tensor".into(),
+            },
+            // A BatchNormalization left after folding (no Conv before it): a per-channel affine.
+            Op::BatchNormalization { .. } if self.is_f32(&node.inputs[0]) => {
+                self.mark(&node.inputs[0], config);
+                let (out, fused) = self.fused_output(node);
+                self.mark(&out, config);
+                format!("quantized static: per-channel affine{fused}")
+            }
             Op::Gemm(attrs) => {
                 if attrs.trans_a {
                     return "float: Gemm with transA".into();

@@ -9,10 +9,12 @@
 //! pattern is a new module here (one `mod` line) plus one arm in [`Matcher::match_node`].
 
 mod activations;
+mod batch_norm;
 mod binary;
 mod clamp;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod data_movement;
 mod dynamic_linear;
 mod linear;
@@ -140,6 +142,8 @@ impl<'g> Matcher<'g> {
         let node = &self.graph.nodes[index];
         match &node.op {
             Op::Conv(a) => self.conv(index, node, a),
+            Op::ConvTranspose(a) => self.conv_transpose(index, node, a),
+            Op::BatchNormalization { epsilon } => self.batch_norm(index, node, *epsilon),
             Op::Gemm(_) | Op::MatMul => self.fully_connected(index, node),
             Op::Binary(op @ (BinaryOp::Add | BinaryOp::Mul)) => self.binary(index, node, *op),
             Op::GlobalAveragePool => self.mean(index, node),

@@ -4,7 +4,8 @@
 //!
 //! Use: [`PackedDwConv::pack`] once, build an [`Indirection`] once per input shape, then
 //! [`PackedDwConv::run`] on ranges of the [`PackedDwConv::tile_count`] tiles; tile `t` is
-//! output row `t % out_h` of image `t / out_h`.
+//! output row `t % out_h` of image `t / out_h`. A depthwise transposed convolution runs
+//! here too, through its own table ([`Indirection::transposed`]), one pixel at a time.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -229,8 +230,7 @@ impl PackedDwConv {
 
     /// Number of tiles (output rows over the batch) for `ind`'s geometry.
     pub fn tile_count(&self, ind: &Indirection) -> usize {
-        let g = ind.geometry();
-        g.batch * g.out_h()
+        ind.geometry().batch * ind.out_h()
     }
 
     /// Computes tiles `tiles` of `output` (NHWC, `batch × out_h × out_w × channels`) from
@@ -259,7 +259,7 @@ impl PackedDwConv {
                 g.k_h, g.k_w, g.in_c, self.k_h, self.k_w, self.channels
             )));
         }
-        let (oh, ow, taps, c) = (g.out_h(), g.out_w(), g.taps(), self.channels);
+        let (oh, ow, taps, c) = (ind.out_h(), ind.out_w(), g.taps(), self.channels);
         check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;
         check_matrix("output", g.batch * oh, ow * c, ow * c, output.len())?;
         let total = self.tile_count(ind);
@@ -270,10 +270,20 @@ impl PackedDwConv {
             ));
         }
         let step = g.stride.1 * c;
-        let (x_lo, x_hi) = interior_columns(&g);
+        // A transposed table has no interior runs (its taps do not advance by a stride per
+        // pixel): every pixel is computed on its own.
+        let (x_lo, x_hi) = if ind.is_transposed() {
+            (0, 0)
+        } else {
+            interior_columns(&g)
+        };
         // Padding taps read zero-point bytes; an interior run of `x_hi - x_lo` pixels
-        // advances them by `step` per pixel like every other tap.
-        let zero_len = (x_hi - x_lo).max(1) * step + c;
+        // advances them by `step` per pixel like every other tap. A single pixel reads `c`
+        // bytes only (its stride may be as large as a file says, so it must not size this).
+        let zero_len = match x_hi - x_lo {
+            0 | 1 => c,
+            n => n * step + c,
+        };
         let mut ptrs: Scratch<*const i8, 128> = Scratch::new(taps, std::ptr::null());
         ZERO_RUN.with(|cell| {
             let mut zero = cell.borrow_mut();

@@ -183,7 +183,7 @@ impl MaxPool {
 
     /// Number of tiles (output rows over the batch) for `ind`'s geometry.
     pub fn tile_count(&self, ind: &Indirection) -> usize {
-        ind.geometry().batch * ind.geometry().out_h()
+        ind.geometry().batch * ind.out_h()
     }
 
     /// Computes tiles of `output` (NHWC, `batch × out_h × out_w × in_c`).
@@ -204,6 +204,9 @@ impl MaxPool {
         output: &SharedOutput,
         tiles: Range<usize>,
     ) -> Result<()> {
+        if ind.is_transposed() {
+            return Err(Error::invalid_argument("ind", "a transposed-convolution table"));
+        }
         let g = *ind.geometry();
         let (oh, ow, c) = (g.out_h(), g.out_w(), g.in_c);
         check_matrix("input", g.batch, g.image_len(), g.image_len(), input.len())?;

@@ -47,6 +47,7 @@ macro_rules! single_input_values {
 pub mod binary;
 pub mod concat;
 pub mod conv;
+pub mod conv_transpose;
 pub mod copy;
 pub mod fully_connected;
 pub mod gather;
@@ -305,6 +306,8 @@ kernel_steps! {
     Resize(resize::ResizeSpec) = 10,
     /// A byte move by strided blocks (tag 8's index map, compact).
     Copy(copy::CopySpec) = 11,
+    /// 2-D transposed convolution (strides, pads, output padding, dilations, groups).
+    ConvTranspose(conv_transpose::ConvTransposeSpec) = 12,
 }
 
 #[cfg(test)]
@@ -408,6 +411,17 @@ mod tests {
                     w: 0.25,
                 }],
                 cols: Vec::new(),
+                range,
+            }
+            .into(),
+            conv_transpose::ConvTransposeSpec {
+                input: 1,
+                output: 2,
+                window,
+                groups: 3,
+                depthwise: true,
+                weights: QWeights::new(vec![4, -5, 6], vec![0.5]),
+                bias: vec![-1, 2],
                 range,
             }
             .into(),
