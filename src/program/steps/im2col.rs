@@ -54,10 +54,17 @@ impl KernelContract for Im2colSpec {
         }
         let g = geometry(x, &self.window);
         g.validate()?;
-        let k_real = g.taps() * g.in_c;
-        let pixels = g.batch * g.out_h() * g.out_w();
+        // Sizes come from the file: a product that wraps is a corrupt program, not a panic.
+        let k_real = g.taps().checked_mul(g.in_c);
+        let pixels = g
+            .out_h()
+            .checked_mul(g.out_w())
+            .and_then(|p| p.checked_mul(g.batch));
+        let (Some(k_real), Some(pixels)) = (k_real, pixels) else {
+            return Err(Error::InvalidModel("im2col sizes overflow".into()));
+        };
         let k_padded = self.k_padded;
-        if k_padded < k_real || k_padded > k_real + 3 || out.dims != [pixels, k_padded] {
+        if k_padded < k_real || k_padded - k_real > 3 || out.dims != [pixels, k_padded] {
             return Err(Error::InvalidModel("im2col shapes".into()));
         }
         Ok(Box::new(Im2colStep {
