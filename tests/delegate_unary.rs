@@ -29,6 +29,22 @@ const OPS: &[Op] = &[
         beta: 0.5,
     },
     Op::Unary(UnaryOp::Tanh),
+    Op::LeakyRelu { alpha: 0.1 },
+    Op::Elu { alpha: 1.0 },
+    Op::Celu { alpha: 1.5 },
+    Op::Selu {
+        alpha: 1.673_263_2,
+        gamma: 1.050_701,
+    },
+    Op::Unary(UnaryOp::Softplus),
+    Op::Unary(UnaryOp::Softsign),
+    Op::Unary(UnaryOp::Mish),
+    Op::Gelu {
+        tanh_approximation: false,
+    },
+    Op::Gelu {
+        tanh_approximation: true,
+    },
 ];
 
 /// Per-tensor qparams of a graph: input scale and zero point, output scale and zero point

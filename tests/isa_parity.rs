@@ -7,8 +7,10 @@
 //!
 //! The programs cover every kernel family the delegate lowers to: dense and depthwise
 //! convolution, fully connected (static and dynamic), add / mul, max / average / global
-//! pools, concat, transposes, and the interpreter's fallback between partitions. Their inputs
-//! are committed fixtures; the ones quantized here are quantized once, before the runs.
+//! pools, concat, transposes, table lookups (SiLU, HardSwish, Tanh; the AVX-512 row looks up
+//! with VBMI where the CPU has it), and the interpreter's fallback between partitions. Their
+//! inputs are committed fixtures or seeded values; the models quantized here are quantized
+//! once, before the runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -221,6 +223,51 @@ fn partly_delegated_exporter_patterns_are_bit_identical_under_every_isa() {
         "patterns",
     );
     assert!(check_program(&model, &[], &x, dir.path(), "patterns") >= 2);
+}
+
+/// A float model whose int8 program is table lookups between convolutions: SiLU (`x *
+/// Sigmoid(x)`, one table), HardSwish, Tanh; 7 x 9 pixels so each lookup has a partial block.
+fn lookup_model(path: &Path) {
+    use xq::ir::{DType, Graph, Tensor, TensorInfo};
+    let mut g = Graph {
+        name: "lookups".into(),
+        inputs: vec![TensorInfo::known("input", DType::F32, &[1, 3, 7, 9])],
+        outputs: vec![TensorInfo::known("output", DType::F32, &[1, 4, 7, 9])],
+        ..Graph::default()
+    };
+    for (name, dims, seed) in [("w1", [8usize, 3, 1, 1], 3u32), ("w2", [4, 8, 1, 1], 5)] {
+        let n = dims.iter().product();
+        let w = Tensor::from_f32(dims.to_vec(), seeded(n, seed)).unwrap();
+        g.initializers.insert(name.into(), w);
+    }
+    let nodes: [(&str, &[&str], &str); 6] = [
+        ("Conv", &["input", "w1"], "c1"),
+        ("Sigmoid", &["c1"], "gate"),
+        ("Mul", &["c1", "gate"], "silu"),
+        ("HardSwish", &["silu"], "hswish"),
+        ("Tanh", &["hswish"], "tanh"),
+        ("Conv", &["tanh", "w2"], "output"),
+    ];
+    for (op, inputs, out) in nodes {
+        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        xq::onnx::add_onnx_node(&mut g, op, out, &inputs, &[out.to_string()], &[]).unwrap();
+    }
+    g.validate().unwrap();
+    xq::onnx::save_file(&g, path).unwrap();
+}
+
+#[test]
+fn lookup_tables_are_bit_identical_under_every_isa() {
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("lookups_f32.onnx");
+    lookup_model(&float);
+    let dims = [4usize, 3, 7, 9];
+    let calib = dir.path().join("calib.npy");
+    write_npy(&calib, &dims, &seeded(dims.iter().product(), 13));
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 7, 9], &seeded(3 * 7 * 9, 17));
+    let model = quantize(&float, &calib, &[], dir.path(), "lookups");
+    assert!(check_program(&model, &[], &x, dir.path(), "lookups") >= 2);
 }
 
 /// The test command's emulated pass sets `XQ_EXPECT_ISA` to the ISA its emulated CPU must

@@ -568,3 +568,205 @@ fn grouped_1d_conv_with_fused_relu_and_linear_with_fused_relu() {
     assert_eq!(count(&qdq, "DynamicQuantizeLinear"), 2);
     check_outputs(&graph, &qdq, &[2, 4, 10], 20.0, "conv1d_linear_dynamic");
 }
+
+/// (lookup steps, interpreted steps) of the program lowered from `qdq`.
+fn lut_and_interpreted_steps(qdq: &Graph) -> (usize, usize, String) {
+    use xq::program::{KernelSpec, StepSpec};
+    let (spec, report) = xq::delegate::lower(qdq, xq::delegate::PartitionMode::All).unwrap();
+    let luts = spec
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                StepSpec::Kernel {
+                    kernel: KernelSpec::Lut(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    let interpreted = spec
+        .steps
+        .iter()
+        .filter(|s| matches!(s, StepSpec::Interp { .. }))
+        .count();
+    (luts, interpreted, report.text())
+}
+
+#[test]
+fn bounded_activations_get_pytorchs_fixed_qparams_and_others_are_observed() {
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    let alpha = |v: f32| [("alpha", AttrValue::Float(v))];
+    let outs = [
+        b.node("Sigmoid", "sig", &[&c], &[]),
+        b.node("Tanh", "tanh", &[&c], &[]),
+        b.node("HardSigmoid", "hsig", &[&c], &[]),
+        b.node("LeakyRelu", "leaky", &[&c], &alpha(0.1)),
+        b.node("Elu", "elu", &[&c], &alpha(1.0)),
+        b.node("Gelu", "gelu", &[&c], &[]),
+        b.node("Softplus", "softplus", &[&c], &[]),
+        b.node("HardSwish", "hswish", &[&c], &[]),
+    ];
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let graph = b.finish(&refs);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    // PyTorch's FixedQParamsObserver values (quint8 zero point 0 / 128 is int8 -128 / 0).
+    assert_eq!(qparams_of(&q, "sig_out"), Some((1.0 / 256.0, -128)));
+    assert_eq!(qparams_of(&q, "hsig_out"), Some((1.0 / 256.0, -128)));
+    assert_eq!(qparams_of(&q, "tanh_out"), Some((2.0 / 256.0, 0)));
+    for t in [
+        "leaky_out",
+        "elu_out",
+        "gelu_out",
+        "softplus_out",
+        "hswish_out",
+        "conv_out",
+    ] {
+        let (scale, _) = qparams_of(&q, t).unwrap_or_else(|| panic!("{t} not quantized\n{}", q.report()));
+        assert!(scale != 1.0 / 256.0 && scale != 2.0 / 256.0, "{t}: {scale}");
+    }
+    let (luts, interpreted, report) = lut_and_interpreted_steps(&qdq);
+    assert_eq!((luts, interpreted), (outs.len(), 0), "{report}");
+    check_outputs(&graph, &qdq, &[1, 4, 3, 5], 25.0, "fixed qparams");
+}
+
+#[test]
+fn a_narrowed_activation_range_observes_bounded_outputs() {
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    let s = b.node("Sigmoid", "sig", &[&c], &[]);
+    let graph = b.finish(&[&s]);
+    let config = QuantConfig {
+        activation_range: (-127, 127),
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
+    quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    assert_ne!(qparams_of(&q, "sig_out").unwrap().0, 1.0 / 256.0);
+}
+
+#[test]
+fn silu_and_x_times_hardsigmoid_are_one_unit_delegated_as_one_table() {
+    for gate in ["Sigmoid", "HardSigmoid"] {
+        let mut b = Builder::new(&[1, 4, 3, 5]);
+        let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+        let c = b.node("Conv", "conv", &["x", &w], &[]);
+        let s = b.node(gate, "gate", &[&c], &[]);
+        let m = b.node("Mul", "silu", &[&c, &s], &[]);
+        let w2 = b.constant("w2", &[4, 4, 1, 1], 0.5);
+        let c2 = b.node("Conv", "conv2", &[&m, &w2], &[]);
+        let graph = b.finish(&[&c2]);
+        let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+        let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+        let report = q.report();
+        assert!(qparams_of(&q, "gate_out").is_none(), "{gate}: {report}");
+        assert!(qparams_of(&q, "silu_out").is_some(), "{gate}: {report}");
+        assert!(report.contains("silu (Mul): one unit with gate"), "{report}");
+        let (luts, interpreted, text) = lut_and_interpreted_steps(&qdq);
+        assert_eq!((luts, interpreted), (1, 0), "{gate}: {text}");
+        check_outputs(&graph, &qdq, &[1, 4, 3, 5], 20.0, gate);
+    }
+}
+
+#[test]
+fn written_out_hardswish_and_gelu_are_one_unit_delegated_as_one_table() {
+    for form in ["hardswish", "gelu"] {
+        let mut b = Builder::new(&[1, 4, 3, 5]);
+        let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+        let c = b.node("Conv", "conv", &["x", &w], &[]);
+        for (name, v) in [
+            ("zero", 0.0),
+            ("three", 3.0),
+            ("six", 6.0),
+            ("one", 1.0),
+            ("half", 0.5),
+        ] {
+            b.graph.initializers.insert(name.into(), Tensor::scalar_f32(v));
+        }
+        b.graph
+            .initializers
+            .insert("sqrt2".into(), Tensor::scalar_f32(std::f32::consts::SQRT_2));
+        let out = if form == "hardswish" {
+            let a = b.node("Add", "add3", &[&c, "three"], &[]);
+            let r = b.node("Clip", "relu6", &[&a, "zero", "six"], &[]);
+            let m = b.node("Mul", "mul", &[&c, &r], &[]);
+            b.node("Div", "div6", &[&m, "six"], &[])
+        } else {
+            let d = b.node("Div", "div", &[&c, "sqrt2"], &[]);
+            let e = b.node("Erf", "erf", &[&d], &[]);
+            let a = b.node("Add", "add1", &[&e, "one"], &[]);
+            let m = b.node("Mul", "mul", &[&c, &a], &[]);
+            b.node("Mul", "half", &[&m, "half"], &[])
+        };
+        let w2 = b.constant("w2", &[4, 4, 1, 1], 0.5);
+        let c2 = b.node("Conv", "conv2", &[&out, &w2], &[]);
+        let graph = b.finish(&[&c2]);
+        let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+        let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+        let report = q.report();
+        assert!(qparams_of(&q, "mul_out").is_none(), "{form}: {report}");
+        assert!(qparams_of(&q, &out).is_some(), "{form}: {report}");
+        assert!(report.contains("(Mul): one unit with"), "{report}");
+        // Activations quantized: the input, the two conv outputs and the unit's output.
+        assert_eq!(count(&qdq, "QuantizeLinear"), 4, "{form}: {report}");
+        let (luts, interpreted, text) = lut_and_interpreted_steps(&qdq);
+        assert_eq!((luts, interpreted), (1, 0), "{form}: {text}");
+        check_outputs(&graph, &qdq, &[1, 4, 3, 5], 20.0, form);
+    }
+}
+
+#[test]
+fn an_element_wise_chain_with_an_outside_reader_is_annotated_per_node() {
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    let s = b.node("Sigmoid", "gate", &[&c], &[]);
+    let m = b.node("Mul", "silu", &[&c, &s], &[]);
+    // The gate is also a graph output: the SiLU is no unit.
+    let graph = b.finish(&[&m, &s]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    assert_eq!(
+        qparams_of(&q, "gate_out"),
+        Some((1.0 / 256.0, -128)),
+        "{}",
+        q.report()
+    );
+    assert!(qparams_of(&q, "silu_out").is_some());
+}
+
+#[test]
+fn silu_feeding_a_squeeze_excite_gate_is_still_one_unit() {
+    // EfficientNet's block: SiLU, then squeeze-excite scales the SiLU output by a sigmoid
+    // gate computed from it (an element-wise Mul with a non-constant second operand, which
+    // stays outside the unit).
+    let mut b = Builder::new(&[1, 4, 3, 5]);
+    let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+    let c = b.node("Conv", "conv", &["x", &w], &[]);
+    let s = b.node("Sigmoid", "gate", &[&c], &[]);
+    let silu = b.node("Mul", "silu", &[&c, &s], &[]);
+    let pool = b.node("GlobalAveragePool", "se_pool", &[&silu], &[]);
+    let w1 = b.constant("w1", &[4, 4, 1, 1], 0.5);
+    let fc = b.node("Conv", "se_fc", &[&pool, &w1], &[]);
+    let se_gate = b.node("Sigmoid", "se_gate", &[&fc], &[]);
+    let scaled = b.node("Mul", "se_mul", &[&silu, &se_gate], &[]);
+    let graph = b.finish(&[&scaled]);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &[1, 4, 3, 5]);
+    let report = q.report();
+    assert!(report.contains("silu (Mul): one unit with gate"), "{report}");
+    assert!(qparams_of(&q, "gate_out").is_none(), "{report}");
+    assert_eq!(
+        qparams_of(&q, "se_gate_out"),
+        Some((1.0 / 256.0, -128)),
+        "{report}"
+    );
+    let (luts, interpreted, text) = lut_and_interpreted_steps(&qdq);
+    assert_eq!((luts, interpreted), (2, 0), "{text}");
+    check_outputs(&graph, &qdq, &[1, 4, 3, 5], 20.0, "silu + squeeze-excite");
+}

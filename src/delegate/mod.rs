@@ -23,6 +23,9 @@
 //! - `DQ → op [→ Relu / Clip] → Q` for the element-wise unary operators of
 //!   `patterns::unary::LUT_OPS` (HardSwish, ...), as one 256-entry table lookup that is the
 //!   interpreter's dequantize → op → quantize of every input byte;
+//! - `DQ → a subgraph of element-wise float operators → Q` (`x * Sigmoid(x)`, hardswish and
+//!   GELU written out, ...) whose float intermediates nothing else reads, as one table
+//!   computed by running the subgraph through the interpreter's operators;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form

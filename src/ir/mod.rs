@@ -3,6 +3,7 @@
 //! later stage (interpreter, quantizer, partitioner) consumes it.
 
 mod dtype;
+pub mod elementwise_region;
 mod graph;
 pub mod infer;
 pub mod op;

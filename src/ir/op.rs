@@ -121,6 +121,12 @@ pub enum UnaryOp {
     Ceil,
     /// Round half to even.
     Round,
+    /// ln(1 + e^x)
+    Softplus,
+    /// x / (1 + |x|)
+    Softsign,
+    /// x * tanh(softplus(x))
+    Mish,
     /// Logical not (bool).
     Not,
 }
@@ -143,6 +149,9 @@ impl UnaryOp {
             UnaryOp::Floor => "Floor",
             UnaryOp::Ceil => "Ceil",
             UnaryOp::Round => "Round",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Softsign => "Softsign",
+            UnaryOp::Mish => "Mish",
             UnaryOp::Not => "Not",
         }
     }
@@ -405,6 +414,23 @@ pub enum Op {
         /// Offset.
         beta: f32,
     },
+    /// x if x >= 0 else alpha * (e^x - 1).
+    Elu {
+        /// Scale of the negative part.
+        alpha: f32,
+    },
+    /// max(0, x) + min(0, alpha * (e^(x / alpha) - 1)).
+    Celu {
+        /// Scale and stretch of the negative part.
+        alpha: f32,
+    },
+    /// gamma * (x if x > 0 else alpha * (e^x - 1)).
+    Selu {
+        /// Scale of the negative part.
+        alpha: f32,
+        /// Scale of the whole.
+        gamma: f32,
+    },
     /// Softmax along `axis`.
     Softmax {
         /// Axis (negative counts from the end).
@@ -552,6 +578,9 @@ impl Op {
             Op::Clip => "Clip",
             Op::LeakyRelu { .. } => "LeakyRelu",
             Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::Elu { .. } => "Elu",
+            Op::Celu { .. } => "Celu",
+            Op::Selu { .. } => "Selu",
             Op::Softmax { .. } => "Softmax",
             Op::BatchNormalization { .. } => "BatchNormalization",
             Op::MaxPool(_) => "MaxPool",
@@ -607,6 +636,9 @@ impl Op {
             Op::Unary(_)
             | Op::LeakyRelu { .. }
             | Op::HardSigmoid { .. }
+            | Op::Elu { .. }
+            | Op::Celu { .. }
+            | Op::Selu { .. }
             | Op::Softmax { .. }
             | Op::MaxPool(_)
             | Op::AveragePool(_)

@@ -3,18 +3,45 @@
 //! lowering that tabulates an int8 operator (dequantize → operator → quantize on each of the
 //! 256 input bytes) calls the same [`map`], so both give the same bits.
 
-use super::op::{Op, UnaryOp};
+use super::op::{BinaryOp, Op, UnaryOp};
 use crate::{Error, Result};
 
 /// Whether `op` is an element-wise unary operator with an `f32` definition here (Relu,
-/// Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, Gelu, Erf, Exp, Sqrt, Log, Neg, Abs,
-/// Reciprocal, Floor, Ceil, Round), i.e. one [`map`] accepts.
+/// Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, Elu, Celu, Selu, Softplus, Softsign,
+/// Mish, Gelu, Erf, Exp, Sqrt, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round), i.e. one
+/// [`map`] accepts.
 pub fn is_pointwise(op: &Op) -> bool {
     match op {
         Op::Unary(u) => *u != UnaryOp::Not,
-        Op::LeakyRelu { .. } | Op::HardSigmoid { .. } | Op::Gelu { .. } => true,
+        Op::LeakyRelu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Elu { .. }
+        | Op::Celu { .. }
+        | Op::Selu { .. }
+        | Op::Gelu { .. } => true,
         _ => false,
     }
+}
+
+/// Whether `op` may be part of a subgraph that computes one `f32` value from one `f32` value
+/// per element: a point-wise operator ([`is_pointwise`]), Clip, or an arithmetic binary
+/// operator (Add, Sub, Mul, Div, Pow, Max, Min). Its other operands must be one-element
+/// constants for that, which the caller checks.
+pub fn is_elementwise_arithmetic(op: &Op) -> bool {
+    is_pointwise(op)
+        || matches!(
+            op,
+            Op::Clip
+                | Op::Binary(
+                    BinaryOp::Add
+                        | BinaryOp::Sub
+                        | BinaryOp::Mul
+                        | BinaryOp::Div
+                        | BinaryOp::Pow
+                        | BinaryOp::Max
+                        | BinaryOp::Min
+                )
+        )
 }
 
 /// `y[i] = op(x[i])` for an operator [`is_pointwise`] accepts. The operator is chosen once,
@@ -45,10 +72,16 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
             UnaryOp::Floor => each(x, y, f32::floor),
             UnaryOp::Ceil => each(x, y, f32::ceil),
             UnaryOp::Round => each(x, y, f32::round_ties_even),
+            UnaryOp::Softplus => each(x, y, softplus),
+            UnaryOp::Softsign => each(x, y, |v| v / (1.0 + v.abs())),
+            UnaryOp::Mish => each(x, y, |v| v * softplus(v).tanh()),
             UnaryOp::Not => Err(not_pointwise(op)),
         },
         Op::LeakyRelu { alpha } => each(x, y, |v| if v >= 0.0 { v } else { alpha * v }),
         Op::HardSigmoid { alpha, beta } => each(x, y, |v| (alpha * v + beta).clamp(0.0, 1.0)),
+        Op::Elu { alpha } => each(x, y, |v| if v >= 0.0 { v } else { alpha * v.exp_m1() }),
+        Op::Celu { alpha } => each(x, y, |v| v.max(0.0) + (alpha * (v / alpha).exp_m1()).min(0.0)),
+        Op::Selu { alpha, gamma } => each(x, y, |v| gamma * if v > 0.0 { v } else { alpha * v.exp_m1() }),
         Op::Gelu {
             tanh_approximation: true,
         } => {
@@ -76,6 +109,15 @@ fn sigmoid(v: f32) -> f32 {
     }
 }
 
+/// `ln(1 + e^x)`, as `x + ln(1 + e^-x)` for positive `x` so that it never overflows.
+fn softplus(v: f32) -> f32 {
+    if v > 0.0 {
+        v + (-v).exp().ln_1p()
+    } else {
+        v.exp().ln_1p()
+    }
+}
+
 /// The loop of one operator (`x` and `y` have the same length).
 #[inline(always)]
 fn each(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) -> Result<()> {
@@ -100,6 +142,11 @@ mod tests {
             tanh_approximation: false
         }));
         assert!(is_pointwise(&Op::LeakyRelu { alpha: 0.1 }));
+        assert!(is_pointwise(&Op::Selu {
+            alpha: 1.0,
+            gamma: 1.0
+        }));
+        assert!(is_pointwise(&Op::Unary(UnaryOp::Softplus)));
         assert!(!is_pointwise(&Op::Unary(UnaryOp::Not)));
         assert!(!is_pointwise(&Op::Clip));
         let mut y = [0.0; 2];
@@ -126,6 +173,34 @@ mod tests {
         assert_eq!(y, [0.0, 0.0, 0.5, 1.0, 1.0]);
         map(&Op::LeakyRelu { alpha: 0.5 }, &x, &mut y).unwrap();
         assert_eq!(y, [-1.5, -0.75, 0.0, 1.5, 3.0]);
+        map(&Op::Elu { alpha: 2.0 }, &x, &mut y).unwrap();
+        assert_eq!(
+            y,
+            [2.0 * (-3f32).exp_m1(), 2.0 * (-1.5f32).exp_m1(), 0.0, 1.5, 3.0]
+        );
+        map(&Op::Celu { alpha: 2.0 }, &x, &mut y).unwrap();
+        assert_eq!(
+            y,
+            [2.0 * (-1.5f32).exp_m1(), 2.0 * (-0.75f32).exp_m1(), 0.0, 1.5, 3.0]
+        );
+        map(
+            &Op::Selu {
+                alpha: 2.0,
+                gamma: 0.5,
+            },
+            &x,
+            &mut y,
+        )
+        .unwrap();
+        assert_eq!(y, [(-3f32).exp_m1(), (-1.5f32).exp_m1(), 0.0, 0.75, 1.5]);
+        map(&Op::Unary(UnaryOp::Softsign), &x, &mut y).unwrap();
+        assert_eq!(y, [-0.75, -0.6, 0.0, 0.6, 0.75]);
+        let big = [-200.0f32, 0.0, 200.0];
+        map(&Op::Unary(UnaryOp::Softplus), &big, &mut y[..3]).unwrap();
+        assert_eq!((y[0], y[2]), (0.0, 200.0));
+        assert!((y[1] - std::f32::consts::LN_2).abs() < 1e-7);
+        map(&Op::Unary(UnaryOp::Mish), &big, &mut y[..3]).unwrap();
+        assert_eq!(&y[..3], &[-0.0, 0.0, 200.0]);
         map(&Op::Unary(UnaryOp::Sigmoid), &[-100.0, 0.0, 100.0], &mut y[..3]).unwrap();
         assert_eq!(&y[..3], &[(-100f32).exp() / (1.0 + (-100f32).exp()), 0.5, 1.0]);
     }

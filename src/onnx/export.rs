@@ -295,6 +295,8 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         ],
         Op::LeakyRelu { alpha } => vec![float("alpha", *alpha)],
         Op::HardSigmoid { alpha, beta } => vec![float("alpha", *alpha), float("beta", *beta)],
+        Op::Elu { alpha } | Op::Celu { alpha } => vec![float("alpha", *alpha)],
+        Op::Selu { alpha, gamma } => vec![float("alpha", *alpha), float("gamma", *gamma)],
         Op::Softmax {
             axis,
             coerce_2d: true,

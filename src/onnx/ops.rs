@@ -206,6 +206,12 @@ pub const SUPPORTED: &[&str] = &[
     "Xor",
     "CastLike",
     "Sum",
+    "Elu",
+    "Celu",
+    "Selu",
+    "Softplus",
+    "Softsign",
+    "Mish",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -422,6 +428,9 @@ fn elementwise_op(c: &mut Conversion) -> Result<Option<Op>> {
         "Ceil" => Op::Unary(UnaryOp::Ceil),
         "Round" => Op::Unary(UnaryOp::Round),
         "Not" => Op::Unary(UnaryOp::Not),
+        "Softplus" => Op::Unary(UnaryOp::Softplus),
+        "Softsign" => Op::Unary(UnaryOp::Softsign),
+        "Mish" => Op::Unary(UnaryOp::Mish),
         "Equal" => Op::Compare(CompareOp::Equal),
         "Less" => Op::Compare(CompareOp::Less),
         "Greater" => Op::Compare(CompareOp::Greater),
@@ -490,6 +499,16 @@ fn activation_op(c: &mut Conversion) -> Result<Option<Op>> {
         "HardSigmoid" => Op::HardSigmoid {
             alpha: c.a.float("alpha", 0.2)?,
             beta: c.a.float("beta", 0.5)?,
+        },
+        "Elu" => Op::Elu {
+            alpha: c.a.float("alpha", 1.0)?,
+        },
+        "Celu" => Op::Celu {
+            alpha: c.a.float("alpha", 1.0)?,
+        },
+        "Selu" => Op::Selu {
+            alpha: c.a.float("alpha", 1.673_263_2)?,
+            gamma: c.a.float("gamma", 1.050_701)?,
         },
         "Softmax" => {
             let legacy = c.opset < 13;

@@ -1,6 +1,12 @@
 //! Annotation: which tensors of a float graph get quantized and how, following PT2E's
-//! `XNNPACKQuantizer` patterns (plus MatMul of two activations and hardswish / hardsigmoid /
-//! sigmoid).
+//! `XNNPACKQuantizer` patterns (plus MatMul of two activations and the element-wise
+//! activations the delegate runs as tables: hardswish, hardsigmoid, sigmoid, tanh, LeakyRelu,
+//! ELU / CELU / SELU, softplus, softsign, mish, GELU; and element-wise units such as
+//! `x * sigmoid(x)` (SiLU), `x * hardsigmoid(x)` or hardswish and GELU written out, quantized
+//! at their input and output only, see [`super::pointwise_unit`]). Sigmoid, HardSigmoid and
+//! Tanh outputs get PyTorch's fixed parameters (`_FIXED_QPARAMS_OP_TO_OBSERVER`: scale 1/256
+//! and the range's bottom as zero point for [0, 1]; scale 2/256 and zero point 0 for [-1, 1],
+//! int8), not observed ones.
 //!
 //! The result is tensor-based: every quantized activation tensor belongs to one *sharing
 //! group* (PT2E's `SharedQuantizationSpec`: one observer per group), every quantized weight
@@ -9,6 +15,8 @@
 //! parameters (pooling, data movement) is quantized only when its input already is.
 
 use super::config::{ActivationMode, QuantConfig, QuantScopes, WeightGranularity};
+use super::pointwise_unit::unit_at;
+use super::qparams::QParams;
 use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op};
 use crate::qscheme::QScheme;
@@ -32,6 +40,9 @@ pub struct Group {
     pub config: QuantConfig,
     /// The tensors of the group, in the order they were added.
     pub tensors: Vec<String>,
+    /// Parameters fixed by the operator that makes a tensor of the group (a bounded
+    /// activation's output), used instead of the observer's.
+    pub fixed: Option<QParams>,
 }
 
 /// The annotation of a whole graph.
@@ -52,6 +63,8 @@ pub struct Annotation {
 /// Builds the annotation with union-find over sharing groups.
 struct Annotator<'g> {
     graph: &'g Graph,
+    scopes: &'g QuantScopes,
+    producer: HashMap<&'g str, usize>,
     consumers: HashMap<&'g str, Vec<usize>>,
     parent: Vec<usize>,
     groups: Vec<Group>,
@@ -66,8 +79,16 @@ struct Annotator<'g> {
 
 /// Annotates `graph` (validated: nodes in topological order) with the recipes of `scopes`.
 pub fn annotate(graph: &Graph, scopes: &QuantScopes) -> Annotation {
+    let producer = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i)))
+        .collect();
     let mut a = Annotator {
         graph,
+        scopes,
+        producer,
         consumers: graph.consumer_map(),
         parent: Vec::new(),
         groups: Vec::new(),
@@ -97,6 +118,9 @@ impl<'g> Annotator<'g> {
     fn annotate_node(&mut self, index: usize, node: &'g Node, config: &QuantConfig) -> String {
         if config.activations == ActivationMode::Dynamic {
             return self.annotate_dynamic(index, node, config);
+        }
+        if let Some(line) = self.annotate_unit(index, config) {
+            return line;
         }
         match &node.op {
             Op::Conv(attrs) => {
@@ -170,13 +194,23 @@ impl<'g> Annotator<'g> {
                 }
                 "quantized static: concat (inputs and output share one observer)".into()
             }
-            Op::Unary(UnaryOp::HardSwish | UnaryOp::Sigmoid | UnaryOp::Tanh) | Op::HardSigmoid { .. } => {
+            op if is_table_activation(op) => {
                 if !self.is_f32(&node.inputs[0]) {
                     return "float: non-f32 operand".into();
                 }
                 self.mark(&node.inputs[0], config);
-                self.mark(&node.outputs[0], config);
-                "quantized static: input and output observed".into()
+                let out = self.mark(&node.outputs[0], config);
+                match fixed_output_qparams(op, config) {
+                    Some(q) => {
+                        self.groups[out].fixed = Some(q);
+                        format!(
+                            "quantized static: input observed, output fixed (scale {}, zero point {})",
+                            q.scale(),
+                            q.zero_point()
+                        )
+                    }
+                    None => "quantized static: input and output observed".into(),
+                }
             }
             op if shares_input_qparams(op, self.graph, node) => {
                 let input = &node.inputs[0];
@@ -277,6 +311,36 @@ impl<'g> Annotator<'g> {
         "quantized dynamic: activation quantized at run time, int8 weight, float bias".into()
     }
 
+    /// Annotates the element-wise unit that starts at `index` ([`unit_at`]) when every node
+    /// of it resolves to `config` and none is taken yet: its input and output are observed,
+    /// its other nodes absorbed. `None` when there is no such unit.
+    fn annotate_unit(&mut self, index: usize, config: &QuantConfig) -> Option<String> {
+        let unit = unit_at(self.graph, &self.producer, &self.consumers, index)?;
+        let same_scope = unit.nodes.iter().all(|&i| {
+            let n = &self.graph.nodes[i];
+            !self.absorbed.contains(&i) && self.scopes.resolve(&n.name, n.op.onnx_name()) == Some(*config)
+        });
+        if !same_scope || !self.is_f32(&unit.input) {
+            return None;
+        }
+        self.mark(&unit.input, config);
+        self.mark(&unit.output, config);
+        let first = &self.graph.nodes[index].name;
+        for &i in &unit.nodes[1..] {
+            let n = &self.graph.nodes[i];
+            self.absorbed.insert(i);
+            self.fused_notes.push(format!(
+                "{} ({}): one unit with {first}",
+                n.name,
+                n.op.onnx_name()
+            ));
+        }
+        Some(format!(
+            "quantized static: element-wise unit of {} nodes, input and output observed",
+            unit.nodes.len()
+        ))
+    }
+
     /// The tensor that carries the op's quantized output: the output of a ReLU / Clip that
     /// is the only reader of the op's output (conv → relu → Q), else the op's own output.
     fn fused_output(&mut self, node: &'g Node) -> (String, &'static str) {
@@ -343,6 +407,7 @@ impl<'g> Annotator<'g> {
         self.groups.push(Group {
             config: *config,
             tensors: vec![tensor.to_string()],
+            fixed: None,
         });
         self.parent.push(g);
         self.tensor_group.insert(tensor.to_string(), g);
@@ -360,9 +425,14 @@ impl<'g> Annotator<'g> {
                 groups.push(Group {
                     config: self.groups[root].config,
                     tensors: Vec::new(),
+                    fixed: None,
                 });
                 groups.len() - 1
             });
+            // A fixed member fixes the whole group (the first one, in group order).
+            if groups[id].fixed.is_none() {
+                groups[id].fixed = self.groups[g].fixed;
+            }
             for t in &self.groups[g].tensors {
                 groups[id].tensors.push(t.clone());
                 tensor_group.insert(t.clone(), id);
@@ -376,6 +446,45 @@ impl<'g> Annotator<'g> {
             report: self.report,
         }
     }
+}
+
+/// The element-wise activations annotated as `input → op → output` (each one table in the
+/// delegate).
+fn is_table_activation(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(
+            UnaryOp::HardSwish
+                | UnaryOp::Sigmoid
+                | UnaryOp::Tanh
+                | UnaryOp::Softplus
+                | UnaryOp::Softsign
+                | UnaryOp::Mish
+        ) | Op::HardSigmoid { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Celu { .. }
+            | Op::Selu { .. }
+            | Op::Gelu { .. }
+    )
+}
+
+/// PyTorch's fixed output parameters of a bounded activation (`_FIXED_QPARAMS_OP_TO_OBSERVER`:
+/// Sigmoid and HardSigmoid over [0, 1] with scale 1/256, Tanh over [-1, 1] with scale 2/256),
+/// in int8 terms for the full activation range [-128, 127]: zero point -128 for [0, 1] (uint8
+/// zero point 0) and 0 for [-1, 1] (uint8 128). `None` for other operators and for a narrowed
+/// activation range, whose outputs are observed.
+fn fixed_output_qparams(op: &Op, config: &QuantConfig) -> Option<QParams> {
+    let (qmin, qmax) = config.activation_range;
+    if (qmin, qmax) != (-128, 127) {
+        return None;
+    }
+    let (scale, zero_point) = match op {
+        Op::Unary(UnaryOp::Sigmoid) | Op::HardSigmoid { .. } => (1.0 / 256.0, -128),
+        Op::Unary(UnaryOp::Tanh) => (2.0 / 256.0, 0),
+        _ => return None,
+    };
+    QParams::new(scale, zero_point, qmin, qmax).ok()
 }
 
 /// The spec of input 1 of `node` (its weight) under `config` (validated configs never fail).

@@ -8,6 +8,7 @@ pub mod annotate;
 pub mod config;
 pub mod convert;
 pub mod observer;
+pub mod pointwise_unit;
 pub mod qparams;
 mod quantizer;
 

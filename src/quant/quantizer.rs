@@ -306,6 +306,9 @@ fn group_qparams(p: &Prepared) -> Result<Vec<QParams>> {
         .iter()
         .zip(&p.annotation.groups)
         .map(|(obs, group)| {
+            if let Some(fixed) = group.fixed {
+                return Ok(fixed);
+            }
             let q = obs.qparams().map_err(|e| {
                 Error::InvalidState(format!("tensor `{}` has no usable range: {e}", group.tensors[0]))
             })?;

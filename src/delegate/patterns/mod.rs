@@ -19,6 +19,7 @@ mod data_movement;
 mod dynamic_linear;
 mod linear;
 mod lookup;
+mod pointwise_chain;
 mod pooling;
 mod qparams;
 mod resize;
@@ -140,6 +141,9 @@ impl<'g> Matcher<'g> {
     /// Matches the compute node at `index`.
     pub fn match_node(&self, index: usize) -> Result<Candidate, Refusal> {
         let node = &self.graph.nodes[index];
+        if let Some(c) = self.pointwise_chain(index, node) {
+            return Ok(c);
+        }
         match &node.op {
             Op::Conv(a) => self.conv(index, node, a),
             Op::ConvTranspose(a) => self.conv_transpose(index, node, a),

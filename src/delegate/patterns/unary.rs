@@ -13,7 +13,22 @@ use crate::program::steps::lut::LutSpec;
 use crate::program::KernelSpec;
 
 /// The ONNX operators lowered to a table lookup (each one [`pointwise::is_pointwise`]).
-pub const LUT_OPS: &[&str] = &["HardSwish", "Sigmoid", "HardSigmoid", "Tanh"];
+pub const LUT_OPS: &[&str] = &[
+    "HardSwish",
+    "Sigmoid",
+    "HardSigmoid",
+    "Tanh",
+    "LeakyRelu",
+    "Elu",
+    "Celu",
+    "Selu",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Gelu",
+    "Erf",
+    "Exp",
+];
 
 /// Whether `op` is lowered by [`Matcher::lut`].
 pub(super) fn is_lut_op(op: &Op) -> bool {

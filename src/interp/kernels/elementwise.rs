@@ -531,6 +531,11 @@ pub fn hard_sigmoid(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
     map_pointwise(&Op::HardSigmoid { alpha, beta }, x)
 }
 
+/// An f32 activation with attributes that [`pointwise::map`] defines (Elu, Celu, Selu).
+pub fn activation(op: &Op, x: &Tensor) -> Result<Tensor> {
+    map_pointwise(op, x)
+}
+
 /// GELU, exact (erf) or with the tanh approximation.
 pub fn gelu(x: &Tensor, tanh_approximation: bool) -> Result<Tensor> {
     map_pointwise(&Op::Gelu { tanh_approximation }, x)

@@ -68,6 +68,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::Clip => one(elementwise::clip(x(0)?, opt(1), opt(2))?),
         Op::LeakyRelu { alpha } => one(elementwise::leaky_relu(x(0)?, *alpha)?),
         Op::HardSigmoid { alpha, beta } => one(elementwise::hard_sigmoid(x(0)?, *alpha, *beta)?),
+        Op::Elu { .. } | Op::Celu { .. } | Op::Selu { .. } => one(elementwise::activation(op, x(0)?)?),
         Op::Softmax { axis, coerce_2d } => one(norm::softmax(x(0)?, *axis, *coerce_2d)?),
         Op::BatchNormalization { epsilon } => {
             one(norm::batch_norm(x(0)?, x(1)?, x(2)?, x(3)?, x(4)?, *epsilon)?)

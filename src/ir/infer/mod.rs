@@ -111,9 +111,13 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::Expand => elementwise::expand(x, inputs),
         Op::Unary(u) => elementwise::unary(op, *u, x),
         Op::Clip => elementwise::same_shape(op, x, NUMERIC),
-        Op::LeakyRelu { .. } | Op::HardSigmoid { .. } | Op::BatchNormalization { .. } | Op::Gelu { .. } => {
-            elementwise::same_shape(op, x, FLOAT)
-        }
+        Op::LeakyRelu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Elu { .. }
+        | Op::Celu { .. }
+        | Op::Selu { .. }
+        | Op::BatchNormalization { .. }
+        | Op::Gelu { .. } => elementwise::same_shape(op, x, FLOAT),
         Op::Softmax { axis, .. } => elementwise::softmax(op, *axis, x),
         Op::LayerNormalization { axis, .. } => elementwise::layer_normalization(op, *axis, x),
         Op::Cast { to } => same_dtype(*to, x.shape),

@@ -1,0 +1,144 @@
+//! A subgraph of element-wise `f32` operators between one int8 input and one int8 output, as
+//! one table lookup: SiLU written as `x * Sigmoid(x)`, hardswish written out
+//! (`x * Clip(x + 3, 0, 6) / 6`, `x * Relu6(x + 3) * (1/6)` in any order, `x * HardSigmoid(x)`),
+//! GELU with `Erf`, and any other such composition.
+//!
+//! Matched from its first node ([`crate::ir::elementwise_region`]): every node of the subgraph
+//! is a point-wise operator, a Clip or an arithmetic binary operator, and reads only the
+//! dequantized input, one-element constants and other nodes of the subgraph; exactly one of
+//! its tensors is read from outside (by the output QuantizeLinear), so nothing else sees the
+//! float intermediates. The table is
+//! the subgraph run on the 256 dequantized input bytes by the interpreter's own operator
+//! evaluation, in the graph's order, so the lookup equals the interpreted QDQ graph bit for
+//! bit whatever the constants are.
+
+use super::{Candidate, Matcher, QInput};
+use crate::interp::kernels::eval;
+use crate::ir::elementwise_region::{find, Origin};
+use crate::ir::{DType, Node, Op, Tensor};
+use crate::kernels::elementwise::Storage;
+use crate::kernels::lut::build_table;
+use crate::kernels::OutputRange;
+use crate::program::steps::lut::LutSpec;
+use crate::program::KernelSpec;
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+impl<'g> Matcher<'g> {
+    /// The subgraph of element-wise operators that starts at node `index` (its first node in
+    /// graph order) as one table lookup; `None` when there is no such subgraph of at least two
+    /// operators besides Relu / Clip (a single operator is [`Matcher::lut`]'s or its own
+    /// pattern's), or it does not qualify.
+    pub(super) fn pointwise_chain(&self, index: usize, node: &'g Node) -> Option<Candidate> {
+        let first = node.inputs.iter().find(|t| self.constant(t).is_none())?;
+        let x = self.q_input(first).ok()?;
+        let region = find(
+            self.graph,
+            &self.consumers,
+            index,
+            |t| self.origin(t, &x),
+            |i| self.same_shape_f32(&self.graph.nodes[i], &x),
+        )?;
+        let (region, exit) = (region.nodes, region.exit.as_str());
+        let out = self.q_output_from(exit).ok()?;
+        let storage = match self.producer(&out.tensor) {
+            Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
+            _ => Storage::Int8,
+        };
+        let mut saw_nan = false;
+        let table = build_table(x.q, out.q, out.range, storage, |a, b| {
+            self.evaluate(&region, &x, exit, a, b)?;
+            saw_nan = b.iter().any(|v| v.is_nan());
+            Ok(())
+        })
+        .ok()?;
+        // A float Relu / Clip of NaN is not the clamp of NaN's quantized value.
+        if saw_nan && out.range != OutputRange::FULL {
+            return None;
+        }
+        let kernel = KernelSpec::Lut(LutSpec {
+            input: 0,
+            output: 0,
+            table: Box::new(table),
+        });
+        let mut c = self.candidate(index, vec![&x], out, kernel);
+        c.nodes.extend(region[1..].iter().copied());
+        Some(c)
+    }
+
+    /// Where input `t` of a subgraph node comes from: a DequantizeLinear of the pattern's
+    /// int8 input with its qparams is the input; a DequantizeLinear of anything else, or a
+    /// constant of more than one element, is outside.
+    fn origin(&self, t: &str, x: &QInput) -> Origin {
+        if let Some(c) = self.constant(t) {
+            let one = c.numel() == 1 && c.dtype() == DType::F32;
+            return if one { Origin::Constant } else { Origin::Outside };
+        }
+        let Some(&p) = self.producer.get(t) else {
+            return Origin::Outside;
+        };
+        if !matches!(self.graph.nodes[p].op, Op::DequantizeLinear(_)) {
+            return Origin::Node(p);
+        }
+        let same = self
+            .q_input(t)
+            .is_ok_and(|d| d.tensor == x.tensor && d.q == x.q && d.through == x.through);
+        if same {
+            Origin::Input
+        } else {
+            Origin::Outside
+        }
+    }
+
+    /// Whether `node` has one `f32` output of the input's shape.
+    fn same_shape_f32(&self, node: &Node, x: &QInput) -> bool {
+        let [out] = &node.outputs[..] else {
+            return false;
+        };
+        let f32_out = self.graph.tensor_info(out).is_some_and(|i| i.dtype == DType::F32);
+        f32_out && self.dims(out).is_ok_and(|d| d == x.dims)
+    }
+
+    /// Runs the subgraph `region` on the dequantized inputs `a` with the interpreter's
+    /// operators and writes tensor `exit` to `b`.
+    fn evaluate(&self, region: &[usize], x: &QInput, exit: &str, a: &[f32], b: &mut [f32]) -> Result<()> {
+        let input = Tensor::from_f32(vec![a.len()], a.to_vec())?;
+        let mut made: HashMap<&str, Tensor> = HashMap::new();
+        for &i in region {
+            let node = &self.graph.nodes[i];
+            let mut operands = Vec::with_capacity(node.inputs.len());
+            for t in &node.inputs {
+                operands.push(match t.as_str() {
+                    "" => None,
+                    t => match (self.origin(t, x), self.constant(t)) {
+                        (Origin::Input, _) => Some(&input),
+                        (Origin::Constant, Some(c)) => Some(c),
+                        _ => Some(
+                            made.get(t)
+                                .ok_or_else(|| Error::Internal(format!("`{t}` is not computed yet")))?,
+                        ),
+                    },
+                });
+            }
+            let result = eval(&node.op, &operands)?;
+            let y = result
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Internal(format!("`{}` made no output", node.name)))?;
+            made.insert(node.outputs[0].as_str(), y);
+        }
+        let y = made
+            .get(exit)
+            .ok_or_else(|| Error::Internal(format!("`{exit}` is not computed")))?
+            .as_f32()?;
+        if y.len() != b.len() {
+            return Err(Error::Internal(format!(
+                "{} table values for {} inputs",
+                y.len(),
+                b.len()
+            )));
+        }
+        b.copy_from_slice(y);
+        Ok(())
+    }
+}
