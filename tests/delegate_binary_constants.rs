@@ -645,3 +645,96 @@ fn libxq_quantizer_output_is_delegated_whole() {
         }
     }
 }
+
+/// `DQ(x) → Sub(mean[c]) → Div(std[c]) → Mul(0.5) → Q` (ONNX Runtime leaves Sub unquantized,
+/// so its float output feeds the next operator): one table per channel equal to the
+/// interpreter bit for bit; per-channel constants along two different axes stay unfused.
+#[test]
+fn a_chain_with_per_channel_constants_is_one_table_per_channel() {
+    for q in QSETS {
+        let dims = [2usize, 3, 16, 16];
+        let mut g = graph(
+            q,
+            &dims,
+            BinaryOp::Sub,
+            &Const::F32(vec![1, 3, 1, 1], vec![0.485, 0.456, 0.406]),
+            false,
+            false,
+        );
+        let at = g.nodes.iter().position(|n| n.outputs[0] == "u").unwrap();
+        g.nodes[at].outputs[0] = "s".into();
+        g.initializers.insert(
+            "std".into(),
+            Tensor::from_f32(vec![3, 1, 1], vec![0.229, 0.224, 0.225]).unwrap(),
+        );
+        g.initializers.insert("half".into(), Tensor::scalar_f32(0.5));
+        g.nodes
+            .insert(at + 1, node(Op::Binary(BinaryOp::Div), &["s", "std"], "d"));
+        g.nodes
+            .insert(at + 2, node(Op::Binary(BinaryOp::Mul), &["d", "half"], "u"));
+        g.validate().unwrap();
+        g.infer_shapes().unwrap();
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{q:?}: {}", report.text());
+        assert_eq!(step_counts(&spec), (0, 1, 0, 0), "{q:?}: {:?}", spec.steps);
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        for (k, x) in inputs(q, &dims).iter().enumerate() {
+            let want = run(&interpreter, x);
+            for (p, program) in programs.iter().enumerate() {
+                assert_eq!(run(program, x), want, "{q:?} input {k} program {p}");
+            }
+        }
+        // The divisor along the last axis instead: two axes, not one table per channel.
+        g.initializers.insert(
+            "std".into(),
+            Tensor::from_f32(vec![16], (1..=16).map(|v| v as f32 * 0.1).collect()).unwrap(),
+        );
+        g.infer_shapes().unwrap();
+        let (spec, _) = lower(&g, PartitionMode::All).unwrap();
+        let (tables, channel_tables, _, interpreted) = step_counts(&spec);
+        assert_eq!((tables, channel_tables), (0, 0), "{:?}", spec.steps);
+        assert!(interpreted > 0);
+    }
+}
+
+/// ONNX Runtime's quantize_static of [`float_constants_model`] (int8 and uint8 activations;
+/// it leaves the Sub unquantized): delegated whole, and each step given ONNX Runtime's int8
+/// inputs within one step of ONNX Runtime's unfused execution.
+#[test]
+fn onnxruntime_quantize_static_output_is_delegated_whole_and_within_a_step() {
+    let Some(python) = python("delegate_binary_constants") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let float = tmp.path().join("float.onnx");
+    xq::onnx::save_file(&float_constants_model(), &float).unwrap();
+    for (name, extra) in [("int8", &[][..]), ("uint8", &["--u8"][..])] {
+        let random = |n: &str| std::path::PathBuf::from(format!("random:{n}"));
+        let model = ort_qdq(
+            &python,
+            &float,
+            &random("8"),
+            &random("2"),
+            tmp.path(),
+            name,
+            extra,
+        );
+        let qdq = xq::interp::simplify_with_shapes(
+            xq::onnx::load_file(&model).unwrap(),
+            &[("x", [1usize, 3, 7, 9].as_slice())],
+        )
+        .unwrap();
+        let (spec, report) = lower(&qdq, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{name}: {}", report.text());
+        assert_eq!(report.interpreted_nodes, 0, "{name}: {}", report.text());
+        assert_eq!(report.partitions.len(), 1, "{name}: {}", report.text());
+        let x = tmp.path().join(format!("{name}_x.npy"));
+        assert!(x.exists(), "{name}: make_qdq.py wrote no evaluation samples");
+        let dump = tmp.path().join(format!("{name}_ort"));
+        ort_quantized_dump(&python, &model, &x, &dump);
+        let layers = layer_agreement(&spec, &dump);
+        print_layer_agreement(&layers, true);
+        assert!(layers.len() >= 5, "{name}: {layers:?}");
+        assert_layers_within_tolerance(name, &layers);
+    }
+}
