@@ -29,13 +29,17 @@ pub const MAX_CHANNEL_TABLES: usize = 4096;
 
 impl<'g> Matcher<'g> {
     /// The value of `t` when it is a constant: an initializer, or the output of a
-    /// DequantizeLinear whose inputs are all initializers (evaluated by the interpreter).
+    /// DequantizeLinear whose inputs are all initializers, the quantized one of at most
+    /// [`MAX_CHANNEL_TABLES`] elements (evaluated by the interpreter).
     fn constant_value(&self, t: &str) -> Option<Cow<'g, Tensor>> {
         if let Some(c) = self.constant(t) {
             return Some(Cow::Borrowed(c));
         }
         let dq = self.producer(t)?;
         if !matches!(dq.op, Op::DequantizeLinear(_)) || dq.outputs.len() != 1 {
+            return None;
+        }
+        if self.constant(dq.input(0)?)?.numel() > MAX_CHANNEL_TABLES {
             return None;
         }
         let inputs: Option<Vec<Option<&Tensor>>> = dq

@@ -1,4 +1,4 @@
-//! Quantized elementwise kernels: add and mul of two `i8` tensors with their own qparams
+//! Quantized elementwise kernels: add, sub and mul of two `i8` tensors with their own qparams
 //! (broadcasting by zero strides, e.g. an SE block's `N×1×1×C` scale times `N×H×W×C`),
 //! fused clamp/ReLU, and the per-row requantization used by concat. Formulas are in the
 //! [`crate::kernels`] module docs: add and mul are ONNX Runtime's QLinearAdd / QLinearMul,

@@ -66,6 +66,8 @@ fn check(table_len: usize, channels: usize, inner: usize) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct ChannelLut {
     luts: Vec<Lut>,
+    /// The tables one after another (channel `c`'s at `256 * c`), for the element loop.
+    flat: Box<[i8]>,
     inner: usize,
 }
 
@@ -82,7 +84,11 @@ impl ChannelLut {
                 Lut::new(isa, t)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ChannelLut { luts, inner })
+        Ok(ChannelLut {
+            luts,
+            flat: tables.into(),
+            inner,
+        })
     }
 
     /// Number of channels.
@@ -119,6 +125,20 @@ impl ChannelLut {
             )));
         }
         let (channels, inner) = (self.luts.len(), self.inner);
+        if inner == 1 {
+            // Channels innermost (NHWC): the channel steps with every element.
+            let mut c = elems.start % channels;
+            for j in elems {
+                // SAFETY: `j < elems.end <= out.len()`; the caller keeps concurrent ranges
+                // disjoint, so no other call writes element `j`.
+                unsafe { *out.as_ptr().add(j) = self.flat[256 * c + x[j] as u8 as usize] };
+                c += 1;
+                if c == channels {
+                    c = 0;
+                }
+            }
+            return Ok(());
+        }
         let mut i = elems.start;
         while i < elems.end {
             let block = i / inner;
