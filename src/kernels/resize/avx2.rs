@@ -1,0 +1,121 @@
+//! AVX2 bilinear kernels: 8 lanes of the scalar formula (`vdivps`, `vroundps` to nearest
+//! even, no FMA). A run's last partial vector is masked (`vmaskmovps`) for the column blend
+//! and computed by the scalar kernel for the row blend.
+
+use super::{scalar, ColumnsArgs, LinesArgs, Quantizer};
+use std::arch::x86_64::*;
+
+/// Lanes per vector.
+const LANES: usize = 8;
+
+/// Row blend of `a.n` elements.
+///
+/// # Safety
+/// `a` satisfies the [`LinesArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn lines(a: &LinesArgs) {
+    let (zp, s) = (_mm256_set1_epi32(a.x.zero_point), _mm256_set1_ps(a.x.scale));
+    let (w, wc) = (_mm256_set1_ps(a.w), _mm256_set1_ps(a.wc));
+    let value = |b: __m128i| {
+        _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(b), zp)),
+            s,
+        )
+    };
+    let mut i = 0;
+    while i + LANES <= a.n {
+        // SAFETY: elements i..i+8 lie within the `n` the contract makes valid.
+        unsafe {
+            let (p, q) = (
+                _mm_loadl_epi64(a.top.add(i).cast()),
+                _mm_loadl_epi64(a.bottom.add(i).cast()),
+            );
+            let v = _mm256_add_ps(_mm256_mul_ps(value(p), wc), _mm256_mul_ps(value(q), w));
+            _mm256_storeu_ps(a.t.add(i), v);
+        }
+        i += LANES;
+    }
+    // SAFETY: `i <= n`, so the pointers stay within (or one past) the valid runs.
+    let (top, bottom, t) = unsafe { (a.top.add(i), a.bottom.add(i), a.t.add(i)) };
+    let rest = LinesArgs {
+        top,
+        bottom,
+        n: a.n - i,
+        t,
+        ..*a
+    };
+    // SAFETY: `rest` covers the last `n - i` elements of `a`'s valid runs.
+    unsafe { scalar::lines(&rest) };
+}
+
+/// The quantizer's constants in vectors.
+struct Quant256 {
+    scale: __m256,
+    zero_point: __m256,
+    lo: __m256,
+    hi: __m256,
+    nan: __m256,
+}
+
+impl Quant256 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(q: &Quantizer) -> Self {
+        Quant256 {
+            scale: _mm256_set1_ps(q.y.scale),
+            zero_point: _mm256_set1_ps(q.zero_point),
+            lo: _mm256_set1_ps(q.lo),
+            hi: _mm256_set1_ps(q.hi),
+            nan: _mm256_set1_ps(f32::from(q.nan)),
+        }
+    }
+
+    /// [`Quantizer::byte`] of 8 values into the low 8 bytes: `clamp(round_even(v / s) + zp,
+    /// lo, hi)`, a NaN quotient giving the NaN byte.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bytes(&self, v: __m256) -> __m128i {
+        let t = _mm256_div_ps(v, self.scale);
+        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(t, t);
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+        let r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, self.zero_point), self.lo), self.hi);
+        let i = _mm256_cvtps_epi32(_mm256_blendv_ps(r, self.nan, nan));
+        let words = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+        _mm_packs_epi16(words, words)
+    }
+}
+
+/// Column blend and quantization of one output row.
+///
+/// # Safety
+/// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn columns(a: &ColumnsArgs) {
+    let q = Quant256::new(a.q);
+    let c = a.channels;
+    let (full, rest) = (c - c % LANES, c % LANES);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Lanes below `rest` (all bits set) are read; the others give 0.
+    let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest as i32), lane);
+    for (j, col) in a.cols.iter().enumerate() {
+        let (w, wc) = (_mm256_set1_ps(col.w), _mm256_set1_ps(col.wc));
+        let blend = |p: __m256, r: __m256| _mm256_add_ps(_mm256_mul_ps(p, wc), _mm256_mul_ps(r, w));
+        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `y` writable
+        // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the reads of
+        // the rest and only `rest` bytes of it are written.
+        unsafe {
+            let (t0, t1, y) = (a.t.add(col.a0), a.t.add(col.a1), a.y.add(j * c));
+            let mut k = 0;
+            while k < full {
+                let v = blend(_mm256_loadu_ps(t0.add(k)), _mm256_loadu_ps(t1.add(k)));
+                _mm_storel_epi64(y.add(k).cast(), q.bytes(v));
+                k += LANES;
+            }
+            if rest > 0 {
+                let v = blend(_mm256_maskload_ps(t0.add(k), m), _mm256_maskload_ps(t1.add(k), m));
+                let bytes = _mm_cvtsi128_si64(q.bytes(v)).to_le_bytes();
+                std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<i8>(), y.add(k), rest);
+            }
+        }
+    }
+}
