@@ -85,37 +85,59 @@ impl Quant256 {
     }
 }
 
-/// Column blend and quantization of one output row.
+/// Lanes below `n` (all bits set) are read and written by the masked moves; the others not.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn head(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// Column blend of one output row into `u`, then its quantization into `y`.
 ///
 /// # Safety
 /// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn columns(a: &ColumnsArgs) {
-    let q = Quant256::new(a.q);
     let c = a.channels;
-    let (full, rest) = (c - c % LANES, c % LANES);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    // Lanes below `rest` (all bits set) are read; the others give 0.
-    let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest as i32), lane);
+    let (full, m) = (c - c % LANES, head(c % LANES));
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm256_set1_ps(col.w), _mm256_set1_ps(col.wc));
         let blend = |p: __m256, r: __m256| _mm256_add_ps(_mm256_mul_ps(p, wc), _mm256_mul_ps(r, w));
-        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `y` writable
-        // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the reads of
-        // the rest and only `rest` bytes of it are written.
+        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `u` writable
+        // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the rest.
         unsafe {
-            let (t0, t1, y) = (a.t.add(col.a0), a.t.add(col.a1), a.y.add(j * c));
+            let (t0, t1, u) = (a.t.add(col.a0), a.t.add(col.a1), a.u.add(j * c));
             let mut k = 0;
             while k < full {
-                let v = blend(_mm256_loadu_ps(t0.add(k)), _mm256_loadu_ps(t1.add(k)));
-                _mm_storel_epi64(y.add(k).cast(), q.bytes(v));
+                _mm256_storeu_ps(
+                    u.add(k),
+                    blend(_mm256_loadu_ps(t0.add(k)), _mm256_loadu_ps(t1.add(k))),
+                );
                 k += LANES;
             }
-            if rest > 0 {
+            if k < c {
                 let v = blend(_mm256_maskload_ps(t0.add(k), m), _mm256_maskload_ps(t1.add(k), m));
-                let bytes = _mm_cvtsi128_si64(q.bytes(v)).to_le_bytes();
-                std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<i8>(), y.add(k), rest);
+                _mm256_maskstore_ps(u.add(k), m, v);
             }
+        }
+    }
+    let q = Quant256::new(a.q);
+    let n = a.cols.len() * c;
+    let (full, rest) = (n - n % LANES, n % LANES);
+    let mut i = 0;
+    // SAFETY: `u` was written and `y` is writable for `n` elements; full vectors stay below
+    // `full <= n`, the mask limits the reads of the rest and only `rest` bytes are written.
+    unsafe {
+        while i < full {
+            _mm_storel_epi64(a.y.add(i).cast(), q.bytes(_mm256_loadu_ps(a.u.add(i))));
+            i += LANES;
+        }
+        if rest > 0 {
+            let bytes = _mm_cvtsi128_si64(q.bytes(_mm256_maskload_ps(a.u.add(i), head(rest)))).to_le_bytes();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<i8>(), a.y.add(i), rest);
         }
     }
 }

@@ -89,26 +89,27 @@ impl Quant512 {
     }
 }
 
-/// Column blend and quantization of one output row.
+/// Column blend of one output row into `u`, then its quantization into `y`.
 ///
 /// # Safety
 /// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX-512 F/BW/VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn columns(a: &ColumnsArgs) {
-    let q = Quant512::new(a.q);
     let c = a.channels;
     let (full, m) = (c - c % LANES, head(c % LANES));
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm512_set1_ps(col.w), _mm512_set1_ps(col.wc));
         let blend = |p: __m512, r: __m512| _mm512_add_ps(_mm512_mul_ps(p, wc), _mm512_mul_ps(r, w));
-        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `y` writable
+        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `u` writable
         // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the rest.
         unsafe {
-            let (t0, t1, y) = (a.t.add(col.a0), a.t.add(col.a1), a.y.add(j * c));
+            let (t0, t1, u) = (a.t.add(col.a0), a.t.add(col.a1), a.u.add(j * c));
             let mut k = 0;
             while k < full {
-                let v = blend(_mm512_loadu_ps(t0.add(k)), _mm512_loadu_ps(t1.add(k)));
-                _mm_storeu_si128(y.add(k).cast(), q.bytes(v));
+                _mm512_storeu_ps(
+                    u.add(k),
+                    blend(_mm512_loadu_ps(t0.add(k)), _mm512_loadu_ps(t1.add(k))),
+                );
                 k += LANES;
             }
             if k < c {
@@ -116,8 +117,23 @@ pub(super) unsafe fn columns(a: &ColumnsArgs) {
                     _mm512_maskz_loadu_ps(m, t0.add(k)),
                     _mm512_maskz_loadu_ps(m, t1.add(k)),
                 );
-                _mm_mask_storeu_epi8(y.add(k), m, q.bytes(v));
+                _mm512_mask_storeu_ps(u.add(k), m, v);
             }
+        }
+    }
+    let q = Quant512::new(a.q);
+    let n = a.cols.len() * c;
+    let (full, m) = (n - n % LANES, head(n % LANES));
+    let mut i = 0;
+    // SAFETY: `u` was written and `y` is writable for `n` elements; full vectors stay below
+    // `full <= n`, the mask limits the rest.
+    unsafe {
+        while i < full {
+            _mm_storeu_si128(a.y.add(i).cast(), q.bytes(_mm512_loadu_ps(a.u.add(i))));
+            i += LANES;
+        }
+        if i < n {
+            _mm_mask_storeu_epi8(a.y.add(i), m, q.bytes(_mm512_maskz_loadu_ps(m, a.u.add(i))));
         }
     }
 }

@@ -19,9 +19,11 @@
 //! `t_k` depends on the output row and the input column only, so an output row is computed in
 //! two passes: the row blend `t` of every input column the row's taps read (the
 //! `LinesArgs` microkernel, over contiguous runs of bytes), then the column blend and
-//! quantization of each output pixel (`ColumnsArgs`, over the channels of a pixel). Each
-//! variant runs the same operations per element (the SIMD ones lane by lane, with `vdivps`,
-//! round-to-nearest-even and no FMA), so every variant is bit-identical to the scalar one,
+//! quantization of each output pixel (`ColumnsArgs`; the SIMD variants blend the channels of
+//! each pixel into an `f32` row, then quantize that row as one run, so a channel count that is
+//! not a multiple of the vector width wastes no division). Each variant runs the same
+//! operations per element (the SIMD ones lane by lane, with `vdivps`, round-to-nearest-even
+//! and no FMA), so every variant is bit-identical to the scalar one,
 //! which is the oracle of `tests/kernels_resize.rs`. An output row whose taps equal the
 //! previous row's (same image) is a copy of it, in both modes.
 
@@ -41,8 +43,11 @@ use crate::qscheme::{NanRule, QRange};
 use crate::{Error, Result};
 use std::ops::Range;
 
-/// Row-blend values of one call that live on the stack (the rest on the heap).
+/// Row-blend values of one call that live on the stack (more on the heap).
 const LINE_ON_STACK: usize = 2048;
+/// Column-blend values of one output row that live on the stack (more on the heap; 21
+/// channels × 224 columns fit).
+const ROW_ON_STACK: usize = 6144;
 
 /// How one output index along an axis reads the input: input indices `i0` and `i1` and the
 /// weight `w` of `i1` (nearest reads `i0` only).
@@ -207,11 +212,14 @@ pub(crate) struct ColumnTap {
 }
 
 /// The column blend of one output row: pixel `j`, channel `k` is
-/// `q.byte(t[a0 + k] * wc + t[a1 + k] * w)` with `cols[j]`'s taps. Contract: `t` is readable
-/// (and initialized) at `a0..a0 + channels` and `a1..a1 + channels` of every tap, `y` is
-/// writable for `cols.len() × channels` bytes, and the CPU supports the variant's ISA.
+/// `q.byte(t[a0 + k] * wc + t[a1 + k] * w)` with `cols[j]`'s taps. The SIMD variants store
+/// the blended values of the whole row in `u` first, then quantize `u` as one contiguous run
+/// (full vectors whatever the channel count). Contract: `t` is readable (and initialized) at
+/// `a0..a0 + channels` and `a1..a1 + channels` of every tap, `u` (distinct from `t`) and `y`
+/// are writable for `cols.len() × channels` elements, and the CPU supports the variant's ISA.
 pub(crate) struct ColumnsArgs<'a> {
     pub t: *const f32,
+    pub u: *mut f32,
     pub cols: &'a [ColumnTap],
     pub channels: usize,
     pub q: &'a Quantizer,
@@ -301,9 +309,20 @@ impl Bilinear {
     }
 
     /// Computes one output row `y` from the input lines `top` and `bottom` (`in_w × c` bytes
-    /// each) with row weight `w`, through the row-blend buffer `t` (`in_w × c` elements).
-    fn row(&self, top: &[i8], bottom: &[i8], w: f32, t: &mut [f32], y: &mut [i8], channels: usize) {
-        debug_assert!(top.len() == t.len() && bottom.len() == t.len());
+    /// each) with row weight `w`, through the row-blend buffer `t` (`in_w × c` elements) and
+    /// the column-blend buffer `u` (as long as `y`).
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        top: &[i8],
+        bottom: &[i8],
+        w: f32,
+        t: &mut [f32],
+        u: &mut [f32],
+        y: &mut [i8],
+        channels: usize,
+    ) {
+        assert!(top.len() == t.len() && bottom.len() == t.len() && u.len() == y.len());
         debug_assert_eq!(y.len(), self.cols.len() * channels);
         for s in &self.spans {
             let args = LinesArgs {
@@ -321,13 +340,15 @@ impl Bilinear {
         }
         let args = ColumnsArgs {
             t: t.as_ptr(),
+            u: u.as_mut_ptr(),
             cols: &self.cols,
             channels,
             q: &self.q,
             y: y.as_mut_ptr(),
         };
         // SAFETY: every tap's pixels lie within an input line (`validate`) and within the spans
-        // just written; `y` holds `cols × channels` bytes; the CPU was checked.
+        // just written; `u` (a buffer apart from `t`) and `y` hold `cols × channels` elements
+        // (asserted above); the CPU was checked.
         unsafe { (self.kernels.columns)(&args) };
     }
 }
@@ -415,10 +436,11 @@ impl Resize {
             let at = (n * in_h + h as usize) * line_len;
             &x[at..at + line_len]
         };
-        let mut t: Scratch<f32, LINE_ON_STACK> = match self.interpolation {
-            Interpolation::Bilinear(_) => Scratch::new(line_len, 0.0),
-            Interpolation::Nearest(_) => Scratch::Heap(Vec::new()),
-        };
+        let (mut t, mut u): (Scratch<f32, LINE_ON_STACK>, Scratch<f32, ROW_ON_STACK>) =
+            match self.interpolation {
+                Interpolation::Bilinear(_) => (Scratch::new(line_len, 0.0), Scratch::new(row_len, 0.0)),
+                Interpolation::Nearest(_) => (Scratch::Heap(Vec::new()), Scratch::Heap(Vec::new())),
+            };
         let mut previous: Option<(usize, AxisTap)> = None;
         for (k, r) in rows.enumerate() {
             let (n, tap) = (r / g.rows.len(), g.rows[r % g.rows.len()]);
@@ -440,7 +462,9 @@ impl Resize {
                         lut.run_in_place(dst);
                     }
                 }
-                Interpolation::Bilinear(b) => b.row(line(n, tap.i0), line(n, tap.i1), tap.w, &mut t, dst, c),
+                Interpolation::Bilinear(b) => {
+                    b.row(line(n, tap.i0), line(n, tap.i1), tap.w, &mut t, &mut u, dst, c)
+                }
             }
         }
         Ok(())
