@@ -1,12 +1,13 @@
 //! AVX2 bilinear kernels: 8 lanes of the scalar formula (`vdivps`, `vroundps` to nearest
-//! even, no FMA). A run's last partial vector is masked (`vmaskmovps`) for the column blend
-//! and computed by the scalar kernel for the row blend.
+//! even, no FMA). The last partial vector of a row's quantization is masked (`vmaskmovps`
+//! loads), that of a row-blend run computed by the scalar kernel.
 
-use super::{scalar, ColumnsArgs, LinesArgs, Quantizer};
+use super::{scalar, ColumnsArgs, LinesArgs, Quantizer, PADDING};
 use std::arch::x86_64::*;
 
 /// Lanes per vector.
 const LANES: usize = 8;
+const _: () = assert!(LANES <= PADDING);
 
 /// Row blend of `a.n` elements.
 ///
@@ -102,25 +103,19 @@ fn head(n: usize) -> __m256i {
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn columns(a: &ColumnsArgs) {
     let c = a.channels;
-    let (full, m) = (c - c % LANES, head(c % LANES));
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm256_set1_ps(col.w), _mm256_set1_ps(col.wc));
-        let blend = |p: __m256, r: __m256| _mm256_add_ps(_mm256_mul_ps(p, wc), _mm256_mul_ps(r, w));
-        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `u` writable
-        // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the rest.
+        // SAFETY: the contract makes `t` readable at a0..a0+c+PADDING and a1..a1+c+PADDING
+        // and `u` writable up to cols×c+PADDING; the vectors start below `c` and `LANES <=
+        // PADDING`. Lanes past pixel j's channels are overwritten by pixel j+1 (later) or lie
+        // in the padding.
         unsafe {
             let (t0, t1, u) = (a.t.add(col.a0), a.t.add(col.a1), a.u.add(j * c));
             let mut k = 0;
-            while k < full {
-                _mm256_storeu_ps(
-                    u.add(k),
-                    blend(_mm256_loadu_ps(t0.add(k)), _mm256_loadu_ps(t1.add(k))),
-                );
+            while k < c {
+                let (p, r) = (_mm256_loadu_ps(t0.add(k)), _mm256_loadu_ps(t1.add(k)));
+                _mm256_storeu_ps(u.add(k), _mm256_add_ps(_mm256_mul_ps(p, wc), _mm256_mul_ps(r, w)));
                 k += LANES;
-            }
-            if k < c {
-                let v = blend(_mm256_maskload_ps(t0.add(k), m), _mm256_maskload_ps(t1.add(k), m));
-                _mm256_maskstore_ps(u.add(k), m, v);
             }
         }
     }

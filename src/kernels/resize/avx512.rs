@@ -1,11 +1,12 @@
 //! AVX-512 bilinear kernels: 16 lanes of the scalar formula (`vdivps`, `vrndscaleps` to
 //! nearest even, no FMA), the last partial vector of a run masked.
 
-use super::{ColumnsArgs, LinesArgs, Quantizer};
+use super::{ColumnsArgs, LinesArgs, Quantizer, PADDING};
 use std::arch::x86_64::*;
 
 /// Lanes per vector.
 const LANES: usize = 16;
+const _: () = assert!(LANES <= PADDING);
 
 /// The mask of the first `n` (`< 16`) lanes.
 #[inline(always)]
@@ -96,28 +97,19 @@ impl Quant512 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn columns(a: &ColumnsArgs) {
     let c = a.channels;
-    let (full, m) = (c - c % LANES, head(c % LANES));
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm512_set1_ps(col.w), _mm512_set1_ps(col.wc));
-        let blend = |p: __m512, r: __m512| _mm512_add_ps(_mm512_mul_ps(p, wc), _mm512_mul_ps(r, w));
-        // SAFETY: the contract makes `t` readable at a0..a0+c and a1..a1+c and `u` writable
-        // at j×c..(j+1)×c; full vectors stay below `full <= c`, the mask limits the rest.
+        // SAFETY: the contract makes `t` readable at a0..a0+c+PADDING and a1..a1+c+PADDING
+        // and `u` writable up to cols×c+PADDING; the vectors start below `c` and `LANES <=
+        // PADDING`. Lanes past pixel j's channels are overwritten by pixel j+1 (later) or lie
+        // in the padding.
         unsafe {
             let (t0, t1, u) = (a.t.add(col.a0), a.t.add(col.a1), a.u.add(j * c));
             let mut k = 0;
-            while k < full {
-                _mm512_storeu_ps(
-                    u.add(k),
-                    blend(_mm512_loadu_ps(t0.add(k)), _mm512_loadu_ps(t1.add(k))),
-                );
+            while k < c {
+                let (p, r) = (_mm512_loadu_ps(t0.add(k)), _mm512_loadu_ps(t1.add(k)));
+                _mm512_storeu_ps(u.add(k), _mm512_add_ps(_mm512_mul_ps(p, wc), _mm512_mul_ps(r, w)));
                 k += LANES;
-            }
-            if k < c {
-                let v = blend(
-                    _mm512_maskz_loadu_ps(m, t0.add(k)),
-                    _mm512_maskz_loadu_ps(m, t1.add(k)),
-                );
-                _mm512_mask_storeu_ps(u.add(k), m, v);
             }
         }
     }

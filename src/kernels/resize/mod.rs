@@ -49,6 +49,11 @@ const LINE_ON_STACK: usize = 2048;
 /// channels × 224 columns fit).
 const ROW_ON_STACK: usize = 6144;
 
+/// Elements after the row and column blends that the SIMD variants may read and write (a
+/// pixel's channels as whole vectors: the lanes past them are garbage that the next pixel
+/// overwrites or nobody reads). At least the widest vector.
+pub(crate) const PADDING: usize = 16;
+
 /// How one output index along an axis reads the input: input indices `i0` and `i1` and the
 /// weight `w` of `i1` (nearest reads `i0` only).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -213,10 +218,12 @@ pub(crate) struct ColumnTap {
 
 /// The column blend of one output row: pixel `j`, channel `k` is
 /// `q.byte(t[a0 + k] * wc + t[a1 + k] * w)` with `cols[j]`'s taps. The SIMD variants store
-/// the blended values of the whole row in `u` first, then quantize `u` as one contiguous run
-/// (full vectors whatever the channel count). Contract: `t` is readable (and initialized) at
-/// `a0..a0 + channels` and `a1..a1 + channels` of every tap, `u` (distinct from `t`) and `y`
-/// are writable for `cols.len() × channels` elements, and the CPU supports the variant's ISA.
+/// the blended values of the whole row in `u` first (each pixel as whole vectors, in pixel
+/// order), then quantize `u` as one contiguous run (full vectors whatever the channel count).
+/// Contract: `t` is readable (and initialized) at `a0..a0 + channels + PADDING` and
+/// `a1..a1 + channels + PADDING` of every tap, `u` (distinct from `t`) is writable for
+/// `cols.len() × channels + PADDING` elements and `y` for `cols.len() × channels`, and the CPU
+/// supports the variant's ISA.
 pub(crate) struct ColumnsArgs<'a> {
     pub t: *const f32,
     pub u: *mut f32,
@@ -309,8 +316,9 @@ impl Bilinear {
     }
 
     /// Computes one output row `y` from the input lines `top` and `bottom` (`in_w × c` bytes
-    /// each) with row weight `w`, through the row-blend buffer `t` (`in_w × c` elements) and
-    /// the column-blend buffer `u` (as long as `y`).
+    /// each) with row weight `w`, through the row-blend buffer `t` (`in_w × c` elements and
+    /// [`PADDING`], all initialized) and the column-blend buffer `u` (as long as `y`, and
+    /// [`PADDING`]).
     #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
@@ -322,7 +330,7 @@ impl Bilinear {
         y: &mut [i8],
         channels: usize,
     ) {
-        assert!(top.len() == t.len() && bottom.len() == t.len() && u.len() == y.len());
+        assert!(top.len() + PADDING == t.len() && bottom.len() == top.len() && u.len() == y.len() + PADDING);
         debug_assert_eq!(y.len(), self.cols.len() * channels);
         for s in &self.spans {
             let args = LinesArgs {
@@ -346,8 +354,9 @@ impl Bilinear {
             q: &self.q,
             y: y.as_mut_ptr(),
         };
-        // SAFETY: every tap's pixels lie within an input line (`validate`) and within the spans
-        // just written; `u` (a buffer apart from `t`) and `y` hold `cols × channels` elements
+        // SAFETY: every tap's pixels lie within an input line (`validate`), so within the
+        // spans just written, and `t` has `PADDING` initialized elements more; `u` (a buffer
+        // apart from `t`) and `y` hold `cols × channels` elements, `u` `PADDING` more
         // (asserted above); the CPU was checked.
         unsafe { (self.kernels.columns)(&args) };
     }
@@ -438,7 +447,10 @@ impl Resize {
         };
         let (mut t, mut u): (Scratch<f32, LINE_ON_STACK>, Scratch<f32, ROW_ON_STACK>) =
             match self.interpolation {
-                Interpolation::Bilinear(_) => (Scratch::new(line_len, 0.0), Scratch::new(row_len, 0.0)),
+                Interpolation::Bilinear(_) => (
+                    Scratch::new(line_len + PADDING, 0.0),
+                    Scratch::new(row_len + PADDING, 0.0),
+                ),
                 Interpolation::Nearest(_) => (Scratch::Heap(Vec::new()), Scratch::Heap(Vec::new())),
             };
         let mut previous: Option<(usize, AxisTap)> = None;
