@@ -291,13 +291,16 @@ impl Bilinear {
                 wc: 1.0 - t.w,
             })
             .collect();
-        let mut used = vec![false; g.in_hw.1];
-        for t in &g.cols {
-            used[t.i0 as usize] = true;
-            used[t.i1 as usize] = true;
-        }
+        // The input columns the taps read, in order (sized by the output, not the input).
+        let mut used: Vec<usize> = g
+            .cols
+            .iter()
+            .flat_map(|t| [t.i0 as usize, t.i1 as usize])
+            .collect();
+        used.sort_unstable();
+        used.dedup();
         let mut spans: Vec<Range<usize>> = Vec::new();
-        for (i, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+        for i in used {
             match spans.last_mut() {
                 Some(s) if s.end == i * c => s.end += c,
                 _ => spans.push(i * c..(i + 1) * c),
