@@ -135,6 +135,7 @@ mod tests {
         assert_send_sync::<elementwise::QuantizedBinary>();
         assert_send_sync::<pool::GlobalAvgPool>();
         assert_send_sync::<pool::MaxPool>();
+        assert_send_sync::<pool::AvgPool>();
         assert_send_sync::<concat::Concat>();
         assert_send_sync::<indirection::Indirection>();
         assert_send_sync::<lut::Lut>();

@@ -1,11 +1,13 @@
-//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, and MaxPool.
+//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, AveragePool
+//! and MaxPool.
 
 use super::window::ceil_mode_as_end_padding;
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::PoolAttrs;
+use crate::ir::shapes::pool_window;
 use crate::ir::Node;
 use crate::kernels::OutputRange;
-use crate::program::{GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec};
+use crate::program::{AvgPoolSpec, GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec, Window};
 
 impl Matcher<'_> {
     /// ReduceMean over H, W (constant axes, see [`reduces_spatial_axes_of_4d`]) as
@@ -63,6 +65,57 @@ impl Matcher<'_> {
             input: 0,
             output: 0,
             window,
+        });
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+}
+
+impl Matcher<'_> {
+    /// `DQ → AveragePool → Q` over a 4-D input, any qparams and fused activation: explicit,
+    /// VALID or SAME padding (resolved as the shape inference resolves it), strides,
+    /// dilations, `ceil_mode` (extra end padding never counted) and `count_include_pad`.
+    /// 1-D and 3-D pools stay interpreted.
+    pub(super) fn avg_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        if x.dims.len() != 4 || a.kernel_shape.len() != 2 {
+            return refuse(
+                Reason::Shape,
+                "only 2-D AveragePool (1-D and 3-D pools stay interpreted)",
+            );
+        }
+        let out = self.q_output(node)?;
+        let resolved = match pool_window(a, &x.dims) {
+            Ok(w) => w,
+            Err(e) => return refuse(Reason::Attribute, format!("AveragePool window: {e}")),
+        };
+        let window = Window {
+            kernel: (resolved.kernel[0], resolved.kernel[1]),
+            stride: (resolved.strides[0], resolved.strides[1]),
+            dilation: (resolved.dilations[0], resolved.dilations[1]),
+            pads: (
+                resolved.pad_begin[0],
+                resolved.pad_begin[1],
+                resolved.pad_end[0],
+                resolved.pad_end[1],
+            ),
+        };
+        let y_dims = self.dims(&node.outputs[0])?;
+        if y_dims.len() != 4 || y_dims[2..] != resolved.output[..] {
+            return refuse(
+                Reason::Shape,
+                "AveragePool output shape differs from its window's",
+            );
+        }
+        // Floor division over the end padding `ceil_mode` needs gives the inferred size (and
+        // checks it for every other mode).
+        let padded = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
+        let kernel = KernelSpec::AvgPool(AvgPoolSpec {
+            input: 0,
+            output: 0,
+            window,
+            extra_end: (padded.pads.2 - window.pads.2, padded.pads.3 - window.pads.3),
+            count_include_pad: a.count_include_pad,
+            range: out.range,
         });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
