@@ -6,7 +6,8 @@
 //! reference session (graph optimizations off) agrees within one step on every element; every
 //! ISA row computes the scalar row's bytes; 1-D and 3-D pools are refused with a reason; a
 //! model quantized by libxq's quantizer leaves no AveragePool to the interpreter; corrupted
-//! programs fail to load without panicking.
+//! programs fail to load without panicking. MaxPool takes the same windows (SAME padding
+//! included) and computes the interpreter's bytes.
 
 mod common;
 mod delegate_common;
@@ -182,13 +183,22 @@ fn cases() -> Vec<Case> {
 
 /// `Q → DQ → AveragePool [→ Relu] → Q → DQ`.
 fn graph(c: &Case) -> Graph {
+    graph_of(c, Op::AveragePool(c.attrs.clone()))
+}
+
+/// `Q → DQ → pool [→ Relu] → Q → DQ`.
+fn graph_of(c: &Case, pool: Op) -> Graph {
     let mut g = Graph {
         name: "avg_pool".into(),
         inputs: vec![TensorInfo::known("x", DType::F32, &c.x)],
         ..Graph::default()
     };
     let zx = zero_point(if c.unsigned { 130 } else { 3 }, c.unsigned);
-    let zy = zero_point(if c.unsigned { 120 } else { -10 }, c.unsigned);
+    // A MaxPool keeps its input's qparams (the quantizer shares them).
+    let zy = match (&pool, c.unsigned) {
+        (Op::MaxPool(_), u) => zero_point(if u { 130 } else { 3 }, u),
+        (_, u) => zero_point(if u { 120 } else { -10 }, u),
+    };
     let inits = [
         ("sx", Tensor::scalar_f32(SX)),
         ("sy", Tensor::scalar_f32(c.sy)),
@@ -203,12 +213,7 @@ fn graph(c: &Case) -> Graph {
     let mut nodes = vec![
         node("qx", q.clone(), &["x", "sx", "zx"], "x_q"),
         node("dqx", dq.clone(), &["x_q", "sx", "zx"], "x_dq"),
-        node(
-            "pool",
-            Op::AveragePool(c.attrs.clone()),
-            &["x_dq"],
-            if c.relu { "p" } else { "r" },
-        ),
+        node("pool", pool, &["x_dq"], if c.relu { "p" } else { "r" }),
     ];
     if c.relu {
         nodes.push(node("relu", Op::Unary(UnaryOp::Relu), &["p"], "r"));
@@ -383,6 +388,24 @@ fn one_and_three_dimensional_pools_are_refused_with_a_reason() {
         let xin = input(&x, 3);
         let want = run(&Program::new(none, Default::default()).unwrap(), &xin);
         assert_eq!(run(&Program::new(spec, Default::default()).unwrap(), &xin), want);
+    }
+}
+
+#[test]
+fn max_pools_take_every_window_and_equal_the_float_reference() {
+    for c in cases().into_iter().filter(|c| !c.relu) {
+        let what = format!("{c:?}");
+        let c = Case { sy: SX, ..c };
+        let g = graph_of(&c, Op::MaxPool(c.attrs.clone()));
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert!(report.refused.is_empty(), "{what}: {}", report.text());
+        assert_eq!(report.interpreted_nodes, 0, "{what}: {}", report.text());
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        let x = input(&c.x, 7);
+        let want = run(&interpreter, &x);
+        for (p, program) in programs.iter().enumerate() {
+            assert_eq!(run(program, &x), want, "{what} program {p}");
+        }
     }
 }
 

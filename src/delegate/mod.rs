@@ -16,8 +16,8 @@
 //!   sign; dims kept or not) → Q`; `DQ → AveragePool (2-D: pads or auto_pad, strides,
 //!   dilations, ceil_mode, count_include_pad) [→ Relu / Clip] → Q`, requantized;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
-//!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
-//!   padding, which never wins a max), and `DQ → Split → Q…`; a Transpose, Slice or Split
+//!   Pad(constant) → Q` with equal qparams (a 2-D MaxPool with any padding, `auto_pad`
+//!   included; its `ceil_mode` becomes extra end padding, which never wins a max), and `DQ → Split → Q…`; a Transpose, Slice or Split
 //!   may read through a float view (`DQ → Reshape → Split`) and a Transpose write through
 //!   one, and their outputs may have other qparams (requantized by a table). Lowering turns
 //!   every such move into a block copy and collapses chains of them (`move_plan`);

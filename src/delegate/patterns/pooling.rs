@@ -43,21 +43,22 @@ impl Matcher<'_> {
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
-    /// `DQ → MaxPool → Q` with equal qparams (a `ceil_mode` becomes extra end padding).
+    /// `DQ → MaxPool → Q` with equal qparams: explicit, VALID or SAME padding, strides,
+    /// dilations; a `ceil_mode` becomes extra end padding (padding never wins a max).
     pub(super) fn max_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
         if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
             return refuse(Reason::Attribute, "MaxPool indices output");
         }
         let x = self.q_input(&node.inputs[0])?;
-        if x.dims.len() != 4 {
-            return refuse(Reason::Shape, "only 2-D pooling");
-        }
+        let mut window = resolved_window(a, &x.dims)?;
         let out = self.q_output(node)?;
         if out.q != x.q || out.range != OutputRange::FULL {
             return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
         }
-        let mut window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
         let y_dims = self.dims(&node.outputs[0])?;
+        if y_dims.len() != 4 {
+            return refuse(Reason::Shape, "MaxPool output is not 4-D");
+        }
         if a.ceil_mode {
             window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
         }
@@ -77,34 +78,11 @@ impl Matcher<'_> {
     /// 1-D and 3-D pools stay interpreted.
     pub(super) fn avg_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
         let x = self.q_input(&node.inputs[0])?;
-        if x.dims.len() != 4 || a.kernel_shape.len() != 2 {
-            return refuse(
-                Reason::Shape,
-                "only 2-D AveragePool (1-D and 3-D pools stay interpreted)",
-            );
-        }
+        let window = resolved_window(a, &x.dims)?;
         let out = self.q_output(node)?;
-        let resolved = match pool_window(a, &x.dims) {
-            Ok(w) => w,
-            Err(e) => return refuse(Reason::Attribute, format!("AveragePool window: {e}")),
-        };
-        let window = Window {
-            kernel: (resolved.kernel[0], resolved.kernel[1]),
-            stride: (resolved.strides[0], resolved.strides[1]),
-            dilation: (resolved.dilations[0], resolved.dilations[1]),
-            pads: (
-                resolved.pad_begin[0],
-                resolved.pad_begin[1],
-                resolved.pad_end[0],
-                resolved.pad_end[1],
-            ),
-        };
         let y_dims = self.dims(&node.outputs[0])?;
-        if y_dims.len() != 4 || y_dims[2..] != resolved.output[..] {
-            return refuse(
-                Reason::Shape,
-                "AveragePool output shape differs from its window's",
-            );
+        if y_dims.len() != 4 {
+            return refuse(Reason::Shape, "AveragePool output is not 4-D");
         }
         // Floor division over the end padding `ceil_mode` needs gives the inferred size (and
         // checks it for every other mode).
@@ -119,6 +97,27 @@ impl Matcher<'_> {
         });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
+}
+
+/// The 2-D window of pooling attributes `a` over the NCHW input `x`, with `auto_pad` resolved
+/// into pads as the shape inference resolves it; 1-D and 3-D pools are refused.
+fn resolved_window(a: &PoolAttrs, x: &[usize]) -> Result<Window, Refusal> {
+    if x.len() != 4 || a.kernel_shape.len() != 2 {
+        return refuse(
+            Reason::Shape,
+            "only 2-D pooling (1-D and 3-D pools stay interpreted)",
+        );
+    }
+    let w = match pool_window(a, x) {
+        Ok(w) => w,
+        Err(e) => return refuse(Reason::Attribute, format!("pooling window: {e}")),
+    };
+    Ok(Window {
+        kernel: (w.kernel[0], w.kernel[1]),
+        stride: (w.strides[0], w.strides[1]),
+        dilation: (w.dilations[0], w.dilations[1]),
+        pads: (w.pad_begin[0], w.pad_begin[1], w.pad_end[0], w.pad_end[1]),
+    })
 }
 
 /// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in
