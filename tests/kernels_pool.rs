@@ -216,6 +216,57 @@ fn bad_arguments_are_errors() {
 }
 
 #[test]
+fn avg_pool_windows_past_the_i16_sums_of_the_simd_rows_are_identical() {
+    // 17 × 17 = 289 taps, past the 256 the SIMD rows sum in i16; and 16 × 16 = 256 at it,
+    // with inputs at -128 where an i16 sum would first overflow.
+    let mut s = 7u64;
+    for (k, fill) in [(17, None), (16, Some(-128i8)), (16, None)] {
+        let g = ConvGeometry {
+            batch: 1,
+            in_h: 20,
+            in_w: 18,
+            in_c: 70,
+            k_h: k,
+            k_w: k,
+            stride: (1, 1),
+            dilation: (1, 1),
+            padding: (0, 0, 0, 0),
+        };
+        let x: Vec<i8> = (0..g.image_len())
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                fill.unwrap_or(s as i8)
+            })
+            .collect();
+        let qi = QuantParams {
+            scale: 0.03,
+            zero_point: -5,
+        };
+        let qo = QuantParams {
+            scale: 0.01,
+            zero_point: 2,
+        };
+        let q = (qi, qo, OutputRange::FULL);
+        let scalar = avg_pool(Isa::Scalar, &g, AvgDivisor::Inside, &x, q, 0.5);
+        for (got, want) in scalar
+            .iter()
+            .zip(avg_pool_reference(&g, AvgDivisor::Inside, &x, q))
+        {
+            assert!((*got as i32 - want as i32).abs() <= 1, "k {k}: {got} vs {want}");
+        }
+        for isa in simd_isas() {
+            assert_eq!(
+                avg_pool(isa, &g, AvgDivisor::Inside, &x, q, 0.5),
+                scalar,
+                "{isa} k {k}"
+            );
+        }
+    }
+}
+
+#[test]
 fn avg_pool_divisors_and_bad_arguments() {
     let q = QuantParams {
         scale: 1.0,

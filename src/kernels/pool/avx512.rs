@@ -1,6 +1,6 @@
 //! AVX-512 pooling kernels: 16-channel `i32` sums for the mean, 64-channel byte max.
 
-use super::{AvgArgs, MaxArgs, MeanArgs};
+use super::{AvgArgs, MaxArgs, MeanArgs, I16_TAPS};
 use crate::kernels::epilogue::Requant512;
 use std::arch::x86_64::*;
 
@@ -54,7 +54,8 @@ pub(super) unsafe fn max(a: &MaxArgs) {
 }
 
 /// Average over the taps of one output pixel: up to 64 channels per pass (one masked load
-/// per tap, four 16-lane `i32` sums).
+/// per tap), summed in `i16` lanes when there are at most [`I16_TAPS`] taps (exact), else in
+/// `i32` lanes; the sums are widened to `i32` before the requantization either way.
 ///
 /// # Safety
 /// `a` satisfies the [`AvgArgs`] contract and the CPU supports AVX-512 F/BW/VL.
@@ -68,13 +69,27 @@ pub(super) unsafe fn avg(a: &AvgArgs) {
         let n = (a.channels - c0).min(64);
         let mask: __mmask64 = if n == 64 { !0 } else { (1u64 << n) - 1 };
         let mut sums = [_mm512_setzero_si512(); 4];
-        for &p in a.ptrs {
-            // SAFETY: the mask limits the read to channels c0..c0+n of the pixel.
-            let x = unsafe { _mm512_maskz_loadu_epi8(mask, p.add(c0)) };
-            sums[0] = _mm512_add_epi32(sums[0], _mm512_cvtepi8_epi32(_mm512_castsi512_si128(x)));
-            sums[1] = _mm512_add_epi32(sums[1], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<1>(x)));
-            sums[2] = _mm512_add_epi32(sums[2], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<2>(x)));
-            sums[3] = _mm512_add_epi32(sums[3], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<3>(x)));
+        if a.ptrs.len() <= I16_TAPS {
+            let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for &p in a.ptrs {
+                // SAFETY: the mask limits the read to channels c0..c0+n of the pixel.
+                let x = unsafe { _mm512_maskz_loadu_epi8(mask, p.add(c0)) };
+                lo = _mm512_add_epi16(lo, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(x)));
+                hi = _mm512_add_epi16(hi, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64::<1>(x)));
+            }
+            sums[0] = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(lo));
+            sums[1] = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(lo));
+            sums[2] = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(hi));
+            sums[3] = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(hi));
+        } else {
+            for &p in a.ptrs {
+                // SAFETY: the mask limits the read to channels c0..c0+n of the pixel.
+                let x = unsafe { _mm512_maskz_loadu_epi8(mask, p.add(c0)) };
+                sums[0] = _mm512_add_epi32(sums[0], _mm512_cvtepi8_epi32(_mm512_castsi512_si128(x)));
+                sums[1] = _mm512_add_epi32(sums[1], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<1>(x)));
+                sums[2] = _mm512_add_epi32(sums[2], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<2>(x)));
+                sums[3] = _mm512_add_epi32(sums[3], _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32::<3>(x)));
+            }
         }
         for (j, &sum) in sums.iter().enumerate().take(n.div_ceil(16)) {
             let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, zc)), m);

@@ -28,6 +28,11 @@ const PADDING_ON_STACK: usize = 1024;
 /// Window taps whose pointers live on the stack.
 const TAPS_ON_STACK: usize = 128;
 
+/// Most taps whose sum SIMD average kernels keep in `i16` lanes (`256 × -128 = i16::MIN`:
+/// exact).
+#[cfg(target_arch = "x86_64")]
+const I16_TAPS: usize = 256;
+
 /// Largest pixel count of a global average pool (keeps `Σ (x - zp)` exact in `i32`).
 pub const MAX_POOL_PIXELS: usize = 1 << 23;
 
