@@ -1,6 +1,7 @@
 //! Global average pool, average pool and max pool: every ISA variant bit-identical to the
 //! scalar kernel, the scalar kernels checked against f64 (means, within one step) and exactly
-//! (max), and the mean byte-identical to ONNX Runtime's QLinearGlobalAveragePool.
+//! (max), the mean byte-identical to ONNX Runtime's QLinearGlobalAveragePool and an average
+//! pool over the whole image byte-identical to the mean.
 
 mod common;
 mod delegate_common;
@@ -213,6 +214,53 @@ fn bad_arguments_are_errors() {
     k.run(2, 3, &x, &mut y, 0..2).unwrap();
     // Channel 0 of image 0: mean(0, 3, 6, 9) = 4.5 -> 4 (ties to even).
     assert_eq!(y, vec![4, 6, 6, 16, 18, 18]);
+}
+
+#[test]
+fn an_avg_pool_over_the_whole_image_is_the_global_average_pool_byte_for_byte() {
+    // Same formula, same multiplier: the bytes ONNX Runtime's QLinearGlobalAveragePool gives
+    // (checked below for the global pool) are the windowed pool's too.
+    let mut s = 11u64;
+    for (h, w, c) in [(7, 7, 300), (13, 13, 100), (2, 3, 33), (1, 1, 64)] {
+        let x: Vec<i8> = (0..2 * h * w * c)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as i8
+            })
+            .collect();
+        let q = (
+            QuantParams {
+                scale: 0.05,
+                zero_point: 9,
+            },
+            QuantParams {
+                scale: 0.013,
+                zero_point: -20,
+            },
+            OutputRange::FULL,
+        );
+        let g = ConvGeometry {
+            batch: 2,
+            in_h: h,
+            in_w: w,
+            in_c: c,
+            k_h: h,
+            k_w: w,
+            stride: (1, 1),
+            dilation: (1, 1),
+            padding: (0, 0, 0, 0),
+        };
+        let want = mean(Isa::Scalar, 2, h * w, c, &x, q);
+        for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+            assert_eq!(
+                avg_pool(isa, &g, AvgDivisor::Inside, &x, q, 0.5),
+                want,
+                "{isa} {h}x{w}x{c}"
+            );
+        }
+    }
 }
 
 #[test]
