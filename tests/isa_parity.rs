@@ -271,6 +271,77 @@ fn lookup_tables_are_bit_identical_under_every_isa() {
     assert!(check_program(&model, &[], &x, dir.path(), "lookups") >= 2);
 }
 
+/// A float model whose int8 program runs average pools between convolutions: 3×3 / 2 with
+/// pads, `ceil_mode` and `count_include_pad`, then 2×2 dilated (2, 1) with pads excluded from
+/// the divisor; 37 channels so each SIMD row has a partial block.
+fn avg_pool_model(path: &Path) {
+    use xq::ir::{DType, Graph, Tensor, TensorInfo};
+    use xq::onnx::AttrValue;
+    let mut g = Graph {
+        name: "avg_pools".into(),
+        inputs: vec![TensorInfo::known("input", DType::F32, &[1, 3, 13, 11])],
+        outputs: vec![TensorInfo::known("output", DType::F32, &[1, 4, 6, 6])],
+        ..Graph::default()
+    };
+    for (name, dims, seed) in [("w1", [37usize, 3, 3, 3], 3u32), ("w2", [4, 37, 1, 1], 5)] {
+        let n = dims.iter().product();
+        let w = Tensor::from_f32(dims.to_vec(), seeded(n, seed)).unwrap();
+        g.initializers.insert(name.into(), w);
+    }
+    let ints = |name: &str, v: &[i64]| (name.to_string(), AttrValue::Ints(v.to_vec()));
+    let int = |name: &str, v: i64| (name.to_string(), AttrValue::Int(v));
+    type Attrs = Vec<(String, AttrValue)>;
+    let nodes: [(&str, &str, &str, Attrs); 4] = [
+        ("Conv", "input", "c1", vec![ints("pads", &[1, 1, 1, 1])]),
+        (
+            "AveragePool",
+            "c1",
+            "p1",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("ceil_mode", 1),
+                int("count_include_pad", 1),
+            ],
+        ),
+        (
+            "AveragePool",
+            "p1",
+            "p2",
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("dilations", &[2, 1]),
+                ints("pads", &[1, 0, 0, 1]),
+            ],
+        ),
+        ("Conv", "p2", "output", vec![]),
+    ];
+    for (op, input, out, attrs) in nodes {
+        let mut inputs = vec![input.to_string()];
+        if op == "Conv" {
+            inputs.push(if out == "c1" { "w1" } else { "w2" }.to_string());
+        }
+        xq::onnx::add_onnx_node(&mut g, op, out, &inputs, &[out.to_string()], &attrs).unwrap();
+    }
+    g.validate().unwrap();
+    xq::onnx::save_file(&g, path).unwrap();
+}
+
+#[test]
+fn average_pools_are_bit_identical_under_every_isa() {
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("avg_pools_f32.onnx");
+    avg_pool_model(&float);
+    let dims = [4usize, 3, 13, 11];
+    let calib = dir.path().join("calib.npy");
+    write_npy(&calib, &dims, &seeded(dims.iter().product(), 19));
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[2, 3, 13, 11], &seeded(2 * 3 * 13 * 11, 23));
+    let model = quantize(&float, &calib, &[], dir.path(), "avg_pools");
+    assert!(check_program(&model, &[], &x, dir.path(), "avg_pools") >= 2);
+}
+
 /// A float model whose int8 program upsamples 21 channels (the SIMD rows' full vectors plus a
 /// tail) bilinearly 4× (half-pixel and align-corners), then nearest 1.5×, between convolutions.
 fn resize_model(path: &Path) {

@@ -15,7 +15,7 @@ use super::elementwise::{self, RowArgs};
 use super::gemm::pack::PanelGeometry;
 use super::gemm::{self, TileArgs};
 use super::lut::{self, LutFn};
-use super::pool::{self, MaxArgs, MeanArgs};
+use super::pool::{self, AvgArgs, MaxArgs, MeanArgs};
 use super::resize::{self, ColumnsArgs, LinesArgs};
 use crate::cpu::Isa;
 
@@ -113,15 +113,19 @@ pub struct ElementwiseKernels {
 }
 
 /// The pooling variant: names and microkernels (one image of `pool::MeanArgs`, one pixel of
-/// `pool::MaxArgs`; the CPU must support the variant's ISA).
+/// `pool::AvgArgs` and of `pool::MaxArgs`; the CPU must support the variant's ISA).
 #[derive(Debug)]
 pub struct PoolKernels {
     /// Name of the global average pool kernel.
     pub gavgpool: &'static str,
+    /// Name of the windowed average pool kernel.
+    pub avgpool: &'static str,
     /// Name of the max pool kernel.
     pub maxpool: &'static str,
     /// Mean of one image.
     pub(crate) mean: unsafe fn(&MeanArgs),
+    /// Average of one output pixel.
+    pub(crate) avg: unsafe fn(&AvgArgs),
     /// Max of one output pixel.
     pub(crate) max: unsafe fn(&MaxArgs),
 }
@@ -258,7 +262,7 @@ pub fn dwconv_kernel(isa: Isa) -> &'static DwConvKernelInfo {
 
 /// Names of every kernel variant used for `isa`, one per family, for reports and logs.
 /// GEMM serves fully connected, 1×1 and k×k convolution and the dynamic GEMM.
-pub fn kernel_names(isa: Isa) -> [&'static str; 7] {
+pub fn kernel_names(isa: Isa) -> [&'static str; 8] {
     let row = for_isa(isa);
     [
         row.gemm.name,
@@ -268,6 +272,7 @@ pub fn kernel_names(isa: Isa) -> [&'static str; 7] {
         row.elementwise.requant,
         row.pool.gavgpool,
         row.pool.maxpool,
+        row.pool.avgpool,
     ]
 }
 

@@ -44,6 +44,7 @@ macro_rules! single_input_values {
     };
 }
 
+pub mod avg_pool;
 pub mod binary;
 pub mod concat;
 pub mod conv;
@@ -308,6 +309,8 @@ kernel_steps! {
     Copy(copy::CopySpec) = 11,
     /// 2-D transposed convolution (strides, pads, output padding, dilations, groups).
     ConvTranspose(conv_transpose::ConvTransposeSpec) = 12,
+    /// Windowed average pool (strides, pads, ceil mode, count_include_pad, dilations).
+    AvgPool(avg_pool::AvgPoolSpec) = 15,
 }
 
 #[cfg(test)]
@@ -422,6 +425,15 @@ mod tests {
                 depthwise: true,
                 weights: QWeights::new(vec![4, -5, 6], vec![0.5]),
                 bias: vec![-1, 2],
+                range,
+            }
+            .into(),
+            avg_pool::AvgPoolSpec {
+                input: 2,
+                output: 3,
+                window,
+                extra_end: (1, 0),
+                count_include_pad: true,
                 range,
             }
             .into(),
