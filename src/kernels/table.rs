@@ -16,6 +16,7 @@ use super::gemm::pack::PanelGeometry;
 use super::gemm::{self, TileArgs};
 use super::lut::{self, LutFn};
 use super::pool::{self, AvgArgs, MaxArgs, MeanArgs};
+use super::resize::{self, ColumnsArgs, LinesArgs};
 use crate::cpu::Isa;
 
 /// A GEMM microkernel: computes one tile (see [`TileArgs`] for the contract; the CPU must
@@ -139,6 +140,18 @@ pub struct LutKernels {
     pub(crate) map: LutFn,
 }
 
+/// The bilinear resize variant (see [`super::resize`]): name and its two microkernels (the
+/// CPU must support the variant's ISA).
+#[derive(Debug)]
+pub struct ResizeKernels {
+    /// Name of the bilinear kernel.
+    pub bilinear: &'static str,
+    /// The row blend of a run of input bytes.
+    pub(crate) lines: unsafe fn(&LinesArgs),
+    /// The column blend and quantization of one output row.
+    pub(crate) columns: unsafe fn(&ColumnsArgs),
+}
+
 /// One row of the table: the variant of every kernel family for one ISA.
 #[derive(Debug)]
 pub struct KernelTable {
@@ -154,6 +167,8 @@ pub struct KernelTable {
     pub pool: &'static PoolKernels,
     /// Table lookup (int8 element-wise unary operators).
     pub lut: &'static LutKernels,
+    /// Bilinear resize.
+    pub resize: &'static ResizeKernels,
 }
 
 static SCALAR: KernelTable = KernelTable {
@@ -163,6 +178,7 @@ static SCALAR: KernelTable = KernelTable {
     elementwise: &elementwise::SCALAR,
     pool: &pool::SCALAR,
     lut: &lut::SCALAR,
+    resize: &resize::SCALAR,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -173,6 +189,7 @@ static AVX2: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -183,6 +200,7 @@ static AVXVNNI: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -193,6 +211,7 @@ static AVX512VNNI256: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -203,6 +222,7 @@ static AVX512VNNI: KernelTable = KernelTable {
     elementwise: &elementwise::AVX512,
     pool: &pool::AVX512,
     lut: &lut::AVX512,
+    resize: &resize::AVX512,
 };
 
 /// The row of `isa`. Its kernels may run only where `isa` is supported (every `pack` / `new`
@@ -294,6 +314,17 @@ mod tests {
             let name = for_isa(isa).lut.name;
             let own = name.ends_with(isa.name().trim_end_matches("vnni"));
             let borrows_avx2 = matches!(isa, Isa::AvxVnni | Isa::Avx512Vnni256) && name == "x8-lut-avx2";
+            assert!(own || borrows_avx2, "{isa}: {name}");
+        }
+    }
+
+    #[test]
+    fn every_isa_has_a_resize_kernel_of_its_own_or_avx2s() {
+        for isa in Isa::ALL {
+            let name = for_isa(isa).resize.bilinear;
+            let own = name.ends_with(isa.name().trim_end_matches("vnni"));
+            let borrows_avx2 =
+                matches!(isa, Isa::AvxVnni | Isa::Avx512Vnni256) && name == "qs8-resize-bilinear-fp32-avx2";
             assert!(own || borrows_avx2, "{isa}: {name}");
         }
     }
