@@ -10,7 +10,7 @@ use xq::kernels::conv::{ConvWeights, PackedConv};
 use xq::kernels::elementwise::{BinaryOp, BinaryQuant, BinaryShape, OperandStrides, QuantizedBinary};
 use xq::kernels::gemm::GemmQuant;
 use xq::kernels::indirection::{ConvGeometry, Indirection};
-use xq::kernels::pool::{GlobalAvgPool, MaxPool};
+use xq::kernels::pool::{AvgDivisor, AvgPool, GlobalAvgPool, MaxPool};
 use xq::kernels::{Isa, OutputRange, QuantParams};
 
 /// (name, H, W, Cin, Cout, k, stride)
@@ -166,6 +166,16 @@ fn main() {
             "{:<22} {:<40} {:>9.1} {:>8.2}",
             "maxpool 3x3/2 56²×64",
             names[6],
+            t.as_secs_f64() * 1e6,
+            (ym.len() * 9) as f64 / t.as_secs_f64() / 1e9
+        );
+        let ap = AvgPool::new(isa, &g, AvgDivisor::Inside, qx, qy, OutputRange::FULL).expect("avgpool");
+        let tiles = ap.tile_count();
+        let t = common::best_time(budget(isa), || ap.run(&a, &mut ym, 0..tiles).expect("run"));
+        println!(
+            "{:<22} {:<40} {:>9.1} {:>8.2}",
+            "avgpool 3x3/2 56²×64",
+            names[7],
             t.as_secs_f64() * 1e6,
             (ym.len() * 9) as f64 / t.as_secs_f64() / 1e9
         );

@@ -55,13 +55,15 @@ export XQ_EXPECT_ISA=avx2
 export XQ_PYTHON="$xq_root/scripts/lib/emulated-python"
 # Every test target but the float-interpreter ones against ONNX Runtime's float kernels
 # (graph_models, graph_onnx_node_suite: no int8 path, tolerance-based, 4.5 of the pass's
-# minutes under emulation) and delegate_resize (the resize kernel has one scalar row and no ISA
-# choice yet; 2.7 minutes under emulation: add it back with its first SIMD row); the int8
-# kernels, the delegate, the quantizer, the C API and every other ONNX Runtime cross-check of
-# quantized models run.
+# minutes under emulation); the int8 kernels, the delegate, the quantizer, the C API and every
+# other ONNX Runtime cross-check of quantized models run. delegate_resize runs without its
+# ONNX Runtime layer-by-layer comparison (most of its 2.7 emulated minutes; its other tests
+# hold the AVX2 resize rows to the interpreter bit for bit): the `--skip` filter reaches every
+# target, and no other test has that name.
 emulated_targets=(--lib --bins)
 for t in tests/*.rs; do
   t=$(basename "$t" .rs)
-  case "$t" in graph_models|graph_onnx_node_suite|delegate_resize) ;; *) emulated_targets+=(--test "$t") ;; esac
+  case "$t" in graph_models|graph_onnx_node_suite) ;; *) emulated_targets+=(--test "$t") ;; esac
 done
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$XQ_EMULATOR" cargo test --locked "${emulated_targets[@]}"
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$XQ_EMULATOR" cargo test --locked "${emulated_targets[@]}" \
+  -- --skip resize_is_within_a_step_of_onnxruntime_layer_by_layer

@@ -8,9 +8,10 @@
 //! The programs cover every kernel family the delegate lowers to: dense and depthwise
 //! convolution, fully connected (static and dynamic), add / mul, max / average / global
 //! pools, concat, transposes, table lookups (SiLU, HardSwish, Tanh; the AVX-512 row looks up
-//! with VBMI where the CPU has it), arithmetic with constants (one table, or one per channel),
-//! and the interpreter's fallback between partitions. Their inputs are committed fixtures or
-//! seeded values; the models quantized here are quantized once, before the runs.
+//! with VBMI where the CPU has it), bilinear and nearest resize, arithmetic with constants (one
+//! table, or one per channel), and the interpreter's fallback between partitions. Their inputs
+//! are committed fixtures or seeded values; the models quantized here are quantized once,
+//! before the runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -268,6 +269,138 @@ fn lookup_tables_are_bit_identical_under_every_isa() {
     write_npy(&x, &[1, 3, 7, 9], &seeded(3 * 7 * 9, 17));
     let model = quantize(&float, &calib, &[], dir.path(), "lookups");
     assert!(check_program(&model, &[], &x, dir.path(), "lookups") >= 2);
+}
+
+/// A float model whose int8 program runs average pools between convolutions: 3×3 / 2 with
+/// pads, `ceil_mode` and `count_include_pad`, then 2×2 dilated (2, 1) with pads excluded from
+/// the divisor; 37 channels so each SIMD row has a partial block.
+fn avg_pool_model(path: &Path) {
+    use xq::ir::{DType, Graph, Tensor, TensorInfo};
+    use xq::onnx::AttrValue;
+    let mut g = Graph {
+        name: "avg_pools".into(),
+        inputs: vec![TensorInfo::known("input", DType::F32, &[1, 3, 13, 11])],
+        outputs: vec![TensorInfo::known("output", DType::F32, &[1, 4, 6, 6])],
+        ..Graph::default()
+    };
+    for (name, dims, seed) in [("w1", [37usize, 3, 3, 3], 3u32), ("w2", [4, 37, 1, 1], 5)] {
+        let n = dims.iter().product();
+        let w = Tensor::from_f32(dims.to_vec(), seeded(n, seed)).unwrap();
+        g.initializers.insert(name.into(), w);
+    }
+    let ints = |name: &str, v: &[i64]| (name.to_string(), AttrValue::Ints(v.to_vec()));
+    let int = |name: &str, v: i64| (name.to_string(), AttrValue::Int(v));
+    type Attrs = Vec<(String, AttrValue)>;
+    let nodes: [(&str, &str, &str, Attrs); 4] = [
+        ("Conv", "input", "c1", vec![ints("pads", &[1, 1, 1, 1])]),
+        (
+            "AveragePool",
+            "c1",
+            "p1",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("ceil_mode", 1),
+                int("count_include_pad", 1),
+            ],
+        ),
+        (
+            "AveragePool",
+            "p1",
+            "p2",
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("dilations", &[2, 1]),
+                ints("pads", &[1, 0, 0, 1]),
+            ],
+        ),
+        ("Conv", "p2", "output", vec![]),
+    ];
+    for (op, input, out, attrs) in nodes {
+        let mut inputs = vec![input.to_string()];
+        if op == "Conv" {
+            inputs.push(if out == "c1" { "w1" } else { "w2" }.to_string());
+        }
+        xq::onnx::add_onnx_node(&mut g, op, out, &inputs, &[out.to_string()], &attrs).unwrap();
+    }
+    g.validate().unwrap();
+    xq::onnx::save_file(&g, path).unwrap();
+}
+
+#[test]
+fn average_pools_are_bit_identical_under_every_isa() {
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("avg_pools_f32.onnx");
+    avg_pool_model(&float);
+    let dims = [4usize, 3, 13, 11];
+    let calib = dir.path().join("calib.npy");
+    write_npy(&calib, &dims, &seeded(dims.iter().product(), 19));
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[2, 3, 13, 11], &seeded(2 * 3 * 13 * 11, 23));
+    let model = quantize(&float, &calib, &[], dir.path(), "avg_pools");
+    assert!(check_program(&model, &[], &x, dir.path(), "avg_pools") >= 2);
+}
+
+/// A float model whose int8 program upsamples 21 channels (the SIMD rows' full vectors plus a
+/// tail) bilinearly 4× (half-pixel and align-corners), then nearest 1.5×, between convolutions.
+fn resize_model(path: &Path) {
+    use xq::ir::{DType, Graph, Tensor, TensorInfo};
+    use xq::onnx::AttrValue;
+    let mut g = Graph {
+        name: "resizes".into(),
+        inputs: vec![TensorInfo::known("input", DType::F32, &[1, 3, 7, 9])],
+        outputs: vec![TensorInfo::known("output", DType::F32, &[1, 4, 42, 54])],
+        ..Graph::default()
+    };
+    for (name, dims, seed) in [("w1", [21usize, 3, 1, 1], 19u32), ("w2", [4, 21, 1, 1], 23)] {
+        let n = dims.iter().product();
+        let w = Tensor::from_f32(dims.to_vec(), seeded(n, seed)).unwrap();
+        g.initializers.insert(name.into(), w);
+    }
+    for (name, s) in [("up", 4.0f32), ("near", 1.5)] {
+        let scales = Tensor::from_f32(vec![4], vec![1.0, 1.0, s, s]).unwrap();
+        g.initializers.insert(format!("{name}_scales"), scales);
+    }
+    let string = |s: &str| AttrValue::String(s.into());
+    let linear = vec![("mode".to_string(), string("linear"))];
+    let corners = vec![
+        ("mode".to_string(), string("linear")),
+        (
+            "coordinate_transformation_mode".to_string(),
+            string("align_corners"),
+        ),
+    ];
+    type Attrs = [(String, AttrValue)];
+    let nodes: [(&str, &[&str], &str, &Attrs); 5] = [
+        ("Conv", &["input", "w1"], "c1", &[]),
+        ("Resize", &["c1", "", "up_scales"], "up", &linear),
+        ("Resize", &["c1", "", "up_scales"], "up_corners", &corners),
+        ("Add", &["up", "up_corners"], "sum", &[]),
+        ("Resize", &["sum", "", "near_scales"], "near", &[]),
+    ];
+    for (op, inputs, out, attrs) in nodes {
+        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        xq::onnx::add_onnx_node(&mut g, op, out, &inputs, &[out.to_string()], attrs).unwrap();
+    }
+    let inputs = ["near".to_string(), "w2".to_string()];
+    xq::onnx::add_onnx_node(&mut g, "Conv", "output", &inputs, &["output".to_string()], &[]).unwrap();
+    g.validate().unwrap();
+    xq::onnx::save_file(&g, path).unwrap();
+}
+
+#[test]
+fn resizes_are_bit_identical_under_every_isa() {
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("resizes_f32.onnx");
+    resize_model(&float);
+    let dims = [4usize, 3, 7, 9];
+    let calib = dir.path().join("calib.npy");
+    write_npy(&calib, &dims, &seeded(dims.iter().product(), 29));
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 7, 9], &seeded(3 * 7 * 9, 31));
+    let model = quantize(&float, &calib, &[], dir.path(), "resizes");
+    assert!(check_program(&model, &[], &x, dir.path(), "resizes") >= 2);
 }
 
 /// A float model whose int8 program has arithmetic with constants between convolutions:

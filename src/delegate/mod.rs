@@ -13,10 +13,11 @@
 //!   with nothing to fold into, as a per-channel affine (1×1 depthwise convolution);
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
-//!   sign; dims kept or not) → Q`;
+//!   sign; dims kept or not) → Q`; `DQ → AveragePool (2-D: pads or auto_pad, strides,
+//!   dilations, ceil_mode, count_include_pad) [→ Relu / Clip] → Q`, requantized;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
-//!   Pad(constant) → Q` with equal qparams (a MaxPool's `ceil_mode` becomes extra end
-//!   padding, which never wins a max), and `DQ → Split → Q…`; a Transpose, Slice or Split
+//!   Pad(constant) → Q` with equal qparams (a 2-D MaxPool with any padding, `auto_pad`
+//!   included; its `ceil_mode` becomes extra end padding, which never wins a max), and `DQ → Split → Q…`; a Transpose, Slice or Split
 //!   may read through a float view (`DQ → Reshape → Split`) and a Transpose write through
 //!   one, and their outputs may have other qparams (requantized by a table). Lowering turns
 //!   every such move into a block copy and collapses chains of them (`move_plan`);

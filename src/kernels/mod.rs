@@ -12,8 +12,8 @@
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
 //! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
-//! (global average / mean, max pool), [`concat`](mod@concat), [`resize`] (nearest, bilinear),
-//! [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`],
+//! (global average / mean, windowed average, max pool), [`concat`](mod@concat), [`resize`]
+//! (nearest, bilinear), [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`],
 //! [`block_copy`] and [`im2col`]. Several threads may run
 //! disjoint tile ranges of one operator through the `run_shared` functions and
 //! [`output::SharedOutput`]. The kernels assume the default floating-point environment
@@ -72,7 +72,9 @@
 //!   requantized with zero point `-off`.
 //! - **Mean over H·W (global average pool):** `v = (Σ (x - zp_x)) as f32 * (s_x / (s_y * count))`,
 //!   the ratio computed in `f32` once as `s_x / (s_y * count as f32)`; the same bytes for
-//!   either storage type (the zero point is added after rounding).
+//!   either storage type (the zero point is added after rounding). A windowed average pool
+//!   (ONNX AveragePool) is the same formula over each output pixel's window, the sum over the
+//!   taps inside the input and `count` that pixel's divisor (see [`pool::AvgPool`]).
 //! - **Concat with differing qparams:** each input is requantized with
 //!   `v = ((x - zp_x) as f32 * s_x) / s_y` (dequantize, then ONNX QuantizeLinear's division,
 //!   as ONNX Runtime's QLinearConcat builds its lookup table); inputs whose qparams equal the
@@ -138,6 +140,7 @@ mod tests {
         assert_send_sync::<elementwise::QuantizedBinary>();
         assert_send_sync::<pool::GlobalAvgPool>();
         assert_send_sync::<pool::MaxPool>();
+        assert_send_sync::<pool::AvgPool>();
         assert_send_sync::<concat::Concat>();
         assert_send_sync::<indirection::Indirection>();
         assert_send_sync::<lut::Lut>();

@@ -15,7 +15,8 @@ use super::elementwise::{self, RowArgs};
 use super::gemm::pack::PanelGeometry;
 use super::gemm::{self, TileArgs};
 use super::lut::{self, LutFn};
-use super::pool::{self, MaxArgs, MeanArgs};
+use super::pool::{self, AvgArgs, MaxArgs, MeanArgs};
+use super::resize::{self, ColumnsArgs, LinesArgs};
 use crate::cpu::Isa;
 
 /// A GEMM microkernel: computes one tile (see [`TileArgs`] for the contract; the CPU must
@@ -112,15 +113,19 @@ pub struct ElementwiseKernels {
 }
 
 /// The pooling variant: names and microkernels (one image of `pool::MeanArgs`, one pixel of
-/// `pool::MaxArgs`; the CPU must support the variant's ISA).
+/// `pool::AvgArgs` and of `pool::MaxArgs`; the CPU must support the variant's ISA).
 #[derive(Debug)]
 pub struct PoolKernels {
     /// Name of the global average pool kernel.
     pub gavgpool: &'static str,
+    /// Name of the windowed average pool kernel.
+    pub avgpool: &'static str,
     /// Name of the max pool kernel.
     pub maxpool: &'static str,
     /// Mean of one image.
     pub(crate) mean: unsafe fn(&MeanArgs),
+    /// Average of one output pixel.
+    pub(crate) avg: unsafe fn(&AvgArgs),
     /// Max of one output pixel.
     pub(crate) max: unsafe fn(&MaxArgs),
 }
@@ -133,6 +138,18 @@ pub struct LutKernels {
     pub name: &'static str,
     /// The lookup microkernel.
     pub(crate) map: LutFn,
+}
+
+/// The bilinear resize variant (see [`super::resize`]): name and its two microkernels (the
+/// CPU must support the variant's ISA).
+#[derive(Debug)]
+pub struct ResizeKernels {
+    /// Name of the bilinear kernel.
+    pub bilinear: &'static str,
+    /// The row blend of a run of input bytes.
+    pub(crate) lines: unsafe fn(&LinesArgs),
+    /// The column blend and quantization of one output row.
+    pub(crate) columns: unsafe fn(&ColumnsArgs),
 }
 
 /// One row of the table: the variant of every kernel family for one ISA.
@@ -150,6 +167,8 @@ pub struct KernelTable {
     pub pool: &'static PoolKernels,
     /// Table lookup (int8 element-wise unary operators).
     pub lut: &'static LutKernels,
+    /// Bilinear resize.
+    pub resize: &'static ResizeKernels,
 }
 
 static SCALAR: KernelTable = KernelTable {
@@ -159,6 +178,7 @@ static SCALAR: KernelTable = KernelTable {
     elementwise: &elementwise::SCALAR,
     pool: &pool::SCALAR,
     lut: &lut::SCALAR,
+    resize: &resize::SCALAR,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -169,6 +189,7 @@ static AVX2: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -179,6 +200,7 @@ static AVXVNNI: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -189,6 +211,7 @@ static AVX512VNNI256: KernelTable = KernelTable {
     elementwise: &elementwise::AVX2,
     pool: &pool::AVX2,
     lut: &lut::AVX2,
+    resize: &resize::AVX2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -199,6 +222,7 @@ static AVX512VNNI: KernelTable = KernelTable {
     elementwise: &elementwise::AVX512,
     pool: &pool::AVX512,
     lut: &lut::AVX512,
+    resize: &resize::AVX512,
 };
 
 /// The row of `isa`. Its kernels may run only where `isa` is supported (every `pack` / `new`
@@ -238,7 +262,7 @@ pub fn dwconv_kernel(isa: Isa) -> &'static DwConvKernelInfo {
 
 /// Names of every kernel variant used for `isa`, one per family, for reports and logs.
 /// GEMM serves fully connected, 1×1 and k×k convolution and the dynamic GEMM.
-pub fn kernel_names(isa: Isa) -> [&'static str; 7] {
+pub fn kernel_names(isa: Isa) -> [&'static str; 8] {
     let row = for_isa(isa);
     [
         row.gemm.name,
@@ -248,6 +272,7 @@ pub fn kernel_names(isa: Isa) -> [&'static str; 7] {
         row.elementwise.requant,
         row.pool.gavgpool,
         row.pool.maxpool,
+        row.pool.avgpool,
     ]
 }
 
@@ -289,6 +314,17 @@ mod tests {
             let name = for_isa(isa).lut.name;
             let own = name.ends_with(isa.name().trim_end_matches("vnni"));
             let borrows_avx2 = matches!(isa, Isa::AvxVnni | Isa::Avx512Vnni256) && name == "x8-lut-avx2";
+            assert!(own || borrows_avx2, "{isa}: {name}");
+        }
+    }
+
+    #[test]
+    fn every_isa_has_a_resize_kernel_of_its_own_or_avx2s() {
+        for isa in Isa::ALL {
+            let name = for_isa(isa).resize.bilinear;
+            let own = name.ends_with(isa.name().trim_end_matches("vnni"));
+            let borrows_avx2 =
+                matches!(isa, Isa::AvxVnni | Isa::Avx512Vnni256) && name == "qs8-resize-bilinear-fp32-avx2";
             assert!(own || borrows_avx2, "{isa}: {name}");
         }
     }

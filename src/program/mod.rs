@@ -47,6 +47,7 @@ mod value;
 
 pub use report::{Reason, ReportData, ReportNode};
 pub use step::{ProgramSpec, StepSpec};
+pub use steps::avg_pool::AvgPoolSpec;
 pub use steps::binary::{BinaryKind, BinarySpec};
 pub use steps::concat::ConcatSpec;
 pub use steps::conv::ConvSpec;

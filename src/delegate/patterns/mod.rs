@@ -160,6 +160,7 @@ impl<'g> Matcher<'g> {
                 ..
             } => self.reduce_mean(index, node),
             Op::MaxPool(a) => self.max_pool(index, node, a),
+            Op::AveragePool(a) => self.avg_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
             Op::Resize(a) => self.resize(index, node, a),
             Op::Split { axis, .. } => self.split(index, node, *axis),

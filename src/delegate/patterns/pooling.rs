@@ -1,11 +1,13 @@
-//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, and MaxPool.
+//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, AveragePool
+//! and MaxPool.
 
 use super::window::ceil_mode_as_end_padding;
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
 use crate::ir::op::PoolAttrs;
+use crate::ir::shapes::pool_window;
 use crate::ir::Node;
 use crate::kernels::OutputRange;
-use crate::program::{GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec};
+use crate::program::{AvgPoolSpec, GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec, Window};
 
 impl Matcher<'_> {
     /// ReduceMean over H, W (constant axes, see [`reduces_spatial_axes_of_4d`]) as
@@ -41,21 +43,22 @@ impl Matcher<'_> {
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
-    /// `DQ → MaxPool → Q` with equal qparams (a `ceil_mode` becomes extra end padding).
+    /// `DQ → MaxPool → Q` with equal qparams: explicit, VALID or SAME padding, strides,
+    /// dilations; a `ceil_mode` becomes extra end padding (padding never wins a max).
     pub(super) fn max_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
         if node.outputs.len() > 1 && !node.outputs[1].is_empty() {
             return refuse(Reason::Attribute, "MaxPool indices output");
         }
         let x = self.q_input(&node.inputs[0])?;
-        if x.dims.len() != 4 {
-            return refuse(Reason::Shape, "only 2-D pooling");
-        }
+        let mut window = resolved_window(a, &x.dims)?;
         let out = self.q_output(node)?;
         if out.q != x.q || out.range != OutputRange::FULL {
             return refuse(Reason::QParams, "MaxPool output qparams differ from the input's");
         }
-        let mut window = Self::window(&a.kernel_shape, &a.strides, &a.dilations, &a.pads, a.auto_pad)?;
         let y_dims = self.dims(&node.outputs[0])?;
+        if y_dims.len() != 4 {
+            return refuse(Reason::Shape, "MaxPool output is not 4-D");
+        }
         if a.ceil_mode {
             window = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
         }
@@ -66,6 +69,55 @@ impl Matcher<'_> {
         });
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
+}
+
+impl Matcher<'_> {
+    /// `DQ → AveragePool → Q` over a 4-D input, any qparams and fused activation: explicit,
+    /// VALID or SAME padding (resolved as the shape inference resolves it), strides,
+    /// dilations, `ceil_mode` (extra end padding never counted) and `count_include_pad`.
+    /// 1-D and 3-D pools stay interpreted.
+    pub(super) fn avg_pool(&self, index: usize, node: &Node, a: &PoolAttrs) -> Result<Candidate, Refusal> {
+        let x = self.q_input(&node.inputs[0])?;
+        let window = resolved_window(a, &x.dims)?;
+        let out = self.q_output(node)?;
+        let y_dims = self.dims(&node.outputs[0])?;
+        if y_dims.len() != 4 {
+            return refuse(Reason::Shape, "AveragePool output is not 4-D");
+        }
+        // Floor division over the end padding `ceil_mode` needs gives the inferred size (and
+        // checks it for every other mode).
+        let padded = ceil_mode_as_end_padding(window, (x.dims[2], x.dims[3]), (y_dims[2], y_dims[3]))?;
+        let kernel = KernelSpec::AvgPool(AvgPoolSpec {
+            input: 0,
+            output: 0,
+            window,
+            extra_end: (padded.pads.2 - window.pads.2, padded.pads.3 - window.pads.3),
+            count_include_pad: a.count_include_pad,
+            range: out.range,
+        });
+        Ok(self.candidate(index, vec![&x], out, kernel))
+    }
+}
+
+/// The 2-D window of pooling attributes `a` over the NCHW input `x`, with `auto_pad` resolved
+/// into pads as the shape inference resolves it; 1-D and 3-D pools are refused.
+fn resolved_window(a: &PoolAttrs, x: &[usize]) -> Result<Window, Refusal> {
+    if x.len() != 4 || a.kernel_shape.len() != 2 {
+        return refuse(
+            Reason::Shape,
+            "only 2-D pooling (1-D and 3-D pools stay interpreted)",
+        );
+    }
+    let w = match pool_window(a, x) {
+        Ok(w) => w,
+        Err(e) => return refuse(Reason::Attribute, format!("pooling window: {e}")),
+    };
+    Ok(Window {
+        kernel: (w.kernel[0], w.kernel[1]),
+        stride: (w.strides[0], w.strides[1]),
+        dilation: (w.dilations[0], w.dilations[1]),
+        pads: (w.pad_begin[0], w.pad_begin[1], w.pad_end[0], w.pad_end[1]),
+    })
 }
 
 /// Whether reduction `axes` of a 4-D NCHW tensor are exactly H and W, in any order and in

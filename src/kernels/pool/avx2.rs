@@ -1,7 +1,7 @@
 //! AVX2 pooling kernels: 8-channel `i32` sums for the mean, 32-channel byte max; channel
 //! tails go through the scalar kernels (identical results: integer max, same requantizer).
 
-use super::{MaxArgs, MeanArgs};
+use super::{AvgArgs, MaxArgs, MeanArgs, I16_TAPS};
 use crate::kernels::epilogue::Requant256;
 use std::arch::x86_64::*;
 
@@ -87,5 +87,67 @@ pub(super) unsafe fn max(a: &MaxArgs) {
         }
         // SAFETY: c < channels is writable.
         unsafe { *a.out.add(c) = v.clamp(a.lo, a.hi) };
+    }
+}
+
+/// Average over the taps of one output pixel: 16 channels per pass (one 16-lane `i16` sum when
+/// there are at most [`I16_TAPS`] taps, exact, else two 8-lane `i32` sums), then 8, then the
+/// scalar kernel for the last `< 8`.
+///
+/// # Safety
+/// `a` satisfies the [`AvgArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn avg(a: &AvgArgs) {
+    let rq = Requant256::new(&a.rq);
+    let m = _mm256_set1_ps(a.m);
+    let zc = _mm256_set1_epi32(a.zp_times_count);
+    let finish = |sum: __m256i| rq.apply_f32(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sum, zc)), m));
+    let mut c0 = 0;
+    let narrow = a.ptrs.len() <= I16_TAPS;
+    while c0 + 16 <= a.channels {
+        let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        if narrow {
+            let mut sum = _mm256_setzero_si256();
+            for &p in a.ptrs {
+                // SAFETY: channels c0..c0+16 are inside the pixel.
+                let x = unsafe { _mm_loadu_si128(p.add(c0).cast()) };
+                sum = _mm256_add_epi16(sum, _mm256_cvtepi8_epi16(x));
+            }
+            lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sum));
+            hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(sum));
+        } else {
+            for &p in a.ptrs {
+                // SAFETY: channels c0..c0+16 are inside the pixel.
+                let x = unsafe { _mm_loadu_si128(p.add(c0).cast()) };
+                lo = _mm256_add_epi32(lo, _mm256_cvtepi8_epi32(x));
+                hi = _mm256_add_epi32(hi, _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(x, x)));
+            }
+        }
+        // SAFETY: writes channels c0..c0+16, inside the output pixel.
+        unsafe {
+            _mm_storel_epi64(a.out.add(c0).cast(), finish(lo));
+            _mm_storel_epi64(a.out.add(c0 + 8).cast(), finish(hi));
+        }
+        c0 += 16;
+    }
+    if c0 + 8 <= a.channels {
+        let mut sum = _mm256_setzero_si256();
+        for &p in a.ptrs {
+            // SAFETY: channels c0..c0+8 are inside the pixel.
+            let x = unsafe { _mm_loadl_epi64(p.add(c0).cast()) };
+            sum = _mm256_add_epi32(sum, _mm256_cvtepi8_epi32(x));
+        }
+        // SAFETY: writes channels c0..c0+8, inside the output pixel.
+        unsafe { _mm_storel_epi64(a.out.add(c0).cast(), finish(sum)) };
+        c0 += 8;
+    }
+    for c in c0..a.channels {
+        let mut sum = 0i32;
+        for &p in a.ptrs {
+            // SAFETY: c < channels.
+            sum += unsafe { *p.add(c) } as i32;
+        }
+        // SAFETY: c < channels is writable.
+        unsafe { *a.out.add(c) = a.rq.apply((sum - a.zp_times_count) as f32 * a.m) };
     }
 }

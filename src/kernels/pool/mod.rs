@@ -1,12 +1,16 @@
 //! Pooling over NHWC `i8` input: global average pool / mean over H·W (requantized, formula
-//! in the [`crate::kernels`] module docs) and max pool (a byte operation: the output shares
+//! in the [`crate::kernels`] module docs), windowed average pool ([`AvgPool`], the same
+//! formula with a per-output-pixel count) and max pool (a byte operation: the output shares
 //! the input's qparams; padding never wins, an all-padding window yields the range minimum).
 
+mod average;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod scalar;
+
+pub use average::{AvgDivisor, AvgPool};
 
 use super::gemm::check_matrix;
 use super::indirection::{Indirection, PADDING};
@@ -23,6 +27,11 @@ use std::ops::Range;
 const PADDING_ON_STACK: usize = 1024;
 /// Window taps whose pointers live on the stack.
 const TAPS_ON_STACK: usize = 128;
+
+/// Most taps whose sum SIMD average kernels keep in `i16` lanes (`256 × -128 = i16::MIN`:
+/// exact).
+#[cfg(target_arch = "x86_64")]
+const I16_TAPS: usize = 256;
 
 /// Largest pixel count of a global average pool (keeps `Σ (x - zp)` exact in `i32`).
 pub const MAX_POOL_PIXELS: usize = 1 << 23;
@@ -49,11 +58,25 @@ pub(crate) struct MaxArgs<'a> {
     pub hi: i8,
 }
 
+/// One output pixel for an average microkernel: `out[c] = rq((Σ_p ptrs[p][c] - zp_times_count)
+/// as f32 * m)`. Contract: each of `ptrs` is readable for `channels` bytes, `out` is writable
+/// for `channels` bytes, and `ptrs.len() * 255` fits in `i32`.
+pub(crate) struct AvgArgs<'a> {
+    pub ptrs: &'a [*const i8],
+    pub channels: usize,
+    pub zp_times_count: i32,
+    pub m: f32,
+    pub out: *mut i8,
+    pub rq: Requantizer,
+}
+
 /// The portable variant (the test oracle of the others).
 pub(crate) static SCALAR: PoolKernels = PoolKernels {
     gavgpool: "qs8-gavgpool-fp32-scalar",
+    avgpool: "qs8-avgpool-fp32-scalar",
     maxpool: "s8-maxpool-scalar",
     mean: scalar::mean,
+    avg: scalar::avg,
     max: scalar::max,
 };
 
@@ -61,8 +84,10 @@ pub(crate) static SCALAR: PoolKernels = PoolKernels {
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX2: PoolKernels = PoolKernels {
     gavgpool: "qs8-gavgpool-fp32-avx2",
+    avgpool: "qs8-avgpool-fp32-avx2",
     maxpool: "s8-maxpool-avx2",
     mean: avx2::mean,
+    avg: avx2::avg,
     max: avx2::max,
 };
 
@@ -70,8 +95,10 @@ pub(crate) static AVX2: PoolKernels = PoolKernels {
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512: PoolKernels = PoolKernels {
     gavgpool: "qs8-gavgpool-fp32-avx512",
+    avgpool: "qs8-avgpool-fp32-avx512",
     maxpool: "s8-maxpool-avx512",
     mean: avx512::mean,
+    avg: avx512::avg,
     max: avx512::max,
 };
 

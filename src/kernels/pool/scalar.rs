@@ -1,6 +1,6 @@
 //! Portable pooling kernels: the test oracles of the SIMD variants.
 
-use super::{MaxArgs, MeanArgs};
+use super::{AvgArgs, MaxArgs, MeanArgs};
 
 /// Mean of one image.
 ///
@@ -31,5 +31,21 @@ pub(super) unsafe fn max(a: &MaxArgs) {
         }
         // SAFETY: c < channels is writable.
         unsafe { *a.out.add(c) = v.clamp(a.lo, a.hi) };
+    }
+}
+
+/// Average over the taps of one output pixel.
+///
+/// # Safety
+/// `a` satisfies the [`AvgArgs`] contract.
+pub(super) unsafe fn avg(a: &AvgArgs) {
+    for c in 0..a.channels {
+        let mut sum = 0i32;
+        for &p in a.ptrs {
+            // SAFETY: each pointer is readable for `channels` bytes.
+            sum += unsafe { *p.add(c) } as i32;
+        }
+        // SAFETY: c < channels is writable.
+        unsafe { *a.out.add(c) = a.rq.apply((sum - a.zp_times_count) as f32 * a.m) };
     }
 }

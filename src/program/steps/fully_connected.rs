@@ -72,7 +72,7 @@ impl KernelContract for FullyConnectedSpec {
             )));
         }
         let m = x.numel() / k;
-        if out.numel() != m * n || (out.is_nhwc() && out.dims[1] != n) {
+        if m.checked_mul(n) != Some(out.numel()) || (out.is_nhwc() && out.dims[1] != n) {
             return Err(Error::InvalidModel(format!(
                 "fully connected output `{}` shape",
                 out.name

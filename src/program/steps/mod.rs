@@ -44,6 +44,7 @@ macro_rules! single_input_values {
     };
 }
 
+pub mod avg_pool;
 pub mod binary;
 pub mod channel_lut;
 pub mod concat;
@@ -312,6 +313,8 @@ kernel_steps! {
     /// An element-wise operator with a per-channel constant as one 256-entry table per
     /// channel.
     ChannelLut(channel_lut::ChannelLutSpec) = 14,
+    /// Windowed average pool (strides, pads, ceil mode, count_include_pad, dilations).
+    AvgPool(avg_pool::AvgPoolSpec) = 15,
 }
 
 #[cfg(test)]
@@ -441,6 +444,15 @@ mod tests {
                 a: 1,
                 b: 2,
                 output: 3,
+                range,
+            }
+            .into(),
+            avg_pool::AvgPoolSpec {
+                input: 2,
+                output: 3,
+                window,
+                extra_end: (1, 0),
+                count_include_pad: true,
                 range,
             }
             .into(),

@@ -122,7 +122,7 @@ impl KernelContract for ResizeSpec {
             cols: self.cols.clone(),
         };
         let resize = if self.linear {
-            Resize::bilinear(geometry, x.q, out.q, self.range)?
+            Resize::bilinear(cx.isa, geometry, x.q, out.q, self.range)?
         } else {
             let storage = if out.unsigned {
                 Storage::Uint8
@@ -134,7 +134,7 @@ impl KernelContract for ResizeSpec {
                 Ok(())
             })?;
             let identity = table.iter().enumerate().all(|(b, &v)| v == b as u8 as i8);
-            Resize::nearest(geometry, (!identity).then_some(table))?
+            Resize::nearest(cx.isa, geometry, (!identity).then_some(table))?
         };
         let row_bytes = out.dims[3] * out.dims[1];
         Ok(Box::new(ResizeStep {

@@ -1,0 +1,167 @@
+//! Resize: every ISA variant bit-identical to the scalar kernels, over random shapes, taps
+//! (weights in `[0, 1]`, exact `0` / `1`, and huge ones whose products overflow to infinities
+//! and NaNs), qparams and output ranges, in both modes; rows computed one call at a time equal
+//! rows computed together (where equal taps turn into row copies), and nothing is written
+//! outside the rows asked for.
+
+mod kernels_common;
+
+use kernels_common::simd_isas;
+use proptest::prelude::*;
+use xq::kernels::output::SharedOutput;
+use xq::kernels::resize::{AxisTap, Resize, ResizeGeometry};
+use xq::kernels::{Isa, OutputRange, QuantParams};
+
+/// A weight: mostly in `[0, 1]`, sometimes exactly 0 or 1, sometimes far outside.
+fn weight() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        6 => 0f32..=1.0,
+        1 => Just(0.0f32),
+        1 => Just(1.0f32),
+        1 => prop_oneof![Just(-3.5f32), Just(1e30), Just(-1e38), Just(3e38)],
+    ]
+}
+
+/// `out` taps reading an axis of `len` (repeating the previous tap now and then, as
+/// upsampling does).
+fn taps(len: u32, out: usize) -> impl Strategy<Value = Vec<AxisTap>> {
+    prop::collection::vec((0..len, 0..len, weight(), 0u8..4), out).prop_map(|v| {
+        let mut taps: Vec<AxisTap> = Vec::with_capacity(v.len());
+        for (i0, i1, w, repeat) in v {
+            match taps.last() {
+                Some(&last) if repeat == 0 => taps.push(last),
+                _ => taps.push(AxisTap { i0, i1, w }),
+            }
+        }
+        taps
+    })
+}
+
+fn geometry() -> impl Strategy<Value = ResizeGeometry> {
+    (1usize..3, 1usize..40, 1u32..7, 1u32..7, 1usize..12, 1usize..12).prop_flat_map(
+        |(batch, channels, in_h, in_w, out_h, out_w)| {
+            (taps(in_h, out_h), taps(in_w, out_w)).prop_map(move |(rows, cols)| ResizeGeometry {
+                batch,
+                channels,
+                in_hw: (in_h as usize, in_w as usize),
+                rows,
+                cols,
+            })
+        },
+    )
+}
+
+fn qparams() -> impl Strategy<Value = QuantParams> {
+    (
+        prop_oneof![1e-3f32..2.0, Just(1e-30f32), Just(1e30f32)],
+        any::<i8>(),
+    )
+        .prop_map(|(scale, zp)| QuantParams {
+            scale,
+            zero_point: i32::from(zp),
+        })
+}
+
+fn range() -> impl Strategy<Value = OutputRange> {
+    (any::<i8>(), any::<i8>()).prop_map(|(a, b)| OutputRange::new(a.min(b), a.max(b)).unwrap())
+}
+
+/// Runs `r` on `x` one call for all rows and one call per row; both must agree. A guard byte
+/// after the output catches writes past the end.
+fn run(r: &Resize, x: &[i8]) -> Vec<i8> {
+    let g = r.geometry();
+    let n = g.output_len();
+    let mut all = vec![0x55i8; n + 1];
+    let out = SharedOutput::new(&mut all[..n]);
+    // SAFETY: one call at a time.
+    unsafe { r.run_shared(x, &out, 0..g.output_rows()).unwrap() };
+    assert_eq!(all[n], 0x55, "wrote past the end");
+    all.truncate(n);
+    let mut each = vec![0x55i8; n];
+    let out = SharedOutput::new(&mut each);
+    for row in (0..g.output_rows()).rev() {
+        // SAFETY: one call at a time.
+        unsafe { r.run_shared(x, &out, row..row + 1).unwrap() };
+    }
+    assert_eq!(all, each, "rows computed alone differ");
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn simd_variants_match_scalar(
+        g in geometry(),
+        seed in any::<u64>(),
+        x_q in qparams(),
+        y_q in qparams(),
+        range in range(),
+        table in prop::collection::vec(any::<i8>(), 256),
+    ) {
+        let mut s = seed | 1;
+        let x: Vec<i8> = (0..g.input_len())
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as i8
+            })
+            .collect();
+        let table: [i8; 256] = table.try_into().unwrap();
+        let bilinear = |isa| Resize::bilinear(isa, g.clone(), x_q, y_q, range).unwrap();
+        let want = run(&bilinear(Isa::Scalar), &x);
+        let nearest = run(&Resize::nearest(Isa::Scalar, g.clone(), Some(table)).unwrap(), &x);
+        for isa in simd_isas() {
+            let r = bilinear(isa);
+            prop_assert_eq!(&run(&r, &x), &want, "{}", r.kernel_name().unwrap());
+            let r = Resize::nearest(isa, g.clone(), Some(table)).unwrap();
+            prop_assert_eq!(&run(&r, &x), &nearest, "nearest under {}", isa);
+        }
+    }
+}
+
+/// The LR-ASPP head's shape, 21 channels (16 + 5 lanes, 2 × 8 + 5), 28 × 28 → 224 × 224 with
+/// half-pixel taps, under every ISA.
+#[test]
+fn lraspp_head_upsampling_is_bit_identical_under_every_isa() {
+    let half_pixel = |len: u32, out: u32| -> Vec<AxisTap> {
+        (0..out)
+            .map(|o| {
+                let src = ((o as f32 + 0.5) * len as f32 / out as f32 - 0.5).max(0.0);
+                let i0 = (src.floor() as u32).min(len - 1);
+                AxisTap {
+                    i0,
+                    i1: (i0 + 1).min(len - 1),
+                    w: src - src.floor(),
+                }
+            })
+            .collect()
+    };
+    let g = ResizeGeometry {
+        batch: 1,
+        channels: 21,
+        in_hw: (28, 28),
+        rows: half_pixel(28, 224),
+        cols: half_pixel(28, 224),
+    };
+    let x: Vec<i8> = (0..g.input_len()).map(|i| (i * 37 % 251) as i8).collect();
+    let (qx, qy) = (
+        QuantParams {
+            scale: 0.173,
+            zero_point: -7,
+        },
+        QuantParams {
+            scale: 0.161,
+            zero_point: 3,
+        },
+    );
+    let want = run(
+        &Resize::bilinear(Isa::Scalar, g.clone(), qx, qy, OutputRange::FULL).unwrap(),
+        &x,
+    );
+    for isa in simd_isas() {
+        let r = Resize::bilinear(isa, g.clone(), qx, qy, OutputRange::FULL).unwrap();
+        assert_eq!(run(&r, &x), want, "{isa}");
+    }
+}
