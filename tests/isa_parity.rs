@@ -8,10 +8,10 @@
 //! The programs cover every kernel family the delegate lowers to: dense and depthwise
 //! convolution, fully connected (static and dynamic), add / mul, max / average / global
 //! pools, concat, transposes, table lookups (SiLU, HardSwish, Tanh; the AVX-512 row looks up
-//! with VBMI where the CPU has it), bilinear and nearest resize, and the interpreter's fallback
-//! between partitions. Their
-//! inputs are committed fixtures or seeded values; the models quantized here are quantized
-//! once, before the runs.
+//! with VBMI where the CPU has it), bilinear and nearest resize, arithmetic with constants (one
+//! table, or one per channel), and the interpreter's fallback between partitions. Their inputs
+//! are committed fixtures or seeded values; the models quantized here are quantized once,
+//! before the runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -401,6 +401,65 @@ fn resizes_are_bit_identical_under_every_isa() {
     write_npy(&x, &[1, 3, 7, 9], &seeded(3 * 7 * 9, 31));
     let model = quantize(&float, &calib, &[], dir.path(), "resizes");
     assert!(check_program(&model, &[], &x, dir.path(), "resizes") >= 2);
+}
+
+/// A float model whose int8 program has arithmetic with constants between convolutions:
+/// `(c1 - mean[c]) / 6 * gamma[c] + 3` then `/ std[c]` (one-element constants as tables,
+/// per-channel ones as one table per channel), 7 x 9 pixels.
+fn constants_model(path: &Path) {
+    use xq::ir::{DType, Graph, Tensor, TensorInfo};
+    let mut g = Graph {
+        name: "constants".into(),
+        inputs: vec![TensorInfo::known("input", DType::F32, &[1, 3, 7, 9])],
+        outputs: vec![TensorInfo::known("output", DType::F32, &[1, 4, 7, 9])],
+        ..Graph::default()
+    };
+    for (name, dims, seed) in [("w1", [8usize, 3, 1, 1], 3u32), ("w2", [4, 8, 1, 1], 5)] {
+        let n = dims.iter().product();
+        let w = Tensor::from_f32(dims.to_vec(), seeded(n, seed)).unwrap();
+        g.initializers.insert(name.into(), w);
+    }
+    let per_channel = |dims: Vec<usize>, seed: u32| {
+        let v = seeded(8, seed).into_iter().map(|x| 0.5 + x.abs()).collect();
+        Tensor::from_f32(dims, v).unwrap()
+    };
+    g.initializers
+        .insert("mean".into(), per_channel(vec![1, 8, 1, 1], 7));
+    g.initializers
+        .insert("gamma".into(), per_channel(vec![8, 1, 1], 11));
+    g.initializers
+        .insert("std".into(), per_channel(vec![1, 8, 1, 1], 19));
+    g.initializers.insert("six".into(), Tensor::scalar_f32(6.0));
+    g.initializers.insert("three".into(), Tensor::scalar_f32(3.0));
+    let nodes: [(&str, &[&str], &str); 7] = [
+        ("Conv", &["input", "w1"], "c1"),
+        ("Sub", &["c1", "mean"], "s"),
+        ("Div", &["s", "six"], "d"),
+        ("Mul", &["d", "gamma"], "m"),
+        ("Add", &["m", "three"], "a"),
+        ("Div", &["a", "std"], "n"),
+        ("Conv", &["n", "w2"], "output"),
+    ];
+    for (op, inputs, out) in nodes {
+        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        xq::onnx::add_onnx_node(&mut g, op, out, &inputs, &[out.to_string()], &[]).unwrap();
+    }
+    g.validate().unwrap();
+    xq::onnx::save_file(&g, path).unwrap();
+}
+
+#[test]
+fn constant_arithmetic_tables_are_bit_identical_under_every_isa() {
+    let dir = tempfile::tempdir().unwrap();
+    let float = dir.path().join("constants_f32.onnx");
+    constants_model(&float);
+    let dims = [4usize, 3, 7, 9];
+    let calib = dir.path().join("calib.npy");
+    write_npy(&calib, &dims, &seeded(dims.iter().product(), 23));
+    let x = dir.path().join("x.npy");
+    write_npy(&x, &[1, 3, 7, 9], &seeded(3 * 7 * 9, 29));
+    let model = quantize(&float, &calib, &[], dir.path(), "constants");
+    assert!(check_program(&model, &[], &x, dir.path(), "constants") >= 2);
 }
 
 /// The test command's emulated pass sets `XQ_EXPECT_ISA` to the ISA its emulated CPU must

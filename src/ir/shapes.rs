@@ -44,6 +44,37 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     Ok(out)
 }
 
+/// The axis of `out` along which a tensor of dimensions `c` that broadcasts into `out`
+/// varies: `None` when it has one element (or all its dimensions are 1); an error when it
+/// varies along several axes or does not broadcast into `out` (aligned from the right, each
+/// dimension 1 or the output's). A per-channel constant `[1, C, 1, 1]` or `[C, 1, 1]` of an
+/// NCHW value varies along axis 1.
+pub fn broadcast_axis(c: &[usize], out: &[usize]) -> Result<Option<usize>> {
+    if c.len() > out.len() {
+        return Err(shape_err(format!(
+            "rank {} above the input's {}",
+            c.len(),
+            out.len()
+        )));
+    }
+    let lead = out.len() - c.len();
+    let mut axis = None;
+    for (i, &d) in c.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        if d != out[lead + i] {
+            return Err(shape_err(format!("shape {c:?} does not broadcast into {out:?}")));
+        }
+        if axis.replace(lead + i).is_some() {
+            return Err(shape_err(format!(
+                "shape {c:?} varies along more than one axis of {out:?} (one scalar or one axis only)"
+            )));
+        }
+    }
+    Ok(axis)
+}
+
 /// Output shape of numpy matmul.
 pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     if a.is_empty() || b.is_empty() {
@@ -670,5 +701,18 @@ mod tests {
         assert_eq!(squeeze_shape(&[1, 3, 1], None).unwrap(), vec![3]);
         assert_eq!(matmul_shape(&[2, 1, 3, 4], &[5, 4, 6]).unwrap(), vec![2, 5, 3, 6]);
         assert_eq!(matmul_shape(&[4], &[4, 6]).unwrap(), vec![6]);
+    }
+
+    #[test]
+    fn broadcast_axis_finds_the_one_axis_a_constant_varies_along() {
+        assert_eq!(broadcast_axis(&[], &[1, 3, 4, 4]).unwrap(), None);
+        assert_eq!(broadcast_axis(&[1, 1, 1, 1], &[1, 3, 4, 4]).unwrap(), None);
+        assert_eq!(broadcast_axis(&[1, 3, 1, 1], &[1, 3, 4, 4]).unwrap(), Some(1));
+        assert_eq!(broadcast_axis(&[3, 1, 1], &[2, 3, 4, 4]).unwrap(), Some(1));
+        assert_eq!(broadcast_axis(&[4], &[2, 3, 4, 4]).unwrap(), Some(3));
+        assert_eq!(broadcast_axis(&[3, 1, 1], &[3, 4, 4]).unwrap(), Some(0));
+        assert!(broadcast_axis(&[1, 3, 4, 1], &[1, 3, 4, 4]).is_err());
+        assert!(broadcast_axis(&[1, 2, 1, 1], &[1, 3, 4, 4]).is_err());
+        assert!(broadcast_axis(&[1, 1, 3, 1, 1], &[1, 3, 4, 4]).is_err());
     }
 }

@@ -64,6 +64,9 @@
 //!   `N×C×1×1`, a scalar) and the other is not, the operands exchange roles (ONNX Runtime
 //!   streams the full one and folds the broadcast one into its constant term; it keeps such
 //!   a broadcasting add in NCHW, as observed after an NHWC QLinearConv).
+//! - **Sub:** the Add with the subtrahend's multiplier negated (`mb = -s_b / s_y`, or
+//!   `ma = -s_b / s_y` for the streamed operand when the operands exchange roles), `fixed`
+//!   computed from the signed multipliers.
 //! - **Mul:** `v = ((a - zp_a) * (b - zp_b)) as f32 * m + (zp_y + off)` with
 //!   `m = (s_a * s_b) / s_y` (two roundings, no FMA; the integer product is exact in `i32`),
 //!   requantized with zero point `-off`.

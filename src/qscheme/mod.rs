@@ -21,7 +21,7 @@
 //! - [`quantize`] (what NaN becomes is a named [`NanRule`]) and [`dequantize`]: the element
 //!   formulas, and [`round_half_even_small`], the exact fast rounding they and the kernels'
 //!   requantization use.
-//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`], [`mul_multiplier`],
+//! - [`ChannelScales`], [`conv_multiplier`], [`add_constants`] ([`signed_add_constants`]), [`mul_multiplier`],
 //!   [`mean_multiplier`] and [`requantize_ratio`]: the kernels' requantization set-up;
 //!   [`conv_ratio`], [`bias_to_i32`] and [`clip_bounds`]: the same for the partitioner and
 //!   the interpreter.
@@ -53,7 +53,7 @@ pub(crate) use params::check_element_count;
 pub use params::{validate_multiplier, validate_scale, QParams, RangedQParams};
 pub use requant::{
     add_constants, bias_to_i32, clip_bounds, conv_multiplier, conv_ratio, mean_multiplier, mul_multiplier,
-    requantize_ratio, ChannelScales,
+    requantize_ratio, signed_add_constants, ChannelScales,
 };
 pub use scheme::{QScheme, ScaleDtype};
 pub use tensor_params::QTensorParams;

@@ -83,9 +83,27 @@ pub fn clip_bounds(lo: f32, hi: f32, y: QParams) -> (i8, i8) {
 /// `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))`, in that order. Fails
 /// (naming `a` or `b`) if a ratio is not positive and finite.
 pub fn add_constants(a: QParams, b: QParams, y: QParams, off: i32) -> Result<(f32, f32, f32)> {
+    signed_add_constants(a, false, b, false, y, off)
+}
+
+/// The constants of `±a ± b` in the form of [`add_constants`]: a negated operand's multiplier
+/// is `-s / s_y` (so a Sub `a - b` is `negate_b`, and with the operands exchanged `-b + a`
+/// is `negate_a`); `fixed = (zp_y + off) - fma(ma, zp_a + off, mb * (zp_b + off))` with the
+/// signed multipliers, in that order. Fails (naming `a` or `b`) if a ratio's magnitude is
+/// not positive and finite.
+pub fn signed_add_constants(
+    a: QParams,
+    negate_a: bool,
+    b: QParams,
+    negate_b: bool,
+    y: QParams,
+    off: i32,
+) -> Result<(f32, f32, f32)> {
     let (ma, mb) = (a.scale / y.scale, b.scale / y.scale);
     validate_multiplier(ma, "a")?;
     validate_multiplier(mb, "b")?;
+    let ma = if negate_a { -ma } else { ma };
+    let mb = if negate_b { -mb } else { mb };
     let (za, zb, zy) = (
         (a.zero_point + off) as f32,
         (b.zero_point + off) as f32,

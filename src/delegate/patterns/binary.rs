@@ -1,5 +1,6 @@
-//! `DQ(a), DQ(b) → Add / Mul [→ Relu / Clip] → Q` with broadcasting; one operand may be a
-//! small quantized constant.
+//! `DQ(a), DQ(b) → Add / Sub / Mul [→ Relu / Clip] → Q` with broadcasting; one operand may be
+//! a small quantized constant (one that broadcasts along at most one axis is
+//! [`Matcher::binary_constant`]'s first).
 
 use super::{refuse, Candidate, Matcher, QInput, Reason, Refusal};
 use crate::ir::op::BinaryOp;
@@ -39,7 +40,7 @@ impl Matcher<'_> {
         })
     }
 
-    /// `DQ(a), DQ(b) → Add / Mul [→ Relu / Clip] → Q` as one broadcasting binary step.
+    /// `DQ(a), DQ(b) → Add / Sub / Mul [→ Relu / Clip] → Q` as one broadcasting binary step.
     pub(super) fn binary(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
         let a = self.q_input_or_constant(&node.inputs[0])?;
         let b = self.q_input_or_constant(&node.inputs[1])?;
@@ -51,10 +52,16 @@ impl Matcher<'_> {
         if let Err(e) = crate::program::broadcast::binary_shape(&a.dims, &b.dims, &out_dims) {
             return refuse(Reason::Shape, e.to_string());
         }
-        let kind = if op == BinaryOp::Add {
-            BinaryKind::Add
-        } else {
-            BinaryKind::Mul
+        let kind = match op {
+            BinaryOp::Add => BinaryKind::Add,
+            BinaryOp::Sub => BinaryKind::Sub,
+            BinaryOp::Mul => BinaryKind::Mul,
+            other => {
+                return refuse(
+                    Reason::UnsupportedOp,
+                    format!("no int8 kernel for {} of two activations", other.onnx_name()),
+                )
+            }
         };
         let kernel = KernelSpec::Binary(BinarySpec {
             kind,

@@ -11,6 +11,7 @@
 mod activations;
 mod batch_norm;
 mod binary;
+mod binary_constant;
 mod clamp;
 mod concat;
 mod conv;
@@ -29,12 +30,13 @@ mod weights;
 mod window;
 
 use crate::ir::op::{BinaryOp, PadMode, ReduceKind};
-use crate::ir::{Graph, Op};
+use crate::ir::{Graph, Node, Op};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::KernelSpec;
 use std::collections::HashMap;
 
 pub use binary::MAX_CONSTANT_OPERAND;
+pub use binary_constant::MAX_CHANNEL_TABLES;
 
 pub use crate::program::Reason;
 
@@ -149,7 +151,9 @@ impl<'g> Matcher<'g> {
             Op::ConvTranspose(a) => self.conv_transpose(index, node, a),
             Op::BatchNormalization { epsilon } => self.batch_norm(index, node, *epsilon),
             Op::Gemm(_) | Op::MatMul => self.fully_connected(index, node),
-            Op::Binary(op @ (BinaryOp::Add | BinaryOp::Mul)) => self.binary(index, node, *op),
+            Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)) => {
+                self.arithmetic(index, node, *op)
+            }
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
                 kind: ReduceKind::Mean,
@@ -176,6 +180,24 @@ impl<'g> Matcher<'g> {
                 Reason::UnsupportedOp,
                 format!("no int8 kernel for {}", other.onnx_name()),
             ),
+        }
+    }
+
+    /// Add / Sub / Mul / Div: with one constant operand as tables
+    /// ([`Self::binary_constant`]; Add / Sub / Mul by a constant that varies along several
+    /// axes fall back to the binary step), else Add / Sub / Mul of two activations as the
+    /// binary step.
+    fn arithmetic(&self, index: usize, node: &Node, op: BinaryOp) -> Result<Candidate, Refusal> {
+        if !self.has_one_constant_operand(node) {
+            return self.binary(index, node, op);
+        }
+        match self.binary_constant(index, node, op) {
+            Ok(c) => Ok(c),
+            Err(r) if op != BinaryOp::Div => self.binary(index, node, op).map_err(|b| Refusal {
+                reason: r.reason,
+                detail: format!("{}; as a binary step: {}", r.detail, b.detail),
+            }),
+            Err(r) => Err(r),
         }
     }
 

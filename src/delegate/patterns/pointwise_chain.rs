@@ -5,20 +5,24 @@
 //!
 //! Matched from its first node ([`crate::ir::elementwise_region`]): every node of the subgraph
 //! is a point-wise operator, a Clip or an arithmetic binary operator, and reads only the
-//! dequantized input, one-element constants and other nodes of the subgraph; exactly one of
+//! dequantized input, one-element constants, per-channel constants (varying along one axis
+//! of the input, the same for all: then one table per channel, [`ChannelLutSpec`]) and other
+//! nodes of the subgraph; exactly one of
 //! its tensors is read from outside (by the output QuantizeLinear), so nothing else sees the
 //! float intermediates. The table is
 //! the subgraph run on the 256 dequantized input bytes by the interpreter's own operator
 //! evaluation, in the graph's order, so the lookup equals the interpreted QDQ graph bit for
 //! bit whatever the constants are.
 
-use super::{Candidate, Matcher, QInput};
+use super::{Candidate, Matcher, QInput, MAX_CHANNEL_TABLES};
 use crate::interp::kernels::eval;
 use crate::ir::elementwise_region::{find, Origin};
+use crate::ir::shapes::broadcast_axis;
 use crate::ir::{DType, Node, Op, Tensor};
 use crate::kernels::elementwise::Storage;
 use crate::kernels::lut::build_table;
 use crate::kernels::OutputRange;
+use crate::program::steps::channel_lut::ChannelLutSpec;
 use crate::program::steps::lut::LutSpec;
 use crate::program::KernelSpec;
 use crate::{Error, Result};
@@ -45,34 +49,82 @@ impl<'g> Matcher<'g> {
             Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
             _ => Storage::Int8,
         };
-        let mut saw_nan = false;
-        let table = build_table(x.q, out.q, out.range, storage, |a, b| {
-            self.evaluate(&region, &x, exit, a, b)?;
-            saw_nan = b.iter().any(|v| v.is_nan());
-            Ok(())
-        })
-        .ok()?;
-        // A float Relu / Clip of NaN is not the clamp of NaN's quantized value.
-        if saw_nan && out.range != OutputRange::FULL {
-            return None;
+        let axis = self.channel_axis_of(&region, &x)?;
+        let channels = axis.map_or(1, |a| x.dims[a]);
+        let mut tables = Vec::with_capacity(channels * 256);
+        for channel in 0..channels {
+            let mut saw_nan = false;
+            let table = build_table(x.q, out.q, out.range, storage, |a, b| {
+                self.evaluate(&region, &x, exit, a, b, channel)?;
+                saw_nan = b.iter().any(|v| v.is_nan());
+                Ok(())
+            })
+            .ok()?;
+            // A float Relu / Clip of NaN is not the clamp of NaN's quantized value.
+            if saw_nan && out.range != OutputRange::FULL {
+                return None;
+            }
+            tables.extend(table);
         }
-        let kernel = KernelSpec::Lut(LutSpec {
-            input: 0,
-            output: 0,
-            table: Box::new(table),
-        });
+        let kernel = match axis {
+            None => KernelSpec::Lut(LutSpec {
+                input: 0,
+                output: 0,
+                table: Box::new(tables.try_into().ok()?),
+            }),
+            Some(axis) => KernelSpec::ChannelLut(ChannelLutSpec {
+                input: 0,
+                output: 0,
+                axis,
+                tables,
+            }),
+        };
         let mut c = self.candidate(index, vec![&x], out, kernel);
         c.nodes.extend(region[1..].iter().copied());
         Some(c)
     }
 
+    /// The axis of the input along which a constant `f32` initializer varies: `Some(None)`
+    /// for one element, `Some(Some(axis))` for a per-channel one (at most
+    /// [`MAX_CHANNEL_TABLES`] elements, one axis), `None` for anything else.
+    fn constant_axis(&self, t: &str, x: &QInput) -> Option<Option<usize>> {
+        let c = self.constant(t).filter(|c| c.dtype() == DType::F32)?;
+        if c.numel() == 1 {
+            return Some(None);
+        }
+        if c.numel() > MAX_CHANNEL_TABLES {
+            return None;
+        }
+        broadcast_axis(c.dims(), &x.dims).ok()
+    }
+
+    /// The one axis along which the per-channel constants read by `region` vary (`None`
+    /// when all are one element); `None` from the outer option when they vary along
+    /// different axes.
+    fn channel_axis_of(&self, region: &[usize], x: &QInput) -> Option<Option<usize>> {
+        let mut axis = None;
+        for &i in region {
+            for t in &self.graph.nodes[i].inputs {
+                if let Some(Some(a)) = self.constant_axis(t, x) {
+                    if axis.replace(a).is_some_and(|b| b != a) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(axis)
+    }
+
     /// Where input `t` of a subgraph node comes from: a DequantizeLinear of the pattern's
-    /// int8 input with its qparams is the input; a DequantizeLinear of anything else, or a
-    /// constant of more than one element, is outside.
+    /// int8 input with its qparams is the input; a one-element or per-channel `f32`
+    /// constant ([`Self::constant_axis`]) is a constant; a DequantizeLinear of anything else,
+    /// or another constant, is outside.
     fn origin(&self, t: &str, x: &QInput) -> Origin {
-        if let Some(c) = self.constant(t) {
-            let one = c.numel() == 1 && c.dtype() == DType::F32;
-            return if one { Origin::Constant } else { Origin::Outside };
+        if self.constant(t).is_some() {
+            return match self.constant_axis(t, x) {
+                Some(_) => Origin::Constant,
+                None => Origin::Outside,
+            };
         }
         let Some(&p) = self.producer.get(t) else {
             return Origin::Outside;
@@ -100,10 +152,32 @@ impl<'g> Matcher<'g> {
     }
 
     /// Runs the subgraph `region` on the dequantized inputs `a` with the interpreter's
-    /// operators and writes tensor `exit` to `b`.
-    fn evaluate(&self, region: &[usize], x: &QInput, exit: &str, a: &[f32], b: &mut [f32]) -> Result<()> {
+    /// operators, each per-channel constant taken at index `channel`, and writes tensor
+    /// `exit` to `b`.
+    fn evaluate(
+        &self,
+        region: &[usize],
+        x: &QInput,
+        exit: &str,
+        a: &[f32],
+        b: &mut [f32],
+        channel: usize,
+    ) -> Result<()> {
         let input = Tensor::from_f32(vec![a.len()], a.to_vec())?;
         let mut made: HashMap<&str, Tensor> = HashMap::new();
+        // Each per-channel constant's element `channel`, as a one-element tensor.
+        let mut picked: HashMap<&str, Tensor> = HashMap::new();
+        for &i in region {
+            for t in &self.graph.nodes[i].inputs {
+                if let (Some(Some(_)), Some(c)) = (self.constant_axis(t, x), self.constant(t)) {
+                    let v = c.to_f32_vec()?;
+                    let v = *v
+                        .get(channel)
+                        .ok_or_else(|| Error::Internal(format!("`{t}` has no channel {channel}")))?;
+                    picked.insert(t.as_str(), Tensor::scalar_f32(v));
+                }
+            }
+        }
         for &i in region {
             let node = &self.graph.nodes[i];
             let mut operands = Vec::with_capacity(node.inputs.len());
@@ -112,7 +186,7 @@ impl<'g> Matcher<'g> {
                     "" => None,
                     t => match (self.origin(t, x), self.constant(t)) {
                         (Origin::Input, _) => Some(&input),
-                        (Origin::Constant, Some(c)) => Some(c),
+                        (Origin::Constant, Some(c)) => Some(picked.get(t).unwrap_or(c)),
                         _ => Some(
                             made.get(t)
                                 .ok_or_else(|| Error::Internal(format!("`{t}` is not computed yet")))?,

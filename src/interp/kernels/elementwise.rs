@@ -69,18 +69,20 @@ pub fn broadcast_zip<T: Copy, U>(
     f: impl Fn(T, T) -> U,
 ) -> Result<(Vec<usize>, Vec<U>)> {
     let out = broadcast(ad, bd)?;
-    if ad == bd {
+    // An operand with every output element holds them in the output's order (broadcasting
+    // only adds axes of 1 to it).
+    let total: usize = out.iter().product();
+    if a.len() == total && b.len() == total {
         return Ok((out, a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()));
     }
-    if b.len() == 1 && ad == out.as_slice() {
+    if b.len() == 1 && a.len() == total {
         let y = b[0];
         return Ok((out, a.iter().map(|&x| f(x, y)).collect()));
     }
-    if a.len() == 1 && bd == out.as_slice() {
+    if a.len() == 1 && b.len() == total {
         let x = a[0];
         return Ok((out, b.iter().map(|&y| f(x, y)).collect()));
     }
-    let total: usize = out.iter().product();
     let mut res = Vec::with_capacity(total);
     broadcast_walk(a, ad, b, bd, &out, |_, v| res.push(v), f);
     Ok((out, res))
@@ -104,14 +106,16 @@ pub fn broadcast_zip_into<T: Copy, U>(
             dst.len()
         )));
     }
-    if ad == bd {
+    // As in [`broadcast_zip`]: an operand with every output element is in the output's order.
+    let total = dst.len();
+    if a.len() == total && b.len() == total {
         dst.iter_mut()
             .zip(a.iter().zip(b))
             .for_each(|(d, (&x, &y))| *d = f(x, y));
-    } else if b.len() == 1 && ad == out {
+    } else if b.len() == 1 && a.len() == total {
         let y = b[0];
         dst.iter_mut().zip(a).for_each(|(d, &x)| *d = f(x, y));
-    } else if a.len() == 1 && bd == out {
+    } else if a.len() == 1 && b.len() == total {
         let x = a[0];
         dst.iter_mut().zip(b).for_each(|(d, &y)| *d = f(x, y));
     } else {
@@ -184,9 +188,35 @@ fn broadcast_walk<T: Copy, U>(
     let (la, lb) = (sa[rank - 1], sb[rank - 1]);
     let (mut oa, mut ob, mut k) = (0usize, 0usize, 0usize);
     loop {
-        for j in 0..last {
-            put(k, f(a[oa + j * la], b[ob + j * lb]));
-            k += 1;
+        // The innermost run, specialized for its common stride pairs (contiguous with
+        // contiguous, contiguous with one repeated value) so they are slice walks.
+        match (la, lb) {
+            (1, 1) => {
+                for (&x, &y) in a[oa..oa + last].iter().zip(&b[ob..ob + last]) {
+                    put(k, f(x, y));
+                    k += 1;
+                }
+            }
+            (1, 0) => {
+                let y = b[ob];
+                for &x in &a[oa..oa + last] {
+                    put(k, f(x, y));
+                    k += 1;
+                }
+            }
+            (0, 1) => {
+                let x = a[oa];
+                for &y in &b[ob..ob + last] {
+                    put(k, f(x, y));
+                    k += 1;
+                }
+            }
+            _ => {
+                for j in 0..last {
+                    put(k, f(a[oa + j * la], b[ob + j * lb]));
+                    k += 1;
+                }
+            }
         }
         // Advance the odometer over all axes but the last.
         let mut axis = rank - 1;
@@ -586,6 +616,53 @@ pub fn logical(op: LogicalOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every fast path of [`broadcast_zip`] and [`broadcast_zip_into`] gives numpy's
+    /// broadcast, element by element from the multi-index.
+    #[test]
+    fn broadcasts_equal_the_index_definition() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[1, 1, 6, 5], &[1]),
+            (&[6, 5], &[1, 1, 1, 1]),
+            (&[1, 1, 1], &[2, 3, 4]),
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[3, 1, 1], &[2, 3, 4, 5]),
+            (&[2, 3, 4, 5], &[5]),
+            (&[2, 1, 4, 1], &[3, 1, 5]),
+            (&[4, 5], &[1, 2, 4, 5]),
+            (&[3, 1], &[1, 4]),
+            (&[], &[2, 2]),
+        ];
+        for &(ad, bd) in cases {
+            let na: usize = ad.iter().product();
+            let nb: usize = bd.iter().product();
+            let a: Vec<f32> = (0..na).map(|i| i as f32).collect();
+            let b: Vec<f32> = (0..nb).map(|i| 1000.0 * (i + 1) as f32).collect();
+            let out = broadcast(ad, bd).unwrap();
+            let total: usize = out.iter().product();
+            let at = |d: &[usize], idx: &[usize]| {
+                let lead = out.len() - d.len();
+                d.iter()
+                    .enumerate()
+                    .fold(0, |acc, (i, &n)| acc * n + if n == 1 { 0 } else { idx[lead + i] })
+            };
+            let want: Vec<f32> = (0..total)
+                .map(|mut k| {
+                    let mut idx = vec![0; out.len()];
+                    for axis in (0..out.len()).rev() {
+                        idx[axis] = k % out[axis];
+                        k /= out[axis];
+                    }
+                    a[at(ad, &idx)] + b[at(bd, &idx)]
+                })
+                .collect();
+            let (dims, got) = broadcast_zip(&a, ad, &b, bd, |x, y| x + y).unwrap();
+            assert_eq!((dims, &got), (out.clone(), &want), "{ad:?} + {bd:?}");
+            let mut dst = vec![0f32; total];
+            broadcast_zip_into(&a, ad, &b, bd, &out, &mut dst, |x, y| x + y).unwrap();
+            assert_eq!(dst, want, "{ad:?} + {bd:?} into");
+        }
+    }
 
     #[test]
     fn half_precision_rounding() {

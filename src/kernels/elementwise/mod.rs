@@ -1,4 +1,4 @@
-//! Quantized elementwise kernels: add and mul of two `i8` tensors with their own qparams
+//! Quantized elementwise kernels: add, sub and mul of two `i8` tensors with their own qparams
 //! (broadcasting by zero strides, e.g. an SE block's `N×1×1×C` scale times `N×H×W×C`),
 //! fused clamp/ReLU, and the per-row requantization used by concat. Formulas are in the
 //! [`crate::kernels`] module docs: add and mul are ONNX Runtime's QLinearAdd / QLinearMul,
@@ -17,7 +17,7 @@ use super::output::SharedOutput;
 use super::requant::{OutputRange, QuantParams, Requantizer};
 use super::table::ElementwiseKernels;
 use crate::cpu::Isa;
-use crate::qscheme::{add_constants, mul_multiplier};
+use crate::qscheme::{mul_multiplier, signed_add_constants};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -28,6 +28,8 @@ pub enum BinaryOp {
     Add,
     /// `a * b`.
     Mul,
+    /// `a - b` (an add with `b`'s multiplier negated).
+    Sub,
 }
 
 /// Strides (in elements) of one operand over the `[n, p, c]` index; 0 broadcasts.
@@ -123,8 +125,17 @@ impl RowOp {
     /// The add of ONNX Runtime's QLinearAdd with `a` the streamed operand and `b` the other
     /// (the broadcast one, if any), all values `x + off` in the graph's integer domain:
     /// `ma = s_a / s_y`, `mb = s_b / s_y`, `fixed = zp_y - fma(ma, zp_a, mb·zp_b)`.
-    fn add(a: QuantParams, b: QuantParams, y: QuantParams, off: i32) -> Result<RowOp> {
-        let (ma, mb, fixed) = add_constants(a, b, y, off)?;
+    /// With `negate_a` / `negate_b` the operand's multiplier is negated (a Sub): `-s / s_y`,
+    /// and `fixed` uses the signed multipliers.
+    fn add(
+        a: QuantParams,
+        negate_a: bool,
+        b: QuantParams,
+        negate_b: bool,
+        y: QuantParams,
+        off: i32,
+    ) -> Result<RowOp> {
+        let (ma, mb, fixed) = signed_add_constants(a, negate_a, b, negate_b, y, off)?;
         Ok(RowOp::Add { off, ma, mb, fixed })
     }
 }
@@ -204,8 +215,13 @@ impl QuantizedBinary {
         let off = storage.offset();
         let (op_ab, op_ba) = match op {
             BinaryOp::Add => (
-                RowOp::add(q.a, q.b, q.output, off)?,
-                RowOp::add(q.b, q.a, q.output, off)?,
+                RowOp::add(q.a, false, q.b, false, q.output, off)?,
+                RowOp::add(q.b, false, q.a, false, q.output, off)?,
+            ),
+            // `a - b`, and with `b` streamed `-b + a`.
+            BinaryOp::Sub => (
+                RowOp::add(q.a, false, q.b, true, q.output, off)?,
+                RowOp::add(q.b, true, q.a, false, q.output, off)?,
             ),
             BinaryOp::Mul => {
                 let m = mul_multiplier(q.a, q.b, q.output)?;

@@ -9,6 +9,9 @@
 //! index steps and XOR-telescoped sub-tables (see the private `split_table`). Where the CPU
 //! also has AVX-512 VBMI, the AVX-512 row looks up with `vpermi2b` instead (two 128-entry
 //! lookups and a blend: 4 instructions per 64 bytes instead of about 47).
+//!
+//! [`ChannelLut`] looks up with one table per channel (an operator with a per-channel
+//! constant), through the same kernels.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -16,7 +19,10 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512vbmi;
+mod channels;
 mod scalar;
+
+pub use channels::{channel_lookup_reference, ChannelLut, MIN_SIMD_RUN};
 
 use super::elementwise::Storage;
 use super::output::SharedOutput;

@@ -1,4 +1,4 @@
-//! Binary element-wise step: quantized Add / Mul of two values with broadcasting
+//! Binary element-wise step: quantized Add / Mul / Sub of two values with broadcasting
 //! ([`crate::program::broadcast`]).
 
 use super::{fixed, BuildContext, KernelContract, Step};
@@ -16,9 +16,11 @@ pub enum BinaryKind {
     Add,
     /// Quantized multiply.
     Mul,
+    /// Quantized subtract (`a - b`).
+    Sub,
 }
 
-/// Add / Mul of two values.
+/// Add / Mul / Sub of two values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BinarySpec {
     /// The operation.
@@ -38,6 +40,7 @@ impl KernelContract for BinarySpec {
         match self.kind {
             BinaryKind::Add => "add",
             BinaryKind::Mul => "mul",
+            BinaryKind::Sub => "sub",
         }
     }
 
@@ -69,6 +72,7 @@ impl KernelContract for BinarySpec {
         let kind = match kind {
             0 => BinaryKind::Add,
             1 => BinaryKind::Mul,
+            2 => BinaryKind::Sub,
             _ => return Err(corrupt("binary kind")),
         };
         let spec = BinarySpec {
@@ -98,6 +102,7 @@ impl KernelContract for BinarySpec {
         let op = match self.kind {
             BinaryKind::Add => BinaryOp::Add,
             BinaryKind::Mul => BinaryOp::Mul,
+            BinaryKind::Sub => BinaryOp::Sub,
         };
         let q = BinaryQuant {
             a: a.q,

@@ -46,6 +46,7 @@ macro_rules! single_input_values {
 
 pub mod avg_pool;
 pub mod binary;
+pub mod channel_lut;
 pub mod concat;
 pub mod conv;
 pub mod conv_transpose;
@@ -287,7 +288,7 @@ kernel_steps! {
     Conv(conv::ConvSpec) = 0,
     /// Fully connected `y[m, n] = x[m, k] · W[n, k]ᵀ`.
     FullyConnected(fully_connected::FullyConnectedSpec) = 1,
-    /// Add / Mul with broadcasting.
+    /// Add / Mul / Sub with broadcasting.
     Binary(binary::BinarySpec) = 2,
     /// Mean over H and W of an NHWC value.
     GlobalAvgPool(global_avg_pool::GlobalAvgPoolSpec) = 3,
@@ -309,6 +310,9 @@ kernel_steps! {
     Copy(copy::CopySpec) = 11,
     /// 2-D transposed convolution (strides, pads, output padding, dilations, groups).
     ConvTranspose(conv_transpose::ConvTransposeSpec) = 12,
+    /// An element-wise operator with a per-channel constant as one 256-entry table per
+    /// channel.
+    ChannelLut(channel_lut::ChannelLutSpec) = 14,
     /// Windowed average pool (strides, pads, ceil mode, count_include_pad, dilations).
     AvgPool(avg_pool::AvgPoolSpec) = 15,
 }
@@ -425,6 +429,21 @@ mod tests {
                 depthwise: true,
                 weights: QWeights::new(vec![4, -5, 6], vec![0.5]),
                 bias: vec![-1, 2],
+                range,
+            }
+            .into(),
+            channel_lut::ChannelLutSpec {
+                input: 3,
+                output: 4,
+                axis: 1,
+                tables: vec![5; 512],
+            }
+            .into(),
+            binary::BinarySpec {
+                kind: binary::BinaryKind::Sub,
+                a: 1,
+                b: 2,
+                output: 3,
                 range,
             }
             .into(),
