@@ -5,9 +5,10 @@
 //! equal values: delegated whole (one softmax step, nothing interpreted) and within one
 //! output step of the float reference of the QDQ graph (the interpreter) and of ONNX
 //! Runtime's reference session (graph optimizations off), on two threads, per operator and
-//! saved and loaded alike; opset < 13 softmaxes over several axes are refused with a reason;
-//! libxq's quantizer gives Softmax PyTorch's fixed output qparams (1/256, -128) and leaves
-//! nothing to the interpreter; corrupted programs fail to load without panicking.
+//! saved and loaded alike, also for random input scales and row lengths; opset < 13
+//! softmaxes over several axes are refused with a reason; libxq's quantizer gives Softmax
+//! PyTorch's fixed output qparams (1/256, -128) and leaves nothing to the interpreter;
+//! corrupted programs fail to load without panicking.
 
 mod common;
 mod delegate_common;
@@ -230,6 +231,41 @@ fn softmaxes_are_delegated_and_within_a_step_of_the_float_reference() {
             }
         }
     }
+}
+
+/// Input scales log-uniform over 1e-4 ..= 50 and row lengths from 1 to 400 (pseudo-random),
+/// 24 rows each, output scales 1/256 and 1/1024: every output within one step of the
+/// interpreter's, and nearly all equal.
+#[test]
+fn random_scales_and_row_lengths_stay_within_a_step() {
+    let (mut elements, mut exact_elements) = (0usize, 0f64);
+    for i in 0..40u32 {
+        let r = noise(3, 1000 + i);
+        let c = Case {
+            x: vec![24, 1 + ((r[0] + 1.0) * 200.0) as usize],
+            axis: -1,
+            coerce_2d: false,
+            sx: 10f32.powf(-4.0 + (r[1] + 1.0) * 0.5 * 5.7),
+            sy: if r[2] < 0.0 { SY } else { 1.0 / 1024.0 },
+            unsigned: i % 3 == 0,
+            constant: false,
+        };
+        let g = graph(&c);
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert_eq!(softmax_steps(&spec), 1, "{c:?}: {}", report.text());
+        let program = Program::new(spec, Default::default()).unwrap();
+        let (none, _) = lower(&g, PartitionMode::None).unwrap();
+        let interpreter = Program::new(none, Default::default()).unwrap();
+        let x = input(&c, i);
+        let (within, exact, worst) = step_agreement(&run(&program, &x), &run(&interpreter, &x), c.sy);
+        assert!(within == 1.0, "{c:?}: {within} within a step, worst {worst}");
+        let n: usize = c.x.iter().product();
+        elements += n;
+        exact_elements += exact * n as f64;
+    }
+    let exact = exact_elements / elements as f64;
+    println!("{elements} elements, {exact:.5} equal to the interpreter's");
+    assert!(exact >= 0.99, "{exact}");
 }
 
 #[test]
