@@ -24,6 +24,8 @@
 //! - `DQ → op [→ Relu / Clip] → Q` for the element-wise unary operators of
 //!   `patterns::unary::LUT_OPS` (HardSwish, ...), as one 256-entry table lookup that is the
 //!   interpreter's dequantize → op → quantize of every input byte;
+//! - `DQ → Softmax [→ Relu / Clip] → Q` along one axis (opset 13, or opset < 13 when every
+//!   dimension after `axis` is 1), by a table of exponentials (`kernels::softmax`);
 //! - `DQ → a subgraph of element-wise float operators → Q` (`x * Sigmoid(x)`, hardswish and
 //!   GELU written out, ...) whose float intermediates nothing else reads, as one table
 //!   computed by running the subgraph through the interpreter's operators;

@@ -11,7 +11,8 @@
 //!
 //! Families: [`gemm`] (fully connected, 1×1 conv), [`conv`] (k×k grouped convolution
 //! through an [`indirection`] table and the GEMM microkernels), [`dwconv`] (depthwise),
-//! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`pool`]
+//! [`elementwise`] (add, mul), [`lut`] (table lookup: the int8 unary operators), [`softmax`] (along one axis, by a
+//! table of exponentials), [`pool`]
 //! (global average / mean, windowed average, max pool), [`concat`](mod@concat), [`resize`]
 //! (nearest, bilinear), [`dynamic`] (per-row quantization + GEMM with `f32` output), and the byte moves [`gather`],
 //! [`block_copy`] and [`im2col`]. Several threads may run
@@ -106,6 +107,7 @@ pub mod reference;
 pub mod requant;
 pub mod resize;
 pub mod scratch;
+pub mod softmax;
 pub mod table;
 
 pub use crate::cpu::Isa;
@@ -144,6 +146,7 @@ mod tests {
         assert_send_sync::<concat::Concat>();
         assert_send_sync::<indirection::Indirection>();
         assert_send_sync::<lut::Lut>();
+        assert_send_sync::<softmax::Softmax>();
         assert_send_sync::<output::SharedOutput<'static>>();
     }
 

@@ -58,5 +58,6 @@ pub use steps::global_avg_pool::GlobalAvgPoolSpec;
 pub use steps::im2col::Im2colSpec;
 pub use steps::max_pool::MaxPoolSpec;
 pub use steps::reshape::ReshapeSpec;
+pub use steps::softmax::SoftmaxSpec;
 pub use steps::{KernelSpec, Window};
 pub use value::ValueSpec;

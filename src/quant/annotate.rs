@@ -5,7 +5,7 @@
 //! ELU / CELU / SELU, softplus, softsign, mish, GELU; and element-wise units such as
 //! `x * sigmoid(x)` (SiLU), `x * hardsigmoid(x)` or hardswish and GELU written out, quantized
 //! at their input and output only, see [`super::pointwise_unit`]). Sigmoid, HardSigmoid and
-//! Tanh outputs get PyTorch's fixed parameters (`_FIXED_QPARAMS_OP_TO_OBSERVER`: scale 1/256
+//! Tanh outputs (and Softmax's, annotated the same way) get PyTorch's fixed parameters (`_FIXED_QPARAMS_OP_TO_OBSERVER`: scale 1/256
 //! and the range's bottom as zero point for [0, 1]; scale 2/256 and zero point 0 for [-1, 1],
 //! int8), not observed ones.
 //!
@@ -480,19 +480,21 @@ impl<'g> Annotator<'g> {
     }
 }
 
-/// The element-wise activations annotated as `input → op → output` (each one table in the
-/// delegate).
+/// The operators annotated as `input → op → output`: the element-wise activations (each one
+/// table in the delegate) and Softmax.
 fn is_table_activation(op: &Op) -> bool {
     matches!(
         op,
-        Op::Unary(
-            UnaryOp::HardSwish
-                | UnaryOp::Sigmoid
-                | UnaryOp::Tanh
-                | UnaryOp::Softplus
-                | UnaryOp::Softsign
-                | UnaryOp::Mish
-        ) | Op::HardSigmoid { .. }
+        Op::Softmax { .. }
+            | Op::Unary(
+                UnaryOp::HardSwish
+                    | UnaryOp::Sigmoid
+                    | UnaryOp::Tanh
+                    | UnaryOp::Softplus
+                    | UnaryOp::Softsign
+                    | UnaryOp::Mish
+            )
+            | Op::HardSigmoid { .. }
             | Op::LeakyRelu { .. }
             | Op::Elu { .. }
             | Op::Celu { .. }
@@ -502,7 +504,8 @@ fn is_table_activation(op: &Op) -> bool {
 }
 
 /// PyTorch's fixed output parameters of a bounded activation (`_FIXED_QPARAMS_OP_TO_OBSERVER`:
-/// Sigmoid and HardSigmoid over [0, 1] with scale 1/256, Tanh over [-1, 1] with scale 2/256),
+/// Sigmoid, HardSigmoid and Softmax over [0, 1] with scale 1/256, Tanh over [-1, 1] with
+/// scale 2/256),
 /// in int8 terms for the full activation range [-128, 127]: zero point -128 for [0, 1] (uint8
 /// zero point 0) and 0 for [-1, 1] (uint8 128). `None` for other operators and for a narrowed
 /// activation range, whose outputs are observed.
@@ -512,7 +515,7 @@ fn fixed_output_qparams(op: &Op, config: &QuantConfig) -> Option<QParams> {
         return None;
     }
     let (scale, zero_point) = match op {
-        Op::Unary(UnaryOp::Sigmoid) | Op::HardSigmoid { .. } => (1.0 / 256.0, -128),
+        Op::Unary(UnaryOp::Sigmoid) | Op::HardSigmoid { .. } | Op::Softmax { .. } => (1.0 / 256.0, -128),
         Op::Unary(UnaryOp::Tanh) => (2.0 / 256.0, 0),
         _ => return None,
     };

@@ -24,6 +24,7 @@ mod pointwise_chain;
 mod pooling;
 mod qparams;
 mod resize;
+mod softmax;
 mod split;
 mod unary;
 mod weights;
@@ -163,6 +164,7 @@ impl<'g> Matcher<'g> {
             Op::AveragePool(a) => self.avg_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
             Op::Resize(a) => self.resize(index, node, a),
+            Op::Softmax { axis, coerce_2d } => self.softmax(index, node, *axis, *coerce_2d),
             Op::Split { axis, .. } => self.split(index, node, *axis),
             Op::Transpose { .. }
             | Op::Slice

@@ -59,6 +59,7 @@ pub mod lut;
 pub mod max_pool;
 pub mod reshape;
 pub mod resize;
+pub mod softmax;
 
 /// 2-D window geometry in ONNX terms (pads are top, left, bottom, right).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,6 +316,8 @@ kernel_steps! {
     ChannelLut(channel_lut::ChannelLutSpec) = 14,
     /// Windowed average pool (strides, pads, ceil mode, count_include_pad, dilations).
     AvgPool(avg_pool::AvgPoolSpec) = 15,
+    /// Softmax along one axis, by a table of exponentials.
+    Softmax(softmax::SoftmaxSpec) = 16,
 }
 
 #[cfg(test)]
@@ -453,6 +456,13 @@ mod tests {
                 window,
                 extra_end: (1, 0),
                 count_include_pad: true,
+                range,
+            }
+            .into(),
+            softmax::SoftmaxSpec {
+                input: 3,
+                output: 4,
+                axis: 2,
                 range,
             }
             .into(),
