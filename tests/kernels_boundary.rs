@@ -143,3 +143,36 @@ fn bad_shapes_are_errors() {
         .is_ok());
     assert!(rows.dequantize(&[0; 3], q, &mut [0.0; 4]).is_err());
 }
+
+/// More channels than the whole-pixel buffer holds take the channel-group path.
+#[test]
+fn dequantize_many_channels() {
+    let (dims, q) = (
+        [1, 4100, 3, 1],
+        QuantParams {
+            scale: 0.37,
+            zero_point: 5,
+        },
+    );
+    let x: Vec<i8> = (0..4100 * 3).map(|i| (i * 31 % 256) as u8 as i8).collect();
+    let mut want = vec![0f32; x.len()];
+    Boundary::new(Isa::Scalar)
+        .unwrap()
+        .dequantize_nhwc(&x, dims, q, &mut want)
+        .unwrap();
+    for (i, &got) in want.iter().enumerate() {
+        let (ch, p) = (i / 3, i % 3);
+        assert_eq!(got.to_bits(), q.dequantize(i32::from(x[p * 4100 + ch])).to_bits());
+    }
+    for isa in simd_isas() {
+        let mut got = vec![f32::NAN; x.len()];
+        Boundary::new(isa)
+            .unwrap()
+            .dequantize_nhwc(&x, dims, q, &mut got)
+            .unwrap();
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{isa}"
+        );
+    }
+}

@@ -27,6 +27,8 @@ use std::ops::Range;
 
 /// Pixels per block of the transposes.
 const BLOCK: usize = 256;
+/// Floats of the buffer dequantization converts whole pixels into (16 KiB).
+const DQ_TMP: usize = 4096;
 /// Channels per pass of a block (the byte buffer holds `GROUP × BLOCK` bytes).
 const GROUP: usize = 16;
 
@@ -172,18 +174,38 @@ impl Boundary {
         if c * hw == 0 {
             return Ok(());
         }
-        let mut tmp = [0i8; GROUP * BLOCK];
+        if c > DQ_TMP {
+            let mut tmp = [0i8; GROUP * BLOCK];
+            for (s, o) in x.chunks_exact(c * hw).zip(y.chunks_exact_mut(c * hw)).take(n) {
+                for p0 in (0..hw).step_by(BLOCK) {
+                    let len = BLOCK.min(hw - p0);
+                    let src = &s[p0 * c..][..len * c];
+                    for c0 in (0..c).step_by(GROUP) {
+                        let g = GROUP.min(c - c0);
+                        gather(src, c, c0, g, len, &mut tmp);
+                        for (ch, run) in tmp.chunks_exact(BLOCK).take(g).enumerate() {
+                            let dst = &mut o[(c0 + ch) * hw + p0..][..len];
+                            // SAFETY: `new` checked the CPU supports the row's ISA.
+                            unsafe { (self.dequantize)(&run[..len], q, dst) };
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // Dequantize a block of whole pixels in NHWC order (the conversion is element-wise),
+        // then move each channel's floats into its plane.
+        let mut tmp = [0f32; DQ_TMP];
+        let block = DQ_TMP / c;
         for (s, o) in x.chunks_exact(c * hw).zip(y.chunks_exact_mut(c * hw)).take(n) {
-            for p0 in (0..hw).step_by(BLOCK) {
-                let len = BLOCK.min(hw - p0);
-                let src = &s[p0 * c..][..len * c];
-                for c0 in (0..c).step_by(GROUP) {
-                    let g = GROUP.min(c - c0);
-                    gather(src, c, c0, g, len, &mut tmp);
-                    for (ch, run) in tmp.chunks_exact(BLOCK).take(g).enumerate() {
-                        let dst = &mut o[(c0 + ch) * hw + p0..][..len];
-                        // SAFETY: `new` checked the CPU supports the row's ISA.
-                        unsafe { (self.dequantize)(&run[..len], q, dst) };
+            for p0 in (0..hw).step_by(block) {
+                let len = block.min(hw - p0);
+                let floats = &mut tmp[..len * c];
+                // SAFETY: `new` checked the CPU supports the row's ISA.
+                unsafe { (self.dequantize)(&s[p0 * c..][..len * c], q, floats) };
+                for (ch, plane) in o.chunks_exact_mut(hw).enumerate() {
+                    for (d, pixel) in plane[p0..p0 + len].iter_mut().zip(floats.chunks_exact(c)) {
+                        *d = pixel[ch];
                     }
                 }
             }
