@@ -89,6 +89,7 @@
 //!   `y = (acc as f32) * (s_row * s_w[c]) + bias_f32[c]` with `acc = Σ (q - zp)·w`.
 
 pub mod block_copy;
+pub mod boundary;
 pub mod buffer;
 pub mod concat;
 pub mod conv;

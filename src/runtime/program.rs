@@ -30,6 +30,7 @@ use crate::format::packed::PackedBlob;
 use crate::format::ProgramBytes;
 use crate::interp::kernels::eval_into;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
+use crate::kernels::boundary::Boundary;
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
 use crate::program::{ProgramSpec, StepSpec, ValueSpec};
@@ -1007,10 +1008,8 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
 const INLINE_BYTES: usize = 64 * 1024;
 
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
-const QUANT_BLOCK: usize = 64;
+const QUANT_BLOCK: usize = 256;
 const QUANT_FLAT_BLOCK: usize = 4096;
-/// Bytes of the stack buffer NHWC quantization gathers channel runs in (64 channels).
-const QUANT_TMP: usize = 64 * QUANT_BLOCK;
 
 /// Number of independent work units of quantizing into `v`.
 fn quantize_units(v: &ValueSpec) -> usize {
@@ -1089,7 +1088,8 @@ fn check_quantize_source(t: &Tensor, v: &ValueSpec, out_len: usize) -> Result<()
 }
 
 /// ONNX QuantizeLinear of work units `units` of an `f32` tensor (checked by
-/// [`check_quantize_source`]) into a value's storage (NHWC for rank 4).
+/// [`check_quantize_source`]) into a value's storage (NHWC for rank 4), with the rows of the
+/// selected ISA ([`Boundary`]).
 ///
 /// # Safety
 /// Concurrent calls on the same `out` must use disjoint unit ranges.
@@ -1099,110 +1099,30 @@ unsafe fn quantize_into(
     out: &SharedOutput,
     units: std::ops::Range<usize>,
 ) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    if crate::cpu::selected_isa().is_ok_and(Isa::implies_avx2) {
-        // SAFETY: the selected ISA implies AVX2; the rest is the caller's contract.
-        return unsafe { quantize_into_avx2(t, v, out, units) };
-    }
-    // SAFETY: forwarded contract.
-    unsafe { quantize_into_portable(t, v, out, units) }
-}
-
-/// [`quantize_into`] compiled for AVX2 (the same operations, so the same bytes, in 8 lanes).
-///
-/// # Safety
-/// As [`quantize_into`]; the CPU supports AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantize_into_avx2(
-    t: &Tensor,
-    v: &ValueSpec,
-    out: &SharedOutput,
-    units: std::ops::Range<usize>,
-) -> Result<()> {
-    // SAFETY: forwarded contract.
-    unsafe { quantize_into_portable(t, v, out, units) }
-}
-
-/// The body of [`quantize_into`], inlined into each ISA's instance.
-///
-/// # Safety
-/// As [`quantize_into`].
-#[inline(always)]
-unsafe fn quantize_into_portable(
-    t: &Tensor,
-    v: &ValueSpec,
-    out: &SharedOutput,
-    units: std::ops::Range<usize>,
-) -> Result<()> {
     let x = t.as_f32()?;
+    let rows = Boundary::selected()?;
     let dst = out.as_ptr();
-    let params = v.q;
-    // A NaN input quantizes to the bottom of the range (the formula's float clamp returns
-    // the non-NaN operand) instead of propagating.
-    let q = |x: f32| {
-        let v = params.quantize(x, crate::qscheme::QRange::I8, crate::qscheme::NanRule::RangeMin);
-        // SAFETY: `quantize` returns a finite integer in [-128, 127] as an f32 (NaN becomes
-        // -128 under `RangeMin`), so the conversion is exact and in range; the unchecked
-        // conversion lets the loop vectorize (about 3× faster than the saturating `as`).
-        unsafe { v.to_int_unchecked::<i32>() as i8 }
-    };
     if v.is_nhwc() {
-        // Quantize a block of contiguous pixels of one channel at a time (vectorizable), then
-        // scatter them into the interleaved NHWC rows.
         let (c, hw) = (v.dims[1], v.dims[2] * v.dims[3]);
         let blocks = hw.div_ceil(QUANT_BLOCK);
-        // Channels quantized per pass: as many runs as fit the stack buffer.
-        let mut tmp = [0i8; QUANT_TMP];
-        let group = (QUANT_TMP / QUANT_BLOCK).min(c).max(1);
         for unit in units {
             let (n, p0) = (unit / blocks, (unit % blocks) * QUANT_BLOCK);
             let len = QUANT_BLOCK.min(hw - p0);
-            let src = &x[n * c * hw..][..c * hw];
             // SAFETY: pixels p0..p0 + len of image n are inside the value (checked by the
             // caller) and belong to this unit only.
             let pixels = unsafe { std::slice::from_raw_parts_mut(dst.add((n * hw + p0) * c), len * c) };
-            for c0 in (0..c).step_by(group) {
-                let g = group.min(c - c0);
-                for (ch, run) in tmp.chunks_exact_mut(QUANT_BLOCK).take(g).enumerate() {
-                    for (t, &x) in run[..len].iter_mut().zip(&src[(c0 + ch) * hw + p0..][..len]) {
-                        *t = q(x);
-                    }
-                }
-                match c {
-                    3 => interleave::<3>(&tmp, pixels),
-                    4 => interleave::<4>(&tmp, pixels),
-                    _ => {
-                        for (i, pixel) in pixels.chunks_exact_mut(c).enumerate() {
-                            for (ch, d) in pixel[c0..c0 + g].iter_mut().enumerate() {
-                                *d = tmp[ch * QUANT_BLOCK + i];
-                            }
-                        }
-                    }
-                }
-            }
+            rows.quantize_nchw_pixels(&x[n * c * hw..][..c * hw], c, hw, p0..p0 + len, v.q, pixels)?;
         }
     } else {
         for unit in units {
             let start = unit * QUANT_FLAT_BLOCK;
             let end = (start + QUANT_FLAT_BLOCK).min(x.len());
-            for (i, &x) in x[start..end].iter().enumerate() {
-                // SAFETY: element start + i is inside the value and belongs to this unit only.
-                unsafe { *dst.add(start + i) = q(x) };
-            }
+            // SAFETY: elements start..end are inside the value and belong to this unit only.
+            let part = unsafe { std::slice::from_raw_parts_mut(dst.add(start), end - start) };
+            rows.quantize(&x[start..end], v.q, part)?;
         }
     }
     Ok(())
-}
-
-/// Writes `C` channel runs of [`QUANT_BLOCK`] bytes (`runs`) as interleaved pixels.
-#[inline(always)]
-fn interleave<const C: usize>(runs: &[i8], pixels: &mut [i8]) {
-    for (i, pixel) in pixels.chunks_exact_mut(C).enumerate() {
-        for (ch, d) in pixel.iter_mut().enumerate() {
-            *d = runs[ch * QUANT_BLOCK + i];
-        }
-    }
 }
 
 /// A value back in logical layout, dequantized to `f32` or as int8 (uint8 for unsigned
@@ -1224,7 +1144,13 @@ fn dequantize_into(src: &[i8], v: &ValueSpec, int8: bool, slot: &mut Option<Tens
     }
     let params = v.q;
     match dtype {
-        DType::F32 => to_logical(src, v, t.as_f32_mut()?, |q| params.dequantize(i32::from(q))),
+        DType::F32 => {
+            let (rows, out) = (Boundary::selected()?, t.as_f32_mut()?);
+            match v.dims[..] {
+                [n, c, h, w] if v.is_nhwc() => rows.dequantize_nhwc(src, [n, c, h, w], params, out)?,
+                _ => rows.dequantize(src, params, out)?,
+            }
+        }
         DType::U8 => to_logical(src, v, t.as_u8_mut()?, |q| Carrier::Uint8.load(q)),
         _ => to_logical(src, v, t.as_i8_mut()?, |q| q),
     }
