@@ -28,16 +28,6 @@ fn node(name: &str, op: Op, inputs: &[&str], output: &str) -> Node {
     }
 }
 
-/// Deterministic pseudo-random values in `[-1, 1)`.
-fn noise(n: usize, seed: u32) -> Vec<f32> {
-    (0..n as u32)
-        .map(|i| {
-            let h = (i ^ seed.wrapping_mul(0x9e37_79b9)).wrapping_mul(2_654_435_761) ^ 0x85eb_ca6b;
-            ((h >> 8) % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
 /// One average pool to test.
 #[derive(Clone, Debug)]
 struct Case {
@@ -319,9 +309,6 @@ fn average_pools_agree_with_onnxruntime() {
 
 #[test]
 fn average_pool_steps_are_bit_identical_under_every_isa() {
-    use xq::cpu::{features, Isa};
-    use xq::kernels::output::SharedOutput;
-    use xq::runtime::kernel_step::KernelStep;
     for c in cases() {
         let (spec, _) = lower(&graph(&c), PartitionMode::All).unwrap();
         let kernel = spec
@@ -335,23 +322,12 @@ fn average_pool_steps_are_bit_identical_under_every_isa() {
                 _ => None,
             })
             .unwrap();
-        let (x, y) = (&spec.values[kernel.inputs()[0]], &spec.values[kernel.output()]);
+        let x = &spec.values[kernel.inputs()[0]];
         let input: Vec<i8> = noise(x.dims.iter().product(), 5)
             .iter()
             .map(|v| (v * 128.0) as i8)
             .collect();
-        let run = |isa: Isa| {
-            let step = KernelStep::build(isa, &kernel, &spec.values).unwrap();
-            let mut out = vec![0i8; y.dims.iter().product()];
-            let shared = SharedOutput::new(&mut out);
-            // SAFETY: one call covers every tile.
-            unsafe { step.run(&[&input], &shared, 0..step.tile_count()).unwrap() };
-            out
-        };
-        let want = run(Isa::Scalar);
-        for isa in Isa::ALL.into_iter().filter(|&i| features().supports(i)) {
-            assert_eq!(run(isa), want, "{c:?} under {}", isa.name());
-        }
+        assert_step_bit_identical_under_every_isa(&kernel, &spec.values, &input, &format!("{c:?}"));
     }
 }
 

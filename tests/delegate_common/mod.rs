@@ -379,3 +379,40 @@ pub fn delegated_and_interpreted(
     let interpreter = Program::new(none, ProgramOptions { threads: 1 }).unwrap();
     (programs, interpreter)
 }
+
+/// Builds `kernel` for every ISA this CPU supports, runs it once over `input` (all tiles, one
+/// call) and asserts that each ISA's output equals the scalar reference's byte for byte;
+/// `what` names the case in the failure message.
+pub fn assert_step_bit_identical_under_every_isa(
+    kernel: &xq::program::KernelSpec,
+    values: &[xq::program::ValueSpec],
+    input: &[i8],
+    what: &str,
+) {
+    use xq::cpu::{features, Isa};
+    use xq::kernels::output::SharedOutput;
+    use xq::runtime::kernel_step::KernelStep;
+    let y = &values[kernel.output()];
+    let run = |isa: Isa| {
+        let step = KernelStep::build(isa, kernel, values).unwrap();
+        let mut out = vec![0i8; y.dims.iter().product()];
+        let shared = SharedOutput::new(&mut out);
+        // SAFETY: one call covers every tile, and `out` has the output value's size.
+        unsafe { step.run(&[input], &shared, 0..step.tile_count()).unwrap() };
+        out
+    };
+    let want = run(Isa::Scalar);
+    for isa in Isa::ALL.into_iter().filter(|&i| features().supports(i)) {
+        assert_eq!(run(isa), want, "{what} under {}", isa.name());
+    }
+}
+
+/// Deterministic pseudo-random values in `[-1, 1)`.
+pub fn noise(n: usize, seed: u32) -> Vec<f32> {
+    (0..n as u32)
+        .map(|i| {
+            let h = (i ^ seed.wrapping_mul(0x9e37_79b9)).wrapping_mul(2_654_435_761) ^ 0x85eb_ca6b;
+            ((h >> 8) % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
