@@ -92,6 +92,36 @@ fn main() {
             );
         }
     }
+    // The im2col gather of a 3-channel stem (3×3, stride 2, pad 1; the same on every ISA).
+    if "im2col stem".contains(filter.as_str()) {
+        let g = ConvGeometry {
+            batch: 1,
+            in_h: 224,
+            in_w: 224,
+            in_c: 3,
+            k_h: 3,
+            k_w: 3,
+            stride: (2, 2),
+            dilation: (1, 1),
+            padding: (1, 1, 1, 1),
+        };
+        let x = common::bytes(g.image_len(), 10);
+        let k_padded = 28;
+        let mut rows = vec![0i8; g.out_h() * g.out_w() * k_padded];
+        let tiles = xq::kernels::im2col::tile_count(&g);
+        let t = common::best_time(budget(Isa::Scalar), || {
+            let out = xq::kernels::output::SharedOutput::new(&mut rows);
+            // SAFETY: one call covers every tile of this output.
+            unsafe { xq::kernels::im2col::run_shared(&g, k_padded, -3, &x, &out, 0..tiles) }.expect("im2col")
+        });
+        println!(
+            "{:<22} {:<40} {:>9.1} {:>8.2}",
+            "im2col stem 224²×3",
+            "(rows of 28 bytes)",
+            t.as_secs_f64() * 1e6,
+            (g.out_h() * g.out_w()) as f64 / t.as_secs_f64() / 1e9
+        );
+    }
     let bq = BinaryQuant {
         a: qx,
         b: qy,
