@@ -44,21 +44,23 @@ fn geometry() -> impl Strategy<Value = (ConvGeometry, usize)> {
         (1usize..6, 1usize..6, 1usize..4, 1usize..4, 1usize..3, 1usize..3),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3, 0usize..4),
     )
-        .prop_map(|((batch, in_h, in_w, in_c), (k_h, k_w, sh, sw, dh, dw), (pt, pl, pb, pr, extra))| {
-            let g = ConvGeometry {
-                batch,
-                in_h,
-                in_w,
-                in_c,
-                k_h,
-                k_w,
-                stride: (sh, sw),
-                dilation: (dh, dw),
-                padding: (pt, pl, pb, pr),
-            };
-            let k_real = k_h * k_w * in_c;
-            (g, k_real + extra.min(3))
-        })
+        .prop_map(
+            |((batch, in_h, in_w, in_c), (k_h, k_w, sh, sw, dh, dw), (pt, pl, pb, pr, extra))| {
+                let g = ConvGeometry {
+                    batch,
+                    in_h,
+                    in_w,
+                    in_c,
+                    k_h,
+                    k_w,
+                    stride: (sh, sw),
+                    dilation: (dh, dw),
+                    padding: (pt, pl, pb, pr),
+                };
+                let k_real = k_h * k_w * in_c;
+                (g, k_real + extra.min(3))
+            },
+        )
         .prop_filter("window fits the padded input", |(g, _)| {
             g.in_h + g.padding.0 + g.padding.2 > (g.k_h - 1) * g.dilation.0
                 && g.in_w + g.padding.1 + g.padding.3 > (g.k_w - 1) * g.dilation.1
