@@ -33,6 +33,7 @@ use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::boundary::Boundary;
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
+use crate::kernels::resize::ResizeToF32;
 use crate::program::{ProgramSpec, StepSpec, ValueSpec};
 use crate::qscheme::Carrier;
 use crate::{Error, Result};
@@ -85,6 +86,13 @@ enum Step {
         slot: usize,
         int8: bool,
     },
+    ResizeExit {
+        name: String,
+        resize: ResizeToF32,
+        dims: [usize; 4],
+        value: usize,
+        slot: usize,
+    },
     Dynamic {
         name: String,
         packed: crate::kernels::dynamic::PackedDynamicGemm,
@@ -108,6 +116,7 @@ impl Step {
             Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel.kind()),
             Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
             Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
+            Step::ResizeExit { name, .. } => format!("{name} [resize_f32]"),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
         }
@@ -524,6 +533,24 @@ impl Program {
                     let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
                     dequantize_into(src, &values[*value], *int8, &mut tensors[*slot])?;
                 }
+                Step::ResizeExit {
+                    resize,
+                    dims,
+                    value,
+                    slot,
+                    ..
+                } => {
+                    let (p, len) = arena.region(*value);
+                    // SAFETY: the value's region is in the arena and was written by an earlier step.
+                    let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
+                    let t = Tensor::reuse_slot(
+                        &mut tensors[*slot],
+                        DType::F32,
+                        |d| d == dims,
+                        || Ok(dims.to_vec()),
+                    )?;
+                    resize.run(src, t.as_f32_mut()?)?;
+                }
                 Step::Dynamic {
                     name,
                     packed,
@@ -821,6 +848,21 @@ fn build_steps(
                 slot: slots.of(tensor),
                 int8: *int8,
             },
+            StepSpec::ResizeExit {
+                node,
+                value: v,
+                tensor,
+                resize,
+            } => {
+                let x = &spec.values[value(*v)?];
+                Step::ResizeExit {
+                    name: node.clone(),
+                    resize: resize.build(isa, x)?,
+                    dims: resize.output_dims(x)?,
+                    value: *v,
+                    slot: slots.of(tensor),
+                }
+            }
             StepSpec::DynamicLinear {
                 node,
                 input,
@@ -983,7 +1025,9 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
                 }
                 touch(*output, i);
             }
-            Step::Quantize { value, .. } | Step::Dequantize { value, .. } => touch(*value, i),
+            Step::Quantize { value, .. }
+            | Step::Dequantize { value, .. }
+            | Step::ResizeExit { value, .. } => touch(*value, i),
             Step::Interp { .. } | Step::Dynamic { .. } => {}
         }
     }
