@@ -345,3 +345,24 @@ fn corrupted_resize_exits_fail_to_load_without_panicking() {
         assert!(loaded.is_err(), "edit {i} loaded");
     }
 }
+
+/// An output large enough to split over the threads (8× upsampling: 2 × 21 × 40 × 56 floats).
+#[test]
+fn a_large_resize_exit_on_two_threads_equals_the_interpreter() {
+    for mode in [ResizeMode::Linear, ResizeMode::Nearest] {
+        let attrs = ResizeAttrs {
+            mode,
+            coordinate_transform: CoordinateTransform::HalfPixel,
+            ..ResizeAttrs::default()
+        };
+        let g = exit_graph(&attrs, &Size::Scales([1.0, 1.0, 8.0, 8.0]), false);
+        let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+        assert_eq!(report.interpreted_nodes, 0, "{}", report.text());
+        let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+        let x = input(3);
+        let want = run(&interpreter, &x);
+        for (p, program) in programs.iter().enumerate() {
+            assert_eq!(run(program, &x), want, "{mode:?} program {p}");
+        }
+    }
+}

@@ -122,13 +122,21 @@ proptest! {
 }
 
 /// The bits of `r`'s `f32` output of `x` (every NaN as one pattern: huge weights make NaNs
-/// whose payload is not part of the contract).
+/// whose payload is not part of the contract), computed for all rows at once and row by row
+/// (both must agree).
 fn run_f32(r: &ResizeToF32, x: &[i8]) -> Vec<u32> {
     let mut y = vec![0f32; r.geometry().output_len() + 1];
     y[r.geometry().output_len()] = 7.0;
     let n = y.len() - 1;
     r.run(x, &mut y[..n]).unwrap();
     assert_eq!(y[n], 7.0, "wrote past the end");
+    let mut each = vec![0f32; n];
+    for row in (0..r.geometry().output_rows()).rev() {
+        // SAFETY: `each` holds `n` elements; one call at a time.
+        unsafe { r.run_rows(x, each.as_mut_ptr(), n, row..row + 1).unwrap() };
+    }
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&each), bits(&y[..n]), "rows computed alone differ");
     y[..n]
         .iter()
         .map(|v| {

@@ -549,7 +549,7 @@ impl Program {
                         |d| d == dims,
                         || Ok(dims.to_vec()),
                     )?;
-                    resize.run(src, t.as_f32_mut()?)?;
+                    self.run_resize_exit(resize, src, t.as_f32_mut()?)?;
                 }
                 Step::Dynamic {
                     name,
@@ -676,6 +676,32 @@ impl Program {
             });
         }
         Ok(())
+    }
+
+    /// Runs the resize into `f32` of `x` into `y`, its output rows split over the pool when
+    /// the output is large.
+    fn run_resize_exit(&self, resize: &ResizeToF32, x: &[i8], y: &mut [f32]) -> Result<()> {
+        let rows = resize.geometry().output_rows();
+        let threads = self.pool.threads();
+        // An int8 read per input element and an f32 write per output element.
+        if threads == 1 || rows <= 1 || x.len() + 4 * y.len() < INLINE_BYTES {
+            return resize.run(x, y);
+        }
+        let tasks = rows.min(threads * 4);
+        let (ptr, len) = (SendPtr(y.as_mut_ptr()), y.len());
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        self.pool.run(tasks, &|i| {
+            let p = &ptr;
+            // SAFETY: `y` outlives the job; task row ranges partition 0..rows.
+            if let Err(e) = unsafe { resize.run_rows(x, p.0, len, rows * i / tasks..rows * (i + 1) / tasks) }
+            {
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn run_dynamic(

@@ -563,15 +563,30 @@ impl ResizeToF32 {
     /// Computes the whole output `y` (NCHW: `batch × channels × out_h × out_w`) from the NHWC
     /// input `x`.
     pub fn run(&self, x: &[i8], y: &mut [f32]) -> Result<()> {
+        // SAFETY: `y` is borrowed exclusively for the one call, which covers every row.
+        unsafe { self.run_rows(x, y.as_mut_ptr(), y.len(), 0..self.geometry.output_rows()) }
+    }
+
+    /// Computes output rows `rows` (indices into `batch × out_h`) of the NCHW output of `len`
+    /// elements at `y` from the NHWC input `x`: for each row, one run of `out_w` elements in
+    /// each of the `channels` planes of its image.
+    ///
+    /// # Safety
+    /// `y` is valid for writes of `len` elements for the duration of the call, and concurrent
+    /// calls on the same `y` use disjoint `rows` (they write disjoint elements).
+    pub unsafe fn run_rows(&self, x: &[i8], y: *mut f32, len: usize, rows: Range<usize>) -> Result<()> {
         let g = &self.geometry;
-        if x.len() != g.input_len() || y.len() != g.output_len() {
+        if x.len() != g.input_len()
+            || len != g.output_len()
+            || rows.start > rows.end
+            || rows.end > g.output_rows()
+        {
             return Err(Error::ShapeMismatch(format!(
-                "resize of {} bytes into {} floats",
-                x.len(),
-                y.len()
+                "resize of rows {rows:?} from {} bytes into {len} floats",
+                x.len()
             )));
         }
-        if y.is_empty() {
+        if rows.is_empty() || len == 0 {
             return Ok(());
         }
         let (in_h, in_w, c) = (g.in_hw.0, g.in_hw.1, g.channels);
@@ -587,7 +602,7 @@ impl ResizeToF32 {
         };
         let mut u: Scratch<f32, ROW_ON_STACK> = Scratch::new(out_w * c + PADDING, 0.0);
         let mut previous: Option<(usize, AxisTap)> = None;
-        for r in 0..g.output_rows() {
+        for r in rows {
             let (n, oy) = (r / out_h, r % out_h);
             let tap = g.rows[oy];
             let same = previous.is_some_and(|(pn, p)| {
@@ -626,9 +641,13 @@ impl ResizeToF32 {
                 }
             }
             // Pixel-major `u` into the channel planes of image `n`, output row `oy`.
-            let image = &mut y[n * c * out_h * out_w..(n + 1) * c * out_h * out_w];
-            for (k, plane) in image.chunks_exact_mut(out_h * out_w).enumerate() {
-                let dst = &mut plane[oy * out_w..(oy + 1) * out_w];
+            for k in 0..c {
+                // SAFETY: `(n, k, oy)` indexes a row of `out_w` elements inside the
+                // `len == batch × c × out_h × out_w` elements at `y` (checked above); only
+                // calls for row `r` write it (the caller's contract).
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(y.add(((n * c + k) * out_h + oy) * out_w), out_w)
+                };
                 for (d, px) in dst.iter_mut().zip(u.chunks_exact(c)) {
                     *d = px[k];
                 }
