@@ -1,5 +1,6 @@
 //! Spatial resize of NHWC int8 images: nearest (a copy of whole pixels, with an optional
-//! 256-entry table when the output qparams differ) and bilinear.
+//! 256-entry table when the output qparams differ) and bilinear; and both into `f32` NCHW
+//! ([`ResizeToF32`]: the blended value before its quantization, for a float output).
 //!
 //! Bilinear is the `f32` arithmetic of a dequantize → Resize → quantize graph, in the
 //! interpreter's order, so it gives the interpreted graph's bytes exactly:
