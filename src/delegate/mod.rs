@@ -28,7 +28,9 @@
 //!   dimension after `axis` is 1), by a table of exponentials (`kernels::softmax`);
 //! - `DQ → a subgraph of element-wise float operators → Q` (`x * Sigmoid(x)`, hardswish and
 //!   GELU written out, ...) whose float intermediates nothing else reads, as one table
-//!   computed by running the subgraph through the interpreter's operators;
+//!   computed by running the subgraph through the interpreter's operators; and one such
+//!   operator standing alone, `DQ → Relu / Clip → Q` (not folded into a preceding pattern's
+//!   output range), the same way;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form

@@ -30,7 +30,7 @@ mod unary;
 mod weights;
 mod window;
 
-use crate::ir::op::{BinaryOp, PadMode, ReduceKind};
+use crate::ir::op::{BinaryOp, PadMode, ReduceKind, UnaryOp};
 use crate::ir::{Graph, Node, Op};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::KernelSpec;
@@ -178,6 +178,7 @@ impl<'g> Matcher<'g> {
                 refuse(Reason::NotQuantized, "a quantize node outside a pattern")
             }
             op if unary::is_lut_op(op) => self.lut(index, node),
+            Op::Unary(UnaryOp::Relu) | Op::Clip => self.elementwise_alone(index, node),
             other => refuse(
                 Reason::UnsupportedOp,
                 format!("no int8 kernel for {}", other.onnx_name()),

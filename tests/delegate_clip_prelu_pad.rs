@@ -1,0 +1,337 @@
+//! Standalone Relu / Clip and PRelu with a constant slope between DequantizeLinear and
+//! QuantizeLinear, and Pad (constant, reflect, edge) in QDQ graphs built here.
+//!
+//! - Each form: nothing refused, nothing interpreted, the expected step (a 256-entry table, one
+//!   table per channel, or a block copy), and the program's output equal to the interpreter's
+//!   (`PartitionMode::None`, the QDQ graph in float) bit for bit on every input byte and on
+//!   saturating extremes, also lowered per operator and saved and loaded; each step gives the
+//!   same bytes under every ISA this CPU has.
+//! - Given ONNX Runtime's int8 inputs, each step is within one int8 step of ONNX Runtime's
+//!   reference session with graph optimizations disabled (needs `XQ_PYTHON`).
+//! - Refused forms carry a reason; corrupt program bytes fail to load without a panic.
+
+mod common;
+mod delegate_common;
+
+use delegate_common::*;
+use xq::delegate::{lower, PartitionMode, Reason};
+use xq::ir::op::{QuantAttrs, UnaryOp};
+use xq::ir::{DType, Graph, Node, Op, Tensor, TensorInfo};
+use xq::program::{KernelSpec, ProgramSpec, StepSpec};
+use xq::runtime::{Program, ProgramOptions};
+
+/// Qparams: input and output scale and zero point (in the stored type), and whether
+/// tensors are uint8.
+#[derive(Clone, Copy, Debug)]
+struct QSet {
+    x: (f32, i32),
+    y: (f32, i32),
+    unsigned: bool,
+}
+
+const QSETS: [QSet; 3] = [
+    QSet {
+        x: (0.05, 3),
+        y: (0.03, -100),
+        unsigned: false,
+    },
+    QSet {
+        x: (0.047, 131),
+        y: (0.021, 10),
+        unsigned: true,
+    },
+    // Equal qparams (what the quantizer gives a standalone Relu / Clip or a Pad).
+    QSet {
+        x: (0.04, -7),
+        y: (0.04, -7),
+        unsigned: false,
+    },
+];
+
+fn node(op: Op, inputs: &[&str], output: &str) -> Node {
+    Node {
+        name: format!("{}_{output}", op.onnx_name()),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.into()],
+    }
+}
+
+fn quant() -> Op {
+    Op::QuantizeLinear(QuantAttrs::default())
+}
+
+fn dequant() -> Op {
+    Op::DequantizeLinear(QuantAttrs::default())
+}
+
+/// The step a form lowers to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Lut,
+    ChannelLut,
+    Copy,
+}
+
+/// A form: `x_in → Q → DQ → x`, `nodes` (reading `x`, writing `u`), `u → Q → DQ → y`.
+struct Form {
+    name: String,
+    dims: Vec<usize>,
+    nodes: Vec<Node>,
+    constants: Vec<(&'static str, Tensor)>,
+    kind: Kind,
+}
+
+fn graph(q: QSet, f: &Form) -> Graph {
+    let mut g = Graph {
+        name: "clip_prelu_pad".into(),
+        inputs: vec![TensorInfo::known("x_in", DType::F32, &f.dims)],
+        outputs: vec![TensorInfo {
+            name: "y".into(),
+            dtype: DType::F32,
+            shape: None,
+        }],
+        ..Graph::default()
+    };
+    for (name, t) in [
+        ("sx", Tensor::scalar_f32(q.x.0)),
+        ("sy", Tensor::scalar_f32(q.y.0)),
+        ("zx", zero_point(q.x.1, q.unsigned)),
+        ("zy", zero_point(q.y.1, q.unsigned)),
+    ] {
+        g.initializers.insert(name.into(), t);
+    }
+    for (name, t) in &f.constants {
+        g.initializers.insert(name.to_string(), t.clone());
+    }
+    g.nodes = vec![
+        node(quant(), &["x_in", "sx", "zx"], "x_q"),
+        node(dequant(), &["x_q", "sx", "zx"], "x"),
+    ];
+    g.nodes.extend(f.nodes.iter().cloned());
+    g.nodes.push(node(quant(), &["u", "sy", "zy"], "u_q"));
+    g.nodes.push(node(dequant(), &["u_q", "sy", "zy"], "y"));
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+/// Inputs of `dims`: every stored input byte (cycling), exactly its dequantized value; and
+/// saturating extremes.
+fn inputs(q: QSet, dims: &[usize]) -> Vec<Tensor> {
+    let n: usize = dims.iter().product();
+    let (s, zp) = q.x;
+    let lowest = if q.unsigned { 0 } else { -128 };
+    let bytes = (0..n as i32)
+        .map(|i| (lowest + (i * 7) % 256 - zp) as f32 * s)
+        .collect();
+    let extremes = (0..n)
+        .map(|i| match i % 6 {
+            0 => f32::INFINITY,
+            1 => f32::NEG_INFINITY,
+            2 => 1e30,
+            3 => -1e30,
+            4 => 200.0 * s,
+            _ => -200.0 * s,
+        })
+        .collect();
+    [bytes, extremes]
+        .into_iter()
+        .map(|v| Tensor::from_f32(dims.to_vec(), v).unwrap())
+        .collect()
+}
+
+fn run(program: &Program, x: &Tensor) -> Vec<u32> {
+    let y = program.execute(std::slice::from_ref(x)).unwrap();
+    y[0].as_f32().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+/// The kernel steps of a program.
+fn kernels(spec: &ProgramSpec) -> Vec<&KernelSpec> {
+    spec.steps
+        .iter()
+        .filter_map(|s| match s {
+            StepSpec::Kernel { kernel, .. } => Some(kernel),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kind(k: &KernelSpec) -> Option<Kind> {
+    match k {
+        KernelSpec::Lut(_) => Some(Kind::Lut),
+        KernelSpec::ChannelLut(_) => Some(Kind::ChannelLut),
+        KernelSpec::Copy(_) => Some(Kind::Copy),
+        _ => None,
+    }
+}
+
+fn form(
+    name: &str,
+    dims: &[usize],
+    nodes: Vec<Node>,
+    constants: Vec<(&'static str, Tensor)>,
+    kind: Kind,
+) -> Form {
+    Form {
+        name: name.into(),
+        dims: dims.to_vec(),
+        nodes,
+        constants,
+        kind,
+    }
+}
+
+const NCHW: [usize; 4] = [2, 3, 8, 16];
+
+/// Standalone Relu and Clip.
+fn clamp_forms() -> Vec<Form> {
+    let relu = Op::Unary(UnaryOp::Relu);
+    vec![
+        form(
+            "Relu",
+            &NCHW,
+            vec![node(relu.clone(), &["x"], "u")],
+            vec![],
+            Kind::Lut,
+        ),
+        form(
+            "Clip(-0.5, 2)",
+            &NCHW,
+            vec![node(Op::Clip, &["x", "lo", "hi"], "u")],
+            vec![("lo", Tensor::scalar_f32(-0.5)), ("hi", Tensor::scalar_f32(2.0))],
+            Kind::Lut,
+        ),
+        form(
+            "Clip(min 0.3) on rank 2",
+            &[6, 40],
+            vec![node(Op::Clip, &["x", "lo"], "u")],
+            vec![("lo", Tensor::scalar_f32(0.3))],
+            Kind::Lut,
+        ),
+        form(
+            "Clip(max 1) then Relu",
+            &NCHW,
+            vec![node(Op::Clip, &["x", "", "hi"], "c"), node(relu, &["c"], "u")],
+            vec![("hi", Tensor::from_f32(vec![1], vec![1.0]).unwrap())],
+            Kind::Lut,
+        ),
+    ]
+}
+
+/// Lowers each form under each qparams set and checks it against the interpreter bit for bit
+/// and under every ISA.
+fn check_forms(forms: &[Form]) {
+    for q in QSETS {
+        for f in forms {
+            let what = format!("{} {q:?}", f.name);
+            let g = graph(q, f);
+            let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+            assert!(report.refused.is_empty(), "{what}: {}", report.text());
+            assert_eq!(report.interpreted_nodes, 0, "{what}: {}", report.text());
+            let ks = kernels(&spec);
+            assert_eq!(ks.len(), 1, "{what}: {:?}", spec.steps);
+            assert_eq!(kind(ks[0]), Some(f.kind), "{what}: {:?}", spec.steps);
+            let x_bytes: Vec<i8> = (0..spec.values[ks[0].inputs()[0]].numel())
+                .map(|i| (i * 37 % 256) as u8 as i8)
+                .collect();
+            assert_step_bit_identical_under_every_isa(ks[0], &spec.values, &x_bytes, &what);
+            let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+            for (k, x) in inputs(q, &f.dims).iter().enumerate() {
+                let want = run(&interpreter, x);
+                for (p, program) in programs.iter().enumerate() {
+                    assert_eq!(run(program, x), want, "{what} input {k} program {p}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn standalone_relu_and_clip_are_one_table_equal_to_the_interpreter() {
+    check_forms(&clamp_forms());
+}
+
+#[test]
+fn refused_forms_carry_a_reason() {
+    let q = QSETS[0];
+    let clip_bound_input = {
+        // Clip whose bound is an activation.
+        let f = form(
+            "Clip by an activation",
+            &NCHW,
+            vec![node(Op::Clip, &["x", "x", ""], "u")],
+            vec![],
+            Kind::Lut,
+        );
+        graph(q, &f)
+    };
+    let cases: Vec<(&str, Graph, &str, Reason)> = vec![(
+        "Clip bound not constant",
+        clip_bound_input,
+        "Clip",
+        Reason::NonConstantWeight,
+    )];
+    for (name, g, op, reason) in cases {
+        let (_, report) = lower(&g, PartitionMode::All).unwrap();
+        let r = report
+            .refused
+            .iter()
+            .find(|r| r.op == op)
+            .unwrap_or_else(|| panic!("{name}: not refused: {}", report.text()));
+        assert_eq!(r.reason, reason, "{name}: {}", report.text());
+        assert!(!r.detail.is_empty(), "{name}");
+    }
+}
+
+/// Given ONNX Runtime's int8 inputs, each lowered step is within one int8 step of ONNX
+/// Runtime's (graph optimizations disabled).
+#[test]
+fn each_op_form_is_within_a_step_of_onnxruntime() {
+    let Some(python) = python("delegate_clip_prelu_pad") else {
+        return;
+    };
+    let forms = clamp_forms();
+    for (k, q) in QSETS.into_iter().enumerate() {
+        for (i, f) in forms.iter().enumerate() {
+            // Every form on the first qparams; one per form family on the others.
+            if k > 0 && i % 2 == 1 {
+                continue;
+            }
+            let what = format!("{} {q:?}", f.name);
+            let g = graph(q, f);
+            let (spec, _) = lower(&g, PartitionMode::All).unwrap();
+            let tmp = tempfile::tempdir().unwrap();
+            let model = tmp.path().join("model.onnx");
+            xq::onnx::save_file(&g, &model).unwrap();
+            let x: Vec<f32> = inputs(q, &f.dims)[0].as_f32().unwrap().to_vec();
+            let npy = tmp.path().join("x.npy");
+            let mut all = vec![1];
+            all.extend(&f.dims);
+            write_npy(&npy, &all, &x);
+            let dump = tmp.path().join("ort");
+            ort_quantized_dump(&python, &model, &npy, &dump);
+            let layers = layer_agreement(&spec, &dump);
+            assert!(!layers.is_empty(), "{what}: no step compared");
+            assert_layers_within_tolerance(&what, &layers);
+        }
+    }
+}
+
+#[test]
+fn truncated_programs_fail_to_load() {
+    for f in clamp_forms().iter().take(1) {
+        let (spec, _) = lower(&graph(QSETS[0], f), PartitionMode::All).unwrap();
+        let bytes = Program::new(spec, ProgramOptions { threads: 1 })
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        for cut in [bytes.len() - 1, bytes.len() / 2, bytes.len() - 300] {
+            let loaded = Program::load_bytes(
+                xq::format::ProgramBytes::copy_from(&bytes[..cut]).unwrap(),
+                ProgramOptions { threads: 1 },
+            );
+            assert!(loaded.is_err(), "{}: cut at {cut}", f.name);
+        }
+    }
+}
