@@ -15,8 +15,8 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode, Reason};
-use xq::ir::op::{QuantAttrs, UnaryOp};
-use xq::ir::{DType, Graph, Node, Op, Tensor, TensorInfo};
+use xq::ir::op::{BinaryOp, QuantAttrs, UnaryOp};
+use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
 use xq::program::{KernelSpec, ProgramSpec, StepSpec};
 use xq::runtime::{Program, ProgramOptions};
 
@@ -219,6 +219,73 @@ fn clamp_forms() -> Vec<Form> {
     ]
 }
 
+fn prelu() -> Op {
+    Op::Binary(BinaryOp::PRelu)
+}
+
+/// PRelu with a constant slope: one element, or per channel.
+fn prelu_forms() -> Vec<Form> {
+    let slope = |dims: Vec<usize>, v: Vec<f32>| Tensor::from_f32(dims, v).unwrap();
+    let x_slope = vec![node(prelu(), &["x", "slope"], "u")];
+    vec![
+        form(
+            "PRelu slope scalar",
+            &NCHW,
+            x_slope.clone(),
+            vec![("slope", Tensor::scalar_f32(0.25))],
+            Kind::Lut,
+        ),
+        form(
+            "PRelu slope [1] (negative)",
+            &NCHW,
+            x_slope.clone(),
+            vec![("slope", slope(vec![1], vec![-1.5]))],
+            Kind::Lut,
+        ),
+        form(
+            "PRelu slope [C, 1, 1]",
+            &NCHW,
+            x_slope.clone(),
+            vec![("slope", slope(vec![3, 1, 1], vec![0.1, 0.5, 2.0]))],
+            Kind::ChannelLut,
+        ),
+        form(
+            "PRelu slope [1, C, 1, 1] then Relu",
+            &NCHW,
+            vec![
+                node(prelu(), &["x", "slope"], "p"),
+                node(Op::Unary(UnaryOp::Relu), &["p"], "u"),
+            ],
+            vec![("slope", slope(vec![1, 3, 1, 1], vec![-0.3, 0.0, 0.7]))],
+            Kind::ChannelLut,
+        ),
+        form(
+            "PRelu slope [C, 1, 1] on CHW",
+            &[3, 8, 16],
+            x_slope.clone(),
+            vec![("slope", slope(vec![3, 1, 1], vec![0.2, 0.01, 1.0]))],
+            Kind::ChannelLut,
+        ),
+        form(
+            "PRelu slope int8 [1, C, 1, 1] behind DQ",
+            &NCHW,
+            vec![
+                node(dequant(), &["slope_q", "slope_s", "slope_z"], "slope"),
+                node(prelu(), &["x", "slope"], "u"),
+            ],
+            vec![
+                (
+                    "slope_q",
+                    Tensor::new(vec![1, 3, 1, 1], TensorData::I8(vec![12, -40, 127])).unwrap(),
+                ),
+                ("slope_s", Tensor::scalar_f32(0.01)),
+                ("slope_z", zero_point(0, false)),
+            ],
+            Kind::ChannelLut,
+        ),
+    ]
+}
+
 /// Lowers each form under each qparams set and checks it against the interpreter bit for bit
 /// and under every ISA.
 fn check_forms(forms: &[Form]) {
@@ -253,6 +320,11 @@ fn standalone_relu_and_clip_are_one_table_equal_to_the_interpreter() {
 }
 
 #[test]
+fn prelu_with_a_constant_slope_is_one_table_or_one_per_channel_equal_to_the_interpreter() {
+    check_forms(&prelu_forms());
+}
+
+#[test]
 fn refused_forms_carry_a_reason() {
     let q = QSETS[0];
     let clip_bound_input = {
@@ -266,12 +338,36 @@ fn refused_forms_carry_a_reason() {
         );
         graph(q, &f)
     };
-    let cases: Vec<(&str, Graph, &str, Reason)> = vec![(
-        "Clip bound not constant",
-        clip_bound_input,
-        "Clip",
-        Reason::NonConstantWeight,
-    )];
+    let prelu_graph = |name: &str, nodes: Vec<Node>, constants: Vec<(&'static str, Tensor)>| {
+        graph(q, &form(name, &NCHW, nodes, constants, Kind::Lut))
+    };
+    let cases: Vec<(&str, Graph, &str, Reason)> = vec![
+        (
+            "Clip bound not constant",
+            clip_bound_input,
+            "Clip",
+            Reason::NonConstantWeight,
+        ),
+        (
+            "PRelu slope an activation",
+            prelu_graph("slope x", vec![node(prelu(), &["x", "x"], "u")], vec![]),
+            "PRelu",
+            Reason::NonConstantWeight,
+        ),
+        (
+            "PRelu slope along two axes",
+            prelu_graph(
+                "slope [C, H, 1]",
+                vec![node(prelu(), &["x", "slope"], "u")],
+                vec![(
+                    "slope",
+                    Tensor::from_f32(vec![3, 8, 1], (0..24).map(|i| i as f32 / 24.0).collect()).unwrap(),
+                )],
+            ),
+            "PRelu",
+            Reason::Shape,
+        ),
+    ];
     for (name, g, op, reason) in cases {
         let (_, report) = lower(&g, PartitionMode::All).unwrap();
         let r = report
@@ -291,7 +387,7 @@ fn each_op_form_is_within_a_step_of_onnxruntime() {
     let Some(python) = python("delegate_clip_prelu_pad") else {
         return;
     };
-    let forms = clamp_forms();
+    let forms: Vec<Form> = clamp_forms().into_iter().chain(prelu_forms()).collect();
     for (k, q) in QSETS.into_iter().enumerate() {
         for (i, f) in forms.iter().enumerate() {
             // Every form on the first qparams; one per form family on the others.
@@ -332,6 +428,127 @@ fn truncated_programs_fail_to_load() {
                 ProgramOptions { threads: 1 },
             );
             assert!(loaded.is_err(), "{}: cut at {cut}", f.name);
+        }
+    }
+}
+
+#[test]
+fn corrupt_per_channel_tables_fail_to_load() {
+    let f = &prelu_forms()[2];
+    let (spec, _) = lower(&graph(QSETS[0], f), PartitionMode::All).unwrap();
+    let tables = kernels(&spec)
+        .iter()
+        .find_map(|k| match k {
+            KernelSpec::ChannelLut(k) => Some(k.tables.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let bytes = Program::new(spec, ProgramOptions { threads: 1 })
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let table_bytes: Vec<u8> = tables.iter().map(|&v| v as u8).collect();
+    let at = bytes
+        .windows(table_bytes.len())
+        .position(|w| w == table_bytes.as_slice())
+        .expect("tables in the program bytes");
+    let len_at = at - 8;
+    assert_eq!(bytes[len_at..at], (768u64).to_le_bytes());
+    let load = |b: &[u8]| {
+        Program::load_bytes(
+            xq::format::ProgramBytes::copy_from(b).unwrap(),
+            ProgramOptions { threads: 1 },
+        )
+    };
+    assert!(load(&bytes).is_ok());
+    for bad_len in [767u64, 512, 0, u64::MAX, 1 << 40] {
+        let mut b = bytes.clone();
+        b[len_at..at].copy_from_slice(&bad_len.to_le_bytes());
+        assert!(load(&b).is_err(), "table length {bad_len}");
+    }
+}
+
+/// Deterministic values in `[-scale, scale)`.
+fn seeded(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    noise(n, seed).into_iter().map(|v| v * scale).collect()
+}
+
+/// `x → Conv → PRelu(slope [C, 1, 1]) → Conv → PRelu(one slope) → Relu → y` in float.
+fn float_prelu_model() -> Graph {
+    let mut g = Graph {
+        name: "prelu".into(),
+        inputs: vec![TensorInfo::known("x", DType::F32, &[1, 3, 7, 9])],
+        outputs: vec![TensorInfo {
+            name: "y".into(),
+            dtype: DType::F32,
+            shape: None,
+        }],
+        ..Graph::default()
+    };
+    for (name, t) in [
+        (
+            "w1",
+            Tensor::from_f32(vec![4, 3, 1, 1], seeded(12, 3, 0.5)).unwrap(),
+        ),
+        (
+            "w2",
+            Tensor::from_f32(vec![2, 4, 1, 1], seeded(8, 5, 0.5)).unwrap(),
+        ),
+        (
+            "slope1",
+            Tensor::from_f32(vec![4, 1, 1], vec![0.25, -0.5, 0.1, 1.5]).unwrap(),
+        ),
+        ("slope2", Tensor::from_f32(vec![1], vec![0.2]).unwrap()),
+    ] {
+        g.initializers.insert(name.into(), t);
+    }
+    let nodes: [(&str, &str, &[&str], &str); 4] = [
+        ("conv1", "Conv", &["x", "w1"], "c1"),
+        ("prelu1", "PRelu", &["c1", "slope1"], "p1"),
+        ("conv2", "Conv", &["p1", "w2"], "c2"),
+        ("prelu2", "PRelu", &["c2", "slope2"], "y"),
+    ];
+    for (name, op, inputs, out) in nodes {
+        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        xq::onnx::add_onnx_node(&mut g, op, name, &inputs, &[out.to_string()], &[]).unwrap();
+    }
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+#[test]
+fn libxq_quantizer_output_with_prelu_is_delegated_whole() {
+    use xq::quant::{QuantConfig, Quantizer};
+    let graph = float_prelu_model();
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    q.prepare(&graph).unwrap();
+    for seed in 0..6 {
+        let x = Tensor::from_f32(vec![1, 3, 7, 9], seeded(189, seed, 2.0)).unwrap();
+        q.calibrate(&[x]).unwrap();
+    }
+    let qdq = q.convert().unwrap();
+    let annotation = q.report();
+    for name in ["prelu1", "prelu2"] {
+        assert!(
+            annotation
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("quantized static")),
+            "{name}: {annotation}"
+        );
+    }
+    let (spec, report) = lower(&qdq, PartitionMode::All).unwrap();
+    assert!(report.refused.is_empty(), "{}", report.text());
+    assert_eq!(report.interpreted_nodes, 0, "{}", report.text());
+    let ks = kernels(&spec);
+    assert_eq!(ks.iter().filter(|k| kind(k) == Some(Kind::ChannelLut)).count(), 1);
+    assert_eq!(ks.iter().filter(|k| kind(k) == Some(Kind::Lut)).count(), 1);
+    let (programs, interpreter) = delegated_and_interpreted(&qdq, spec);
+    for seed in 10..13 {
+        let x = Tensor::from_f32(vec![1, 3, 7, 9], seeded(189, seed, 2.0)).unwrap();
+        let want = run(&interpreter, &x);
+        for (p, program) in programs.iter().enumerate() {
+            assert_eq!(run(program, &x), want, "seed {seed} program {p}");
         }
     }
 }

@@ -155,6 +155,13 @@ impl<'g> Matcher<'g> {
             Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)) => {
                 self.arithmetic(index, node, *op)
             }
+            Op::Binary(BinaryOp::PRelu) if self.has_one_constant_operand(node) => {
+                self.binary_constant(index, node, BinaryOp::PRelu)
+            }
+            Op::Binary(BinaryOp::PRelu) => refuse(
+                Reason::NonConstantWeight,
+                "PRelu whose slope is not a constant (or whose input is one)",
+            ),
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
                 kind: ReduceKind::Mean,
