@@ -1,5 +1,6 @@
 //! Standalone Relu / Clip and PRelu with a constant slope between DequantizeLinear and
-//! QuantizeLinear, and Pad (constant, reflect, edge) in QDQ graphs built here.
+//! QuantizeLinear, and Pad (constant, reflect, edge, wrap; requantized when the output's
+//! qparams differ) of 4-D NCHW values stored NHWC, in QDQ graphs built here.
 //!
 //! - Each form: nothing refused, nothing interpreted, the expected step (a 256-entry table, one
 //!   table per channel, or a block copy), and the program's output equal to the interpreter's
@@ -15,7 +16,7 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode, Reason};
-use xq::ir::op::{BinaryOp, QuantAttrs, UnaryOp};
+use xq::ir::op::{BinaryOp, PadMode, QuantAttrs, UnaryOp};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
 use xq::program::{KernelSpec, ProgramSpec, StepSpec};
 use xq::runtime::{Program, ProgramOptions};
@@ -286,6 +287,73 @@ fn prelu_forms() -> Vec<Form> {
     ]
 }
 
+fn pad_op(mode: PadMode) -> Op {
+    Op::Pad { mode }
+}
+
+fn pads(v: &[i64]) -> Tensor {
+    Tensor::vec_i64(v.to_vec())
+}
+
+/// Pad of a 4-D NCHW value (stored NHWC) in each mode.
+fn pad_forms() -> Vec<Form> {
+    let constant = pad_op(PadMode::Constant);
+    vec![
+        form(
+            "Pad constant 0 on H, W",
+            &NCHW,
+            vec![node(constant.clone(), &["x", "pads"], "u")],
+            vec![("pads", pads(&[0, 0, 1, 2, 0, 0, 3, 1]))],
+            Kind::Copy,
+        ),
+        form(
+            "Pad constant 0.37 on N, C, H, W with a crop",
+            &NCHW,
+            vec![node(constant.clone(), &["x", "pads", "value"], "u")],
+            vec![
+                ("pads", pads(&[1, 2, 0, -3, 0, 1, 2, 1])),
+                ("value", Tensor::scalar_f32(0.37)),
+            ],
+            Kind::Copy,
+        ),
+        form(
+            "Pad constant -0.2 on axes [2, 3] then Relu",
+            &NCHW,
+            vec![
+                node(constant, &["x", "pads", "value", "axes"], "p"),
+                node(Op::Unary(UnaryOp::Relu), &["p"], "u"),
+            ],
+            vec![
+                ("pads", pads(&[2, 0, 1, 1])),
+                ("value", Tensor::from_f32(vec![1], vec![-0.2]).unwrap()),
+                ("axes", Tensor::vec_i64(vec![-2, 3])),
+            ],
+            Kind::Copy,
+        ),
+        form(
+            "Pad reflect on H, W",
+            &NCHW,
+            vec![node(pad_op(PadMode::Reflect), &["x", "pads"], "u")],
+            vec![("pads", pads(&[0, 0, 2, 3, 0, 0, 1, 2]))],
+            Kind::Copy,
+        ),
+        form(
+            "Pad edge on C, H, W",
+            &NCHW,
+            vec![node(pad_op(PadMode::Edge), &["x", "pads"], "u")],
+            vec![("pads", pads(&[0, 1, 3, 0, 0, 2, 1, 4]))],
+            Kind::Copy,
+        ),
+        form(
+            "Pad wrap on W",
+            &NCHW,
+            vec![node(pad_op(PadMode::Wrap), &["x", "pads"], "u")],
+            vec![("pads", pads(&[0, 0, 0, 2, 0, 0, 0, 3]))],
+            Kind::Copy,
+        ),
+    ]
+}
+
 /// Lowers each form under each qparams set and checks it against the interpreter bit for bit
 /// and under every ISA.
 fn check_forms(forms: &[Form]) {
@@ -325,6 +393,11 @@ fn prelu_with_a_constant_slope_is_one_table_or_one_per_channel_equal_to_the_inte
 }
 
 #[test]
+fn pad_in_every_mode_is_one_copy_equal_to_the_interpreter() {
+    check_forms(&pad_forms());
+}
+
+#[test]
 fn refused_forms_carry_a_reason() {
     let q = QSETS[0];
     let clip_bound_input = {
@@ -341,7 +414,28 @@ fn refused_forms_carry_a_reason() {
     let prelu_graph = |name: &str, nodes: Vec<Node>, constants: Vec<(&'static str, Tensor)>| {
         graph(q, &form(name, &NCHW, nodes, constants, Kind::Lut))
     };
+    let pad_graph = |value: f32| {
+        let f = form(
+            "Pad",
+            &NCHW,
+            vec![node(pad_op(PadMode::Constant), &["x", "pads", "value"], "u")],
+            vec![
+                ("pads", pads(&[0, 0, 1, 1, 0, 0, 1, 1])),
+                ("value", Tensor::scalar_f32(value)),
+            ],
+            Kind::Copy,
+        );
+        graph(q, &f)
+    };
     let cases: Vec<(&str, Graph, &str, Reason)> = vec![
+        ("Pad value above the grid", pad_graph(1e6), "Pad", Reason::QParams),
+        (
+            "Pad value below the grid",
+            pad_graph(-1.0),
+            "Pad",
+            Reason::QParams,
+        ),
+        ("Pad value NaN", pad_graph(f32::NAN), "Pad", Reason::QParams),
         (
             "Clip bound not constant",
             clip_bound_input,
@@ -387,7 +481,11 @@ fn each_op_form_is_within_a_step_of_onnxruntime() {
     let Some(python) = python("delegate_clip_prelu_pad") else {
         return;
     };
-    let forms: Vec<Form> = clamp_forms().into_iter().chain(prelu_forms()).collect();
+    let forms: Vec<Form> = clamp_forms()
+        .into_iter()
+        .chain(prelu_forms())
+        .chain(pad_forms())
+        .collect();
     for (k, q) in QSETS.into_iter().enumerate() {
         for (i, f) in forms.iter().enumerate() {
             // Every form on the first qparams; one per form family on the others.

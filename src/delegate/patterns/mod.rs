@@ -30,7 +30,7 @@ mod unary;
 mod weights;
 mod window;
 
-use crate::ir::op::{BinaryOp, PadMode, ReduceKind, UnaryOp};
+use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::{Graph, Node, Op};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::KernelSpec;
@@ -173,11 +173,7 @@ impl<'g> Matcher<'g> {
             Op::Resize(a) => self.resize(index, node, a),
             Op::Softmax { axis, coerce_2d } => self.softmax(index, node, *axis, *coerce_2d),
             Op::Split { axis, .. } => self.split(index, node, *axis),
-            Op::Transpose { .. }
-            | Op::Slice
-            | Op::Pad {
-                mode: PadMode::Constant,
-            } => self.gather(index, node),
+            Op::Transpose { .. } | Op::Slice | Op::Pad { .. } => self.gather(index, node),
             Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
                 self.reshape(index, node)
             }
