@@ -16,7 +16,7 @@ mod delegate_common;
 
 use delegate_common::*;
 use xq::delegate::{lower, PartitionMode, Reason};
-use xq::ir::op::{BinaryOp, PadMode, QuantAttrs, UnaryOp};
+use xq::ir::op::{BinaryOp, PadMode, QuantAttrs, ReduceKind, UnaryOp};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorData, TensorInfo};
 use xq::program::{KernelSpec, ProgramSpec, StepSpec};
 use xq::runtime::{Program, ProgramOptions};
@@ -72,6 +72,8 @@ enum Kind {
     Lut,
     ChannelLut,
     Copy,
+    Reduce,
+    GlobalAvgPool,
 }
 
 /// A form: `x_in → Q → DQ → x`, `nodes` (reading `x`, writing `u`), `u → Q → DQ → y`.
@@ -163,6 +165,8 @@ fn kind(k: &KernelSpec) -> Option<Kind> {
         KernelSpec::Lut(_) => Some(Kind::Lut),
         KernelSpec::ChannelLut(_) => Some(Kind::ChannelLut),
         KernelSpec::Copy(_) => Some(Kind::Copy),
+        KernelSpec::Reduce(_) => Some(Kind::Reduce),
+        KernelSpec::GlobalAvgPool(_) => Some(Kind::GlobalAvgPool),
         _ => None,
     }
 }
@@ -354,6 +358,110 @@ fn pad_forms() -> Vec<Form> {
     ]
 }
 
+fn reduce_op(kind: ReduceKind, keepdims: bool) -> Op {
+    Op::Reduce {
+        kind,
+        keepdims,
+        noop_with_empty_axes: false,
+    }
+}
+
+/// ReduceMean / ReduceMax over various axes, dims kept or not.
+fn reduce_forms() -> Vec<Form> {
+    let (mean, max) = (ReduceKind::Mean, ReduceKind::Max);
+    let axes = |v: &[i64]| vec![("axes", Tensor::vec_i64(v.to_vec()))];
+    let with_axes = |kind, keep| vec![node(reduce_op(kind, keep), &["x", "axes"], "u")];
+    vec![
+        form(
+            "ReduceMean over C, kept",
+            &NCHW,
+            with_axes(mean, true),
+            axes(&[1]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMean over C, W",
+            &NCHW,
+            with_axes(mean, false),
+            axes(&[1, -1]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMean over N, H, W",
+            &NCHW,
+            with_axes(mean, true),
+            axes(&[0, 2, 3]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMean over H, W",
+            &NCHW,
+            with_axes(mean, false),
+            axes(&[3, 2]),
+            Kind::GlobalAvgPool,
+        ),
+        form(
+            "ReduceMean of rank 2 over the last axis",
+            &[6, 40],
+            with_axes(mean, true),
+            axes(&[-1]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMax over H, W, kept",
+            &NCHW,
+            with_axes(max, true),
+            axes(&[2, 3]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMax over C",
+            &NCHW,
+            with_axes(max, false),
+            axes(&[1]),
+            Kind::Reduce,
+        ),
+        form(
+            "ReduceMax over every axis",
+            &NCHW,
+            vec![node(reduce_op(max, false), &["x"], "u")],
+            vec![],
+            Kind::Reduce,
+        ),
+    ]
+}
+
+/// Lowers each form under each qparams set and checks that it is delegated as one step of its
+/// kind, identical under every ISA and within one output step of the interpreter.
+fn check_forms_within_a_step(forms: &[Form]) {
+    for q in QSETS {
+        for f in forms {
+            let what = format!("{} {q:?}", f.name);
+            let g = graph(q, f);
+            let (spec, report) = lower(&g, PartitionMode::All).unwrap();
+            assert!(report.refused.is_empty(), "{what}: {}", report.text());
+            assert_eq!(report.interpreted_nodes, 0, "{what}: {}", report.text());
+            let ks = kernels(&spec);
+            assert_eq!(ks.len(), 1, "{what}: {:?}", spec.steps);
+            assert_eq!(kind(ks[0]), Some(f.kind), "{what}: {:?}", spec.steps);
+            let x_bytes: Vec<i8> = (0..spec.values[ks[0].inputs()[0]].numel())
+                .map(|i| (i * 37 % 256) as u8 as i8)
+                .collect();
+            assert_step_bit_identical_under_every_isa(ks[0], &spec.values, &x_bytes, &what);
+            let (programs, interpreter) = delegated_and_interpreted(&g, spec);
+            for (k, x) in inputs(q, &f.dims).iter().enumerate() {
+                let want = interpreter.execute(std::slice::from_ref(x)).unwrap();
+                let want = want[0].as_f32().unwrap();
+                for (p, program) in programs.iter().enumerate() {
+                    let got = program.execute(std::slice::from_ref(x)).unwrap();
+                    let (within, _, worst) = step_agreement(got[0].as_f32().unwrap(), want, q.y.0);
+                    assert_eq!(within, 1.0, "{what} input {k} program {p}: worst {worst} steps");
+                }
+            }
+        }
+    }
+}
+
 /// Lowers each form under each qparams set and checks it against the interpreter bit for bit
 /// and under every ISA.
 fn check_forms(forms: &[Form]) {
@@ -398,6 +506,11 @@ fn pad_in_every_mode_is_one_copy_equal_to_the_interpreter() {
 }
 
 #[test]
+fn reduce_mean_and_max_over_any_axes_are_one_step_within_a_step_of_the_interpreter() {
+    check_forms_within_a_step(&reduce_forms());
+}
+
+#[test]
 fn refused_forms_carry_a_reason() {
     let q = QSETS[0];
     let clip_bound_input = {
@@ -436,6 +549,46 @@ fn refused_forms_carry_a_reason() {
             Reason::QParams,
         ),
         ("Pad value NaN", pad_graph(f32::NAN), "Pad", Reason::QParams),
+        (
+            "ReduceMean with axes from an activation",
+            {
+                let f = form(
+                    "ReduceMean",
+                    &NCHW,
+                    vec![
+                        node(
+                            Op::Shape {
+                                start: 0,
+                                end: Some(1),
+                            },
+                            &["x"],
+                            "axes",
+                        ),
+                        node(reduce_op(ReduceKind::Mean, true), &["x", "axes"], "u"),
+                    ],
+                    vec![],
+                    Kind::Reduce,
+                );
+                graph(q, &f)
+            },
+            "ReduceMean",
+            Reason::NonConstantWeight,
+        ),
+        (
+            "ReduceSum",
+            graph(
+                q,
+                &form(
+                    "ReduceSum",
+                    &NCHW,
+                    vec![node(reduce_op(ReduceKind::Sum, true), &["x", "axes"], "u")],
+                    vec![("axes", Tensor::vec_i64(vec![1]))],
+                    Kind::Reduce,
+                ),
+            ),
+            "ReduceSum",
+            Reason::UnsupportedOp,
+        ),
         (
             "Clip bound not constant",
             clip_bound_input,
@@ -485,6 +638,7 @@ fn each_op_form_is_within_a_step_of_onnxruntime() {
         .into_iter()
         .chain(prelu_forms())
         .chain(pad_forms())
+        .chain(reduce_forms())
         .collect();
     for (k, q) in QSETS.into_iter().enumerate() {
         for (i, f) in forms.iter().enumerate() {

@@ -13,7 +13,8 @@
 //!   with nothing to fold into, as a per-channel affine (1×1 depthwise convolution);
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
-//!   sign; dims kept or not) → Q`; `DQ → AveragePool (2-D: pads or auto_pad, strides,
+//!   sign; dims kept or not) → Q`; `DQ → ReduceMean / ReduceMax (any constant axes, or all;
+//!   dims kept or not) [→ Relu / Clip] → Q`, requantized, as the reduce step; `DQ → AveragePool (2-D: pads or auto_pad, strides,
 //!   dilations, ceil_mode, count_include_pad) [→ Relu / Clip] → Q`, requantized;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams (a 2-D MaxPool with any padding, `auto_pad`

@@ -30,7 +30,7 @@ mod unary;
 mod weights;
 mod window;
 
-use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
+use crate::ir::op::{BinaryOp, UnaryOp};
 use crate::ir::{Graph, Node, Op};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::KernelSpec;
@@ -164,9 +164,10 @@ impl<'g> Matcher<'g> {
             ),
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
-                kind: ReduceKind::Mean,
-                ..
-            } => self.reduce_mean(index, node),
+                kind,
+                keepdims,
+                noop_with_empty_axes,
+            } => self.reduce(index, node, *kind, *keepdims, *noop_with_empty_axes),
             Op::MaxPool(a) => self.max_pool(index, node, a),
             Op::AveragePool(a) => self.avg_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
