@@ -11,6 +11,13 @@ Usage: python vision_models.py ARCH OUT_DIR PART [N_CALIB]
                      ARCH_pt2e_qdq.onnx
        = onnxruntime quantize_static (QDQ, per-channel, int8), timed int8 and float
        = sqnr FILE   SQNR of raw f32 outputs in FILE (xq run --save-outputs) against float
+       = heldout N SEED  N more crops (seed SEED, not 1 or 2) and their float outputs
+                     (heldout.npy, heldout_float_out.npy)
+       = paired A B [SET]  two engines' raw f32 outputs on the same crops (SET: eval, the
+                     default, or heldout): the SQNR of each, and the mean over crops of the
+                     per-crop SQNR difference A - B with its standard error. On these
+                     random-weight models 16 crops are too few to rank two int8 forms whose
+                     pooled SQNRs are within ~0.5 dB (docs/plans/issue13-mobile-vision.md)
 Each timing line reads `ENGINE FORM threads T: median MS ms[, SQNR vs float D dB]`."""
 import os, sys, time
 import numpy as np
@@ -143,6 +150,35 @@ def sqnr_of_file(out, path):
     print(f"{sqnr(ref, got.reshape(ref.shape)):.2f}")
 
 
+def heldout(arch, out, n, seed):
+    import torch
+    from images import crops
+    model = one_output(torch.load(f"{out}/{arch}.pt", weights_only=False))
+    ev = crops(n, seed=seed)
+    with torch.no_grad():
+        ref = np.concatenate([model(torch.from_numpy(ev[i:i + 1])).numpy() for i in range(len(ev))])
+    np.save(f"{out}/heldout.npy", ev)
+    np.save(f"{out}/heldout_float_out.npy", ref)
+
+
+def paired(out, path_a, path_b, which="eval"):
+    ref = np.load(f"{out}/{which}_float_out.npy")
+    a, b = (np.fromfile(p, np.float32) for p in (path_a, path_b))
+    if a.size != ref.size or b.size != ref.size:
+        print(f"paired: {a.size} and {b.size} values, float has {ref.size}")
+        return
+    a, b = a.reshape(ref.shape), b.reshape(ref.shape)
+    axes = tuple(range(1, ref.ndim))
+    d = sqnr_per_crop(ref, a, axes) - sqnr_per_crop(ref, b, axes)
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    print(f"A {sqnr(ref, a):.2f} dB, B {sqnr(ref, b):.2f} dB; per crop A - B {d.mean():+.2f} ± {se:.2f} dB "
+          f"over {len(d)} crops")
+
+
+def sqnr_per_crop(ref, q, axes):
+    return 10 * np.log10((ref ** 2).sum(axis=axes) / np.maximum(((ref - q) ** 2).sum(axis=axes), 1e-30))
+
+
 if __name__ == "__main__":
     arch, out, part = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
@@ -150,5 +186,9 @@ if __name__ == "__main__":
         prepare(arch, out, int(sys.argv[4]) if len(sys.argv) > 4 else 32)
     elif part == "sqnr":
         sqnr_of_file(out, sys.argv[4])
+    elif part == "heldout":
+        heldout(arch, out, int(sys.argv[4]), int(sys.argv[5]))
+    elif part == "paired":
+        paired(out, sys.argv[4], sys.argv[5], sys.argv[6] if len(sys.argv) > 6 else "eval")
     else:
         {"executorch": executorch, "onnxruntime": onnxruntime}[part](arch, out)

@@ -92,30 +92,65 @@ fn main() {
             );
         }
     }
-    if !filter.is_empty() {
-        return;
-    }
-    let (p, c) = (56 * 56, 64);
-    let a = common::bytes(p * c, 7);
-    let se = common::bytes(c, 8);
-    let mut y = vec![0i8; p * c];
-    for isa in common::isas() {
-        let names = xq::kernels::table::kernel_names(isa);
-        let bq = BinaryQuant {
-            a: qx,
-            b: qy,
-            output: qy,
-            range: OutputRange::FULL,
+    // The im2col gather of a 3-channel stem (3×3, stride 2, pad 1; the same on every ISA).
+    if "im2col stem".contains(filter.as_str()) {
+        let g = ConvGeometry {
+            batch: 1,
+            in_h: 224,
+            in_w: 224,
+            in_c: 3,
+            k_h: 3,
+            k_w: 3,
+            stride: (2, 2),
+            dilation: (1, 1),
+            padding: (1, 1, 1, 1),
         };
-        for (label, op, b, bs) in [
-            ("add 56²×64", BinaryOp::Add, &a, OperandStrides::dense(p, c)),
-            (
-                "mul SE 56²×64",
-                BinaryOp::Mul,
-                &se,
-                OperandStrides::per_channel(c),
-            ),
-        ] {
+        let x = common::bytes(g.image_len(), 10);
+        let k_padded = 28;
+        let mut rows = vec![0i8; g.out_h() * g.out_w() * k_padded];
+        let tiles = xq::kernels::im2col::tile_count(&g);
+        let t = common::best_time(budget(Isa::Scalar), || {
+            let out = xq::kernels::output::SharedOutput::new(&mut rows);
+            // SAFETY: one call covers every tile of this output.
+            unsafe { xq::kernels::im2col::run_shared(&g, k_padded, -3, &x, &out, 0..tiles) }.expect("im2col")
+        });
+        println!(
+            "{:<22} {:<40} {:>9.1} {:>8.2}",
+            "im2col stem 224²×3",
+            "(rows of 28 bytes)",
+            t.as_secs_f64() * 1e6,
+            (g.out_h() * g.out_w()) as f64 / t.as_secs_f64() / 1e9
+        );
+    }
+    let bq = BinaryQuant {
+        a: qx,
+        b: qy,
+        output: qy,
+        range: OutputRange::FULL,
+    };
+    // Residual adds and squeeze-excite scalings (`N×H×W×C · N×1×1×C`) at the shapes of
+    // MobileNetV3 and EfficientNet; the filter also selects these by label.
+    for (label, op, (h, c)) in [
+        ("add 56²×64", BinaryOp::Add, (56, 64)),
+        ("mul SE 56²×64", BinaryOp::Mul, (56, 64)),
+        ("mul SE 56²×16", BinaryOp::Mul, (56, 16)),
+        ("mul SE 112²×32", BinaryOp::Mul, (112, 32)),
+        ("mul SE 28²×40", BinaryOp::Mul, (28, 40)),
+        ("mul SE 14²×576", BinaryOp::Mul, (14, 576)),
+    ]
+    .into_iter()
+    .filter(|e| e.0.contains(filter.as_str()))
+    {
+        let p = h * h;
+        let a = common::bytes(p * c, 7);
+        let (b, bs) = if op == BinaryOp::Add {
+            (common::bytes(p * c, 9), OperandStrides::dense(p, c))
+        } else {
+            (common::bytes(c, 8), OperandStrides::per_channel(c))
+        };
+        let mut y = vec![0i8; p * c];
+        for isa in common::isas() {
+            let names = xq::kernels::table::kernel_names(isa);
             let k = QuantizedBinary::new(isa, op, &bq).expect("binary");
             let shape = BinaryShape {
                 n: 1,
@@ -126,7 +161,7 @@ fn main() {
             };
             let tiles = k.tile_count(&shape);
             let t = common::best_time(budget(isa), || {
-                k.run(&shape, &a, b, &mut y, 0..tiles).expect("run")
+                k.run(&shape, &a, &b, &mut y, 0..tiles).expect("run")
             });
             println!(
                 "{:<22} {:<40} {:>9.1} {:>8.2}",
@@ -136,6 +171,15 @@ fn main() {
                 (p * c) as f64 / t.as_secs_f64() / 1e9
             );
         }
+    }
+    if !filter.is_empty() {
+        println!("(elementwise columns are G elements/s, not GOPS)");
+        return;
+    }
+    let (p, c) = (56 * 56, 64);
+    let a = common::bytes(p * c, 7);
+    for isa in common::isas() {
+        let names = xq::kernels::table::kernel_names(isa);
         let gap = GlobalAvgPool::new(isa, p, qx, qy, OutputRange::FULL).expect("gap");
         let mut yc = vec![0i8; c];
         let t = common::best_time(budget(isa), || gap.run(1, c, &a, &mut yc, 0..1).expect("run"));

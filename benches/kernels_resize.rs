@@ -1,12 +1,13 @@
 //! Single-thread resize time for every ISA: the LR-ASPP segmentation head's final upsampling,
-//! 21 channels 28×28 → 224×224 with half-pixel taps, bilinear and nearest (through a table).
+//! 21 channels 28×28 → 224×224 with half-pixel taps, bilinear and nearest (through a table),
+//! into int8 and into `f32` (NCHW, the Resize at a partition's exit).
 //! `XQ_ISA=avx2 cargo bench --bench kernels_resize` runs one ISA.
 
 mod common;
 
 use std::time::Duration;
 use xq::kernels::output::SharedOutput;
-use xq::kernels::resize::{AxisTap, Resize, ResizeGeometry};
+use xq::kernels::resize::{AxisTap, Resize, ResizeGeometry, ResizeToF32};
 use xq::kernels::{OutputRange, QuantParams};
 
 /// Half-pixel taps of `out` indices over an axis of `len` (ONNX's `half_pixel`, clamped).
@@ -76,6 +77,21 @@ fn main() {
                 r.kernel_name().unwrap_or("copy"),
                 t.as_secs_f64() * 1e6,
                 t.as_secs_f64() * 1e9 / y.len() as f64
+            );
+        }
+        let mut y32 = vec![0f32; g.output_len()];
+        for (mode, linear) in [("bilinear", true), ("nearest", false)] {
+            let r = ResizeToF32::new(isa, g.clone(), qx, linear).expect("f32");
+            let t = common::best_time(Duration::from_millis(500), || {
+                r.run(&x, &mut y32).expect("run");
+            });
+            println!(
+                "{:<14} {:<10} {:<34} {:>9.1} {:>12.3}",
+                isa.name(),
+                format!("{mode}→f32"),
+                r.kernel_name().unwrap_or("dequantize"),
+                t.as_secs_f64() * 1e6,
+                t.as_secs_f64() * 1e9 / y32.len() as f64
             );
         }
     }

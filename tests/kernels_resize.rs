@@ -9,7 +9,7 @@ mod kernels_common;
 use kernels_common::simd_isas;
 use proptest::prelude::*;
 use xq::kernels::output::SharedOutput;
-use xq::kernels::resize::{AxisTap, Resize, ResizeGeometry};
+use xq::kernels::resize::{AxisTap, Resize, ResizeGeometry, ResizeToF32};
 use xq::kernels::{Isa, OutputRange, QuantParams};
 
 /// A weight: mostly in `[0, 1]`, sometimes exactly 0 or 1, sometimes far outside.
@@ -117,6 +117,111 @@ proptest! {
             prop_assert_eq!(&run(&r, &x), &want, "{}", r.kernel_name().unwrap());
             let r = Resize::nearest(isa, g.clone(), Some(table)).unwrap();
             prop_assert_eq!(&run(&r, &x), &nearest, "nearest under {}", isa);
+        }
+    }
+}
+
+/// The bits of `r`'s `f32` output of `x` (every NaN as one pattern: huge weights make NaNs
+/// whose payload is not part of the contract), computed for all rows at once and row by row
+/// (both must agree).
+fn run_f32(r: &ResizeToF32, x: &[i8]) -> Vec<u32> {
+    let mut y = vec![0f32; r.geometry().output_len() + 1];
+    y[r.geometry().output_len()] = 7.0;
+    let n = y.len() - 1;
+    r.run(x, &mut y[..n]).unwrap();
+    assert_eq!(y[n], 7.0, "wrote past the end");
+    let mut each = vec![0f32; n];
+    for row in (0..r.geometry().output_rows()).rev() {
+        // SAFETY: `each` holds `n` elements; one call at a time.
+        unsafe { r.run_rows(x, each.as_mut_ptr(), n, row..row + 1).unwrap() };
+    }
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&each), bits(&y[..n]), "rows computed alone differ");
+    y[..n]
+        .iter()
+        .map(|v| {
+            if v.is_nan() {
+                f32::NAN.to_bits()
+            } else {
+                v.to_bits()
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn simd_variants_to_f32_match_scalar(g in geometry(), seed in any::<u64>(), x_q in qparams()) {
+        let mut s = seed | 1;
+        let x: Vec<i8> = (0..g.input_len())
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as i8
+            })
+            .collect();
+        for linear in [false, true] {
+            let want = run_f32(&ResizeToF32::new(Isa::Scalar, g.clone(), x_q, linear).unwrap(), &x);
+            for isa in simd_isas() {
+                let r = ResizeToF32::new(isa, g.clone(), x_q, linear).unwrap();
+                prop_assert_eq!(&run_f32(&r, &x), &want, "linear {} under {}", linear, isa);
+            }
+        }
+    }
+}
+
+/// Bilinear into `f32` is the quantized kernel's value before its quantization: quantizing
+/// the `f32` output gives the int8 kernel's bytes (NCHW against NHWC).
+#[test]
+fn the_f32_output_is_the_value_the_int8_kernel_quantizes() {
+    let g = ResizeGeometry {
+        batch: 2,
+        channels: 21,
+        in_hw: (3, 4),
+        rows: (0..7)
+            .map(|i| AxisTap {
+                i0: i % 3,
+                i1: (i + 1) % 3,
+                w: i as f32 / 7.0,
+            })
+            .collect(),
+        cols: (0..9)
+            .map(|i| AxisTap {
+                i0: i % 4,
+                i1: (i * 3) % 4,
+                w: 1.0 - i as f32 / 9.0,
+            })
+            .collect(),
+    };
+    let x: Vec<i8> = (0..g.input_len()).map(|i| (i * 37 % 251) as i8).collect();
+    let (qx, qy) = (
+        QuantParams {
+            scale: 0.05,
+            zero_point: 3,
+        },
+        QuantParams {
+            scale: 0.03,
+            zero_point: -7,
+        },
+    );
+    for isa in std::iter::once(Isa::Scalar).chain(simd_isas()) {
+        let r = ResizeToF32::new(isa, g.clone(), qx, true).unwrap();
+        let mut y = vec![0f32; g.output_len()];
+        r.run(&x, &mut y).unwrap();
+        let q = Resize::bilinear(isa, g.clone(), qx, qy, OutputRange::FULL).unwrap();
+        let mut bytes = vec![0i8; g.output_len()];
+        let out = SharedOutput::new(&mut bytes);
+        // SAFETY: one call covers every row.
+        unsafe { q.run_shared(&x, &out, 0..g.output_rows()).unwrap() };
+        let (c, oh, ow) = (g.channels, g.rows.len(), g.cols.len());
+        for (i, &b) in bytes.iter().enumerate() {
+            let (n, oy, ox, k) = (i / (oh * ow * c), i / (ow * c) % oh, i / c % ow, i % c);
+            let v = y[((n * c + k) * oh + oy) * ow + ox];
+            let want = qy.quantize(v, xq::qscheme::QRange::I8, xq::qscheme::NanRule::Zero) as i8;
+            assert_eq!(b, want, "{isa} at {i}");
         }
     }
 }

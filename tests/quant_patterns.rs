@@ -378,6 +378,51 @@ fn resize_shares_its_input_qparams_and_is_delegated_whole() {
     check_outputs(&graph, &qdq, &[1, 4, 3, 5], 20.0, "resize");
 }
 
+/// A segmentation head's last bilinear upsampling writes the graph output: it stays float
+/// (one rounding less than an int8 output on the input's grid, as PT2E leaves it), and the
+/// delegate still runs it, from its int8 input, with nothing interpreted.
+#[test]
+fn a_bilinear_resize_writing_the_graph_output_keeps_a_float_output_and_is_delegated() {
+    let build = |final_nearest: bool| {
+        let mut b = Builder::new(&[1, 4, 6, 6]);
+        let w = b.constant("w", &[4, 4, 1, 1], 0.5);
+        let c = b.node("Conv", "conv", &["x", &w], &[]);
+        b.graph.initializers.insert(
+            "scales".into(),
+            Tensor::from_f32(vec![4], vec![1.0, 1.0, 4.0, 4.0]).unwrap(),
+        );
+        let mode = if final_nearest { "nearest" } else { "linear" };
+        let attrs = [("mode", AttrValue::String(mode.into()))];
+        let up = b.node("Resize", "up", &[&c, "", "scales"], &attrs);
+        b.finish(&[&up])
+    };
+    let dims = [1, 4, 6, 6];
+    let graph = build(false);
+    let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let qdq = quantize(&mut q, &graph, &dims);
+    assert_eq!(qparams_of(&q, "up_out"), None, "the bilinear output stays float");
+    assert!(qparams_of(&q, "conv_out").is_some());
+    let resize = qdq.nodes.iter().find(|n| n.op.onnx_name() == "Resize").unwrap();
+    assert!(
+        qdq.outputs.iter().any(|o| o.name == resize.outputs[0]),
+        "the Resize writes the graph output directly"
+    );
+    let (_, report) = xq::delegate::lower(&qdq, xq::delegate::PartitionMode::All).unwrap();
+    assert!(report.refused.is_empty(), "{}", report.text());
+    assert_eq!(report.interpreted_nodes, 0, "{}", report.text());
+    let mut qn = Quantizer::new(Some(QuantConfig::default())).unwrap();
+    let nearest_last = quantize(&mut qn, &build(true), &dims);
+    assert!(
+        qparams_of(&qn, "up_out").is_some(),
+        "a nearest Resize only copies values: its output shares the input's parameters"
+    );
+    assert_eq!(
+        count(&nearest_last, "QuantizeLinear"),
+        count(&qdq, "QuantizeLinear") + 1
+    );
+    check_outputs(&graph, &qdq, &dims, 25.0, "bilinear resize to the output");
+}
+
 #[test]
 fn split_outputs_share_the_input_qparams_and_are_delegated_whole() {
     let mut b = Builder::new(&[1, 4, 3, 5]);

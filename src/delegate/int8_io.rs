@@ -5,7 +5,8 @@
 //! partition entries becomes an int8 (or uint8) tensor with the qparams of its
 //! `QuantizeLinear`, and every output produced by a partition exit becomes the int8 (or
 //! uint8) tensor behind its `DequantizeLinear`. Inputs also read by the interpreter or a
-//! dynamic step, and outputs the interpreter produces, stay `f32`.
+//! dynamic step, and outputs the interpreter or a float exit (`StepSpec::ResizeExit`)
+//! produces, stay `f32`.
 
 use crate::ir::DType;
 use crate::program::{ProgramSpec, StepSpec};

@@ -6,6 +6,7 @@ use super::patterns::{Candidate, DynamicCandidate, Matcher, Reason};
 use super::report::{Refused, Report};
 use crate::ir::op::UnaryOp;
 use crate::ir::{Graph, Op, TensorInfo};
+use crate::program::steps::resize::ResizeTaps;
 use crate::program::{
     ConvSpec, FullyConnectedSpec, Im2colSpec, KernelSpec, ProgramSpec, ReshapeSpec, StepSpec, ValueSpec,
 };
@@ -191,6 +192,7 @@ pub fn lower(graph: &Graph, mode: PartitionMode) -> Result<(ProgramSpec, Report)
     super::move_plan::plan_moves(&mut steps, &mut values);
     let fallback = fallback_graph(graph, fallback_nodes, &steps)?;
     let mut report = Report::build(graph, &matches.cands, &partition, refused, &steps);
+    add_exits(&mut report, graph, &matches, &partition);
     report.interpreted_nodes -= extra_interp_steps;
     add_dynamic_partitions(&mut report, graph, dynamic_partitions);
     let spec = ProgramSpec {
@@ -217,6 +219,9 @@ struct Matches {
     cand_at: HashMap<usize, usize>,
     /// Dynamic patterns by their first node.
     dynamic_at: HashMap<usize, DynamicCandidate>,
+    /// Resize nodes that are a partition's exit: the int8 tensor a pattern writes that each
+    /// resizes into its float output, and the taps.
+    exits: HashMap<usize, (String, ResizeTaps)>,
 }
 
 /// Matches the nodes of `graph` against the patterns (none with [`PartitionMode::None`]):
@@ -230,6 +235,7 @@ fn match_patterns(graph: &Graph, m: &Matcher, mode: PartitionMode) -> (Matches, 
         cands: Vec::new(),
         cand_at: HashMap::new(),
         dynamic_at: HashMap::new(),
+        exits: HashMap::new(),
     };
     let taken = &mut matches.taken;
     if mode != PartitionMode::None {
@@ -278,6 +284,23 @@ fn match_patterns(graph: &Graph, m: &Matcher, mode: PartitionMode) -> (Matches, 
                 ),
             )),
             Err(r) => refused.push((i, Refused::new(i, node, r.reason, &r.detail))),
+        }
+    }
+    // A refused Resize whose float output stays float reads a pattern's output through its
+    // DequantizeLinear: it becomes that partition's exit.
+    let made: HashSet<&str> = matches
+        .cands
+        .iter()
+        .flat_map(|c| c.outputs().map(|(t, _)| t.as_str()))
+        .collect();
+    for (i, _) in &refused {
+        if matches!(graph.nodes[*i].op, Op::Resize(_)) && !matches.taken[*i] {
+            if let Ok((t, taps)) = m.resize_exit(&graph.nodes[*i]) {
+                if made.contains(t.as_str()) {
+                    matches.taken[*i] = true;
+                    matches.exits.insert(*i, (t, taps));
+                }
+            }
         }
     }
     // A node refused on its own may be covered by a later pattern (a weight's Transpose).
@@ -424,6 +447,16 @@ impl<'a> Emitter<'a> {
         }
         if let Some(&ci) = matches.cand_at.get(&i) {
             self.pattern(i, ci);
+            return;
+        }
+        if let Some((t, taps)) = matches.exits.get(&i) {
+            let node = &self.graph.nodes[i];
+            self.steps.push(StepSpec::ResizeExit {
+                node: node.name.clone(),
+                value: self.value_of[t],
+                tensor: node.outputs[0].clone(),
+                resize: taps.clone(),
+            });
             return;
         }
         if matches.taken[i] || self.boundary(i) {
@@ -593,6 +626,25 @@ impl<'a> Emitter<'a> {
                 value: self.value_of[first_out],
             });
         }
+    }
+}
+
+/// Adds each Resize exit to the report, in the partition of the pattern whose output it reads.
+fn add_exits(report: &mut Report, graph: &Graph, matches: &Matches, partition: &[usize]) {
+    let mut exits: Vec<(&usize, &(String, ResizeTaps))> = matches.exits.iter().collect();
+    exits.sort_by_key(|(i, _)| **i);
+    for (&i, (t, _)) in exits {
+        let Some(ci) = matches
+            .cands
+            .iter()
+            .position(|c| c.outputs().any(|(o, _)| o == t))
+        else {
+            continue;
+        };
+        let (node, info) = (&graph.nodes[i], &mut report.partitions[partition[ci]]);
+        info.nodes.push(node.name.clone());
+        info.indices.push(i);
+        *info.ops.entry(node.op.onnx_name().to_string()).or_default() += 1;
     }
 }
 

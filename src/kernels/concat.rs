@@ -129,6 +129,7 @@ impl Concat {
                             a_broadcast: false,
                             b: src.as_ptr(),
                             b_broadcast: false,
+                            b_period: 0,
                             out: dst,
                             rq,
                         };

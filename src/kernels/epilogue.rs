@@ -86,6 +86,25 @@ impl Requant512 {
         _mm512_cvtepi16_epi8(_mm512_add_epi16(pairs, zp))
     }
 
+    /// 64 lanes of `requantize(v)` (`v[j]` lane k is element `16·j + k`) as 64 bytes in
+    /// element order. Each lane is clamped in float, rounded and offset as in
+    /// [`Requant512::apply_f32`]; the sums are already in `i8` range, so the saturating packs
+    /// only narrow them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(crate) fn apply_f32x4(&self, v: [__m512; 4]) -> __m512i {
+        let q = v.map(|v| {
+            let v = _mm512_min_ps(_mm512_max_ps(v, self.lo), self.hi);
+            let q = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            _mm512_add_epi32(q, self.zp)
+        });
+        let bytes = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+        // 128-bit lane L holds dword L of every vector j at dword 4L + j; put each vector's
+        // four dwords back together.
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_epi32(order, bytes)
+    }
+
     /// 16 lanes of `requantize(v)` as 16 bytes.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -121,6 +140,23 @@ impl Requant256 {
     #[target_feature(enable = "avx2")]
     pub(crate) fn apply(&self, acc: __m256i, mult: __m256) -> __m128i {
         self.apply_f32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), mult))
+    }
+
+    /// 32 lanes of `requantize(v)` (`v[j]` lane k is element `8·j + k`) as 32 bytes in
+    /// element order, each lane as in [`Requant256::apply_f32`]; the sums are already in `i8`
+    /// range, so the saturating packs only narrow them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn apply_f32x4(&self, v: [__m256; 4]) -> __m256i {
+        let q = v.map(|v| {
+            let v = _mm256_min_ps(_mm256_max_ps(v, self.lo), self.hi);
+            let v = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            _mm256_add_epi32(_mm256_cvttps_epi32(v), self.zp)
+        });
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        // 128-bit half H holds dwords 4H..4H + 4 of every vector j at dword 4H + j; put each
+        // vector's two dwords back together.
+        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     }
 
     /// 8 lanes of `requantize(v)` in the low 8 bytes.

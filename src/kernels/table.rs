@@ -16,7 +16,7 @@ use super::gemm::pack::PanelGeometry;
 use super::gemm::{self, TileArgs};
 use super::lut::{self, LutFn};
 use super::pool::{self, AvgArgs, MaxArgs, MeanArgs};
-use super::resize::{self, ColumnsArgs, LinesArgs};
+use super::resize::{self, BlendArgs, ColumnsArgs, LinesArgs};
 use crate::cpu::Isa;
 
 /// A GEMM microkernel: computes one tile (see [`TileArgs`] for the contract; the CPU must
@@ -150,6 +150,8 @@ pub struct ResizeKernels {
     pub(crate) lines: unsafe fn(&LinesArgs),
     /// The column blend and quantization of one output row.
     pub(crate) columns: unsafe fn(&ColumnsArgs),
+    /// The column blend of one output row, left in `f32`.
+    pub(crate) blend: unsafe fn(&BlendArgs),
 }
 
 /// One row of the table: the variant of every kernel family for one ISA.

@@ -9,6 +9,7 @@
 use crate::ir::{DType, Dim, Graph, TensorInfo};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::steps::fixed;
+use crate::program::steps::resize::ResizeTaps;
 use crate::program::{KernelSpec, ProgramSpec, StepSpec, ValueSpec, Window};
 use crate::qscheme::QWeights;
 use crate::{Error, Result};
@@ -16,6 +17,9 @@ use crate::{Error, Result};
 /// Version of the `program` section's encoding, checked on load: bumped when an existing
 /// layout changes; a new kernel kind takes a new tag instead.
 pub const PROGRAM_ENCODING: u32 = 4;
+
+/// The step tag of [`StepSpec::ResizeExit`] (0–5 are the other step kinds; 6–12 are free).
+const RESIZE_EXIT_TAG: u8 = 13;
 
 /// Little-endian encoder.
 #[derive(Default)]
@@ -270,6 +274,18 @@ pub(crate) fn encode_program(spec: &ProgramSpec) -> Vec<u8> {
                 e.u8(3);
                 e.str(node);
             }
+            StepSpec::ResizeExit {
+                node,
+                value,
+                tensor,
+                resize,
+            } => {
+                e.u8(RESIZE_EXIT_TAG);
+                e.str(node);
+                e.u64(*value);
+                e.str(tensor);
+                resize.encode(&mut e);
+            }
             StepSpec::DynamicLinear {
                 node,
                 input,
@@ -354,6 +370,12 @@ pub(crate) fn decode_program<'a>(
                 int8: d.u8()? != 0,
             },
             3 => StepSpec::Interp { node: d.str()? },
+            RESIZE_EXIT_TAG => StepSpec::ResizeExit {
+                node: d.str()?,
+                value: d.u64()?,
+                tensor: d.str()?,
+                resize: ResizeTaps::decode(&mut d)?,
+            },
             tag @ (4 | 5) => {
                 let (node, input, output) = (d.str()?, d.str()?, d.str()?);
                 let [n, k] = fixed(&mut d)?;

@@ -1,6 +1,7 @@
 //! The program: its steps in execution order, the interpreter's share of the graph, and the
 //! check that the steps can run in their order.
 
+use super::steps::resize::ResizeTaps;
 use super::{KernelSpec, ValueSpec};
 use crate::ir::{Graph, TensorInfo};
 use crate::qscheme::QWeights;
@@ -33,6 +34,20 @@ pub enum StepSpec {
         tensor: String,
         /// Produce the int8 tensor instead of `f32`.
         int8: bool,
+    },
+    /// Partition exit through a Resize of H and W: value `value` (rank 4, stored NHWC)
+    /// resized by `resize` and written as the `f32` tensor `tensor` (NCHW): what
+    /// DequantizeLinear → Resize computes, bit for bit
+    /// ([`crate::kernels::resize::ResizeToF32`]).
+    ResizeExit {
+        /// The lowered Resize node's name.
+        node: String,
+        /// The source value.
+        value: usize,
+        /// The `f32` tensor written.
+        tensor: String,
+        /// Bilinear (else nearest) and the taps of each output row and column.
+        resize: ResizeTaps,
     },
     /// Dynamically quantized fully connected layer, `f32` in and out: rows of `input`
     /// (`m × k`) quantized at run time, times int8 weights, plus an `f32` bias.
@@ -133,6 +148,15 @@ impl ProgramSpec {
                             &self.values[v].name,
                             &format!("dequantize into `{tensor}`"),
                         ));
+                    }
+                    ready.insert(tensor);
+                }
+                StepSpec::ResizeExit {
+                    node, value, tensor, ..
+                } => {
+                    let v = in_range(*value, i)?;
+                    if !written[v] {
+                        return Err(missing(&self.values[v].name, &format!("resize `{node}`")));
                     }
                     ready.insert(tensor);
                 }

@@ -19,7 +19,7 @@
 use super::config::{ActivationMode, QuantConfig, QuantScopes, WeightGranularity};
 use super::pointwise_unit::unit_at;
 use super::qparams::QParams;
-use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
+use crate::ir::op::{BinaryOp, ReduceKind, ResizeMode, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op};
 use crate::qscheme::QScheme;
 use std::collections::{HashMap, HashSet};
@@ -215,6 +215,13 @@ impl<'g> Annotator<'g> {
                     None => "quantized static: input and output observed".into(),
                 }
             }
+            // A blending Resize whose output leaves the graph (a segmentation head's last
+            // upsampling) keeps a float output, as PT2E's does: quantizing it would round the
+            // blend to the input's grid, and the delegate runs `DQ → Resize → float output`
+            // as one step from the int8 input.
+            Op::Resize(attrs) if attrs.mode != ResizeMode::Nearest && self.only_graph_outputs(node) => {
+                "float: a blending Resize writing graph outputs keeps a float output".into()
+            }
             op if shares_input_qparams(op, self.graph, node) => {
                 let input = &node.inputs[0];
                 match self.tensor_group.get(input.as_str()).copied() {
@@ -405,6 +412,14 @@ impl<'g> Annotator<'g> {
             }
         }
         (out.clone(), "")
+    }
+
+    /// Whether every output of `node` is a graph output that no node reads.
+    fn only_graph_outputs(&self, node: &Node) -> bool {
+        node.outputs.iter().all(|o| {
+            self.graph.outputs.iter().any(|g| &g.name == o)
+                && self.consumers.get(o.as_str()).is_none_or(|c| c.is_empty())
+        })
     }
 
     fn is_f32(&self, tensor: &str) -> bool {

@@ -33,6 +33,7 @@ use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::boundary::Boundary;
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
 use crate::kernels::output::SharedOutput;
+use crate::kernels::resize::ResizeToF32;
 use crate::program::{ProgramSpec, StepSpec, ValueSpec};
 use crate::qscheme::Carrier;
 use crate::{Error, Result};
@@ -85,6 +86,13 @@ enum Step {
         slot: usize,
         int8: bool,
     },
+    ResizeExit {
+        name: String,
+        resize: ResizeToF32,
+        dims: [usize; 4],
+        value: usize,
+        slot: usize,
+    },
     Dynamic {
         name: String,
         packed: crate::kernels::dynamic::PackedDynamicGemm,
@@ -108,6 +116,7 @@ impl Step {
             Step::Kernel { name, kernel, .. } => format!("{name} [{}]", kernel.kind()),
             Step::Quantize { value, .. } => format!("quantize -> {}", values[*value].name),
             Step::Dequantize { value, .. } => format!("dequantize {}", values[*value].name),
+            Step::ResizeExit { name, .. } => format!("{name} [resize_f32]"),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
         }
@@ -524,6 +533,24 @@ impl Program {
                     let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
                     dequantize_into(src, &values[*value], *int8, &mut tensors[*slot])?;
                 }
+                Step::ResizeExit {
+                    resize,
+                    dims,
+                    value,
+                    slot,
+                    ..
+                } => {
+                    let (p, len) = arena.region(*value);
+                    // SAFETY: the value's region is in the arena and was written by an earlier step.
+                    let src = unsafe { std::slice::from_raw_parts(p as *const i8, len) };
+                    let t = Tensor::reuse_slot(
+                        &mut tensors[*slot],
+                        DType::F32,
+                        |d| d == dims,
+                        || Ok(dims.to_vec()),
+                    )?;
+                    self.run_resize_exit(resize, src, t.as_f32_mut()?)?;
+                }
                 Step::Dynamic {
                     name,
                     packed,
@@ -649,6 +676,32 @@ impl Program {
             });
         }
         Ok(())
+    }
+
+    /// Runs the resize into `f32` of `x` into `y`, its output rows split over the pool when
+    /// the output is large.
+    fn run_resize_exit(&self, resize: &ResizeToF32, x: &[i8], y: &mut [f32]) -> Result<()> {
+        let rows = resize.geometry().output_rows();
+        let threads = self.pool.threads();
+        // An int8 read per input element and an f32 write per output element.
+        if threads == 1 || rows <= 1 || x.len() + 4 * y.len() < INLINE_BYTES {
+            return resize.run(x, y);
+        }
+        let tasks = rows.min(threads * 4);
+        let (ptr, len) = (SendPtr(y.as_mut_ptr()), y.len());
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        self.pool.run(tasks, &|i| {
+            let p = &ptr;
+            // SAFETY: `y` outlives the job; task row ranges partition 0..rows.
+            if let Err(e) = unsafe { resize.run_rows(x, p.0, len, rows * i / tasks..rows * (i + 1) / tasks) }
+            {
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn run_dynamic(
@@ -821,6 +874,21 @@ fn build_steps(
                 slot: slots.of(tensor),
                 int8: *int8,
             },
+            StepSpec::ResizeExit {
+                node,
+                value: v,
+                tensor,
+                resize,
+            } => {
+                let x = &spec.values[value(*v)?];
+                Step::ResizeExit {
+                    name: node.clone(),
+                    resize: resize.build(isa, x)?,
+                    dims: resize.output_dims(x)?,
+                    value: *v,
+                    slot: slots.of(tensor),
+                }
+            }
             StepSpec::DynamicLinear {
                 node,
                 input,
@@ -983,7 +1051,9 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
                 }
                 touch(*output, i);
             }
-            Step::Quantize { value, .. } | Step::Dequantize { value, .. } => touch(*value, i),
+            Step::Quantize { value, .. }
+            | Step::Dequantize { value, .. }
+            | Step::ResizeExit { value, .. } => touch(*value, i),
             Step::Interp { .. } | Step::Dynamic { .. } => {}
         }
     }

@@ -416,3 +416,24 @@ pub fn noise(n: usize, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Loads (and, when it loads, runs) every one-byte corruption of program file `bytes` past
+/// its header at a stride of 3, with the checksum sealed again so the decoder sees the flip:
+/// each must fail or run without panicking ([`xq::fuzzing::program_load`]).
+pub fn corrupted_program_loads(bytes: &[u8]) {
+    let seal = |b: &mut Vec<u8>| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&b[..24]);
+        h.update(&b[28..]);
+        let crc = h.finalize().to_le_bytes();
+        b[24..28].copy_from_slice(&crc);
+    };
+    for at in (64..bytes.len()).step_by(3) {
+        for flip in [0x01, 0xff] {
+            let mut bad = bytes.to_vec();
+            bad[at] ^= flip;
+            seal(&mut bad);
+            xq::fuzzing::program_load(&bad);
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Operators that move int8 values: Transpose / Slice / Pad (constant, reflect, edge, wrap) as a
-//! gather by an index map (a copy through a requantization table when the output's qparams
-//! differ from the input's), and Reshape / Flatten / Squeeze / Unsqueeze (equal qparams) as a
-//! copy.
+//! gather by an index map, and Reshape / Flatten / Squeeze / Unsqueeze as a copy; with other
+//! output qparams a copy through a requantizing table.
 
 use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
 use crate::delegate::gather_map;
@@ -170,15 +169,26 @@ impl Matcher<'_> {
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
-    /// `DQ → Reshape / Flatten / Squeeze / Unsqueeze → Q` with equal qparams (the same bytes).
+    /// `DQ → Reshape / Flatten / Squeeze / Unsqueeze → Q`: with equal qparams the same bytes
+    /// (a reshape step); with other output qparams (PyTorch's quantizer observes a view's
+    /// output on its own) a copy of every element in logical order through the requantizing
+    /// table of [`Matcher::drafted_move`].
     pub(super) fn reshape(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input(&node.inputs[0])?;
         let out = self.q_output(node)?;
-        if out.q != x.q || out.range != OutputRange::FULL {
-            return refuse(Reason::QParams, "output qparams differ from the input's");
+        let dims = self.dims(&node.outputs[0])?;
+        let numel: usize = x.dims.iter().product();
+        if dims.iter().product::<usize>() != numel {
+            return refuse(Reason::Shape, "reshape output size differs from the input's");
         }
-        self.dims(&node.outputs[0])?;
-        let kernel = KernelSpec::Reshape(ReshapeSpec { input: 0, output: 0 });
+        let kernel = if out.q == x.q && out.range == OutputRange::FULL {
+            KernelSpec::Reshape(ReshapeSpec { input: 0, output: 0 })
+        } else {
+            if numel >= 1 << 24 {
+                return refuse(Reason::Shape, "too many elements for an index map");
+            }
+            self.drafted_move(&x, &out, (0..numel as u32).collect(), x.q.zero_point as i8)?
+        };
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
 }

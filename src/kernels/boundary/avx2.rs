@@ -54,3 +54,57 @@ pub(super) fn dequantize_row(x: &[i8], q: QuantParams, y: &mut [f32]) {
     }
     scalar::dequantize_row(&x[i..n], q, &mut y[i..n]);
 }
+
+/// For output vector `k` (bytes `16k..16k + 16` of 16 interleaved 3-channel pixels) and channel
+/// `ch`: the `pshufb` control that takes each byte of channel `ch` from that channel's run
+/// (pixel `(16k + l) / 3` for output byte `l`), and zeroes the others (`0x80`).
+const INTERLEAVE3: [[[i8; 16]; 3]; 3] = {
+    let mut m = [[[i8::MIN; 16]; 3]; 3];
+    let mut k = 0;
+    while k < 3 {
+        let mut l = 0;
+        while l < 16 {
+            let j = 16 * k + l;
+            m[k][j % 3][l] = (j / 3) as i8;
+            l += 1;
+        }
+        k += 1;
+    }
+    m
+};
+
+/// [`super::interleave`] for 3 channels, 16 pixels per step with `pshufb` (three shuffles and
+/// two ors per 16 output bytes); the tail pixels one by one. Byte moves only, so the same
+/// bytes as the scalar loop.
+#[target_feature(enable = "avx2")]
+pub(super) fn interleave3(runs: &[i8], pixels: &mut [i8]) {
+    let n = (pixels.len() / 3).min(super::BLOCK);
+    assert!(runs.len() >= 2 * super::BLOCK + n, "interleave3 runs are short");
+    let ctl = INTERLEAVE3.map(|per_ch| {
+        per_ch.map(|m| {
+            // SAFETY: `m` holds 16 bytes.
+            unsafe { _mm_loadu_si128(m.as_ptr().cast()) }
+        })
+    });
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n <= BLOCK, so each load reads inside its run (checked above)
+        // and each store writes inside bytes 3i..3i + 48 <= 3n of `pixels`.
+        unsafe {
+            let src = [0, 1, 2].map(|ch| _mm_loadu_si128(runs[ch * super::BLOCK + i..].as_ptr().cast()));
+            for (k, ctl) in ctl.iter().enumerate() {
+                let v = _mm_or_si128(
+                    _mm_or_si128(_mm_shuffle_epi8(src[0], ctl[0]), _mm_shuffle_epi8(src[1], ctl[1])),
+                    _mm_shuffle_epi8(src[2], ctl[2]),
+                );
+                _mm_storeu_si128(pixels[3 * i + 16 * k..].as_mut_ptr().cast(), v);
+            }
+        }
+        i += 16;
+    }
+    for p in i..n {
+        for ch in 0..3 {
+            pixels[3 * p + ch] = runs[ch * super::BLOCK + p];
+        }
+    }
+}

@@ -38,6 +38,9 @@ type QuantizeRowFn = unsafe fn(&[f32], QuantParams, &mut [i8]);
 /// A dequantize row: `y[i] = dequantize(x[i])` for `i < min(x.len(), y.len())`; the CPU must
 /// support the row's ISA.
 type DequantizeRowFn = unsafe fn(&[i8], QuantParams, &mut [f32]);
+/// Three channel runs of [`BLOCK`] bytes (`runs`) written as interleaved 3-channel pixels
+/// (`pixels.len() / 3` of them, at most `BLOCK`); the CPU must support the row's ISA.
+type Interleave3Fn = unsafe fn(&[i8], &mut [i8]);
 
 /// The boundary conversions of one ISA.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +48,7 @@ pub struct Boundary {
     name: &'static str,
     quantize: QuantizeRowFn,
     dequantize: DequantizeRowFn,
+    interleave3: Interleave3Fn,
 }
 
 impl Boundary {
@@ -59,18 +63,21 @@ impl Boundary {
                 name: "f32-qs8-cvt-scalar",
                 quantize: scalar_quantize,
                 dequantize: scalar_dequantize,
+                interleave3: scalar_interleave3,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 => Boundary {
                 name: "f32-qs8-cvt-avx2",
                 quantize: avx2_quantize,
                 dequantize: avx2_dequantize,
+                interleave3: avx2_interleave3,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Boundary {
                 name: "f32-qs8-cvt-avx512",
                 quantize: avx512_quantize,
                 dequantize: avx512_dequantize,
+                interleave3: avx2_interleave3,
             },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("only the scalar ISA is supported off x86-64"),
@@ -138,7 +145,8 @@ impl Boundary {
                     unsafe { (self.quantize)(&x[(c0 + ch) * hw + p0..][..n], q, &mut run[..n]) };
                 }
                 match (c, g) {
-                    (3, 3) => interleave::<3>(&tmp, out),
+                    // SAFETY: `new` checked the CPU supports the row's ISA.
+                    (3, 3) => unsafe { (self.interleave3)(&tmp, out) },
                     (4, 4) => interleave::<4>(&tmp, out),
                     _ => {
                         for (i, pixel) in out.chunks_exact_mut(c).enumerate() {
@@ -253,6 +261,24 @@ fn gather(src: &[i8], c: usize, c0: usize, g: usize, len: usize, tmp: &mut [i8; 
             tmp[ch * BLOCK + i] = b;
         }
     }
+}
+
+/// The scalar 3-channel interleave behind the [`Interleave3Fn`] signature.
+///
+/// # Safety
+/// None (safe code); `unsafe` only to match the signature.
+unsafe fn scalar_interleave3(runs: &[i8], pixels: &mut [i8]) {
+    interleave::<3>(runs, pixels)
+}
+
+/// The AVX2 3-channel interleave behind the [`Interleave3Fn`] signature.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx2_interleave3(runs: &[i8], pixels: &mut [i8]) {
+    // SAFETY: caller contract.
+    unsafe { avx2::interleave3(runs, pixels) }
 }
 
 /// The scalar quantize row behind the [`QuantizeRowFn`] signature.

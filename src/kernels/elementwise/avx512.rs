@@ -1,6 +1,7 @@
-//! AVX-512 elementwise row kernel: 16 lanes of `i32`/`f32` per step, masked tails.
+//! AVX-512 elementwise row kernel: 64 elements (four vectors of 16 `i32`/`f32` lanes) per
+//! step, then 16 per step with masked tails.
 
-use super::{RowArgs, RowOp};
+use super::{Phase, RowArgs, RowOp};
 use crate::kernels::epilogue::Requant512;
 use std::arch::x86_64::*;
 
@@ -59,6 +60,23 @@ pub(super) unsafe fn row(r: &RowArgs) {
     }
 }
 
+/// Loads 64 lanes from `p` (or broadcasts `*p`) as four vectors of `i32`.
+///
+/// # Safety
+/// `p` is readable for 64 bytes (1 when `broadcast`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn load64(p: *const i8, broadcast: bool) -> [__m512i; 4] {
+    // SAFETY: reads 64 bytes, or 1 when broadcast (caller contract).
+    unsafe {
+        if broadcast {
+            [_mm512_set1_epi32(*p as i32); 4]
+        } else {
+            [0, 1, 2, 3].map(|k| _mm512_cvtepi8_epi32(_mm_loadu_si128(p.add(16 * k).cast())))
+        }
+    }
+}
+
 /// The row loop around `f(a, b) -> f32 lanes`; `b` is ignored by single-input operations
 /// (it is then a copy of `a`).
 ///
@@ -69,20 +87,41 @@ pub(super) unsafe fn row(r: &RowArgs) {
 unsafe fn row_with(r: &RowArgs, f: impl Fn(__m512i, __m512i) -> __m512) {
     let rq = Requant512::new(&r.rq);
     let uses_b = !matches!(r.op, RowOp::Requantize { .. });
+    let mut phase = Phase::new(r);
+    let b_at = |phase: &Phase| if r.b_broadcast { 0 } else { phase.at() };
     let mut i = 0;
+    while i + 64 <= r.len {
+        // SAFETY: the row holds len >= i + 64 elements; a periodic `b` holds PERIOD_SLACK
+        // bytes past any phase (RowArgs contract).
+        let (a, b) = unsafe {
+            let a = load64(r.a.add(if r.a_broadcast { 0 } else { i }), r.a_broadcast);
+            let b = if uses_b {
+                load64(r.b.add(b_at(&phase)), r.b_broadcast)
+            } else {
+                a
+            };
+            (a, b)
+        };
+        let v = [f(a[0], b[0]), f(a[1], b[1]), f(a[2], b[2]), f(a[3], b[3])];
+        // SAFETY: writes 64 bytes at out + i, inside the row.
+        unsafe { _mm512_storeu_si512(r.out.add(i).cast(), rq.apply_f32x4(v)) };
+        phase.advance(64);
+        i += 64;
+    }
     while i < r.len {
         let n = (r.len - i).min(16);
         let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
         // SAFETY: the row holds len elements (RowArgs contract); i + n <= len.
         let a = unsafe { load(r.a.add(if r.a_broadcast { 0 } else { i }), r.a_broadcast, mask) };
         let b = if uses_b {
-            // SAFETY: as above.
-            unsafe { load(r.b.add(if r.b_broadcast { 0 } else { i }), r.b_broadcast, mask) }
+            // SAFETY: as above, and a periodic `b` holds PERIOD_SLACK bytes past any phase.
+            unsafe { load(r.b.add(b_at(&phase)), r.b_broadcast, mask) }
         } else {
             a
         };
         // SAFETY: writes n bytes at out + i, inside the row.
         unsafe { _mm_mask_storeu_epi8(r.out.add(i), mask, rq.apply_f32(f(a, b))) };
+        phase.advance(16);
         i += 16;
     }
 }

@@ -52,9 +52,20 @@ impl OperandStrides {
     /// Whether the operand is dense (`[n, p, c]` contiguous) or one scalar for everything,
     /// so that consecutive output rows map to consecutive operand elements.
     fn is_flat(&self, s: &BinaryShape) -> bool {
-        let dense = self.c == 1 && (s.p <= 1 || self.p == s.c) && (s.n <= 1 || self.n == s.p * s.c);
+        let dense = self.is_dense(s);
         let scalar = self.c == 0 && (s.p <= 1 || self.p == 0) && (s.n <= 1 || self.n == 0);
         dense || scalar
+    }
+
+    /// Whether the operand is dense: `[n, p, c]` contiguous.
+    fn is_dense(&self, s: &BinaryShape) -> bool {
+        self.c == 1 && (s.p <= 1 || self.p == s.c) && (s.n <= 1 || self.n == s.p * s.c)
+    }
+
+    /// Whether the operand is one vector of `c` channels per batch entry, the same for every
+    /// pixel (an SE-block scale).
+    fn is_channel_vector(&self) -> bool {
+        self.c == 1 && self.p == 0
     }
 
     /// Whether the operand repeats along the innermost axis of the ONNX (NCHW) tensor: over
@@ -140,8 +151,18 @@ impl RowOp {
     }
 }
 
+/// Bytes past one period that a periodic operand's buffer repeats, so that a vector load at
+/// any phase of the period stays inside it (the widest row step reads 64 bytes).
+pub(crate) const PERIOD_SLACK: usize = 64;
+
+/// The largest periodic pattern built on the stack (channels + [`PERIOD_SLACK`]); wider
+/// per-channel operands run one row per pixel.
+const PATTERN_CAPACITY: usize = 4096;
+
 /// One row for a microkernel. Contract: `a` (and `b` unless `op` is `Requantize`) are valid for
-/// reading `len` elements, or 1 when broadcast; `out` is valid for writing `len` bytes.
+/// reading `len` elements, or 1 when broadcast; when `b_period` is not 0, element `i` of `b` is
+/// `b[i % b_period]` and `b` is valid for reading `b_period + PERIOD_SLACK` bytes that repeat
+/// with that period; `out` is valid for writing `len` bytes.
 pub(crate) struct RowArgs {
     pub op: RowOp,
     pub len: usize,
@@ -149,8 +170,43 @@ pub(crate) struct RowArgs {
     pub a_broadcast: bool,
     pub b: *const i8,
     pub b_broadcast: bool,
+    /// 0, or the period of `b` (an `N×1×1×C` operand streamed with `N×H×W×C`: `C`).
+    pub b_period: usize,
     pub out: *mut i8,
     pub rq: Requantizer,
+}
+
+/// The index into `b` of a row's element `i`, stepped along the row: `i`, or `i % period`
+/// for a periodic operand.
+#[derive(Clone, Copy)]
+pub(crate) struct Phase {
+    at: usize,
+    period: usize,
+}
+
+impl Phase {
+    /// The phase of element 0 of row `r`.
+    pub(crate) fn new(r: &RowArgs) -> Self {
+        Phase {
+            at: 0,
+            period: r.b_period,
+        }
+    }
+
+    /// The current index into `b`.
+    #[inline(always)]
+    pub(crate) fn at(&self) -> usize {
+        self.at
+    }
+
+    /// Moves `step` elements along the row.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, step: usize) {
+        self.at += step;
+        if self.period != 0 && self.at >= self.period {
+            self.at %= self.period;
+        }
+    }
 }
 
 /// Runs one row with the microkernel of `isa` (its row of [`super::table`]).
@@ -317,6 +373,7 @@ impl QuantizedBinary {
                 a_broadcast: xs.c == 0,
                 b: y[if ys.c == 0 { 0 } else { start }..].as_ptr(),
                 b_broadcast: ys.c == 0,
+                b_period: 0,
                 // SAFETY: rows tiles.start..tiles.end of the output are inside `out`.
                 out: unsafe { out.as_ptr().add(start) },
                 rq: self.rq,
@@ -324,6 +381,42 @@ impl QuantizedBinary {
             if len > 0 {
                 // SAFETY: a flat operand holds every element of the rows read (check_operand).
                 unsafe { run_row(self.isa, &r) };
+            }
+            return Ok(());
+        }
+        if xs.is_dense(shape)
+            && ys.is_channel_vector()
+            && tiles.len() > 1
+            && shape.c + PERIOD_SLACK <= PATTERN_CAPACITY
+        {
+            // An SE-block scale (`N×1×1×C`) against a dense `N×H×W×C`: the rows of one batch
+            // entry are one long row whose `b` repeats with period C.
+            let mut pattern = [0i8; PATTERN_CAPACITY];
+            let pattern = &mut pattern[..shape.c + PERIOD_SLACK];
+            let mut t = tiles.start;
+            while t < tiles.end {
+                let n = t / shape.p;
+                let end = ((n + 1) * shape.p).min(tiles.end);
+                let channels = &y[n * ys.n..][..shape.c];
+                for chunk in pattern.chunks_mut(shape.c) {
+                    chunk.copy_from_slice(&channels[..chunk.len()]);
+                }
+                let r = RowArgs {
+                    op,
+                    len: (end - t) * shape.c,
+                    a: x[t * shape.c..].as_ptr(),
+                    a_broadcast: false,
+                    b: pattern.as_ptr(),
+                    b_broadcast: false,
+                    b_period: shape.c,
+                    // SAFETY: rows t..end of the dense output are inside `out` (checked above).
+                    out: unsafe { out.as_ptr().add(t * shape.c) },
+                    rq: self.rq,
+                };
+                // SAFETY: `x` is dense over these rows (check_operand); `pattern` repeats the
+                // batch entry's C channels for C + PERIOD_SLACK bytes.
+                unsafe { run_row(self.isa, &r) };
+                t = end;
             }
             return Ok(());
         }
@@ -336,6 +429,7 @@ impl QuantizedBinary {
                 a_broadcast: xs.c == 0,
                 b: y[n * ys.n + p * ys.p..].as_ptr(),
                 b_broadcast: ys.c == 0,
+                b_period: 0,
                 // SAFETY: row t of the dense output is inside `out` (checked above).
                 out: unsafe { out.as_ptr().add(t * shape.c) },
                 rq: self.rq,

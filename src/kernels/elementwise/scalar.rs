@@ -4,7 +4,7 @@
 //! the FMA instruction the same loop is compiled to use it instead of a library call (the
 //! results are identical, only faster).
 
-use super::{RowArgs, RowOp};
+use super::{Phase, RowArgs, RowOp};
 
 /// Computes one row.
 ///
@@ -37,18 +37,21 @@ unsafe fn row_fma(r: &RowArgs) {
 /// As [`row`].
 #[inline(always)]
 unsafe fn row_portable(r: &RowArgs) {
+    let mut phase = Phase::new(r);
     for i in 0..r.len {
+        let j = if r.b_broadcast { 0 } else { phase.at() };
+        phase.advance(1);
         // SAFETY: index i (or 0 when broadcast) is readable (RowArgs contract).
         let a = unsafe { *r.a.add(if r.a_broadcast { 0 } else { i }) } as i32;
         let v = match r.op {
             RowOp::Add { off, ma, mb, fixed } => {
-                // SAFETY: as above.
-                let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
+                // SAFETY: index j (0, i, or i modulo the period) is readable (RowArgs contract).
+                let b = unsafe { *r.b.add(j) } as i32;
                 ((a + off) as f32).mul_add(ma, ((b + off) as f32).mul_add(mb, fixed))
             }
             RowOp::Mul { zp_a, zp_b, m, zp_y } => {
                 // SAFETY: as above.
-                let b = unsafe { *r.b.add(if r.b_broadcast { 0 } else { i }) } as i32;
+                let b = unsafe { *r.b.add(j) } as i32;
                 ((a - zp_a) * (b - zp_b)) as f32 * m + zp_y
             }
             RowOp::Requantize { zp_a, s_a, s_y } => ((a - zp_a) as f32 * s_a) / s_y,
@@ -86,6 +89,7 @@ mod tests {
                         a_broadcast: false,
                         b: b.as_ptr(),
                         b_broadcast: false,
+                        b_period: 0,
                         out: out.as_mut_ptr(),
                         rq: Requantizer::new(-off, OutputRange::FULL),
                     };

@@ -2,7 +2,7 @@
 //! even, no FMA). The last partial vector of a row's quantization is masked (`vmaskmovps`
 //! loads), that of a row-blend run computed by the scalar kernel.
 
-use super::{scalar, ColumnsArgs, LinesArgs, Quantizer, PADDING};
+use super::{scalar, BlendArgs, ColumnsArgs, LinesArgs, Quantizer, PADDING};
 use std::arch::x86_64::*;
 
 /// Lanes per vector.
@@ -96,12 +96,12 @@ fn head(n: usize) -> __m256i {
     )
 }
 
-/// Column blend of one output row into `u`, then its quantization into `y`.
+/// Column blend of one output row into `u` (each pixel as whole vectors, in pixel order).
 ///
 /// # Safety
-/// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX2.
+/// `a` satisfies the [`BlendArgs`] contract and the CPU supports AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn columns(a: &ColumnsArgs) {
+pub(super) unsafe fn blend(a: &BlendArgs) {
     let c = a.channels;
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm256_set1_ps(col.w), _mm256_set1_ps(col.wc));
@@ -119,6 +119,17 @@ pub(super) unsafe fn columns(a: &ColumnsArgs) {
             }
         }
     }
+}
+
+/// Column blend of one output row into `u`, then its quantization into `y`.
+///
+/// # Safety
+/// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn columns(a: &ColumnsArgs) {
+    // SAFETY: the `ColumnsArgs` contract includes `blend`'s for the same fields.
+    unsafe { blend(&a.blend()) };
+    let c = a.channels;
     let q = Quant256::new(a.q);
     let n = a.cols.len() * c;
     let (full, rest) = (n - n % LANES, n % LANES);

@@ -1,7 +1,7 @@
 //! AVX-512 bilinear kernels: 16 lanes of the scalar formula (`vdivps`, `vrndscaleps` to
 //! nearest even, no FMA), the last partial vector of a run masked.
 
-use super::{ColumnsArgs, LinesArgs, Quantizer, PADDING};
+use super::{BlendArgs, ColumnsArgs, LinesArgs, Quantizer, PADDING};
 use std::arch::x86_64::*;
 
 /// Lanes per vector.
@@ -90,12 +90,12 @@ impl Quant512 {
     }
 }
 
-/// Column blend of one output row into `u`, then its quantization into `y`.
+/// Column blend of one output row into `u` (each pixel as whole vectors, in pixel order).
 ///
 /// # Safety
-/// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX-512 F/BW/VL.
+/// `a` satisfies the [`BlendArgs`] contract and the CPU supports AVX-512 F/BW/VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn columns(a: &ColumnsArgs) {
+pub(super) unsafe fn blend(a: &BlendArgs) {
     let c = a.channels;
     for (j, col) in a.cols.iter().enumerate() {
         let (w, wc) = (_mm512_set1_ps(col.w), _mm512_set1_ps(col.wc));
@@ -113,6 +113,17 @@ pub(super) unsafe fn columns(a: &ColumnsArgs) {
             }
         }
     }
+}
+
+/// Column blend of one output row into `u`, then its quantization into `y`.
+///
+/// # Safety
+/// `a` satisfies the [`ColumnsArgs`] contract and the CPU supports AVX-512 F/BW/VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn columns(a: &ColumnsArgs) {
+    // SAFETY: the `ColumnsArgs` contract includes `blend`'s for the same fields.
+    unsafe { blend(&a.blend()) };
+    let c = a.channels;
     let q = Quant512::new(a.q);
     let n = a.cols.len() * c;
     let (full, m) = (n - n % LANES, head(n % LANES));

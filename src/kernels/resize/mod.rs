@@ -1,5 +1,6 @@
 //! Spatial resize of NHWC int8 images: nearest (a copy of whole pixels, with an optional
-//! 256-entry table when the output qparams differ) and bilinear.
+//! 256-entry table when the output qparams differ) and bilinear; and both into `f32` NCHW
+//! ([`ResizeToF32`]: the blended value before its quantization, for a float output).
 //!
 //! Bilinear is the `f32` arithmetic of a dequantize → Resize → quantize graph, in the
 //! interpreter's order, so it gives the interpreted graph's bytes exactly:
@@ -233,11 +234,36 @@ pub(crate) struct ColumnsArgs<'a> {
     pub y: *mut i8,
 }
 
+impl ColumnsArgs<'_> {
+    /// The blend part of these arguments.
+    fn blend(&self) -> BlendArgs<'_> {
+        BlendArgs {
+            t: self.t,
+            u: self.u,
+            cols: self.cols,
+            channels: self.channels,
+        }
+    }
+}
+
+/// The column blend of one output row left in `f32`: `u[j × channels + k] =
+/// t[a0 + k] * wc + t[a1 + k] * w` with `cols[j]`'s taps (the value [`ColumnsArgs`]
+/// quantizes). Contract: `t` is readable (and initialized) at `a0..a0 + channels + PADDING`
+/// and `a1..a1 + channels + PADDING` of every tap, `u` (distinct from `t`) is writable for
+/// `cols.len() × channels + PADDING` elements, and the CPU supports the variant's ISA.
+pub(crate) struct BlendArgs<'a> {
+    pub t: *const f32,
+    pub u: *mut f32,
+    pub cols: &'a [ColumnTap],
+    pub channels: usize,
+}
+
 /// The portable variant (the test oracle of the others).
 pub(crate) static SCALAR: ResizeKernels = ResizeKernels {
     bilinear: "qs8-resize-bilinear-fp32-scalar",
     lines: scalar::lines,
     columns: scalar::columns,
+    blend: scalar::blend,
 };
 
 /// The AVX2 variant (also run by the 256-bit VNNI rows).
@@ -246,6 +272,7 @@ pub(crate) static AVX2: ResizeKernels = ResizeKernels {
     bilinear: "qs8-resize-bilinear-fp32-avx2",
     lines: avx2::lines,
     columns: avx2::columns,
+    blend: avx2::blend,
 };
 
 /// The AVX-512 (F/BW/VL) variant.
@@ -254,6 +281,7 @@ pub(crate) static AVX512: ResizeKernels = ResizeKernels {
     bilinear: "qs8-resize-bilinear-fp32-avx512",
     lines: avx512::lines,
     columns: avx512::columns,
+    blend: avx512::blend,
 };
 
 /// The interpolation a [`Resize`] runs.
@@ -261,23 +289,22 @@ pub(crate) static AVX512: ResizeKernels = ResizeKernels {
 enum Interpolation {
     /// Whole pixels copied, then mapped through the table when there is one.
     Nearest(Option<Lut>),
-    /// Bilinear in `f32` (see the module docs).
-    Bilinear(Bilinear),
+    /// Bilinear in `f32` (see the module docs), quantized by the quantizer.
+    Bilinear(Bilinear, Quantizer),
 }
 
-/// A bilinear plan: the input dequantization, the output quantization, the column taps and
-/// the element ranges of an input line that any column tap reads.
+/// A bilinear plan: the input dequantization, the column taps and the element ranges of an
+/// input line that any column tap reads.
 #[derive(Clone, Debug)]
 struct Bilinear {
     x: Dequant,
-    q: Quantizer,
     cols: Vec<ColumnTap>,
     spans: Vec<Range<usize>>,
     kernels: &'static ResizeKernels,
 }
 
 impl Bilinear {
-    fn new(isa: Isa, g: &ResizeGeometry, x: QuantParams, y: QuantParams, range: OutputRange) -> Result<Self> {
+    fn new(isa: Isa, g: &ResizeGeometry, x: QuantParams) -> Result<Self> {
         x.validate("x")?;
         let c = g.channels;
         // `validate` checked `in_w × c` fits, so do the offsets.
@@ -311,30 +338,17 @@ impl Bilinear {
                 zero_point: x.zero_point,
                 scale: x.scale,
             },
-            q: Quantizer::new(y, range)?,
             cols,
             spans,
             kernels: super::table::for_isa(isa).resize,
         })
     }
 
-    /// Computes one output row `y` from the input lines `top` and `bottom` (`in_w × c` bytes
-    /// each) with row weight `w`, through the row-blend buffer `t` (`in_w × c` elements and
-    /// [`PADDING`], all initialized) and the column-blend buffer `u` (as long as `y`, and
-    /// [`PADDING`]).
-    #[allow(clippy::too_many_arguments)]
-    fn row(
-        &self,
-        top: &[i8],
-        bottom: &[i8],
-        w: f32,
-        t: &mut [f32],
-        u: &mut [f32],
-        y: &mut [i8],
-        channels: usize,
-    ) {
-        assert!(top.len() + PADDING == t.len() && bottom.len() == top.len() && u.len() == y.len() + PADDING);
-        debug_assert_eq!(y.len(), self.cols.len() * channels);
+    /// Computes the row blend of the input lines `top` and `bottom` (`in_w × c` bytes each)
+    /// with row weight `w` into `t` (`in_w × c` elements and [`PADDING`], all initialized),
+    /// over the spans the column taps read.
+    fn lines(&self, top: &[i8], bottom: &[i8], w: f32, t: &mut [f32]) {
+        assert!(top.len() + PADDING == t.len() && bottom.len() == top.len());
         for s in &self.spans {
             let args = LinesArgs {
                 top: top[s.clone()].as_ptr(),
@@ -349,12 +363,32 @@ impl Bilinear {
             // valid for `n` elements; `Resize::new` checked the CPU supports the variant.
             unsafe { (self.kernels.lines)(&args) };
         }
+    }
+
+    /// Computes one output row `y` from the input lines `top` and `bottom` (`in_w × c` bytes
+    /// each) with row weight `w`, quantized by `q`, through the row-blend buffer `t` (`in_w ×
+    /// c` elements and [`PADDING`], all initialized) and the column-blend buffer `u` (as long
+    /// as `y`, and [`PADDING`]).
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        top: &[i8],
+        bottom: &[i8],
+        w: f32,
+        q: &Quantizer,
+        t: &mut [f32],
+        u: &mut [f32],
+        y: &mut [i8],
+        channels: usize,
+    ) {
+        assert!(u.len() == y.len() + PADDING && y.len() == self.cols.len() * channels);
+        self.lines(top, bottom, w, t);
         let args = ColumnsArgs {
             t: t.as_ptr(),
             u: u.as_mut_ptr(),
             cols: &self.cols,
             channels,
-            q: &self.q,
+            q,
             y: y.as_mut_ptr(),
         };
         // SAFETY: every tap's pixels lie within an input line (`validate`), so within the
@@ -396,10 +430,10 @@ impl Resize {
     ) -> Result<Self> {
         super::ensure_supported(isa)?;
         geometry.validate()?;
-        let plan = Bilinear::new(isa, &geometry, x, y, range)?;
+        let plan = Bilinear::new(isa, &geometry, x)?;
         Ok(Resize {
             geometry,
-            interpolation: Interpolation::Bilinear(plan),
+            interpolation: Interpolation::Bilinear(plan, Quantizer::new(y, range)?),
         })
     }
 
@@ -413,7 +447,7 @@ impl Resize {
     pub fn kernel_name(&self) -> Option<&'static str> {
         match &self.interpolation {
             Interpolation::Nearest(lut) => lut.as_ref().map(Lut::kernel_name),
-            Interpolation::Bilinear(b) => Some(b.kernels.bilinear),
+            Interpolation::Bilinear(b, _) => Some(b.kernels.bilinear),
         }
     }
 
@@ -450,7 +484,7 @@ impl Resize {
         };
         let (mut t, mut u): (Scratch<f32, LINE_ON_STACK>, Scratch<f32, ROW_ON_STACK>) =
             match self.interpolation {
-                Interpolation::Bilinear(_) => (
+                Interpolation::Bilinear(..) => (
                     Scratch::new(line_len + PADDING, 0.0),
                     Scratch::new(row_len + PADDING, 0.0),
                 ),
@@ -461,7 +495,7 @@ impl Resize {
             let (n, tap) = (r / g.rows.len(), g.rows[r % g.rows.len()]);
             let same = |p: &AxisTap| match self.interpolation {
                 Interpolation::Nearest(_) => p.i0 == tap.i0,
-                Interpolation::Bilinear(_) => p.same(&tap),
+                Interpolation::Bilinear(..) => p.same(&tap),
             };
             if previous.is_some_and(|(pn, p)| pn == n && same(&p)) {
                 // The same computation as the previous row: its bytes.
@@ -477,8 +511,146 @@ impl Resize {
                         lut.run_in_place(dst);
                     }
                 }
-                Interpolation::Bilinear(b) => {
-                    b.row(line(n, tap.i0), line(n, tap.i1), tap.w, &mut t, &mut u, dst, c)
+                Interpolation::Bilinear(b, q) => {
+                    b.row(line(n, tap.i0), line(n, tap.i1), tap.w, q, &mut t, &mut u, dst, c)
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A resize into `f32` prepared once: the value a dequantize → Resize graph computes, written
+/// in NCHW order (a float graph output). Nearest picks the dequantized input element
+/// (`v(b)` of the module docs); bilinear blends as the module docs say and stops before the
+/// quantization, so each element is the interpreter's `f32` bit for bit on every ISA (the
+/// blend is the variants' bit-identical arithmetic; the transposition into channel planes
+/// is the same scalar code for all).
+#[derive(Clone, Debug)]
+pub struct ResizeToF32 {
+    geometry: ResizeGeometry,
+    x: Dequant,
+    /// `None`: nearest.
+    bilinear: Option<Bilinear>,
+}
+
+impl ResizeToF32 {
+    /// Bilinear (`linear`) or nearest from input qparams `x`, with `isa`'s kernels.
+    pub fn new(isa: Isa, geometry: ResizeGeometry, x: QuantParams, linear: bool) -> Result<Self> {
+        super::ensure_supported(isa)?;
+        geometry.validate()?;
+        x.validate("x")?;
+        let bilinear = linear.then(|| Bilinear::new(isa, &geometry, x)).transpose()?;
+        Ok(ResizeToF32 {
+            geometry,
+            x: Dequant {
+                zero_point: x.zero_point,
+                scale: x.scale,
+            },
+            bilinear,
+        })
+    }
+
+    /// The geometry.
+    pub fn geometry(&self) -> &ResizeGeometry {
+        &self.geometry
+    }
+
+    /// Name of the kernel that blends (bilinear) or `None` (nearest, a scalar pick).
+    pub fn kernel_name(&self) -> Option<&'static str> {
+        self.bilinear.as_ref().map(|b| b.kernels.bilinear)
+    }
+
+    /// Computes the whole output `y` (NCHW: `batch × channels × out_h × out_w`) from the NHWC
+    /// input `x`.
+    pub fn run(&self, x: &[i8], y: &mut [f32]) -> Result<()> {
+        // SAFETY: `y` is borrowed exclusively for the one call, which covers every row.
+        unsafe { self.run_rows(x, y.as_mut_ptr(), y.len(), 0..self.geometry.output_rows()) }
+    }
+
+    /// Computes output rows `rows` (indices into `batch × out_h`) of the NCHW output of `len`
+    /// elements at `y` from the NHWC input `x`: for each row, one run of `out_w` elements in
+    /// each of the `channels` planes of its image.
+    ///
+    /// # Safety
+    /// `y` is valid for writes of `len` elements for the duration of the call, and concurrent
+    /// calls on the same `y` use disjoint `rows` (they write disjoint elements).
+    pub unsafe fn run_rows(&self, x: &[i8], y: *mut f32, len: usize, rows: Range<usize>) -> Result<()> {
+        let g = &self.geometry;
+        if x.len() != g.input_len()
+            || len != g.output_len()
+            || rows.start > rows.end
+            || rows.end > g.output_rows()
+        {
+            return Err(Error::ShapeMismatch(format!(
+                "resize of rows {rows:?} from {} bytes into {len} floats",
+                x.len()
+            )));
+        }
+        if rows.is_empty() || len == 0 {
+            return Ok(());
+        }
+        let (in_h, in_w, c) = (g.in_hw.0, g.in_hw.1, g.channels);
+        let (out_h, out_w) = (g.rows.len(), g.cols.len());
+        let line_len = in_w * c;
+        let line = |n: usize, h: u32| {
+            let at = (n * in_h + h as usize) * line_len;
+            &x[at..at + line_len]
+        };
+        let mut t: Scratch<f32, LINE_ON_STACK> = match self.bilinear {
+            Some(_) => Scratch::new(line_len + PADDING, 0.0),
+            None => Scratch::Heap(Vec::new()),
+        };
+        let mut u: Scratch<f32, ROW_ON_STACK> = Scratch::new(out_w * c + PADDING, 0.0);
+        let mut previous: Option<(usize, AxisTap)> = None;
+        for r in rows {
+            let (n, oy) = (r / out_h, r % out_h);
+            let tap = g.rows[oy];
+            let same = previous.is_some_and(|(pn, p)| {
+                pn == n
+                    && match self.bilinear {
+                        Some(_) => p.same(&tap),
+                        None => p.i0 == tap.i0,
+                    }
+            });
+            if !same {
+                previous = Some((n, tap));
+                match &self.bilinear {
+                    Some(b) => {
+                        b.lines(line(n, tap.i0), line(n, tap.i1), tap.w, &mut t);
+                        let args = BlendArgs {
+                            t: t.as_ptr(),
+                            u: u.as_mut_ptr(),
+                            cols: &b.cols,
+                            channels: c,
+                        };
+                        // SAFETY: every tap's pixels lie within an input line (`validate`),
+                        // so within the spans `lines` just wrote, and `t` has `PADDING`
+                        // initialized elements more; `u` is a buffer apart from `t` of
+                        // `out_w × c + PADDING` elements; `new` checked the CPU.
+                        unsafe { (b.kernels.blend)(&args) };
+                    }
+                    None => {
+                        let src = line(n, tap.i0);
+                        for (col, px) in g.cols.iter().zip(u.chunks_exact_mut(c)) {
+                            let at = col.i0 as usize * c;
+                            for (v, &b) in px.iter_mut().zip(&src[at..at + c]) {
+                                *v = self.x.value(b);
+                            }
+                        }
+                    }
+                }
+            }
+            // Pixel-major `u` into the channel planes of image `n`, output row `oy`.
+            for k in 0..c {
+                // SAFETY: `(n, k, oy)` indexes a row of `out_w` elements inside the
+                // `len == batch × c × out_h × out_w` elements at `y` (checked above); only
+                // calls for row `r` write it (the caller's contract).
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(y.add(((n * c + k) * out_h + oy) * out_w), out_w)
+                };
+                for (d, px) in dst.iter_mut().zip(u.chunks_exact(c)) {
+                    *d = px[k];
                 }
             }
         }
@@ -576,7 +748,7 @@ mod tests {
             scale: 1.0,
             zero_point: 0,
         };
-        let b = Bilinear::new(Isa::Scalar, &g, q, q, OutputRange::FULL).unwrap();
+        let b = Bilinear::new(Isa::Scalar, &g, q).unwrap();
         assert_eq!(b.spans, [0..9, 12..15]);
         assert_eq!((b.cols[2].a0, b.cols[2].a1, b.cols[2].wc), (6, 3, 0.5));
     }

@@ -1,7 +1,7 @@
 //! The portable bilinear kernels, the oracle of the SIMD ones: the module docs' formula, one
 //! `f32` operation at a time.
 
-use super::{ColumnsArgs, LinesArgs};
+use super::{BlendArgs, ColumnsArgs, LinesArgs};
 
 /// Row blend of `a.n` elements.
 ///
@@ -40,6 +40,28 @@ pub(super) unsafe fn columns(a: &ColumnsArgs) {
         };
         for ((y, &p), &q) in y.iter_mut().zip(t0).zip(t1) {
             *y = a.q.byte(p * col.wc + q * col.w);
+        }
+    }
+}
+
+/// Column blend of one output row into `u` (no padding written).
+///
+/// # Safety
+/// `a` satisfies the [`BlendArgs`] contract.
+pub(super) unsafe fn blend(a: &BlendArgs) {
+    let c = a.channels;
+    for (j, col) in a.cols.iter().enumerate() {
+        // SAFETY: the contract makes `t` readable at both pixels of the tap and `u` writable
+        // for pixel `j` (`c` elements at `j × c`).
+        let (t0, t1, u) = unsafe {
+            (
+                std::slice::from_raw_parts(a.t.add(col.a0), c),
+                std::slice::from_raw_parts(a.t.add(col.a1), c),
+                std::slice::from_raw_parts_mut(a.u.add(j * c), c),
+            )
+        };
+        for ((u, &p), &q) in u.iter_mut().zip(t0).zip(t1) {
+            *u = p * col.wc + q * col.w;
         }
     }
 }

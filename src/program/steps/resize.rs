@@ -6,9 +6,10 @@ use super::{fixed, BuildContext, KernelContract, Step};
 use crate::kernels::elementwise::Storage;
 use crate::kernels::lut::build_table;
 use crate::kernels::output::SharedOutput;
-use crate::kernels::resize::{AxisTap, Resize, ResizeGeometry};
+use crate::kernels::resize::{AxisTap, Resize, ResizeGeometry, ResizeToF32};
 use crate::kernels::OutputRange;
 use crate::program::codec::{corrupt, Dec, Enc};
+use crate::program::ValueSpec;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -32,6 +33,64 @@ pub struct ResizeSpec {
     pub cols: Vec<AxisTap>,
     /// Output range of a fused activation.
     pub range: OutputRange,
+}
+
+/// The interpolation of a resize into `f32` ([`crate::program::StepSpec::ResizeExit`]):
+/// output pixel `(n, oy, ox)` of image `n` reads input rows `rows[oy]` and columns `cols[ox]`
+/// (nearest: the first index of each; bilinear: both, weighted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResizeTaps {
+    /// Bilinear (else nearest).
+    pub linear: bool,
+    /// Taps of each output row.
+    pub rows: Vec<AxisTap>,
+    /// Taps of each output column.
+    pub cols: Vec<AxisTap>,
+}
+
+impl ResizeTaps {
+    /// Writes the taps.
+    pub(crate) fn encode(&self, e: &mut Enc) {
+        e.u8(u8::from(self.linear));
+        encode_taps(e, &self.rows);
+        encode_taps(e, &self.cols);
+    }
+
+    /// Reads what [`ResizeTaps::encode`] wrote.
+    pub(crate) fn decode(d: &mut Dec) -> Result<Self> {
+        let linear = match d.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(corrupt("resize interpolation")),
+        };
+        let (rows, cols) = (decode_taps(d)?, decode_taps(d)?);
+        Ok(ResizeTaps { linear, rows, cols })
+    }
+
+    /// The `f32` dimensions (NCHW) of the resize of `x`.
+    pub fn output_dims(&self, x: &ValueSpec) -> Result<[usize; 4]> {
+        match x.dims[..] {
+            [n, c, _, _] => Ok([n, c, self.rows.len(), self.cols.len()]),
+            _ => Err(Error::ShapeMismatch(format!(
+                "resize of `{}` of shape {:?}, not rank 4",
+                x.name, x.dims
+            ))),
+        }
+    }
+
+    /// The resize of value `x` into `f32` with `isa`'s kernels; an error when `x` is not rank
+    /// 4 or a tap reads outside it.
+    pub fn build(&self, isa: crate::cpu::Isa, x: &ValueSpec) -> Result<ResizeToF32> {
+        self.output_dims(x)?;
+        let geometry = ResizeGeometry {
+            batch: x.dims[0],
+            channels: x.dims[1],
+            in_hw: (x.dims[2], x.dims[3]),
+            rows: self.rows.clone(),
+            cols: self.cols.clone(),
+        };
+        ResizeToF32::new(isa, geometry, x.q, self.linear)
+    }
 }
 
 fn encode_taps(e: &mut Enc, taps: &[AxisTap]) {
