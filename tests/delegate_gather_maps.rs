@@ -1,4 +1,4 @@
-//! The gather maps of Transpose, Slice and constant Pad equal what the interpreter computes
+//! The gather maps of Transpose, Slice and Pad (every mode) equal what the interpreter computes
 //! when it runs the operator on element numbers (1-based; 0 is the padding).
 
 use proptest::prelude::*;
@@ -72,8 +72,9 @@ proptest! {
     #[test]
     fn pad_maps_match_the_interpreter(
         dims in dims_strategy(),
-        amounts in proptest::collection::vec((-2i64..3, -2i64..3), 4),
+        amounts in proptest::collection::vec((-2i64..3, -2i64..7), 4),
         with_axes in any::<bool>(),
+        mode in prop_oneof![Just(PadMode::Constant), Just(PadMode::Reflect), Just(PadMode::Edge), Just(PadMode::Wrap)],
     ) {
         let rank = dims.len();
         let (n, axes): (usize, Option<Vec<i64>>) = if with_axes && rank > 1 {
@@ -87,9 +88,9 @@ proptest! {
             .chain(amounts[..n].iter().map(|a| a.1))
             .collect();
         let rest = vec![ints(&pads), Some(Tensor::scalar_f32(0.0)), axes.as_deref().and_then(ints)];
-        let op = Op::Pad { mode: PadMode::Constant };
+        let op = Op::Pad { mode };
         let want = interpreted(&op, &dims, &rest);
-        let got = gather_map::pad(&dims, &pads, axes.as_deref());
+        let got = gather_map::pad(&dims, &pads, axes.as_deref(), mode);
         match (got, want) {
             (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
             (got, want) => prop_assert_eq!(got.is_err(), want.is_err(), "{:?} / {:?}", got, want),

@@ -272,15 +272,25 @@ fn pad_graph(fill: f32) -> Graph {
 }
 
 #[test]
-fn program_quantize_step_maps_nan_to_the_range_minimum_and_pad_fill_nan_to_zero() {
+fn program_quantize_step_maps_nan_to_the_range_minimum_and_pad_fill_saturates_infinities() {
     let x = || Tensor::from_f32(vec![1, 4], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.25]).unwrap();
     // The input: NaN → -128, ±inf saturate, 1.25 / 0.5 = 2.5 → 2 (+3).
     let body = [-65.5, 62.0, -65.5, 1.0];
+    // A NaN fill and a finite one outside the grid are not representable: refused.
+    for fill in [f32::NAN, 1e30, -1e30, 64.0] {
+        let (_, report) = lower(&pad_graph(fill), PartitionMode::All).unwrap();
+        let r = report.refused.iter().find(|r| r.op == "Pad");
+        assert_eq!(
+            r.map(|r| r.reason),
+            Some(xq::delegate::Reason::QParams),
+            "fill {fill}: {}",
+            report.text()
+        );
+    }
     for (fill, fill_q) in [
-        (f32::NAN, 0),
         (f32::INFINITY, 127),
         (f32::NEG_INFINITY, -128),
-        (1e30, 127),
+        (62.0, 127),
         (1.25, 5),
         (1.75, 7),
         (-0.0, 3),

@@ -1,4 +1,4 @@
-//! Index maps of the byte moves lowered to a gather step (Transpose, Slice, constant Pad):
+//! Index maps of the byte moves lowered to a gather step (Transpose, Slice, Pad):
 //! for each logical output element, the logical input element it copies, or
 //! [`GATHER_FILL`] where it is padding. They follow the IR's shape rules
 //! ([`crate::ir::shapes`]), the same rules by which the interpreter runs these operators.
@@ -6,9 +6,10 @@
 //! Each function returns the output dimensions with the map. The caller bounds the input's
 //! element count (a map entry is a `u32`).
 
-use crate::ir::shapes::{pad_amounts, pad_shape, slice_axes, transpose_shape};
+use crate::ir::op::PadMode;
+use crate::ir::shapes::{pad_amounts, pad_shape, pad_source, slice_axes, transpose_shape};
 use crate::program::GATHER_FILL;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Row-major element strides of `dims`.
 fn row_major_strides(dims: &[usize]) -> Vec<usize> {
@@ -89,22 +90,34 @@ pub fn slice(
     Ok((out_dims, map))
 }
 
-/// Constant-mode Pad of a tensor of dimensions `dims` (ONNX Pad inputs: pads, axes?);
-/// negative pads crop.
-pub fn pad(dims: &[usize], pads: &[i64], axes: Option<&[i64]>) -> Result<(Vec<usize>, Vec<u32>)> {
+/// Pad in `mode` of a tensor of dimensions `dims` (ONNX Pad inputs: pads, axes?); negative
+/// pads crop. Each output index copies the input index [`pad_source`] gives along every axis
+/// (the interpreter's rule), or is [`GATHER_FILL`] (constant mode's padding).
+pub fn pad(
+    dims: &[usize],
+    pads: &[i64],
+    axes: Option<&[i64]>,
+    mode: PadMode,
+) -> Result<(Vec<usize>, Vec<u32>)> {
     let amounts = pad_amounts(dims.len(), pads, axes)?;
     let out_dims = pad_shape(dims, &amounts)?;
+    if mode != PadMode::Constant && dims.contains(&0) && !out_dims.contains(&0) {
+        return Err(Error::ShapeMismatch(
+            "Pad cannot reflect, wrap or extend an empty axis".into(),
+        ));
+    }
     let st = row_major_strides(dims);
     let mut map = Vec::with_capacity(out_dims.iter().product());
     for_each_index(&out_dims, |idx| {
         let mut at = 0usize;
         for (a, &o) in idx.iter().enumerate() {
-            let i = o as i64 - amounts[a].0;
-            if !(0..dims[a] as i64).contains(&i) {
-                map.push(GATHER_FILL);
-                return;
+            match pad_source(mode, o as i64, amounts[a].0, dims[a] as i64) {
+                Some(i) => at += i * st[a],
+                None => {
+                    map.push(GATHER_FILL);
+                    return;
+                }
             }
-            at += i as usize * st[a];
         }
         map.push(at as u32);
     });
@@ -141,13 +154,28 @@ mod tests {
 
     #[test]
     fn pad_fills_and_crops() {
-        let (dims, map) = pad(&[2, 2], &[0, 1, 1, 0], None).unwrap();
+        let (dims, map) = pad(&[2, 2], &[0, 1, 1, 0], None, PadMode::Constant).unwrap();
         assert_eq!(dims, [3, 3]);
         let f = GATHER_FILL;
         assert_eq!(map, [f, 0, 1, f, 2, 3, f, f, f]);
-        let (dims, map) = pad(&[1, 4], &[-1, 1], Some(&[1])).unwrap();
+        let (dims, map) = pad(&[1, 4], &[-1, 1], Some(&[1]), PadMode::Constant).unwrap();
         assert_eq!(dims, [1, 4]);
         assert_eq!(map, [1, 2, 3, f]);
-        assert!(pad(&[2], &[-3, 0], None).is_err());
+        assert!(pad(&[2], &[-3, 0], None, PadMode::Constant).is_err());
+    }
+
+    #[test]
+    fn reflect_edge_and_wrap_read_inside_the_input() {
+        let cases = [
+            (PadMode::Reflect, [2, 1, 0, 1, 2, 1, 0]),
+            (PadMode::Edge, [0, 0, 0, 1, 2, 2, 2]),
+            (PadMode::Wrap, [1, 2, 0, 1, 2, 0, 1]),
+        ];
+        for (mode, want) in cases {
+            let (dims, map) = pad(&[3], &[2, 2], None, mode).unwrap();
+            assert_eq!(dims, [7]);
+            assert_eq!(map, want, "{mode:?}");
+        }
+        assert!(pad(&[0], &[1, 1], None, PadMode::Edge).is_err());
     }
 }

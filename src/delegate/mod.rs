@@ -13,7 +13,8 @@
 //!   with nothing to fold into, as a per-channel affine (1×1 depthwise convolution);
 //! - `DQ, DQ → Add / Mul [→ Relu / Clip] → Q` (same shapes);
 //! - `DQ… → Concat → Q`; `DQ → GlobalAveragePool / ReduceMean(H, W; axes in any order and
-//!   sign; dims kept or not) → Q`; `DQ → AveragePool (2-D: pads or auto_pad, strides,
+//!   sign; dims kept or not) → Q`; `DQ → ReduceMean / ReduceMax (any constant axes, or all;
+//!   dims kept or not) [→ Relu / Clip] → Q`, requantized, as the reduce step; `DQ → AveragePool (2-D: pads or auto_pad, strides,
 //!   dilations, ceil_mode, count_include_pad) [→ Relu / Clip] → Q`, requantized;
 //! - `DQ → MaxPool / Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Slice /
 //!   Pad(constant) → Q` with equal qparams (a 2-D MaxPool with any padding, `auto_pad`
@@ -28,7 +29,9 @@
 //!   dimension after `axis` is 1), by a table of exponentials (`kernels::softmax`);
 //! - `DQ → a subgraph of element-wise float operators → Q` (`x * Sigmoid(x)`, hardswish and
 //!   GELU written out, ...) whose float intermediates nothing else reads, as one table
-//!   computed by running the subgraph through the interpreter's operators;
+//!   computed by running the subgraph through the interpreter's operators; and one such
+//!   operator standing alone, `DQ → Relu / Clip → Q` (not folded into a preceding pattern's
+//!   output range), the same way;
 //! - dynamic quantization, lowered to the per-row dynamic GEMM with `f32` in and out, in
 //!   ONNX Runtime's quantize_dynamic form `DynamicQuantizeLinear → MatMulInteger(const int8
 //!   W) → Cast → Mul(x_scale · w_scale) [→ Add(const bias)]` and in libxq's quantizer form

@@ -174,6 +174,9 @@ pub enum BinaryOp {
     Max,
     /// min(a, b) (ONNX Min with more inputs folds left)
     Min,
+    /// PRelu: `a` where `a >= 0` (or NaN), `a * b` where `a < 0`; `b` (the slope) broadcasts
+    /// to `a`'s shape.
+    PRelu,
 }
 
 impl BinaryOp {
@@ -187,6 +190,7 @@ impl BinaryOp {
             BinaryOp::Pow => "Pow",
             BinaryOp::Max => "Max",
             BinaryOp::Min => "Min",
+            BinaryOp::PRelu => "PRelu",
         }
     }
 }

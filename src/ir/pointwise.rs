@@ -25,7 +25,7 @@ pub fn is_pointwise(op: &Op) -> bool {
 
 /// Whether `op` may be part of a subgraph that computes one `f32` value from one `f32` value
 /// per element: a point-wise operator ([`is_pointwise`]), Clip, or an arithmetic binary
-/// operator (Add, Sub, Mul, Div, Pow, Max, Min). Its other operands must be one-element
+/// operator (Add, Sub, Mul, Div, Pow, Max, Min, PRelu). Its other operands must be one-element
 /// constants for that, which the caller checks.
 pub fn is_elementwise_arithmetic(op: &Op) -> bool {
     is_pointwise(op)
@@ -40,6 +40,7 @@ pub fn is_elementwise_arithmetic(op: &Op) -> bool {
                         | BinaryOp::Pow
                         | BinaryOp::Max
                         | BinaryOp::Min
+                        | BinaryOp::PRelu
                 )
         )
 }

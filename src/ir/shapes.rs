@@ -1,6 +1,6 @@
 //! Shape arithmetic shared by shape inference and the interpreter (one source of truth).
 
-use super::op::{AutoPad, ConvAttrs, ConvTransposeAttrs, PoolAttrs};
+use super::op::{AutoPad, ConvAttrs, ConvTransposeAttrs, PadMode, PoolAttrs};
 use super::tensor::checked_numel;
 use crate::{Error, Result};
 
@@ -540,6 +540,32 @@ pub fn pad_amounts(rank: usize, pads: &[i64], axes: Option<&[i64]>) -> Result<Ve
         out[norm_axis(a, rank)?] = (pads[i], pads[i + axes.len()]);
     }
     Ok(out)
+}
+
+/// The input index along one axis of length `len` that Pad in `mode` copies to output index
+/// `o` when `begin` elements are padded before it; `None` for the constant fill value (and
+/// for every padded index of an empty axis).
+pub fn pad_source(mode: PadMode, o: i64, begin: i64, len: i64) -> Option<usize> {
+    let i = o - begin;
+    if (0..len).contains(&i) {
+        return Some(i as usize);
+    }
+    if len == 0 {
+        return None;
+    }
+    match mode {
+        PadMode::Constant => None,
+        PadMode::Edge => Some(i.clamp(0, len - 1) as usize),
+        PadMode::Wrap => Some(i.rem_euclid(len) as usize),
+        PadMode::Reflect => {
+            if len == 1 {
+                return Some(0);
+            }
+            let period = 2 * (len - 1);
+            let m = i.rem_euclid(period);
+            Some(if m < len { m } else { period - m } as usize)
+        }
+    }
 }
 
 /// Output shape of Pad.

@@ -104,6 +104,7 @@ pub mod indirection;
 pub mod lut;
 pub mod output;
 pub mod pool;
+pub mod reduce;
 pub mod reference;
 pub mod requant;
 pub mod resize;

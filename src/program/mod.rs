@@ -57,6 +57,7 @@ pub use steps::gather::{GatherSpec, GATHER_FILL};
 pub use steps::global_avg_pool::GlobalAvgPoolSpec;
 pub use steps::im2col::Im2colSpec;
 pub use steps::max_pool::MaxPoolSpec;
+pub use steps::reduce::ReduceSpec;
 pub use steps::reshape::ReshapeSpec;
 pub use steps::softmax::SoftmaxSpec;
 pub use steps::{KernelSpec, Window};

@@ -1,6 +1,7 @@
 //! Annotation: which tensors of a float graph get quantized and how, following PT2E's
 //! `XNNPACKQuantizer` patterns (plus MatMul of two activations, Sub like Add, Div by a
-//! one-element or per-channel constant (input and output observed), and the element-wise
+//! one-element or per-channel constant (input and output observed), PRelu with such a constant
+//! slope (the same), and the element-wise
 //! activations the delegate runs as tables: hardswish, hardsigmoid, sigmoid, tanh, LeakyRelu,
 //! ELU / CELU / SELU, softplus, softsign, mish, GELU; and element-wise units such as
 //! `x * sigmoid(x)` (SiLU), `x * hardsigmoid(x)` or hardswish and GELU written out, quantized
@@ -173,7 +174,7 @@ impl<'g> Annotator<'g> {
                 Some(_) => "float: MatMul with a 1-D constant".into(),
                 None => self.two_activations(node, config, "MatMul of two activations"),
             },
-            Op::Binary(BinaryOp::Div) => self.divide_by_constant(node, config),
+            Op::Binary(BinaryOp::Div | BinaryOp::PRelu) => self.by_constant(node, config),
             Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => {
                 if !node.inputs.iter().all(|i| self.is_f32(i)) {
                     return "float: non-f32 operand".into();
@@ -265,15 +266,17 @@ impl<'g> Annotator<'g> {
         format!("quantized static: {what}{fused}, {granularity} weight, float bias")
     }
 
-    /// `x / c` or `c / x` with `c` a constant `f32` initializer that is one element or varies
-    /// along one axis of `x` (a per-channel `[1, C, 1, 1]`): the input and output are
-    /// observed and `c` stays `f32` (the delegate runs it as one table, or one per channel).
-    fn divide_by_constant(&mut self, node: &'g Node, config: &QuantConfig) -> String {
+    /// `x / c` or `c / x` (Div), or `PRelu(x, c)`, with `c` a constant `f32` initializer that
+    /// is one element or varies along one axis of `x` (a per-channel `[1, C, 1, 1]` or
+    /// `[C, 1, 1]`): the input and output are observed and `c` stays `f32` (the delegate runs
+    /// it as one table, or one per channel).
+    fn by_constant(&mut self, node: &'g Node, config: &QuantConfig) -> String {
+        let name = node.op.onnx_name();
         let constant = |t: &str| self.graph.initializers.get(t).filter(|c| c.dtype() == DType::F32);
         let (x, c) = match (constant(&node.inputs[0]), constant(&node.inputs[1])) {
             (None, Some(c)) => (&node.inputs[0], c),
             (Some(c), None) => (&node.inputs[1], c),
-            _ => return "float: Div without exactly one constant f32 operand".into(),
+            _ => return format!("float: {name} without exactly one constant f32 operand"),
         };
         let x_dims = self.graph.tensor_info(x).and_then(|i| i.concrete_shape());
         let out_dims = self
@@ -281,18 +284,21 @@ impl<'g> Annotator<'g> {
             .tensor_info(&node.outputs[0])
             .and_then(|i| i.concrete_shape());
         let (Some(x_dims), Some(out_dims)) = (x_dims, out_dims) else {
-            return "float: Div by a constant of unknown input shape".into();
+            return format!("float: {name} by a constant of unknown input shape");
         };
         if x_dims != out_dims || !self.is_f32(x) {
-            return "float: Div by a constant that broadcasts its input".into();
+            return format!("float: {name} by a constant that broadcasts its input");
         }
         if let Err(e) = crate::ir::shapes::broadcast_axis(c.dims(), &x_dims) {
-            return format!("float: Div by a constant: {e}");
+            return format!("float: {name} by a constant: {e}");
         }
         self.mark(x, config);
         let (out, fused) = self.fused_output(node);
         self.mark(&out, config);
-        format!("quantized static: div by a constant{fused} (input and output observed, constant f32)")
+        format!(
+            "quantized static: {} by a constant{fused} (input and output observed, constant f32)",
+            name.to_lowercase()
+        )
     }
 
     fn two_activations(&mut self, node: &'g Node, config: &QuantConfig, what: &str) -> String {

@@ -1,4 +1,5 @@
-//! `DQ(x) → Add / Sub / Mul / Div with a constant [→ Relu / Clip] → Q`, the constant a plain
+//! `DQ(x) → Add / Sub / Mul / Div / PRelu with a constant [→ Relu / Clip] → Q` (a PRelu's
+//! constant is its slope), the constant a plain
 //! `f32` initializer or a DequantizeLinear of constant inputs, on either side: as table
 //! lookups computed by the interpreter's own `f32` operator, so the step equals the
 //! interpreted QDQ graph bit for bit.

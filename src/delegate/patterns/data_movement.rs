@@ -1,16 +1,17 @@
-//! Operators that move int8 values without changing them (equal input and output qparams):
-//! Transpose / Slice / constant Pad as a gather by an index map, and Reshape / Flatten /
-//! Squeeze / Unsqueeze as a copy; with other output qparams (not for Pad) a copy through a
-//! requantizing table.
+//! Operators that move int8 values: Transpose / Slice / Pad (constant, reflect, edge, wrap) as a
+//! gather by an index map, and Reshape / Flatten / Squeeze / Unsqueeze as a copy; with other
+//! output qparams a copy through a requantizing table.
 
 use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
 use crate::delegate::gather_map;
 use crate::delegate::move_plan::blocks_of;
+use crate::ir::op::PadMode;
 use crate::ir::{Node, Op, Tensor};
 use crate::kernels::elementwise::Storage;
 use crate::kernels::lut::build_table;
 use crate::kernels::OutputRange;
 use crate::program::{CopySpec, GatherSpec, KernelSpec, ReshapeSpec, GATHER_FILL};
+use crate::qscheme::{NanRule, QRange};
 
 /// Whether `op` only relabels the dimensions of its input (the same elements in the same
 /// logical order).
@@ -60,9 +61,10 @@ impl Matcher<'_> {
         }
     }
 
-    /// The drafted move of the logical element `map` from `x` into `out`: a gather when both
-    /// have the same qparams, else a copy (blocks over logical elements) that requantizes
-    /// through a table computed as the interpreter dequantizes and quantizes each byte.
+    /// The drafted move of the logical element `map` from `x` into `out`, padding ([`GATHER_FILL`]
+    /// entries) written as the output byte `fill`: a gather when both have the same qparams,
+    /// else a copy (blocks over logical elements) that requantizes through a table computed as
+    /// the interpreter dequantizes and quantizes each byte.
     pub(super) fn drafted_move(
         &self,
         x: &QInput,
@@ -78,12 +80,7 @@ impl Matcher<'_> {
                 fill,
             }));
         }
-        if map.contains(&GATHER_FILL) {
-            return refuse(
-                Reason::QParams,
-                "padding with output qparams that differ from the input's",
-            );
-        }
+        let pads = map.contains(&GATHER_FILL);
         let storage = match self.producer(&out.tensor) {
             Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
             _ => Storage::Int8,
@@ -100,21 +97,17 @@ impl Matcher<'_> {
             input: 0,
             output: 0,
             blocks: blocks_of(&map),
-            fill: None,
+            fill: pads.then_some(fill),
             table: Some(Box::new(table)),
         }))
     }
 
-    /// Transpose / Slice / constant Pad as a gather by an index map ([`gather_map`]),
-    /// requantized when the output's qparams differ (not for Pad); a pure view just before or
-    /// after is taken along.
+    /// Transpose / Slice / Pad (any mode) as a gather by an index map ([`gather_map`]),
+    /// requantized when the output's qparams differ; a pure view just before or after is taken
+    /// along.
     pub(super) fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
         let x = self.q_input_through_view(&node.inputs[0])?;
         let out = self.q_output_through_view(node)?;
-        let requantized = out.q != x.q || out.range != OutputRange::FULL;
-        if requantized && matches!(node.op, Op::Pad { .. }) {
-            return refuse(Reason::QParams, "output qparams differ from the input's");
-        }
         let numel: usize = x.dims.iter().product();
         if numel >= 1 << 24 {
             return refuse(Reason::Shape, "too many elements for an index map");
@@ -143,7 +136,7 @@ impl Matcher<'_> {
                 .transpose()
                 .map_err(attribute)
         };
-        let mut fill = x.q.zero_point as i8;
+        let mut fill = 0;
         let (dims, map) = match &node.op {
             Op::Transpose { perm } => gather_map::transpose(&x.dims, perm.as_deref()),
             Op::Slice => {
@@ -152,20 +145,14 @@ impl Matcher<'_> {
                 };
                 gather_map::slice(&x.dims, &starts, &ends, ints(2)?.as_deref(), ints(3)?.as_deref())
             }
-            Op::Pad { .. } => {
+            Op::Pad { mode } => {
                 let Some(pads) = ints(0)? else {
                     return refuse(Reason::Attribute, "Pad needs pads");
                 };
-                if let Some(c) = rest.get(1).copied().flatten() {
-                    let v = c
-                        .to_f32_vec()
-                        .ok()
-                        .and_then(|v| v.first().copied())
-                        .unwrap_or(0.0);
-                    fill =
-                        x.q.quantize(v, crate::qscheme::QRange::I8, crate::qscheme::NanRule::Zero) as i8;
+                if *mode == PadMode::Constant {
+                    fill = pad_fill(rest.get(1).copied().flatten(), &out)?;
                 }
-                gather_map::pad(&x.dims, &pads, ints(2)?.as_deref())
+                gather_map::pad(&x.dims, &pads, ints(2)?.as_deref(), *mode)
             }
             other => {
                 return refuse(
@@ -204,4 +191,33 @@ impl Matcher<'_> {
         };
         Ok(self.candidate(index, vec![&x], out, kernel))
     }
+}
+
+/// The output byte of constant-mode Pad's value `constant` (0 when absent or empty, as the
+/// interpreter reads it): the value quantized with the output's qparams (as the float graph's
+/// `Pad → QuantizeLinear` does) and clamped to its range. Refused when the value is NaN or a
+/// finite value outside what the output's int8 grid represents (it would saturate to another
+/// value); an infinity is taken as the grid's end (`-inf` before a max, the usual use).
+fn pad_fill(constant: Option<&Tensor>, out: &QOutput) -> Result<i8, Refusal> {
+    let v = match constant.filter(|t| t.numel() > 0) {
+        None => 0.0,
+        Some(t) => t.to_f32_vec().map_err(|e| Refusal {
+            reason: Reason::Dtype,
+            detail: format!("Pad value: {e}"),
+        })?[0],
+    };
+    let (scale, zp) = (out.q.scale, out.q.zero_point as f32);
+    let lowest = (-128.0 - zp - 0.5) * scale;
+    let highest = (127.0 - zp + 0.5) * scale;
+    if !(v.is_infinite() || (lowest..=highest).contains(&v)) {
+        return refuse(
+            Reason::QParams,
+            format!(
+                "the pad value {v} is not representable on the output's int8 grid \
+                 [{lowest}, {highest}] (scale {scale}, zero point {zp})"
+            ),
+        );
+    }
+    let q = out.q.quantize(v, QRange::I8, NanRule::Zero) as i8;
+    Ok(q.clamp(out.range.min, out.range.max))
 }

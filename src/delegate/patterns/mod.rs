@@ -30,7 +30,7 @@ mod unary;
 mod weights;
 mod window;
 
-use crate::ir::op::{BinaryOp, PadMode, ReduceKind};
+use crate::ir::op::{BinaryOp, UnaryOp};
 use crate::ir::{Graph, Node, Op};
 use crate::kernels::{OutputRange, QuantParams};
 use crate::program::KernelSpec;
@@ -155,22 +155,26 @@ impl<'g> Matcher<'g> {
             Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)) => {
                 self.arithmetic(index, node, *op)
             }
+            Op::Binary(BinaryOp::PRelu) if self.has_one_constant_operand(node) => {
+                self.binary_constant(index, node, BinaryOp::PRelu)
+            }
+            Op::Binary(BinaryOp::PRelu) => refuse(
+                Reason::NonConstantWeight,
+                "PRelu whose slope is not a constant (or whose input is one)",
+            ),
             Op::GlobalAveragePool => self.mean(index, node),
             Op::Reduce {
-                kind: ReduceKind::Mean,
-                ..
-            } => self.reduce_mean(index, node),
+                kind,
+                keepdims,
+                noop_with_empty_axes,
+            } => self.reduce(index, node, *kind, *keepdims, *noop_with_empty_axes),
             Op::MaxPool(a) => self.max_pool(index, node, a),
             Op::AveragePool(a) => self.avg_pool(index, node, a),
             Op::Concat { axis } => self.concat(index, node, *axis),
             Op::Resize(a) => self.resize(index, node, a),
             Op::Softmax { axis, coerce_2d } => self.softmax(index, node, *axis, *coerce_2d),
             Op::Split { axis, .. } => self.split(index, node, *axis),
-            Op::Transpose { .. }
-            | Op::Slice
-            | Op::Pad {
-                mode: PadMode::Constant,
-            } => self.gather(index, node),
+            Op::Transpose { .. } | Op::Slice | Op::Pad { .. } => self.gather(index, node),
             Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
                 self.reshape(index, node)
             }
@@ -178,6 +182,7 @@ impl<'g> Matcher<'g> {
                 refuse(Reason::NotQuantized, "a quantize node outside a pattern")
             }
             op if unary::is_lut_op(op) => self.lut(index, node),
+            Op::Unary(UnaryOp::Relu) | Op::Clip => self.elementwise_alone(index, node),
             other => refuse(
                 Reason::UnsupportedOp,
                 format!("no int8 kernel for {}", other.onnx_name()),

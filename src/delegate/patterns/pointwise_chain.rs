@@ -12,9 +12,11 @@
 //! float intermediates. The table is
 //! the subgraph run on the 256 dequantized input bytes by the interpreter's own operator
 //! evaluation, in the graph's order, so the lookup equals the interpreted QDQ graph bit for
-//! bit whatever the constants are.
+//! bit whatever the constants are. A Relu or Clip standing alone between DequantizeLinear and
+//! QuantizeLinear (one not folded into a preceding pattern's output range) is such a
+//! subgraph of one node ([`Matcher::elementwise_alone`]).
 
-use super::{Candidate, Matcher, QInput, MAX_CHANNEL_TABLES};
+use super::{refuse, Candidate, Matcher, QInput, Reason, Refusal, MAX_CHANNEL_TABLES};
 use crate::interp::kernels::eval;
 use crate::ir::elementwise_region::{find, Origin};
 use crate::ir::shapes::broadcast_axis;
@@ -43,26 +45,69 @@ impl<'g> Matcher<'g> {
             |t| self.origin(t, &x),
             |i| self.same_shape_f32(&self.graph.nodes[i], &x),
         )?;
-        let (region, exit) = (region.nodes, region.exit.as_str());
-        let out = self.q_output_from(exit).ok()?;
+        self.region_lookup(index, &x, &region.nodes, &region.exit).ok()
+    }
+
+    /// One element-wise node standing alone between DequantizeLinear and QuantizeLinear,
+    /// `DQ(x) → Relu / Clip / PRelu [→ Relu / Clip] → Q`, its other operands one-element or
+    /// per-channel constants, as a table lookup (one table per channel for a per-channel
+    /// PRelu slope) computed like [`Self::pointwise_chain`]'s.
+    pub(super) fn elementwise_alone(&self, index: usize, node: &'g Node) -> Result<Candidate, Refusal> {
+        let x = self.q_input(node.input(0).unwrap_or_default())?;
+        if !self.same_shape_f32(node, &x) {
+            return refuse(Reason::Shape, "output is not one f32 tensor of the input's shape");
+        }
+        for t in node.inputs.iter().skip(1).filter(|t| !t.is_empty()) {
+            if self.constant(t).is_none() {
+                return refuse(Reason::NonConstantWeight, format!("`{t}` is not a constant"));
+            }
+            if self.origin(t, &x) != Origin::Constant {
+                return refuse(
+                    Reason::Shape,
+                    format!(
+                        "`{t}` is not an f32 constant of one element or varying along one axis \
+                         of the input (at most {MAX_CHANNEL_TABLES} elements)"
+                    ),
+                );
+            }
+        }
+        self.region_lookup(index, &x, &[index], &node.outputs[0])
+    }
+
+    /// The table lookup computing the element-wise subgraph `region` (first node `index`) from
+    /// the int8 input `x` to its tensor `exit`, quantized by the QuantizeLinear after it.
+    fn region_lookup(
+        &self,
+        index: usize,
+        x: &QInput,
+        region: &[usize],
+        exit: &str,
+    ) -> Result<Candidate, Refusal> {
+        let out = self.q_output_from(exit)?;
         let storage = match self.producer(&out.tensor) {
             Some(q) if self.node_is_unsigned(q) => Storage::Uint8,
             _ => Storage::Int8,
         };
-        let axis = self.channel_axis_of(&region, &x)?;
+        let axis = self.channel_axis_of(region, x).ok_or_else(|| Refusal {
+            reason: Reason::Shape,
+            detail: "per-channel constants vary along different axes".into(),
+        })?;
         let channels = axis.map_or(1, |a| x.dims[a]);
         let mut tables = Vec::with_capacity(channels * 256);
         for channel in 0..channels {
             let mut saw_nan = false;
             let table = build_table(x.q, out.q, out.range, storage, |a, b| {
-                self.evaluate(&region, &x, exit, a, b, channel)?;
+                self.evaluate(region, x, exit, a, b, channel)?;
                 saw_nan = b.iter().any(|v| v.is_nan());
                 Ok(())
             })
-            .ok()?;
+            .map_err(|e| Refusal {
+                reason: Reason::QParams,
+                detail: e.to_string(),
+            })?;
             // A float Relu / Clip of NaN is not the clamp of NaN's quantized value.
             if saw_nan && out.range != OutputRange::FULL {
-                return None;
+                return refuse(Reason::QParams, "NaN on some input and a clamp follows");
             }
             tables.extend(table);
         }
@@ -70,7 +115,10 @@ impl<'g> Matcher<'g> {
             None => KernelSpec::Lut(LutSpec {
                 input: 0,
                 output: 0,
-                table: Box::new(tables.try_into().ok()?),
+                table: Box::new(tables.try_into().map_err(|_| Refusal {
+                    reason: Reason::Shape,
+                    detail: "not one table".into(),
+                })?),
             }),
             Some(axis) => KernelSpec::ChannelLut(ChannelLutSpec {
                 input: 0,
@@ -79,9 +127,9 @@ impl<'g> Matcher<'g> {
                 tables,
             }),
         };
-        let mut c = self.candidate(index, vec![&x], out, kernel);
+        let mut c = self.candidate(index, vec![x], out, kernel);
         c.nodes.extend(region[1..].iter().copied());
-        Some(c)
+        Ok(c)
     }
 
     /// The axis of the input along which a constant `f32` initializer varies: `Some(None)`

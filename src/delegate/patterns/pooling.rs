@@ -1,26 +1,78 @@
-//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, AveragePool
-//! and MaxPool.
+//! Pooling: GlobalAveragePool / ReduceMean over H, W as a global average pool, ReduceMean /
+//! ReduceMax over other axes as the reduce step, AveragePool and MaxPool.
 
 use super::window::ceil_mode_as_end_padding;
 use super::{refuse, Candidate, Matcher, Reason, Refusal};
-use crate::ir::op::PoolAttrs;
-use crate::ir::shapes::pool_window;
+use crate::ir::op::{PoolAttrs, ReduceKind};
+use crate::ir::shapes::{pool_window, reduce_axes, reduce_shape};
 use crate::ir::Node;
+use crate::kernels::pool::MAX_POOL_PIXELS;
+use crate::kernels::reduce::ReduceOp;
 use crate::kernels::OutputRange;
+use crate::program::steps::reduce::ReduceSpec;
 use crate::program::{AvgPoolSpec, GlobalAvgPoolSpec, KernelSpec, MaxPoolSpec, Window};
 
 impl Matcher<'_> {
-    /// ReduceMean over H, W (constant axes, see [`reduces_spatial_axes_of_4d`]) as
-    /// [`Self::mean`].
-    pub(super) fn reduce_mean(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
-        let axes = node
-            .input(1)
-            .and_then(|a| self.constant(a))
-            .map(|a| a.to_i64_vec());
-        match axes {
-            Some(Ok(v)) if reduces_spatial_axes_of_4d(&v) => self.mean(index, node),
-            _ => refuse(Reason::Attribute, "ReduceMean over other axes than H, W"),
+    /// ReduceMean / ReduceMax over constant axes (or all axes), dims kept or not: a mean over
+    /// H, W of a 4-D value as [`Self::mean`] (the global average pool's SIMD rows), every
+    /// other form as the reduce step; the output may have other qparams than the input.
+    pub(super) fn reduce(
+        &self,
+        index: usize,
+        node: &Node,
+        kind: ReduceKind,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    ) -> Result<Candidate, Refusal> {
+        let op = match kind {
+            ReduceKind::Mean => ReduceOp::Mean,
+            ReduceKind::Max => ReduceOp::Max,
+            other => {
+                return refuse(
+                    Reason::UnsupportedOp,
+                    format!("no int8 kernel for {}", other.onnx_name()),
+                )
+            }
+        };
+        let axes = match node.input(1).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => match self.constant(a).map(|a| a.to_i64_vec()) {
+                Some(Ok(v)) => Some(v),
+                _ => return refuse(Reason::NonConstantWeight, "the axes are not a constant"),
+            },
+        };
+        if op == ReduceOp::Mean && axes.as_deref().is_some_and(reduces_spatial_axes_of_4d) {
+            return self.mean(index, node);
         }
+        let x = self.q_input(&node.inputs[0])?;
+        let axes = reduce_axes(x.dims.len(), axes.as_deref(), noop_with_empty_axes).map_err(|e| Refusal {
+            reason: Reason::Attribute,
+            detail: e.to_string(),
+        })?;
+        if axes.is_empty() {
+            return refuse(Reason::Attribute, "no axis reduced (noop_with_empty_axes)");
+        }
+        let y = self.dims(&node.outputs[0])?;
+        if y != reduce_shape(&x.dims, &axes, keepdims) {
+            return refuse(Reason::Shape, "output shape differs from the reduction's");
+        }
+        let count: usize = axes.iter().map(|&a| x.dims[a]).product();
+        let numel: usize = x.dims.iter().product();
+        if count == 0 || count > MAX_POOL_PIXELS || numel > u32::MAX as usize {
+            return refuse(
+                Reason::Shape,
+                format!("{count} reduced elements of {numel} (1..={MAX_POOL_PIXELS} of at most 2^32)"),
+            );
+        }
+        let out = self.q_output(node)?;
+        let kernel = KernelSpec::Reduce(ReduceSpec {
+            input: 0,
+            output: 0,
+            op,
+            axes,
+            range: out.range,
+        });
+        Ok(self.candidate(index, vec![&x], out, kernel))
     }
 
     /// GlobalAveragePool, or ReduceMean over H, W with or without kept dims (`[N, C, 1, 1]` and

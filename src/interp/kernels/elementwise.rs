@@ -256,6 +256,13 @@ macro_rules! int_binary {
             }
             BinaryOp::Max => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::max(x, y))?,
             BinaryOp::Min => broadcast_zip($a, $ad, $b, $bd, |x, y| std::cmp::min(x, y))?,
+            BinaryOp::PRelu => broadcast_zip($a, $ad, $b, $bd, |x, y| {
+                if x < Default::default() {
+                    x.wrapping_mul(y)
+                } else {
+                    x
+                }
+            })?,
             BinaryOp::Pow => return Err(Error::Internal("integer Pow reached the wrapping path".into())),
         };
         Tensor::new(dims, TensorData::$variant(v))
@@ -278,6 +285,7 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
                 // numpy.maximum / minimum semantics: NaN wins.
                 BinaryOp::Max => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p > q { p } else { q })?,
                 BinaryOp::Min => broadcast_zip(x, ad, y, bd, |p, q| if p.is_nan() || p < q { p } else { q })?,
+                BinaryOp::PRelu => broadcast_zip(x, ad, y, bd, prelu)?,
                 BinaryOp::Pow => return Err(Error::Internal("f32 Pow reached the direct path".into())),
             };
             Tensor::from_f32(dims, v)
@@ -327,7 +335,17 @@ pub fn binary_f32_into(
             dst,
             |p, q| if p.is_nan() || p < q { p } else { q },
         ),
+        BinaryOp::PRelu => broadcast_zip_into(x, ad, y, bd, out, dst, prelu),
         BinaryOp::Pow => Err(Error::Internal("f32 Pow reached the direct path".into())),
+    }
+}
+
+/// ONNX PRelu of one element: `x` where `x >= 0` or NaN, `slope * x` where `x < 0`.
+fn prelu(x: f32, slope: f32) -> f32 {
+    if x < 0.0 {
+        slope * x
+    } else {
+        x
     }
 }
 

@@ -168,30 +168,6 @@ pub fn slice(x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor> {
     Tensor::new(out_dims, data)
 }
 
-/// Source index along one axis of a padded output index, or None for the fill value.
-fn pad_source(mode: PadMode, o: i64, begin: i64, len: i64) -> Option<usize> {
-    let i = o - begin;
-    if (0..len).contains(&i) {
-        return Some(i as usize);
-    }
-    if len == 0 {
-        return None;
-    }
-    match mode {
-        PadMode::Constant => None,
-        PadMode::Edge => Some(i.clamp(0, len - 1) as usize),
-        PadMode::Wrap => Some(i.rem_euclid(len) as usize),
-        PadMode::Reflect => {
-            if len == 1 {
-                return Some(0);
-            }
-            let period = 2 * (len - 1);
-            let m = i.rem_euclid(period);
-            Some(if m < len { m } else { period - m } as usize)
-        }
-    }
-}
-
 /// Pad. `rest` holds pads, constant_value?, axes?.
 pub fn pad(mode: PadMode, x: &Tensor, rest: &[Option<&Tensor>]) -> Result<Tensor> {
     let d = x.dims();

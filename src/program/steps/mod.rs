@@ -57,6 +57,7 @@ pub mod global_avg_pool;
 pub mod im2col;
 pub mod lut;
 pub mod max_pool;
+pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod softmax;
@@ -318,6 +319,8 @@ kernel_steps! {
     AvgPool(avg_pool::AvgPoolSpec) = 15,
     /// Softmax along one axis, by a table of exponentials.
     Softmax(softmax::SoftmaxSpec) = 16,
+    /// ReduceMean / ReduceMax over any logical axes.
+    Reduce(reduce::ReduceSpec) = 18,
 }
 
 #[cfg(test)]
