@@ -489,21 +489,7 @@ fn corrupted_softmax_programs_fail_to_load_without_panicking() {
         .to_vec();
     xq::fuzzing::program_load(&bytes);
     // Byte flips past the header, with the checksum sealed again so the decoder sees them.
-    let seal = |b: &mut Vec<u8>| {
-        let mut h = crc32fast::Hasher::new();
-        h.update(&b[..24]);
-        h.update(&b[28..]);
-        let crc = h.finalize().to_le_bytes();
-        b[24..28].copy_from_slice(&crc);
-    };
-    for at in (64..bytes.len()).step_by(3) {
-        for flip in [0x01, 0xff] {
-            let mut bad = bytes.clone();
-            bad[at] ^= flip;
-            seal(&mut bad);
-            xq::fuzzing::program_load(&bad);
-        }
-    }
+    corrupted_program_loads(&bytes);
     // Contracts with inconsistent fields: load fails with an error.
     let at = spec
         .steps
