@@ -459,7 +459,7 @@ fn split_outputs_share_the_input_qparams_and_are_delegated_whole() {
 }
 
 #[test]
-fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
+fn reductions_over_constant_axes_share_their_input_qparams_and_sums_stay_float() {
     let mut b = Builder::new(&[1, 4, 3, 3]);
     let w = b.constant("w", &[4, 4, 1, 1], 0.5);
     let c = b.node("Conv", "conv", &["x", &w], &[]);
@@ -469,15 +469,27 @@ fn reduce_mean_over_h_w_shares_other_reductions_stay_float() {
     b.graph.initializers.insert("ch".into(), Tensor::vec_i64(vec![1]));
     let m1 = b.node("ReduceMean", "mean_hw", &[&c, "hw"], &[]);
     let m2 = b.node("ReduceMean", "mean_c", &[&c, "ch"], &[]);
-    let graph = b.finish(&[&m1, &m2]);
+    let m3 = b.node("ReduceMax", "max_c", &[&c, "ch"], &[]);
+    let s = b.node("ReduceSum", "sum_c", &[&c, "ch"], &[]);
+    let graph = b.finish(&[&m1, &m2, &m3, &s]);
     let mut q = Quantizer::new(Some(QuantConfig::default())).unwrap();
     let qdq = quantize(&mut q, &graph, &[1, 4, 3, 3]);
-    assert_eq!(qparams_of(&q, "mean_hw_out"), qparams_of(&q, "conv_out"));
-    assert!(qparams_of(&q, "mean_c_out").is_none());
+    for out in ["mean_hw_out", "mean_c_out", "max_c_out"] {
+        assert_eq!(qparams_of(&q, out), qparams_of(&q, "conv_out"), "{out}");
+    }
+    assert!(qparams_of(&q, "sum_c_out").is_none());
     assert!(q
         .report()
-        .contains("mean_c (ReduceMean): float: no quantization pattern"));
-    check_outputs(&graph, &qdq, &[1, 4, 3, 3], 20.0, "reduce_mean");
+        .contains("sum_c (ReduceSum): float: no quantization pattern"));
+    // The three quantized reductions run int8; the sum (float) reads a dequantized input.
+    let (_, report) = xq::delegate::lower(&qdq, xq::delegate::PartitionMode::All).unwrap();
+    let delegated: usize = report
+        .partitions
+        .iter()
+        .map(|p| p.ops.get("ReduceMean").unwrap_or(&0) + p.ops.get("ReduceMax").unwrap_or(&0))
+        .sum();
+    assert_eq!(delegated, 3, "{}", report.text());
+    check_outputs(&graph, &qdq, &[1, 4, 3, 3], 20.0, "reductions");
 }
 
 #[test]

@@ -552,9 +552,10 @@ fn weight_spec(node: usize, config: &QuantConfig, channel_axis: usize) -> crate:
     })
 }
 
-/// Ops whose output takes the input's quantization parameters: pooling, mean over H and W,
-/// data movement (Resize included: nearest copies values, linear blends them within their
-/// range), standalone ReLU / Clip.
+/// Ops whose output takes the input's quantization parameters: pooling, ReduceMean /
+/// ReduceMax over constant axes (a mean or a maximum stays inside its input's range), data
+/// movement (Resize included: nearest copies values, linear blends them within their range),
+/// standalone ReLU / Clip.
 fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
     match op {
         Op::MaxPool(_)
@@ -572,28 +573,18 @@ fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
         | Op::Unary(UnaryOp::Relu)
         | Op::Clip => true,
         Op::Reduce {
-            kind: ReduceKind::Mean,
+            kind: ReduceKind::Mean | ReduceKind::Max,
             ..
-        } => reduces_spatial_only(graph, node),
+        } => has_constant_axes(graph, node),
         _ => false,
     }
 }
 
-/// True for a ReduceMean over exactly the last two axes of a rank-4 input.
-fn reduces_spatial_only(graph: &Graph, node: &Node) -> bool {
-    let rank = graph
-        .tensor_info(&node.inputs[0])
-        .and_then(|i| i.shape.map(|s| s.len()));
-    let axes = node
-        .input(1)
-        .and_then(|a| graph.initializers.get(a))
-        .and_then(|t| t.to_i64_vec().ok());
-    match (rank, axes) {
-        (Some(4), Some(axes)) => {
-            let mut norm: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
-            norm.sort_unstable();
-            norm == [2, 3]
-        }
-        _ => false,
+/// True when a reduction's axes are a constant (or absent: every axis), so the delegate can run
+/// it on int8.
+fn has_constant_axes(graph: &Graph, node: &Node) -> bool {
+    match node.input(1).filter(|a| !a.is_empty()) {
+        None => true,
+        Some(a) => graph.initializers.get(a).is_some_and(|t| t.to_i64_vec().is_ok()),
     }
 }
