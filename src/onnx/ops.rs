@@ -617,7 +617,8 @@ fn shape_op(c: &mut Conversion) -> Result<Option<Op>> {
 }
 
 /// Data movement: Split, Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, Pad,
-/// DepthToSpace, SpaceToDepth, Gather and Resize, with the operands older opsets gave as attributes moved to inputs.
+/// DepthToSpace, SpaceToDepth, Gather and Resize, with the operands older opsets gave as
+/// attributes moved to inputs.
 fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
     let (node, opset) = (c.node, c.opset);
     Ok(Some(match node.op_type.as_str() {
