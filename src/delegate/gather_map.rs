@@ -1,4 +1,5 @@
-//! Index maps of the byte moves lowered to a gather step (Transpose, Slice, Pad):
+//! Index maps of the byte moves lowered to a gather step (Transpose, Slice, Pad, DepthToSpace,
+//! SpaceToDepth):
 //! for each logical output element, the logical input element it copies, or
 //! [`GATHER_FILL`] where it is padding. They follow the IR's shape rules
 //! ([`crate::ir::shapes`]), the same rules by which the interpreter runs these operators.
@@ -6,7 +7,8 @@
 //! Each function returns the output dimensions with the map. The caller bounds the input's
 //! element count (a map entry is a `u32`).
 
-use crate::ir::op::PadMode;
+use crate::ir::depth_space::view_of;
+use crate::ir::op::{Op, PadMode};
 use crate::ir::shapes::{pad_amounts, pad_shape, pad_source, slice_axes, transpose_shape};
 use crate::program::GATHER_FILL;
 use crate::{Error, Result};
@@ -62,6 +64,16 @@ pub fn transpose(dims: &[usize], perm: Option<&[usize]>) -> Result<(Vec<usize>, 
     let strides: Vec<i64> = perm.iter().map(|&a| st[a] as i64).collect();
     let map = strided(&out_dims, 0, &strides);
     Ok((out_dims, map))
+}
+
+/// DepthToSpace / SpaceToDepth (`op`) of a tensor of dimensions `dims`: the strided read of
+/// [`crate::ir::depth_space`], the interpreter's.
+pub fn depth_space(dims: &[usize], op: &Op) -> Result<(Vec<usize>, Vec<u32>)> {
+    let v = view_of(op, dims).ok_or_else(|| {
+        Error::InvalidModel(format!("{} is not DepthToSpace / SpaceToDepth", op.onnx_name()))
+    })??;
+    let strides: Vec<i64> = v.strides.iter().map(|&s| s as i64).collect();
+    Ok((v.out_dims, strided(&v.view_dims, 0, &strides)))
 }
 
 /// Slice of a tensor of dimensions `dims` (ONNX Slice inputs: starts, ends, axes?, steps?).

@@ -2,6 +2,7 @@
 //! inference. Every front end (ONNX import, the C graph builder) produces it and every
 //! later stage (interpreter, quantizer, partitioner) consumes it.
 
+pub mod depth_space;
 mod dtype;
 pub mod elementwise_region;
 mod graph;

@@ -284,6 +284,17 @@ pub enum PadMode {
     Wrap,
 }
 
+/// DepthToSpace's and SpaceToDepth's channel order: where the block offset `(i, j)` sits in
+/// the deep side's channel index (`b` the block side, `C` the shallow side's channels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DepthSpaceMode {
+    /// Depth-column-row: channel `(i·b + j)·C + c` is block offset `(i, j)` of channel `c`.
+    #[default]
+    Dcr,
+    /// Column-row-depth: channel `c·b² + i·b + j` is block offset `(i, j)` of channel `c`.
+    Crd,
+}
+
 /// Resize interpolation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ResizeMode {
@@ -530,6 +541,20 @@ pub enum Op {
         /// Fill mode.
         mode: PadMode,
     },
+    /// Channels to `blocksize × blocksize` spatial blocks of a 4-D NCHW tensor.
+    DepthToSpace {
+        /// The block's side (≥ 1).
+        blocksize: usize,
+        /// Channel order.
+        mode: DepthSpaceMode,
+    },
+    /// `blocksize × blocksize` spatial blocks of a 4-D NCHW tensor to channels.
+    SpaceToDepth {
+        /// The block's side (≥ 1).
+        blocksize: usize,
+        /// Channel order (an attribute since opset 28; DCR before).
+        mode: DepthSpaceMode,
+    },
     /// Gather along an axis. Inputs: data, indices.
     Gather {
         /// Axis (negative counts from the end).
@@ -609,6 +634,8 @@ impl Op {
             Op::Unsqueeze => "Unsqueeze",
             Op::Slice => "Slice",
             Op::Pad { .. } => "Pad",
+            Op::DepthToSpace { .. } => "DepthToSpace",
+            Op::SpaceToDepth { .. } => "SpaceToDepth",
             Op::Gather { .. } => "Gather",
             Op::Shape { .. } => "Shape",
             Op::Cast { .. } => "Cast",
@@ -649,6 +676,8 @@ impl Op {
             | Op::GlobalAveragePool
             | Op::Flatten { .. }
             | Op::Transpose { .. }
+            | Op::DepthToSpace { .. }
+            | Op::SpaceToDepth { .. }
             | Op::Shape { .. }
             | Op::Size
             | Op::Cast { .. }

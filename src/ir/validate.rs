@@ -173,6 +173,9 @@ fn check_node(node: &super::Node) -> Result<()> {
             }
             Ok(())
         }
+        Op::DepthToSpace { blocksize: 0, .. } | Op::SpaceToDepth { blocksize: 0, .. } => {
+            bad("blocksize must be at least 1".into())
+        }
         Op::QuantizeLinear(q) if q.output_dtype.is_some_and(|d| !d.is_quantized_int()) => {
             bad("output_dtype must be an integer type".into())
         }

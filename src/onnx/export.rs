@@ -72,9 +72,22 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
     })
 }
 
-/// The opset a graph needs: [`EXPORT_OPSET`], or 25 when it uses 2-bit integers (which
-/// QuantizeLinear/DequantizeLinear/Cast accept from opset 25 on).
+/// The opset a graph needs: [`EXPORT_OPSET`], 25 when it uses 2-bit integers (which
+/// QuantizeLinear/DequantizeLinear/Cast accept from opset 25 on), 28 when it has a CRD
+/// SpaceToDepth (its `mode` attribute is new in opset 28).
 fn required_opset(graph: &Graph) -> i64 {
+    let crd_space_to_depth = graph.nodes.iter().any(|n| {
+        matches!(
+            n.op,
+            Op::SpaceToDepth {
+                mode: DepthSpaceMode::Crd,
+                ..
+            }
+        )
+    });
+    if crd_space_to_depth {
+        return 28;
+    }
     let two_bit = |d: DType| matches!(d, DType::I2 | DType::U2);
     let in_values = graph.initializers.values().any(|t| two_bit(t.dtype()))
         || graph
@@ -352,6 +365,16 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
                 PadMode::Wrap => "wrap",
             };
             vec![string("mode", m)]
+        }
+        // SpaceToDepth's mode exists from opset 28 on: written only when it is CRD.
+        Op::DepthToSpace { blocksize, mode } | Op::SpaceToDepth { blocksize, mode } => {
+            let mut v = vec![int("blocksize", *blocksize as i64)];
+            match (mode, &node.op) {
+                (DepthSpaceMode::Crd, _) => v.push(string("mode", "CRD")),
+                (DepthSpaceMode::Dcr, Op::DepthToSpace { .. }) => v.push(string("mode", "DCR")),
+                (DepthSpaceMode::Dcr, _) => {}
+            }
+            v
         }
         Op::Shape { start, end } => {
             let mut v = vec![int("start", *start)];

@@ -166,6 +166,8 @@ pub const SUPPORTED: &[&str] = &[
     "Unsqueeze",
     "Slice",
     "Pad",
+    "DepthToSpace",
+    "SpaceToDepth",
     "Gather",
     "Shape",
     "Cast",
@@ -615,7 +617,8 @@ fn shape_op(c: &mut Conversion) -> Result<Option<Op>> {
 }
 
 /// Data movement: Split, Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Slice, Pad,
-/// Gather and Resize, with the operands older opsets gave as attributes moved to inputs.
+/// DepthToSpace, SpaceToDepth, Gather and Resize, with the operands older opsets gave as
+/// attributes moved to inputs.
 fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
     let (node, opset) = (c.node, c.opset);
     Ok(Some(match node.op_type.as_str() {
@@ -685,6 +688,14 @@ fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
                 ],
             )?,
         },
+        "DepthToSpace" => Op::DepthToSpace {
+            blocksize: blocksize(&c.a)?,
+            mode: depth_space_mode(&c.a)?,
+        },
+        "SpaceToDepth" => Op::SpaceToDepth {
+            blocksize: blocksize(&c.a)?,
+            mode: depth_space_mode(&c.a)?,
+        },
         "Gather" => Op::Gather {
             axis: c.a.int("axis", 0)?,
         },
@@ -706,6 +717,26 @@ fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
         "Resize" => Op::Resize(resize_attrs(&c.a)?),
         _ => return Ok(None),
     }))
+}
+
+/// DepthToSpace's and SpaceToDepth's required `blocksize`, at least 1.
+fn blocksize(a: &Attrs) -> Result<usize> {
+    if !a.has("blocksize") {
+        return Err(a.err("blocksize", "is required"));
+    }
+    match a.int("blocksize", 0)? {
+        b if b >= 1 => usize::try_from(b).map_err(|_| a.err("blocksize", format!("is too large ({b})"))),
+        b => Err(a.err("blocksize", format!("must be at least 1 (is {b})"))),
+    }
+}
+
+/// DepthToSpace's and SpaceToDepth's `mode`, DCR when absent.
+fn depth_space_mode(a: &Attrs) -> Result<DepthSpaceMode> {
+    a.choice(
+        "mode",
+        DepthSpaceMode::Dcr,
+        &[("DCR", DepthSpaceMode::Dcr), ("CRD", DepthSpaceMode::Crd)],
+    )
 }
 
 /// QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear.

@@ -568,6 +568,8 @@ fn shares_input_qparams(op: &Op, graph: &Graph, node: &Node) -> bool {
         | Op::Unsqueeze
         | Op::Slice
         | Op::Pad { .. }
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
         | Op::Resize(_)
         | Op::Split { .. }
         | Op::Unary(UnaryOp::Relu)

@@ -1,5 +1,5 @@
-//! Operators that move int8 values: Transpose / Slice / Pad (constant, reflect, edge, wrap) as a
-//! gather by an index map, and Reshape / Flatten / Squeeze / Unsqueeze as a copy; with other
+//! Operators that move int8 values: Transpose / Slice / Pad (constant, reflect, edge, wrap) /
+//! DepthToSpace / SpaceToDepth as a gather by an index map, and Reshape / Flatten / Squeeze / Unsqueeze as a copy; with other
 //! output qparams a copy through a requantizing table.
 
 use super::{refuse, Candidate, Matcher, QInput, QOutput, Reason, Refusal};
@@ -102,7 +102,7 @@ impl Matcher<'_> {
         }))
     }
 
-    /// Transpose / Slice / Pad (any mode) as a gather by an index map ([`gather_map`]),
+    /// Transpose / Slice / Pad (any mode) / DepthToSpace / SpaceToDepth as a gather by an index map ([`gather_map`]),
     /// requantized when the output's qparams differ; a pure view just before or after is taken
     /// along.
     pub(super) fn gather(&self, index: usize, node: &Node) -> Result<Candidate, Refusal> {
@@ -139,6 +139,7 @@ impl Matcher<'_> {
         let mut fill = 0;
         let (dims, map) = match &node.op {
             Op::Transpose { perm } => gather_map::transpose(&x.dims, perm.as_deref()),
+            op @ (Op::DepthToSpace { .. } | Op::SpaceToDepth { .. }) => gather_map::depth_space(&x.dims, op),
             Op::Slice => {
                 let (Some(starts), Some(ends)) = (ints(0)?, ints(1)?) else {
                     return refuse(Reason::Attribute, "Slice needs starts and ends");

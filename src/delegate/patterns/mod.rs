@@ -174,7 +174,11 @@ impl<'g> Matcher<'g> {
             Op::Resize(a) => self.resize(index, node, a),
             Op::Softmax { axis, coerce_2d } => self.softmax(index, node, *axis, *coerce_2d),
             Op::Split { axis, .. } => self.split(index, node, *axis),
-            Op::Transpose { .. } | Op::Slice | Op::Pad { .. } => self.gather(index, node),
+            Op::Transpose { .. }
+            | Op::Slice
+            | Op::Pad { .. }
+            | Op::DepthToSpace { .. }
+            | Op::SpaceToDepth { .. } => self.gather(index, node),
             Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => {
                 self.reshape(index, node)
             }

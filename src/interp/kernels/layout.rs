@@ -117,6 +117,16 @@ pub fn transpose(x: &Tensor, perm: Option<&[usize]>) -> Result<Tensor> {
     Tensor::new(out_dims, data)
 }
 
+/// DepthToSpace / SpaceToDepth (`op`): one strided read ([`crate::ir::depth_space`]).
+pub fn depth_space(op: &crate::ir::Op, x: &Tensor) -> Result<Tensor> {
+    let v = crate::ir::depth_space::view_of(op, x.dims()).ok_or_else(|| {
+        Error::InvalidModel(format!("{} is not DepthToSpace / SpaceToDepth", op.onnx_name()))
+    })??;
+    let strides: Vec<isize> = v.strides.iter().map(|&s| s as isize).collect();
+    let data = map_data!(x.data(), d => strided_read(d, &v.view_dims, 0, &strides));
+    Tensor::new(v.out_dims, data)
+}
+
 /// Squeeze.
 pub fn squeeze(x: &Tensor, axes: Option<&Tensor>) -> Result<Tensor> {
     let axes = axes.map(|a| a.to_i64_vec()).transpose()?;

@@ -107,6 +107,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::Unsqueeze => one(layout::unsqueeze(x(0)?, x(1)?)?),
         Op::Slice => one(layout::slice(x(0)?, &inputs[1..])?),
         Op::Pad { mode } => one(layout::pad(*mode, x(0)?, &inputs[1..])?),
+        Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => one(layout::depth_space(op, x(0)?)?),
         Op::Gather { axis } => one(layout::gather(x(0)?, x(1)?, *axis)?),
         Op::Shape { start, end } => one(layout::shape(x(0)?, *start, *end)),
         Op::Size => one(layout::size(x(0)?)?),

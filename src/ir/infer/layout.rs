@@ -1,5 +1,5 @@
 //! Shape inference of data-movement operators: Concat, Reshape, Flatten, Transpose, Squeeze,
-//! Unsqueeze, Slice, Pad, Gather, Split and Resize.
+//! Unsqueeze, Slice, Pad, DepthToSpace, SpaceToDepth, Gather, Split and Resize.
 
 use super::{both, dtype_err, expect_dtype, ints, need, same, Fact, OutFact};
 use crate::ir::op::{AspectRatioPolicy, Op, ResizeAttrs};
@@ -43,6 +43,18 @@ pub(super) fn flatten(axis: i64, x: Fact<'_>) -> Result<Vec<OutFact>> {
 /// Transpose by `perm` (reversed dimensions without it).
 pub(super) fn transpose(perm: Option<&[usize]>, x: Fact<'_>) -> Result<Vec<OutFact>> {
     same(x, x.shape.map(|s| transpose_shape(s, perm)).transpose()?)
+}
+
+/// DepthToSpace / SpaceToDepth of a 4-D input ([`crate::ir::depth_space`]).
+pub(super) fn depth_space(op: &Op, x: Fact<'_>) -> Result<Vec<OutFact>> {
+    let out = match x.shape {
+        Some(s) => match crate::ir::depth_space::view_of(op, s) {
+            Some(v) => Some(v?.out_dims),
+            None => None,
+        },
+        None => None,
+    };
+    same(x, out)
 }
 
 /// Squeeze the axes of the optional (constant) axes operand.

@@ -138,6 +138,7 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::Unsqueeze => layout::unsqueeze(x, inputs),
         Op::Slice => layout::slice(x, inputs),
         Op::Pad { .. } => layout::pad(x, inputs),
+        Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => layout::depth_space(op, x),
         Op::Gather { axis } => layout::gather(op, *axis, x, inputs),
         Op::Split { axis, num_outputs } => layout::split(*axis, *num_outputs, x, inputs),
         Op::Resize(a) => layout::resize(op, a, x, inputs),
