@@ -437,3 +437,34 @@ pub fn corrupted_program_loads(bytes: &[u8]) {
         }
     }
 }
+
+/// Program file `bytes` stores `blob` (e.g. a step's tables) after its `u64` length: the file
+/// loads; with any other length in that prefix, or cut inside the blob, it fails to load
+/// (never panics).
+pub fn wrong_blob_lengths_fail_to_load(bytes: &[u8], blob: &[i8]) {
+    use xq::runtime::{Program, ProgramOptions};
+    let blob: Vec<u8> = blob.iter().map(|&v| v as u8).collect();
+    let at = bytes
+        .windows(blob.len())
+        .position(|w| w == blob.as_slice())
+        .expect("the blob in the program bytes");
+    let len_at = at - 8;
+    assert_eq!(bytes[len_at..at], (blob.len() as u64).to_le_bytes());
+    let load = |b: &[u8]| {
+        Program::load_bytes(
+            xq::format::ProgramBytes::copy_from(b).unwrap(),
+            ProgramOptions { threads: 1 },
+        )
+    };
+    assert!(load(bytes).is_ok());
+    let n = blob.len() as u64;
+    for bad_len in [n - 1, n / 3 * 2, 0, u64::MAX, 1 << 40] {
+        let mut b = bytes.to_vec();
+        b[len_at..at].copy_from_slice(&bad_len.to_le_bytes());
+        assert!(load(&b).is_err(), "blob length {bad_len}");
+    }
+    assert!(
+        load(&bytes[..at + blob.len() / 2]).is_err(),
+        "cut inside the blob"
+    );
+}
