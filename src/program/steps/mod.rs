@@ -97,6 +97,12 @@ impl<'a> BuildContext<'a> {
     }
 }
 
+/// The items (rows, outputs) of `tiles` when each tile holds `per_tile` of `total` items: tile
+/// ranges map to item ranges one to one, so disjoint tiles give disjoint items.
+pub(crate) fn items_of_tiles(tiles: &Range<usize>, per_tile: usize, total: usize) -> Range<usize> {
+    tiles.start.saturating_mul(per_tile).min(total)..tiles.end.saturating_mul(per_tile).min(total)
+}
+
 /// The convolution geometry of `window` over the NCHW-dimensioned value `x`.
 pub(crate) fn geometry(x: &ValueSpec, w: &Window) -> ConvGeometry {
     ConvGeometry {

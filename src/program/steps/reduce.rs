@@ -160,13 +160,10 @@ impl Step for ReduceStep {
         let x = inputs
             .first()
             .ok_or_else(|| Error::Internal("reduce without its input".into()))?;
-        let n = self.reduce.outputs();
-        let start = tiles.start.saturating_mul(self.per_tile).min(n);
-        let end = tiles.end.saturating_mul(self.per_tile).min(n);
-        // SAFETY: tile ranges map to output ranges one to one, so disjoint tiles of concurrent
-        // callers (this function's contract) give disjoint outputs; `run_shared` checks the
-        // range and both buffers.
-        unsafe { self.reduce.run_shared(x, out, start..end) }
+        let outputs = super::items_of_tiles(&tiles, self.per_tile, self.reduce.outputs());
+        // SAFETY: disjoint tiles of concurrent callers (this function's contract) give disjoint
+        // outputs (`items_of_tiles`); `run_shared` checks the range and both buffers.
+        unsafe { self.reduce.run_shared(x, out, outputs) }
     }
 }
 

@@ -117,13 +117,10 @@ impl Step for SoftmaxStep {
         let x = inputs
             .first()
             .ok_or_else(|| Error::Internal("softmax without its input".into()))?;
-        let rows = self.softmax.rows();
-        let start = tiles.start.saturating_mul(self.rows_per_tile).min(rows);
-        let end = tiles.end.saturating_mul(self.rows_per_tile).min(rows);
-        // SAFETY: tile ranges map to row ranges one to one, so disjoint tiles of concurrent
-        // callers (this function's contract) give disjoint rows; `run_shared` checks the
-        // rows and both buffers.
-        unsafe { self.softmax.run_shared(x, out, start..end) }
+        let rows = super::items_of_tiles(&tiles, self.rows_per_tile, self.softmax.rows());
+        // SAFETY: disjoint tiles of concurrent callers (this function's contract) give disjoint
+        // rows (`items_of_tiles`); `run_shared` checks the rows and both buffers.
+        unsafe { self.softmax.run_shared(x, out, rows) }
     }
 }
 
