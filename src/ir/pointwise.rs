@@ -8,7 +8,7 @@ use crate::{Error, Result};
 
 /// Whether `op` is an element-wise unary operator with an `f32` definition here (Relu,
 /// Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, Elu, Celu, Selu, Softplus, Softsign,
-/// Mish, Gelu, Erf, Exp, Sqrt, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round), i.e. one
+/// Mish, Gelu, Erf, Exp, Sqrt, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Cos, Sin), i.e. one
 /// [`map`] accepts.
 pub fn is_pointwise(op: &Op) -> bool {
     match op {
@@ -76,6 +76,8 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
             UnaryOp::Softplus => each(x, y, softplus),
             UnaryOp::Softsign => each(x, y, |v| v / (1.0 + v.abs())),
             UnaryOp::Mish => each(x, y, |v| v * softplus(v).tanh()),
+            UnaryOp::Cos => each(x, y, f32::cos),
+            UnaryOp::Sin => each(x, y, f32::sin),
             UnaryOp::Not => Err(not_pointwise(op)),
         },
         Op::LeakyRelu { alpha } => each(x, y, |v| if v >= 0.0 { v } else { alpha * v }),

@@ -2,6 +2,7 @@
 
 mod conv;
 mod elementwise;
+mod indexing;
 mod layout;
 mod linalg;
 mod norm;
@@ -122,6 +123,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::QLinearMatMul => one(quant::qlinear_matmul(inputs)?),
         Op::ConvInteger(a) => one(quant::conv_integer(a, inputs)?),
         Op::MatMulInteger => one(quant::matmul_integer(inputs)?),
+        Op::IsNaN => one(indexing::is_nan(x(0)?)?),
+        Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
+        Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
     }
 }
 

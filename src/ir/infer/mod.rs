@@ -3,12 +3,14 @@
 //! one submodule per operator family.
 
 mod elementwise;
+mod indexing;
 mod layout;
 mod linear;
 mod quantize;
 mod reduce;
 mod shape_ops;
 
+pub use indexing::{gather_elements_shape, gather_nd_shape};
 pub use layout::{resize_output_shape, split_sizes};
 pub use shape_ops::range_len;
 
@@ -149,6 +151,9 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::QuantizeLinear(q) => quantize::quantize_linear(op, q, x, inputs),
         Op::DequantizeLinear(_) => quantize::dequantize_linear(op, x),
         Op::DynamicQuantizeLinear => quantize::dynamic_quantize_linear(op, x),
+        Op::IsNaN => indexing::is_nan(op, x),
+        Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
+        Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
     }
 }
 
