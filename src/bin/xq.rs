@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xq::delegate::{lower, PartitionMode};
 use xq::interp::Interpreter;
-use xq::ir::{Graph, Tensor};
+use xq::ir::{Graph, Tensor, TensorInfo};
 use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
 use xq::runtime::{Program, ProgramOptions};
@@ -258,20 +258,27 @@ impl RunInputs {
         shapes
     }
 
+    /// Refuses one array of samples for a model of several inputs (before any compiling).
+    fn check_count(&self, inputs: &[TensorInfo]) -> xq::Result<()> {
+        match self {
+            RunInputs::Samples(_) if inputs.len() != 1 => Err(xq::Error::invalid_argument(
+                "input",
+                format!(
+                    "the model has {} inputs ({}): give each as NAME=FILE.npy",
+                    inputs.len(),
+                    describe_inputs(inputs)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The samples to run: each a full input list in the program's input order.
     fn samples(self, p: &Program) -> xq::Result<Vec<Vec<Tensor>>> {
+        self.check_count(p.inputs())?;
         match self {
             RunInputs::Samples(path) => {
-                let [input] = p.inputs() else {
-                    return Err(xq::Error::invalid_argument(
-                        "input",
-                        format!(
-                            "the program has {} inputs ({}): give each as NAME=FILE.npy",
-                            p.inputs().len(),
-                            input_names(p)
-                        ),
-                    ));
-                };
+                let input = &p.inputs()[0];
                 let dims = input.concrete_shape().ok_or_else(|| {
                     xq::Error::InvalidModel(format!(
                         "input `{}` has no fixed shape: give it as {}=FILE.npy, or fix it with --shape",
@@ -292,7 +299,7 @@ impl RunInputs {
                             format!(
                                 "no array for program input `{}` (inputs: {})",
                                 info.name,
-                                input_names(p)
+                                describe_inputs(p.inputs())
                             ),
                         )
                     })?;
@@ -303,7 +310,10 @@ impl RunInputs {
                 if let Some((name, _)) = pairs.first() {
                     return Err(xq::Error::invalid_argument(
                         "input",
-                        format!("the program has no input `{name}` (inputs: {})", input_names(p)),
+                        format!(
+                            "the program has no input `{name}` (inputs: {})",
+                            describe_inputs(p.inputs())
+                        ),
                     ));
                 }
                 Ok(vec![ordered])
@@ -312,9 +322,9 @@ impl RunInputs {
     }
 }
 
-/// The program's inputs as `name f32[1, 3, 224, 224]`, comma separated.
-fn input_names(p: &Program) -> String {
-    p.inputs()
+/// Inputs as `name f32[1, 3, 224, 224]`, comma separated.
+fn describe_inputs(inputs: &[TensorInfo]) -> String {
+    inputs
         .iter()
         .map(|i| match &i.shape {
             Some(dims) => format!(
@@ -347,8 +357,12 @@ fn run(program: &Path, inputs: RunInputs, o: RunOptions<'_>) -> xq::Result<()> {
     let (p, parse) = if program.extension().is_some_and(|e| e == "xq") {
         (Program::load_file(program, options)?, None)
     } else {
+        let graph = xq::onnx::load_file(program)?;
+        inputs.check_count(&graph.inputs)?;
+        let shapes = inputs.shapes(&o.shapes);
+        let fixed: Vec<(&str, &[usize])> = shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
         let spec = lower(
-            &load_graph(program, &inputs.shapes(&o.shapes))?,
+            &xq::interp::simplify_with_shapes(graph, &fixed)?,
             PartitionMode::All,
         )?
         .0;
