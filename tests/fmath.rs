@@ -1,11 +1,11 @@
-//! `fmath`: every ISA variant gives the scalar definition's bits, and the definitions are
-//! accurate (against `f64` references).
+//! `fmath`: every ISA variant gives the scalar definition's bits (also in place), and the
+//! definitions are accurate (against `f64` references).
 
 use proptest::prelude::*;
 use xq::cpu::Isa;
 use xq::fmath::{map_with, Function};
 
-const FUNCTIONS: [Function; 2] = [Function::Erf, Function::Gelu];
+const FUNCTIONS: [Function; 3] = [Function::Erf, Function::Gelu, Function::Exp];
 
 /// Special and boundary values: signed zeros, infinities, NaN, the branch points, the clamp,
 /// denormals and the extremes.
@@ -23,6 +23,12 @@ fn edge_values() -> Vec<f32> {
         4.0,
         -4.0,
         std::f32::consts::SQRT_2,
+        -87.336_54,
+        -87.4,
+        -103.0,
+        88.722_84,
+        88.8,
+        -126.0 * std::f32::consts::LN_2,
     ];
     for b in [1.0f32, 4.0, 1.0 / std::f32::consts::FRAC_1_SQRT_2] {
         v.extend([
@@ -63,6 +69,17 @@ fn every_isa_gives_the_definitions_bits_on_edge_values() {
     for start in 0..x.len() {
         check_isas_agree(&x[start..]).unwrap();
     }
+    for f in FUNCTIONS {
+        let mut v = x.clone();
+        xq::fmath::map_in_place(f, &mut v);
+        for (g, &x) in v.iter().zip(&x) {
+            let w = f.scalar()(x);
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{f:?} in place at {x:e}"
+            );
+        }
+    }
 }
 
 proptest! {
@@ -71,6 +88,7 @@ proptest! {
         // Raw bit patterns (any float) and values in the functions' interesting range.
         let mut x: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
         x.extend(bits.iter().map(|&b| scale * (b as f32 / u32::MAX as f32)));
+        x.extend(bits.iter().map(|&b| 100.0 * scale * (b as f32 / u32::MAX as f32)));
         check_isas_agree(&x)?;
     }
 }
@@ -95,6 +113,22 @@ fn erf_and_gelu_are_accurate() {
         let rel = (xq::fmath::scalar::erf(x) as f64 / libm::erf(x as f64) - 1.0).abs();
         assert!(rel <= 2e-7, "erf({x:e}) is off by {rel:e} (relative)");
     }
+    // exp: 2 ulp over the whole normal range, 0 below it, infinity above.
+    let mut worst_ulps = 0f64;
+    let mut z = -87.3f32;
+    while z <= 88.7 {
+        let got = xq::fmath::scalar::exp(z) as f64;
+        let exact = (z as f64).exp();
+        let ulp = f32::EPSILON as f64 * 2f64.powi(exact.log2().floor() as i32);
+        worst_ulps = worst_ulps.max((got - exact).abs() / ulp);
+        z += 1.0 / 1024.0;
+    }
+    assert!(worst_ulps <= 2.0, "exp is off by {worst_ulps} ulp");
+    assert_eq!(xq::fmath::scalar::exp(0.0), 1.0);
+    assert_eq!(xq::fmath::scalar::exp(-100.0), 0.0);
+    assert_eq!(xq::fmath::scalar::exp(f32::NEG_INFINITY), 0.0);
+    assert_eq!(xq::fmath::scalar::exp(89.0), f32::INFINITY);
+    assert!(xq::fmath::scalar::exp(f32::NAN).is_nan());
     assert_eq!(xq::fmath::scalar::erf(f32::INFINITY), 1.0);
     assert_eq!(xq::fmath::scalar::erf(f32::NEG_INFINITY), -1.0);
     assert!(xq::fmath::scalar::erf(f32::NAN).is_nan());

@@ -1,6 +1,6 @@
 //! 8 lanes of [`super::scalar`]'s operations (AVX2 + FMA), in the same order.
 
-use super::scalar::{AS_A, AS_P, CLAMP, EXP, LN2_HI, LN2_LO, LOG2E, SERIES, SERIES_LIMIT};
+use super::scalar::{AS_A, AS_P, CLAMP, EXP, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E, SERIES, SERIES_LIMIT};
 use super::Function;
 use std::arch::x86_64::*;
 
@@ -47,6 +47,44 @@ fn erf(x: __m256) -> __m256 {
     _mm256_blendv_ps(signed, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x))
 }
 
+/// [`super::scalar::exp`] on 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+fn exp(z: __m256) -> __m256 {
+    let c = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        c,
+        _mm256_set1_ps(LOG2E),
+    ));
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), c);
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP[7]);
+    for &k in EXP[..7].iter().rev() {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(k));
+    }
+    let half = _mm256_mul_ps(n, _mm256_set1_ps(0.5));
+    let n1 = _mm256_floor_ps(half);
+    let n2 = _mm256_sub_ps(n, n1);
+    let bias = _mm256_set1_epi32(127);
+    let scale = |k: __m256| -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(k),
+            bias,
+        )))
+    };
+    let v = _mm256_mul_ps(_mm256_mul_ps(p, scale(n1)), scale(n2));
+    let v = _mm256_blendv_ps(
+        v,
+        _mm256_setzero_ps(),
+        _mm256_cmp_ps::<_CMP_LT_OQ>(z, _mm256_set1_ps(EXP_MIN)),
+    );
+    let v = _mm256_blendv_ps(
+        v,
+        _mm256_set1_ps(f32::INFINITY),
+        _mm256_cmp_ps::<_CMP_GT_OQ>(z, _mm256_set1_ps(EXP_MAX)),
+    );
+    _mm256_blendv_ps(v, z, _mm256_cmp_ps::<_CMP_UNORD_Q>(z, z))
+}
+
 /// [`super::scalar::gelu`] on 8 lanes.
 #[target_feature(enable = "avx2,fma")]
 fn gelu(x: __m256) -> __m256 {
@@ -57,23 +95,26 @@ fn gelu(x: __m256) -> __m256 {
     )
 }
 
-/// Applies `f` to the whole 8-lane blocks of `x` into `y` and returns how many elements it
-/// wrote (the caller finishes the tail with the scalar definition).
+/// Applies `f` to the whole 8-lane blocks of the `n` elements at `x` into `y` and returns
+/// how many elements it wrote (the caller finishes the tail with the scalar definition).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `y` must be at least as long as `x`.
+/// The CPU must support AVX2 and FMA; `x` must be readable and `y` writable for `n`
+/// elements; they may be the same pointer (each block is loaded before it is stored) but must not
+/// otherwise overlap.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn map(f: Function, x: &[f32], y: &mut [f32]) -> usize {
-    let blocks = x.len() / 8;
+pub(super) unsafe fn map(f: Function, x: *const f32, y: *mut f32, n: usize) -> usize {
+    let blocks = n / 8;
     for i in 0..blocks {
-        // SAFETY: `8 * i + 8 <= x.len() <= y.len()`; unaligned loads and stores.
+        // SAFETY: `8 * i + 8 <= n`, in bounds of both buffers (caller); unaligned accesses.
         unsafe {
-            let v = _mm256_loadu_ps(x.as_ptr().add(8 * i));
+            let v = _mm256_loadu_ps(x.add(8 * i));
             let r = match f {
                 Function::Erf => erf(v),
                 Function::Gelu => gelu(v),
+                Function::Exp => exp(v),
             };
-            _mm256_storeu_ps(y.as_mut_ptr().add(8 * i), r);
+            _mm256_storeu_ps(y.add(8 * i), r);
         }
     }
     8 * blocks

@@ -1,6 +1,6 @@
 //! 16 lanes of [`super::scalar`]'s operations (AVX-512 F), in the same order.
 
-use super::scalar::{AS_A, AS_P, CLAMP, EXP, LN2_HI, LN2_LO, LOG2E, SERIES, SERIES_LIMIT};
+use super::scalar::{AS_A, AS_P, CLAMP, EXP, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E, SERIES, SERIES_LIMIT};
 use super::Function;
 use std::arch::x86_64::*;
 
@@ -59,6 +59,44 @@ fn erf(x: __m512) -> __m512 {
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), signed, x)
 }
 
+/// [`super::scalar::exp`] on 16 lanes.
+#[target_feature(enable = "avx512f")]
+fn exp(z: __m512) -> __m512 {
+    let c = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        c,
+        _mm512_set1_ps(LOG2E),
+    ));
+    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_HI), c);
+    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP[7]);
+    for &k in EXP[..7].iter().rev() {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(k));
+    }
+    let half = _mm512_mul_ps(n, _mm512_set1_ps(0.5));
+    let n1 = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(half);
+    let n2 = _mm512_sub_ps(n, n1);
+    let bias = _mm512_set1_epi32(127);
+    let scale = |k: __m512| -> __m512 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvtps_epi32(k),
+            bias,
+        )))
+    };
+    let v = _mm512_mul_ps(_mm512_mul_ps(p, scale(n1)), scale(n2));
+    let v = _mm512_mask_blend_ps(
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_set1_ps(EXP_MIN)),
+        v,
+        _mm512_setzero_ps(),
+    );
+    let v = _mm512_mask_blend_ps(
+        _mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_set1_ps(EXP_MAX)),
+        v,
+        _mm512_set1_ps(f32::INFINITY),
+    );
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z), v, z)
+}
+
 /// [`super::scalar::gelu`] on 16 lanes.
 #[target_feature(enable = "avx512f")]
 fn gelu(x: __m512) -> __m512 {
@@ -69,23 +107,26 @@ fn gelu(x: __m512) -> __m512 {
     )
 }
 
-/// Applies `f` to the whole 16-lane blocks of `x` into `y` and returns how many elements it
-/// wrote (the caller finishes the tail with the scalar definition).
+/// Applies `f` to the whole 16-lane blocks of the `n` elements at `x` into `y` and returns
+/// how many elements it wrote (the caller finishes the tail with the scalar definition).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F; `y` must be at least as long as `x`.
+/// The CPU must support AVX-512 F; `x` must be readable and `y` writable for `n`
+/// elements; they may be the same pointer (each block is loaded before it is stored) but must not
+/// otherwise overlap.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn map(f: Function, x: &[f32], y: &mut [f32]) -> usize {
-    let blocks = x.len() / 16;
+pub(super) unsafe fn map(f: Function, x: *const f32, y: *mut f32, n: usize) -> usize {
+    let blocks = n / 16;
     for i in 0..blocks {
-        // SAFETY: `16 * i + 16 <= x.len() <= y.len()`; unaligned loads and stores.
+        // SAFETY: `16 * i + 16 <= n`, in bounds of both buffers (caller); unaligned accesses.
         unsafe {
-            let v = _mm512_loadu_ps(x.as_ptr().add(16 * i));
+            let v = _mm512_loadu_ps(x.add(16 * i));
             let r = match f {
                 Function::Erf => erf(v),
                 Function::Gelu => gelu(v),
+                Function::Exp => exp(v),
             };
-            _mm512_storeu_ps(y.as_mut_ptr().add(16 * i), r);
+            _mm512_storeu_ps(y.add(16 * i), r);
         }
     }
     16 * blocks

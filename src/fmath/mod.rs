@@ -1,4 +1,5 @@
-//! Vectorized `f32` math for the float operators: the error function and GELU (exact form).
+//! Vectorized `f32` math for the float operators: the error function, GELU (exact form) and
+//! the exponential.
 //!
 //! Each function has one definition, [`scalar`]'s, written as a fixed sequence of IEEE
 //! operations (fused multiply-adds, one division, exponent-bit arithmetic, no table and no
@@ -9,7 +10,8 @@
 //!
 //! Accuracy: `erf` is within 2e-7 of the exact value (an 11-term series below |x| = 1; above,
 //! Abramowitz & Stegun 7.1.26 with an `exp` of its own, accurate to 2 ulp); `gelu(x) =
-//! x / 2 · (1 + erf(x / √2))`.
+//! x / 2 · (1 + erf(x / √2))`; `exp` is within 2 ulp (a degree-7 polynomial after reduction by
+//! `ln 2`), flushing results below the smallest normal number to 0.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -26,6 +28,8 @@ pub enum Function {
     Erf,
     /// GELU, exact (erf) form.
     Gelu,
+    /// `e^x`, flushed to 0 where the exact value is below the smallest normal `f32`.
+    Exp,
 }
 
 impl Function {
@@ -34,6 +38,7 @@ impl Function {
         match self {
             Function::Erf => scalar::erf,
             Function::Gelu => scalar::gelu,
+            Function::Exp => scalar::exp,
         }
     }
 }
@@ -47,27 +52,46 @@ pub fn map(f: Function, x: &[f32], y: &mut [f32]) {
 /// [`map`] on `isa`'s variant, or the scalar one where the CPU lacks `isa`'s instructions.
 pub fn map_with(isa: Isa, f: Function, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
-    let (x, y) = (&x[..n], &mut y[..n]);
+    // SAFETY: `x` and `y` are valid for `n` elements and, one shared and one exclusive
+    // borrow, do not overlap.
+    unsafe { map_raw(isa, f, x.as_ptr(), y.as_mut_ptr(), n) }
+}
+
+/// `v[i] = f(v[i])` on the selected ISA (see [`map`]).
+pub fn map_in_place(f: Function, v: &mut [f32]) {
+    let isa = crate::cpu::selected_isa().unwrap_or(Isa::Scalar);
+    let p = v.as_mut_ptr();
+    // SAFETY: `p` is valid for `v.len()` elements; input and output are the same buffer,
+    // which every variant allows.
+    unsafe { map_raw(isa, f, p, p, v.len()) }
+}
+
+/// # Safety
+/// `x` readable and `y` writable for `n` elements; equal or not overlapping.
+unsafe fn map_raw(isa: Isa, f: Function, x: *const f32, y: *mut f32, n: usize) {
     #[cfg(target_arch = "x86_64")]
-    {
+    let done = {
         let cpu = crate::cpu::features();
-        let done = match isa {
+        match isa {
             Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => {
-                // SAFETY: the CPU has AVX-512 F (checked above); the slices have length `n`.
-                unsafe { avx512::map(f, x, y) }
+                // SAFETY: the CPU has AVX-512 F (checked above); buffers as the caller promised.
+                unsafe { avx512::map(f, x, y, n) }
             }
             Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni if cpu.supports(Isa::Avx2) => {
-                // SAFETY: the CPU has AVX2 and FMA (checked above); the slices have length `n`.
-                unsafe { avx2::map(f, x, y) }
+                // SAFETY: the CPU has AVX2 and FMA (checked above); buffers as the caller promised.
+                unsafe { avx2::map(f, x, y, n) }
             }
             _ => 0,
-        };
-        let (x, y) = (&x[done..], &mut y[done..]);
-        y.iter_mut().zip(x).for_each(|(o, &v)| *o = f.scalar()(v));
-    }
+        }
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    {
+    let done = {
         let _ = isa;
-        y.iter_mut().zip(x).for_each(|(o, &v)| *o = f.scalar()(v));
+        0
+    };
+    let scalar = f.scalar();
+    for i in done..n {
+        // SAFETY: `i < n`; element `i` is read before it is written.
+        unsafe { *y.add(i) = scalar(*x.add(i)) };
     }
 }

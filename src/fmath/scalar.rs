@@ -55,6 +55,42 @@ pub(crate) fn exp_nonpositive(z: f32) -> f32 {
     f32::from_bits(p.to_bits().wrapping_add(((n as i32) << 23) as u32))
 }
 
+/// Below this `e^z` is under the smallest normal `f32` and [`exp`] gives 0.
+pub const EXP_MIN: f32 = -87.336_54;
+/// Above this `e^z` overflows `f32` and [`exp`] gives infinity.
+pub const EXP_MAX: f32 = 88.722_84;
+
+/// `e^z` (within 2 ulp where the result is a normal number; 0 below [`EXP_MIN`], where the
+/// exact value is subnormal or zero; infinity above [`EXP_MAX`]; NaN stays NaN).
+pub fn exp(z: f32) -> f32 {
+    if z.is_nan() {
+        return z;
+    }
+    // Clamped (z is not NaN here) so that `2^n` stays a normal scale; the ends are set after.
+    let c = z.clamp(EXP_MIN, EXP_MAX);
+    let n = (c * LOG2E).round_ties_even();
+    let r = n.mul_add(-LN2_HI, c);
+    let r = n.mul_add(-LN2_LO, r);
+    let mut p = EXP[7];
+    for &k in EXP[..7].iter().rev() {
+        p = p.mul_add(r, k);
+    }
+    // 2^n as two factors, each a normal number for n in [-126, 128].
+    let half = n * 0.5;
+    let n1 = half.floor();
+    let n2 = n - n1;
+    let s1 = f32::from_bits((((n1 as i32) + 127) << 23) as u32);
+    let s2 = f32::from_bits((((n2 as i32) + 127) << 23) as u32);
+    let v = (p * s1) * s2;
+    if z < EXP_MIN {
+        0.0
+    } else if z > EXP_MAX {
+        f32::INFINITY
+    } else {
+        v
+    }
+}
+
 /// The error function (NaN stays NaN).
 pub fn erf(x: f32) -> f32 {
     if x.is_nan() {

@@ -1,5 +1,6 @@
 //! Softmax, BatchNormalization, LayerNormalization and reductions.
 
+use crate::fmath::{self, Function};
 use crate::ir::op::ReduceKind;
 use crate::ir::shapes::{norm_axis, reduce_axes, reduce_shape};
 use crate::ir::{DType, Tensor};
@@ -12,7 +13,8 @@ pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
-/// [`softmax`] of the elements `v` of shape `d`, in place.
+/// [`softmax`] of the elements `v` of shape `d`, in place. The exponential is
+/// [`fmath::scalar::exp`]'s (vectorized along contiguous rows: the same bits).
 pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) -> Result<()> {
     let ax = norm_axis(axis, d.len())?;
     let (len, inner) = if coerce_2d {
@@ -23,6 +25,17 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
     if len == 0 || inner == 0 {
         return Ok(());
     }
+    if inner == 1 {
+        // Rows are contiguous: the exponentials of a row in one vectorized pass.
+        for row in v.chunks_mut(len) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|e| *e -= max);
+            fmath::map_in_place(Function::Exp, row);
+            let sum: f32 = row.iter().sum();
+            row.iter_mut().for_each(|e| *e /= sum);
+        }
+        return Ok(());
+    }
     for block in v.chunks_mut(len * inner) {
         for i in 0..inner {
             let max = (0..len)
@@ -30,7 +43,7 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
                 .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for j in 0..len {
-                let e = (block[j * inner + i] - max).exp();
+                let e = fmath::scalar::exp(block[j * inner + i] - max);
                 block[j * inner + i] = e;
                 sum += e;
             }
