@@ -2,6 +2,7 @@
 //! attributes; operands that ONNX moved from attributes to inputs over opsets (axes, pads,
 //! clip bounds, slice ranges) are always inputs here, in their newest-opset form.
 
+pub use super::transformer::{AttentionAttrs, MultiHeadAttentionAttrs, OpDomain, QkOutputMode, RotaryAttrs};
 use super::DType;
 
 /// How convolution and pooling padding is chosen.
@@ -592,6 +593,39 @@ pub enum Op {
     ConvInteger(ConvAttrs),
     /// Integer matmul to i32. Inputs: A, B, a_zp?, b_zp?.
     MatMulInteger,
+    /// RMS normalisation over the axes from `axis` on: `x / sqrt(mean(x²) + eps) * scale`.
+    /// Inputs: X, scale. Outputs: Y, and for ONNX Runtime's SimplifiedLayerNormalization
+    /// InvStdDev? (shaped like X with the normalised axes 1).
+    RmsNormalization {
+        /// First normalised axis (negative counts from the end).
+        axis: i64,
+        /// Added to the mean square.
+        epsilon: f32,
+        /// ONNX Runtime's SimplifiedLayerNormalization (else ONNX RMSNormalization).
+        simplified: bool,
+    },
+    /// ONNX Runtime's SkipLayerNormalization / SkipSimplifiedLayerNormalization: `s = input +
+    /// skip + bias`, normalised over the last axis. Inputs: input, skip, gamma, beta?, bias?
+    /// (beta absent when simplified). Outputs: output, mean?, inv_std_var?,
+    /// input_skip_bias_sum? (mean and inv_std_var shaped like input with the last axis 1).
+    SkipNormalization {
+        /// Variance epsilon.
+        epsilon: f32,
+        /// RMS normalisation (SkipSimplifiedLayerNormalization).
+        simplified: bool,
+    },
+    /// GELU of `x + bias` (ONNX Runtime's BiasGelu; FastGelu with a bias when tanh).
+    /// Inputs: X, bias (broadcast to X).
+    BiasGelu {
+        /// The tanh approximation (FastGelu).
+        tanh_approximation: bool,
+    },
+    /// Rotary position embedding (ONNX opset 23 or `com.microsoft`).
+    RotaryEmbedding(RotaryAttrs),
+    /// ONNX scaled dot-product attention (opset 23).
+    Attention(AttentionAttrs),
+    /// ONNX Runtime's MultiHeadAttention (`com.microsoft`).
+    MultiHeadAttention(MultiHeadAttentionAttrs),
 }
 
 impl Op {
@@ -649,6 +683,23 @@ impl Op {
             Op::QLinearMatMul => "QLinearMatMul",
             Op::ConvInteger(_) => "ConvInteger",
             Op::MatMulInteger => "MatMulInteger",
+            Op::RmsNormalization {
+                simplified: false, ..
+            } => "RMSNormalization",
+            Op::RmsNormalization { simplified: true, .. } => "SimplifiedLayerNormalization",
+            Op::SkipNormalization {
+                simplified: false, ..
+            } => "SkipLayerNormalization",
+            Op::SkipNormalization { simplified: true, .. } => "SkipSimplifiedLayerNormalization",
+            Op::BiasGelu {
+                tanh_approximation: false,
+            } => "BiasGelu",
+            Op::BiasGelu {
+                tanh_approximation: true,
+            } => "FastGelu",
+            Op::RotaryEmbedding(_) => "RotaryEmbedding",
+            Op::Attention(_) => "Attention",
+            Op::MultiHeadAttention(_) => "MultiHeadAttention",
         }
     }
 
@@ -695,6 +746,11 @@ impl Op {
             Op::QLinearConv(_) => (8, 9),
             Op::QLinearMatMul => (8, 8),
             Op::ConvInteger(_) | Op::MatMulInteger => (2, 4),
+            Op::RmsNormalization { .. } | Op::BiasGelu { .. } => (2, 2),
+            Op::SkipNormalization { .. } => (3, 5),
+            Op::RotaryEmbedding(_) => (3, 4),
+            Op::Attention(_) => (3, 6),
+            Op::MultiHeadAttention(_) => (3, 8),
         }
     }
 
@@ -703,6 +759,9 @@ impl Op {
         match self {
             Op::DynamicQuantizeLinear | Op::LayerNormalization { .. } => 3,
             Op::Split { num_outputs, .. } => *num_outputs,
+            Op::RmsNormalization { simplified, .. } => 1 + *simplified as usize,
+            Op::SkipNormalization { .. } | Op::Attention(_) => 4,
+            Op::MultiHeadAttention(_) => 3,
             _ => 1,
         }
     }

@@ -1,14 +1,17 @@
 //! Reference implementations of every IR operator on [`Tensor`]s (NCHW layout).
 
+mod attention;
 mod conv;
 mod elementwise;
 mod layout;
 mod linalg;
 mod norm;
+mod norm_fused;
 mod pool;
 mod quant;
 mod resize;
 mod reuse;
+mod rotary;
 
 pub use reuse::eval_into;
 
@@ -122,6 +125,14 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::QLinearMatMul => one(quant::qlinear_matmul(inputs)?),
         Op::ConvInteger(a) => one(quant::conv_integer(a, inputs)?),
         Op::MatMulInteger => one(quant::matmul_integer(inputs)?),
+        Op::RmsNormalization { axis, epsilon, .. } => norm_fused::rms_norm(x(0)?, x(1)?, *axis, *epsilon),
+        Op::SkipNormalization { epsilon, simplified } => {
+            norm_fused::skip_norm(*simplified, x(0)?, x(1)?, x(2)?, opt(3), opt(4), *epsilon)
+        }
+        Op::BiasGelu { tanh_approximation } => one(norm_fused::bias_gelu(x(0)?, x(1)?, *tanh_approximation)?),
+        Op::RotaryEmbedding(r) => one(rotary::rotary_embedding(r, x(0)?, x(1)?, x(2)?, opt(3))?),
+        Op::Attention(a) => attention::attention(a, inputs),
+        Op::MultiHeadAttention(m) => attention::multi_head_attention(m, inputs),
     }
 }
 

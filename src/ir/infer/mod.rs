@@ -8,6 +8,7 @@ mod linear;
 mod quantize;
 mod reduce;
 mod shape_ops;
+mod transformer;
 
 pub use layout::{resize_output_shape, split_sizes};
 pub use shape_ops::range_len;
@@ -149,6 +150,11 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::QuantizeLinear(q) => quantize::quantize_linear(op, q, x, inputs),
         Op::DequantizeLinear(_) => quantize::dequantize_linear(op, x),
         Op::DynamicQuantizeLinear => quantize::dynamic_quantize_linear(op, x),
+        Op::RmsNormalization { axis, .. } => transformer::rms(op, *axis, x, inputs),
+        Op::SkipNormalization { .. } => transformer::skip_norm(op, x, inputs),
+        Op::BiasGelu { .. } => transformer::bias_gelu(op, x, inputs),
+        Op::RotaryEmbedding(_) => transformer::rotary(op, x, inputs),
+        Op::Attention(_) | Op::MultiHeadAttention(_) => transformer::attention(op, x, inputs),
     }
 }
 
