@@ -1,7 +1,7 @@
 //! The fused transformer operators (ONNX opset 23's RMSNormalization, RotaryEmbedding and
 //! Attention; ONNX Runtime's SimplifiedLayerNormalization and its `com.microsoft`
 //! SkipLayerNormalization, SkipSimplifiedLayerNormalization, Gelu, FastGelu, BiasGelu,
-//! MultiHeadAttention and RotaryEmbedding), one node per graph: libxq's float interpreter
+//! MultiHeadAttention, RotaryEmbedding, Attention and EmbedLayerNormalization), one node per graph: libxq's float interpreter
 //! against ONNX Runtime (graph optimizations off) within 1e-5 relative; the exported model
 //! computes the same in libxq and in ONNX Runtime; bad attributes and shapes are errors.
 
@@ -111,6 +111,8 @@ fn fused_ops_match_onnxruntime() {
         "FastGelu",
         "BiasGelu",
         "MultiHeadAttention",
+        "Attention (com.microsoft)",
+        "EmbedLayerNormalization",
     ] {
         assert!(ops.contains(op), "no case of {op}");
     }

@@ -626,6 +626,23 @@ pub enum Op {
     Attention(AttentionAttrs),
     /// ONNX Runtime's MultiHeadAttention (`com.microsoft`).
     MultiHeadAttention(MultiHeadAttentionAttrs),
+    /// ONNX Runtime's Attention (`com.microsoft`): one input projected by merged Q/K/V
+    /// weights, then MultiHeadAttention. Inputs: input, weights, bias?, mask_index?, (past,
+    /// refused), attention_bias?. Output: output.
+    PackedAttention {
+        /// Heads, scale, mask value and causality (as MultiHeadAttention).
+        mha: MultiHeadAttentionAttrs,
+        /// Hidden sizes of Q, K and V (empty: the weights' columns in three equal parts).
+        qkv_hidden_sizes: Vec<usize>,
+    },
+    /// ONNX Runtime's EmbedLayerNormalization (`com.microsoft`): word + position (+ segment)
+    /// embeddings, layer-normalised. Inputs: input_ids, segment_ids?, word_embedding,
+    /// position_embedding, segment_embedding?, gamma, beta, mask?, position_ids?. Outputs:
+    /// output, mask_index? (i32 count of mask ones per batch), embedding_sum?.
+    EmbedLayerNormalization {
+        /// Variance epsilon.
+        epsilon: f32,
+    },
 }
 
 impl Op {
@@ -700,6 +717,8 @@ impl Op {
             Op::RotaryEmbedding(_) => "RotaryEmbedding",
             Op::Attention(_) => "Attention",
             Op::MultiHeadAttention(_) => "MultiHeadAttention",
+            Op::PackedAttention { .. } => "Attention",
+            Op::EmbedLayerNormalization { .. } => "EmbedLayerNormalization",
         }
     }
 
@@ -751,6 +770,8 @@ impl Op {
             Op::RotaryEmbedding(_) => (3, 4),
             Op::Attention(_) => (3, 6),
             Op::MultiHeadAttention(_) => (3, 8),
+            Op::PackedAttention { .. } => (2, 6),
+            Op::EmbedLayerNormalization { .. } => (1, 9),
         }
     }
 
@@ -761,7 +782,7 @@ impl Op {
             Op::Split { num_outputs, .. } => *num_outputs,
             Op::RmsNormalization { simplified, .. } => 1 + *simplified as usize,
             Op::SkipNormalization { .. } | Op::Attention(_) => 4,
-            Op::MultiHeadAttention(_) => 3,
+            Op::MultiHeadAttention(_) | Op::EmbedLayerNormalization { .. } => 3,
             _ => 1,
         }
     }

@@ -116,9 +116,11 @@ impl super::Op {
     pub fn domain(&self) -> OpDomain {
         use super::Op;
         match self {
-            Op::SkipNormalization { .. } | Op::BiasGelu { .. } | Op::MultiHeadAttention(_) => {
-                OpDomain::Microsoft
-            }
+            Op::SkipNormalization { .. }
+            | Op::BiasGelu { .. }
+            | Op::MultiHeadAttention(_)
+            | Op::PackedAttention { .. }
+            | Op::EmbedLayerNormalization { .. } => OpDomain::Microsoft,
             Op::RotaryEmbedding(r) => r.domain,
             _ => OpDomain::Onnx,
         }
@@ -335,4 +337,27 @@ impl AttentionShape {
     pub fn scores_dims(&self) -> crate::Result<Vec<usize>> {
         Ok(vec![self.batch, self.q_heads, self.q_len, self.total_len()?])
     }
+}
+
+/// The hidden sizes of Q, K and V of ONNX Runtime's packed Attention: `qkv_hidden_sizes`, or
+/// the weights' `columns` in three equal parts.
+pub fn packed_qkv_sizes(qkv_hidden_sizes: &[usize], columns: usize) -> crate::Result<[usize; 3]> {
+    let sizes = match *qkv_hidden_sizes {
+        [] if columns.is_multiple_of(3) => [columns / 3; 3],
+        [q, k, v] => [q, k, v],
+        _ => {
+            return Err(shape_err(
+                "Attention",
+                format!("qkv_hidden_sizes {qkv_hidden_sizes:?} with {columns} weight columns"),
+            ))
+        }
+    };
+    let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
+    if total != Some(columns) || sizes[0] != sizes[1] {
+        return Err(shape_err(
+            "Attention",
+            format!("Q/K/V hidden sizes {sizes:?} do not split the {columns} weight columns (Q and K equal)"),
+        ));
+    }
+    Ok(sizes)
 }

@@ -184,7 +184,9 @@ fn check_node(node: &super::Node) -> Result<()> {
         Op::QuantizeLinear(q) if q.output_dtype.is_some_and(|d| !d.is_quantized_int()) => {
             bad("output_dtype must be an integer type".into())
         }
-        Op::MultiHeadAttention(m) if m.num_heads == 0 => bad("num_heads must be at least 1".into()),
+        Op::MultiHeadAttention(m) | Op::PackedAttention { mha: m, .. } if m.num_heads == 0 => {
+            bad("num_heads must be at least 1".into())
+        }
         Op::RotaryEmbedding(r) if r.rotary_embedding_dim % 2 != 0 => {
             bad(format!("rotary_embedding_dim {} is odd", r.rotary_embedding_dim))
         }

@@ -361,6 +361,20 @@ fn export_transformer_node(node: &Node, out: &mut Vec<NodeProto>) -> Result<()> 
             v.extend(a.scale.map(|s| float("scale", s)));
             v
         }
+        Op::EmbedLayerNormalization { epsilon } => vec![float("epsilon", *epsilon)],
+        Op::PackedAttention {
+            mha: m,
+            qkv_hidden_sizes,
+        } => {
+            let mut v = vec![
+                int("num_heads", m.num_heads as i64),
+                float("mask_filter_value", m.mask_filter_value),
+                int("unidirectional", m.unidirectional as i64),
+            ];
+            v.extend(m.scale.map(|s| float("scale", s)));
+            v.extend(usizes("qkv_hidden_sizes", qkv_hidden_sizes));
+            v
+        }
         Op::MultiHeadAttention(m) => {
             let mut v = vec![
                 int("num_heads", m.num_heads as i64),
@@ -429,7 +443,9 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         | Op::BiasGelu { .. }
         | Op::RotaryEmbedding(_)
         | Op::Attention(_)
-        | Op::MultiHeadAttention(_) => return export_transformer_node(node, out),
+        | Op::MultiHeadAttention(_)
+        | Op::PackedAttention { .. }
+        | Op::EmbedLayerNormalization { .. } => return export_transformer_node(node, out),
         Op::Gelu { tanh_approximation } => {
             vec![string(
                 "approximate",

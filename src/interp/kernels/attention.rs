@@ -410,3 +410,62 @@ pub fn multi_head_attention(m: &MultiHeadAttentionAttrs, inputs: &[Option<&Tenso
         Tensor::from_f32(g.present_value_dims()?, vp)?,
     ])
 }
+
+/// ONNX Runtime's packed Attention: `qkv = input · weights + bias` split into Q, K and V, then
+/// [`multi_head_attention`]. Inputs: input, weights, bias?, mask_index?, (past), attention_bias?.
+pub fn packed_attention(
+    m: &MultiHeadAttentionAttrs,
+    qkv_hidden_sizes: &[usize],
+    inputs: &[Option<&Tensor>],
+) -> Result<Tensor> {
+    const OP: &str = "Attention";
+    let get = |i: usize| inputs.get(i).copied().flatten();
+    let x = get(0).ok_or_else(|| Error::InvalidModel(format!("{OP}: input is missing")))?;
+    let w = get(1).ok_or_else(|| Error::InvalidModel(format!("{OP}: weights are missing")))?;
+    if get(4).is_some() {
+        return Err(Error::Unsupported(format!("{OP} with past state")));
+    }
+    let (xd, wd) = (x.dims(), w.dims());
+    let (batch, seq, columns) = match (xd, wd) {
+        (&[b, s, k], &[wk, n]) if k == wk => (b, s, n),
+        _ => {
+            return Err(Error::ShapeMismatch(format!(
+                "{OP}: input {xd:?} and weights {wd:?} are not (B, S, K) and (K, N)"
+            )))
+        }
+    };
+    let sizes = crate::ir::transformer::packed_qkv_sizes(qkv_hidden_sizes, columns)?;
+    let mut qkv = super::linalg::matmul(x, w)?.as_f32()?.to_vec();
+    if let Some(bias) = get(2) {
+        let b = bias.as_f32()?;
+        if bias.dims() != [columns] {
+            return Err(Error::ShapeMismatch(format!(
+                "{OP}: bias {:?} is not [{columns}]",
+                bias.dims()
+            )));
+        }
+        for row in qkv.chunks_mut(columns.max(1)) {
+            row.iter_mut().zip(b).for_each(|(x, c)| *x += c);
+        }
+    }
+    let mut parts = Vec::with_capacity(3);
+    let mut start = 0;
+    for size in sizes {
+        let mut part = Vec::with_capacity(batch * seq * size);
+        for row in qkv.chunks(columns.max(1)).take(batch * seq) {
+            part.extend_from_slice(&row[start..start + size]);
+        }
+        parts.push(Tensor::from_f32(vec![batch, seq, size], part)?);
+        start += size;
+    }
+    let args = [
+        Some(&parts[0]),
+        Some(&parts[1]),
+        Some(&parts[2]),
+        None,
+        get(3),
+        get(5),
+    ];
+    let mut out = multi_head_attention(m, &args)?;
+    Ok(out.swap_remove(0))
+}

@@ -133,6 +133,11 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::RotaryEmbedding(r) => one(rotary::rotary_embedding(r, x(0)?, x(1)?, x(2)?, opt(3))?),
         Op::Attention(a) => attention::attention(a, inputs),
         Op::MultiHeadAttention(m) => attention::multi_head_attention(m, inputs),
+        Op::PackedAttention {
+            mha,
+            qkv_hidden_sizes,
+        } => one(attention::packed_attention(mha, qkv_hidden_sizes, inputs)?),
+        Op::EmbedLayerNormalization { epsilon } => norm_fused::embed_layer_norm(inputs, *epsilon),
     }
 }
 

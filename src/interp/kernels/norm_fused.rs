@@ -147,3 +147,116 @@ pub fn bias_gelu(x: &Tensor, bias: &Tensor, tanh_approximation: bool) -> Result<
     pointwise::map(&Op::Gelu { tanh_approximation }, &sum, &mut y)?;
     Tensor::from_f32(d.to_vec(), y)
 }
+
+/// ONNX Runtime's EmbedLayerNormalization. Inputs: input_ids, segment_ids?, word_embedding,
+/// position_embedding, segment_embedding?, gamma, beta, mask?, position_ids?. Returns the
+/// normalised embeddings, mask_index (the count of ones of each mask row, zeros without a
+/// mask) and the embedding sum.
+pub fn embed_layer_norm(inputs: &[Option<&Tensor>], eps: f32) -> Result<Vec<Tensor>> {
+    const OP: &str = "EmbedLayerNormalization";
+    let get = |i: usize| inputs.get(i).copied().flatten();
+    let need = |i: usize| get(i).ok_or_else(|| Error::InvalidModel(format!("{OP}: input {i} is missing")));
+    let ids = need(0)?;
+    let (word, pos) = (need(2)?, need(3)?);
+    let (batch, seq) = match *ids.dims() {
+        [b, s] => (b, s),
+        _ => {
+            return Err(Error::ShapeMismatch(format!(
+                "{OP}: input_ids {:?} is not 2-D",
+                ids.dims()
+            )))
+        }
+    };
+    let hidden = match *word.dims() {
+        [_, h] => h,
+        _ => {
+            return Err(Error::ShapeMismatch(format!(
+                "{OP}: word_embedding {:?} is not 2-D",
+                word.dims()
+            )))
+        }
+    };
+    let gamma = vector(OP, "gamma", need(5)?, hidden)?;
+    let beta = vector(OP, "beta", need(6)?, hidden)?;
+    /// Row `id` of a `(rows, hidden)` table.
+    fn row<'a>(what: &str, table: &'a Tensor, id: i64, hidden: usize) -> Result<&'a [f32]> {
+        let d = table.dims();
+        if d.len() != 2 || d[1] != hidden {
+            return Err(Error::ShapeMismatch(format!(
+                "{OP}: {what} {d:?} is not (rows, {hidden})"
+            )));
+        }
+        match usize::try_from(id) {
+            Ok(i) if i < d[0] => Ok(&table.as_f32()?[i * hidden..(i + 1) * hidden]),
+            _ => Err(Error::InvalidModel(format!(
+                "{OP}: {what} index {id} is outside its {} rows",
+                d[0]
+            ))),
+        }
+    }
+    let idv = ids.to_i64_vec()?;
+    let token_ids = |t: Option<&Tensor>, what: &str| -> Result<Option<Vec<i64>>> {
+        match t {
+            Some(t) if t.dims() == [batch, seq] => Ok(Some(t.to_i64_vec()?)),
+            Some(t) => Err(Error::ShapeMismatch(format!(
+                "{OP}: {what} {:?} is not {:?}",
+                t.dims(),
+                [batch, seq]
+            ))),
+            None => Ok(None),
+        }
+    };
+    let segments = token_ids(get(1), "segment_ids")?;
+    let segment_table = match (&segments, get(4)) {
+        (Some(_), None) => {
+            return Err(Error::InvalidModel(format!(
+                "{OP}: segment_ids without segment_embedding"
+            )))
+        }
+        (_, t) => t,
+    };
+    let positions = match get(8) {
+        Some(p) if p.dims() == [1, seq] || p.dims() == [batch, seq] => {
+            Some((p.to_i64_vec()?, p.dims()[0] == batch))
+        }
+        Some(p) => return Err(Error::ShapeMismatch(format!("{OP}: position_ids {:?}", p.dims()))),
+        None => None,
+    };
+    let n = crate::ir::checked_numel(&[batch, seq, hidden])?;
+    let mut sum = Vec::with_capacity(n);
+    for b in 0..batch {
+        for s in 0..seq {
+            let t = b * seq + s;
+            let p = match &positions {
+                Some((v, per_batch)) => v[if *per_batch { t } else { s }],
+                None => s as i64,
+            };
+            let w = row("word_embedding", word, idv[t], hidden)?;
+            let pe = row("position_embedding", pos, p, hidden)?;
+            let se = match (&segments, segment_table) {
+                (Some(sv), Some(table)) => Some(row("segment_embedding", table, sv[t], hidden)?),
+                _ => None,
+            };
+            for j in 0..hidden {
+                sum.push(w[j] + pe[j] + se.map_or(0.0, |e| e[j]));
+            }
+        }
+    }
+    let mut out = sum.clone();
+    for r in out.chunks_mut(hidden.max(1)) {
+        layer_norm_row(r, gamma, Some(beta), eps);
+    }
+    let mask_index: Vec<i32> = match token_ids(get(7), "mask")? {
+        Some(m) => m
+            .chunks(seq.max(1))
+            .take(batch)
+            .map(|r| r.iter().filter(|&&v| v == 1).count() as i32)
+            .collect(),
+        None => vec![0; batch],
+    };
+    Ok(vec![
+        Tensor::from_f32(vec![batch, seq, hidden], out)?,
+        Tensor::from_i32(vec![batch], mask_index)?,
+        Tensor::from_f32(vec![batch, seq, hidden], sum)?,
+    ])
+}

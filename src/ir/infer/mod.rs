@@ -155,6 +155,11 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::BiasGelu { .. } => transformer::bias_gelu(op, x, inputs),
         Op::RotaryEmbedding(_) => transformer::rotary(op, x, inputs),
         Op::Attention(_) | Op::MultiHeadAttention(_) => transformer::attention(op, x, inputs),
+        Op::PackedAttention {
+            mha,
+            qkv_hidden_sizes,
+        } => transformer::packed_attention(op, mha, qkv_hidden_sizes, x, inputs),
+        Op::EmbedLayerNormalization { .. } => transformer::embed_layer_norm(op, x, inputs),
     }
 }
 

@@ -2,9 +2,9 @@
 //! BiasGelu, RotaryEmbedding, Attention and MultiHeadAttention.
 
 use super::{expect_dtype, need, same, Fact, OutFact, FLOAT};
-use crate::ir::op::Op;
+use crate::ir::op::{MultiHeadAttentionAttrs, Op};
 use crate::ir::shapes::{broadcast, norm_axis};
-use crate::ir::transformer::AttentionShape;
+use crate::ir::transformer::{packed_qkv_sizes, AttentionShape};
 use crate::ir::DType;
 use crate::{Error, Result};
 
@@ -145,4 +145,58 @@ pub(super) fn attention(op: &Op, x: Fact<'_>, inputs: &[Option<Fact<'_>>]) -> Re
         out.push((DType::F32, dims(AttentionShape::scores_dims)?));
     }
     Ok(out)
+}
+
+/// ONNX Runtime's packed Attention: output `(B, S, v_hidden)`.
+pub(super) fn packed_attention(
+    op: &Op,
+    m: &MultiHeadAttentionAttrs,
+    qkv_hidden_sizes: &[usize],
+    x: Fact<'_>,
+    inputs: &[Option<Fact<'_>>],
+) -> Result<Vec<OutFact>> {
+    expect_dtype(op, "input", x.dtype, FLOAT)?;
+    let w = need(inputs, 1, op)?;
+    expect_dtype(op, "weights", w.dtype, FLOAT)?;
+    let shape = match (x.shape, w.shape) {
+        (Some(&[b, s, k]), Some(&[wk, n])) if k == wk => {
+            let [q, _, v] = packed_qkv_sizes(qkv_hidden_sizes, n)?;
+            if q.checked_rem(m.num_heads) != Some(0) || v.checked_rem(m.num_heads) != Some(0) {
+                return Err(Error::ShapeMismatch(format!(
+                    "Attention: hidden sizes {q} and {v} are not multiples of {} heads",
+                    m.num_heads
+                )));
+            }
+            Some(vec![b, s, v])
+        }
+        (Some(xs), Some(ws)) => {
+            return Err(Error::ShapeMismatch(format!(
+                "Attention: input {xs:?} and weights {ws:?} are not (B, S, K) and (K, N)"
+            )))
+        }
+        _ => None,
+    };
+    Ok(vec![(DType::F32, shape)])
+}
+
+/// EmbedLayerNormalization: output and embedding_sum `(B, S, hidden)`, mask_index `(B)`.
+pub(super) fn embed_layer_norm(op: &Op, ids: Fact<'_>, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
+    expect_dtype(op, "input_ids", ids.dtype, &[DType::I32])?;
+    let word = need(inputs, 2, op)?;
+    expect_dtype(op, "word_embedding", word.dtype, FLOAT)?;
+    let full = match (ids.shape, word.shape) {
+        (Some(&[b, s]), Some(&[_, h])) => Some(vec![b, s, h]),
+        (Some(i), Some(w)) => {
+            return Err(Error::ShapeMismatch(format!(
+                "EmbedLayerNormalization: input_ids {i:?} / word_embedding {w:?} are not 2-D"
+            )))
+        }
+        _ => None,
+    };
+    let batch = full.as_ref().map(|f| vec![f[0]]);
+    Ok(vec![
+        (DType::F32, full.clone()),
+        (DType::I32, batch),
+        (DType::F32, full),
+    ])
 }

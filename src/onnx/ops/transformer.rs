@@ -16,6 +16,8 @@ pub const MICROSOFT_SUPPORTED: &[&str] = &[
     "BiasGelu",
     "MultiHeadAttention",
     "RotaryEmbedding",
+    "Attention",
+    "EmbedLayerNormalization",
 ];
 
 /// Default-domain operators of this family (RMSNormalization, RotaryEmbedding and Attention
@@ -208,6 +210,47 @@ fn microsoft_op(c: &mut Conversion) -> Result<Op> {
                 unidirectional: c.a.int("unidirectional", 0)? != 0,
             })
         }
+        "Attention" => packed_attention(c)?,
+        "EmbedLayerNormalization" => {
+            if c.a.int("mask_index_type", 1)? != 1 && wants_output(c, 1) {
+                return Err(Error::Unsupported(
+                    "EmbedLayerNormalization's mask_index output with mask_index_type other than 1".into(),
+                ));
+            }
+            Op::EmbedLayerNormalization {
+                epsilon: c.a.float("epsilon", 1e-12)?,
+            }
+        }
         other => return Err(Error::Unsupported(format!("com.microsoft::{other}"))),
+    })
+}
+
+/// `com.microsoft` Attention (merged Q/K/V weights) without past state or rotary embedding.
+fn packed_attention(c: &Conversion) -> Result<Op> {
+    for (attr, what) in [
+        ("do_rotary", "rotary embedding"),
+        ("past_present_share_buffer", "a shared past/present buffer"),
+    ] {
+        if c.a.int(attr, 0)? != 0 {
+            return Err(Error::Unsupported(format!("com.microsoft Attention with {what}")));
+        }
+    }
+    if has_input(c, 4) || has_input(c, 6) || wants_output(c, 1) {
+        return Err(Error::Unsupported(
+            "com.microsoft Attention with past / present state (use MultiHeadAttention's past_key / past_value)"
+                .into(),
+        ));
+    }
+    if !c.a.has("num_heads") {
+        return Err(c.a.err("num_heads", "is required"));
+    }
+    Ok(Op::PackedAttention {
+        mha: MultiHeadAttentionAttrs {
+            num_heads: c.a.usize("num_heads", 0)?,
+            scale: scale(c)?,
+            mask_filter_value: c.a.float("mask_filter_value", -10000.0)?,
+            unidirectional: c.a.int("unidirectional", 0)? != 0,
+        },
+        qkv_hidden_sizes: c.a.usizes("qkv_hidden_sizes")?,
     })
 }
