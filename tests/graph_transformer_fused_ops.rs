@@ -1,9 +1,10 @@
 //! The fused transformer operators (ONNX opset 23's RMSNormalization, RotaryEmbedding and
 //! Attention; ONNX Runtime's SimplifiedLayerNormalization and its `com.microsoft`
 //! SkipLayerNormalization, SkipSimplifiedLayerNormalization, Gelu, FastGelu, BiasGelu,
-//! MultiHeadAttention, RotaryEmbedding, Attention and EmbedLayerNormalization), one node per graph: libxq's float interpreter
-//! against ONNX Runtime (graph optimizations off) within 1e-5 relative; the exported model
-//! computes the same in libxq and in ONNX Runtime; bad attributes and shapes are errors.
+//! MultiHeadAttention, RotaryEmbedding, Attention and EmbedLayerNormalization), one node per
+//! graph: libxq's float interpreter against ONNX Runtime (graph optimizations off) within 1e-5
+//! relative; the exported model computes the same in libxq and in ONNX Runtime; bad attributes
+//! and shapes are errors, never panics.
 
 mod graph_common;
 
