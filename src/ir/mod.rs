@@ -14,6 +14,7 @@ pub mod qdq;
 pub mod resize;
 pub mod shapes;
 mod tensor;
+pub mod transformer;
 mod validate;
 
 pub use dtype::DType;

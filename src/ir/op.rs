@@ -2,6 +2,7 @@
 //! attributes; operands that ONNX moved from attributes to inputs over opsets (axes, pads,
 //! clip bounds, slice ranges) are always inputs here, in their newest-opset form.
 
+pub use super::transformer::{AttentionAttrs, MultiHeadAttentionAttrs, OpDomain, QkOutputMode, RotaryAttrs};
 use super::DType;
 
 /// How convolution and pooling padding is chosen.
@@ -628,6 +629,56 @@ pub enum Op {
         /// Number of leading batch axes.
         batch_dims: usize,
     },
+    /// RMS normalisation over the axes from `axis` on: `x / sqrt(mean(x²) + eps) * scale`.
+    /// Inputs: X, scale. Outputs: Y, and for ONNX Runtime's SimplifiedLayerNormalization
+    /// InvStdDev? (shaped like X with the normalised axes 1).
+    RmsNormalization {
+        /// First normalised axis (negative counts from the end).
+        axis: i64,
+        /// Added to the mean square.
+        epsilon: f32,
+        /// ONNX Runtime's SimplifiedLayerNormalization (else ONNX RMSNormalization).
+        simplified: bool,
+    },
+    /// ONNX Runtime's SkipLayerNormalization / SkipSimplifiedLayerNormalization: `s = input +
+    /// skip + bias`, normalised over the last axis. Inputs: input, skip, gamma, beta?, bias?
+    /// (beta absent when simplified). Outputs: output, mean?, inv_std_var?,
+    /// input_skip_bias_sum? (mean and inv_std_var shaped like input with the last axis 1).
+    SkipNormalization {
+        /// Variance epsilon.
+        epsilon: f32,
+        /// RMS normalisation (SkipSimplifiedLayerNormalization).
+        simplified: bool,
+    },
+    /// GELU of `x + bias` (ONNX Runtime's BiasGelu; FastGelu with a bias when tanh).
+    /// Inputs: X, bias (broadcast to X).
+    BiasGelu {
+        /// The tanh approximation (FastGelu).
+        tanh_approximation: bool,
+    },
+    /// Rotary position embedding (ONNX opset 23 or `com.microsoft`).
+    RotaryEmbedding(RotaryAttrs),
+    /// ONNX scaled dot-product attention (opset 23).
+    Attention(AttentionAttrs),
+    /// ONNX Runtime's MultiHeadAttention (`com.microsoft`).
+    MultiHeadAttention(MultiHeadAttentionAttrs),
+    /// ONNX Runtime's Attention (`com.microsoft`): one input projected by merged Q/K/V
+    /// weights, then MultiHeadAttention. Inputs: input, weights, bias?, mask_index?, (past,
+    /// refused), attention_bias?. Output: output.
+    PackedAttention {
+        /// Heads, scale, mask value and causality (as MultiHeadAttention).
+        mha: MultiHeadAttentionAttrs,
+        /// Hidden sizes of Q, K and V (empty: the weights' columns in three equal parts).
+        qkv_hidden_sizes: Vec<usize>,
+    },
+    /// ONNX Runtime's EmbedLayerNormalization (`com.microsoft`): word + position (+ segment)
+    /// embeddings, layer-normalised. Inputs: input_ids, segment_ids?, word_embedding,
+    /// position_embedding, segment_embedding?, gamma, beta, mask?, position_ids?. Outputs:
+    /// output, mask_index? (i32 count of mask ones per batch), embedding_sum?.
+    EmbedLayerNormalization {
+        /// Variance epsilon.
+        epsilon: f32,
+    },
 }
 
 impl Op {
@@ -688,6 +739,25 @@ impl Op {
             Op::IsNaN => "IsNaN",
             Op::GatherElements { .. } => "GatherElements",
             Op::GatherND { .. } => "GatherND",
+            Op::RmsNormalization {
+                simplified: false, ..
+            } => "RMSNormalization",
+            Op::RmsNormalization { simplified: true, .. } => "SimplifiedLayerNormalization",
+            Op::SkipNormalization {
+                simplified: false, ..
+            } => "SkipLayerNormalization",
+            Op::SkipNormalization { simplified: true, .. } => "SkipSimplifiedLayerNormalization",
+            Op::BiasGelu {
+                tanh_approximation: false,
+            } => "BiasGelu",
+            Op::BiasGelu {
+                tanh_approximation: true,
+            } => "FastGelu",
+            Op::RotaryEmbedding(_) => "RotaryEmbedding",
+            Op::Attention(_) => "Attention",
+            Op::MultiHeadAttention(_) => "MultiHeadAttention",
+            Op::PackedAttention { .. } => "Attention",
+            Op::EmbedLayerNormalization { .. } => "EmbedLayerNormalization",
         }
     }
 
@@ -736,6 +806,13 @@ impl Op {
             Op::ConvInteger(_) | Op::MatMulInteger => (2, 4),
             Op::IsNaN => (1, 1),
             Op::GatherElements { .. } | Op::GatherND { .. } => (2, 2),
+            Op::RmsNormalization { .. } | Op::BiasGelu { .. } => (2, 2),
+            Op::SkipNormalization { .. } => (3, 5),
+            Op::RotaryEmbedding(_) => (3, 4),
+            Op::Attention(_) => (3, 6),
+            Op::MultiHeadAttention(_) => (3, 8),
+            Op::PackedAttention { .. } => (2, 6),
+            Op::EmbedLayerNormalization { .. } => (1, 9),
         }
     }
 
@@ -744,6 +821,9 @@ impl Op {
         match self {
             Op::DynamicQuantizeLinear | Op::LayerNormalization { .. } => 3,
             Op::Split { num_outputs, .. } => *num_outputs,
+            Op::RmsNormalization { simplified, .. } => 1 + *simplified as usize,
+            Op::SkipNormalization { .. } | Op::Attention(_) => 4,
+            Op::MultiHeadAttention(_) | Op::EmbedLayerNormalization { .. } => 3,
             _ => 1,
         }
     }

@@ -79,7 +79,12 @@ impl Graph {
             .nodes
             .iter()
             .enumerate()
-            .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i)))
+            .flat_map(|(i, n)| {
+                n.outputs
+                    .iter()
+                    .filter(|o| !o.is_empty())
+                    .map(move |o| (o.as_str(), i))
+            })
             .collect();
         let n = self.nodes.len();
         let mut pending = vec![0usize; n];
@@ -178,6 +183,15 @@ fn check_node(node: &super::Node) -> Result<()> {
         }
         Op::QuantizeLinear(q) if q.output_dtype.is_some_and(|d| !d.is_quantized_int()) => {
             bad("output_dtype must be an integer type".into())
+        }
+        Op::MultiHeadAttention(m) | Op::PackedAttention { mha: m, .. } if m.num_heads == 0 => {
+            bad("num_heads must be at least 1".into())
+        }
+        Op::RotaryEmbedding(r) if r.rotary_embedding_dim % 2 != 0 => {
+            bad(format!("rotary_embedding_dim {} is odd", r.rotary_embedding_dim))
+        }
+        Op::Attention(a) if a.softcap < 0.0 || a.softcap.is_nan() => {
+            bad(format!("softcap {} is negative", a.softcap))
         }
         _ => Ok(()),
     }

@@ -49,10 +49,7 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
     value_info.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(ModelProto {
         ir_version: 10,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: required_opset(graph),
-        }],
+        opset_import: opset_imports(graph),
         producer_name: "libxq".into(),
         producer_version: crate::VERSION.into(),
         graph: Some(GraphProto {
@@ -72,7 +69,24 @@ fn to_model(graph: &Graph) -> Result<ModelProto> {
     })
 }
 
-/// The opset a graph needs: [`EXPORT_OPSET`], 25 when it uses 2-bit integers (which
+/// The default-domain opset the graph needs, and `com.microsoft` version 1 when it has an
+/// ONNX Runtime contrib operator.
+fn opset_imports(graph: &Graph) -> Vec<OperatorSetIdProto> {
+    let mut v = vec![OperatorSetIdProto {
+        domain: String::new(),
+        version: required_opset(graph),
+    }];
+    if graph.nodes.iter().any(|n| n.op.domain() == OpDomain::Microsoft) {
+        v.push(OperatorSetIdProto {
+            domain: OpDomain::Microsoft.onnx_domain().into(),
+            version: 1,
+        });
+    }
+    v
+}
+
+/// The opset a graph needs: [`EXPORT_OPSET`], 23 when it has RMSNormalization or an ONNX
+/// RotaryEmbedding or Attention, 25 when it uses 2-bit integers (which
 /// QuantizeLinear/DequantizeLinear/Cast accept from opset 25 on), 28 when it has a CRD
 /// SpaceToDepth (its `mode` attribute is new in opset 28).
 fn required_opset(graph: &Graph) -> i64 {
@@ -101,8 +115,19 @@ fn required_opset(graph: &Graph) -> i64 {
         Op::QuantizeLinear(q) => q.output_dtype.is_some_and(two_bit),
         _ => false,
     });
+    let opset_23 = graph.nodes.iter().any(|n| {
+        matches!(
+            n.op,
+            Op::RmsNormalization {
+                simplified: false,
+                ..
+            } | Op::Attention(_)
+        ) || matches!(&n.op, Op::RotaryEmbedding(r) if r.domain == OpDomain::Onnx)
+    });
     if in_values || in_ops {
         25
+    } else if opset_23 {
+        23
     } else {
         EXPORT_OPSET
     }
@@ -291,6 +316,87 @@ fn proto_node(
     }
 }
 
+/// A fused transformer operator, in its own domain and (for `com.microsoft` operators) its
+/// own input order.
+fn export_transformer_node(node: &Node, out: &mut Vec<NodeProto>) -> Result<()> {
+    let mut inputs = node.inputs.clone();
+    let attrs = match &node.op {
+        Op::RmsNormalization { axis, epsilon, .. } => vec![int("axis", *axis), float("epsilon", *epsilon)],
+        Op::SkipNormalization { epsilon, simplified } => {
+            if *simplified && inputs.len() > 3 {
+                // input, skip, gamma, (no beta), bias → input, skip, gamma, bias.
+                let bias = inputs.get(4).cloned().unwrap_or_default();
+                inputs.truncate(3);
+                inputs.push(bias);
+            }
+            vec![float("epsilon", *epsilon)]
+        }
+        Op::BiasGelu { .. } => vec![],
+        Op::RotaryEmbedding(r) => {
+            let mut v = vec![int("interleaved", r.interleaved as i64)];
+            if r.num_heads > 0 {
+                v.push(int("num_heads", r.num_heads as i64));
+            }
+            v.push(int("rotary_embedding_dim", r.rotary_embedding_dim as i64));
+            if r.domain == OpDomain::Microsoft {
+                // input, cos, sin, position_ids → input, position_ids, cos, sin.
+                let pos = inputs.get(3).cloned().unwrap_or_default();
+                inputs.truncate(3);
+                inputs.insert(1, pos);
+            }
+            v
+        }
+        Op::Attention(a) => {
+            let mut v = vec![
+                int("is_causal", a.is_causal as i64),
+                float("softcap", a.softcap),
+                int("qk_matmul_output_mode", a.qk_matmul_output_mode as i64),
+            ];
+            if a.q_num_heads > 0 {
+                v.push(int("q_num_heads", a.q_num_heads as i64));
+            }
+            if a.kv_num_heads > 0 {
+                v.push(int("kv_num_heads", a.kv_num_heads as i64));
+            }
+            v.extend(a.scale.map(|s| float("scale", s)));
+            v
+        }
+        Op::EmbedLayerNormalization { epsilon } => vec![float("epsilon", *epsilon)],
+        Op::PackedAttention {
+            mha: m,
+            qkv_hidden_sizes,
+        } => {
+            let mut v = vec![
+                int("num_heads", m.num_heads as i64),
+                float("mask_filter_value", m.mask_filter_value),
+                int("unidirectional", m.unidirectional as i64),
+            ];
+            v.extend(m.scale.map(|s| float("scale", s)));
+            v.extend(usizes("qkv_hidden_sizes", qkv_hidden_sizes));
+            v
+        }
+        Op::MultiHeadAttention(m) => {
+            let mut v = vec![
+                int("num_heads", m.num_heads as i64),
+                float("mask_filter_value", m.mask_filter_value),
+                int("unidirectional", m.unidirectional as i64),
+            ];
+            v.extend(m.scale.map(|s| float("scale", s)));
+            v
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{} is not a transformer operator",
+                other.onnx_name()
+            )))
+        }
+    };
+    let mut proto = proto_node(node, node.op.onnx_name(), inputs, node.outputs.clone(), attrs);
+    proto.domain = node.op.domain().onnx_domain().into();
+    out.push(proto);
+    Ok(())
+}
+
 fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<()> {
     let attrs: Vec<AttributeProto> = match &node.op {
         Op::Conv(c) | Op::QLinearConv(c) | Op::ConvInteger(c) => conv_attrs(c),
@@ -332,6 +438,14 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
             ]
         }
         Op::LayerNormalization { axis, epsilon } => vec![int("axis", *axis), float("epsilon", *epsilon)],
+        Op::RmsNormalization { .. }
+        | Op::SkipNormalization { .. }
+        | Op::BiasGelu { .. }
+        | Op::RotaryEmbedding(_)
+        | Op::Attention(_)
+        | Op::MultiHeadAttention(_)
+        | Op::PackedAttention { .. }
+        | Op::EmbedLayerNormalization { .. } => return export_transformer_node(node, out),
         Op::Gelu { tanh_approximation } => {
             vec![string(
                 "approximate",

@@ -174,7 +174,7 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
             node.name.clone()
         };
         let foreign = !(node.domain.is_empty() || node.domain == "ai.onnx");
-        if foreign || !ops::is_supported(&node.op_type) {
+        if !ops::is_supported_in(&node.domain, &node.op_type) {
             let domain = if foreign {
                 format!("{}::", node.domain)
             } else {
@@ -234,6 +234,12 @@ fn import_model(model: &ModelProto, base_dir: Option<&Path>) -> Result<Graph> {
                 acc = dst;
             }
             continue;
+        }
+        if ops::is_microsoft(&node.domain) && !model.opset_import.iter().any(|o| ops::is_microsoft(&o.domain))
+        {
+            return Err(Error::InvalidModel(format!(
+                "node `{label}` is in domain com.microsoft, which the model does not import"
+            )));
         }
         let mut named = node.clone();
         named.name = label.clone();

@@ -7,6 +7,9 @@ use crate::ir::{DType, Tensor};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
+mod transformer;
+pub use transformer::is_microsoft;
+
 /// Typed access to a node's attributes.
 pub struct Attrs<'a> {
     node: &'a NodeProto,
@@ -124,7 +127,16 @@ pub struct Converted {
 
 /// True if libxq imports this ONNX op type (default domain).
 pub fn is_supported(op_type: &str) -> bool {
-    SUPPORTED.contains(&op_type)
+    SUPPORTED.contains(&op_type) || transformer::ONNX_SUPPORTED.contains(&op_type)
+}
+
+/// True if libxq imports this op type of `domain` (default, `ai.onnx` or `com.microsoft`).
+pub fn is_supported_in(domain: &str, op_type: &str) -> bool {
+    match domain {
+        "" | "ai.onnx" => is_supported(op_type),
+        d if is_microsoft(d) => transformer::MICROSOFT_SUPPORTED.contains(&op_type),
+        _ => false,
+    }
 }
 
 /// Every ONNX op type the importer accepts (Constant becomes an initializer).
@@ -326,7 +338,8 @@ fn resize_attrs(a: &Attrs) -> Result<ResizeAttrs> {
     })
 }
 
-/// Converts a supported node (not Constant) of the default domain at `opset`.
+/// Converts a supported node (not Constant) of the default or `com.microsoft` domain at
+/// `opset` (the default domain's).
 pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> String) -> Result<Converted> {
     let mut c = Conversion {
         node,
@@ -344,8 +357,9 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             )));
         }
     }
-    let families: [Family; 8] = [
+    let families: [Family; 9] = [
         indexing_op,
+        transformer::transformer_op,
         elementwise_op,
         linear_op,
         activation_op,

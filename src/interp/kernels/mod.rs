@@ -1,15 +1,18 @@
 //! Reference implementations of every IR operator on [`Tensor`]s (NCHW layout).
 
+mod attention;
 mod conv;
 mod elementwise;
 mod indexing;
 mod layout;
 mod linalg;
 mod norm;
+mod norm_fused;
 mod pool;
 mod quant;
 mod resize;
 mod reuse;
+mod rotary;
 
 pub use reuse::eval_into;
 
@@ -126,6 +129,19 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::IsNaN => one(indexing::is_nan(x(0)?)?),
         Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
         Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
+        Op::RmsNormalization { axis, epsilon, .. } => norm_fused::rms_norm(x(0)?, x(1)?, *axis, *epsilon),
+        Op::SkipNormalization { epsilon, simplified } => {
+            norm_fused::skip_norm(*simplified, x(0)?, x(1)?, x(2)?, opt(3), opt(4), *epsilon)
+        }
+        Op::BiasGelu { tanh_approximation } => one(norm_fused::bias_gelu(x(0)?, x(1)?, *tanh_approximation)?),
+        Op::RotaryEmbedding(r) => one(rotary::rotary_embedding(r, x(0)?, x(1)?, x(2)?, opt(3))?),
+        Op::Attention(a) => attention::attention(a, inputs),
+        Op::MultiHeadAttention(m) => attention::multi_head_attention(m, inputs),
+        Op::PackedAttention {
+            mha,
+            qkv_hidden_sizes,
+        } => one(attention::packed_attention(mha, qkv_hidden_sizes, inputs)?),
+        Op::EmbedLayerNormalization { epsilon } => norm_fused::embed_layer_norm(inputs, *epsilon),
     }
 }
 

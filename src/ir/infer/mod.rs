@@ -9,6 +9,7 @@ mod linear;
 mod quantize;
 mod reduce;
 mod shape_ops;
+mod transformer;
 
 pub use indexing::{gather_elements_shape, gather_nd_shape};
 pub use layout::{resize_output_shape, split_sizes};
@@ -154,6 +155,16 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::IsNaN => indexing::is_nan(op, x),
         Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
         Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
+        Op::RmsNormalization { axis, .. } => transformer::rms(op, *axis, x, inputs),
+        Op::SkipNormalization { .. } => transformer::skip_norm(op, x, inputs),
+        Op::BiasGelu { .. } => transformer::bias_gelu(op, x, inputs),
+        Op::RotaryEmbedding(_) => transformer::rotary(op, x, inputs),
+        Op::Attention(_) | Op::MultiHeadAttention(_) => transformer::attention(op, x, inputs),
+        Op::PackedAttention {
+            mha,
+            qkv_hidden_sizes,
+        } => transformer::packed_attention(op, mha, qkv_hidden_sizes, x, inputs),
+        Op::EmbedLayerNormalization { .. } => transformer::embed_layer_norm(op, x, inputs),
     }
 }
 
