@@ -130,6 +130,10 @@ pub enum UnaryOp {
     Mish,
     /// Logical not (bool).
     Not,
+    /// Cosine (radians).
+    Cos,
+    /// Sine (radians).
+    Sin,
 }
 
 impl UnaryOp {
@@ -154,6 +158,8 @@ impl UnaryOp {
             UnaryOp::Softsign => "Softsign",
             UnaryOp::Mish => "Mish",
             UnaryOp::Not => "Not",
+            UnaryOp::Cos => "Cos",
+            UnaryOp::Sin => "Sin",
         }
     }
 }
@@ -401,6 +407,22 @@ impl Default for QuantAttrs {
     }
 }
 
+/// How ScatterND combines an update with the element it lands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScatterReduction {
+    /// Replace the element (later updates of one element win).
+    #[default]
+    None,
+    /// Add the update.
+    Add,
+    /// Multiply by the update.
+    Mul,
+    /// Keep the larger.
+    Max,
+    /// Keep the smaller.
+    Min,
+}
+
 /// A graph operator with its attributes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -643,6 +665,20 @@ pub enum Op {
         /// Variance epsilon.
         epsilon: f32,
     },
+    /// Whether each element is NaN (float in, bool out).
+    IsNaN,
+    /// Gather single elements along an axis: `out[i][j][k] = data[index][j][k]` (axis 0)
+    /// with `index = indices[i][j][k]`. Inputs: data, indices (same rank; i32 or i64).
+    GatherElements {
+        /// Axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Gather slices addressed by the last axis of `indices`, after `batch_dims` leading axes
+    /// shared by data and indices. Inputs: data, indices (i64).
+    GatherND {
+        /// Number of leading batch axes.
+        batch_dims: usize,
+    },
 }
 
 impl Op {
@@ -719,6 +755,9 @@ impl Op {
             Op::MultiHeadAttention(_) => "MultiHeadAttention",
             Op::PackedAttention { .. } => "Attention",
             Op::EmbedLayerNormalization { .. } => "EmbedLayerNormalization",
+            Op::IsNaN => "IsNaN",
+            Op::GatherElements { .. } => "GatherElements",
+            Op::GatherND { .. } => "GatherND",
         }
     }
 
@@ -772,6 +811,8 @@ impl Op {
             Op::MultiHeadAttention(_) => (3, 8),
             Op::PackedAttention { .. } => (2, 6),
             Op::EmbedLayerNormalization { .. } => (1, 9),
+            Op::IsNaN => (1, 1),
+            Op::GatherElements { .. } | Op::GatherND { .. } => (2, 2),
         }
     }
 

@@ -465,7 +465,10 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
             t: Some(tensor_to_proto("value", &value.clone().reshaped(vec![1])?)),
             ..Default::default()
         }],
-        Op::Concat { axis } | Op::Flatten { axis } | Op::Gather { axis } => vec![int("axis", *axis)],
+        Op::Concat { axis } | Op::Flatten { axis } | Op::Gather { axis } | Op::GatherElements { axis } => {
+            vec![int("axis", *axis)]
+        }
+        Op::GatherND { batch_dims } => vec![int("batch_dims", *batch_dims as i64)],
         Op::Reshape { allowzero } => vec![int("allowzero", *allowzero as i64)],
         Op::Transpose { perm } => perm
             .iter()
@@ -517,7 +520,8 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
         | Op::Range
         | Op::Size
         | Op::Logical(_)
-        | Op::CastLike => vec![],
+        | Op::CastLike
+        | Op::IsNaN => vec![],
     };
     out.push(proto_node(
         node,

@@ -227,6 +227,11 @@ pub const SUPPORTED: &[&str] = &[
     "Softplus",
     "Softsign",
     "Mish",
+    "Cos",
+    "Sin",
+    "IsNaN",
+    "GatherElements",
+    "GatherND",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -352,8 +357,9 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
             )));
         }
     }
-    let families: [Family; 8] = [
+    let families: [Family; 9] = [
         transformer::transformer_op,
+        indexing_op,
         elementwise_op,
         linear_op,
         activation_op,
@@ -449,6 +455,9 @@ fn elementwise_op(c: &mut Conversion) -> Result<Option<Op>> {
         "Softplus" => Op::Unary(UnaryOp::Softplus),
         "Softsign" => Op::Unary(UnaryOp::Softsign),
         "Mish" => Op::Unary(UnaryOp::Mish),
+        "Cos" => Op::Unary(UnaryOp::Cos),
+        "Sin" => Op::Unary(UnaryOp::Sin),
+        "IsNaN" => Op::IsNaN,
         "Equal" => Op::Compare(CompareOp::Equal),
         "Less" => Op::Compare(CompareOp::Less),
         "Greater" => Op::Compare(CompareOp::Greater),
@@ -729,6 +738,19 @@ fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
             })
         }
         "Resize" => Op::Resize(resize_attrs(&c.a)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// GatherElements and GatherND.
+fn indexing_op(c: &mut Conversion) -> Result<Option<Op>> {
+    Ok(Some(match c.node.op_type.as_str() {
+        "GatherElements" => Op::GatherElements {
+            axis: c.a.int("axis", 0)?,
+        },
+        "GatherND" => Op::GatherND {
+            batch_dims: c.a.usize("batch_dims", 0)?,
+        },
         _ => return Ok(None),
     }))
 }

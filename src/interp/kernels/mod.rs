@@ -3,6 +3,7 @@
 mod attention;
 mod conv;
 mod elementwise;
+mod indexing;
 mod layout;
 mod linalg;
 mod norm;
@@ -138,6 +139,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             qkv_hidden_sizes,
         } => one(attention::packed_attention(mha, qkv_hidden_sizes, inputs)?),
         Op::EmbedLayerNormalization { epsilon } => norm_fused::embed_layer_norm(inputs, *epsilon),
+        Op::IsNaN => one(indexing::is_nan(x(0)?)?),
+        Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
+        Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
     }
 }
 

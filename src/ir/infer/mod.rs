@@ -3,6 +3,7 @@
 //! one submodule per operator family.
 
 mod elementwise;
+mod indexing;
 mod layout;
 mod linear;
 mod quantize;
@@ -10,6 +11,7 @@ mod reduce;
 mod shape_ops;
 mod transformer;
 
+pub use indexing::{gather_elements_shape, gather_nd_shape};
 pub use layout::{resize_output_shape, split_sizes};
 pub use shape_ops::range_len;
 
@@ -160,6 +162,9 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             qkv_hidden_sizes,
         } => transformer::packed_attention(op, mha, qkv_hidden_sizes, x, inputs),
         Op::EmbedLayerNormalization { .. } => transformer::embed_layer_norm(op, x, inputs),
+        Op::IsNaN => indexing::is_nan(op, x),
+        Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
+        Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
     }
 }
 
