@@ -615,20 +615,6 @@ pub enum Op {
     ConvInteger(ConvAttrs),
     /// Integer matmul to i32. Inputs: A, B, a_zp?, b_zp?.
     MatMulInteger,
-    /// Whether each element is NaN (float in, bool out).
-    IsNaN,
-    /// Gather single elements along an axis: `out[i][j][k] = data[index][j][k]` (axis 0)
-    /// with `index = indices[i][j][k]`. Inputs: data, indices (same rank; i32 or i64).
-    GatherElements {
-        /// Axis (negative counts from the end).
-        axis: i64,
-    },
-    /// Gather slices addressed by the last axis of `indices`, after `batch_dims` leading axes
-    /// shared by data and indices. Inputs: data, indices (i64).
-    GatherND {
-        /// Number of leading batch axes.
-        batch_dims: usize,
-    },
     /// RMS normalisation over the axes from `axis` on: `x / sqrt(mean(x²) + eps) * scale`.
     /// Inputs: X, scale. Outputs: Y, and for ONNX Runtime's SimplifiedLayerNormalization
     /// InvStdDev? (shaped like X with the normalised axes 1).
@@ -678,6 +664,20 @@ pub enum Op {
     EmbedLayerNormalization {
         /// Variance epsilon.
         epsilon: f32,
+    },
+    /// Whether each element is NaN (float in, bool out).
+    IsNaN,
+    /// Gather single elements along an axis: `out[i][j][k] = data[index][j][k]` (axis 0)
+    /// with `index = indices[i][j][k]`. Inputs: data, indices (same rank; i32 or i64).
+    GatherElements {
+        /// Axis (negative counts from the end).
+        axis: i64,
+    },
+    /// Gather slices addressed by the last axis of `indices`, after `batch_dims` leading axes
+    /// shared by data and indices. Inputs: data, indices (i64).
+    GatherND {
+        /// Number of leading batch axes.
+        batch_dims: usize,
     },
 }
 
@@ -736,9 +736,6 @@ impl Op {
             Op::QLinearMatMul => "QLinearMatMul",
             Op::ConvInteger(_) => "ConvInteger",
             Op::MatMulInteger => "MatMulInteger",
-            Op::IsNaN => "IsNaN",
-            Op::GatherElements { .. } => "GatherElements",
-            Op::GatherND { .. } => "GatherND",
             Op::RmsNormalization {
                 simplified: false, ..
             } => "RMSNormalization",
@@ -758,6 +755,9 @@ impl Op {
             Op::MultiHeadAttention(_) => "MultiHeadAttention",
             Op::PackedAttention { .. } => "Attention",
             Op::EmbedLayerNormalization { .. } => "EmbedLayerNormalization",
+            Op::IsNaN => "IsNaN",
+            Op::GatherElements { .. } => "GatherElements",
+            Op::GatherND { .. } => "GatherND",
         }
     }
 
@@ -804,8 +804,6 @@ impl Op {
             Op::QLinearConv(_) => (8, 9),
             Op::QLinearMatMul => (8, 8),
             Op::ConvInteger(_) | Op::MatMulInteger => (2, 4),
-            Op::IsNaN => (1, 1),
-            Op::GatherElements { .. } | Op::GatherND { .. } => (2, 2),
             Op::RmsNormalization { .. } | Op::BiasGelu { .. } => (2, 2),
             Op::SkipNormalization { .. } => (3, 5),
             Op::RotaryEmbedding(_) => (3, 4),
@@ -813,6 +811,8 @@ impl Op {
             Op::MultiHeadAttention(_) => (3, 8),
             Op::PackedAttention { .. } => (2, 6),
             Op::EmbedLayerNormalization { .. } => (1, 9),
+            Op::IsNaN => (1, 1),
+            Op::GatherElements { .. } | Op::GatherND { .. } => (2, 2),
         }
     }
 

@@ -358,8 +358,8 @@ pub fn convert(node: &NodeProto, opset: i64, fresh: &mut dyn FnMut(&str) -> Stri
         }
     }
     let families: [Family; 9] = [
-        indexing_op,
         transformer::transformer_op,
+        indexing_op,
         elementwise_op,
         linear_op,
         activation_op,

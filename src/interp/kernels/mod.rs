@@ -126,9 +126,6 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::QLinearMatMul => one(quant::qlinear_matmul(inputs)?),
         Op::ConvInteger(a) => one(quant::conv_integer(a, inputs)?),
         Op::MatMulInteger => one(quant::matmul_integer(inputs)?),
-        Op::IsNaN => one(indexing::is_nan(x(0)?)?),
-        Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
-        Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
         Op::RmsNormalization { axis, epsilon, .. } => norm_fused::rms_norm(x(0)?, x(1)?, *axis, *epsilon),
         Op::SkipNormalization { epsilon, simplified } => {
             norm_fused::skip_norm(*simplified, x(0)?, x(1)?, x(2)?, opt(3), opt(4), *epsilon)
@@ -142,6 +139,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             qkv_hidden_sizes,
         } => one(attention::packed_attention(mha, qkv_hidden_sizes, inputs)?),
         Op::EmbedLayerNormalization { epsilon } => norm_fused::embed_layer_norm(inputs, *epsilon),
+        Op::IsNaN => one(indexing::is_nan(x(0)?)?),
+        Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
+        Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
     }
 }
 

@@ -152,9 +152,6 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::QuantizeLinear(q) => quantize::quantize_linear(op, q, x, inputs),
         Op::DequantizeLinear(_) => quantize::dequantize_linear(op, x),
         Op::DynamicQuantizeLinear => quantize::dynamic_quantize_linear(op, x),
-        Op::IsNaN => indexing::is_nan(op, x),
-        Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
-        Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
         Op::RmsNormalization { axis, .. } => transformer::rms(op, *axis, x, inputs),
         Op::SkipNormalization { .. } => transformer::skip_norm(op, x, inputs),
         Op::BiasGelu { .. } => transformer::bias_gelu(op, x, inputs),
@@ -165,6 +162,9 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
             qkv_hidden_sizes,
         } => transformer::packed_attention(op, mha, qkv_hidden_sizes, x, inputs),
         Op::EmbedLayerNormalization { .. } => transformer::embed_layer_norm(op, x, inputs),
+        Op::IsNaN => indexing::is_nan(op, x),
+        Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
+        Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
     }
 }
 
