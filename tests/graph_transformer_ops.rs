@@ -1,5 +1,5 @@
 //! The operators transformer exports need beyond the CNN set (IsNaN, Cos, Sin,
-//! GatherElements, GatherND, ...): small one-node models built by
+//! GatherElements, GatherND, ScatterND, Trilu, CumSum, Einsum): small one-node models built by
 //! `scripts/fixtures/transformer_ops.py`, imported and run by the float interpreter, compared
 //! with ONNX Runtime's outputs (graph optimizations disabled). Inputs ONNX Runtime refuses
 //! (indices out of range) must be refused by libxq too, with an error, not a panic.

@@ -179,6 +179,11 @@ fn check_node(node: &super::Node) -> Result<()> {
         Op::QuantizeLinear(q) if q.output_dtype.is_some_and(|d| !d.is_quantized_int()) => {
             bad("output_dtype must be an integer type".into())
         }
+        Op::Einsum { equation } => match super::einsum::Equation::parse(equation) {
+            Ok(eq) if eq.operands() == n_in => Ok(()),
+            Ok(eq) => bad(format!("the equation names {} operands", eq.operands())),
+            Err(e) => bad(e.to_string()),
+        },
         _ => Ok(()),
     }
 }
