@@ -98,6 +98,8 @@ pub struct Plan {
     /// the strides of the operand's axes with that label; 0 for labels it lacks and for
     /// broadcast axes of length 1).
     pub strides: Vec<Vec<usize>>,
+    /// Per operand: the label of each of its axes.
+    pub axes: Vec<Vec<usize>>,
 }
 
 impl Plan {
@@ -234,6 +236,7 @@ pub fn plan(equation: &str, shapes: &[&[usize]]) -> Result<Plan> {
         output,
         summed,
         strides,
+        axes: axis_labels,
     })
 }
 
