@@ -80,25 +80,25 @@ fn run_matmul_form(f: &MatMulForm, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     layout::transpose(&y, Some(&f.perm_out))
 }
 
-/// Advances the odometer `vals` over the labels `order` (last fastest); false after the last
-/// combination.
-fn step(vals: &mut [usize], order: &[usize], sizes: &[usize]) -> bool {
+/// Advances the odometer `vals` over the labels `order` (last fastest), moving every
+/// operand's offset in `offs` with it; false (and every label of `order` back at 0) after the
+/// last combination.
+fn step(plan: &einsum::Plan, order: &[usize], vals: &mut [usize], offs: &mut [usize]) -> bool {
     for &l in order.iter().rev() {
         vals[l] += 1;
-        if vals[l] < sizes[l] {
+        if vals[l] < plan.sizes[l] {
+            for (o, st) in offs.iter_mut().zip(&plan.strides) {
+                *o += st[l];
+            }
             return true;
+        }
+        // Back from size - 1 to 0: every offset was moved by (size - 1) strides.
+        for (o, st) in offs.iter_mut().zip(&plan.strides) {
+            *o -= st[l] * (vals[l] - 1);
         }
         vals[l] = 0;
     }
     false
-}
-
-/// The element offset of every operand at the label values `vals`, restricted to `labels`.
-fn offsets(plan: &einsum::Plan, vals: &[usize], labels: &[usize]) -> Vec<usize> {
-    plan.strides
-        .iter()
-        .map(|st| labels.iter().map(|&l| st[l] * vals[l]).sum())
-        .collect()
 }
 
 /// Evaluates `equation` on f32 operands.
@@ -127,28 +127,19 @@ fn reference(equation: &str, plan: &einsum::Plan, operands: &[&Tensor]) -> Resul
     if n_out == 0 || n_sum == 0 {
         return Tensor::from_f32(out_shape, out);
     }
-    // Operand offsets of every combination of the summed labels, computed once.
     let mut vals = vec![0usize; plan.sizes.len()];
-    let mut inner = Vec::with_capacity(n_sum);
-    loop {
-        inner.push(offsets(plan, &vals, &plan.summed));
-        if !step(&mut vals, &plan.summed, &plan.sizes) {
-            break;
-        }
-    }
-    vals.iter_mut().for_each(|v| *v = 0);
+    let mut base = vec![0usize; operands.len()];
     for y in out.iter_mut() {
-        let base = offsets(plan, &vals, &plan.output);
+        let mut offs = base.clone();
         let mut acc = 0f32;
-        for offs in &inner {
-            let mut p = 1f32;
-            for ((d, b), o) in data.iter().zip(&base).zip(offs) {
-                p *= d[b + o];
+        loop {
+            acc += data.iter().zip(&offs).map(|(d, &o)| d[o]).product::<f32>();
+            if !step(plan, &plan.summed, &mut vals, &mut offs) {
+                break;
             }
-            acc += p;
         }
         *y = acc;
-        step(&mut vals, &plan.output, &plan.sizes);
+        step(plan, &plan.output, &mut vals, &mut base);
     }
     Tensor::from_f32(out_shape, out)
 }
