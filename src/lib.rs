@@ -30,6 +30,7 @@ pub mod cpu;
 pub mod delegate;
 pub mod error;
 pub mod ffi;
+pub mod fmath;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;

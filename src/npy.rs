@@ -1,5 +1,6 @@
-//! Reading `.npy` arrays (numpy format 1.0 / 2.0, little-endian, C order) of `f32`, `i8`,
-//! `i32` and `i64`, for datasets and test references.
+//! Reading and writing `.npy` arrays (numpy format 1.0 / 2.0, little-endian, C order) of `f32`,
+//! `f16`, `i8`, `u8`, `i16`, `u16`, `i32`, `i64` and `bool`, for datasets, model inputs and
+//! saved outputs.
 
 use crate::ir::{checked_numel, DType, Tensor};
 use crate::{Error, Result};
@@ -33,20 +34,20 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Tensor> {
         Ok(header[at + key.len()..].trim_start_matches([' ', ':']))
     };
     let descr = field("'descr'")?;
-    let dtype = if descr.starts_with("'<f4'") {
-        DType::F32
-    } else if descr.starts_with("'|i1'") {
-        DType::I8
-    } else if descr.starts_with("'<i4'") {
-        DType::I32
-    } else if descr.starts_with("'<i8'") {
-        DType::I64
-    } else {
-        return Err(corrupt(
-            path,
-            format!("unsupported dtype {}", &descr[..descr.len().min(8)]),
-        ));
-    };
+    let dtype = DESCRS
+        .iter()
+        .find(|(d, _)| {
+            descr
+                .strip_prefix('\'')
+                .is_some_and(|rest| rest.starts_with(d) && rest[d.len()..].starts_with('\''))
+        })
+        .map(|&(_, t)| t)
+        .ok_or_else(|| {
+            corrupt(
+                path,
+                format!("unsupported dtype {}", &descr[..descr.len().min(8)]),
+            )
+        })?;
     if field("'fortran_order'")?.starts_with("True") {
         return Err(corrupt(path, "Fortran order is not supported"));
     }
@@ -66,6 +67,61 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Tensor> {
         .get(end..end + size)
         .ok_or_else(|| corrupt(path, "truncated data"))?;
     Tensor::from_le_bytes(dtype, dims, data)
+}
+
+/// The numpy type strings of the element types `.npy` files carry here.
+const DESCRS: &[(&str, DType)] = &[
+    ("<f4", DType::F32),
+    ("<f2", DType::F16),
+    ("|i1", DType::I8),
+    ("|u1", DType::U8),
+    ("<i2", DType::I16),
+    ("<u2", DType::U16),
+    ("<i4", DType::I32),
+    ("<i8", DType::I64),
+    ("|b1", DType::Bool),
+];
+
+/// Serializes a tensor as `.npy` (format 1.0; 2.0 when the header needs more than 64 KiB).
+pub fn to_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    let descr = DESCRS
+        .iter()
+        .find(|(_, d)| *d == t.dtype())
+        .map(|(s, _)| *s)
+        .ok_or_else(|| Error::Unsupported(format!(".npy files of {} elements", t.dtype())))?;
+    let dims: Vec<String> = t.dims().iter().map(usize::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    // Pad so that the data starts on a 64-byte boundary, as numpy does.
+    let prefix = if header.len() + 11 > usize::from(u16::MAX) {
+        12
+    } else {
+        10
+    };
+    while (prefix + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY".to_vec();
+    if prefix == 10 {
+        bytes.extend([1, 0]);
+        bytes.extend((header.len() as u16).to_le_bytes());
+    } else {
+        bytes.extend([2, 0]);
+        bytes.extend((header.len() as u32).to_le_bytes());
+    }
+    bytes.extend(header.as_bytes());
+    bytes.extend(t.to_le_bytes());
+    Ok(bytes)
+}
+
+/// Writes a tensor to a `.npy` file.
+pub fn write(path: impl AsRef<std::path::Path>, t: &Tensor) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, to_bytes(t)?).map_err(|e| Error::io(path.display(), e))
 }
 
 /// Reads a `.npy` file.
@@ -99,6 +155,22 @@ mod tests {
         assert_eq!(t.as_f32().unwrap(), &[1.5, -2.0]);
         let t = parse(&npy("|i1", "(1, 2)", &[0xff, 3]), "x").unwrap();
         assert_eq!((t.dims(), t.as_i8().unwrap()), (&[1usize, 2][..], &[-1i8, 3][..]));
+    }
+
+    #[test]
+    fn written_arrays_read_back() {
+        let cases = [
+            Tensor::from_f32(vec![2, 3], vec![1.0, -2.5, 3.0, 0.0, 7.0, -1.0]).unwrap(),
+            Tensor::from_le_bytes(DType::I64, vec![3], &[5u8; 24]).unwrap(),
+            Tensor::from_le_bytes(DType::Bool, vec![1, 2], &[1, 0]).unwrap(),
+            Tensor::from_le_bytes(DType::I32, vec![], &[1, 0, 0, 0]).unwrap(),
+        ];
+        for t in cases {
+            let bytes = to_bytes(&t).unwrap();
+            let header_end = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            assert_eq!(header_end % 64, 0);
+            assert_eq!(parse(&bytes, "x").unwrap(), t);
+        }
     }
 
     #[test]

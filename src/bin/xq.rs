@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xq::delegate::{lower, PartitionMode};
 use xq::interp::Interpreter;
-use xq::ir::{Graph, Tensor};
+use xq::ir::{Graph, Tensor, TensorInfo};
 use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
 use xq::runtime::{Program, ProgramOptions};
@@ -77,15 +77,25 @@ enum Command {
         #[arg(long)]
         int8_io: bool,
     },
-    /// Run a program (or a QDQ ONNX model, compiled on the fly) on the samples of an .npy
-    /// file and report latency; `--profile` prints per-operator times.
+    /// Run a program (or an ONNX model, compiled on the fly) and report latency; `--profile`
+    /// prints per-operator times.
+    ///
+    /// Inputs come two ways. `--input samples.npy` (one-input programs): an array whose first
+    /// axis indexes samples shaped like the input (or exactly the input's shape); runs cycle
+    /// through the samples. `--input NAME=FILE.npy`, once per program input: each array is that
+    /// input's whole value, of any element type the model takes (f32, int64 token ids, bool
+    /// masks, ...); an ONNX model's symbolic dims are fixed from the arrays. Example:
+    /// `xq run bert.onnx --input input_ids=ids.npy --input attention_mask=mask.npy --save-npy out/`
     Run {
         /// Program file (.xq) or ONNX model.
         program: PathBuf,
-        /// Input samples: an .npy array whose first axis indexes samples shaped like the
-        /// program input (or exactly the input's shape).
+        /// `samples.npy`, or `NAME=FILE.npy` once per program input (repeatable).
+        #[arg(long, required = true)]
+        input: Vec<String>,
+        /// Fix an ONNX model's input shape, e.g. `input_ids=1,128` (repeatable; by default the
+        /// shapes of `NAME=FILE` arrays).
         #[arg(long)]
-        input: PathBuf,
+        shape: Vec<String>,
         /// Threads (0 = physical cores).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -95,9 +105,13 @@ enum Command {
         /// Print per-operator times of one run.
         #[arg(long)]
         profile: bool,
-        /// Write the outputs of every sample to this .npy-free raw f32 file.
+        /// Write the first output of every sample, concatenated, to this raw little-endian f32
+        /// file (`samples.npy` inputs).
         #[arg(long)]
         save_outputs: Option<PathBuf>,
+        /// Write every output of the first run to DIR/<output name>.npy.
+        #[arg(long, value_name = "DIR")]
+        save_npy: Option<PathBuf>,
     },
     /// The main job on the shipped digits data: float model vs int8 program (accuracy,
     /// latency), with the program saved, reloaded and executed.
@@ -188,39 +202,184 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-fn run(
-    program: &Path,
-    input: &Path,
+/// What `xq run` reads its inputs from.
+enum RunInputs {
+    /// One array of samples for a one-input program.
+    Samples(PathBuf),
+    /// One array per named program input.
+    Named(Vec<(String, Tensor)>),
+}
+
+impl RunInputs {
+    /// Parses `--input` arguments: one plain path, or `NAME=FILE` pairs (a plain path that
+    /// exists wins over a split at `=`).
+    fn parse(args: &[String]) -> xq::Result<RunInputs> {
+        let named = |a: &String| -> Option<(String, PathBuf)> {
+            if Path::new(a).exists() {
+                return None;
+            }
+            let (name, file) = a.split_once('=')?;
+            (!name.is_empty()).then(|| (name.to_string(), PathBuf::from(file)))
+        };
+        match args {
+            [one] if named(one).is_none() => Ok(RunInputs::Samples(PathBuf::from(one))),
+            _ => {
+                let mut pairs = Vec::with_capacity(args.len());
+                for a in args {
+                    let (name, file) = named(a).ok_or_else(|| {
+                        xq::Error::invalid_argument(
+                            "input",
+                            format!("`{a}`: with several inputs each must be NAME=FILE.npy"),
+                        )
+                    })?;
+                    if pairs.iter().any(|(n, _): &(String, Tensor)| *n == name) {
+                        return Err(xq::Error::invalid_argument(
+                            "input",
+                            format!("`{name}` is given twice"),
+                        ));
+                    }
+                    pairs.push((name, npy::read(&file)?));
+                }
+                Ok(RunInputs::Named(pairs))
+            }
+        }
+    }
+
+    /// Input shapes to fix in an ONNX model: `--shape` entries, then the named arrays' shapes.
+    fn shapes(&self, explicit: &[(String, Vec<usize>)]) -> Vec<(String, Vec<usize>)> {
+        let mut shapes = explicit.to_vec();
+        if let RunInputs::Named(pairs) = self {
+            for (name, t) in pairs {
+                if !shapes.iter().any(|(n, _)| n == name) {
+                    shapes.push((name.clone(), t.dims().to_vec()));
+                }
+            }
+        }
+        shapes
+    }
+
+    /// Refuses one array of samples for a model of several inputs (before any compiling).
+    fn check_count(&self, inputs: &[TensorInfo]) -> xq::Result<()> {
+        match self {
+            RunInputs::Samples(_) if inputs.len() != 1 => Err(xq::Error::invalid_argument(
+                "input",
+                format!(
+                    "the model has {} inputs ({}): give each as NAME=FILE.npy",
+                    inputs.len(),
+                    describe_inputs(inputs)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The samples to run: each a full input list in the program's input order.
+    fn samples(self, p: &Program) -> xq::Result<Vec<Vec<Tensor>>> {
+        self.check_count(p.inputs())?;
+        match self {
+            RunInputs::Samples(path) => {
+                let input = &p.inputs()[0];
+                let dims = input.concrete_shape().ok_or_else(|| {
+                    xq::Error::InvalidModel(format!(
+                        "input `{}` has no fixed shape: give it as {}=FILE.npy, or fix it with --shape",
+                        input.name, input.name
+                    ))
+                })?;
+                Ok(samples(&npy::read(&path)?, &dims)?
+                    .into_iter()
+                    .map(|x| vec![x])
+                    .collect())
+            }
+            RunInputs::Named(mut pairs) => {
+                let mut ordered = Vec::with_capacity(p.inputs().len());
+                for info in p.inputs() {
+                    let at = pairs.iter().position(|(n, _)| *n == info.name).ok_or_else(|| {
+                        xq::Error::invalid_argument(
+                            "input",
+                            format!(
+                                "no array for program input `{}` (inputs: {})",
+                                info.name,
+                                describe_inputs(p.inputs())
+                            ),
+                        )
+                    })?;
+                    let (_, t) = pairs.swap_remove(at);
+                    info.check_tensor(&t)?;
+                    ordered.push(t);
+                }
+                if let Some((name, _)) = pairs.first() {
+                    return Err(xq::Error::invalid_argument(
+                        "input",
+                        format!(
+                            "the program has no input `{name}` (inputs: {})",
+                            describe_inputs(p.inputs())
+                        ),
+                    ));
+                }
+                Ok(vec![ordered])
+            }
+        }
+    }
+}
+
+/// Inputs as `name f32[1, 3, 224, 224]`, comma separated.
+fn describe_inputs(inputs: &[TensorInfo]) -> String {
+    inputs
+        .iter()
+        .map(|i| match &i.shape {
+            Some(dims) => format!(
+                "{} {}[{}]",
+                i.name,
+                i.dtype,
+                dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("{} {}", i.name, i.dtype),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Options of `xq run` besides the program and its inputs.
+struct RunOptions<'a> {
+    shapes: Vec<(String, Vec<usize>)>,
     threads: usize,
     runs: usize,
     profile: bool,
-    save_outputs: Option<&Path>,
-) -> xq::Result<()> {
-    let options = ProgramOptions { threads };
+    save_outputs: Option<&'a Path>,
+    save_npy: Option<&'a Path>,
+}
+
+fn run(program: &Path, inputs: RunInputs, o: RunOptions<'_>) -> xq::Result<()> {
+    let options = ProgramOptions { threads: o.threads };
     let t0 = Instant::now();
     // A program file loads in one call (its packed weights are used in place), so its
     // parse time is not separate: `parse_ms` is reported for ONNX models only.
     let (p, parse) = if program.extension().is_some_and(|e| e == "xq") {
         (Program::load_file(program, options)?, None)
     } else {
-        let spec = lower(&load_graph(program, &[])?, PartitionMode::All)?.0;
+        let graph = xq::onnx::load_file(program)?;
+        inputs.check_count(&graph.inputs)?;
+        let shapes = inputs.shapes(&o.shapes);
+        let fixed: Vec<(&str, &[usize])> = shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let spec = lower(
+            &xq::interp::simplify_with_shapes(graph, &fixed)?,
+            PartitionMode::All,
+        )?
+        .0;
         let parse = t0.elapsed();
         (Program::new(spec, options)?, Some(parse))
     };
     let load = t0.elapsed();
-    let dims = p.inputs()[0]
-        .concrete_shape()
-        .ok_or_else(|| xq::Error::InvalidModel("the program input shape is not fixed".into()))?;
-    let xs = samples(&npy::read(input)?, &dims)?;
+    let xs = inputs.samples(&p)?;
     let mut outputs = Vec::new();
     for x in &xs {
-        outputs.push(p.execute(std::slice::from_ref(x))?);
+        outputs.push(p.execute(x)?);
     }
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..runs.max(1) {
+    let mut times = Vec::with_capacity(o.runs);
+    for i in 0..o.runs.max(1) {
         let x = &xs[i % xs.len()];
         let t = Instant::now();
-        p.execute(std::slice::from_ref(x))?;
+        p.execute(x)?;
         times.push(t.elapsed());
     }
     let tail = match parse {
@@ -233,24 +392,41 @@ fn run(
         p.threads(),
         load.as_secs_f64() * 1e3,
         median(times).as_secs_f64() * 1e3,
-        runs.max(1),
+        o.runs.max(1),
         peak_rss_mib().unwrap_or(f64::NAN),
         p.arena_size() as f64 / 1024.0,
     );
-    if profile {
-        let prof = p.profile(&xs[..1])?;
+    if o.profile {
+        let prof = p.profile(&xs[0])?;
         let total: Duration = prof.iter().map(|(_, t)| *t).sum();
         for (label, t) in &prof {
             println!("  {:9.1} us  {label}", t.as_secs_f64() * 1e6);
         }
         println!("  {:9.1} us  total", total.as_secs_f64() * 1e6);
     }
-    if let Some(path) = save_outputs {
+    if let Some(path) = o.save_outputs {
         let mut bytes = Vec::new();
-        for o in &outputs {
-            bytes.extend(o[0].to_le_bytes());
+        for out in &outputs {
+            bytes.extend(out[0].to_le_bytes());
         }
         std::fs::write(path, bytes).map_err(|e| xq::Error::io(path.display(), e))?;
+    }
+    if let Some(dir) = o.save_npy {
+        std::fs::create_dir_all(dir).map_err(|e| xq::Error::io(dir.display(), e))?;
+        for (info, t) in p.outputs().iter().zip(&outputs[0]) {
+            let file: String = info
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            npy::write(dir.join(format!("{file}.npy")), t)?;
+        }
     }
     Ok(())
 }
@@ -429,11 +605,26 @@ fn main() {
         Command::Run {
             program,
             input,
+            shape,
             threads,
             runs,
             profile,
             save_outputs,
-        } => run(&program, &input, threads, runs, profile, save_outputs.as_deref()),
+            save_npy,
+        } => parse_shapes(&shape).and_then(|shapes| {
+            run(
+                &program,
+                RunInputs::parse(&input)?,
+                RunOptions {
+                    shapes,
+                    threads,
+                    runs,
+                    profile,
+                    save_outputs: save_outputs.as_deref(),
+                    save_npy: save_npy.as_deref(),
+                },
+            )
+        }),
         Command::DigitsDemo {
             fixtures,
             threads,

@@ -1,9 +1,11 @@
 //! The scalar `f32` definitions of the element-wise unary operators: one function per
 //! operator, applied to a slice by [`map`]. The interpreter runs them on `f32` tensors, and a
 //! lowering that tabulates an int8 operator (dequantize → operator → quantize on each of the
-//! 256 input bytes) calls the same [`map`], so both give the same bits.
+//! 256 input bytes) calls the same [`map`], so both give the same bits. Erf and GELU are
+//! [`crate::fmath`]'s vectorized definitions (the same bits on every ISA).
 
 use super::op::{BinaryOp, Op, UnaryOp};
+use crate::fmath::{self, Function};
 use crate::{Error, Result};
 
 /// Whether `op` is an element-wise unary operator with an `f32` definition here (Relu,
@@ -65,7 +67,10 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
             UnaryOp::HardSwish => each(x, y, |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
             UnaryOp::Sqrt => each(x, y, f32::sqrt),
             UnaryOp::Exp => each(x, y, f32::exp),
-            UnaryOp::Erf => each(x, y, libm::erff),
+            UnaryOp::Erf => {
+                fmath::map(Function::Erf, x, y);
+                Ok(())
+            }
             UnaryOp::Neg => each(x, y, |v| -v),
             UnaryOp::Abs => each(x, y, f32::abs),
             UnaryOp::Reciprocal => each(x, y, |v| 1.0 / v),
@@ -95,9 +100,10 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
         }
         Op::Gelu {
             tanh_approximation: false,
-        } => each(x, y, |v| {
-            0.5 * v * (1.0 + libm::erff(v / std::f32::consts::SQRT_2))
-        }),
+        } => {
+            fmath::map(Function::Gelu, x, y);
+            Ok(())
+        }
         _ => Err(not_pointwise(op)),
     }
 }

@@ -159,59 +159,122 @@ pub fn matmul_generic<T: GemmScalar>(
     bd: &[usize],
 ) -> Result<(Vec<usize>, Vec<T>)> {
     let out_dims = matmul_shape(ad, bd)?;
-    let a2: Vec<usize> = if ad.len() == 1 {
-        vec![1, ad[0]]
-    } else {
-        ad.to_vec()
+    let mut out = vec![T::default(); out_dims.iter().product()];
+    matmul_into(a, ad, b, bd, &mut out)?;
+    Ok((out_dims, out))
+}
+
+/// Whether `out` is the numpy matmul shape of `ad` × `bd` (checked without allocating).
+pub fn is_matmul_shape(ad: &[usize], bd: &[usize], out: &[usize]) -> bool {
+    let (Some(&ka), Some(&nb_last)) = (ad.last(), bd.last()) else {
+        return false;
     };
-    let b2: Vec<usize> = if bd.len() == 1 {
-        vec![bd[0], 1]
-    } else {
-        bd.to_vec()
+    let (a_batch, m) = match ad.len() {
+        1 => (&ad[..0], None),
+        r => (&ad[..r - 2], Some(ad[r - 2])),
     };
+    let (b_batch, kb, n) = match bd.len() {
+        1 => (&bd[..0], nb_last, None),
+        r => (&bd[..r - 2], bd[r - 2], Some(nb_last)),
+    };
+    let rank = a_batch.len().max(b_batch.len());
+    let tail_len = usize::from(m.is_some()) + usize::from(n.is_some());
+    ka == kb
+        && out.len() == rank + tail_len
+        && crate::interp::kernels::elementwise::is_broadcast_of(a_batch, b_batch, &out[..rank])
+        && m.is_none_or(|m| out[rank] == m)
+        && n.is_none_or(|n| out[out.len() - 1] == n)
+}
+
+/// numpy matmul into `out` (of the element count of the result shape; its values are
+/// overwritten). When B has no batch axes, A's batch axes are folded into its rows: one GEMM.
+pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], out: &mut [T]) -> Result<()> {
+    let b_vec;
+    let b2: &[usize] = if bd.len() == 1 {
+        b_vec = [bd[0], 1];
+        &b_vec
+    } else {
+        bd
+    };
+    let a2_owned;
+    let a2: &[usize] = if ad.len() == 1 {
+        a2_owned = [1, ad[0]];
+        &a2_owned
+    } else {
+        ad
+    };
+    if a2.len() < 2 || b2.len() < 2 || a2[a2.len() - 1] != b2[b2.len() - 2] {
+        return Err(Error::ShapeMismatch(format!("MatMul of {ad:?} and {bd:?}")));
+    }
     let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
     let (ab, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
+    let a_batches: usize = ab.iter().product();
+    if bb.is_empty() {
+        // Every A matrix meets the one B: A's rows of all batches are one matrix.
+        let rows = a_batches * m;
+        if out.len() != rows * n || a.len() != rows * k || b.len() != k * n {
+            return Err(Error::Internal(format!(
+                "MatMul buffers do not fit {ad:?} x {bd:?}"
+            )));
+        }
+        T::gemm(
+            rows,
+            k,
+            n,
+            T::ONE,
+            a,
+            (k as isize, 1),
+            b,
+            (n as isize, 1),
+            T::default(),
+            out,
+            (n as isize, 1),
+        );
+        return Ok(());
+    }
     let batch = broadcast(ab, bb)?;
     let nb: usize = batch.iter().product();
-    let mut out = vec![T::default(); nb * m * n];
-    // Offsets of each broadcast batch in A and B.
-    let offsets = |dims: &[usize], mat: usize| -> Vec<usize> {
+    if out.len() != nb * m * n
+        || a.len() != a_batches * m * k
+        || b.len() != bb.iter().product::<usize>() * k * n
+    {
+        return Err(Error::Internal(format!(
+            "MatMul buffers do not fit {ad:?} x {bd:?}"
+        )));
+    }
+    // The offset of broadcast batch `flat` in an operand with batch dims `dims`.
+    let offset = |dims: &[usize], mat: usize, mut flat: usize| -> usize {
         let rank = batch.len();
-        let mut strides = vec![0usize; rank];
-        let mut acc = mat;
-        for i in (0..dims.len()).rev() {
-            strides[i + rank - dims.len()] = if dims[i] == 1 { 0 } else { acc };
-            acc *= dims[i];
-        }
-        (0..nb)
-            .map(|mut flat| {
-                let mut off = 0;
-                for ax in (0..rank).rev() {
-                    off += (flat % batch[ax]) * strides[ax];
-                    flat /= batch[ax];
+        let (mut off, mut acc) = (0, mat);
+        for ax in (0..rank).rev() {
+            let i = flat % batch[ax];
+            flat /= batch[ax];
+            if let Some(d) = (ax + dims.len()).checked_sub(rank).map(|j| dims[j]) {
+                if d != 1 {
+                    off += i * acc;
                 }
-                off
-            })
-            .collect()
+                acc *= d;
+            }
+        }
+        off
     };
-    let (oa, ob) = (offsets(ab, m * k), offsets(bb, k * n));
     for i in 0..nb {
-        let c = &mut out[i * m * n..(i + 1) * m * n];
+        let (oa, ob) = (offset(ab, m * k, i), offset(bb, k * n, i));
         T::gemm(
             m,
             k,
             n,
             T::ONE,
-            &a[oa[i]..oa[i] + m * k],
+            &a[oa..oa + m * k],
             (k as isize, 1),
-            &b[ob[i]..ob[i] + k * n],
+            &b[ob..ob + k * n],
             (n as isize, 1),
             T::default(),
-            c,
+            &mut out[i * m * n..(i + 1) * m * n],
             (n as isize, 1),
         );
     }
-    Ok((out_dims, out))
+    Ok(())
 }
 
 /// numpy matmul on f32 tensors.

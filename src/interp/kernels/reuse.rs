@@ -1,7 +1,7 @@
 //! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
 //! that running the same node on same-shaped inputs again allocates nothing.
 
-use super::{elementwise, eval, input, norm, optional};
+use super::{elementwise, eval, input, linalg, norm, optional};
 use crate::ir::op::BinaryOp;
 use crate::ir::{pointwise, DType, Op, Tensor};
 use crate::{Error, Result};
@@ -12,7 +12,7 @@ use crate::{Error, Result};
 ///
 /// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
-/// f32 Clip, f32 Softmax and Identity. Every other operator is evaluated by [`eval`] and its
+/// f32 Clip, f32 Softmax, f32 MatMul and Identity. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -75,6 +75,20 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
             norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
         }
         Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
+        Op::MatMul if inputs.len() == 2 => {
+            let y = input(op, inputs, 1)?;
+            if y.dtype() != DType::F32 {
+                return Ok(false);
+            }
+            let (ad, bd) = (x.dims(), y.dims());
+            let t = Tensor::reuse_slot(
+                out,
+                DType::F32,
+                |d| linalg::is_matmul_shape(ad, bd, d),
+                || crate::ir::shapes::matmul_shape(ad, bd),
+            )?;
+            linalg::matmul_into(xs, ad, y.as_f32()?, bd, t.as_f32_mut()?)?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -163,6 +177,40 @@ mod tests {
                 same_as_eval(&Op::Binary(b), &[Some(&other), Some(&x)]);
             }
         }
+    }
+
+    #[test]
+    fn matmul_in_place_equals_eval_bit_for_bit() {
+        for (ad, bd) in [
+            (&[2, 3, 4, 5][..], &[5, 6][..]),
+            (&[2, 3, 4, 5], &[3, 5, 2]),
+            (&[1, 4, 5], &[2, 1, 5, 3]),
+            (&[5], &[2, 5, 3]),
+            (&[2, 4, 5], &[5]),
+            (&[5], &[5]),
+            (&[4, 5], &[5, 7]),
+        ] {
+            let (a, b) = (f32s(ad, 3), f32s(bd, 5));
+            same_as_eval(&Op::MatMul, &[Some(&a), Some(&b)]);
+        }
+    }
+
+    #[test]
+    fn matmul_shapes_are_recognised_without_allocating() {
+        let check = |ad: &[usize], bd: &[usize]| {
+            let want = crate::ir::shapes::matmul_shape(ad, bd).unwrap();
+            assert!(linalg::is_matmul_shape(ad, bd, &want), "{ad:?} x {bd:?}");
+            let mut wrong = want.clone();
+            wrong.push(1);
+            assert!(!linalg::is_matmul_shape(ad, bd, &wrong), "{ad:?} x {bd:?}");
+        };
+        check(&[2, 3, 4, 5], &[5, 6]);
+        check(&[1, 4, 5], &[2, 1, 5, 3]);
+        check(&[5], &[2, 5, 3]);
+        check(&[2, 4, 5], &[5]);
+        check(&[5], &[5]);
+        assert!(!linalg::is_matmul_shape(&[4, 5], &[6, 7], &[4, 7]));
+        assert!(!linalg::is_matmul_shape(&[2, 4, 5], &[3, 5, 7], &[2, 4, 7]));
     }
 
     #[test]
