@@ -1,8 +1,9 @@
 //! The operators transformer exports need beyond the CNN set (IsNaN, Cos, Sin,
-//! GatherElements, GatherND, ...): small one-node models built by
+//! GatherElements, GatherND, ScatterND, Trilu, CumSum, Einsum): small one-node models built by
 //! `scripts/fixtures/transformer_ops.py`, imported and run by the float interpreter, compared
-//! with ONNX Runtime's outputs (graph optimizations disabled). Inputs ONNX Runtime refuses
-//! (indices out of range) must be refused by libxq too, with an error, not a panic.
+//! with ONNX Runtime's outputs (graph optimizations disabled). What ONNX Runtime refuses must
+//! be refused by libxq too, with an error, not a panic: indices out of range when run
+//! (InvalidArgument), malformed nodes and operands that do not fit when loaded or shaped.
 
 mod graph_common;
 
@@ -51,6 +52,11 @@ fn transformer_ops_match_onnx_runtime() {
         match (expect, result) {
             ("error", Err(xq::Error::InvalidArgument { .. })) => refused += 1,
             ("error", other) => failures.push(format!("{name}: expected an index error, got {other:?}")),
+            (
+                "invalid",
+                Err(xq::Error::InvalidModel(_) | xq::Error::ShapeMismatch(_) | xq::Error::DtypeMismatch(_)),
+            ) => refused += 1,
+            ("invalid", other) => failures.push(format!("{name}: expected a model error, got {other:?}")),
             (_, Err(e)) => failures.push(format!("{name}: {e}")),
             (_, Ok(got)) => {
                 let want = read_all(&case, "output");
@@ -66,7 +72,7 @@ fn transformer_ops_match_onnx_runtime() {
             }
         }
     }
-    println!("{checked} cases match ONNX Runtime, {refused} bad inputs refused");
+    println!("{checked} cases match ONNX Runtime, {refused} bad models or inputs refused");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked > 0 && refused > 0);
 }

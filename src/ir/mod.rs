@@ -4,6 +4,7 @@
 
 pub mod depth_space;
 mod dtype;
+pub mod einsum;
 pub mod elementwise_region;
 mod graph;
 pub mod infer;

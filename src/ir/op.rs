@@ -679,6 +679,30 @@ pub enum Op {
         /// Number of leading batch axes.
         batch_dims: usize,
     },
+    /// Keep the upper (or lower) triangle of the last two axes from the `k`-th diagonal on,
+    /// zero the rest. Inputs: input, k? (i64 scalar, default 0).
+    Trilu {
+        /// Keep `j - i >= k` (else `j - i <= k`).
+        upper: bool,
+    },
+    /// Cumulative sum along an axis. Inputs: x, axis (i32 or i64 scalar).
+    CumSum {
+        /// Leave out the element itself (the first sum is 0).
+        exclusive: bool,
+        /// Sum from the end of the axis.
+        reverse: bool,
+    },
+    /// A copy of data with the slices addressed by the index tuples (the last axis of
+    /// `indices`) combined with `updates`. Inputs: data, indices (i64), updates.
+    ScatterND {
+        /// How an update combines with the element it lands on.
+        reduction: ScatterReduction,
+    },
+    /// Einstein summation over the operands. Inputs: one per operand of the equation.
+    Einsum {
+        /// The equation, e.g. `"bhqd,bhkd->bhqk"` (see [`crate::ir::einsum`]).
+        equation: String,
+    },
 }
 
 impl Op {
@@ -758,6 +782,10 @@ impl Op {
             Op::IsNaN => "IsNaN",
             Op::GatherElements { .. } => "GatherElements",
             Op::GatherND { .. } => "GatherND",
+            Op::Trilu { .. } => "Trilu",
+            Op::CumSum { .. } => "CumSum",
+            Op::ScatterND { .. } => "ScatterND",
+            Op::Einsum { .. } => "Einsum",
         }
     }
 
@@ -812,7 +840,10 @@ impl Op {
             Op::PackedAttention { .. } => (2, 6),
             Op::EmbedLayerNormalization { .. } => (1, 9),
             Op::IsNaN => (1, 1),
-            Op::GatherElements { .. } | Op::GatherND { .. } => (2, 2),
+            Op::GatherElements { .. } | Op::GatherND { .. } | Op::CumSum { .. } => (2, 2),
+            Op::Trilu { .. } => (1, 2),
+            Op::ScatterND { .. } => (3, 3),
+            Op::Einsum { .. } => (1, usize::MAX),
         }
     }
 

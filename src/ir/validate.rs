@@ -193,6 +193,11 @@ fn check_node(node: &super::Node) -> Result<()> {
         Op::Attention(a) if a.softcap < 0.0 || a.softcap.is_nan() => {
             bad(format!("softcap {} is negative", a.softcap))
         }
+        Op::Einsum { equation } => match super::einsum::Equation::parse(equation) {
+            Ok(eq) if eq.operands() == n_in => Ok(()),
+            Ok(eq) => bad(format!("the equation names {} operands", eq.operands())),
+            Err(e) => bad(e.to_string()),
+        },
         _ => Ok(()),
     }
 }

@@ -469,6 +469,22 @@ fn export_node(graph: &Graph, node: &Node, out: &mut Vec<NodeProto>) -> Result<(
             vec![int("axis", *axis)]
         }
         Op::GatherND { batch_dims } => vec![int("batch_dims", *batch_dims as i64)],
+        Op::ScatterND { reduction } => vec![string(
+            "reduction",
+            match reduction {
+                ScatterReduction::None => "none",
+                ScatterReduction::Add => "add",
+                ScatterReduction::Mul => "mul",
+                ScatterReduction::Max => "max",
+                ScatterReduction::Min => "min",
+            },
+        )],
+        Op::Trilu { upper } => vec![int("upper", *upper as i64)],
+        Op::CumSum { exclusive, reverse } => vec![
+            int("exclusive", *exclusive as i64),
+            int("reverse", *reverse as i64),
+        ],
+        Op::Einsum { equation } => vec![string("equation", equation)],
         Op::Reshape { allowzero } => vec![int("allowzero", *allowzero as i64)],
         Op::Transpose { perm } => perm
             .iter()

@@ -232,6 +232,10 @@ pub const SUPPORTED: &[&str] = &[
     "IsNaN",
     "GatherElements",
     "GatherND",
+    "ScatterND",
+    "Trilu",
+    "CumSum",
+    "Einsum",
 ];
 
 fn auto_pad(a: &Attrs) -> Result<AutoPad> {
@@ -742,9 +746,35 @@ fn layout_op(c: &mut Conversion) -> Result<Option<Op>> {
     }))
 }
 
-/// GatherElements and GatherND.
+/// GatherElements, GatherND, ScatterND, Trilu, CumSum and Einsum.
 fn indexing_op(c: &mut Conversion) -> Result<Option<Op>> {
+    let a = &c.a;
     Ok(Some(match c.node.op_type.as_str() {
+        "ScatterND" => Op::ScatterND {
+            reduction: a.choice(
+                "reduction",
+                ScatterReduction::None,
+                &[
+                    ("none", ScatterReduction::None),
+                    ("add", ScatterReduction::Add),
+                    ("mul", ScatterReduction::Mul),
+                    ("max", ScatterReduction::Max),
+                    ("min", ScatterReduction::Min),
+                ],
+            )?,
+        },
+        "Trilu" => Op::Trilu {
+            upper: a.int("upper", 1)? != 0,
+        },
+        "CumSum" => Op::CumSum {
+            exclusive: a.int("exclusive", 0)? != 0,
+            reverse: a.int("reverse", 0)? != 0,
+        },
+        "Einsum" => Op::Einsum {
+            equation: a
+                .string("equation")?
+                .ok_or_else(|| a.err("equation", "is required"))?,
+        },
         "GatherElements" => Op::GatherElements {
             axis: c.a.int("axis", 0)?,
         },

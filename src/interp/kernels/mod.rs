@@ -2,6 +2,7 @@
 
 mod attention;
 mod conv;
+mod einsum;
 mod elementwise;
 mod indexing;
 mod layout;
@@ -142,6 +143,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::IsNaN => one(indexing::is_nan(x(0)?)?),
         Op::GatherElements { axis } => one(indexing::gather_elements(x(0)?, x(1)?, *axis)?),
         Op::GatherND { batch_dims } => one(indexing::gather_nd(x(0)?, x(1)?, *batch_dims)?),
+        Op::ScatterND { reduction } => one(indexing::scatter_nd(x(0)?, x(1)?, x(2)?, *reduction)?),
+        Op::Trilu { upper } => one(indexing::trilu(x(0)?, opt(1), *upper)?),
+        Op::CumSum { exclusive, reverse } => one(indexing::cumsum(x(0)?, x(1)?, *exclusive, *reverse)?),
+        Op::Einsum { equation } => {
+            let all: Vec<&Tensor> = (0..inputs.len()).map(x).collect::<Result<_>>()?;
+            one(einsum::einsum(equation, &all)?)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ mod reduce;
 mod shape_ops;
 mod transformer;
 
-pub use indexing::{gather_elements_shape, gather_nd_shape};
+pub use indexing::{gather_elements_shape, gather_nd_shape, scatter_nd_check};
 pub use layout::{resize_output_shape, split_sizes};
 pub use shape_ops::range_len;
 
@@ -165,6 +165,10 @@ pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>]) -> Result<Vec<OutFact>> {
         Op::IsNaN => indexing::is_nan(op, x),
         Op::GatherElements { axis } => indexing::gather_elements(op, *axis, x, inputs),
         Op::GatherND { batch_dims } => indexing::gather_nd(op, *batch_dims, x, inputs),
+        Op::Trilu { .. } => indexing::trilu(op, x, inputs),
+        Op::CumSum { .. } => indexing::cumsum(op, x, inputs),
+        Op::ScatterND { .. } => indexing::scatter_nd(op, x, inputs),
+        Op::Einsum { equation } => indexing::einsum(op, equation, inputs),
     }
 }
 
