@@ -156,9 +156,10 @@ fn unsupported_ops_are_listed_together() {
     let e = load_err("unsupported_ops.onnx");
     let msg = e.to_string();
     assert!(matches!(e, Error::Unsupported(_)), "{msg}");
+    // The fixture's Einsum node is supported since the transformer issue: two are left.
+    assert!(!msg.contains("Einsum"), "{msg}");
     for part in [
-        "3 unsupported",
-        "Einsum (node `einsum`)",
+        "2 unsupported",
         "LSTM (node `lstm`)",
         "com.microsoft::FusedConv (node `fused`)",
     ] {
