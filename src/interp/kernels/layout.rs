@@ -32,8 +32,13 @@ fn strided_read<T: Copy>(src: &[T], out_dims: &[usize], base: isize, strides: &[
     let mut idx = vec![0usize; rank];
     let mut off = base;
     loop {
-        for j in 0..last as isize {
-            out.push(src[(off + j * ls) as usize]);
+        if ls == 1 {
+            // A contiguous run (the last axis kept): one copy.
+            out.extend_from_slice(&src[off as usize..off as usize + last]);
+        } else {
+            for j in 0..last as isize {
+                out.push(src[(off + j * ls) as usize]);
+            }
         }
         let mut a = rank - 1;
         loop {
@@ -115,6 +120,79 @@ pub fn transpose(x: &Tensor, perm: Option<&[usize]>) -> Result<Tensor> {
     let strides: Vec<isize> = p.iter().map(|&a| st[a] as isize).collect();
     let data = map_data!(x.data(), v => strided_read(v, &out_dims, 0, &strides));
     Tensor::new(out_dims, data)
+}
+
+/// Ranks [`transpose_f32_into`] handles (its index state lives on the stack).
+pub const TRANSPOSE_INTO_MAX_RANK: usize = 8;
+
+/// Axis `i` of the output of a Transpose with `perm` (reversed axes when `None`) over `rank` axes.
+pub fn transpose_axis(perm: Option<&[usize]>, rank: usize, i: usize) -> usize {
+    perm.map_or(rank - 1 - i, |p| p[i])
+}
+
+/// [`transpose`] of f32 `x` (dims `d`, rank at most [`TRANSPOSE_INTO_MAX_RANK`]) into `dst`,
+/// which holds the permuted shape's elements: the same values, no allocation. Runs along a kept
+/// last axis are copied whole.
+pub fn transpose_f32_into(x: &[f32], d: &[usize], perm: Option<&[usize]>, dst: &mut [f32]) -> Result<()> {
+    let rank = d.len();
+    let valid = rank <= TRANSPOSE_INTO_MAX_RANK
+        && perm.is_none_or(|p| p.len() == rank && (0..rank).all(|i| p[i] < rank && !p[..i].contains(&p[i])));
+    let total: usize = d.iter().product();
+    if !valid || x.len() != total || dst.len() != total {
+        return Err(Error::Internal(format!(
+            "Transpose of {d:?} by {perm:?} into {} elements",
+            dst.len()
+        )));
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    if rank == 0 {
+        dst[0] = x[0];
+        return Ok(());
+    }
+    let mut in_strides = [0usize; TRANSPOSE_INTO_MAX_RANK];
+    in_strides[rank - 1] = 1;
+    for a in (0..rank - 1).rev() {
+        in_strides[a] = in_strides[a + 1] * d[a + 1];
+    }
+    let (mut dims, mut strides) = (
+        [0usize; TRANSPOSE_INTO_MAX_RANK],
+        [0usize; TRANSPOSE_INTO_MAX_RANK],
+    );
+    for i in 0..rank {
+        let a = transpose_axis(perm, rank, i);
+        dims[i] = d[a];
+        strides[i] = in_strides[a];
+    }
+    let (last, ls) = (dims[rank - 1], strides[rank - 1]);
+    let mut idx = [0usize; TRANSPOSE_INTO_MAX_RANK];
+    let (mut off, mut k) = (0usize, 0usize);
+    loop {
+        let run = &mut dst[k..k + last];
+        if ls == 1 {
+            run.copy_from_slice(&x[off..off + last]);
+        } else {
+            for (j, o) in run.iter_mut().enumerate() {
+                *o = x[off + j * ls];
+            }
+        }
+        k += last;
+        let mut a = rank - 1;
+        loop {
+            if a == 0 {
+                return Ok(());
+            }
+            a -= 1;
+            idx[a] += 1;
+            off += strides[a];
+            if idx[a] < dims[a] {
+                break;
+            }
+            off -= strides[a] * idx[a];
+            idx[a] = 0;
+        }
+    }
 }
 
 /// DepthToSpace / SpaceToDepth (`op`): one strided read ([`crate::ir::depth_space`]).

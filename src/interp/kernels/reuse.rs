@@ -1,7 +1,7 @@
 //! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
 //! that running the same node on same-shaped inputs again allocates nothing.
 
-use super::{elementwise, eval, input, linalg, norm, optional};
+use super::{elementwise, eval, input, layout, linalg, norm, optional};
 use crate::ir::op::BinaryOp;
 use crate::ir::{pointwise, DType, Op, Tensor};
 use crate::{Error, Result};
@@ -12,7 +12,7 @@ use crate::{Error, Result};
 ///
 /// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
-/// f32 Clip, f32 Softmax, f32 MatMul and Identity. Every other operator is evaluated by [`eval`] and its
+/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose and Identity. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -75,6 +75,26 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
             norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
         }
         Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
+        Op::Transpose { perm } if x.dims().len() <= layout::TRANSPOSE_INTO_MAX_RANK => {
+            let (d, perm) = (x.dims(), perm.as_deref());
+            let is_permutation = |p: &[usize]| {
+                p.len() == d.len() && (0..p.len()).all(|i| p[i] < d.len() && !p[..i].contains(&p[i]))
+            };
+            if perm.is_some_and(|p| !is_permutation(p)) {
+                // Not a permutation: [`eval`] reports it.
+                return Ok(false);
+            }
+            let t = Tensor::reuse_slot(
+                out,
+                DType::F32,
+                |o| {
+                    o.len() == d.len()
+                        && (0..d.len()).all(|i| o[i] == d[layout::transpose_axis(perm, d.len(), i)])
+                },
+                || crate::ir::shapes::transpose_shape(d, perm),
+            )?;
+            layout::transpose_f32_into(xs, d, perm, t.as_f32_mut()?)?;
+        }
         Op::MatMul if inputs.len() == 2 => {
             let y = input(op, inputs, 1)?;
             if y.dtype() != DType::F32 {
@@ -193,6 +213,34 @@ mod tests {
             let (a, b) = (f32s(ad, 3), f32s(bd, 5));
             same_as_eval(&Op::MatMul, &[Some(&a), Some(&b)]);
         }
+    }
+
+    #[test]
+    fn transpose_in_place_equals_eval_bit_for_bit() {
+        let x = f32s(&[2, 3, 4, 5], 7);
+        for perm in [
+            None,
+            Some(vec![0, 2, 1, 3]),
+            Some(vec![0, 2, 3, 1]),
+            Some(vec![3, 2, 1, 0]),
+            Some(vec![0, 1, 2, 3]),
+            Some(vec![1, 0, 3, 2]),
+        ] {
+            same_as_eval(&Op::Transpose { perm }, &[Some(&x)]);
+        }
+        same_as_eval(&Op::Transpose { perm: None }, &[Some(&f32s(&[], 1))]);
+        same_as_eval(
+            &Op::Transpose {
+                perm: Some(vec![1, 0]),
+            },
+            &[Some(&f32s(&[0, 3], 1))],
+        );
+        // A repeated axis is an error, not a wrong result.
+        let bad = Op::Transpose {
+            perm: Some(vec![0, 0, 1, 2]),
+        };
+        let mut out = [Some(f32s(&[2, 2, 3, 4], 1))];
+        assert!(eval_into(&bad, &[Some(&x)], &mut out).is_err());
     }
 
     #[test]
