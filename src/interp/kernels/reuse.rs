@@ -12,7 +12,8 @@ use crate::{Error, Result};
 ///
 /// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
-/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose and Identity. Every other operator is evaluated by [`eval`] and its
+/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, f32 LayerNormalization with only its Y
+/// output and a scale and bias of the normalized shape, and Identity. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -75,6 +76,14 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
             norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
         }
         Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
+        Op::LayerNormalization { axis, epsilon } => {
+            let scale = input(op, inputs, 1)?;
+            if scale.dtype() != DType::F32 || optional(inputs, 2).is_some_and(|b| b.dtype() != DType::F32) {
+                return Ok(false);
+            }
+            let y = same_shape_f32(out, x.dims())?;
+            return norm::layer_norm_into(xs, x.dims(), scale, optional(inputs, 2), *axis, *epsilon, y);
+        }
         Op::Transpose { perm } if x.dims().len() <= layout::TRANSPOSE_INTO_MAX_RANK => {
             let (d, perm) = (x.dims(), perm.as_deref());
             let is_permutation = |p: &[usize]| {
@@ -213,6 +222,20 @@ mod tests {
             let (a, b) = (f32s(ad, 3), f32s(bd, 5));
             same_as_eval(&Op::MatMul, &[Some(&a), Some(&b)]);
         }
+    }
+
+    #[test]
+    fn layer_norm_in_place_equals_eval_bit_for_bit() {
+        let x = f32s(&[2, 3, 4, 5], 7);
+        let ln = |axis| Op::LayerNormalization { axis, epsilon: 1e-5 };
+        same_as_eval(&ln(-1), &[Some(&x), Some(&f32s(&[5], 3)), Some(&f32s(&[5], 4))]);
+        same_as_eval(&ln(-1), &[Some(&x), Some(&f32s(&[5], 3)), None]);
+        same_as_eval(
+            &ln(2),
+            &[Some(&x), Some(&f32s(&[4, 5], 3)), Some(&f32s(&[4, 5], 9))],
+        );
+        // Broadcast scale / bias: the allocating path, still the same values.
+        same_as_eval(&ln(2), &[Some(&x), Some(&f32s(&[1, 5], 3)), Some(&f32s(&[5], 9))]);
     }
 
     #[test]
