@@ -3,7 +3,7 @@
 
 mod graph_common;
 
-use graph_common::{compare, python, read_tensor, run_script};
+use graph_common::{check_outputs_scaled, python, read_set, run_script};
 use std::path::Path;
 use xq::ir::{Graph, Op, Tensor};
 
@@ -12,28 +12,11 @@ use xq::ir::{Graph, Op, Tensor};
 const RTOL: f64 = 1e-4;
 
 fn load_set(dir: &Path) -> (Vec<Tensor>, Vec<Tensor>) {
-    let read = |prefix: &str| -> Vec<Tensor> {
-        (0..)
-            .map(|i| dir.join(format!("{prefix}_{i}.pb")))
-            .take_while(|p| p.exists())
-            .map(|p| read_tensor(&p).unwrap())
-            .collect()
-    };
-    (read("input"), read("output"))
+    (read_set(dir, "input"), read_set(dir, "output"))
 }
 
 fn check_outputs(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: output count");
-    for (g, w) in got.iter().zip(want) {
-        let scale = w
-            .to_f32_vec()
-            .unwrap()
-            .iter()
-            .fold(0f64, |m, &v| m.max(v.abs() as f64));
-        if let Err(m) = compare(g, w, RTOL, RTOL * scale) {
-            panic!("{what}: {m}");
-        }
-    }
+    check_outputs_scaled(what, got, want, RTOL);
 }
 
 fn count_ops(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {

@@ -6,7 +6,7 @@
 
 mod graph_common;
 
-use graph_common::{compare, python, read_tensor, run_script};
+use graph_common::{check_outputs_scaled, python, read_set, run_script};
 use std::path::{Path, PathBuf};
 use xq::ir::{Dim, Tensor};
 
@@ -28,26 +28,8 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transformers")
 }
 
-fn read_set(dir: &Path, prefix: &str) -> Vec<Tensor> {
-    (0..)
-        .map(|i| dir.join(format!("{prefix}_{i}.pb")))
-        .take_while(|p| p.exists())
-        .map(|p| read_tensor(&p).unwrap())
-        .collect()
-}
-
 fn check_outputs(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: output count");
-    for (g, w) in got.iter().zip(want) {
-        let scale = w
-            .to_f32_vec()
-            .unwrap()
-            .iter()
-            .fold(0f64, |m, &v| m.max(v.abs() as f64));
-        if let Err(m) = compare(g, w, RTOL, RTOL * scale) {
-            panic!("{what}: {m}");
-        }
-    }
+    check_outputs_scaled(what, got, want, RTOL);
 }
 
 fn check_model(name: &str, reference: &Path) {

@@ -84,3 +84,30 @@ pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<(), 
         )),
     }
 }
+
+/// The tensors `dir/<prefix>_0.pb`, `_1.pb`, ... (as many as exist), e.g. a test data set's
+/// inputs or outputs.
+pub fn read_set(dir: &std::path::Path, prefix: &str) -> Vec<Tensor> {
+    (0..)
+        .map(|i| dir.join(format!("{prefix}_{i}.pb")))
+        .take_while(|p| p.exists())
+        .map(|p| read_tensor(&p).unwrap())
+        .collect()
+}
+
+/// Checks every output against its expected value with relative tolerance `rtol` and an
+/// absolute floor of `rtol` times the expected output's largest magnitude (near-zero values
+/// are judged on the output's scale); panics naming `what` on a mismatch.
+pub fn check_outputs_scaled(what: &str, got: &[Tensor], want: &[Tensor], rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: output count");
+    for (g, w) in got.iter().zip(want) {
+        let scale = w
+            .to_f32_vec()
+            .unwrap()
+            .iter()
+            .fold(0f64, |m, &v| m.max(v.abs() as f64));
+        if let Err(m) = compare(g, w, rtol, rtol * scale) {
+            panic!("{what}: {m}");
+        }
+    }
+}
