@@ -264,7 +264,7 @@ fn misuse_returns_errors_and_leaves_outputs_alone() {
         assert_eq!(
             xq_model_add_node(
                 m,
-                c"Einsum".as_ptr(),
+                c"LSTM".as_ptr(),
                 c"e".as_ptr(),
                 ip.as_ptr(),
                 1,
