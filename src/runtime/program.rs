@@ -601,8 +601,14 @@ impl Program {
                     if args.iter().zip(reads).any(|(a, s)| s.is_some() && a.is_none()) {
                         return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
                     }
-                    eval_into(op, args, results)
-                        .map_err(|e| crate::ir::infer::with_node(e, name, op.onnx_name()))?;
+                    let parallel = match (op, &mut *results) {
+                        (Op::MatMul, [out]) => self.run_parallel_matmul(args, out)?,
+                        _ => false,
+                    };
+                    if !parallel {
+                        eval_into(op, args, results)
+                            .map_err(|e| crate::ir::infer::with_node(e, name, op.onnx_name()))?;
+                    }
                     for (r, s) in results.iter_mut().zip(writes) {
                         if let Some(s) = s {
                             tensors[*s] = r.take();
@@ -676,6 +682,57 @@ impl Program {
             });
         }
         Ok(())
+    }
+
+    /// An interpreted f32 MatMul whose B is one matrix, its rows split over the pool when the
+    /// product is large (the same bits as the interpreter's single GEMM: each row's values do
+    /// not depend on the rows computed with it). Returns false, having done nothing, for any
+    /// other MatMul, which the interpreter then evaluates.
+    fn run_parallel_matmul(&self, args: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+        let threads = self.pool.threads();
+        let (Some(Some(a)), Some(Some(b)), 2) = (args.first(), args.get(1), args.len()) else {
+            return Ok(false);
+        };
+        if threads == 1 || a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+            return Ok(false);
+        }
+        let (ad, bd) = (a.dims(), b.dims());
+        let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) else {
+            return Ok(false);
+        };
+        let (av, bv) = (a.as_f32()?, b.as_f32()?);
+        let macs = rows.saturating_mul(k).saturating_mul(n);
+        if rows < 2 * PARALLEL_MATMUL_ROWS
+            || macs < PARALLEL_MATMUL_MACS
+            || av.len() != rows * k
+            || bv.len() != k * n
+        {
+            return Ok(false);
+        }
+        let t = Tensor::reuse_slot(
+            out,
+            DType::F32,
+            |d| crate::interp::kernels::is_matmul_shape(ad, bd, d),
+            || crate::ir::shapes::matmul_shape(ad, bd),
+        )?;
+        let y = t.as_f32_mut()?;
+        if y.len() != rows * n {
+            return Err(Error::Internal(format!(
+                "MatMul output of {} elements for {rows} x {n}",
+                y.len()
+            )));
+        }
+        let tasks = (threads * 2).min(rows / PARALLEL_MATMUL_ROWS);
+        let ptr = SendPtr(y.as_mut_ptr());
+        self.pool.run(tasks, &|i| {
+            let p = &ptr;
+            let r = rows * i / tasks..rows * (i + 1) / tasks;
+            // SAFETY: `y` (rows × n elements) outlives the job, and the tasks' row ranges
+            // partition 0..rows, so each task writes its own rows only.
+            let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(r.start * n), r.len() * n) };
+            crate::interp::kernels::matmul_rows_f32(av, bv, k, n, r, part);
+        });
+        Ok(true)
     }
 
     /// Runs the resize into `f32` of `x` into `y`, its output rows split over the pool when
@@ -1076,6 +1133,11 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
 /// Bytes read and written below which a step without weights runs on the calling thread:
 /// waking the pool costs about as much as moving that much memory.
 const INLINE_BYTES: usize = 64 * 1024;
+
+/// Fewest rows per task of a parallel interpreted MatMul (a GEMM's row tile is 8 to 16).
+const PARALLEL_MATMUL_ROWS: usize = 16;
+/// Multiply-adds below which an interpreted MatMul runs on the calling thread.
+const PARALLEL_MATMUL_MACS: usize = 1 << 20;
 
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
 const QUANT_BLOCK: usize = 256;

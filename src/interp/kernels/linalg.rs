@@ -186,6 +186,40 @@ pub fn is_matmul_shape(ad: &[usize], bd: &[usize], out: &[usize]) -> bool {
         && n.is_none_or(|n| out[out.len() - 1] == n)
 }
 
+/// `(rows, k, n)` of a MatMul whose B is one matrix (rank 2) and A has rank 2 or more: one
+/// GEMM over A's folded batch rows (as the interpreter's matmul computes it).
+pub fn folded_rows(ad: &[usize], bd: &[usize]) -> Option<(usize, usize, usize)> {
+    match (ad, bd) {
+        ([batch @ .., m, k], [kb, n]) if k == kb => Some((batch.iter().product::<usize>() * m, *k, *n)),
+        _ => None,
+    }
+}
+
+/// Rows `rows` of the folded f32 GEMM `a[· × k] · b[k × n]` into `out` (those rows' `n`
+/// elements each): the same bits as those rows of the whole product.
+pub fn matmul_rows_f32(
+    a: &[f32],
+    b: &[f32],
+    k: usize,
+    n: usize,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    f32::gemm(
+        rows.len(),
+        k,
+        n,
+        1.0,
+        &a[rows.start * k..rows.end * k],
+        (k as isize, 1),
+        b,
+        (n as isize, 1),
+        0.0,
+        out,
+        (n as isize, 1),
+    );
+}
+
 /// numpy matmul into `out` (of the element count of the result shape; its values are
 /// overwritten). When B has no batch axes, A's batch axes are folded into its rows: one GEMM.
 pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], out: &mut [T]) -> Result<()> {

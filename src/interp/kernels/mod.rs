@@ -15,6 +15,7 @@ mod resize;
 mod reuse;
 mod rotary;
 
+pub use linalg::{folded_rows, is_matmul_shape, matmul_rows_f32};
 pub use reuse::eval_into;
 
 use crate::ir::op::BinaryOp;
