@@ -1,6 +1,7 @@
 //! Interpreted float steps split over the program's threads give the bits of one thread: a
-//! float MatMul of a weight matrix (rows of A spread over the pool) next to one with batched B
-//! (not split), large and small, executed again and again (the output kept in place).
+//! float MatMul of a weight matrix (rows of A spread over the pool), one with a batched B (whole
+//! products spread), Softmax along rows and point-wise operators (elements spread), large and
+//! small, executed again and again (the outputs kept in place).
 
 use xq::delegate::{lower, PartitionMode};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorInfo};
@@ -14,7 +15,9 @@ fn f32s(dims: &[usize], seed: u32) -> Tensor {
     Tensor::from_f32(dims.to_vec(), v).unwrap()
 }
 
-/// `y = x · w` (w a constant matrix) and `z = x · xt` with `xt` a batched runtime operand.
+/// `y = x · w` (w a constant matrix), `z = x · xt` with `xt` a batched runtime operand,
+/// `s = softmax(z)` along the last axis, over all of `z`'s axes after the first (opset < 13
+/// form) and along a middle axis, and `g = gelu(y)`, `e = erf(y)`.
 fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
     let mut g = Graph {
         name: "matmuls".into(),
@@ -25,19 +28,37 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
         outputs: vec![
             TensorInfo::known("y", DType::F32, &[batch, m, n]),
             TensorInfo::known("z", DType::F32, &[batch, m, m]),
+            TensorInfo::known("s", DType::F32, &[batch, m, m]),
+            TensorInfo::known("s2", DType::F32, &[batch, m, m]),
+            TensorInfo::known("s3", DType::F32, &[batch, m, m]),
+            TensorInfo::known("g", DType::F32, &[batch, m, n]),
+            TensorInfo::known("e", DType::F32, &[batch, m, n]),
         ],
         ..Graph::default()
     };
     g.initializers.insert("w".into(), f32s(&[k, n], 9));
-    let node = |name: &str, inputs: &[&str], output: &str| Node {
+    let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
         name: name.into(),
-        op: Op::MatMul,
+        op,
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs: vec![output.into()],
     };
+    let softmax = |axis, coerce_2d| Op::Softmax { axis, coerce_2d };
     g.nodes = vec![
-        node("linear", &["x", "w"], "y"),
-        node("scores", &["x", "xt"], "z"),
+        node("linear", Op::MatMul, &["x", "w"], "y"),
+        node("scores", Op::MatMul, &["x", "xt"], "z"),
+        node("softmax", softmax(-1, false), &["z"], "s"),
+        node("softmax_2d", softmax(1, true), &["z"], "s2"),
+        node("softmax_mid", softmax(1, false), &["z"], "s3"),
+        node(
+            "gelu",
+            Op::Gelu {
+                tanh_approximation: false,
+            },
+            &["y"],
+            "g",
+        ),
+        node("erf", Op::Unary(xq::ir::op::UnaryOp::Erf), &["y"], "e"),
     ];
     g.validate().unwrap();
     g.infer_shapes().unwrap();
@@ -45,7 +66,7 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
 }
 
 #[test]
-fn a_float_matmul_split_over_threads_gives_the_bits_of_one_thread() {
+fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
     for (batch, m, k, n) in [
         (4, 64, 128, 256),
         (3, 37, 96, 200),

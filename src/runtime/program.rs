@@ -601,8 +601,8 @@ impl Program {
                     if args.iter().zip(reads).any(|(a, s)| s.is_some() && a.is_none()) {
                         return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
                     }
-                    let parallel = match (op, &mut *results) {
-                        (Op::MatMul, [out]) => self.run_parallel_matmul(args, out)?,
+                    let parallel = match &mut *results {
+                        [out] => self.run_parallel_interp(op, args, out)?,
                         _ => false,
                     };
                     if !parallel {
@@ -684,54 +684,174 @@ impl Program {
         Ok(())
     }
 
-    /// An interpreted f32 MatMul whose B is one matrix, its rows split over the pool when the
-    /// product is large (the same bits as the interpreter's single GEMM: each row's values do
-    /// not depend on the rows computed with it). Returns false, having done nothing, for any
-    /// other MatMul, which the interpreter then evaluates.
-    fn run_parallel_matmul(&self, args: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+    /// An interpreted single-output f32 operator split over the pool when it is large: MatMul
+    /// (rows of A against one weight matrix, or whole products of a batched one), Softmax
+    /// along contiguous rows, point-wise operators. The same bits as the interpreter's single
+    /// pass (rows, products and elements are computed independently of the others). Returns
+    /// false, having done nothing, for anything else, which the interpreter then evaluates.
+    fn run_parallel_interp(
+        &self,
+        op: &Op,
+        args: &[Option<&Tensor>],
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
         let threads = self.pool.threads();
-        let (Some(Some(a)), Some(Some(b)), 2) = (args.first(), args.get(1), args.len()) else {
+        let Some(Some(x)) = args.first() else {
             return Ok(false);
         };
-        if threads == 1 || a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+        if threads == 1 || x.dtype() != DType::F32 {
             return Ok(false);
         }
-        let (ad, bd) = (a.dims(), b.dims());
-        let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) else {
-            return Ok(false);
-        };
-        let (av, bv) = (a.as_f32()?, b.as_f32()?);
-        let macs = rows.saturating_mul(k).saturating_mul(n);
-        if rows < 2 * PARALLEL_MATMUL_ROWS
-            || macs < PARALLEL_MATMUL_MACS
-            || av.len() != rows * k
-            || bv.len() != k * n
-        {
-            return Ok(false);
+        match op {
+            Op::MatMul => self.run_parallel_matmul(x, args, out),
+            Op::Softmax { axis, coerce_2d } => self.run_parallel_softmax(x, *axis, *coerce_2d, out),
+            _ if crate::ir::pointwise::is_pointwise(op) && args.len() == 1 => {
+                let n = x.numel();
+                if n < PARALLEL_ELEMENTS {
+                    return Ok(false);
+                }
+                let y = Tensor::reuse_slot(out, DType::F32, |d| d == x.dims(), || Ok(x.dims().to_vec()))?
+                    .as_f32_mut()?;
+                let xs = x.as_f32()?;
+                let chunks = n.div_ceil(PARALLEL_ELEMENTS / 2).min(threads * 4);
+                self.split_f32(y, chunks, n, 1, &|r, part| {
+                    crate::ir::pointwise::map(op, &xs[r], part)
+                })?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        let t = Tensor::reuse_slot(
-            out,
-            DType::F32,
-            |d| crate::interp::kernels::is_matmul_shape(ad, bd, d),
-            || crate::ir::shapes::matmul_shape(ad, bd),
-        )?;
-        let y = t.as_f32_mut()?;
-        if y.len() != rows * n {
+    }
+
+    /// Splits `0..units` into `tasks` ranges over the pool; `f(range, part)` writes units
+    /// `range` of `y` (`unit` elements each) into `part`. The first error is returned.
+    fn split_f32(
+        &self,
+        y: &mut [f32],
+        tasks: usize,
+        units: usize,
+        unit: usize,
+        f: &RangeWriter<'_>,
+    ) -> Result<()> {
+        if y.len() != units * unit {
             return Err(Error::Internal(format!(
-                "MatMul output of {} elements for {rows} x {n}",
+                "{} output elements for {units} x {unit}",
                 y.len()
             )));
         }
-        let tasks = (threads * 2).min(rows / PARALLEL_MATMUL_ROWS);
-        let ptr = SendPtr(y.as_mut_ptr());
+        let (ptr, failure) = (SendPtr(y.as_mut_ptr()), Mutex::new(None));
         self.pool.run(tasks, &|i| {
             let p = &ptr;
-            let r = rows * i / tasks..rows * (i + 1) / tasks;
-            // SAFETY: `y` (rows × n elements) outlives the job, and the tasks' row ranges
-            // partition 0..rows, so each task writes its own rows only.
-            let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(r.start * n), r.len() * n) };
-            crate::interp::kernels::matmul_rows_f32(av, bv, k, n, r, part);
+            let r = units * i / tasks..units * (i + 1) / tasks;
+            // SAFETY: `y` (units × unit elements) outlives the job, and the tasks' ranges
+            // partition 0..units, so each task writes its own elements only.
+            let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(r.start * unit), r.len() * unit) };
+            if let Err(e) = f(r, part) {
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
         });
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::run_parallel_interp`] for MatMul.
+    fn run_parallel_matmul(
+        &self,
+        a: &Tensor,
+        args: &[Option<&Tensor>],
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        let threads = self.pool.threads();
+        let (Some(Some(b)), 2) = (args.get(1), args.len()) else {
+            return Ok(false);
+        };
+        if b.dtype() != DType::F32 {
+            return Ok(false);
+        }
+        let (ad, bd) = (a.dims(), b.dims());
+        let (av, bv) = (a.as_f32()?, b.as_f32()?);
+        let slot = |out: &mut Option<Tensor>| -> Result<()> {
+            Tensor::reuse_slot(
+                out,
+                DType::F32,
+                |d| crate::interp::kernels::is_matmul_shape(ad, bd, d),
+                || crate::ir::shapes::matmul_shape(ad, bd),
+            )
+            .map(|_| ())
+        };
+        if let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) {
+            let macs = rows.saturating_mul(k).saturating_mul(n);
+            if rows < 2 * PARALLEL_MATMUL_ROWS
+                || macs < PARALLEL_MATMUL_MACS
+                || av.len() != rows * k
+                || bv.len() != k * n
+            {
+                return Ok(false);
+            }
+            slot(out)?;
+            let y = out
+                .as_mut()
+                .map(|t| t.as_f32_mut())
+                .transpose()?
+                .unwrap_or_default();
+            let tasks = (threads * 2).min(rows / PARALLEL_MATMUL_ROWS);
+            self.split_f32(y, tasks, rows, n, &|r, part| {
+                crate::interp::kernels::matmul_rows_f32(av, bv, k, n, r, part);
+                Ok(())
+            })?;
+            return Ok(true);
+        }
+        let Some((batches, m, n)) = crate::interp::kernels::batched_matmul_size(ad, bd) else {
+            return Ok(false);
+        };
+        let k = ad[ad.len() - 1];
+        let macs = batches.saturating_mul(m).saturating_mul(k).saturating_mul(n);
+        if batches < 2 || macs < PARALLEL_MATMUL_MACS {
+            return Ok(false);
+        }
+        slot(out)?;
+        let y = out
+            .as_mut()
+            .map(|t| t.as_f32_mut())
+            .transpose()?
+            .unwrap_or_default();
+        let tasks = (threads * 4).min(batches);
+        self.split_f32(y, tasks, batches, m * n, &|r, part| {
+            crate::interp::kernels::matmul_batches_f32(av, ad, bv, bd, r, part)
+        })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for Softmax whose rows are contiguous.
+    fn run_parallel_softmax(
+        &self,
+        x: &Tensor,
+        axis: i64,
+        coerce_2d: bool,
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        let d = x.dims();
+        let ax = crate::ir::shapes::norm_axis(axis, d.len())?;
+        let len: usize = if coerce_2d {
+            d[ax..].iter().product()
+        } else {
+            d[ax]
+        };
+        let n = x.numel();
+        let contiguous = coerce_2d || ax + 1 == d.len();
+        if !contiguous || len == 0 || n < PARALLEL_ELEMENTS || n / len < 2 {
+            return Ok(false);
+        }
+        let rows = n / len;
+        let y = Tensor::reuse_slot(out, DType::F32, |o| o == d, || Ok(d.to_vec()))?.as_f32_mut()?;
+        let xs = x.as_f32()?;
+        let tasks = (self.pool.threads() * 4).min(rows);
+        self.split_f32(y, tasks, rows, len, &|r, part| {
+            part.copy_from_slice(&xs[r.start * len..r.end * len]);
+            crate::interp::kernels::softmax_in_place(&[r.len(), len], 1, false, part)
+        })?;
         Ok(true)
     }
 
@@ -1134,10 +1254,17 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
 /// waking the pool costs about as much as moving that much memory.
 const INLINE_BYTES: usize = 64 * 1024;
 
+/// Writes units `range` of an output into `part` (their elements only); see
+/// `Program::split_f32`.
+type RangeWriter<'a> = dyn Fn(std::ops::Range<usize>, &mut [f32]) -> Result<()> + Sync + 'a;
+
 /// Fewest rows per task of a parallel interpreted MatMul (a GEMM's row tile is 8 to 16).
 const PARALLEL_MATMUL_ROWS: usize = 16;
 /// Multiply-adds below which an interpreted MatMul runs on the calling thread.
 const PARALLEL_MATMUL_MACS: usize = 1 << 20;
+/// Elements below which an interpreted point-wise operator or Softmax runs on the calling
+/// thread.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
 
 /// Pixels (NHWC) or elements (row-major) per unit of parallel quantization work.
 const QUANT_BLOCK: usize = 256;

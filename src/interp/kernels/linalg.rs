@@ -223,6 +223,46 @@ pub fn matmul_rows_f32(
 /// numpy matmul into `out` (of the element count of the result shape; its values are
 /// overwritten). When B has no batch axes, A's batch axes are folded into its rows: one GEMM.
 pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], out: &mut [T]) -> Result<()> {
+    matmul_range(a, ad, b, bd, None, out)
+}
+
+/// `(batches, m, n)` of a MatMul whose operands are both batched (B of rank 3 or more, A of
+/// rank 2 or more): its broadcast batch count and each product's size.
+pub fn batched_matmul_size(ad: &[usize], bd: &[usize]) -> Option<(usize, usize, usize)> {
+    if ad.len() < 2 || bd.len() < 3 || ad[ad.len() - 1] != bd[bd.len() - 2] {
+        return None;
+    }
+    let batch = broadcast(&ad[..ad.len() - 2], &bd[..bd.len() - 2]).ok()?;
+    Some((batch.iter().product(), ad[ad.len() - 2], bd[bd.len() - 1]))
+}
+
+/// The products `batches` (of [`batched_matmul_size`]'s count) of a batched f32 MatMul into
+/// `out`, which holds just those products' `m × n` blocks: the same bits as the whole matmul.
+pub fn matmul_batches_f32(
+    a: &[f32],
+    ad: &[usize],
+    b: &[f32],
+    bd: &[usize],
+    batches: std::ops::Range<usize>,
+    out: &mut [f32],
+) -> Result<()> {
+    if bd.len() < 3 {
+        return Err(Error::Internal(format!(
+            "MatMul of {ad:?} and {bd:?} has no batched B"
+        )));
+    }
+    matmul_range(a, ad, b, bd, Some(batches), out)
+}
+
+/// [`matmul_into`], or with `batches` only those broadcast batches (B batched).
+fn matmul_range<T: GemmScalar>(
+    a: &[T],
+    ad: &[usize],
+    b: &[T],
+    bd: &[usize],
+    batches: Option<std::ops::Range<usize>>,
+    out: &mut [T],
+) -> Result<()> {
     let b_vec;
     let b2: &[usize] = if bd.len() == 1 {
         b_vec = [bd[0], 1];
@@ -243,7 +283,7 @@ pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], 
     let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
     let (ab, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
     let a_batches: usize = ab.iter().product();
-    if bb.is_empty() {
+    if bb.is_empty() && batches.is_none() {
         // Every A matrix meets the one B: A's rows of all batches are one matrix.
         let rows = a_batches * m;
         if out.len() != rows * n || a.len() != rows * k || b.len() != k * n {
@@ -268,7 +308,9 @@ pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], 
     }
     let batch = broadcast(ab, bb)?;
     let nb: usize = batch.iter().product();
-    if out.len() != nb * m * n
+    let range = batches.unwrap_or(0..nb);
+    if range.end > nb
+        || out.len() != range.len() * m * n
         || a.len() != a_batches * m * k
         || b.len() != bb.iter().product::<usize>() * k * n
     {
@@ -292,7 +334,7 @@ pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], 
         }
         off
     };
-    for i in 0..nb {
+    for (j, i) in range.enumerate() {
         let (oa, ob) = (offset(ab, m * k, i), offset(bb, k * n, i));
         T::gemm(
             m,
@@ -304,7 +346,7 @@ pub fn matmul_into<T: GemmScalar>(a: &[T], ad: &[usize], b: &[T], bd: &[usize], 
             &b[ob..ob + k * n],
             (n as isize, 1),
             T::default(),
-            &mut out[i * m * n..(i + 1) * m * n],
+            &mut out[j * m * n..(j + 1) * m * n],
             (n as isize, 1),
         );
     }

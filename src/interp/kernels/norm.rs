@@ -13,7 +13,7 @@ pub fn softmax(x: &Tensor, axis: i64, coerce_2d: bool) -> Result<Tensor> {
     Tensor::from_f32(x.dims().to_vec(), v)
 }
 
-/// [`softmax`] of the elements `v` of shape `d`, in place. The exponential is
+/// `softmax` of the elements `v` of shape `d`, in place. The exponential is
 /// [`fmath::scalar::exp`]'s (vectorized along contiguous rows: the same bits).
 pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) -> Result<()> {
     let ax = norm_axis(axis, d.len())?;
