@@ -54,7 +54,8 @@ export XQ_EMULATOR="$xq_qemu -cpu Haswell"
 export XQ_EXPECT_ISA=avx2
 export XQ_PYTHON="$xq_root/scripts/lib/emulated-python"
 # Every test target but the float-interpreter ones against ONNX Runtime's float kernels
-# (graph_models, graph_onnx_node_suite, graph_transformer_ops, graph_transformers: no int8 path, tolerance-based, 4.5 of the pass's
+# (graph_models, graph_onnx_node_suite, graph_transformer_ops, graph_transformer_fused_ops,
+# graph_transformers: no int8 path, tolerance-based, 4.5 of the pass's
 # minutes under emulation); the int8 kernels, the delegate, the quantizer, the C API and every
 # other ONNX Runtime cross-check of quantized models run, but four: delegate_resize's ONNX
 # Runtime layer-by-layer comparison (most of its 2.7 emulated minutes), delegate_unary's and
@@ -72,7 +73,7 @@ export XQ_PYTHON="$xq_root/scripts/lib/emulated-python"
 emulated_targets=(--lib --bins)
 for t in tests/*.rs; do
   t=$(basename "$t" .rs)
-  case "$t" in graph_models|graph_onnx_node_suite|graph_transformer_ops|graph_transformers) ;; *) emulated_targets+=(--test "$t") ;; esac
+  case "$t" in graph_models|graph_onnx_node_suite|graph_transformer_ops|graph_transformer_fused_ops|graph_transformers) ;; *) emulated_targets+=(--test "$t") ;; esac
 done
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$XQ_EMULATOR" cargo test --locked "${emulated_targets[@]}" \
   -- --skip resize_is_within_a_step_of_onnxruntime_layer_by_layer \
