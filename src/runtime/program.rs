@@ -772,15 +772,6 @@ impl Program {
         }
         let (ad, bd) = (a.dims(), b.dims());
         let (av, bv) = (a.as_f32()?, b.as_f32()?);
-        let slot = |out: &mut Option<Tensor>| -> Result<()> {
-            Tensor::reuse_slot(
-                out,
-                DType::F32,
-                |d| crate::interp::kernels::is_matmul_shape(ad, bd, d),
-                || crate::ir::shapes::matmul_shape(ad, bd),
-            )
-            .map(|_| ())
-        };
         if let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) {
             let macs = rows.saturating_mul(k).saturating_mul(n);
             if rows < 2 * PARALLEL_MATMUL_ROWS
@@ -790,12 +781,7 @@ impl Program {
             {
                 return Ok(false);
             }
-            slot(out)?;
-            let y = out
-                .as_mut()
-                .map(|t| t.as_f32_mut())
-                .transpose()?
-                .unwrap_or_default();
+            let y = matmul_output(out, ad, bd)?;
             let tasks = (threads * 2).min(rows / PARALLEL_MATMUL_ROWS);
             self.split_f32(y, tasks, rows, n, &|r, part| {
                 crate::interp::kernels::matmul_rows_f32(av, bv, k, n, r, part);
@@ -811,12 +797,7 @@ impl Program {
         if batches < 2 || macs < PARALLEL_MATMUL_MACS {
             return Ok(false);
         }
-        slot(out)?;
-        let y = out
-            .as_mut()
-            .map(|t| t.as_f32_mut())
-            .transpose()?
-            .unwrap_or_default();
+        let y = matmul_output(out, ad, bd)?;
         let tasks = (threads * 4).min(batches);
         self.split_f32(y, tasks, batches, m * n, &|r, part| {
             crate::interp::kernels::matmul_batches_f32(av, ad, bv, bd, r, part)
@@ -1253,6 +1234,17 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
 /// Bytes read and written below which a step without weights runs on the calling thread:
 /// waking the pool costs about as much as moving that much memory.
 const INLINE_BYTES: usize = 64 * 1024;
+
+/// The f32 output of a MatMul of `ad` × `bd` in `out`, kept when it has that shape, else made.
+fn matmul_output<'a>(out: &'a mut Option<Tensor>, ad: &[usize], bd: &[usize]) -> Result<&'a mut [f32]> {
+    Tensor::reuse_slot(
+        out,
+        DType::F32,
+        |d| crate::interp::kernels::is_matmul_shape(ad, bd, d),
+        || crate::ir::shapes::matmul_shape(ad, bd),
+    )?
+    .as_f32_mut()
+}
 
 /// Writes units `range` of an output into `part` (their elements only); see
 /// `Program::split_f32`.
