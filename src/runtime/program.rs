@@ -774,6 +774,9 @@ impl Program {
         let (av, bv) = (a.as_f32()?, b.as_f32()?);
         if let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) {
             let macs = rows.saturating_mul(k).saturating_mul(n);
+            if rows <= crate::interp::kernels::gemv::MAX_ROWS {
+                return self.run_parallel_gemv(av, ad, bv, bd, (rows, k, n), out);
+            }
             if rows < 2 * PARALLEL_MATMUL_ROWS
                 || macs < PARALLEL_MATMUL_MACS
                 || av.len() != rows * k
@@ -802,6 +805,44 @@ impl Program {
         self.split_f32(y, tasks, batches, m * n, &|r, part| {
             crate::interp::kernels::matmul_batches_f32(av, ad, bv, bd, r, part)
         })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_matmul`] for a few rows against one matrix (decoding): the
+    /// columns split over the pool in blocks of 64, each computed by the vector × matrix
+    /// kernel exactly as one thread computes it. Returns false when the product is too small
+    /// to split.
+    fn run_parallel_gemv(
+        &self,
+        a: &[f32],
+        ad: &[usize],
+        b: &[f32],
+        bd: &[usize],
+        (rows, k, n): (usize, usize, usize),
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        const BLOCK: usize = 64;
+        let blocks = n.div_ceil(BLOCK);
+        let macs = rows.saturating_mul(k).saturating_mul(n);
+        if macs < PARALLEL_MATMUL_MACS || blocks < 2 || a.len() != rows * k || b.len() != k * n {
+            return Ok(false);
+        }
+        let y = matmul_output(out, ad, bd)?;
+        if y.len() != rows * n {
+            return Err(Error::Internal(format!("{} outputs for {rows} x {n}", y.len())));
+        }
+        let tasks = (self.pool.threads() * 2).min(blocks);
+        let ptr = SendPtr(y.as_mut_ptr());
+        self.pool.run(tasks, &|i| {
+            let p = &ptr;
+            let cols = (blocks * i / tasks * BLOCK).min(n)..(blocks * (i + 1) / tasks * BLOCK).min(n);
+            for r in 0..rows {
+                // SAFETY: `y` (rows × n) outlives the job; the tasks' column ranges partition
+                // 0..n, so each task writes its own columns of each row only.
+                let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(r * n + cols.start), cols.len()) };
+                crate::interp::kernels::gemv::gemv(&a[r * k..(r + 1) * k], b, n, cols.clone(), part);
+            }
+        });
         Ok(true)
     }
 

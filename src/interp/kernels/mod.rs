@@ -4,6 +4,7 @@ mod attention;
 mod conv;
 mod einsum;
 mod elementwise;
+pub mod gemv;
 mod indexing;
 mod layout;
 mod linalg;
