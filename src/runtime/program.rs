@@ -143,6 +143,10 @@ pub struct Program {
     slot_count: usize,
     /// Where each slot's tensor comes from when no step computes it.
     borrowed: Vec<Borrowed>,
+    /// Per step: an interpreter step that only renames its input's shape (Reshape, Squeeze,
+    /// ...) and is that input's last reader, so it hands the buffer on instead of copying it
+    /// (see [`view_moves`]).
+    moves: Vec<bool>,
     pool: ThreadPool,
     /// Execution contexts not in use (one per concurrent call made so far).
     contexts: Mutex<Vec<Context>>,
@@ -273,6 +277,7 @@ impl Program {
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
+        let moves = view_moves(&steps, &borrowed, &output_slots);
         Ok(Program {
             spec,
             source,
@@ -285,6 +290,7 @@ impl Program {
             output_slots,
             slot_count,
             borrowed,
+            moves,
             pool: ThreadPool::new(threads)?,
             contexts: Mutex::new(Vec::new()),
         })
@@ -512,9 +518,15 @@ impl Program {
         };
         let tensors = &mut context.tensors;
         let values = &self.spec.values;
-        for step in &self.steps {
+        for (index, step) in self.steps.iter().enumerate() {
             let start = times.as_ref().map(|_| Instant::now());
             match step {
+                Step::Interp {
+                    name,
+                    op,
+                    inputs: reads,
+                    outputs: writes,
+                } if self.moves[index] => self.run_view_move(name, op, reads, writes, tensors, inputs)?,
                 Step::Kernel {
                     name,
                     kernel,
@@ -617,6 +629,43 @@ impl Program {
                 }
             }
             record_step_time(times, start);
+        }
+        Ok(())
+    }
+
+    /// An interpreter step that only renames its input's shape, run by moving the input's
+    /// tensor into the output slot with the new dims (no copy). The output slot's tensor of
+    /// the previous call goes back to the input slot, shaped as the input, so the producer
+    /// writes into it in place again: a steady state moves buffers and allocates none.
+    fn run_view_move(
+        &self,
+        name: &str,
+        op: &Op,
+        reads: &[Option<usize>],
+        writes: &[Option<usize>],
+        tensors: &mut [Option<Tensor>],
+        inputs: &[Tensor],
+    ) -> Result<()> {
+        let with_node = |e| crate::ir::infer::with_node(e, name, op.onnx_name());
+        let (Some(Some(src)), [Some(dst)]) = (reads.first(), writes) else {
+            return Err(Error::Internal(format!("node `{name}` is not a one-output view")));
+        };
+        let dims = {
+            let mut args: [Option<&Tensor>; 2] = [None; 2];
+            for (a, s) in args.iter_mut().zip(reads) {
+                *a = s.and_then(|s| self.slot(tensors, inputs, s));
+            }
+            crate::interp::kernels::view_dims(op, &args[..reads.len().min(2)])
+                .map_err(with_node)?
+                .ok_or_else(|| Error::Internal(format!("node `{name}` is not a view")))?
+        };
+        let x = tensors[*src]
+            .take()
+            .ok_or_else(|| Error::Internal(format!("node `{name}` ran before its inputs")))?;
+        let (numel, dtype, input_dims) = (x.numel(), x.dtype(), x.dims().to_vec());
+        let previous = tensors[*dst].replace(x.reshaped(dims).map_err(with_node)?);
+        if let Some(p) = previous.filter(|p| p.numel() == numel && p.dtype() == dtype) {
+            tensors[*src] = Some(p.reshaped(input_dims)?);
         }
         Ok(())
     }
@@ -1137,6 +1186,43 @@ fn build_steps(
         });
     }
     Ok(steps)
+}
+
+/// Per step, whether it is an interpreter view (Reshape, Flatten, Squeeze, Unsqueeze,
+/// Identity) that may take its input's buffer: the input is computed by an earlier step (not
+/// a constant or a program input), is not a program output, and no later step reads it.
+fn view_moves(steps: &[Step], borrowed: &[Borrowed], output_slots: &[usize]) -> Vec<bool> {
+    let mut last_read = vec![None; borrowed.len()];
+    for (i, step) in steps.iter().enumerate() {
+        let mut read = |s: usize| last_read[s] = Some(i);
+        match step {
+            Step::Interp { inputs, .. } => inputs.iter().flatten().for_each(|&s| read(s)),
+            Step::Quantize { slot, .. } => read(*slot),
+            Step::Dynamic { input, .. } => read(*input),
+            Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => {}
+        }
+    }
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Interp {
+                op: Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity,
+                inputs,
+                outputs,
+                ..
+            } => match (inputs.first(), outputs.as_slice()) {
+                (Some(Some(src)), [Some(_)]) => {
+                    last_read[*src] == Some(i)
+                        && borrowed[*src] == Borrowed::None
+                        && !output_slots.contains(src)
+                        && inputs[1..].iter().all(|s| *s != Some(*src))
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+        .collect()
 }
 
 /// The int8 arena of one call, addressed by value (the memory plan's offsets).

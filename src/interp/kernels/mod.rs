@@ -16,6 +16,7 @@ mod resize;
 mod reuse;
 mod rotary;
 
+pub use layout::view_dims;
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;
