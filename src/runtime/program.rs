@@ -398,6 +398,24 @@ impl Program {
     /// into `outputs`, reusing their storage: once `outputs` hold tensors of the outputs'
     /// shapes and types (after the first call), a call allocates nothing.
     pub fn execute_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<()> {
+        self.execute_into_timed(inputs, outputs, &mut None)
+    }
+
+    /// [`Program::execute_into`] that also returns each step's label and wall time (the
+    /// per-operator profile of that call).
+    pub fn profile_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<Vec<(String, Duration)>> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        self.execute_into_timed(inputs, outputs, &mut Some(&mut times))?;
+        Ok(self.labelled(times))
+    }
+
+    /// [`Program::execute_into`], recording step times into `times` when given.
+    fn execute_into_timed(
+        &self,
+        inputs: &[Tensor],
+        outputs: &mut [Tensor],
+        times: &mut Option<&mut Vec<Duration>>,
+    ) -> Result<()> {
         if outputs.len() != self.spec.outputs.len() {
             return Err(Error::invalid_argument(
                 "outputs",
@@ -408,7 +426,7 @@ impl Program {
                 ),
             ));
         }
-        self.run_in_context(inputs, &mut None, |tensors| {
+        self.run_in_context(inputs, times, |tensors| {
             for ((&s, info), out) in self.output_slots.iter().zip(&self.spec.outputs).zip(outputs) {
                 let t = self
                     .slot(tensors, inputs, s)
@@ -423,12 +441,16 @@ impl Program {
     pub fn profile(&self, inputs: &[Tensor]) -> Result<Vec<(String, Duration)>> {
         let mut times = Vec::with_capacity(self.steps.len());
         self.run(inputs, Some(&mut times))?;
-        Ok(self
-            .steps
+        Ok(self.labelled(times))
+    }
+
+    /// Each step's label with its time.
+    fn labelled(&self, times: Vec<Duration>) -> Vec<(String, Duration)> {
+        self.steps
             .iter()
             .zip(times)
             .map(|(s, t)| (s.label(&self.spec.values), t))
-            .collect())
+            .collect()
     }
 
     /// The tensor of `slot`: computed in this execution (`tensors`), or a constant or input.
