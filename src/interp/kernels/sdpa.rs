@@ -7,34 +7,90 @@
 
 use super::softmax_in_place;
 use std::cell::RefCell;
-use std::ops::Range;
+use std::ops::{Deref, DerefMut, Range};
+
+/// Most axes of an operand the kernel takes (higher ranks run the graph's own nodes).
+pub const MAX_RANK: usize = 8;
+
+/// Up to [`MAX_RANK`] sizes or strides, held inline: planning an attention allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Dims {
+    len: usize,
+    v: [usize; MAX_RANK],
+}
+
+impl Dims {
+    /// `n` zeros; None above [`MAX_RANK`].
+    pub fn zeros(n: usize) -> Option<Dims> {
+        (n <= MAX_RANK).then_some(Dims {
+            len: n,
+            v: [0; MAX_RANK],
+        })
+    }
+
+    /// A copy of `x`; None above [`MAX_RANK`].
+    pub fn from_slice(x: &[usize]) -> Option<Dims> {
+        let mut d = Dims::zeros(x.len())?;
+        d.copy_from_slice(x);
+        Some(d)
+    }
+
+    /// The values of `it`; None past [`MAX_RANK`] values or when one is None.
+    fn try_collect(it: impl Iterator<Item = Option<usize>>) -> Option<Dims> {
+        let mut d = Dims::default();
+        for x in it {
+            d.push(x?)?;
+        }
+        Some(d)
+    }
+
+    /// Appends `x`; None when full.
+    fn push(&mut self, x: usize) -> Option<()> {
+        *self.v.get_mut(self.len)? = x;
+        self.len += 1;
+        Some(())
+    }
+}
+
+impl Deref for Dims {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        &self.v[..self.len]
+    }
+}
+
+impl DerefMut for Dims {
+    fn deref_mut(&mut self) -> &mut [usize] {
+        &mut self.v[..self.len]
+    }
+}
 
 /// Query rows per unit of work: the scores of one unit are `BLOCK_ROWS × keys` floats.
 pub const BLOCK_ROWS: usize = 32;
 
 /// An operand as the kernel reads it: `dims` (batch axes, then rows and columns) and the
 /// element stride of each axis (0 on a broadcast axis).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Logical dims, at least 2.
-    pub dims: Vec<usize>,
+    pub dims: Dims,
     /// Element stride of each axis.
-    pub strides: Vec<usize>,
+    pub strides: Dims,
 }
 
 impl Layout {
-    /// The row-major layout of a tensor of `dims`.
-    pub fn contiguous(dims: &[usize]) -> Layout {
-        let mut strides = vec![0; dims.len()];
+    /// The row-major layout of a tensor of `dims`; None above [`MAX_RANK`] axes.
+    pub fn contiguous(dims: &[usize]) -> Option<Layout> {
+        let mut strides = Dims::zeros(dims.len())?;
         let mut s = 1usize;
         for (st, &d) in strides.iter_mut().zip(dims).rev() {
             *st = s;
             s = s.saturating_mul(d);
         }
-        Layout {
-            dims: dims.to_vec(),
+        Some(Layout {
+            dims: Dims::from_slice(dims)?,
             strides,
-        }
+        })
     }
 
     /// This layout with its axes permuted (`axis i` of the result is axis `perm[i]` of
@@ -43,15 +99,15 @@ impl Layout {
         if perm.len() != self.dims.len() {
             return None;
         }
-        let mut seen = vec![false; perm.len()];
+        let mut seen = [false; MAX_RANK];
         for &p in perm {
             if p >= perm.len() || std::mem::replace(&mut seen[p], true) {
                 return None;
             }
         }
         Some(Layout {
-            dims: perm.iter().map(|&p| self.dims[p]).collect(),
-            strides: perm.iter().map(|&p| self.strides[p]).collect(),
+            dims: Dims::try_collect(perm.iter().map(|&p| Some(self.dims[p])))?,
+            strides: Dims::try_collect(perm.iter().map(|&p| Some(self.strides[p])))?,
         })
     }
 
@@ -60,9 +116,12 @@ impl Layout {
         if self.dims.contains(&0) {
             return 0;
         }
-        self.dims.iter().zip(&self.strides).fold(1usize, |acc, (&d, &s)| {
-            acc.saturating_add((d - 1).saturating_mul(s))
-        })
+        self.dims
+            .iter()
+            .zip(self.strides.iter())
+            .fold(1usize, |acc, (&d, &s)| {
+                acc.saturating_add((d - 1).saturating_mul(s))
+            })
     }
 }
 
@@ -83,7 +142,7 @@ pub enum ScoreScale {
 /// when none).
 #[derive(Clone, Debug)]
 pub struct SdpaPlan {
-    batch: Vec<usize>,
+    batch: Dims,
     sq: usize,
     d: usize,
     sk: usize,
@@ -96,7 +155,7 @@ pub struct SdpaPlan {
     mask: Option<Layout>,
     out: Layout,
     /// The dims of the stored output (the logical output's permuted by `out_perm`).
-    out_dims: Vec<usize>,
+    out_dims: Dims,
     scale: ScoreScale,
     nan_to_zero: bool,
 }
@@ -110,8 +169,8 @@ fn align(layout: &Layout, batch: &[usize]) -> Option<Layout> {
         return None;
     }
     let lead = batch.len() - own;
-    let mut dims = batch.to_vec();
-    let mut strides = vec![0; batch.len()];
+    let mut dims = Dims::from_slice(batch)?;
+    let mut strides = Dims::zeros(batch.len())?;
     for i in 0..own {
         let (d, s) = (layout.dims[i], layout.strides[i]);
         if d == batch[lead + i] {
@@ -120,34 +179,34 @@ fn align(layout: &Layout, batch: &[usize]) -> Option<Layout> {
             return None;
         }
     }
-    dims.extend_from_slice(&layout.dims[own..]);
-    strides.extend_from_slice(&layout.strides[own..]);
+    for i in own..r {
+        dims.push(layout.dims[i])?;
+        strides.push(layout.strides[i])?;
+    }
     Some(Layout { dims, strides })
 }
 
 /// ONNX (numpy) broadcast of two batch shapes.
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+fn broadcast(a: &[usize], b: &[usize]) -> Option<Dims> {
     let rank = a.len().max(b.len());
-    (0..rank)
-        .map(|i| {
-            let x = if i + a.len() >= rank {
-                a[i + a.len() - rank]
-            } else {
-                1
-            };
-            let y = if i + b.len() >= rank {
-                b[i + b.len() - rank]
-            } else {
-                1
-            };
-            match (x, y) {
-                _ if x == y => Some(x),
-                (1, _) => Some(y),
-                (_, 1) => Some(x),
-                _ => None,
-            }
-        })
-        .collect()
+    Dims::try_collect((0..rank).map(|i| {
+        let x = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        match (x, y) {
+            _ if x == y => Some(x),
+            (1, _) => Some(y),
+            (_, 1) => Some(x),
+            _ => None,
+        }
+    }))
 }
 
 impl SdpaPlan {
@@ -179,8 +238,9 @@ impl SdpaPlan {
         if broadcast(&batch, &v.dims[..vr - 2])? != batch {
             return None;
         }
-        let mut scores_dims = batch.clone();
-        scores_dims.extend([sq, sk]);
+        let mut scores_dims = batch;
+        scores_dims.push(sq)?;
+        scores_dims.push(sk)?;
         let mask = match mask {
             Some(m) => {
                 if m.dims.len() > scores_dims.len() || broadcast(&m.dims, &scores_dims)? != scores_dims {
@@ -189,12 +249,16 @@ impl SdpaPlan {
                 // Left-pad to the scores' rank, then align like a matrix operand.
                 let pad = scores_dims.len() - m.dims.len();
                 let padded = Layout {
-                    dims: std::iter::repeat_n(1, pad)
-                        .chain(m.dims.iter().copied())
-                        .collect(),
-                    strides: std::iter::repeat_n(0, pad)
-                        .chain(m.strides.iter().copied())
-                        .collect(),
+                    dims: Dims::try_collect(
+                        std::iter::repeat_n(1, pad)
+                            .chain(m.dims.iter().copied())
+                            .map(Some),
+                    )?,
+                    strides: Dims::try_collect(
+                        std::iter::repeat_n(0, pad)
+                            .chain(m.strides.iter().copied())
+                            .map(Some),
+                    )?,
                 };
                 let mut a = align(&padded, &batch)?;
                 let r = a.dims.len();
@@ -209,15 +273,16 @@ impl SdpaPlan {
             }
             None => None,
         };
-        let mut logical = batch.clone();
-        logical.extend([sq, dv]);
-        let identity: Vec<usize> = (0..logical.len()).collect();
+        let mut logical = batch;
+        logical.push(sq)?;
+        logical.push(dv)?;
+        let identity = Dims::try_collect((0..logical.len()).map(Some))?;
         let perm = out_perm.unwrap_or(&identity);
-        let stored = Layout::contiguous(&logical).permuted(perm)?;
-        let stored = Layout::contiguous(&stored.dims);
+        let stored = Layout::contiguous(&logical)?.permuted(perm)?;
+        let stored = Layout::contiguous(&stored.dims)?;
         let mut out = Layout {
             dims: logical,
-            strides: vec![0; perm.len()],
+            strides: Dims::zeros(perm.len())?,
         };
         for (i, &p) in perm.iter().enumerate() {
             out.strides[p] = stored.strides[i];
@@ -486,13 +551,13 @@ mod tests {
     /// A layout of `dims` whose axes are stored in the order `order` (a permutation).
     fn stored(dims: &[usize], order: &[usize]) -> Layout {
         let stored_dims: Vec<usize> = order.iter().map(|&a| dims[a]).collect();
-        let c = Layout::contiguous(&stored_dims);
-        let mut strides = vec![0; dims.len()];
+        let c = Layout::contiguous(&stored_dims).unwrap();
+        let mut strides = Dims::zeros(dims.len()).unwrap();
         for (k, &a) in order.iter().enumerate() {
             strides[a] = c.strides[k];
         }
         Layout {
-            dims: dims.to_vec(),
+            dims: Dims::from_slice(dims).unwrap(),
             strides,
         }
     }
@@ -528,7 +593,7 @@ mod tests {
                 2 => vec![sq, sk],
                 _ => vec![b, h, sq, sk],
             };
-            let ml = (!mask_dims.is_empty()).then(|| Layout::contiguous(&mask_dims));
+            let ml = (!mask_dims.is_empty()).then(|| Layout::contiguous(&mask_dims).unwrap());
             let scale = [ScoreScale::None, ScoreScale::Mul(0.35), ScoreScale::Div(2.8)][scale_kind];
             let plan = SdpaPlan::new(&q, &kt, &v, ml.as_ref(), Some(&out_perm), scale, nan_to_zero).unwrap();
             let (qv, kv, vv) = (values(q.span(), seed), values(kt.span(), seed ^ 1), values(v.span(), seed ^ 2));
@@ -558,7 +623,7 @@ mod tests {
 
     #[test]
     fn mismatched_shapes_are_not_planned() {
-        let c = Layout::contiguous;
+        let c = |d: &[usize]| Layout::contiguous(d).unwrap();
         let none = ScoreScale::None;
         let plan = |q: &[usize], kt: &[usize], v: &[usize], m: Option<&[usize]>, perm: Option<&[usize]>| {
             SdpaPlan::new(&c(q), &c(kt), &c(v), m.map(c).as_ref(), perm, none, false)

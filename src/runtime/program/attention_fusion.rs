@@ -8,18 +8,32 @@
 //! fusion never changes what runs or what it computes beyond rounding.
 
 use super::{Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
-use crate::interp::kernels::{eval_into, ScoreScale, SdpaLayout, SdpaPlan};
+use crate::interp::kernels::{
+    eval_into, ScoreScale, SdpaDims, SdpaLayout, SdpaPlan, SDPA_MAX_RANK as MAX_RANK,
+};
 use crate::ir::op::BinaryOp;
-use crate::ir::{DType, Op, Tensor};
+use crate::ir::{DType, Op, Tensor, TensorData};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// An operand read through an absorbed Transpose (`perm`; `Some(None)` reverses the axes).
+/// An operand read through an absorbed Transpose (`perm`; `Some(None)` reverses the axes),
+/// or through an absorbed Reshape → swap of the last two axes → Reshape (`swap`).
 #[derive(Debug)]
 struct Operand {
     slot: usize,
     perm: Option<Option<Vec<usize>>>,
+    swap: Option<SwapReshape>,
+}
+
+/// Reshape(x, `first`) → Transpose swapping the last two axes → Reshape(·, `second`) (the
+/// shape slots and their `allowzero`): when the first Reshape only regroups the leading
+/// axes of x `[..., a, b]` and the second keeps `[b, a]` last, this is x with its last two
+/// axes swapped and its leading axes regrouped (the dynamo exporter's Kᵀ).
+#[derive(Debug)]
+struct SwapReshape {
+    first: (usize, bool),
+    second: (usize, bool),
 }
 
 /// One interpreted node the fused step replaces (run when the kernel does not apply).
@@ -172,9 +186,36 @@ impl Match<'_, '_> {
             return Operand {
                 slot: *x,
                 perm: Some(perm.clone()),
+                swap: None,
             };
         }
-        Operand { slot, perm: None }
+        if let Some((a, Op::Reshape { allowzero: z2 }, [Some(t), Some(s2)])) = self.flow.private(slot, 1) {
+            if let Some((b, Op::Transpose { perm: Some(p) }, [Some(r)])) = self.flow.private(*t, 1) {
+                let n = p.len();
+                let swaps_last = n >= 2
+                    && p[n - 2] == n - 1
+                    && p[n - 1] == n - 2
+                    && p[..n - 2].iter().enumerate().all(|(i, &x)| i == x);
+                if let (true, Some((c, Op::Reshape { allowzero: z1 }, [Some(x), Some(s1)]))) =
+                    (swaps_last, self.flow.private(*r, 1))
+                {
+                    self.taken.extend([a, b, c]);
+                    return Operand {
+                        slot: *x,
+                        perm: None,
+                        swap: Some(SwapReshape {
+                            first: (*s1, *z1),
+                            second: (*s2, *z2),
+                        }),
+                    };
+                }
+            }
+        }
+        Operand {
+            slot,
+            perm: None,
+            swap: None,
+        }
     }
 
     /// The scores `x`: a private MatMul, optionally scaled; returns the MatMul's inputs and
@@ -372,14 +413,81 @@ pub(super) fn fuse(steps: Vec<Step>, outputs: &[usize], constants: &[(usize, Ten
         .collect()
 }
 
+/// ONNX Reshape's output dims for `input` and the i64 `shape` (0 copies the input's dim
+/// unless `allowzero`, one -1 is inferred); None when they do not resolve.
+fn reshape_dims(input: &[usize], shape: &Tensor, allowzero: bool) -> Option<SdpaDims> {
+    let TensorData::I64(shape) = shape.data() else {
+        return None;
+    };
+    let total = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    let mut out = SdpaDims::zeros(shape.len())?;
+    let (mut known, mut infer) = (1usize, None);
+    for (i, &s) in shape.iter().enumerate() {
+        out[i] = match s {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                1
+            }
+            0 if !allowzero => *input.get(i)?,
+            s => usize::try_from(s).ok()?,
+        };
+        known = known.checked_mul(out[i])?;
+    }
+    match infer {
+        Some(i) if known > 0 && total % known == 0 => out[i] = total / known,
+        None if known == total => {}
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// The layout of `x` `[..., a, b]` read through [`SwapReshape`] `(first, second)` shapes.
+fn swapped_layout(x: &[usize], first: (&Tensor, bool), second: (&Tensor, bool)) -> Option<SdpaLayout> {
+    let n = x.len();
+    if n < 2 {
+        return None;
+    }
+    let (a, b) = (x[n - 2], x[n - 1]);
+    let mid = reshape_dims(x, first.0, first.1)?;
+    let m = mid.len();
+    if m < 2 || mid[m - 2..] != [a, b] {
+        return None;
+    }
+    let mut swapped = mid;
+    swapped.swap(m - 2, m - 1);
+    let out = reshape_dims(&swapped, second.0, second.1)?;
+    let r = out.len();
+    if r < 2 || out[r - 2..] != [b, a] {
+        return None;
+    }
+    // Leading axes regroup whole `a × b` matrices of x in order.
+    let lead = SdpaLayout::contiguous(&out[..r - 2])?;
+    let mut l = SdpaLayout::contiguous(&out)?;
+    for i in 0..r - 2 {
+        l.strides[i] = lead.strides[i].checked_mul(a.checked_mul(b)?)?;
+    }
+    l.strides[r - 2] = 1;
+    l.strides[r - 1] = b;
+    Some(l)
+}
+
 /// The layout of `t` read through an absorbed Transpose; None when the permutation does not
 /// fit its rank.
 fn layout(t: &Tensor, perm: &Option<Option<Vec<usize>>>) -> Option<SdpaLayout> {
-    let l = SdpaLayout::contiguous(t.dims());
+    let l = SdpaLayout::contiguous(t.dims())?;
     match perm {
         None => Some(l),
         Some(Some(p)) => l.permuted(p),
-        Some(None) => l.permuted(&(0..t.dims().len()).rev().collect::<Vec<_>>()),
+        Some(None) => {
+            let rank = t.dims().len();
+            let mut reverse = [0usize; MAX_RANK];
+            reverse
+                .iter_mut()
+                .take(rank)
+                .enumerate()
+                .for_each(|(i, r)| *r = rank - 1 - i);
+            l.permuted(&reverse[..rank])
+        }
     }
 }
 
@@ -446,6 +554,14 @@ impl Program {
         out: &mut Option<Tensor>,
     ) -> Result<bool> {
         let get = |s: usize| self.slot(tensors, inputs, s).filter(|t| t.dtype() == DType::F32);
+        let operand = |t: &Tensor, o: &Operand| match &o.swap {
+            None => layout(t, &o.perm),
+            Some(sw) => {
+                let first = self.slot(tensors, inputs, sw.first.0)?;
+                let second = self.slot(tensors, inputs, sw.second.0)?;
+                swapped_layout(t.dims(), (first, sw.first.1), (second, sw.second.1))
+            }
+        };
         let (Some(q), Some(kt), Some(v)) = (get(f.q.slot), get(f.kt.slot), get(f.v.slot)) else {
             return Ok(false);
         };
@@ -456,19 +572,28 @@ impl Program {
             },
             None => None,
         };
-        let (Some(ql), Some(kl), Some(vl)) =
-            (layout(q, &f.q.perm), layout(kt, &f.kt.perm), layout(v, &f.v.perm))
-        else {
+        let (Some(ql), Some(kl), Some(vl)) = (operand(q, &f.q), operand(kt, &f.kt), operand(v, &f.v)) else {
             return Ok(false);
         };
-        let ml = mask.map(|m| SdpaLayout::contiguous(m.dims()));
-        let reverse: Vec<usize>;
+        let ml = match mask {
+            Some(m) => match SdpaLayout::contiguous(m.dims()) {
+                Some(l) => Some(l),
+                None => return Ok(false),
+            },
+            None => None,
+        };
+        let mut reverse = [0usize; MAX_RANK];
         let out_perm = match &f.out_perm {
             None => None,
             Some(Some(p)) => Some(p.as_slice()),
             Some(None) => {
-                reverse = (0..ql.dims.len().max(kl.dims.len())).rev().collect();
-                Some(reverse.as_slice())
+                let rank = ql.dims.len().max(kl.dims.len());
+                reverse
+                    .iter_mut()
+                    .take(rank)
+                    .enumerate()
+                    .for_each(|(i, r)| *r = rank - 1 - i);
+                Some(&reverse[..rank])
             }
         };
         let Some(plan) = SdpaPlan::new(&ql, &kl, &vl, ml.as_ref(), out_perm, f.scale, f.nan_to_zero) else {
