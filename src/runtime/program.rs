@@ -278,7 +278,7 @@ impl Program {
         let kernels = build_kernels(isa, &spec, threads, prepacked, unpacked)?;
         let steps = build_steps(&spec, isa, kernels, &mut slots)?;
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
-        let steps = attention_fusion::fuse(steps, &output_slots, &constants);
+        let steps = attention_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);

@@ -74,7 +74,12 @@ struct Flow<'a> {
 }
 
 impl<'a> Flow<'a> {
-    fn new(steps: &'a [Step], outputs: &'a [usize], constants: &'a [(usize, Tensor)]) -> Self {
+    fn new(
+        steps: &'a [Step],
+        outputs: &'a [usize],
+        inputs: &[usize],
+        constants: &'a [(usize, Tensor)],
+    ) -> Self {
         let mut producer = HashMap::new();
         let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, s) in steps.iter().enumerate() {
@@ -100,7 +105,12 @@ impl<'a> Flow<'a> {
             producer,
             readers,
             outputs,
-            constants: constants.iter().map(|(s, t)| (*s, t)).collect(),
+            // A program input of a constant's name replaces it at run time.
+            constants: constants
+                .iter()
+                .filter(|(s, _)| !inputs.contains(s))
+                .map(|(s, t)| (*s, t))
+                .collect(),
         }
     }
 
@@ -310,7 +320,12 @@ fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention)>
                 return None;
             };
             let zero = flow.scalar(*w_in.get(1)?)?;
-            if w != where_ || w_in.len() != 3 || w_in[0] != Some(n) || w_in[2] != Some(cur) || zero != 0.0 {
+            if w != where_
+                || w_in.len() != 3
+                || w_in[0] != Some(n)
+                || w_in[2] != Some(cur)
+                || zero.to_bits() != 0
+            {
                 return None;
             }
             m.taken.extend([isnan, w]);
@@ -379,13 +394,18 @@ fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention)>
 }
 
 /// `steps` with every matching attention chain replaced by one [`Step::Attention`] at the
-/// place of its last node. `outputs` are the program's output slots and `constants` its
-/// constant tensors.
-pub(super) fn fuse(steps: Vec<Step>, outputs: &[usize], constants: &[(usize, Tensor)]) -> Vec<Step> {
+/// place of its last node. `outputs` and `inputs` are the program's output and input slots,
+/// `constants` its constant tensors.
+pub(super) fn fuse(
+    steps: Vec<Step>,
+    outputs: &[usize],
+    inputs: &[usize],
+    constants: &[(usize, Tensor)],
+) -> Vec<Step> {
     let mut fused: HashMap<usize, FusedAttention> = HashMap::new();
     let mut removed = vec![false; steps.len()];
     {
-        let flow = Flow::new(&steps, outputs, constants);
+        let flow = Flow::new(&steps, outputs, inputs, constants);
         for i in 0..steps.len() {
             if let Some((taken, f)) = match_at(&flow, i) {
                 let Some(&at) = taken.last() else { continue };
