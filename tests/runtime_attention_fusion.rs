@@ -364,6 +364,24 @@ fn near_misses_are_not_fused_and_still_correct() {
 }
 
 #[test]
+fn a_scale_that_a_program_input_replaces_is_not_folded() {
+    // `c` is an initializer and a graph input (its default): the caller's value wins.
+    let mut g = attention_graph(Variant::default());
+    g.inputs.push(TensorInfo::known("c", DType::F32, &[]));
+    let mut inputs = attention_inputs(1);
+    inputs.push(Tensor::from_f32(vec![], vec![-1.5]).unwrap());
+    let want = xq::interp::run_once(&g, &inputs).unwrap();
+    let p = Program::new(
+        lower(&g, PartitionMode::None).unwrap().0,
+        ProgramOptions { threads: 1 },
+    )
+    .unwrap();
+    let got = p.execute(&inputs).unwrap();
+    assert_eq!(fused_steps(&p, &inputs).0, 0);
+    check_outputs_scaled("scale from an input", &got, &want, 1e-5);
+}
+
+#[test]
 fn tensors_the_kernel_cannot_take_run_the_replaced_nodes() {
     // Fused at build time, but the mask widens the scores' batch: each call (4 = 2 programs
     // × (1 run + 1 profile)) runs the graph's own nodes and gives the interpreter's output.
