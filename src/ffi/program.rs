@@ -267,8 +267,11 @@ fn compile(m: &xq_model, opts: Options) -> Result<xq_program> {
 
 /// Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
 /// Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
-/// `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
-/// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
+/// `XQ_ERROR_INVALID_STATE` naming the input and dim. Two kinds of program accept unfixed
+/// dims and then run inputs of any size: `XQ_PARTITION_NONE` (interpreter only), and a model
+/// quantized with `XQ_ACTIVATIONS_DYNAMIC` (its linear layers run int8 at any number of rows,
+/// the rest in the interpreter): compile a decoder once and feed it every sequence and cache
+/// length. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
 /// `model` must be a live model handle not modified concurrently; `config` NULL or readable

@@ -4,6 +4,7 @@ mod attention;
 mod conv;
 mod einsum;
 mod elementwise;
+pub mod gemv;
 mod indexing;
 mod layout;
 mod linalg;
@@ -16,6 +17,7 @@ mod reuse;
 mod rotary;
 mod sdpa;
 
+pub use layout::view_dims;
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;

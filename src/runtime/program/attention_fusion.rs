@@ -63,6 +63,26 @@ pub(super) struct FusedAttention {
     fallbacks: AtomicUsize,
 }
 
+impl FusedAttention {
+    /// Every slot the step may read: its operands, mask and shapes, and the inputs of the
+    /// nodes it replaces (read when a call runs them instead of the kernel).
+    pub(super) fn reads(&self) -> impl Iterator<Item = usize> + '_ {
+        let swaps = [&self.q, &self.kt, &self.v]
+            .into_iter()
+            .filter_map(|o| o.swap.as_ref())
+            .flat_map(|s| [s.first.0, s.second.0]);
+        [self.q.slot, self.kt.slot, self.v.slot]
+            .into_iter()
+            .chain(self.mask)
+            .chain(swaps)
+            .chain(
+                self.unfused
+                    .iter()
+                    .flat_map(|u| u.inputs.iter().flatten().copied()),
+            )
+    }
+}
+
 /// The dataflow of the interpreted steps: who writes and who reads each slot.
 struct Flow<'a> {
     steps: &'a [Step],
