@@ -22,6 +22,8 @@
 //! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
 //! format as its packed section: packing is the runtime's job, the format only stores blobs.
 
+mod attention_fusion;
+
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
 use super::pool::ThreadPool;
@@ -108,6 +110,11 @@ enum Step {
         inputs: Vec<Option<usize>>,
         outputs: Vec<Option<usize>>,
     },
+    /// Interpreted attention nodes run as one kernel (see [`attention_fusion`]).
+    Attention {
+        name: String,
+        fused: Box<attention_fusion::FusedAttention>,
+    },
 }
 
 impl Step {
@@ -119,6 +126,7 @@ impl Step {
             Step::ResizeExit { name, .. } => format!("{name} [resize_f32]"),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
+            Step::Attention { name, .. } => format!("{name} [attention]"),
         }
     }
 }
@@ -274,6 +282,7 @@ impl Program {
         let kernels = build_kernels(isa, &spec, threads, prepacked, unpacked)?;
         let steps = build_steps(&spec, isa, kernels, &mut slots)?;
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
+        let steps = attention_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
@@ -649,6 +658,7 @@ impl Program {
                         }
                     }
                 }
+                Step::Attention { fused, .. } => self.run_attention(fused, inputs, tensors)?,
             }
             record_step_time(times, start);
         }
@@ -1221,6 +1231,7 @@ fn view_moves(steps: &[Step], borrowed: &[Borrowed], output_slots: &[usize]) -> 
             Step::Interp { inputs, .. } => inputs.iter().flatten().for_each(|&s| read(s)),
             Step::Quantize { slot, .. } => read(*slot),
             Step::Dynamic { input, .. } => read(*input),
+            Step::Attention { fused, .. } => fused.reads().for_each(read),
             Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => {}
         }
     }
@@ -1361,7 +1372,7 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
             Step::Quantize { value, .. }
             | Step::Dequantize { value, .. }
             | Step::ResizeExit { value, .. } => touch(*value, i),
-            Step::Interp { .. } | Step::Dynamic { .. } => {}
+            Step::Interp { .. } | Step::Dynamic { .. } | Step::Attention { .. } => {}
         }
     }
     let buffers: Vec<BufferUse> = values

@@ -15,11 +15,16 @@ mod quant;
 mod resize;
 mod reuse;
 mod rotary;
+mod sdpa;
 
 pub use layout::view_dims;
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;
+pub use sdpa::{
+    Dims as SdpaDims, Layout as SdpaLayout, ScoreScale, SdpaPlan, BLOCK_ROWS as SDPA_BLOCK_ROWS,
+    MAX_RANK as SDPA_MAX_RANK,
+};
 
 use crate::ir::op::BinaryOp;
 use crate::ir::{Op, Tensor};
