@@ -9,6 +9,25 @@ use super::softmax_in_place;
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut, Range};
 
+/// Query blocks of at most this many rows (decoding) compute their products directly, one
+/// dot product per score and one scaled sum of V's rows per output row: a GEMM would pack
+/// Kᵀ and V for every block, which costs more than the products themselves.
+const FEW_ROWS: usize = 4;
+
+/// `Σ a[i]·b[i]` in eight interleaved partial sums, added in a fixed tree.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// Most axes of an operand the kernel takes (higher ranks run the graph's own nodes).
 pub const MAX_RANK: usize = 8;
 
@@ -385,17 +404,31 @@ impl SdpaPlan {
         let (qs, ks, vs, os) = (r(&self.q), r(&self.kt), r(&self.v), r(&self.out));
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let need = BLOCK_ROWS * self.sk;
+            let need = BLOCK_ROWS * self.sk + self.dv;
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
             }
+            let (scores, row_out) = scratch.split_at_mut(BLOCK_ROWS * self.sk);
             for u in units {
                 let (b, r0) = (u / blocks, (u % blocks) * BLOCK_ROWS);
                 let rows = BLOCK_ROWS.min(self.sq - r0);
                 let [qo, ko, vo, mo, oo] = self.offsets(b);
-                let s = &mut scratch[..rows * self.sk];
+                let s = &mut scores[..rows * self.sk];
+                let few = rows <= FEW_ROWS;
                 if self.d == 0 {
                     s.fill(0.0);
+                } else if few && self.sk > 0 {
+                    // SAFETY: as for the GEMM below: `fits` bounds every element addressed.
+                    unsafe {
+                        self.scores_few(
+                            q.as_ptr().add(qo + r0 * qs.0 as usize),
+                            qs,
+                            kt.as_ptr().add(ko),
+                            ks,
+                            rows,
+                            s,
+                        )
+                    };
                 } else if self.sk > 0 {
                     // SAFETY: `fits` bounds every element of the Q rows and of Kᵀ this view
                     // addresses (batch offset + row/column strides below the span); `s` is
@@ -436,6 +469,11 @@ impl SdpaPlan {
                     }
                     continue;
                 }
+                if few {
+                    // SAFETY: as for the GEMM below.
+                    unsafe { self.values_few(s, v.as_ptr().add(vo), vs, rows, row_out, out.add(dst), os) };
+                    continue;
+                }
                 // SAFETY: `fits` bounds V's view; the output rows r0..r0+rows of batch `b`
                 // belong to this unit alone (caller), `s` does not alias them.
                 unsafe {
@@ -458,6 +496,88 @@ impl SdpaPlan {
                 }
             }
         });
+    }
+
+    /// `s = Q rows · Kᵀ` for at most [`FEW_ROWS`] query rows (decoding): one dot product per
+    /// score, no GEMM packing of Kᵀ.
+    ///
+    /// # Safety
+    /// `q` (rows at row stride `qs.0`, `d` columns at `qs.1`) and `kt` (`d` rows at `ks.0`,
+    /// `sk` columns at `ks.1`) address readable elements; `s` holds `rows × sk`.
+    unsafe fn scores_few(
+        &self,
+        q: *const f32,
+        qs: (isize, isize),
+        kt: *const f32,
+        ks: (isize, isize),
+        rows: usize,
+        s: &mut [f32],
+    ) {
+        let (d, sk) = (self.d, self.sk);
+        for i in 0..rows {
+            // SAFETY: the caller's bounds; row i's elements lie at i·qs.0 + c·qs.1, c < d.
+            let qi = unsafe { q.offset(i as isize * qs.0) };
+            for j in 0..sk {
+                // SAFETY: column j of Kᵀ lies at j·ks.1 + c·ks.0, c < d (caller's bounds).
+                let kj = unsafe { kt.offset(j as isize * ks.1) };
+                s[i * sk + j] = if qs.1 == 1 && ks.0 == 1 {
+                    // SAFETY: contiguous runs of `d` elements inside the bounds above.
+                    unsafe {
+                        dot(
+                            std::slice::from_raw_parts(qi, d),
+                            std::slice::from_raw_parts(kj, d),
+                        )
+                    }
+                } else {
+                    (0..d as isize)
+                        // SAFETY: as above, element by element.
+                        .map(|c| unsafe { *qi.offset(c * qs.1) * *kj.offset(c * ks.0) })
+                        .sum()
+                };
+            }
+        }
+    }
+
+    /// `out rows = s · V` for at most [`FEW_ROWS`] rows: the rows of V scaled and summed
+    /// into `row` (one output row at a time), then stored through the output's strides.
+    ///
+    /// # Safety
+    /// `v` addresses `sk` rows (stride `vs.0`) of `dv` columns (stride `vs.1`); `out` the
+    /// `rows × dv` output elements at strides `os`, written by this call alone.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn values_few(
+        &self,
+        s: &[f32],
+        v: *const f32,
+        vs: (isize, isize),
+        rows: usize,
+        row: &mut [f32],
+        out: *mut f32,
+        os: (isize, isize),
+    ) {
+        let (sk, dv) = (self.sk, self.dv);
+        let row = &mut row[..dv];
+        for i in 0..rows {
+            row.fill(0.0);
+            for (j, &p) in s[i * sk..(i + 1) * sk].iter().enumerate() {
+                // SAFETY: row j of V is inside the caller's bounds.
+                let vj = unsafe { v.offset(j as isize * vs.0) };
+                if vs.1 == 1 {
+                    // SAFETY: a contiguous row of `dv` elements.
+                    let vr = unsafe { std::slice::from_raw_parts(vj, dv) };
+                    row.iter_mut().zip(vr).for_each(|(o, &x)| *o += p * x);
+                } else {
+                    for (c, o) in row.iter_mut().enumerate() {
+                        // SAFETY: element c of row j, inside the bounds.
+                        *o += p * unsafe { *vj.offset(c as isize * vs.1) };
+                    }
+                }
+            }
+            for (c, &x) in row.iter().enumerate() {
+                // SAFETY: output element (i, c) of this unit (caller).
+                unsafe { *out.offset(i as isize * os.0 + c as isize * os.1) = x };
+            }
+        }
     }
 
     /// Scales the `rows × sk` scores `s` (query rows from `r0`) and adds the mask rows.
