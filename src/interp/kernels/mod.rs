@@ -9,6 +9,7 @@ mod layout;
 mod linalg;
 mod norm;
 mod norm_fused;
+pub mod norm_rows;
 mod pool;
 mod quant;
 mod resize;

@@ -1,6 +1,7 @@
 //! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
 //! that running the same node on same-shaped inputs again allocates nothing.
 
+use super::norm_rows::NormJob;
 use super::{elementwise, eval, input, layout, linalg, norm, optional};
 use crate::ir::op::BinaryOp;
 use crate::ir::{pointwise, DType, Op, Tensor};
@@ -12,8 +13,9 @@ use crate::{Error, Result};
 ///
 /// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
-/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, f32 LayerNormalization with only its Y
-/// output and a scale and bias of the normalized shape, and Identity. Every other operator is evaluated by [`eval`] and its
+/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, the Y output alone of f32 LayerNormalization,
+/// RMSNormalization and the skip / simplified normalisations with operands of the normalized
+/// shape ([`NormJob`]), and Identity. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -76,13 +78,12 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
             norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
         }
         Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
-        Op::LayerNormalization { axis, epsilon } => {
-            let scale = input(op, inputs, 1)?;
-            if scale.dtype() != DType::F32 || optional(inputs, 2).is_some_and(|b| b.dtype() != DType::F32) {
+        Op::LayerNormalization { .. } | Op::RmsNormalization { .. } | Op::SkipNormalization { .. } => {
+            let Some(job) = NormJob::of(op, inputs)? else {
                 return Ok(false);
-            }
-            let y = same_shape_f32(out, x.dims())?;
-            return norm::layer_norm_into(xs, x.dims(), scale, optional(inputs, 2), *axis, *epsilon, y);
+            };
+            let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
+            job.run(isa, 0..job.rows(), same_shape_f32(out, job.dims())?)?;
         }
         Op::Transpose { perm } if x.dims().len() <= layout::TRANSPOSE_INTO_MAX_RANK => {
             let (d, perm) = (x.dims(), perm.as_deref());
