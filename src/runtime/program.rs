@@ -28,7 +28,9 @@ use super::pool::ThreadPool;
 use crate::cpu::Isa;
 use crate::format::packed::PackedBlob;
 use crate::format::ProgramBytes;
+use crate::interp::kernels::elementwise_rows::ElementwiseJob;
 use crate::interp::kernels::eval_into;
+use crate::interp::kernels::norm_rows::NormJob;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::boundary::Boundary;
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
@@ -601,6 +603,12 @@ impl Program {
                     if args.iter().zip(reads).any(|(a, s)| s.is_some() && a.is_none()) {
                         return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
                     }
+                    // A node whose other outputs are not read runs as a single-output one.
+                    let requested = match writes.iter().rposition(Option::is_some) {
+                        Some(last) => last + 1,
+                        None => writes.len(),
+                    };
+                    let results = &mut results[..requested.max(1).min(writes.len())];
                     let parallel = match &mut *results {
                         [out] => self.run_parallel_interp(op, args, out)?,
                         _ => false,
@@ -686,7 +694,9 @@ impl Program {
 
     /// An interpreted single-output f32 operator split over the pool when it is large: MatMul
     /// (rows of A against one weight matrix, or whole products of a batched one), Softmax
-    /// along contiguous rows, point-wise operators. The same bits as the interpreter's single
+    /// along contiguous rows, the layer / RMS / skip normalisations along their rows, binary
+    /// arithmetic and Where along the output's leading rows, Transpose along output runs,
+    /// point-wise operators. The same bits as the interpreter's single
     /// pass (rows, products and elements are computed independently of the others). Returns
     /// false, having done nothing, for anything else, which the interpreter then evaluates.
     fn run_parallel_interp(
@@ -699,12 +709,23 @@ impl Program {
         let Some(Some(x)) = args.first() else {
             return Ok(false);
         };
-        if threads == 1 || x.dtype() != DType::F32 {
+        if threads == 1 {
+            return Ok(false);
+        }
+        if let Op::Where = op {
+            return self.run_parallel_elementwise(op, args, out);
+        }
+        if x.dtype() != DType::F32 {
             return Ok(false);
         }
         match op {
             Op::MatMul => self.run_parallel_matmul(x, args, out),
             Op::Softmax { axis, coerce_2d } => self.run_parallel_softmax(x, *axis, *coerce_2d, out),
+            Op::LayerNormalization { .. } | Op::RmsNormalization { .. } | Op::SkipNormalization { .. } => {
+                self.run_parallel_norm(op, args, out)
+            }
+            Op::Binary(_) => self.run_parallel_elementwise(op, args, out),
+            Op::Transpose { perm } => self.run_parallel_transpose(x, perm.as_deref(), out),
             _ if crate::ir::pointwise::is_pointwise(op) && args.len() == 1 => {
                 let n = x.numel();
                 if n < PARALLEL_ELEMENTS {
@@ -801,6 +822,90 @@ impl Program {
         let tasks = (threads * 4).min(batches);
         self.split_f32(y, tasks, batches, m * n, &|r, part| {
             crate::interp::kernels::matmul_batches_f32(av, ad, bv, bd, r, part)
+        })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for the normalisations: rows split over the pool.
+    fn run_parallel_norm(&self, op: &Op, args: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+        let Some(job) = NormJob::of(op, args)? else {
+            return Ok(false);
+        };
+        let rows = job.rows();
+        if rows < 2 || rows.saturating_mul(job.inner()) < PARALLEL_ELEMENTS {
+            return Ok(false);
+        }
+        let dims = job.dims();
+        let y = Tensor::reuse_slot(out, DType::F32, |o| o == dims, || Ok(dims.to_vec()))?.as_f32_mut()?;
+        let isa = crate::cpu::selected_isa().unwrap_or(Isa::Scalar);
+        let tasks = (self.pool.threads() * 4).min(rows);
+        self.split_f32(y, tasks, rows, job.inner(), &|r, part| job.run(isa, r, part))?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for f32 binary arithmetic and Where: the output's
+    /// leading rows split over the pool.
+    fn run_parallel_elementwise(
+        &self,
+        op: &Op,
+        args: &[Option<&Tensor>],
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        let Some(job) = ElementwiseJob::of(op, args)? else {
+            return Ok(false);
+        };
+        if job.dims().iter().product::<usize>() < PARALLEL_ELEMENTS {
+            return Ok(false);
+        }
+        let tasks = self.pool.threads() * 4;
+        let job = job.with_rows(tasks);
+        let rows = job.rows();
+        if rows < 2 {
+            return Ok(false);
+        }
+        let dims = job.dims();
+        let y = Tensor::reuse_slot(out, DType::F32, |o| o == dims, || Ok(dims.to_vec()))?.as_f32_mut()?;
+        self.split_f32(y, tasks.min(rows), rows, job.row_len(), &|r, part| {
+            job.run(r, part)
+        })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for an f32 Transpose: runs of the output's last axis
+    /// split over the pool.
+    fn run_parallel_transpose(
+        &self,
+        x: &Tensor,
+        perm: Option<&[usize]>,
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        use crate::interp::kernels::{transpose_axis, transpose_f32_runs, transpose_run_len};
+        let d = x.dims();
+        let rank = d.len();
+        let is_permutation =
+            |p: &[usize]| p.len() == rank && (0..rank).all(|i| p[i] < rank && !p[..i].contains(&p[i]));
+        let n = x.numel();
+        if rank > crate::interp::kernels::TRANSPOSE_INTO_MAX_RANK
+            || perm.is_some_and(|p| !is_permutation(p))
+            || n < PARALLEL_ELEMENTS
+        {
+            return Ok(false);
+        }
+        let last = transpose_run_len(d, perm);
+        let runs = n.checked_div(last).unwrap_or(0);
+        if runs < 2 {
+            return Ok(false);
+        }
+        let t = Tensor::reuse_slot(
+            out,
+            DType::F32,
+            |o| o.len() == rank && (0..rank).all(|i| o[i] == d[transpose_axis(perm, rank, i)]),
+            || crate::ir::shapes::transpose_shape(d, perm),
+        )?;
+        let xs = x.as_f32()?;
+        let tasks = (self.pool.threads() * 4).min(runs);
+        self.split_f32(t.as_f32_mut()?, tasks, runs, last, &|r, part| {
+            transpose_f32_runs(xs, d, perm, r, part)
         })?;
         Ok(true)
     }

@@ -4,6 +4,7 @@ mod attention;
 mod conv;
 mod einsum;
 mod elementwise;
+pub mod elementwise_rows;
 mod indexing;
 mod layout;
 mod linalg;
@@ -16,6 +17,9 @@ mod resize;
 mod reuse;
 mod rotary;
 
+pub use layout::{
+    transpose_axis, transpose_f32_into, transpose_f32_runs, transpose_run_len, TRANSPOSE_INTO_MAX_RANK,
+};
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;

@@ -1,6 +1,7 @@
 //! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
 //! that running the same node on same-shaped inputs again allocates nothing.
 
+use super::elementwise_rows::ElementwiseJob;
 use super::norm_rows::NormJob;
 use super::{elementwise, eval, input, layout, linalg, norm, optional};
 use crate::ir::op::BinaryOp;
@@ -15,7 +16,7 @@ use crate::{Error, Result};
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
 /// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, the Y output alone of f32 LayerNormalization,
 /// RMSNormalization and the skip / simplified normalisations with operands of the normalized
-/// shape ([`NormJob`]), and Identity. Every other operator is evaluated by [`eval`] and its
+/// shape ([`NormJob`]), f32 Where ([`ElementwiseJob`]), and Identity. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -44,6 +45,13 @@ fn same_shape_f32<'a>(slot: &'a mut Option<Tensor>, like: &[usize]) -> Result<&'
 /// Writes the result of `op` into `out` when the operator and its operand types have an
 /// in-place form; returns whether it did.
 fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+    if let Op::Where = op {
+        let Some(job) = ElementwiseJob::of(op, inputs)? else {
+            return Ok(false);
+        };
+        job.run(0..job.rows(), same_shape_f32(out, job.dims())?)?;
+        return Ok(true);
+    }
     let x = input(op, inputs, 0)?;
     if x.dtype() != DType::F32 {
         return Ok(false);

@@ -102,7 +102,7 @@ impl<'a> NormJob<'a> {
                     return Ok(None);
                 };
                 let beta = if *simplified { None } else { get(3) };
-                let bias = get(if *simplified { 3 } else { 4 });
+                let bias = get(4);
                 let beta_v = exact(beta, norm_dims);
                 let bias_v = exact(bias, norm_dims);
                 if beta.is_some() != beta_v.is_some() || bias.is_some() != bias_v.is_some() {
