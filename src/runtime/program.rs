@@ -164,9 +164,16 @@ enum Borrowed {
 /// slots steps compute (boundary dequantizations, interpreter steps, dynamic linear
 /// layers). Both are kept from one call to the next, so a steady-state call writes into the
 /// buffers of the previous one and allocates nothing.
+///
+/// `dynamic_rows` holds the quantized activation rows of the dynamic linear step running
+/// now: the steps of one execution run one after the other and a context serves one
+/// execution at a time (concurrent executions take different contexts), so one buffer,
+/// owned without a lock, serves every dynamic step; it grows to the largest step's rows and
+/// is reused from then on.
 struct Context {
     arena: AlignedBytes,
     tensors: Vec<Option<Tensor>>,
+    dynamic_rows: crate::kernels::dynamic::QuantizedRows,
 }
 
 /// The [`Borrowed`] source of every slot: constants, then program inputs (which win).
@@ -448,6 +455,7 @@ impl Program {
             None => Ok(Context {
                 arena: AlignedBytes::zeroed(self.arena_size.max(1))?,
                 tensors: vec![None; self.slot_count],
+                dynamic_rows: Default::default(),
             }),
         }
     }
@@ -513,6 +521,7 @@ impl Program {
             values: &self.spec.values,
         };
         let tensors = &mut context.tensors;
+        let dynamic_rows = &mut context.dynamic_rows;
         let values = &self.spec.values;
         for step in &self.steps {
             let start = times.as_ref().map(|_| Instant::now());
@@ -562,11 +571,13 @@ impl Program {
                     k,
                     relu,
                 } => {
+                    // The output tensor of the previous call is overwritten in place.
+                    let mut y = tensors[*output].take();
                     let x = self
                         .slot(tensors, inputs, *input)
                         .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
-                    let y = self.run_dynamic(packed, x, *n, *k, *relu)?;
-                    tensors[*output] = Some(y);
+                    self.run_dynamic(packed, x, *n, *k, *relu, dynamic_rows, &mut y)?;
+                    tensors[*output] = y;
                 }
                 Step::Interp {
                     name,
@@ -967,6 +978,10 @@ impl Program {
         }
     }
 
+    /// The dynamic linear layer `y = x · Wᵀ (+ relu)` over the last axis of `x` (`k` to `n`),
+    /// its activation rows quantized into `rows` and its output written into the tensor kept
+    /// in `out` when it has the output's shape: no allocation in a steady state.
+    #[allow(clippy::too_many_arguments)]
     fn run_dynamic(
         &self,
         packed: &crate::kernels::dynamic::PackedDynamicGemm,
@@ -974,21 +989,35 @@ impl Program {
         n: usize,
         k: usize,
         relu: bool,
-    ) -> Result<Tensor> {
+        rows: &mut crate::kernels::dynamic::QuantizedRows,
+        out: &mut Option<Tensor>,
+    ) -> Result<()> {
         let data = x.as_f32()?;
-        if k == 0 || x.dims().last() != Some(&k) {
+        let xd = x.dims();
+        if k == 0 || xd.last() != Some(&k) {
             return Err(Error::ShapeMismatch(format!(
-                "dynamic linear input {:?} has no last axis of {k}",
-                x.dims()
+                "dynamic linear input {xd:?} has no last axis of {k}"
             )));
         }
         let m = data.len() / k;
-        let rows = crate::kernels::dynamic::quantize_rows(data, m, k, k)?;
-        let mut y = vec![0f32; m * n];
+        crate::kernels::dynamic::quantize_rows_into(data, m, k, k, rows)?;
+        let rank = xd.len();
+        let t = Tensor::reuse_slot(
+            out,
+            DType::F32,
+            |d| d.len() == rank && d[..rank - 1] == xd[..rank - 1] && d[rank - 1] == n,
+            || {
+                let mut dims = xd.to_vec();
+                dims[rank - 1] = n;
+                Ok(dims)
+            },
+        )?;
+        let y = t.as_f32_mut()?;
         let tiles = packed.tile_count(m);
         let threads = self.pool.threads();
+        let rows = &*rows;
         if threads == 1 || tiles <= 1 {
-            packed.run(&rows, &mut y, n, 0..tiles)?;
+            packed.run(rows, y, n, 0..tiles)?;
         } else {
             let tasks = tiles.min(threads * 4);
             let (ptr, len) = (SendPtr(y.as_mut_ptr()), y.len());
@@ -997,7 +1026,7 @@ impl Program {
                 let range = tiles * i / tasks..tiles * (i + 1) / tasks;
                 let p = &ptr;
                 // SAFETY: `y` outlives the job; task ranges are disjoint tiles.
-                if let Err(e) = unsafe { packed.run_shared(&rows, p.0, len, n, range) } {
+                if let Err(e) = unsafe { packed.run_shared(rows, p.0, len, n, range) } {
                     *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 }
             });
@@ -1008,11 +1037,7 @@ impl Program {
         if relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
-        let mut dims = x.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = n;
-        }
-        Tensor::from_f32(dims, y)
+        Ok(())
     }
 
     fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {
