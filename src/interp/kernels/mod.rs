@@ -7,6 +7,7 @@ mod elementwise;
 pub mod elementwise_rows;
 mod indexing;
 mod layout;
+mod layout_into;
 mod linalg;
 mod norm;
 mod norm_fused;
