@@ -348,6 +348,11 @@ typedef enum xq_reason {
 typedef struct xq_model xq_model;
 
 /**
+ * The steps of one profiled execution, in execution order (opaque).
+ */
+typedef struct xq_profile xq_profile;
+
+/**
  * An opaque compiled program.
  */
 typedef struct xq_program xq_program;
@@ -850,6 +855,50 @@ enum xq_status xq_model_add_node(struct xq_model *model,
 enum xq_status xq_model_add_output(struct xq_model *model, const char *name);
 
 /**
+ * Runs the program like `xq_execute` (same inputs, outputs and errors) and writes to
+ * `*profile` a new profile of that call: one entry per program step (int8 kernels, partition
+ * entries and exits, dynamic linear layers, interpreted nodes). Free it with
+ * `xq_profile_free`. On error nothing is written to `*profile`.
+ *
+ * # Safety
+ * As `xq_execute`; `profile` writable.
+ */
+enum xq_status xq_execute_profiled(const struct xq_program *program,
+                                   const struct xq_tensor *inputs,
+                                   size_t n_inputs,
+                                   struct xq_tensor *outputs,
+                                   size_t n_outputs,
+                                   struct xq_profile **profile);
+
+/**
+ * The number of steps in `profile`.
+ *
+ * # Safety
+ * `profile` live handle; `count` writable.
+ */
+enum xq_status xq_profile_step_count(const struct xq_profile *profile, size_t *count);
+
+/**
+ * Step `index` of `profile`: its label (NUL-terminated, valid until the profile is freed)
+ * and wall time in nanoseconds. An `index` out of range is `XQ_ERROR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `profile` live handle; `label` and `nanoseconds` writable.
+ */
+enum xq_status xq_profile_step(const struct xq_profile *profile,
+                               size_t index,
+                               const char **label,
+                               uint64_t *nanoseconds);
+
+/**
+ * Frees a profile; NULL is a no-op.
+ *
+ * # Safety
+ * `profile` NULL or a live handle not used by any other thread.
+ */
+void xq_profile_free(struct xq_profile *profile);
+
+/**
  * The default options: physical cores, `XQ_PARTITION_ALL`. Deprecated since 0.2 (removed
  * in 0.3): a struct returned by value can never grow.
  */
@@ -870,8 +919,11 @@ enum xq_status xq_program_config_init(struct xq_program_config *config, size_t s
 /**
  * Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
  * Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
- * `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
- * only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
+ * `XQ_ERROR_INVALID_STATE` naming the input and dim. Two kinds of program accept unfixed
+ * dims and then run inputs of any size: `XQ_PARTITION_NONE` (interpreter only), and a model
+ * quantized with `XQ_ACTIVATIONS_DYNAMIC` (its linear layers run int8 at any number of rows,
+ * the rest in the interpreter): compile a decoder once and feed it every sequence and cache
+ * length. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
  *
  * # Safety
  * `model` must be a live model handle not modified concurrently; `config` NULL or readable

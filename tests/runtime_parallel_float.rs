@@ -1,5 +1,6 @@
 //! Interpreted float steps split over the program's threads give the bits of one thread: a
-//! float MatMul of a weight matrix (rows of A spread over the pool), one with a batched B (whole
+//! float MatMul of a weight matrix (rows of A spread over the pool; for a few rows, its columns),
+//! one with a batched B (whole
 //! products spread), Softmax along rows and point-wise operators (elements spread), large and
 //! small, executed again and again (the outputs kept in place).
 
@@ -72,6 +73,10 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
         (3, 37, 96, 200),
         (1, 5, 8, 3),
         (2, 300, 64, 64),
+        // Decoding: one or a few rows against a wide matrix (columns spread over the pool).
+        (1, 1, 1024, 1100),
+        (2, 1, 600, 1000),
+        (1, 3, 512, 1000),
     ] {
         let g = graph(batch, m, k, n);
         let spec = lower(&g, PartitionMode::All).unwrap().0;

@@ -264,7 +264,7 @@ fn match_patterns(graph: &Graph, m: &Matcher, mode: PartitionMode) -> (Matches, 
                 detail: "delegation disabled".into(),
             })
         } else {
-            m.match_node(i)
+            m.match_node(i).and_then(|c| concrete_values(graph, c))
         };
         match matched {
             Ok(c) if c.nodes.iter().all(|&n| !taken[n]) => {
@@ -683,7 +683,7 @@ fn check_compilable(graph: &Graph, mode: PartitionMode) -> Result<()> {
             "the model has no nodes: there is nothing to compile".into(),
         ));
     }
-    if mode == PartitionMode::None {
+    if mode == PartitionMode::None || runs_at_any_length(graph) {
         return Ok(());
     }
     for input in &graph.inputs {
@@ -708,6 +708,40 @@ fn check_compilable(graph: &Graph, mode: PartitionMode) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `graph` is a dynamically quantized model (it quantizes activations at run time:
+/// DynamicQuantizeLinear), which compiles with symbolic input dims: its linear layers need
+/// only their weights' shapes, the interpreter runs the rest at whatever sizes the inputs
+/// have, and any static int8 pattern whose tensors have no fixed shape is left to the
+/// interpreter with its reason ([`concrete_values`]). This is what lets one compiled decoder
+/// run every sequence and cache length. A statically quantized model still needs fixed
+/// shapes (its int8 arena is planned at compile time).
+fn runs_at_any_length(graph: &Graph) -> bool {
+    graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::DynamicQuantizeLinear))
+}
+
+/// `c` when every int8 tensor it reads or writes has a fixed shape; else refused (only
+/// possible in a graph compiled with symbolic dims, see [`runs_at_any_length`]).
+fn concrete_values(graph: &Graph, c: Candidate) -> Result<Candidate, super::patterns::Refusal> {
+    let unfixed = c
+        .inputs
+        .iter()
+        .chain(c.outputs().map(|(t, _)| t))
+        .find(|t| graph.tensor_info(t).and_then(|i| i.concrete_shape()).is_none());
+    match unfixed {
+        None => Ok(c),
+        Some(t) => Err(super::patterns::Refusal {
+            reason: Reason::Shape,
+            detail: format!(
+                "the shape of `{t}` depends on symbolic input dims (fix the input shapes to \
+                 run it in int8: C API xq_model_fix_input_shape, CLI --shape)"
+            ),
+        }),
+    }
 }
 
 /// An opset < 13 Softmax (`coerce_2d`) as the Shape → Flatten → Softmax(axis = -1) →

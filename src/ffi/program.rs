@@ -15,7 +15,7 @@ use crate::{Error, Result};
 use std::ffi::{c_char, c_void, CString};
 
 /// Upper bound on input/output counts accepted from C.
-const MAX_C_COUNT: usize = 1 << 20;
+pub(super) const MAX_C_COUNT: usize = 1 << 20;
 /// Upper bound on a program buffer accepted from C (the container's own limits apply too).
 const MAX_PROGRAM_BYTES: usize = 1 << 31;
 
@@ -146,13 +146,13 @@ pub struct xq_program {
     output_names: Vec<CString>,
     /// Input and output tensors of `xq_execute` calls not in use, kept so that a
     /// steady-state call copies into them instead of allocating.
-    io: std::sync::Mutex<Vec<ExecuteIo>>,
+    pub(super) io: std::sync::Mutex<Vec<ExecuteIo>>,
 }
 
 /// The tensors one `xq_execute` call copies the caller's inputs into and the program's
 /// outputs out of.
 #[derive(Default)]
-struct ExecuteIo {
+pub(super) struct ExecuteIo {
     inputs: Vec<crate::ir::Tensor>,
     outputs: Vec<crate::ir::Tensor>,
 }
@@ -267,8 +267,11 @@ fn compile(m: &xq_model, opts: Options) -> Result<xq_program> {
 
 /// Partitions and lowers a QDQ model into a program. NULL `config` means the defaults.
 /// Every input shape must be fixed (`xq_model_fix_input_shape`), else the call fails with
-/// `XQ_ERROR_INVALID_STATE` naming the input and dim; only `XQ_PARTITION_NONE` (interpreter
-/// only) accepts unfixed dims. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
+/// `XQ_ERROR_INVALID_STATE` naming the input and dim. Two kinds of program accept unfixed
+/// dims and then run inputs of any size: `XQ_PARTITION_NONE` (interpreter only), and a model
+/// quantized with `XQ_ACTIVATIONS_DYNAMIC` (its linear layers run int8 at any number of rows,
+/// the rest in the interpreter): compile a decoder once and feed it every sequence and cache
+/// length. A model without nodes or outputs is `XQ_ERROR_INVALID_MODEL`.
 ///
 /// # Safety
 /// `model` must be a live model handle not modified concurrently; `config` NULL or readable
@@ -625,7 +628,7 @@ pub unsafe extern "C" fn xq_execute(
                 .pop()
                 .unwrap_or_default();
         // SAFETY: forwarded contract.
-        let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs) };
+        let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs, None) };
         p.io.lock().unwrap_or_else(|e| e.into_inner()).push(io);
         result
     })
@@ -635,12 +638,13 @@ pub unsafe extern "C" fn xq_execute(
 ///
 /// # Safety
 /// As `xq_execute`, with `descs` its input descriptors.
-unsafe fn execute_with(
+pub(super) unsafe fn execute_with(
     p: &xq_program,
     io: &mut ExecuteIo,
     descs: &[xq_tensor],
     outputs: *mut xq_tensor,
     n_outputs: usize,
+    profile: Option<&mut Vec<(String, std::time::Duration)>>,
 ) -> Result<()> {
     io.inputs.truncate(descs.len());
     for (i, d) in descs.iter().enumerate() {
@@ -662,7 +666,10 @@ unsafe fn execute_with(
     }
     io.outputs
         .resize_with(n_outputs, || crate::ir::Tensor::scalar_f32(0.0));
-    p.program.execute_into(&io.inputs, &mut io.outputs)?;
+    match profile {
+        Some(steps) => *steps = p.program.profile_into(&io.inputs, &mut io.outputs)?,
+        None => p.program.execute_into(&io.inputs, &mut io.outputs)?,
+    }
     let results = &io.outputs;
     // SAFETY: `outputs` points to `n_outputs` descriptors (caller's contract), non-null.
     let outs = unsafe { std::slice::from_raw_parts_mut(outputs, n_outputs) };

@@ -43,10 +43,12 @@ impl TensorInfo {
                     .zip(t.dims())
                     .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n));
             if !ok {
+                let expected: Vec<String> = shape.iter().map(Dim::to_string).collect();
                 return Err(Error::ShapeMismatch(format!(
-                    "input `{}` has shape {:?}, expected {shape:?}",
+                    "input `{}` has shape {:?}, expected [{}]",
                     self.name,
-                    t.dims()
+                    t.dims(),
+                    expected.join(", ")
                 )));
             }
         }

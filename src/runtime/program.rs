@@ -22,6 +22,8 @@
 //! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
 //! format as its packed section: packing is the runtime's job, the format only stores blobs.
 
+mod attention_fusion;
+
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
 use super::pool::ThreadPool;
@@ -110,6 +112,11 @@ enum Step {
         inputs: Vec<Option<usize>>,
         outputs: Vec<Option<usize>>,
     },
+    /// Interpreted attention nodes run as one kernel (see [`attention_fusion`]).
+    Attention {
+        name: String,
+        fused: Box<attention_fusion::FusedAttention>,
+    },
 }
 
 impl Step {
@@ -121,6 +128,7 @@ impl Step {
             Step::ResizeExit { name, .. } => format!("{name} [resize_f32]"),
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
+            Step::Attention { name, .. } => format!("{name} [attention]"),
         }
     }
 }
@@ -145,6 +153,10 @@ pub struct Program {
     slot_count: usize,
     /// Where each slot's tensor comes from when no step computes it.
     borrowed: Vec<Borrowed>,
+    /// Per step: an interpreter step that only renames its input's shape (Reshape, Squeeze,
+    /// ...) and is that input's last reader, so it hands the buffer on instead of copying it
+    /// (see [`view_moves`]).
+    moves: Vec<bool>,
     pool: ThreadPool,
     /// Execution contexts not in use (one per concurrent call made so far).
     contexts: Mutex<Vec<Context>>,
@@ -279,9 +291,11 @@ impl Program {
         let kernels = build_kernels(isa, &spec, threads, prepacked, unpacked)?;
         let steps = build_steps(&spec, isa, kernels, &mut slots)?;
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
+        let steps = attention_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
+        let moves = view_moves(&steps, &borrowed, &output_slots);
         Ok(Program {
             spec,
             source,
@@ -294,6 +308,7 @@ impl Program {
             output_slots,
             slot_count,
             borrowed,
+            moves,
             pool: ThreadPool::new(threads)?,
             contexts: Mutex::new(Vec::new()),
         })
@@ -401,6 +416,24 @@ impl Program {
     /// into `outputs`, reusing their storage: once `outputs` hold tensors of the outputs'
     /// shapes and types (after the first call), a call allocates nothing.
     pub fn execute_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<()> {
+        self.execute_into_timed(inputs, outputs, &mut None)
+    }
+
+    /// [`Program::execute_into`] that also returns each step's label and wall time (the
+    /// per-operator profile of that call).
+    pub fn profile_into(&self, inputs: &[Tensor], outputs: &mut [Tensor]) -> Result<Vec<(String, Duration)>> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        self.execute_into_timed(inputs, outputs, &mut Some(&mut times))?;
+        Ok(self.labelled(times))
+    }
+
+    /// [`Program::execute_into`], recording step times into `times` when given.
+    fn execute_into_timed(
+        &self,
+        inputs: &[Tensor],
+        outputs: &mut [Tensor],
+        times: &mut Option<&mut Vec<Duration>>,
+    ) -> Result<()> {
         if outputs.len() != self.spec.outputs.len() {
             return Err(Error::invalid_argument(
                 "outputs",
@@ -411,7 +444,7 @@ impl Program {
                 ),
             ));
         }
-        self.run_in_context(inputs, &mut None, |tensors| {
+        self.run_in_context(inputs, times, |tensors| {
             for ((&s, info), out) in self.output_slots.iter().zip(&self.spec.outputs).zip(outputs) {
                 let t = self
                     .slot(tensors, inputs, s)
@@ -426,12 +459,16 @@ impl Program {
     pub fn profile(&self, inputs: &[Tensor]) -> Result<Vec<(String, Duration)>> {
         let mut times = Vec::with_capacity(self.steps.len());
         self.run(inputs, Some(&mut times))?;
-        Ok(self
-            .steps
+        Ok(self.labelled(times))
+    }
+
+    /// Each step's label with its time.
+    fn labelled(&self, times: Vec<Duration>) -> Vec<(String, Duration)> {
+        self.steps
             .iter()
             .zip(times)
             .map(|(s, t)| (s.label(&self.spec.values), t))
-            .collect())
+            .collect()
     }
 
     /// The tensor of `slot`: computed in this execution (`tensors`), or a constant or input.
@@ -523,9 +560,15 @@ impl Program {
         let tensors = &mut context.tensors;
         let dynamic_rows = &mut context.dynamic_rows;
         let values = &self.spec.values;
-        for step in &self.steps {
+        for (index, step) in self.steps.iter().enumerate() {
             let start = times.as_ref().map(|_| Instant::now());
             match step {
+                Step::Interp {
+                    name,
+                    op,
+                    inputs: reads,
+                    outputs: writes,
+                } if self.moves[index] => self.run_view_move(name, op, reads, writes, tensors, inputs)?,
                 Step::Kernel {
                     name,
                     kernel,
@@ -634,8 +677,46 @@ impl Program {
                         }
                     }
                 }
+                Step::Attention { fused, .. } => self.run_attention(fused, inputs, tensors)?,
             }
             record_step_time(times, start);
+        }
+        Ok(())
+    }
+
+    /// An interpreter step that only renames its input's shape, run by moving the input's
+    /// tensor into the output slot with the new dims (no copy). The output slot's tensor of
+    /// the previous call goes back to the input slot, shaped as the input, so the producer
+    /// writes into it in place again: a steady state moves buffers and allocates none.
+    fn run_view_move(
+        &self,
+        name: &str,
+        op: &Op,
+        reads: &[Option<usize>],
+        writes: &[Option<usize>],
+        tensors: &mut [Option<Tensor>],
+        inputs: &[Tensor],
+    ) -> Result<()> {
+        let with_node = |e| crate::ir::infer::with_node(e, name, op.onnx_name());
+        let (Some(Some(src)), [Some(dst)]) = (reads.first(), writes) else {
+            return Err(Error::Internal(format!("node `{name}` is not a one-output view")));
+        };
+        let dims = {
+            let mut args: [Option<&Tensor>; 2] = [None; 2];
+            for (a, s) in args.iter_mut().zip(reads) {
+                *a = s.and_then(|s| self.slot(tensors, inputs, s));
+            }
+            crate::interp::kernels::view_dims(op, &args[..reads.len().min(2)])
+                .map_err(with_node)?
+                .ok_or_else(|| Error::Internal(format!("node `{name}` is not a view")))?
+        };
+        let x = tensors[*src]
+            .take()
+            .ok_or_else(|| Error::Internal(format!("node `{name}` ran before its inputs")))?;
+        let (numel, dtype, input_dims) = (x.numel(), x.dtype(), x.dims().to_vec());
+        let previous = tensors[*dst].replace(x.reshaped(dims).map_err(with_node)?);
+        if let Some(p) = previous.filter(|p| p.numel() == numel && p.dtype() == dtype) {
+            tensors[*src] = Some(p.reshaped(input_dims)?);
         }
         Ok(())
     }
@@ -806,6 +887,9 @@ impl Program {
         let (av, bv) = (a.as_f32()?, b.as_f32()?);
         if let Some((rows, k, n)) = crate::interp::kernels::folded_rows(ad, bd) {
             let macs = rows.saturating_mul(k).saturating_mul(n);
+            if rows <= crate::interp::kernels::gemv::MAX_ROWS {
+                return self.run_parallel_gemv(av, ad, bv, bd, (rows, k, n), out);
+            }
             if rows < 2 * PARALLEL_MATMUL_ROWS
                 || macs < PARALLEL_MATMUL_MACS
                 || av.len() != rows * k
@@ -918,6 +1002,44 @@ impl Program {
         self.split_f32(t.as_f32_mut()?, tasks, runs, last, &|r, part| {
             transpose_f32_runs(xs, d, perm, r, part)
         })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_matmul`] for a few rows against one matrix (decoding): the
+    /// columns split over the pool in blocks of 64, each computed by the vector × matrix
+    /// kernel exactly as one thread computes it. Returns false when the product is too small
+    /// to split.
+    fn run_parallel_gemv(
+        &self,
+        a: &[f32],
+        ad: &[usize],
+        b: &[f32],
+        bd: &[usize],
+        (rows, k, n): (usize, usize, usize),
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        const BLOCK: usize = 64;
+        let blocks = n.div_ceil(BLOCK);
+        let macs = rows.saturating_mul(k).saturating_mul(n);
+        if macs < PARALLEL_MATMUL_MACS || blocks < 2 || a.len() != rows * k || b.len() != k * n {
+            return Ok(false);
+        }
+        let y = matmul_output(out, ad, bd)?;
+        if y.len() != rows * n {
+            return Err(Error::Internal(format!("{} outputs for {rows} x {n}", y.len())));
+        }
+        let tasks = (self.pool.threads() * 2).min(blocks);
+        let ptr = SendPtr(y.as_mut_ptr());
+        self.pool.run(tasks, &|i| {
+            let p = &ptr;
+            let cols = (blocks * i / tasks * BLOCK).min(n)..(blocks * (i + 1) / tasks * BLOCK).min(n);
+            for r in 0..rows {
+                // SAFETY: `y` (rows × n) outlives the job; the tasks' column ranges partition
+                // 0..n, so each task writes its own columns of each row only.
+                let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(r * n + cols.start), cols.len()) };
+                crate::interp::kernels::gemv::gemv(&a[r * k..(r + 1) * k], b, n, cols.clone(), part);
+            }
+        });
         Ok(true)
     }
 
@@ -1228,6 +1350,44 @@ fn build_steps(
     Ok(steps)
 }
 
+/// Per step, whether it is an interpreter view (Reshape, Flatten, Squeeze, Unsqueeze,
+/// Identity) that may take its input's buffer: the input is computed by an earlier step (not
+/// a constant or a program input), is not a program output, and no later step reads it.
+fn view_moves(steps: &[Step], borrowed: &[Borrowed], output_slots: &[usize]) -> Vec<bool> {
+    let mut last_read = vec![None; borrowed.len()];
+    for (i, step) in steps.iter().enumerate() {
+        let mut read = |s: usize| last_read[s] = Some(i);
+        match step {
+            Step::Interp { inputs, .. } => inputs.iter().flatten().for_each(|&s| read(s)),
+            Step::Quantize { slot, .. } => read(*slot),
+            Step::Dynamic { input, .. } => read(*input),
+            Step::Attention { fused, .. } => fused.reads().for_each(read),
+            Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => {}
+        }
+    }
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Interp {
+                op: Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity,
+                inputs,
+                outputs,
+                ..
+            } => match (inputs.first(), outputs.as_slice()) {
+                (Some(Some(src)), [Some(_)]) => {
+                    last_read[*src] == Some(i)
+                        && borrowed[*src] == Borrowed::None
+                        && !output_slots.contains(src)
+                        && inputs[1..].iter().all(|s| *s != Some(*src))
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+        .collect()
+}
+
 /// The int8 arena of one call, addressed by value (the memory plan's offsets).
 struct ArenaRegions<'a> {
     base: *mut i8,
@@ -1342,7 +1502,7 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
             Step::Quantize { value, .. }
             | Step::Dequantize { value, .. }
             | Step::ResizeExit { value, .. } => touch(*value, i),
-            Step::Interp { .. } | Step::Dynamic { .. } => {}
+            Step::Interp { .. } | Step::Dynamic { .. } | Step::Attention { .. } => {}
         }
     }
     let buffers: Vec<BufferUse> = values

@@ -4,7 +4,7 @@
 use super::weights::transpose;
 use super::{refuse, DynamicCandidate, Matcher, Reason, Refusal};
 use crate::ir::op::{BinaryOp, UnaryOp};
-use crate::ir::{DType, Op};
+use crate::ir::{DType, Dim, Op};
 use crate::qscheme::{validate_scale, ChannelScales, QWeights};
 
 impl Matcher<'_> {
@@ -78,8 +78,7 @@ impl Matcher<'_> {
         };
         let (output, relu) = self.trailing_relu(output, &mut nodes);
         let x = self.graph.nodes[index].input(0).unwrap_or_default();
-        let x_dims = self.dims(x)?;
-        if x_dims.last() != Some(&k) || (gemm_bias && x_dims.len() != 2) {
+        if !self.rows_of(x, k, gemm_bias) {
             return refuse(
                 Reason::Shape,
                 "dynamic pattern: input rows differ from the weight",
@@ -99,6 +98,17 @@ impl Matcher<'_> {
                 relu,
             },
         })
+    }
+
+    /// Whether `x` can be the input of a dynamic linear layer of depth `k`: rows of `k`
+    /// values (2-D ones for a Gemm, `two_d`). A MatMul input whose shape shape inference
+    /// could not tell (a graph with symbolic dims) is taken: the step checks its last axis
+    /// when it runs and refuses a wrong one with an error. A Gemm's rank must be known.
+    fn rows_of(&self, x: &str, k: usize, two_d: bool) -> bool {
+        match self.graph.tensor_info(x).and_then(|i| i.shape) {
+            Some(d) => d.last() == Some(&Dim::Known(k)) && (!two_d || d.len() == 2),
+            None => !two_d,
+        }
     }
 
     /// A constant `Add` of `n` values as the only reader of `output` (a bias): extends
@@ -214,8 +224,7 @@ impl Matcher<'_> {
         let (output, bias) = self.trailing_bias(&mul.outputs[0], n, &mut nodes);
         let (output, relu) = self.trailing_relu(output, &mut nodes);
         let x = self.graph.nodes[index].input(0).unwrap_or_default();
-        let x_dims = self.dims(x)?;
-        if x_dims.last() != Some(&k) {
+        if !self.rows_of(x, k, false) {
             return refuse(
                 Reason::Shape,
                 "dynamic pattern: input rows differ from the weight",

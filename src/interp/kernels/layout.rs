@@ -4,7 +4,7 @@
 use super::map_data;
 use crate::ir::op::PadMode;
 use crate::ir::shapes::*;
-use crate::ir::{Tensor, TensorData};
+use crate::ir::{Op, Tensor, TensorData};
 use crate::{Error, Result};
 
 fn row_major_strides(d: &[usize]) -> Vec<usize> {
@@ -103,6 +103,35 @@ pub fn concat(inputs: &[&Tensor], axis: i64) -> Result<Tensor> {
 pub fn reshape(x: &Tensor, shape: &Tensor, allowzero: bool) -> Result<Tensor> {
     let dims = reshape_shape(x.dims(), &shape.to_i64_vec()?, allowzero)?;
     x.clone().reshaped(dims)
+}
+
+/// The output dims of an operator that only renames the shape of its first input (Reshape,
+/// Flatten, Squeeze, Unsqueeze, Identity): the same elements in the same order. `None` for
+/// any other operator. What lets a caller hand the input's buffer on instead of copying it.
+pub fn view_dims(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Option<Vec<usize>>> {
+    let Some(Some(x)) = inputs.first() else {
+        return Ok(None);
+    };
+    let d = x.dims();
+    let arg = |i: usize| -> Result<Vec<i64>> {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::InvalidModel(format!("{} needs input {i}", op.onnx_name())))?
+            .to_i64_vec()
+    };
+    Ok(Some(match op {
+        Op::Reshape { allowzero } => reshape_shape(d, &arg(1)?, *allowzero)?,
+        Op::Flatten { axis } => flatten_shape(d, *axis)?,
+        Op::Squeeze => {
+            let axes = ints_at(inputs, 1)?;
+            squeeze_shape(d, axes.as_deref())?
+        }
+        Op::Unsqueeze => unsqueeze_shape(d, &arg(1)?)?,
+        Op::Identity => d.to_vec(),
+        _ => return Ok(None),
+    }))
 }
 
 /// Flatten: the elements as a 2-D tensor split at `axis`.

@@ -41,8 +41,61 @@ pub static HAS_AVX2_FMA: std::sync::LazyLock<bool> = std::sync::LazyLock::new(||
     f.avx2 && f.fma
 });
 
+/// The few-row f32 GEMMs [`super::gemv`] computes (no packing of B): at most
+/// [`super::gemv::MAX_ROWS`] rows, alpha 1, beta 0, contiguous rows everywhere. Returns false,
+/// having written nothing, for any other.
+#[allow(clippy::too_many_arguments)]
+fn few_rows_f32(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    a_st: (isize, isize),
+    b: &[f32],
+    b_st: (isize, isize),
+    beta: f32,
+    c: &mut [f32],
+    c_st: (isize, isize),
+) -> bool {
+    let contiguous = |st: (isize, isize), cols: usize| st.1 == 1 && st.0 == cols as isize;
+    if m == 0
+        || m > super::gemv::MAX_ROWS
+        || alpha != 1.0
+        || beta != 0.0
+        || !contiguous(a_st, k)
+        || !contiguous(b_st, n)
+        || !contiguous(c_st, n)
+        || a.len() < m * k
+        || b.len() < k * n
+        || c.len() < m * n
+    {
+        return false;
+    }
+    super::gemv::gemm_few_rows(a, m, k, b, n, c);
+    true
+}
+
+/// The f64 GEMM has no few-row path.
+#[allow(clippy::too_many_arguments)]
+fn few_rows_f64(
+    _: usize,
+    _: usize,
+    _: usize,
+    _: f64,
+    _: &[f64],
+    _: (isize, isize),
+    _: &[f64],
+    _: (isize, isize),
+    _: f64,
+    _: &mut [f64],
+    _: (isize, isize),
+) -> bool {
+    false
+}
+
 macro_rules! gemm_impl {
-    ($t:ty, $f:ident) => {
+    ($t:ty, $f:ident, $few:ident) => {
         impl GemmScalar for $t {
             const ONE: Self = 1.0;
 
@@ -59,6 +112,9 @@ macro_rules! gemm_impl {
                 c: &mut [Self],
                 c_st: (isize, isize),
             ) {
+                if $few(m, k, n, alpha, a, a_st, b, b_st, beta, c, c_st) {
+                    return;
+                }
                 assert!(
                     view_fits(a.len(), m, k, a_st)
                         && view_fits(b.len(), k, n, b_st)
@@ -90,8 +146,8 @@ macro_rules! gemm_impl {
         }
     };
 }
-gemm_impl!(f32, sgemm);
-gemm_impl!(f64, dgemm);
+gemm_impl!(f32, sgemm, few_rows_f32);
+gemm_impl!(f64, dgemm, few_rows_f64);
 
 /// ONNX Gemm: `alpha * op(A) · op(B) + beta * C`.
 pub fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {

@@ -5,6 +5,7 @@ mod conv;
 mod einsum;
 mod elementwise;
 pub mod elementwise_rows;
+pub mod gemv;
 mod indexing;
 mod layout;
 mod layout_into;
@@ -17,13 +18,19 @@ mod quant;
 mod resize;
 mod reuse;
 mod rotary;
+mod sdpa;
 
 pub use layout::{
-    transpose_axis, transpose_f32_into, transpose_f32_runs, transpose_run_len, TRANSPOSE_INTO_MAX_RANK,
+    transpose_axis, transpose_f32_into, transpose_f32_runs, transpose_run_len, view_dims,
+    TRANSPOSE_INTO_MAX_RANK,
 };
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;
+pub use sdpa::{
+    Dims as SdpaDims, Layout as SdpaLayout, ScoreScale, SdpaPlan, BLOCK_ROWS as SDPA_BLOCK_ROWS,
+    MAX_RANK as SDPA_MAX_RANK,
+};
 
 use crate::ir::op::BinaryOp;
 use crate::ir::{Op, Tensor};
