@@ -115,3 +115,164 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
         }
     }
 }
+
+/// The normalisations (layer with and without bias and with unread statistics, RMS, skip
+/// with a same-shaped and a row-cycled skip, simplified forms), broadcast arithmetic, Where
+/// and Transposes of `x` (`[batch, m, n]`).
+fn rows_graph(batch: usize, m: usize, n: usize) -> Graph {
+    let mut g = Graph {
+        name: "rows".into(),
+        inputs: vec![
+            TensorInfo::known("x", DType::F32, &[batch, m, n]),
+            TensorInfo::known("x2", DType::F32, &[batch, m, n]),
+        ],
+        ..Graph::default()
+    };
+    g.initializers.insert("gamma".into(), f32s(&[n], 3));
+    g.initializers.insert("beta".into(), f32s(&[n], 4));
+    g.initializers.insert("bias".into(), f32s(&[n], 5));
+    g.initializers.insert("rowskip".into(), f32s(&[m, n], 6));
+    g.initializers.insert("per_batch".into(), f32s(&[batch, 1, n], 7));
+    g.initializers
+        .insert("two".into(), Tensor::from_f32(vec![], vec![2.0]).unwrap());
+    let cond: Vec<bool> = (0..batch * n).map(|i| i % 3 != 1).collect();
+    g.initializers
+        .insert("cond".into(), Tensor::from_bool(vec![batch, 1, n], cond).unwrap());
+    let node = |name: &str, op: Op, inputs: &[&str], outputs: &[&str]| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+    };
+    use xq::ir::op::BinaryOp;
+    let ln = |axis| Op::LayerNormalization { axis, epsilon: 1e-5 };
+    let rms = |simplified| Op::RmsNormalization {
+        axis: -1,
+        epsilon: 1e-6,
+        simplified,
+    };
+    let skip = |simplified| Op::SkipNormalization {
+        epsilon: 1e-5,
+        simplified,
+    };
+    g.nodes = vec![
+        node("ln", ln(-1), &["x", "gamma", "beta"], &["ln", "", ""]),
+        node("ln_nobias", ln(2), &["x", "gamma"], &["ln_nobias"]),
+        node("rms", rms(false), &["x", "gamma"], &["rms"]),
+        node("simplified", rms(true), &["x", "gamma"], &["simplified"]),
+        node(
+            "skip",
+            skip(false),
+            &["x", "x2", "gamma", "beta", "bias"],
+            &["skip"],
+        ),
+        node(
+            "skip_rows",
+            skip(false),
+            &["x", "rowskip", "gamma"],
+            &["skip_rows"],
+        ),
+        node(
+            "skip_simplified",
+            skip(true),
+            &["x", "x2", "gamma", "", "bias"],
+            &["skip_simplified"],
+        ),
+        node("add", Op::Binary(BinaryOp::Add), &["x", "bias"], &["add"]),
+        node("sub", Op::Binary(BinaryOp::Sub), &["two", "x"], &["sub"]),
+        node("mul", Op::Binary(BinaryOp::Mul), &["x", "per_batch"], &["mul"]),
+        node("div", Op::Binary(BinaryOp::Div), &["x", "x2"], &["div"]),
+        node("where", Op::Where, &["cond", "x", "x2"], &["where"]),
+        node(
+            "where_scalar",
+            Op::Where,
+            &["cond", "two", "x"],
+            &["where_scalar"],
+        ),
+        node(
+            "t021",
+            Op::Transpose {
+                perm: Some(vec![0, 2, 1]),
+            },
+            &["x"],
+            &["t021"],
+        ),
+        node(
+            "t102",
+            Op::Transpose {
+                perm: Some(vec![1, 0, 2]),
+            },
+            &["x"],
+            &["t102"],
+        ),
+        node("t_rev", Op::Transpose { perm: None }, &["x"], &["t_rev"]),
+    ];
+    let outputs = [
+        "ln",
+        "ln_nobias",
+        "rms",
+        "simplified",
+        "skip",
+        "skip_rows",
+        "skip_simplified",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "where",
+        "where_scalar",
+        "t021",
+        "t102",
+        "t_rev",
+    ];
+    g.outputs = outputs
+        .iter()
+        .map(|o| TensorInfo {
+            name: o.to_string(),
+            dtype: DType::F32,
+            shape: None,
+        })
+        .collect();
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    g
+}
+
+#[test]
+fn normalisations_broadcasts_where_and_transposes_split_over_threads_give_the_bits_of_one_thread() {
+    for (batch, m, n) in [(16, 32, 384), (3, 37, 300), (1, 5, 8), (2, 301, 67)] {
+        let g = rows_graph(batch, m, n);
+        let spec = lower(&g, PartitionMode::All).unwrap().0;
+        let inputs = [f32s(&[batch, m, n], 1), f32s(&[batch, m, n], 2)];
+        let bits = |ts: &[Tensor]| -> Vec<Vec<u32>> {
+            ts.iter()
+                .map(|t| t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        let one = Program::new(spec.clone(), ProgramOptions { threads: 1 }).unwrap();
+        let want = bits(&one.execute(&inputs).unwrap());
+        let interp = xq::interp::run_once(&g, &inputs).unwrap();
+        for (o, (t, w)) in interp.iter().zip(&want).enumerate() {
+            assert!(
+                bits(std::slice::from_ref(t))[0] == *w,
+                "{batch}x{m}x{n}: output {o}: the program differs from the interpreter"
+            );
+        }
+        for threads in [2, 3] {
+            let p = Program::new(spec.clone(), ProgramOptions { threads }).unwrap();
+            let mut outs = p.execute(&inputs).unwrap();
+            for run in 0..3 {
+                if run > 0 {
+                    p.execute_into(&inputs, &mut outs).unwrap();
+                }
+                for (o, (got, w)) in bits(&outs).iter().zip(&want).enumerate() {
+                    assert!(
+                        got == w,
+                        "{batch}x{m}x{n}, {threads} threads, run {run}: output {} differs",
+                        g.outputs[o].name
+                    );
+                }
+            }
+        }
+    }
+}

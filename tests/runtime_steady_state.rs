@@ -2,7 +2,10 @@
 //! warm-up runs, further runs of a compiled program, through the Rust API
 //! ([`Program::execute_into`]) and through `xq_execute`, make no heap allocation, at 1 and 2
 //! threads, for an all-int8 program and for one with interpreter steps (and the boundary
-//! conversions around them); every run's outputs equal the first run's bit for bit.
+//! conversions around them), and for a dynamically quantized MLP (dynamic int8 linears);
+//! a dynamically quantized tiny BERT's interpreter steps other than attention allocate
+//! nothing; every run's
+//! outputs equal the first run's bit for bit.
 //!
 //! Allocations are counted by this binary's global allocator, so the binary has no test
 //! harness (whose threads allocate while it measures): `main` runs the one check.
@@ -253,6 +256,146 @@ fn c_api(program: &Program, threads: usize, x: &Tensor, expected: &[u32]) -> (us
 fn main() {
     steady_state_runs_allocate_nothing_and_fault_no_pages();
     println!("steady-state runs allocate nothing: ok");
+    dynamic_steady_state_runs_allocate_nothing();
+    println!("steady-state dynamic int8 runs allocate nothing: ok");
+    transformer_steady_state_runs_allocate_nothing();
+    println!("steady-state transformer interpreter steps allocate nothing: ok");
+}
+
+/// A dynamically quantized program: `inputs` (with the shapes `shapes`) run through `model`
+/// quantized with dynamic activations, fixed shapes, lowered.
+fn dynamic_program(model: &str, shapes: &[(&str, &[usize])]) -> xq::program::ProgramSpec {
+    use xq::quant::{ActivationMode, QuantConfig, Quantizer};
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(model);
+    let float = xq::onnx::load_file(&path).unwrap();
+    let config = QuantConfig {
+        activations: ActivationMode::Dynamic,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
+    q.prepare(&float).unwrap();
+    let graph = xq::interp::simplify_with_shapes(q.convert().unwrap(), shapes).unwrap();
+    let (spec, report) = lower(&graph, PartitionMode::All).unwrap();
+    let dynamic = spec
+        .steps
+        .iter()
+        .filter(|s| matches!(s, StepSpec::DynamicLinear { .. }))
+        .count();
+    assert!(dynamic > 0, "{}", report.text());
+    spec
+}
+
+/// Allocations of `RUNS` steady-state runs of `spec` on `inputs` at `threads`, checking that
+/// every run gives the first run's bits.
+fn steady_allocations(spec: &xq::program::ProgramSpec, inputs: &[Tensor], threads: usize) -> usize {
+    let program = Program::new(spec.clone(), ProgramOptions { threads }).unwrap();
+    let first = program.execute(inputs).unwrap();
+    let expected: Vec<Vec<u32>> = first.iter().map(bits).collect();
+    let mut outs = first.clone();
+    let mut same = true;
+    let (allocs, _) = measure(|| {
+        program.execute_into(inputs, &mut outs).unwrap();
+        // Compared without allocating (the count covers this closure).
+        same &= outs.iter().zip(&expected).all(|(t, e)| {
+            t.as_f32()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .eq(e.iter().copied())
+        });
+    });
+    assert!(same, "a run's outputs differ from the first run's");
+    allocs
+}
+
+/// The digits MLP with dynamic int8 linears (three dynamic steps and a Flatten): steady-state
+/// runs allocate nothing at 1 and 2 threads.
+fn dynamic_steady_state_runs_allocate_nothing() {
+    let digits = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digits");
+    let x = xq::npy::read(digits.join("digits_test_x.npy")).unwrap();
+    let n = 64.min(x.dims()[0]);
+    let x = Tensor::from_f32(vec![n, 1, 8, 8], x.as_f32().unwrap()[..n * 64].to_vec()).unwrap();
+    let spec = dynamic_program(
+        "tests/fixtures/digits/digits_mlp.onnx",
+        &[("input", &[n, 1, 8, 8])],
+    );
+    for threads in [1, 2] {
+        let allocs = steady_allocations(&spec, std::slice::from_ref(&x), threads);
+        println!("digits MLP, dynamic int8, {threads} threads: {allocs} allocations in {RUNS} runs");
+        assert_eq!(allocs, 0, "{threads} threads");
+    }
+}
+
+/// The tiny BERT export, dynamically quantized (its linears become dynamic int8 steps, the
+/// rest interpreter steps: Gather of token ids, Where, Reshape, Expand, Cast, And,
+/// LayerNorm, Add, Transpose, Softmax, ...), with fixed batch and sequence: every interpreter
+/// node but the activation × activation (attention) MatMuls allocates nothing when run again
+/// into its kept output; the program's steady-state allocations are reported and every run
+/// gives the first run's bits.
+fn transformer_steady_state_runs_allocate_nothing() {
+    let model = "tests/fixtures/transformers/bert_tiny_eager_script.onnx";
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(model);
+    let tokens = xq::npy::read(path.with_file_name("tokens.npy")).unwrap();
+    let all = tokens.to_i64_vec().unwrap();
+    let (batch, seq) = (4usize, 24usize);
+    let ids: Vec<i64> = (0..batch)
+        .flat_map(|r| all[r * 128..r * 128 + seq].to_vec())
+        .collect();
+    let mut mask = vec![1i64; batch * seq];
+    mask[seq + 17..2 * seq].iter_mut().for_each(|m| *m = 0);
+    let inputs = [
+        Tensor::from_i64(vec![batch, seq], ids).unwrap(),
+        Tensor::from_i64(vec![batch, seq], mask).unwrap(),
+    ];
+    let shapes: [(&str, &[usize]); 2] = [("input_ids", &[batch, seq]), ("attention_mask", &[batch, seq])];
+    let spec = dynamic_program(model, &shapes);
+    // Every interpreter node of the program, evaluated twice into kept outputs on the values
+    // of a real run (the float graph's, the same operators and shapes).
+    let graph = xq::interp::simplify_with_shapes(xq::onnx::load_file(&path).unwrap(), &shapes).unwrap();
+    let interpreted: std::collections::HashSet<&str> =
+        spec.fallback.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut env: std::collections::HashMap<String, Tensor> = graph.initializers.clone().into_iter().collect();
+    env.insert("input_ids".into(), inputs[0].clone());
+    env.insert("attention_mask".into(), inputs[1].clone());
+    let mut failures = Vec::new();
+    let mut checked = std::collections::BTreeMap::new();
+    let mut attention_allocs = 0;
+    for n in &graph.nodes {
+        let args: Vec<Option<&Tensor>> = n.inputs.iter().map(|i| env.get(i)).collect();
+        let mut outs: Vec<Option<Tensor>> = vec![None; n.outputs.len()];
+        xq::interp::kernels::eval_into(&n.op, &args, &mut outs).unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        xq::interp::kernels::eval_into(&n.op, &args, &mut outs).unwrap();
+        let allocs = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        // Activation × activation MatMuls belong to the attention step (not checked here).
+        let attention =
+            matches!(n.op, Op::MatMul) && n.inputs.iter().all(|i| !graph.initializers.contains_key(i));
+        if interpreted.contains(n.name.as_str()) && attention {
+            attention_allocs += allocs;
+        }
+        if interpreted.contains(n.name.as_str()) && !attention {
+            *checked.entry(n.op.onnx_name()).or_insert(0) += 1;
+            if allocs > 0 {
+                failures.push(format!("{} {}: {allocs} allocations", n.op.onnx_name(), n.name));
+            }
+        }
+        for (o, t) in n.outputs.iter().zip(outs) {
+            if let Some(t) = t {
+                env.insert(o.clone(), t);
+            }
+        }
+    }
+    println!("tiny BERT: interpreter nodes checked to allocate nothing when run again: {checked:?}");
+    // The whole program, reported: the attention (a fused step or its MatMuls) is not
+    // checked here.
+    for threads in [1, 2] {
+        let allocs = steady_allocations(&spec, &inputs, threads);
+        println!(
+            "tiny BERT, dynamic int8, {threads} threads: {allocs} allocations in {RUNS} runs \
+             (the attention MatMuls alone allocate {attention_allocs} a run when interpreted)"
+        );
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 fn steady_state_runs_allocate_nothing_and_fault_no_pages() {

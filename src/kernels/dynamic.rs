@@ -16,8 +16,8 @@ use crate::qscheme::{row_qparams, NanRule, QRange, RowRule};
 use crate::{Error, Result};
 use std::ops::Range;
 
-/// Rows of `f32` activations quantized per row.
-#[derive(Clone, Debug, PartialEq)]
+/// Rows of `f32` activations quantized per row (the default: no rows).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuantizedRows {
     /// Number of rows.
     pub m: usize,
@@ -33,14 +33,31 @@ pub struct QuantizedRows {
 
 /// Quantizes `m` rows of `k` values (row `i` at `x[i * stride..]`) with per-row qparams.
 pub fn quantize_rows(x: &[f32], m: usize, k: usize, stride: usize) -> Result<QuantizedRows> {
+    let mut rows = QuantizedRows::default();
+    quantize_rows_into(x, m, k, stride, &mut rows)?;
+    Ok(rows)
+}
+
+/// [`quantize_rows`] into `rows`, whose buffers are reused: no allocation when they already
+/// hold `m × k` values (a steady-state call). On error `rows` is left in an unspecified but
+/// valid state.
+pub fn quantize_rows_into(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    stride: usize,
+    rows: &mut QuantizedRows,
+) -> Result<()> {
     check_matrix("x", m, k, stride, x.len())?;
-    let mut rows = QuantizedRows {
-        m,
-        k,
-        data: vec![0; m * k],
-        scales: Vec::with_capacity(m),
-        zero_points: Vec::with_capacity(m),
-    };
+    let len = m
+        .checked_mul(k)
+        .ok_or_else(|| Error::invalid_argument("x", format!("{m} x {k} rows overflow")))?;
+    rows.m = m;
+    rows.k = k;
+    // Every element is overwritten below; only a change of size touches the buffer.
+    rows.data.resize(len, 0);
+    rows.scales.clear();
+    rows.zero_points.clear();
     for r in 0..m {
         let row = &x[r * stride..][..k];
         if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
@@ -62,7 +79,7 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, stride: usize) -> Result<Qua
         rows.scales.push(scale);
         rows.zero_points.push(zp);
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Weights of a dynamically quantized linear layer.

@@ -30,7 +30,9 @@ use super::pool::ThreadPool;
 use crate::cpu::Isa;
 use crate::format::packed::PackedBlob;
 use crate::format::ProgramBytes;
+use crate::interp::kernels::elementwise_rows::ElementwiseJob;
 use crate::interp::kernels::eval_into;
+use crate::interp::kernels::norm_rows::NormJob;
 use crate::ir::{DType, Op, Tensor, TensorInfo};
 use crate::kernels::boundary::Boundary;
 use crate::kernels::buffer::{AlignedBytes, ByteOwner, PackedBytes, SharedBytes};
@@ -174,9 +176,16 @@ enum Borrowed {
 /// slots steps compute (boundary dequantizations, interpreter steps, dynamic linear
 /// layers). Both are kept from one call to the next, so a steady-state call writes into the
 /// buffers of the previous one and allocates nothing.
+///
+/// `dynamic_rows` holds the quantized activation rows of the dynamic linear step running
+/// now: the steps of one execution run one after the other and a context serves one
+/// execution at a time (concurrent executions take different contexts), so one buffer,
+/// owned without a lock, serves every dynamic step; it grows to the largest step's rows and
+/// is reused from then on.
 struct Context {
     arena: AlignedBytes,
     tensors: Vec<Option<Tensor>>,
+    dynamic_rows: crate::kernels::dynamic::QuantizedRows,
 }
 
 /// The [`Borrowed`] source of every slot: constants, then program inputs (which win).
@@ -483,6 +492,7 @@ impl Program {
             None => Ok(Context {
                 arena: AlignedBytes::zeroed(self.arena_size.max(1))?,
                 tensors: vec![None; self.slot_count],
+                dynamic_rows: Default::default(),
             }),
         }
     }
@@ -548,6 +558,7 @@ impl Program {
             values: &self.spec.values,
         };
         let tensors = &mut context.tensors;
+        let dynamic_rows = &mut context.dynamic_rows;
         let values = &self.spec.values;
         for (index, step) in self.steps.iter().enumerate() {
             let start = times.as_ref().map(|_| Instant::now());
@@ -603,11 +614,13 @@ impl Program {
                     k,
                     relu,
                 } => {
+                    // The output tensor of the previous call is overwritten in place.
+                    let mut y = tensors[*output].take();
                     let x = self
                         .slot(tensors, inputs, *input)
                         .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
-                    let y = self.run_dynamic(packed, x, *n, *k, *relu)?;
-                    tensors[*output] = Some(y);
+                    self.run_dynamic(packed, x, *n, *k, *relu, dynamic_rows, &mut y)?;
+                    tensors[*output] = y;
                 }
                 Step::Interp {
                     name,
@@ -644,6 +657,12 @@ impl Program {
                     if args.iter().zip(reads).any(|(a, s)| s.is_some() && a.is_none()) {
                         return Err(Error::Internal(format!("node `{name}` ran before its inputs")));
                     }
+                    // A node whose other outputs are not read runs as a single-output one.
+                    let requested = match writes.iter().rposition(Option::is_some) {
+                        Some(last) => last + 1,
+                        None => writes.len(),
+                    };
+                    let results = &mut results[..requested.max(1).min(writes.len())];
                     let parallel = match &mut *results {
                         [out] => self.run_parallel_interp(op, args, out)?,
                         _ => false,
@@ -767,7 +786,9 @@ impl Program {
 
     /// An interpreted single-output f32 operator split over the pool when it is large: MatMul
     /// (rows of A against one weight matrix, or whole products of a batched one), Softmax
-    /// along contiguous rows, point-wise operators. The same bits as the interpreter's single
+    /// along contiguous rows, the layer / RMS / skip normalisations along their rows, binary
+    /// arithmetic and Where along the output's leading rows, Transpose along output runs,
+    /// point-wise operators. The same bits as the interpreter's single
     /// pass (rows, products and elements are computed independently of the others). Returns
     /// false, having done nothing, for anything else, which the interpreter then evaluates.
     fn run_parallel_interp(
@@ -780,12 +801,23 @@ impl Program {
         let Some(Some(x)) = args.first() else {
             return Ok(false);
         };
-        if threads == 1 || x.dtype() != DType::F32 {
+        if threads == 1 {
+            return Ok(false);
+        }
+        if let Op::Where = op {
+            return self.run_parallel_elementwise(op, args, out);
+        }
+        if x.dtype() != DType::F32 {
             return Ok(false);
         }
         match op {
             Op::MatMul => self.run_parallel_matmul(x, args, out),
             Op::Softmax { axis, coerce_2d } => self.run_parallel_softmax(x, *axis, *coerce_2d, out),
+            Op::LayerNormalization { .. } | Op::RmsNormalization { .. } | Op::SkipNormalization { .. } => {
+                self.run_parallel_norm(op, args, out)
+            }
+            Op::Binary(_) => self.run_parallel_elementwise(op, args, out),
+            Op::Transpose { perm } => self.run_parallel_transpose(x, perm.as_deref(), out),
             _ if crate::ir::pointwise::is_pointwise(op) && args.len() == 1 => {
                 let n = x.numel();
                 if n < PARALLEL_ELEMENTS {
@@ -889,6 +921,90 @@ impl Program {
         Ok(true)
     }
 
+    /// [`Self::run_parallel_interp`] for the normalisations: rows split over the pool.
+    fn run_parallel_norm(&self, op: &Op, args: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+        let Some(job) = NormJob::of(op, args)? else {
+            return Ok(false);
+        };
+        let rows = job.rows();
+        if rows < 2 || rows.saturating_mul(job.inner()) < PARALLEL_ELEMENTS {
+            return Ok(false);
+        }
+        let dims = job.dims();
+        let y = Tensor::reuse_slot(out, DType::F32, |o| o == dims, || Ok(dims.to_vec()))?.as_f32_mut()?;
+        let isa = crate::cpu::selected_isa().unwrap_or(Isa::Scalar);
+        let tasks = (self.pool.threads() * 4).min(rows);
+        self.split_f32(y, tasks, rows, job.inner(), &|r, part| job.run(isa, r, part))?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for f32 binary arithmetic and Where: the output's
+    /// leading rows split over the pool.
+    fn run_parallel_elementwise(
+        &self,
+        op: &Op,
+        args: &[Option<&Tensor>],
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        let Some(job) = ElementwiseJob::of(op, args)? else {
+            return Ok(false);
+        };
+        if job.dims().iter().product::<usize>() < PARALLEL_ELEMENTS {
+            return Ok(false);
+        }
+        let tasks = self.pool.threads() * 4;
+        let job = job.with_rows(tasks);
+        let rows = job.rows();
+        if rows < 2 {
+            return Ok(false);
+        }
+        let dims = job.dims();
+        let y = Tensor::reuse_slot(out, DType::F32, |o| o == dims, || Ok(dims.to_vec()))?.as_f32_mut()?;
+        self.split_f32(y, tasks.min(rows), rows, job.row_len(), &|r, part| {
+            job.run(r, part)
+        })?;
+        Ok(true)
+    }
+
+    /// [`Self::run_parallel_interp`] for an f32 Transpose: runs of the output's last axis
+    /// split over the pool.
+    fn run_parallel_transpose(
+        &self,
+        x: &Tensor,
+        perm: Option<&[usize]>,
+        out: &mut Option<Tensor>,
+    ) -> Result<bool> {
+        use crate::interp::kernels::{transpose_axis, transpose_f32_runs, transpose_run_len};
+        let d = x.dims();
+        let rank = d.len();
+        let is_permutation =
+            |p: &[usize]| p.len() == rank && (0..rank).all(|i| p[i] < rank && !p[..i].contains(&p[i]));
+        let n = x.numel();
+        if rank > crate::interp::kernels::TRANSPOSE_INTO_MAX_RANK
+            || perm.is_some_and(|p| !is_permutation(p))
+            || n < PARALLEL_ELEMENTS
+        {
+            return Ok(false);
+        }
+        let last = transpose_run_len(d, perm);
+        let runs = n.checked_div(last).unwrap_or(0);
+        if runs < 2 {
+            return Ok(false);
+        }
+        let t = Tensor::reuse_slot(
+            out,
+            DType::F32,
+            |o| o.len() == rank && (0..rank).all(|i| o[i] == d[transpose_axis(perm, rank, i)]),
+            || crate::ir::shapes::transpose_shape(d, perm),
+        )?;
+        let xs = x.as_f32()?;
+        let tasks = (self.pool.threads() * 4).min(runs);
+        self.split_f32(t.as_f32_mut()?, tasks, runs, last, &|r, part| {
+            transpose_f32_runs(xs, d, perm, r, part)
+        })?;
+        Ok(true)
+    }
+
     /// [`Self::run_parallel_matmul`] for a few rows against one matrix (decoding): the
     /// columns split over the pool in blocks of 64, each computed by the vector × matrix
     /// kernel exactly as one thread computes it. Returns false when the product is too small
@@ -984,6 +1100,10 @@ impl Program {
         }
     }
 
+    /// The dynamic linear layer `y = x · Wᵀ (+ relu)` over the last axis of `x` (`k` to `n`),
+    /// its activation rows quantized into `rows` and its output written into the tensor kept
+    /// in `out` when it has the output's shape: no allocation in a steady state.
+    #[allow(clippy::too_many_arguments)]
     fn run_dynamic(
         &self,
         packed: &crate::kernels::dynamic::PackedDynamicGemm,
@@ -991,21 +1111,35 @@ impl Program {
         n: usize,
         k: usize,
         relu: bool,
-    ) -> Result<Tensor> {
+        rows: &mut crate::kernels::dynamic::QuantizedRows,
+        out: &mut Option<Tensor>,
+    ) -> Result<()> {
         let data = x.as_f32()?;
-        if k == 0 || x.dims().last() != Some(&k) {
+        let xd = x.dims();
+        if k == 0 || xd.last() != Some(&k) {
             return Err(Error::ShapeMismatch(format!(
-                "dynamic linear input {:?} has no last axis of {k}",
-                x.dims()
+                "dynamic linear input {xd:?} has no last axis of {k}"
             )));
         }
         let m = data.len() / k;
-        let rows = crate::kernels::dynamic::quantize_rows(data, m, k, k)?;
-        let mut y = vec![0f32; m * n];
+        crate::kernels::dynamic::quantize_rows_into(data, m, k, k, rows)?;
+        let rank = xd.len();
+        let t = Tensor::reuse_slot(
+            out,
+            DType::F32,
+            |d| d.len() == rank && d[..rank - 1] == xd[..rank - 1] && d[rank - 1] == n,
+            || {
+                let mut dims = xd.to_vec();
+                dims[rank - 1] = n;
+                Ok(dims)
+            },
+        )?;
+        let y = t.as_f32_mut()?;
         let tiles = packed.tile_count(m);
         let threads = self.pool.threads();
+        let rows = &*rows;
         if threads == 1 || tiles <= 1 {
-            packed.run(&rows, &mut y, n, 0..tiles)?;
+            packed.run(rows, y, n, 0..tiles)?;
         } else {
             let tasks = tiles.min(threads * 4);
             let (ptr, len) = (SendPtr(y.as_mut_ptr()), y.len());
@@ -1014,7 +1148,7 @@ impl Program {
                 let range = tiles * i / tasks..tiles * (i + 1) / tasks;
                 let p = &ptr;
                 // SAFETY: `y` outlives the job; task ranges are disjoint tiles.
-                if let Err(e) = unsafe { packed.run_shared(&rows, p.0, len, n, range) } {
+                if let Err(e) = unsafe { packed.run_shared(rows, p.0, len, n, range) } {
                     *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 }
             });
@@ -1025,11 +1159,7 @@ impl Program {
         if relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
-        let mut dims = x.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = n;
-        }
-        Tensor::from_f32(dims, y)
+        Ok(())
     }
 
     fn run_kernel(&self, kernel: &KernelStep, ins: &[&[i8]], out: &SharedOutput) -> Result<()> {

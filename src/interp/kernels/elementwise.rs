@@ -471,6 +471,110 @@ fn cast_from<T: AsF64>(v: &[T], to: DType, src_float: bool) -> Result<TensorData
     })
 }
 
+/// [`cast_from`]'s values written into `dst` (of the target type; the same length).
+fn cast_slice_into<T: AsF64>(v: &[T], dst: &mut Tensor) -> Result<()> {
+    match dst.dtype() {
+        DType::F32 => dst
+            .as_f32_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() as f32),
+        DType::I8 => dst
+            .as_i8_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() as i64 as i8),
+        DType::U8 => dst
+            .as_u8_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() as i64 as u8),
+        DType::I32 => dst
+            .as_i32_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() as i64 as i32),
+        DType::I64 => dst
+            .as_i64_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() as i64),
+        DType::Bool => dst
+            .as_bool_mut()?
+            .iter_mut()
+            .zip(v)
+            .for_each(|(d, &x)| *d = x.f64() != 0.0),
+        other => return Err(Error::Internal(format!("Cast into {other}"))),
+    }
+    Ok(())
+}
+
+/// [`cast`] of `x` into the tensor kept in `out` (no allocation when it has the target type
+/// and `x`'s shape). Returns false, having done nothing, for the half-precision and packed
+/// types, which take [`cast`].
+pub fn cast_into(x: &Tensor, to: DType, out: &mut Option<Tensor>) -> Result<bool> {
+    let plain = |t: DType| {
+        matches!(
+            t,
+            DType::F32 | DType::I8 | DType::U8 | DType::I32 | DType::I64 | DType::Bool
+        )
+    };
+    if !plain(to) || !plain(x.dtype()) {
+        return Ok(false);
+    }
+    let d = x.dims();
+    let dst = Tensor::reuse_slot(out, to, |o| o == d, || Ok(d.to_vec()))?;
+    match x.data() {
+        TensorData::F32(v) => cast_slice_into(v, dst)?,
+        TensorData::I8(v) => cast_slice_into(v, dst)?,
+        TensorData::U8(v) => cast_slice_into(v, dst)?,
+        TensorData::I32(v) => cast_slice_into(v, dst)?,
+        // i64 → i64/i32 must not round-trip through f64 (precision above 2^53).
+        TensorData::I64(v) => match to {
+            DType::I64 => dst.as_i64_mut()?.copy_from_slice(v),
+            DType::I32 => dst
+                .as_i32_mut()?
+                .iter_mut()
+                .zip(v)
+                .for_each(|(d, &x)| *d = x as i32),
+            _ => cast_slice_into(v, dst)?,
+        },
+        TensorData::Bool(v) => cast_slice_into(v, dst)?,
+        TensorData::Packed { .. } => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// [`logical`] of `a` and `b` into the tensor kept in `out` (no allocation when it has the
+/// broadcast shape).
+pub fn logical_into(op: LogicalOp, a: &Tensor, b: &Tensor, out: &mut Option<Tensor>) -> Result<bool> {
+    if a.dtype() != DType::Bool || b.dtype() != DType::Bool {
+        return Ok(false);
+    }
+    let (ad, bd) = (a.dims(), b.dims());
+    let rank = ad.len().max(bd.len());
+    let mut dims = [0usize; 8];
+    if rank > dims.len() {
+        return Ok(false);
+    }
+    let t = Tensor::reuse_slot(
+        out,
+        DType::Bool,
+        |d| is_broadcast_of(ad, bd, d),
+        || crate::ir::shapes::broadcast(ad, bd),
+    )?;
+    dims[..rank].copy_from_slice(t.dims());
+    let dims = &dims[..rank];
+    let dst = t.as_bool_mut()?;
+    let (x, y) = (a.as_bool()?, b.as_bool()?);
+    match op {
+        LogicalOp::And => broadcast_zip_into(x, ad, y, bd, dims, dst, |p, q| p && q)?,
+        LogicalOp::Or => broadcast_zip_into(x, ad, y, bd, dims, dst, |p, q| p || q)?,
+        LogicalOp::Xor => broadcast_zip_into(x, ad, y, bd, dims, dst, |p, q| p != q)?,
+    }
+    Ok(true)
+}
+
 /// f32 → IEEE half, rounding to nearest even (overflow → inf, NaN stays NaN).
 fn f32_to_f16(x: f32) -> u16 {
     let bits = x.to_bits();

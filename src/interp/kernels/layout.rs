@@ -159,21 +159,49 @@ pub fn transpose_axis(perm: Option<&[usize]>, rank: usize, i: usize) -> usize {
     perm.map_or(rank - 1 - i, |p| p[i])
 }
 
-/// [`transpose`] of f32 `x` (dims `d`, rank at most [`TRANSPOSE_INTO_MAX_RANK`]) into `dst`,
+/// Transpose of f32 `x` (dims `d`, rank at most [`TRANSPOSE_INTO_MAX_RANK`]) into `dst`,
 /// which holds the permuted shape's elements: the same values, no allocation. Runs along a kept
 /// last axis are copied whole.
 pub fn transpose_f32_into(x: &[f32], d: &[usize], perm: Option<&[usize]>, dst: &mut [f32]) -> Result<()> {
+    let runs = match transpose_run_len(d, perm) {
+        0 => 0,
+        last => d.iter().product::<usize>() / last,
+    };
+    transpose_f32_runs(x, d, perm, 0..runs, dst)
+}
+
+/// The length of a run of [`transpose_f32_runs`]: the output's last dimension (1 for a
+/// scalar). `perm`, if given, must be a permutation of `d`'s axes.
+pub fn transpose_run_len(d: &[usize], perm: Option<&[usize]>) -> usize {
+    match d.len() {
+        0 => 1,
+        rank => d[transpose_axis(perm, rank, rank - 1)],
+    }
+}
+
+/// Runs `runs` (in the output's order, [`transpose_run_len`] elements each) of
+/// [`transpose_f32_into`]'s output into `dst`, which holds exactly those runs: any partition of
+/// the runs writes the bits of one call.
+pub fn transpose_f32_runs(
+    x: &[f32],
+    d: &[usize],
+    perm: Option<&[usize]>,
+    runs: std::ops::Range<usize>,
+    dst: &mut [f32],
+) -> Result<()> {
     let rank = d.len();
     let valid = rank <= TRANSPOSE_INTO_MAX_RANK
         && perm.is_none_or(|p| p.len() == rank && (0..rank).all(|i| p[i] < rank && !p[..i].contains(&p[i])));
     let total: usize = d.iter().product();
-    if !valid || x.len() != total || dst.len() != total {
+    let last = if valid { transpose_run_len(d, perm) } else { 0 };
+    let all_runs = total.checked_div(last).unwrap_or(0);
+    if !valid || x.len() != total || runs.end > all_runs || dst.len() != runs.len() * last {
         return Err(Error::Internal(format!(
-            "Transpose of {d:?} by {perm:?} into {} elements",
+            "Transpose of {d:?} by {perm:?}: runs {runs:?} into {} elements",
             dst.len()
         )));
     }
-    if total == 0 {
+    if runs.is_empty() {
         return Ok(());
     }
     if rank == 0 {
@@ -194,11 +222,16 @@ pub fn transpose_f32_into(x: &[f32], d: &[usize], perm: Option<&[usize]>, dst: &
         dims[i] = d[a];
         strides[i] = in_strides[a];
     }
-    let (last, ls) = (dims[rank - 1], strides[rank - 1]);
+    let ls = strides[rank - 1];
+    // The output index of the first run (its last axis at 0) and its input offset.
     let mut idx = [0usize; TRANSPOSE_INTO_MAX_RANK];
-    let (mut off, mut k) = (0usize, 0usize);
-    loop {
-        let run = &mut dst[k..k + last];
+    let (mut off, mut rest) = (0usize, runs.start);
+    for a in (0..rank - 1).rev() {
+        idx[a] = rest % dims[a];
+        rest /= dims[a];
+        off += idx[a] * strides[a];
+    }
+    for run in dst.chunks_exact_mut(last) {
         if ls == 1 {
             run.copy_from_slice(&x[off..off + last]);
         } else {
@@ -206,13 +239,7 @@ pub fn transpose_f32_into(x: &[f32], d: &[usize], perm: Option<&[usize]>, dst: &
                 *o = x[off + j * ls];
             }
         }
-        k += last;
-        let mut a = rank - 1;
-        loop {
-            if a == 0 {
-                return Ok(());
-            }
-            a -= 1;
+        for a in (0..rank - 1).rev() {
             idx[a] += 1;
             off += strides[a];
             if idx[a] < dims[a] {
@@ -222,6 +249,7 @@ pub fn transpose_f32_into(x: &[f32], d: &[usize], perm: Option<&[usize]>, dst: &
             idx[a] = 0;
         }
     }
+    Ok(())
 }
 
 /// DepthToSpace / SpaceToDepth (`op`): one strided read ([`crate::ir::depth_space`]).

@@ -4,12 +4,15 @@ mod attention;
 mod conv;
 mod einsum;
 mod elementwise;
+pub mod elementwise_rows;
 pub mod gemv;
 mod indexing;
 mod layout;
+mod layout_into;
 mod linalg;
 mod norm;
 mod norm_fused;
+pub mod norm_rows;
 mod pool;
 mod quant;
 mod resize;
@@ -17,7 +20,10 @@ mod reuse;
 mod rotary;
 mod sdpa;
 
-pub use layout::view_dims;
+pub use layout::{
+    transpose_axis, transpose_f32_into, transpose_f32_runs, transpose_run_len, view_dims,
+    TRANSPOSE_INTO_MAX_RANK,
+};
 pub use linalg::{batched_matmul_size, folded_rows, is_matmul_shape, matmul_batches_f32, matmul_rows_f32};
 pub use norm::softmax_in_place;
 pub use reuse::eval_into;

@@ -198,58 +198,8 @@ pub fn reduce(
     super::elementwise::cast(&Tensor::from_i64(dims, accs)?, x.dtype())
 }
 
-/// Normalizes one row in place (`(v - mean) / sqrt(var + eps) * scale + bias`, statistics in
-/// f64) and returns its mean and inverse standard deviation.
-fn normalize_row(row: &mut [f32], scale: &[f32], bias: Option<&[f32]>, eps: f32) -> (f64, f64) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let inv = 1.0 / (var + eps as f64).sqrt();
-    match bias {
-        Some(b) => {
-            for ((v, &s), &b) in row.iter_mut().zip(scale).zip(b) {
-                *v = ((*v as f64 - mean) * inv) as f32 * s + b;
-            }
-        }
-        None => {
-            for (v, &s) in row.iter_mut().zip(scale) {
-                *v = ((*v as f64 - mean) * inv) as f32 * s + 0.0;
-            }
-        }
-    }
-    (mean, inv)
-}
-
-/// [`layer_norm`]'s Y into `dst` (the elements of `x`, shape `d`), when the scale and bias
-/// already have the normalized axes' shape (no broadcasting): the same values, no allocation.
-/// Returns false (nothing written) when they do not.
-pub fn layer_norm_into(
-    x: &[f32],
-    d: &[usize],
-    scale: &Tensor,
-    bias: Option<&Tensor>,
-    axis: i64,
-    eps: f32,
-    dst: &mut [f32],
-) -> Result<bool> {
-    let ax = norm_axis(axis, d.len())?;
-    let norm_dims = &d[ax..];
-    if scale.dims() != norm_dims || bias.is_some_and(|b| b.dims() != norm_dims) || dst.len() != x.len() {
-        return Ok(false);
-    }
-    let inner: usize = norm_dims.iter().product();
-    let (sv, bv) = (scale.as_f32()?, bias.map(|b| b.as_f32()).transpose()?);
-    dst.copy_from_slice(x);
-    if inner > 0 {
-        for row in dst.chunks_mut(inner) {
-            normalize_row(row, sv, bv, eps);
-        }
-    }
-    Ok(true)
-}
-
-/// LayerNormalization over the axes from `axis` on: `(x - mean) / sqrt(var + eps) * scale + bias`.
-/// Returns Y, Mean and InvStdDev.
+/// LayerNormalization over the axes from `axis` on: `(x - mean) / sqrt(var + eps) * scale + bias`,
+/// in `f32` by [`super::norm_rows`]. Returns Y, Mean and InvStdDev.
 pub fn layer_norm(
     x: &Tensor,
     scale: &Tensor,
@@ -274,10 +224,11 @@ pub fn layer_norm(
     let rows: usize = d[..ax].iter().product();
     let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     if inner > 0 {
+        let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
         for row in out.chunks_mut(inner) {
-            let (mean, inv) = normalize_row(row, sv, bv, eps);
-            means.push(mean as f32);
-            invs.push(inv as f32);
+            let stats = super::norm_rows::layer_norm_row_in_place(isa, row, sv, bv, eps)?;
+            means.push(stats.mean);
+            invs.push(stats.inv_std);
         }
     } else {
         means.resize(rows, f32::NAN);

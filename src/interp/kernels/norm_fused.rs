@@ -1,6 +1,8 @@
 //! RMS normalisation, ONNX Runtime's skip (residual + bias) layer normalisations and
 //! BiasGelu: the fused normalisations of transformer blocks.
 
+use super::norm_rows::{layer_norm_row_in_place, rms_norm_row_in_place};
+use crate::cpu::Isa;
 use crate::ir::shapes::norm_axis;
 use crate::ir::{pointwise, Op, Tensor};
 use crate::{Error, Result};
@@ -18,8 +20,7 @@ pub fn rms_norm(x: &Tensor, scale: &Tensor, axis: i64, eps: f32) -> Result<Vec<T
     let mut invs = Vec::with_capacity(rows);
     if inner > 0 {
         for row in out.chunks_mut(inner) {
-            let inv = rms_row(row, sv, eps);
-            invs.push(inv);
+            invs.push(rms_norm_row_in_place(isa(), row, sv, eps)?);
         }
     } else {
         invs.resize(rows, f32::NAN);
@@ -35,29 +36,16 @@ pub fn rms_norm(x: &Tensor, scale: &Tensor, axis: i64, eps: f32) -> Result<Vec<T
     ])
 }
 
-/// Normalises one row in place by its root mean square and multiplies by `scale`; returns
-/// the inverse RMS.
-fn rms_row(row: &mut [f32], scale: &[f32], eps: f32) -> f32 {
-    let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / row.len() as f64;
-    let inv = 1.0 / (ms + eps as f64).sqrt();
-    for (v, &g) in row.iter_mut().zip(scale) {
-        *v = ((*v as f64 * inv) as f32) * g;
-    }
-    inv as f32
+/// The ISA the process selected.
+fn isa() -> Isa {
+    crate::cpu::selected_isa().unwrap_or(Isa::Scalar)
 }
 
 /// Normalises one row in place (mean and variance), then `* gamma + beta`; returns the mean
 /// and inverse standard deviation.
-fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: Option<&[f32]>, eps: f32) -> (f32, f32) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let inv = 1.0 / (var + eps as f64).sqrt();
-    for (j, v) in row.iter_mut().enumerate() {
-        let y = ((*v as f64 - mean) * inv) as f32 * gamma[j];
-        *v = y + beta.map_or(0.0, |b| b[j]);
-    }
-    (mean as f32, inv as f32)
+fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: Option<&[f32]>, eps: f32) -> Result<(f32, f32)> {
+    let s = layer_norm_row_in_place(isa(), row, gamma, beta, eps)?;
+    Ok((s.mean, s.inv_std))
 }
 
 /// A 1-D operand of length `hidden`, or an error naming it.
@@ -111,9 +99,9 @@ pub fn skip_norm(
     let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     for row in out.chunks_mut(hidden.max(1)).take(rows) {
         let (mean, inv) = if simplified {
-            (0.0, rms_row(row, gamma, eps))
+            (0.0, rms_norm_row_in_place(isa(), row, gamma, eps)?)
         } else {
-            layer_norm_row(row, gamma, beta, eps)
+            layer_norm_row(row, gamma, beta, eps)?
         };
         means.push(mean);
         invs.push(inv);
@@ -244,7 +232,7 @@ pub fn embed_layer_norm(inputs: &[Option<&Tensor>], eps: f32) -> Result<Vec<Tens
     }
     let mut out = sum.clone();
     for r in out.chunks_mut(hidden.max(1)) {
-        layer_norm_row(r, gamma, Some(beta), eps);
+        layer_norm_row(r, gamma, Some(beta), eps)?;
     }
     let mask_index: Vec<i32> = match token_ids(get(7), "mask")? {
         Some(m) => m

@@ -1,7 +1,9 @@
 //! [`eval_into`]: one operator evaluated into output tensors kept from an earlier run, so
 //! that running the same node on same-shaped inputs again allocates nothing.
 
-use super::{elementwise, eval, input, layout, linalg, norm, optional};
+use super::elementwise_rows::ElementwiseJob;
+use super::norm_rows::NormJob;
+use super::{elementwise, eval, input, layout, layout_into, linalg, norm, optional};
 use crate::ir::op::BinaryOp;
 use crate::ir::{pointwise, DType, Op, Tensor};
 use crate::{Error, Result};
@@ -12,8 +14,11 @@ use crate::{Error, Result};
 ///
 /// Written in place: f32 point-wise operators (unary maps, LeakyRelu, HardSigmoid, GELU),
 /// f32 binary arithmetic with broadcasting (Add, Sub, Mul, Div, two-operand Max and Min),
-/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, f32 LayerNormalization with only its Y
-/// output and a scale and bias of the normalized shape, and Identity. Every other operator is evaluated by [`eval`] and its
+/// f32 Clip, f32 Softmax, f32 MatMul, f32 Transpose, the Y output alone of f32 LayerNormalization,
+/// RMSNormalization and the skip / simplified normalisations with operands of the normalized
+/// shape ([`NormJob`]), f32 Where ([`ElementwiseJob`]), Identity, and Reshape, Expand, Concat
+/// Gather and Flatten of any plain type (`layout_into`), Cast between plain types and the
+/// logical operators. Every other operator is evaluated by [`eval`] and its
 /// results moved into the slots (an allocation per run).
 pub fn eval_into(op: &Op, inputs: &[Option<&Tensor>], outputs: &mut [Option<Tensor>]) -> Result<()> {
     if outputs.len() == 1 && write_in_place(op, inputs, &mut outputs[0])? {
@@ -42,6 +47,29 @@ fn same_shape_f32<'a>(slot: &'a mut Option<Tensor>, like: &[usize]) -> Result<&'
 /// Writes the result of `op` into `out` when the operator and its operand types have an
 /// in-place form; returns whether it did.
 fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>) -> Result<bool> {
+    match op {
+        Op::Reshape { allowzero } => {
+            return layout_into::reshape_into(input(op, inputs, 0)?, input(op, inputs, 1)?, *allowzero, out)
+        }
+        Op::Flatten { axis } => return layout_into::flatten_into(input(op, inputs, 0)?, *axis, out),
+        Op::Cast { to } => return elementwise::cast_into(input(op, inputs, 0)?, *to, out),
+        Op::Logical(l) => {
+            return elementwise::logical_into(*l, input(op, inputs, 0)?, input(op, inputs, 1)?, out)
+        }
+        Op::Expand => return layout_into::expand_into(input(op, inputs, 0)?, input(op, inputs, 1)?, out),
+        Op::Concat { axis } => return layout_into::concat_into(inputs, *axis, out),
+        Op::Gather { axis } => {
+            return layout_into::gather_into(input(op, inputs, 0)?, input(op, inputs, 1)?, *axis, out)
+        }
+        _ => {}
+    }
+    if let Op::Where = op {
+        let Some(job) = ElementwiseJob::of(op, inputs)? else {
+            return Ok(false);
+        };
+        job.run(0..job.rows(), same_shape_f32(out, job.dims())?)?;
+        return Ok(true);
+    }
     let x = input(op, inputs, 0)?;
     if x.dtype() != DType::F32 {
         return Ok(false);
@@ -76,13 +104,12 @@ fn write_in_place(op: &Op, inputs: &[Option<&Tensor>], out: &mut Option<Tensor>)
             norm::softmax_in_place(x.dims(), *axis, *coerce_2d, y)?;
         }
         Op::Identity => same_shape_f32(out, x.dims())?.copy_from_slice(xs),
-        Op::LayerNormalization { axis, epsilon } => {
-            let scale = input(op, inputs, 1)?;
-            if scale.dtype() != DType::F32 || optional(inputs, 2).is_some_and(|b| b.dtype() != DType::F32) {
+        Op::LayerNormalization { .. } | Op::RmsNormalization { .. } | Op::SkipNormalization { .. } => {
+            let Some(job) = NormJob::of(op, inputs)? else {
                 return Ok(false);
-            }
-            let y = same_shape_f32(out, x.dims())?;
-            return norm::layer_norm_into(xs, x.dims(), scale, optional(inputs, 2), *axis, *epsilon, y);
+            };
+            let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
+            job.run(isa, 0..job.rows(), same_shape_f32(out, job.dims())?)?;
         }
         Op::Transpose { perm } if x.dims().len() <= layout::TRANSPOSE_INTO_MAX_RANK => {
             let (d, perm) = (x.dims(), perm.as_deref());
@@ -206,6 +233,131 @@ mod tests {
                 same_as_eval(&Op::Binary(b), &[Some(&other), Some(&x)]);
             }
         }
+    }
+
+    /// `eval_into` equals `eval` into an empty slot and again into the tensor it left there,
+    /// which it keeps (the same buffer).
+    fn same_as_eval_kept(op: &Op, inputs: &[Option<&Tensor>]) {
+        let expected = eval(op, inputs).unwrap();
+        let mut out = [None];
+        eval_into(op, inputs, &mut out).unwrap();
+        assert_eq!(out[0].as_ref(), Some(&expected[0]), "{op:?}");
+        let addr = |t: &Option<Tensor>| match t.as_ref().unwrap().data() {
+            crate::ir::TensorData::F32(v) => v.as_ptr() as usize,
+            crate::ir::TensorData::I64(v) => v.as_ptr() as usize,
+            crate::ir::TensorData::Bool(v) => v.as_ptr() as usize,
+            crate::ir::TensorData::I32(v) => v.as_ptr() as usize,
+            other => panic!("{other:?}"),
+        };
+        let before = addr(&out[0]);
+        eval_into(op, inputs, &mut out).unwrap();
+        assert_eq!(out[0].as_ref(), Some(&expected[0]), "{op:?}");
+        assert_eq!(addr(&out[0]), before, "{op:?}: the kept output was replaced");
+    }
+
+    #[test]
+    fn layout_where_and_normalisations_write_into_the_kept_output() {
+        let x = f32s(&[2, 3, 4], 7);
+        let ids = Tensor::from_i64(vec![2, 3], vec![0, 4, -1, 2, 3, 1]).unwrap();
+        let i64s = |v: &[i64]| Tensor::from_i64(vec![v.len()], v.to_vec()).unwrap();
+        for (shape, allowzero) in [
+            (i64s(&[6, -1]), false),
+            (i64s(&[0, 0, 2, 2]), false),
+            (i64s(&[24]), true),
+        ] {
+            same_as_eval_kept(&Op::Reshape { allowzero }, &[Some(&x), Some(&shape)]);
+            same_as_eval_kept(&Op::Reshape { allowzero }, &[Some(&ids), Some(&i64s(&[-1]))]);
+        }
+        for shape in [i64s(&[2, 3, 4]), i64s(&[3, 2, 1, 4]), i64s(&[1, 1])] {
+            same_as_eval_kept(&Op::Expand, &[Some(&f32s(&[2, 1, 4], 3)), Some(&shape)]);
+        }
+        same_as_eval_kept(&Op::Expand, &[Some(&ids), Some(&i64s(&[2, 2, 3]))]);
+        let y = f32s(&[2, 1, 4], 5);
+        for axis in [1, -2] {
+            same_as_eval_kept(&Op::Concat { axis }, &[Some(&x), Some(&y), Some(&x)]);
+        }
+        same_as_eval_kept(&Op::Concat { axis: 0 }, &[Some(&ids), Some(&ids)]);
+        let table = f32s(&[5, 8], 9);
+        same_as_eval_kept(&Op::Gather { axis: 0 }, &[Some(&table), Some(&ids)]);
+        same_as_eval_kept(&Op::Gather { axis: 1 }, &[Some(&table), Some(&ids)]);
+        same_as_eval_kept(
+            &Op::Gather { axis: 0 },
+            &[Some(&i64s(&[5, 6, 7, 8, 9])), Some(&ids)],
+        );
+        let cond = Tensor::from_bool(vec![2, 1, 4], (0..8).map(|i| i % 3 == 0).collect()).unwrap();
+        same_as_eval_kept(&Op::Where, &[Some(&cond), Some(&x), Some(&f32s(&[4], 2))]);
+        same_as_eval_kept(
+            &Op::Where,
+            &[Some(&cond), Some(&Tensor::scalar_f32(-1e9)), Some(&x)],
+        );
+        same_as_eval_kept(&Op::Flatten { axis: 1 }, &[Some(&x)]);
+        same_as_eval_kept(&Op::Flatten { axis: -2 }, &[Some(&ids)]);
+        for to in [DType::Bool, DType::F32, DType::I32, DType::I64] {
+            same_as_eval_kept(&Op::Cast { to }, &[Some(&ids)]);
+            same_as_eval_kept(&Op::Cast { to }, &[Some(&x)]);
+            same_as_eval_kept(&Op::Cast { to }, &[Some(&cond)]);
+        }
+        let other = Tensor::from_bool(vec![4], vec![true, false, true, true]).unwrap();
+        for l in [
+            crate::ir::op::LogicalOp::And,
+            crate::ir::op::LogicalOp::Or,
+            crate::ir::op::LogicalOp::Xor,
+        ] {
+            same_as_eval_kept(&Op::Logical(l), &[Some(&cond), Some(&other)]);
+        }
+        let (gamma, beta) = (f32s(&[4], 11), f32s(&[4], 12));
+        let ln = Op::LayerNormalization {
+            axis: -1,
+            epsilon: 1e-5,
+        };
+        same_as_eval_kept(&ln, &[Some(&x), Some(&gamma), Some(&beta)]);
+        let rms = Op::RmsNormalization {
+            axis: -1,
+            epsilon: 1e-6,
+            simplified: false,
+        };
+        same_as_eval_kept(&rms, &[Some(&x), Some(&gamma)]);
+        let skip = Op::SkipNormalization {
+            epsilon: 1e-5,
+            simplified: false,
+        };
+        let s = f32s(&[3, 4], 13);
+        same_as_eval_kept(
+            &skip,
+            &[Some(&x), Some(&s), Some(&gamma), Some(&beta), Some(&beta)],
+        );
+        let skip = Op::SkipNormalization {
+            epsilon: 1e-5,
+            simplified: true,
+        };
+        same_as_eval_kept(&skip, &[Some(&x), Some(&x), Some(&gamma), None, Some(&beta)]);
+    }
+
+    #[test]
+    fn malformed_layout_nodes_are_errors_not_panics() {
+        let x = f32s(&[2, 3], 1);
+        let i64s = |v: &[i64]| Tensor::from_i64(vec![v.len()], v.to_vec()).unwrap();
+        let mut out = [None];
+        assert!(eval_into(
+            &Op::Reshape { allowzero: false },
+            &[Some(&x), Some(&i64s(&[4, -1]))],
+            &mut out
+        )
+        .is_err());
+        assert!(eval_into(&Op::Expand, &[Some(&x), Some(&i64s(&[3, 3]))], &mut out).is_err());
+        assert!(eval_into(&Op::Gather { axis: 0 }, &[Some(&x), Some(&i64s(&[2]))], &mut out).is_err());
+        assert!(eval_into(
+            &Op::Gather { axis: 0 },
+            &[Some(&x), Some(&i64s(&[i64::MIN]))],
+            &mut out
+        )
+        .is_err());
+        assert!(eval_into(
+            &Op::Concat { axis: 1 },
+            &[Some(&x), Some(&f32s(&[3, 3], 2))],
+            &mut out
+        )
+        .is_err());
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub(crate) enum TileOut {
 thread_local! {
     /// Per-thread scratch for packed A rows, grown on demand and reused across calls.
     static A_SCRATCH: RefCell<AlignedBytes> = RefCell::new(AlignedBytes::zeroed(0).unwrap());
+    /// Per-thread list of a tile's A segments (capacity reused across calls; emptied
+    /// before every use, so no pointer outlives the call that stored it).
+    static SEG_PTRS: RefCell<Vec<*const i8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl PackedGemm {
@@ -427,7 +430,7 @@ impl PackedGemm {
             }
             let a_buf = scratch.as_mut_slice();
             let mut packed_mt = usize::MAX;
-            let mut seg_ptrs = Vec::new();
+            let mut seg_ptrs = SEG_PTRS.with(|v| std::mem::take(&mut *v.borrow_mut()));
             for t in tiles {
                 let (mt, nt) = (t / n_tiles, t % n_tiles);
                 let row0 = mt * kern.mr;
@@ -476,6 +479,8 @@ impl PackedGemm {
                 // `pack` only accepted an ISA this CPU supports.
                 unsafe { (kern.tile)(&args) };
             }
+            seg_ptrs.clear();
+            SEG_PTRS.with(|v| *v.borrow_mut() = seg_ptrs);
             Ok(())
         })
     }
