@@ -1,7 +1,7 @@
 //! Per-step profiling through the C API: `xq_execute_profiled` writes the outputs
 //! `xq_execute` writes and a profile with one labelled, timed entry per program step (here a
-//! dynamically quantized decoder: int8 linear steps and interpreted nodes); bad arguments are
-//! refused with the documented status and leave `*profile` untouched.
+//! dynamically quantized decoder: int8 linear steps, fused attention and interpreted nodes);
+//! bad arguments are refused with the documented status and leave `*profile` untouched.
 
 mod common;
 
@@ -85,9 +85,12 @@ fn a_profiled_execution_gives_the_outputs_and_one_timed_entry_per_step() {
         "{labels:?}"
     );
     assert!(
-        labels.iter().any(|l| l.contains("[interp Softmax]")),
+        labels
+            .iter()
+            .any(|l| l.contains("[interp RMSNormalization]") || l.contains("[interp Mul]")),
         "{labels:?}"
     );
+    assert!(labels.iter().any(|l| l.ends_with("[attention]")), "{labels:?}");
 
     let (mut label, mut ns) = (null(), 7u64);
     // SAFETY: live profile, writable outs.
