@@ -349,7 +349,21 @@ fn prelu(x: f32, slope: f32) -> f32 {
     }
 }
 
+/// `x^y` in f32 (numpy's float32 power): `x · x` for the exponent 2 (the square written out
+/// by exporters of RMS norms, as ONNX Runtime computes it), `powf` otherwise.
+fn pow_f32(x: f32, y: f32) -> f32 {
+    if y == 2.0 {
+        x * x
+    } else {
+        x.powf(y)
+    }
+}
+
 fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        let (dims, v) = broadcast_zip(a.as_f32()?, a.dims(), b.as_f32()?, b.dims(), pow_f32)?;
+        return Tensor::new(dims, TensorData::F32(v));
+    }
     let to_f64 = |t: &Tensor| -> Result<Vec<f64>> {
         Ok(match t.data() {
             TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
@@ -361,15 +375,7 @@ fn pow(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (x, y) = (to_f64(a)?, to_f64(b)?);
     let (dims, v) = broadcast_zip(&x, a.dims(), &y, b.dims(), f64::powf)?;
     let data = match a.dtype() {
-        DType::F32 => {
-            // Keep f32 semantics for f32^f32 (matches numpy's float32 power).
-            if b.dtype() == DType::F32 {
-                let (_, v32) = broadcast_zip(a.as_f32()?, a.dims(), b.as_f32()?, b.dims(), f32::powf)?;
-                TensorData::F32(v32)
-            } else {
-                TensorData::F32(v.iter().map(|&z| z as f32).collect())
-            }
-        }
+        DType::F32 => TensorData::F32(v.iter().map(|&z| z as f32).collect()),
         DType::I64 => TensorData::I64(v.iter().map(|&z| z as i64).collect()),
         DType::I32 => TensorData::I32(v.iter().map(|&z| z as i32).collect()),
         d => return Err(Error::Unsupported(format!("Pow on {d} tensors"))),
