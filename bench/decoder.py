@@ -21,18 +21,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from transformer_encoder import time_ort, time_xq, xq_bin
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "llama_bench_kv_dynamo"
-
-
-def xq_bin():
-    return os.environ.get("XQ", str(ROOT / "target/release/xq"))
 
 
 def prepare(out):
@@ -82,27 +79,6 @@ def save_feeds(feeds, directory):
         np.save(path, value)
         args.append(f"{name}={path}")
     return args
-
-
-def time_ort(model, feeds, threads, runs):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
-    for _ in range(3):
-        sess.run(None, feeds)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
-
-def time_xq(model, args, threads, runs):
-    out = subprocess.run([xq_bin(), "run", model, *sum((["--input", a] for a in args), []), "--threads", str(threads),
-                          "--runs", str(runs)], check=True, capture_output=True, text=True).stdout
-    fields = out.split()
-    return float(fields[fields.index("median_ms") + 1])
 
 
 def next_tokens_xq(model, feeds):

@@ -6,20 +6,10 @@
 mod common;
 
 use common::c_api::*;
-use std::ffi::{c_void, CStr};
+use std::ffi::CStr;
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
 use xq::ffi::*;
-
-fn i64_tensor(dims: &mut [i64], data: &mut [i64]) -> xq_tensor {
-    xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_I64 as i32,
-        rank: dims.len(),
-        dims: dims.as_mut_ptr(),
-        data: data.as_mut_ptr() as *mut c_void,
-        byte_length: std::mem::size_of_val(data),
-    }
-}
 
 #[test]
 fn a_profiled_execution_gives_the_outputs_and_one_timed_entry_per_step() {

@@ -6,21 +6,10 @@
 mod common;
 
 use common::c_api::*;
-use std::ffi::c_void;
 use std::path::PathBuf;
 use std::ptr::null_mut;
 use xq::ffi::*;
 use xq::ir::{DType, Tensor};
-
-fn i64_tensor(dims: &mut [i64], data: &mut [i64]) -> xq_tensor {
-    xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_I64 as i32,
-        rank: dims.len(),
-        dims: dims.as_mut_ptr(),
-        data: data.as_mut_ptr() as *mut c_void,
-        byte_length: std::mem::size_of_val(data),
-    }
-}
 
 #[test]
 fn a_token_model_runs_through_the_c_api_with_int64_inputs() {

@@ -10,7 +10,6 @@
 mod common;
 
 use common::c_api::*;
-use std::ffi::c_void;
 use std::path::PathBuf;
 use std::ptr::null_mut;
 use xq::delegate::{lower, PartitionMode};
@@ -200,16 +199,6 @@ fn a_cache_of_the_wrong_head_size_is_an_error() {
         panic!("a cache of the wrong head size was accepted");
     };
     assert!(!err.to_string().is_empty());
-}
-
-fn i64_tensor(dims: &mut [i64], data: &mut [i64]) -> xq_tensor {
-    xq_tensor {
-        dtype: xq_dtype::XQ_DTYPE_I64 as i32,
-        rank: dims.len(),
-        dims: dims.as_mut_ptr(),
-        data: data.as_mut_ptr() as *mut c_void,
-        byte_length: std::mem::size_of_val(data),
-    }
 }
 
 /// The C API host's loop: one program, compiled without fixing any shape, fed its own

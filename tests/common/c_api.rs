@@ -49,6 +49,17 @@ pub fn f32_tensor(dims: &mut [i64], data: &mut [f32]) -> xq_tensor {
     }
 }
 
+/// An `int64` tensor descriptor (token ids, masks, positions) over `dims` and `data`.
+pub fn i64_tensor(dims: &mut [i64], data: &mut [i64]) -> xq_tensor {
+    xq_tensor {
+        dtype: xq_dtype::XQ_DTYPE_I64 as i32,
+        rank: dims.len(),
+        dims: dims.as_mut_ptr(),
+        data: data.as_mut_ptr() as *mut c_void,
+        byte_length: std::mem::size_of_val(data),
+    }
+}
+
 /// Loads the ONNX model at `path`.
 pub fn load_model_file(path: &Path) -> *mut xq_model {
     let mut m = null_mut();
