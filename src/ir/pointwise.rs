@@ -62,7 +62,10 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
     match *op {
         Op::Unary(u) => match u {
             UnaryOp::Relu => each(x, y, |v| v.max(0.0)),
-            UnaryOp::Sigmoid => each(x, y, sigmoid),
+            UnaryOp::Sigmoid => {
+                sigmoid(x, y);
+                Ok(())
+            }
             UnaryOp::Tanh => each(x, y, f32::tanh),
             UnaryOp::HardSwish => each(x, y, |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
             UnaryOp::Sqrt => each(x, y, f32::sqrt),
@@ -108,13 +111,20 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
     }
 }
 
-/// `1 / (1 + e^-x)`, computed through `e^x` for negative `x` so that it never overflows.
-fn sigmoid(v: f32) -> f32 {
-    if v >= 0.0 {
-        1.0 / (1.0 + (-v).exp())
-    } else {
-        let e = v.exp();
-        e / (1.0 + e)
+/// `y = 1 / (1 + e^-x)` (`x` and `y` of one length): `e = e^-|x|` through [`fmath`]'s
+/// vectorized exponential (the same bits on every ISA), then `1 / (1 + e)` for `x >= 0` and
+/// `e / (1 + e)` below, so that nothing overflows.
+fn sigmoid(x: &[f32], y: &mut [f32]) {
+    for (e, &v) in y.iter_mut().zip(x) {
+        *e = -v.abs();
+    }
+    fmath::map_in_place(Function::Exp, y);
+    for (e, &v) in y.iter_mut().zip(x) {
+        *e = if v >= 0.0 {
+            1.0 / (1.0 + *e)
+        } else {
+            *e / (1.0 + *e)
+        };
     }
 }
 
@@ -210,7 +220,20 @@ mod tests {
         assert!((y[1] - std::f32::consts::LN_2).abs() < 1e-7);
         map(&Op::Unary(UnaryOp::Mish), &big, &mut y[..3]).unwrap();
         assert_eq!(&y[..3], &[-0.0, 0.0, 200.0]);
+        // e^-100 is below the smallest normal f32: flushed to 0, as `fmath::exp` does.
         map(&Op::Unary(UnaryOp::Sigmoid), &[-100.0, 0.0, 100.0], &mut y[..3]).unwrap();
-        assert_eq!(&y[..3], &[(-100f32).exp() / (1.0 + (-100f32).exp()), 0.5, 1.0]);
+        assert_eq!(&y[..3], &[0.0, 0.5, 1.0]);
+        let mid = [-7.5f32, -1.25, 0.3, 2.0, 9.0];
+        map(&Op::Unary(UnaryOp::Sigmoid), &mid, &mut y).unwrap();
+        for (&v, &got) in mid.iter().zip(&y) {
+            let want = 1.0 / (1.0 + (-f64::from(v)).exp());
+            assert!(
+                (f64::from(got) - want).abs() <= 4.0 * f64::from(f32::EPSILON) * want,
+                "sigmoid({v}) = {got}"
+            );
+        }
+        let special = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY];
+        map(&Op::Unary(UnaryOp::Sigmoid), &special, &mut y[..3]).unwrap();
+        assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 1.0);
     }
 }
