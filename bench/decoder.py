@@ -26,28 +26,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from transformer_encoder import time_ort, time_xq, xq_bin
+from transformer_encoder import prepare, time_ort, time_xq, xq_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "llama_bench_kv_dynamo"
-
-
-def prepare(out):
-    """Exports the bench-size models and makes the two dynamic int8 models once."""
-    float_model = out / f"{MODEL}.onnx"
-    if not float_model.exists():
-        subprocess.run([sys.executable, ROOT / "scripts/fixtures/transformers_export.py", out, "bench"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ort_int8 = out / f"{MODEL}_ort_int8.onnx"
-    if not ort_int8.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(float_model), str(ort_int8), per_channel=True, weight_type=QuantType.QInt8)
-    xq_dyn = out / f"{MODEL}_xq_dyn.onnx"
-    if not xq_dyn.exists():
-        subprocess.run([xq_bin(), "quantize", float_model, "--dynamic", "-o", xq_dyn], check=True,
-                       stdout=subprocess.DEVNULL)
-    return {"float": float_model, "ort_int8": ort_int8, "xq_dyn": xq_dyn}
 
 
 def cache_geometry(model):
@@ -99,7 +81,7 @@ def main():
     runs, rounds = int(os.environ.get("RUNS", 20)), int(os.environ.get("ROUNDS", 3))
     threads = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
     prompt, cache = int(os.environ.get("PROMPT", 128)), int(os.environ.get("CACHE", 256))
-    models = prepare(out)
+    models = prepare(out, MODEL)
     names, kv_heads, head = cache_geometry(models["float"])
     tokens = np.load(out / "tokens.npy")
 

@@ -29,18 +29,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bert_bench_sdpa_dynamo"
 
 
-def prepare(out):
-    """Exports the bench-size models and makes the three derived models once."""
-    float_model = out / f"{MODEL}.onnx"
+def prepare(out, model=MODEL):
+    """Exports the bench-size models and makes the two dynamic int8 models of `model` once."""
+    float_model = out / f"{model}.onnx"
     if not float_model.exists():
         subprocess.run([sys.executable, ROOT / "scripts/fixtures/transformers_export.py", out, "bench"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ort_int8 = out / f"{MODEL}_ort_int8.onnx"
+    ort_int8 = out / f"{model}_ort_int8.onnx"
     if not ort_int8.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(float_model), str(ort_int8), per_channel=True, weight_type=QuantType.QInt8)
-    xq_dyn = out / f"{MODEL}_xq_dyn.onnx"
+    xq_dyn = out / f"{model}_xq_dyn.onnx"
     if not xq_dyn.exists():
         subprocess.run([xq_bin(), "quantize", float_model, "--dynamic", "-o", xq_dyn], check=True,
                        stdout=subprocess.DEVNULL)

@@ -687,7 +687,8 @@ impl Program {
     /// An interpreter step that only renames its input's shape, run by moving the input's
     /// tensor into the output slot with the new dims (no copy). The output slot's tensor of
     /// the previous call goes back to the input slot, shaped as the input, so the producer
-    /// writes into it in place again: a steady state moves buffers and allocates none.
+    /// writes into it in place again: a steady state copies no elements (it still allocates the
+    /// two small dims vectors of the move).
     fn run_view_move(
         &self,
         name: &str,
