@@ -26,12 +26,15 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
         return Ok(());
     }
     if inner == 1 {
-        // Rows are contiguous: the exponentials of a row in one vectorized pass.
+        // Rows are contiguous: the maximum over 16 lanes (exact in any order), the
+        // exponentials in one vectorized pass, their sum in 16 lanes (`row_sum`: the same
+        // bits on every ISA).
+        let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
         for row in v.chunks_mut(len) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = lane_max(row);
             row.iter_mut().for_each(|e| *e -= max);
             fmath::map_in_place(Function::Exp, row);
-            let sum: f32 = row.iter().sum();
+            let sum = super::norm_rows::row_sum(isa, row);
             row.iter_mut().for_each(|e| *e /= sum);
         }
         return Ok(());
@@ -53,6 +56,25 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
         }
     }
     Ok(())
+}
+
+/// The largest non-NaN value of `row` (-inf when there is none), over 16 independent lanes
+/// so the loop vectorizes; `f32::max` skips NaN in any order, so the result is that of a
+/// sequential fold.
+fn lane_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = l.max(x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    lanes.iter().copied().fold(tail, f32::max)
 }
 
 /// Inference BatchNormalization over axis 1.
