@@ -4,7 +4,7 @@
 //! and `xq_profile_free` releases it.
 
 use super::boundary::{arg_ref, arg_slice, free_handle, guard, into_handle, Out};
-use super::program::{execute_with, xq_program};
+use super::program::{execute_pooled, xq_program};
 use super::status::xq_status;
 use super::tensor::xq_tensor;
 use crate::Error;
@@ -38,16 +38,9 @@ pub unsafe extern "C" fn xq_execute_profiled(
         let out = unsafe { Out::new(profile, "profile") }?;
         // SAFETY: caller's contract; count bounded.
         let descs = unsafe { arg_slice(inputs, n_inputs, super::program::MAX_C_COUNT, "inputs") }?;
-        let mut io =
-            p.io.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .unwrap_or_default();
         let mut steps = Vec::new();
         // SAFETY: forwarded contract.
-        let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs, Some(&mut steps)) };
-        p.io.lock().unwrap_or_else(|e| e.into_inner()).push(io);
-        result?;
+        unsafe { execute_pooled(p, descs, outputs, n_outputs, Some(&mut steps)) }?;
         let steps = steps
             .into_iter()
             .map(|(label, t)| {

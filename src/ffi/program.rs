@@ -622,23 +622,39 @@ pub unsafe extern "C" fn xq_execute(
         let p = unsafe { arg_ref(program, "program") }?;
         // SAFETY: caller's contract; count bounded.
         let descs = unsafe { arg_slice(inputs, n_inputs, MAX_C_COUNT, "inputs") }?;
-        let mut io =
-            p.io.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .unwrap_or_default();
         // SAFETY: forwarded contract.
-        let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs, None) };
-        p.io.lock().unwrap_or_else(|e| e.into_inner()).push(io);
-        result
+        unsafe { execute_pooled(p, descs, outputs, n_outputs, None) }
     })
+}
+
+/// `xq_execute`'s body on I/O tensors taken from the program's pool (one set per concurrent
+/// call, reused by the next), recording the steps' times into `profile` when given.
+///
+/// # Safety
+/// As `xq_execute`, with `descs` its input descriptors.
+pub(super) unsafe fn execute_pooled(
+    p: &xq_program,
+    descs: &[xq_tensor],
+    outputs: *mut xq_tensor,
+    n_outputs: usize,
+    profile: Option<&mut Vec<(String, std::time::Duration)>>,
+) -> Result<()> {
+    let mut io =
+        p.io.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+    // SAFETY: forwarded contract.
+    let result = unsafe { execute_with(p, &mut io, descs, outputs, n_outputs, profile) };
+    p.io.lock().unwrap_or_else(|e| e.into_inner()).push(io);
+    result
 }
 
 /// The body of `xq_execute`, with the tensors `io` to copy inputs and outputs through.
 ///
 /// # Safety
 /// As `xq_execute`, with `descs` its input descriptors.
-pub(super) unsafe fn execute_with(
+unsafe fn execute_with(
     p: &xq_program,
     io: &mut ExecuteIo,
     descs: &[xq_tensor],

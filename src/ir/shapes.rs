@@ -371,25 +371,39 @@ pub fn conv_transpose_window(
 
 /// The target shape of Reshape.
 pub fn reshape_shape(input: &[usize], shape: &[i64], allowzero: bool) -> Result<Vec<usize>> {
+    let mut out = vec![0; shape.len()];
+    reshape_dims_in(input, shape, allowzero, &mut out)?;
+    Ok(out)
+}
+
+/// [`reshape_shape`] into `out` (of `shape.len()` elements), allocating nothing unless it
+/// fails: the one definition of Reshape's target dims, for callers that keep dims inline.
+pub fn reshape_dims_in(input: &[usize], shape: &[i64], allowzero: bool, out: &mut [usize]) -> Result<()> {
+    if out.len() != shape.len() {
+        return Err(shape_err(format!(
+            "Reshape to {} dims into {} slots",
+            shape.len(),
+            out.len()
+        )));
+    }
     let numel = checked_numel(input)?;
-    let mut out = Vec::with_capacity(shape.len());
     let mut infer_at = None;
     for (i, &s) in shape.iter().enumerate() {
-        match s {
+        out[i] = match s {
             -1 if infer_at.is_none() => {
                 infer_at = Some(i);
-                out.push(1);
+                1
             }
-            0 if !allowzero => out.push(
-                *input
-                    .get(i)
-                    .ok_or_else(|| shape_err(format!("Reshape copies axis {i} of {input:?}")))?,
-            ),
-            s if s >= 0 => out.push(s as usize),
+            0 if !allowzero => *input
+                .get(i)
+                .ok_or_else(|| shape_err(format!("Reshape copies axis {i} of {input:?}")))?,
+            s if s >= 0 => {
+                usize::try_from(s).map_err(|_| shape_err(format!("invalid Reshape target {shape:?}")))?
+            }
             _ => return Err(shape_err(format!("invalid Reshape target {shape:?}"))),
-        }
+        };
     }
-    let known = checked_numel(&out)?;
+    let known = checked_numel(out)?;
     if let Some(i) = infer_at {
         if known == 0 || numel % known != 0 {
             return Err(shape_err(format!("cannot reshape {input:?} to {shape:?}")));
@@ -400,7 +414,7 @@ pub fn reshape_shape(input: &[usize], shape: &[i64], allowzero: bool) -> Result<
             "cannot reshape {input:?} ({numel} elements) to {shape:?}"
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Axes of Squeeze (all size-1 axes when `axes` is None), sorted.

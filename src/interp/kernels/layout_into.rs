@@ -84,26 +84,11 @@ fn shape_values(shape: &Tensor) -> Option<&[i64]> {
 /// Reshape's output shape (ONNX rules: `0` copies the input axis unless `allowzero`, one
 /// `-1` is inferred), or `None` when it is invalid or too long.
 fn reshape_dims(input: &[usize], shape: &[i64], allowzero: bool) -> Option<Dims> {
-    let numel = input.iter().try_fold(1usize, |a, &n| a.checked_mul(n))?;
     let mut out = Dims::new();
-    let mut infer_at = None;
-    for (i, &s) in shape.iter().enumerate() {
-        let n = match s {
-            -1 if infer_at.is_none() => {
-                infer_at = Some(i);
-                1
-            }
-            0 if !allowzero => *input.get(i)?,
-            s => usize::try_from(s).ok()?,
-        };
-        out.push(n)?;
+    for _ in shape {
+        out.push(0)?;
     }
-    let known = out.numel()?;
-    match infer_at {
-        Some(i) if known != 0 && numel % known == 0 => out.d[i] = numel / known,
-        None if known == numel => {}
-        _ => return None,
-    }
+    crate::ir::shapes::reshape_dims_in(input, shape, allowzero, &mut out.d[..shape.len()]).ok()?;
     Some(out)
 }
 
@@ -112,9 +97,15 @@ pub fn reshape_into(x: &Tensor, shape: &Tensor, allowzero: bool, out: &mut Optio
     let Some(dims) = shape_values(shape).and_then(|s| reshape_dims(x.dims(), s, allowzero)) else {
         return Ok(false);
     };
+    copy_as(x, &dims, out)
+}
+
+/// Copies `x`'s elements into `out` as a tensor of `dims` (same element count); false for
+/// an element type these operators do not move.
+fn copy_as(x: &Tensor, dims: &Dims, out: &mut Option<Tensor>) -> Result<bool> {
     macro_rules! copy {
         ($get:ident, $get_mut:ident) => {
-            output(out, x.dtype(), &dims)?
+            output(out, x.dtype(), dims)?
                 .$get_mut()?
                 .copy_from_slice(x.$get()?)
         };
@@ -135,15 +126,7 @@ pub fn flatten_into(x: &Tensor, axis: i64, out: &mut Option<Tensor>) -> Result<b
     let Some(dims) = Dims::of(&[d[..ax].iter().product(), d[ax..].iter().product()]) else {
         return Ok(false);
     };
-    macro_rules! copy {
-        ($get:ident, $get_mut:ident) => {
-            output(out, x.dtype(), &dims)?
-                .$get_mut()?
-                .copy_from_slice(x.$get()?)
-        };
-    }
-    typed!(x.dtype(), copy);
-    Ok(true)
+    copy_as(x, &dims, out)
 }
 
 /// Copies `x` (dims `xd`, left-padded with 1s to `out`'s rank) broadcast to `out` into `dst`.

@@ -359,25 +359,8 @@ fn reshape_dims(input: &[usize], shape: &Tensor, allowzero: bool) -> Option<Sdpa
     let TensorData::I64(shape) = shape.data() else {
         return None;
     };
-    let total = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     let mut out = SdpaDims::zeros(shape.len())?;
-    let (mut known, mut infer) = (1usize, None);
-    for (i, &s) in shape.iter().enumerate() {
-        out[i] = match s {
-            -1 if infer.is_none() => {
-                infer = Some(i);
-                1
-            }
-            0 if !allowzero => *input.get(i)?,
-            s => usize::try_from(s).ok()?,
-        };
-        known = known.checked_mul(out[i])?;
-    }
-    match infer {
-        Some(i) if known > 0 && total % known == 0 => out[i] = total / known,
-        None if known == total => {}
-        _ => return None,
-    }
+    crate::ir::shapes::reshape_dims_in(input, shape, allowzero, &mut out).ok()?;
     Some(out)
 }
 
