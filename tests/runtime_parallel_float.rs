@@ -2,7 +2,8 @@
 //! float MatMul of a weight matrix (rows of A spread over the pool; for a few rows, its columns),
 //! one with a batched B (whole
 //! products spread), Softmax along rows and point-wise operators (elements spread), large and
-//! small, executed again and again (the outputs kept in place).
+//! small, executed again and again (the outputs kept in place); the weight MatMul's rows are
+//! the few-row product's definition for any row count.
 
 use xq::delegate::{lower, PartitionMode};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorInfo};
@@ -88,6 +89,24 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
             .iter()
             .map(|t| t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect())
             .collect();
+        // Each row of the weight MatMul is the few-row product's definition, whatever the row
+        // count (B packed once by the program for more than four rows).
+        let (x, w) = (inputs[0].as_f32().unwrap(), f32s(&[k, n], 9));
+        for r in 0..batch * m {
+            let mut row = vec![0f32; n];
+            xq::interp::kernels::gemv::scalar::gemv(
+                &x[r * k..(r + 1) * k],
+                w.as_f32().unwrap(),
+                n,
+                0..n,
+                &mut row,
+            );
+            let bits: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+            assert!(
+                bits[..] == want[0][r * n..(r + 1) * n],
+                "{batch}x{m}x{k}x{n}: row {r} of the weight MatMul is not the definition"
+            );
+        }
         // The interpreter itself (no program) agrees too.
         let interp = xq::interp::run_once(&g, &inputs).unwrap();
         for threads in [2, 3] {

@@ -23,6 +23,7 @@
 //! format as its packed section: packing is the runtime's job, the format only stores blobs.
 
 mod attention_fusion;
+mod packed_matmul;
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
@@ -157,6 +158,8 @@ pub struct Program {
     /// ...) and is that input's last reader, so it hands the buffer on instead of copying it
     /// (see [`view_moves`]).
     moves: Vec<bool>,
+    /// Per step: the constant B of an interpreted MatMul, packed (see [`packed_matmul`]).
+    packed_matmuls: Vec<Option<crate::interp::kernels::sgemm::PackedB>>,
     pool: ThreadPool,
     /// Execution contexts not in use (one per concurrent call made so far).
     contexts: Mutex<Vec<Context>>,
@@ -296,6 +299,12 @@ impl Program {
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
         let moves = view_moves(&steps, &borrowed, &output_slots);
+        let packed_matmuls = packed_matmul::pack_constant_matmuls(
+            &steps,
+            &borrowed,
+            &constants,
+            crate::cpu::selected_isa().unwrap_or(Isa::Scalar),
+        );
         Ok(Program {
             spec,
             source,
@@ -309,6 +318,7 @@ impl Program {
             slot_count,
             borrowed,
             moves,
+            packed_matmuls,
             pool: ThreadPool::new(threads)?,
             contexts: Mutex::new(Vec::new()),
         })
@@ -466,8 +476,12 @@ impl Program {
     fn labelled(&self, times: Vec<Duration>) -> Vec<(String, Duration)> {
         self.steps
             .iter()
+            .zip(&self.packed_matmuls)
             .zip(times)
-            .map(|(s, t)| (s.label(&self.spec.values), t))
+            .map(|((s, packed), t)| match (s, packed) {
+                (Step::Interp { name, .. }, Some(_)) => (format!("{name} [interp MatMul, packed B]"), t),
+                _ => (s.label(&self.spec.values), t),
+            })
             .collect()
     }
 
@@ -663,9 +677,13 @@ impl Program {
                         None => writes.len(),
                     };
                     let results = &mut results[..requested.max(1).min(writes.len())];
-                    let parallel = match &mut *results {
-                        [out] => self.run_parallel_interp(op, args, out)?,
+                    let packed = match (&self.packed_matmuls[index], &mut *results, args.first()) {
+                        (Some(b), [out], Some(Some(a))) => self.run_packed_matmul(b, a, out)?,
                         _ => false,
+                    };
+                    let parallel = match &mut *results {
+                        [out] if !packed => self.run_parallel_interp(op, args, out)?,
+                        _ => packed,
                     };
                     if !parallel {
                         eval_into(op, args, results)

@@ -1,4 +1,6 @@
-//! Matrix products through `matrixmultiply` (f32 for float ops, f64 for exact integer ops).
+//! Matrix products: f32 ones through the chained kernels ([`super::gemv`], [`super::sgemm`];
+//! `matrixmultiply` only for Gemm's scaled or transposed-A forms), f64 ones (exact integer
+//! ops) through `matrixmultiply`.
 
 use crate::ir::op::GemmAttrs;
 use crate::ir::shapes::{broadcast, matmul_shape};
@@ -41,11 +43,14 @@ pub static HAS_AVX2_FMA: std::sync::LazyLock<bool> = std::sync::LazyLock::new(||
     f.avx2 && f.fma
 });
 
-/// The few-row f32 GEMMs [`super::gemv`] computes (no packing of B): at most
-/// [`super::gemv::MAX_ROWS`] rows, alpha 1, beta 0, contiguous rows everywhere. Returns false,
-/// having written nothing, for any other.
+/// The f32 products the gemv definition computes (one fused multiply-add chain per output,
+/// over `k` from 0): alpha 1, beta 0, A's and C's rows contiguous (any row strides), B any
+/// non-negative strides. At most [`super::gemv::MAX_ROWS`] rows of a row-major A, B and C
+/// run [`super::gemv`] (no packing); the others [`super::sgemm`], with B packed into this
+/// thread's reusable buffer. Returns false, having written nothing, for any other product (or
+/// one whose views do not fit their slices).
 #[allow(clippy::too_many_arguments)]
-fn few_rows_f32(
+fn chained_f32(
     m: usize,
     k: usize,
     n: usize,
@@ -59,24 +64,40 @@ fn few_rows_f32(
     c_st: (isize, isize),
 ) -> bool {
     let contiguous = |st: (isize, isize), cols: usize| st.1 == 1 && st.0 == cols as isize;
-    if m == 0
-        || m > super::gemv::MAX_ROWS
-        || alpha != 1.0
+    if alpha != 1.0
         || beta != 0.0
-        || !contiguous(a_st, k)
-        || !contiguous(b_st, n)
-        || !contiguous(c_st, n)
-        || a.len() < m * k
-        || b.len() < k * n
-        || c.len() < m * n
+        || a_st.1 != 1
+        || c_st.1 != 1
+        || a_st.0 < 0
+        || c_st.0 < 0
+        || b_st.0 < 0
+        || b_st.1 < 0
+        || !view_fits(a.len(), m, k, a_st)
+        || !view_fits(c.len(), m, n, c_st)
+        || (c_st.0 as usize) < n
     {
         return false;
     }
-    super::gemv::gemm_few_rows(a, m, k, b, n, c);
-    true
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if m <= super::gemv::MAX_ROWS
+        && contiguous(a_st, k)
+        && contiguous(b_st, n)
+        && contiguous(c_st, n)
+        && b.len() >= k * n
+    {
+        super::gemv::gemm_few_rows(a, m, k, b, n, c);
+        return true;
+    }
+    let (lda, ldc) = (a_st.0 as usize, c_st.0 as usize);
+    super::sgemm::with_packed(b, (b_st.0 as usize, b_st.1 as usize), k, n, |p| {
+        super::sgemm::sgemm(a, lda, m, p, c, ldc)
+    })
+    .is_some()
 }
 
-/// The f64 GEMM has no few-row path.
+/// The f64 GEMM has no chained path (it computes exact integer products).
 #[allow(clippy::too_many_arguments)]
 fn few_rows_f64(
     _: usize,
@@ -146,7 +167,7 @@ macro_rules! gemm_impl {
         }
     };
 }
-gemm_impl!(f32, sgemm, few_rows_f32);
+gemm_impl!(f32, sgemm, chained_f32);
 gemm_impl!(f64, dgemm, few_rows_f64);
 
 /// ONNX Gemm: `alpha * op(A) · op(B) + beta * C`.
