@@ -17,7 +17,8 @@ fn f32s(dims: &[usize], seed: u32) -> Tensor {
     Tensor::from_f32(dims.to_vec(), v).unwrap()
 }
 
-/// `y = x · w` (w a constant matrix), `z = x · xt` with `xt` a batched runtime operand,
+/// `y = x · w + bias` and `y2 = x · w` (w a constant matrix, bias a constant vector),
+/// `z = x · xt` with `xt` a batched runtime operand,
 /// `s = softmax(z)` along the last axis, over all of `z`'s axes after the first (opset < 13
 /// form) and along a middle axis, and `g = gelu(y)`, `e = erf(y)`.
 fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
@@ -35,10 +36,12 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
             TensorInfo::known("s3", DType::F32, &[batch, m, m]),
             TensorInfo::known("g", DType::F32, &[batch, m, n]),
             TensorInfo::known("e", DType::F32, &[batch, m, n]),
+            TensorInfo::known("y2", DType::F32, &[batch, m, n]),
         ],
         ..Graph::default()
     };
     g.initializers.insert("w".into(), f32s(&[k, n], 9));
+    g.initializers.insert("bias".into(), f32s(&[n], 10));
     let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
         name: name.into(),
         op,
@@ -47,7 +50,14 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
     };
     let softmax = |axis, coerce_2d| Op::Softmax { axis, coerce_2d };
     g.nodes = vec![
-        node("linear", Op::MatMul, &["x", "w"], "y"),
+        node("linear", Op::MatMul, &["x", "w"], "mm"),
+        node(
+            "bias",
+            Op::Binary(xq::ir::op::BinaryOp::Add),
+            &["bias", "mm"],
+            "y",
+        ),
+        node("linear_out", Op::MatMul, &["x", "w"], "y2"),
         node("scores", Op::MatMul, &["x", "xt"], "z"),
         node("softmax", softmax(-1, false), &["z"], "s"),
         node("softmax_2d", softmax(1, true), &["z"], "s2"),
@@ -90,8 +100,9 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
             .map(|t| t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect())
             .collect();
         // Each row of the weight MatMul is the few-row product's definition, whatever the row
-        // count (B packed once by the program for more than four rows).
-        let (x, w) = (inputs[0].as_f32().unwrap(), f32s(&[k, n], 9));
+        // count (B packed once by the program for more than four rows), and the bias Add
+        // (fused into the MatMul step) adds the bias to it.
+        let (x, w, bias) = (inputs[0].as_f32().unwrap(), f32s(&[k, n], 9), f32s(&[n], 10));
         for r in 0..batch * m {
             let mut row = vec![0f32; n];
             xq::interp::kernels::gemv::scalar::gemv(
@@ -102,9 +113,29 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
                 &mut row,
             );
             let bits: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+            let biased: Vec<u32> = row
+                .iter()
+                .zip(bias.as_f32().unwrap())
+                .map(|(y, b)| (b + y).to_bits())
+                .collect();
+            let cols = r * n..(r + 1) * n;
             assert!(
-                bits[..] == want[0][r * n..(r + 1) * n],
+                bits[..] == want[7][cols.clone()] && biased[..] == want[0][cols],
                 "{batch}x{m}x{k}x{n}: row {r} of the weight MatMul is not the definition"
+            );
+        }
+        if batch * m > 4 {
+            let labels: Vec<String> = one
+                .profile(&inputs)
+                .unwrap()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect();
+            assert!(
+                labels
+                    .iter()
+                    .any(|l| l.starts_with("linear ") && l.contains("+ bias")),
+                "the bias Add is not fused: {labels:?}"
             );
         }
         // The interpreter itself (no program) agrees too.
@@ -292,6 +323,68 @@ fn normalisations_broadcasts_where_and_transposes_split_over_threads_give_the_bi
                     );
                 }
             }
+        }
+    }
+}
+
+/// A linear layer (MatMul of a constant matrix, then Add of a constant bias) whose row count
+/// is symbolic: calls of many rows (the bias fused into the packed MatMul) and of a few (the
+/// vector × matrix kernel, then the Add) alternate, and each gives the interpreter's bits.
+#[test]
+fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
+    use xq::ir::Dim;
+    let (k, n) = (40, 70);
+    let mut g = Graph {
+        name: "linear".into(),
+        inputs: vec![TensorInfo {
+            name: "x".into(),
+            dtype: DType::F32,
+            shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(k)]),
+        }],
+        outputs: vec![TensorInfo {
+            name: "y".into(),
+            dtype: DType::F32,
+            shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(n)]),
+        }],
+        ..Graph::default()
+    };
+    g.initializers.insert("w".into(), f32s(&[k, n], 11));
+    g.initializers.insert("bias".into(), f32s(&[n], 12));
+    let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.into()],
+    };
+    g.nodes = vec![
+        node("linear", Op::MatMul, &["x", "w"], "mm"),
+        node(
+            "bias",
+            Op::Binary(xq::ir::op::BinaryOp::Add),
+            &["mm", "bias"],
+            "y",
+        ),
+    ];
+    g.validate().unwrap();
+    let spec = lower(&g, PartitionMode::None).unwrap().0;
+    for threads in [1, 2] {
+        let p = Program::new(spec.clone(), ProgramOptions { threads }).unwrap();
+        for (call, rows) in [9, 2, 30, 1, 4, 5, 64].into_iter().enumerate() {
+            let x = [f32s(&[rows, k], call as u32)];
+            let got = p.execute(&x).unwrap();
+            let want = xq::interp::run_once(&g, &x).unwrap();
+            let bits = |t: &Tensor| {
+                t.as_f32()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(got[0].dims(), &[rows, n]);
+            assert!(
+                bits(&got[0]) == bits(&want[0]),
+                "{threads} threads, call {call} of {rows} rows"
+            );
         }
     }
 }

@@ -3,6 +3,12 @@
 //! [`sgemm`] on it, its row blocks split over the pool. Every output is the gemv definition's
 //! chain, so the bits are those of the interpreter (which packs B per call) and of any split.
 //!
+//! When the MatMul's output is read only by an Add of a constant vector of its column count
+//! (the linear layer's bias), that call also adds the bias to its rows while they are in
+//! cache and writes the Add's output; the Add step then finds the MatMul's output slot empty
+//! and does nothing. The sum is the Add's (`y + bias`, one rounding), so the bits do not
+//! change.
+//!
 //! The unpacked constant stays: calls of at most [`gemv::MAX_ROWS`] rows (decoding) run the
 //! vector × matrix kernel on the row-major matrix with the columns split over the pool, and
 //! the program's spec holds the initializer anyway.
@@ -11,54 +17,181 @@ use super::{matmul_output, Borrowed, Program, SendPtr, Step, PARALLEL_MATMUL_MAC
 use crate::cpu::Isa;
 use crate::interp::kernels::gemv;
 use crate::interp::kernels::sgemm::{self, sgemm, PackedB};
+use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor};
 use crate::Result;
 
-/// Per step: B packed for `isa`, for every interpreted MatMul whose B is a constant f32
-/// matrix (not replaced by a program input). A matrix too large to pack is left unpacked.
-pub(super) fn pack_constant_matmuls(
-    steps: &[Step],
-    borrowed: &[Borrowed],
-    constants: &[(usize, Tensor)],
-    isa: Isa,
-) -> Vec<Option<PackedB>> {
-    steps
-        .iter()
-        .map(|step| {
-            let Step::Interp {
-                op: Op::MatMul,
-                inputs,
-                outputs,
-                ..
-            } = step
-            else {
-                return None;
-            };
-            let ([Some(_), Some(b)], [Some(_)]) = (inputs.as_slice(), outputs.as_slice()) else {
-                return None;
-            };
-            let Borrowed::Constant(i) = borrowed[*b] else {
-                return None;
-            };
-            let t = &constants[i].1;
-            match (t.dtype(), t.dims()) {
-                (DType::F32, &[k, n]) => PackedB::new(isa, t.as_f32().ok()?, k, n).ok(),
-                _ => None,
+/// A constant MatMul's packed B and, when fused, the bias Add that alone reads its output.
+pub(super) struct PackedMatMul {
+    b: PackedB,
+    bias: Option<FusedBias>,
+}
+
+/// The Add of a bias vector fused into a packed MatMul.
+struct FusedBias {
+    /// `n` values.
+    values: Vec<f32>,
+    /// The MatMul's own output slot (left empty when the fused path ran).
+    matmul_output: usize,
+    /// The Add's output slot (written by the MatMul step instead).
+    output: usize,
+}
+
+/// The packed MatMuls of a program's steps, and which Add steps they absorb.
+#[derive(Default)]
+pub(super) struct ConstantMatMuls {
+    /// Per step.
+    packed: Vec<Option<PackedMatMul>>,
+    /// Per step: for a fused Add, the output slot of its MatMul.
+    fused_adds: Vec<Option<usize>>,
+}
+
+/// Every slot `step` reads.
+fn reads(step: &Step) -> Vec<usize> {
+    match step {
+        Step::Interp { inputs, .. } => inputs.iter().flatten().copied().collect(),
+        Step::Quantize { slot, .. } => vec![*slot],
+        Step::Dynamic { input, .. } => vec![*input],
+        Step::Attention { fused, .. } => fused.reads().collect(),
+        Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => Vec::new(),
+    }
+}
+
+impl ConstantMatMuls {
+    /// Packs, for `isa`, the B of every interpreted MatMul whose B is a constant f32 matrix
+    /// (not replaced by a program input), and finds the bias Adds they absorb. A matrix too
+    /// large to pack is left unpacked.
+    pub(super) fn build(
+        steps: &[Step],
+        borrowed: &[Borrowed],
+        constants: &[(usize, Tensor)],
+        output_slots: &[usize],
+        isa: Isa,
+    ) -> Self {
+        let constant = |slot: usize| match borrowed[slot] {
+            Borrowed::Constant(i) => Some(&constants[i].1),
+            _ => None,
+        };
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); borrowed.len()];
+        for (i, s) in steps.iter().enumerate() {
+            for slot in reads(s) {
+                readers[slot].push(i);
             }
-        })
-        .collect()
+        }
+        let mut fused_adds = vec![None; steps.len()];
+        let packed = steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let Step::Interp {
+                    op: Op::MatMul,
+                    inputs,
+                    outputs,
+                    ..
+                } = step
+                else {
+                    return None;
+                };
+                let ([Some(_), Some(b)], [Some(o)]) = (inputs.as_slice(), outputs.as_slice()) else {
+                    return None;
+                };
+                let t = constant(*b)?;
+                let b = match (t.dtype(), t.dims()) {
+                    (DType::F32, &[k, n]) => PackedB::new(isa, t.as_f32().ok()?, k, n).ok()?,
+                    _ => return None,
+                };
+                let bias = match readers[*o].as_slice() {
+                    [j] if *j > i && !output_slots.contains(o) && borrowed[*o] == Borrowed::None => {
+                        Self::bias_add(&steps[*j], *o, b.n(), &constant)
+                    }
+                    _ => None,
+                };
+                if let Some(f) = &bias {
+                    fused_adds[readers[*o][0]] = Some(f.matmul_output);
+                }
+                Some(PackedMatMul { b, bias })
+            })
+            .collect();
+        ConstantMatMuls { packed, fused_adds }
+    }
+
+    /// `step` as the Add of a constant f32 vector of `n` values to slot `o`, when it is one.
+    fn bias_add<'a>(
+        step: &Step,
+        o: usize,
+        n: usize,
+        constant: &impl Fn(usize) -> Option<&'a Tensor>,
+    ) -> Option<FusedBias> {
+        let Step::Interp {
+            op: Op::Binary(BinaryOp::Add),
+            inputs,
+            outputs,
+            ..
+        } = step
+        else {
+            return None;
+        };
+        let ([Some(x), Some(y)], [Some(out)]) = (inputs.as_slice(), outputs.as_slice()) else {
+            return None;
+        };
+        let other = match (*x == o, *y == o) {
+            (true, false) => *y,
+            (false, true) => *x,
+            _ => return None,
+        };
+        let t = constant(other)?;
+        match (t.dtype(), t.dims()) {
+            (DType::F32, &[len]) if len == n => Some(FusedBias {
+                values: t.as_f32().ok()?.to_vec(),
+                matmul_output: o,
+                output: *out,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Step `index`'s packed MatMul.
+    pub(super) fn get(&self, index: usize) -> Option<&PackedMatMul> {
+        self.packed.get(index)?.as_ref()
+    }
+
+    /// Whether step `index` is an Add its MatMul already computed in this call (the MatMul's
+    /// output slot, in `tensors`, is empty).
+    pub(super) fn already_added(&self, index: usize, tensors: &[Option<Tensor>]) -> bool {
+        matches!(self.fused_adds.get(index), Some(Some(o)) if tensors[*o].is_none())
+    }
+}
+
+impl PackedMatMul {
+    /// The output slot of the fused bias Add, if any.
+    pub(super) fn fused_output(&self) -> Option<usize> {
+        self.bias.as_ref().map(|f| f.output)
+    }
+
+    /// The MatMul's own output slot when a bias Add is fused.
+    pub(super) fn matmul_output(&self) -> Option<usize> {
+        self.bias.as_ref().map(|f| f.matmul_output)
+    }
 }
 
 impl Program {
-    /// Runs a MatMul of `a` by the matrix packed in `b` into `out` when A is f32 with more
-    /// than [`gemv::MAX_ROWS`] rows (its leading axes folded into rows). Returns false, having
-    /// done nothing, for anything else, which then runs as an interpreted MatMul.
+    /// Runs a MatMul of `a` by `mm`'s packed matrix into `out` when A is f32 with more than
+    /// [`gemv::MAX_ROWS`] rows (its leading axes folded into rows), adding the fused bias
+    /// when `with_bias` (`out` is then the Add's output). Returns false, having done nothing,
+    /// for anything else, which then runs as an interpreted MatMul.
     pub(super) fn run_packed_matmul(
         &self,
-        b: &PackedB,
+        mm: &PackedMatMul,
         a: &Tensor,
         out: &mut Option<Tensor>,
+        with_bias: bool,
     ) -> Result<bool> {
+        let b = &mm.b;
+        let bias = mm
+            .bias
+            .as_ref()
+            .filter(|_| with_bias)
+            .map(|f| f.values.as_slice());
         let (k, n) = (b.k(), b.n());
         if a.dtype() != DType::F32 {
             return Ok(false);
@@ -71,11 +204,19 @@ impl Program {
             return Ok(false);
         }
         let y = matmul_output(out, a.dims(), &[k, n])?;
+        let run = |first: usize, end: usize, part: &mut [f32]| {
+            sgemm(&av[first * k..end * k], k, end - first, b, part, n);
+            if let Some(bias) = bias {
+                for row in part.chunks_exact_mut(n.max(1)) {
+                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+                }
+            }
+        };
         let blocks = rows.div_ceil(sgemm::ROW_BLOCK);
         let threads = self.pool.threads();
         let macs = rows.saturating_mul(k).saturating_mul(n);
         if threads == 1 || blocks < 2 || macs < PARALLEL_MATMUL_MACS {
-            sgemm(av, k, rows, b, y, n);
+            run(0, rows, y);
             return Ok(true);
         }
         let tasks = (threads * 2).min(blocks);
@@ -87,7 +228,7 @@ impl Program {
             // SAFETY: `y` (rows × n, checked by `matmul_output`'s shape) outlives the job, and
             // the tasks' row ranges partition 0..rows, so each task writes its own rows only.
             let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(first * n), (end - first) * n) };
-            sgemm(&av[first * k..end * k], k, end - first, b, part, n);
+            run(first, end, part);
         });
         Ok(true)
     }
