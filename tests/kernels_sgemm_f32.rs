@@ -1,12 +1,13 @@
 //! The packed-B f32 GEMM (`interp::kernels::sgemm`): on every ISA, each output is the few-row
 //! product's definition (`gemv::scalar::gemv`, one fused multiply-add chain per column) to
 //! the bit, for any shape (edge tiles in rows and columns, strided A and C), leaving C's
-//! other elements alone; the matrix is packed from any strided view.
+//! other elements alone, and a bias adds as a separate sum would; the matrix is packed from
+//! any strided view.
 
 use proptest::prelude::*;
 use xq::cpu::Isa;
 use xq::interp::kernels::gemv::scalar;
-use xq::interp::kernels::sgemm::{sgemm, with_packed, PackedB};
+use xq::interp::kernels::sgemm::{sgemm, sgemm_bias, with_packed, PackedB};
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -50,18 +51,25 @@ proptest! {
         n in 1usize..70,
         a_pad in 0usize..3,
         c_pad in 0usize..3,
+        with_bias in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let (lda, ldc) = (k + a_pad, n + c_pad);
         let a = values(m * lda, seed);
         let b = values(k * n, seed ^ 0x5555);
-        let want = definition(&a, lda, m, k, &b, n, ldc);
+        let bias = with_bias.then(|| values(n, seed ^ 0xaaaa));
+        let mut want = definition(&a, lda, m, k, &b, n, ldc);
+        if let Some(bias) = &bias {
+            for r in 0..m {
+                want[r * ldc..r * ldc + n].iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+            }
+        }
         for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
             let packed = PackedB::new(isa, &b, k, n).unwrap();
             prop_assert_eq!((packed.k(), packed.n()), (k, n));
             let mut got = vec![FILL; m * ldc];
-            sgemm(&a, lda, m, &packed, &mut got, ldc);
-            prop_assert!(same_bits(&got, &want), "{}: m {}, k {}, n {}, lda {}, ldc {}", isa, m, k, n, lda, ldc);
+            sgemm_bias(&a, lda, m, &packed, bias.as_deref(), &mut got, ldc);
+            prop_assert!(same_bits(&got, &want), "{}: m {}, k {}, n {}, lda {}, ldc {}, bias {}", isa, m, k, n, lda, ldc, with_bias);
         }
     }
 

@@ -1,11 +1,11 @@
 //! Interpreted f32 MatMuls against a constant matrix (a linear layer's weights): B is packed
 //! once when the program is built, and a call of more than [`gemv::MAX_ROWS`] rows runs
-//! [`sgemm`] on it, its row blocks split over the pool. Every output is the gemv definition's
+//! [`sgemm_bias`] on it, its row blocks split over the pool. Every output is the gemv definition's
 //! chain, so the bits are those of the interpreter (which packs B per call) and of any split.
 //!
 //! When the MatMul's output is read only by an Add of a constant vector of its column count
-//! (the linear layer's bias), that call also adds the bias to its rows while they are in
-//! cache and writes the Add's output; the Add step then finds the MatMul's output slot empty
+//! (the linear layer's bias), that call also adds the bias to its tiles as they are stored
+//! and writes the Add's output; the Add step then finds the MatMul's output slot empty
 //! and does nothing. The sum is the Add's (`y + bias`, one rounding), so the bits do not
 //! change.
 //!
@@ -16,7 +16,7 @@
 use super::{matmul_output, Borrowed, Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
 use crate::cpu::Isa;
 use crate::interp::kernels::gemv;
-use crate::interp::kernels::sgemm::{self, sgemm, PackedB};
+use crate::interp::kernels::sgemm::{self, sgemm_bias, PackedB};
 use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor};
 use crate::Result;
@@ -205,12 +205,7 @@ impl Program {
         }
         let y = matmul_output(out, a.dims(), &[k, n])?;
         let run = |first: usize, end: usize, part: &mut [f32]| {
-            sgemm(&av[first * k..end * k], k, end - first, b, part, n);
-            if let Some(bias) = bias {
-                for row in part.chunks_exact_mut(n.max(1)) {
-                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
-                }
-            }
+            sgemm_bias(&av[first * k..end * k], k, end - first, b, bias, part, n)
         };
         let blocks = rows.div_ceil(sgemm::ROW_BLOCK);
         let threads = self.pool.threads();

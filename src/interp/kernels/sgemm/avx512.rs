@@ -12,7 +12,7 @@ const ROWS: usize = 12;
 ///
 /// # Safety
 /// AVX-512 F present; rows `r < m` of `a` (stride `lda`) readable for `k` values, `b` for
-/// `n.div_ceil(32) · 32 · k` values, rows `r < m` of `c` (stride `ldc`) writable for `n`.
+/// `n.div_ceil(32) · 32 · k` values, rows `r < m` of `c` (stride `ldc`) writable for `n`; `bias` null or readable for `n` values.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
@@ -24,16 +24,23 @@ pub(super) unsafe fn sgemm(
     n: usize,
     c: *mut f32,
     ldc: usize,
+    bias: *const f32,
 ) {
     for p in 0..n.div_ceil(WIDTH) {
         let cols = (n - p * WIDTH).min(WIDTH);
         // SAFETY: panel p < n.div_ceil(32) starts inside `b`; column p · 32 < n inside each
         // row of `c` (caller).
         let (panel, c) = unsafe { (b.add(p * WIDTH * k), c.add(p * WIDTH)) };
+        let bias = if bias.is_null() {
+            bias
+        } else {
+            // SAFETY: a bias holds n values (caller), and p · WIDTH < n.
+            unsafe { bias.add(p * WIDTH) }
+        };
         let mut r = 0;
         while r + ROWS <= m {
             // SAFETY: rows r..r + 12 are rows of A and C (caller).
-            unsafe { tile::<ROWS>(a.add(r * lda), lda, k, panel, c.add(r * ldc), ldc, cols) };
+            unsafe { tile::<ROWS>(a.add(r * lda), lda, k, panel, c.add(r * ldc), ldc, cols, bias) };
             r += ROWS;
         }
         // SAFETY: the remaining m - r rows, as above.
@@ -41,27 +48,28 @@ pub(super) unsafe fn sgemm(
             let (a, c) = (a.add(r * lda), c.add(r * ldc));
             match m - r {
                 0 => {}
-                1 => tile::<1>(a, lda, k, panel, c, ldc, cols),
-                2 => tile::<2>(a, lda, k, panel, c, ldc, cols),
-                3 => tile::<3>(a, lda, k, panel, c, ldc, cols),
-                4 => tile::<4>(a, lda, k, panel, c, ldc, cols),
-                5 => tile::<5>(a, lda, k, panel, c, ldc, cols),
-                6 => tile::<6>(a, lda, k, panel, c, ldc, cols),
-                7 => tile::<7>(a, lda, k, panel, c, ldc, cols),
-                8 => tile::<8>(a, lda, k, panel, c, ldc, cols),
-                9 => tile::<9>(a, lda, k, panel, c, ldc, cols),
-                10 => tile::<10>(a, lda, k, panel, c, ldc, cols),
-                _ => tile::<11>(a, lda, k, panel, c, ldc, cols),
+                1 => tile::<1>(a, lda, k, panel, c, ldc, cols, bias),
+                2 => tile::<2>(a, lda, k, panel, c, ldc, cols, bias),
+                3 => tile::<3>(a, lda, k, panel, c, ldc, cols, bias),
+                4 => tile::<4>(a, lda, k, panel, c, ldc, cols, bias),
+                5 => tile::<5>(a, lda, k, panel, c, ldc, cols, bias),
+                6 => tile::<6>(a, lda, k, panel, c, ldc, cols, bias),
+                7 => tile::<7>(a, lda, k, panel, c, ldc, cols, bias),
+                8 => tile::<8>(a, lda, k, panel, c, ldc, cols, bias),
+                9 => tile::<9>(a, lda, k, panel, c, ldc, cols, bias),
+                10 => tile::<10>(a, lda, k, panel, c, ldc, cols, bias),
+                _ => tile::<11>(a, lda, k, panel, c, ldc, cols, bias),
             }
         }
     }
 }
 
-/// `R` rows of A against one panel, the first `cols` (1 to 32) columns stored.
+/// `R` rows of A against one panel, the first `cols` (1 to 32) columns stored, plus the
+/// panel's `bias` values (one rounding after the chain) unless `bias` is null.
 ///
 /// # Safety
 /// AVX-512 F present; rows `r < R` of `a` readable for `k` values, `b` for `32 · k`, rows of
-/// `c` writable for `cols` values.
+/// `c` writable for `cols` values; `bias` null or readable for `cols` values.
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -73,6 +81,7 @@ unsafe fn tile<const R: usize>(
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    bias: *const f32,
 ) {
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for kk in 0..k {
@@ -87,7 +96,25 @@ unsafe fn tile<const R: usize>(
             }
         }
     }
+    let bias = if bias.is_null() {
+        None
+    } else {
+        // SAFETY: a bias holds `cols` values here (caller); the masked loads read only those.
+        unsafe {
+            let low = _mm512_maskz_loadu_ps(((1u32 << cols.min(16)) - 1) as __mmask16, bias);
+            let high = if cols > 16 {
+                _mm512_maskz_loadu_ps(((1u32 << (cols - 16)) - 1) as __mmask16, bias.add(16))
+            } else {
+                _mm512_setzero_ps()
+            };
+            Some([low, high])
+        }
+    };
     for (r, acc) in acc.iter().enumerate() {
+        let acc = match bias {
+            Some(b) => [_mm512_add_ps(acc[0], b[0]), _mm512_add_ps(acc[1], b[1])],
+            None => *acc,
+        };
         // SAFETY: row r < R of C holds `cols` writable values (caller); the masked stores write
         // only the first `cols`, and the second half is addressed only when cols > 16.
         unsafe {

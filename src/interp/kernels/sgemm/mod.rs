@@ -79,6 +79,23 @@ impl Variant {
 /// When `a` is shorter than `m` rows of `b.k()` values at stride `lda`, or `c` shorter than
 /// `m` rows of `b.n()` at stride `ldc`, or `ldc < b.n()` (callers size them from one shape).
 pub fn sgemm(a: &[f32], lda: usize, m: usize, b: &PackedB, c: &mut [f32], ldc: usize) {
+    sgemm_bias(a, lda, m, b, None, c, ldc)
+}
+
+/// [`sgemm`], then `bias[j]` added to every output of column `j` when given (one rounding
+/// after the chain: the bits of adding it to [`sgemm`]'s output), as the tiles are stored.
+///
+/// # Panics
+/// As [`sgemm`], and when `bias` does not hold `b.n()` values.
+pub fn sgemm_bias(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
     let (k, n) = (b.k(), b.n());
     let span = |rows: usize, stride: usize, len: usize| {
         rows.checked_sub(1).map_or(Some(0), |r| {
@@ -87,32 +104,61 @@ pub fn sgemm(a: &[f32], lda: usize, m: usize, b: &PackedB, c: &mut [f32], ldc: u
     };
     assert!(
         ldc >= n
+            && bias.is_none_or(|b| b.len() == n)
             && span(m, lda, k).is_some_and(|s| s <= a.len())
             && span(m, ldc, n).is_some_and(|s| s <= c.len()),
-        "sgemm operands do not fit: m {m}, k {k}, n {n}, lda {lda}, ldc {ldc}, a {}, c {}",
+        "sgemm operands do not fit: m {m}, k {k}, n {n}, lda {lda}, ldc {ldc}, a {}, c {}, bias {:?}",
         a.len(),
-        c.len()
+        c.len(),
+        bias.map(<[f32]>::len)
     );
     if m == 0 || n == 0 {
         return;
     }
     let panels = b.data();
+    #[cfg(target_arch = "x86_64")]
+    let bias_ptr = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
     match b.variant() {
         #[cfg(target_arch = "x86_64")]
         Variant::Avx512 => {
             assert!(crate::cpu::features().supports(Isa::Avx512Vnni));
             // SAFETY: the CPU has AVX-512 F (asserted). Rows r < m of A at stride lda hold k
-            // values inside `a`, and of C n values inside `c` (asserted above); the panels hold
-            // n.div_ceil(32) · 32 · k values (`PackedB` invariant for this variant).
-            unsafe { avx512::sgemm(a.as_ptr(), lda, m, k, panels.as_ptr(), n, c.as_mut_ptr(), ldc) }
+            // values inside `a`, and of C n values inside `c`, and a bias n values (asserted
+            // above); the panels hold n.div_ceil(32) · 32 · k values (`PackedB` invariant for
+            // this variant).
+            unsafe {
+                avx512::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    n,
+                    c.as_mut_ptr(),
+                    ldc,
+                    bias_ptr,
+                )
+            }
         }
         #[cfg(target_arch = "x86_64")]
         Variant::Avx2 => {
             assert!(crate::cpu::features().supports(Isa::Avx2));
             // SAFETY: the CPU has AVX2 and FMA (asserted); bounds as above, for panels of 16.
-            unsafe { avx2::sgemm(a.as_ptr(), lda, m, k, panels.as_ptr(), n, c.as_mut_ptr(), ldc) }
+            unsafe {
+                avx2::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    n,
+                    c.as_mut_ptr(),
+                    ldc,
+                    bias_ptr,
+                )
+            }
         }
-        Variant::Scalar => scalar::sgemm(a, lda, m, k, panels, Variant::Scalar.width(), n, c, ldc),
+        Variant::Scalar => scalar::sgemm(a, lda, m, k, panels, Variant::Scalar.width(), n, c, ldc, bias),
     }
 }
 
