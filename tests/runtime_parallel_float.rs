@@ -327,9 +327,11 @@ fn normalisations_broadcasts_where_and_transposes_split_over_threads_give_the_bi
     }
 }
 
-/// A linear layer (MatMul of a constant matrix, then Add of a constant bias) whose row count
-/// is symbolic: calls of many rows (the bias fused into the packed MatMul) and of a few (the
-/// vector × matrix kernel, then the Add) alternate, and each gives the interpreter's bits.
+/// A linear layer (MatMul of a constant matrix, then Add of a constant bias), the same as a
+/// Gemm (B transposed, C the bias) and without bias, whose row count is symbolic: calls of
+/// many rows (the bias fused into the packed MatMul) and of a few (the vector × matrix
+/// kernel, then the Add) alternate, and each gives the interpreter's bits; the Gemms (packed,
+/// any row count) give the MatMuls' bits.
 #[test]
 fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
     use xq::ir::Dim;
@@ -341,20 +343,31 @@ fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
             dtype: DType::F32,
             shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(k)]),
         }],
-        outputs: vec![TensorInfo {
-            name: "y".into(),
-            dtype: DType::F32,
-            shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(n)]),
-        }],
+        outputs: ["y", "g", "g2", "y2"]
+            .map(|name| TensorInfo {
+                name: name.into(),
+                dtype: DType::F32,
+                shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(n)]),
+            })
+            .to_vec(),
         ..Graph::default()
     };
-    g.initializers.insert("w".into(), f32s(&[k, n], 11));
+    let w = f32s(&[k, n], 11);
+    let wv = w.as_f32().unwrap();
+    let wt: Vec<f32> = (0..n * k).map(|i| wv[(i % k) * n + i / k]).collect();
+    g.initializers.insert("w".into(), w.clone());
+    g.initializers
+        .insert("wt".into(), Tensor::from_f32(vec![n, k], wt).unwrap());
     g.initializers.insert("bias".into(), f32s(&[n], 12));
     let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
         name: name.into(),
         op,
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs: vec![output.into()],
+    };
+    let gemm = |trans_b| xq::ir::op::GemmAttrs {
+        trans_b,
+        ..Default::default()
     };
     g.nodes = vec![
         node("linear", Op::MatMul, &["x", "w"], "mm"),
@@ -364,6 +377,9 @@ fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
             &["mm", "bias"],
             "y",
         ),
+        node("gemm", Op::Gemm(gemm(true)), &["x", "wt", "bias"], "g"),
+        node("gemm_plain", Op::Gemm(gemm(false)), &["x", "w"], "g2"),
+        node("matmul", Op::MatMul, &["x", "w"], "y2"),
     ];
     g.validate().unwrap();
     let spec = lower(&g, PartitionMode::None).unwrap().0;
@@ -380,11 +396,32 @@ fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
                     .map(|v| v.to_bits())
                     .collect::<Vec<_>>()
             };
-            assert_eq!(got[0].dims(), &[rows, n]);
+            for (o, (got, want)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(got.dims(), &[rows, n]);
+                assert!(
+                    bits(got) == bits(want),
+                    "{threads} threads, call {call} of {rows} rows: output {o}"
+                );
+            }
+            // Gemm (B either way) computes MatMul's product and adds C as Add does.
             assert!(
-                bits(&got[0]) == bits(&want[0]),
-                "{threads} threads, call {call} of {rows} rows"
+                bits(&got[1]) == bits(&got[0]) && bits(&got[2]) == bits(&got[3]),
+                "{rows} rows"
             );
         }
+        let labels: Vec<String> = p
+            .profile(&[f32s(&[8, k], 1)])
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert!(
+            labels[0].contains("+ bias"),
+            "the bias Add is not fused: {labels:?}"
+        );
+        assert!(
+            labels[2].contains("Gemm, packed B") && labels[3].contains("Gemm, packed B"),
+            "{labels:?}"
+        );
     }
 }

@@ -484,7 +484,9 @@ impl Program {
                 (Step::Interp { name, .. }, Some(p)) if p.fused_output().is_some() => {
                     (format!("{name} [interp MatMul, packed B, + bias]"), t)
                 }
-                (Step::Interp { name, .. }, Some(_)) => (format!("{name} [interp MatMul, packed B]"), t),
+                (Step::Interp { name, op, .. }, Some(_)) => {
+                    (format!("{name} [interp {}, packed B]", op.onnx_name()), t)
+                }
                 _ => (s.label(&self.spec.values), t),
             })
             .collect()

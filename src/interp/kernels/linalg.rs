@@ -186,22 +186,6 @@ pub fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result
         )));
     }
     crate::ir::checked_numel(&[m, n])?;
-    let mut out = vec![0f32; m * n];
-    let beta = match c {
-        Some(c) if g.beta != 0.0 => {
-            let (dims, cv) = (c.dims(), c.as_f32()?);
-            if broadcast(dims, &[m, n])? != [m, n] {
-                return Err(Error::ShapeMismatch(format!(
-                    "Gemm C {dims:?} does not broadcast to [{m}, {n}]"
-                )));
-            }
-            let zeros = vec![0f32; m * n];
-            let (_, v) = super::elementwise::broadcast_zip(&zeros, &[m, n], cv, dims, |_, y| y)?;
-            out = v;
-            g.beta
-        }
-        _ => 0.0,
-    };
     let a_st = if g.trans_a {
         (1, m as isize)
     } else {
@@ -212,19 +196,39 @@ pub fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result
     } else {
         (n as isize, 1)
     };
+    // The product as a MatMul computes it, then scaled and C added (a scale of 1 is exact):
+    // with alpha = beta = 1, the bits of MatMul followed by Add.
+    let mut out = vec![0f32; m * n];
     f32::gemm(
         m,
         k,
         n,
-        g.alpha,
+        1.0,
         a.as_f32()?,
         a_st,
         b.as_f32()?,
         b_st,
-        beta,
+        0.0,
         &mut out,
         (n as isize, 1),
     );
+    let alpha = g.alpha;
+    match c {
+        Some(c) if g.beta != 0.0 => {
+            let (dims, cv) = (c.dims(), c.as_f32()?);
+            if broadcast(dims, &[m, n])? != [m, n] {
+                return Err(Error::ShapeMismatch(format!(
+                    "Gemm C {dims:?} does not broadcast to [{m}, {n}]"
+                )));
+            }
+            let beta = g.beta;
+            let (_, v) =
+                super::elementwise::broadcast_zip(&out, &[m, n], cv, dims, |p, c| alpha * p + beta * c)?;
+            out = v;
+        }
+        _ if alpha != 1.0 => out.iter_mut().for_each(|p| *p *= alpha),
+        _ => {}
+    }
     Tensor::from_f32(vec![m, n], out)
 }
 

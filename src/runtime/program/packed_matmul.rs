@@ -9,6 +9,10 @@
 //! and does nothing. The sum is the Add's (`y + bias`, one rounding), so the bits do not
 //! change.
 //!
+//! A Gemm of alpha 1 with a constant B (either layout) and no C or a constant vector C added
+//! (beta 0 or 1) is packed too, and runs every row count on the packed matrix, its C added as
+//! the bias (the bits of the interpreter's Gemm, which adds C to the same product).
+//!
 //! The unpacked constant stays: calls of at most [`gemv::MAX_ROWS`] rows (decoding) run the
 //! vector × matrix kernel on the row-major matrix with the columns split over the pool, and
 //! the program's spec holds the initializer anyway.
@@ -21,11 +25,17 @@ use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor};
 use crate::Result;
 
-/// A constant MatMul's packed B and, when fused, the bias Add that alone reads its output.
+/// A constant MatMul's packed B and, when fused, the bias Add that alone reads its output;
+/// or a Gemm's packed B and its C.
 pub(super) struct PackedMatMul {
     b: PackedB,
     bias: Option<FusedBias>,
+    gemm: Option<GemmBias>,
 }
+
+/// What a packed Gemm (alpha 1, A not transposed) adds to its product: its constant C of `n`
+/// values when beta is 1 (a beta of 0 adds nothing).
+struct GemmBias(Option<Vec<f32>>);
 
 /// The Add of a bias vector fused into a packed MatMul.
 struct FusedBias {
@@ -84,15 +94,16 @@ impl ConstantMatMuls {
             .enumerate()
             .map(|(i, step)| {
                 let Step::Interp {
-                    op: Op::MatMul,
-                    inputs,
-                    outputs,
-                    ..
+                    op, inputs, outputs, ..
                 } = step
                 else {
                     return None;
                 };
-                let ([Some(_), Some(b)], [Some(o)]) = (inputs.as_slice(), outputs.as_slice()) else {
+                if let Op::Gemm(g) = op {
+                    return Self::gemm(g, inputs, outputs, &constant, isa);
+                }
+                let (Op::MatMul, [Some(_), Some(b)], [Some(o)]) = (op, inputs.as_slice(), outputs.as_slice())
+                else {
                     return None;
                 };
                 let t = constant(*b)?;
@@ -109,10 +120,57 @@ impl ConstantMatMuls {
                 if let Some(f) = &bias {
                     fused_adds[readers[*o][0]] = Some(f.matmul_output);
                 }
-                Some(PackedMatMul { b, bias })
+                Some(PackedMatMul { b, bias, gemm: None })
             })
             .collect();
         ConstantMatMuls { packed, fused_adds }
+    }
+
+    /// A Gemm of alpha 1, A not transposed, a constant f32 B and no C, or a C ignored (beta
+    /// 0), or a constant C of `n` values added (beta 1), with its B packed for `isa`.
+    fn gemm<'a>(
+        g: &crate::ir::op::GemmAttrs,
+        inputs: &[Option<usize>],
+        outputs: &[Option<usize>],
+        constant: &impl Fn(usize) -> Option<&'a Tensor>,
+        isa: Isa,
+    ) -> Option<PackedMatMul> {
+        let (Some(Some(b)), [Some(_)]) = (inputs.get(1), outputs) else {
+            return None;
+        };
+        if g.alpha != 1.0 || g.trans_a || inputs.len() > 3 || inputs[0].is_none() {
+            return None;
+        }
+        let t = constant(*b)?;
+        let (DType::F32, &[rows, cols]) = (t.dtype(), t.dims()) else {
+            return None;
+        };
+        let (k, n, strides) = if g.trans_b {
+            (cols, rows, (1, cols))
+        } else {
+            (rows, cols, (cols, 1))
+        };
+        let c = match inputs.get(2).copied().flatten() {
+            Some(_) if g.beta == 0.0 => None,
+            Some(c) if g.beta == 1.0 => {
+                let t = constant(c)?;
+                match (t.dtype(), t.dims()) {
+                    (DType::F32, &[len]) | (DType::F32, &[1, len]) if len == n => {
+                        Some(t.as_f32().ok()?.to_vec())
+                    }
+                    _ => return None,
+                }
+            }
+            Some(_) => return None,
+            None => None,
+        };
+        let mut packed = PackedB::default();
+        packed.pack(isa, t.as_f32().ok()?, strides, k, n).ok()?;
+        Some(PackedMatMul {
+            b: packed,
+            bias: None,
+            gemm: Some(GemmBias(c)),
+        })
     }
 
     /// `step` as the Add of a constant f32 vector of `n` values to slot `o`, when it is one.
@@ -177,8 +235,9 @@ impl PackedMatMul {
 impl Program {
     /// Runs a MatMul of `a` by `mm`'s packed matrix into `out` when A is f32 with more than
     /// [`gemv::MAX_ROWS`] rows (its leading axes folded into rows), adding the fused bias
-    /// when `with_bias` (`out` is then the Add's output). Returns false, having done nothing,
-    /// for anything else, which then runs as an interpreted MatMul.
+    /// when `with_bias` (`out` is then the Add's output); or a Gemm of a 2-D f32 A, with its
+    /// C. Returns false, having done nothing, for anything else, which then runs as an
+    /// interpreted MatMul or Gemm.
     pub(super) fn run_packed_matmul(
         &self,
         mm: &PackedMatMul,
@@ -187,20 +246,21 @@ impl Program {
         with_bias: bool,
     ) -> Result<bool> {
         let b = &mm.b;
-        let bias = mm
-            .bias
-            .as_ref()
-            .filter(|_| with_bias)
-            .map(|f| f.values.as_slice());
+        let bias = match (&mm.gemm, &mm.bias) {
+            (Some(GemmBias(c)), _) => c.as_deref(),
+            (None, Some(f)) if with_bias => Some(f.values.as_slice()),
+            _ => None,
+        };
         let (k, n) = (b.k(), b.n());
-        if a.dtype() != DType::F32 {
+        if a.dtype() != DType::F32 || (mm.gemm.is_some() && a.dims().len() != 2) {
             return Ok(false);
         }
         let Some((rows, _, _)) = crate::interp::kernels::folded_rows(a.dims(), &[k, n]) else {
             return Ok(false);
         };
         let av = a.as_f32()?;
-        if rows <= gemv::MAX_ROWS || av.len() != rows * k {
+        // A Gemm has no row-major B for the vector × matrix kernel: it takes every row count.
+        if (mm.gemm.is_none() && rows <= gemv::MAX_ROWS) || av.len() != rows * k {
             return Ok(false);
         }
         let y = matmul_output(out, a.dims(), &[k, n])?;
