@@ -134,6 +134,10 @@ fn views_that_do_not_fit_are_refused() {
     let b = values(20, 1);
     assert!(PackedB::new(Isa::Scalar, &b, 4, 6).is_err());
     assert!(with_packed(&b, (1, 5), 5, 5, |_| ()).is_none());
+    assert!(PackedB::default()
+        .pack(Isa::Scalar, &b, (usize::MAX, 1), 2, 2)
+        .is_err());
+    assert!(PackedB::new(Isa::Scalar, &[], 0, 7).is_ok() && PackedB::new(Isa::Scalar, &[], 7, 0).is_ok());
     let packed = PackedB::new(Isa::Scalar, &b, 4, 5).unwrap();
     let result = std::panic::catch_unwind(|| {
         let mut c = vec![0f32; 9];

@@ -21,6 +21,9 @@
 //! for the same kernels, used in place from them; the program keeps the bytes alive. Saving
 //! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
 //! format as its packed section: packing is the runtime's job, the format only stores blobs.
+//! The constant f32 matrices of interpreted MatMuls and Gemms are packed at construction too
+//! (into the panels of [`crate::interp::kernels::sgemm::PackedB`]); they are not part of the
+//! file.
 
 mod attention_fusion;
 mod packed_matmul;

@@ -60,19 +60,27 @@ impl PackedB {
         let variant = Variant::for_isa(isa);
         let width = variant.width();
         let last = |count: usize, stride: usize| count.checked_sub(1).and_then(|c| c.checked_mul(stride));
-        let fits = match (last(k, strides.0), last(n, strides.1)) {
-            (Some(r), Some(c)) => r.checked_add(c).is_some_and(|end| end < b.len()),
-            _ => true,
-        };
+        // An empty matrix reads nothing; otherwise its last element must be inside `b`.
+        let fits = k == 0
+            || n == 0
+            || match (last(k, strides.0), last(n, strides.1)) {
+                (Some(r), Some(c)) => r.checked_add(c).is_some_and(|end| end < b.len()),
+                _ => false,
+            };
+        if !fits {
+            return Err(Error::ShapeMismatch(format!(
+                "a {k} x {n} matrix at strides {strides:?} does not fit {} values",
+                b.len()
+            )));
+        }
         let floats = n
             .div_ceil(width)
             .checked_mul(width)
             .and_then(|w| w.checked_mul(k))
             .filter(|&f| f.saturating_mul(4) <= MAX_PACKED_BYTES);
-        let Some(floats) = floats.filter(|_| fits) else {
+        let Some(floats) = floats else {
             return Err(Error::ResourceLimit(format!(
-                "cannot pack a {k} x {n} matrix (strides {strides:?}) from {} values",
-                b.len()
+                "a packed {k} x {n} matrix exceeds {MAX_PACKED_BYTES} bytes"
             )));
         };
         let lines = floats.div_ceil(16);
