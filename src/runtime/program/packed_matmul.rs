@@ -20,10 +20,13 @@
 use super::{matmul_output, Borrowed, Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
 use crate::cpu::Isa;
 use crate::interp::kernels::gemv;
-use crate::interp::kernels::sgemm::{self, sgemm_bias, PackedB};
+use crate::interp::kernels::sgemm::{sgemm_bias, PackedB};
 use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor};
 use crate::Result;
+
+/// Fewest rows per task of a packed MatMul split over the pool.
+const MIN_TASK_ROWS: usize = 8;
 
 /// A constant MatMul's packed B and, when fused, the bias Add that alone reads its output;
 /// or a Gemm's packed B and its C.
@@ -267,19 +270,19 @@ impl Program {
         let run = |first: usize, end: usize, part: &mut [f32]| {
             sgemm_bias(&av[first * k..end * k], k, end - first, b, bias, part, n)
         };
-        let blocks = rows.div_ceil(sgemm::ROW_BLOCK);
         let threads = self.pool.threads();
         let macs = rows.saturating_mul(k).saturating_mul(n);
-        if threads == 1 || blocks < 2 || macs < PARALLEL_MATMUL_MACS {
+        // Equal row ranges, at least `MIN_TASK_ROWS` each, two per thread (taken by whichever
+        // thread is free): a few row blocks split evenly rather than tile by tile.
+        let tasks = (threads * 2).min(rows / MIN_TASK_ROWS);
+        if threads == 1 || tasks < 2 || macs < PARALLEL_MATMUL_MACS {
             run(0, rows, y);
             return Ok(true);
         }
-        let tasks = (threads * 2).min(blocks);
         let ptr = SendPtr(y.as_mut_ptr());
         self.pool.run(tasks, &|i| {
             let p = &ptr;
-            let first = (blocks * i / tasks * sgemm::ROW_BLOCK).min(rows);
-            let end = (blocks * (i + 1) / tasks * sgemm::ROW_BLOCK).min(rows);
+            let (first, end) = (rows * i / tasks, rows * (i + 1) / tasks);
             // SAFETY: `y` (rows × n, checked by `matmul_output`'s shape) outlives the job, and
             // the tasks' row ranges partition 0..rows, so each task writes its own rows only.
             let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(first * n), (end - first) * n) };

@@ -22,10 +22,6 @@ pub use packed::PackedB;
 use crate::cpu::Isa;
 use std::cell::RefCell;
 
-/// Row counts that are multiples of this fill every kernel's row tiles (splitting rows
-/// between threads at these multiples adds no edge tiles).
-pub const ROW_BLOCK: usize = 12;
-
 /// The kernel a [`PackedB`] was packed for (its panel width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Variant {
