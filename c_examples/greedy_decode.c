@@ -9,9 +9,13 @@
  * one call to the next (the outputs of one call are the inputs of the next), so the host
  * allocates nothing while decoding.
  *
+ * The last decode call runs through `xq_execute_profiled`; its slowest steps are printed (the
+ * per-step profile of the C API: label and wall time of every program step).
+ *
  * Usage: greedy_decode TRANSFORMERS_FIXTURES_DIR [NEW_TOKENS]
- * Prints the prompt and the generated token ids. Exits 0 when every token chosen with the
- * cache is also the greedy choice of one call on the whole sequence without a cache. */
+ * Prints the prompt, the generated token ids and the profile of the last step. Exits 0 when
+ * every token chosen with the cache is also the greedy choice of one call on the whole
+ * sequence without a cache. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,7 @@
 
 #define PROMPT 8
 #define MAX_PARTS 64 /* cache tensors: 2 per layer */
+#define SHOWN_STEPS 5 /* slowest profile steps printed */
 
 static int fail(const char *what) {
   fprintf(stderr, "FAIL: %s (last error: %s)\n", what, xq_last_error_message());
@@ -78,9 +83,10 @@ static int read_geometry(const xq_program *program, geometry *g) {
 
 /* One decoder call: `s` tokens `ids` at positions past..past+s-1 after a cache of `past`
  * positions in `in_cache` (one buffer per part); writes the logits of the `s` positions and
- * the cache of past + s positions into `out_cache`. */
+ * the cache of past + s positions into `out_cache`. With `profile` non-NULL the call is
+ * profiled and `*profile` receives the profile (the caller frees it). */
 static int decode_call(const xq_program *program, const geometry *g, const int64_t *ids, size_t s, size_t past,
-                       float **in_cache, float **out_cache, size_t capacity, float *logits) {
+                       float **in_cache, float **out_cache, size_t capacity, float *logits, xq_profile **profile) {
   int64_t id_dims[2], mask_dims[2], pos_dims[2], logit_dims[3];
   int64_t in_dims[MAX_PARTS][4], out_dims[MAX_PARTS][4];
   xq_tensor inputs[3 + MAX_PARTS], outputs[1 + MAX_PARTS];
@@ -105,11 +111,42 @@ static int decode_call(const xq_program *program, const geometry *g, const int64
     inputs[3 + i] = tensor(XQ_DTYPE_F32, in_dims[i], 4, in_cache[i], g->kv_heads * past * g->head * sizeof(float));
     outputs[1 + i] = tensor(XQ_DTYPE_F32, out_dims[i], 4, out_cache[i], part_bytes);
   }
-  status = xq_execute(program, inputs, 3 + g->parts, outputs, 1 + g->parts);
+  status = profile ? xq_execute_profiled(program, inputs, 3 + g->parts, outputs, 1 + g->parts, profile)
+                   : xq_execute(program, inputs, 3 + g->parts, outputs, 1 + g->parts);
   free(mask);
   free(positions);
-  if (status != XQ_OK) return fail("xq_execute");
+  if (status != XQ_OK) return fail(profile ? "xq_execute_profiled" : "xq_execute");
   if (logit_dims[1] != (int64_t)s || out_dims[0][2] != (int64_t)(past + s)) return fail("unexpected output shapes");
+  return 0;
+}
+
+/* Prints the total and the SHOWN_STEPS slowest steps of `profile`. */
+static int print_profile(const xq_profile *profile) {
+  size_t count, i, j, shown[SHOWN_STEPS], n_shown = 0;
+  uint64_t total = 0, ns;
+  const char *label;
+  if (xq_profile_step_count(profile, &count) != XQ_OK || count == 0) return fail("xq_profile_step_count");
+  for (i = 0; i < count; i++) {
+    if (xq_profile_step(profile, i, &label, &ns) != XQ_OK) return fail("xq_profile_step");
+    total += ns;
+  }
+  /* Selection of the slowest: SHOWN_STEPS passes over the steps. */
+  for (j = 0; j < SHOWN_STEPS && j < count; j++) {
+    size_t best = count;
+    uint64_t best_ns = 0;
+    for (i = 0; i < count; i++) {
+      size_t k, taken = 0;
+      for (k = 0; k < n_shown; k++) taken |= shown[k] == i;
+      if (taken || xq_profile_step(profile, i, &label, &ns) != XQ_OK) continue;
+      if (best == count || ns > best_ns) best = i, best_ns = ns;
+    }
+    shown[n_shown++] = best;
+  }
+  printf("last decode step: %zu program steps, %.1f us; slowest:\n", count, (double)total / 1e3);
+  for (j = 0; j < n_shown; j++) {
+    if (xq_profile_step(profile, shown[j], &label, &ns) != XQ_OK) return fail("xq_profile_step");
+    printf("  %9.1f us  %s\n", (double)ns / 1e3, label);
+  }
   return 0;
 }
 
@@ -121,6 +158,7 @@ int main(int argc, char **argv) {
   xq_quant_config qconfig;
   xq_program *program = NULL;
   xq_program_config config;
+  xq_profile *profile = NULL;
   geometry g;
   size_t new_tokens = argc > 2 ? (size_t)atoi(argv[2]) : 16, capacity, i, t, past = 0, mismatches = 0;
   float *caches[2][MAX_PARTS], *logits, *whole;
@@ -166,16 +204,22 @@ int main(int argc, char **argv) {
   printf("\ngenerated:");
   for (t = PROMPT; t < capacity; t++) {
     size_t s = t - past;
-    if (decode_call(program, &g, sequence + past, s, past, caches[cur], caches[1 - cur], capacity, logits)) return 1;
+    int last = t + 1 == capacity;
+    if (decode_call(program, &g, sequence + past, s, past, caches[cur], caches[1 - cur], capacity, logits,
+                    last ? &profile : NULL))
+      return 1;
     sequence[t] = (int64_t)argmax(logits + (s - 1) * g.vocab, g.vocab);
     printf(" %lld", (long long)sequence[t]);
     past = t;
     cur = 1 - cur;
   }
   printf("\n");
+  if (print_profile(profile)) return 1;
+  xq_profile_free(profile);
 
   /* Check: one call on the whole sequence, no cache, makes the same greedy choices. */
-  if (decode_call(program, &g, sequence, capacity - 1, 0, caches[1 - cur], caches[cur], capacity, whole)) return 1;
+  if (decode_call(program, &g, sequence, capacity - 1, 0, caches[1 - cur], caches[cur], capacity, whole, NULL))
+    return 1;
   for (t = PROMPT; t < capacity; t++)
     mismatches += (int64_t)argmax(whole + (t - 1) * g.vocab, g.vocab) != sequence[t];
   printf("%zu tokens decoded with the cache; %zu differ from decoding without it\n", new_tokens, mismatches);

@@ -128,3 +128,106 @@ fn bad_inputs_name_what_the_program_expects() {
     let err = failure(&xq_run(&[model, "--input", &ids_arg, "--input", &missing]));
     assert!(err.contains("nope.npy"), "missing file: {err}");
 }
+
+/// An `.npz` of arrays named after the inputs (numpy's `savez_compressed`, committed as a
+/// fixture) runs like the same arrays given as `NAME=FILE.npy`; a broken archive, an entry
+/// that is not an array and a name given both ways are errors.
+#[test]
+fn an_npz_feeds_every_input_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("bert_tiny_eager_script.onnx");
+    let model = model.to_str().unwrap();
+    let npz = fixture("tokens_2x32.npz");
+    let npz = npz.to_str().unwrap();
+    let (_, _, ids_arg, mask_arg) = token_inputs(dir.path());
+    let (from_npz, from_npy) = (dir.path().join("npz"), dir.path().join("npy"));
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    ok(xq_run(&[
+        model,
+        "--input",
+        npz,
+        "--save-npy",
+        from_npz.to_str().unwrap(),
+    ]));
+    ok(xq_run(&[
+        model,
+        "--input",
+        &ids_arg,
+        "--input",
+        &mask_arg,
+        "--save-npy",
+        from_npy.to_str().unwrap(),
+    ]));
+    for name in ["last_hidden_state", "pooler_output"] {
+        let a = xq::npy::read(from_npz.join(format!("{name}.npy"))).unwrap();
+        let b = xq::npy::read(from_npy.join(format!("{name}.npy"))).unwrap();
+        assert_eq!(a.dims(), b.dims(), "{name}");
+        let same = a.to_f32_vec().unwrap() == b.to_f32_vec().unwrap();
+        assert!(same, "{name}: the .npz run differs from the .npy run");
+    }
+
+    let err = failure(&xq_run(&[model, "--input", npz, "--input", &ids_arg]));
+    assert!(
+        err.contains("given twice"),
+        "an array in the .npz and as NAME=FILE: {err}"
+    );
+
+    let broken = dir.path().join("broken.npz");
+    std::fs::write(&broken, b"PK\x03\x04 not really a zip").unwrap();
+    let err = failure(&xq_run(&[model, "--input", broken.to_str().unwrap()]));
+    assert!(err.contains("broken.npz"), "a broken archive: {err}");
+
+    // A zip whose entry is not an .npy array (a stored entry written by hand).
+    let text = dir.path().join("text.npz");
+    std::fs::write(&text, stored_zip("notes.txt", b"hello")).unwrap();
+    let err = failure(&xq_run(&[model, "--input", text.to_str().unwrap()]));
+    assert!(err.contains("notes.txt"), "an entry that is not an array: {err}");
+}
+
+/// A one-entry zip archive with the entry stored (no compression).
+fn stored_zip(name: &str, data: &[u8]) -> Vec<u8> {
+    let crc = {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    };
+    let (n, len) = (name.len() as u16, data.len() as u32);
+    let mut z = Vec::new();
+    z.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend_from_slice(&crc.to_le_bytes());
+    z.extend_from_slice(&len.to_le_bytes());
+    z.extend_from_slice(&len.to_le_bytes());
+    z.extend_from_slice(&n.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z.extend_from_slice(name.as_bytes());
+    z.extend_from_slice(data);
+    let central = z.len() as u32;
+    z.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend_from_slice(&crc.to_le_bytes());
+    z.extend_from_slice(&len.to_le_bytes());
+    z.extend_from_slice(&len.to_le_bytes());
+    z.extend_from_slice(&n.to_le_bytes());
+    z.extend_from_slice(&[0; 12]);
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(name.as_bytes());
+    let central_len = z.len() as u32 - central;
+    z.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
+    z.extend_from_slice(&central_len.to_le_bytes());
+    z.extend_from_slice(&central.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z
+}

@@ -1,7 +1,8 @@
 //! Boundary conversions (f32 NCHW → int8 NHWC quantize, int8 NHWC → f32 NCHW dequantize):
 //! the scalar rows equal the QuantizeLinear / DequantizeLinear formulas with the layout
 //! transpose, and every SIMD row this CPU runs equals the scalar rows bit for bit, on random
-//! shapes, qparams and special values (NaN, ±inf, ±huge, exact halfway cases).
+//! shapes, qparams and special values (NaN, ±inf, ±huge, exact halfway cases); so does the
+//! range of a row quantized at run time.
 
 mod kernels_common;
 
@@ -9,7 +10,7 @@ use kernels_common::simd_isas;
 use proptest::prelude::*;
 use xq::kernels::boundary::Boundary;
 use xq::kernels::{Isa, QuantParams};
-use xq::qscheme::{NanRule, QRange};
+use xq::qscheme::{qd8_qparams, NanRule, QRange};
 
 /// Scales: powers of two (so `k + 0.5` multiples are exact halfway cases) and arbitrary ones.
 fn scale() -> impl Strategy<Value = f32> {
@@ -114,6 +115,43 @@ proptest! {
             let mut got = vec![f32::NAN; len];
             rows.dequantize_nhwc(&x, dims, q, &mut got).unwrap();
             prop_assert_eq!(bits(&got), bits(&want), "{}", rows.name());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    /// The range of a row quantized at run time: the scalar row is the row's exact extremes
+    /// (`None` when it holds a NaN or an infinity), and every SIMD row gives the same pair
+    /// (up to the sign of a zero) and so the same `qd8` parameters.
+    #[test]
+    fn finite_range_matches_scalar(
+        seed in prop::collection::vec(element(), 0..80),
+        scale in scale(),
+        offset in 0usize..40,
+    ) {
+        let x: Vec<f32> = seed.iter().map(|&(units, v)| if units { v * scale } else { v }).collect();
+        let want = Boundary::new(Isa::Scalar).unwrap().finite_range(&x);
+        let finite = !x.is_empty() && x.iter().all(|v| v.is_finite());
+        prop_assert_eq!(want.is_some(), finite);
+        if let Some((lo, hi)) = want {
+            prop_assert!(x.iter().all(|&v| lo <= v && v <= hi));
+            prop_assert!(x.contains(&lo) && x.contains(&hi));
+        }
+        for isa in simd_isas() {
+            let rows = Boundary::new(isa).unwrap();
+            // Unaligned starts too: `offset` leading values cut off.
+            for start in [0, offset.min(x.len())] {
+                let part = &x[start..];
+                let got = rows.finite_range(part);
+                let want = Boundary::new(Isa::Scalar).unwrap().finite_range(part);
+                prop_assert_eq!(got.is_some(), want.is_some(), "{} from {}", rows.name(), start);
+                if let (Some(g), Some(w)) = (got, want) {
+                    prop_assert!(g.0 == w.0 && g.1 == w.1, "{}: {:?} vs {:?}", rows.name(), g, w);
+                    prop_assert_eq!(qd8_qparams(g.0, g.1), qd8_qparams(w.0, w.1));
+                }
+            }
         }
     }
 }

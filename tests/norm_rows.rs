@@ -1,11 +1,11 @@
 //! `norm_rows`: every ISA variant of the layer and RMS row normalisations gives the scalar
-//! definition's bits (out of place and in place, every tail length), and the definition is
-//! accurate against an `f64` evaluation.
+//! definition's bits (out of place and in place, every tail length; so does the row sum behind
+//! ReduceMean / ReduceSum), and the definition is accurate against an `f64` evaluation.
 
 use proptest::prelude::*;
 use xq::cpu::Isa;
 use xq::interp::kernels::norm_rows::{
-    layer_norm_row_in_place, layer_norm_row_with, rms_norm_row_in_place, rms_norm_row_with, RowStats,
+    layer_norm_row_in_place, layer_norm_row_with, rms_norm_row_in_place, rms_norm_row_with, row_sum, RowStats,
 };
 
 fn supported() -> Vec<Isa> {
@@ -37,6 +37,10 @@ fn check_isas_agree(x: &[f32], scale: &[f32], bias: &[f32], eps: f32) -> Result<
         let s2 = layer_norm_row_in_place(isa, &mut v, scale, Some(bias), eps).unwrap();
         let mut nb = vec![0f32; n];
         let s3 = layer_norm_row_with(isa, x, scale, None, eps, &mut nb).unwrap();
+        prop_assert!(
+            same(row_sum(isa, x), row_sum(Isa::Scalar, x)),
+            "{isa}: row sum of n = {n}"
+        );
         let mut r = vec![0f32; n];
         let inv = rms_norm_row_with(isa, x, scale, eps, &mut r).unwrap();
         let mut rv = x.to_vec();

@@ -11,6 +11,9 @@ use xq::npy;
 use xq::quant::{ActivationMode, QuantConfig, Quantizer, WeightGranularity};
 use xq::runtime::{Program, ProgramOptions};
 
+#[path = "xq/npz.rs"]
+mod npz;
+
 /// Calibration batch size (samples per `Quantizer::calibrate` call).
 const CALIBRATION_BATCH: usize = 128;
 
@@ -84,12 +87,14 @@ enum Command {
     /// axis indexes samples shaped like the input (or exactly the input's shape); runs cycle
     /// through the samples. `--input NAME=FILE.npy`, once per program input: each array is that
     /// input's whole value, of any element type the model takes (f32, int64 token ids, bool
-    /// masks, ...); an ONNX model's symbolic dims are fixed from the arrays. Example:
+    /// masks, ...); or `--input inputs.npz` (numpy `savez`), whose arrays are named after the
+    /// inputs; an ONNX model's symbolic dims are fixed from the arrays. Example:
     /// `xq run bert.onnx --input input_ids=ids.npy --input attention_mask=mask.npy --save-npy out/`
     Run {
         /// Program file (.xq) or ONNX model.
         program: PathBuf,
-        /// `samples.npy`, or `NAME=FILE.npy` once per program input (repeatable).
+        /// `samples.npy`, or `NAME=FILE.npy` once per program input, or an `.npz` of arrays
+        /// named after the inputs (repeatable).
         #[arg(long, required = true)]
         input: Vec<String>,
         /// Fix an ONNX model's input shape, e.g. `input_ids=1,128` (repeatable; by default the
@@ -211,9 +216,14 @@ enum RunInputs {
 }
 
 impl RunInputs {
-    /// Parses `--input` arguments: one plain path, or `NAME=FILE` pairs (a plain path that
-    /// exists wins over a split at `=`).
+    /// Parses `--input` arguments: one plain path of samples, or named arrays from
+    /// `NAME=FILE` pairs and `.npz` archives (a plain path that exists wins over a split at
+    /// `=`).
     fn parse(args: &[String]) -> xq::Result<RunInputs> {
+        let is_npz = |a: &String| {
+            let p = Path::new(a);
+            p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+        };
         let named = |a: &String| -> Option<(String, PathBuf)> {
             if Path::new(a).exists() {
                 return None;
@@ -221,28 +231,38 @@ impl RunInputs {
             let (name, file) = a.split_once('=')?;
             (!name.is_empty()).then(|| (name.to_string(), PathBuf::from(file)))
         };
-        match args {
-            [one] if named(one).is_none() => Ok(RunInputs::Samples(PathBuf::from(one))),
-            _ => {
-                let mut pairs = Vec::with_capacity(args.len());
-                for a in args {
-                    let (name, file) = named(a).ok_or_else(|| {
-                        xq::Error::invalid_argument(
-                            "input",
-                            format!("`{a}`: with several inputs each must be NAME=FILE.npy"),
-                        )
-                    })?;
-                    if pairs.iter().any(|(n, _): &(String, Tensor)| *n == name) {
-                        return Err(xq::Error::invalid_argument(
-                            "input",
-                            format!("`{name}` is given twice"),
-                        ));
-                    }
-                    pairs.push((name, npy::read(&file)?));
-                }
-                Ok(RunInputs::Named(pairs))
+        if let [one] = args {
+            if !is_npz(one) && named(one).is_none() {
+                return Ok(RunInputs::Samples(PathBuf::from(one)));
             }
         }
+        let mut pairs: Vec<(String, Tensor)> = Vec::with_capacity(args.len());
+        let mut add = |name: String, t: Tensor| {
+            if pairs.iter().any(|(n, _)| *n == name) {
+                return Err(xq::Error::invalid_argument(
+                    "input",
+                    format!("`{name}` is given twice"),
+                ));
+            }
+            pairs.push((name, t));
+            Ok(())
+        };
+        for a in args {
+            if is_npz(a) {
+                for (name, t) in npz::read(Path::new(a))? {
+                    add(name, t)?;
+                }
+                continue;
+            }
+            let (name, file) = named(a).ok_or_else(|| {
+                xq::Error::invalid_argument(
+                    "input",
+                    format!("`{a}`: with several inputs each must be NAME=FILE.npy or an .npz"),
+                )
+            })?;
+            add(name, npy::read(&file)?)?;
+        }
+        Ok(RunInputs::Named(pairs))
     }
 
     /// Input shapes to fix in an ONNX model: `--shape` entries, then the named arrays' shapes.
@@ -264,7 +284,7 @@ impl RunInputs {
             RunInputs::Samples(_) if inputs.len() != 1 => Err(xq::Error::invalid_argument(
                 "input",
                 format!(
-                    "the model has {} inputs ({}): give each as NAME=FILE.npy",
+                    "the model has {} inputs ({}): give each as NAME=FILE.npy, or all in an .npz",
                     inputs.len(),
                     describe_inputs(inputs)
                 ),

@@ -2,17 +2,19 @@
 //! an `i8 × i8` GEMM whose epilogue dequantizes to `f32` (dynamically quantized linear;
 //! the convolution counterpart is [`crate::kernels::conv::PackedDynamicConv`]).
 //!
-//! Row quantization ([`RowRule::Qd8`]): `rmin = min(0, min row)`, `rmax = max(0, max row)`,
+//! Row quantization ([`crate::qscheme::RowRule::Qd8`], its range and values through the
+//! [`super::boundary::Boundary`] rows of the selected ISA): `rmin = min(0, min row)`, `rmax = max(0, max row)`,
 //! `scale = (rmax - rmin) / 255` (1 for an all-zero row), `zp = clamp(round_half_even(-128 -
 //! rmin / scale), -128, 127)`, `q = clamp(round_half_even(x / scale) + zp, -128, 127)`.
 //! GEMM output: `y[r][c] = ((Σ q·w - zp[r]·Σw[c]) as f32) * (scale[r] * s_w[c]) + bias[c]`,
 //! evaluated in that order on every ISA, so all variants are bit-identical.
 
+use super::boundary::Boundary;
 use super::gemm::{check_matrix, GemmQuant, GemmWeights, PackedGemm, TileOut};
 use super::requant::{OutputRange, QuantParams};
 use super::table::GemmKernelInfo;
 use crate::cpu::Isa;
-use crate::qscheme::{row_qparams, NanRule, QRange, RowRule};
+use crate::qscheme::qd8_qparams;
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -58,26 +60,17 @@ pub fn quantize_rows_into(
     rows.data.resize(len, 0);
     rows.scales.clear();
     rows.zero_points.clear();
+    let rows_isa = Boundary::selected()?;
     for r in 0..m {
         let row = &x[r * stride..][..k];
-        if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
+        let Some((min, max)) = rows_isa.finite_range(row).or((k == 0).then_some((0.0, 0.0))) else {
+            let bad = row.iter().find(|v| !v.is_finite()).copied().unwrap_or(f32::NAN);
             return Err(Error::invalid_argument("x", format!("row {r} contains {bad}")));
-        }
-        let QuantParams {
-            scale,
-            zero_point: zp,
-        } = row_qparams(row, RowRule::Qd8);
-        let p = QuantParams {
-            scale,
-            zero_point: zp,
         };
-        for (q, &v) in rows.data[r * k..][..k].iter_mut().zip(row) {
-            // The row is finite and the scale normal, so `v / scale` is never NaN and the
-            // NaN rule is moot; `RangeMin` is the one without a NaN test (the loop vectorizes).
-            *q = p.quantize(v, QRange::I8, NanRule::RangeMin) as i8;
-        }
-        rows.scales.push(scale);
-        rows.zero_points.push(zp);
+        let p = qd8_qparams(min, max);
+        rows_isa.quantize(row, p, &mut rows.data[r * k..][..k])?;
+        rows.scales.push(p.scale);
+        rows.zero_points.push(p.zero_point);
     }
     Ok(())
 }

@@ -176,6 +176,22 @@ pub enum RowRule {
     OnnxU8,
 }
 
+/// [`RowRule::Qd8`]'s parameters of a row whose finite values span `[min, max]`: only
+/// `min(0, min)` and `max(0, max)` matter, so callers may pass the row's extremes or those
+/// already widened to 0 (and either sign of a zero).
+pub fn qd8_qparams(min: f32, max: f32) -> QParams {
+    let (rmin, rmax) = (min.min(0.0), max.max(0.0));
+    let mut scale = (rmax - rmin) / 255.0;
+    if !(scale.is_normal()) {
+        scale = 1.0;
+    }
+    let zp = (-128.0 - rmin / scale).round_ties_even().clamp(-128.0, 127.0) as i32;
+    QParams {
+        scale,
+        zero_point: zp,
+    }
+}
+
 /// The scale and zero point `rule` gives for `row` (the zero point is in `[-128, 127]`,
 /// or in `[0, 255]` for [`RowRule::OnnxU8`], whose scale may also be 0 or infinite).
 pub fn row_qparams(row: &[f32], rule: RowRule) -> QParams {
@@ -183,15 +199,7 @@ pub fn row_qparams(row: &[f32], rule: RowRule) -> QParams {
         RowRule::Qd8 => {
             let rmin = row.iter().fold(0f32, |a, &v| a.min(v));
             let rmax = row.iter().fold(0f32, |a, &v| a.max(v));
-            let mut scale = (rmax - rmin) / 255.0;
-            if !(scale.is_normal()) {
-                scale = 1.0;
-            }
-            let zp = (-128.0 - rmin / scale).round_ties_even().clamp(-128.0, 127.0) as i32;
-            QParams {
-                scale,
-                zero_point: zp,
-            }
+            qd8_qparams(rmin, rmax)
         }
         RowRule::TorchPerToken => {
             const QMIN: f32 = -128.0;

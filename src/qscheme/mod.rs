@@ -45,7 +45,7 @@ mod types;
 mod weights;
 
 pub use carrier::Carrier;
-pub use choose::{finite_min_max, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
+pub use choose::{finite_min_max, qd8_qparams, row_qparams, Mapping, RangeRule, RowRule, XNNPACK_EPS};
 pub use formula::{dequantize, quantize, round_half_even_small, NanRule};
 pub use layout::BlockLayout;
 pub use packed::{byte_len, unpack, PackedInts};

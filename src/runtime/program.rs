@@ -26,7 +26,9 @@
 //! file.
 
 mod attention_fusion;
+mod dataflow;
 mod packed_matmul;
+mod rms_fusion;
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
@@ -299,6 +301,7 @@ impl Program {
         let steps = build_steps(&spec, isa, kernels, &mut slots)?;
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
         let steps = attention_fusion::fuse(steps, &output_slots, &input_slots, &constants);
+        let steps = rms_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);

@@ -159,15 +159,20 @@ fn broadcast_copy<T: Copy>(x: &[T], xd: &Dims, out: &Dims, dst: &mut [T]) {
         strides[i] = if xd.d[i] == 1 { 0 } else { acc };
         acc *= xd.d[i];
     }
-    let last = out.d[rank - 1];
+    // The trailing axes x holds whole are one contiguous run (a KV cache repeated per query
+    // head: runs of `cache length × head size`, not of one head size); with none, runs are
+    // the broadcast last axis, filled from one element.
+    let whole = (0..rank).rev().take_while(|&i| xd.d[i] == out.d[i]).count();
+    let lead = if whole > 0 { rank - whole } else { rank - 1 };
+    let run_len: usize = out.d[lead..rank].iter().product();
     let (mut idx, mut off) = ([0usize; MAX_RANK], 0usize);
-    for run in dst.chunks_exact_mut(last.max(1)) {
-        if strides[rank - 1] == 1 {
-            run.copy_from_slice(&x[off..off + last]);
+    for run in dst.chunks_exact_mut(run_len.max(1)) {
+        if whole > 0 {
+            run.copy_from_slice(&x[off..off + run_len]);
         } else {
             run.fill(x[off]);
         }
-        for a in (0..rank - 1).rev() {
+        for a in (0..lead).rev() {
             idx[a] += 1;
             off += strides[a];
             if idx[a] < out.d[a] {
@@ -337,4 +342,39 @@ pub fn gather_into(x: &Tensor, indices: &Tensor, axis: i64, out: &mut Option<Ten
     }
     typed!(x.dtype(), pick);
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expand_into` equals the allocating Expand on broadcasts in the middle (a KV cache
+    /// repeated per query head), at the end, at the front, of rank 0 and of nothing.
+    #[test]
+    fn expand_into_equals_expand() {
+        let cases: [(&[usize], &[i64]); 7] = [
+            (&[1, 2, 1, 5, 3], &[1, 2, 4, 5, 3]),
+            (&[2, 1], &[2, 3]),
+            (&[3], &[2, 4, 3]),
+            (&[2, 1, 3, 1], &[2, 2, 3, 2]),
+            (&[], &[2, 2]),
+            (&[2, 3], &[2, 3]),
+            (&[1, 4], &[3, 1, 1]),
+        ];
+        for (xd, target) in cases {
+            let n: usize = xd.iter().product();
+            let x = Tensor::from_f32(xd.to_vec(), (0..n).map(|i| i as f32 * 0.5 - 1.0).collect()).unwrap();
+            let shape = Tensor::from_i64(vec![target.len()], target.to_vec()).unwrap();
+            let want = super::super::layout::expand(&x, &shape).unwrap();
+            let mut out = None;
+            assert!(expand_into(&x, &shape, &mut out).unwrap(), "{xd:?} -> {target:?}");
+            let got = out.unwrap();
+            assert_eq!(got.dims(), want.dims(), "{xd:?} -> {target:?}");
+            assert_eq!(
+                got.as_f32().unwrap(),
+                want.as_f32().unwrap(),
+                "{xd:?} -> {target:?}"
+            );
+        }
+    }
 }

@@ -26,12 +26,15 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
         return Ok(());
     }
     if inner == 1 {
-        // Rows are contiguous: the exponentials of a row in one vectorized pass.
+        // Rows are contiguous: the maximum over 16 lanes (exact in any order), the
+        // exponentials in one vectorized pass, their sum in 16 lanes (`row_sum`: the same
+        // bits on every ISA).
+        let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
         for row in v.chunks_mut(len) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = lane_max(row);
             row.iter_mut().for_each(|e| *e -= max);
             fmath::map_in_place(Function::Exp, row);
-            let sum: f32 = row.iter().sum();
+            let sum = super::norm_rows::row_sum(isa, row);
             row.iter_mut().for_each(|e| *e /= sum);
         }
         return Ok(());
@@ -53,6 +56,25 @@ pub fn softmax_in_place(d: &[usize], axis: i64, coerce_2d: bool, v: &mut [f32]) 
         }
     }
     Ok(())
+}
+
+/// The largest non-NaN value of `row` (-inf when there is none), over 16 independent lanes
+/// so the loop vectorizes; `f32::max` skips NaN in any order, so the result is that of a
+/// sequential fold.
+fn lane_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = l.max(x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    lanes.iter().copied().fold(tail, f32::max)
 }
 
 /// Inference BatchNormalization over axis 1.
@@ -90,8 +112,10 @@ pub fn batch_norm(
     Tensor::from_f32(d.to_vec(), v)
 }
 
-/// A reduction (mean, sum, max, min) over the given axes. f32 accumulates in f64; integer
-/// tensors accumulate in i64 and keep their type.
+/// A reduction (mean, sum, max, min) over the given axes. An f32 mean or sum over trailing
+/// axes (rows: a written-out RMS norm's mean of squares) sums each row in `f32` lanes by
+/// [`super::norm_rows::row_sum`] (the same bits on every ISA); other f32 reductions
+/// accumulate in f64; integer tensors accumulate in i64 and keep their type.
 pub fn reduce(
     kind: ReduceKind,
     x: &Tensor,
@@ -107,6 +131,10 @@ pub fn reduce(
     }
     let out_keep = reduce_shape(d, &ax, true);
     let out_numel: usize = out_keep.iter().product();
+    let trailing = ax.iter().enumerate().all(|(i, &a)| a == d.len() - ax.len() + i);
+    if x.dtype() == DType::F32 && trailing && matches!(kind, ReduceKind::Mean | ReduceKind::Sum) {
+        return sum_trailing_rows(kind, x.as_f32()?, out_numel, reduce_shape(d, &ax, keepdims));
+    }
     // Output offset of every input element (0 stride on reduced axes).
     let rank = d.len();
     let mut ostr = vec![0usize; rank];
@@ -198,6 +226,29 @@ pub fn reduce(
     super::elementwise::cast(&Tensor::from_i64(dims, accs)?, x.dtype())
 }
 
+/// [`reduce`] of an f32 mean or sum over `rows` contiguous rows: each output is the row's
+/// [`super::norm_rows::row_sum`], divided by the row length for a mean.
+fn sum_trailing_rows(kind: ReduceKind, x: &[f32], rows: usize, dims: Vec<usize>) -> Result<Tensor> {
+    let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
+    let inner = x.len().checked_div(rows).unwrap_or(0);
+    let out = if inner == 0 {
+        let empty = if kind == ReduceKind::Mean { f32::NAN } else { 0.0 };
+        vec![empty; rows]
+    } else {
+        x.chunks_exact(inner)
+            .map(|row| {
+                let s = super::norm_rows::row_sum(isa, row);
+                if kind == ReduceKind::Mean {
+                    s / inner as f32
+                } else {
+                    s
+                }
+            })
+            .collect()
+    };
+    Tensor::from_f32(dims, out)
+}
+
 /// LayerNormalization over the axes from `axis` on: `(x - mean) / sqrt(var + eps) * scale + bias`,
 /// in `f32` by [`super::norm_rows`]. Returns Y, Mean and InvStdDev.
 pub fn layer_norm(
@@ -239,4 +290,41 @@ pub fn layer_norm(
         Tensor::from_f32(stat_dims.clone(), means)?,
         Tensor::from_f32(stat_dims, invs)?,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trailing-axis means and sums (the f32 row path) agree with the f64 path that other
+    /// axes take, on the same values laid out so that the reduced axes lead instead.
+    #[test]
+    fn trailing_row_sums_match_the_f64_reduction() {
+        let (rows, inner) = (5, 77);
+        let v: Vec<f32> = (0..rows * inner)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let x = Tensor::from_f32(vec![rows, 7, 11], v.clone()).unwrap();
+        let axes = Tensor::from_i64(vec![2], vec![1, 2]).unwrap();
+        // The transposed layout [7, 11, rows] reduced over its leading axes takes the f64 path.
+        let t: Vec<f32> = (0..rows * inner)
+            .map(|i| v[(i % rows) * inner + i / rows])
+            .collect();
+        let xt = Tensor::from_f32(vec![7, 11, rows], t).unwrap();
+        let axes_t = Tensor::from_i64(vec![2], vec![0, 1]).unwrap();
+        for kind in [ReduceKind::Mean, ReduceKind::Sum] {
+            let got = reduce(kind, &x, Some(&axes), true, false).unwrap();
+            assert_eq!(got.dims(), &[rows, 1, 1]);
+            let want = reduce(kind, &xt, Some(&axes_t), false, false).unwrap();
+            for (g, w) in got.as_f32().unwrap().iter().zip(want.as_f32().unwrap()) {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{kind:?}: {g} vs {w}");
+            }
+        }
+        let empty = Tensor::from_f32(vec![3, 0], vec![]).unwrap();
+        let axis = Tensor::from_i64(vec![1], vec![1]).unwrap();
+        let mean = reduce(ReduceKind::Mean, &empty, Some(&axis), false, false).unwrap();
+        assert!(mean.as_f32().unwrap().iter().all(|v| v.is_nan()) && mean.dims() == [3]);
+        let sum = reduce(ReduceKind::Sum, &empty, Some(&axis), false, false).unwrap();
+        assert_eq!(sum.as_f32().unwrap(), &[0.0; 3]);
+    }
 }

@@ -84,6 +84,13 @@ impl DerefMut for Dims {
     }
 }
 
+/// Mask values at most this remove a key from the attention of a row that keeps another
+/// key (see [`SdpaPlan::visible_keys`]).
+const MASKED: f32 = -1e30;
+/// A mask value at least this keeps its key in a way that makes [`MASKED`] keys' weights
+/// exact zeros.
+const KEPT: f32 = -1e20;
+
 /// Query rows per unit of work: the scores of one unit are `BLOCK_ROWS × keys` floats.
 pub const BLOCK_ROWS: usize = 32;
 
@@ -413,8 +420,15 @@ impl SdpaPlan {
                 let (b, r0) = (u / blocks, (u % blocks) * BLOCK_ROWS);
                 let rows = BLOCK_ROWS.min(self.sq - r0);
                 let [qo, ko, vo, mo, oo] = self.offsets(b);
-                let s = &mut scores[..rows * self.sk];
                 let few = rows <= FEW_ROWS;
+                // Keys every row of the block masks out with -inf at the end (a causal mask)
+                // add exact zeros after the softmax: they are left out of both products.
+                let keys = if few {
+                    self.sk
+                } else {
+                    self.visible_keys(mask, mo, r0, rows)
+                };
+                let s = &mut scores[..rows * keys];
                 if self.d == 0 {
                     s.fill(0.0);
                 } else if few && self.sk > 0 {
@@ -437,7 +451,7 @@ impl SdpaPlan {
                         matrixmultiply::sgemm(
                             rows,
                             self.d,
-                            self.sk,
+                            keys,
                             1.0,
                             q.as_ptr().add(qo + r0 * qs.0 as usize),
                             qs.0,
@@ -447,14 +461,14 @@ impl SdpaPlan {
                             ks.1,
                             0.0,
                             s.as_mut_ptr(),
-                            self.sk as isize,
+                            keys as isize,
                             1,
                         );
                     }
                 }
-                self.mask_rows(s, mask, mo, r0);
+                self.mask_rows(s, keys, mask, mo, r0);
                 if self.sk > 0 {
-                    let _ = softmax_in_place(&[rows, self.sk], 1, false, s);
+                    let _ = softmax_in_place(&[rows, keys], 1, false, s);
                 }
                 if self.nan_to_zero {
                     s.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = 0.0);
@@ -479,11 +493,11 @@ impl SdpaPlan {
                 unsafe {
                     matrixmultiply::sgemm(
                         rows,
-                        self.sk,
+                        keys,
                         self.dv,
                         1.0,
                         s.as_ptr(),
-                        self.sk as isize,
+                        keys as isize,
                         1,
                         v.as_ptr().add(vo),
                         vs.0,
@@ -580,8 +594,44 @@ impl SdpaPlan {
         }
     }
 
-    /// Scales the `rows × sk` scores `s` (query rows from `r0`) and adds the mask rows.
-    fn mask_rows(&self, s: &mut [f32], mask: Option<&[f32]>, mo: usize, r0: usize) {
+    /// The keys rows `r0..r0 + rows` attend to: all `sk`, less the trailing keys the mask
+    /// removes in every one of these rows (a causal mask), whose softmax weights are exact
+    /// zeros: a mask value of -inf, or one at most [`MASKED`] (what exporters write:
+    /// `f32::MIN`) in a row that keeps a key whose mask is at least [`KEPT`], so its
+    /// exponential underflows to 0 for any finite scores below 1e19. At least one key stays,
+    /// so a row masked throughout gives what it gives without the cut. (Non-finite values in
+    /// the K / V rows of removed keys do not reach the output, where without the cut they
+    /// would make it NaN.)
+    fn visible_keys(&self, mask: Option<&[f32]>, mo: usize, r0: usize, rows: usize) -> usize {
+        let (Some(l), Some(m)) = (&self.mask, mask) else {
+            return self.sk;
+        };
+        let n = l.strides.len();
+        let (rs, cs) = (l.strides[n - 2], l.strides[n - 1]);
+        let mut keys = 1;
+        for i in 0..rows {
+            let at = mo + (r0 + i) * rs;
+            let value = |j: usize| m[at + j * cs];
+            // NaN counts as visible.
+            let visible = (0..self.sk)
+                .rev()
+                .find(|&j| value(j) > MASKED || value(j).is_nan())
+                .map_or(0, |j| j + 1);
+            let kept = (0..visible).any(|j| value(j) >= KEPT);
+            if !kept && (visible..self.sk).any(|j| value(j) != f32::NEG_INFINITY) {
+                return self.sk;
+            }
+            keys = keys.max(visible);
+            if keys >= self.sk {
+                break;
+            }
+        }
+        keys.min(self.sk)
+    }
+
+    /// Scales the `rows × keys` scores `s` (query rows from `r0`) and adds the mask rows'
+    /// first `keys` values.
+    fn mask_rows(&self, s: &mut [f32], keys: usize, mask: Option<&[f32]>, mo: usize, r0: usize) {
         match self.scale {
             ScoreScale::None => {}
             ScoreScale::Mul(c) => s.iter_mut().for_each(|x| *x *= c),
@@ -592,12 +642,10 @@ impl SdpaPlan {
         };
         let n = l.strides.len();
         let (rs, cs) = (l.strides[n - 2], l.strides[n - 1]);
-        for (i, row) in s.chunks_mut(self.sk.max(1)).enumerate() {
+        for (i, row) in s.chunks_mut(keys.max(1)).enumerate() {
             let at = mo + (r0 + i) * rs;
             if cs == 1 {
-                row.iter_mut()
-                    .zip(&m[at..at + self.sk])
-                    .for_each(|(x, y)| *x += y);
+                row.iter_mut().zip(&m[at..at + keys]).for_each(|(x, y)| *x += y);
             } else {
                 row.iter_mut().enumerate().for_each(|(j, x)| *x += m[at + j * cs]);
             }
@@ -699,7 +747,7 @@ mod tests {
         fn matches_the_scalar_reference(
             b in 1usize..3, h in 1usize..4, kv_one in any::<bool>(),
             sq in 1usize..40, sk in 1usize..20, d in 1usize..9, dv in 1usize..9,
-            seed in any::<u64>(), mask_kind in 0usize..4, scale_kind in 0usize..3,
+            seed in any::<u64>(), mask_kind in 0usize..6, scale_kind in 0usize..3,
             nan_to_zero in any::<bool>(), dead_row in any::<bool>(),
         ) {
             let hk = if kv_one { 1 } else { h };
@@ -710,7 +758,7 @@ mod tests {
             let mask_dims: Vec<usize> = match mask_kind {
                 0 => vec![],
                 1 => vec![b, 1, 1, sk],
-                2 => vec![sq, sk],
+                2 | 4 | 5 => vec![sq, sk],
                 _ => vec![b, h, sq, sk],
             };
             let ml = (!mask_dims.is_empty()).then(|| Layout::contiguous(&mask_dims).unwrap());
@@ -718,8 +766,18 @@ mod tests {
             let plan = SdpaPlan::new(&q, &kt, &v, ml.as_ref(), Some(&out_perm), scale, nan_to_zero).unwrap();
             let (qv, kv, vv) = (values(q.span(), seed), values(kt.span(), seed ^ 1), values(v.span(), seed ^ 2));
             let mut mv = ml.as_ref().map(|l| values(l.span(), seed ^ 3));
+            if let (Some(m), 4 | 5) = (mv.as_mut(), mask_kind) {
+                // Causal (query i sees keys up to i + sk - sq), as -inf or as exporters'
+                // f32::MIN: the blocks of more than a few rows leave the masked keys out.
+                let hidden = if mask_kind == 4 { f32::NEG_INFINITY } else { f32::MIN };
+                for i in 0..sq {
+                    for j in 0..sk {
+                        m[i * sk + j] = if j + sq <= i + sk { 0.0 } else { hidden };
+                    }
+                }
+            }
             if dead_row {
-                if let (Some(m), 2) = (mv.as_mut(), mask_kind) {
+                if let (Some(m), 2 | 4) = (mv.as_mut(), mask_kind) {
                     m[..sk].fill(f32::NEG_INFINITY);
                 }
             }

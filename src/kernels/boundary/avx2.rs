@@ -108,3 +108,40 @@ pub(super) fn interleave3(runs: &[i8], pixels: &mut [i8]) {
         }
     }
 }
+
+/// [`scalar::finite_range`] in 8-lane steps (NaN found by an unordered compare accumulated
+/// in a register; the tail through the scalar row).
+#[target_feature(enable = "avx2")]
+pub(super) fn finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    let n = x.len();
+    let (mut lo, mut hi) = (_mm256_set1_ps(f32::INFINITY), _mm256_set1_ps(f32::NEG_INFINITY));
+    let mut nan = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n, so the load reads inside `x`.
+        let v = unsafe { _mm256_loadu_ps(x[i..].as_ptr()) };
+        lo = _mm256_min_ps(lo, v);
+        hi = _mm256_max_ps(hi, v);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        i += 8;
+    }
+    let mut lanes = [[0f32; 8]; 2];
+    // SAFETY: each array holds 8 floats.
+    unsafe {
+        _mm256_storeu_ps(lanes[0].as_mut_ptr(), lo);
+        _mm256_storeu_ps(lanes[1].as_mut_ptr(), hi);
+    }
+    if _mm256_movemask_ps(nan) != 0 {
+        return None;
+    }
+    let tail = scalar::finite_range(&x[i..]);
+    if i < n && tail.is_none() {
+        return None;
+    }
+    let (mut l, mut h) = tail.unwrap_or((f32::INFINITY, f32::NEG_INFINITY));
+    for (&lane_lo, &lane_hi) in lanes[0].iter().zip(&lanes[1]) {
+        l = l.min(lane_lo);
+        h = h.max(lane_hi);
+    }
+    (n > 0 && l.is_finite() && h.is_finite()).then_some((l, h))
+}

@@ -48,3 +48,28 @@ pub(super) fn dequantize_row(x: &[i8], q: QuantParams, y: &mut [f32]) {
         i += 16;
     }
 }
+
+/// [`scalar::finite_range`] in 16-lane steps: `vminps` / `vmaxps` per lane, folded across
+/// lanes at the end (a NaN may pass through or be dropped by them, so NaNs are found by an
+/// unordered compare accumulated in a mask).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    let n = x.len();
+    let (mut lo, mut hi) = (_mm512_set1_ps(f32::INFINITY), _mm512_set1_ps(f32::NEG_INFINITY));
+    let mut nan: __mmask16 = 0;
+    let mut i = 0;
+    while i < n {
+        let k: __mmask16 = if n - i >= 16 { !0 } else { (1u16 << (n - i)) - 1 };
+        // SAFETY: mask `k` covers only elements i..n, inside `x`; masked-off lanes are not
+        // read and keep the accumulators' values.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(k, x[i..].as_ptr());
+            lo = _mm512_mask_min_ps(lo, k, lo, v);
+            hi = _mm512_mask_max_ps(hi, k, hi, v);
+            nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(k, v, v);
+        }
+        i += 16;
+    }
+    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    (n > 0 && nan == 0 && lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+}

@@ -41,6 +41,9 @@ type DequantizeRowFn = unsafe fn(&[i8], QuantParams, &mut [f32]);
 /// Three channel runs of [`BLOCK`] bytes (`runs`) written as interleaved 3-channel pixels
 /// (`pixels.len() / 3` of them, at most `BLOCK`); the CPU must support the row's ISA.
 type Interleave3Fn = unsafe fn(&[i8], &mut [i8]);
+/// A row's `(min, max)` when it is non-empty and every value is finite; the CPU must
+/// support the row's ISA.
+type FiniteRangeFn = unsafe fn(&[f32]) -> Option<(f32, f32)>;
 
 /// The boundary conversions of one ISA.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +52,7 @@ pub struct Boundary {
     quantize: QuantizeRowFn,
     dequantize: DequantizeRowFn,
     interleave3: Interleave3Fn,
+    finite_range: FiniteRangeFn,
 }
 
 impl Boundary {
@@ -64,6 +68,7 @@ impl Boundary {
                 quantize: scalar_quantize,
                 dequantize: scalar_dequantize,
                 interleave3: scalar_interleave3,
+                finite_range: scalar_finite_range,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 => Boundary {
@@ -71,6 +76,7 @@ impl Boundary {
                 quantize: avx2_quantize,
                 dequantize: avx2_dequantize,
                 interleave3: avx2_interleave3,
+                finite_range: avx2_finite_range,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Boundary {
@@ -78,6 +84,7 @@ impl Boundary {
                 quantize: avx512_quantize,
                 dequantize: avx512_dequantize,
                 interleave3: avx2_interleave3,
+                finite_range: avx512_finite_range,
             },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("only the scalar ISA is supported off x86-64"),
@@ -100,6 +107,14 @@ impl Boundary {
         // SAFETY: `new` checked the CPU supports the row's ISA.
         unsafe { (self.quantize)(x, q, y) };
         Ok(())
+    }
+
+    /// The `(min, max)` of `x` when it is non-empty and every value is finite (the range a
+    /// row quantized at run time takes its parameters from), else `None`. Every row gives
+    /// the same pair, up to the sign of a zero.
+    pub fn finite_range(&self, x: &[f32]) -> Option<(f32, f32)> {
+        // SAFETY: `new` checked the CPU supports the row's ISA.
+        unsafe { (self.finite_range)(x) }
     }
 
     /// Dequantizes `x` element by element into `y` (same layout).
@@ -335,4 +350,32 @@ unsafe fn avx512_quantize(x: &[f32], q: QuantParams, y: &mut [i8]) {
 unsafe fn avx512_dequantize(x: &[i8], q: QuantParams, y: &mut [f32]) {
     // SAFETY: the caller guarantees AVX-512 F/BW/VL.
     unsafe { avx512::dequantize_row(x, q, y) }
+}
+
+/// The scalar row range behind the [`FiniteRangeFn`] signature.
+///
+/// # Safety
+/// None beyond the signature's (no ISA requirement).
+unsafe fn scalar_finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    scalar::finite_range(x)
+}
+
+/// The AVX2 row range.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx2_finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe { avx2::finite_range(x) }
+}
+
+/// The AVX-512 row range.
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx512_finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    // SAFETY: the caller guarantees AVX-512 F/BW/VL.
+    unsafe { avx512::finite_range(x) }
 }

@@ -24,3 +24,16 @@ pub(super) fn dequantize_row(x: &[i8], q: QuantParams, y: &mut [f32]) {
         *d = q.dequantize(i32::from(v));
     }
 }
+
+/// `(min, max)` of a non-empty row when every value is finite, else `None` (the range of a
+/// row quantized at run time; any order of comparisons gives the same two values, up to the
+/// sign of a zero, which no quantization parameter depends on).
+pub(super) fn finite_range(x: &[f32]) -> Option<(f32, f32)> {
+    let (mut lo, mut hi, mut nan) = (f32::INFINITY, f32::NEG_INFINITY, false);
+    for &v in x {
+        lo = lo.min(v);
+        hi = hi.max(v);
+        nan |= v.is_nan();
+    }
+    (!x.is_empty() && !nan && lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+}

@@ -111,6 +111,12 @@ fn selected() -> Isa {
     crate::cpu::selected_isa().unwrap_or(Isa::Scalar)
 }
 
+/// The sum of `x` on `isa`'s variant: 16 lane sums folded by the fixed tree of
+/// [`scalar::fold`], the same bits on every ISA.
+pub fn row_sum(isa: Isa, x: &[f32]) -> f32 {
+    Variant::of(isa).sum(x)
+}
+
 /// Layer normalisation of the row `x` into `y` on the selected ISA (see
 /// [`crate::cpu::selected_isa`]): `y = (x - mean) · inv_std · scale + bias` (`+0.0` without
 /// a bias). The same bits on every ISA.
