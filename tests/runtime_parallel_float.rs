@@ -2,7 +2,8 @@
 //! float MatMul of a weight matrix (rows of A spread over the pool; for a few rows, its columns),
 //! one with a batched B (whole
 //! products spread), Softmax along rows and point-wise operators (elements spread), large and
-//! small, executed again and again (the outputs kept in place).
+//! small, executed again and again (the outputs kept in place); the weight MatMul's rows are
+//! the few-row product's definition for any row count.
 
 use xq::delegate::{lower, PartitionMode};
 use xq::ir::{DType, Graph, Node, Op, Tensor, TensorInfo};
@@ -16,7 +17,8 @@ fn f32s(dims: &[usize], seed: u32) -> Tensor {
     Tensor::from_f32(dims.to_vec(), v).unwrap()
 }
 
-/// `y = x · w` (w a constant matrix), `z = x · xt` with `xt` a batched runtime operand,
+/// `y = x · w + bias` and `y2 = x · w` (w a constant matrix, bias a constant vector),
+/// `z = x · xt` with `xt` a batched runtime operand,
 /// `s = softmax(z)` along the last axis, over all of `z`'s axes after the first (opset < 13
 /// form) and along a middle axis, and `g = gelu(y)`, `e = erf(y)`.
 fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
@@ -34,10 +36,12 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
             TensorInfo::known("s3", DType::F32, &[batch, m, m]),
             TensorInfo::known("g", DType::F32, &[batch, m, n]),
             TensorInfo::known("e", DType::F32, &[batch, m, n]),
+            TensorInfo::known("y2", DType::F32, &[batch, m, n]),
         ],
         ..Graph::default()
     };
     g.initializers.insert("w".into(), f32s(&[k, n], 9));
+    g.initializers.insert("bias".into(), f32s(&[n], 10));
     let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
         name: name.into(),
         op,
@@ -46,7 +50,14 @@ fn graph(batch: usize, m: usize, k: usize, n: usize) -> Graph {
     };
     let softmax = |axis, coerce_2d| Op::Softmax { axis, coerce_2d };
     g.nodes = vec![
-        node("linear", Op::MatMul, &["x", "w"], "y"),
+        node("linear", Op::MatMul, &["x", "w"], "mm"),
+        node(
+            "bias",
+            Op::Binary(xq::ir::op::BinaryOp::Add),
+            &["bias", "mm"],
+            "y",
+        ),
+        node("linear_out", Op::MatMul, &["x", "w"], "y2"),
         node("scores", Op::MatMul, &["x", "xt"], "z"),
         node("softmax", softmax(-1, false), &["z"], "s"),
         node("softmax_2d", softmax(1, true), &["z"], "s2"),
@@ -88,6 +99,45 @@ fn float_steps_split_over_threads_give_the_bits_of_one_thread() {
             .iter()
             .map(|t| t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect())
             .collect();
+        // Each row of the weight MatMul is the few-row product's definition, whatever the row
+        // count (B packed once by the program for more than four rows), and the bias Add
+        // (fused into the MatMul step) adds the bias to it.
+        let (x, w, bias) = (inputs[0].as_f32().unwrap(), f32s(&[k, n], 9), f32s(&[n], 10));
+        for r in 0..batch * m {
+            let mut row = vec![0f32; n];
+            xq::interp::kernels::gemv::scalar::gemv(
+                &x[r * k..(r + 1) * k],
+                w.as_f32().unwrap(),
+                n,
+                0..n,
+                &mut row,
+            );
+            let bits: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+            let biased: Vec<u32> = row
+                .iter()
+                .zip(bias.as_f32().unwrap())
+                .map(|(y, b)| (b + y).to_bits())
+                .collect();
+            let cols = r * n..(r + 1) * n;
+            assert!(
+                bits[..] == want[7][cols.clone()] && biased[..] == want[0][cols],
+                "{batch}x{m}x{k}x{n}: row {r} of the weight MatMul is not the definition"
+            );
+        }
+        if batch * m > 4 {
+            let labels: Vec<String> = one
+                .profile(&inputs)
+                .unwrap()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect();
+            assert!(
+                labels
+                    .iter()
+                    .any(|l| l.starts_with("linear ") && l.contains("+ bias")),
+                "the bias Add is not fused: {labels:?}"
+            );
+        }
         // The interpreter itself (no program) agrees too.
         let interp = xq::interp::run_once(&g, &inputs).unwrap();
         for threads in [2, 3] {
@@ -274,5 +324,104 @@ fn normalisations_broadcasts_where_and_transposes_split_over_threads_give_the_bi
                 }
             }
         }
+    }
+}
+
+/// A linear layer (MatMul of a constant matrix, then Add of a constant bias), the same as a
+/// Gemm (B transposed, C the bias) and without bias, whose row count is symbolic: calls of
+/// many rows (the bias fused into the packed MatMul) and of a few (the vector × matrix
+/// kernel, then the Add) alternate, and each gives the interpreter's bits; the Gemms (packed,
+/// any row count) give the MatMuls' bits.
+#[test]
+fn a_linear_layer_alternating_many_and_few_rows_gives_the_interpreters_bits() {
+    use xq::ir::Dim;
+    let (k, n) = (40, 70);
+    let mut g = Graph {
+        name: "linear".into(),
+        inputs: vec![TensorInfo {
+            name: "x".into(),
+            dtype: DType::F32,
+            shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(k)]),
+        }],
+        outputs: ["y", "g", "g2", "y2"]
+            .map(|name| TensorInfo {
+                name: name.into(),
+                dtype: DType::F32,
+                shape: Some(vec![Dim::Symbolic("rows".into()), Dim::Known(n)]),
+            })
+            .to_vec(),
+        ..Graph::default()
+    };
+    let w = f32s(&[k, n], 11);
+    let wv = w.as_f32().unwrap();
+    let wt: Vec<f32> = (0..n * k).map(|i| wv[(i % k) * n + i / k]).collect();
+    g.initializers.insert("w".into(), w.clone());
+    g.initializers
+        .insert("wt".into(), Tensor::from_f32(vec![n, k], wt).unwrap());
+    g.initializers.insert("bias".into(), f32s(&[n], 12));
+    let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.into()],
+    };
+    let gemm = |trans_b| xq::ir::op::GemmAttrs {
+        trans_b,
+        ..Default::default()
+    };
+    g.nodes = vec![
+        node("linear", Op::MatMul, &["x", "w"], "mm"),
+        node(
+            "bias",
+            Op::Binary(xq::ir::op::BinaryOp::Add),
+            &["mm", "bias"],
+            "y",
+        ),
+        node("gemm", Op::Gemm(gemm(true)), &["x", "wt", "bias"], "g"),
+        node("gemm_plain", Op::Gemm(gemm(false)), &["x", "w"], "g2"),
+        node("matmul", Op::MatMul, &["x", "w"], "y2"),
+    ];
+    g.validate().unwrap();
+    let spec = lower(&g, PartitionMode::None).unwrap().0;
+    for threads in [1, 2] {
+        let p = Program::new(spec.clone(), ProgramOptions { threads }).unwrap();
+        for (call, rows) in [9, 2, 30, 1, 4, 5, 64].into_iter().enumerate() {
+            let x = [f32s(&[rows, k], call as u32)];
+            let got = p.execute(&x).unwrap();
+            let want = xq::interp::run_once(&g, &x).unwrap();
+            let bits = |t: &Tensor| {
+                t.as_f32()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            for (o, (got, want)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(got.dims(), &[rows, n]);
+                assert!(
+                    bits(got) == bits(want),
+                    "{threads} threads, call {call} of {rows} rows: output {o}"
+                );
+            }
+            // Gemm (B either way) computes MatMul's product and adds C as Add does.
+            assert!(
+                bits(&got[1]) == bits(&got[0]) && bits(&got[2]) == bits(&got[3]),
+                "{rows} rows"
+            );
+        }
+        let labels: Vec<String> = p
+            .profile(&[f32s(&[8, k], 1)])
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert!(
+            labels[0].contains("+ bias"),
+            "the bias Add is not fused: {labels:?}"
+        );
+        assert!(
+            labels[2].contains("Gemm, packed B") && labels[3].contains("Gemm, packed B"),
+            "{labels:?}"
+        );
     }
 }

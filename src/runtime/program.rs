@@ -21,9 +21,13 @@
 //! for the same kernels, used in place from them; the program keeps the bytes alive. Saving
 //! ([`Program::to_bytes`], [`Program::save`]) hands the weights the kernels use to the file
 //! format as its packed section: packing is the runtime's job, the format only stores blobs.
+//! The constant f32 matrices of interpreted MatMuls and Gemms are packed at construction too
+//! (into the panels of [`crate::interp::kernels::sgemm::PackedB`]); they are not part of the
+//! file.
 
 mod attention_fusion;
 mod dataflow;
+mod packed_matmul;
 mod rms_fusion;
 
 use super::kernel_step::KernelStep;
@@ -159,6 +163,9 @@ pub struct Program {
     /// ...) and is that input's last reader, so it hands the buffer on instead of copying it
     /// (see [`view_moves`]).
     moves: Vec<bool>,
+    /// The interpreted MatMuls whose B is constant, packed, with the bias Adds they absorb
+    /// (see [`packed_matmul`]).
+    packed_matmuls: packed_matmul::ConstantMatMuls,
     pool: ThreadPool,
     /// Execution contexts not in use (one per concurrent call made so far).
     contexts: Mutex<Vec<Context>>,
@@ -299,6 +306,13 @@ impl Program {
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);
         let moves = view_moves(&steps, &borrowed, &output_slots);
+        let packed_matmuls = packed_matmul::ConstantMatMuls::build(
+            &steps,
+            &borrowed,
+            &constants,
+            &output_slots,
+            crate::cpu::selected_isa().unwrap_or(Isa::Scalar),
+        );
         Ok(Program {
             spec,
             source,
@@ -312,6 +326,7 @@ impl Program {
             slot_count,
             borrowed,
             moves,
+            packed_matmuls,
             pool: ThreadPool::new(threads)?,
             contexts: Mutex::new(Vec::new()),
         })
@@ -469,8 +484,17 @@ impl Program {
     fn labelled(&self, times: Vec<Duration>) -> Vec<(String, Duration)> {
         self.steps
             .iter()
+            .enumerate()
             .zip(times)
-            .map(|(s, t)| (s.label(&self.spec.values), t))
+            .map(|((i, s), t)| match (s, self.packed_matmuls.get(i)) {
+                (Step::Interp { name, .. }, Some(p)) if p.fused_output().is_some() => {
+                    (format!("{name} [interp MatMul, packed B, + bias]"), t)
+                }
+                (Step::Interp { name, op, .. }, Some(_)) => {
+                    (format!("{name} [interp {}, packed B]", op.onnx_name()), t)
+                }
+                _ => (s.label(&self.spec.values), t),
+            })
             .collect()
     }
 
@@ -572,6 +596,8 @@ impl Program {
                     inputs: reads,
                     outputs: writes,
                 } if self.moves[index] => self.run_view_move(name, op, reads, writes, tensors, inputs)?,
+                // A bias Add its MatMul step computed.
+                Step::Interp { .. } if self.packed_matmuls.already_added(index, tensors) => {}
                 Step::Kernel {
                     name,
                     kernel,
@@ -645,6 +671,10 @@ impl Program {
                             *r = tensors[*s].take();
                         }
                     }
+                    // A packed MatMul with a fused bias writes the Add's output slot.
+                    let constant_mm = self.packed_matmuls.get(index);
+                    let fused_slot = constant_mm.and_then(|p| p.fused_output());
+                    let mut fused_out = fused_slot.and_then(|s| tensors[s].take());
                     let read = |s: &Option<usize>| s.and_then(|s| self.slot(tensors, inputs, s));
                     let mut few_args: [Option<&Tensor>; 8] = [None; 8];
                     let many_args: Vec<Option<&Tensor>>;
@@ -666,9 +696,17 @@ impl Program {
                         None => writes.len(),
                     };
                     let results = &mut results[..requested.max(1).min(writes.len())];
+                    let (packed, fused) = match (constant_mm, &mut *results, args.first()) {
+                        (Some(p), [_], Some(Some(a))) if fused_slot.is_some() => {
+                            let done = self.run_packed_matmul(p, a, &mut fused_out, true)?;
+                            (done, done)
+                        }
+                        (Some(p), [out], Some(Some(a))) => (self.run_packed_matmul(p, a, out, false)?, false),
+                        _ => (false, false),
+                    };
                     let parallel = match &mut *results {
-                        [out] => self.run_parallel_interp(op, args, out)?,
-                        _ => false,
+                        [out] if !packed => self.run_parallel_interp(op, args, out)?,
+                        _ => packed,
                     };
                     if !parallel {
                         eval_into(op, args, results)
@@ -678,6 +716,13 @@ impl Program {
                         if let Some(s) = s {
                             tensors[*s] = r.take();
                         }
+                    }
+                    if let Some(s) = fused_slot {
+                        tensors[s] = fused_out;
+                    }
+                    if let (true, Some(o)) = (fused, constant_mm.and_then(|p| p.matmul_output())) {
+                        // Tells the fused Add that its sum is already computed.
+                        tensors[o] = None;
                     }
                 }
                 Step::Attention { fused, .. } => self.run_attention(fused, inputs, tensors)?,

@@ -1,4 +1,6 @@
-//! Matrix products through `matrixmultiply` (f32 for float ops, f64 for exact integer ops).
+//! Matrix products: f32 ones through the chained kernels ([`super::gemv`], [`super::sgemm`];
+//! `matrixmultiply` only for Gemm's scaled or transposed-A forms), f64 ones (exact integer
+//! ops) through `matrixmultiply`.
 
 use crate::ir::op::GemmAttrs;
 use crate::ir::shapes::{broadcast, matmul_shape};
@@ -41,11 +43,14 @@ pub static HAS_AVX2_FMA: std::sync::LazyLock<bool> = std::sync::LazyLock::new(||
     f.avx2 && f.fma
 });
 
-/// The few-row f32 GEMMs [`super::gemv`] computes (no packing of B): at most
-/// [`super::gemv::MAX_ROWS`] rows, alpha 1, beta 0, contiguous rows everywhere. Returns false,
-/// having written nothing, for any other.
+/// The f32 products the gemv definition computes (one fused multiply-add chain per output,
+/// over `k` from 0): alpha 1, beta 0, A's and C's rows contiguous (any row strides), B any
+/// non-negative strides. At most [`super::gemv::MAX_ROWS`] rows of a row-major A, B and C
+/// run [`super::gemv`] (no packing); the others [`super::sgemm`], with B packed into this
+/// thread's reusable buffer. Returns false, having written nothing, for any other product (or
+/// one whose views do not fit their slices).
 #[allow(clippy::too_many_arguments)]
-fn few_rows_f32(
+fn chained_f32(
     m: usize,
     k: usize,
     n: usize,
@@ -59,24 +64,40 @@ fn few_rows_f32(
     c_st: (isize, isize),
 ) -> bool {
     let contiguous = |st: (isize, isize), cols: usize| st.1 == 1 && st.0 == cols as isize;
-    if m == 0
-        || m > super::gemv::MAX_ROWS
-        || alpha != 1.0
+    if alpha != 1.0
         || beta != 0.0
-        || !contiguous(a_st, k)
-        || !contiguous(b_st, n)
-        || !contiguous(c_st, n)
-        || a.len() < m * k
-        || b.len() < k * n
-        || c.len() < m * n
+        || a_st.1 != 1
+        || c_st.1 != 1
+        || a_st.0 < 0
+        || c_st.0 < 0
+        || b_st.0 < 0
+        || b_st.1 < 0
+        || !view_fits(a.len(), m, k, a_st)
+        || !view_fits(c.len(), m, n, c_st)
+        || (c_st.0 as usize) < n
     {
         return false;
     }
-    super::gemv::gemm_few_rows(a, m, k, b, n, c);
-    true
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if m <= super::gemv::MAX_ROWS
+        && contiguous(a_st, k)
+        && contiguous(b_st, n)
+        && contiguous(c_st, n)
+        && b.len() >= k * n
+    {
+        super::gemv::gemm_few_rows(a, m, k, b, n, c);
+        return true;
+    }
+    let (lda, ldc) = (a_st.0 as usize, c_st.0 as usize);
+    super::sgemm::with_packed(b, (b_st.0 as usize, b_st.1 as usize), k, n, |p| {
+        super::sgemm::sgemm(a, lda, m, p, c, ldc)
+    })
+    .is_some()
 }
 
-/// The f64 GEMM has no few-row path.
+/// The f64 GEMM has no chained path (it computes exact integer products).
 #[allow(clippy::too_many_arguments)]
 fn few_rows_f64(
     _: usize,
@@ -146,7 +167,7 @@ macro_rules! gemm_impl {
         }
     };
 }
-gemm_impl!(f32, sgemm, few_rows_f32);
+gemm_impl!(f32, sgemm, chained_f32);
 gemm_impl!(f64, dgemm, few_rows_f64);
 
 /// ONNX Gemm: `alpha * op(A) · op(B) + beta * C`.
@@ -165,22 +186,6 @@ pub fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result
         )));
     }
     crate::ir::checked_numel(&[m, n])?;
-    let mut out = vec![0f32; m * n];
-    let beta = match c {
-        Some(c) if g.beta != 0.0 => {
-            let (dims, cv) = (c.dims(), c.as_f32()?);
-            if broadcast(dims, &[m, n])? != [m, n] {
-                return Err(Error::ShapeMismatch(format!(
-                    "Gemm C {dims:?} does not broadcast to [{m}, {n}]"
-                )));
-            }
-            let zeros = vec![0f32; m * n];
-            let (_, v) = super::elementwise::broadcast_zip(&zeros, &[m, n], cv, dims, |_, y| y)?;
-            out = v;
-            g.beta
-        }
-        _ => 0.0,
-    };
     let a_st = if g.trans_a {
         (1, m as isize)
     } else {
@@ -191,19 +196,39 @@ pub fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result
     } else {
         (n as isize, 1)
     };
+    // The product as a MatMul computes it, then scaled and C added (a scale of 1 is exact):
+    // with alpha = beta = 1, the bits of MatMul followed by Add.
+    let mut out = vec![0f32; m * n];
     f32::gemm(
         m,
         k,
         n,
-        g.alpha,
+        1.0,
         a.as_f32()?,
         a_st,
         b.as_f32()?,
         b_st,
-        beta,
+        0.0,
         &mut out,
         (n as isize, 1),
     );
+    let alpha = g.alpha;
+    match c {
+        Some(c) if g.beta != 0.0 => {
+            let (dims, cv) = (c.dims(), c.as_f32()?);
+            if broadcast(dims, &[m, n])? != [m, n] {
+                return Err(Error::ShapeMismatch(format!(
+                    "Gemm C {dims:?} does not broadcast to [{m}, {n}]"
+                )));
+            }
+            let beta = g.beta;
+            let (_, v) =
+                super::elementwise::broadcast_zip(&out, &[m, n], cv, dims, |p, c| alpha * p + beta * c)?;
+            out = v;
+        }
+        _ if alpha != 1.0 => out.iter_mut().for_each(|p| *p *= alpha),
+        _ => {}
+    }
     Tensor::from_f32(vec![m, n], out)
 }
 

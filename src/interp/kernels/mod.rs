@@ -19,6 +19,7 @@ mod resize;
 mod reuse;
 mod rotary;
 mod sdpa;
+pub mod sgemm;
 
 pub use layout::{
     transpose_axis, transpose_f32_into, transpose_f32_runs, transpose_run_len, view_dims,

@@ -1,0 +1,183 @@
+//! `f32` matrix products against a B packed once (a weight matrix): `C[m × n] = A[m × k] ·
+//! B[k × n]` where every output is exactly the [`super::gemv`] definition, one chain of fused
+//! multiply-adds over `k` in order from +0. So it gives gemv's bits for any row count, on
+//! every ISA, and for any split of the rows between threads.
+//!
+//! B is packed into column panels ([`PackedB`]) whose width is the kernel's: 32 columns (two
+//! zmm registers) for AVX-512, 16 (two ymm) for AVX2, zero-padded at the right edge. The
+//! kernels keep a tile of rows × one panel of accumulators in registers (12 × 32 for AVX-512,
+//! 6 × 16 for AVX2) and broadcast A's elements straight from its rows (A is not packed); the
+//! edge tiles take fewer rows and store fewer columns. The panels are the outer loop, so a
+//! panel stays in cache while every row block runs against it.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod packed;
+mod scalar;
+
+pub use packed::PackedB;
+
+use crate::cpu::Isa;
+use std::cell::RefCell;
+
+/// The kernel a [`PackedB`] was packed for (its panel width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// The definition, on panels of 16 columns.
+    Scalar,
+    /// AVX2 + FMA, panels of 16 columns.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX-512 F, panels of 32 columns.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Variant {
+    /// `isa`'s kernel, or the scalar one when the CPU lacks its instructions.
+    fn for_isa(isa: Isa) -> Variant {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let cpu = crate::cpu::features();
+            match isa {
+                Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => return Variant::Avx512,
+                Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni
+                    if cpu.supports(Isa::Avx2) =>
+                {
+                    return Variant::Avx2
+                }
+                _ => {}
+            }
+        }
+        let _ = isa;
+        Variant::Scalar
+    }
+
+    /// Columns per panel.
+    fn width(self) -> usize {
+        match self {
+            Variant::Scalar => 16,
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx2 => avx2::WIDTH,
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx512 => avx512::WIDTH,
+        }
+    }
+}
+
+/// `c[r · ldc + j] = Σₖ a[r · lda + k] · B[k][j]` for the rows `r < m` of A (row stride
+/// `lda`) and every column `j < b.n()`, on the kernel `b` was packed for; `c`'s other
+/// elements are left alone. Allocates nothing.
+///
+/// # Panics
+/// When `a` is shorter than `m` rows of `b.k()` values at stride `lda`, or `c` shorter than
+/// `m` rows of `b.n()` at stride `ldc`, or `ldc < b.n()` (callers size them from one shape).
+pub fn sgemm(a: &[f32], lda: usize, m: usize, b: &PackedB, c: &mut [f32], ldc: usize) {
+    sgemm_bias(a, lda, m, b, None, c, ldc)
+}
+
+/// [`sgemm`], then `bias[j]` added to every output of column `j` when given (one rounding
+/// after the chain: the bits of adding it to [`sgemm`]'s output), as the tiles are stored.
+///
+/// # Panics
+/// As [`sgemm`], and when `bias` does not hold `b.n()` values.
+pub fn sgemm_bias(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let (k, n) = (b.k(), b.n());
+    let span = |rows: usize, stride: usize, len: usize| {
+        rows.checked_sub(1).map_or(Some(0), |r| {
+            r.checked_mul(stride).and_then(|o| o.checked_add(len))
+        })
+    };
+    assert!(
+        ldc >= n
+            && bias.is_none_or(|b| b.len() == n)
+            && span(m, lda, k).is_some_and(|s| s <= a.len())
+            && span(m, ldc, n).is_some_and(|s| s <= c.len()),
+        "sgemm operands do not fit: m {m}, k {k}, n {n}, lda {lda}, ldc {ldc}, a {}, c {}, bias {:?}",
+        a.len(),
+        c.len(),
+        bias.map(<[f32]>::len)
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = b.data();
+    #[cfg(target_arch = "x86_64")]
+    let bias_ptr = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+    match b.variant() {
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx512 => {
+            assert!(crate::cpu::features().supports(Isa::Avx512Vnni));
+            // SAFETY: the CPU has AVX-512 F (asserted). Rows r < m of A at stride lda hold k
+            // values inside `a`, and of C n values inside `c`, and a bias n values (asserted
+            // above); the panels hold n.div_ceil(32) · 32 · k values (`PackedB` invariant for
+            // this variant).
+            unsafe {
+                avx512::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    n,
+                    c.as_mut_ptr(),
+                    ldc,
+                    bias_ptr,
+                )
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 => {
+            assert!(crate::cpu::features().supports(Isa::Avx2));
+            // SAFETY: the CPU has AVX2 and FMA (asserted); bounds as above, for panels of 16.
+            unsafe {
+                avx2::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    n,
+                    c.as_mut_ptr(),
+                    ldc,
+                    bias_ptr,
+                )
+            }
+        }
+        Variant::Scalar => scalar::sgemm(a, lda, m, k, panels, Variant::Scalar.width(), n, c, ldc, bias),
+    }
+}
+
+thread_local! {
+    /// The per-thread buffer B is packed into by [`with_packed`].
+    static SCRATCH: RefCell<PackedB> = RefCell::new(PackedB::default());
+}
+
+/// Runs `f` on the `k × n` matrix with element `(r, j)` at `b[r · strides.0 + j · strides.1]`,
+/// packed for the process's ISA into this thread's reusable buffer (no allocation once the
+/// thread has packed a matrix as large). Returns `None`, without calling `f`, when the view
+/// does not fit `b` or the matrix is too large to pack, or when called from inside `f`.
+pub fn with_packed<R>(
+    b: &[f32],
+    strides: (usize, usize),
+    k: usize,
+    n: usize,
+    f: impl FnOnce(&PackedB) -> R,
+) -> Option<R> {
+    SCRATCH.with(|cell| {
+        let mut packed = cell.try_borrow_mut().ok()?;
+        let isa = crate::cpu::selected_isa().unwrap_or(Isa::Scalar);
+        packed.pack(isa, b, strides, k, n).ok()?;
+        Some(f(&packed))
+    })
+}
