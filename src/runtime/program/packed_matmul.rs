@@ -1,7 +1,10 @@
 //! Interpreted f32 MatMuls against a constant matrix (a linear layer's weights): B is packed
-//! once when the program is built, and a call of more than [`gemv::MAX_ROWS`] rows runs
-//! [`sgemm_bias`] on it, its row blocks split over the pool. Every output is the gemv definition's
-//! chain, so the bits are those of the interpreter (which packs B per call) and of any split.
+//! once when the program is built, and every call runs [`sgemm_bias`] on it: more than
+//! [`gemv::MAX_ROWS`] rows split over the pool by row blocks, fewer (decoding) by column
+//! panels ([`sgemm_bias_cols`]; the rows then stream the contiguous panels once, about 1.6×
+//! the bandwidth of reading the row-major matrix column block by column block). Every output
+//! is the gemv definition's chain, so the bits are those of the interpreter (which packs B per
+//! call) and of any split.
 //!
 //! When the MatMul's output is read only by an Add of a constant vector of its column count
 //! (the linear layer's bias), that call also adds the bias to its tiles as they are stored
@@ -13,14 +16,13 @@
 //! (beta 0 or 1) is packed too, and runs every row count on the packed matrix, its C added as
 //! the bias (the bits of the interpreter's Gemm, which adds C to the same product).
 //!
-//! The unpacked constant stays: calls of at most [`gemv::MAX_ROWS`] rows (decoding) run the
-//! vector × matrix kernel on the row-major matrix with the columns split over the pool, and
-//! the program's spec holds the initializer anyway.
+//! The unpacked constant stays: the nodes run as interpreted ones when a call does not fit
+//! the packed matrix, and the program's spec holds the initializer anyway.
 
 use super::{matmul_output, Borrowed, Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
 use crate::cpu::Isa;
 use crate::interp::kernels::gemv;
-use crate::interp::kernels::sgemm::{sgemm_bias, PackedB};
+use crate::interp::kernels::sgemm::{sgemm_bias, sgemm_bias_cols, PackedB};
 use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor};
 use crate::Result;
@@ -262,8 +264,7 @@ impl Program {
             return Ok(false);
         };
         let av = a.as_f32()?;
-        // A Gemm has no row-major B for the vector × matrix kernel: it takes every row count.
-        if (mm.gemm.is_none() && rows <= gemv::MAX_ROWS) || av.len() != rows * k {
+        if av.len() != rows * k {
             return Ok(false);
         }
         let y = matmul_output(out, a.dims(), &[k, n])?;
@@ -272,6 +273,27 @@ impl Program {
         };
         let threads = self.pool.threads();
         let macs = rows.saturating_mul(k).saturating_mul(n);
+        if rows <= gemv::MAX_ROWS {
+            // Decoding: the few rows stream the panels once (contiguous, unlike a row-major
+            // matrix read column block by column block); threads take column ranges.
+            let width = b.panel_width();
+            let panels = n.div_ceil(width);
+            let tasks = (threads * 2).min(panels);
+            if threads == 1 || tasks < 2 || macs < PARALLEL_MATMUL_MACS {
+                run(0, rows, y);
+                return Ok(true);
+            }
+            let ptr = SendPtr(y.as_mut_ptr());
+            self.pool.run(tasks, &|i| {
+                let p = &ptr;
+                let cols = (panels * i / tasks * width).min(n)..(panels * (i + 1) / tasks * width).min(n);
+                // SAFETY: `y` (rows × n, checked by `matmul_output`'s shape) outlives the job,
+                // and the tasks' column ranges partition 0..n, so each task writes its own
+                // columns of each row only.
+                unsafe { sgemm_bias_cols(av, k, rows, b, cols, bias, p.0, n) };
+            });
+            return Ok(true);
+        }
         // Equal row ranges, at least `MIN_TASK_ROWS` each, two per thread (taken by whichever
         // thread is free): a few row blocks split evenly rather than tile by tile.
         let tasks = (threads * 2).min(rows / MIN_TASK_ROWS);

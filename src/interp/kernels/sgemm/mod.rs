@@ -158,6 +158,102 @@ pub fn sgemm_bias(
     }
 }
 
+/// [`sgemm_bias`] on columns `cols` of B alone, written through a raw `c` (element `(r, j)`
+/// of the whole output at `c + r · ldc + j`), so that threads can compute disjoint column
+/// ranges of the same rows (a few rows against a large matrix: decoding). The same bits as
+/// [`sgemm_bias`] for those columns.
+///
+/// # Safety
+/// `c` must be valid for writing elements `(r, j)`, `r < m`, `j` in `cols`, for the duration
+/// of the call, and nothing else may access them meanwhile (concurrent calls on the same
+/// output take disjoint column ranges).
+///
+/// # Panics
+/// As [`sgemm_bias`] (with `c` unchecked), and when `cols` is not inside `0..b.n()` or does
+/// not start on a panel boundary ([`PackedB::panel_width`]) unless empty.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_bias_cols(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    cols: std::ops::Range<usize>,
+    bias: Option<&[f32]>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (k, n, width) = (b.k(), b.n(), b.panel_width());
+    let a_fits = m
+        .checked_sub(1)
+        .map_or(Some(0), |r| r.checked_mul(lda).and_then(|o| o.checked_add(k)))
+        .is_some_and(|s| s <= a.len());
+    assert!(
+        ldc >= n
+            && cols.start <= cols.end
+            && cols.end <= n
+            && (cols.start % width == 0 || cols.start == cols.end)
+            && bias.is_none_or(|b| b.len() == n)
+            && a_fits,
+        "sgemm columns do not fit: m {m}, k {k}, n {n}, columns {cols:?}, lda {lda}, ldc {ldc}, a {}",
+        a.len()
+    );
+    if m == 0 || cols.is_empty() {
+        return;
+    }
+    // Panels before `cols.start` are skipped whole: panel p starts at p · width · k.
+    let panels = &b.data()[cols.start / width * width * k..];
+    let cn = cols.len();
+    match b.variant() {
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx512 => {
+            assert!(crate::cpu::features().supports(Isa::Avx512Vnni));
+            // SAFETY: the CPU has AVX-512 F (asserted); A's rows and the bias are in bounds
+            // (asserted), the panels from `cols.start` hold cn.div_ceil(32) · 32 · k values
+            // (`PackedB` invariant), and C's elements are the caller's.
+            unsafe {
+                avx512::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    cn,
+                    c.add(cols.start),
+                    ldc,
+                    bias.map_or(std::ptr::null(), |b| b[cols.start..].as_ptr()),
+                )
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 => {
+            assert!(crate::cpu::features().supports(Isa::Avx2));
+            // SAFETY: the CPU has AVX2 and FMA (asserted); bounds as above, for panels of 16.
+            unsafe {
+                avx2::sgemm(
+                    a.as_ptr(),
+                    lda,
+                    m,
+                    k,
+                    panels.as_ptr(),
+                    cn,
+                    c.add(cols.start),
+                    ldc,
+                    bias.map_or(std::ptr::null(), |b| b[cols.start..].as_ptr()),
+                )
+            }
+        }
+        Variant::Scalar => {
+            for r in 0..m {
+                for j in cols.clone() {
+                    let v = scalar::output(a, lda, k, b.data(), width, bias, r, j);
+                    // SAFETY: element (r, j) is the caller's to write.
+                    unsafe { *c.add(r * ldc + j) = v };
+                }
+            }
+        }
+    }
+}
+
 thread_local! {
     /// The per-thread buffer B is packed into by [`with_packed`].
     static SCRATCH: RefCell<PackedB> = RefCell::new(PackedB::default());

@@ -118,7 +118,13 @@ impl PackedB {
         self.n
     }
 
-    /// The kernel the panels were packed for.
+    /// Columns per panel: a column range given to [`super::sgemm_bias_cols`] starts on a
+    /// multiple of it.
+    pub fn panel_width(&self) -> usize {
+        self.variant.width()
+    }
+
+    /// The kernel these panels were packed for.
     pub(super) fn variant(&self) -> Variant {
         self.variant
     }

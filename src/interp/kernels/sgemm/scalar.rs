@@ -19,17 +19,33 @@ pub(super) fn sgemm(
     bias: Option<&[f32]>,
 ) {
     for r in 0..m {
-        let x = &a[r * lda..r * lda + k];
         for j in 0..n {
-            let panel = &b[j / width * width * k..];
-            let mut acc = 0f32;
-            for (kk, &xv) in x.iter().enumerate() {
-                acc = xv.mul_add(panel[kk * width + j % width], acc);
-            }
-            c[r * ldc + j] = match bias {
-                Some(b) => acc + b[j],
-                None => acc,
-            };
+            c[r * ldc + j] = output(a, lda, k, b, width, bias, r, j);
         }
+    }
+}
+
+/// Output `(r, j)` of [`sgemm`]: the chain over `k`, then the bias.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn output(
+    a: &[f32],
+    lda: usize,
+    k: usize,
+    b: &[f32],
+    width: usize,
+    bias: Option<&[f32]>,
+    r: usize,
+    j: usize,
+) -> f32 {
+    let x = &a[r * lda..r * lda + k];
+    let panel = &b[j / width * width * k..];
+    let mut acc = 0f32;
+    for (kk, &xv) in x.iter().enumerate() {
+        acc = xv.mul_add(panel[kk * width + j % width], acc);
+    }
+    match bias {
+        Some(b) => acc + b[j],
+        None => acc,
     }
 }
