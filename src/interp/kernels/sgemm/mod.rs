@@ -191,7 +191,7 @@ pub unsafe fn sgemm_bias_cols(
         ldc >= n
             && cols.start <= cols.end
             && cols.end <= n
-            && (cols.start % width == 0 || cols.start == cols.end)
+            && (cols.start.is_multiple_of(width) || cols.start == cols.end)
             && bias.is_none_or(|b| b.len() == n)
             && a_fits,
         "sgemm columns do not fit: m {m}, k {k}, n {n}, columns {cols:?}, lda {lda}, ldc {ldc}, a {}",
