@@ -7,7 +7,7 @@
 //! when a call's shapes or types do not fit the kernel, those nodes run instead, so the
 //! fusion never changes what runs or what it computes beyond rounding.
 
-use super::dataflow::{pair, Flow};
+use super::dataflow::{pair, replace_chains, Flow};
 use super::{Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
 use crate::interp::kernels::{
     eval_into, ScoreScale, SdpaDims, SdpaLayout, SdpaPlan, SDPA_MAX_RANK as MAX_RANK,
@@ -15,7 +15,6 @@ use crate::interp::kernels::{
 use crate::ir::op::BinaryOp;
 use crate::ir::{DType, Op, Tensor, TensorData};
 use crate::{Error, Result};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An operand read through an absorbed Transpose (`perm`; `Some(None)` reverses the axes),
@@ -322,35 +321,14 @@ pub(super) fn fuse(
     inputs: &[usize],
     constants: &[(usize, Tensor)],
 ) -> Vec<Step> {
-    let mut fused: HashMap<usize, FusedAttention> = HashMap::new();
-    let mut removed = vec![false; steps.len()];
-    {
-        let flow = Flow::new(&steps, outputs, inputs, constants);
-        for i in 0..steps.len() {
-            if let Some((taken, f)) = match_at(&flow, i) {
-                let Some(&at) = taken.last() else { continue };
-                if taken.iter().any(|&t| removed[t]) {
-                    continue;
-                }
-                taken.iter().for_each(|&t| removed[t] = true);
-                fused.insert(at, f);
-            }
-        }
-    }
-    if fused.is_empty() {
-        return steps;
-    }
-    steps
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, s)| match fused.remove(&i) {
-            Some(f) => Some(Step::Attention {
-                name: f.unfused.last().map_or_else(String::new, |u| u.name.clone()),
-                fused: Box::new(f),
-            }),
-            None => (!removed[i]).then_some(s),
-        })
-        .collect()
+    replace_chains(steps, outputs, inputs, constants, |flow, i| {
+        let (taken, f) = match_at(flow, i)?;
+        let step = Step::Attention {
+            name: f.unfused.last().map_or_else(String::new, |u| u.name.clone()),
+            fused: Box::new(f),
+        };
+        Some((taken, step))
+    })
 }
 
 /// ONNX Reshape's output dims for `input` and the i64 `shape` (0 copies the input's dim

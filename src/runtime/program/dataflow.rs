@@ -114,3 +114,43 @@ pub(super) fn pair(inputs: &[Option<usize>]) -> Option<(usize, usize)> {
         _ => None,
     }
 }
+
+/// `steps` with the chains `matcher` finds replaced: `matcher(flow, i)` returns, for a chain
+/// found at step `i`, the steps it takes and the step standing for them, which goes at the
+/// place of the last step taken. A chain that shares a step with one found earlier is left
+/// alone. `outputs`, `inputs` and `constants` are the program's.
+pub(super) fn replace_chains(
+    steps: Vec<Step>,
+    outputs: &[usize],
+    inputs: &[usize],
+    constants: &[(usize, Tensor)],
+    matcher: impl Fn(&Flow, usize) -> Option<(Vec<usize>, Step)>,
+) -> Vec<Step> {
+    let mut replaced: HashMap<usize, Step> = HashMap::new();
+    let mut removed = vec![false; steps.len()];
+    {
+        let flow = Flow::new(&steps, outputs, inputs, constants);
+        for i in 0..steps.len() {
+            let Some((taken, step)) = matcher(&flow, i) else {
+                continue;
+            };
+            let Some(&at) = taken.iter().max() else { continue };
+            if taken.iter().any(|&t| removed[t]) {
+                continue;
+            }
+            taken.iter().for_each(|&t| removed[t] = true);
+            replaced.insert(at, step);
+        }
+    }
+    if replaced.is_empty() {
+        return steps;
+    }
+    steps
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| match replaced.remove(&i) {
+            Some(step) => Some(step),
+            None => (!removed[i]).then_some(s),
+        })
+        .collect()
+}

@@ -11,17 +11,10 @@
 //! x's last axis). The fused step rounds differently (its mean square is a 16-lane sum of
 //! `x²` in the kernel's order), so its outputs differ from the chain's by rounding only.
 
-use super::dataflow::{pair, Flow};
+use super::dataflow::{pair, replace_chains, Flow};
 use super::Step;
 use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::{DType, Op, Tensor, TensorData};
-use std::collections::HashMap;
-
-/// A matched chain: the steps it takes and the step that replaces them.
-struct Matched {
-    taken: Vec<usize>,
-    step: Step,
-}
 
 /// `steps` with every written-out RMS normalisation replaced by one step at the place of
 /// its last node. `outputs`, `inputs` and `constants` are the program's.
@@ -31,31 +24,7 @@ pub(super) fn fuse(
     inputs: &[usize],
     constants: &[(usize, Tensor)],
 ) -> Vec<Step> {
-    let mut replaced: HashMap<usize, Step> = HashMap::new();
-    let mut removed = vec![false; steps.len()];
-    {
-        let flow = Flow::new(&steps, outputs, inputs, constants);
-        for i in 0..steps.len() {
-            let Some(m) = match_at(&flow, i) else { continue };
-            let Some(&at) = m.taken.iter().max() else { continue };
-            if m.taken.iter().any(|&t| removed[t]) {
-                continue;
-            }
-            m.taken.iter().for_each(|&t| removed[t] = true);
-            replaced.insert(at, m.step);
-        }
-    }
-    if replaced.is_empty() {
-        return steps;
-    }
-    steps
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, s)| match replaced.remove(&i) {
-            Some(fused) => Some(fused),
-            None => (!removed[i]).then_some(s),
-        })
-        .collect()
+    replace_chains(steps, outputs, inputs, constants, match_at)
 }
 
 /// The other operand of a two-input node that reads `slot` once.
@@ -72,8 +41,9 @@ fn last_axis_only(t: &Tensor) -> bool {
     matches!(t.data(), TensorData::I64(v) if v[..] == [-1])
 }
 
-/// The chain whose first node (the square) is step `first`.
-fn match_at(flow: &Flow, first: usize) -> Option<Matched> {
+/// The chain whose first node (the square) is step `first`: the steps it takes and the
+/// RMSNormalization step standing for them.
+fn match_at(flow: &Flow, first: usize) -> Option<(Vec<usize>, Step)> {
     let Step::Interp {
         op, inputs, outputs, ..
     } = &flow.steps[first]
@@ -144,9 +114,9 @@ fn match_at(flow: &Flow, first: usize) -> Option<Matched> {
     let Step::Interp { name, .. } = &flow.steps[i] else {
         return None;
     };
-    Some(Matched {
+    Some((
         taken,
-        step: Step::Interp {
+        Step::Interp {
             name: name.clone(),
             op: Op::RmsNormalization {
                 axis: -1,
@@ -156,5 +126,5 @@ fn match_at(flow: &Flow, first: usize) -> Option<Matched> {
             inputs: vec![Some(x), Some(w)],
             outputs: vec![Some(y)],
         },
-    })
+    ))
 }

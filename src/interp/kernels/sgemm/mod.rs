@@ -92,70 +92,19 @@ pub fn sgemm_bias(
     c: &mut [f32],
     ldc: usize,
 ) {
-    let (k, n) = (b.k(), b.n());
-    let span = |rows: usize, stride: usize, len: usize| {
-        rows.checked_sub(1).map_or(Some(0), |r| {
-            r.checked_mul(stride).and_then(|o| o.checked_add(len))
-        })
-    };
+    let n = b.n();
+    let c_fits = m
+        .checked_sub(1)
+        .map_or(Some(0), |r| r.checked_mul(ldc).and_then(|o| o.checked_add(n)))
+        .is_some_and(|s| s <= c.len());
     assert!(
-        ldc >= n
-            && bias.is_none_or(|b| b.len() == n)
-            && span(m, lda, k).is_some_and(|s| s <= a.len())
-            && span(m, ldc, n).is_some_and(|s| s <= c.len()),
-        "sgemm operands do not fit: m {m}, k {k}, n {n}, lda {lda}, ldc {ldc}, a {}, c {}, bias {:?}",
-        a.len(),
-        c.len(),
-        bias.map(<[f32]>::len)
+        c_fits,
+        "sgemm output does not fit: m {m}, n {n}, ldc {ldc}, c {}",
+        c.len()
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    let panels = b.data();
-    #[cfg(target_arch = "x86_64")]
-    let bias_ptr = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-    match b.variant() {
-        #[cfg(target_arch = "x86_64")]
-        Variant::Avx512 => {
-            assert!(crate::cpu::features().supports(Isa::Avx512Vnni));
-            // SAFETY: the CPU has AVX-512 F (asserted). Rows r < m of A at stride lda hold k
-            // values inside `a`, and of C n values inside `c`, and a bias n values (asserted
-            // above); the panels hold n.div_ceil(32) · 32 · k values (`PackedB` invariant for
-            // this variant).
-            unsafe {
-                avx512::sgemm(
-                    a.as_ptr(),
-                    lda,
-                    m,
-                    k,
-                    panels.as_ptr(),
-                    n,
-                    c.as_mut_ptr(),
-                    ldc,
-                    bias_ptr,
-                )
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Variant::Avx2 => {
-            assert!(crate::cpu::features().supports(Isa::Avx2));
-            // SAFETY: the CPU has AVX2 and FMA (asserted); bounds as above, for panels of 16.
-            unsafe {
-                avx2::sgemm(
-                    a.as_ptr(),
-                    lda,
-                    m,
-                    k,
-                    panels.as_ptr(),
-                    n,
-                    c.as_mut_ptr(),
-                    ldc,
-                    bias_ptr,
-                )
-            }
-        }
-        Variant::Scalar => scalar::sgemm(a, lda, m, k, panels, Variant::Scalar.width(), n, c, ldc, bias),
-    }
+    // SAFETY: `c` is exclusively borrowed and holds rows r < m of n values at stride ldc
+    // (asserted), every element the call writes.
+    unsafe { sgemm_bias_cols(a, lda, m, b, 0..n, bias, c.as_mut_ptr(), ldc) }
 }
 
 /// [`sgemm_bias`] on columns `cols` of B alone, written through a raw `c` (element `(r, j)`
