@@ -68,6 +68,44 @@ pub fn features() -> &'static CpuFeatures {
     FEATURES.get_or_init(CpuFeatures::detect)
 }
 
+/// The `f32` SIMD code the float kernel families (`fmath`, the normalisation rows, gemv,
+/// sgemm) run for an ISA: 512-bit AVX-512 F on [`Isa::Avx512Vnni`], 256-bit AVX2 + FMA on
+/// the other x86-64 levels, the portable definition otherwise, each only where this CPU has
+/// the instructions. One decision for every family, so a forced `XQ_ISA` means the same
+/// everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32Simd {
+    /// The portable definition (the oracle of the others).
+    Scalar,
+    /// AVX2 + FMA, 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX-512 F, 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl F32Simd {
+    /// The code `isa` runs on this CPU.
+    pub fn for_isa(isa: Isa) -> F32Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let cpu = features();
+            match isa {
+                Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => return F32Simd::Avx512,
+                Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni
+                    if cpu.supports(Isa::Avx2) =>
+                {
+                    return F32Simd::Avx2
+                }
+                _ => {}
+            }
+        }
+        let _ = isa;
+        F32Simd::Scalar
+    }
+}
+
 /// An instruction-set level with its own row of kernel variants (see `kernels::table`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {

@@ -69,25 +69,18 @@ pub fn map_in_place(f: Function, v: &mut [f32]) {
 /// # Safety
 /// `x` readable and `y` writable for `n` elements; equal or not overlapping.
 unsafe fn map_raw(isa: Isa, f: Function, x: *const f32, y: *mut f32, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    let done = {
-        let cpu = crate::cpu::features();
-        match isa {
-            Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => {
-                // SAFETY: the CPU has AVX-512 F (checked above); buffers as the caller promised.
-                unsafe { avx512::map(f, x, y, n) }
-            }
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni if cpu.supports(Isa::Avx2) => {
-                // SAFETY: the CPU has AVX2 and FMA (checked above); buffers as the caller promised.
-                unsafe { avx2::map(f, x, y, n) }
-            }
-            _ => 0,
+    let done = match crate::cpu::F32Simd::for_isa(isa) {
+        #[cfg(target_arch = "x86_64")]
+        crate::cpu::F32Simd::Avx512 => {
+            // SAFETY: the CPU has AVX-512 F (`for_isa` checked); buffers as the caller promised.
+            unsafe { avx512::map(f, x, y, n) }
         }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = {
-        let _ = isa;
-        0
+        #[cfg(target_arch = "x86_64")]
+        crate::cpu::F32Simd::Avx2 => {
+            // SAFETY: the CPU has AVX2 and FMA (`for_isa` checked); buffers as the caller promised.
+            unsafe { avx2::map(f, x, y, n) }
+        }
+        crate::cpu::F32Simd::Scalar => 0,
     };
     let scalar = f.scalar();
     for i in done..n {

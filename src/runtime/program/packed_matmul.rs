@@ -268,47 +268,46 @@ impl Program {
             return Ok(false);
         }
         let y = matmul_output(out, a.dims(), &[k, n])?;
-        let run = |first: usize, end: usize, part: &mut [f32]| {
-            sgemm_bias(&av[first * k..end * k], k, end - first, b, bias, part, n)
-        };
         let threads = self.pool.threads();
         let macs = rows.saturating_mul(k).saturating_mul(n);
-        if rows <= gemv::MAX_ROWS {
-            // Decoding: the few rows stream the panels once (contiguous, unlike a row-major
-            // matrix read column block by column block); threads take column ranges.
-            let width = b.panel_width();
-            let panels = n.div_ceil(width);
-            let tasks = (threads * 2).min(panels);
-            if threads == 1 || tasks < 2 || macs < PARALLEL_MATMUL_MACS {
-                run(0, rows, y);
-                return Ok(true);
-            }
-            let ptr = SendPtr(y.as_mut_ptr());
-            self.pool.run(tasks, &|i| {
-                let p = &ptr;
-                let cols = (panels * i / tasks * width).min(n)..(panels * (i + 1) / tasks * width).min(n);
-                // SAFETY: `y` (rows × n, checked by `matmul_output`'s shape) outlives the job,
-                // and the tasks' column ranges partition 0..n, so each task writes its own
-                // columns of each row only.
-                unsafe { sgemm_bias_cols(av, k, rows, b, cols, bias, p.0, n) };
-            });
-            return Ok(true);
-        }
-        // Equal row ranges, at least `MIN_TASK_ROWS` each, two per thread (taken by whichever
-        // thread is free): a few row blocks split evenly rather than tile by tile.
-        let tasks = (threads * 2).min(rows / MIN_TASK_ROWS);
+        let width = b.panel_width();
+        let panels = n.div_ceil(width);
+        // Decoding (a few rows) streams the panels once, so threads take column ranges of
+        // whole panels; more rows split into equal row ranges of at least `MIN_TASK_ROWS`.
+        // Two tasks per thread, taken by whichever thread is free.
+        let by_columns = rows <= gemv::MAX_ROWS;
+        let tasks = (threads * 2).min(if by_columns { panels } else { rows / MIN_TASK_ROWS });
         if threads == 1 || tasks < 2 || macs < PARALLEL_MATMUL_MACS {
-            run(0, rows, y);
+            sgemm_bias(av, k, rows, b, bias, y, n);
             return Ok(true);
         }
+        let task_range = move |i: usize| -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+            if by_columns {
+                let cols = (panels * i / tasks * width).min(n)..(panels * (i + 1) / tasks * width).min(n);
+                (0..rows, cols)
+            } else {
+                (rows * i / tasks..rows * (i + 1) / tasks, 0..n)
+            }
+        };
         let ptr = SendPtr(y.as_mut_ptr());
         self.pool.run(tasks, &|i| {
             let p = &ptr;
-            let (first, end) = (rows * i / tasks, rows * (i + 1) / tasks);
+            let (task_rows, cols) = task_range(i);
             // SAFETY: `y` (rows × n, checked by `matmul_output`'s shape) outlives the job, and
-            // the tasks' row ranges partition 0..rows, so each task writes its own rows only.
-            let part = unsafe { std::slice::from_raw_parts_mut(p.0.add(first * n), (end - first) * n) };
-            run(first, end, part);
+            // the tasks' (rows, columns) blocks partition it, so each task writes its own
+            // elements only; A's rows from `task_rows.start` are in `av`.
+            unsafe {
+                sgemm_bias_cols(
+                    &av[task_rows.start * k..],
+                    k,
+                    task_rows.len(),
+                    b,
+                    cols,
+                    bias,
+                    p.0.add(task_rows.start * n),
+                    n,
+                )
+            };
         });
         Ok(true)
     }

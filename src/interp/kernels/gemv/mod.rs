@@ -14,7 +14,7 @@ mod avx2;
 mod avx512;
 pub mod scalar;
 
-use crate::cpu::Isa;
+use crate::cpu::{F32Simd, Isa};
 use std::ops::Range;
 
 /// At most this many rows of A take the vector × matrix path (each row reads all of B once;
@@ -50,27 +50,20 @@ pub fn gemv_with(isa: Isa, x: &[f32], w: &[f32], n: usize, cols: Range<usize>, y
         w.len(),
         y.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    let done = {
-        let cpu = crate::cpu::features();
-        match isa {
-            Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => {
-                // SAFETY: the CPU has AVX-512 F (checked above); the assertion proves every
-                // element read (row < k, column < cols.end <= n) is inside `w` and every
-                // element written inside `y`.
-                unsafe { avx512::gemv(x.as_ptr(), k, w.as_ptr(), n, cols.clone(), y.as_mut_ptr()) }
-            }
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni if cpu.supports(Isa::Avx2) => {
-                // SAFETY: the CPU has AVX2 and FMA (checked above); bounds as above.
-                unsafe { avx2::gemv(x.as_ptr(), k, w.as_ptr(), n, cols.clone(), y.as_mut_ptr()) }
-            }
-            _ => 0,
+    let done = match F32Simd::for_isa(isa) {
+        #[cfg(target_arch = "x86_64")]
+        F32Simd::Avx512 => {
+            // SAFETY: the CPU has AVX-512 F (`for_isa` checked); the assertion proves every
+            // element read (row < k, column < cols.end <= n) is inside `w` and every element
+            // written inside `y`.
+            unsafe { avx512::gemv(x.as_ptr(), k, w.as_ptr(), n, cols.clone(), y.as_mut_ptr()) }
         }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = {
-        let _ = isa;
-        0
+        #[cfg(target_arch = "x86_64")]
+        F32Simd::Avx2 => {
+            // SAFETY: the CPU has AVX2 and FMA (`for_isa` checked); bounds as above.
+            unsafe { avx2::gemv(x.as_ptr(), k, w.as_ptr(), n, cols.clone(), y.as_mut_ptr()) }
+        }
+        F32Simd::Scalar => 0,
     };
     scalar::gemv(x, w, n, cols.start + done..cols.end, &mut y[done..]);
 }

@@ -31,38 +31,13 @@ pub struct RowStats {
 
 /// The code a call runs: the variant of the requested ISA, or the scalar definition where
 /// the CPU lacks its instructions.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    Scalar,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
+use crate::cpu::F32Simd as Variant;
 
 impl Variant {
-    fn of(isa: Isa) -> Variant {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let cpu = crate::cpu::features();
-            match isa {
-                Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => return Variant::Avx512,
-                Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni
-                    if cpu.supports(Isa::Avx2) =>
-                {
-                    return Variant::Avx2
-                }
-                _ => {}
-            }
-        }
-        let _ = isa;
-        Variant::Scalar
-    }
-
     fn sum(self, x: &[f32]) -> f32 {
         match self {
             Variant::Scalar => scalar::sum(x),
-            // SAFETY: `Variant::of` chose this variant because the CPU has its instructions.
+            // SAFETY: `Variant::for_isa` chose this variant because the CPU has its instructions.
             #[cfg(target_arch = "x86_64")]
             Variant::Avx2 => unsafe { avx2::sum(x) },
             // SAFETY: as above.
@@ -74,7 +49,7 @@ impl Variant {
     fn sum_sq_dev(self, x: &[f32], mean: f32) -> f32 {
         match self {
             Variant::Scalar => scalar::sum_sq_dev(x, mean),
-            // SAFETY: `Variant::of` chose this variant because the CPU has its instructions.
+            // SAFETY: `Variant::for_isa` chose this variant because the CPU has its instructions.
             #[cfg(target_arch = "x86_64")]
             Variant::Avx2 => unsafe { avx2::sum_sq_dev(x, mean) },
             // SAFETY: as above.
@@ -86,7 +61,7 @@ impl Variant {
     fn sum_sq(self, x: &[f32]) -> f32 {
         match self {
             Variant::Scalar => scalar::sum_sq(x),
-            // SAFETY: `Variant::of` chose this variant because the CPU has its instructions.
+            // SAFETY: `Variant::for_isa` chose this variant because the CPU has its instructions.
             #[cfg(target_arch = "x86_64")]
             Variant::Avx2 => unsafe { avx2::sum_sq(x) },
             // SAFETY: as above.
@@ -114,7 +89,7 @@ fn selected() -> Isa {
 /// The sum of `x` on `isa`'s variant: 16 lane sums folded by the fixed tree of
 /// [`scalar::fold`], the same bits on every ISA.
 pub fn row_sum(isa: Isa, x: &[f32]) -> f32 {
-    Variant::of(isa).sum(x)
+    Variant::for_isa(isa).sum(x)
 }
 
 /// Layer normalisation of the row `x` into `y` on the selected ISA (see
@@ -175,7 +150,7 @@ unsafe fn layer_raw(
         n,
         &[Some(scale.len()), bias.map(<[f32]>::len)],
     )?;
-    let v = Variant::of(isa);
+    let v = Variant::for_isa(isa);
     let (mean, inv_std) = {
         // SAFETY: `x` is readable for `n` elements; the borrow ends before `y` is written.
         let xs = unsafe { std::slice::from_raw_parts(x, n) };
@@ -190,11 +165,11 @@ unsafe fn layer_raw(
                 unsafe { *y.add(i) = scalar::layer_element(*x.add(i), scale[i], b, mean, inv_std) };
             }
         }
-        // SAFETY: the CPU has AVX2 (`Variant::of`); buffers as the caller promised, the
+        // SAFETY: the CPU has AVX2 (`Variant::for_isa`); buffers as the caller promised, the
         // slices checked to hold `n` elements.
         #[cfg(target_arch = "x86_64")]
         Variant::Avx2 => unsafe { avx2::layer_apply(x, scale, bias, mean, inv_std, y, n) },
-        // SAFETY: the CPU has AVX-512 F (`Variant::of`); buffers as above.
+        // SAFETY: the CPU has AVX-512 F (`Variant::for_isa`); buffers as above.
         #[cfg(target_arch = "x86_64")]
         Variant::Avx512 => unsafe { avx512::layer_apply(x, scale, bias, mean, inv_std, y, n) },
     }
@@ -225,7 +200,7 @@ pub fn rms_norm_row_in_place(isa: Isa, v: &mut [f32], scale: &[f32], eps: f32) -
 /// `x` readable and `y` writable for `n` elements; equal or not overlapping.
 unsafe fn rms_raw(isa: Isa, x: *const f32, y: *mut f32, n: usize, scale: &[f32], eps: f32) -> Result<f32> {
     check_lengths("RMS normalisation", n, &[Some(scale.len())])?;
-    let v = Variant::of(isa);
+    let v = Variant::for_isa(isa);
     // SAFETY: `x` is readable for `n` elements; the borrow ends before `y` is written.
     let inv = 1.0 / (v.sum_sq(unsafe { std::slice::from_raw_parts(x, n) }) / n as f32 + eps).sqrt();
     match v {
@@ -235,10 +210,10 @@ unsafe fn rms_raw(isa: Isa, x: *const f32, y: *mut f32, n: usize, scale: &[f32],
                 unsafe { *y.add(i) = scalar::rms_element(*x.add(i), s, inv) };
             }
         }
-        // SAFETY: the CPU has AVX2 (`Variant::of`); buffers as the caller promised.
+        // SAFETY: the CPU has AVX2 (`Variant::for_isa`); buffers as the caller promised.
         #[cfg(target_arch = "x86_64")]
         Variant::Avx2 => unsafe { avx2::rms_apply(x, scale, inv, y, n) },
-        // SAFETY: the CPU has AVX-512 F (`Variant::of`); buffers as above.
+        // SAFETY: the CPU has AVX-512 F (`Variant::for_isa`); buffers as above.
         #[cfg(target_arch = "x86_64")]
         Variant::Avx512 => unsafe { avx512::rms_apply(x, scale, inv, y, n) },
     }

@@ -22,39 +22,10 @@ pub use packed::PackedB;
 use crate::cpu::Isa;
 use std::cell::RefCell;
 
-/// The kernel a [`PackedB`] was packed for (its panel width).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Variant {
-    /// The definition, on panels of 16 columns.
-    Scalar,
-    /// AVX2 + FMA, panels of 16 columns.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// AVX-512 F, panels of 32 columns.
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
+/// The kernel a [`PackedB`] was packed for, which fixes its panel width.
+pub(crate) use crate::cpu::F32Simd as Variant;
 
 impl Variant {
-    /// `isa`'s kernel, or the scalar one when the CPU lacks its instructions.
-    fn for_isa(isa: Isa) -> Variant {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let cpu = crate::cpu::features();
-            match isa {
-                Isa::Avx512Vnni if cpu.supports(Isa::Avx512Vnni) => return Variant::Avx512,
-                Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni256 | Isa::Avx512Vnni
-                    if cpu.supports(Isa::Avx2) =>
-                {
-                    return Variant::Avx2
-                }
-                _ => {}
-            }
-        }
-        let _ = isa;
-        Variant::Scalar
-    }
-
     /// Columns per panel.
     fn width(self) -> usize {
         match self {
@@ -152,53 +123,64 @@ pub unsafe fn sgemm_bias_cols(
     // Panels before `cols.start` are skipped whole: panel p starts at p · width · k.
     let panels = &b.data()[cols.start / width * width * k..];
     let cn = cols.len();
-    match b.variant() {
-        #[cfg(target_arch = "x86_64")]
+    // The register-tiled kernel of the variant B was packed for (asserting the CPU has its
+    // instructions, as `PackedB::pack` checked), or the definition element by element.
+    #[cfg(target_arch = "x86_64")]
+    type Kernel = unsafe fn(*const f32, usize, usize, usize, *const f32, usize, *mut f32, usize, *const f32);
+    #[cfg(target_arch = "x86_64")]
+    let kernel: Kernel = match b.variant() {
         Variant::Avx512 => {
             assert!(crate::cpu::features().supports(Isa::Avx512Vnni));
-            // SAFETY: the CPU has AVX-512 F (asserted); A's rows and the bias are in bounds
-            // (asserted), the panels from `cols.start` hold cn.div_ceil(32) · 32 · k values
-            // (`PackedB` invariant), and C's elements are the caller's.
-            unsafe {
-                avx512::sgemm(
-                    a.as_ptr(),
-                    lda,
-                    m,
-                    k,
-                    panels.as_ptr(),
-                    cn,
-                    c.add(cols.start),
-                    ldc,
-                    bias.map_or(std::ptr::null(), |b| b[cols.start..].as_ptr()),
-                )
-            }
+            avx512::sgemm
         }
-        #[cfg(target_arch = "x86_64")]
         Variant::Avx2 => {
             assert!(crate::cpu::features().supports(Isa::Avx2));
-            // SAFETY: the CPU has AVX2 and FMA (asserted); bounds as above, for panels of 16.
-            unsafe {
-                avx2::sgemm(
-                    a.as_ptr(),
-                    lda,
-                    m,
-                    k,
-                    panels.as_ptr(),
-                    cn,
-                    c.add(cols.start),
-                    ldc,
-                    bias.map_or(std::ptr::null(), |b| b[cols.start..].as_ptr()),
-                )
-            }
+            avx2::sgemm
         }
-        Variant::Scalar => {
-            for r in 0..m {
-                for j in cols.clone() {
-                    let v = scalar::output(a, lda, k, b.data(), width, bias, r, j);
-                    // SAFETY: element (r, j) is the caller's to write.
-                    unsafe { *c.add(r * ldc + j) = v };
-                }
-            }
+        Variant::Scalar => return scalar_cols(a, lda, m, b, cols, bias, c, ldc),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    return scalar_cols(a, lda, m, b, cols, bias, c, ldc);
+    // SAFETY: the CPU has the kernel's instructions (asserted); A's rows and the bias are in
+    // bounds (asserted), the panels from `cols.start` hold `cn.div_ceil(width) · width · k`
+    // values (`PackedB` invariant), and C's elements are the caller's.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        kernel(
+            a.as_ptr(),
+            lda,
+            m,
+            k,
+            panels.as_ptr(),
+            cn,
+            c.add(cols.start),
+            ldc,
+            bias.map_or(std::ptr::null(), |b| b[cols.start..].as_ptr()),
+        )
+    }
+}
+
+/// [`sgemm_bias_cols`] by the definition, element by element (bounds checked by the caller).
+///
+/// # Safety
+/// As [`sgemm_bias_cols`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn scalar_cols(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    cols: std::ops::Range<usize>,
+    bias: Option<&[f32]>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (k, width) = (b.k(), b.panel_width());
+    for r in 0..m {
+        for j in cols.clone() {
+            let v = scalar::output(a, lda, k, b.data(), width, bias, r, j);
+            // SAFETY: element (r, j) is the caller's to write.
+            unsafe { *c.add(r * ldc + j) = v };
         }
     }
 }
