@@ -3,7 +3,9 @@
 //! in dynamic int8 programs; the fused program gives the float interpreter's outputs (1e-5)
 //! and ONNX Runtime's (1e-4) on token ids of English text, the same bits on 1 and 2 threads;
 //! an all −inf mask row gives what the graph gives (NaN, or zeros behind IsNaN/Where); chains
-//! that do not match exactly (scores read elsewhere, Softmax on another axis) are left alone.
+//! that do not match exactly (scores read elsewhere, Softmax on another axis) are left alone;
+//! grouped-query keys and values (Unsqueeze → Expand → Reshape) are read without repeating
+//! them, a Shape node of the repeated tensor answering from its source.
 
 mod graph_common;
 
@@ -77,6 +79,15 @@ fn every_fixture_attention_is_fused_and_matches_the_interpreter() {
         let layers = softmax_count(&graph);
         assert!(layers >= 2, "{name}: {layers} attentions");
         let spec = lower(&graph, PartitionMode::None).unwrap().0;
+        let expands = spec
+            .fallback
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Expand))
+            .count();
+        // The Llama fixtures' grouped-query attention repeats K and V (Unsqueeze → Expand →
+        // Reshape) in every layer: the fused step reads them unrepeated.
+        let repeats = if name.starts_with("llama") { 2 * layers } else { 0 };
         let one = Program::new(spec.clone(), ProgramOptions { threads: 1 }).unwrap();
         let two = Program::new(spec, ProgramOptions { threads: 2 }).unwrap();
         for (batch, seq, pad) in [(1, 32, 0), (2, 17, 6), (3, 5, 2), (2, 64, 20)] {
@@ -86,6 +97,17 @@ fn every_fixture_attention_is_fused_and_matches_the_interpreter() {
                 fused_steps(&one, &inputs),
                 (layers, 0),
                 "{what}: fused / interpreted softmax"
+            );
+            let expand_steps = one
+                .profile(&inputs)
+                .unwrap()
+                .iter()
+                .filter(|(l, _)| l.ends_with("[interp Expand]"))
+                .count();
+            assert_eq!(
+                expand_steps + repeats,
+                expands,
+                "{what}: repeated K / V still expanded"
             );
             let want = xq::interp::run_once(&graph, &inputs).unwrap();
             let got = one.execute(&inputs).unwrap();
@@ -391,4 +413,136 @@ fn tensors_the_kernel_cannot_take_run_the_replaced_nodes() {
     });
     assert_eq!((fused, fallbacks), (1, 4));
     assert_eq!(y[0].dims(), [2, 4, 2, 8]);
+}
+
+/// Grouped-query attention as the exporters write it: 4 query heads, 2 key / value heads
+/// repeated by Unsqueeze → Expand → Reshape ("repeat_kv"; `tile` repeats the whole head
+/// block instead, which the kernel does not read), the sequence symbolic, and a Shape node
+/// reading the repeated keys (a graph output here; exporters feed it to the Reshapes of Kᵀ).
+fn grouped_query_graph(tile: bool) -> Graph {
+    use xq::ir::Dim;
+    let info = |name: &str, heads: usize| TensorInfo {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: Some(vec![
+            Dim::Known(1),
+            Dim::Known(heads),
+            Dim::Symbolic("s".into()),
+            Dim::Known(8),
+        ]),
+    };
+    let mut g = Graph {
+        name: "gqa".into(),
+        inputs: vec![info("q", 4), info("k", 2), info("v", 2)],
+        outputs: vec![
+            TensorInfo {
+                name: "y".into(),
+                dtype: DType::F32,
+                shape: None,
+            },
+            TensorInfo {
+                name: "kshape".into(),
+                dtype: DType::I64,
+                shape: None,
+            },
+        ],
+        ..Graph::default()
+    };
+    let i64s = |v: &[i64]| Tensor::vec_i64(v.to_vec());
+    let (axis, grow) = if tile {
+        (1, [1, 2, 1, 1, 1])
+    } else {
+        (2, [1, 1, 2, 1, 1])
+    };
+    g.initializers.insert("axes".into(), i64s(&[axis]));
+    g.initializers.insert("grow".into(), i64s(&grow));
+    g.initializers.insert("heads".into(), i64s(&[1, 4, -1, 8]));
+    g.initializers
+        .insert("c".into(), Tensor::from_f32(vec![], vec![0.35]).unwrap());
+    for x in ["k", "v"] {
+        g.nodes.push(node(
+            &format!("{x}_unsqueeze"),
+            Op::Unsqueeze,
+            &[x, "axes"],
+            &format!("{x}1"),
+        ));
+        g.nodes.push(node(
+            &format!("{x}_expand"),
+            Op::Expand,
+            &[&format!("{x}1"), "grow"],
+            &format!("{x}2"),
+        ));
+        g.nodes.push(node(
+            &format!("{x}_repeat"),
+            Op::Reshape { allowzero: false },
+            &[&format!("{x}2"), "heads"],
+            &format!("{x}r"),
+        ));
+    }
+    g.nodes.extend([
+        node("kshape", Op::Shape { start: 0, end: None }, &["kr"], "kshape"),
+        node(
+            "kt",
+            Op::Transpose {
+                perm: Some(vec![0, 1, 3, 2]),
+            },
+            &["kr"],
+            "kt",
+        ),
+        node("qk", Op::MatMul, &["q", "kt"], "scores"),
+        node("scale", Op::Binary(BinaryOp::Mul), &["scores", "c"], "scaled"),
+        node(
+            "softmax",
+            Op::Softmax {
+                axis: -1,
+                coerce_2d: false,
+            },
+            &["scaled"],
+            "p",
+        ),
+        node("pv", Op::MatMul, &["p", "vr"], "y"),
+    ]);
+    g.validate().unwrap();
+    g
+}
+
+#[test]
+fn grouped_query_keys_and_values_are_read_unrepeated() {
+    for tile in [false, true] {
+        let g = grouped_query_graph(tile);
+        let spec = lower(&g, PartitionMode::None).unwrap().0;
+        for threads in [1, 2] {
+            let p = Program::new(spec.clone(), ProgramOptions { threads }).unwrap();
+            for s in [1, 5, 33] {
+                let what = format!("tile {tile}, {threads} threads, s {s}");
+                let inputs = vec![
+                    f32s(&[1, 4, s, 8], 1),
+                    f32s(&[1, 2, s, 8], 2),
+                    f32s(&[1, 2, s, 8], 3),
+                ];
+                let want = xq::interp::run_once(&g, &inputs).unwrap();
+                let got = p.execute(&inputs).unwrap();
+                check_outputs_scaled(&format!("{what}: y"), &got[..1], &want[..1], 1e-5);
+                assert_eq!(got[1].to_i64_vec().unwrap(), [1, 4, s as i64, 8], "{what}: Shape");
+                let labels: Vec<String> = p.profile(&inputs).unwrap().into_iter().map(|(l, _)| l).collect();
+                assert_eq!(fused_steps(&p, &inputs).0, 1, "{what}");
+                assert!(
+                    labels.iter().any(|l| l.ends_with("[shape of a fused view]")),
+                    "{what}: {labels:?}"
+                );
+                assert!(
+                    !labels.iter().any(|l| l.ends_with("[interp Expand]")),
+                    "{what}: {labels:?}"
+                );
+            }
+            // Repeating heads in a row is read from the source; tiling them runs the
+            // replaced nodes (3 sizes × (1 run + 2 profiles)).
+            let fallbacks = if tile { 9 } else { 0 };
+            assert_eq!(
+                p.attention_fallbacks(),
+                fallbacks,
+                "tile {tile}, {threads} threads"
+            );
+        }
+    }
 }

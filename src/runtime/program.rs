@@ -29,6 +29,7 @@ mod attention_fusion;
 mod dataflow;
 mod packed_matmul;
 mod rms_fusion;
+mod view_shape;
 
 use super::kernel_step::KernelStep;
 use super::memory_plan::{plan, BufferUse};
@@ -123,6 +124,9 @@ enum Step {
         name: String,
         fused: Box<attention_fusion::FusedAttention>,
     },
+    /// A Shape node answered from the source of a view chain a fusion absorbed (see
+    /// [`view_shape`]).
+    ViewShape(Box<view_shape::ViewShape>),
 }
 
 impl Step {
@@ -135,6 +139,7 @@ impl Step {
             Step::Dynamic { name, .. } => format!("{name} [dynamic_fully_connected]"),
             Step::Interp { name, op, .. } => format!("{name} [interp {}]", op.onnx_name()),
             Step::Attention { name, .. } => format!("{name} [attention]"),
+            Step::ViewShape(v) => format!("{} [shape of a fused view]", v.name),
         }
     }
 }
@@ -726,6 +731,13 @@ impl Program {
                     }
                 }
                 Step::Attention { fused, .. } => self.run_attention(fused, inputs, tensors)?,
+                Step::ViewShape(v) => {
+                    let source = self.slot(tensors, inputs, v.source).ok_or_else(|| {
+                        Error::Internal(format!("`{}`: its view's source is missing", v.name))
+                    })?;
+                    let shape = v.eval(source.dims(), |s| self.slot(tensors, inputs, s))?;
+                    tensors[v.output] = Some(shape);
+                }
             }
             record_step_time(times, start);
         }
@@ -1411,6 +1423,7 @@ fn view_moves(steps: &[Step], borrowed: &[Borrowed], output_slots: &[usize]) -> 
             Step::Quantize { slot, .. } => read(*slot),
             Step::Dynamic { input, .. } => read(*input),
             Step::Attention { fused, .. } => fused.reads().for_each(read),
+            Step::ViewShape(v) => v.reads().for_each(read),
             Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => {}
         }
     }
@@ -1551,7 +1564,7 @@ fn plan_values(values: &[ValueSpec], steps: &[Step]) -> (Vec<usize>, usize) {
             Step::Quantize { value, .. }
             | Step::Dequantize { value, .. }
             | Step::ResizeExit { value, .. } => touch(*value, i),
-            Step::Interp { .. } | Step::Dynamic { .. } | Step::Attention { .. } => {}
+            Step::Interp { .. } | Step::Dynamic { .. } | Step::Attention { .. } | Step::ViewShape(_) => {}
         }
     }
     let buffers: Vec<BufferUse> = values

@@ -184,6 +184,9 @@ pub struct SdpaPlan {
     out_dims: Dims,
     scale: ScoreScale,
     nan_to_zero: bool,
+    /// Query heads per key / value head along the last batch axis (grouped-query
+    /// attention): head `h` reads Kᵀ's and V's head `h / kv_repeat`. 1 otherwise.
+    kv_repeat: usize,
 }
 
 /// `layout`'s batch axes aligned to `batch` (ONNX broadcasting: missing leading axes and
@@ -241,6 +244,12 @@ impl SdpaPlan {
     /// way the two MatMuls would, a mask that would expand the scores, an output permutation
     /// that is not one of its axes), in which case the graph's own steps must run instead.
     /// The output is stored as ONNX Transpose with `out_perm` would store it.
+    ///
+    /// With `kv_repeat` > 1, Kᵀ and V are shared by groups of query heads (grouped-query
+    /// attention, read without repeating them): their axis before the matrix axes holds
+    /// `heads / kv_repeat` heads and stands for `heads`, each repeated `kv_repeat` times in
+    /// a row, as the exporters' Unsqueeze → Expand → Reshape ("repeat_kv") builds them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         q: &Layout,
         kt: &Layout,
@@ -249,11 +258,24 @@ impl SdpaPlan {
         out_perm: Option<&[usize]>,
         scale: ScoreScale,
         nan_to_zero: bool,
+        kv_repeat: usize,
     ) -> Option<SdpaPlan> {
         let (qr, kr, vr) = (q.dims.len(), kt.dims.len(), v.dims.len());
-        if qr < 2 || kr < 2 || vr < 2 {
+        if qr < 2 || kr < 2 || vr < 2 || kv_repeat == 0 {
             return None;
         }
+        // Kᵀ and V as the logical operands: their head axis `kv_repeat` times larger (the
+        // offsets divide the head index back, see `offsets`).
+        let repeated = |l: &Layout| -> Option<Layout> {
+            let mut l = *l;
+            if kv_repeat > 1 {
+                let n = l.dims.len();
+                let axis = n.checked_sub(3)?;
+                l.dims[axis] = l.dims[axis].checked_mul(kv_repeat)?;
+            }
+            Some(l)
+        };
+        let (kt, v) = (&repeated(kt)?, &repeated(v)?);
         let (sq, d) = (q.dims[qr - 2], q.dims[qr - 1]);
         let (kd, sk) = (kt.dims[kr - 2], kt.dims[kr - 1]);
         let (vk, dv) = (v.dims[vr - 2], v.dims[vr - 1]);
@@ -327,6 +349,7 @@ impl SdpaPlan {
             dv,
             scale,
             nan_to_zero,
+            kv_repeat,
         })
     }
 
@@ -363,9 +386,19 @@ impl SdpaPlan {
             _ => false,
         };
         m_ok && self.q.span() <= q.len()
-            && self.kt.span() <= kt.len()
-            && self.v.span() <= v.len()
+            && self.kv_span(&self.kt) <= kt.len()
+            && self.kv_span(&self.v) <= v.len()
             && self.out.span() <= out_len
+    }
+
+    /// The span of Kᵀ's or V's aligned layout `l`: its head axis (the last batch axis)
+    /// holds `1 / kv_repeat` of the heads it stands for.
+    fn kv_span(&self, l: &Layout) -> usize {
+        let mut own = *l;
+        if let Some(axis) = self.batch.len().checked_sub(1).filter(|_| self.kv_repeat > 1) {
+            own.dims[axis] = own.dims[axis].div_ceil(self.kv_repeat);
+        }
+        own.span()
     }
 
     /// Element offsets of batch `b` (row-major over `self.batch`) in Q, Kᵀ, V, mask, output.
@@ -378,11 +411,14 @@ impl SdpaPlan {
             self.mask.as_ref().unwrap_or(&self.q),
             &self.out,
         ];
+        let head_axis = self.batch.len().wrapping_sub(1);
         for axis in (0..self.batch.len()).rev() {
             let i = b % self.batch[axis];
             b /= self.batch[axis];
-            for (o, l) in off.iter_mut().zip(ls) {
-                *o += i * l.strides[axis];
+            for (k, (o, l)) in off.iter_mut().zip(ls).enumerate() {
+                // Kᵀ (1) and V (2) are shared by `kv_repeat` consecutive heads.
+                let shared = axis == head_axis && (k == 1 || k == 2);
+                *o += if shared { i / self.kv_repeat } else { i } * l.strides[axis];
             }
         }
         off
@@ -763,7 +799,7 @@ mod tests {
             };
             let ml = (!mask_dims.is_empty()).then(|| Layout::contiguous(&mask_dims).unwrap());
             let scale = [ScoreScale::None, ScoreScale::Mul(0.35), ScoreScale::Div(2.8)][scale_kind];
-            let plan = SdpaPlan::new(&q, &kt, &v, ml.as_ref(), Some(&out_perm), scale, nan_to_zero).unwrap();
+            let plan = SdpaPlan::new(&q, &kt, &v, ml.as_ref(), Some(&out_perm), scale, nan_to_zero, 1).unwrap();
             let (qv, kv, vv) = (values(q.span(), seed), values(kt.span(), seed ^ 1), values(v.span(), seed ^ 2));
             let mut mv = ml.as_ref().map(|l| values(l.span(), seed ^ 3));
             if let (Some(m), 4 | 5) = (mv.as_mut(), mask_kind) {
@@ -799,12 +835,77 @@ mod tests {
         }
     }
 
+    /// `x` (a `[b, h, r, c]` tensor stored as `l`) with each head repeated `g` times in a
+    /// row, stored as `to` (`[b, h · g, r, c]`, its axes in the same order as `l`'s): what
+    /// the exporters' repeat_kv materializes.
+    fn repeat_heads(x: &[f32], l: &Layout, g: usize, to: &Layout) -> Vec<f32> {
+        let [b, h, r, c] = [l.dims[0], l.dims[1], l.dims[2], l.dims[3]];
+        let at =
+            |l: &Layout, i: [usize; 4]| i.iter().zip(l.strides.iter()).map(|(i, s)| i * s).sum::<usize>();
+        let mut y = vec![0f32; to.span()];
+        for bi in 0..b {
+            for hi in 0..h * g {
+                for ri in 0..r {
+                    for ci in 0..c {
+                        y[at(to, [bi, hi, ri, ci])] = x[at(l, [bi, hi / g, ri, ci])];
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    proptest! {
+        #[test]
+        fn grouped_key_values_equal_repeated_ones_bit_for_bit(
+            b in 1usize..3, kv_heads in 1usize..3, groups in 2usize..5,
+            sq in 1usize..40, sk in 1usize..20, d in 1usize..9, dv in 1usize..9,
+            seed in any::<u64>(), masked in any::<bool>(),
+        ) {
+            let h = kv_heads * groups;
+            let q = stored(&[b, h, sq, d], &order(4, seed));
+            let (kt_order, v_order) = (order(4, seed >> 8), order(4, seed >> 16));
+            let kt = stored(&[b, kv_heads, d, sk], &kt_order);
+            let v = stored(&[b, kv_heads, sk, dv], &v_order);
+            let (kt_full, v_full) = (stored(&[b, h, d, sk], &kt_order), stored(&[b, h, sk, dv], &v_order));
+            let out_perm = order(4, seed >> 24);
+            let ml = masked.then(|| Layout::contiguous(&[sq, sk]).unwrap());
+            let scale = ScoreScale::Mul(0.35);
+            let grouped = SdpaPlan::new(&q, &kt, &v, ml.as_ref(), Some(&out_perm), scale, false, groups).unwrap();
+            let (qv, kv, vv) = (values(q.span(), seed), values(kt.span(), seed ^ 1), values(v.span(), seed ^ 2));
+            let mv = ml.as_ref().map(|l| values(l.span(), seed ^ 3));
+            let (kr, vr) = (repeat_heads(&kv, &kt, groups, &kt_full), repeat_heads(&vv, &v, groups, &v_full));
+            let full = SdpaPlan::new(
+                &q,
+                &kt_full,
+                &v_full,
+                ml.as_ref(),
+                Some(&out_perm),
+                scale,
+                false,
+                1,
+            )
+            .unwrap();
+            let mut got = vec![7f32; grouped.out_dims().iter().product()];
+            let mut want = got.clone();
+            prop_assert!(grouped.fits(&qv, &kv, &vv, mv.as_deref(), got.len()));
+            // The grouped operands are shorter than the heads they stand for.
+            prop_assert!(!full.fits(&qv, &kv, &vv, mv.as_deref(), got.len()) || groups == 1);
+            // SAFETY: each output spans its plan's output; one call covers every unit.
+            unsafe {
+                grouped.run_units(&qv, &kv, &vv, mv.as_deref(), got.as_mut_ptr(), 0..grouped.units());
+                full.run_units(&qv, &kr, &vr, mv.as_deref(), want.as_mut_ptr(), 0..full.units());
+            }
+            prop_assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn mismatched_shapes_are_not_planned() {
         let c = |d: &[usize]| Layout::contiguous(d).unwrap();
         let none = ScoreScale::None;
         let plan = |q: &[usize], kt: &[usize], v: &[usize], m: Option<&[usize]>, perm: Option<&[usize]>| {
-            SdpaPlan::new(&c(q), &c(kt), &c(v), m.map(c).as_ref(), perm, none, false)
+            SdpaPlan::new(&c(q), &c(kt), &c(v), m.map(c).as_ref(), perm, none, false, 1)
         };
         assert!(plan(
             &[1, 3, 4],
@@ -822,6 +923,15 @@ mod tests {
         assert!(plan(&[1, 3, 4], &[1, 4, 6], &[2, 6, 4], None, None).is_none());
         // Rank 1.
         assert!(plan(&[4], &[4, 6], &[6, 4], None, None).is_none());
+        // Grouped key / values need a head axis, and a nonzero group.
+        let grouped = |kt: &[usize], v: &[usize], r| {
+            SdpaPlan::new(&c(&[4, 3, 4]), &c(kt), &c(v), None, None, none, false, r)
+        };
+        assert!(grouped(&[2, 4, 6], &[2, 6, 4], 2).is_some());
+        assert!(grouped(&[4, 6], &[6, 4], 2).is_none());
+        assert!(grouped(&[4, 4, 6], &[4, 6, 4], 0).is_none());
+        // Heads that are not a multiple of the key / value heads.
+        assert!(grouped(&[3, 4, 6], &[3, 6, 4], 2).is_none());
         // An output permutation of another rank.
         assert!(plan(&[1, 3, 4], &[1, 4, 6], &[1, 6, 4], None, Some(&[1, 0])).is_none());
         // Bad permutation.

@@ -7,7 +7,8 @@
 //! when a call's shapes or types do not fit the kernel, those nodes run instead, so the
 //! fusion never changes what runs or what it computes beyond rounding.
 
-use super::dataflow::{pair, replace_chains, Flow};
+use super::dataflow::{pair, replace_chains, Flow, Replacement};
+use super::view_shape::{view_dims, ViewLink, ViewShape};
 use super::{Program, SendPtr, Step, PARALLEL_MATMUL_MACS};
 use crate::interp::kernels::{
     eval_into, ScoreScale, SdpaDims, SdpaLayout, SdpaPlan, SDPA_MAX_RANK as MAX_RANK,
@@ -24,6 +25,19 @@ struct Operand {
     slot: usize,
     perm: Option<Option<Vec<usize>>>,
     swap: Option<SwapReshape>,
+    /// `slot` is keys or values repeated for groups of query heads, read from their source.
+    repeat: Option<RepeatKv>,
+}
+
+/// Keys or values shared by groups of query heads ("repeat_kv" of grouped-query
+/// attention): Unsqueeze(`source`, a new axis after the heads) → Expand that axis to the
+/// group size → Reshape merging it into the heads. Read from `source` with each head
+/// repeated, never materialized.
+#[derive(Debug)]
+struct RepeatKv {
+    source: usize,
+    /// The Unsqueeze, Expand and Reshape with their shape / axes slots.
+    links: Vec<ViewLink>,
 }
 
 /// Reshape(x, `first`) → Transpose swapping the last two axes → Reshape(·, `second`) (the
@@ -67,14 +81,22 @@ impl FusedAttention {
     /// Every slot the step may read: its operands, mask and shapes, and the inputs of the
     /// nodes it replaces (read when a call runs them instead of the kernel).
     pub(super) fn reads(&self) -> impl Iterator<Item = usize> + '_ {
-        let swaps = [&self.q, &self.kt, &self.v]
+        let operands = [&self.q, &self.kt, &self.v];
+        let swaps = operands
             .into_iter()
             .filter_map(|o| o.swap.as_ref())
             .flat_map(|s| [s.first.0, s.second.0]);
+        let repeats = operands
+            .into_iter()
+            .filter_map(|o| o.repeat.as_ref())
+            .flat_map(|r| {
+                std::iter::once(r.source).chain(r.links.iter().flat_map(|l| l.args.iter().flatten().copied()))
+            });
         [self.q.slot, self.kt.slot, self.v.slot]
             .into_iter()
             .chain(self.mask)
             .chain(swaps)
+            .chain(repeats)
             .chain(
                 self.unfused
                     .iter()
@@ -83,10 +105,12 @@ impl FusedAttention {
     }
 }
 
-/// One attention being matched: the steps it takes so far.
+/// One attention being matched: the steps it takes so far, and the Shape steps that read
+/// a repeated key / value tensor it absorbs (rewritten to read the repeat's source).
 struct Match<'f, 'a> {
     flow: &'f Flow<'a>,
     taken: Vec<usize>,
+    shapes: Rewritten,
 }
 
 impl Match<'_, '_> {
@@ -108,14 +132,86 @@ impl Match<'_, '_> {
         Some(found)
     }
 
-    /// The operand behind `slot`, through a private Transpose.
+    /// The operand behind `slot`, through a private Transpose or swap, and reading repeated
+    /// keys / values from their source.
     fn operand(&mut self, slot: usize) -> Operand {
+        let mut o = self.viewed(slot);
+        o.repeat = self.repeat_kv(o.slot);
+        o
+    }
+
+    /// `slot` as [`RepeatKv`] when it is one: read once by the attention's chain and
+    /// otherwise only by Shape nodes, which are rewritten to answer from the source.
+    fn repeat_kv(&mut self, slot: usize) -> Option<RepeatKv> {
+        let flow = self.flow;
+        let readers = flow.readers.get(&slot)?;
+        let shape_of = |r: usize| match &flow.steps[r] {
+            Step::Interp {
+                name,
+                op: Op::Shape { start, end },
+                inputs,
+                outputs,
+            } if inputs[..] == [Some(slot)] => match outputs[..] {
+                [Some(out)] => Some((name.clone(), *start, *end, out)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let shapes = readers.iter().filter(|&&r| shape_of(r).is_some()).count();
+        if readers.len() != shapes + 1 {
+            return None;
+        }
+        let (ri, reshape @ Op::Reshape { .. }, [Some(e), Some(rs)]) = flow.private(slot, readers.len())?
+        else {
+            return None;
+        };
+        let (ei, Op::Expand, [Some(u), Some(es)]) = flow.private(*e, 1)? else {
+            return None;
+        };
+        let (ui, Op::Unsqueeze, [Some(source), axes]) = flow.private(*u, 1)? else {
+            return None;
+        };
+        let links = vec![
+            ViewLink {
+                op: Op::Unsqueeze,
+                args: vec![*axes],
+            },
+            ViewLink {
+                op: Op::Expand,
+                args: vec![Some(*es)],
+            },
+            ViewLink {
+                op: reshape.clone(),
+                args: vec![Some(*rs)],
+            },
+        ];
+        self.taken.extend([ui, ei, ri]);
+        for (r, (name, start, end, output)) in readers.iter().filter_map(|&r| Some((r, shape_of(r)?))) {
+            let step = ViewShape {
+                name,
+                source: *source,
+                links: links.clone(),
+                start,
+                end,
+                output,
+            };
+            self.shapes.push((r, Step::ViewShape(Box::new(step))));
+        }
+        Some(RepeatKv {
+            source: *source,
+            links,
+        })
+    }
+
+    /// The operand behind `slot`, through a private Transpose or swap.
+    fn viewed(&mut self, slot: usize) -> Operand {
         if let Some((i, Op::Transpose { perm }, [Some(x)])) = self.flow.private(slot, 1) {
             self.taken.push(i);
             return Operand {
                 slot: *x,
                 perm: Some(perm.clone()),
                 swap: None,
+                repeat: None,
             };
         }
         if let Some((a, Op::Reshape { allowzero: z2 }, [Some(t), Some(s2)])) = self.flow.private(slot, 1) {
@@ -136,6 +232,7 @@ impl Match<'_, '_> {
                             first: (*s1, *z1),
                             second: (*s2, *z2),
                         }),
+                        repeat: None,
                     };
                 }
             }
@@ -144,6 +241,7 @@ impl Match<'_, '_> {
             slot,
             perm: None,
             swap: None,
+            repeat: None,
         }
     }
 
@@ -169,9 +267,12 @@ impl Match<'_, '_> {
     }
 }
 
+/// Steps rewritten in place, by index.
+type Rewritten = Vec<(usize, Step)>;
+
 /// The attention whose Softmax is step `softmax`, when the whole chain matches: the steps
-/// it replaces (in order) and the fused step.
-fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention)> {
+/// it replaces (in order), the fused step, and the Shape steps rewritten in place.
+fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention, Rewritten)> {
     let Step::Interp {
         op: Op::Softmax { axis: -1, .. },
         inputs,
@@ -187,6 +288,7 @@ fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention)>
     let mut m = Match {
         flow,
         taken: vec![softmax],
+        shapes: Vec::new(),
     };
     // Backwards: [Add mask] ← [scale] ← MatMul.
     let mut found = None;
@@ -309,6 +411,7 @@ fn match_at(flow: &Flow, softmax: usize) -> Option<(Vec<usize>, FusedAttention)>
             unfused,
             fallbacks: AtomicUsize::new(0),
         },
+        m.shapes,
     ))
 }
 
@@ -322,12 +425,16 @@ pub(super) fn fuse(
     constants: &[(usize, Tensor)],
 ) -> Vec<Step> {
     replace_chains(steps, outputs, inputs, constants, |flow, i| {
-        let (taken, f) = match_at(flow, i)?;
+        let (taken, f, rewritten) = match_at(flow, i)?;
         let step = Step::Attention {
             name: f.unfused.last().map_or_else(String::new, |u| u.name.clone()),
             fused: Box::new(f),
         };
-        Some((taken, step))
+        Some(Replacement {
+            taken,
+            step,
+            rewritten,
+        })
     })
 }
 
@@ -372,15 +479,15 @@ fn swapped_layout(x: &[usize], first: (&Tensor, bool), second: (&Tensor, bool)) 
     Some(l)
 }
 
-/// The layout of `t` read through an absorbed Transpose; None when the permutation does not
-/// fit its rank.
-fn layout(t: &Tensor, perm: &Option<Option<Vec<usize>>>) -> Option<SdpaLayout> {
-    let l = SdpaLayout::contiguous(t.dims())?;
+/// The layout of a tensor of `dims` read through an absorbed Transpose; None when the
+/// permutation does not fit its rank.
+fn layout(dims: &[usize], perm: &Option<Option<Vec<usize>>>) -> Option<SdpaLayout> {
+    let l = SdpaLayout::contiguous(dims)?;
     match perm {
         None => Some(l),
         Some(Some(p)) => l.permuted(p),
         Some(None) => {
-            let rank = t.dims().len();
+            let rank = dims.len();
             let mut reverse = [0usize; MAX_RANK];
             reverse
                 .iter_mut()
@@ -390,6 +497,65 @@ fn layout(t: &Tensor, perm: &Option<Option<Vec<usize>>>) -> Option<SdpaLayout> {
             l.permuted(&reverse[..rank])
         }
     }
+}
+
+/// The dims of the repeated keys / values [`RepeatKv`] builds from a source of dims `x`
+/// `[..., G, S, D]`, and the group size `R`, when the chain repeats each head `R` times in a
+/// row: Unsqueeze adds an axis of 1 after the heads, Expand makes it `R` and nothing else,
+/// Reshape merges it into the heads (`[..., G · R, S, D]`). None otherwise (a chain that
+/// tiles the heads instead, or does anything else), and the replaced nodes run.
+fn repeated_dims<'t>(
+    x: &[usize],
+    links: &[ViewLink],
+    get: impl Fn(usize) -> Option<&'t Tensor>,
+) -> Option<(SdpaDims, usize)> {
+    let all = view_dims(x, links, get).ok()?;
+    let [u, e, l] = &all[..] else {
+        return None;
+    };
+    let n = x.len();
+    let p = n.checked_sub(2).filter(|_| n >= 3)?;
+    let unsqueezed = u.len() == n + 1 && u[..p] == x[..p] && u[p] == 1 && u[p + 1..] == x[p..];
+    let expanded = e.len() == n + 1 && e[..p] == x[..p] && e[p + 1..] == x[p..];
+    let r = *e.get(p)?;
+    let merged = l.len() == n
+        && l[..p - 1] == x[..p - 1]
+        && Some(l[p - 1]) == x[p - 1].checked_mul(r)
+        && l[p..] == x[p..];
+    (unsqueezed && expanded && merged && r >= 1).then_some(())?;
+    Some((SdpaDims::from_slice(l)?, r))
+}
+
+/// `l`, an operand layout over the contiguous repeated tensor of `logical` dims
+/// `[..., H, S, D]`, re-expressed on the source whose `H / r` heads it repeats `r` times:
+/// the operand's head axis (third from last) must be the tensor's, its matrix axes inside
+/// one `S × D` matrix and its leading axes whole multiples of the heads. None otherwise.
+fn on_source(l: &SdpaLayout, logical: &[usize], r: usize) -> Option<SdpaLayout> {
+    let (n, k) = (logical.len(), l.dims.len());
+    let (heads, rows, cols) = (logical[n.checked_sub(3)?], logical[n - 2], logical[n - 1]);
+    let head = k.checked_sub(3)?;
+    let matrix = rows.checked_mul(cols)?;
+    let all_heads = heads.checked_mul(matrix)?;
+    let within = |i: usize| l.dims[i].saturating_sub(1).saturating_mul(l.strides[i]);
+    if r == 0
+        || !heads.is_multiple_of(r)
+        || l.dims[head] != heads
+        || l.strides[head] != matrix
+        || within(k - 2).saturating_add(within(k - 1)) >= matrix.max(1)
+    {
+        return None;
+    }
+    let mut own = *l;
+    own.dims[head] = heads / r;
+    for i in 0..head {
+        if l.dims[i] > 1 {
+            if all_heads == 0 || !l.strides[i].is_multiple_of(all_heads) {
+                return None;
+            }
+            own.strides[i] = l.strides[i] / r;
+        }
+    }
+    Some(own)
 }
 
 impl Program {
@@ -455,15 +621,28 @@ impl Program {
         out: &mut Option<Tensor>,
     ) -> Result<bool> {
         let get = |s: usize| self.slot(tensors, inputs, s).filter(|t| t.dtype() == DType::F32);
-        let operand = |t: &Tensor, o: &Operand| match &o.swap {
-            None => layout(t, &o.perm),
-            Some(sw) => {
-                let first = self.slot(tensors, inputs, sw.first.0)?;
-                let second = self.slot(tensors, inputs, sw.second.0)?;
-                swapped_layout(t.dims(), (first, sw.first.1), (second, sw.second.1))
+        // The tensor an operand reads: its repeat's source, or its own slot.
+        let source = |o: &Operand| get(o.repeat.as_ref().map_or(o.slot, |r| r.source));
+        // Its layout on that tensor, and how many query heads share each of its heads.
+        let operand = |t: &Tensor, o: &Operand| -> Option<(SdpaLayout, usize)> {
+            let (dims, repeat) = match &o.repeat {
+                None => (SdpaDims::from_slice(t.dims())?, 1),
+                Some(r) => repeated_dims(t.dims(), &r.links, |s| self.slot(tensors, inputs, s))?,
+            };
+            let l = match &o.swap {
+                None => layout(&dims, &o.perm)?,
+                Some(sw) => {
+                    let first = self.slot(tensors, inputs, sw.first.0)?;
+                    let second = self.slot(tensors, inputs, sw.second.0)?;
+                    swapped_layout(&dims, (first, sw.first.1), (second, sw.second.1))?
+                }
+            };
+            match repeat {
+                1 => Some((l, 1)),
+                r => Some((on_source(&l, &dims, r)?, r)),
             }
         };
-        let (Some(q), Some(kt), Some(v)) = (get(f.q.slot), get(f.kt.slot), get(f.v.slot)) else {
+        let (Some(q), Some(kt), Some(v)) = (source(&f.q), source(&f.kt), source(&f.v)) else {
             return Ok(false);
         };
         let mask = match f.mask {
@@ -473,9 +652,15 @@ impl Program {
             },
             None => None,
         };
-        let (Some(ql), Some(kl), Some(vl)) = (operand(q, &f.q), operand(kt, &f.kt), operand(v, &f.v)) else {
+        // Grouped keys and values share one group size; repeated queries are not fused.
+        let (Some((ql, 1)), Some((kl, kv_repeat)), Some((vl, v_repeat))) =
+            (operand(q, &f.q), operand(kt, &f.kt), operand(v, &f.v))
+        else {
             return Ok(false);
         };
+        if kv_repeat != v_repeat {
+            return Ok(false);
+        }
         let ml = match mask {
             Some(m) => match SdpaLayout::contiguous(m.dims()) {
                 Some(l) => Some(l),
@@ -497,7 +682,16 @@ impl Program {
                 Some(&reverse[..rank])
             }
         };
-        let Some(plan) = SdpaPlan::new(&ql, &kl, &vl, ml.as_ref(), out_perm, f.scale, f.nan_to_zero) else {
+        let Some(plan) = SdpaPlan::new(
+            &ql,
+            &kl,
+            &vl,
+            ml.as_ref(),
+            out_perm,
+            f.scale,
+            f.nan_to_zero,
+            kv_repeat,
+        ) else {
             return Ok(false);
         };
         let (qv, kv, vv) = (q.as_f32()?, kt.as_f32()?, v.as_f32()?);

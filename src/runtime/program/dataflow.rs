@@ -40,6 +40,7 @@ impl<'a> Flow<'a> {
                 }
                 Step::Quantize { slot, .. } => readers.entry(*slot).or_default().push(i),
                 Step::Dynamic { input, .. } => readers.entry(*input).or_default().push(i),
+                Step::ViewShape(v) => v.reads().for_each(|s| readers.entry(s).or_default().push(i)),
                 Step::Attention { .. }
                 | Step::Kernel { .. }
                 | Step::Dequantize { .. }
@@ -115,31 +116,47 @@ pub(super) fn pair(inputs: &[Option<usize>]) -> Option<(usize, usize)> {
     }
 }
 
-/// `steps` with the chains `matcher` finds replaced: `matcher(flow, i)` returns, for a chain
-/// found at step `i`, the steps it takes and the step standing for them, which goes at the
-/// place of the last step taken. A chain that shares a step with one found earlier is left
-/// alone. `outputs`, `inputs` and `constants` are the program's.
+/// A chain a fusion found: the steps it takes, the step standing for them, and steps it
+/// rewrites in place.
+pub(super) struct Replacement {
+    /// The steps the chain takes (removed).
+    pub taken: Vec<usize>,
+    /// The step standing for them, at the place of the last one taken.
+    pub step: Step,
+    /// Steps outside the chain replaced in place (a Shape node that read a tensor the chain
+    /// no longer materializes).
+    pub rewritten: Vec<(usize, Step)>,
+}
+
+/// `steps` with the chains `matcher` finds replaced: `matcher(flow, i)` returns the chain
+/// found at step `i`. A chain that shares a step (taken or rewritten) with one found earlier
+/// is left alone. `outputs`, `inputs` and `constants` are the program's.
 pub(super) fn replace_chains(
     steps: Vec<Step>,
     outputs: &[usize],
     inputs: &[usize],
     constants: &[(usize, Tensor)],
-    matcher: impl Fn(&Flow, usize) -> Option<(Vec<usize>, Step)>,
+    matcher: impl Fn(&Flow, usize) -> Option<Replacement>,
 ) -> Vec<Step> {
     let mut replaced: HashMap<usize, Step> = HashMap::new();
     let mut removed = vec![false; steps.len()];
     {
         let flow = Flow::new(&steps, outputs, inputs, constants);
         for i in 0..steps.len() {
-            let Some((taken, step)) = matcher(&flow, i) else {
+            let Some(r) = matcher(&flow, i) else {
                 continue;
             };
-            let Some(&at) = taken.iter().max() else { continue };
-            if taken.iter().any(|&t| removed[t]) {
+            let Some(&at) = r.taken.iter().max() else { continue };
+            let touched = || r.taken.iter().copied().chain(r.rewritten.iter().map(|(j, _)| *j));
+            if touched().any(|t| removed[t]) {
                 continue;
             }
-            taken.iter().for_each(|&t| removed[t] = true);
-            replaced.insert(at, step);
+            touched()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .for_each(|t| removed[t] = true);
+            replaced.insert(at, r.step);
+            replaced.extend(r.rewritten);
         }
     }
     if replaced.is_empty() {

@@ -68,6 +68,7 @@ fn reads(step: &Step) -> Vec<usize> {
         Step::Quantize { slot, .. } => vec![*slot],
         Step::Dynamic { input, .. } => vec![*input],
         Step::Attention { fused, .. } => fused.reads().collect(),
+        Step::ViewShape(v) => v.reads().collect(),
         Step::Kernel { .. } | Step::Dequantize { .. } | Step::ResizeExit { .. } => Vec::new(),
     }
 }

@@ -11,7 +11,7 @@
 //! x's last axis). The fused step rounds differently (its mean square is a 16-lane sum of
 //! `x²` in the kernel's order), so its outputs differ from the chain's by rounding only.
 
-use super::dataflow::{pair, replace_chains, Flow};
+use super::dataflow::{pair, replace_chains, Flow, Replacement};
 use super::Step;
 use crate::ir::op::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::{DType, Op, Tensor, TensorData};
@@ -24,7 +24,14 @@ pub(super) fn fuse(
     inputs: &[usize],
     constants: &[(usize, Tensor)],
 ) -> Vec<Step> {
-    replace_chains(steps, outputs, inputs, constants, match_at)
+    replace_chains(steps, outputs, inputs, constants, |flow, i| {
+        let (taken, step) = match_at(flow, i)?;
+        Some(Replacement {
+            taken,
+            step,
+            rewritten: Vec::new(),
+        })
+    })
 }
 
 /// The other operand of a two-input node that reads `slot` once.
