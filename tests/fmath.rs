@@ -5,7 +5,13 @@ use proptest::prelude::*;
 use xq::cpu::Isa;
 use xq::fmath::{map_with, Function};
 
-const FUNCTIONS: [Function; 3] = [Function::Erf, Function::Gelu, Function::Exp];
+const FUNCTIONS: [Function; 5] = [
+    Function::Erf,
+    Function::Gelu,
+    Function::Exp,
+    Function::Sigmoid,
+    Function::Silu,
+];
 
 /// Special and boundary values: signed zeros, infinities, NaN, the branch points, the clamp,
 /// denormals and the extremes.
@@ -133,4 +139,28 @@ fn erf_and_gelu_are_accurate() {
     assert_eq!(xq::fmath::scalar::erf(f32::NEG_INFINITY), -1.0);
     assert!(xq::fmath::scalar::erf(f32::NAN).is_nan());
     assert_eq!(xq::fmath::scalar::gelu(0.0), 0.0);
+}
+
+#[test]
+fn sigmoid_and_silu_are_accurate() {
+    let mut worst = 0f64;
+    let mut x = -30.0f32;
+    while x <= 30.0 {
+        let exact = 1.0 / (1.0 + (-(x as f64)).exp());
+        let got = xq::fmath::scalar::sigmoid(x) as f64;
+        // Relative: the small values below 0 keep their precision.
+        worst = worst.max((got - exact).abs() / exact);
+        let silu = xq::fmath::scalar::silu(x) as f64;
+        assert!(
+            (silu - x as f64 * exact).abs() <= 4e-7 * (x.abs() as f64 * exact).max(1e-30),
+            "silu({x})"
+        );
+        x += 1.0 / 512.0;
+    }
+    assert!(worst <= 4e-7, "sigmoid is off by {worst:e} (relative)");
+    assert_eq!(xq::fmath::scalar::sigmoid(0.0), 0.5);
+    assert_eq!(xq::fmath::scalar::sigmoid(f32::INFINITY), 1.0);
+    assert_eq!(xq::fmath::scalar::sigmoid(f32::NEG_INFINITY), 0.0);
+    assert!(xq::fmath::scalar::sigmoid(f32::NAN).is_nan());
+    assert_eq!(xq::fmath::scalar::silu(-200.0), -0.0);
 }

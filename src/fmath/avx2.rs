@@ -95,6 +95,24 @@ fn gelu(x: __m256) -> __m256 {
     )
 }
 
+/// [`super::scalar::sigmoid`] on 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+fn sigmoid(x: __m256) -> __m256 {
+    let one = _mm256_set1_ps(1.0);
+    let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+    let e = exp(_mm256_xor_ps(a, _mm256_set1_ps(-0.0)));
+    let d = _mm256_add_ps(one, e);
+    // One division: the numerator is 1 for x >= 0 and e below.
+    let numerator = _mm256_blendv_ps(e, one, _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_setzero_ps()));
+    _mm256_div_ps(numerator, d)
+}
+
+/// [`super::scalar::silu`] on 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+fn silu(x: __m256) -> __m256 {
+    _mm256_mul_ps(x, sigmoid(x))
+}
+
 /// Applies `f` to the whole 8-lane blocks of the `n` elements at `x` into `y` and returns
 /// how many elements it wrote (the caller finishes the tail with the scalar definition).
 ///
@@ -113,6 +131,8 @@ pub(super) unsafe fn map(f: Function, x: *const f32, y: *mut f32, n: usize) -> u
                 Function::Erf => erf(v),
                 Function::Gelu => gelu(v),
                 Function::Exp => exp(v),
+                Function::Sigmoid => sigmoid(v),
+                Function::Silu => silu(v),
             };
             _mm256_storeu_ps(y.add(8 * i), r);
         }

@@ -107,6 +107,30 @@ fn gelu(x: __m512) -> __m512 {
     )
 }
 
+/// [`super::scalar::sigmoid`] on 16 lanes.
+#[target_feature(enable = "avx512f")]
+fn sigmoid(x: __m512) -> __m512 {
+    let one = _mm512_set1_ps(1.0);
+    let a = _mm512_castsi512_ps(_mm512_and_si512(
+        _mm512_castps_si512(x),
+        _mm512_set1_epi32(i32::MAX),
+    ));
+    let e = exp(_mm512_castsi512_ps(_mm512_xor_si512(
+        _mm512_castps_si512(a),
+        _mm512_set1_epi32(i32::MIN),
+    )));
+    let d = _mm512_add_ps(one, e);
+    // One division: the numerator is 1 for x >= 0 and e below.
+    let numerator = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps()), e, one);
+    _mm512_div_ps(numerator, d)
+}
+
+/// [`super::scalar::silu`] on 16 lanes.
+#[target_feature(enable = "avx512f")]
+fn silu(x: __m512) -> __m512 {
+    _mm512_mul_ps(x, sigmoid(x))
+}
+
 /// Applies `f` to the whole 16-lane blocks of the `n` elements at `x` into `y` and returns
 /// how many elements it wrote (the caller finishes the tail with the scalar definition).
 ///
@@ -125,6 +149,8 @@ pub(super) unsafe fn map(f: Function, x: *const f32, y: *mut f32, n: usize) -> u
                 Function::Erf => erf(v),
                 Function::Gelu => gelu(v),
                 Function::Exp => exp(v),
+                Function::Sigmoid => sigmoid(v),
+                Function::Silu => silu(v),
             };
             _mm512_storeu_ps(y.add(16 * i), r);
         }

@@ -1,5 +1,5 @@
-//! Vectorized `f32` math for the float operators: the error function, GELU (exact form) and
-//! the exponential.
+//! Vectorized `f32` math for the float operators: the error function, GELU (exact form), the
+//! exponential, the logistic sigmoid and SiLU.
 //!
 //! Each function has one definition, [`scalar`]'s, written as a fixed sequence of IEEE
 //! operations (fused multiply-adds, one division, exponent-bit arithmetic, no table and no
@@ -30,6 +30,10 @@ pub enum Function {
     Gelu,
     /// `e^x`, flushed to 0 where the exact value is below the smallest normal `f32`.
     Exp,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `x · sigmoid(x)` (SiLU, swish).
+    Silu,
 }
 
 impl Function {
@@ -39,6 +43,8 @@ impl Function {
             Function::Erf => scalar::erf,
             Function::Gelu => scalar::gelu,
             Function::Exp => scalar::exp,
+            Function::Sigmoid => scalar::sigmoid,
+            Function::Silu => scalar::silu,
         }
     }
 }

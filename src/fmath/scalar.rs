@@ -118,3 +118,16 @@ pub fn gelu(x: f32) -> f32 {
     let e = erf(x * std::f32::consts::FRAC_1_SQRT_2);
     (0.5 * x) * (1.0 + e)
 }
+
+/// The logistic function `1 / (1 + e^-x)`: `e = exp(-|x|)`, then `1 / (1 + e)` for
+/// `x >= 0` and `e / (1 + e)` below (nothing overflows; NaN stays NaN).
+pub fn sigmoid(x: f32) -> f32 {
+    let e = exp(-x.abs());
+    let numerator = if x >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
+}
+
+/// SiLU (swish) `x · sigmoid(x)`, with [`sigmoid`]'s rounding.
+pub fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
+}

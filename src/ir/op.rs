@@ -134,6 +134,9 @@ pub enum UnaryOp {
     Cos,
     /// Sine (radians).
     Sin,
+    /// SiLU `x · sigmoid(x)`, what the runtime fuses a Sigmoid and the Mul of its input
+    /// into (ONNX calls it Swish with `alpha` 1, opset 24; not imported yet).
+    Silu,
 }
 
 impl UnaryOp {
@@ -160,6 +163,7 @@ impl UnaryOp {
             UnaryOp::Not => "Not",
             UnaryOp::Cos => "Cos",
             UnaryOp::Sin => "Sin",
+            UnaryOp::Silu => "Swish",
         }
     }
 }

@@ -63,7 +63,11 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
         Op::Unary(u) => match u {
             UnaryOp::Relu => each(x, y, |v| v.max(0.0)),
             UnaryOp::Sigmoid => {
-                sigmoid(x, y);
+                fmath::map(Function::Sigmoid, x, y);
+                Ok(())
+            }
+            UnaryOp::Silu => {
+                fmath::map(Function::Silu, x, y);
                 Ok(())
             }
             UnaryOp::Tanh => each(x, y, f32::tanh),
@@ -108,23 +112,6 @@ pub fn map(op: &Op, x: &[f32], y: &mut [f32]) -> Result<()> {
             Ok(())
         }
         _ => Err(not_pointwise(op)),
-    }
-}
-
-/// `y = 1 / (1 + e^-x)` (`x` and `y` of one length): `e = e^-|x|` through [`fmath`]'s
-/// vectorized exponential (the same bits on every ISA), then `1 / (1 + e)` for `x >= 0` and
-/// `e / (1 + e)` below, so that nothing overflows.
-fn sigmoid(x: &[f32], y: &mut [f32]) {
-    for (e, &v) in y.iter_mut().zip(x) {
-        *e = -v.abs();
-    }
-    fmath::map_in_place(Function::Exp, y);
-    for (e, &v) in y.iter_mut().zip(x) {
-        *e = if v >= 0.0 {
-            1.0 / (1.0 + *e)
-        } else {
-            *e / (1.0 + *e)
-        };
     }
 }
 

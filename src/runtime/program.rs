@@ -29,6 +29,7 @@ mod attention_fusion;
 mod dataflow;
 mod packed_matmul;
 mod rms_fusion;
+mod silu_fusion;
 mod view_shape;
 
 use super::kernel_step::KernelStep;
@@ -307,6 +308,7 @@ impl Program {
         let output_slots: Vec<usize> = spec.outputs.iter().map(|o| slots.of(&o.name)).collect();
         let steps = attention_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let steps = rms_fusion::fuse(steps, &output_slots, &input_slots, &constants);
+        let steps = silu_fusion::fuse(steps, &output_slots, &input_slots, &constants);
         let slot_count = slots.0.len();
         let (offsets, arena_size) = plan_values(&spec.values, &steps);
         let borrowed = borrowed_slots(slot_count, &constants, &input_slots);

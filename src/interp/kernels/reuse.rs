@@ -189,6 +189,7 @@ mod tests {
         let x = f32s(&[2, 3, 4, 5], 7);
         for op in [
             Op::Unary(UnaryOp::Sigmoid),
+            Op::Unary(UnaryOp::Silu),
             Op::Unary(UnaryOp::Erf),
             Op::Unary(UnaryOp::HardSwish),
             Op::HardSigmoid {
