@@ -2,12 +2,13 @@
 //! product's definition (`gemv::scalar::gemv`, one fused multiply-add chain per column) to
 //! the bit, for any shape (edge tiles in rows and columns, strided A and C), leaving C's
 //! other elements alone, and a bias adds as a separate sum would; the matrix is packed from
-//! any strided view.
+//! any strided view; a product with the top rows of a packed B alone gives the definition's
+//! bits over those rows.
 
 use proptest::prelude::*;
 use xq::cpu::Isa;
 use xq::interp::kernels::gemv::scalar;
-use xq::interp::kernels::sgemm::{sgemm, sgemm_bias, sgemm_bias_cols, with_packed, PackedB};
+use xq::interp::kernels::sgemm::{sgemm, sgemm_bias, sgemm_bias_cols, sgemm_view, with_packed, PackedB};
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -123,6 +124,33 @@ proptest! {
                 }
             }
             prop_assert!(same_bits(&whole, &parts), "{}: m {}, k {}, n {}, cut at {}", isa, m, k, n, at);
+        }
+    }
+
+    /// The first `depth` rows of a packed B (attention over the keys a causal mask leaves
+    /// visible), into rows of `ldc` as short as the columns written: the definition over
+    /// those rows, on every ISA.
+    #[test]
+    fn the_top_rows_of_b_give_the_definitions_bits(
+        m in 1usize..40,
+        k in 1usize..60,
+        depth in 0usize..60,
+        n in 1usize..70,
+        cut in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        let depth = depth.min(k);
+        let (a, b) = (values(m * depth, seed), values(k * n, seed ^ 9));
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+            let packed = PackedB::new(isa, &b, k, n).unwrap();
+            let end = (cut * packed.panel_width()).clamp(1, n);
+            let want = definition(&a, depth, m, depth, &b[..depth * n], n, n);
+            let mut got = vec![FILL; m * end];
+            // SAFETY: `got` holds m rows of `end`, every element written.
+            unsafe { sgemm_view(&a, depth, m, &packed, depth, 0..end, None, got.as_mut_ptr(), end) };
+            for r in 0..m {
+                prop_assert!(same_bits(&got[r * end..(r + 1) * end], &want[r * n..r * n + end]), "{}: m {}, depth {} of {}, n {}, columns {}", isa, m, depth, k, n, end);
+            }
         }
     }
 }

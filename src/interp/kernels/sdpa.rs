@@ -3,8 +3,11 @@
 //! softmax along the keys, optionally NaN → 0, then `·V` (a GEMM writing the output through
 //! its strides). It computes what the graph chain MatMul → Mul/Div → Add → Softmax →
 //! [IsNaN/Where] → MatMul computes, without materializing scores of more than one block or
-//! any transposed operand.
+//! any transposed operand. Where Q's rows and the output's rows are contiguous, Kᵀ and V are
+//! packed once per head (and thread) for the packed GEMM ([`super::sgemm`]), whose blocks
+//! then read only the keys the causal mask leaves visible.
 
+use super::sgemm::{sgemm_view, PackedB};
 use super::softmax_in_place;
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut, Range};
@@ -452,100 +455,149 @@ impl SdpaPlan {
                 scratch.resize(need, 0.0);
             }
             let (scores, row_out) = scratch.split_at_mut(BLOCK_ROWS * self.sk);
-            for u in units {
-                let (b, r0) = (u / blocks, (u % blocks) * BLOCK_ROWS);
-                let rows = BLOCK_ROWS.min(self.sq - r0);
-                let [qo, ko, vo, mo, oo] = self.offsets(b);
-                let few = rows <= FEW_ROWS;
-                // Keys every row of the block masks out with -inf at the end (a causal mask)
-                // add exact zeros after the softmax: they are left out of both products.
-                let keys = if few {
-                    self.sk
-                } else {
-                    self.visible_keys(mask, mo, r0, rows)
-                };
-                let s = &mut scores[..rows * keys];
-                if self.d == 0 {
-                    s.fill(0.0);
-                } else if few && self.sk > 0 {
-                    // SAFETY: as for the GEMM below: `fits` bounds every element addressed.
-                    unsafe {
-                        self.scores_few(
-                            q.as_ptr().add(qo + r0 * qs.0 as usize),
-                            qs,
-                            kt.as_ptr().add(ko),
-                            ks,
-                            rows,
-                            s,
-                        )
+            PACKED.with(|cell| {
+                let mut head = cell.borrow_mut();
+                head.offsets = None;
+                let mut packed = self.packed_path(qs, os).then_some(&mut *head);
+                for u in units {
+                    let (b, r0) = (u / blocks, (u % blocks) * BLOCK_ROWS);
+                    let rows = BLOCK_ROWS.min(self.sq - r0);
+                    let [qo, ko, vo, mo, oo] = self.offsets(b);
+                    let few = rows <= FEW_ROWS;
+                    // Keys every row of the block masks out with -inf at the end (a causal mask)
+                    // add exact zeros after the softmax: they are left out of both products.
+                    let keys = if few {
+                        self.sk
+                    } else {
+                        self.visible_keys(mask, mo, r0, rows)
                     };
-                } else if self.sk > 0 {
-                    // SAFETY: `fits` bounds every element of the Q rows and of Kᵀ this view
-                    // addresses (batch offset + row/column strides below the span); `s` is
-                    // exclusively borrowed scratch of rows × sk, written with beta = 0.
+                    let s = &mut scores[..rows * keys];
+                    if self.d == 0 {
+                        s.fill(0.0);
+                    } else if few && self.sk > 0 {
+                        // SAFETY: as for the GEMM below: `fits` bounds every element addressed.
+                        unsafe {
+                            self.scores_few(
+                                q.as_ptr().add(qo + r0 * qs.0 as usize),
+                                qs,
+                                kt.as_ptr().add(ko),
+                                ks,
+                                rows,
+                                s,
+                            )
+                        };
+                    } else if let Some(head) = packed.as_mut().and_then(|p| p.head(self, kt, v, ko, vo)) {
+                        let a = &q[qo + r0 * qs.0 as usize..];
+                        // SAFETY: `s` is exclusively borrowed scratch of rows × keys, every
+                        // element written (keys <= sk columns, row stride keys).
+                        unsafe {
+                            sgemm_view(
+                                a,
+                                qs.0 as usize,
+                                rows,
+                                &head.kt,
+                                self.d,
+                                0..keys,
+                                None,
+                                s.as_mut_ptr(),
+                                keys,
+                            )
+                        };
+                    } else if self.sk > 0 {
+                        // SAFETY: `fits` bounds every element of the Q rows and of Kᵀ this view
+                        // addresses (batch offset + row/column strides below the span); `s` is
+                        // exclusively borrowed scratch of rows × sk, written with beta = 0.
+                        unsafe {
+                            matrixmultiply::sgemm(
+                                rows,
+                                self.d,
+                                keys,
+                                1.0,
+                                q.as_ptr().add(qo + r0 * qs.0 as usize),
+                                qs.0,
+                                qs.1,
+                                kt.as_ptr().add(ko),
+                                ks.0,
+                                ks.1,
+                                0.0,
+                                s.as_mut_ptr(),
+                                keys as isize,
+                                1,
+                            );
+                        }
+                    }
+                    self.mask_rows(s, keys, mask, mo, r0);
+                    if self.sk > 0 {
+                        let _ = softmax_in_place(&[rows, keys], 1, false, s);
+                    }
+                    if self.nan_to_zero {
+                        s.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = 0.0);
+                    }
+                    let dst = oo + r0 * os.0 as usize;
+                    if self.sk == 0 {
+                        for i in 0..rows {
+                            for j in 0..self.dv {
+                                // SAFETY: the element is in this unit's output rows (caller).
+                                unsafe { *out.add(dst + i * os.0 as usize + j * os.1 as usize) = 0.0 };
+                            }
+                        }
+                        continue;
+                    }
+                    if few {
+                        // SAFETY: as for the GEMM below.
+                        unsafe {
+                            self.values_few(s, v.as_ptr().add(vo), vs, rows, row_out, out.add(dst), os)
+                        };
+                        continue;
+                    }
+                    if let Some(head) = packed.as_ref().and_then(|p| p.offsets.is_some().then_some(p)) {
+                        // SAFETY: the output rows r0..r0+rows of batch `b` (row stride os.0 >=
+                        // dv, unit column stride: `packed_path`) belong to this unit alone
+                        // (caller), `s` does not alias them; V's packing holds every key.
+                        unsafe {
+                            sgemm_view(
+                                s,
+                                keys,
+                                rows,
+                                &head.v,
+                                keys,
+                                0..self.dv,
+                                None,
+                                out.add(dst),
+                                os.0 as usize,
+                            )
+                        };
+                        continue;
+                    }
+                    // SAFETY: `fits` bounds V's view; the output rows r0..r0+rows of batch `b`
+                    // belong to this unit alone (caller), `s` does not alias them.
                     unsafe {
                         matrixmultiply::sgemm(
                             rows,
-                            self.d,
                             keys,
+                            self.dv,
                             1.0,
-                            q.as_ptr().add(qo + r0 * qs.0 as usize),
-                            qs.0,
-                            qs.1,
-                            kt.as_ptr().add(ko),
-                            ks.0,
-                            ks.1,
-                            0.0,
-                            s.as_mut_ptr(),
+                            s.as_ptr(),
                             keys as isize,
                             1,
+                            v.as_ptr().add(vo),
+                            vs.0,
+                            vs.1,
+                            0.0,
+                            out.add(dst),
+                            os.0,
+                            os.1,
                         );
                     }
                 }
-                self.mask_rows(s, keys, mask, mo, r0);
-                if self.sk > 0 {
-                    let _ = softmax_in_place(&[rows, keys], 1, false, s);
-                }
-                if self.nan_to_zero {
-                    s.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = 0.0);
-                }
-                let dst = oo + r0 * os.0 as usize;
-                if self.sk == 0 {
-                    for i in 0..rows {
-                        for j in 0..self.dv {
-                            // SAFETY: the element is in this unit's output rows (caller).
-                            unsafe { *out.add(dst + i * os.0 as usize + j * os.1 as usize) = 0.0 };
-                        }
-                    }
-                    continue;
-                }
-                if few {
-                    // SAFETY: as for the GEMM below.
-                    unsafe { self.values_few(s, v.as_ptr().add(vo), vs, rows, row_out, out.add(dst), os) };
-                    continue;
-                }
-                // SAFETY: `fits` bounds V's view; the output rows r0..r0+rows of batch `b`
-                // belong to this unit alone (caller), `s` does not alias them.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        rows,
-                        keys,
-                        self.dv,
-                        1.0,
-                        s.as_ptr(),
-                        keys as isize,
-                        1,
-                        v.as_ptr().add(vo),
-                        vs.0,
-                        vs.1,
-                        0.0,
-                        out.add(dst),
-                        os.0,
-                        os.1,
-                    );
-                }
-            }
+            });
         });
+    }
+
+    /// Whether the blocks may use the packed GEMM: Q's rows and the output's rows are
+    /// contiguous (unit column stride) and output rows do not overlap.
+    fn packed_path(&self, qs: (isize, isize), os: (isize, isize)) -> bool {
+        self.d > 0 && self.sk > 0 && qs.1 == 1 && os.1 == 1 && os.0 >= self.dv as isize
     }
 
     /// `s = Q rows · Kᵀ` for at most [`FEW_ROWS`] query rows (decoding): one dot product per
@@ -693,6 +745,43 @@ thread_local! {
     /// The scores of one unit, per thread: grown to the largest block once, then reused, so
     /// a steady-state run allocates nothing.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Kᵀ and V of the head a thread works on, packed for the GEMM ([`PackedHead`]).
+    static PACKED: RefCell<PackedHead> = RefCell::new(PackedHead::default());
+}
+
+/// Kᵀ (`d × sk`) and V (`sk × dv`) of one head packed for [`sgemm_view`], tagged with
+/// their element offsets in the call's operands (`None`: nothing packed for this call).
+/// Grouped heads share their key / value offsets, so they share one packing.
+#[derive(Default)]
+struct PackedHead {
+    kt: PackedB,
+    v: PackedB,
+    offsets: Option<(usize, usize)>,
+}
+
+impl PackedHead {
+    /// This head's Kᵀ and V (at offsets `ko`, `vo` of the operands) packed for `plan`,
+    /// packing them unless they already are; None when packing fails (the caller then uses
+    /// the unpacked GEMM).
+    fn head(&mut self, plan: &SdpaPlan, kt: &[f32], v: &[f32], ko: usize, vo: usize) -> Option<&Self> {
+        if self.offsets != Some((ko, vo)) {
+            self.offsets = None;
+            let isa = crate::cpu::selected_isa().unwrap_or(crate::cpu::Isa::Scalar);
+            let (kl, vl) = (&plan.kt, &plan.v);
+            let strides = |l: &Layout| {
+                let n = l.strides.len();
+                (l.strides[n - 2], l.strides[n - 1])
+            };
+            self.kt
+                .pack(isa, kt.get(ko..)?, strides(kl), plan.d, plan.sk)
+                .ok()?;
+            self.v
+                .pack(isa, v.get(vo..)?, strides(vl), plan.sk, plan.dv)
+                .ok()?;
+            self.offsets = Some((ko, vo));
+        }
+        Some(self)
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@ pub(super) const WIDTH: usize = 16;
 /// Rows per full tile (12 accumulators, two B registers, a broadcast).
 const ROWS: usize = 6;
 
-/// Every panel against every row block of A.
+/// Every panel against every row block of A, over the first `k` of each panel's
+/// `panel_rows` rows (`k ≤ panel_rows`).
 ///
 /// # Safety
 /// AVX2 and FMA present; rows `r < m` of `a` (stride `lda`) readable for `k` values, `b` for
-/// `n.div_ceil(16) · 16 · k` values, rows `r < m` of `c` (stride `ldc`) writable for `n`; `bias` null or readable for `n` values.
+/// `n.div_ceil(16) · 16 · panel_rows` values, rows `r < m` of `c` (stride `ldc`) writable for `n`; `bias` null or readable for `n` values.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
@@ -21,6 +22,7 @@ pub(super) unsafe fn sgemm(
     m: usize,
     k: usize,
     b: *const f32,
+    panel_rows: usize,
     n: usize,
     c: *mut f32,
     ldc: usize,
@@ -30,7 +32,7 @@ pub(super) unsafe fn sgemm(
         let cols = (n - p * WIDTH).min(WIDTH);
         // SAFETY: panel p < n.div_ceil(16) starts inside `b`; column p · 16 < n inside each
         // row of `c` (caller).
-        let (panel, c) = unsafe { (b.add(p * WIDTH * k), c.add(p * WIDTH)) };
+        let (panel, c) = unsafe { (b.add(p * WIDTH * panel_rows), c.add(p * WIDTH)) };
         let bias = if bias.is_null() {
             bias
         } else {

@@ -102,31 +102,60 @@ pub unsafe fn sgemm_bias_cols(
     c: *mut f32,
     ldc: usize,
 ) {
-    let (k, n, width) = (b.k(), b.n(), b.panel_width());
+    // SAFETY: forwarded contract.
+    unsafe { sgemm_view(a, lda, m, b, b.k(), cols, bias, c, ldc) }
+}
+
+/// [`sgemm_bias_cols`] against the first `depth` rows of B only (`depth ≤ b.k()`; A's rows
+/// hold `depth` values): the product of A with a top slice of B packed once, e.g. attention
+/// weights over the keys a causal mask leaves visible, times V packed for every key. Element
+/// `(r, j)` is the definition's chain over those rows, on every variant.
+///
+/// # Safety
+/// As [`sgemm_bias_cols`].
+///
+/// # Panics
+/// As [`sgemm_bias_cols`], and when `depth > b.k()` or `ldc < cols.end`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_view(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &PackedB,
+    depth: usize,
+    cols: std::ops::Range<usize>,
+    bias: Option<&[f32]>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (k, n, width) = (depth, b.n(), b.panel_width());
     let a_fits = m
         .checked_sub(1)
         .map_or(Some(0), |r| r.checked_mul(lda).and_then(|o| o.checked_add(k)))
         .is_some_and(|s| s <= a.len());
     assert!(
-        ldc >= n
+        depth <= b.k()
+            && ldc >= cols.end
             && cols.start <= cols.end
             && cols.end <= n
             && (cols.start.is_multiple_of(width) || cols.start == cols.end)
             && bias.is_none_or(|b| b.len() == n)
             && a_fits,
-        "sgemm columns do not fit: m {m}, k {k}, n {n}, columns {cols:?}, lda {lda}, ldc {ldc}, a {}",
+        "sgemm columns do not fit: m {m}, k {k} of {}, n {n}, columns {cols:?}, lda {lda}, ldc {ldc}, a {}",
+        b.k(),
         a.len()
     );
     if m == 0 || cols.is_empty() {
         return;
     }
-    // Panels before `cols.start` are skipped whole: panel p starts at p · width · k.
-    let panels = &b.data()[cols.start / width * width * k..];
+    // Panels before `cols.start` are skipped whole: panel p starts at p · width · b.k().
+    let panels = &b.data()[cols.start / width * width * b.k()..];
     let cn = cols.len();
     // The register-tiled kernel of the variant B was packed for (asserting the CPU has its
     // instructions, as `PackedB::pack` checked), or the definition element by element.
     #[cfg(target_arch = "x86_64")]
-    type Kernel = unsafe fn(*const f32, usize, usize, usize, *const f32, usize, *mut f32, usize, *const f32);
+    type Kernel =
+        unsafe fn(*const f32, usize, usize, usize, *const f32, usize, usize, *mut f32, usize, *const f32);
     #[cfg(target_arch = "x86_64")]
     let kernel: Kernel = match b.variant() {
         Variant::Avx512 => {
@@ -137,13 +166,14 @@ pub unsafe fn sgemm_bias_cols(
             assert!(crate::cpu::features().supports(Isa::Avx2));
             avx2::sgemm
         }
-        Variant::Scalar => return scalar_cols(a, lda, m, b, cols, bias, c, ldc),
+        Variant::Scalar => return scalar_cols(a, lda, m, b, depth, cols, bias, c, ldc),
     };
     #[cfg(not(target_arch = "x86_64"))]
-    return scalar_cols(a, lda, m, b, cols, bias, c, ldc);
+    return scalar_cols(a, lda, m, b, depth, cols, bias, c, ldc);
     // SAFETY: the CPU has the kernel's instructions (asserted); A's rows and the bias are in
-    // bounds (asserted), the panels from `cols.start` hold `cn.div_ceil(width) · width · k`
-    // values (`PackedB` invariant), and C's elements are the caller's.
+    // bounds (asserted), the panels from `cols.start` hold `cn.div_ceil(width) · width ·
+    // b.k()` values of which the first `depth` rows are read (`PackedB` invariant), and C's
+    // elements are the caller's.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         kernel(
@@ -152,6 +182,7 @@ pub unsafe fn sgemm_bias_cols(
             m,
             k,
             panels.as_ptr(),
+            b.k(),
             cn,
             c.add(cols.start),
             ldc,
@@ -160,25 +191,26 @@ pub unsafe fn sgemm_bias_cols(
     }
 }
 
-/// [`sgemm_bias_cols`] by the definition, element by element (bounds checked by the caller).
+/// [`sgemm_view`] by the definition, element by element (bounds checked by the caller).
 ///
 /// # Safety
-/// As [`sgemm_bias_cols`].
+/// As [`sgemm_view`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn scalar_cols(
     a: &[f32],
     lda: usize,
     m: usize,
     b: &PackedB,
+    depth: usize,
     cols: std::ops::Range<usize>,
     bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
 ) {
-    let (k, width) = (b.k(), b.panel_width());
+    let width = b.panel_width();
     for r in 0..m {
         for j in cols.clone() {
-            let v = scalar::output(a, lda, k, b.data(), width, bias, r, j);
+            let v = scalar::output(a, lda, depth, b.data(), b.k(), width, bias, r, j);
             // SAFETY: element (r, j) is the caller's to write.
             unsafe { *c.add(r * ldc + j) = v };
         }
