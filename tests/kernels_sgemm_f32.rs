@@ -127,6 +127,33 @@ proptest! {
         }
     }
 
+    /// Deep products (a transformer MLP's reduction): the definition's bits, with and without
+    /// a bias, on every ISA.
+    #[test]
+    fn deep_products_give_the_definitions_bits(
+        m in 1usize..14,
+        k in 250usize..800,
+        n in 1usize..40,
+        with_bias in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let a = values(m * k, seed);
+        let b = values(k * n, seed ^ 0x77);
+        let bias = with_bias.then(|| values(n, seed ^ 0x99));
+        let mut want = definition(&a, k, m, k, &b, n, n);
+        if let Some(bias) = &bias {
+            for r in 0..m {
+                want[r * n..(r + 1) * n].iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+            }
+        }
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+            let packed = PackedB::new(isa, &b, k, n).unwrap();
+            let mut got = vec![FILL; m * n];
+            sgemm_bias(&a, k, m, &packed, bias.as_deref(), &mut got, n);
+            prop_assert!(same_bits(&got, &want), "{}: m {}, k {}, n {}, bias {}", isa, m, k, n, with_bias);
+        }
+    }
+
     /// The first `depth` rows of a packed B (attention over the keys a causal mask leaves
     /// visible), into rows of `ldc` as short as the columns written: the definition over
     /// those rows, on every ISA.
