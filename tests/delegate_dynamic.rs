@@ -243,3 +243,82 @@ fn libxq_dynamic_matmul_and_untransposed_gemm_are_lowered() {
         }
     }
 }
+
+/// MatMuls of `[12, 16]` tensors by `[16, 16]` weights, one per (input, weight seed, output)
+/// of `links`, every output a graph output, quantized dynamic by libxq and lowered.
+fn dynamic_linears(links: &[(&str, usize, &str)]) -> (xq::ir::Graph, xq::program::ProgramSpec) {
+    use xq::onnx::add_onnx_node;
+    let mut g = xq::ir::Graph {
+        name: "g".into(),
+        inputs: vec![xq::ir::TensorInfo::known("x", xq::ir::DType::F32, &[12, 16])],
+        ..Default::default()
+    };
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for &(input, w, output) in links {
+        let name = format!("w{w}");
+        g.initializers.insert(
+            name.clone(),
+            Tensor::from_f32(vec![16, 16], values(256, 10 + w as u64, 0.5)).unwrap(),
+        );
+        add_onnx_node(
+            &mut g,
+            "MatMul",
+            output,
+            &strs(&[input, &name]),
+            &strs(&[output]),
+            &[],
+        )
+        .unwrap();
+        g.outputs.push(xq::ir::TensorInfo {
+            name: output.into(),
+            dtype: xq::ir::DType::F32,
+            shape: None,
+        });
+    }
+    g.validate().unwrap();
+    g.infer_shapes().unwrap();
+    let config = QuantConfig {
+        activations: ActivationMode::Dynamic,
+        ..QuantConfig::default()
+    };
+    let mut q = Quantizer::new(Some(config)).unwrap();
+    q.prepare(&g).unwrap();
+    let (spec, _) = lower(&q.convert().unwrap(), PartitionMode::All).unwrap();
+    (g, spec)
+}
+
+/// Linears reading one tensor quantize its rows once per run, linears reading another in
+/// between quantize theirs: every output has the bits of its linear run alone, on every run.
+#[test]
+fn linears_sharing_an_input_give_the_bits_of_each_alone() {
+    let links = [("x", 0, "a"), ("a", 1, "b"), ("x", 2, "c"), ("x", 3, "d")];
+    let (_, spec) = dynamic_linears(&links);
+    let dynamic = spec
+        .steps
+        .iter()
+        .filter(|s| matches!(s, xq::program::StepSpec::DynamicLinear { .. }))
+        .count();
+    assert_eq!(dynamic, 4);
+    let program = Program::new(spec, ProgramOptions { threads: 1 }).unwrap();
+    for run in 0..2 {
+        let x = Tensor::from_f32(vec![12, 16], values(192, 5 + run, 2.0)).unwrap();
+        let got = program.execute(std::slice::from_ref(&x)).unwrap();
+        for (i, &(input, w, output)) in links.iter().enumerate() {
+            let alone = Program::new(
+                dynamic_linears(&[("x", w, output)]).1,
+                ProgramOptions { threads: 1 },
+            )
+            .unwrap();
+            let fed = if input == "x" { x.clone() } else { got[0].clone() };
+            let want = alone.execute(std::slice::from_ref(&fed)).unwrap().remove(0);
+            let bits = |t: &Tensor| {
+                t.as_f32()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got[i]), bits(&want), "run {run}: {output}");
+        }
+    }
+}

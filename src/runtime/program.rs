@@ -593,6 +593,10 @@ impl Program {
         };
         let tensors = &mut context.tensors;
         let dynamic_rows = &mut context.dynamic_rows;
+        // The input slot (and row length) whose rows `dynamic_rows` holds quantized: the
+        // linears reading one tensor (a layer's Q / K / V, an MLP's gate and up) quantize it
+        // once. A slot's tensor does not change within a run once written.
+        let mut quantized_input: Option<(usize, usize)> = None;
         let values = &self.spec.values;
         for (index, step) in self.steps.iter().enumerate() {
             let start = times.as_ref().map(|_| Instant::now());
@@ -655,7 +659,9 @@ impl Program {
                     let x = self
                         .slot(tensors, inputs, *input)
                         .ok_or_else(|| Error::Internal(format!("input of `{name}` missing")))?;
-                    self.run_dynamic(packed, x, *n, *k, *relu, dynamic_rows, &mut y)?;
+                    let fresh = quantized_input != Some((*input, *k));
+                    self.run_dynamic(packed, x, *n, *k, *relu, fresh, dynamic_rows, &mut y)?;
+                    quantized_input = Some((*input, *k));
                     tensors[*output] = y;
                 }
                 Step::Interp {
@@ -1164,8 +1170,9 @@ impl Program {
     }
 
     /// The dynamic linear layer `y = x · Wᵀ (+ relu)` over the last axis of `x` (`k` to `n`),
-    /// its activation rows quantized into `rows` and its output written into the tensor kept
-    /// in `out` when it has the output's shape: no allocation in a steady state.
+    /// its activation rows quantized into `rows` (unless not `fresh`: `rows` already hold
+    /// `x`'s) and its output written into the tensor kept in `out` when it has the output's
+    /// shape: no allocation in a steady state.
     #[allow(clippy::too_many_arguments)]
     fn run_dynamic(
         &self,
@@ -1174,6 +1181,7 @@ impl Program {
         n: usize,
         k: usize,
         relu: bool,
+        fresh: bool,
         rows: &mut crate::kernels::dynamic::QuantizedRows,
         out: &mut Option<Tensor>,
     ) -> Result<()> {
@@ -1185,7 +1193,14 @@ impl Program {
             )));
         }
         let m = data.len() / k;
-        crate::kernels::dynamic::quantize_rows_into(data, m, k, k, rows)?;
+        if fresh {
+            crate::kernels::dynamic::quantize_rows_into(data, m, k, k, rows)?;
+        } else if (rows.m, rows.k) != (m, k) {
+            return Err(Error::Internal(format!(
+                "dynamic linear: quantized rows of {} x {} reused for {m} x {k}",
+                rows.m, rows.k
+            )));
+        }
         let rank = xd.len();
         let t = Tensor::reuse_slot(
             out,
