@@ -93,11 +93,28 @@ impl PackedB {
             .enumerate()
             .filter(|_| k > 0)
         {
-            for (r, row) in panel.chunks_exact_mut(width).enumerate() {
-                for (j, v) in row.iter_mut().enumerate() {
-                    let col = p * width + j;
-                    if col < n {
-                        *v = b[r * strides.0 + col * strides.1];
+            // The panel's columns that exist (the rest stay zero).
+            let first = p * width;
+            let cols = (n - first).min(width);
+            if strides.1 == 1 {
+                // Rows contiguous (a weight matrix, V): one slice per row.
+                for (r, row) in panel.chunks_exact_mut(width).enumerate() {
+                    let at = r * strides.0 + first;
+                    row[..cols].copy_from_slice(&b[at..at + cols]);
+                }
+            } else if strides.0 == 1 {
+                // Columns contiguous (Kᵀ read from K's rows): one slice per column, scattered
+                // down the panel.
+                for j in 0..cols {
+                    let at = (first + j) * strides.1;
+                    for (row, &v) in panel.chunks_exact_mut(width).zip(&b[at..at + k]) {
+                        row[j] = v;
+                    }
+                }
+            } else {
+                for (r, row) in panel.chunks_exact_mut(width).enumerate() {
+                    for (j, v) in row[..cols].iter_mut().enumerate() {
+                        *v = b[r * strides.0 + (first + j) * strides.1];
                     }
                 }
             }
