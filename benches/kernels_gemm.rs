@@ -15,24 +15,6 @@ const SHAPES: [(usize, usize, usize); 5] = [
     (1, 1024, 1024),
 ];
 
-/// The shapes to run: `XQ_BENCH_SHAPES=MxNxK,...` or the default list.
-fn shapes() -> Vec<(usize, usize, usize)> {
-    match std::env::var("XQ_BENCH_SHAPES") {
-        Ok(s) => s
-            .split(',')
-            .map(|t| {
-                let d: Vec<usize> = t
-                    .split('x')
-                    .map(|v| v.trim().parse().expect("XQ_BENCH_SHAPES"))
-                    .collect();
-                assert_eq!(d.len(), 3, "XQ_BENCH_SHAPES entries are MxNxK");
-                (d[0], d[1], d[2])
-            })
-            .collect(),
-        Err(_) => SHAPES.to_vec(),
-    }
-}
-
 fn main() {
     let peak = common::print_header();
     let q = GemmQuant {
@@ -50,7 +32,7 @@ fn main() {
         "{:<22} {:<40} {:>9} {:>10} {:>8}",
         "M×N×K", "kernel", "time(us)", "GOPS", "%peak"
     );
-    for (m, n, k) in shapes() {
+    for (m, n, k) in common::gemm_shapes(&SHAPES) {
         let x = common::bytes(m * k, 1);
         let w: Vec<i8> = common::bytes(n * k, 2).iter().map(|&v| v.max(-127)).collect();
         let scales: Vec<f32> = (0..n).map(|c| 1e-3 * (1.0 + (c % 7) as f32)).collect();

@@ -19,29 +19,12 @@ const SHAPES: [(usize, usize, usize); 6] = [
     (1, 1376, 512),
 ];
 
-fn shapes() -> Vec<(usize, usize, usize)> {
-    match std::env::var("XQ_BENCH_SHAPES") {
-        Ok(s) => s
-            .split(',')
-            .map(|t| {
-                let d: Vec<usize> = t
-                    .split('x')
-                    .map(|v| v.trim().parse().expect("XQ_BENCH_SHAPES"))
-                    .collect();
-                assert_eq!(d.len(), 3, "XQ_BENCH_SHAPES entries are MxNxK");
-                (d[0], d[1], d[2])
-            })
-            .collect(),
-        Err(_) => SHAPES.to_vec(),
-    }
-}
-
 fn main() {
     println!(
         "{:<16} {:<22} {:>10} {:>8}",
         "M×N×K", "kernel", "time(us)", "GFLOPS"
     );
-    for (m, n, k) in shapes() {
+    for (m, n, k) in common::gemm_shapes(&SHAPES) {
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 2003) as f32 / 1000.0 - 1.0)
             .collect();

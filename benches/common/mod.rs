@@ -139,3 +139,21 @@ pub fn print_header() -> Option<f64> {
     }
     peak
 }
+
+/// GEMM shapes `(M, N, K)` to run: `XQ_BENCH_SHAPES=MxNxK,...` or `default`.
+pub fn gemm_shapes(default: &[(usize, usize, usize)]) -> Vec<(usize, usize, usize)> {
+    match std::env::var("XQ_BENCH_SHAPES") {
+        Ok(s) => s
+            .split(',')
+            .map(|t| {
+                let d: Vec<usize> = t
+                    .split('x')
+                    .map(|v| v.trim().parse().expect("XQ_BENCH_SHAPES"))
+                    .collect();
+                assert_eq!(d.len(), 3, "XQ_BENCH_SHAPES entries are MxNxK");
+                (d[0], d[1], d[2])
+            })
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
